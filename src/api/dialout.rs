@@ -1,0 +1,419 @@
+//! `POST /api/v1/actions/dialout`: the request body, its validation and the
+//! normalised form handed to the call engine and stored on the call record.
+
+use super::error::ApiError;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// How a dialout's target is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
+pub enum Target {
+    /// An E.164 number (`tel:+1555…` or a bare `+1555…`), stored with its `+`.
+    Tel(String),
+    /// A SIP URI, used as the Request-URI as given.
+    Sip(String),
+}
+
+impl Target {
+    /// The user part used to match routing rules: the E.164 number, or the
+    /// SIP URI's user part.
+    pub fn routing_key(&self) -> &str {
+        match self {
+            Target::Tel(n) => n,
+            Target::Sip(uri) => sip_user(uri).unwrap_or(uri),
+        }
+    }
+
+    /// The target as it was meant (`tel:+…` or the SIP URI).
+    pub fn display(&self) -> String {
+        match self {
+            Target::Tel(n) => format!("tel:{n}"),
+            Target::Sip(u) => u.clone(),
+        }
+    }
+}
+
+/// The user part of `sip:user@host…`, if any.
+pub fn sip_user(uri: &str) -> Option<&str> {
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))?;
+    let at = rest.find('@')?;
+    Some(&rest[..at])
+}
+
+/// Machine-detection mode requested for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AmdMode {
+    Disabled,
+    Detect,
+    Disconnect,
+}
+
+/// A validated, normalised dialout request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DialoutRequest {
+    pub bot: String,
+    pub target: Target,
+    pub caller: Option<String>,
+    pub caller_host: Option<String>,
+    pub caller_display_name: Option<String>,
+    pub notify_url: Option<String>,
+    pub machine_detection: Option<AmdMode>,
+    pub answer_timeout_sec: Option<u32>,
+    pub metadata: Option<Map<String, Value>>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The largest dialout body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+fn is_e164(s: &str) -> bool {
+    let Some(d) = s.strip_prefix('+') else {
+        return false;
+    };
+    (2..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
+}
+
+/// RFC 3261 `token` characters, for header names.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+}
+
+/// A conservative SIP URI check: scheme, a host, no whitespace or controls.
+pub fn is_sip_uri(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("sip:").or_else(|| s.strip_prefix("sips:")) else {
+        return false;
+    };
+    let host = rest.rsplit('@').next().unwrap_or("");
+    let host = host.split([';', '?']).next().unwrap_or("");
+    !host.is_empty()
+        && !host.starts_with(':')
+        && s.len() <= 512
+        && !s.bytes().any(|b| {
+            b.is_ascii_whitespace() || b.is_ascii_control() || b == b'<' || b == b'>' || b == b'"'
+        })
+}
+
+fn is_user_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/#".contains(&b))
+}
+
+fn is_host(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+}
+
+fn opt_string(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(ApiError::field(
+            field,
+            format!("`{field}` must be a string, got {}", type_name(other)),
+        )),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Parses a target as a dialer may write it.
+pub fn parse_target(raw: &str) -> Result<Target, ApiError> {
+    let t = raw.trim();
+    if let Some(num) = t.strip_prefix("tel:") {
+        // Parameters such as `;phone-context` are not used for E.164 numbers.
+        let num = num.split(';').next().unwrap_or("");
+        return if is_e164(num) {
+            Ok(Target::Tel(num.to_owned()))
+        } else {
+            Err(ApiError::field(
+                "target",
+                format!("`target` `{raw}` is not an E.164 number: expected tel:+<country code><number>, up to 15 digits"),
+            ))
+        };
+    }
+    if t.starts_with("sip:") || t.starts_with("sips:") {
+        return if is_sip_uri(t) {
+            Ok(Target::Sip(t.to_owned()))
+        } else {
+            Err(ApiError::field(
+                "target",
+                format!("`target` `{raw}` is not a valid SIP URI"),
+            ))
+        };
+    }
+    if is_e164(t) {
+        return Ok(Target::Tel(t.to_owned()));
+    }
+    Err(ApiError::field(
+        "target",
+        format!("`target` `{raw}` must be tel:+E164, a bare +E164 number, or a sip: URI"),
+    ))
+}
+
+/// Parses and validates a dialout body (already size- and type-checked).
+pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::BadJson(e.to_string()))?;
+    let Value::Object(obj) = value else {
+        return Err(ApiError::BadRequest(format!(
+            "the body must be a JSON object, got {}",
+            type_name(&value)
+        )));
+    };
+    let bot = opt_string(&obj, "bot")?
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| ApiError::field("bot", "`bot` is required: the bot's ID or name"))?;
+    let target_raw = opt_string(&obj, "target")?.ok_or_else(|| {
+        ApiError::field(
+            "target",
+            "`target` is required: tel:+E164, +E164 or a sip: URI",
+        )
+    })?;
+    let target = parse_target(&target_raw)?;
+    let caller = opt_string(&obj, "caller")?;
+    if let Some(c) = &caller {
+        if !is_user_part(c) {
+            return Err(ApiError::field(
+                "caller",
+                format!("`caller` `{c}` is not a valid SIP user part"),
+            ));
+        }
+    }
+    let caller_host = opt_string(&obj, "callerHost")?;
+    if let Some(h) = &caller_host {
+        if !is_host(h) {
+            return Err(ApiError::field(
+                "callerHost",
+                format!("`callerHost` `{h}` is not a host name or IP address"),
+            ));
+        }
+    }
+    let caller_display_name = opt_string(&obj, "callerDisplayName")?;
+    if let Some(d) = &caller_display_name {
+        if d.len() > 128 || d.chars().any(|c| c.is_control()) {
+            return Err(ApiError::field(
+                "callerDisplayName",
+                "`callerDisplayName` must be at most 128 characters without control characters",
+            ));
+        }
+    }
+    let notify_url = opt_string(&obj, "notifyUrl")?;
+    if let Some(u) = &notify_url {
+        match url::Url::parse(u) {
+            Ok(p) if (p.scheme() == "http" || p.scheme() == "https") && p.host().is_some() => {}
+            _ => {
+                return Err(ApiError::field(
+                    "notifyUrl",
+                    format!("`notifyUrl` `{u}` must be an absolute http:// or https:// URL"),
+                ))
+            }
+        }
+    }
+    let machine_detection =
+        match opt_string(&obj, "machineDetection")? {
+            None => None,
+            Some(m) => Some(match m.as_str() {
+                "disabled" => AmdMode::Disabled,
+                "detect" => AmdMode::Detect,
+                "disconnect" => AmdMode::Disconnect,
+                other => return Err(ApiError::field(
+                    "machineDetection",
+                    format!(
+                        "`machineDetection` `{other}` must be one of disabled, detect, disconnect"
+                    ),
+                )),
+            }),
+        };
+    let answer_timeout_sec = match obj.get("answerTimeoutSec") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(v @ 1..=300) => Some(v as u32),
+            _ => return Err(ApiError::field(
+                "answerTimeoutSec",
+                format!(
+                    "`answerTimeoutSec` must be a whole number of seconds from 1 to 300, got {n}"
+                ),
+            )),
+        },
+        Some(other) => {
+            return Err(ApiError::field(
+                "answerTimeoutSec",
+                format!(
+                    "`answerTimeoutSec` must be a number, got {}",
+                    type_name(other)
+                ),
+            ))
+        }
+    };
+    let metadata = match obj.get("metadata") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m.clone()),
+        Some(other) => {
+            return Err(ApiError::field(
+                "metadata",
+                format!("`metadata` must be a JSON object, got {}", type_name(other)),
+            ))
+        }
+    };
+    let mut headers = BTreeMap::new();
+    match obj.get("headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(h)) => {
+            for (name, value) in h {
+                let field = format!("headers.{name}");
+                if !(name.len() > 2 && name[..2].eq_ignore_ascii_case("x-") && is_token(name)) {
+                    return Err(ApiError::field(
+                        field,
+                        format!("header `{name}` is not allowed: only X- headers with token characters may be added"),
+                    ));
+                }
+                let Value::String(v) = value else {
+                    return Err(ApiError::field(
+                        field,
+                        format!("header `{name}` must have a string value"),
+                    ));
+                };
+                if v.len() > 1024 || v.chars().any(|c| c.is_control()) {
+                    return Err(ApiError::field(
+                        field,
+                        format!("header `{name}` value must be at most 1024 characters without control characters"),
+                    ));
+                }
+                headers.insert(name.clone(), v.clone());
+            }
+        }
+        Some(other) => {
+            return Err(ApiError::field(
+                "headers",
+                format!(
+                    "`headers` must be an object of X- header names to strings, got {}",
+                    type_name(other)
+                ),
+            ))
+        }
+    }
+    Ok(DialoutRequest {
+        bot,
+        target,
+        caller,
+        caller_host,
+        caller_display_name,
+        notify_url,
+        machine_detection,
+        answer_timeout_sec,
+        metadata,
+        headers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(body: &str) -> String {
+        match parse(body.as_bytes()) {
+            Err(ApiError::InvalidField { field, .. }) => field,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn targets_in_every_accepted_form() {
+        assert_eq!(
+            parse_target("tel:+15551234567").unwrap(),
+            Target::Tel("+15551234567".into())
+        );
+        assert_eq!(
+            parse_target("+15551234567").unwrap(),
+            Target::Tel("+15551234567".into())
+        );
+        assert_eq!(
+            parse_target("sip:alice@example.com").unwrap(),
+            Target::Sip("sip:alice@example.com".into())
+        );
+        assert!(parse_target("15551234567").is_err());
+        assert!(parse_target("tel:+0123").is_err());
+        assert!(parse_target("tel:+1234567890123456").is_err());
+        assert!(parse_target("sip:").is_err());
+        assert!(parse_target("sip:a b@host").is_err());
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        assert_eq!(field_of(r#"{"target":"+15551234567"}"#), "bot");
+        assert_eq!(field_of(r#"{"bot":"b"}"#), "target");
+        assert_eq!(field_of(r#"{"bot":"b","target":"nope"}"#), "target");
+        assert_eq!(field_of(r#"{"bot":1,"target":"+15551234567"}"#), "bot");
+        assert_eq!(
+            field_of(r#"{"bot":"b","target":"+15551234567","notifyUrl":"ftp://x"}"#),
+            "notifyUrl"
+        );
+        assert_eq!(
+            field_of(r#"{"bot":"b","target":"+15551234567","answerTimeoutSec":0}"#),
+            "answerTimeoutSec"
+        );
+        assert_eq!(
+            field_of(r#"{"bot":"b","target":"+15551234567","answerTimeoutSec":301}"#),
+            "answerTimeoutSec"
+        );
+        assert_eq!(
+            field_of(r#"{"bot":"b","target":"+15551234567","machineDetection":"maybe"}"#),
+            "machineDetection"
+        );
+        assert_eq!(
+            field_of(r#"{"bot":"b","target":"+15551234567","metadata":[1]}"#),
+            "metadata"
+        );
+        assert_eq!(
+            field_of(r#"{"bot":"b","target":"+15551234567","headers":{"Via":"x"}}"#),
+            "headers.Via"
+        );
+        assert_eq!(
+            field_of(r#"{"bot":"b","target":"+15551234567","caller":"a b"}"#),
+            "caller"
+        );
+        assert_eq!(
+            field_of(r#"{"bot":"b","target":"+15551234567","callerHost":"a/b"}"#),
+            "callerHost"
+        );
+    }
+
+    #[test]
+    fn full_request_is_normalised() {
+        let r = parse(br#"{"bot":"b","target":"tel:+15551234567","caller":"+15550001111","callerHost":"example.com",
+            "callerDisplayName":"Acme","notifyUrl":"https://dialer.example/notify","machineDetection":"detect",
+            "answerTimeoutSec":20,"metadata":{"k":1},"headers":{"X-Campaign":"7"}}"#)
+        .unwrap();
+        assert_eq!(r.target, Target::Tel("+15551234567".into()));
+        assert_eq!(r.machine_detection, Some(AmdMode::Detect));
+        assert_eq!(r.answer_timeout_sec, Some(20));
+        assert_eq!(r.headers.get("X-Campaign").map(String::as_str), Some("7"));
+    }
+
+    #[test]
+    fn not_json_and_not_object() {
+        assert!(matches!(parse(b"{"), Err(ApiError::BadJson(_))));
+        assert!(matches!(parse(b"[1]"), Err(ApiError::BadRequest(_))));
+    }
+}

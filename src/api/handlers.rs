@@ -1,0 +1,437 @@
+//! One function per route.
+
+use super::dialout::{self, MAX_BODY};
+use super::error::ApiError;
+use super::router::{json, read_body, Reply};
+use super::ApiState;
+use crate::call::limiter::{Limits, Refusal};
+use crate::call::{AcceptedDialout, HangupOutcome};
+use crate::config::Group;
+use crate::store::{CallFilter, CallStatus, Inserted, NewCall};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+fn authorization<B>(req: &Request<B>) -> Option<&str> {
+    req.headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn authenticate<B>(
+    state: &ApiState,
+    peer: SocketAddr,
+    req: &Request<B>,
+    group: Option<Group>,
+) -> Result<super::auth::Principal, ApiError> {
+    let snap = state.config.current();
+    let who = state
+        .auth
+        .authenticate(&snap.config, peer.ip(), authorization(req))?;
+    if let Some(g) = group {
+        super::auth::Authenticator::require(&snap.config, &who, g)?;
+    }
+    Ok(who)
+}
+
+use crate::store::rfc3339;
+
+fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| {
+            ApiError::field(
+                field,
+                format!("`{field}` must be RFC 3339 (2026-01-31T12:00:00Z) or Unix milliseconds"),
+            )
+        })
+}
+
+/// `GET /metrics`.
+pub async fn metrics(state: &ApiState) -> Reply {
+    for (st, n) in state.calls.live_by_state() {
+        state
+            .metrics
+            .calls
+            .get_or_create(&crate::metrics::StateLabels {
+                state: st.to_owned(),
+            })
+            .set(n);
+    }
+    let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
+        state.metrics.render(),
+    )));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    r
+}
+
+/// `POST /oauth/token` (client credentials grant, form-encoded).
+pub async fn token(
+    state: &ApiState,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Reply, ApiError> {
+    state.auth.check_throttle(peer.ip())?;
+    let basic = authorization(&req)
+        .and_then(|h| h.trim().strip_prefix("Basic ").map(str::to_owned))
+        .and_then(|b| super::auth::parse_basic(&b));
+    let (_, body) = read_body(req, "application/x-www-form-urlencoded", 8 * 1024).await?;
+    let mut grant = None;
+    let (mut id, mut secret) = (None, None);
+    for (k, v) in form_urlencoded::parse(&body) {
+        match k.as_ref() {
+            "grant_type" => grant = Some(v.into_owned()),
+            "client_id" => id = Some(v.into_owned()),
+            "client_secret" => secret = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    match grant.as_deref() {
+        Some("client_credentials") => {}
+        Some(other) => {
+            return Err(ApiError::field(
+                "grant_type",
+                format!("unsupported grant_type `{other}`: only client_credentials"),
+            ))
+        }
+        None => {
+            return Err(ApiError::field(
+                "grant_type",
+                "grant_type=client_credentials is required",
+            ))
+        }
+    }
+    let (id, secret) = match (basic, id, secret) {
+        (Some(b), _, _) => b,
+        (None, Some(i), Some(s)) => (i, s),
+        _ => return Err(ApiError::Unauthenticated),
+    };
+    let snap = state.config.current();
+    if !state.auth.verify_client(&snap.config, &id, &secret) {
+        state.auth.record_failure(peer.ip());
+        return Err(ApiError::BadCredentials);
+    }
+    let token = state.auth.issue(&id);
+    tracing::info!(client = %id, "access token issued");
+    Ok(json(
+        StatusCode::OK,
+        &json!({"access_token": token, "token_type": "Bearer", "expires_in": state.auth.ttl_secs()}),
+    ))
+}
+
+/// `GET /api/v1/status`.
+pub async fn status(
+    state: &ApiState,
+    peer: SocketAddr,
+    req: &Request<Incoming>,
+) -> Result<Reply, ApiError> {
+    authenticate(state, peer, req, None)?;
+    let snap = state.config.current();
+    let loaded_ms = snap
+        .loaded_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let last_error = state.config.last_error().map(|(at, msg)| {
+        let ms = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        json!({"at": rfc3339(ms), "message": msg})
+    });
+    let live: i64 = state.calls.live_by_state().iter().map(|(_, n)| n).sum();
+    let mut body = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSeconds": state.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
+        "config": {
+            "version": snap.version,
+            "loadedAt": rfc3339(loaded_ms),
+            "lastReloadError": last_error,
+        },
+        "liveCalls": live,
+    });
+    if let (Value::Object(b), Value::Object(extra)) = (&mut body, (state.status_extra)()) {
+        b.extend(extra);
+    }
+    Ok(json(StatusCode::OK, &body))
+}
+
+fn refusal(bot: &str, r: Refusal) -> ApiError {
+    match r {
+        Refusal::Concurrency { retry_after_secs } => ApiError::RateLimited {
+            bot: bot.to_owned(),
+            limit: "concurrent call limit (outbound.max_concurrent)",
+            retry_after: retry_after_secs,
+        },
+        Refusal::Rate { retry_after_secs } => ApiError::RateLimited {
+            bot: bot.to_owned(),
+            limit: "calls-per-second limit (outbound.max_cps)",
+            retry_after: retry_after_secs,
+        },
+    }
+}
+
+fn accepted(id: &str) -> Reply {
+    json(StatusCode::OK, &json!({ "conversationId": id }))
+}
+
+/// `POST /api/v1/actions/dialout`: the ordered checks of DESIGN.md §1.
+pub async fn dialout(
+    state: &Arc<ApiState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Reply, ApiError> {
+    // 1-2. Authentication, then group.
+    let who = authenticate(state, peer, &req, Some(Group::CallControl))?;
+    let idem = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(s) if !s.is_empty() && s.len() <= 255 => Some(s.to_owned()),
+            _ => {
+                return Err(ApiError::field(
+                    "Idempotency-Key",
+                    "the Idempotency-Key header must be 1 to 255 visible ASCII characters",
+                ))
+            }
+        },
+    };
+    // 3. Body: content type, size, JSON, fields.
+    let (_, body) = read_body(req, "application/json", MAX_BODY).await?;
+    let request = dialout::parse(&body)?;
+    // A retried request answers as the first one did, before any other check
+    // can change the answer (the bot may have been disabled since, or be at
+    // its limit because of this very call).
+    if let Some(key) = &idem {
+        if let Some(id) = state.store.find_idempotent(&who.client_id, key).await? {
+            tracing::info!(client = %who.client_id, conversation_id = %id, "idempotent retry answered with the first call");
+            return Ok(accepted(&id));
+        }
+    }
+    // 4. Bot exists and may dial out.
+    let snap = state.config.current();
+    let cfg = &snap.config;
+    let bot = cfg
+        .bot(&request.bot)
+        .ok_or_else(|| ApiError::UnknownBot(request.bot.clone()))?;
+    if !bot.outbound.enabled {
+        return Err(ApiError::OutboundDisabled(bot.id.clone()));
+    }
+    // 5. A routing rule matches.
+    if crate::call::routing::resolve(cfg, bot, &request.target).is_none() {
+        return Err(ApiError::NoRoute {
+            bot: bot.id.clone(),
+            target: request.target.display(),
+        });
+    }
+    // 6. The bot's rate limits.
+    let limits = Limits {
+        max_cps: bot.outbound.max_cps,
+        max_concurrent: bot.outbound.max_concurrent,
+    };
+    let permit = state
+        .limiter
+        .try_acquire(&bot.id, limits)
+        .map_err(|r| refusal(&bot.id, r))?;
+    // 7. Durably recorded before the answer.
+    let conversation_id = uuid::Uuid::new_v4().to_string();
+    let stored = state
+        .store
+        .insert_call(
+            NewCall {
+                conversation_id: conversation_id.clone(),
+                client_id: who.client_id.clone(),
+                bot_id: bot.id.clone(),
+                target: request.target.display(),
+                request: serde_json::to_value(&request)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?,
+                config_version: snap.version,
+            },
+            idem,
+        )
+        .await?;
+    if let Inserted::Duplicate(first) = stored {
+        // A concurrent retry won the race: never place a second call.
+        return Ok(accepted(&first));
+    }
+    state.metrics.dialouts_accepted.inc();
+    tracing::info!(
+        conversation_id = %conversation_id,
+        client = %who.client_id,
+        bot = %bot.id,
+        target = %request.target.display(),
+        "dialout accepted"
+    );
+    let bot_id = bot.id.clone();
+    state.calls.start(AcceptedDialout {
+        conversation_id: conversation_id.clone(),
+        client_id: who.client_id,
+        bot_id,
+        request,
+        config: snap.clone(),
+        permit,
+    });
+    Ok(accepted(&conversation_id))
+}
+
+/// The call record with its deliveries and timeline, times as RFC 3339.
+pub async fn call_json(state: &ApiState, rec: crate::store::CallRecord) -> Result<Value, ApiError> {
+    let id = rec.conversation_id.clone();
+    let mut v = serde_json::to_value(&rec).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Value::Object(m) = &mut v {
+        for (k, val) in m.iter_mut() {
+            if k.ends_with("At") {
+                if let Some(ms) = val.as_i64() {
+                    *val = rfc3339(ms);
+                }
+            }
+        }
+        let deliveries = state.store.deliveries(&id).await?;
+        let notes: Vec<Value> = deliveries
+            .into_iter()
+            .map(|(item, attempts)| {
+                json!({
+                    "channel": item.channel,
+                    "kind": item.kind,
+                    "url": item.url,
+                    "state": item.state,
+                    "createdAt": rfc3339(item.created_at),
+                    "attempts": attempts.iter().map(|a| json!({
+                        "at": rfc3339(a.at), "httpStatus": a.http_status, "error": a.error, "durationMs": a.duration_ms
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        m.insert("deliveries".into(), Value::Array(notes));
+        let events = state.store.events(&id).await?;
+        m.insert(
+            "timeline".into(),
+            Value::Array(
+                events
+                    .into_iter()
+                    .map(|(at, kind, detail)| json!({"at": rfc3339(at), "event": kind, "detail": detail}))
+                    .collect(),
+            ),
+        );
+    }
+    Ok(v)
+}
+
+/// `GET /api/v1/calls/{id}`.
+pub async fn get_call(
+    state: &ApiState,
+    peer: SocketAddr,
+    req: &Request<Incoming>,
+    id: &str,
+) -> Result<Reply, ApiError> {
+    authenticate(state, peer, req, Some(Group::CallDataManager))?;
+    let rec = state
+        .store
+        .get_call(id)
+        .await?
+        .ok_or_else(|| ApiError::CallNotFound(id.to_owned()))?;
+    Ok(json(StatusCode::OK, &call_json(state, rec).await?))
+}
+
+/// `GET /api/v1/calls?bot=&status=&from=&to=&limit=&offset=`.
+pub async fn list_calls(
+    state: &ApiState,
+    peer: SocketAddr,
+    req: &Request<Incoming>,
+) -> Result<Reply, ApiError> {
+    authenticate(state, peer, req, Some(Group::CallDataManager))?;
+    let mut f = CallFilter {
+        limit: 50,
+        ..Default::default()
+    };
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "bot" => f.bot = Some(v.into_owned()),
+            "status" => {
+                f.status = Some(CallStatus::parse(&v).ok_or_else(|| {
+                    ApiError::field("status", format!("unknown status `{v}`: queued, dialing, ringing, answered, connected, failed, completed"))
+                })?)
+            }
+            "from" => f.from_ms = Some(parse_time("from", &v)?),
+            "to" => f.to_ms = Some(parse_time("to", &v)?),
+            "limit" => {
+                f.limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=500).contains(n))
+                    .ok_or_else(|| ApiError::field("limit", "`limit` must be 1 to 500"))?
+            }
+            "offset" => {
+                f.offset = v
+                    .parse::<u32>()
+                    .map_err(|_| ApiError::field("offset", "`offset` must be a non-negative integer"))?
+            }
+            other => return Err(ApiError::field(other, format!("unknown query parameter `{other}`: bot, status, from, to, limit, offset"))),
+        }
+    }
+    // A bot named by its name is found by its ID.
+    if let Some(b) = &f.bot {
+        if let Some(bot) = state.config.current().config.bot(b) {
+            f.bot = Some(bot.id.clone());
+        }
+    }
+    let (limit, offset) = (f.limit, f.offset);
+    let recs = state.store.list_calls(f).await?;
+    let next = (recs.len() as u32 == limit).then_some(offset + limit);
+    let mut calls = Vec::with_capacity(recs.len());
+    for r in recs {
+        let mut v = serde_json::to_value(&r).map_err(|e| ApiError::Internal(e.to_string()))?;
+        if let Value::Object(m) = &mut v {
+            for (k, val) in m.iter_mut() {
+                if k.ends_with("At") {
+                    if let Some(ms) = val.as_i64() {
+                        *val = rfc3339(ms);
+                    }
+                }
+            }
+        }
+        calls.push(v);
+    }
+    Ok(json(
+        StatusCode::OK,
+        &json!({"calls": calls, "nextOffset": next}),
+    ))
+}
+
+/// `DELETE /api/v1/calls/{id}`: hang-up request.
+pub async fn hangup(
+    state: &ApiState,
+    peer: SocketAddr,
+    req: &Request<Incoming>,
+    id: &str,
+) -> Result<Reply, ApiError> {
+    let who = authenticate(state, peer, req, Some(Group::CallControl))?;
+    let rec = state
+        .store
+        .get_call(id)
+        .await?
+        .ok_or_else(|| ApiError::CallNotFound(id.to_owned()))?;
+    if rec.status.is_terminal() {
+        return Err(ApiError::CallEnded(id.to_owned()));
+    }
+    match state.calls.hangup(id) {
+        HangupOutcome::Requested => {
+            tracing::info!(conversation_id = %id, client = %who.client_id, "hang-up requested by the API");
+            Ok(json(
+                StatusCode::ACCEPTED,
+                &json!({"conversationId": id, "status": "hangup-requested"}),
+            ))
+        }
+        // Stored as live but unknown to the engine: it is ending right now.
+        HangupOutcome::NotLive => Err(ApiError::CallEnded(id.to_owned())),
+    }
+}

@@ -1,0 +1,146 @@
+//! The HTTPS API (hyper 1 + rustls; HTTP/1.1 and HTTP/2): OAuth tokens,
+//! dialout, call records, hang-up, status, health and metrics.
+
+pub mod auth;
+pub mod dialout;
+pub mod error;
+mod handlers;
+mod router;
+pub mod tls;
+
+use crate::call::limiter::RateLimiter;
+use crate::call::CallControl;
+use crate::config::ConfigStore;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Everything a request handler can reach.
+pub struct ApiState {
+    pub config: Arc<ConfigStore>,
+    pub store: Store,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub calls: Arc<dyn CallControl>,
+    pub metrics: Arc<Metrics>,
+    pub auth: auth::Authenticator,
+    pub started: std::time::SystemTime,
+    /// Extra lines for `GET /api/v1/status` (e.g. recognition availability).
+    pub status_extra: Box<dyn Fn() -> serde_json::Value + Send + Sync>,
+}
+
+/// Errors starting the API listener.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("server.http has neither tls nor plain_http: true")]
+    NoTls,
+}
+
+/// A running API listener.
+pub struct ApiServer {
+    pub local_addr: SocketAddr,
+    pub tls: bool,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Binds the listener from the current configuration and serves until
+/// `shutdown` is cancelled.
+pub async fn serve(
+    state: Arc<ApiState>,
+    shutdown: CancellationToken,
+) -> Result<ApiServer, ServeError> {
+    let snap = state.config.current();
+    let http = &snap.config.server.http;
+    let acceptor = match (&http.tls, http.plain_http) {
+        (_, true) => None,
+        (Some(t), false) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+            &t.cert, &t.key,
+        )?)),
+        (None, false) => return Err(ServeError::NoTls),
+    };
+    let listener = TcpListener::bind(http.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: http.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: http.listen,
+        source,
+    })?;
+    let tls = acceptor.is_some();
+    tracing::info!(%local_addr, tls, "HTTP API listening");
+    let task = tokio::spawn(accept_loop(listener, acceptor, state, shutdown));
+    Ok(ApiServer {
+        local_addr,
+        tls,
+        task,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<ApiState>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let state = state.clone();
+        let acceptor = acceptor.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(router::handle(state, peer, req).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let result = match acceptor {
+                Some(acc) => {
+                    let tls = match tokio::time::timeout(Duration::from_secs(10), acc.accept(tcp))
+                        .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(tls), svc);
+                    tokio::select! { r = conn => r, _ = shutdown.cancelled() => Ok(()) }
+                }
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(tcp), svc);
+                    tokio::select! { r = conn => r, _ = shutdown.cancelled() => Ok(()) }
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+}

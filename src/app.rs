@@ -1,0 +1,142 @@
+//! Assembles the service: configuration, store, outbox, call engine, API.
+
+use crate::api::{self, auth::Authenticator, ApiState};
+use crate::call::limiter::LocalLimiter;
+use crate::call::CallControl;
+use crate::config::ConfigStore;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::webhook::{Outbox, OutboxOptions};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Knobs tests and tools may change; production uses the defaults.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// Lifetime of OAuth access tokens (Live Hub: 900 s).
+    pub token_ttl: Duration,
+    /// Outbox retry policy.
+    pub outbox: OutboxOptions,
+    /// Watch the configuration file and reload on SIGHUP.
+    pub watch_config: bool,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            token_ttl: Duration::from_secs(900),
+            outbox: OutboxOptions::default(),
+            watch_config: true,
+        }
+    }
+}
+
+/// Errors starting the service.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Api(#[from] api::ServeError),
+    #[error("{0}")]
+    Engine(String),
+}
+
+/// A running dialgate.
+pub struct App {
+    pub config: Arc<ConfigStore>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub outbox: Arc<Outbox>,
+    pub engine: Arc<crate::call::engine::Engine>,
+    pub api_addr: SocketAddr,
+    pub api_tls: bool,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl App {
+    /// Loads the configuration and starts every part.
+    pub async fn start(config_path: &Path, opts: AppOptions) -> Result<App, AppError> {
+        crate::api::tls::install_crypto_provider();
+        let metrics = Arc::new(Metrics::new());
+        let config =
+            Arc::new(ConfigStore::open(config_path).map_err(|e| AppError::Config(e.to_string()))?);
+        let snap = config.current();
+        let store = Store::open(&snap.config.server.data_dir)?;
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        if opts.watch_config {
+            tasks.push(crate::config::spawn_watcher(
+                config.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            ));
+        }
+        let outbox = Outbox::new(
+            store.clone(),
+            config.clone(),
+            metrics.clone(),
+            opts.outbox.clone(),
+        );
+        let engine = crate::call::engine::Engine::start(crate::call::engine::EngineDeps {
+            config: config.clone(),
+            store: store.clone(),
+            outbox: outbox.clone(),
+            metrics: metrics.clone(),
+            shutdown: shutdown.clone(),
+        })
+        .await
+        .map_err(AppError::Engine)?;
+        outbox.set_sink(engine.clone());
+        tasks.push(outbox.spawn(shutdown.clone()));
+        engine.recover().await;
+        let engine_status = engine.clone();
+        let state = Arc::new(ApiState {
+            config: config.clone(),
+            store: store.clone(),
+            limiter: Arc::new(LocalLimiter::new()),
+            calls: engine.clone() as Arc<dyn CallControl>,
+            metrics: metrics.clone(),
+            auth: Authenticator::new(opts.token_ttl),
+            started: std::time::SystemTime::now(),
+            status_extra: Box::new(move || engine_status.status_json()),
+        });
+        let server = api::serve(state, shutdown.clone()).await?;
+        tasks.push(server.task);
+        Ok(App {
+            config,
+            store,
+            metrics,
+            outbox,
+            engine,
+            api_addr: server.local_addr,
+            api_tls: server.tls,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Base URL of the API (`https://127.0.0.1:8443`).
+    pub fn api_url(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.api_tls { "https" } else { "http" },
+            self.api_addr
+        )
+    }
+
+    /// Stops accepting work and ends every live call.
+    pub async fn shutdown(self) {
+        self.engine.shutdown().await;
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Routing-rule resolution: which SIP connection (and calling number) a
+//! dialout from a bot to a target uses.
+
+use crate::api::dialout::Target;
+use crate::config::{Bot, Config, RouteTarget, SipConnection};
+
+/// The outcome of routing one dialout.
+#[derive(Debug, Clone)]
+pub struct ResolvedRoute<'a> {
+    /// The rule that matched.
+    pub rule: &'a str,
+    /// The trunk the INVITE goes to.
+    pub connection: &'a SipConnection,
+    /// The calling number when the rule routes through a phone number.
+    pub calling_number: Option<&'a str>,
+}
+
+/// Finds the first matching `call` rule (lowest priority number first, then
+/// file order) whose origin is this bot (or `*`) and whose destination
+/// pattern, if any, matches the target.
+pub fn resolve<'a>(cfg: &'a Config, bot: &Bot, target: &Target) -> Option<ResolvedRoute<'a>> {
+    let key = target.routing_key();
+    let mut rules: Vec<_> = cfg.routing_rules.iter().enumerate().collect();
+    rules.sort_by_key(|(i, r)| (r.priority, *i));
+    for (_, rule) in rules {
+        let origin_ok =
+            rule.origin_bot == "*" || rule.origin_bot == bot.id || rule.origin_bot == bot.name;
+        if !origin_ok || !rule.matches_destination(key) {
+            continue;
+        }
+        let resolved = match &rule.route {
+            RouteTarget::SipConnection(id) => cfg.sip_connection(id).map(|c| ResolvedRoute {
+                rule: &rule.name,
+                connection: c,
+                calling_number: None,
+            }),
+            RouteTarget::PhoneNumber(n) => cfg.phone_number(n).and_then(|p| {
+                cfg.sip_connection(&p.sip_connection)
+                    .map(|c| ResolvedRoute {
+                        rule: &rule.name,
+                        connection: c,
+                        calling_number: Some(p.number.as_str()),
+                    })
+            }),
+        };
+        if resolved.is_some() {
+            return resolved;
+        }
+    }
+    None
+}

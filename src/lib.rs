@@ -1,0 +1,13 @@
+//! dialgate: a SIP-native B2BUA that places outbound calls for voice bots.
+//!
+//! Data flows one way: [`api`] → [`call`] → legs/media → events. See
+//! `DESIGN.md` for the contract and the README for operation.
+
+pub mod api;
+pub mod app;
+pub mod call;
+pub mod cli;
+pub mod config;
+pub mod metrics;
+pub mod store;
+pub mod webhook;

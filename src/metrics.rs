@@ -1,0 +1,170 @@
+//! Prometheus metrics (text exposition at `GET /metrics`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+/// Every metric dialgate exports.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub http_requests: Family<RouteLabels, Counter>,
+    pub dialouts_accepted: Counter,
+    pub dialouts_rejected: Family<ReasonLabels, Counter>,
+    pub calls: Family<StateLabels, Gauge>,
+    pub calls_ended: Family<ReasonLabels, Counter>,
+    pub config_reloads: Family<ResultLabels, Counter>,
+    pub notifications: Family<ResultLabels, Counter>,
+    pub rtp_packets_forwarded: Counter,
+    pub rtp_bytes_forwarded: Counter,
+    pub rtp_dropped: Family<ReasonLabels, Counter>,
+    pub media_streams: Gauge,
+    pub tap_drops: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("dialgate");
+        let m = Metrics {
+            registry: Mutex::new(Registry::default()),
+            http_requests: Family::default(),
+            dialouts_accepted: Counter::default(),
+            dialouts_rejected: Family::default(),
+            calls: Family::default(),
+            calls_ended: Family::default(),
+            config_reloads: Family::default(),
+            notifications: Family::default(),
+            rtp_packets_forwarded: Counter::default(),
+            rtp_bytes_forwarded: Counter::default(),
+            rtp_dropped: Family::default(),
+            media_streams: Gauge::default(),
+            tap_drops: Counter::default(),
+        };
+        r.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            m.http_requests.clone(),
+        );
+        r.register(
+            "dialouts_accepted",
+            "Dialout requests accepted",
+            m.dialouts_accepted.clone(),
+        );
+        r.register(
+            "dialouts_rejected",
+            "Dialout requests rejected, by reason",
+            m.dialouts_rejected.clone(),
+        );
+        r.register("calls", "Live calls by state", m.calls.clone());
+        r.register(
+            "calls_ended",
+            "Calls ended, by reasonCode",
+            m.calls_ended.clone(),
+        );
+        r.register(
+            "config_reloads",
+            "Configuration reloads by result",
+            m.config_reloads.clone(),
+        );
+        r.register(
+            "notifications",
+            "Outbox deliveries by result",
+            m.notifications.clone(),
+        );
+        r.register(
+            "rtp_packets_forwarded",
+            "RTP/RTCP packets forwarded",
+            m.rtp_packets_forwarded.clone(),
+        );
+        r.register(
+            "rtp_bytes_forwarded",
+            "RTP/RTCP bytes forwarded",
+            m.rtp_bytes_forwarded.clone(),
+        );
+        r.register(
+            "rtp_dropped",
+            "RTP/RTCP packets dropped, by cause",
+            m.rtp_dropped.clone(),
+        );
+        r.register(
+            "media_streams",
+            "Active media sessions",
+            m.media_streams.clone(),
+        );
+        r.register(
+            "tap_drops",
+            "Audio frames dropped by slow tap consumers",
+            m.tap_drops.clone(),
+        );
+        *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
+        m
+    }
+
+    /// Counts one HTTP answer.
+    pub fn http(&self, route: &str, status: u16) {
+        self.http_requests
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+    }
+
+    /// Counts one rejected dialout.
+    pub fn rejected(&self, reason: &str) {
+        self.dialouts_rejected
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one configuration reload.
+    pub fn reload(&self, ok: bool) {
+        self.config_reloads
+            .get_or_create(&ResultLabels {
+                result: if ok { "ok" } else { "failed" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Renders the text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if prometheus_client::encoding::text::encode(&mut out, &r).is_err() {
+            out.push_str("# encoding error\n");
+        }
+        out
+    }
+}

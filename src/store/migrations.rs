@@ -1,0 +1,108 @@
+//! Versioned schema migrations, applied in order inside one transaction each.
+
+use super::StoreError;
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: calls, idempotency keys, outbox, delivery attempts, call timeline.
+    r#"
+    CREATE TABLE calls (
+        conversation_id   TEXT PRIMARY KEY,
+        client_id         TEXT NOT NULL,
+        bot_id            TEXT NOT NULL,
+        target            TEXT NOT NULL,
+        request_json      TEXT NOT NULL,
+        status            TEXT NOT NULL,
+        config_version    INTEGER NOT NULL,
+        created_at        INTEGER NOT NULL,
+        dialing_at        INTEGER,
+        ringing_at        INTEGER,
+        answered_at       INTEGER,
+        bot_connected_at  INTEGER,
+        ended_at          INTEGER,
+        sip_code          INTEGER,
+        reason            TEXT,
+        reason_code       TEXT,
+        amd_result        TEXT,
+        amd_decision_ms   INTEGER,
+        amd_cause         TEXT,
+        amd_beep_ms       INTEGER,
+        stt_status        TEXT,
+        transcript_json   TEXT NOT NULL DEFAULT '[]',
+        recording_path    TEXT,
+        media_json        TEXT
+    );
+    CREATE INDEX calls_created ON calls(created_at);
+    CREATE INDEX calls_bot_created ON calls(bot_id, created_at);
+    CREATE INDEX calls_status ON calls(status);
+    CREATE TABLE idempotency (
+        client_id        TEXT NOT NULL,
+        key              TEXT NOT NULL,
+        conversation_id  TEXT NOT NULL,
+        created_at       INTEGER NOT NULL,
+        PRIMARY KEY (client_id, key)
+    );
+    CREATE TABLE outbox (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation_id  TEXT NOT NULL,
+        channel          TEXT NOT NULL,
+        kind             TEXT NOT NULL,
+        url              TEXT,
+        payload          TEXT NOT NULL,
+        created_at       INTEGER NOT NULL,
+        next_attempt_at  INTEGER NOT NULL,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        state            TEXT NOT NULL DEFAULT 'pending',
+        last_error       TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox(state, next_attempt_at);
+    CREATE INDEX outbox_conv ON outbox(conversation_id, channel, id);
+    CREATE TABLE delivery_attempts (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        outbox_id        INTEGER NOT NULL REFERENCES outbox(id),
+        conversation_id  TEXT NOT NULL,
+        attempt          INTEGER NOT NULL,
+        at               INTEGER NOT NULL,
+        http_status      INTEGER,
+        error            TEXT,
+        duration_ms      INTEGER NOT NULL
+    );
+    CREATE INDEX attempts_conv ON delivery_attempts(conversation_id);
+    CREATE TABLE call_events (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation_id  TEXT NOT NULL,
+        at               INTEGER NOT NULL,
+        kind             TEXT NOT NULL,
+        detail           TEXT NOT NULL
+    );
+    CREATE INDEX events_conv ON call_events(conversation_id, id);
+    CREATE TABLE bot_sessions (
+        conversation_id  TEXT PRIMARY KEY,
+        activities_url   TEXT NOT NULL,
+        refresh_url      TEXT,
+        disconnect_url   TEXT,
+        expires_seconds  INTEGER
+    );
+    "#,
+];
+
+/// Brings the database to the newest schema version.
+pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if current > supported {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "store schema migrated");
+    }
+    Ok(())
+}

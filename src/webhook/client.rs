@@ -1,0 +1,70 @@
+//! The outbound HTTP client used for notifications and bot events.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+/// An HTTP(S) client with a per-request deadline.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    timeout: Duration,
+}
+
+/// What came back.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+impl HttpClient {
+    /// A client trusting the web PKI roots; `http://` URLs work too.
+    pub fn new(timeout: Duration) -> Self {
+        crate::api::tls::install_crypto_provider();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        HttpClient {
+            inner: Client::builder(TokioExecutor::new()).build(https),
+            timeout,
+        }
+    }
+
+    /// POSTs JSON with extra headers; errors are transport-level only.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: Bytes,
+        headers: &[(&str, String)],
+    ) -> Result<HttpAnswer, String> {
+        let mut req = hyper::Request::post(url).header("content-type", "application/json");
+        req = req.header(
+            "user-agent",
+            concat!("dialgate/", env!("CARGO_PKG_VERSION")),
+        );
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| format!("bad request for {url}: {e}"))?;
+        let fut = async {
+            let resp = self.inner.request(req).await.map_err(|e| format!("{e}"))?;
+            let status = resp.status().as_u16();
+            let body = http_body_util::Limited::new(resp.into_body(), 1 << 20)
+                .collect()
+                .await
+                .map_err(|e| format!("reading the answer: {e}"))?
+                .to_bytes();
+            Ok::<_, String>(HttpAnswer { status, body })
+        };
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| format!("no answer within {} s", self.timeout.as_secs()))?
+    }
+}
