@@ -56,6 +56,7 @@ pub enum MachineDetectionMode {
     Disconnect,
 }
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct Outbound {
     pub enabled: bool,
     pub start_recognition_on_connect: bool,
@@ -106,6 +107,8 @@ pub struct RoutingRule {
     pub route: RouteTarget,
     #[serde(default)]
     pub priority: i32,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
 }
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -117,13 +120,15 @@ pub enum Group {
 pub struct ApiClient {
     pub client_id: String,
     pub secret: Option<String>,
+    pub secret_env: Option<String>,
     pub groups: Vec<Group>,
     pub webhook_secret: Option<String>,
+    pub webhook_secret_env: Option<String>,
 }
 impl ApiClient {
     pub fn verify_secret(&self, candidate: &str) -> bool {
         use subtle::ConstantTimeEq;
-        self.secret
+        self.secret.clone().or_else(|| self.secret_env.as_ref().and_then(|v| std::env::var(v).ok()))
             .as_deref()
             .map(|s| bool::from(s.as_bytes().ct_eq(candidate.as_bytes())))
             .unwrap_or(false)
@@ -190,7 +195,7 @@ impl RoutingRule {
     pub fn matches_destination(&self, key: &str) -> bool {
         self.destination_pattern
             .as_deref()
-            .map(|p| key.starts_with(p.trim_start_matches('^')))
+            .map(|p| key.starts_with(&p.trim_start_matches('^').replace('\\', "")))
             .unwrap_or(true)
     }
 }
@@ -201,7 +206,7 @@ impl ApiClient {
 }
 impl ApiClient {
     pub fn webhook_secret_value(&self) -> Option<String> {
-        self.webhook_secret.clone()
+        self.webhook_secret.clone().or_else(|| self.webhook_secret_env.as_ref().and_then(|v| std::env::var(v).ok()))
     }
 }
 impl Bot {
