@@ -56,7 +56,14 @@ fn dial(target: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn authentication_matrix() {
-    let t = start(&body(), StartOpts { token_ttl: Duration::from_secs(1), ..Default::default() }).await;
+    let t = start(
+        &body(),
+        StartOpts {
+            token_ttl: Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
+    .await;
     let h = &t.http;
     let status = "/api/v1/status";
     // 1. No credentials → 401 with the JSON error shape.
@@ -74,7 +81,12 @@ async fn authentication_matrix() {
     // 4. OAuth client credentials → a Bearer token that works.
     let form = format!("grant_type=client_credentials&client_id=dialer&client_secret={SECRET}");
     let tok = h
-        .send(Method::POST, "/oauth/token", &[], Some(("application/x-www-form-urlencoded", form.into_bytes())))
+        .send(
+            Method::POST,
+            "/oauth/token",
+            &[],
+            Some(("application/x-www-form-urlencoded", form.into_bytes())),
+        )
         .await;
     assert_eq!(tok.status, StatusCode::OK, "{}", tok.text);
     assert_eq!(tok.json["token_type"], "Bearer");
@@ -83,8 +95,15 @@ async fn authentication_matrix() {
     assert_eq!(h.get(status, &bearer).await.status, StatusCode::OK);
     // 5. The token endpoint with Basic credentials works too; a bad grant is named.
     let a = h
-        .send(Method::POST, "/oauth/token", &[("authorization", &basic("dialer", SECRET))],
-              Some(("application/x-www-form-urlencoded", b"grant_type=password".to_vec())))
+        .send(
+            Method::POST,
+            "/oauth/token",
+            &[("authorization", &basic("dialer", SECRET))],
+            Some((
+                "application/x-www-form-urlencoded",
+                b"grant_type=password".to_vec(),
+            )),
+        )
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert_eq!(a.json["error"]["field"], "grant_type");
@@ -93,7 +112,9 @@ async fn authentication_matrix() {
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert_eq!(a.json["error"]["code"], "invalid_token");
     // 7. Wrong group: the reader may not dial, the dialer may not read records.
-    let a = h.dialout(&basic("reader", "reader-secret-456"), &dial("+15551230001")).await;
+    let a = h
+        .dialout(&basic("reader", "reader-secret-456"), &dial("+15551230001"))
+        .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert_eq!(a.json["error"]["code"], "forbidden");
     let a = h.get("/api/v1/calls", &basic("dialer", SECRET)).await;
@@ -111,7 +132,13 @@ async fn repeated_failures_are_slowed_per_address() {
     let t = start(&body(), StartOpts::default()).await;
     // 1. Five bad attempts, then the address is throttled even with good credentials.
     for _ in 0..5 {
-        assert_eq!(t.http.get("/api/v1/status", &basic("dialer", "bad")).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            t.http
+                .get("/api/v1/status", &basic("dialer", "bad"))
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
     }
     let a = t.http.get("/api/v1/status", &basic("dialer", SECRET)).await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
@@ -128,17 +155,33 @@ async fn dialout_checks_in_order_with_fields_named() {
     let post = |ct: &'static str, body: Vec<u8>| {
         let auth = auth.clone();
         async move {
-            h.send(Method::POST, "/api/v1/actions/dialout", &[("authorization", &auth)], Some((ct, body))).await
+            h.send(
+                Method::POST,
+                "/api/v1/actions/dialout",
+                &[("authorization", &auth)],
+                Some((ct, body)),
+            )
+            .await
         }
     };
     // 1. Authentication comes before everything: a bad body without credentials is 401.
-    let a = h.send(Method::POST, "/api/v1/actions/dialout", &[], Some(("application/json", b"{".to_vec()))).await;
+    let a = h
+        .send(
+            Method::POST,
+            "/api/v1/actions/dialout",
+            &[],
+            Some(("application/json", b"{".to_vec())),
+        )
+        .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     // 2. Content type 415, body limit 413.
     let a = post("text/plain", b"{}".to_vec()).await;
     assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(a.json["error"]["code"], "unsupported_media_type");
-    let big = format!("{{\"bot\":\"sales-bot\",\"target\":\"+15551234567\",\"metadata\":{{\"x\":\"{}\"}}}}", "a".repeat(70_000));
+    let big = format!(
+        "{{\"bot\":\"sales-bot\",\"target\":\"+15551234567\",\"metadata\":{{\"x\":\"{}\"}}}}",
+        "a".repeat(70_000)
+    );
     let a = post("application/json", big.into_bytes()).await;
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(a.json["error"]["code"], "body_too_large");
@@ -150,24 +193,48 @@ async fn dialout_checks_in_order_with_fields_named() {
         (json!({"target": "+15551234567"}), "bot"),
         (json!({"bot": "sales-bot"}), "target"),
         (json!({"bot": "sales-bot", "target": "555-1234"}), "target"),
-        (json!({"bot": "sales-bot", "target": "+15551234567", "notifyUrl": "/relative"}), "notifyUrl"),
-        (json!({"bot": "sales-bot", "target": "+15551234567", "answerTimeoutSec": 900}), "answerTimeoutSec"),
-        (json!({"bot": "sales-bot", "target": "+15551234567", "machineDetection": "on"}), "machineDetection"),
-        (json!({"bot": "sales-bot", "target": "+15551234567", "headers": {"Route": "x"}}), "headers.Route"),
+        (
+            json!({"bot": "sales-bot", "target": "+15551234567", "notifyUrl": "/relative"}),
+            "notifyUrl",
+        ),
+        (
+            json!({"bot": "sales-bot", "target": "+15551234567", "answerTimeoutSec": 900}),
+            "answerTimeoutSec",
+        ),
+        (
+            json!({"bot": "sales-bot", "target": "+15551234567", "machineDetection": "on"}),
+            "machineDetection",
+        ),
+        (
+            json!({"bot": "sales-bot", "target": "+15551234567", "headers": {"Route": "x"}}),
+            "headers.Route",
+        ),
     ] {
         let a = h.dialout(&auth, &body).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(a.json["error"]["field"], field, "{body}: {}", a.text);
     }
     // 4. Unknown bot 404; outbound disabled 403.
-    let a = h.dialout(&auth, &json!({"bot": "nobody", "target": "+15551234567"})).await;
+    let a = h
+        .dialout(&auth, &json!({"bot": "nobody", "target": "+15551234567"}))
+        .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     assert_eq!(a.json["error"]["code"], "unknown_bot");
-    let a = h.dialout(&auth, &json!({"bot": "Quiet Bot", "target": "+15551234567"})).await;
+    let a = h
+        .dialout(
+            &auth,
+            &json!({"bot": "Quiet Bot", "target": "+15551234567"}),
+        )
+        .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert_eq!(a.json["error"]["code"], "outbound_disabled");
     // 5. No routing rule: a bot without rules, and a destination outside the pattern → 422.
-    let a = h.dialout(&auth, &json!({"bot": "lonely-bot", "target": "+15551234567"})).await;
+    let a = h
+        .dialout(
+            &auth,
+            &json!({"bot": "lonely-bot", "target": "+15551234567"}),
+        )
+        .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(a.json["error"]["code"], "no_route");
     let a = h.dialout(&auth, &dial("+445551234567")).await;
@@ -176,7 +243,12 @@ async fn dialout_checks_in_order_with_fields_named() {
     let a = h.dialout(&auth, &dial("tel:+15551234567")).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     let id = a.json["conversationId"].as_str().unwrap().to_owned();
-    let rec = h.get(&format!("/api/v1/calls/{id}"), &basic("reader", "reader-secret-456")).await;
+    let rec = h
+        .get(
+            &format!("/api/v1/calls/{id}"),
+            &basic("reader", "reader-secret-456"),
+        )
+        .await;
     assert_eq!(rec.status, StatusCode::OK);
     assert_eq!(rec.json["target"], "tel:+15551234567");
     assert_eq!(rec.json["bot"], "sales-bot");
@@ -186,9 +258,20 @@ async fn dialout_checks_in_order_with_fields_named() {
     assert_eq!(a.headers.get("retry-after").unwrap(), "1");
     // 8. Metrics count accepted and rejected dialouts by reason.
     let m = h.send(Method::GET, "/metrics", &[], None).await;
-    assert!(m.text.contains("dialgate_dialouts_accepted_total 1"), "{}", m.text);
-    assert!(m.text.contains("dialgate_dialouts_rejected_total{reason=\"no_route\"} 2"), "{}", m.text);
-    assert!(m.text.contains("dialgate_http_requests_total{route=\"/api/v1/actions/dialout\",status=\"200\"} 1"));
+    assert!(
+        m.text.contains("dialgate_dialouts_accepted_total 1"),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text
+            .contains("dialgate_dialouts_rejected_total{reason=\"no_route\"} 2"),
+        "{}",
+        m.text
+    );
+    assert!(m.text.contains(
+        "dialgate_http_requests_total{route=\"/api/v1/actions/dialout\",status=\"200\"} 1"
+    ));
     t.stop().await;
 }
 
@@ -201,7 +284,9 @@ async fn burst_of_ten_to_one_cps_bot() {
     for i in 0..10 {
         let h = t.http.clone();
         let auth = auth.clone();
-        futs.push(tokio::spawn(async move { h.dialout(&auth, &dial(&format!("+1555100{i:04}"))).await }));
+        futs.push(tokio::spawn(async move {
+            h.dialout(&auth, &dial(&format!("+1555100{i:04}"))).await
+        }));
     }
     let mut ok = 0;
     let mut limited = 0;
@@ -228,8 +313,13 @@ async fn idempotency_key_returns_the_first_answer() {
     let send = |key: &'static str| {
         let (h, auth, body) = (t.http.clone(), auth.clone(), body.clone());
         async move {
-            h.send(Method::POST, "/api/v1/actions/dialout",
-                &[("authorization", &auth), ("idempotency-key", key)], Some(("application/json", body))).await
+            h.send(
+                Method::POST,
+                "/api/v1/actions/dialout",
+                &[("authorization", &auth), ("idempotency-key", key)],
+                Some(("application/json", body)),
+            )
+            .await
         }
     };
     // 1. First request accepted.
@@ -240,8 +330,19 @@ async fn idempotency_key_returns_the_first_answer() {
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.json["conversationId"], first.json["conversationId"]);
     // 3. Only one call was recorded.
-    let list = t.http.get("/api/v1/calls?bot=sales-bot", &basic("reader", "reader-secret-456")).await;
-    assert_eq!(list.json["calls"].as_array().unwrap().len(), 1, "{}", list.text);
+    let list = t
+        .http
+        .get(
+            "/api/v1/calls?bot=sales-bot",
+            &basic("reader", "reader-secret-456"),
+        )
+        .await;
+    assert_eq!(
+        list.json["calls"].as_array().unwrap().len(),
+        1,
+        "{}",
+        list.text
+    );
     // 4. A different key is a new request (and here hits the rate limit).
     assert_eq!(send("order-43").await.status, StatusCode::TOO_MANY_REQUESTS);
     t.stop().await;
@@ -249,7 +350,14 @@ async fn idempotency_key_returns_the_first_answer() {
 
 #[tokio::test]
 async fn robustness_routes_methods_and_http2() {
-    let t = start(&body(), StartOpts { http2: true, ..Default::default() }).await;
+    let t = start(
+        &body(),
+        StartOpts {
+            http2: true,
+            ..Default::default()
+        },
+    )
+    .await;
     let h = &t.http;
     // 1. HTTP/2 over TLS (ALPN) works.
     let a = h.send(Method::GET, "/healthz", &[], None).await;
@@ -259,16 +367,27 @@ async fn robustness_routes_methods_and_http2() {
     let a = h.send(Method::GET, "/nope", &[], None).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     assert_eq!(a.json["error"]["code"], "not_found");
-    let a = h.send(Method::GET, "/api/v1/actions/dialout", &[], None).await;
+    let a = h
+        .send(Method::GET, "/api/v1/actions/dialout", &[], None)
+        .await;
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(a.headers.get("allow").unwrap(), "POST");
     // 3. Call records: unknown → 404; DELETE of an unknown call → 404.
     let reader = basic("reader", "reader-secret-456");
-    let a = h.get("/api/v1/calls/00000000-0000-0000-0000-000000000000", &reader).await;
+    let a = h
+        .get(
+            "/api/v1/calls/00000000-0000-0000-0000-000000000000",
+            &reader,
+        )
+        .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     let a = h
-        .send(Method::DELETE, "/api/v1/calls/00000000-0000-0000-0000-000000000000",
-              &[("authorization", &basic("dialer", SECRET))], None)
+        .send(
+            Method::DELETE,
+            "/api/v1/calls/00000000-0000-0000-0000-000000000000",
+            &[("authorization", &basic("dialer", SECRET))],
+            None,
+        )
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     // 4. Listing validates its parameters.

@@ -230,31 +230,34 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
             }
         }
     }
-    let machine_detection =
-        match opt_string(&obj, "machineDetection")? {
-            None => None,
-            Some(m) => Some(match m.as_str() {
-                "disabled" => AmdMode::Disabled,
-                "detect" => AmdMode::Detect,
-                "disconnect" => AmdMode::Disconnect,
-                other => return Err(ApiError::field(
+    let machine_detection = match opt_string(&obj, "machineDetection")? {
+        None => None,
+        Some(m) => Some(match m.as_str() {
+            "disabled" => AmdMode::Disabled,
+            "detect" => AmdMode::Detect,
+            "disconnect" => AmdMode::Disconnect,
+            other => {
+                return Err(ApiError::field(
                     "machineDetection",
                     format!(
                         "`machineDetection` `{other}` must be one of disabled, detect, disconnect"
                     ),
-                )),
-            }),
-        };
+                ))
+            }
+        }),
+    };
     let answer_timeout_sec = match obj.get("answerTimeoutSec") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => match n.as_u64() {
             Some(v @ 1..=300) => Some(v as u32),
-            _ => return Err(ApiError::field(
-                "answerTimeoutSec",
-                format!(
+            _ => {
+                return Err(ApiError::field(
+                    "answerTimeoutSec",
+                    format!(
                     "`answerTimeoutSec` must be a whole number of seconds from 1 to 300, got {n}"
                 ),
-            )),
+                ))
+            }
         },
         Some(other) => {
             return Err(ApiError::field(

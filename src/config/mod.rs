@@ -128,7 +128,9 @@ pub struct ApiClient {
 impl ApiClient {
     pub fn verify_secret(&self, candidate: &str) -> bool {
         use subtle::ConstantTimeEq;
-        self.secret.clone().or_else(|| self.secret_env.as_ref().and_then(|v| std::env::var(v).ok()))
+        self.secret
+            .clone()
+            .or_else(|| self.secret_env.as_ref().and_then(|v| std::env::var(v).ok()))
             .as_deref()
             .map(|s| bool::from(s.as_bytes().ct_eq(candidate.as_bytes())))
             .unwrap_or(false)
@@ -206,7 +208,11 @@ impl ApiClient {
 }
 impl ApiClient {
     pub fn webhook_secret_value(&self) -> Option<String> {
-        self.webhook_secret.clone().or_else(|| self.webhook_secret_env.as_ref().and_then(|v| std::env::var(v).ok()))
+        self.webhook_secret.clone().or_else(|| {
+            self.webhook_secret_env
+                .as_ref()
+                .and_then(|v| std::env::var(v).ok())
+        })
     }
 }
 impl Bot {

@@ -20,7 +20,8 @@ pub struct TestCert {
 }
 
 pub fn make_cert(dir: &Path) -> TestCert {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let cert = dir.join("test.crt");
     let key = dir.join("test.key");
     std::fs::write(&cert, ck.cert.pem()).unwrap();
@@ -54,11 +55,21 @@ impl Http {
         dialgate::api::tls::install_crypto_provider();
         let mut roots = rustls::RootCertStore::empty();
         if let Some(der) = trust_der {
-            roots.add(rustls::pki_types::CertificateDer::from(der.to_vec())).unwrap();
+            roots
+                .add(rustls::pki_types::CertificateDer::from(der.to_vec()))
+                .unwrap();
         }
-        let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-        let b = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
-        let conn = if http2 { b.enable_http2().build() } else { b.enable_http1().build() };
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let b = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
+        let conn = if http2 {
+            b.enable_http2().build()
+        } else {
+            b.enable_http1().build()
+        };
         let mut cb = Client::builder(TokioExecutor::new());
         if http2 {
             cb.http2_only(true);
@@ -69,8 +80,16 @@ impl Http {
         }
     }
 
-    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<(&str, Vec<u8>)>) -> Answer {
-        let mut req = hyper::Request::builder().method(method).uri(format!("{}{}", self.base, path));
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Answer {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -81,10 +100,13 @@ impl Http {
             }
             None => Full::new(Bytes::new()),
         };
-        let resp = tokio::time::timeout(Duration::from_secs(20), self.client.request(req.body(body).unwrap()))
-            .await
-            .expect("API answered within 20 s")
-            .expect("API request");
+        let resp = tokio::time::timeout(
+            Duration::from_secs(20),
+            self.client.request(req.body(body).unwrap()),
+        )
+        .await
+        .expect("API answered within 20 s")
+        .expect("API request");
         let status = resp.status();
         let version = resp.version();
         let headers = resp.headers().clone();
@@ -99,13 +121,31 @@ impl Http {
         }
     }
 
+    /// GET without panicking when nothing listens yet.
+    pub async fn probe(&self, path: &str) -> Option<StatusCode> {
+        let req = hyper::Request::get(format!("{}{}", self.base, path))
+            .body(Full::new(Bytes::new()))
+            .ok()?;
+        let r = tokio::time::timeout(Duration::from_secs(2), self.client.request(req))
+            .await
+            .ok()?
+            .ok()?;
+        Some(r.status())
+    }
+
     pub async fn get(&self, path: &str, auth: &str) -> Answer {
-        self.send(Method::GET, path, &[("authorization", auth)], None).await
+        self.send(Method::GET, path, &[("authorization", auth)], None)
+            .await
     }
 
     pub async fn post_json(&self, path: &str, auth: &str, body: &Value) -> Answer {
-        self.send(Method::POST, path, &[("authorization", auth)], Some(("application/json", body.to_string().into_bytes())))
-            .await
+        self.send(
+            Method::POST,
+            path,
+            &[("authorization", auth)],
+            Some(("application/json", body.to_string().into_bytes())),
+        )
+        .await
     }
 
     pub async fn dialout(&self, auth: &str, body: &Value) -> Answer {
@@ -116,7 +156,10 @@ impl Http {
 /// `Basic base64(id:secret)`.
 pub fn basic(id: &str, secret: &str) -> String {
     use base64::Engine;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
 }
 
 /// A dialgate started in-process on a fresh data directory.
@@ -162,7 +205,11 @@ pub async fn start(yaml_body: &str, opts: StartOpts) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let cert = make_cert(dir.path());
     let http = if opts.tls {
-        format!("    tls: {{ cert: {}, key: {} }}\n", cert.cert.display(), cert.key.display())
+        format!(
+            "    tls: {{ cert: {}, key: {} }}\n",
+            cert.cert.display(),
+            cert.key.display()
+        )
     } else {
         "    plain_http: true\n".to_owned()
     };
