@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod limiter;
+pub mod machine;
 pub mod notify;
 pub mod routing;
 

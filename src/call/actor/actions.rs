@@ -1,0 +1,326 @@
+//! Carrying out the machine's actions.
+
+use super::{Actor, LegSlot};
+use crate::call::legs::{self, LegSide};
+use crate::call::machine::{Action, AmdMode, BotEvent, Event, FailureKind, TerminalReport};
+use crate::call::notify::StatusNote;
+use crate::media::Leg;
+use crate::store::CallStatus as StoredStatus;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+impl Actor {
+    pub(super) async fn execute(&mut self, action: Action) {
+        match action {
+            Action::OpenBotConversation => {
+                if let Some(url) = self.bot.events_url.clone() {
+                    if let Err(e) = self.engine.deps.outbox.bot_open(&self.id, &url, &self.bot.name).await {
+                        tracing::error!(error = %e, "cannot queue the bot conversation");
+                    }
+                }
+            }
+            Action::BotEvent(ev) => self.bot_event(ev).await,
+            Action::SendCarrierInvite => self.send_carrier_invite().await,
+            Action::CancelCarrier => {
+                if let Some(h) = &self.carrier.handle {
+                    h.cancel();
+                }
+            }
+            Action::ByeCarrier => {
+                if let Some(h) = &self.carrier.handle {
+                    h.hangup();
+                }
+            }
+            Action::SendBotInvite => self.send_bot_invite().await,
+            Action::CancelBot => {
+                if let Some(h) = &self.bot_leg.handle {
+                    h.cancel();
+                }
+            }
+            Action::ByeBot => {
+                if let Some(h) = &self.bot_leg.handle {
+                    h.hangup();
+                }
+            }
+            Action::StartMedia => self.start_media().await,
+            Action::StartAmd(mode) => {
+                self.amd_mode = mode;
+                self.amd = Some(crate::amd::Detector::new(self.bot.amd.clone()));
+                let _ = self.engine.deps.store.add_event(&self.id, "amd", "machine detection started").await;
+            }
+            Action::StartStt => self.start_stt().await,
+            Action::BridgeMedia => {
+                let remote = self.bot_leg.negotiated.as_ref().and_then(legs::remote_media);
+                if let (Some(m), Some(r)) = (&self.media, remote) {
+                    if let Err(e) = m.set_remote(Leg::Bot, r) {
+                        tracing::error!(error = %e, "cannot bridge the bot leg");
+                    }
+                }
+            }
+            Action::StopMedia => self.stop_media().await,
+            Action::NotifyAnswered => {
+                self.answered_at_ms = Some(crate::store::now_ms());
+                self.notify("answered", None, None, Some(200), None).await;
+            }
+            Action::BotDisconnect { reason, reason_code } => {
+                if self.bot_events {
+                    if let Err(e) = self
+                        .engine
+                        .deps
+                        .outbox
+                        .bot_disconnect(&self.id, &reason, reason_code.as_str())
+                        .await
+                    {
+                        tracing::error!(error = %e, "cannot queue the bot disconnect");
+                    }
+                }
+            }
+            Action::SetTimer { id, at } => {
+                let now_std = std::time::Instant::now();
+                let at = Instant::now() + at.saturating_duration_since(now_std);
+                self.timers.insert(id.kind, (id, at));
+            }
+            Action::CancelTimer(id) => {
+                if self.timers.get(&id.kind).map(|(t, _)| *t == id).unwrap_or(false) {
+                    self.timers.remove(&id.kind);
+                }
+            }
+            Action::Terminal(report) => self.terminal(report).await,
+        }
+    }
+
+    async fn notify(
+        &self,
+        status: &str,
+        reason: Option<&str>,
+        reason_code: Option<&str>,
+        sip_code: Option<u16>,
+        duration: Option<u64>,
+    ) {
+        let Some(url) = self.call.request.notify_url.as_deref() else {
+            return;
+        };
+        let amd = self.machine.amd().map(|a| a.result.as_str());
+        let note = StatusNote {
+            conversation_id: &self.id,
+            status,
+            reason,
+            reason_code,
+            sip_code,
+            machine_detection: amd,
+            duration_seconds: duration,
+        };
+        if let Err(e) = self.engine.deps.outbox.notify_dialer(&self.id, url, note.body()).await {
+            tracing::error!(error = %e, "cannot queue the {status} notification");
+        }
+    }
+
+    /// The Live Hub start-event parameters.
+    fn start_parameters(&self) -> Value {
+        let req = &self.call.request;
+        let (callee, callee_host) = match &req.target {
+            crate::api::dialout::Target::Tel(n) => (n.clone(), legs::host_port(&self.trunk_address).to_owned()),
+            crate::api::dialout::Target::Sip(u) => {
+                let rest = u.trim_start_matches("sips:").trim_start_matches("sip:");
+                let (user, host) = rest.split_once('@').unwrap_or(("", rest));
+                (user.to_owned(), host.split([';', '?']).next().unwrap_or(host).to_owned())
+            }
+        };
+        json!({
+            "vaigConversationId": self.id,
+            "callee": callee,
+            "calleeHost": callee_host,
+            "caller": self.caller,
+            "callerHost": req.caller_host.clone().unwrap_or_else(|| self.engine.public_ip().to_string()),
+            "callerDisplayName": req.caller_display_name,
+            "outboundTarget": req.target.display(),
+            "dialoutMetadata": req.metadata,
+        })
+    }
+
+    async fn bot_event(&mut self, ev: BotEvent) {
+        if !self.bot_events {
+            return;
+        }
+        let activity = match ev {
+            BotEvent::DialoutInitiated => json!({"type": "event", "name": "dialoutInitiated", "parameters": self.start_parameters()}),
+            BotEvent::Start => json!({"type": "event", "name": "start", "parameters": self.start_parameters()}),
+            BotEvent::MachineDetection { value } => {
+                json!({"type": "event", "name": "machineDetection", "value": value.as_str(), "parameters": {"result": value.as_str()}})
+            }
+            BotEvent::Beep => json!({"type": "event", "name": "beep"}),
+        };
+        if let Err(e) = self.engine.deps.outbox.bot_activity(&self.id, activity).await {
+            tracing::error!(error = %e, "cannot queue a bot event");
+        }
+    }
+
+    async fn send_carrier_invite(&mut self) {
+        let media = match self.engine.media.create_session(&self.id) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "no media session for the call");
+                let reason = format!("dialgate could not allocate media: {e}");
+                self.feed_boxed(Event::CarrierFailed { code: None, kind: FailureKind::Internal, reason }).await;
+                return;
+            }
+        };
+        let local = media.local_rtp_addr(Leg::Carrier);
+        self.media_events = media.events();
+        self.media = Some(media);
+        let offer = crate::sip::sdp::offer(&crate::sip::LocalSdp {
+            address: self.engine.public_ip(),
+            port: local.port(),
+            session_id: rand::random::<u32>() as u64,
+            version: 1,
+        });
+        let cfg = &self.call.config.config;
+        let Some(bot) = cfg.bot(&self.call.bot_id) else { return };
+        let Some(route) = crate::call::routing::resolve(cfg, bot, &self.call.request.target) else {
+            self.feed_boxed(Event::CarrierFailed {
+                code: None,
+                kind: FailureKind::Internal,
+                reason: "no routing rule matches any more".into(),
+            })
+            .await;
+            return;
+        };
+        let default_caller = cfg.phone_numbers.iter().find(|p| p.bot == bot.id).map(|p| p.number.clone());
+        let out = legs::carrier_call(
+            &self.id,
+            &self.call.request,
+            &route,
+            bot,
+            default_caller.as_deref(),
+            self.engine.public_ip(),
+            offer,
+        );
+        self.caller = out.from_user.clone();
+        self.trunk_address = route.connection.address.clone();
+        tracing::info!(rule = route.rule, trunk = %route.connection.id, uri = %out.request_uri, "dialing");
+        let _ = self
+            .engine
+            .deps
+            .store
+            .add_event(&self.id, "invite", &format!("INVITE {} via {} (rule {})", out.request_uri, route.connection.id, route.rule))
+            .await;
+        match self.engine.sip.place_call(out).await {
+            Ok((h, rx)) => {
+                self.carrier = LegSlot { handle: Some(h), events: Some(rx), ..Default::default() };
+            }
+            Err(e) => {
+                let reason = format!("cannot send the INVITE: {e}");
+                self.feed_boxed(Event::CarrierFailed { code: None, kind: FailureKind::Transport, reason }).await;
+            }
+        }
+    }
+
+    async fn send_bot_invite(&mut self) {
+        let Some(media) = &self.media else { return };
+        let local = media.local_rtp_addr(Leg::Bot);
+        let offer = crate::sip::sdp::offer(&crate::sip::LocalSdp {
+            address: self.engine.public_ip(),
+            port: local.port(),
+            session_id: rand::random::<u32>() as u64,
+            version: 1,
+        });
+        let out = legs::bot_call(&self.id, &self.call.request, &self.bot, &self.caller, self.engine.public_ip(), offer);
+        let _ = self.engine.deps.store.add_event(&self.id, "bot-invite", &format!("INVITE {}", out.request_uri)).await;
+        match self.engine.sip.place_call(out).await {
+            Ok((h, rx)) => self.bot_leg = LegSlot { handle: Some(h), events: Some(rx), ..Default::default() },
+            Err(e) => {
+                let reason = format!("bot {} unreachable: {e}", self.bot.sip_uri);
+                self.feed_boxed(Event::BotFailed { code: None, kind: FailureKind::Transport, reason }).await;
+            }
+        }
+    }
+
+    async fn start_media(&mut self) {
+        let remote = self.carrier.negotiated.as_ref().and_then(legs::remote_media);
+        let Some(m) = &self.media else { return };
+        if let Some(r) = remote {
+            if let Err(e) = m.set_remote(Leg::Carrier, r) {
+                tracing::error!(error = %e, "cannot start the carrier media");
+            }
+        }
+        // One tap on the callee's audio feeds detection and recognition.
+        match m.subscribe_tap(Leg::Carrier, 100) {
+            Ok(rx) => self.tap = Some(rx),
+            Err(e) => tracing::error!(error = %e, "cannot tap the callee's audio"),
+        }
+        if let Err(e) = m.start_taps() {
+            tracing::error!(error = %e, "cannot start the audio taps");
+        }
+        if self.bot.recording {
+            let path = format!("{}.wav", self.id);
+            match m.start_recording(&path).await {
+                Ok(()) => {
+                    let full = self.engine.recording_dir().join(&path);
+                    let _ = self
+                        .engine
+                        .deps
+                        .store
+                        .set_extra(&self.id, crate::store::ExtraColumn::Recording, full.display().to_string())
+                        .await;
+                }
+                Err(e) => tracing::error!(error = %e, "cannot start the recording"),
+            }
+        }
+    }
+
+    async fn stop_media(&mut self) {
+        self.tap = None;
+        self.amd = None;
+        self.stt = None;
+        self.stt_results = None;
+        if let Some(m) = self.media.take() {
+            if let Err(e) = m.stop_recording().await {
+                tracing::warn!(error = %e, "recording did not finish cleanly");
+            }
+            let stats = m.stats();
+            m.stop();
+            if let Ok(v) = serde_json::to_string(&stats) {
+                let _ = self.engine.deps.store.set_extra(&self.id, crate::store::ExtraColumn::Media, v).await;
+            }
+            self.engine.record_media_stats(&stats);
+        }
+    }
+
+    async fn terminal(&mut self, report: TerminalReport) {
+        let status = match report.status {
+            crate::call::machine::CallStatus::Failed => StoredStatus::Failed,
+            crate::call::machine::CallStatus::Completed => StoredStatus::Completed,
+        };
+        let code = report.reason_code.as_str();
+        tracing::info!(status = status.as_str(), reason_code = code, reason = %report.reason, sip_code = ?report.sip_code, "call ended");
+        self.stop_media().await;
+        let store = &self.engine.deps.store;
+        if let Some(amd) = report.amd {
+            let _ = store.set_amd(&self.id, Some((amd.result.as_str(), amd.at_ms as i64, "")), None).await;
+        }
+        match store.set_terminal(&self.id, status, code, &report.reason, report.sip_code).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the call was already terminal in the store"),
+            Err(e) => tracing::error!(error = %e, "cannot store the terminal state"),
+        }
+        let _ = store.add_event(&self.id, status.as_str(), &format!("{code}: {}", report.reason)).await;
+        let duration = (status == StoredStatus::Completed).then(|| report.duration_seconds());
+        self.notify(status.as_str(), Some(&report.reason), Some(code), report.sip_code, duration).await;
+        self.engine.count_ended(code);
+        self.terminal = Some(report);
+        let _ = AmdMode::Disabled;
+    }
+
+    /// Feeds an event from inside an action (boxed: `feed` → `execute` → `feed` recursion).
+    pub(super) fn feed_boxed(&mut self, ev: Event) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(self.feed(ev))
+    }
+
+    /// Whether a leg slot has a live handle (used by inputs).
+    pub(super) fn slot(&mut self, side: LegSide) -> &mut LegSlot {
+        match side {
+            LegSide::Carrier => &mut self.carrier,
+            LegSide::Bot => &mut self.bot_leg,
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Recognition switching and the end of the actor.
+
+use super::Actor;
+use crate::store::ExtraColumn;
+
+impl Actor {
+    pub(super) async fn start_stt(&mut self) {
+        let store = &self.engine.deps.store;
+        match self.engine.stt_session(&self.bot.language) {
+            Ok(s) => {
+                self.stt_results = s.take_results();
+                self.stt = Some(s);
+                self.recognition_on = true;
+                let _ = store.set_extra(&self.id, ExtraColumn::SttStatus, "active".into()).await;
+                let _ = store.add_event(&self.id, "stt", "speech recognition started").await;
+            }
+            Err(reason) => {
+                // Never invent text: the call goes on, the record says why.
+                tracing::warn!(%reason, "speech recognition unavailable for this call");
+                let _ = store
+                    .set_extra(&self.id, ExtraColumn::SttStatus, format!("unavailable: {reason}"))
+                    .await;
+                let _ = store.add_event(&self.id, "stt", &format!("speech recognition unavailable: {reason}")).await;
+            }
+        }
+    }
+
+    pub(super) async fn set_recognition(&mut self, on: bool) {
+        tracing::info!(on, "recognition switched by the bot");
+        if on && self.stt.is_none() {
+            if self.media.is_some() {
+                self.start_stt().await;
+            }
+            return;
+        }
+        if let Some(s) = &self.stt {
+            s.set_active(on);
+        }
+        self.recognition_on = on;
+        let _ = self
+            .engine
+            .deps
+            .store
+            .add_event(&self.id, "stt", if on { "recognition resumed by the bot" } else { "recognition stopped by the bot" })
+            .await;
+    }
+
+    /// Releases everything the call holds; the concurrency permit goes with
+    /// `self.call` when the actor is dropped.
+    pub(super) async fn cleanup(&mut self) {
+        if self.media.is_some() {
+            self.stop_media().await;
+        }
+        self.engine.unregister(&self.id);
+    }
+}
