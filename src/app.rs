@@ -1,8 +1,8 @@
 //! Assembles the service: configuration, store, outbox, call engine, API.
 
-use crate::api::{self, auth::Authenticator, ApiState};
-use crate::call::limiter::LocalLimiter;
+use crate::api::{self, ApiState, auth::Authenticator};
 use crate::call::CallControl;
+use crate::call::limiter::LocalLimiter;
 use crate::config::ConfigStore;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -74,7 +74,6 @@ impl App {
         if opts.watch_config {
             tasks.push(crate::config::spawn_watcher(
                 config.clone(),
-                metrics.clone(),
                 shutdown.clone(),
             ));
         }

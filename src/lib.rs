@@ -3,6 +3,7 @@
 //! Data flows one way: [`api`] → [`call`] → legs/media → events. See
 //! `DESIGN.md` for the contract and the README for operation.
 
+pub mod amd;
 pub mod api;
 pub mod app;
 pub mod call;

@@ -62,7 +62,9 @@ fn main() -> ExitCode {
             }
             let secret = s.trim_end_matches(['\r', '\n']);
             if secret.is_empty() {
-                eprintln!("the secret is empty: pipe it on standard input, e.g. `printf %s \"$SECRET\" | dialgate hash-secret`");
+                eprintln!(
+                    "the secret is empty: pipe it on standard input, e.g. `printf %s \"$SECRET\" | dialgate hash-secret`"
+                );
                 return ExitCode::FAILURE;
             }
             println!("{}", dialgate::config::hash_secret(secret));

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::api::{basic, start, StartOpts};
+use common::api::{StartOpts, basic, start};
 use hyper::{Method, StatusCode};
 use serde_json::json;
 use std::time::Duration;
@@ -13,9 +13,12 @@ const SECRET: &str = "dialer-secret-123";
 /// Bots, a trunk, rules and clients; secrets come from the environment.
 fn body() -> String {
     // Each test binary sets these once; the values never differ.
-    std::env::set_var("CP_DIALER_SECRET", SECRET);
-    std::env::set_var("CP_READER_SECRET", "reader-secret-456");
-    std::env::set_var("CP_WEBHOOK_SECRET", "whsec");
+    // SAFETY: set before any thread reads them; every test sets the same values.
+    unsafe {
+        std::env::set_var("CP_DIALER_SECRET", SECRET);
+        std::env::set_var("CP_READER_SECRET", "reader-secret-456");
+        std::env::set_var("CP_WEBHOOK_SECRET", "whsec");
+    }
     r#"bots:
   - id: sales-bot
     name: Sales Bot

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::api::{basic, Http};
+use common::api::{Http, basic};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -40,6 +40,15 @@ pub struct Authenticator {
     verified: Mutex<HashMap<(String, [u8; 32]), String>>,
 }
 
+/// Identifies the configured secret, so a reload that changes it invalidates
+/// cached verifications.
+fn secret_fingerprint(s: &crate::config::ClientSecret) -> String {
+    match s {
+        crate::config::ClientSecret::Hash(h) => format!("hash:{h}"),
+        crate::config::ClientSecret::Env(v) => format!("env:{}", hex::encode(digest(v))),
+    }
+}
+
 fn digest(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
@@ -97,7 +106,7 @@ impl Authenticator {
             return false;
         };
         let key = (client_id.to_owned(), digest(secret));
-        let fingerprint = format!("{:?}", client.secret_fingerprint());
+        let fingerprint = secret_fingerprint(&client.secret);
         {
             let v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
             if v.get(&key) == Some(&fingerprint) {

@@ -148,7 +148,9 @@ pub fn parse_target(raw: &str) -> Result<Target, ApiError> {
         } else {
             Err(ApiError::field(
                 "target",
-                format!("`target` `{raw}` is not an E.164 number: expected tel:+<country code><number>, up to 15 digits"),
+                format!(
+                    "`target` `{raw}` is not an E.164 number: expected tel:+<country code><number>, up to 15 digits"
+                ),
             ))
         };
     }
@@ -226,7 +228,7 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
                 return Err(ApiError::field(
                     "notifyUrl",
                     format!("`notifyUrl` `{u}` must be an absolute http:// or https:// URL"),
-                ))
+                ));
             }
         }
     }
@@ -242,7 +244,7 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
                     format!(
                         "`machineDetection` `{other}` must be one of disabled, detect, disconnect"
                     ),
-                ))
+                ));
             }
         }),
     };
@@ -254,9 +256,9 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
                 return Err(ApiError::field(
                     "answerTimeoutSec",
                     format!(
-                    "`answerTimeoutSec` must be a whole number of seconds from 1 to 300, got {n}"
-                ),
-                ))
+                        "`answerTimeoutSec` must be a whole number of seconds from 1 to 300, got {n}"
+                    ),
+                ));
             }
         },
         Some(other) => {
@@ -266,7 +268,7 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
                     "`answerTimeoutSec` must be a number, got {}",
                     type_name(other)
                 ),
-            ))
+            ));
         }
     };
     let metadata = match obj.get("metadata") {
@@ -276,7 +278,7 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
             return Err(ApiError::field(
                 "metadata",
                 format!("`metadata` must be a JSON object, got {}", type_name(other)),
-            ))
+            ));
         }
     };
     let mut headers = BTreeMap::new();
@@ -288,7 +290,9 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
                 if !(name.len() > 2 && name[..2].eq_ignore_ascii_case("x-") && is_token(name)) {
                     return Err(ApiError::field(
                         field,
-                        format!("header `{name}` is not allowed: only X- headers with token characters may be added"),
+                        format!(
+                            "header `{name}` is not allowed: only X- headers with token characters may be added"
+                        ),
                     ));
                 }
                 let Value::String(v) = value else {
@@ -300,7 +304,9 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
                 if v.len() > 1024 || v.chars().any(|c| c.is_control()) {
                     return Err(ApiError::field(
                         field,
-                        format!("header `{name}` value must be at most 1024 characters without control characters"),
+                        format!(
+                            "header `{name}` value must be at most 1024 characters without control characters"
+                        ),
                     ));
                 }
                 headers.insert(name.clone(), v.clone());
@@ -313,7 +319,7 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
                     "`headers` must be an object of X- header names to strings, got {}",
                     type_name(other)
                 ),
-            ))
+            ));
         }
     }
     Ok(DialoutRequest {

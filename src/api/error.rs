@@ -7,13 +7,13 @@ use serde_json::json;
 /// Everything the HTTP API can answer with other than success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("authentication required: use HTTP Basic (client_id:client_secret) or a Bearer token from POST /oauth/token")]
+    #[error(
+        "authentication required: use HTTP Basic (client_id:client_secret) or a Bearer token from POST /oauth/token"
+    )]
     Unauthenticated,
     #[error("invalid client credentials")]
     BadCredentials,
-    #[error(
-        "the access token is invalid or has expired; request a new one from POST /oauth/token"
-    )]
+    #[error("the access token is invalid or has expired; request a new one from POST /oauth/token")]
     BadToken,
     #[error("too many failed authentication attempts from this address; retry in {0} s")]
     AuthThrottled(u64),

@@ -1,16 +1,16 @@
 //! One function per route.
 
+use super::ApiState;
 use super::dialout::{self, MAX_BODY};
 use super::error::ApiError;
-use super::router::{json, read_body, Reply};
-use super::ApiState;
+use super::router::{Reply, json, read_body};
 use crate::call::limiter::{Limits, Refusal};
 use crate::call::{AcceptedDialout, HangupOutcome};
 use crate::config::Group;
 use crate::store::{CallFilter, CallStatus, Inserted, NewCall};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -54,6 +54,16 @@ fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
 
 /// `GET /metrics`.
 pub async fn metrics(state: &ApiState) -> Reply {
+    let (ok, failed) = state.config.reload_counts();
+    for (result, n) in [("ok", ok), ("failed", failed)] {
+        let c = state
+            .metrics
+            .config_reloads
+            .get_or_create(&crate::metrics::ResultLabels {
+                result: result.into(),
+            });
+        c.inc_by(n.saturating_sub(c.get()));
+    }
     for (st, n) in state.calls.live_by_state() {
         state
             .metrics
@@ -102,13 +112,13 @@ pub async fn token(
             return Err(ApiError::field(
                 "grant_type",
                 format!("unsupported grant_type `{other}`: only client_credentials"),
-            ))
+            ));
         }
         None => {
             return Err(ApiError::field(
                 "grant_type",
                 "grant_type=client_credentials is required",
-            ))
+            ));
         }
     }
     let (id, secret) = match (basic, id, secret) {
@@ -201,7 +211,7 @@ pub async fn dialout(
                 return Err(ApiError::field(
                     "Idempotency-Key",
                     "the Idempotency-Key header must be 1 to 255 visible ASCII characters",
-                ))
+                ));
             }
         },
     };

@@ -8,8 +8,8 @@ mod handlers;
 mod router;
 pub mod tls;
 
-use crate::call::limiter::RateLimiter;
 use crate::call::CallControl;
+use crate::call::limiter::RateLimiter;
 use crate::config::ConfigStore;
 use crate::metrics::Metrics;
 use crate::store::Store;

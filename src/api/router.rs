@@ -1,11 +1,11 @@
 //! Request routing, body limits and the uniform JSON answer shape.
 
 use super::error::ApiError;
-use super::{handlers, ApiState};
+use super::{ApiState, handlers};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use crate::config::ConfigStore;
 use crate::metrics::Metrics;
 use crate::store::{CallStatus, Store};
 use crate::webhook::{BotReplySink, Outbox};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 

@@ -1,7 +1,7 @@
 //! The dialer's status notification body (DESIGN.md §2).
 
 use crate::store::{now_ms, rfc3339};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// What one notification says.
 #[derive(Debug, Clone)]

@@ -18,16 +18,9 @@ pub struct ResolvedRoute<'a> {
 /// Finds the first matching `call` rule (lowest priority number first, then
 /// file order) whose origin is this bot (or `*`) and whose destination
 /// pattern, if any, matches the target.
-pub fn resolve<'a>(cfg: &'a Config, bot: &Bot, target: &Target) -> Option<ResolvedRoute<'a>> {
-    let key = target.routing_key();
-    let mut rules: Vec<_> = cfg.routing_rules.iter().enumerate().collect();
-    rules.sort_by_key(|(i, r)| (r.priority, *i));
-    for (_, rule) in rules {
-        let origin_ok =
-            rule.origin_bot == "*" || rule.origin_bot == bot.id || rule.origin_bot == bot.name;
-        if !origin_ok || !rule.matches_destination(key) {
-            continue;
-        }
+pub fn resolve<'a>(cfg: &'a Config, bot: &'a Bot, target: &'a Target) -> Option<ResolvedRoute<'a>> {
+    // `routes_for` yields the matching `call` rules in priority order.
+    for rule in cfg.routes_for(&bot.id, target.routing_key()) {
         let resolved = match &rule.route {
             RouteTarget::SipConnection(id) => cfg.sip_connection(id).map(|c| ResolvedRoute {
                 rule: &rule.name,

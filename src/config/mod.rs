@@ -1,235 +1,253 @@
-//! TEMPORARY stub of the configuration types (replaced by the real module at integration).
-use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::SystemTime;
+//! Configuration: YAML schema, loading with positioned errors, and hot reload.
+//!
+//! [`load`] parses the main file and its `include` directory, validates every value and the
+//! references between sections, and returns either a resolved [`Config`] or *all* problems found
+//! ([`ConfigErrors`], each naming file, line, column and field path). [`ConfigStore`] keeps the
+//! running configuration and swaps in a new one only when it loads cleanly.
 
-#[derive(Debug, Clone, Deserialize)]
+mod check;
+mod error;
+mod index;
+mod lists;
+mod raw;
+mod routes;
+mod secret;
+mod serde_err;
+mod store;
+mod types;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors, ErrorKind};
+pub use secret::{ApiClient, ClientSecret, hash_secret};
+pub use store::{ConfigStore, Snapshot, spawn_watcher};
+pub use types::*;
+
+use index::PosIndex;
+use lists::Lists;
+use raw::{RawLists, RawRoot};
+use std::path::{Path, PathBuf};
+use validate::{Ctx, Source};
+
+/// The whole resolved configuration.
+#[derive(Debug, Clone)]
 pub struct Config {
+    /// Listeners, RTP ports, directories, global timers.
     pub server: Server,
-    #[serde(default)]
+    /// Voice bots.
     pub bots: Vec<Bot>,
-    #[serde(default)]
+    /// SIP trunks.
     pub sip_connections: Vec<SipConnection>,
-    #[serde(default)]
+    /// Phone numbers and their owning bots.
     pub phone_numbers: Vec<PhoneNumber>,
-    #[serde(default)]
+    /// Routing rules, sorted by priority (lowest first, file order on ties).
     pub routing_rules: Vec<RoutingRule>,
-    #[serde(default)]
+    /// REST API clients.
     pub api_clients: Vec<ApiClient>,
 }
-#[derive(Debug, Clone, Deserialize)]
-pub struct Server {
-    pub http: Http,
-    pub data_dir: PathBuf,
-}
-#[derive(Debug, Clone, Deserialize)]
-pub struct Http {
-    pub listen: SocketAddr,
-    pub tls: Option<TlsFiles>,
-    #[serde(default)]
-    pub plain_http: bool,
-}
-#[derive(Debug, Clone, Deserialize)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-#[derive(Debug, Clone, Deserialize)]
-pub struct Bot {
-    pub id: String,
-    pub name: String,
-    pub sip_uri: String,
-    pub events_url: Option<String>,
-    pub token: Option<String>,
-    #[serde(default)]
-    pub outbound: Outbound,
-}
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum MachineDetectionMode {
-    #[default]
-    Disabled,
-    Detect,
-    Disconnect,
-}
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct Outbound {
-    pub enabled: bool,
-    pub start_recognition_on_connect: bool,
-    pub dialout_initiated_event: bool,
-    pub machine_detection: MachineDetectionMode,
-    pub answer_timeout_sec: u32,
-    pub max_cps: f64,
-    pub max_concurrent: u32,
-}
-impl Default for Outbound {
-    fn default() -> Self {
-        Outbound {
-            enabled: false,
-            start_recognition_on_connect: false,
-            dialout_initiated_event: false,
-            machine_detection: MachineDetectionMode::Disabled,
-            answer_timeout_sec: 30,
-            max_cps: 1.0,
-            max_concurrent: 3,
-        }
-    }
-}
-#[derive(Debug, Clone, Deserialize)]
-pub struct SipConnection {
-    pub id: String,
-    pub name: String,
-    pub address: String,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-}
-#[derive(Debug, Clone, Deserialize)]
-pub struct PhoneNumber {
-    pub number: String,
-    pub bot: String,
-    pub sip_connection: String,
-}
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RouteTarget {
-    SipConnection(String),
-    PhoneNumber(String),
-}
-#[derive(Debug, Clone, Deserialize)]
-pub struct RoutingRule {
-    pub name: String,
-    pub origin_bot: String,
-    pub destination_pattern: Option<String>,
-    pub route: RouteTarget,
-    #[serde(default)]
-    pub priority: i32,
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-}
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Group {
-    CallControl,
-    CallDataManager,
-}
-#[derive(Debug, Clone, Deserialize)]
-pub struct ApiClient {
-    pub client_id: String,
-    pub secret: Option<String>,
-    pub secret_env: Option<String>,
-    pub groups: Vec<Group>,
-    pub webhook_secret: Option<String>,
-    pub webhook_secret_env: Option<String>,
-}
-impl ApiClient {
-    pub fn verify_secret(&self, candidate: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        self.secret
-            .clone()
-            .or_else(|| self.secret_env.as_ref().and_then(|v| std::env::var(v).ok()))
-            .as_deref()
-            .map(|s| bool::from(s.as_bytes().ct_eq(candidate.as_bytes())))
-            .unwrap_or(false)
-    }
-    pub fn has_group(&self, g: Group) -> bool {
-        self.groups.contains(&g)
-    }
-}
+
 impl Config {
+    /// Bot by ID, or else by name.
     pub fn bot(&self, id_or_name: &str) -> Option<&Bot> {
         self.bots
             .iter()
             .find(|b| b.id == id_or_name)
             .or_else(|| self.bots.iter().find(|b| b.name == id_or_name))
     }
-    pub fn api_client(&self, id: &str) -> Option<&ApiClient> {
-        self.api_clients.iter().find(|c| c.client_id == id)
-    }
-}
-pub struct Snapshot {
-    pub config: Config,
-    pub version: u64,
-    pub loaded_at: SystemTime,
-}
-pub struct ConfigStore {
-    cur: arc_swap::ArcSwap<Snapshot>,
-    path: PathBuf,
-}
-impl ConfigStore {
-    pub fn open(path: &Path) -> Result<Self, String> {
-        let config = load(path)?;
-        Ok(ConfigStore {
-            cur: arc_swap::ArcSwap::from_pointee(Snapshot {
-                config,
-                version: 1,
-                loaded_at: SystemTime::now(),
-            }),
-            path: path.to_owned(),
-        })
-    }
-    pub fn current(&self) -> Arc<Snapshot> {
-        self.cur.load_full()
-    }
-    pub fn last_error(&self) -> Option<(SystemTime, String)> {
-        None
-    }
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-pub fn load(path: &Path) -> Result<Config, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    serde_saphyr::from_str(&text).map_err(|e| e.to_string())
-}
-impl Config {
+
+    /// SIP connection by ID.
     pub fn sip_connection(&self, id: &str) -> Option<&SipConnection> {
         self.sip_connections.iter().find(|c| c.id == id)
     }
-    pub fn phone_number(&self, n: &str) -> Option<&PhoneNumber> {
-        self.phone_numbers.iter().find(|p| p.number == n)
+
+    /// Phone number entry by E.164 number.
+    pub fn phone_number(&self, number: &str) -> Option<&PhoneNumber> {
+        self.phone_numbers.iter().find(|n| n.number == number)
+    }
+
+    /// API client by client ID.
+    pub fn api_client(&self, client_id: &str) -> Option<&ApiClient> {
+        self.api_clients.iter().find(|c| c.client_id == client_id)
+    }
+
+    /// Routing rules applying to a call from `bot_id` to `destination`, in the order to try them.
+    pub fn routes_for<'a>(
+        &'a self,
+        bot_id: &'a str,
+        destination: &'a str,
+    ) -> impl Iterator<Item = &'a RoutingRule> {
+        self.routing_rules
+            .iter()
+            .filter(move |r| r.matches(bot_id, destination))
     }
 }
-impl RoutingRule {
-    pub fn matches_destination(&self, key: &str) -> bool {
-        self.destination_pattern
-            .as_deref()
-            .map(|p| key.starts_with(&p.trim_start_matches('^').replace('\\', "")))
-            .unwrap_or(true)
+
+fn io_error(file: &Path, path: &str, pos: (usize, usize), message: String) -> ConfigError {
+    ConfigError {
+        file: file.to_path_buf(),
+        line: pos.0,
+        column: pos.1,
+        path: path.into(),
+        message,
+        kind: ErrorKind::Io,
     }
 }
-impl ApiClient {
-    pub fn secret_fingerprint(&self) -> String {
-        self.secret.clone().unwrap_or_default()
+
+/// Reads and deserializes one file; the index is kept for later semantic errors.
+fn parse<T: for<'de> serde::Deserialize<'de> + Default>(
+    file: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Option<(T, PosIndex)> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(io_error(
+                file,
+                "",
+                (1, 1),
+                format!("cannot read the file: {e}"),
+            ));
+            return None;
+        }
+    };
+    let idx = PosIndex::build(&text);
+    // A file with only comments is an empty document; treat it as "nothing configured here".
+    if !idx.has("") {
+        return Some((T::default(), idx));
+    }
+    match serde_saphyr::from_str::<T>(&text) {
+        Ok(v) => Some((v, idx)),
+        Err(e) => {
+            errors.push(serde_err::convert(&e, file, &idx));
+            None
+        }
     }
 }
-impl ApiClient {
-    pub fn webhook_secret_value(&self) -> Option<String> {
-        self.webhook_secret.clone().or_else(|| {
-            self.webhook_secret_env
-                .as_ref()
-                .and_then(|v| std::env::var(v).ok())
+
+/// Loads, validates and cross-checks the configuration at `path` (and its include directory).
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let Some((root, idx)) = parse::<Option<RawRoot>>(path, &mut errors) else {
+        return Err(ConfigErrors(errors));
+    };
+    let mut sources = vec![Source {
+        file: path.to_path_buf(),
+        idx,
+    }];
+    let Some(root) = root else {
+        errors.push(io_error(
+            path,
+            "",
+            (1, 1),
+            "the file is empty; at least `server.sip.listen` is required".into(),
+        ));
+        return Err(ConfigErrors(errors));
+    };
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let (server, main_lists) = root.split();
+    let mut lists = Lists::default();
+    lists.add(0, main_lists);
+
+    if let Some(inc) = &server.include {
+        let dir = if Path::new(inc).is_absolute() {
+            PathBuf::from(inc)
+        } else {
+            base_dir.join(inc)
+        };
+        match include_files(&dir) {
+            Ok(files) => {
+                for file in files {
+                    if let Some((raw, idx)) = parse::<RawLists>(&file, &mut errors) {
+                        sources.push(Source { file, idx });
+                        lists.add(sources.len() - 1, raw);
+                    }
+                }
+            }
+            Err(e) => {
+                let pos = sources[0].idx.pos("server.include");
+                errors.push(io_error(
+                    path,
+                    "server.include",
+                    pos,
+                    format!("cannot read include directory {}: {e}", dir.display()),
+                ));
+            }
+        }
+    }
+    // Cross-checks need every file; with a file unreadable they would only add noise.
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+
+    let mut ctx = Ctx {
+        sources: &sources,
+        base_dir,
+        errors,
+    };
+    let server = ctx.server(&server);
+    let l = lists::resolve(&mut ctx, &lists);
+    if !ctx.errors.is_empty() {
+        let mut errors = ctx.errors;
+        // Report in file order, like a compiler.
+        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        return Err(ConfigErrors(errors));
+    }
+    Ok(Config {
+        server,
+        bots: l.bots,
+        sip_connections: l.sip_connections,
+        phone_numbers: l.phone_numbers,
+        routing_rules: l.routing_rules,
+        api_clients: l.api_clients,
+    })
+}
+
+/// `*.yaml` / `*.yml` files of the include directory, sorted by name (load order is predictable).
+fn include_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
         })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Human summary for `dialgate check`: listeners, counts, and the bots allowed to dial out.
+pub fn summary(config: &Config) -> String {
+    let s = &config.server;
+    let mut out = String::new();
+    for l in &s.sip.listen {
+        out.push_str(&format!("SIP listener: {} {}\n", l.transport, l.address));
     }
-}
-impl Bot {
-    pub fn bearer_token(&self) -> Option<&str> {
-        self.token.as_deref()
+    let scheme = if s.http.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    out.push_str(&format!("REST API: {scheme}://{}\n", s.http.listen));
+    out.push_str(&format!(
+        "RTP ports: {}-{}\n",
+        s.rtp.port_min, s.rtp.port_max
+    ));
+    out.push_str(&format!(
+        "{} bots, {} SIP connections, {} phone numbers, {} routing rules, {} API clients\n",
+        config.bots.len(),
+        config.sip_connections.len(),
+        config.phone_numbers.len(),
+        config.routing_rules.len(),
+        config.api_clients.len()
+    ));
+    let enabled: Vec<&Bot> = config.bots.iter().filter(|b| b.outbound.enabled).collect();
+    if enabled.is_empty() {
+        out.push_str("Outbound calling enabled for: no bot\n");
     }
-}
-pub fn spawn_watcher(
-    _store: Arc<ConfigStore>,
-    _metrics: Arc<crate::metrics::Metrics>,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move { shutdown.cancelled().await })
-}
-pub fn summary(c: &Config) -> String {
-    format!("{} bots", c.bots.len())
-}
-pub fn hash_secret(s: &str) -> String {
-    s.to_owned()
+    for b in enabled {
+        let o = &b.outbound;
+        out.push_str(&format!(
+            "Outbound enabled: {} ({}) max_cps {} max_concurrent {} machine_detection {:?}\n",
+            b.id, b.name, o.max_cps, o.max_concurrent, o.machine_detection
+        ));
+    }
+    out
 }

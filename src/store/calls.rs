@@ -1,8 +1,8 @@
 //! Call records: inserted when a dialout is accepted, updated as the call
 //! progresses, read by the call-record API.
 
-use super::{now_ms, Store, StoreError};
-use rusqlite::{params, OptionalExtension, Row};
+use super::{Store, StoreError, now_ms};
+use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 use serde_json::Value;
 

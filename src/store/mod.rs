@@ -11,7 +11,7 @@ mod migrations;
 mod outbox;
 
 pub use calls::{
-    CallFilter, CallRecord, CallStatus, ExtraColumn, Inserted, NewCall, IDEMPOTENCY_WINDOW_MS,
+    CallFilter, CallRecord, CallStatus, ExtraColumn, IDEMPOTENCY_WINDOW_MS, Inserted, NewCall,
 };
 pub use outbox::{AttemptOutcome, Channel, DeliveryAttempt, OutboxItem};
 

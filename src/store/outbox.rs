@@ -2,8 +2,8 @@
 //! delivered (or their retry budget ends), so nothing is lost across a restart.
 //! Items of one conversation and channel are delivered strictly in order.
 
-use super::{now_ms, Store, StoreError};
-use rusqlite::{params, Row};
+use super::{Store, StoreError, now_ms};
+use rusqlite::{Row, params};
 use serde::Serialize;
 
 /// Who an outbox item is for.

@@ -16,7 +16,7 @@ pub use worker::OutboxOptions;
 use crate::config::ConfigStore;
 use crate::metrics::Metrics;
 use crate::store::{Channel, Store, StoreError};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::Notify;
 

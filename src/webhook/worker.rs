@@ -1,7 +1,7 @@
 //! The delivery worker: polls the outbox for due items, delivers each, and
 //! records every attempt.
 
-use super::{kind, Outbox};
+use super::{Outbox, kind};
 use crate::store::{AttemptOutcome, Channel, OutboxItem};
 use bytes::Bytes;
 use serde_json::Value;
@@ -174,7 +174,7 @@ impl Outbox {
         let secret = snap
             .config
             .api_client(&client_id)
-            .and_then(|c| c.webhook_secret_value());
+            .and_then(|c| c.webhook_secret.clone());
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -213,7 +213,7 @@ impl Outbox {
             );
         };
         let mut headers = Vec::new();
-        if let Some(t) = bot.bearer_token() {
+        if let Some(t) = bot.token.as_deref() {
             headers.push(("authorization", format!("Bearer {t}")));
         }
         let url = if item.kind == kind::BOT_OPEN {
@@ -228,7 +228,7 @@ impl Outbox {
                     return Delivery::Permanent(
                         None,
                         "the bot conversation was never opened".into(),
-                    )
+                    );
                 }
                 Err(e) => return Delivery::Transient(None, e.to_string()),
             };

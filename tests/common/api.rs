@@ -6,7 +6,7 @@ use bytes::Bytes;
 use dialgate::app::{App, AppOptions};
 use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, StatusCode};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use std::path::{Path, PathBuf};

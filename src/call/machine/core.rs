@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::reason::{bot_failure_text, carrier_failure_text, FailureKind, ReasonCode};
-use super::report::{cause, EndCause, TerminalReport, Times};
+use super::reason::{FailureKind, ReasonCode, bot_failure_text, carrier_failure_text};
+use super::report::{EndCause, TerminalReport, Times, cause};
 use super::timers::TimerTable;
 use super::types::{
     Action, AmdMode, AmdOutcome, AmdResult, BotEvent, CallState, Event, HangupSource,

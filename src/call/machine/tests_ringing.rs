@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::tests::{bot_failed, failed, Sim};
+use super::tests::{Sim, bot_failed, failed};
 use super::*;
 
 #[test]
@@ -75,14 +75,15 @@ fn happy_path_with_dialout_initiated_stt_and_bye_from_callee() {
         Some(Duration::from_secs(4 * 3600 + 4))
     );
     // 4. AMD decides before the bot answers: held back until `start`.
-    assert!(s
-        .at(4_100)
-        .ev(Event::AmdDecision {
-            result: AmdResult::Human,
-            at_ms: 900
-        })
-        .acts
-        .is_empty());
+    assert!(
+        s.at(4_100)
+            .ev(Event::AmdDecision {
+                result: AmdResult::Human,
+                at_ms: 900
+            })
+            .acts
+            .is_empty()
+    );
     // 5. Bot answers: bridge, start, then the held machineDetection.
     let st = s.at(4_300).ev(Event::BotAnswered);
     assert_eq!(

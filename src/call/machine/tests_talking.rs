@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::tests::{amd, bot_failed, Sim};
+use super::tests::{Sim, amd, bot_failed};
 use super::*;
 
 #[test]

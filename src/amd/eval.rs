@@ -1,0 +1,273 @@
+//! Scoring the detector on a labelled corpus (`labels.csv` + 8 kHz mono 16-bit WAVs), as the
+//! corpus README prescribes: frames from t = 0, first decision is final, undecided at the end
+//! of the clip = `unknown` at clip length (a time-out).
+
+use std::path::{Path, PathBuf};
+
+use super::detector::{AmdEvent, AmdResult, Detector};
+use super::dsp::{FRAME_MS, FRAME_SAMPLES};
+use super::labels::{ClipNotes, Label, parse_labels};
+use super::params::AmdParams;
+pub use super::report::EvalReport;
+
+/// Why an evaluation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AmdEvalError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `labels.csv` is malformed.
+    #[error("{path}:{line}: {msg}")]
+    Labels {
+        /// The labels file.
+        path: PathBuf,
+        /// 1-based line of the bad record.
+        line: usize,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A WAV file is unreadable.
+    #[error("bad WAV {path}: {source}")]
+    Wav {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's error.
+        source: hound::Error,
+    },
+    /// A WAV file is readable but not 8 kHz mono 16-bit PCM.
+    #[error("unsupported WAV {path}: {detail} (need 8000 Hz mono 16-bit PCM)")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        detail: String,
+    },
+    /// `labels.csv` lists no clip.
+    #[error("{0} lists no clips")]
+    Empty(PathBuf),
+}
+
+impl AmdEvalError {
+    /// Short machine-readable class: `io`, `labels`, `wav`, `format`, `empty`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AmdEvalError::Io { .. } => "io",
+            AmdEvalError::Labels { .. } => "labels",
+            AmdEvalError::Wav { .. } => "wav",
+            AmdEvalError::Format { .. } => "format",
+            AmdEvalError::Empty(_) => "empty",
+        }
+    }
+}
+
+/// What the detector did on one clip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipOutcome {
+    /// First (final) decision; `unknown` on time-out.
+    pub decision: AmdResult,
+    /// Decision time in ms since answer (clip length on time-out).
+    pub t_d_ms: u64,
+    /// The detector's cause string (`"timeout"` on time-out).
+    pub cause: String,
+    /// No decision before the clip ended.
+    pub timeout: bool,
+    /// First beep notice: (end of beep ms, frequency Hz).
+    pub beep: Option<(u64, f32)>,
+    /// Clip length in ms (whole frames).
+    pub len_ms: u64,
+}
+
+/// How to run an evaluation beyond the detector parameters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvalOptions {
+    /// Simulate speech recognition from the notes: each quoted text's words are fed with
+    /// [`Detector::push_transcript`] one by one, spread evenly over the utterance's span, each
+    /// `stt_latency_ms` after it was spoken. Off by default (the README's protocol is audio
+    /// only).
+    pub simulate_transcripts: bool,
+    /// Recogniser latency for the simulation.
+    pub stt_latency_ms: u64,
+}
+
+/// The simulated recogniser output for a clip: (time ms, word), in time order.
+pub fn transcript_schedule(notes: &ClipNotes, latency_ms: u64) -> Vec<(u64, String)> {
+    let spans: Vec<(f64, f64)> = notes
+        .greeting
+        .iter()
+        .chain(&notes.speech)
+        .copied()
+        .collect();
+    let mut out = Vec::new();
+    for ((a, b), text) in spans.iter().zip(&notes.texts) {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        for (k, w) in words.iter().enumerate() {
+            let t = a + (b - a) * (k + 1) as f64 / words.len() as f64;
+            out.push(((t * 1000.0) as u64 + latency_ms, (*w).to_owned()));
+        }
+    }
+    out.sort_by_key(|x| x.0);
+    out
+}
+
+/// Runs a detector over a whole clip (whole 20 ms frames; a partial last frame is dropped).
+pub fn run_clip(samples: &[i16], params: &AmdParams) -> ClipOutcome {
+    run_clip_with(samples, params, &[])
+}
+
+/// Like [`run_clip`], feeding `transcript` words (time ms, text) when their time comes.
+pub fn run_clip_with(
+    samples: &[i16],
+    params: &AmdParams,
+    transcript: &[(u64, String)],
+) -> ClipOutcome {
+    let mut det = Detector::new(params.clone());
+    let mut decision = None;
+    let mut beep = None;
+    let chunks = samples.chunks_exact(FRAME_SAMPLES);
+    let len_ms = chunks.len() as u64 * u64::from(FRAME_MS);
+    let mut next_word = 0;
+    for frame in chunks {
+        let mut evs = det.push_frame(frame);
+        while let Some((t, w)) = transcript.get(next_word) {
+            if *t > det.elapsed_ms() {
+                break;
+            }
+            evs.extend(det.push_transcript(w));
+            next_word += 1;
+        }
+        for ev in evs {
+            match ev {
+                AmdEvent::Decision(d) => decision = decision.or(Some(d)),
+                AmdEvent::Beep { at_ms, freq_hz } => beep = beep.or(Some((at_ms, freq_hz))),
+            }
+        }
+        if det.is_done() {
+            break;
+        }
+    }
+    match decision {
+        Some(d) => ClipOutcome {
+            decision: d.result,
+            t_d_ms: d.at_ms,
+            cause: d.cause,
+            timeout: false,
+            beep,
+            len_ms,
+        },
+        None => ClipOutcome {
+            decision: AmdResult::Unknown,
+            t_d_ms: len_ms,
+            cause: "timeout".to_owned(),
+            timeout: true,
+            beep,
+            len_ms,
+        },
+    }
+}
+
+/// One evaluated clip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalRow {
+    /// File name as listed.
+    pub file: String,
+    /// Ground truth.
+    pub label: Label,
+    /// Parsed notes.
+    pub notes: ClipNotes,
+    /// What the detector did.
+    pub outcome: ClipOutcome,
+}
+
+impl EvalRow {
+    /// Decision matches the label.
+    pub fn correct(&self) -> bool {
+        self.outcome.decision == self.label.expected()
+    }
+
+    /// Decision time in seconds.
+    pub fn t_d(&self) -> f64 {
+        self.outcome.t_d_ms as f64 / 1000.0
+    }
+}
+
+fn read_wav(path: &Path) -> Result<Vec<i16>, AmdEvalError> {
+    let reader = hound::WavReader::open(path).map_err(|e| match e {
+        hound::Error::IoError(source) => AmdEvalError::Io {
+            path: path.to_owned(),
+            source,
+        },
+        source => AmdEvalError::Wav {
+            path: path.to_owned(),
+            source,
+        },
+    })?;
+    let spec = reader.spec();
+    if spec.sample_rate != 8000
+        || spec.channels != 1
+        || spec.bits_per_sample != 16
+        || spec.sample_format != hound::SampleFormat::Int
+    {
+        return Err(AmdEvalError::Format {
+            path: path.to_owned(),
+            detail: format!(
+                "{} Hz, {} channel(s), {}-bit {:?}",
+                spec.sample_rate, spec.channels, spec.bits_per_sample, spec.sample_format
+            ),
+        });
+    }
+    reader
+        .into_samples::<i16>()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| AmdEvalError::Wav {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Evaluates the detector with `params` on the corpus in `dir` (`dir/labels.csv` and the WAVs
+/// it lists), audio only. Reads only; writes nothing.
+pub fn eval_corpus(dir: &Path, params: &AmdParams) -> Result<EvalReport, AmdEvalError> {
+    eval_corpus_with(dir, params, &EvalOptions::default())
+}
+
+/// [`eval_corpus`] with options (simulated transcripts).
+pub fn eval_corpus_with(
+    dir: &Path,
+    params: &AmdParams,
+    opts: &EvalOptions,
+) -> Result<EvalReport, AmdEvalError> {
+    let labels_path = dir.join("labels.csv");
+    let text = std::fs::read_to_string(&labels_path).map_err(|source| AmdEvalError::Io {
+        path: labels_path.clone(),
+        source,
+    })?;
+    let labels = parse_labels(&text).map_err(|e| AmdEvalError::Labels {
+        path: labels_path.clone(),
+        line: e.line,
+        msg: e.msg,
+    })?;
+    if labels.is_empty() {
+        return Err(AmdEvalError::Empty(labels_path));
+    }
+    let mut rows = Vec::with_capacity(labels.len());
+    for l in labels {
+        let samples = read_wav(&dir.join(&l.file))?;
+        let schedule = if opts.simulate_transcripts {
+            transcript_schedule(&l.notes, opts.stt_latency_ms)
+        } else {
+            Vec::new()
+        };
+        rows.push(EvalRow {
+            outcome: run_clip_with(&samples, params, &schedule),
+            file: l.file,
+            label: l.label,
+            notes: l.notes,
+        });
+    }
+    Ok(EvalReport { rows })
+}

@@ -1,0 +1,289 @@
+//! The file as written (serde targets). Validation turns these into the types in `types.rs`.
+
+use super::types::{CallerIdFormat, Group, MachineDetectionMode, RuleType, SipTransport};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Main file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoot {
+    pub server: RawServer,
+    #[serde(default)]
+    pub bots: Vec<RawBot>,
+    #[serde(default)]
+    pub sip_connections: Vec<RawSipConnection>,
+    #[serde(default)]
+    pub phone_numbers: Vec<RawPhoneNumber>,
+    #[serde(default)]
+    pub routing_rules: Vec<RawRoutingRule>,
+    #[serde(default)]
+    pub api_clients: Vec<RawApiClient>,
+}
+
+impl RawRoot {
+    /// Splits off the lists so include files can be appended to them.
+    pub(super) fn split(self) -> (RawServer, RawLists) {
+        let lists = RawLists {
+            bots: self.bots,
+            sip_connections: self.sip_connections,
+            phone_numbers: self.phone_numbers,
+            routing_rules: self.routing_rules,
+            api_clients: self.api_clients,
+        };
+        (self.server, lists)
+    }
+}
+
+/// The lists that the main file and include files (the whole of an include file) carry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLists {
+    #[serde(default)]
+    pub bots: Vec<RawBot>,
+    #[serde(default)]
+    pub sip_connections: Vec<RawSipConnection>,
+    #[serde(default)]
+    pub phone_numbers: Vec<RawPhoneNumber>,
+    #[serde(default)]
+    pub routing_rules: Vec<RawRoutingRule>,
+    #[serde(default)]
+    pub api_clients: Vec<RawApiClient>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub sip: RawSip,
+    #[serde(default)]
+    pub http: RawHttp,
+    #[serde(default)]
+    pub rtp: RawRtp,
+    #[serde(default = "d_data_dir")]
+    pub data_dir: String,
+    #[serde(default = "d_max_call")]
+    pub max_call_duration_sec: u32,
+    #[serde(default = "d_bot_answer")]
+    pub bot_answer_timeout_sec: u32,
+    pub include: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSip {
+    pub listen: Vec<RawListen>,
+    pub tls: Option<RawTls>,
+    pub public_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawListen {
+    pub transport: SipTransport,
+    pub address: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    #[serde(default = "d_http_listen")]
+    pub listen: String,
+    pub tls: Option<RawTls>,
+    #[serde(default)]
+    pub plain_http: bool,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            listen: d_http_listen(),
+            tls: None,
+            plain_http: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRtp {
+    #[serde(default = "d_port_min")]
+    pub port_min: u16,
+    #[serde(default = "d_port_max")]
+    pub port_max: u16,
+    #[serde(default = "d_inactivity")]
+    pub inactivity_timeout_sec: u32,
+}
+
+impl Default for RawRtp {
+    fn default() -> Self {
+        RawRtp {
+            port_min: d_port_min(),
+            port_max: d_port_max(),
+            inactivity_timeout_sec: d_inactivity(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBot {
+    pub id: String,
+    pub name: String,
+    pub sip_uri: String,
+    pub events_url: Option<String>,
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+    #[serde(default = "d_language")]
+    pub language: String,
+    #[serde(default)]
+    pub recording: bool,
+    #[serde(default)]
+    pub outbound: RawOutbound,
+    #[serde(default)]
+    pub amd: crate::amd::AmdParams,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOutbound {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub start_recognition_on_connect: bool,
+    #[serde(default)]
+    pub dialout_initiated_event: bool,
+    #[serde(default)]
+    pub machine_detection: MachineDetectionMode,
+    #[serde(default = "d_answer_timeout")]
+    pub answer_timeout_sec: u32,
+    #[serde(default = "d_max_cps")]
+    pub max_cps: f64,
+    #[serde(default = "d_max_concurrent")]
+    pub max_concurrent: u32,
+}
+
+impl Default for RawOutbound {
+    fn default() -> Self {
+        RawOutbound {
+            enabled: false,
+            start_recognition_on_connect: false,
+            dialout_initiated_event: false,
+            machine_detection: MachineDetectionMode::Disabled,
+            answer_timeout_sec: d_answer_timeout(),
+            max_cps: d_max_cps(),
+            max_concurrent: d_max_concurrent(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSipConnection {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub backup_address: Option<String>,
+    #[serde(default = "d_transport")]
+    pub transport: SipTransport,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub p_asserted_identity: bool,
+    #[serde(default)]
+    pub caller_id_format: CallerIdFormat,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPhoneNumber {
+    pub number: String,
+    pub bot: String,
+    pub sip_connection: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoutingRule {
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub rule_type: RuleType,
+    #[serde(default = "d_any")]
+    pub origin_bot: String,
+    pub destination_pattern: Option<String>,
+    pub route: RawRoute,
+    #[serde(default = "d_priority")]
+    pub priority: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub sip_connection: Option<String>,
+    pub phone_number: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApiClient {
+    pub client_id: String,
+    pub secret_hash: Option<String>,
+    pub secret_env: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<Group>,
+    pub webhook_secret: Option<String>,
+    pub webhook_secret_env: Option<String>,
+}
+
+fn d_data_dir() -> String {
+    "data".into()
+}
+fn d_max_call() -> u32 {
+    3600
+}
+fn d_bot_answer() -> u32 {
+    10
+}
+fn d_http_listen() -> String {
+    "127.0.0.1:8443".into()
+}
+fn d_port_min() -> u16 {
+    20000
+}
+fn d_port_max() -> u16 {
+    29999
+}
+fn d_inactivity() -> u32 {
+    30
+}
+fn d_language() -> String {
+    "en-US".into()
+}
+fn d_answer_timeout() -> u32 {
+    30
+}
+fn d_max_cps() -> f64 {
+    1.0
+}
+fn d_max_concurrent() -> u32 {
+    3
+}
+fn d_transport() -> SipTransport {
+    SipTransport::Udp
+}
+fn d_any() -> String {
+    "*".into()
+}
+fn d_priority() -> u32 {
+    100
+}

@@ -1,0 +1,334 @@
+//! Resolved configuration types (what the rest of dialgate reads). Secrets from `*_env` are
+//! already read, relative paths are resolved against the config file's directory.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// SIP transport of a listener or trunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SipTransport {
+    /// SIP over UDP.
+    Udp,
+    /// SIP over TCP.
+    Tcp,
+    /// SIP over TLS (needs certificates on listeners).
+    Tls,
+}
+
+impl fmt::Display for SipTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SipTransport::Udp => "udp",
+            SipTransport::Tcp => "tcp",
+            SipTransport::Tls => "tls",
+        })
+    }
+}
+
+/// Answering machine detection mode of a bot's dialouts (Live Hub `machineDetection`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MachineDetectionMode {
+    /// No detection (Live Hub default).
+    #[default]
+    Disabled,
+    /// Detect and report human/machine to the bot.
+    Detect,
+    /// Detect and hang up when a machine answers.
+    Disconnect,
+}
+
+/// How the calling number is written in the From/PAI user part towards a trunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerIdFormat {
+    /// `+15551234567`.
+    #[default]
+    E164,
+    /// Without the leading `+`.
+    National,
+    /// Exactly as the dialout request gave it.
+    AsIs,
+}
+
+/// API permission group (Live Hub API client groups).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    /// May place and control calls.
+    CallControl,
+    /// May read call records.
+    CallDataManager,
+}
+
+/// Type of a routing rule; only outbound calls exist today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleType {
+    /// Outbound call routing.
+    #[default]
+    Call,
+}
+
+/// A certificate chain and private key (PEM), absolute paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+}
+
+/// One SIP listening socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipListen {
+    /// Transport.
+    pub transport: SipTransport,
+    /// Local address and port.
+    pub address: SocketAddr,
+}
+
+/// `server.sip`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipServer {
+    /// At least one listener.
+    pub listen: Vec<SipListen>,
+    /// Certificates for TLS listeners.
+    pub tls: Option<TlsFiles>,
+    /// Host/IP written into Via, Contact and SDP (default: IP of the first listener).
+    pub public_address: String,
+    /// User-Agent / Server header value.
+    pub user_agent: String,
+}
+
+/// `server.http` (the Live Hub compatible REST API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpServer {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Certificates; `None` only when `plain_http` is true.
+    pub tls: Option<TlsFiles>,
+    /// Explicit opt-in to plain HTTP.
+    pub plain_http: bool,
+}
+
+/// `server.rtp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpConfig {
+    /// First RTP port (even).
+    pub port_min: u16,
+    /// Last usable port (inclusive).
+    pub port_max: u16,
+    /// Hang up after this many seconds without RTP; 0 disables.
+    pub inactivity_timeout_sec: u32,
+}
+
+/// `server`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// SIP side.
+    pub sip: SipServer,
+    /// REST API side.
+    pub http: HttpServer,
+    /// Media ports.
+    pub rtp: RtpConfig,
+    /// SQLite store, recordings, models (absolute).
+    pub data_dir: PathBuf,
+    /// Calls are hung up after this many seconds.
+    pub max_call_duration_sec: u32,
+    /// Bot leg INVITE without final answer is cancelled after this many seconds.
+    pub bot_answer_timeout_sec: u32,
+    /// Include directory (absolute), if configured.
+    pub include: Option<PathBuf>,
+}
+
+/// `bots[].outbound` (Live Hub outbound-calling settings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outbound {
+    /// Outbound calling allowed (default false).
+    pub enabled: bool,
+    /// Start speech recognition as soon as the call connects (default false).
+    pub start_recognition_on_connect: bool,
+    /// Send the `dialoutInitiated` event (default false).
+    pub dialout_initiated_event: bool,
+    /// Machine detection mode (default disabled).
+    pub machine_detection: MachineDetectionMode,
+    /// Ring time before giving up, seconds, 1..=300 (default 30).
+    pub answer_timeout_sec: u32,
+    /// Calls per second (token bucket), > 0 (default 1.0).
+    pub max_cps: f64,
+    /// Simultaneous outbound calls, >= 1 (default 3).
+    pub max_concurrent: u32,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Outbound {
+            enabled: false,
+            start_recognition_on_connect: false,
+            dialout_initiated_event: false,
+            machine_detection: MachineDetectionMode::Disabled,
+            answer_timeout_sec: 30,
+            max_cps: 1.0,
+            max_concurrent: 3,
+        }
+    }
+}
+
+/// One voice bot.
+#[derive(Clone, PartialEq)]
+pub struct Bot {
+    /// Unique ID (`[A-Za-z0-9._-]+`).
+    pub id: String,
+    /// Unique display name.
+    pub name: String,
+    /// Bot media endpoint SIP URI.
+    pub sip_uri: String,
+    /// Bot API URL for events, if any.
+    pub events_url: Option<String>,
+    /// Bearer token sent to `events_url` (resolved from `token_env` if used).
+    pub token: Option<String>,
+    /// Recognition language (default `en-US`).
+    pub language: String,
+    /// Record calls as stereo WAV.
+    pub recording: bool,
+    /// Outbound-calling settings.
+    pub outbound: Outbound,
+    /// AMD tuning overrides.
+    pub amd: crate::amd::AmdParams,
+}
+
+impl fmt::Debug for Bot {
+    // The token is a credential: keep it out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bot")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("sip_uri", &self.sip_uri)
+            .field("events_url", &self.events_url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("language", &self.language)
+            .field("recording", &self.recording)
+            .field("outbound", &self.outbound)
+            .field("amd", &self.amd)
+            .finish()
+    }
+}
+
+/// A host with optional port (`sip:` prefix stripped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// Host name or IP (IPv6 without brackets).
+    pub host: String,
+    /// Port, if given.
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]", self.host)?;
+        } else {
+            f.write_str(&self.host)?;
+        }
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One SIP trunk.
+#[derive(Clone, PartialEq)]
+pub struct SipConnection {
+    /// Unique ID.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Where INVITEs go.
+    pub address: HostPort,
+    /// Failover destination.
+    pub backup_address: Option<HostPort>,
+    /// Transport.
+    pub transport: SipTransport,
+    /// Digest user name.
+    pub username: Option<String>,
+    /// Digest password (resolved from `password_env` if used).
+    pub password: Option<String>,
+    /// Add P-Asserted-Identity with the caller.
+    pub p_asserted_identity: bool,
+    /// Calling number format.
+    pub caller_id_format: CallerIdFormat,
+    /// Extra `X-` headers on every INVITE.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for SipConnection {
+    // The password is a credential: keep it out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SipConnection")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("backup_address", &self.backup_address)
+            .field("transport", &self.transport)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("p_asserted_identity", &self.p_asserted_identity)
+            .field("caller_id_format", &self.caller_id_format)
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+/// A phone number owned by a bot, reachable through a SIP connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneNumber {
+    /// E.164 number.
+    pub number: String,
+    /// Owning bot ID (names in the file are resolved to IDs).
+    pub bot: String,
+    /// SIP connection ID used for this number.
+    pub sip_connection: String,
+}
+
+/// Where a routing rule sends a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// Directly over this SIP connection ID.
+    SipConnection(String),
+    /// Use this phone number as calling number (and its SIP connection).
+    PhoneNumber(String),
+}
+
+/// One routing rule; [`super::Config::routing_rules`] is sorted by priority (stable).
+#[derive(Debug, Clone)]
+pub struct RoutingRule {
+    /// Unique name.
+    pub name: String,
+    /// Rule type.
+    pub rule_type: RuleType,
+    /// Bot ID this rule applies to; `None` = any bot (`"*"`).
+    pub origin_bot: Option<String>,
+    /// Regex on the target's E.164 number / user part.
+    pub destination_pattern: Option<regex_lite::Regex>,
+    /// Target.
+    pub route: RouteTarget,
+    /// Lower = tried first.
+    pub priority: u32,
+}
+
+impl RoutingRule {
+    /// Whether this rule applies to a call from `bot_id` to `destination`.
+    pub fn matches(&self, bot_id: &str, destination: &str) -> bool {
+        self.origin_bot.as_deref().is_none_or(|b| b == bot_id)
+            && self
+                .destination_pattern
+                .as_ref()
+                .is_none_or(|r| r.is_match(destination))
+    }
+}
