@@ -232,15 +232,14 @@ impl Outbox {
                 }
                 Err(e) => return Delivery::Transient(None, e.to_string()),
             };
-            let u = match item.kind.as_str() {
+            match item.kind.as_str() {
                 kind::BOT_REFRESH => session.1.unwrap_or(session.0),
                 kind::BOT_DISCONNECT => match session.2 {
                     Some(d) => d,
                     None => return Delivery::Ok,
                 },
                 _ => session.0,
-            };
-            u
+            }
         };
         let answer = match self
             .client
