@@ -10,5 +10,6 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod metrics;
+pub mod sip;
 pub mod store;
 pub mod webhook;

@@ -1,2 +1,15 @@
+//! Test support shared by dialgate's integration tests: real, independent SIP peers (PJSIP through
+//! `tests/peers/pjsua_peer.py`, Kamailio, SIPp) and HTTP peers (a Bot API bot, a dialer's notify
+//! sink), plus an in-process dialgate with an HTTPS client. Everything binds 127.0.0.1, waits are
+//! bounded, and every process or server is stopped when its handle is dropped.
+//!
+//! The SIP peers need `scripts/install-peers` to have run (Debian packages and `.venv-peers`).
+
+// Each integration test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
+
 pub mod api;
+pub mod audio;
+pub mod http_peers;
+pub mod peers;
+pub mod sipp;

@@ -1,0 +1,314 @@
+//! The SIP endpoint: listeners (UDP, TCP, TLS), the rsipstack transaction/dialog layers and the
+//! dispatcher of incoming requests.
+//!
+//! Policy for requests nobody asked for: dialgate only *originates* calls, so an out-of-dialog
+//! INVITE is refused with 403 (never an open relay: toll fraud), an out-of-dialog OPTIONS is
+//! answered 200 (trunk keep-alive), and any other request for an unknown dialog gets 481.
+//! Requests inside a leg's dialog are handed to rsipstack's dialog, which reports them on the
+//! leg's own state channel (see `leg.rs`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::sip::{Method, StatusCode};
+use rsipstack::transaction::endpoint::EndpointOption;
+use rsipstack::transaction::{Endpoint, EndpointBuilder, TransactionReceiver};
+use rsipstack::transport::tcp_listener::TcpListenerConnection;
+use rsipstack::transport::tls::{TlsConfig, TlsListenerConnection};
+use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::{SipAddr, TransportLayer};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::error::SipError;
+
+/// A SIP transport dialgate listens on / sends over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// SIP over UDP.
+    Udp,
+    /// SIP over TCP.
+    Tcp,
+    /// SIP over TLS (rustls).
+    Tls,
+}
+
+impl Transport {
+    /// Lower-case name used in URIs (`transport=tcp`) and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+
+    pub(crate) fn to_rsip(self) -> rsipstack::sip::Transport {
+        match self {
+            Transport::Udp => rsipstack::sip::Transport::Udp,
+            Transport::Tcp => rsipstack::sip::Transport::Tcp,
+            Transport::Tls => rsipstack::sip::Transport::Tls,
+        }
+    }
+}
+
+/// Everything the endpoint needs; built by the caller from its configuration.
+#[derive(Debug, Clone)]
+pub struct SipSettings {
+    /// Listeners. Port 0 picks a free port (see [`SipEndpoint::local_addr`]).
+    pub listen: Vec<(Transport, SocketAddr)>,
+    /// `(cert_path, key_path)` PEM files; required when a TLS listener is configured.
+    pub tls: Option<(String, String)>,
+    /// Address advertised in Via/Contact when it differs from the listen address.
+    pub public_address: IpAddr,
+    /// PEM bundle of CAs that verify TLS peers (trunks, bots) we connect to, e.g.
+    /// `/etc/ssl/certs/ca-certificates.crt`. rsipstack has no built-in roots: without this,
+    /// every outbound TLS handshake fails verification.
+    pub tls_ca: Option<String>,
+    /// `User-Agent` header value.
+    pub user_agent: String,
+    /// RFC 3261 timer T1; `None` = 500 ms. Timer B (INVITE timeout) is 64*T1. Tests shorten it.
+    pub t1: Option<Duration>,
+}
+
+/// Shared state the legs need.
+pub(crate) struct EndpointCore {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) dialogs: Arc<DialogLayer>,
+    pub(crate) listen: Vec<(Transport, SocketAddr)>,
+    pub(crate) public_address: IpAddr,
+    pub(crate) next_leg_id: AtomicU64,
+    pub(crate) cancel: CancellationToken,
+}
+
+/// A running SIP endpoint. Cheap to clone.
+#[derive(Clone)]
+pub struct SipEndpoint {
+    pub(crate) core: Arc<EndpointCore>,
+}
+
+static CRYPTO: Once = Once::new();
+
+/// rustls needs a process-wide crypto provider before the first TLS socket, or it panics when
+/// more than one backend is linked. Installing twice is harmless (the second install fails
+/// quietly), so every entry point may call this.
+pub fn install_crypto_provider() {
+    CRYPTO.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+fn resolve_port(transport: Transport, addr: SocketAddr) -> Result<SocketAddr, SipError> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    // rsipstack's stream listeners report the address they were *given*, so a port 0 would be
+    // advertised as 0: pick a free port first (tiny race, acceptable for tests/dev).
+    let l = std::net::TcpListener::bind(addr).map_err(|source| SipError::Bind {
+        addr,
+        transport: transport.as_str(),
+        source,
+    })?;
+    l.local_addr().map_err(|source| SipError::Bind {
+        addr,
+        transport: transport.as_str(),
+        source,
+    })
+}
+
+impl SipEndpoint {
+    /// Bind every listener and start serving. Must run inside a tokio runtime.
+    pub async fn start(settings: SipSettings) -> Result<SipEndpoint, SipError> {
+        install_crypto_provider();
+        let cancel = CancellationToken::new();
+        let transport_layer = TransportLayer::new(cancel.clone());
+        let mut bound = Vec::new();
+        let read = |path: &String| {
+            std::fs::read(path).map_err(|source| SipError::TlsFile {
+                path: path.clone(),
+                source,
+            })
+        };
+        let mut tls_config = TlsConfig::default();
+        if let Some((cert, key)) = &settings.tls {
+            tls_config.cert = Some(read(cert)?);
+            tls_config.key = Some(read(key)?);
+        }
+        if let Some(ca) = &settings.tls_ca {
+            tls_config.ca_certs = Some(read(ca)?);
+        }
+        for &(transport, addr) in &settings.listen {
+            let bind_err = |source: std::io::Error| SipError::Bind {
+                addr,
+                transport: transport.as_str(),
+                source,
+            };
+            match transport {
+                Transport::Udp => {
+                    let sock = tokio::net::UdpSocket::bind(addr).await.map_err(bind_err)?;
+                    let local = sock.local_addr().map_err(bind_err)?;
+                    let external = (settings.public_address != local.ip())
+                        .then(|| SocketAddr::new(settings.public_address, local.port()));
+                    let conn = UdpConnection::from_socket(
+                        Arc::new(sock),
+                        external,
+                        Some(cancel.child_token()),
+                    )
+                    .await
+                    .map_err(|e| SipError::Stack(e.to_string()))?;
+                    transport_layer.add_transport(conn.into());
+                    bound.push((transport, local));
+                }
+                Transport::Tcp | Transport::Tls => {
+                    let local = resolve_port(transport, addr)?;
+                    let external = (settings.public_address != local.ip())
+                        .then(|| SocketAddr::new(settings.public_address, local.port()));
+                    if transport == Transport::Tcp {
+                        let l = TcpListenerConnection::new(local, external)
+                            .await
+                            .map_err(|e| SipError::Stack(e.to_string()))?;
+                        transport_layer.add_transport(l.into());
+                    } else {
+                        if tls_config.cert.is_none() {
+                            return Err(SipError::TlsMissing);
+                        }
+                        let cfg = tls_config.clone();
+                        let l = TlsListenerConnection::new(local, external, cfg)
+                            .await
+                            .map_err(|e| SipError::Stack(e.to_string()))?;
+                        transport_layer.add_transport(l.into());
+                    }
+                    bound.push((transport, local));
+                }
+            }
+        }
+        if settings.tls.is_some() || settings.tls_ca.is_some() {
+            // Client-side TLS (sips: trunks, bots) reads the CAs from the same holder.
+            transport_layer.set_tls_config(tls_config);
+        }
+
+        let mut option = EndpointOption::default();
+        if let Some(t1) = settings.t1 {
+            option.t1 = t1;
+            option.t1x64 = t1 * 64;
+        }
+        let endpoint = EndpointBuilder::new()
+            .with_cancel_token(cancel.clone())
+            .with_transport_layer(transport_layer)
+            .with_user_agent(&settings.user_agent)
+            .with_option(option)
+            .build();
+        let incoming = endpoint
+            .incoming_transactions()
+            .map_err(|e| SipError::Stack(e.to_string()))?;
+        let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+
+        let serve_ep = endpoint.inner.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_ep.serve().await {
+                warn!(error = %e, "sip endpoint stopped");
+            }
+        });
+        tokio::spawn(dispatch(incoming, dialogs.clone(), cancel.clone()));
+        info!(listen = ?bound, "sip endpoint started");
+
+        Ok(SipEndpoint {
+            core: Arc::new(EndpointCore {
+                endpoint,
+                dialogs,
+                listen: bound,
+                public_address: settings.public_address,
+                next_leg_id: AtomicU64::new(1),
+                cancel,
+            }),
+        })
+    }
+
+    /// The address actually bound for `transport` (first listener of that kind).
+    pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
+        self.core
+            .listen
+            .iter()
+            .find(|(t, _)| *t == transport)
+            .map(|(_, a)| *a)
+    }
+
+    /// Number of dialogs rsipstack still tracks (leak check: 0 when no call is up).
+    pub fn dialog_count(&self) -> usize {
+        self.core.dialogs.len()
+    }
+
+    /// Stop listeners and timers. Live legs are not hung up: end them first.
+    pub fn shutdown(&self) {
+        self.core.cancel.cancel();
+        self.core.endpoint.shutdown();
+    }
+
+    pub(crate) fn next_leg_id(&self) -> u64 {
+        self.core.next_leg_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Listener address for Contact/Via of a given transport (public address, bound port).
+    pub(crate) fn contact_addr(&self, transport: Transport) -> Option<SipAddr> {
+        let local = self
+            .local_addr(transport)
+            .or_else(|| self.local_addr(Transport::Udp))?;
+        Some(SipAddr {
+            r#type: Some(transport.to_rsip()),
+            addr: SocketAddr::new(self.core.public_address, local.port()).into(),
+        })
+    }
+}
+
+/// Route every incoming server transaction: to its dialog, or answer it by policy.
+async fn dispatch(
+    mut incoming: TransactionReceiver,
+    dialogs: Arc<DialogLayer>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let mut tx = tokio::select! {
+            _ = cancel.cancelled() => break,
+            tx = incoming.recv() => match tx { Some(tx) => tx, None => break },
+        };
+        if let Some(mut dialog) = dialogs.match_dialog(&tx) {
+            tokio::spawn(async move {
+                if let Err(e) = dialog.handle(&mut tx).await {
+                    debug!(error = %e, "in-dialog request failed");
+                }
+            });
+            continue;
+        }
+        let has_to_tag = tx
+            .original
+            .to_header()
+            .ok()
+            .and_then(|t| t.tag().ok().flatten())
+            .is_some();
+        let status = match tx.original.method {
+            Method::Ack => continue,
+            Method::Options if !has_to_tag => StatusCode::OK,
+            Method::Invite if !has_to_tag => StatusCode::Forbidden,
+            // Requests that may start something new (REGISTER, MESSAGE, SUBSCRIBE, PUBLISH):
+            // we are no registrar or presence server.
+            Method::Register | Method::Message | Method::Subscribe | Method::Publish
+                if !has_to_tag =>
+            {
+                StatusCode::MethodNotAllowed
+            }
+            // BYE, INFO, UPDATE, PRACK, NOTIFY, REFER, re-INVITE ...: a dialog we do not have.
+            _ => StatusCode::CallTransactionDoesNotExist,
+        };
+        debug!(method = %tx.original.method, %status, "answering request outside any leg");
+        tokio::spawn(async move {
+            if let Err(e) = tx.reply(status).await {
+                debug!(error = %e, "reply failed");
+            }
+        });
+    }
+}
+
+use rsipstack::sip::prelude::HeadersExt as _;

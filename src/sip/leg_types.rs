@@ -1,0 +1,128 @@
+//! Public types of a leg: what to dial, what happens, and the handle to end it.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::endpoint::Transport;
+
+/// One outbound INVITE to place (carrier trunk or bot).
+#[derive(Debug, Clone, Default)]
+pub struct OutboundCall {
+    /// Request-URI, `sip:` or `sips:` (e.g. `sip:+15551234567@carrier.example`).
+    pub request_uri: String,
+    /// From user part (caller ID).
+    pub from_user: String,
+    /// From host part.
+    pub from_host: String,
+    /// From display name.
+    pub from_display: Option<String>,
+    /// To URI. rsipstack 0.7.14 always writes To = Request-URI; when they differ this is only
+    /// logged (see HANDOFF).
+    pub to_uri: String,
+    /// Outbound proxy `(host:port, transport)`, sent as a preloaded `Route: <sip:host:port;lr>`.
+    pub proxy: Option<(String, Transport)>,
+    /// Second proxy tried only after 503/408/transport error before any provisional response.
+    pub backup_proxy: Option<(String, Transport)>,
+    /// Extra headers (X-…, P-Asserted-Identity), added verbatim.
+    pub headers: Vec<(String, String)>,
+    /// Digest credentials `(username, password)` answered once to 401/407.
+    pub credentials: Option<(String, String)>,
+    /// SDP offer (always sent in the INVITE: the automatic ACK carries no SDP).
+    pub sdp_offer: String,
+    /// Call-ID to use; generated when `None`.
+    pub call_id: Option<String>,
+    /// Conversation the leg belongs to (logged on every span).
+    pub conversation_id: String,
+}
+
+/// How a leg failed before answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A final non-2xx response came back (code in `Failed::code`).
+    Response,
+    /// No final response in time (Timer B): code 408.
+    Timeout,
+    /// The request could not be sent (connection refused, TLS failure, bad target).
+    Transport,
+    /// We cancelled it (CANCEL, or an answer that raced the CANCEL and was ended with BYE).
+    Cancelled,
+}
+
+/// What happens on a leg, in order. [`LegEvent::Terminated`] is always the last event.
+#[derive(Debug)]
+pub enum LegEvent {
+    /// 1xx other than 100 (ringing, session progress).
+    Provisional {
+        /// Status code.
+        code: u16,
+        /// Early-media SDP, if any.
+        sdp: Option<String>,
+    },
+    /// 2xx received and ACKed.
+    Answered {
+        /// Status code.
+        code: u16,
+        /// The peer's SDP answer (empty if the peer sent none).
+        sdp: String,
+    },
+    /// Never answered.
+    Failed {
+        /// Final SIP status, if one was received (408 for a timeout).
+        code: Option<u16>,
+        /// Reason phrase or error text.
+        reason: String,
+        /// Classification.
+        kind: FailureKind,
+    },
+    /// The peer sent BYE after answer (already answered 200).
+    RemoteBye,
+    /// The peer sent a re-INVITE (or UPDATE). Reply with `Some(answer_sdp)` for 200, `None` for
+    /// 488. An empty `sdp` is an offer-less re-INVITE: the reply must then be an offer.
+    ReInvite {
+        /// The peer's SDP.
+        sdp: String,
+        /// Where to send the answer.
+        reply: oneshot::Sender<Option<String>>,
+    },
+    /// The dialog is gone (rsipstack forgot it); no more events.
+    Terminated,
+}
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    Cancel,
+    Bye,
+    Hangup,
+}
+
+/// Controls one leg. Dropping it does not end the call; call [`LegHandle::hangup`].
+#[derive(Debug, Clone)]
+pub struct LegHandle {
+    pub(crate) id: u64,
+    pub(crate) call_id: String,
+    pub(crate) cmd: mpsc::UnboundedSender<Command>,
+}
+
+impl LegHandle {
+    /// CANCEL while early. If a 200 races the CANCEL it is ACKed then ended with BYE (reported
+    /// as `Failed{kind: Cancelled}`, never `Answered`). After answer it ends the call with BYE.
+    pub fn cancel(&self) {
+        let _ = self.cmd.send(Command::Cancel);
+    }
+    /// BYE once answered. Before answer every command (this one too) ends the leg with CANCEL,
+    /// so a late `bye()` from a racing caller still stops the call.
+    pub fn bye(&self) {
+        let _ = self.cmd.send(Command::Bye);
+    }
+    /// CANCEL or BYE, whichever fits the leg's state.
+    pub fn hangup(&self) {
+        let _ = self.cmd.send(Command::Hangup);
+    }
+    /// The Call-ID of the (first) INVITE.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+    /// Process-unique leg number.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}

@@ -1,0 +1,14 @@
+//! SIP layer: rsipstack endpoint, outbound legs (carrier and bot), digest, SDP.
+//!
+//! This module makes SIP legs; call policy (what to do when a leg answers, fails or hangs up)
+//! belongs to `crate::call`.
+
+pub mod endpoint;
+pub mod error;
+pub mod leg;
+mod leg_types;
+pub mod sdp;
+
+pub use endpoint::{SipEndpoint, SipSettings, Transport};
+pub use error::SipError;
+pub use leg::{FailureKind, LegEvent, LegHandle, OutboundCall};
