@@ -10,6 +10,7 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod metrics;
+pub mod sim;
 pub mod sip;
 pub mod store;
 pub mod webhook;
