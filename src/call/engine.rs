@@ -1,13 +1,25 @@
-//! The call engine: a registry of live calls, each driven by its own task.
+//! The call engine: the SIP endpoint, the media relay, the recogniser, and a
+//! registry of live calls, each driven by its own [`Actor`].
 
+use super::actor::{Actor, ActorCmd, state_code, state_name};
+use super::machine::{AmdMode, CallMachine, CallState, HangupSource, MachineConfig};
 use super::notify::StatusNote;
 use super::{AcceptedDialout, CallControl, HangupOutcome};
-use crate::config::ConfigStore;
+use crate::api::dialout::AmdMode as RequestAmd;
+use crate::config::{ConfigStore, MachineDetectionMode};
+use crate::media::{MediaConfig, MediaEngine, MediaStats};
 use crate::metrics::Metrics;
+use crate::sip::{SipEndpoint, SipSettings, Transport};
 use crate::store::{CallStatus, Store};
 use crate::webhook::{BotReplySink, Outbox};
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// What the engine needs from the rest of the service.
@@ -19,15 +31,155 @@ pub struct EngineDeps {
     pub shutdown: CancellationToken,
 }
 
+struct LiveCall {
+    tx: mpsc::UnboundedSender<ActorCmd>,
+    state: Arc<AtomicU8>,
+}
+
 /// The call engine.
 pub struct Engine {
-    deps: EngineDeps,
+    pub(crate) deps: EngineDeps,
+    pub(crate) sip: SipEndpoint,
+    pub(crate) media: MediaEngine,
+    stt: crate::stt::SttEngine,
+    public_ip: IpAddr,
+    recording_dir: PathBuf,
+    registry: Mutex<HashMap<String, LiveCall>>,
+    me: Weak<Engine>,
+}
+
+fn sip_transport(t: crate::config::SipTransport) -> Transport {
+    match t {
+        crate::config::SipTransport::Udp => Transport::Udp,
+        crate::config::SipTransport::Tcp => Transport::Tcp,
+        crate::config::SipTransport::Tls => Transport::Tls,
+    }
 }
 
 impl Engine {
-    /// Starts the engine.
+    /// Starts the SIP endpoint, the relay and the recogniser.
     pub async fn start(deps: EngineDeps) -> Result<Arc<Engine>, String> {
-        Ok(Arc::new(Engine { deps }))
+        let snap = deps.config.current();
+        let server = &snap.config.server;
+        let public_ip: IpAddr = server.sip.public_address.parse().map_err(|_| {
+            format!(
+                "server.sip.public_address `{}` is not an IP address",
+                server.sip.public_address
+            )
+        })?;
+        let sip = SipEndpoint::start(SipSettings {
+            listen: server
+                .sip
+                .listen
+                .iter()
+                .map(|l| (sip_transport(l.transport), l.address))
+                .collect(),
+            tls: server
+                .sip
+                .tls
+                .as_ref()
+                .map(|t| (t.cert.display().to_string(), t.key.display().to_string())),
+            public_address: public_ip,
+            user_agent: server.sip.user_agent.clone(),
+            // Trunks reached over TLS are verified against the system's CA bundle.
+            tls_ca: Some("/etc/ssl/certs/ca-certificates.crt".to_owned())
+                .filter(|p| std::path::Path::new(p).exists()),
+            t1: None,
+        })
+        .await
+        .map_err(|e| format!("SIP endpoint: {e}"))?;
+        let recording_dir = server.data_dir.join("recordings");
+        let media = MediaEngine::new(MediaConfig {
+            bind_ip: public_ip,
+            port_min: server.rtp.port_min,
+            port_max: server.rtp.port_max,
+            inactivity_timeout: (server.rtp.inactivity_timeout_sec > 0)
+                .then(|| Duration::from_secs(server.rtp.inactivity_timeout_sec as u64)),
+            recording_dir: recording_dir.clone(),
+            ..MediaConfig::default()
+        })
+        .map_err(|e| format!("media relay: {e}"))?;
+        let stt_cfg = crate::stt::SttEngineConfig {
+            data_dir: server.data_dir.clone(),
+            ..Default::default()
+        };
+        // Loading the model reads ~75 MB: keep it off the async threads.
+        let stt = tokio::task::spawn_blocking(move || crate::stt::SttEngine::new(stt_cfg))
+            .await
+            .map_err(|e| format!("speech engine: {e}"))?;
+        match stt.status() {
+            crate::stt::SttStatus::Ready { .. } => tracing::info!("speech recognition ready"),
+            crate::stt::SttStatus::Unavailable { reason } => {
+                tracing::warn!(%reason, "speech recognition UNAVAILABLE: calls work, but no text reaches bots")
+            }
+        }
+        for (t, a) in server.sip.listen.iter().map(|l| (l.transport, l.address)) {
+            let bound = sip.local_addr(sip_transport(t)).unwrap_or(a);
+            tracing::info!(transport = ?t, %bound, "SIP listening");
+        }
+        Ok(Arc::new_cyclic(|me| Engine {
+            deps,
+            sip,
+            media,
+            stt,
+            public_ip,
+            recording_dir,
+            registry: Mutex::new(HashMap::new()),
+            me: me.clone(),
+        }))
+    }
+
+    /// The address put in SDP and Contact.
+    pub fn public_ip(&self) -> IpAddr {
+        self.public_ip
+    }
+
+    /// Where recordings are written.
+    pub fn recording_dir(&self) -> &std::path::Path {
+        &self.recording_dir
+    }
+
+    /// The SIP address the endpoint listens on for a transport (tests, demo).
+    pub fn sip_addr(&self, t: Transport) -> Option<std::net::SocketAddr> {
+        self.sip.local_addr(t)
+    }
+
+    pub(crate) fn stt_session(&self, language: &str) -> Result<crate::stt::SttSession, String> {
+        // Whisper wants the bare language code (`en` from `en-US`).
+        let lang = language
+            .split(['-', '_'])
+            .next()
+            .unwrap_or("en")
+            .to_ascii_lowercase();
+        let cfg = crate::stt::SttSessionConfig {
+            language: lang,
+            ..Default::default()
+        };
+        self.stt.session(cfg).map_err(|e| e.to_string())
+    }
+
+    pub(crate) fn unregister(&self, id: &str) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    pub(crate) fn count_ended(&self, reason_code: &str) {
+        self.deps
+            .metrics
+            .calls_ended
+            .get_or_create(&crate::metrics::ReasonLabels {
+                reason: reason_code.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn record_media_stats(&self, _stats: &MediaStats) {}
+
+    fn send(&self, id: &str, cmd: ActorCmd) -> bool {
+        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        reg.get(id).map(|c| c.tx.send(cmd).is_ok()).unwrap_or(false)
     }
 
     /// Ends, with a terminal notification, every call the previous process
@@ -41,103 +193,193 @@ impl Engine {
             }
         };
         for c in calls {
-            let status = if c.answered_at.is_some() {
-                CallStatus::Completed
+            let (status, reason) = if c.answered_at.is_some() {
+                (CallStatus::Completed, "dialgate restarted during the call")
             } else {
-                CallStatus::Failed
+                (
+                    CallStatus::Failed,
+                    "dialgate restarted before the call was answered",
+                )
             };
-            let reason = "dialgate restarted before the call ended";
-            self.finish(
-                &c.conversation_id,
-                &c.request,
-                status,
-                "error",
-                reason,
-                None,
-                c.answered_at,
-            )
-            .await;
-            tracing::warn!(conversation_id = %c.conversation_id, "call ended by restart recovery");
-        }
-    }
-
-    /// Records a terminal outcome once and queues its notifications.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn finish(
-        &self,
-        id: &str,
-        request: &Value,
-        status: CallStatus,
-        reason_code: &str,
-        reason: &str,
-        sip_code: Option<u16>,
-        answered_at: Option<i64>,
-    ) {
-        match self
-            .deps
-            .store
-            .set_terminal(id, status, reason_code, reason, sip_code)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::error!(conversation_id = %id, error = %e, "cannot store the terminal state");
-                return;
+            match self
+                .deps
+                .store
+                .set_terminal(&c.conversation_id, status, "error", reason, None)
+                .await
+            {
+                Ok(true) => {}
+                _ => continue,
             }
-        }
-        let _ = self
-            .deps
-            .store
-            .add_event(id, status.as_str(), &format!("{reason_code}: {reason}"))
-            .await;
-        if let Some(url) = request.get("notifyUrl").and_then(Value::as_str) {
-            let note = StatusNote {
-                conversation_id: id,
-                status: status.as_str(),
-                reason: Some(reason),
-                reason_code: Some(reason_code),
-                sip_code,
-                machine_detection: None,
-                duration_seconds: answered_at
-                    .map(|a| ((crate::store::now_ms() - a).max(0) / 1000) as u64),
-            };
-            if let Err(e) = self.deps.outbox.notify_dialer(id, url, note.body()).await {
-                tracing::error!(conversation_id = %id, error = %e, "cannot queue the terminal notification");
+            let _ = self
+                .deps
+                .store
+                .add_event(&c.conversation_id, status.as_str(), reason)
+                .await;
+            tracing::warn!(conversation_id = %c.conversation_id, "call ended by restart recovery");
+            if let Some(url) = c.request.get("notifyUrl").and_then(Value::as_str) {
+                let note = StatusNote {
+                    conversation_id: &c.conversation_id,
+                    status: status.as_str(),
+                    reason: Some(reason),
+                    reason_code: Some("error"),
+                    sip_code: None,
+                    machine_detection: None,
+                    duration_seconds: c
+                        .answered_at
+                        .map(|a| ((crate::store::now_ms() - a).max(0) / 1000) as u64),
+                };
+                if let Err(e) = self
+                    .deps
+                    .outbox
+                    .notify_dialer(&c.conversation_id, url, note.body())
+                    .await
+                {
+                    tracing::error!(error = %e, "cannot queue the terminal notification");
+                }
+            }
+            if c.bot_connected_at.is_some() || c.answered_at.is_some() {
+                let _ = self
+                    .deps
+                    .outbox
+                    .bot_disconnect(&c.conversation_id, reason, "error")
+                    .await;
             }
         }
     }
 
     /// Extra fields for `GET /api/v1/status`.
     pub fn status_json(&self) -> Value {
-        json!({})
+        let stt = match self.stt.status() {
+            crate::stt::SttStatus::Ready { model, load_ms } => {
+                json!({"available": true, "model": model, "loadMs": load_ms})
+            }
+            crate::stt::SttStatus::Unavailable { reason } => {
+                json!({"available": false, "reason": reason})
+            }
+        };
+        json!({
+            "recognition": stt,
+            "sip": {
+                "udp": self.sip.local_addr(Transport::Udp).map(|a| a.to_string()),
+                "tcp": self.sip.local_addr(Transport::Tcp).map(|a| a.to_string()),
+                "tls": self.sip.local_addr(Transport::Tls).map(|a| a.to_string()),
+            },
+            "rtpPortsFree": self.media.port_pool().free(),
+        })
     }
 
-    /// Ends every live call.
-    pub async fn shutdown(&self) {}
+    /// Hangs up every live call and waits (bounded) for them to end.
+    pub async fn shutdown(&self) {
+        let ids: Vec<String> = self
+            .registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for id in &ids {
+            self.send(id, ActorCmd::Hangup(HangupSource::Api));
+        }
+        for _ in 0..100 {
+            if self
+                .registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.sip.shutdown();
+    }
+
+    fn machine_config(&self, call: &AcceptedDialout) -> (MachineConfig, AmdMode) {
+        let snap = &call.config;
+        let cfg = &snap.config;
+        let bot = cfg.bot(&call.bot_id);
+        let outbound = bot.map(|b| b.outbound.clone()).unwrap_or_default();
+        let amd = match call.request.machine_detection {
+            Some(RequestAmd::Disabled) => AmdMode::Disabled,
+            Some(RequestAmd::Detect) => AmdMode::Detect,
+            Some(RequestAmd::Disconnect) => AmdMode::Disconnect,
+            None => match outbound.machine_detection {
+                MachineDetectionMode::Disabled => AmdMode::Disabled,
+                MachineDetectionMode::Detect => AmdMode::Detect,
+                MachineDetectionMode::Disconnect => AmdMode::Disconnect,
+            },
+        };
+        let answer = call
+            .request
+            .answer_timeout_sec
+            .unwrap_or(outbound.answer_timeout_sec);
+        let mc = MachineConfig {
+            dialout_initiated_event: outbound.dialout_initiated_event,
+            machine_detection: amd,
+            start_recognition_on_connect: outbound.start_recognition_on_connect,
+            answer_timeout: Duration::from_secs(answer as u64),
+            bot_answer_timeout: Duration::from_secs(cfg.server.bot_answer_timeout_sec as u64),
+            max_duration: (cfg.server.max_call_duration_sec > 0)
+                .then(|| Duration::from_secs(cfg.server.max_call_duration_sec as u64)),
+            ..MachineConfig::default()
+        };
+        (mc, amd)
+    }
 }
 
 impl CallControl for Engine {
     fn start(&self, call: AcceptedDialout) {
-        let _ = (
-            call,
-            &self.deps.metrics,
-            &self.deps.config,
-            &self.deps.shutdown,
-        );
+        let Some(me) = self.me.upgrade() else { return };
+        let id = call.conversation_id.clone();
+        let (mc, amd) = self.machine_config(&call);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = Arc::new(AtomicU8::new(state_code(CallState::Initiating)));
+        match Actor::new(me, call, CallMachine::new(mc), amd, state.clone(), rx) {
+            Ok(actor) => {
+                self.registry
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, LiveCall { tx, state });
+                tokio::spawn(actor.run());
+            }
+            Err(e) => tracing::error!(conversation_id = %id, error = %e, "cannot start the call"),
+        }
     }
 
-    fn hangup(&self, _conversation_id: &str) -> HangupOutcome {
-        HangupOutcome::NotLive
+    fn hangup(&self, conversation_id: &str) -> HangupOutcome {
+        if self.send(conversation_id, ActorCmd::Hangup(HangupSource::Api)) {
+            HangupOutcome::Requested
+        } else {
+            HangupOutcome::NotLive
+        }
     }
 
     fn live_by_state(&self) -> Vec<(&'static str, i64)> {
-        Vec::new()
+        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts: HashMap<&'static str, i64> = HashMap::new();
+        for c in reg.values() {
+            *counts
+                .entry(state_name(c.state.load(Ordering::Acquire)))
+                .or_default() += 1;
+        }
+        let mut v: Vec<_> = counts.into_iter().collect();
+        v.sort();
+        v
     }
 }
 
 impl BotReplySink for Engine {
-    fn bot_activities(&self, _conversation_id: &str, _activities: Vec<Value>) {}
-    fn bot_session_opened(&self, _conversation_id: &str, _expires_seconds: Option<u64>) {}
-    fn bot_unreachable(&self, _conversation_id: &str, _error: &str) {}
+    fn bot_activities(&self, conversation_id: &str, activities: Vec<Value>) {
+        if !self.send(conversation_id, ActorCmd::BotActivities(activities)) {
+            tracing::debug!(%conversation_id, "bot activities for a call that has ended");
+        }
+    }
+
+    fn bot_session_opened(&self, conversation_id: &str, expires_seconds: Option<u64>) {
+        self.send(conversation_id, ActorCmd::BotSessionOpened(expires_seconds));
+    }
+
+    fn bot_unreachable(&self, conversation_id: &str, error: &str) {
+        tracing::warn!(%conversation_id, %error, "the bot's events URL is unreachable");
+    }
 }

@@ -5,7 +5,8 @@ use super::routing::ResolvedRoute;
 use crate::api::dialout::{DialoutRequest, Target};
 use crate::config::{Bot, CallerIdFormat, SipConnection};
 use crate::media::{AudioCodec, Direction as MediaDirection, G711Law, RemoteMedia};
-use crate::sip::{Direction, Negotiated, OutboundCall, Transport};
+use crate::sip::sdp::{Direction, Negotiated};
+use crate::sip::{OutboundCall, Transport};
 use std::net::{IpAddr, SocketAddr};
 
 /// Which leg an event belongs to.
@@ -59,7 +60,7 @@ pub fn carrier_call(
     sdp_offer: String,
 ) -> OutboundCall {
     let conn = route.connection;
-    let trunk = host_port(&conn.address).to_owned();
+    let trunk = conn.address.to_string();
     let request_uri = match &req.target {
         Target::Tel(n) => format!("sip:{n}@{trunk};user=phone"),
         Target::Sip(u) => u.clone(),
@@ -71,7 +72,10 @@ pub fn carrier_call(
         .or_else(|| default_caller.map(str::to_owned))
         .unwrap_or_else(|| bot.id.clone());
     let from_user = format_caller(&caller_raw, conn.caller_id_format);
-    let from_host = req.caller_host.clone().unwrap_or_else(|| public.to_string());
+    let from_host = req
+        .caller_host
+        .clone()
+        .unwrap_or_else(|| public.to_string());
     let mut headers: Vec<(String, String)> = conn
         .headers
         .iter()
@@ -101,8 +105,8 @@ pub fn carrier_call(
         proxy: Some((trunk, transport(conn))),
         backup_proxy: conn
             .backup_address
-            .as_deref()
-            .map(|b| (host_port(b).to_owned(), transport(conn))),
+            .as_ref()
+            .map(|b| (b.to_string(), transport(conn))),
         headers,
         credentials,
         sdp_offer,
@@ -131,7 +135,10 @@ pub fn bot_call(
         proxy: None,
         backup_proxy: None,
         headers: vec![
-            ("X-Dialgate-Conversation-Id".into(), conversation_id.to_owned()),
+            (
+                "X-Dialgate-Conversation-Id".into(),
+                conversation_id.to_owned(),
+            ),
             ("X-Dialgate-Target".into(), target),
             ("X-Dialgate-Caller".into(), caller.to_owned()),
         ],
@@ -158,7 +165,10 @@ pub fn remote_media(n: &Negotiated) -> Option<RemoteMedia> {
     Some(RemoteMedia {
         rtp: SocketAddr::new(n.remote.address, n.remote.port),
         rtcp: Some(SocketAddr::new(n.remote.address, n.remote.rtcp_port)),
-        codec: AudioCodec { law, pt: n.codec.pt },
+        codec: AudioCodec {
+            law,
+            pt: n.codec.pt,
+        },
         dtmf_pt: n.telephone_event,
         direction: match n.remote.direction {
             Direction::SendRecv => MediaDirection::SendRecv,
@@ -175,10 +185,22 @@ mod tests {
 
     #[test]
     fn trunk_addresses_and_caller_formats() {
-        assert_eq!(host_port("sip:10.0.0.1:5070;transport=tcp"), "10.0.0.1:5070");
+        assert_eq!(
+            host_port("sip:10.0.0.1:5070;transport=tcp"),
+            "10.0.0.1:5070"
+        );
         assert_eq!(host_port("carrier.example"), "carrier.example");
-        assert_eq!(format_caller("15551234567", CallerIdFormat::E164), "+15551234567");
-        assert_eq!(format_caller("+15551234567", CallerIdFormat::National), "15551234567");
-        assert_eq!(format_caller("+15551234567", CallerIdFormat::AsIs), "+15551234567");
+        assert_eq!(
+            format_caller("15551234567", CallerIdFormat::E164),
+            "+15551234567"
+        );
+        assert_eq!(
+            format_caller("+15551234567", CallerIdFormat::National),
+            "15551234567"
+        );
+        assert_eq!(
+            format_caller("+15551234567", CallerIdFormat::AsIs),
+            "+15551234567"
+        );
     }
 }

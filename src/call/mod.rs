@@ -1,7 +1,9 @@
 //! The call engine's boundary: the API hands every accepted dialout and every
 //! hang-up request to a [`CallControl`].
 
+pub mod actor;
 pub mod engine;
+pub mod legs;
 pub mod limiter;
 pub mod machine;
 pub mod notify;

@@ -6,7 +6,7 @@ use crate::call::machine::{Action, AmdMode, BotEvent, Event, FailureKind, Termin
 use crate::call::notify::StatusNote;
 use crate::media::Leg;
 use crate::store::CallStatus as StoredStatus;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
 impl Actor {
@@ -14,7 +14,13 @@ impl Actor {
         match action {
             Action::OpenBotConversation => {
                 if let Some(url) = self.bot.events_url.clone() {
-                    if let Err(e) = self.engine.deps.outbox.bot_open(&self.id, &url, &self.bot.name).await {
+                    if let Err(e) = self
+                        .engine
+                        .deps
+                        .outbox
+                        .bot_open(&self.id, &url, &self.bot.name)
+                        .await
+                    {
                         tracing::error!(error = %e, "cannot queue the bot conversation");
                     }
                 }
@@ -46,11 +52,20 @@ impl Actor {
             Action::StartAmd(mode) => {
                 self.amd_mode = mode;
                 self.amd = Some(crate::amd::Detector::new(self.bot.amd.clone()));
-                let _ = self.engine.deps.store.add_event(&self.id, "amd", "machine detection started").await;
+                let _ = self
+                    .engine
+                    .deps
+                    .store
+                    .add_event(&self.id, "amd", "machine detection started")
+                    .await;
             }
             Action::StartStt => self.start_stt().await,
             Action::BridgeMedia => {
-                let remote = self.bot_leg.negotiated.as_ref().and_then(legs::remote_media);
+                let remote = self
+                    .bot_leg
+                    .negotiated
+                    .as_ref()
+                    .and_then(legs::remote_media);
                 if let (Some(m), Some(r)) = (&self.media, remote) {
                     if let Err(e) = m.set_remote(Leg::Bot, r) {
                         tracing::error!(error = %e, "cannot bridge the bot leg");
@@ -62,7 +77,10 @@ impl Actor {
                 self.answered_at_ms = Some(crate::store::now_ms());
                 self.notify("answered", None, None, Some(200), None).await;
             }
-            Action::BotDisconnect { reason, reason_code } => {
+            Action::BotDisconnect {
+                reason,
+                reason_code,
+            } => {
                 if self.bot_events {
                     if let Err(e) = self
                         .engine
@@ -81,7 +99,12 @@ impl Actor {
                 self.timers.insert(id.kind, (id, at));
             }
             Action::CancelTimer(id) => {
-                if self.timers.get(&id.kind).map(|(t, _)| *t == id).unwrap_or(false) {
+                if self
+                    .timers
+                    .get(&id.kind)
+                    .map(|(t, _)| *t == id)
+                    .unwrap_or(false)
+                {
                     self.timers.remove(&id.kind);
                 }
             }
@@ -110,7 +133,13 @@ impl Actor {
             machine_detection: amd,
             duration_seconds: duration,
         };
-        if let Err(e) = self.engine.deps.outbox.notify_dialer(&self.id, url, note.body()).await {
+        if let Err(e) = self
+            .engine
+            .deps
+            .outbox
+            .notify_dialer(&self.id, url, note.body())
+            .await
+        {
             tracing::error!(error = %e, "cannot queue the {status} notification");
         }
     }
@@ -119,11 +148,16 @@ impl Actor {
     fn start_parameters(&self) -> Value {
         let req = &self.call.request;
         let (callee, callee_host) = match &req.target {
-            crate::api::dialout::Target::Tel(n) => (n.clone(), legs::host_port(&self.trunk_address).to_owned()),
+            crate::api::dialout::Target::Tel(n) => {
+                (n.clone(), legs::host_port(&self.trunk_address).to_owned())
+            }
             crate::api::dialout::Target::Sip(u) => {
                 let rest = u.trim_start_matches("sips:").trim_start_matches("sip:");
                 let (user, host) = rest.split_once('@').unwrap_or(("", rest));
-                (user.to_owned(), host.split([';', '?']).next().unwrap_or(host).to_owned())
+                (
+                    user.to_owned(),
+                    host.split([';', '?']).next().unwrap_or(host).to_owned(),
+                )
             }
         };
         json!({
@@ -143,14 +177,24 @@ impl Actor {
             return;
         }
         let activity = match ev {
-            BotEvent::DialoutInitiated => json!({"type": "event", "name": "dialoutInitiated", "parameters": self.start_parameters()}),
-            BotEvent::Start => json!({"type": "event", "name": "start", "parameters": self.start_parameters()}),
+            BotEvent::DialoutInitiated => {
+                json!({"type": "event", "name": "dialoutInitiated", "parameters": self.start_parameters()})
+            }
+            BotEvent::Start => {
+                json!({"type": "event", "name": "start", "parameters": self.start_parameters()})
+            }
             BotEvent::MachineDetection { value } => {
                 json!({"type": "event", "name": "machineDetection", "value": value.as_str(), "parameters": {"result": value.as_str()}})
             }
             BotEvent::Beep => json!({"type": "event", "name": "beep"}),
         };
-        if let Err(e) = self.engine.deps.outbox.bot_activity(&self.id, activity).await {
+        if let Err(e) = self
+            .engine
+            .deps
+            .outbox
+            .bot_activity(&self.id, activity)
+            .await
+        {
             tracing::error!(error = %e, "cannot queue a bot event");
         }
     }
@@ -161,21 +205,28 @@ impl Actor {
             Err(e) => {
                 tracing::error!(error = %e, "no media session for the call");
                 let reason = format!("dialgate could not allocate media: {e}");
-                self.feed_boxed(Event::CarrierFailed { code: None, kind: FailureKind::Internal, reason }).await;
+                self.feed_boxed(Event::CarrierFailed {
+                    code: None,
+                    kind: FailureKind::Internal,
+                    reason,
+                })
+                .await;
                 return;
             }
         };
         let local = media.local_rtp_addr(Leg::Carrier);
         self.media_events = media.events();
         self.media = Some(media);
-        let offer = crate::sip::sdp::offer(&crate::sip::LocalSdp {
+        let offer = crate::sip::sdp::offer(&crate::sip::sdp::LocalSdp {
             address: self.engine.public_ip(),
             port: local.port(),
             session_id: rand::random::<u32>() as u64,
             version: 1,
         });
         let cfg = &self.call.config.config;
-        let Some(bot) = cfg.bot(&self.call.bot_id) else { return };
+        let Some(bot) = cfg.bot(&self.call.bot_id) else {
+            return;
+        };
         let Some(route) = crate::call::routing::resolve(cfg, bot, &self.call.request.target) else {
             self.feed_boxed(Event::CarrierFailed {
                 code: None,
@@ -185,7 +236,11 @@ impl Actor {
             .await;
             return;
         };
-        let default_caller = cfg.phone_numbers.iter().find(|p| p.bot == bot.id).map(|p| p.number.clone());
+        let default_caller = cfg
+            .phone_numbers
+            .iter()
+            .find(|p| p.bot == bot.id)
+            .map(|p| p.number.clone());
         let out = legs::carrier_call(
             &self.id,
             &self.call.request,
@@ -196,21 +251,37 @@ impl Actor {
             offer,
         );
         self.caller = out.from_user.clone();
-        self.trunk_address = route.connection.address.clone();
+        self.trunk_address = route.connection.address.to_string();
         tracing::info!(rule = route.rule, trunk = %route.connection.id, uri = %out.request_uri, "dialing");
         let _ = self
             .engine
             .deps
             .store
-            .add_event(&self.id, "invite", &format!("INVITE {} via {} (rule {})", out.request_uri, route.connection.id, route.rule))
+            .add_event(
+                &self.id,
+                "invite",
+                &format!(
+                    "INVITE {} via {} (rule {})",
+                    out.request_uri, route.connection.id, route.rule
+                ),
+            )
             .await;
         match self.engine.sip.place_call(out).await {
             Ok((h, rx)) => {
-                self.carrier = LegSlot { handle: Some(h), events: Some(rx), ..Default::default() };
+                self.carrier = LegSlot {
+                    handle: Some(h),
+                    events: Some(rx),
+                    ..Default::default()
+                };
             }
             Err(e) => {
                 let reason = format!("cannot send the INVITE: {e}");
-                self.feed_boxed(Event::CarrierFailed { code: None, kind: FailureKind::Transport, reason }).await;
+                self.feed_boxed(Event::CarrierFailed {
+                    code: None,
+                    kind: FailureKind::Transport,
+                    reason,
+                })
+                .await;
             }
         }
     }
@@ -218,25 +289,56 @@ impl Actor {
     async fn send_bot_invite(&mut self) {
         let Some(media) = &self.media else { return };
         let local = media.local_rtp_addr(Leg::Bot);
-        let offer = crate::sip::sdp::offer(&crate::sip::LocalSdp {
+        let offer = crate::sip::sdp::offer(&crate::sip::sdp::LocalSdp {
             address: self.engine.public_ip(),
             port: local.port(),
             session_id: rand::random::<u32>() as u64,
             version: 1,
         });
-        let out = legs::bot_call(&self.id, &self.call.request, &self.bot, &self.caller, self.engine.public_ip(), offer);
-        let _ = self.engine.deps.store.add_event(&self.id, "bot-invite", &format!("INVITE {}", out.request_uri)).await;
+        let out = legs::bot_call(
+            &self.id,
+            &self.call.request,
+            &self.bot,
+            &self.caller,
+            self.engine.public_ip(),
+            offer,
+        );
+        let _ = self
+            .engine
+            .deps
+            .store
+            .add_event(
+                &self.id,
+                "bot-invite",
+                &format!("INVITE {}", out.request_uri),
+            )
+            .await;
         match self.engine.sip.place_call(out).await {
-            Ok((h, rx)) => self.bot_leg = LegSlot { handle: Some(h), events: Some(rx), ..Default::default() },
+            Ok((h, rx)) => {
+                self.bot_leg = LegSlot {
+                    handle: Some(h),
+                    events: Some(rx),
+                    ..Default::default()
+                }
+            }
             Err(e) => {
                 let reason = format!("bot {} unreachable: {e}", self.bot.sip_uri);
-                self.feed_boxed(Event::BotFailed { code: None, kind: FailureKind::Transport, reason }).await;
+                self.feed_boxed(Event::BotFailed {
+                    code: None,
+                    kind: FailureKind::Transport,
+                    reason,
+                })
+                .await;
             }
         }
     }
 
     async fn start_media(&mut self) {
-        let remote = self.carrier.negotiated.as_ref().and_then(legs::remote_media);
+        let remote = self
+            .carrier
+            .negotiated
+            .as_ref()
+            .and_then(legs::remote_media);
         let Some(m) = &self.media else { return };
         if let Some(r) = remote {
             if let Err(e) = m.set_remote(Leg::Carrier, r) {
@@ -260,7 +362,11 @@ impl Actor {
                         .engine
                         .deps
                         .store
-                        .set_extra(&self.id, crate::store::ExtraColumn::Recording, full.display().to_string())
+                        .set_extra(
+                            &self.id,
+                            crate::store::ExtraColumn::Recording,
+                            full.display().to_string(),
+                        )
                         .await;
                 }
                 Err(e) => tracing::error!(error = %e, "cannot start the recording"),
@@ -268,7 +374,7 @@ impl Actor {
         }
     }
 
-    async fn stop_media(&mut self) {
+    pub(super) async fn stop_media(&mut self) {
         self.tap = None;
         self.amd = None;
         self.stt = None;
@@ -279,9 +385,13 @@ impl Actor {
             }
             let stats = m.stats();
             m.stop();
-            if let Ok(v) = serde_json::to_string(&stats) {
-                let _ = self.engine.deps.store.set_extra(&self.id, crate::store::ExtraColumn::Media, v).await;
-            }
+            let v = media_json(&stats).to_string();
+            let _ = self
+                .engine
+                .deps
+                .store
+                .set_extra(&self.id, crate::store::ExtraColumn::Media, v)
+                .await;
             self.engine.record_media_stats(&stats);
         }
     }
@@ -296,23 +406,48 @@ impl Actor {
         self.stop_media().await;
         let store = &self.engine.deps.store;
         if let Some(amd) = report.amd {
-            let _ = store.set_amd(&self.id, Some((amd.result.as_str(), amd.at_ms as i64, "")), None).await;
+            let _ = store
+                .set_amd(
+                    &self.id,
+                    Some((amd.result.as_str(), amd.at_ms as i64, "")),
+                    None,
+                )
+                .await;
         }
-        match store.set_terminal(&self.id, status, code, &report.reason, report.sip_code).await {
+        match store
+            .set_terminal(&self.id, status, code, &report.reason, report.sip_code)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => tracing::warn!("the call was already terminal in the store"),
             Err(e) => tracing::error!(error = %e, "cannot store the terminal state"),
         }
-        let _ = store.add_event(&self.id, status.as_str(), &format!("{code}: {}", report.reason)).await;
+        let _ = store
+            .add_event(
+                &self.id,
+                status.as_str(),
+                &format!("{code}: {}", report.reason),
+            )
+            .await;
         let duration = (status == StoredStatus::Completed).then(|| report.duration_seconds());
-        self.notify(status.as_str(), Some(&report.reason), Some(code), report.sip_code, duration).await;
+        self.notify(
+            status.as_str(),
+            Some(&report.reason),
+            Some(code),
+            report.sip_code,
+            duration,
+        )
+        .await;
         self.engine.count_ended(code);
         self.terminal = Some(report);
         let _ = AmdMode::Disabled;
     }
 
     /// Feeds an event from inside an action (boxed: `feed` → `execute` → `feed` recursion).
-    pub(super) fn feed_boxed(&mut self, ev: Event) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+    pub(super) fn feed_boxed(
+        &mut self,
+        ev: Event,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
         Box::pin(self.feed(ev))
     }
 
@@ -323,4 +458,30 @@ impl Actor {
             LegSide::Bot => &mut self.bot_leg,
         }
     }
+}
+
+/// Per-leg relay counters for the call record.
+fn media_json(s: &crate::media::MediaStats) -> Value {
+    let leg = |l: &crate::media::LegStats| {
+        json!({
+            "packetsReceived": l.packets_received,
+            "packetsForwarded": l.packets_forwarded,
+            "bytesForwarded": l.bytes_forwarded,
+            "rtcpForwarded": l.rtcp_forwarded,
+            "dropped": {
+                "malformed": l.dropped_malformed,
+                "foreignSource": l.dropped_foreign_source,
+                "wrongSsrc": l.dropped_wrong_ssrc,
+                "notReady": l.dropped_not_ready,
+                "direction": l.dropped_direction,
+                "unknownPayloadType": l.dropped_unknown_pt,
+                "sendError": l.dropped_send_error,
+            },
+            "tapDrops": l.tap_drops,
+            "jitterMs": (l.jitter_ms * 100.0).round() / 100.0,
+            "lostEstimate": l.lost_estimate,
+            "sourceChanges": l.source_changes,
+        })
+    };
+    json!({"carrier": leg(&s.carrier), "bot": leg(&s.bot)})
 }

@@ -5,7 +5,7 @@ use crate::call::legs::{self, LegSide};
 use crate::call::machine::{AmdResult, Event, FailureKind, HangupSource};
 use crate::media::{Leg, PcmFrame};
 use crate::sip::{self, LegEvent};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -23,7 +23,11 @@ impl Actor {
             LegEvent::Provisional { code, sdp } => {
                 if side == LegSide::Carrier {
                     self.last_provisional = Some(code);
-                    self.feed(Event::CarrierProvisional { code, has_sdp: sdp.is_some() }).await;
+                    self.feed(Event::CarrierProvisional {
+                        code,
+                        has_sdp: sdp.is_some(),
+                    })
+                    .await;
                 }
             }
             LegEvent::Answered { code, sdp } => {
@@ -31,7 +35,11 @@ impl Actor {
                 if let Err(e) = &negotiated {
                     tracing::warn!(?side, error = %e, "unusable SDP answer");
                 }
-                let ok = negotiated.as_ref().ok().and_then(legs::remote_media).is_some();
+                let ok = negotiated
+                    .as_ref()
+                    .ok()
+                    .and_then(legs::remote_media)
+                    .is_some();
                 let slot = self.slot(side);
                 slot.answered = true;
                 slot.negotiated = negotiated.ok();
@@ -56,28 +64,53 @@ impl Actor {
                     }
                 }
             }
-            LegEvent::Failed { code, reason, kind: k } => {
+            LegEvent::Failed {
+                code,
+                reason,
+                kind: k,
+            } => {
                 self.slot(side).ended = true;
                 let _ = self
                     .engine
                     .deps
                     .store
-                    .add_event(&self.id, "leg-failed", &format!("{side:?} leg failed: {code:?} {reason}"))
+                    .add_event(
+                        &self.id,
+                        "leg-failed",
+                        &format!("{side:?} leg failed: {code:?} {reason}"),
+                    )
                     .await;
                 match side {
-                    LegSide::Carrier => self.feed(Event::CarrierFailed { code, kind: kind(k), reason }).await,
+                    LegSide::Carrier => {
+                        self.feed(Event::CarrierFailed {
+                            code,
+                            kind: kind(k),
+                            reason,
+                        })
+                        .await
+                    }
                     LegSide::Bot => {
                         let reason = match code {
                             Some(c) => format!("the bot rejected the call with {c} {reason}"),
                             None => format!("the bot is unreachable: {reason}"),
                         };
-                        self.feed(Event::BotFailed { code, kind: kind(k), reason }).await
+                        self.feed(Event::BotFailed {
+                            code,
+                            kind: kind(k),
+                            reason,
+                        })
+                        .await
                     }
                 }
             }
             LegEvent::RemoteBye => {
                 self.slot(side).ended = true;
-                let _ = self.engine.deps.store.add_event(&self.id, "bye", &format!("BYE from the {side:?} leg")).await;
+                let _ = self
+                    .engine
+                    .deps
+                    .store
+                    .add_event(&self.id, "bye", &format!("BYE from the {side:?} leg"))
+                    .await;
                 match side {
                     LegSide::Carrier => self.feed(Event::CarrierBye).await,
                     LegSide::Bot => self.feed(Event::BotBye).await,
@@ -99,7 +132,7 @@ impl Actor {
             LegSide::Carrier => Leg::Carrier,
             LegSide::Bot => Leg::Bot,
         };
-        let local = sip::LocalSdp {
+        let local = sip::sdp::LocalSdp {
             address: self.engine.public_ip(),
             port: media.local_rtp_addr(leg).port(),
             session_id: 1,
@@ -156,7 +189,16 @@ impl Actor {
     pub(super) async fn on_cmd(&mut self, cmd: ActorCmd) {
         match cmd {
             ActorCmd::Hangup(source) => {
-                let _ = self.engine.deps.store.add_event(&self.id, "hangup", &format!("hang-up requested ({source:?})")).await;
+                let _ = self
+                    .engine
+                    .deps
+                    .store
+                    .add_event(
+                        &self.id,
+                        "hangup",
+                        &format!("hang-up requested ({source:?})"),
+                    )
+                    .await;
                 self.feed(Event::Hangup { source }).await
             }
             ActorCmd::BotSessionOpened(expires) => {
@@ -180,8 +222,16 @@ impl Actor {
         match (kind, name) {
             ("event", "hangup") => {
                 tracing::info!("the bot asked to hang up");
-                let _ = self.engine.deps.store.add_event(&self.id, "hangup", "hangup activity from the bot").await;
-                self.feed(Event::Hangup { source: HangupSource::BotActivity }).await
+                let _ = self
+                    .engine
+                    .deps
+                    .store
+                    .add_event(&self.id, "hangup", "hangup activity from the bot")
+                    .await;
+                self.feed(Event::Hangup {
+                    source: HangupSource::BotActivity,
+                })
+                .await
             }
             ("event", "startRecognition") => self.set_recognition(true).await,
             ("event", "stopRecognition") => self.set_recognition(false).await,
@@ -190,8 +240,8 @@ impl Actor {
     }
 
     pub(super) async fn on_frame(&mut self, f: PcmFrame) {
-        if let Some(stt) = &self.stt {
-            stt.push_frame(&f.samples);
+        if let Some(stt) = &mut self.stt {
+            crate::stt::Recognizer::push_frame(stt, &f.samples);
         }
         let Some(det) = &mut self.amd else { return };
         let events = det.push_frame(&f.samples);
@@ -204,9 +254,19 @@ impl Actor {
                 crate::amd::AmdEvent::Decision(d) => {
                     tracing::info!(result = d.result.as_str(), at_ms = d.at_ms, cause = %d.cause, "machine detection decided");
                     let store = &self.engine.deps.store;
-                    let _ = store.set_amd(&self.id, Some((d.result.as_str(), d.at_ms as i64, &d.cause)), None).await;
                     let _ = store
-                        .add_event(&self.id, "amd", &format!("{} after {} ms ({})", d.result.as_str(), d.at_ms, d.cause))
+                        .set_amd(
+                            &self.id,
+                            Some((d.result.as_str(), d.at_ms as i64, &d.cause)),
+                            None,
+                        )
+                        .await;
+                    let _ = store
+                        .add_event(
+                            &self.id,
+                            "amd",
+                            &format!("{} after {} ms ({})", d.result.as_str(), d.at_ms, d.cause),
+                        )
                         .await;
                     let result = match d.result {
                         crate::amd::AmdResult::Human => AmdResult::Human,
@@ -214,14 +274,27 @@ impl Actor {
                         crate::amd::AmdResult::Fax => AmdResult::Fax,
                         crate::amd::AmdResult::Unknown => AmdResult::Unknown,
                     };
-                    self.feed(Event::AmdDecision { result, at_ms: d.at_ms as u32 }).await;
+                    self.feed(Event::AmdDecision {
+                        result,
+                        at_ms: d.at_ms as u32,
+                    })
+                    .await;
                 }
                 crate::amd::AmdEvent::Beep { at_ms, freq_hz } => {
                     tracing::info!(at_ms, freq_hz, "voicemail beep heard");
                     let store = &self.engine.deps.store;
                     let _ = store.set_amd(&self.id, None, Some(at_ms as i64)).await;
-                    let _ = store.add_event(&self.id, "beep", &format!("beep {freq_hz:.0} Hz ending at {at_ms} ms")).await;
-                    self.feed(Event::AmdBeep { at_ms: at_ms as u32 }).await;
+                    let _ = store
+                        .add_event(
+                            &self.id,
+                            "beep",
+                            &format!("beep {freq_hz:.0} Hz ending at {at_ms} ms"),
+                        )
+                        .await;
+                    self.feed(Event::AmdBeep {
+                        at_ms: at_ms as u32,
+                    })
+                    .await;
                 }
             }
         }
@@ -235,7 +308,12 @@ impl Actor {
         let entry = json!({
             "text": r.text, "confidence": r.confidence, "startMs": r.start_ms, "endMs": r.end_ms, "latencyMs": r.latency_ms,
         });
-        let _ = self.engine.deps.store.append_transcript(&self.id, entry).await;
+        let _ = self
+            .engine
+            .deps
+            .store
+            .append_transcript(&self.id, entry)
+            .await;
         if let Some(det) = &mut self.amd {
             let events = det.push_transcript(&r.text);
             self.on_amd_events(events).await;

@@ -7,20 +7,34 @@ impl Actor {
     pub(super) async fn start_stt(&mut self) {
         let store = &self.engine.deps.store;
         match self.engine.stt_session(&self.bot.language) {
-            Ok(s) => {
-                self.stt_results = s.take_results();
+            Ok(mut s) => {
+                self.stt_results = s.results();
                 self.stt = Some(s);
                 self.recognition_on = true;
-                let _ = store.set_extra(&self.id, ExtraColumn::SttStatus, "active".into()).await;
-                let _ = store.add_event(&self.id, "stt", "speech recognition started").await;
+                let _ = store
+                    .set_extra(&self.id, ExtraColumn::SttStatus, "active".into())
+                    .await;
+                let _ = store
+                    .add_event(&self.id, "stt", "speech recognition started")
+                    .await;
             }
             Err(reason) => {
                 // Never invent text: the call goes on, the record says why.
                 tracing::warn!(%reason, "speech recognition unavailable for this call");
                 let _ = store
-                    .set_extra(&self.id, ExtraColumn::SttStatus, format!("unavailable: {reason}"))
+                    .set_extra(
+                        &self.id,
+                        ExtraColumn::SttStatus,
+                        format!("unavailable: {reason}"),
+                    )
                     .await;
-                let _ = store.add_event(&self.id, "stt", &format!("speech recognition unavailable: {reason}")).await;
+                let _ = store
+                    .add_event(
+                        &self.id,
+                        "stt",
+                        &format!("speech recognition unavailable: {reason}"),
+                    )
+                    .await;
             }
         }
     }
@@ -33,15 +47,23 @@ impl Actor {
             }
             return;
         }
-        if let Some(s) = &self.stt {
-            s.set_active(on);
+        if let Some(s) = &mut self.stt {
+            crate::stt::Recognizer::set_active(s, on);
         }
         self.recognition_on = on;
         let _ = self
             .engine
             .deps
             .store
-            .add_event(&self.id, "stt", if on { "recognition resumed by the bot" } else { "recognition stopped by the bot" })
+            .add_event(
+                &self.id,
+                "stt",
+                if on {
+                    "recognition resumed by the bot"
+                } else {
+                    "recognition stopped by the bot"
+                },
+            )
             .await;
     }
 

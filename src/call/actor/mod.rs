@@ -3,21 +3,21 @@
 //! and carries out the machine's actions. Policy lives in the machine; this
 //! file only does I/O.
 
+use super::AcceptedDialout;
 use super::engine::Engine;
 use super::legs::LegSide;
 use super::machine::{
-    Action, AmdMode, BotEvent, CallMachine, CallState, Event, FailureKind, HangupSource, TerminalReport, TimerId,
-    TimerKind,
+    AmdMode, CallMachine, CallState, Event, HangupSource, TerminalReport, TimerId, TimerKind,
 };
-use super::AcceptedDialout;
 use crate::config::Bot;
-use crate::media::{Leg, MediaEvent, MediaSession, PcmFrame};
-use crate::sip::{LegEvent, LegHandle, Negotiated};
+use crate::media::{MediaEvent, MediaSession, PcmFrame};
+use crate::sip::sdp::Negotiated;
+use crate::sip::{LegEvent, LegHandle};
 use crate::store::CallStatus as StoredStatus;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -113,10 +113,18 @@ pub fn state_code(s: CallState) -> u8 {
 
 /// The metric label of a state code.
 pub fn state_name(code: u8) -> &'static str {
-    ["initiating", "dialing", "ringing", "answered", "connected", "ending", "ended"]
-        .get(code as usize)
-        .copied()
-        .unwrap_or("ended")
+    [
+        "initiating",
+        "dialing",
+        "ringing",
+        "answered",
+        "connected",
+        "ending",
+        "ended",
+    ]
+    .get(code as usize)
+    .copied()
+    .unwrap_or("ended")
 }
 
 impl Actor {

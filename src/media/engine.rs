@@ -1,0 +1,334 @@
+//! The public API: [`MediaEngine`] owns the port pool and the relay threads;
+//! [`MediaSession`] is one call's pair of legs.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::RawFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{self, Sender as StdSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::mpsc::{Receiver, channel};
+
+use super::MediaError;
+use super::inactivity;
+use super::ports::{PortPair, PortPool};
+use super::recorder::{self, RecordingSummary};
+use super::relay::{Command, LegRt, Relay, RelaySettings, SessionRt};
+use super::stats::{GLOBAL, LegCounters, MediaStats};
+use super::types::{Leg, MediaConfig, MediaEvent, PcmFrame, RemoteMedia};
+
+/// State shared between a session handle, its relay thread and its
+/// inactivity watcher: only atomics.
+#[derive(Default)]
+pub(crate) struct SessionShared {
+    pub(crate) legs: [LegCounters; 2],
+    pub(crate) stopped: AtomicBool,
+    /// Whether each leg is expected to send (remote set, direction sends).
+    pub(crate) should_send: [AtomicBool; 2],
+    /// Bumped on every `set_remote`, so the watcher restarts its clock.
+    pub(crate) epoch: [AtomicU64; 2],
+}
+
+struct RelayHandle {
+    tx: Mutex<StdSender<Command>>,
+    evfd: RawFd,
+}
+
+impl RelayHandle {
+    fn send(&self, cmd: Command) -> Result<(), MediaError> {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        tx.send(cmd).map_err(|_| MediaError::Stopped)?;
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes to the relay's eventfd to wake it.
+        unsafe { libc::write(self.evfd, &one as *const u64 as *const libc::c_void, 8) };
+        Ok(())
+    }
+}
+
+struct EngineInner {
+    cfg: MediaConfig,
+    pool: PortPool,
+    relays: Vec<RelayHandle>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    next_id: AtomicU64,
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        for r in &self.relays {
+            let _ = r.send(Command::Shutdown);
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The process's media relay. Cheap to clone.
+#[derive(Clone)]
+pub struct MediaEngine {
+    inner: Arc<EngineInner>,
+}
+
+impl MediaEngine {
+    /// Builds the port pool and starts the relay thread(s).
+    pub fn new(cfg: MediaConfig) -> Result<Self, MediaError> {
+        let pool = PortPool::new(cfg.port_min, cfg.port_max)?;
+        let epoch = Instant::now();
+        let mut relays = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..cfg.relay_threads.max(1) {
+            // SAFETY: creating an eventfd has no preconditions.
+            let evfd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+            if evfd < 0 {
+                return Err(MediaError::Socket {
+                    what: "eventfd".into(),
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+            let (tx, rx) = mpsc::channel();
+            let settings = RelaySettings {
+                probation: cfg.latch_probation,
+                epoch,
+            };
+            let relay = Relay::new(evfd, rx, settings).map_err(|source| MediaError::Socket {
+                what: "epoll".into(),
+                source,
+            })?;
+            let t = std::thread::Builder::new()
+                .name(format!("media-relay-{i}"))
+                .spawn(move || relay.run())
+                .map_err(|source| MediaError::Socket {
+                    what: "relay thread".into(),
+                    source,
+                })?;
+            relays.push(RelayHandle {
+                tx: Mutex::new(tx),
+                evfd,
+            });
+            threads.push(t);
+        }
+        Ok(MediaEngine {
+            inner: Arc::new(EngineInner {
+                cfg,
+                pool,
+                relays,
+                threads: Mutex::new(threads),
+                next_id: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The port pool (for capacity figures).
+    pub fn port_pool(&self) -> &PortPool {
+        &self.inner.pool
+    }
+
+    /// Allocates and binds one RTP/RTCP pair per leg and registers the session
+    /// with a relay thread. Must be called inside a tokio runtime (the
+    /// inactivity watcher is a tokio task).
+    pub fn create_session(&self, conversation_id: &str) -> Result<MediaSession, MediaError> {
+        let cfg = &self.inner.cfg;
+        let (c_ports, c_rtp, c_rtcp) = self.bind_pair()?;
+        let (b_ports, b_rtp, b_rtcp) = self.bind_pair()?;
+        let local = [
+            c_rtp
+                .local_addr()
+                .map_err(|source| sock_err("local_addr", source))?,
+            b_rtp
+                .local_addr()
+                .map_err(|source| sock_err("local_addr", source))?,
+        ];
+        let id = self.inner.next_id.fetch_add(1, Relaxed);
+        let shared = Arc::new(SessionShared::default());
+        let rt = SessionRt::new(
+            id,
+            shared.clone(),
+            [LegRt::new(c_rtp, c_rtcp), LegRt::new(b_rtp, b_rtcp)],
+            [c_ports, b_ports],
+        );
+        let relay = (id as usize) % self.inner.relays.len();
+        self.inner.relays[relay].send(Command::Add(Box::new(rt)))?;
+        GLOBAL.sessions_created.fetch_add(1, Relaxed);
+        GLOBAL.sessions_active.fetch_add(1, Relaxed);
+        let (ev_tx, ev_rx) = channel(4);
+        if let Some(timeout) = cfg.inactivity_timeout {
+            tokio::spawn(inactivity::watch(shared.clone(), timeout, ev_tx));
+        }
+        tracing::debug!(conversation_id, id, ?local, "media session created");
+        Ok(MediaSession {
+            engine: self.inner.clone(),
+            relay,
+            id,
+            conversation_id: conversation_id.to_string(),
+            local,
+            shared,
+            events: Mutex::new(Some(ev_rx)),
+            recording: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Takes a pair and binds RTP + RTCP on it, trying further pairs when a
+    /// port is held by another process.
+    fn bind_pair(&self) -> Result<(PortPair, UdpSocket, UdpSocket), MediaError> {
+        let cfg = &self.inner.cfg;
+        let mut last = None;
+        for _ in 0..8 {
+            let pair = self.inner.pool.alloc().inspect_err(|_| {
+                GLOBAL.port_exhausted.fetch_add(1, Relaxed);
+            })?;
+            let rtp = bind_udp(SocketAddr::new(cfg.bind_ip, pair.rtp()), cfg);
+            let rtcp = bind_udp(SocketAddr::new(cfg.bind_ip, pair.rtcp()), cfg);
+            match (rtp, rtcp) {
+                (Ok(a), Ok(b)) => return Ok((pair, a, b)),
+                (Err(e), _) | (_, Err(e)) => {
+                    // keep `pair` reserved while trying others is not needed:
+                    // the cursor moves on, so it is simply retried much later
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or(MediaError::Stopped))
+    }
+}
+
+fn sock_err(what: &str, source: std::io::Error) -> MediaError {
+    MediaError::Socket {
+        what: what.to_string(),
+        source,
+    }
+}
+
+fn bind_udp(addr: SocketAddr, cfg: &MediaConfig) -> Result<UdpSocket, MediaError> {
+    let what = format!("bind {addr}");
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| sock_err(&what, e))?;
+    s.set_nonblocking(true).map_err(|e| sock_err(&what, e))?;
+    // Best effort: a smaller buffer or no DSCP mark is not a reason to refuse a call.
+    let _ = s.set_recv_buffer_size(cfg.recv_buffer_bytes);
+    if addr.is_ipv4() {
+        let _ = s.set_tos_v4(cfg.tos);
+    } else {
+        let _ = s.set_tclass_v6(cfg.tos);
+    }
+    s.bind(&addr.into()).map_err(|e| sock_err(&what, e))?;
+    Ok(s.into())
+}
+
+/// One call's media: a carrier leg and a bot leg. Dropping it stops it.
+pub struct MediaSession {
+    engine: Arc<EngineInner>,
+    relay: usize,
+    id: u64,
+    conversation_id: String,
+    local: [SocketAddr; 2],
+    shared: Arc<SessionShared>,
+    events: Mutex<Option<Receiver<MediaEvent>>>,
+    recording: tokio::sync::Mutex<Option<recorder::RecordingTask>>,
+}
+
+impl MediaSession {
+    fn send(&self, cmd: Command) -> Result<(), MediaError> {
+        if self.shared.stopped.load(Relaxed) {
+            return Err(MediaError::Stopped);
+        }
+        self.engine.relays[self.relay].send(cmd)
+    }
+
+    /// The conversation this session belongs to.
+    pub fn conversation_id(&self) -> &str {
+        &self.conversation_id
+    }
+
+    /// The relay's RTP address for `leg` (put it in that leg's SDP).
+    pub fn local_rtp_addr(&self, leg: Leg) -> SocketAddr {
+        self.local[leg.idx()]
+    }
+
+    /// Sets (or, on re-INVITE, replaces) what `leg`'s remote SDP said.
+    /// Forwarding starts once both legs have one; a new address resets latching.
+    pub fn set_remote(&self, leg: Leg, remote: RemoteMedia) -> Result<(), MediaError> {
+        self.send(Command::SetRemote(self.id, leg, remote))?;
+        self.shared.should_send[leg.idx()].store(remote.direction.sends(), Relaxed);
+        self.shared.epoch[leg.idx()].fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    /// A bounded queue of decoded 20 ms frames from `leg`; frames flow once
+    /// [`start_taps`](Self::start_taps) was called. A full queue drops frames
+    /// (counted in `tap_drops`), it never slows forwarding.
+    pub fn subscribe_tap(
+        &self,
+        leg: Leg,
+        capacity: usize,
+    ) -> Result<Receiver<PcmFrame>, MediaError> {
+        let (tx, rx) = channel(capacity.max(1));
+        self.send(Command::Subscribe(self.id, leg, tx))?;
+        Ok(rx)
+    }
+
+    /// Starts the taps (at answer; early media is not tapped). `at_ms` of
+    /// frames counts from here.
+    pub fn start_taps(&self) -> Result<(), MediaError> {
+        self.send(Command::StartTaps(self.id, Instant::now()))
+    }
+
+    /// The session's event stream (can be taken once).
+    pub fn events(&self) -> Option<Receiver<MediaEvent>> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Starts a stereo 8 kHz 16-bit WAV recording (left = carrier/callee,
+    /// right = bot), written by a blocking task fed through a bounded queue.
+    /// A relative `path` is placed under `recording_dir`.
+    pub async fn start_recording(&self, path: impl AsRef<Path>) -> Result<(), MediaError> {
+        let path = self.engine.cfg.recording_dir.join(path.as_ref());
+        let mut slot = self.recording.lock().await;
+        if slot.is_some() {
+            return Err(MediaError::Recording("already recording".into()));
+        }
+        let start = Instant::now();
+        let (tx, task) = recorder::spawn(&path, start)?;
+        self.send(Command::StartRecording(self.id, tx, start))?;
+        *slot = Some(task);
+        Ok(())
+    }
+
+    /// Stops the recording and waits until the WAV file is finalised.
+    pub async fn stop_recording(&self) -> Result<Option<RecordingSummary>, MediaError> {
+        let task = self.recording.lock().await.take();
+        let Some(task) = task else { return Ok(None) };
+        // If the session is already stopped the relay dropped the sender itself.
+        let _ = self.send(Command::StopRecording(self.id));
+        task.finish().await.map(Some)
+    }
+
+    /// Current counters of both legs.
+    pub fn stats(&self) -> MediaStats {
+        MediaStats {
+            carrier: self.shared.legs[0].snapshot(),
+            bot: self.shared.legs[1].snapshot(),
+        }
+    }
+
+    /// Stops forwarding, closes the sockets and frees the ports (idempotent).
+    /// A recording in progress is finalised by its writer; await
+    /// [`stop_recording`](Self::stop_recording) to be sure it is on disk.
+    pub fn stop(&self) {
+        if self.shared.stopped.swap(true, Relaxed) {
+            return;
+        }
+        let _ = self.engine.relays[self.relay].send(Command::Remove(self.id));
+    }
+}
+
+impl Drop for MediaSession {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

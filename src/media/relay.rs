@@ -1,0 +1,487 @@
+//! The forwarding thread: one level-triggered epoll set over every session
+//! socket. Per packet: one `recvfrom` into a reused buffer, checks and in-place
+//! rewrites, one `sendto`. No allocation, no lock, no channel hop; control
+//! (new session, re-INVITE, taps) arrives through a channel + eventfd and is
+//! handled between packet batches.
+
+use std::collections::HashMap;
+use std::net::UdpSocket;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Instant;
+
+use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::engine::SessionShared;
+use super::g711::{self, Transcoder};
+use super::leg::{Latch, RxStats, SeqMap};
+use super::ports::PortPair;
+use super::rtp;
+use super::stats::{DropCause, GLOBAL, LegCounters};
+use super::types::{Leg, PcmFrame, RemoteMedia};
+
+/// A consumer of decoded frames (tap or recording).
+pub(crate) struct Sink {
+    pub(crate) tx: Sender<PcmFrame>,
+    pub(crate) start: Instant,
+    pub(crate) seq: u64,
+}
+
+/// Control messages from the engine/session API to the relay thread.
+pub(crate) enum Command {
+    Add(Box<SessionRt>),
+    SetRemote(u64, Leg, RemoteMedia),
+    Subscribe(u64, Leg, Sender<PcmFrame>),
+    StartTaps(u64, Instant),
+    StartRecording(u64, Sender<PcmFrame>, Instant),
+    StopRecording(u64),
+    Remove(u64),
+    Shutdown,
+}
+
+/// One leg as the relay thread owns it.
+pub(crate) struct LegRt {
+    pub(crate) rtp: UdpSocket,
+    pub(crate) rtcp: UdpSocket,
+    remote: Option<RemoteMedia>,
+    latch: Latch,
+    rtcp_src: Option<std::net::SocketAddr>,
+    seq: SeqMap,
+    rx: RxStats,
+    acc: [i16; 160],
+    acc_len: usize,
+    taps: Vec<Sink>,
+}
+
+impl LegRt {
+    pub(crate) fn new(rtp: UdpSocket, rtcp: UdpSocket) -> Self {
+        LegRt {
+            rtp,
+            rtcp,
+            remote: None,
+            latch: Latch::default(),
+            rtcp_src: None,
+            seq: SeqMap::new(),
+            rx: RxStats::default(),
+            acc: [0; 160],
+            acc_len: 0,
+            taps: Vec::new(),
+        }
+    }
+}
+
+/// One session as the relay thread owns it. Field order matters: sockets
+/// (in `legs`) close before the ports return to the pool.
+pub(crate) struct SessionRt {
+    pub(crate) id: u64,
+    pub(crate) shared: Arc<SessionShared>,
+    pub(crate) legs: [LegRt; 2],
+    taps_started: bool,
+    rec: Option<Sink>,
+    pub(crate) _ports: [PortPair; 2],
+}
+
+impl SessionRt {
+    pub(crate) fn new(
+        id: u64,
+        shared: Arc<SessionShared>,
+        legs: [LegRt; 2],
+        ports: [PortPair; 2],
+    ) -> Self {
+        SessionRt {
+            id,
+            shared,
+            legs,
+            taps_started: false,
+            rec: None,
+            _ports: ports,
+        }
+    }
+}
+
+/// Static settings of a relay thread.
+pub(crate) struct RelaySettings {
+    pub(crate) probation: u32,
+    pub(crate) epoch: Instant,
+}
+
+pub(crate) struct Relay {
+    epfd: RawFd,
+    evfd: RawFd,
+    rx: Receiver<Command>,
+    slots: Vec<Option<SessionRt>>,
+    free_slots: Vec<usize>,
+    by_id: HashMap<u64, usize>,
+    tc: Transcoder,
+    settings: RelaySettings,
+}
+
+const CTRL_TOKEN: u64 = u64::MAX;
+
+fn epoll_ctl(epfd: RawFd, op: i32, fd: RawFd, token: u64) -> std::io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: token,
+    };
+    // SAFETY: plain syscall on descriptors we own; `ev` lives across the call.
+    let r = unsafe { libc::epoll_ctl(epfd, op, fd, &mut ev) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl Relay {
+    pub(crate) fn new(
+        evfd: RawFd,
+        rx: Receiver<Command>,
+        settings: RelaySettings,
+    ) -> std::io::Result<Self> {
+        // SAFETY: creating an epoll descriptor has no preconditions.
+        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epfd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        epoll_ctl(epfd, libc::EPOLL_CTL_ADD, evfd, CTRL_TOKEN)?;
+        Ok(Relay {
+            epfd,
+            evfd,
+            rx,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            by_id: HashMap::new(),
+            tc: Transcoder::new(),
+            settings,
+        })
+    }
+
+    /// Runs until `Command::Shutdown` or the command channel closes.
+    pub(crate) fn run(mut self) {
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 512];
+        let mut buf = vec![0u8; 2048];
+        loop {
+            // SAFETY: `events` is a valid buffer of the length passed.
+            let n = unsafe {
+                libc::epoll_wait(self.epfd, events.as_mut_ptr(), events.len() as i32, 1000)
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::error!(error = %e, "media relay epoll_wait failed");
+                break;
+            }
+            // One clock read per batch: precise enough for jitter and taps
+            // (a batch is handled in microseconds) and cheaper than per packet.
+            let now = Instant::now();
+            let batch = &events[..n as usize];
+            // Control first: a packet sent after `set_remote` returned must
+            // see the new remote even when both are in this batch.
+            if batch.iter().any(|e| e.u64 == CTRL_TOKEN) && !self.control() {
+                break;
+            }
+            for ev in batch {
+                let token = ev.u64;
+                if token == CTRL_TOKEN {
+                    continue;
+                }
+                let slot = (token >> 2) as usize;
+                let leg = ((token >> 1) & 1) as usize;
+                let Some(Some(s)) = self.slots.get_mut(slot) else {
+                    continue;
+                };
+                if token & 1 == 0 {
+                    on_rtp(s, leg, &mut buf, now, &self.tc, &self.settings);
+                } else {
+                    on_rtcp(s, leg, &mut buf);
+                }
+            }
+        }
+        let all: Vec<SessionRt> = self.slots.iter_mut().filter_map(Option::take).collect();
+        for s in all {
+            self.finish(s);
+        }
+        // SAFETY: closing the epoll descriptor we created.
+        unsafe { libc::close(self.epfd) };
+    }
+
+    /// Handles pending commands; false means shut down.
+    fn control(&mut self) -> bool {
+        let mut v = 0u64;
+        // SAFETY: reads 8 bytes into a u64 from our eventfd (nonblocking).
+        unsafe { libc::read(self.evfd, &mut v as *mut u64 as *mut libc::c_void, 8) };
+        loop {
+            let cmd = match self.rx.try_recv() {
+                Ok(c) => c,
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            };
+            match cmd {
+                Command::Shutdown => return false,
+                Command::Add(s) => self.add(*s),
+                Command::Remove(id) => {
+                    if let Some(slot) = self.by_id.remove(&id) {
+                        if let Some(s) = self.slots[slot].take() {
+                            self.finish(s);
+                        }
+                        self.free_slots.push(slot);
+                    }
+                }
+                Command::SetRemote(id, leg, remote) => {
+                    if let Some(s) = self.session(id) {
+                        let l = &mut s.legs[leg.idx()];
+                        if l.remote.map(|r| r.rtp) != Some(remote.rtp) {
+                            l.latch.reset();
+                            l.rtcp_src = None;
+                        }
+                        l.remote = Some(remote);
+                    }
+                }
+                Command::Subscribe(id, leg, tx) => {
+                    if let Some(s) = self.session(id) {
+                        let start = Instant::now();
+                        s.legs[leg.idx()].taps.push(Sink { tx, start, seq: 0 });
+                    }
+                }
+                Command::StartTaps(id, at) => {
+                    if let Some(s) = self.session(id) {
+                        s.taps_started = true;
+                        for l in &mut s.legs {
+                            for t in &mut l.taps {
+                                t.start = at;
+                            }
+                        }
+                    }
+                }
+                Command::StartRecording(id, tx, start) => {
+                    if let Some(s) = self.session(id) {
+                        s.rec = Some(Sink { tx, start, seq: 0 });
+                    }
+                }
+                Command::StopRecording(id) => {
+                    if let Some(s) = self.session(id) {
+                        s.rec = None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn session(&mut self, id: u64) -> Option<&mut SessionRt> {
+        let slot = *self.by_id.get(&id)?;
+        self.slots[slot].as_mut()
+    }
+
+    fn add(&mut self, s: SessionRt) {
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let base = (slot as u64) << 2;
+        for (li, l) in s.legs.iter().enumerate() {
+            let t = base | ((li as u64) << 1);
+            for (fd, tok) in [(l.rtp.as_raw_fd(), t), (l.rtcp.as_raw_fd(), t | 1)] {
+                if let Err(e) = epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, tok) {
+                    tracing::error!(error = %e, "media relay could not watch a socket");
+                }
+            }
+        }
+        self.by_id.insert(s.id, slot);
+        self.slots[slot] = Some(s);
+    }
+
+    fn finish(&self, s: SessionRt) {
+        for l in &s.legs {
+            for fd in [l.rtp.as_raw_fd(), l.rtcp.as_raw_fd()] {
+                let _ = epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, fd, 0);
+            }
+        }
+        GLOBAL.sessions_active.fetch_sub(1, Relaxed);
+        // dropping `s` closes sockets, ends taps/recording, then frees ports
+        drop(s);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // SAFETY: closing the eventfd owned by this relay.
+        unsafe { libc::close(self.evfd) };
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Audio,
+    Dtmf,
+    ComfortNoise,
+}
+
+fn split(legs: &mut [LegRt; 2], src: usize) -> (&mut LegRt, &mut LegRt) {
+    let [a, b] = legs;
+    if src == 0 { (a, b) } else { (b, a) }
+}
+
+/// Hands a full 20 ms frame to every sink; a full queue drops (and counts)
+/// instead of waiting.
+fn emit(sinks: &mut [Sink], frame: &mut PcmFrame, now: Instant, c: &LegCounters) {
+    for s in sinks {
+        frame.seq = s.seq;
+        frame.at_ms = now.saturating_duration_since(s.start).as_millis() as u64;
+        s.seq += 1;
+        match s.tx.try_send(*frame) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                c.tap_drops.fetch_add(1, Relaxed);
+                GLOBAL.tap_drops.fetch_add(1, Relaxed);
+            }
+            Err(TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+#[inline]
+fn on_rtp(
+    s: &mut SessionRt,
+    src: usize,
+    buf: &mut [u8],
+    now: Instant,
+    tc: &Transcoder,
+    settings: &RelaySettings,
+) {
+    let c = &s.shared.legs[src];
+    let (a, b) = split(&mut s.legs, src);
+    let (len, from) = match a.rtp.recv_from(buf) {
+        Ok(v) => v,
+        Err(_) => return,
+    };
+    c.rx_packets.fetch_add(1, Relaxed);
+    c.rx_bytes.fetch_add(len as u64, Relaxed);
+    GLOBAL.rx_packets.fetch_add(1, Relaxed);
+    let pkt = &mut buf[..len];
+    let Some(v) = rtp::parse_rtp(pkt) else {
+        return c.drop_packet(DropCause::Malformed);
+    };
+    let Some(remote) = a.remote else {
+        return c.drop_packet(DropCause::NotReady);
+    };
+    if let Err(cause) = a.latch.check(from, v.ssrc, remote.rtp, settings.probation) {
+        return c.drop_packet(cause);
+    }
+    c.valid_rx.fetch_add(1, Relaxed);
+    let kind = if v.pt == remote.codec.pt {
+        Kind::Audio
+    } else if Some(v.pt) == remote.dtmf_pt {
+        Kind::Dtmf
+    } else if v.pt == 13 {
+        Kind::ComfortNoise
+    } else {
+        return c.drop_packet(DropCause::UnknownPayloadType);
+    };
+    let arrival = now.saturating_duration_since(settings.epoch).as_micros() as i64 * 8 / 1000;
+    let (expected, jitter) = a.rx.update(&v, arrival, kind == Kind::Audio);
+    c.expected.store(expected, Relaxed);
+    c.jitter_x16.store(jitter, Relaxed);
+
+    // Taps and recording read the audio before any transcoding.
+    if kind == Kind::Audio && ((s.taps_started && !a.taps.is_empty()) || s.rec.is_some()) {
+        for &byte in &pkt[v.payload_start..v.payload_end] {
+            a.acc[a.acc_len] = g711::decode(remote.codec.law, byte);
+            a.acc_len += 1;
+            if a.acc_len == 160 {
+                a.acc_len = 0;
+                let mut frame = PcmFrame {
+                    leg: Leg::from_idx(src),
+                    seq: 0,
+                    samples: a.acc,
+                    at_ms: 0,
+                };
+                if s.taps_started {
+                    emit(&mut a.taps, &mut frame, now, c);
+                }
+                if let Some(r) = s.rec.as_mut() {
+                    emit(std::slice::from_mut(r), &mut frame, now, c);
+                }
+            }
+        }
+    }
+
+    let Some(dst) = b.remote else {
+        return c.drop_packet(DropCause::NotReady);
+    };
+    if !remote.direction.sends() || !dst.direction.receives() {
+        return c.drop_packet(DropCause::Direction);
+    }
+    let out_pt = match kind {
+        Kind::Audio => {
+            if remote.codec.law != dst.codec.law {
+                tc.transcode_in_place(
+                    remote.codec.law,
+                    dst.codec.law,
+                    &mut pkt[v.payload_start..v.payload_end],
+                );
+            }
+            dst.codec.pt
+        }
+        Kind::Dtmf => match dst.dtmf_pt {
+            Some(p) => p,
+            None => return c.drop_packet(DropCause::UnknownPayloadType),
+        },
+        Kind::ComfortNoise => 13,
+    };
+    if out_pt != v.pt {
+        rtp::set_pt(pkt, out_pt);
+    }
+    if a.seq.apply(pkt, &v, now) {
+        c.source_changes.fetch_add(1, Relaxed);
+    }
+    // Counted before the send so that a reader who has seen the packet
+    // arrive also sees it counted; undone if the send fails.
+    c.fwd_packets.fetch_add(1, Relaxed);
+    c.fwd_bytes.fetch_add(len as u64, Relaxed);
+    if b.rtp.send_to(pkt, b.latch.target(dst.rtp)).is_ok() {
+        GLOBAL.fwd_packets.fetch_add(1, Relaxed);
+        GLOBAL.fwd_bytes.fetch_add(len as u64, Relaxed);
+    } else {
+        c.fwd_packets.fetch_sub(1, Relaxed);
+        c.fwd_bytes.fetch_sub(len as u64, Relaxed);
+        c.drop_packet(DropCause::SendError);
+    }
+}
+
+fn on_rtcp(s: &mut SessionRt, src: usize, buf: &mut [u8]) {
+    let c = &s.shared.legs[src];
+    let (a, b) = split(&mut s.legs, src);
+    let (len, from) = match a.rtcp.recv_from(buf) {
+        Ok(v) => v,
+        Err(_) => return,
+    };
+    c.rtcp_rx.fetch_add(1, Relaxed);
+    let pkt = &mut buf[..len];
+    if !rtp::valid_rtcp(pkt) {
+        return c.drop_packet(DropCause::Malformed);
+    }
+    let (Some(remote), Some(dst)) = (a.remote, b.remote) else {
+        return c.drop_packet(DropCause::NotReady);
+    };
+    // RTCP must come from the host the leg's RTP comes from (port may differ).
+    if from.ip() != a.latch.target(remote.rtp).ip() {
+        return c.drop_packet(DropCause::ForeignSource);
+    }
+    a.rtcp_src = Some(from);
+    if a.seq.rewriting {
+        rtp::rewrite_rtcp_sender_ssrc(pkt, a.seq.in_ssrc, a.seq.out_ssrc);
+    }
+    let target = b.rtcp_src.or(dst.rtcp).unwrap_or_else(|| {
+        let t = b.latch.target(dst.rtp);
+        std::net::SocketAddr::new(t.ip(), t.port().wrapping_add(1))
+    });
+    c.rtcp_fwd.fetch_add(1, Relaxed);
+    if b.rtcp.send_to(pkt, target).is_err() {
+        c.rtcp_fwd.fetch_sub(1, Relaxed);
+        c.drop_packet(DropCause::SendError);
+    }
+}

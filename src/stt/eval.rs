@@ -1,0 +1,353 @@
+//! Evaluation over a directory of 8 kHz WAV clips with `labels.csv` (`file,text`): word error
+//! rate after normalisation, latency from end of speech to final result, real-time factor, peak
+//! memory.
+//!
+//! Method: each clip is fed frame by frame as fast as possible (no sleeping); the session
+//! computes each result's latency as max(silence needed for the decision, silence at submission +
+//! measured queue + inference wall time) — what a real-time feed would see, with real compute.
+//! Clips run one after another; each clip's text is all its final results joined.
+
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::{
+    FRAME_SAMPLES, Recognizer, SttEngine, SttEngineConfig, SttError, SttSessionConfig, SttStatus,
+};
+
+/// One clip's outcome.
+#[derive(Debug, Clone)]
+pub struct ClipResult {
+    /// File name.
+    pub file: String,
+    /// Reference text.
+    pub reference: String,
+    /// Recognised text (finals joined).
+    pub hypothesis: String,
+    /// Word errors (substitutions + deletions + insertions) and reference words.
+    pub errors: usize,
+    /// Reference word count (normalised).
+    pub words: usize,
+    /// Latency of the first final result, ms.
+    pub first_latency_ms: Option<u64>,
+}
+
+/// Evaluation report.
+#[derive(Debug, Clone)]
+pub struct SttEvalReport {
+    /// Model used.
+    pub model: String,
+    /// Per clip.
+    pub clips: Vec<ClipResult>,
+    /// Overall WER (errors / reference words).
+    pub wer: f64,
+    /// Latency of all final results, p50 / p90, ms.
+    pub latency_p50_ms: u64,
+    /// See `latency_p50_ms`.
+    pub latency_p90_ms: u64,
+    /// Inference time / recognised audio time.
+    pub rtf: f64,
+    /// Model load time, ms.
+    pub load_ms: u64,
+    /// Peak resident memory (VmHWM), KiB.
+    pub peak_rss_kib: u64,
+}
+
+impl fmt::Display for SttEvalReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in &self.clips {
+            writeln!(
+                f,
+                "{:<28} {:>2}/{:<2} {:>5} ms  ref={:?} hyp={:?}",
+                c.file,
+                c.errors,
+                c.words,
+                c.first_latency_ms
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                c.reference,
+                c.hypothesis
+            )?;
+        }
+        writeln!(f, "model {}  clips {}", self.model, self.clips.len())?;
+        writeln!(f, "WER {:.1}%", self.wer * 100.0)?;
+        writeln!(
+            f,
+            "latency end-of-speech -> final: p50 {} ms, p90 {} ms",
+            self.latency_p50_ms, self.latency_p90_ms
+        )?;
+        writeln!(f, "real-time factor {:.3}", self.rtf)?;
+        writeln!(
+            f,
+            "model load {} ms, peak RSS {:.1} MiB",
+            self.load_ms,
+            self.peak_rss_kib as f64 / 1024.0
+        )
+    }
+}
+
+const ONES: [&str; 20] = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+];
+const TENS: [&str; 10] = [
+    "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+];
+
+fn number_words(n: u64) -> String {
+    match n {
+        0..=19 => ONES[n as usize].into(),
+        20..=99 => {
+            let t = TENS[(n / 10) as usize];
+            if n % 10 == 0 {
+                t.into()
+            } else {
+                format!("{t} {}", ONES[(n % 10) as usize])
+            }
+        }
+        100..=999 => {
+            let rest = if n % 100 == 0 {
+                String::new()
+            } else {
+                format!(" {}", number_words(n % 100))
+            };
+            format!("{} hundred{rest}", ONES[(n / 100) as usize])
+        }
+        // Longer numbers (phone numbers): digit by digit, as people read them.
+        _ => n
+            .to_string()
+            .chars()
+            .map(|c| ONES[(c as u8 - b'0') as usize])
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+/// Normalise for WER: lower case, no punctuation (apostrophes removed), numbers as words.
+pub fn normalize(text: &str) -> Vec<String> {
+    let cleaned: String = text
+        .to_lowercase()
+        .chars()
+        .filter(|c| *c != '\'' && *c != '’')
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect();
+    let mut out = Vec::new();
+    for w in cleaned.split_whitespace() {
+        if w.chars().all(|c| c.is_ascii_digit()) && w.len() <= 18 {
+            let n: u64 = w.parse().unwrap_or(0);
+            out.extend(number_words(n).split(' ').map(str::to_owned));
+        } else {
+            out.push(w.to_owned());
+        }
+    }
+    out
+}
+
+/// Word-level edit distance.
+pub fn word_errors(reference: &[String], hyp: &[String]) -> usize {
+    let mut prev: Vec<usize> = (0..=hyp.len()).collect();
+    for (i, r) in reference.iter().enumerate() {
+        let mut cur = vec![i + 1; hyp.len() + 1];
+        for (j, h) in hyp.iter().enumerate() {
+            let sub = prev[j] + usize::from(r != h);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[hyp.len()]
+}
+
+/// Peak resident set (VmHWM) of this process, KiB (0 when unknown).
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Read an 8 kHz mono 16-bit WAV.
+pub fn read_wav_8k(path: &Path) -> Result<Vec<i16>, SttError> {
+    let r = hound::WavReader::open(path)
+        .map_err(|e| SttError::BadInput(format!("{}: {e}", path.display())))?;
+    let spec = r.spec();
+    if spec.sample_rate != 8000 || spec.channels != 1 || spec.bits_per_sample != 16 {
+        return Err(SttError::BadInput(format!(
+            "{}: need 8 kHz mono 16-bit, got {} Hz {} ch {} bit",
+            path.display(),
+            spec.sample_rate,
+            spec.channels,
+            spec.bits_per_sample
+        )));
+    }
+    r.into_samples::<i16>()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SttError::BadInput(format!("{}: {e}", path.display())))
+}
+
+/// Parse `labels.csv` (`file,text`, header optional, text may be quoted).
+pub fn read_labels(path: &Path) -> Result<Vec<(String, String)>, SttError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SttError::Io(format!("{}: {e}", path.display())))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || (n == 0 && line.starts_with("file,")) {
+            continue;
+        }
+        let Some((file, label)) = line.split_once(',') else {
+            return Err(SttError::BadInput(format!(
+                "{}:{}: expected file,text",
+                path.display(),
+                n + 1
+            )));
+        };
+        out.push((
+            file.trim().to_owned(),
+            label.trim().trim_matches('"').to_owned(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Run one clip through a session and collect its final results (text, latency).
+pub fn recognise_clip(
+    engine: &SttEngine,
+    samples: &[i16],
+    cfg: SttSessionConfig,
+) -> Result<Vec<super::SttResult>, SttError> {
+    let mut session = engine.session(cfg)?;
+    let mut rx = session
+        .results()
+        .ok_or_else(|| SttError::Engine("results already taken".into()))?;
+    for chunk in samples.chunks(FRAME_SAMPLES) {
+        session.push_frame(chunk);
+    }
+    // Trailing silence so the last utterance always reaches its end-of-speech decision.
+    for _ in 0..50 {
+        session.push_frame(&[0; FRAME_SAMPLES]);
+    }
+    drop(session);
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        match rx.try_recv() {
+            Ok(r) => {
+                if r.is_final {
+                    out.push(r);
+                }
+            }
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                std::thread::sleep(Duration::from_millis(2))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Evaluate every clip listed in `dir/labels.csv`.
+pub fn eval_dir(
+    dir: &Path,
+    cfg: SttEngineConfig,
+    session_cfg: SttSessionConfig,
+) -> Result<SttEvalReport, SttError> {
+    let labels = read_labels(&dir.join("labels.csv"))?;
+    let engine = SttEngine::new(cfg);
+    let (model, load_ms) = match engine.status() {
+        SttStatus::Ready { model, load_ms } => (model, load_ms),
+        SttStatus::Unavailable { reason } => return Err(SttError::Unavailable(reason)),
+    };
+    let mut clips = Vec::new();
+    let mut lat = Vec::new();
+    let (mut errs, mut words) = (0usize, 0usize);
+    for (file, reference) in labels {
+        let samples = read_wav_8k(&dir.join(&file))?;
+        let results = recognise_clip(&engine, &samples, session_cfg.clone())?;
+        lat.extend(results.iter().map(|r| r.latency_ms));
+        let hypothesis = results
+            .iter()
+            .map(|r| r.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (rn, hn) = (normalize(&reference), normalize(&hypothesis));
+        let e = word_errors(&rn, &hn);
+        errs += e;
+        words += rn.len();
+        clips.push(ClipResult {
+            file,
+            reference,
+            hypothesis,
+            errors: e,
+            words: rn.len(),
+            first_latency_ms: results.first().map(|r| r.latency_ms),
+        });
+    }
+    lat.sort_unstable();
+    let st = engine.stats();
+    let inf = st.inference_ms.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    let audio = st
+        .audio_ms
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .max(1) as f64;
+    Ok(SttEvalReport {
+        model,
+        clips,
+        wer: if words == 0 {
+            0.0
+        } else {
+            errs as f64 / words as f64
+        },
+        latency_p50_ms: percentile(&lat, 0.5),
+        latency_p90_ms: percentile(&lat, 0.9),
+        rtf: inf / audio,
+        load_ms,
+        peak_rss_kib: peak_rss_kib(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalisation_and_wer() {
+        assert_eq!(
+            normalize("Hi, I'm 2 minutes away!"),
+            vec!["hi", "im", "two", "minutes", "away"]
+        );
+        assert_eq!(normalize("Room 42"), vec!["room", "forty", "two"]);
+        let r = normalize("hello who is this");
+        assert_eq!(word_errors(&r, &normalize("Hello, who's this?")), 2);
+        assert_eq!(word_errors(&r, &normalize("hello who is this")), 0);
+    }
+}

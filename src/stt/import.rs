@@ -1,0 +1,571 @@
+//! Importer: a faster-whisper (CTranslate2) Whisper model, shipped in a Python wheel or an
+//! unpacked directory, converted to whisper.cpp's ggml file format.
+//!
+//! Layout written (what `whisper_model_load` reads): magic `ggml`, 11 i32 hyper-parameters, the
+//! 80×201 mel filter bank, the text vocabulary (regular tokens only: whisper.cpp names the
+//! special tokens itself), then tensors `{n_dims, name_len, ttype, ne[..] (ggml order =
+//! reversed), name, data}`. 1-D tensors, conv biases (as `[n_state, 1]`) and positional
+//! embeddings are f32; matrices and conv kernels are f16 (ftype 1), like convert-pt-to-ggml.py.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::SttError;
+use super::ct2::{self, Ct2Model, Ct2Tensor, f32_to_f16};
+use super::mel::mel_filters;
+
+const GGML_MAGIC: u32 = 0x6767_6d6c;
+
+/// What the importer did.
+#[derive(Debug, Clone)]
+pub struct ImportReport {
+    /// Output file.
+    pub out: PathBuf,
+    /// e.g. `tiny` / `base` (from the layer count) plus `.en` when English-only.
+    pub model: String,
+    /// Stored dtype of the source weights (`float16`, `int8`, ...).
+    pub source_dtype: String,
+    /// Vocabulary size (hyper-parameter) and tokens written.
+    pub n_vocab: usize,
+    /// Regular text tokens written into the file.
+    pub tokens_written: usize,
+    /// Tensors written.
+    pub tensors: usize,
+    /// Output size in bytes.
+    pub bytes: u64,
+}
+
+impl std::fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "imported whisper {} ({} weights, n_vocab {}, {} tokens, {} tensors) -> {} ({:.1} MB)",
+            self.model,
+            self.source_dtype,
+            self.n_vocab,
+            self.tokens_written,
+            self.tensors,
+            self.out.display(),
+            self.bytes as f64 / 1e6
+        )
+    }
+}
+
+/// Source files found in a wheel or directory.
+struct Source {
+    model_bin: Vec<u8>,
+    vocab: Vec<String>,
+}
+
+/// Import `input` (a `.whl` file or an unpacked directory holding `model.bin` — or
+/// `model.bin.*` parts, concatenated in name order — and `vocabulary.txt`/`vocabulary.json`) and
+/// write a whisper.cpp ggml model to `out` (atomically: temp file + rename).
+pub fn import_model(input: &Path, out: &Path) -> Result<ImportReport, SttError> {
+    let src = if input.is_dir() {
+        read_dir_source(input)?
+    } else {
+        read_wheel_source(input)?
+    };
+    let model = ct2::parse(&src.model_bin)?;
+    drop(src.model_bin);
+    if model.spec != "WhisperSpec" {
+        return Err(SttError::BadModel(format!(
+            "spec is {:?}, not WhisperSpec",
+            model.spec
+        )));
+    }
+    let tmp = out.with_extension("tmp");
+    if let Some(dir) = out.parent() {
+        fs::create_dir_all(dir).map_err(|e| SttError::Io(format!("{}: {e}", dir.display())))?;
+    }
+    let report = write_ggml(&model, &src.vocab, &tmp, out)?;
+    fs::rename(&tmp, out).map_err(|e| SttError::Io(format!("{}: {e}", out.display())))?;
+    Ok(report)
+}
+
+fn io(p: &Path, e: impl std::fmt::Display) -> SttError {
+    SttError::Io(format!("{}: {e}", p.display()))
+}
+
+fn parse_vocab(name: &str, bytes: &[u8]) -> Result<Vec<String>, SttError> {
+    let text = String::from_utf8_lossy(bytes);
+    if name.ends_with(".json") {
+        serde_json::from_str::<Vec<String>>(&text)
+            .map_err(|e| SttError::BadModel(format!("{name}: {e}")))
+    } else {
+        Ok(text.lines().map(str::to_owned).collect())
+    }
+}
+
+fn read_dir_source(dir: &Path) -> Result<Source, SttError> {
+    let mut files = Vec::new();
+    collect_files(dir, &mut files)?;
+    files.sort();
+    let name_of = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    let mut model_bin = Vec::new();
+    let whole: Vec<&PathBuf> = files
+        .iter()
+        .filter(|p| name_of(p).as_deref() == Some("model.bin"))
+        .collect();
+    let parts: Vec<&PathBuf> = if whole.is_empty() {
+        files
+            .iter()
+            .filter(|p| name_of(p).is_some_and(|n| n.starts_with("model.bin.")))
+            .collect()
+    } else {
+        whole[..1].to_vec()
+    };
+    if parts.is_empty() {
+        return Err(SttError::BadModel(format!(
+            "no model.bin under {}",
+            dir.display()
+        )));
+    }
+    for p in parts {
+        model_bin.extend(fs::read(p).map_err(|e| io(p, e))?);
+    }
+    let vocab_file = files
+        .iter()
+        .find(|p| {
+            matches!(
+                name_of(p).as_deref(),
+                Some("vocabulary.txt" | "vocabulary.json")
+            )
+        })
+        .ok_or_else(|| SttError::BadModel(format!("no vocabulary under {}", dir.display())))?;
+    let vname = name_of(vocab_file).unwrap_or_default();
+    let vocab = parse_vocab(
+        &vname,
+        &fs::read(vocab_file).map_err(|e| io(vocab_file, e))?,
+    )?;
+    Ok(Source { model_bin, vocab })
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SttError> {
+    for e in fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let p = e.map_err(|e| io(dir, e))?.path();
+        if p.is_dir() {
+            collect_files(&p, out)?;
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn read_wheel_source(whl: &Path) -> Result<Source, SttError> {
+    let f = fs::File::open(whl).map_err(|e| io(whl, e))?;
+    let mut zip = zip::ZipArchive::new(f).map_err(|e| io(whl, e))?;
+    let mut names: Vec<String> = zip.file_names().map(str::to_owned).collect();
+    names.sort();
+    let base = |n: &str| n.rsplit('/').next().unwrap_or(n).to_owned();
+    let mut read = |name: &str| -> Result<Vec<u8>, SttError> {
+        let mut e = zip.by_name(name).map_err(|e| io(whl, e))?;
+        let mut v = Vec::with_capacity(e.size() as usize);
+        e.read_to_end(&mut v).map_err(|e| io(whl, e))?;
+        Ok(v)
+    };
+    let mut bins: Vec<&String> = names.iter().filter(|n| base(n) == "model.bin").collect();
+    if bins.is_empty() {
+        bins = names
+            .iter()
+            .filter(|n| base(n).starts_with("model.bin."))
+            .collect();
+    }
+    if bins.is_empty() {
+        return Err(SttError::BadModel(format!(
+            "{}: no model.bin in the wheel",
+            whl.display()
+        )));
+    }
+    let mut model_bin = Vec::new();
+    for n in bins.iter().take(if base(bins[0]) == "model.bin" {
+        1
+    } else {
+        usize::MAX
+    }) {
+        model_bin.extend(read(n)?);
+    }
+    let vname = names
+        .iter()
+        .find(|n| matches!(base(n).as_str(), "vocabulary.txt" | "vocabulary.json"))
+        .cloned()
+        .ok_or_else(|| SttError::BadModel(format!("{}: no vocabulary", whl.display())))?;
+    let vocab = parse_vocab(&vname, &read(&vname)?)?;
+    Ok(Source { model_bin, vocab })
+}
+
+/// GPT-2 byte-level BPE: the printable character that stands for each byte, inverted.
+fn unicode_to_byte() -> HashMap<char, u8> {
+    let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32)
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
+    let mut cs = bs.clone();
+    let mut n = 0;
+    for b in 0..256u32 {
+        if !bs.contains(&b) {
+            bs.push(b);
+            cs.push(256 + n);
+            n += 1;
+        }
+    }
+    bs.iter()
+        .zip(cs)
+        .filter_map(|(b, c)| char::from_u32(c).map(|c| (c, *b as u8)))
+        .collect()
+}
+
+struct Writer<W: Write> {
+    w: W,
+    tensors: usize,
+}
+
+impl<W: Write> Writer<W> {
+    fn i32(&mut self, v: i32) -> std::io::Result<()> {
+        self.w.write_all(&v.to_le_bytes())
+    }
+    /// `shape` in PyTorch order; ggml wants it reversed.
+    fn tensor(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        data: &[f32],
+        f16: bool,
+    ) -> std::io::Result<()> {
+        self.i32(shape.len() as i32)?;
+        self.i32(name.len() as i32)?;
+        self.i32(if f16 { 1 } else { 0 })?;
+        for d in shape.iter().rev() {
+            self.i32(*d as i32)?;
+        }
+        self.w.write_all(name.as_bytes())?;
+        let mut buf = Vec::with_capacity(data.len() * if f16 { 2 } else { 4 });
+        for v in data {
+            if f16 {
+                buf.extend_from_slice(&f32_to_f16(*v).to_le_bytes());
+            } else {
+                buf.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        self.w.write_all(&buf)?;
+        self.tensors += 1;
+        Ok(())
+    }
+}
+
+fn get<'a>(m: &'a Ct2Model, name: &str) -> Result<&'a Ct2Tensor, SttError> {
+    m.vars
+        .get(name)
+        .ok_or_else(|| SttError::BadModel(format!("missing variable {name}")))
+}
+
+fn scalar(m: &Ct2Model, name: &str) -> Result<i32, SttError> {
+    Ok(get(m, name)?.data.first().copied().unwrap_or(0.0) as i32)
+}
+
+fn count_layers(m: &Ct2Model, prefix: &str) -> usize {
+    (0..)
+        .take_while(|i| {
+            m.vars
+                .contains_key(&format!("{prefix}/layer_{i}/ffn/linear_0/weight"))
+        })
+        .count()
+}
+
+/// Rows `[from, to)` of a row-major matrix (or slice of a vector).
+fn rows(t: &Ct2Tensor, from: usize, to: usize) -> (Vec<usize>, Vec<f32>) {
+    let cols: usize = t.shape.iter().skip(1).product();
+    let mut shape = t.shape.clone();
+    shape[0] = to - from;
+    (shape, t.data[from * cols..to * cols].to_vec())
+}
+
+fn write_ggml(
+    m: &Ct2Model,
+    vocab: &[String],
+    tmp: &Path,
+    out: &Path,
+) -> Result<ImportReport, SttError> {
+    let emb = get(m, "decoder/embeddings/weight")?;
+    let enc_pe = get(m, "encoder/position_encodings/encodings")?;
+    let dec_pe = get(m, "decoder/position_encodings/encodings")?;
+    let conv1 = get(m, "encoder/conv1/weight")?;
+    let (n_vocab, d) = (emb.shape[0], emb.shape[1]);
+    let n_audio_layer = count_layers(m, "encoder");
+    let n_text_layer = count_layers(m, "decoder");
+    let n_mels = conv1.shape.get(1).copied().unwrap_or(80);
+    let hp = [
+        n_vocab as i32,
+        enc_pe.shape[0] as i32,
+        d as i32,
+        scalar(m, "encoder/num_heads")?,
+        n_audio_layer as i32,
+        dec_pe.shape[0] as i32,
+        d as i32,
+        scalar(m, "decoder/num_heads")?,
+        n_text_layer as i32,
+        n_mels as i32,
+        1, // ftype: mostly f16
+    ];
+    let file = fs::File::create(tmp).map_err(|e| io(tmp, e))?;
+    let mut w = Writer {
+        w: BufWriter::new(file),
+        tensors: 0,
+    };
+    let wr = |e: std::io::Error| io(tmp, e);
+    w.w.write_all(&GGML_MAGIC.to_le_bytes()).map_err(wr)?;
+    for v in hp {
+        w.i32(v).map_err(wr)?;
+    }
+    // Mel filter bank.
+    let filters = mel_filters(16000, 400, n_mels);
+    w.i32(n_mels as i32).map_err(wr)?;
+    w.i32(201).map_err(wr)?;
+    for v in &filters {
+        w.w.write_all(&v.to_le_bytes()).map_err(wr)?;
+    }
+    // Vocabulary: regular tokens up to (not including) <|endoftext|>.
+    let map = unicode_to_byte();
+    let regular: Vec<&String> = vocab.iter().take_while(|t| *t != "<|endoftext|>").collect();
+    w.i32(regular.len() as i32).map_err(wr)?;
+    for t in &regular {
+        let bytes: Vec<u8> = t
+            .chars()
+            .map(|c| map.get(&c).copied().unwrap_or(b'?'))
+            .collect();
+        w.i32(bytes.len() as i32).map_err(wr)?;
+        w.w.write_all(&bytes).map_err(wr)?;
+    }
+    // Tensors.
+    let mut put = |w: &mut Writer<_>, name: &str, src: &str| -> Result<(), SttError> {
+        let t = get(m, src)?;
+        let f16 = t.shape.len() >= 2;
+        w.tensor(name, &t.shape, &t.data, f16).map_err(wr)
+    };
+    let f32t = |w: &mut Writer<BufWriter<fs::File>>, name: &str, shape: &[usize], data: &[f32]| {
+        w.tensor(name, shape, data, false).map_err(wr)
+    };
+    f32t(
+        &mut w,
+        "encoder.positional_embedding",
+        &enc_pe.shape,
+        &enc_pe.data,
+    )?;
+    put(&mut w, "encoder.conv1.weight", "encoder/conv1/weight")?;
+    let b = get(m, "encoder/conv1/bias")?;
+    f32t(&mut w, "encoder.conv1.bias", &[d, 1], &b.data)?;
+    put(&mut w, "encoder.conv2.weight", "encoder/conv2/weight")?;
+    let b = get(m, "encoder/conv2/bias")?;
+    f32t(&mut w, "encoder.conv2.bias", &[d, 1], &b.data)?;
+    put(&mut w, "encoder.ln_post.weight", "encoder/layer_norm/gamma")?;
+    put(&mut w, "encoder.ln_post.bias", "encoder/layer_norm/beta")?;
+    let split_qkv =
+        |w: &mut Writer<BufWriter<fs::File>>, dst: &str, src: &str| -> Result<(), SttError> {
+            // Fused [q; k; v]; whisper.cpp has no key bias (CTranslate2 stores zeros there).
+            let wt = get(m, &format!("{src}/weight"))?;
+            let bs = get(m, &format!("{src}/bias"))?;
+            for (i, part) in ["query", "key", "value"].iter().enumerate() {
+                let (s, v) = rows(wt, i * d, (i + 1) * d);
+                w.tensor(&format!("{dst}.{part}.weight"), &s, &v, true)
+                    .map_err(wr)?;
+                if *part != "key" {
+                    let (s, v) = rows(bs, i * d, (i + 1) * d);
+                    w.tensor(&format!("{dst}.{part}.bias"), &s, &v, false)
+                        .map_err(wr)?;
+                }
+            }
+            Ok(())
+        };
+    for i in 0..n_audio_layer {
+        let (s, t) = (format!("encoder/layer_{i}"), format!("encoder.blocks.{i}"));
+        put(
+            &mut w,
+            &format!("{t}.attn_ln.weight"),
+            &format!("{s}/self_attention/layer_norm/gamma"),
+        )?;
+        put(
+            &mut w,
+            &format!("{t}.attn_ln.bias"),
+            &format!("{s}/self_attention/layer_norm/beta"),
+        )?;
+        split_qkv(
+            &mut w,
+            &format!("{t}.attn"),
+            &format!("{s}/self_attention/linear_0"),
+        )?;
+        put(
+            &mut w,
+            &format!("{t}.attn.out.weight"),
+            &format!("{s}/self_attention/linear_1/weight"),
+        )?;
+        put(
+            &mut w,
+            &format!("{t}.attn.out.bias"),
+            &format!("{s}/self_attention/linear_1/bias"),
+        )?;
+        ffn(&mut put, &mut w, &s, &t)?;
+    }
+    f32t(
+        &mut w,
+        "decoder.positional_embedding",
+        &dec_pe.shape,
+        &dec_pe.data,
+    )?;
+    put(
+        &mut w,
+        "decoder.token_embedding.weight",
+        "decoder/embeddings/weight",
+    )?;
+    put(&mut w, "decoder.ln.weight", "decoder/layer_norm/gamma")?;
+    put(&mut w, "decoder.ln.bias", "decoder/layer_norm/beta")?;
+    for i in 0..n_text_layer {
+        let (s, t) = (format!("decoder/layer_{i}"), format!("decoder.blocks.{i}"));
+        put(
+            &mut w,
+            &format!("{t}.attn_ln.weight"),
+            &format!("{s}/self_attention/layer_norm/gamma"),
+        )?;
+        put(
+            &mut w,
+            &format!("{t}.attn_ln.bias"),
+            &format!("{s}/self_attention/layer_norm/beta"),
+        )?;
+        split_qkv(
+            &mut w,
+            &format!("{t}.attn"),
+            &format!("{s}/self_attention/linear_0"),
+        )?;
+        put(
+            &mut w,
+            &format!("{t}.attn.out.weight"),
+            &format!("{s}/self_attention/linear_1/weight"),
+        )?;
+        put(
+            &mut w,
+            &format!("{t}.attn.out.bias"),
+            &format!("{s}/self_attention/linear_1/bias"),
+        )?;
+        let x = format!("{t}.cross_attn");
+        put(
+            &mut w,
+            &format!("{x}_ln.weight"),
+            &format!("{s}/attention/layer_norm/gamma"),
+        )?;
+        put(
+            &mut w,
+            &format!("{x}_ln.bias"),
+            &format!("{s}/attention/layer_norm/beta"),
+        )?;
+        put(
+            &mut w,
+            &format!("{x}.query.weight"),
+            &format!("{s}/attention/linear_0/weight"),
+        )?;
+        put(
+            &mut w,
+            &format!("{x}.query.bias"),
+            &format!("{s}/attention/linear_0/bias"),
+        )?;
+        // Fused [k; v] for cross-attention.
+        let kv = get(m, &format!("{s}/attention/linear_1/weight"))?;
+        let kvb = get(m, &format!("{s}/attention/linear_1/bias"))?;
+        let (ks, kd) = rows(kv, 0, d);
+        w.tensor(&format!("{x}.key.weight"), &ks, &kd, true)
+            .map_err(wr)?;
+        let (vs, vd) = rows(kv, d, 2 * d);
+        w.tensor(&format!("{x}.value.weight"), &vs, &vd, true)
+            .map_err(wr)?;
+        let (bs, bd) = rows(kvb, d, 2 * d);
+        w.tensor(&format!("{x}.value.bias"), &bs, &bd, false)
+            .map_err(wr)?;
+        put(
+            &mut w,
+            &format!("{x}.out.weight"),
+            &format!("{s}/attention/linear_2/weight"),
+        )?;
+        put(
+            &mut w,
+            &format!("{x}.out.bias"),
+            &format!("{s}/attention/linear_2/bias"),
+        )?;
+        ffn(&mut put, &mut w, &s, &t)?;
+    }
+    w.w.flush().map_err(wr)?;
+    let tensors = w.tensors;
+    drop(w);
+    let bytes = fs::metadata(tmp).map_err(|e| io(tmp, e))?.len();
+    let size = match n_audio_layer {
+        4 => "tiny",
+        6 => "base",
+        12 => "small",
+        24 => "medium",
+        32 => "large",
+        _ => "unknown",
+    };
+    let english_only = n_vocab < 51865;
+    Ok(ImportReport {
+        out: out.to_path_buf(),
+        model: format!("{size}{}", if english_only { ".en" } else { "" }),
+        source_dtype: m.weight_dtype.to_string(),
+        n_vocab,
+        tokens_written: regular.len(),
+        tensors,
+        bytes,
+    })
+}
+
+fn ffn<F, W: Write>(put: &mut F, w: &mut Writer<W>, s: &str, t: &str) -> Result<(), SttError>
+where
+    F: FnMut(&mut Writer<W>, &str, &str) -> Result<(), SttError>,
+{
+    put(
+        w,
+        &format!("{t}.mlp_ln.weight"),
+        &format!("{s}/ffn/layer_norm/gamma"),
+    )?;
+    put(
+        w,
+        &format!("{t}.mlp_ln.bias"),
+        &format!("{s}/ffn/layer_norm/beta"),
+    )?;
+    put(
+        w,
+        &format!("{t}.mlp.0.weight"),
+        &format!("{s}/ffn/linear_0/weight"),
+    )?;
+    put(
+        w,
+        &format!("{t}.mlp.0.bias"),
+        &format!("{s}/ffn/linear_0/bias"),
+    )?;
+    put(
+        w,
+        &format!("{t}.mlp.2.weight"),
+        &format!("{s}/ffn/linear_1/weight"),
+    )?;
+    put(
+        w,
+        &format!("{t}.mlp.2.bias"),
+        &format!("{s}/ffn/linear_1/bias"),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_level_bpe_maps_every_byte_back() {
+        // 1. 256 distinct characters map to the 256 bytes.
+        let m = unicode_to_byte();
+        assert_eq!(m.len(), 256);
+        // 2. 'Ġ' is the space, 'Ċ' the newline (GPT-2 convention).
+        assert_eq!(m[&'Ġ'], b' ');
+        assert_eq!(m[&'Ċ'], b'\n');
+        assert_eq!(m[&'a'], b'a');
+    }
+}

@@ -1,0 +1,185 @@
+//! Speech-to-text tap: the callee's speech, recognised offline by Whisper (whisper.cpp via
+//! whisper-rs), delivered as text results.
+//!
+//! Flow: the relay pushes 20 ms frames (160 × i16 at 8 kHz) into an [`SttSession`]
+//! (non-blocking: only an energy VAD runs inline). The [`segmenter`] cuts utterances; only speech
+//! reaches the engine. Utterances are upsampled to 16 kHz and recognised on the engine's bounded
+//! worker pool ([`engine`]); results go to the session's channel. One [`SttEngine`] holds the model
+//! once for all calls.
+
+pub mod ct2;
+pub mod engine;
+pub mod eval;
+pub mod filter;
+pub mod import;
+pub mod mel;
+pub mod resample;
+pub mod segmenter;
+pub mod session;
+pub mod whisper;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+pub use engine::{SttEngine, SttStats, SttStatus};
+pub use eval::{SttEvalReport, eval_dir};
+pub use import::{ImportReport, import_model};
+pub use resample::Resampler;
+pub use segmenter::SegmenterConfig;
+pub use session::SttSession;
+
+/// Samples per 20 ms frame at 8 kHz.
+pub const FRAME_SAMPLES: usize = 160;
+
+/// Errors of the STT module; each says whether a call can go on without recognition.
+#[derive(Debug, thiserror::Error)]
+pub enum SttError {
+    /// No model installed or it failed to load: calls go on, recognition is off.
+    #[error("speech recognition unavailable: {0}")]
+    Unavailable(String),
+    /// All recognition sessions are in use (counted in [`SttStats::sessions_refused`]).
+    #[error("speech recognition at capacity ({0} sessions)")]
+    Capacity(usize),
+    /// A model file is malformed or of an unsupported kind.
+    #[error("bad model: {0}")]
+    BadModel(String),
+    /// File-system error (path in the message).
+    #[error("io: {0}")]
+    Io(String),
+    /// Evaluation input is malformed (labels.csv, WAV format).
+    #[error("bad evaluation input: {0}")]
+    BadInput(String),
+    /// The engine failed on an utterance.
+    #[error("recognition failed: {0}")]
+    Engine(String),
+}
+
+impl SttError {
+    /// True when the call itself must not go on because of this error (never for STT: a call
+    /// works without recognition).
+    pub fn is_fatal_for_call(&self) -> bool {
+        false
+    }
+    /// True when retrying later may succeed (capacity).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SttError::Capacity(_))
+    }
+}
+
+/// Engine configuration (YAML section `stt`, all optional).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SttEngineConfig {
+    /// ggml model file; default `<data_dir>/models/ggml-tiny.en.bin`.
+    pub model_path: Option<PathBuf>,
+    /// Data directory used for the default model path.
+    pub data_dir: PathBuf,
+    /// Recognition worker threads (each holds one whisper state). Default 1.
+    pub workers: usize,
+    /// Compute threads per recognition. Default 2 (the machine has 2 cores).
+    pub threads_per_job: usize,
+    /// Jobs waiting for a worker beyond which new utterances are refused (counted). Default 8.
+    pub queue_bound: usize,
+    /// Concurrent sessions beyond which `session()` refuses (counted). Default 16.
+    pub max_sessions: usize,
+    /// Encoder window: 0 = automatic (utterance length + margin), else a fixed audio_ctx
+    /// (1500 = Whisper's full 30 s window).
+    pub audio_ctx: i32,
+    /// Extra audio_ctx units (20 ms each) beyond the utterance in automatic mode. Default 64.
+    pub audio_ctx_margin: i32,
+    /// Minimum audio_ctx in automatic mode (short windows get unstable). Default 256.
+    pub audio_ctx_min: i32,
+    /// 8 → 16 kHz upsampler.
+    pub resampler: Resampler,
+    /// Results with a mean token probability below this are dropped as junk. Default 0.40.
+    pub min_confidence: f32,
+    /// Results whose no-speech probability is above this are dropped. Default 0.60.
+    pub max_no_speech: f32,
+}
+
+impl Default for SttEngineConfig {
+    fn default() -> Self {
+        Self {
+            model_path: None,
+            data_dir: PathBuf::from("data"),
+            workers: 1,
+            threads_per_job: 2,
+            queue_bound: 8,
+            max_sessions: 16,
+            audio_ctx: 0,
+            audio_ctx_margin: 64,
+            audio_ctx_min: 256,
+            resampler: Resampler::Sinc,
+            min_confidence: 0.40,
+            max_no_speech: 0.60,
+        }
+    }
+}
+
+impl SttEngineConfig {
+    /// Where the model is looked for.
+    pub fn model_file(&self) -> PathBuf {
+        self.model_path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("models").join("ggml-tiny.en.bin"))
+    }
+}
+
+/// Per-session configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SttSessionConfig {
+    /// Language code (`en`); English-only models ignore anything else.
+    pub language: String,
+    /// Utterance segmentation.
+    pub segmenter: SegmenterConfig,
+    /// Send partial results (speculative recognitions not yet confirmed).
+    pub partials: bool,
+    /// Start active (recognising) — false waits for `set_active(true)`.
+    pub active: bool,
+    /// Capacity of the result channel; results beyond it are dropped and counted.
+    pub result_capacity: usize,
+}
+
+impl Default for SttSessionConfig {
+    fn default() -> Self {
+        Self {
+            language: "en".into(),
+            segmenter: SegmenterConfig::default(),
+            partials: false,
+            active: true,
+            result_capacity: 32,
+        }
+    }
+}
+
+/// One recognition result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SttResult {
+    /// Recognised text, trimmed.
+    pub text: String,
+    /// Mean token probability, 0..1.
+    pub confidence: f32,
+    /// Start of the utterance, ms since the session's first frame.
+    pub start_ms: u64,
+    /// End of speech, ms since the session's first frame.
+    pub end_ms: u64,
+    /// Final (true) or partial (false).
+    pub is_final: bool,
+    /// End of speech → result available, ms (endpointing silence + queueing + inference).
+    pub latency_ms: u64,
+}
+
+/// A streaming recogniser: push 20 ms frames, receive results.
+pub trait Recognizer: Send {
+    /// Push one 20 ms frame (160 samples at 8 kHz). Never blocks.
+    fn push_frame(&mut self, frame: &[i16]);
+    /// Start (true) or stop (false) recognition; stopping discards the current utterance.
+    fn set_active(&mut self, active: bool);
+    /// A result, if one is ready.
+    fn try_result(&mut self) -> Option<SttResult>;
+}
