@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod audio;
+pub mod flows;
 pub mod http_peers;
 pub mod peers;
 pub mod sipp;

@@ -1,0 +1,420 @@
+//! A whole dialout over real SIP/RTP on loopback: dialgate in-process (HTTPS API, SQLite), a
+//! PJSIP carrier callee, an optional PJSIP bot media endpoint, a Bot API bot and the dialer's
+//! notification sink, all wired into one YAML. Helpers wait (bounded) for the terminal
+//! notification and the finished call record, and check the notifications' signatures.
+
+use std::time::Duration;
+
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::api::{Answer, Http, TestApp, basic, make_cert};
+use super::http_peers::{BotApiServer, BotConfig, RecordedRequest, verify_signature};
+use super::peers::{PjsuaOpts, PjsuaPeer, free_udp_port};
+
+/// The dialer's API client secret (through `FLOWS_DIALER_SECRET`).
+pub const DIALER_SECRET: &str = "flows-dialer-secret";
+/// The dialer's webhook secret: every notification is signed with it.
+pub const WEBHOOK_SECRET: &str = "flows-webhook-secret";
+/// The Bearer token dialgate sends to the Bot API bot.
+pub const BOT_TOKEN: &str = "flows-bot-token";
+/// The number dialled in every flow.
+pub const TARGET: &str = "+15551230001";
+/// Bound for every wait of a flow (SIP, HTTP, records), generous for a loaded 2-core machine.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// How one flow is set up.
+pub struct FlowSetup {
+    /// dialgate's relay RTP range (distinct per concurrently running test, < 32768).
+    pub rtp: (u16, u16),
+    /// The carrier's callee.
+    pub callee: PjsuaOpts,
+    /// The bot's media endpoint; `None` with `bot_uri` pointing nowhere (or when never reached).
+    pub bot: Option<PjsuaOpts>,
+    /// The bot's `sip_uri` instead of the bot peer's (e.g. a port where nothing listens).
+    pub bot_uri: Option<String>,
+    /// Behaviour of the Bot API bot (`expected_token` is set to [`BOT_TOKEN`]).
+    pub bot_api: BotConfig,
+    /// `server.bot_answer_timeout_sec`.
+    pub bot_answer_timeout_sec: u32,
+    /// `bots[].outbound.dialout_initiated_event`.
+    pub dialout_initiated_event: bool,
+}
+
+impl FlowSetup {
+    /// A callee answering `answer` (see `PjsuaOpts::answer`) and a bot answering 200.
+    pub fn new(rtp_min: u16, callee_rtp: u16, answer: &str) -> Self {
+        FlowSetup {
+            rtp: (rtp_min, rtp_min + 199),
+            callee: PjsuaOpts {
+                user: "callee".into(),
+                rtp_port: callee_rtp,
+                ..PjsuaOpts::uas(answer)
+            },
+            bot: Some(PjsuaOpts {
+                user: "bot".into(),
+                rtp_port: callee_rtp + 50,
+                ..PjsuaOpts::uas("200")
+            }),
+            bot_uri: None,
+            bot_api: BotConfig::default(),
+            bot_answer_timeout_sec: 10,
+            dialout_initiated_event: false,
+        }
+    }
+}
+
+/// Everything of one running flow.
+pub struct Flow {
+    pub app: TestApp,
+    pub callee: PjsuaPeer,
+    pub bot: Option<PjsuaPeer>,
+    pub bot_api: BotApiServer,
+    pub sink: super::http_peers::NotifySink,
+    /// `Basic dialer:secret` (groups call_control and call_data_manager).
+    pub auth: String,
+}
+
+impl Flow {
+    /// Starts the peers, then dialgate on a YAML naming them.
+    pub async fn start(mut s: FlowSetup) -> Flow {
+        // SAFETY: every test of every binary sets the same value before dialgate reads it.
+        unsafe { std::env::set_var("FLOWS_DIALER_SECRET", DIALER_SECRET) };
+        s.callee.port = free_udp_port();
+        let callee = PjsuaPeer::spawn(s.callee).await.expect("callee peer ready");
+        let bot = match s.bot {
+            Some(mut o) => {
+                o.port = free_udp_port();
+                Some(PjsuaPeer::spawn(o).await.expect("bot peer ready"))
+            }
+            None => None,
+        };
+        s.bot_api.expected_token = Some(BOT_TOKEN.into());
+        let bot_api = BotApiServer::start(s.bot_api).await.unwrap();
+        let sink = super::http_peers::NotifySink::start().await.unwrap();
+        let bot_uri = s
+            .bot_uri
+            .or_else(|| bot.as_ref().map(|b| b.uri("bot")))
+            .unwrap_or_else(|| format!("sip:bot@127.0.0.1:{}", free_udp_port()));
+
+        let dir = tempfile::tempdir().unwrap();
+        let cert = make_cert(dir.path());
+        let yaml = format!(
+            r#"server:
+  sip:
+    listen:
+      - {{ transport: udp, address: "127.0.0.1:0" }}
+  http:
+    listen: "127.0.0.1:0"
+    tls: {{ cert: {cert}, key: {key} }}
+  rtp:
+    port_min: {rtp_min}
+    port_max: {rtp_max}
+    inactivity_timeout_sec: 30
+  data_dir: {data}
+  bot_answer_timeout_sec: {bot_timeout}
+bots:
+  - id: flow-bot
+    name: Flow Bot
+    sip_uri: "{bot_uri}"
+    events_url: "{events_url}"
+    token: {BOT_TOKEN}
+    outbound:
+      enabled: true
+      dialout_initiated_event: {initiated}
+      max_cps: 50
+      max_concurrent: 5
+sip_connections:
+  - id: carrier
+    name: Carrier
+    address: "127.0.0.1:{callee_port}"
+routing_rules:
+  - name: everything
+    origin_bot: "*"
+    route: {{ sip_connection: carrier }}
+api_clients:
+  - client_id: dialer
+    secret_env: FLOWS_DIALER_SECRET
+    groups: [call_control, call_data_manager]
+    webhook_secret: {WEBHOOK_SECRET}
+"#,
+            cert = cert.cert.display(),
+            key = cert.key.display(),
+            rtp_min = s.rtp.0,
+            rtp_max = s.rtp.1,
+            data = dir.path().join("data").display(),
+            bot_timeout = s.bot_answer_timeout_sec,
+            events_url = bot_api.url(),
+            initiated = s.dialout_initiated_event,
+            callee_port = callee.sip_port,
+        );
+        let config_path = dir.path().join("dialgate.yaml");
+        std::fs::write(&config_path, yaml).unwrap();
+        let app = dialgate::app::App::start(
+            &config_path,
+            dialgate::app::AppOptions {
+                token_ttl: Duration::from_secs(900),
+                outbox: dialgate::webhook::OutboxOptions {
+                    base_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_millis(400),
+                    max_attempts: 5,
+                    request_timeout: Duration::from_secs(5),
+                },
+                watch_config: false,
+            },
+        )
+        .await
+        .expect("dialgate starts");
+        let http = Http::new(&app.api_url(), Some(&cert.der), false);
+        Flow {
+            app: TestApp {
+                app: Some(app),
+                http,
+                dir,
+                config_path,
+            },
+            callee,
+            bot,
+            bot_api,
+            sink,
+            auth: basic("dialer", DIALER_SECRET),
+        }
+    }
+
+    /// The bot peer (panics when the flow has none).
+    pub fn bot(&self) -> &PjsuaPeer {
+        self.bot.as_ref().expect("flow has a bot peer")
+    }
+
+    /// `POST /api/v1/actions/dialout` for [`TARGET`] with `notifyUrl` and `metadata`, plus the
+    /// fields of `extra`; asserts 200 and returns the conversation ID.
+    pub async fn dial(&self, extra: Value) -> String {
+        let mut body = json!({
+            "bot": "flow-bot",
+            "target": TARGET,
+            "caller": "+15550009999",
+            "notifyUrl": self.sink.url(),
+            "metadata": {"campaign": "flows", "n": 7},
+        });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let a = self.app.http.dialout(&self.auth, &body).await;
+        assert_eq!(a.status, StatusCode::OK, "dialout: {}", a.text);
+        a.json["conversationId"]
+            .as_str()
+            .expect("conversationId")
+            .to_owned()
+    }
+
+    /// `DELETE /api/v1/calls/{id}`.
+    pub async fn hangup(&self, id: &str) -> Answer {
+        self.app
+            .http
+            .send(
+                Method::DELETE,
+                &format!("/api/v1/calls/{id}"),
+                &[("authorization", &self.auth)],
+                None,
+            )
+            .await
+    }
+
+    /// `GET /api/v1/calls/{id}` (asserts 200).
+    pub async fn record(&self, id: &str) -> Value {
+        let a = self
+            .app
+            .http
+            .get(&format!("/api/v1/calls/{id}"), &self.auth)
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "call record: {}", a.text);
+        a.json
+    }
+
+    /// Waits for the accepted terminal notification (`failed` or `completed`) of `id`.
+    pub async fn wait_terminal(&self, id: &str) -> Value {
+        let id = id.to_owned();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(n) = self
+                .notifications(&id)
+                .into_iter()
+                .find(|n| is_terminal(n))
+            {
+                return n;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no terminal notification for {id} within {WAIT:?}; got: {:?}; record: {}",
+                self.notifications(&id),
+                self.record(&id).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the call record is terminal and every queued delivery (notifications and
+    /// bot requests) has finished, then returns the record.
+    pub async fn wait_record_settled(&self, id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let r = self.record(id).await;
+            let terminal = matches!(r["status"].as_str(), Some("completed" | "failed"));
+            let settled = r["deliveries"]
+                .as_array()
+                .is_some_and(|d| d.iter().all(|d| d["state"] != "pending"));
+            if terminal && settled {
+                return r;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "call record of {id} not settled within {WAIT:?}: {r:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The accepted notifications of `id`, in arrival order, each checked: POST, valid
+    /// signature with the webhook secret, and the body's `conversationId`.
+    pub fn notifications(&self, id: &str) -> Vec<Value> {
+        self.sink
+            .accepted()
+            .into_iter()
+            .filter(|r| r.json["conversationId"] == id)
+            .map(|r| {
+                check_signed(&r);
+                r.json
+            })
+            .collect()
+    }
+
+    /// Asserts that the dialer got exactly `statuses` (in order) for `id`, the last one the only
+    /// terminal one, and returns the terminal notification.
+    pub fn assert_notifications(&self, id: &str, statuses: &[&str]) -> Value {
+        let notes = self.notifications(id);
+        let got: Vec<&str> = notes
+            .iter()
+            .map(|n| n["status"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(got, statuses, "notifications of {id}: {notes:#?}");
+        assert_eq!(
+            notes.iter().filter(|n| is_terminal(n)).count(),
+            1,
+            "exactly one terminal notification: {notes:#?}"
+        );
+        notes.last().cloned().unwrap()
+    }
+
+    /// The Bot API requests of conversation `id`: its activity labels in order.
+    pub fn bot_activity_names(&self, id: &str) -> Vec<String> {
+        self.bot_api
+            .activities()
+            .into_iter()
+            .filter(|(c, _)| c == id)
+            .map(|(_, a)| match a["type"].as_str() {
+                Some("event") | None => a["name"].as_str().unwrap_or("").to_owned(),
+                Some(t) => t.to_owned(),
+            })
+            .collect()
+    }
+
+    /// The activity named `name` sent to the bot for `id`.
+    pub fn bot_activity(&self, id: &str, name: &str) -> Option<Value> {
+        self.bot_api
+            .activities()
+            .into_iter()
+            .find(|(c, a)| c == id && a["name"] == name)
+            .map(|(_, a)| a)
+    }
+
+    /// Waits for the bot's `disconnect` request of `id` and returns its body; checks the token.
+    pub async fn wait_bot_disconnect(&self, id: &str) -> Value {
+        let suffix = format!("/conversation/{id}/disconnect");
+        let r = self
+            .bot_api
+            .wait_for_path(&suffix, WAIT)
+            .await
+            .expect("bot disconnect request");
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {BOT_TOKEN}").as_str())
+        );
+        r.json
+    }
+
+    /// Stops dialgate.
+    pub async fn stop(self) {
+        self.app.stop().await;
+    }
+}
+
+/// `failed` or `completed`.
+pub fn is_terminal(n: &Value) -> bool {
+    matches!(n["status"].as_str(), Some("failed" | "completed"))
+}
+
+/// Asserts a notification request is a signed JSON POST.
+pub fn check_signed(r: &RecordedRequest) {
+    assert_eq!(r.method, "POST");
+    let sig = r
+        .header("x-dialgate-signature")
+        .expect("X-Dialgate-Signature header");
+    assert!(
+        verify_signature(sig, r.body.as_bytes(), WEBHOOK_SECRET),
+        "signature {sig} does not verify for {}",
+        r.body
+    );
+}
+
+/// The `event` names of a call record's timeline, in order.
+pub fn timeline(record: &Value) -> Vec<String> {
+    record["timeline"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|e| e["event"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Asserts that `record`'s deliveries hold exactly `statuses.len()` dialer notifications, all
+/// delivered (first attempt answered 2xx).
+pub fn assert_deliveries(record: &Value, notifications: usize) {
+    let d = record["deliveries"].as_array().expect("deliveries");
+    let status: Vec<&Value> = d.iter().filter(|d| d["kind"] == "status").collect();
+    assert_eq!(status.len(), notifications, "status deliveries: {d:#?}");
+    for n in &status {
+        assert_eq!(n["state"], "delivered", "{n:#}");
+        let attempts = n["attempts"].as_array().expect("attempts");
+        assert!(!attempts.is_empty(), "{n:#}");
+        assert_eq!(attempts.last().unwrap()["httpStatus"], 200, "{n:#}");
+    }
+}
+
+/// The (`code`, `by`) of every `disconnected` event of a PJSIP peer.
+pub fn disconnects(peer: &PjsuaPeer) -> Vec<(Option<u64>, String)> {
+    peer.events_named("disconnected")
+        .iter()
+        .map(|e| (e.code(), e.str("by").unwrap_or("").to_owned()))
+        .collect()
+}
+
+/// Similarity of a recorded WAV with a reference clip (0 when nothing aligns); leading
+/// silence of the recording is trimmed first so the lag search stays small.
+pub async fn similarity(reference: &std::path::Path, recorded: &std::path::Path) -> f64 {
+    let (reference, recorded) = (reference.to_owned(), recorded.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let (r1, a) = super::audio::read_wav(&reference).unwrap();
+        let (r2, b) = super::audio::read_wav(&recorded).unwrap();
+        assert_eq!((r1, r2), (8000, 8000));
+        let first = b.iter().position(|s| s.unsigned_abs() > 300).unwrap_or(0);
+        let b = &b[first.saturating_sub(800)..];
+        super::audio::clip_similarity(&a, b, 8000 * 3)
+            .map(|al| al.corr)
+            .unwrap_or(0.0)
+    })
+    .await
+    .unwrap()
+}
