@@ -158,6 +158,21 @@ impl Metrics {
             .inc();
     }
 
+    /// Brings the relay's process-wide counters into the registry (they are
+    /// kept as plain atomics on the forwarding path, never a registry lookup).
+    pub fn sync_media(&self, m: &crate::media::MetricsSnapshot) {
+        fn catch_up(c: &Counter, to: u64) {
+            c.inc_by(to.saturating_sub(c.get()));
+        }
+        catch_up(&self.rtp_packets_forwarded, m.rtp_packets_forwarded);
+        catch_up(&self.rtp_bytes_forwarded, m.rtp_bytes_forwarded);
+        catch_up(&self.tap_drops, m.tap_drops);
+        for (reason, n) in [("any", m.packets_dropped), ("port_exhausted", m.port_exhausted)] {
+            catch_up(&self.rtp_dropped.get_or_create(&ReasonLabels { reason: reason.into() }), n);
+        }
+        self.media_streams.set(m.sessions_active as i64);
+    }
+
     /// Renders the text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -54,6 +54,8 @@ fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
 
 /// `GET /metrics`.
 pub async fn metrics(state: &ApiState) -> Reply {
+    let media = crate::media::global_metrics();
+    state.metrics.sync_media(&media);
     let (ok, failed) = state.config.reload_counts();
     for (result, n) in [("ok", ok), ("failed", failed)] {
         let c = state

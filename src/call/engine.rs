@@ -7,7 +7,7 @@ use super::notify::StatusNote;
 use super::{AcceptedDialout, CallControl, HangupOutcome};
 use crate::api::dialout::AmdMode as RequestAmd;
 use crate::config::{ConfigStore, MachineDetectionMode};
-use crate::media::{MediaConfig, MediaEngine, MediaStats};
+use crate::media::{MediaConfig, MediaEngine};
 use crate::metrics::Metrics;
 use crate::sip::{SipEndpoint, SipSettings, Transport};
 use crate::store::{CallStatus, Store};
@@ -174,8 +174,6 @@ impl Engine {
             })
             .inc();
     }
-
-    pub(crate) fn record_media_stats(&self, _stats: &MediaStats) {}
 
     fn send(&self, id: &str, cmd: ActorCmd) -> bool {
         let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());

@@ -144,6 +144,38 @@ impl Actor {
         }
     }
 
+    /// Sets `caller` and `trunk_address` from the route the carrier INVITE will take (they are
+    /// otherwise set only when the INVITE is built).
+    fn resolve_caller_and_trunk(&mut self) {
+        if !self.trunk_address.is_empty() {
+            return;
+        }
+        let cfg = &self.call.config.config;
+        let Some(bot) = cfg.bot(&self.call.bot_id) else {
+            return;
+        };
+        let Some(route) = crate::call::routing::resolve(cfg, bot, &self.call.request.target) else {
+            return;
+        };
+        let default_caller = cfg
+            .phone_numbers
+            .iter()
+            .find(|p| p.bot == bot.id)
+            .map(|p| p.number.clone());
+        let out = legs::carrier_call(
+            &self.id,
+            &self.call.request,
+            &route,
+            bot,
+            default_caller.as_deref(),
+            self.engine.public_ip(),
+            String::new(),
+        );
+        let trunk = route.connection.address.to_string();
+        self.caller = out.from_user;
+        self.trunk_address = trunk;
+    }
+
     /// The Live Hub start-event parameters.
     fn start_parameters(&self) -> Value {
         let req = &self.call.request;
@@ -178,6 +210,9 @@ impl Actor {
         }
         let activity = match ev {
             BotEvent::DialoutInitiated => {
+                // Sent before the INVITE exists: resolve the caller and trunk it will use, so
+                // the parameters are the same as start's (DESIGN §1.2).
+                self.resolve_caller_and_trunk();
                 json!({"type": "event", "name": "dialoutInitiated", "parameters": self.start_parameters()})
             }
             BotEvent::Start => {
@@ -392,7 +427,6 @@ impl Actor {
                 .store
                 .set_extra(&self.id, crate::store::ExtraColumn::Media, v)
                 .await;
-            self.engine.record_media_stats(&stats);
         }
     }
 
