@@ -91,6 +91,13 @@ pub fn is_sip_uri(s: &str) -> bool {
     let Some(rest) = s.strip_prefix("sip:").or_else(|| s.strip_prefix("sips:")) else {
         return false;
     };
+    // A user part, when there is one, is not empty (`sip:@host`) and holds no
+    // unescaped `@` (RFC 3261 escapes it as %40).
+    if let Some((user, _)) = rest.split_once('@') {
+        if user.is_empty() || rest.matches('@').count() > 1 {
+            return false;
+        }
+    }
     let host = rest.rsplit('@').next().unwrap_or("");
     let host = host.split([';', '?']).next().unwrap_or("");
     !host.is_empty()
@@ -366,6 +373,8 @@ mod tests {
         assert!(parse_target("tel:+1234567890123456").is_err());
         assert!(parse_target("sip:").is_err());
         assert!(parse_target("sip:a b@host").is_err());
+        // Found by tests/fuzz_parsers.rs: an empty user part left nothing to route on.
+        assert!(parse_target("sip:@host").is_err());
     }
 
     #[test]
