@@ -3,11 +3,11 @@
 //! configured cores.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::filter::{DropReason, judge};
+use super::filter::{judge, DropReason};
 use super::session::{Job, JobKind, SttSession};
 use super::whisper::WhisperModel;
 use super::{SttEngineConfig, SttError, SttSessionConfig};
@@ -225,6 +225,12 @@ fn worker(
                     cfg.min_confidence,
                     cfg.max_no_speech,
                 );
+                if std::env::var_os("STT_DEBUG").is_some() {
+                    eprintln!(
+                        "DBG {:?} conf={} ns={} {:?} kind={:?}",
+                        t.text, t.confidence, t.no_speech, v, job.kind
+                    );
+                }
                 tracing::debug!(text = %t.text, conf = t.confidence, no_speech = t.no_speech, ?v, took, "stt recognised");
                 v.map(|text| (text, t.confidence))
             }

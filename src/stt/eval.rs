@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{
-    FRAME_SAMPLES, Recognizer, SttEngine, SttEngineConfig, SttError, SttSessionConfig, SttStatus,
+    Recognizer, SttEngine, SttEngineConfig, SttError, SttSessionConfig, SttStatus, FRAME_SAMPLES,
 };
 
 /// One clip's outcome.
@@ -117,14 +117,14 @@ fn number_words(n: u64) -> String {
         0..=19 => ONES[n as usize].into(),
         20..=99 => {
             let t = TENS[(n / 10) as usize];
-            if n % 10 == 0 {
+            if n.is_multiple_of(10) {
                 t.into()
             } else {
                 format!("{t} {}", ONES[(n % 10) as usize])
             }
         }
         100..=999 => {
-            let rest = if n % 100 == 0 {
+            let rest = if n.is_multiple_of(100) {
                 String::new()
             } else {
                 format!(" {}", number_words(n % 100))

@@ -47,6 +47,23 @@ pub fn simple_norm(text: &str) -> String {
         .join(" ")
 }
 
+/// Whisper with a shortened window can loop ("Hello? Hello? Hello? ..."): keep one copy when the
+/// text is a phrase repeated (the last copy may be cut off).
+pub fn collapse_repeats(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let norm: Vec<String> = words.iter().map(|w| simple_norm(w)).collect();
+    for period in 1..=words.len() / 2 {
+        let last = norm.len() - 1;
+        let repeats = norm.iter().enumerate().skip(period).all(|(i, w)| {
+            *w == norm[i % period] || (i == last && norm[i % period].starts_with(w.as_str()))
+        });
+        if repeats {
+            return words[..period].join(" ");
+        }
+    }
+    words.join(" ")
+}
+
 /// Why a recognition was dropped (for counters and logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
@@ -68,7 +85,7 @@ pub fn judge(
     min_conf: f32,
     max_no_speech: f32,
 ) -> Result<String, DropReason> {
-    let cleaned = strip_tags(text);
+    let cleaned = collapse_repeats(&strip_tags(text));
     let norm = simple_norm(&cleaned);
     if norm.is_empty() {
         return Err(DropReason::Empty);
@@ -119,5 +136,11 @@ mod tests {
             judge("Thank you.", 0.9, 0.05, 0.4, 0.6),
             Ok("Thank you.".into())
         );
+        assert_eq!(collapse_repeats("Hello? Hello? Hello? Hel"), "Hello?");
+        assert_eq!(
+            collapse_repeats("Yes, speaking. Yes, speaking. Yes"),
+            "Yes, speaking."
+        );
+        assert_eq!(collapse_repeats("I said yes yes"), "I said yes yes");
     }
 }

@@ -15,10 +15,10 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::engine::{SttStats, submit};
+use super::engine::{submit, SttStats};
 use super::filter::DropReason;
 use super::segmenter::{SegEvent, Segmenter};
-use super::{FRAME_SAMPLES, Recognizer, SttResult, SttSessionConfig};
+use super::{Recognizer, SttResult, SttSessionConfig, FRAME_SAMPLES};
 
 /// Speculative (at a pause) or final (at end of speech).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +132,13 @@ impl Job {
         };
         let sentence_end = text.ends_with(['.', '?', '!']);
         if let Some(decided) = s.ended.get(&self.generation).copied() {
-            s.emit_final(self.generation, text, conf, latency.max(decided));
+            // A sentence-final speculation would have been delivered at the pause already.
+            let lat = if sentence_end {
+                latency
+            } else {
+                latency.max(decided)
+            };
+            s.emit_final(self.generation, text, conf, lat);
             s.forget(self.generation);
         } else if is_final_job || sentence_end {
             s.emit_final(self.generation, text, conf, latency);
@@ -252,14 +258,13 @@ impl SttSession {
             SegEvent::None => {}
             SegEvent::Started { start_ms } => {
                 self.generation += 1;
-                lock(&self.shared)
-                    .span
-                    .insert(self.generation, (start_ms, now_ms));
+                lock(&self.shared).span.insert(self.generation, (start_ms, now_ms));
             }
             SegEvent::Paused { speech_end_ms } => {
+                let start = self.span_start();
                 lock(&self.shared)
                     .span
-                    .insert(self.generation, (self.span_start(), speech_end_ms));
+                    .insert(self.generation, (start, speech_end_ms));
                 self.send_job(JobKind::Speculative, now_ms - speech_end_ms);
             }
             SegEvent::Resumed => {
@@ -278,14 +283,11 @@ impl SttSession {
                     let keep = (self.cfg.segmenter.pause_ms / 20 + 2) as usize * FRAME_SAMPLES;
                     let cut = self.utt.len().saturating_sub(keep);
                     self.utt.drain(..cut);
-                    lock(&self.shared).span.insert(
-                        self.generation,
-                        (now_ms.saturating_sub(keep as u64 / 8), now_ms),
-                    );
-                } else {
                     lock(&self.shared)
                         .span
-                        .insert(self.generation, (start, now_ms));
+                        .insert(self.generation, (now_ms.saturating_sub(keep as u64 / 8), now_ms));
+                } else {
+                    lock(&self.shared).span.insert(self.generation, (start, now_ms));
                 }
             }
             SegEvent::Ended { speech_end_ms } => {
@@ -297,12 +299,7 @@ impl SttSession {
                 if s.emitted.contains(&generation) {
                     s.forget(generation);
                 } else if let Some(h) = s.held.remove(&generation) {
-                    s.emit_final(
-                        generation,
-                        h.text,
-                        h.confidence,
-                        h.ready_latency_ms.max(decided),
-                    );
+                    s.emit_final(generation, h.text, h.confidence, h.ready_latency_ms.max(decided));
                     s.forget(generation);
                 } else if s.in_flight.contains(&generation) {
                     s.ended.insert(generation, decided);
@@ -343,6 +340,20 @@ impl Recognizer for SttSession {
         let was_in_speech = self.seg.in_speech();
         let ev = self.seg.push(&f);
         let now_ms = self.frames * 20;
+        // The segmenter only sees active frames; shift its times onto the session's clock.
+        let off = (self.frames - self.seg.frames()) * 20;
+        let ev = match ev {
+            SegEvent::Started { start_ms } => SegEvent::Started {
+                start_ms: start_ms + off,
+            },
+            SegEvent::Paused { speech_end_ms } => SegEvent::Paused {
+                speech_end_ms: speech_end_ms + off,
+            },
+            SegEvent::Ended { speech_end_ms } => SegEvent::Ended {
+                speech_end_ms: speech_end_ms + off,
+            },
+            other => other,
+        };
         if let SegEvent::Started { .. } = ev {
             // Pre-roll, then the voiced frames that started the utterance.
             self.utt.clear();

@@ -62,7 +62,15 @@ impl WhisperModel {
         language: &str,
         cfg: &SttEngineConfig,
     ) -> Result<Transcript, SttError> {
-        let mut p = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        let strategy = if cfg.beam_size > 1 {
+            SamplingStrategy::BeamSearch {
+                beam_size: cfg.beam_size as i32,
+                patience: -1.0,
+            }
+        } else {
+            SamplingStrategy::Greedy { best_of: 1 }
+        };
+        let mut p = FullParams::new(strategy);
         p.set_n_threads(cfg.threads_per_job.max(1) as i32);
         p.set_language(Some(if self.ctx.is_multilingual() {
             language
@@ -81,8 +89,9 @@ impl WhisperModel {
         p.set_print_timestamps(false);
         // No temperature fallback: bounded latency; junk is filtered afterwards.
         p.set_temperature_inc(0.0);
-        p.set_max_tokens(64);
         let secs = pcm16k.len() as f32 / 16000.0;
+        // Speech is ~3 words (≈4 tokens) per second; a tight bound stops repetition loops early.
+        p.set_max_tokens((secs * 5.0).ceil() as i32 + 4);
         let ctx = if cfg.audio_ctx > 0 {
             cfg.audio_ctx
         } else {
