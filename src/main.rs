@@ -162,11 +162,11 @@ fn main() -> ExitCode {
             match dialgate::amd::eval_corpus(&dir, &dialgate::amd::AmdParams::default()) {
                 Ok(report) => {
                     println!("{report}");
-                    if let Some(p) = csv {
-                        if let Err(e) = std::fs::write(&p, report.to_csv()) {
-                            eprintln!("cannot write {}: {e}", p.display());
-                            return ExitCode::FAILURE;
-                        }
+                    if let Some(p) = csv
+                        && let Err(e) = std::fs::write(&p, report.to_csv())
+                    {
+                        eprintln!("cannot write {}: {e}", p.display());
+                        return ExitCode::FAILURE;
                     }
                     ExitCode::SUCCESS
                 }

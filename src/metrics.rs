@@ -167,8 +167,16 @@ impl Metrics {
         catch_up(&self.rtp_packets_forwarded, m.rtp_packets_forwarded);
         catch_up(&self.rtp_bytes_forwarded, m.rtp_bytes_forwarded);
         catch_up(&self.tap_drops, m.tap_drops);
-        for (reason, n) in [("any", m.packets_dropped), ("port_exhausted", m.port_exhausted)] {
-            catch_up(&self.rtp_dropped.get_or_create(&ReasonLabels { reason: reason.into() }), n);
+        for (reason, n) in [
+            ("any", m.packets_dropped),
+            ("port_exhausted", m.port_exhausted),
+        ] {
+            catch_up(
+                &self.rtp_dropped.get_or_create(&ReasonLabels {
+                    reason: reason.into(),
+                }),
+                n,
+            );
         }
         self.media_streams.set(m.sessions_active as i64);
     }

@@ -253,14 +253,14 @@ impl Detector {
 
         // 2. After a machine decision only the beep matters.
         if let Some(d) = &self.decision {
-            if d.result == AmdResult::Machine {
-                if let Some(ToneVerdict::Beep(b)) = verdict {
-                    self.beep_done = true;
-                    out.push(AmdEvent::Beep {
-                        at_ms: ms(b.end_frame),
-                        freq_hz: b.freq_hz,
-                    });
-                }
+            if d.result == AmdResult::Machine
+                && let Some(ToneVerdict::Beep(b)) = verdict
+            {
+                self.beep_done = true;
+                out.push(AmdEvent::Beep {
+                    at_ms: ms(b.end_frame),
+                    freq_hz: b.freq_hz,
+                });
             }
             return out;
         }

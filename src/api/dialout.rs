@@ -93,10 +93,10 @@ pub fn is_sip_uri(s: &str) -> bool {
     };
     // A user part, when there is one, is not empty (`sip:@host`) and holds no
     // unescaped `@` (RFC 3261 escapes it as %40).
-    if let Some((user, _)) = rest.split_once('@') {
-        if user.is_empty() || rest.matches('@').count() > 1 {
-            return false;
-        }
+    if let Some((user, _)) = rest.split_once('@')
+        && (user.is_empty() || rest.matches('@').count() > 1)
+    {
+        return false;
     }
     let host = rest.rsplit('@').next().unwrap_or("");
     let host = host.split([';', '?']).next().unwrap_or("");
@@ -201,31 +201,31 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
     })?;
     let target = parse_target(&target_raw)?;
     let caller = opt_string(&obj, "caller")?;
-    if let Some(c) = &caller {
-        if !is_user_part(c) {
-            return Err(ApiError::field(
-                "caller",
-                format!("`caller` `{c}` is not a valid SIP user part"),
-            ));
-        }
+    if let Some(c) = &caller
+        && !is_user_part(c)
+    {
+        return Err(ApiError::field(
+            "caller",
+            format!("`caller` `{c}` is not a valid SIP user part"),
+        ));
     }
     let caller_host = opt_string(&obj, "callerHost")?;
-    if let Some(h) = &caller_host {
-        if !is_host(h) {
-            return Err(ApiError::field(
-                "callerHost",
-                format!("`callerHost` `{h}` is not a host name or IP address"),
-            ));
-        }
+    if let Some(h) = &caller_host
+        && !is_host(h)
+    {
+        return Err(ApiError::field(
+            "callerHost",
+            format!("`callerHost` `{h}` is not a host name or IP address"),
+        ));
     }
     let caller_display_name = opt_string(&obj, "callerDisplayName")?;
-    if let Some(d) = &caller_display_name {
-        if d.len() > 128 || d.chars().any(|c| c.is_control()) {
-            return Err(ApiError::field(
-                "callerDisplayName",
-                "`callerDisplayName` must be at most 128 characters without control characters",
-            ));
-        }
+    if let Some(d) = &caller_display_name
+        && (d.len() > 128 || d.chars().any(|c| c.is_control()))
+    {
+        return Err(ApiError::field(
+            "callerDisplayName",
+            "`callerDisplayName` must be at most 128 characters without control characters",
+        ));
     }
     let notify_url = opt_string(&obj, "notifyUrl")?;
     if let Some(u) = &notify_url {

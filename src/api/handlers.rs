@@ -223,11 +223,11 @@ pub async fn dialout(
     // A retried request answers as the first one did, before any other check
     // can change the answer (the bot may have been disabled since, or be at
     // its limit because of this very call).
-    if let Some(key) = &idem {
-        if let Some(id) = state.store.find_idempotent(&who.client_id, key).await? {
-            tracing::info!(client = %who.client_id, conversation_id = %id, "idempotent retry answered with the first call");
-            return Ok(accepted(&id));
-        }
+    if let Some(key) = &idem
+        && let Some(id) = state.store.find_idempotent(&who.client_id, key).await?
+    {
+        tracing::info!(client = %who.client_id, conversation_id = %id, "idempotent retry answered with the first call");
+        return Ok(accepted(&id));
     }
     // 4. Bot exists and may dial out.
     let snap = state.config.current();
@@ -301,10 +301,10 @@ pub async fn call_json(state: &ApiState, rec: crate::store::CallRecord) -> Resul
     let mut v = serde_json::to_value(&rec).map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Value::Object(m) = &mut v {
         for (k, val) in m.iter_mut() {
-            if k.ends_with("At") {
-                if let Some(ms) = val.as_i64() {
-                    *val = rfc3339(ms);
-                }
+            if k.ends_with("At")
+                && let Some(ms) = val.as_i64()
+            {
+                *val = rfc3339(ms);
             }
         }
         let deliveries = state.store.deliveries(&id).await?;
@@ -391,10 +391,10 @@ pub async fn list_calls(
         }
     }
     // A bot named by its name is found by its ID.
-    if let Some(b) = &f.bot {
-        if let Some(bot) = state.config.current().config.bot(b) {
-            f.bot = Some(bot.id.clone());
-        }
+    if let Some(b) = &f.bot
+        && let Some(bot) = state.config.current().config.bot(b)
+    {
+        f.bot = Some(bot.id.clone());
     }
     let (limit, offset) = (f.limit, f.offset);
     let recs = state.store.list_calls(f).await?;
@@ -404,10 +404,10 @@ pub async fn list_calls(
         let mut v = serde_json::to_value(&r).map_err(|e| ApiError::Internal(e.to_string()))?;
         if let Value::Object(m) = &mut v {
             for (k, val) in m.iter_mut() {
-                if k.ends_with("At") {
-                    if let Some(ms) = val.as_i64() {
-                        *val = rfc3339(ms);
-                    }
+                if k.ends_with("At")
+                    && let Some(ms) = val.as_i64()
+                {
+                    *val = rfc3339(ms);
                 }
             }
         }

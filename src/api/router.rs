@@ -25,10 +25,10 @@ pub fn json(status: StatusCode, v: &serde_json::Value) -> Reply {
 /// Renders an error in the uniform shape, with `Retry-After` when it has one.
 pub fn error(e: &ApiError) -> Reply {
     let mut r = json(e.status(), &e.body());
-    if let Some(s) = e.retry_after() {
-        if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
-            r.headers_mut().insert(RETRY_AFTER, v);
-        }
+    if let Some(s) = e.retry_after()
+        && let Ok(v) = HeaderValue::from_str(&s.to_string())
+    {
+        r.headers_mut().insert(RETRY_AFTER, v);
     }
     if e.status() == StatusCode::UNAUTHORIZED {
         r.headers_mut().insert(
@@ -67,10 +67,9 @@ pub async fn read_body(
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
     {
-        if len > limit {
-            return Err(ApiError::TooLarge(limit));
-        }
+        return Err(ApiError::TooLarge(limit));
     }
     let bytes = Limited::new(body, limit)
         .collect()

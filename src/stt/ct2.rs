@@ -188,7 +188,7 @@ pub fn parse(buf: &[u8]) -> Result<Ct2Model, SttError> {
             other => {
                 return Err(SttError::BadModel(format!(
                     "variable {name}: unknown dtype id {other}"
-                )))
+                )));
             }
         };
         let expected: usize = shape.iter().product();

@@ -3,11 +3,11 @@
 //! configured cores.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::filter::{judge, DropReason};
+use super::filter::{DropReason, judge};
 use super::session::{Job, JobKind, SttSession};
 use super::whisper::WhisperModel;
 use super::{SttEngineConfig, SttError, SttSessionConfig};

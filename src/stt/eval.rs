@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{
-    Recognizer, SttEngine, SttEngineConfig, SttError, SttSessionConfig, SttStatus, FRAME_SAMPLES,
+    FRAME_SAMPLES, Recognizer, SttEngine, SttEngineConfig, SttError, SttSessionConfig, SttStatus,
 };
 
 /// One clip's outcome.

@@ -12,10 +12,10 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::ct2::{self, f32_to_f16, Ct2Model, Ct2Tensor};
+use super::SttError;
+use super::ct2::{self, Ct2Model, Ct2Tensor, f32_to_f16};
 use super::import_source::{io, read_dir_source, read_wheel_source};
 use super::mel::mel_filters;
-use super::SttError;
 
 const GGML_MAGIC: u32 = 0x6767_6d6c;
 

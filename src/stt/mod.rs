@@ -27,8 +27,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use engine::{SttEngine, SttStats, SttStatus};
-pub use eval::{eval_dir, SttEvalReport};
-pub use import::{import_model, ImportReport};
+pub use eval::{SttEvalReport, eval_dir};
+pub use import::{ImportReport, import_model};
 pub use resample::Resampler;
 pub use segmenter::SegmenterConfig;
 pub use session::SttSession;

@@ -15,10 +15,10 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::engine::{submit, SttStats};
+use super::engine::{SttStats, submit};
 use super::filter::DropReason;
 use super::segmenter::{SegEvent, Segmenter};
-use super::{Recognizer, SttResult, SttSessionConfig, FRAME_SAMPLES};
+use super::{FRAME_SAMPLES, Recognizer, SttResult, SttSessionConfig};
 
 /// Speculative (at a pause) or final (at end of speech).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,7 +258,9 @@ impl SttSession {
             SegEvent::None => {}
             SegEvent::Started { start_ms } => {
                 self.generation += 1;
-                lock(&self.shared).span.insert(self.generation, (start_ms, now_ms));
+                lock(&self.shared)
+                    .span
+                    .insert(self.generation, (start_ms, now_ms));
             }
             SegEvent::Paused { speech_end_ms } => {
                 let start = self.span_start();
@@ -283,11 +285,14 @@ impl SttSession {
                     let keep = (self.cfg.segmenter.pause_ms / 20 + 2) as usize * FRAME_SAMPLES;
                     let cut = self.utt.len().saturating_sub(keep);
                     self.utt.drain(..cut);
+                    lock(&self.shared).span.insert(
+                        self.generation,
+                        (now_ms.saturating_sub(keep as u64 / 8), now_ms),
+                    );
+                } else {
                     lock(&self.shared)
                         .span
-                        .insert(self.generation, (now_ms.saturating_sub(keep as u64 / 8), now_ms));
-                } else {
-                    lock(&self.shared).span.insert(self.generation, (start, now_ms));
+                        .insert(self.generation, (start, now_ms));
                 }
             }
             SegEvent::Ended { speech_end_ms } => {
@@ -299,7 +304,12 @@ impl SttSession {
                 if s.emitted.contains(&generation) {
                     s.forget(generation);
                 } else if let Some(h) = s.held.remove(&generation) {
-                    s.emit_final(generation, h.text, h.confidence, h.ready_latency_ms.max(decided));
+                    s.emit_final(
+                        generation,
+                        h.text,
+                        h.confidence,
+                        h.ready_latency_ms.max(decided),
+                    );
                     s.forget(generation);
                 } else if s.in_flight.contains(&generation) {
                     s.ended.insert(generation, decided);

@@ -126,11 +126,11 @@ impl WhisperModel {
                     .unwrap_or_default(),
             );
             for t in 0..seg.n_tokens() {
-                if let Some(tok) = seg.get_token(t) {
-                    if tok.token_id() < eot {
-                        psum += tok.token_probability();
-                        pn += 1;
-                    }
+                if let Some(tok) = seg.get_token(t)
+                    && tok.token_id() < eot
+                {
+                    psum += tok.token_probability();
+                    pn += 1;
                 }
             }
         }

@@ -123,10 +123,10 @@ impl Outbox {
             }
             Delivery::Transient(s, e) | Delivery::Permanent(s, e) => {
                 tracing::error!(status = ?s, error = %e, "delivery given up");
-                if item.channel == Channel::Bot {
-                    if let Some(sink) = self.sink() {
-                        sink.bot_unreachable(&item.conversation_id, &e);
-                    }
+                if item.channel == Channel::Bot
+                    && let Some(sink) = self.sink()
+                {
+                    sink.bot_unreachable(&item.conversation_id, &e);
                 }
                 (s, Some(e), AttemptOutcome::GiveUp, "failed")
             }
@@ -288,12 +288,11 @@ impl Outbox {
                 sink.bot_session_opened(&item.conversation_id, expires);
             }
         }
-        if let Some(acts) = reply.get("activities").and_then(Value::as_array) {
-            if !acts.is_empty() {
-                if let Some(sink) = self.sink() {
-                    sink.bot_activities(&item.conversation_id, acts.clone());
-                }
-            }
+        if let Some(acts) = reply.get("activities").and_then(Value::as_array)
+            && !acts.is_empty()
+            && let Some(sink) = self.sink()
+        {
+            sink.bot_activities(&item.conversation_id, acts.clone());
         }
         Delivery::Ok
     }

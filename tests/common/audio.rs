@@ -70,10 +70,10 @@ pub fn best_alignment(
     let max_c = (max_lag / K) as i64;
     let mut coarse: Option<(f64, i64)> = None;
     for lag in -max_c..=max_c {
-        if let Some(c) = ncc(&rd, &cd, lag, min_overlap / K) {
-            if coarse.is_none_or(|(best, _)| c > best) {
-                coarse = Some((c, lag));
-            }
+        if let Some(c) = ncc(&rd, &cd, lag, min_overlap / K)
+            && coarse.is_none_or(|(best, _)| c > best)
+        {
+            coarse = Some((c, lag));
         }
     }
     let (_, lag_c) = coarse?;
@@ -84,10 +84,10 @@ pub fn best_alignment(
         if lag.unsigned_abs() as usize > max_lag {
             continue;
         }
-        if let Some(c) = ncc(&rf, &cf, lag, min_overlap) {
-            if best.is_none_or(|b| c > b.corr) {
-                best = Some(Alignment { corr: c, lag });
-            }
+        if let Some(c) = ncc(&rf, &cf, lag, min_overlap)
+            && best.is_none_or(|b| c > b.corr)
+        {
+            best = Some(Alignment { corr: c, lag });
         }
     }
     best
@@ -120,10 +120,10 @@ pub fn clip_similarity(reference: &[i16], recorded: &[i16], max_lag: usize) -> O
             if lag < 0 || lag as usize + WIN > cf.len() {
                 continue;
             }
-            if let Some(c) = ncc(win, &cf, lag, WIN) {
-                if c > best {
-                    (best, best_lag) = (c, track + d);
-                }
+            if let Some(c) = ncc(win, &cf, lag, WIN)
+                && c > best
+            {
+                (best, best_lag) = (c, track + d);
             }
         }
         // Follow the slips: they accumulate over the clip.

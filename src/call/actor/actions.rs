@@ -13,16 +13,15 @@ impl Actor {
     pub(super) async fn execute(&mut self, action: Action) {
         match action {
             Action::OpenBotConversation => {
-                if let Some(url) = self.bot.events_url.clone() {
-                    if let Err(e) = self
+                if let Some(url) = self.bot.events_url.clone()
+                    && let Err(e) = self
                         .engine
                         .deps
                         .outbox
                         .bot_open(&self.id, &url, &self.bot.name)
                         .await
-                    {
-                        tracing::error!(error = %e, "cannot queue the bot conversation");
-                    }
+                {
+                    tracing::error!(error = %e, "cannot queue the bot conversation");
                 }
             }
             Action::BotEvent(ev) => self.bot_event(ev).await,
@@ -66,10 +65,10 @@ impl Actor {
                     .negotiated
                     .as_ref()
                     .and_then(legs::remote_media);
-                if let (Some(m), Some(r)) = (&self.media, remote) {
-                    if let Err(e) = m.set_remote(Leg::Bot, r) {
-                        tracing::error!(error = %e, "cannot bridge the bot leg");
-                    }
+                if let (Some(m), Some(r)) = (&self.media, remote)
+                    && let Err(e) = m.set_remote(Leg::Bot, r)
+                {
+                    tracing::error!(error = %e, "cannot bridge the bot leg");
                 }
             }
             Action::StopMedia => self.stop_media().await,
@@ -81,16 +80,15 @@ impl Actor {
                 reason,
                 reason_code,
             } => {
-                if self.bot_events {
-                    if let Err(e) = self
+                if self.bot_events
+                    && let Err(e) = self
                         .engine
                         .deps
                         .outbox
                         .bot_disconnect(&self.id, &reason, reason_code.as_str())
                         .await
-                    {
-                        tracing::error!(error = %e, "cannot queue the bot disconnect");
-                    }
+                {
+                    tracing::error!(error = %e, "cannot queue the bot disconnect");
                 }
             }
             Action::SetTimer { id, at } => {
@@ -375,10 +373,10 @@ impl Actor {
             .as_ref()
             .and_then(legs::remote_media);
         let Some(m) = &self.media else { return };
-        if let Some(r) = remote {
-            if let Err(e) = m.set_remote(Leg::Carrier, r) {
-                tracing::error!(error = %e, "cannot start the carrier media");
-            }
+        if let Some(r) = remote
+            && let Err(e) = m.set_remote(Leg::Carrier, r)
+        {
+            tracing::error!(error = %e, "cannot start the carrier media");
         }
         // One tap on the callee's audio feeds detection and recognition.
         match m.subscribe_tap(Leg::Carrier, 100) {

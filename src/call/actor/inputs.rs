@@ -149,10 +149,10 @@ impl Actor {
                 return None;
             }
         };
-        if let Some(r) = legs::remote_media(&negotiated) {
-            if let Err(e) = media.set_remote(leg, r) {
-                tracing::warn!(error = %e, "cannot apply the re-INVITE to the relay");
-            }
+        if let Some(r) = legs::remote_media(&negotiated)
+            && let Err(e) = media.set_remote(leg, r)
+        {
+            tracing::warn!(error = %e, "cannot apply the re-INVITE to the relay");
         }
         tracing::info!(?side, direction = ?negotiated.remote.direction, "re-INVITE answered");
         self.slot(side).negotiated = Some(negotiated);

@@ -272,10 +272,10 @@ fn bot_decide(st: &BotState, rec: &RecordedRequest) -> (u16, Value, ReplyDelay) 
     if rec.method != "POST" {
         return (405, json!({"error": "POST only"}), ReplyDelay::Now);
     }
-    if let Some(tok) = &cfg.expected_token {
-        if rec.header("authorization") != Some(format!("Bearer {tok}").as_str()) {
-            return (401, json!({"error": "bad token"}), ReplyDelay::Now);
-        }
+    if let Some(tok) = &cfg.expected_token
+        && rec.header("authorization") != Some(format!("Bearer {tok}").as_str())
+    {
+        return (401, json!({"error": "bad token"}), ReplyDelay::Now);
     }
     let Some((cid, action)) = conversation_route(&rec.path) else {
         // Anything else is the bot URL: open a conversation.

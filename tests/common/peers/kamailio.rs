@@ -128,10 +128,9 @@ impl Kamailio {
             let _ = sock.send_to(msg.as_bytes(), ("127.0.0.1", self.port)).await;
             if let Ok(Ok(len)) =
                 tokio::time::timeout(Duration::from_millis(100), sock.recv(&mut buf)).await
+                && buf[..len].starts_with(b"SIP/2.0 200")
             {
-                if buf[..len].starts_with(b"SIP/2.0 200") {
-                    return Ok(());
-                }
+                return Ok(());
             }
         }
         unreachable!("the probe loop only ends by returning")
