@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use dialgate::stt::eval::{normalize, read_wav_8k, recognise_clip};
 use dialgate::stt::{
-    import_model, Recognizer, SttEngine, SttEngineConfig, SttError, SttSessionConfig, SttStatus,
-    FRAME_SAMPLES,
+    FRAME_SAMPLES, Recognizer, SttEngine, SttEngineConfig, SttError, SttSessionConfig, SttStatus,
+    import_model,
 };
 
 fn root() -> PathBuf {
