@@ -247,15 +247,9 @@ impl Actor {
                 return;
             }
         };
-        let local = media.local_rtp_addr(Leg::Carrier);
+        let offer = self.offer_for(&media, Leg::Carrier);
         self.media_events = media.events();
         self.media = Some(media);
-        let offer = crate::sip::sdp::offer(&crate::sip::sdp::LocalSdp {
-            address: self.engine.public_ip(),
-            port: local.port(),
-            session_id: rand::random::<u32>() as u64,
-            version: 1,
-        });
         let cfg = &self.call.config.config;
         let Some(bot) = cfg.bot(&self.call.bot_id) else {
             return;
@@ -319,15 +313,19 @@ impl Actor {
         }
     }
 
-    async fn send_bot_invite(&mut self) {
-        let Some(media) = &self.media else { return };
-        let local = media.local_rtp_addr(Leg::Bot);
-        let offer = crate::sip::sdp::offer(&crate::sip::sdp::LocalSdp {
+    /// Our SDP offer for one leg: the relay's address and port on that side only.
+    fn offer_for(&self, media: &crate::media::MediaSession, leg: Leg) -> String {
+        crate::sip::sdp::offer(&crate::sip::sdp::LocalSdp {
             address: self.engine.public_ip(),
-            port: local.port(),
+            port: media.local_rtp_addr(leg).port(),
             session_id: rand::random::<u32>() as u64,
             version: 1,
-        });
+        })
+    }
+
+    async fn send_bot_invite(&mut self) {
+        let Some(media) = &self.media else { return };
+        let offer = self.offer_for(media, Leg::Bot);
         let out = legs::bot_call(
             &self.id,
             &self.call.request,

@@ -2,7 +2,7 @@
 
 use super::{Actor, ActorCmd};
 use crate::call::legs::{self, LegSide};
-use crate::call::machine::{AmdResult, Event, FailureKind, HangupSource};
+use crate::call::machine::{Event, FailureKind, HangupSource};
 use crate::media::{Leg, PcmFrame};
 use crate::sip::{self, LegEvent};
 use serde_json::{Value, json};
@@ -268,14 +268,8 @@ impl Actor {
                             &format!("{} after {} ms ({})", d.result.as_str(), d.at_ms, d.cause),
                         )
                         .await;
-                    let result = match d.result {
-                        crate::amd::AmdResult::Human => AmdResult::Human,
-                        crate::amd::AmdResult::Machine => AmdResult::Machine,
-                        crate::amd::AmdResult::Fax => AmdResult::Fax,
-                        crate::amd::AmdResult::Unknown => AmdResult::Unknown,
-                    };
                     self.feed(Event::AmdDecision {
-                        result,
+                        result: d.result,
                         at_ms: d.at_ms as u32,
                     })
                     .await;

@@ -20,31 +20,8 @@ pub enum AmdMode {
     Disconnect,
 }
 
-/// What AMD decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AmdResult {
-    /// A person.
-    Human,
-    /// An answering machine / voicemail greeting.
-    Machine,
-    /// Fax tones.
-    Fax,
-    /// AMD could not decide.
-    Unknown,
-}
-
-impl AmdResult {
-    /// The wire value of the `machineDetection` event.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AmdResult::Human => "human",
-            AmdResult::Machine => "machine",
-            AmdResult::Fax => "fax",
-            AmdResult::Unknown => "unknown",
-        }
-    }
-}
+/// What AMD decided: the detector's own result type.
+pub use crate::amd::AmdResult;
 
 /// The AMD decision kept for the terminal report and the call record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
