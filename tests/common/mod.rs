@@ -14,3 +14,4 @@ pub mod flows;
 pub mod http_peers;
 pub mod peers;
 pub mod sipp;
+pub mod sippflows;

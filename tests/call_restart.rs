@@ -1,0 +1,265 @@
+//! The real dialgate binary killed with SIGKILL and restarted on the same data directory:
+//! notifications still pending are delivered after the restart, and a call cut off while
+//! ringing ends failed/error with its terminal notification delivered.
+//! Ports: SIP 16200-16219, relay RTP 27000-27199.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::api::{Http, basic};
+use common::http_peers::NotifySink;
+use common::sippflows::*;
+use serde_json::{Value, json};
+
+/// dialgate as a child process, SIGKILLed on drop.
+struct Dialgate(Child);
+
+impl Dialgate {
+    /// SIGKILL: no chance to clean up or flush anything.
+    fn kill9(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Dialgate {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    log: PathBuf,
+    http: Http,
+    auth: String,
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A config with plain HTTP on a fixed port (the same across restarts), the given RTP range,
+/// the trunk at 127.0.0.1:`carrier_port` and the bot at 127.0.0.1:`bot_port`.
+fn setup(rtp: (u16, u16), carrier_port: u16, bot_port: u16) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let trunk = Trunk {
+        address: format!("127.0.0.1:{carrier_port}"),
+        ..Default::default()
+    };
+    // No Bot API here: the flows are about the dialer's notifications.
+    let body = body(bot_port, "http://127.0.0.1:9/bot", &trunk)
+        .replace("    events_url: \"http://127.0.0.1:9/bot\"\n", "");
+    let config = dir.path().join("dialgate.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:0\" }} ]\n  http: {{ listen: \"127.0.0.1:{port}\", plain_http: true }}\n  rtp: {{ port_min: {}, port_max: {} }}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n{body}",
+            rtp.0,
+            rtp.1,
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    Setup {
+        log: dir.path().join("dialgate.log"),
+        _dir: dir,
+        config,
+        http: Http::new(&format!("http://127.0.0.1:{port}"), None, false),
+        auth: basic("dialer", SECRET),
+    }
+}
+
+/// Runs the binary (`dialgate run --config …`), appending its output to the setup's log, and
+/// waits (bounded) until it answers /healthz.
+async fn run(s: &Setup) -> Dialgate {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&s.log)
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_dialgate"))
+        .args(["run", "--config"])
+        .arg(&s.config)
+        .env("FLOW_DIALER_SECRET", SECRET)
+        .env("FLOW_WEBHOOK_SECRET", "flow-whsec")
+        .env("RUST_LOG", "dialgate=info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("dialgate binary starts");
+    let d = Dialgate(child);
+    let deadline = Instant::now() + WAIT;
+    while s.http.probe("/healthz").await != Some(hyper::StatusCode::OK) {
+        assert!(
+            Instant::now() < deadline,
+            "dialgate not healthy:\n{}",
+            log_of(&s.log)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    d
+}
+
+fn log_of(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// The attempts of the record's `idx`-th dialer delivery.
+fn attempts_of(rec: &Value, idx: usize) -> Vec<Value> {
+    dialer_deliveries(rec)[idx]["attempts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn pending_notifications_are_delivered_after_sigkill() {
+    // 1. A dialer whose notify URL answers 500 to everything for now; a SIPp carrier that
+    //    answers and hangs up after a pause; a SIPp bot that answers.
+    let sink = NotifySink::start().await.unwrap();
+    sink.fail_first(1_000_000);
+    let carrier = uas("flow_carrier_answer_bye.xml", 16200, 60);
+    let botp = uas("flow_bot_answer.xml", 16201, 60);
+    let s = setup((27000, 27099), 16200, 16201);
+    let d = run(&s).await;
+    // 2. The call runs to its end (the person hangs up).
+    let id = dial(&s.http, &s.auth, "+15551238001", &sink.url(), json!({})).await;
+    let (code, clog) = finish(&carrier).await;
+    assert_eq!(code, 0, "carrier scenario\n{}", log_of(&s.log));
+    assert_eq!(
+        sip_flow(&clog),
+        ["<INVITE", ">180", ">200", "<ACK", ">BYE", "<200"]
+    );
+    let (code, blog) = finish(&botp).await;
+    assert_eq!(code, 0, "bot scenario");
+    assert_eq!(sip_flow(&blog), ["<INVITE", ">200", "<ACK", "<BYE", ">200"]);
+    // 3. The call is completed, but the dialer has accepted nothing: `answered` is being
+    //    retried (3 attempts so far), `completed` waits behind it.
+    let rec = record_until(
+        &s.http,
+        &s.auth,
+        &id,
+        "completed with 3 failed attempts",
+        |r| {
+            r["status"] == "completed"
+                && dialer_deliveries(r).len() == 2
+                && dialer_deliveries(r)[0]["attempts"]
+                    .as_array()
+                    .is_some_and(|a| a.len() >= 3)
+        },
+    )
+    .await;
+    // 4. SIGKILL now, between two attempts (the next one is seconds away).
+    d.kill9();
+    let failed_before = sink.requests().len();
+    assert!(sink.accepted().is_empty());
+    assert_eq!(
+        dialer_deliveries(&rec)[1]["state"],
+        "pending",
+        "completed not yet delivered: {rec:#}"
+    );
+    // 5. The dialer recovers; dialgate restarts on the same data directory.
+    sink.fail_first(0);
+    let _d = run(&s).await;
+    // 6. Both notifications arrive, in order, each accepted exactly once.
+    let term = one_terminal(&sink, &id).await;
+    assert_eq!(term["status"], "completed");
+    assert_eq!(term["reasonCode"], "client-disconnected");
+    let rec = record_until(&s.http, &s.auth, &id, "settled", settled).await;
+    assert_eq!(
+        notes(&sink, &id),
+        vec![
+            ("answered".to_owned(), None, Some(200)),
+            (
+                "completed".to_owned(),
+                Some("client-disconnected".to_owned()),
+                Some(200)
+            ),
+        ]
+    );
+    // 7. The record lists every attempt the dialer saw: the 500s before the kill, then a
+    //    200 for each notification after the restart.
+    assert_eq!(rec["status"], "completed", "{rec:#}");
+    assert_eq!(rec["reasonCode"], "client-disconnected");
+    let d = dialer_deliveries(&rec);
+    assert_eq!(d.len(), 2, "{rec:#}");
+    assert!(d.iter().all(|d| d["state"] == "delivered"), "{rec:#}");
+    let answered = attempts_of(&rec, 0);
+    let completed = attempts_of(&rec, 1);
+    assert_eq!(answered.len(), failed_before + 1, "{rec:#}");
+    assert!(
+        answered[..failed_before]
+            .iter()
+            .all(|a| a["httpStatus"] == 500),
+        "{rec:#}"
+    );
+    assert_eq!(answered[failed_before]["httpStatus"], 200);
+    assert_eq!(completed.len(), 1, "{rec:#}");
+    assert_eq!(completed[0]["httpStatus"], 200);
+    assert_eq!(
+        sink.requests().len(),
+        answered.len() + completed.len(),
+        "every request the dialer saw is a recorded attempt"
+    );
+}
+
+#[tokio::test]
+async fn call_cut_off_while_ringing_ends_failed_after_restart() {
+    // 1. A carrier that rings and never answers; a dialer that accepts everything.
+    let sink = NotifySink::start().await.unwrap();
+    let carrier = uas("flow_ring_until_cancel.xml", 16210, 60);
+    let botp = uas("flow_bot_answer.xml", 16211, 60);
+    let s = setup((27100, 27199), 16210, 16211);
+    let d = run(&s).await;
+    // 2. Dial; it rings.
+    let id = dial(
+        &s.http,
+        &s.auth,
+        "+15551238002",
+        &sink.url(),
+        json!({"answerTimeoutSec": 120}),
+    )
+    .await;
+    record_until(&s.http, &s.auth, &id, "ringing", |r| {
+        r["ringingAt"].is_string()
+    })
+    .await;
+    // 3. SIGKILL mid-ring: nothing was notified yet.
+    d.kill9();
+    assert!(sink.requests().is_empty());
+    // 4. Restart: the call is ended failed/error and its notification delivered once.
+    let _d = run(&s).await;
+    let term = one_terminal(&sink, &id).await;
+    assert_eq!(term["status"], "failed");
+    assert_eq!(term["reasonCode"], "error");
+    let rec = record_until(&s.http, &s.auth, &id, "settled", settled).await;
+    assert_eq!(
+        notes(&sink, &id),
+        vec![("failed".to_owned(), Some("error".to_owned()), None)]
+    );
+    // 5. The record: failed/error, rang but never answered, one delivered notification.
+    assert_eq!(rec["status"], "failed", "{rec:#}");
+    assert_eq!(rec["reasonCode"], "error");
+    assert!(rec["ringingAt"].is_string() && rec["answeredAt"].is_null());
+    let d = dialer_deliveries(&rec);
+    assert_eq!(d.len(), 1, "{rec:#}");
+    assert_eq!(d[0]["state"], "delivered");
+    assert!(timeline(&rec).contains(&"failed".to_owned()), "{rec:#}");
+    // 6. The carrier saw the INVITE and rang; the bot was never invited.
+    let seen = sip_flow(&carrier.messages());
+    assert_eq!(seen, ["<INVITE", ">180"], "{}", carrier.messages());
+    assert!(botp.messages().is_empty());
+    let _ = carrier.stop().await;
+}

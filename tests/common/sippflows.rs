@@ -1,0 +1,407 @@
+//! Harness for whole-call flows over real SIP on loopback: an in-process dialgate with its own
+//! RTP range, a SIPp carrier and a SIPp bot playing `tests/sipp/flow_*.xml`, a dialer's
+//! notification sink and a Bot API bot; plus readers for SIPp's message trace, the dialer's
+//! notifications and the call record. Every wait is bounded.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use dialgate::app::{App, AppOptions};
+use hyper::Method;
+use serde_json::{Value, json};
+
+use super::api::{Answer, Http, TestApp, basic, make_cert};
+use super::http_peers::{BotApiServer, BotConfig, NotifySink, RecordedRequest};
+use super::peers::Sipp;
+
+/// The dialer's client secret (environment variable `FLOW_DIALER_SECRET`).
+pub const SECRET: &str = "flow-dialer-secret";
+/// Generous bound for one flow step on a loaded machine.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// `tests/sipp/<name>`.
+pub fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+}
+
+/// A SIPp UAS playing `tests/sipp/<name>` on 127.0.0.1:`port` for one call; it gives up
+/// (non-zero exit) after `timeout_s` seconds.
+pub fn uas(name: &str, port: u16, timeout_s: u32) -> Sipp {
+    uas_with(name, port, timeout_s, &[])
+}
+
+/// [`uas`] with more SIPp arguments (e.g. `-nr`).
+pub fn uas_with(name: &str, port: u16, timeout_s: u32, extra: &[&str]) -> Sipp {
+    let port = port.to_string();
+    let timeout = format!("{timeout_s}s");
+    let mut args = vec![
+        "-p",
+        &port,
+        "-m",
+        "1",
+        "-timeout",
+        &timeout,
+        "-timeout_error",
+    ];
+    args.extend_from_slice(extra);
+    Sipp::spawn(&scenario(name), &args).expect("sipp starts (apt-get install sip-tester)")
+}
+
+/// Waits (bounded) for SIPp to end by itself; returns (exit code, message trace).
+pub async fn finish(s: &Sipp) -> (i32, String) {
+    let out = s.wait(Duration::from_secs(60)).await.expect("sipp ended");
+    let code = out.status.code().unwrap_or(-1);
+    if code != 0 {
+        eprintln!(
+            "sipp exit {code}\nerrors:\n{}\nmessages:\n{}",
+            out.errors, out.messages
+        );
+    }
+    (code, out.messages)
+}
+
+/// The messages of a SIPp trace as (label, full text): `"<INVITE"` (received request),
+/// `">180"` (sent response), `">BYE"`, `"<200"`…, in order.
+pub fn sip_messages(trace: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut cur: Option<(String, String)> = None;
+    for l in trace.lines() {
+        if l.starts_with("-----------------------------------------------") {
+            out.extend(cur.take());
+            continue;
+        }
+        let dir = if l.contains("message received") {
+            Some("<")
+        } else if l.contains("message sent") {
+            Some(">")
+        } else {
+            None
+        };
+        match (&mut cur, dir) {
+            (_, Some(d)) => cur = Some((d.to_owned(), String::new())),
+            (Some((label, text)), None) => {
+                if label.len() == 1 && !l.trim().is_empty() {
+                    let word = l
+                        .strip_prefix("SIP/2.0 ")
+                        .unwrap_or(l)
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("?");
+                    label.push_str(word);
+                }
+                text.push_str(l);
+                text.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    out.extend(cur);
+    out
+}
+
+/// The labels of [`sip_messages`], every message as it was traced.
+pub fn sip_sequence(trace: &str) -> Vec<String> {
+    sip_messages(trace).into_iter().map(|m| m.0).collect()
+}
+
+/// [`sip_sequence`] without retransmissions (a message identical to the one before it).
+pub fn sip_flow(trace: &str) -> Vec<String> {
+    let mut v = sip_messages(trace);
+    v.dedup_by(|a, b| a.0 == b.0 && a.1.trim() == b.1.trim());
+    v.into_iter().map(|m| m.0).collect()
+}
+
+/// The dialer's trunk as the YAML of one `sip_connections` entry's extra fields.
+#[derive(Default, Clone)]
+pub struct Trunk {
+    /// `127.0.0.1:<port>` of the primary.
+    pub address: String,
+    pub backup_address: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// What a flow test runs against.
+pub struct FlowSetup {
+    /// Relay RTP range (distinct per test).
+    pub rtp: (u16, u16),
+    /// The SIPp bot's SIP port.
+    pub bot_port: u16,
+    pub trunk: Trunk,
+}
+
+/// A dialgate in-process with a notification sink and a Bot API bot.
+pub struct Flow {
+    pub t: TestApp,
+    pub sink: NotifySink,
+    pub bot: BotApiServer,
+    pub auth: String,
+}
+
+fn set_env() {
+    // SAFETY: every test sets the same values before dialgate reads them.
+    unsafe {
+        std::env::set_var("FLOW_DIALER_SECRET", SECRET);
+        std::env::set_var("FLOW_WEBHOOK_SECRET", "flow-whsec");
+    }
+}
+
+/// The configuration body (everything but `server:`).
+pub fn body(bot_port: u16, events_url: &str, trunk: &Trunk) -> String {
+    set_env();
+    let mut conn = format!(
+        "  - id: carrier\n    name: Carrier\n    address: \"{}\"\n",
+        trunk.address
+    );
+    if let Some(b) = &trunk.backup_address {
+        conn += &format!("    backup_address: \"{b}\"\n");
+    }
+    if let Some(u) = &trunk.username {
+        conn += &format!("    username: \"{u}\"\n");
+    }
+    if let Some(p) = &trunk.password {
+        conn += &format!("    password: \"{p}\"\n");
+    }
+    format!(
+        r#"bots:
+  - id: flow-bot
+    name: Flow Bot
+    sip_uri: "sip:bot@127.0.0.1:{bot_port}"
+    events_url: "{events_url}"
+    outbound: {{ enabled: true, max_cps: 50, max_concurrent: 5 }}
+sip_connections:
+{conn}routing_rules:
+  - {{ name: all, type: call, origin_bot: "*", route: {{ sip_connection: carrier }} }}
+api_clients:
+  - client_id: dialer
+    secret_env: FLOW_DIALER_SECRET
+    groups: [call_control, call_data_manager]
+    webhook_secret_env: FLOW_WEBHOOK_SECRET
+"#
+    )
+}
+
+fn init_tracing() {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "dialgate=info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+/// Starts dialgate (HTTPS, fresh data dir, the given RTP range, generous bot answer timeout),
+/// a notification sink and a bot.
+pub async fn start_flow(setup: FlowSetup) -> Flow {
+    init_tracing();
+    let sink = NotifySink::start().await.unwrap();
+    let bot = BotApiServer::start(BotConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = make_cert(dir.path());
+    let yaml = format!(
+        "server:\n  sip:\n    listen:\n      - {{ transport: udp, address: \"127.0.0.1:0\" }}\n  http:\n    listen: \"127.0.0.1:0\"\n    tls: {{ cert: {}, key: {} }}\n  rtp:\n    port_min: {}\n    port_max: {}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n{}",
+        cert.cert.display(),
+        cert.key.display(),
+        setup.rtp.0,
+        setup.rtp.1,
+        dir.path().join("data").display(),
+        body(setup.bot_port, &bot.url(), &setup.trunk)
+    );
+    let config_path = dir.path().join("dialgate.yaml");
+    std::fs::write(&config_path, yaml).unwrap();
+    let app = App::start(
+        &config_path,
+        AppOptions {
+            token_ttl: Duration::from_secs(900),
+            outbox: dialgate::webhook::OutboxOptions {
+                base_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_millis(400),
+                max_attempts: 5,
+                request_timeout: Duration::from_secs(5),
+            },
+            watch_config: false,
+        },
+    )
+    .await
+    .expect("dialgate starts");
+    let http = Http::new(&app.api_url(), Some(&cert.der), false);
+    Flow {
+        t: TestApp {
+            app: Some(app),
+            http,
+            dir,
+            config_path,
+        },
+        sink,
+        bot,
+        auth: basic("dialer", SECRET),
+    }
+}
+
+impl Flow {
+    /// POSTs a dialout to `target` with the sink as `notifyUrl` (plus `extra` fields);
+    /// returns the conversation id.
+    pub async fn dial(&self, target: &str, extra: Value) -> String {
+        dial(&self.t.http, &self.auth, target, &self.sink.url(), extra).await
+    }
+
+    /// `GET /api/v1/calls/{id}`.
+    pub async fn record(&self, id: &str) -> Value {
+        record(&self.t.http, &self.auth, id).await
+    }
+
+    /// Polls the record until `pred` holds (bounded by `WAIT`).
+    pub async fn record_until(&self, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        record_until(&self.t.http, &self.auth, id, what, pred).await
+    }
+
+    /// The record once the call is terminal and no dialer delivery is pending.
+    pub async fn settled(&self, id: &str) -> Value {
+        self.record_until(id, "terminal and delivered", settled)
+            .await
+    }
+
+    /// `DELETE /api/v1/calls/{id}`.
+    pub async fn hangup(&self, id: &str) -> Answer {
+        self.t
+            .http
+            .send(
+                Method::DELETE,
+                &format!("/api/v1/calls/{id}"),
+                &[("authorization", &self.auth)],
+                None,
+            )
+            .await
+    }
+
+    pub async fn stop(self) {
+        self.t.stop().await;
+    }
+}
+
+/// POSTs a dialout; returns the conversation id.
+pub async fn dial(http: &Http, auth: &str, target: &str, notify: &str, extra: Value) -> String {
+    let mut req = json!({"bot": "flow-bot", "target": target, "notifyUrl": notify});
+    if let (Value::Object(m), Value::Object(e)) = (&mut req, extra) {
+        m.extend(e);
+    }
+    let a = http.dialout(auth, &req).await;
+    assert_eq!(a.status, 200, "dialout accepted: {}", a.text);
+    a.json["conversationId"].as_str().unwrap().to_owned()
+}
+
+/// `GET /api/v1/calls/{id}` (200 expected).
+pub async fn record(http: &Http, auth: &str, id: &str) -> Value {
+    let a = http.get(&format!("/api/v1/calls/{id}"), auth).await;
+    assert_eq!(a.status, 200, "call record: {}", a.text);
+    a.json
+}
+
+/// Polls the record until `pred` holds (bounded by `WAIT`).
+pub async fn record_until(
+    http: &Http,
+    auth: &str,
+    id: &str,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = record(http, auth, id).await;
+        if pred(&r) {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "call record never became {what}: {r:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The call is terminal and none of its dialer deliveries is still pending.
+pub fn settled(r: &Value) -> bool {
+    matches!(r["status"].as_str(), Some("failed" | "completed"))
+        && dialer_deliveries(r).iter().all(|d| d["state"] != "pending")
+}
+
+/// The record's dialer status deliveries, in order.
+pub fn dialer_deliveries(r: &Value) -> Vec<Value> {
+    r["deliveries"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|d| d["channel"] == "dialer")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The record's timeline event names, in order.
+pub fn timeline(r: &Value) -> Vec<String> {
+    r["timeline"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["event"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Accepted (2xx) notifications of `id` as (status, reasonCode, sipCode).
+pub fn notes(sink: &NotifySink, id: &str) -> Vec<(String, Option<String>, Option<i64>)> {
+    sink.accepted()
+        .iter()
+        .filter(|r| r.json["conversationId"] == id)
+        .map(note)
+        .collect()
+}
+
+fn note(r: &RecordedRequest) -> (String, Option<String>, Option<i64>) {
+    (
+        r.json["status"].as_str().unwrap_or("").to_owned(),
+        r.json["reasonCode"].as_str().map(str::to_owned),
+        r.json["sipCode"].as_i64(),
+    )
+}
+
+/// Waits for the accepted terminal notification of `id` and checks it is the only terminal
+/// one; returns it.
+pub async fn one_terminal(sink: &NotifySink, id: &str) -> Value {
+    one_terminal_within(sink, id, WAIT).await
+}
+
+/// [`one_terminal`] with its own bound.
+pub async fn one_terminal_within(sink: &NotifySink, id: &str, timeout: Duration) -> Value {
+    let deadline = Instant::now() + timeout;
+    let first = loop {
+        let found = sink.accepted().into_iter().find(|r| {
+            r.json["conversationId"] == id
+                && matches!(r.json["status"].as_str(), Some("failed" | "completed"))
+        });
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no terminal notification for {id}: {:?}",
+            notes(sink, id)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let terminals = sink
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.json["conversationId"] == id
+                && matches!(r.json["status"].as_str(), Some("failed" | "completed"))
+                && (200..300).contains(&r.status)
+        })
+        .count();
+    assert_eq!(terminals, 1, "exactly one terminal notification");
+    first.json
+}
