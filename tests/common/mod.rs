@@ -15,3 +15,4 @@ pub mod http_peers;
 pub mod peers;
 pub mod sipp;
 pub mod sippflows;
+pub mod sttflows;

@@ -55,6 +55,12 @@ impl Actor {
             .engine
             .deps
             .store
+            .set_extra(&self.id, ExtraColumn::SttStatus, if on { "active" } else { "stopped" }.into())
+            .await;
+        let _ = self
+            .engine
+            .deps
+            .store
             .add_event(
                 &self.id,
                 "stt",

@@ -1,0 +1,613 @@
+//! Whole dialouts over real SIP/RTP on loopback for the speech-recognition flows (issue "Speech
+//! recognition tap"): dialgate in-process (HTTPS API, SQLite) between the simulated carrier
+//! callee (`dialgate::sim::SimCallee`, playing a WAV) and the simulated bot media endpoint, with
+//! the simulated Bot API server (which can answer the `start` event with activities such as
+//! `stopRecognition`) and the simulated dialer (checks every notification's signature).
+//!
+//! The speech model is the project's `data/models/ggml-tiny.en.bin` (`scripts/setup-model`): each
+//! flow's data directory is temporary and its `models` is a symlink to the repository's, as the
+//! demo does. A flow that needs the model fails (never skips) when it is missing. Every wait is
+//! bounded by [`WAIT`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialgate::sim::{
+    Answer, BotApiOptions, DialerOptions, Hangup, Notification, SimBot, SimBotApi, SimCallee,
+    SimCalleeOptions, SimDialer, SimEvent, SimEventKind,
+};
+use hyper::StatusCode;
+use serde_json::{Value, json};
+
+use super::api::{Http, TestApp, basic, make_cert};
+
+/// The dialer's API client secret (through `STTFLOWS_DIALER_SECRET`).
+pub const DIALER_SECRET: &str = "sttflows-dialer-secret";
+/// The dialer's webhook secret: the sim dialer answers 401 to anything not signed with it.
+pub const WEBHOOK_SECRET: &str = "sttflows-webhook-secret";
+/// The Bearer token dialgate sends to the Bot API bot (the sim answers 401 without it).
+pub const BOT_TOKEN: &str = "sttflows-bot-token";
+/// The number dialled in every flow.
+pub const TARGET: &str = "+15551230003";
+/// The model file dialgate's engine looks for under `<data_dir>/models/`.
+pub const MODEL_FILE: &str = "ggml-tiny.en.bin";
+/// Bound of every wait of a flow (SIP, HTTP, records, recognition), generous for a loaded
+/// 2-core machine where several flows run Whisper at once (one utterance's inference was seen
+/// to take 10 s there).
+pub const WAIT: Duration = Duration::from_secs(90);
+/// The bot that answers `start` with [`SttSetup::on_start`].
+pub const BOT: &str = "stt-bot";
+/// The control bot of [`SttSetup::control_bot`]: same media endpoint, its own Bot API server
+/// that answers nothing.
+pub const CONTROL_BOT: &str = "ctl-bot";
+
+/// A file under the crate root.
+pub fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// 8 kHz mono samples of a WAV of the repository.
+pub fn samples(rel: &str) -> Vec<i16> {
+    dialgate::sim::audio::load_wav(repo_file(rel)).expect("fixture WAV (8 kHz mono 16-bit)")
+}
+
+/// `samples` with `lead` of silence before them (8 kHz).
+pub fn with_lead_silence(samples: Vec<i16>, lead: Duration) -> Vec<i16> {
+    let mut v = vec![0i16; lead.as_millis() as usize * 8];
+    v.extend(samples);
+    v
+}
+
+/// The repository's model directory (absolute); fails the test when the model is missing.
+pub fn model_dir() -> PathBuf {
+    let dir = repo_file("data/models");
+    let model = dir.join(MODEL_FILE);
+    assert!(
+        model.is_file(),
+        "speech model {} is missing: run scripts/setup-model",
+        model.display()
+    );
+    dir
+}
+
+/// How one flow is set up.
+pub struct SttSetup {
+    /// dialgate's relay RTP range (distinct per concurrently running test, < 32768).
+    pub rtp: (u16, u16),
+    /// What the callee says after answering (8 kHz), then silence.
+    pub play: Vec<i16>,
+    /// When the callee hangs up.
+    pub hangup: Hangup,
+    /// `bots[].outbound.start_recognition_on_connect`.
+    pub recognition: bool,
+    /// Link the speech model into the data directory (false: a data directory without it).
+    pub with_model: bool,
+    /// Activities the bot answers the `start` event with.
+    pub on_start: Vec<Value>,
+    /// Also configure [`CONTROL_BOT`] (recognition on connect, its own Bot API server).
+    pub control_bot: bool,
+}
+
+impl SttSetup {
+    /// The callee answers after 300 ms, plays `wav` (then silence) and waits for BYE; the bot
+    /// recognises from the start; the model is installed.
+    pub fn new(rtp_min: u16, wav: &str) -> SttSetup {
+        SttSetup {
+            rtp: (rtp_min, rtp_min + 199),
+            play: samples(wav),
+            hangup: Hangup::WaitForBye,
+            recognition: true,
+            with_model: true,
+            on_start: Vec::new(),
+            control_bot: false,
+        }
+    }
+}
+
+/// Everything of one running flow.
+pub struct SttFlow {
+    pub app: TestApp,
+    pub callee: SimCallee,
+    pub bot: SimBot,
+    pub bot_api: SimBotApi,
+    /// The Bot API server of [`CONTROL_BOT`] (with [`SttSetup::control_bot`]).
+    pub control_api: Option<SimBotApi>,
+    pub dialer: SimDialer,
+    /// `Basic dialer:secret` (groups call_control and call_data_manager).
+    pub auth: String,
+}
+
+impl SttFlow {
+    /// Starts the peers, then dialgate on a YAML naming them.
+    pub async fn start(s: SttSetup) -> SttFlow {
+        // SAFETY: every test of the binary sets the same value before dialgate reads it.
+        unsafe { std::env::set_var("STTFLOWS_DIALER_SECRET", DIALER_SECRET) };
+        let models = s.with_model.then(model_dir);
+        let callee = SimCallee::start(SimCalleeOptions {
+            play: Arc::new(s.play),
+            ..SimCalleeOptions::callee()
+                .with_answer(Answer::After(Duration::from_millis(300)))
+                .with_hangup(s.hangup)
+        })
+        .await
+        .expect("simulated callee");
+        let bot = SimBot::start(SimCalleeOptions::bot())
+            .await
+            .expect("simulated bot");
+        let bot_api = SimBotApi::start(BotApiOptions {
+            token: Some(BOT_TOKEN.into()),
+            on_start: s.on_start,
+            ..Default::default()
+        })
+        .await
+        .expect("simulated Bot API");
+        let control_api = match s.control_bot {
+            true => Some(
+                SimBotApi::start(BotApiOptions {
+                    token: Some(BOT_TOKEN.into()),
+                    ..Default::default()
+                })
+                .await
+                .expect("simulated control Bot API"),
+            ),
+            false => None,
+        };
+        let control_yaml = match &control_api {
+            Some(api) => format!(
+                r#"  - id: {CONTROL_BOT}
+    name: Control Bot
+    sip_uri: "{}"
+    events_url: "{}"
+    token: {BOT_TOKEN}
+    outbound:
+      enabled: true
+      start_recognition_on_connect: true
+      max_cps: 50
+      max_concurrent: 5
+"#,
+                bot.uri(),
+                api.events_url()
+            ),
+            None => String::new(),
+        };
+        let dialer = SimDialer::start(DialerOptions {
+            secret: Some(WEBHOOK_SECRET.into()),
+            ..Default::default()
+        })
+        .await
+        .expect("simulated dialer");
+
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        if let Some(models) = models {
+            std::os::unix::fs::symlink(models, data.join("models")).unwrap();
+        }
+        let cert = make_cert(dir.path());
+        let yaml = format!(
+            r#"server:
+  sip:
+    listen:
+      - {{ transport: udp, address: "127.0.0.1:0" }}
+  http:
+    listen: "127.0.0.1:0"
+    tls: {{ cert: {cert}, key: {key} }}
+  rtp:
+    port_min: {rtp_min}
+    port_max: {rtp_max}
+    inactivity_timeout_sec: 30
+  data_dir: {data}
+  max_call_duration_sec: 120
+bots:
+  - id: {BOT}
+    name: STT Bot
+    sip_uri: "{bot_uri}"
+    events_url: "{events_url}"
+    token: {BOT_TOKEN}
+    language: en-US
+    outbound:
+      enabled: true
+      machine_detection: disabled
+      start_recognition_on_connect: {recognition}
+      max_cps: 50
+      max_concurrent: 5
+{control_yaml}sip_connections:
+  - id: carrier
+    name: Carrier
+    address: "{carrier}"
+routing_rules:
+  - name: everything
+    origin_bot: "*"
+    route: {{ sip_connection: carrier }}
+api_clients:
+  - client_id: dialer
+    secret_env: STTFLOWS_DIALER_SECRET
+    groups: [call_control, call_data_manager]
+    webhook_secret: {WEBHOOK_SECRET}
+"#,
+            cert = cert.cert.display(),
+            key = cert.key.display(),
+            rtp_min = s.rtp.0,
+            rtp_max = s.rtp.1,
+            data = data.display(),
+            bot_uri = bot.uri(),
+            events_url = bot_api.events_url(),
+            recognition = s.recognition,
+            carrier = callee.local_addr(),
+        );
+        let config_path = dir.path().join("dialgate.yaml");
+        std::fs::write(&config_path, yaml).unwrap();
+        let app = dialgate::app::App::start(
+            &config_path,
+            dialgate::app::AppOptions {
+                token_ttl: Duration::from_secs(900),
+                outbox: dialgate::webhook::OutboxOptions {
+                    base_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_millis(400),
+                    max_attempts: 5,
+                    request_timeout: Duration::from_secs(5),
+                },
+                watch_config: false,
+            },
+        )
+        .await
+        .expect("dialgate starts");
+        let http = Http::new(&app.api_url(), Some(&cert.der), false);
+        SttFlow {
+            app: TestApp {
+                app: Some(app),
+                http,
+                dir,
+                config_path,
+            },
+            callee,
+            bot,
+            bot_api,
+            control_api,
+            dialer,
+            auth: basic("dialer", DIALER_SECRET),
+        }
+    }
+
+    /// `GET /api/v1/status` (asserts 200).
+    pub async fn status(&self) -> Value {
+        let a = self.app.http.get("/api/v1/status", &self.auth).await;
+        assert_eq!(a.status, StatusCode::OK, "status: {}", a.text);
+        a.json
+    }
+
+    /// `POST /api/v1/actions/dialout` from [`BOT`] to [`TARGET`] with `notifyUrl`; asserts 200
+    /// and returns the conversation ID.
+    pub async fn dial(&self) -> String {
+        self.dial_from(BOT).await
+    }
+
+    /// The same from the bot `bot`.
+    pub async fn dial_from(&self, bot: &str) -> String {
+        let body = json!({
+            "bot": bot,
+            "target": TARGET,
+            "caller": "+15550007777",
+            "notifyUrl": self.dialer.notify_url(),
+        });
+        let a = self.app.http.dialout(&self.auth, &body).await;
+        assert_eq!(a.status, StatusCode::OK, "dialout: {}", a.text);
+        a.json["conversationId"]
+            .as_str()
+            .expect("conversationId")
+            .to_owned()
+    }
+
+    /// `GET /api/v1/calls/{id}` (asserts 200).
+    pub async fn record(&self, id: &str) -> Value {
+        let a = self
+            .app
+            .http
+            .get(&format!("/api/v1/calls/{id}"), &self.auth)
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "call record: {}", a.text);
+        a.json
+    }
+
+    /// Polls the call record until `pred` holds (bounded by [`WAIT`]).
+    pub async fn wait_record(&self, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let r = self.record(id).await;
+            if pred(&r) {
+                return r;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "call record never showed {what} within {WAIT:?}: {r:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for the dialer's terminal notification of `id` and returns its body.
+    pub async fn wait_terminal(&self, id: &str) -> Value {
+        let n = self
+            .dialer
+            .wait_for(WAIT, |n| is_for(n, id) && is_terminal(&n.body))
+            .await;
+        match n {
+            Some(n) => n.body,
+            None => panic!(
+                "no terminal notification within {WAIT:?}; notifications: {:#?}; record: {:#}",
+                self.notifications(id),
+                self.record(id).await
+            ),
+        }
+    }
+
+    /// The record once the call is terminal and every queued delivery (dialer and bot) has
+    /// settled, so what the peers received is final.
+    pub async fn wait_settled(&self, id: &str) -> Value {
+        self.wait_record(id, "a terminal status with every delivery settled", |r| {
+            matches!(r["status"].as_str(), Some("completed" | "failed"))
+                && r["deliveries"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().all(|x| x["state"] != "pending"))
+        })
+        .await
+    }
+
+    /// Notification bodies the dialer received for `id`, in order (each validly signed).
+    pub fn notifications(&self, id: &str) -> Vec<Value> {
+        self.dialer
+            .notifications()
+            .into_iter()
+            .filter(|n| is_for(n, id))
+            .map(|n| {
+                assert_eq!(
+                    n.signature_valid,
+                    Some(true),
+                    "every notification is signed with the webhook secret: {:?}",
+                    n.body
+                );
+                n.body
+            })
+            .collect()
+    }
+
+    /// The statuses the dialer received for `id`, in order.
+    pub fn statuses(&self, id: &str) -> Vec<String> {
+        self.notifications(id)
+            .iter()
+            .map(|n| n["status"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    }
+
+    /// Activities the bot received for `id`, in order (each request carried the Bearer token
+    /// and was accepted).
+    pub fn bot_activities(&self, id: &str) -> Vec<Value> {
+        self.bot_api
+            .requests()
+            .into_iter()
+            .chain(self.control_api.iter().flat_map(SimBotApi::requests))
+            .filter(|r| r.path.ends_with("/activities") && r.body["conversation"] == id)
+            .inspect(|r| {
+                assert_eq!(r.auth.as_deref(), Some(&*format!("Bearer {BOT_TOKEN}")));
+                assert_eq!(r.status, 200, "the bot accepted {:?}", r.body);
+            })
+            .filter_map(|r| r.body["activities"].as_array().cloned())
+            .flatten()
+            .collect()
+    }
+
+    /// Names of the events (and `message` for texts) the bot received for `id`, in order.
+    pub fn bot_event_names(&self, id: &str) -> Vec<String> {
+        self.bot_activities(id)
+            .iter()
+            .map(|a| {
+                a["name"]
+                    .as_str()
+                    .or(a["type"].as_str())
+                    .unwrap_or("?")
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// The `message` activities the bot received for `id`.
+    pub fn messages(&self, id: &str) -> Vec<Value> {
+        self.bot_activities(id)
+            .into_iter()
+            .filter(|a| a["type"] == "message")
+            .collect()
+    }
+
+    /// Waits until the bot has received an activity for `id` satisfying `pred`; returns it.
+    pub async fn wait_bot_activity(
+        &self,
+        id: &str,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(a) = self.bot_activities(id).into_iter().find(&pred) {
+                return a;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the bot never got {what} within {WAIT:?}; it got {:?}; record: {:#}",
+                self.bot_activities(id),
+                self.record(id).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the bot has received the event `name` for `id`; returns it.
+    pub async fn wait_bot_event(&self, id: &str, name: &str) -> Value {
+        self.wait_bot_activity(id, &format!("`{name}`"), |a| a["name"] == name)
+            .await
+    }
+
+    /// Waits for the bot's `disconnect` request of `id` and returns its body.
+    pub async fn wait_bot_disconnect(&self, id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let found = self
+                .bot_api
+                .requests()
+                .into_iter()
+                .chain(self.control_api.iter().flat_map(SimBotApi::requests))
+                .find(|r| r.path.ends_with("/disconnect") && r.body["conversation"] == id);
+            if let Some(r) = found {
+                return r.body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no bot disconnect for {id} within {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops dialgate (ends live calls) and the peers.
+    pub async fn stop(self) {
+        self.callee.hangup_all();
+        self.app.stop().await;
+        self.callee.shutdown();
+        self.bot.shutdown();
+        self.bot_api.shutdown();
+        if let Some(c) = &self.control_api {
+            c.shutdown();
+        }
+        self.dialer.shutdown();
+    }
+}
+
+/// Whether a notification concerns `id`.
+pub fn is_for(n: &Notification, id: &str) -> bool {
+    n.body["conversationId"] == id
+}
+
+/// `completed` or `failed`.
+pub fn is_terminal(body: &Value) -> bool {
+    matches!(body["status"].as_str(), Some("completed" | "failed"))
+}
+
+/// The record's timeline as `event: detail` lines.
+pub fn timeline(record: &Value) -> Vec<String> {
+    record["timeline"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e["event"].as_str().unwrap_or(""),
+                        e["detail"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Checks the record's deliveries: every one delivered (last attempt answered 200), and
+/// `dialer_notifications` of them to the dialer.
+pub fn assert_delivered(record: &Value, dialer_notifications: usize) {
+    let d = record["deliveries"].as_array().expect("deliveries");
+    for x in d {
+        assert_eq!(x["state"], "delivered", "delivery {x:#}");
+        assert!(
+            x["attempts"]
+                .as_array()
+                .is_some_and(|a| a.last().is_some_and(|l| l["httpStatus"] == 200)),
+            "{x:#}"
+        );
+    }
+    let to_dialer = d.iter().filter(|x| x["channel"] == "dialer").count();
+    assert_eq!(to_dialer, dialer_notifications, "dialer deliveries: {d:#?}");
+}
+
+/// What a simulated peer saw of its (single) call, as short words: `INVITE`, `sent 180`,
+/// `ACK`, `BYE in` (from dialgate), `BYE out` (sent by the sim), `CANCEL`, `RTP`.
+pub fn sip_trace(events: &[SimEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match &e.kind {
+            SimEventKind::Invite { .. } => "INVITE".to_owned(),
+            SimEventKind::Sent { code } => format!("sent {code}"),
+            SimEventKind::Ack => "ACK".into(),
+            SimEventKind::Bye { from_remote: true } => "BYE in".into(),
+            SimEventKind::Bye { from_remote: false } => "BYE out".into(),
+            SimEventKind::Cancel => "CANCEL".into(),
+            SimEventKind::RtpStats { .. } => "RTP".into(),
+        })
+        .collect()
+}
+
+/// [`sip_trace`] of each call of a simulated peer (by Call-ID, in order of arrival).
+pub fn sip_traces_by_call(events: &[SimEvent]) -> Vec<Vec<String>> {
+    let mut ids: Vec<&str> = Vec::new();
+    for e in events {
+        if !ids.contains(&e.call_id.as_str()) {
+            ids.push(&e.call_id);
+        }
+    }
+    ids.iter()
+        .map(|id| {
+            let mine: Vec<SimEvent> = events
+                .iter()
+                .filter(|e| e.call_id == *id)
+                .cloned()
+                .collect();
+            sip_trace(&mine)
+        })
+        .collect()
+}
+
+/// Waits (bounded) until `calls` calls of a simulated peer have ended (their `RtpStats`).
+pub async fn wait_sim_calls_ended(peer: &SimCallee, who: &str, calls: usize) -> Vec<SimEvent> {
+    let ended = |p: &SimCallee| {
+        p.events()
+            .iter()
+            .filter(|e| matches!(e.kind, SimEventKind::RtpStats { .. }))
+            .count()
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while ended(peer) < calls {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the {who}'s {calls} calls never ended: {:?}",
+            sip_traces_by_call(&peer.events())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    peer.events()
+}
+
+/// The final RTP counters (sent, received) of a simulated peer's call.
+pub fn rtp_counts(events: &[SimEvent]) -> Option<(u64, u64)> {
+    events.iter().find_map(|e| match e.kind {
+        SimEventKind::RtpStats { sent, received } => Some((sent, received)),
+        _ => None,
+    })
+}
+
+/// Waits (bounded) until a simulated peer's call has ended (its `RtpStats` event).
+pub async fn wait_sim_ended(peer: &SimCallee, who: &str) -> Vec<SimEvent> {
+    let ended = peer
+        .wait_for(WAIT, |e| matches!(e.kind, SimEventKind::RtpStats { .. }))
+        .await;
+    assert!(
+        ended.is_some(),
+        "the {who}'s call never ended: {:?}",
+        sip_trace(&peer.events())
+    );
+    peer.events()
+}
+
+/// Word errors of recognised `text` against `expected`, both normalised the way the STT
+/// evaluation does (`dialgate::stt::eval::normalize`: lower case, no punctuation).
+pub fn word_errors(expected: &str, text: &str) -> usize {
+    use dialgate::stt::eval::{normalize, word_errors};
+    word_errors(&normalize(expected), &normalize(text))
+}
