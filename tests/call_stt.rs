@@ -200,7 +200,7 @@ async fn stop_recognition_from_bot_suppresses_later_speech() {
     // 1. Dial; the bot answers `start` with `stopRecognition`.
     let id = f.dial().await;
     f.wait_bot_event(&id, "start").await;
-    // 2. dialgate applies it: the record says the bot stopped recognition (started on connect).
+    // 2. dialgate applies it: the record says the bot stopped recognition.
     let live = f
         .wait_record(&id, "recognition stopped by the bot", |r| {
             timeline(r)
@@ -208,7 +208,7 @@ async fn stop_recognition_from_bot_suppresses_later_speech() {
                 .any(|e| e == "stt: recognition stopped by the bot")
         })
         .await;
-    assert_eq!(live["recognition"], "active", "{live:#}");
+    assert_eq!(live["recognition"], "stopped", "{live:#}");
     assert_eq!(live["status"], "connected", "{live:#}");
     // 3. The control call: same callee, same sentence, a bot that keeps recognition on.
     let ctl = f.dial_from(CONTROL_BOT).await;
