@@ -12,6 +12,7 @@ pub mod api;
 pub mod audio;
 pub mod flows;
 pub mod http_peers;
+pub mod mediaflows;
 pub mod peers;
 pub mod sipp;
 pub mod sippflows;

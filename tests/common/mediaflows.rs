@@ -1,0 +1,587 @@
+//! Whole dialouts over real SIP/RTP on loopback for the media and machine-detection flows:
+//! dialgate in-process (HTTPS API, SQLite) between a carrier callee and the bot's media
+//! endpoint, with the Bot API bot and the dialer's notification sink. The peers are the
+//! project's simulated ones (`dialgate::sim`: a callee that plays a WAV, a bot media endpoint,
+//! a Bot API server, a dialer checking signatures) or, where a flow needs SIP the sim cannot
+//! send (re-INVITE, a silent callee), a SIPp UAS. Every wait is bounded by [`WAIT`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialgate::sim::{
+    BotApiOptions, DialerOptions, Notification, SimBot, SimBotApi, SimCallee, SimCalleeOptions,
+    SimDialer, SimEvent, SimEventKind,
+};
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::api::{Answer, Http, TestApp, basic, make_cert};
+use super::peers::{Sipp, free_udp_port};
+
+/// The dialer's API client secret (through `MEDIAFLOWS_DIALER_SECRET`).
+pub const DIALER_SECRET: &str = "mediaflows-dialer-secret";
+/// The dialer's webhook secret: the sim dialer answers 401 to anything not signed with it.
+pub const WEBHOOK_SECRET: &str = "mediaflows-webhook-secret";
+/// The Bearer token dialgate sends to the Bot API bot (the sim answers 401 without it).
+pub const BOT_TOKEN: &str = "mediaflows-bot-token";
+/// The number dialled in every flow.
+pub const TARGET: &str = "+15551230002";
+/// Bound of every wait of a flow (SIP, HTTP, records), generous for a loaded 2-core machine.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Silence the simulated peers send after their 200 OK before their recording starts: like a
+/// person who picks up and then speaks. The sims start RTP with the 200, before dialgate has
+/// even processed it; on a loaded machine the relay only learns the remote address a few
+/// hundred milliseconds later, and what arrived before is (rightly) not relayed.
+pub const LEAD: Duration = Duration::from_millis(600);
+
+/// A file under the crate root (`tests/fixtures/audio/machine.wav`, `conf/greeting.wav`).
+pub fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// 8 kHz mono samples of a WAV of the repository.
+pub fn samples(rel: &str) -> Vec<i16> {
+    dialgate::sim::audio::load_wav(repo_file(rel)).expect("fixture WAV (8 kHz mono 16-bit)")
+}
+
+/// The carrier's side of a flow.
+pub enum Carrier {
+    /// The simulated callee (180, 200, plays its WAV, then silence).
+    Sim(SimCalleeOptions),
+    /// SIPp as the UAS: the scenario's XML text, and extra arguments (e.g. `-rtp_echo`).
+    /// Its media port is `media_port` (`-mp`).
+    Sipp {
+        xml: String,
+        media_port: u16,
+        args: Vec<String>,
+    },
+}
+
+/// How one flow is set up.
+pub struct MediaSetup {
+    /// dialgate's relay RTP range (distinct per concurrently running test, < 32768).
+    pub rtp: (u16, u16),
+    /// `server.rtp.inactivity_timeout_sec`.
+    pub inactivity_sec: u32,
+    /// `bots[].outbound.machine_detection` (the request may override it).
+    pub machine_detection: &'static str,
+    /// `bots[].recording`.
+    pub recording: bool,
+    /// The carrier callee.
+    pub carrier: Carrier,
+    /// The bot's media endpoint.
+    pub bot: SimCalleeOptions,
+}
+
+impl MediaSetup {
+    /// A simulated callee that answers, waits [`LEAD`] and plays `wav` (then silence) and waits
+    /// for BYE; a simulated bot that answers at once and plays `conf/bot-prompt.wav` after
+    /// [`LEAD`], then waits for BYE. Detection off, no recording, inactivity 30 s.
+    pub fn sim(rtp_min: u16, wav: &str) -> MediaSetup {
+        let mut callee = SimCalleeOptions::callee()
+            .with_answer(dialgate::sim::Answer::After(Duration::from_millis(300)))
+            .with_hangup(dialgate::sim::Hangup::WaitForBye);
+        callee.play = with_lead_silence(samples(wav), LEAD);
+        let mut bot = SimCalleeOptions::bot();
+        bot.play = with_lead_silence(samples("conf/bot-prompt.wav"), LEAD);
+        MediaSetup {
+            rtp: (rtp_min, rtp_min + 199),
+            inactivity_sec: 30,
+            machine_detection: "disabled",
+            recording: false,
+            carrier: Carrier::Sim(callee),
+            bot,
+        }
+    }
+}
+
+/// Everything of one running flow.
+pub struct MediaFlow {
+    pub app: TestApp,
+    /// The simulated callee (with [`Carrier::Sim`]).
+    pub callee: Option<SimCallee>,
+    /// The SIPp UAS (with [`Carrier::Sipp`]).
+    pub sipp: Option<Sipp>,
+    pub bot: SimBot,
+    pub bot_api: SimBotApi,
+    pub dialer: SimDialer,
+    /// `Basic dialer:secret` (groups call_control and call_data_manager).
+    pub auth: String,
+    /// Holds the SIPp scenario file.
+    _scratch: tempfile::TempDir,
+}
+
+impl MediaFlow {
+    /// Starts the peers, then dialgate on a YAML naming them.
+    pub async fn start(s: MediaSetup) -> MediaFlow {
+        // SAFETY: every test of every binary sets the same value before dialgate reads it.
+        unsafe { std::env::set_var("MEDIAFLOWS_DIALER_SECRET", DIALER_SECRET) };
+        let scratch = tempfile::tempdir().unwrap();
+        let (callee, sipp, carrier_addr) = match s.carrier {
+            Carrier::Sim(o) => {
+                let c = SimCallee::start(o).await.expect("simulated callee");
+                let a = c.local_addr().to_string();
+                (Some(c), None, a)
+            }
+            Carrier::Sipp {
+                xml,
+                media_port,
+                args,
+            } => {
+                let sf = scratch.path().join("uas.xml");
+                std::fs::write(&sf, xml).unwrap();
+                let port = free_udp_port();
+                let mut all: Vec<String> = vec![
+                    "-p".into(),
+                    port.to_string(),
+                    "-mp".into(),
+                    media_port.to_string(),
+                    "-m".into(),
+                    "1".into(),
+                    "-timeout".into(),
+                    "60s".into(),
+                    "-timeout_error".into(),
+                ];
+                all.extend(args);
+                let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+                let p = Sipp::spawn(&sf, &refs).expect("sipp (sip-tester) installed");
+                wait_udp_bound(port).await;
+                (None, Some(p), format!("127.0.0.1:{port}"))
+            }
+        };
+        let bot = SimBot::start(s.bot).await.expect("simulated bot");
+        let bot_api = SimBotApi::start(BotApiOptions {
+            token: Some(BOT_TOKEN.into()),
+            ..Default::default()
+        })
+        .await
+        .expect("simulated Bot API");
+        let dialer = SimDialer::start(DialerOptions {
+            bind: ([127, 0, 0, 1], 0).into(),
+            secret: Some(WEBHOOK_SECRET.into()),
+            fail_first: 0,
+        })
+        .await
+        .expect("simulated dialer");
+
+        let dir = tempfile::tempdir().unwrap();
+        let cert = make_cert(dir.path());
+        let yaml = format!(
+            r#"server:
+  sip:
+    listen:
+      - {{ transport: udp, address: "127.0.0.1:0" }}
+  http:
+    listen: "127.0.0.1:0"
+    tls: {{ cert: {cert}, key: {key} }}
+  rtp:
+    port_min: {rtp_min}
+    port_max: {rtp_max}
+    inactivity_timeout_sec: {inactivity}
+  data_dir: {data}
+  max_call_duration_sec: 120
+bots:
+  - id: media-bot
+    name: Media Bot
+    sip_uri: "{bot_uri}"
+    events_url: "{events_url}"
+    token: {BOT_TOKEN}
+    recording: {recording}
+    outbound:
+      enabled: true
+      machine_detection: {amd}
+      max_cps: 50
+      max_concurrent: 5
+sip_connections:
+  - id: carrier
+    name: Carrier
+    address: "{carrier_addr}"
+routing_rules:
+  - name: everything
+    origin_bot: "*"
+    route: {{ sip_connection: carrier }}
+api_clients:
+  - client_id: dialer
+    secret_env: MEDIAFLOWS_DIALER_SECRET
+    groups: [call_control, call_data_manager]
+    webhook_secret: {WEBHOOK_SECRET}
+"#,
+            cert = cert.cert.display(),
+            key = cert.key.display(),
+            rtp_min = s.rtp.0,
+            rtp_max = s.rtp.1,
+            inactivity = s.inactivity_sec,
+            data = dir.path().join("data").display(),
+            bot_uri = bot.uri(),
+            events_url = bot_api.events_url(),
+            recording = s.recording,
+            amd = s.machine_detection,
+        );
+        let config_path = dir.path().join("dialgate.yaml");
+        std::fs::write(&config_path, yaml).unwrap();
+        let app = dialgate::app::App::start(
+            &config_path,
+            dialgate::app::AppOptions {
+                token_ttl: Duration::from_secs(900),
+                outbox: dialgate::webhook::OutboxOptions {
+                    base_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_millis(400),
+                    max_attempts: 5,
+                    request_timeout: Duration::from_secs(5),
+                },
+                watch_config: false,
+            },
+        )
+        .await
+        .expect("dialgate starts");
+        let http = Http::new(&app.api_url(), Some(&cert.der), false);
+        MediaFlow {
+            app: TestApp {
+                app: Some(app),
+                http,
+                dir,
+                config_path,
+            },
+            callee,
+            sipp,
+            bot,
+            bot_api,
+            dialer,
+            auth: basic("dialer", DIALER_SECRET),
+            _scratch: scratch,
+        }
+    }
+
+    /// The simulated callee (panics with a SIPp carrier).
+    pub fn callee(&self) -> &SimCallee {
+        self.callee.as_ref().expect("flow has a simulated callee")
+    }
+
+    /// The SIPp UAS (panics with a simulated carrier).
+    pub fn sipp(&self) -> &Sipp {
+        self.sipp.as_ref().expect("flow has a SIPp carrier")
+    }
+
+    /// `POST /api/v1/actions/dialout` for [`TARGET`] with `notifyUrl`, plus the fields of
+    /// `extra`; asserts 200 and returns the conversation ID.
+    pub async fn dial(&self, extra: Value) -> String {
+        let mut body = json!({
+            "bot": "media-bot",
+            "target": TARGET,
+            "caller": "+15550008888",
+            "notifyUrl": self.dialer.notify_url(),
+        });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let a = self.app.http.dialout(&self.auth, &body).await;
+        assert_eq!(a.status, StatusCode::OK, "dialout: {}", a.text);
+        a.json["conversationId"]
+            .as_str()
+            .expect("conversationId")
+            .to_owned()
+    }
+
+    /// `DELETE /api/v1/calls/{id}`.
+    pub async fn hangup(&self, id: &str) -> Answer {
+        self.app
+            .http
+            .send(
+                Method::DELETE,
+                &format!("/api/v1/calls/{id}"),
+                &[("authorization", &self.auth)],
+                None,
+            )
+            .await
+    }
+
+    /// `GET /api/v1/calls/{id}` (asserts 200).
+    pub async fn record(&self, id: &str) -> Value {
+        let a = self
+            .app
+            .http
+            .get(&format!("/api/v1/calls/{id}"), &self.auth)
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "call record: {}", a.text);
+        a.json
+    }
+
+    /// Polls the call record until `pred` holds (bounded by [`WAIT`]).
+    pub async fn wait_record(&self, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let r = self.record(id).await;
+            if pred(&r) {
+                return r;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "call record never showed {what} within {WAIT:?}: {r:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for the dialer's terminal notification of `id` and returns its body.
+    pub async fn wait_terminal(&self, id: &str) -> Value {
+        let n = self
+            .dialer
+            .wait_for(WAIT, |n| is_for(n, id) && is_terminal(&n.body))
+            .await;
+        match n {
+            Some(n) => n.body,
+            None => panic!(
+                "no terminal notification within {WAIT:?}; notifications: {:#?}; record: {:#}",
+                self.notifications(id),
+                self.record(id).await
+            ),
+        }
+    }
+
+    /// The record once the call is terminal and every queued delivery (dialer and bot) has
+    /// settled, so counting what the peers received is final.
+    pub async fn wait_settled(&self, id: &str) -> Value {
+        self.wait_record(id, "a terminal status with every delivery settled", |r| {
+            matches!(r["status"].as_str(), Some("completed" | "failed"))
+                && r["deliveries"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().all(|x| x["state"] != "pending"))
+        })
+        .await
+    }
+
+    /// Notification bodies the dialer received for `id`, in order.
+    pub fn notifications(&self, id: &str) -> Vec<Value> {
+        self.dialer
+            .notifications()
+            .into_iter()
+            .filter(|n| is_for(n, id))
+            .map(|n| {
+                assert_eq!(
+                    n.signature_valid,
+                    Some(true),
+                    "every notification is signed with the webhook secret: {:?}",
+                    n.body
+                );
+                n.body
+            })
+            .collect()
+    }
+
+    /// The statuses the dialer received for `id`, in order.
+    pub fn statuses(&self, id: &str) -> Vec<String> {
+        self.notifications(id)
+            .iter()
+            .map(|n| n["status"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    }
+
+    /// Activities the bot received for `id`, in order (each request carried the Bearer token).
+    pub fn bot_activities(&self, id: &str) -> Vec<Value> {
+        self.bot_api
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/activities") && r.body["conversation"] == id)
+            .inspect(|r| {
+                assert_eq!(r.auth.as_deref(), Some(&*format!("Bearer {BOT_TOKEN}")));
+                assert_eq!(r.status, 200, "the bot accepted {:?}", r.body);
+            })
+            .filter_map(|r| r.body["activities"].as_array().cloned())
+            .flatten()
+            .collect()
+    }
+
+    /// Names of the events (and `message` for texts) the bot received for `id`, in order.
+    pub fn bot_event_names(&self, id: &str) -> Vec<String> {
+        self.bot_activities(id)
+            .iter()
+            .map(|a| {
+                a["name"]
+                    .as_str()
+                    .or(a["type"].as_str())
+                    .unwrap_or("?")
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// Waits until the bot has received the event `name` for `id`, and returns it.
+    pub async fn wait_bot_event(&self, id: &str, name: &str) -> Value {
+        let found = self
+            .bot_api
+            .wait_for(WAIT, |r| {
+                r.path.ends_with("/activities")
+                    && r.body["conversation"] == id
+                    && r.body["activities"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|x| x["name"] == name))
+            })
+            .await;
+        assert!(
+            found.is_some(),
+            "the bot never got `{name}` within {WAIT:?}; it got {:?}",
+            self.bot_event_names(id)
+        );
+        self.bot_activities(id)
+            .into_iter()
+            .find(|a| a["name"] == name)
+            .unwrap()
+    }
+
+    /// Waits for the bot's `disconnect` request of `id` and returns its body.
+    pub async fn wait_bot_disconnect(&self, id: &str) -> Value {
+        self.bot_api
+            .wait_for(WAIT, |r| {
+                r.path.ends_with("/disconnect") && r.body["conversation"] == id
+            })
+            .await
+            .unwrap_or_else(|| panic!("no bot disconnect within {WAIT:?}"))
+            .body
+    }
+
+    /// Stops dialgate (ends live calls) and the peers.
+    pub async fn stop(self) {
+        if let Some(c) = &self.callee {
+            c.hangup_all();
+        }
+        self.app.stop().await;
+        if let Some(s) = &self.sipp {
+            let _ = s.stop().await;
+        }
+    }
+}
+
+/// Whether a notification concerns `id`.
+pub fn is_for(n: &Notification, id: &str) -> bool {
+    n.body["conversationId"] == id
+}
+
+/// `completed` or `failed`.
+pub fn is_terminal(body: &Value) -> bool {
+    matches!(body["status"].as_str(), Some("completed" | "failed"))
+}
+
+/// The record's timeline as `event: detail` lines.
+pub fn timeline(record: &Value) -> Vec<String> {
+    record["timeline"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e["event"].as_str().unwrap_or(""),
+                        e["detail"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the timeline has an entry of kind `event`.
+pub fn has_event(record: &Value, event: &str) -> bool {
+    record["timeline"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|e| e["event"] == event))
+}
+
+/// Checks the record's deliveries: every one delivered at the first or a later attempt, and
+/// `dialer` notifications to the dialer's URL.
+pub fn assert_delivered(record: &Value, dialer_notifications: usize) {
+    let d = record["deliveries"].as_array().expect("deliveries");
+    for x in d {
+        assert_eq!(x["state"], "delivered", "delivery {x:#}");
+        assert!(
+            x["attempts"]
+                .as_array()
+                .is_some_and(|a| a.last().is_some_and(|l| l["httpStatus"] == 200)),
+            "{x:#}"
+        );
+    }
+    let to_dialer = d.iter().filter(|x| x["channel"] == "dialer").count();
+    assert_eq!(to_dialer, dialer_notifications, "dialer deliveries: {d:#?}");
+}
+
+/// Milliseconds between two RFC 3339 times of a record.
+pub fn ms_between(record: &Value, from: &str, to: &str) -> i64 {
+    let t = |k: &str| {
+        let s = record[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("record has no {k}"));
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("{k} `{s}`: {e}"))
+    };
+    (t(to) - t(from)).whole_milliseconds() as i64
+}
+
+/// What a simulated peer saw of its (single) call, as short words: `INVITE`, `sent 180`,
+/// `ACK`, `BYE in` (from dialgate), `BYE out` (sent by the sim), `CANCEL`, `RTP`.
+pub fn sip_trace(events: &[SimEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match &e.kind {
+            SimEventKind::Invite { .. } => "INVITE".to_owned(),
+            SimEventKind::Sent { code } => format!("sent {code}"),
+            SimEventKind::Ack => "ACK".into(),
+            SimEventKind::Bye { from_remote: true } => "BYE in".into(),
+            SimEventKind::Bye { from_remote: false } => "BYE out".into(),
+            SimEventKind::Cancel => "CANCEL".into(),
+            SimEventKind::RtpStats { .. } => "RTP".into(),
+        })
+        .collect()
+}
+
+/// The final RTP counters (sent, received) of a simulated peer's call.
+pub fn rtp_counts(events: &[SimEvent]) -> Option<(u64, u64)> {
+    events.iter().find_map(|e| match e.kind {
+        SimEventKind::RtpStats { sent, received } => Some((sent, received)),
+        _ => None,
+    })
+}
+
+/// Waits (bounded) until a simulated peer's call has ended (its `RtpStats` event).
+pub async fn wait_sim_ended(peer: &SimCallee, who: &str) -> Vec<SimEvent> {
+    let ended = peer
+        .wait_for(WAIT, |e| matches!(e.kind, SimEventKind::RtpStats { .. }))
+        .await;
+    assert!(
+        ended.is_some(),
+        "the {who}'s call never ended: {:?}",
+        sip_trace(&peer.events())
+    );
+    peer.events()
+}
+
+/// Waits (bounded) until someone holds UDP `port` on 127.0.0.1.
+pub async fn wait_udp_bound(port: u16) {
+    for _ in 0..500 {
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("nothing bound udp port {port}");
+}
+
+/// Polls `f` (bounded by [`WAIT`]) until it returns true.
+pub async fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A WAV's samples with `lead` of silence before them (8 kHz).
+pub fn with_lead_silence(samples: Vec<i16>, lead: Duration) -> Arc<Vec<i16>> {
+    let n = (lead.as_millis() as usize) * 8;
+    let mut v = vec![0i16; n];
+    v.extend(samples);
+    Arc::new(v)
+}
