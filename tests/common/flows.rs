@@ -231,16 +231,28 @@ api_clients:
         a.json
     }
 
+    /// Waits until the call record's status is `status` (e.g. `ringing`).
+    pub async fn wait_status(&self, id: &str, status: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let r = self.record(id).await;
+            if r["status"] == status {
+                return r;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "call {id} not {status} within {WAIT:?}: {r:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits for the accepted terminal notification (`failed` or `completed`) of `id`.
     pub async fn wait_terminal(&self, id: &str) -> Value {
         let id = id.to_owned();
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            if let Some(n) = self
-                .notifications(&id)
-                .into_iter()
-                .find(|n| is_terminal(n))
-            {
+            if let Some(n) = self.notifications(&id).into_iter().find(is_terminal) {
                 return n;
             }
             assert!(
@@ -264,6 +276,9 @@ api_clients:
                 .as_array()
                 .is_some_and(|d| d.iter().all(|d| d["state"] != "pending"));
             if terminal && settled {
+                if std::env::var_os("FLOWS_DEBUG").is_some() {
+                    eprintln!("call record {id}: {r:#}");
+                }
                 return r;
             }
             assert!(
@@ -401,20 +416,86 @@ pub fn disconnects(peer: &PjsuaPeer) -> Vec<(Option<u64>, String)> {
         .collect()
 }
 
-/// Similarity of a recorded WAV with a reference clip (0 when nothing aligns); leading
-/// silence of the recording is trimmed first so the lag search stays small.
-pub async fn similarity(reference: &std::path::Path, recorded: &std::path::Path) -> f64 {
-    let (reference, recorded) = (reference.to_owned(), recorded.to_owned());
+/// Waits (bounded) until a peer's recording is a complete WAV (the recorder writes its header
+/// when it is destroyed, just around the `disconnected` event) and returns its samples.
+pub async fn wait_wav(path: &std::path::Path) -> Vec<i16> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if let Ok((rate, samples)) = super::audio::read_wav(path) {
+            // Complete when the header accounts for (nearly) the whole file.
+            if rate == 8000 && !samples.is_empty() && samples.len() as u64 * 2 + 4096 >= len {
+                return samples;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "recording {} not complete within {WAIT:?}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How faithfully `recorded` holds `reference`: the reference is trimmed of silence at both
+/// ends and cut into excerpts of `excerpt_secs`; the answer is the best `clip_similarity` of any
+/// excerpt at 0.5 s steps through the recording. On a starved machine a jitter buffer may slip
+/// more than the similarity tracks somewhere in a long recording; any clean excerpt proves the
+/// path (and another clip still scores low).
+pub async fn best_copy_similarity(
+    reference: &std::path::Path,
+    recorded: &[i16],
+    excerpt_secs: f64,
+) -> f64 {
+    let (rate, r) = super::audio::read_wav(reference).unwrap();
+    assert_eq!(rate, 8000);
+    let loud = |s: &i16| s.unsigned_abs() > 300;
+    let first = r.iter().position(loud).unwrap_or(0);
+    let last = r.iter().rposition(loud).map_or(r.len(), |i| i + 1);
+    let speech = r[first..last.max(first)].to_vec();
+    let len = (excerpt_secs * 8000.0) as usize;
+    let recorded = recorded.to_vec();
     tokio::task::spawn_blocking(move || {
-        let (r1, a) = super::audio::read_wav(&reference).unwrap();
-        let (r2, b) = super::audio::read_wav(&recorded).unwrap();
-        assert_eq!((r1, r2), (8000, 8000));
-        let first = b.iter().position(|s| s.unsigned_abs() > 300).unwrap_or(0);
-        let b = &b[first.saturating_sub(800)..];
-        super::audio::clip_similarity(&a, b, 8000 * 3)
-            .map(|al| al.corr)
-            .unwrap_or(0.0)
+        const STEP: usize = 4000;
+        let mut best = 0.0f64;
+        // Whole excerpts only, except a reference shorter than one excerpt.
+        let excerpts: Vec<&[i16]> = if speech.len() <= len {
+            vec![&speech[..]]
+        } else {
+            speech.chunks_exact(len).collect()
+        };
+        for ex in excerpts {
+            let seg = ex.len() + 2 * STEP;
+            let mut start = 0;
+            while start + ex.len() <= recorded.len() {
+                let end = (start + seg).min(recorded.len());
+                if let Some(a) = super::audio::clip_similarity(ex, &recorded[start..end], STEP) {
+                    best = best.max(a.corr);
+                }
+                start += STEP;
+            }
+        }
+        best
     })
     .await
     .unwrap()
+}
+
+/// The port of the first `m=audio` line of an SDP body.
+pub fn sdp_audio_port(sdp: &str) -> Option<u16> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("m=audio "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+}
+
+/// Asserts that an INVITE's SDP offers media from dialgate's relay: 127.0.0.1, a port in `rtp`.
+pub fn assert_relay_offer(sdp: Option<&str>, rtp: (u16, u16)) {
+    let sdp = sdp.unwrap_or("");
+    assert!(sdp.contains("c=IN IP4 127.0.0.1"), "{sdp}");
+    let port = sdp_audio_port(sdp).unwrap_or(0);
+    assert!(
+        (rtp.0..=rtp.1).contains(&port),
+        "relay port {port} outside {rtp:?}: {sdp}"
+    );
 }
