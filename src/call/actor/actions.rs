@@ -433,17 +433,19 @@ impl Actor {
         };
         let code = report.reason_code.as_str();
         tracing::info!(status = status.as_str(), reason_code = code, reason = %report.reason, sip_code = ?report.sip_code, "call ended");
+        // The recogniser outlives the media briefly, so words said just before the
+        // hang-up still reach the call record (the AMD decision is already stored).
+        let recogniser = self.stt.take().zip(self.stt_results.take());
         self.stop_media().await;
-        let store = &self.engine.deps.store;
-        if let Some(amd) = report.amd {
-            let _ = store
-                .set_amd(
-                    &self.id,
-                    Some((amd.result.as_str(), amd.at_ms as i64, "")),
-                    None,
-                )
-                .await;
+        if let Some((session, results)) = recogniser {
+            tokio::spawn(drain_recognition(
+                self.engine.deps.store.clone(),
+                self.id.clone(),
+                session,
+                results,
+            ));
         }
+        let store = &self.engine.deps.store;
         match store
             .set_terminal(&self.id, status, code, &report.reason, report.sip_code)
             .await
@@ -486,6 +488,32 @@ impl Actor {
         match side {
             LegSide::Carrier => &mut self.carrier,
             LegSide::Bot => &mut self.bot_leg,
+        }
+    }
+}
+
+/// After the end of a call: flushes the utterance in progress with silence and
+/// stores whatever is still recognised (bounded), for the record only.
+async fn drain_recognition(
+    store: crate::store::Store,
+    id: String,
+    mut session: crate::stt::SttSession,
+    mut results: tokio::sync::mpsc::Receiver<crate::stt::SttResult>,
+) {
+    use crate::stt::Recognizer;
+    // 0.8 s of silence ends any utterance under way (the segmenter needs trailing silence).
+    for _ in 0..40 {
+        session.push_frame(&[0i16; 160]);
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while let Ok(Some(r)) = tokio::time::timeout_at(deadline, results.recv()).await {
+        if r.is_final && !r.text.trim().is_empty() {
+            tracing::info!(conversation_id = %id, text = %r.text, "speech recognised after the hang-up");
+            let entry = json!({
+                "text": r.text, "confidence": r.confidence, "startMs": r.start_ms, "endMs": r.end_ms,
+                "latencyMs": r.latency_ms, "afterHangup": true,
+            });
+            let _ = store.append_transcript(&id, entry).await;
         }
     }
 }
