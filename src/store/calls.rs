@@ -329,9 +329,16 @@ impl Store {
         let (id, rc, r) = (id.to_owned(), reason_code.to_owned(), reason.to_owned());
         self.with(move |conn| {
             let n = conn.execute(
-                "UPDATE calls SET status=?2, ended_at=?3, reason_code=?4, reason=?5, sip_code=COALESCE(?6, sip_code) \
+                "UPDATE calls SET status=?2, ended_at=?3, reason_code=?4, reason=?5, sip_code=?6 \
                  WHERE conversation_id=?1 AND status NOT IN ('failed','completed')",
-                params![id, status.as_str(), now_ms(), rc, r, sip_code.map(i64::from)],
+                params![
+                    id,
+                    status.as_str(),
+                    now_ms(),
+                    rc,
+                    r,
+                    sip_code.map(i64::from)
+                ],
             )?;
             Ok(n == 1)
         })

@@ -55,7 +55,11 @@ impl Actor {
             .engine
             .deps
             .store
-            .set_extra(&self.id, ExtraColumn::SttStatus, if on { "active" } else { "stopped" }.into())
+            .set_extra(
+                &self.id,
+                ExtraColumn::SttStatus,
+                if on { "active" } else { "stopped" }.into(),
+            )
             .await;
         let _ = self
             .engine
