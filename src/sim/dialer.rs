@@ -6,16 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::error::SimError;
 use super::http::{HttpRequest, serve};
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// The signature header name.
 pub const SIGNATURE_HEADER: &str = "x-dialgate-signature";
@@ -67,42 +63,12 @@ impl Notification {
 
 /// Value of the signature header for `body` at unix time `t`.
 pub fn sign(secret: &str, t: u64, body: &[u8]) -> String {
-    let mut mac = match HmacSha256::new_from_slice(secret.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC accepts keys of any length"),
-    };
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+    crate::webhook::sign::signature(secret.as_bytes(), t, body)
 }
 
 /// Check a signature header against `body` (constant-time compare; any `v1` may match).
 pub fn verify_signature(secret: &str, header: &str, body: &[u8]) -> bool {
-    let mut t = None;
-    let mut sigs = Vec::new();
-    for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", v)) => t = Some(v),
-            Some(("v1", v)) => sigs.push(v),
-            _ => {}
-        }
-    }
-    let Some(t) = t.filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())) else {
-        return false;
-    };
-    sigs.iter().any(|sig| {
-        let Ok(raw) = hex::decode(sig) else {
-            return false;
-        };
-        let Ok(mut mac) = HmacSha256::new_from_slice(secret.as_bytes()) else {
-            return false;
-        };
-        mac.update(t.as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        mac.verify_slice(&raw).is_ok()
-    })
+    crate::webhook::sign::verify_untimed(secret.as_bytes(), header, body)
 }
 
 struct State {

@@ -16,31 +16,47 @@ pub fn signature(secret: &[u8], t: u64, body: &[u8]) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Checks a signature header (for receivers and tests); `tolerance_secs`
-/// bounds the age of `t` against `now`.
-pub fn verify(secret: &[u8], header: &str, body: &[u8], now: u64, tolerance_secs: u64) -> bool {
+/// The `t` of a signature header and its `v1` entries (several during a key rotation).
+fn parse(header: &str) -> Option<(&str, Vec<&str>)> {
     let mut t = None;
-    let mut v1 = None;
+    let mut sigs = Vec::new();
     for part in header.split(',') {
         match part.trim().split_once('=') {
-            Some(("t", x)) => t = x.parse::<u64>().ok(),
-            Some(("v1", x)) => v1 = hex::decode(x).ok(),
+            Some(("t", v)) => t = Some(v),
+            Some(("v1", v)) => sigs.push(v),
             _ => {}
         }
     }
-    let (Some(t), Some(v1)) = (t, v1) else {
+    let t = t.filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))?;
+    Some((t, sigs))
+}
+
+/// Checks a signature header against the raw body, whatever its age (for
+/// receivers that check the age themselves, and tests). Constant-time; any
+/// `v1` entry may match.
+pub fn verify_untimed(secret: &[u8], header: &str, body: &[u8]) -> bool {
+    let Some((t, sigs)) = parse(header) else {
         return false;
     };
-    if now.abs_diff(t) > tolerance_secs {
-        return false;
-    }
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+    sigs.iter().any(|sig| {
+        let (Ok(raw), Ok(mut mac)) = (hex::decode(sig), Hmac::<Sha256>::new_from_slice(secret))
+        else {
+            return false;
+        };
+        mac.update(t.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.verify_slice(&raw).is_ok()
+    })
+}
+
+/// Checks a signature header (for receivers and tests); `tolerance_secs`
+/// bounds the age of `t` against `now`, against replays.
+pub fn verify(secret: &[u8], header: &str, body: &[u8], now: u64, tolerance_secs: u64) -> bool {
+    let Some(t) = parse(header).and_then(|(t, _)| t.parse::<u64>().ok()) else {
         return false;
     };
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&v1).is_ok()
+    now.abs_diff(t) <= tolerance_secs && verify_untimed(secret, header, body)
 }
 
 #[cfg(test)]
