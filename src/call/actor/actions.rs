@@ -142,36 +142,44 @@ impl Actor {
         }
     }
 
-    /// Sets `caller` and `trunk_address` from the route the carrier INVITE will take (they are
-    /// otherwise set only when the INVITE is built).
-    fn resolve_caller_and_trunk(&mut self) {
-        if !self.trunk_address.is_empty() {
-            return;
-        }
+    /// The carrier INVITE as the routing rules build it now, with the trunk it
+    /// goes to; `None` when no rule matches any more.
+    fn carrier_invite(&self, offer: String) -> Option<CarrierInvite> {
         let cfg = &self.call.config.config;
-        let Some(bot) = cfg.bot(&self.call.bot_id) else {
-            return;
-        };
-        let Some(route) = crate::call::routing::resolve(cfg, bot, &self.call.request.target) else {
-            return;
-        };
+        let bot = cfg.bot(&self.call.bot_id)?;
+        let route = crate::call::routing::resolve(cfg, bot, &self.call.request.target)?;
         let default_caller = cfg
             .phone_numbers
             .iter()
             .find(|p| p.bot == bot.id)
             .map(|p| p.number.clone());
-        let out = legs::carrier_call(
+        let call = legs::carrier_call(
             &self.id,
             &self.call.request,
             &route,
             bot,
             default_caller.as_deref(),
             self.engine.public_ip(),
-            String::new(),
+            offer,
         );
-        let trunk = route.connection.address.to_string();
-        self.caller = out.from_user;
-        self.trunk_address = trunk;
+        Some(CarrierInvite {
+            call,
+            trunk: route.connection.address.to_string(),
+            connection: route.connection.id.clone(),
+            rule: route.rule.to_owned(),
+        })
+    }
+
+    /// Sets `caller` and `trunk_address` from the route the carrier INVITE will take (they are
+    /// otherwise set only when the INVITE is built), for `dialoutInitiated`.
+    fn resolve_caller_and_trunk(&mut self) {
+        if !self.trunk_address.is_empty() {
+            return;
+        }
+        if let Some(inv) = self.carrier_invite(String::new()) {
+            self.caller = inv.call.from_user;
+            self.trunk_address = inv.trunk;
+        }
     }
 
     /// The Live Hub start-event parameters.
@@ -250,11 +258,7 @@ impl Actor {
         let offer = self.offer_for(&media, Leg::Carrier);
         self.media_events = media.events();
         self.media = Some(media);
-        let cfg = &self.call.config.config;
-        let Some(bot) = cfg.bot(&self.call.bot_id) else {
-            return;
-        };
-        let Some(route) = crate::call::routing::resolve(cfg, bot, &self.call.request.target) else {
+        let Some(inv) = self.carrier_invite(offer) else {
             self.feed_boxed(Event::CarrierFailed {
                 code: None,
                 kind: FailureKind::Internal,
@@ -263,23 +267,15 @@ impl Actor {
             .await;
             return;
         };
-        let default_caller = cfg
-            .phone_numbers
-            .iter()
-            .find(|p| p.bot == bot.id)
-            .map(|p| p.number.clone());
-        let out = legs::carrier_call(
-            &self.id,
-            &self.call.request,
-            &route,
-            bot,
-            default_caller.as_deref(),
-            self.engine.public_ip(),
-            offer,
-        );
+        let CarrierInvite {
+            call: out,
+            trunk,
+            connection,
+            rule,
+        } = inv;
         self.caller = out.from_user.clone();
-        self.trunk_address = route.connection.address.to_string();
-        tracing::info!(rule = route.rule, trunk = %route.connection.id, uri = %out.request_uri, "dialing");
+        self.trunk_address = trunk;
+        tracing::info!(%rule, trunk = %connection, uri = %out.request_uri, "dialing");
         let _ = self
             .engine
             .deps
@@ -289,7 +285,7 @@ impl Actor {
                 "invite",
                 &format!(
                     "INVITE {} via {} (rule {})",
-                    out.request_uri, route.connection.id, route.rule
+                    out.request_uri, connection, rule
                 ),
             )
             .await;
@@ -490,6 +486,17 @@ impl Actor {
             LegSide::Bot => &mut self.bot_leg,
         }
     }
+}
+
+/// A carrier INVITE with where it goes.
+struct CarrierInvite {
+    call: crate::sip::OutboundCall,
+    /// The trunk's `host[:port]`.
+    trunk: String,
+    /// The SIP connection's ID.
+    connection: String,
+    /// The routing rule that chose it.
+    rule: String,
 }
 
 /// After the end of a call: flushes the utterance in progress with silence and
