@@ -10,9 +10,9 @@ mod common;
 use std::time::Duration;
 
 use common::mediaflows::{
-    MediaFlow, MediaSetup, assert_delivered, has_event, samples, sip_trace, timeline,
-    wait_sim_ended, with_lead_silence,
+    MediaFlow, MediaSetup, assert_delivered, has_event, wait_sim_ended, with_lead_silence,
 };
+use common::simcall::{samples, sip_trace, timeline};
 use serde_json::json;
 
 /// A machine greeting with a beep, `detect`: the bot hears `machineDetection` = machine, then

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::audio::clip_similarity;
 use common::mediaflows::{
-    Carrier, MediaFlow, MediaSetup, assert_delivered, ms_between, repo_file, rtp_counts, samples,
-    sip_trace, timeline, wait_sim_ended, wait_until,
+    Carrier, MediaFlow, MediaSetup, assert_delivered, ms_between, wait_sim_ended, wait_until,
 };
+use common::simcall::{repo_file, rtp_counts, samples, sip_trace, timeline};
 use hyper::StatusCode;
 use serde_json::{Value, json};
 

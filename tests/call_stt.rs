@@ -14,10 +14,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::simcall::{rtp_counts, samples, sip_trace, timeline};
 use common::sttflows::{
-    CONTROL_BOT, SttFlow, SttSetup, assert_delivered, rtp_counts, samples, sip_trace,
-    sip_traces_by_call, timeline, wait_sim_calls_ended, wait_sim_ended, with_lead_silence,
-    word_errors,
+    CONTROL_BOT, SttFlow, SttSetup, assert_delivered, sip_traces_by_call, wait_sim_calls_ended,
+    wait_sim_ended, with_lead_silence, word_errors,
 };
 use dialgate::sim::Hangup;
 use serde_json::{Value, json};

@@ -5,19 +5,20 @@
 //! a Bot API server, a dialer checking signatures) or, where a flow needs SIP the sim cannot
 //! send (re-INVITE, a silent callee), a SIPp UAS. Every wait is bounded by [`WAIT`].
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use dialgate::sim::{
-    BotApiOptions, DialerOptions, Notification, SimBot, SimBotApi, SimCallee, SimCalleeOptions,
-    SimDialer, SimEvent, SimEventKind,
+    BotApiOptions, DialerOptions, SimBot, SimBotApi, SimCallee, SimCalleeOptions, SimDialer,
+    SimEvent, SimEventKind,
 };
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::api::{Answer, Http, TestApp, basic, make_cert};
 use super::peers::{Sipp, free_udp_port};
+
+use super::simcall::{is_for, is_terminal, samples, sip_trace};
 
 /// The dialer's API client secret (through `MEDIAFLOWS_DIALER_SECRET`).
 pub const DIALER_SECRET: &str = "mediaflows-dialer-secret";
@@ -35,16 +36,6 @@ pub const WAIT: Duration = Duration::from_secs(30);
 /// even processed it; on a loaded machine the relay only learns the remote address a few
 /// hundred milliseconds later, and what arrived before is (rightly) not relayed.
 pub const LEAD: Duration = Duration::from_millis(600);
-
-/// A file under the crate root (`tests/fixtures/audio/machine.wav`, `conf/greeting.wav`).
-pub fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-/// 8 kHz mono samples of a WAV of the repository.
-pub fn samples(rel: &str) -> Vec<i16> {
-    dialgate::sim::audio::load_wav(repo_file(rel)).expect("fixture WAV (8 kHz mono 16-bit)")
-}
 
 /// The carrier's side of a flow.
 pub enum Carrier {
@@ -453,34 +444,6 @@ api_clients:
     }
 }
 
-/// Whether a notification concerns `id`.
-pub fn is_for(n: &Notification, id: &str) -> bool {
-    n.body["conversationId"] == id
-}
-
-/// `completed` or `failed`.
-pub fn is_terminal(body: &Value) -> bool {
-    matches!(body["status"].as_str(), Some("completed" | "failed"))
-}
-
-/// The record's timeline as `event: detail` lines.
-pub fn timeline(record: &Value) -> Vec<String> {
-    record["timeline"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .map(|e| {
-                    format!(
-                        "{}: {}",
-                        e["event"].as_str().unwrap_or(""),
-                        e["detail"].as_str().unwrap_or("")
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Whether the timeline has an entry of kind `event`.
 pub fn has_event(record: &Value, event: &str) -> bool {
     record["timeline"]
@@ -515,31 +478,6 @@ pub fn ms_between(record: &Value, from: &str, to: &str) -> i64 {
             .unwrap_or_else(|e| panic!("{k} `{s}`: {e}"))
     };
     (t(to) - t(from)).whole_milliseconds() as i64
-}
-
-/// What a simulated peer saw of its (single) call, as short words: `INVITE`, `sent 180`,
-/// `ACK`, `BYE in` (from dialgate), `BYE out` (sent by the sim), `CANCEL`, `RTP`.
-pub fn sip_trace(events: &[SimEvent]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| match &e.kind {
-            SimEventKind::Invite { .. } => "INVITE".to_owned(),
-            SimEventKind::Sent { code } => format!("sent {code}"),
-            SimEventKind::Ack => "ACK".into(),
-            SimEventKind::Bye { from_remote: true } => "BYE in".into(),
-            SimEventKind::Bye { from_remote: false } => "BYE out".into(),
-            SimEventKind::Cancel => "CANCEL".into(),
-            SimEventKind::RtpStats { .. } => "RTP".into(),
-        })
-        .collect()
-}
-
-/// The final RTP counters (sent, received) of a simulated peer's call.
-pub fn rtp_counts(events: &[SimEvent]) -> Option<(u64, u64)> {
-    events.iter().find_map(|e| match e.kind {
-        SimEventKind::RtpStats { sent, received } => Some((sent, received)),
-        _ => None,
-    })
 }
 
 /// Waits (bounded) until a simulated peer's call has ended (its `RtpStats` event).

@@ -9,18 +9,20 @@
 //! demo does. A flow that needs the model fails (never skips) when it is missing. Every wait is
 //! bounded by [`WAIT`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use dialgate::sim::{
-    Answer, BotApiOptions, DialerOptions, Hangup, Notification, SimBot, SimBotApi, SimCallee,
-    SimCalleeOptions, SimDialer, SimEvent, SimEventKind,
+    Answer, BotApiOptions, DialerOptions, Hangup, SimBot, SimBotApi, SimCallee, SimCalleeOptions,
+    SimDialer, SimEvent, SimEventKind,
 };
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
 use super::api::{Http, TestApp, basic, make_cert};
+
+use super::simcall::{is_for, is_terminal, repo_file, samples, sip_trace};
 
 /// The dialer's API client secret (through `STTFLOWS_DIALER_SECRET`).
 pub const DIALER_SECRET: &str = "sttflows-dialer-secret";
@@ -41,16 +43,6 @@ pub const BOT: &str = "stt-bot";
 /// The control bot of [`SttSetup::control_bot`]: same media endpoint, its own Bot API server
 /// that answers nothing.
 pub const CONTROL_BOT: &str = "ctl-bot";
-
-/// A file under the crate root.
-pub fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-/// 8 kHz mono samples of a WAV of the repository.
-pub fn samples(rel: &str) -> Vec<i16> {
-    dialgate::sim::audio::load_wav(repo_file(rel)).expect("fixture WAV (8 kHz mono 16-bit)")
-}
 
 /// `samples` with `lead` of silence before them (8 kHz).
 pub fn with_lead_silence(samples: Vec<i16>, lead: Duration) -> Vec<i16> {
@@ -482,34 +474,6 @@ api_clients:
     }
 }
 
-/// Whether a notification concerns `id`.
-pub fn is_for(n: &Notification, id: &str) -> bool {
-    n.body["conversationId"] == id
-}
-
-/// `completed` or `failed`.
-pub fn is_terminal(body: &Value) -> bool {
-    matches!(body["status"].as_str(), Some("completed" | "failed"))
-}
-
-/// The record's timeline as `event: detail` lines.
-pub fn timeline(record: &Value) -> Vec<String> {
-    record["timeline"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .map(|e| {
-                    format!(
-                        "{}: {}",
-                        e["event"].as_str().unwrap_or(""),
-                        e["detail"].as_str().unwrap_or("")
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Checks the record's deliveries: every one delivered (last attempt answered 200), and
 /// `dialer_notifications` of them to the dialer.
 pub fn assert_delivered(record: &Value, dialer_notifications: usize) {
@@ -525,23 +489,6 @@ pub fn assert_delivered(record: &Value, dialer_notifications: usize) {
     }
     let to_dialer = d.iter().filter(|x| x["channel"] == "dialer").count();
     assert_eq!(to_dialer, dialer_notifications, "dialer deliveries: {d:#?}");
-}
-
-/// What a simulated peer saw of its (single) call, as short words: `INVITE`, `sent 180`,
-/// `ACK`, `BYE in` (from dialgate), `BYE out` (sent by the sim), `CANCEL`, `RTP`.
-pub fn sip_trace(events: &[SimEvent]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| match &e.kind {
-            SimEventKind::Invite { .. } => "INVITE".to_owned(),
-            SimEventKind::Sent { code } => format!("sent {code}"),
-            SimEventKind::Ack => "ACK".into(),
-            SimEventKind::Bye { from_remote: true } => "BYE in".into(),
-            SimEventKind::Bye { from_remote: false } => "BYE out".into(),
-            SimEventKind::Cancel => "CANCEL".into(),
-            SimEventKind::RtpStats { .. } => "RTP".into(),
-        })
-        .collect()
 }
 
 /// [`sip_trace`] of each call of a simulated peer (by Call-ID, in order of arrival).
@@ -582,14 +529,6 @@ pub async fn wait_sim_calls_ended(peer: &SimCallee, who: &str, calls: usize) -> 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     peer.events()
-}
-
-/// The final RTP counters (sent, received) of a simulated peer's call.
-pub fn rtp_counts(events: &[SimEvent]) -> Option<(u64, u64)> {
-    events.iter().find_map(|e| match e.kind {
-        SimEventKind::RtpStats { sent, received } => Some((sent, received)),
-        _ => None,
-    })
 }
 
 /// Waits (bounded) until a simulated peer's call has ended (its `RtpStats` event).

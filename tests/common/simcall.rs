@@ -1,0 +1,70 @@
+//! Helpers shared by the call harnesses that use dialgate's simulated peers
+//! (`mediaflows`, `sttflows`): fixtures, notification filters, record timelines
+//! and the simulated peers' SIP traces.
+
+use dialgate::sim::{Notification, SimEvent, SimEventKind};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// A file under the crate root (`tests/fixtures/audio/machine.wav`, `conf/greeting.wav`).
+pub fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// 8 kHz mono samples of a WAV of the repository.
+pub fn samples(rel: &str) -> Vec<i16> {
+    dialgate::sim::audio::load_wav(repo_file(rel)).expect("fixture WAV (8 kHz mono 16-bit)")
+}
+
+/// Whether a notification concerns `id`.
+pub fn is_for(n: &Notification, id: &str) -> bool {
+    n.body["conversationId"] == id
+}
+
+/// `completed` or `failed`.
+pub fn is_terminal(body: &Value) -> bool {
+    matches!(body["status"].as_str(), Some("completed" | "failed"))
+}
+
+/// The record's timeline as `event: detail` lines.
+pub fn timeline(record: &Value) -> Vec<String> {
+    record["timeline"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e["event"].as_str().unwrap_or(""),
+                        e["detail"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What a simulated peer saw of its (single) call, as short words: `INVITE`, `sent 180`,
+/// `ACK`, `BYE in` (from dialgate), `BYE out` (sent by the sim), `CANCEL`, `RTP`.
+pub fn sip_trace(events: &[SimEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match &e.kind {
+            SimEventKind::Invite { .. } => "INVITE".to_owned(),
+            SimEventKind::Sent { code } => format!("sent {code}"),
+            SimEventKind::Ack => "ACK".into(),
+            SimEventKind::Bye { from_remote: true } => "BYE in".into(),
+            SimEventKind::Bye { from_remote: false } => "BYE out".into(),
+            SimEventKind::Cancel => "CANCEL".into(),
+            SimEventKind::RtpStats { .. } => "RTP".into(),
+        })
+        .collect()
+}
+
+/// The final RTP counters (sent, received) of a simulated peer's call.
+pub fn rtp_counts(events: &[SimEvent]) -> Option<(u64, u64)> {
+    events.iter().find_map(|e| match e.kind {
+        SimEventKind::RtpStats { sent, received } => Some((sent, received)),
+        _ => None,
+    })
+}
