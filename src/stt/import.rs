@@ -264,31 +264,7 @@ fn write_ggml(
         };
     for i in 0..n_audio_layer {
         let (s, t) = (format!("encoder/layer_{i}"), format!("encoder.blocks.{i}"));
-        put(
-            &mut w,
-            &format!("{t}.attn_ln.weight"),
-            &format!("{s}/self_attention/layer_norm/gamma"),
-        )?;
-        put(
-            &mut w,
-            &format!("{t}.attn_ln.bias"),
-            &format!("{s}/self_attention/layer_norm/beta"),
-        )?;
-        split_qkv(
-            &mut w,
-            &format!("{t}.attn"),
-            &format!("{s}/self_attention/linear_0"),
-        )?;
-        put(
-            &mut w,
-            &format!("{t}.attn.out.weight"),
-            &format!("{s}/self_attention/linear_1/weight"),
-        )?;
-        put(
-            &mut w,
-            &format!("{t}.attn.out.bias"),
-            &format!("{s}/self_attention/linear_1/bias"),
-        )?;
+        self_attn(&mut put, &split_qkv, &mut w, &s, &t)?;
         ffn(&mut put, &mut w, &s, &t)?;
     }
     f32t(
@@ -306,31 +282,7 @@ fn write_ggml(
     put(&mut w, "decoder.ln.bias", "decoder/layer_norm/beta")?;
     for i in 0..n_text_layer {
         let (s, t) = (format!("decoder/layer_{i}"), format!("decoder.blocks.{i}"));
-        put(
-            &mut w,
-            &format!("{t}.attn_ln.weight"),
-            &format!("{s}/self_attention/layer_norm/gamma"),
-        )?;
-        put(
-            &mut w,
-            &format!("{t}.attn_ln.bias"),
-            &format!("{s}/self_attention/layer_norm/beta"),
-        )?;
-        split_qkv(
-            &mut w,
-            &format!("{t}.attn"),
-            &format!("{s}/self_attention/linear_0"),
-        )?;
-        put(
-            &mut w,
-            &format!("{t}.attn.out.weight"),
-            &format!("{s}/self_attention/linear_1/weight"),
-        )?;
-        put(
-            &mut w,
-            &format!("{t}.attn.out.bias"),
-            &format!("{s}/self_attention/linear_1/bias"),
-        )?;
+        self_attn(&mut put, &split_qkv, &mut w, &s, &t)?;
         let x = format!("{t}.cross_attn");
         put(
             &mut w,
@@ -398,6 +350,46 @@ fn write_ggml(
         tensors,
         bytes,
     })
+}
+
+/// One layer's self-attention: its layer norm, the fused QKV projection split
+/// in three, and the output projection (the same in encoder and decoder).
+fn self_attn<F, Q, W: Write>(
+    put: &mut F,
+    split_qkv: &Q,
+    w: &mut Writer<W>,
+    s: &str,
+    t: &str,
+) -> Result<(), SttError>
+where
+    F: FnMut(&mut Writer<W>, &str, &str) -> Result<(), SttError>,
+    Q: Fn(&mut Writer<W>, &str, &str) -> Result<(), SttError>,
+{
+    put(
+        w,
+        &format!("{t}.attn_ln.weight"),
+        &format!("{s}/self_attention/layer_norm/gamma"),
+    )?;
+    put(
+        w,
+        &format!("{t}.attn_ln.bias"),
+        &format!("{s}/self_attention/layer_norm/beta"),
+    )?;
+    split_qkv(
+        w,
+        &format!("{t}.attn"),
+        &format!("{s}/self_attention/linear_0"),
+    )?;
+    put(
+        w,
+        &format!("{t}.attn.out.weight"),
+        &format!("{s}/self_attention/linear_1/weight"),
+    )?;
+    put(
+        w,
+        &format!("{t}.attn.out.bias"),
+        &format!("{s}/self_attention/linear_1/bias"),
+    )
 }
 
 fn ffn<F, W: Write>(put: &mut F, w: &mut Writer<W>, s: &str, t: &str) -> Result<(), SttError>
