@@ -47,6 +47,15 @@ async fn main() {
                 inactivity_timeout: None,
                 ..MediaConfig::default()
             };
+            // Knobs for comparing relay settings in the benchmark.
+            let env_num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+            let cfg = MediaConfig {
+                relay_threads: env_num("BENCH_RELAY_THREADS")
+                    .map_or(cfg.relay_threads, |n| n as usize),
+                relay_pack_sessions: env_num("BENCH_PACK")
+                    .map_or(cfg.relay_pack_sessions, |n| n as usize),
+                ..cfg
+            };
             serve_relay(control, cfg).await
         }
         Some("load") => {
