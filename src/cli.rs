@@ -74,6 +74,16 @@ pub enum Command {
         /// Also write per-clip rows (file,label,decision,t_d) to this CSV file.
         #[arg(long)]
         csv: Option<PathBuf>,
+        /// Audio only: do not feed the detector the speech recogniser's transcripts (by default
+        /// they are fed when the model is installed, as in a call).
+        #[arg(long)]
+        audio_only: bool,
+        /// Data directory holding models/ (the speech model).
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+        /// Override the detector's transcript_hold_ms.
+        #[arg(long)]
+        hold_ms: Option<u32>,
     },
     /// Evaluate speech recognition on a labelled set (labels.csv: file,text).
     SttEval {
@@ -85,6 +95,25 @@ pub enum Command {
         /// A specific ggml model file.
         #[arg(long)]
         model: Option<PathBuf>,
+        /// Encoder window in 20 ms units: 0 = automatic (utterance + margin, the default),
+        /// 1500 = Whisper's full 30 s window.
+        #[arg(long, default_value_t = 0)]
+        audio_ctx: i32,
+        /// Automatic window: extra 20 ms units beyond the utterance.
+        #[arg(long, default_value_t = crate::stt::SttEngineConfig::default().audio_ctx_margin)]
+        ctx_margin: i32,
+        /// Automatic window: minimum size in 20 ms units.
+        #[arg(long, default_value_t = crate::stt::SttEngineConfig::default().audio_ctx_min)]
+        ctx_min: i32,
+        /// Beam width (1 = greedy, the default).
+        #[arg(long, default_value_t = 1)]
+        beam: usize,
+        /// Silence (ms, multiple of 20) after which an utterance is recognised speculatively.
+        #[arg(long, default_value_t = crate::stt::SegmenterConfig::default().pause_ms)]
+        pause_ms: u32,
+        /// Decoder prompt (Whisper's initial prompt); empty = none.
+        #[arg(long, default_value = "")]
+        prompt: String,
     },
     /// Speech-model management.
     SttModel {
@@ -103,5 +132,8 @@ pub enum SttModelAction {
         /// Output ggml file.
         #[arg(long, default_value = "data/models/ggml-tiny.en.bin")]
         out: PathBuf,
+        /// Weight format: f16 (as the reference converter) or q8_0 (8-bit, faster on CPU).
+        #[arg(long, default_value = "f16")]
+        weights: crate::stt::WeightFormat,
     },
 }

@@ -158,8 +158,58 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::AmdEval { dir, csv } => {
-            match dialgate::amd::eval_corpus(&dir, &dialgate::amd::AmdParams::default()) {
+        Command::AmdEval {
+            dir,
+            csv,
+            audio_only,
+            data_dir,
+            hold_ms,
+        } => {
+            let mut params = dialgate::amd::AmdParams::default();
+            if let Some(h) = hold_ms {
+                params.transcript_hold_ms = h;
+            }
+            let engine = (!audio_only).then(|| {
+                dialgate::stt::SttEngine::new(dialgate::stt::SttEngineConfig {
+                    data_dir,
+                    ..Default::default()
+                })
+            });
+            let engine = match engine.as_ref().map(|e| e.status()) {
+                Some(dialgate::stt::SttStatus::Ready { model, .. }) => {
+                    println!(
+                        "transcripts: {model} recogniser (as in a call; --audio-only to skip)"
+                    );
+                    engine
+                }
+                Some(dialgate::stt::SttStatus::Unavailable { reason }) => {
+                    println!("transcripts: none, audio only ({reason})");
+                    None
+                }
+                None => {
+                    println!("transcripts: none, audio only (--audio-only)");
+                    None
+                }
+            };
+            let result = if let Some(engine) = engine {
+                let transcribe = |samples: &[i16]| -> Vec<(u64, String)> {
+                    match dialgate::stt::eval::recognise_clip(&engine, samples, Default::default())
+                    {
+                        Ok(rs) => rs
+                            .into_iter()
+                            .map(|r| (r.end_ms + r.latency_ms, r.text))
+                            .collect(),
+                        Err(e) => {
+                            eprintln!("amd-eval: recognition failed: {e}");
+                            Vec::new()
+                        }
+                    }
+                };
+                dialgate::amd::eval_corpus_transcribed(&dir, &params, &transcribe)
+            } else {
+                dialgate::amd::eval_corpus(&dir, &params)
+            };
+            match result {
                 Ok(report) => {
                     println!("{report}");
                     if let Some(p) = csv
@@ -180,13 +230,26 @@ fn main() -> ExitCode {
             dir,
             data_dir,
             model,
+            audio_ctx,
+            ctx_margin,
+            ctx_min,
+            pause_ms,
+            beam,
+            prompt,
         } => {
             let cfg = dialgate::stt::SttEngineConfig {
                 data_dir,
                 model_path: model,
+                audio_ctx,
+                audio_ctx_margin: ctx_margin,
+                audio_ctx_min: ctx_min,
+                beam_size: beam,
+                initial_prompt: prompt,
                 ..Default::default()
             };
-            match dialgate::stt::eval_dir(&dir, cfg, Default::default()) {
+            let mut session = dialgate::stt::SttSessionConfig::default();
+            session.segmenter.pause_ms = pause_ms;
+            match dialgate::stt::eval_dir(&dir, cfg, session) {
                 Ok(report) => {
                     println!("{report}");
                     ExitCode::SUCCESS
@@ -198,8 +261,13 @@ fn main() -> ExitCode {
             }
         }
         Command::SttModel {
-            action: SttModelAction::Import { input, out },
-        } => match dialgate::stt::import_model(&input, &out) {
+            action:
+                SttModelAction::Import {
+                    input,
+                    out,
+                    weights,
+                },
+        } => match dialgate::stt::import_model(&input, &out, weights) {
             Ok(report) => {
                 println!("{report}");
                 ExitCode::SUCCESS

@@ -80,15 +80,12 @@ async fn callee_speech_reaches_bot_as_message_and_record_transcript() {
         .wait_record(&id, "recognition active", |r| r["recognition"] == "active")
         .await;
     assert_eq!(live["status"], "connected", "{live:#}");
-    // 4. The bot gets a `message` with the recognised text and its confidence.
+    // 4. The bot gets a `message` with the recognised text and its confidence. Depending on
+    //    timing the phrase may come as one message or two (the comma in "Hello, who is
+    //    this?" is a 240 ms pause: a result ready before speech resumes is delivered).
     let msg = f
         .wait_bot_activity(&id, "a `message`", |a| a["type"] == "message")
         .await;
-    let text = msg["text"].as_str().expect("message text");
-    assert!(
-        word_errors(SPEECH_TEXT, text) <= MAX_WORD_ERRORS,
-        "recognised {text:?}, expected {SPEECH_TEXT:?}"
-    );
     let conf = msg["parameters"]["confidence"]
         .as_f64()
         .unwrap_or_else(|| panic!("parameters.confidence: {msg}"));
@@ -99,21 +96,30 @@ async fn callee_speech_reaches_bot_as_message_and_record_transcript() {
     );
     // 5. The person hangs up; the call completes normally.
     let rec = callee_hangs_up_and_call_completes(&f, &id).await;
-    // 6. The bot got `start` before the message, and that one message only.
+    // 6. The bot got `start` before the message(s), and together they say the phrase.
     let names = f.bot_event_names(&id);
-    assert_eq!(
-        names.iter().filter(|n| *n == "message").count(),
-        1,
-        "{names:?}"
-    );
     let pos = |n: &str| names.iter().position(|x| x == n).unwrap();
     assert!(pos("start") < pos("message"), "{names:?}");
-    // 7. The record: recognition active, the transcript holds the same text with timings.
+    let texts: Vec<String> = f
+        .messages(&id)
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(str::to_owned))
+        .collect();
+    assert!((1..=2).contains(&texts.len()), "{names:?} {texts:?}");
+    let text = texts.join(" ");
+    assert!(
+        word_errors(SPEECH_TEXT, &text) <= MAX_WORD_ERRORS,
+        "recognised {texts:?}, expected {SPEECH_TEXT:?}"
+    );
+    // 7. The record: recognition active, the transcript holds the same texts with timings.
     assert_eq!(rec["recognition"], "active", "{rec:#}");
     let tr = rec["transcript"].as_array().expect("transcript");
-    assert_eq!(tr.len(), 1, "{tr:#?}");
+    let tr_texts: Vec<String> = tr
+        .iter()
+        .filter_map(|t| t["text"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(tr_texts, texts, "{tr:#?}");
     let t = &tr[0];
-    assert_eq!(t["text"], text, "{t}");
     assert_eq!(t["confidence"].as_f64(), Some(conf), "{t}");
     let (start, end) = (t["startMs"].as_u64(), t["endMs"].as_u64());
     assert!(

@@ -106,6 +106,8 @@ pub struct Detector {
     transcript: String,
     /// Long-greeting machine decision waiting for a transcript cue: (deadline frame, cause).
     held: Option<(u64, String)>,
+    /// A recogniser feeds this detector (see [`Detector::expect_transcripts`]).
+    transcripts_expected: bool,
     // frame counts derived from params
     f_min_word: u64,
     f_between_words: u64,
@@ -154,6 +156,7 @@ impl Detector {
             beep_done: false,
             transcript: String::new(),
             held: None,
+            transcripts_expected: false,
             f_min_word: frames(p.min_word_ms),
             f_between_words: frames(p.between_words_silence_ms),
             f_after_greeting: frames(p.after_greeting_silence_ms),
@@ -197,6 +200,13 @@ impl Detector {
 
     /// Feeds recognised text (partial or final; it accumulates). May decide at the current
     /// time. Optional: the detector works without it.
+    /// Says that a recogniser will feed [`push_transcript`](Self::push_transcript): only then
+    /// does a long-greeting `machine` decision wait `transcript_hold_ms` for a cue (without a
+    /// recogniser, waiting would only delay the decision).
+    pub fn expect_transcripts(&mut self) {
+        self.transcripts_expected = true;
+    }
+
     pub fn push_transcript(&mut self, text: &str) -> Vec<AmdEvent> {
         let mut out = Vec::new();
         if self.decision.is_some() {
@@ -324,7 +334,7 @@ impl Detector {
             let span = idx + 1 - g;
             if self.in_word && span >= self.f_max_greeting {
                 let cause = format!("long greeting {:.1} s", secs(span));
-                if self.p.transcript_hold_ms > 0 {
+                if self.transcripts_expected && self.p.transcript_hold_ms > 0 {
                     self.held = Some((idx + 1 + frames(self.p.transcript_hold_ms), cause));
                 } else {
                     self.decide(&mut out, AmdResult::Machine, cause);

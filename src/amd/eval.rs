@@ -125,7 +125,20 @@ pub fn run_clip_with(
     params: &AmdParams,
     transcript: &[(u64, String)],
 ) -> ClipOutcome {
+    run_clip_fed(samples, params, transcript, !transcript.is_empty())
+}
+
+/// [`run_clip_with`], saying whether a recogniser feeds the detector (it may find no words).
+fn run_clip_fed(
+    samples: &[i16],
+    params: &AmdParams,
+    transcript: &[(u64, String)],
+    expect_transcripts: bool,
+) -> ClipOutcome {
     let mut det = Detector::new(params.clone());
+    if expect_transcripts {
+        det.expect_transcripts();
+    }
     let mut decision = None;
     let mut beep = None;
     let chunks = samples.chunks_exact(FRAME_SAMPLES);
@@ -241,6 +254,37 @@ pub fn eval_corpus_with(
     params: &AmdParams,
     opts: &EvalOptions,
 ) -> Result<EvalReport, AmdEvalError> {
+    let expect = opts.simulate_transcripts;
+    eval_corpus_by(dir, params, expect, &|notes: &ClipNotes, _: &[i16]| {
+        if opts.simulate_transcripts {
+            transcript_schedule(notes, opts.stt_latency_ms)
+        } else {
+            Vec::new()
+        }
+    })
+}
+
+/// Timed transcript texts: (ms from answer when available, text).
+pub type Transcript = Vec<(u64, String)>;
+
+/// [`eval_corpus`] with a real recogniser: `transcribe` turns a clip's audio into the texts a
+/// call would feed the detector, each with the time (ms from answer) it becomes available.
+pub fn eval_corpus_transcribed(
+    dir: &Path,
+    params: &AmdParams,
+    transcribe: &dyn Fn(&[i16]) -> Transcript,
+) -> Result<EvalReport, AmdEvalError> {
+    eval_corpus_by(dir, params, true, &|_: &ClipNotes, samples: &[i16]| {
+        transcribe(samples)
+    })
+}
+
+fn eval_corpus_by(
+    dir: &Path,
+    params: &AmdParams,
+    expect_transcripts: bool,
+    schedule_for: &dyn Fn(&ClipNotes, &[i16]) -> Transcript,
+) -> Result<EvalReport, AmdEvalError> {
     let labels_path = dir.join("labels.csv");
     let text = std::fs::read_to_string(&labels_path).map_err(|source| AmdEvalError::Io {
         path: labels_path.clone(),
@@ -257,13 +301,9 @@ pub fn eval_corpus_with(
     let mut rows = Vec::with_capacity(labels.len());
     for l in labels {
         let samples = read_wav(&dir.join(&l.file))?;
-        let schedule = if opts.simulate_transcripts {
-            transcript_schedule(&l.notes, opts.stt_latency_ms)
-        } else {
-            Vec::new()
-        };
+        let schedule = schedule_for(&l.notes, &samples);
         rows.push(EvalRow {
-            outcome: run_clip_with(&samples, params, &schedule),
+            outcome: run_clip_fed(&samples, params, &schedule, expect_transcripts),
             file: l.file,
             label: l.label,
             notes: l.notes,

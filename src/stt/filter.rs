@@ -48,11 +48,17 @@ pub fn simple_norm(text: &str) -> String {
 }
 
 /// Whisper with a shortened window can loop ("Hello? Hello? Hello? ..."): keep one copy when the
-/// text is a phrase repeated (the last copy may be cut off).
+/// text is a phrase repeated (the last copy may be cut off). The token limit often stops the loop
+/// inside its first repeat ("Nobody is available … at the moment. Nobody is available … at the"),
+/// so a partial second copy counts when it is at least three words long.
 pub fn collapse_repeats(text: &str) -> String {
     let words: Vec<&str> = text.split_whitespace().collect();
     let norm: Vec<String> = words.iter().map(|w| simple_norm(w)).collect();
-    for period in 1..=words.len() / 2 {
+    for period in 1..words.len() {
+        let tail = words.len() - period;
+        if tail < period && tail < 3 {
+            continue;
+        }
         let last = norm.len() - 1;
         let repeats = norm.iter().enumerate().skip(period).all(|(i, w)| {
             *w == norm[i % period] || (i == last && norm[i % period].starts_with(w.as_str()))
@@ -142,5 +148,19 @@ mod tests {
             "Yes, speaking."
         );
         assert_eq!(collapse_repeats("I said yes yes"), "I said yes yes");
+        // Cut off inside the first repeat (a 10-word sentence, 9 words of its copy).
+        assert_eq!(
+            collapse_repeats(
+                "Nobody is available to take your call at the moment. Nobody is available to take your call at the"
+            ),
+            "Nobody is available to take your call at the moment."
+        );
+        // A partial copy of one or two words is not enough evidence of a loop.
+        assert_eq!(collapse_repeats("Who is this? Who"), "Who is this? Who");
+        assert_eq!(collapse_repeats("Yes, I can. Yes, I"), "Yes, I can. Yes, I");
+        assert_eq!(
+            collapse_repeats("This is Mark, this is"),
+            "This is Mark, this is"
+        );
     }
 }

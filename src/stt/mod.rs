@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 pub use engine::{SttEngine, SttStats, SttStatus};
 pub use eval::{SttEvalReport, eval_dir};
-pub use import::{ImportReport, import_model};
+pub use import::{ImportReport, WeightFormat, import_model};
 pub use resample::Resampler;
 pub use segmenter::SegmenterConfig;
 pub use session::SttSession;
@@ -102,6 +102,9 @@ pub struct SttEngineConfig {
     pub max_no_speech: f32,
     /// Beam search width; 0 or 1 = greedy decoding (default, fastest).
     pub beam_size: usize,
+    /// Text given to the decoder as preceding context (Whisper's "initial prompt"); it
+    /// biases spelling and style. Empty = none.
+    pub initial_prompt: String,
 }
 
 impl Default for SttEngineConfig {
@@ -120,6 +123,7 @@ impl Default for SttEngineConfig {
             min_confidence: 0.15,
             max_no_speech: 0.60,
             beam_size: 1,
+            initial_prompt: String::new(),
         }
     }
 }

@@ -37,6 +37,7 @@ impl WhisperModel {
             )));
         }
         whisper_rs::install_logging_hooks();
+        // flash_attn was measured worse (WER) and no faster on this CPU: left off.
         let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default())
             .map_err(|e| SttError::Unavailable(format!("loading {}: {e}", path.display())))?;
         let kind = ctx
@@ -89,6 +90,9 @@ impl WhisperModel {
         p.set_print_timestamps(false);
         // No temperature fallback: bounded latency; junk is filtered afterwards.
         p.set_temperature_inc(0.0);
+        if !cfg.initial_prompt.is_empty() {
+            p.set_initial_prompt(&cfg.initial_prompt);
+        }
         let secs = pcm16k.len() as f32 / 16000.0;
         // Speech is ~3 words (≈4 tokens) per second; a tight bound stops repetition loops early.
         p.set_max_tokens((secs * 5.0).ceil() as i32 + 4);

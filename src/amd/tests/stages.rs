@@ -194,16 +194,24 @@ fn transcript_hold_defers_the_long_greeting_rule() {
         transcript_hold_ms: 2000,
         ..AmdParams::default()
     };
-    // 2. Without a cue the hold ends in machine, 2 s after the rule fired.
-    let (evs, _) = run(&pcm, p.clone());
-    let held = decision(&evs);
+    // 2. Fed by a recogniser but without a cue, the hold ends in machine, 2 s after the rule
+    //    fired.
+    let mut d = Detector::new(p.clone());
+    d.expect_transcripts();
+    let held = decision(
+        &pcm.chunks_exact(160)
+            .flat_map(|f| d.push_frame(f))
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(held.result, AmdResult::Machine);
     assert!(held.cause.contains("no transcript cue"), "{held:?}");
-    let (evs, _) = run(&pcm, AmdParams::default());
+    // 3. Without a recogniser the rule decides at once (the hold would only delay it).
+    let (evs, _) = run(&pcm, p.clone());
     let direct = decision(&evs);
     assert_eq!(held.at_ms, direct.at_ms + 2000, "{held:?} vs {direct:?}");
-    // 3. A person's phrase during the hold decides human.
+    // 4. A person's phrase during the hold decides human.
     let mut d = Detector::new(p);
+    d.expect_transcripts();
     let mut got = vec![];
     for (i, f) in pcm.chunks_exact(160).enumerate() {
         got.extend(d.push_frame(f));

@@ -50,7 +50,17 @@ impl Actor {
             Action::StartMedia => self.start_media().await,
             Action::StartAmd(mode) => {
                 self.amd_mode = mode;
-                self.amd = Some(crate::amd::Detector::new(self.bot.amd.clone()));
+                let mut det = crate::amd::Detector::new(self.bot.amd.clone());
+                // Transcripts make the detector better (a long business greeting is a
+                // person): recognise for it whenever the model is there, even with the
+                // bot's recognition off (its text then only goes to the detector and the record).
+                if self.stt.is_none() {
+                    self.start_stt_for_amd();
+                }
+                if self.stt.is_some() {
+                    det.expect_transcripts();
+                }
+                self.amd = Some(det);
                 let _ = self
                     .engine
                     .deps

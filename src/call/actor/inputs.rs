@@ -273,6 +273,7 @@ impl Actor {
                         at_ms: d.at_ms as u32,
                     })
                     .await;
+                    self.stop_amd_only_stt();
                 }
                 crate::amd::AmdEvent::Beep { at_ms, freq_hz } => {
                     tracing::info!(at_ms, freq_hz, "voicemail beep heard");

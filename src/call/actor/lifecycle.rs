@@ -4,8 +4,47 @@ use super::Actor;
 use crate::store::ExtraColumn;
 
 impl Actor {
+    /// A recognition session whose text feeds only machine detection (and the call record):
+    /// `recognition_on` stays false, so nothing reaches the bot. No model: audio-only AMD.
+    pub(super) fn start_stt_for_amd(&mut self) {
+        match self.engine.stt_session(&self.bot.language) {
+            Ok(mut s) => {
+                self.stt_results = s.results();
+                self.stt = Some(s);
+                self.stt_for_amd_only = true;
+            }
+            Err(reason) => {
+                tracing::debug!(%reason, "machine detection runs on audio only");
+            }
+        }
+    }
+
+    /// Ends an AMD-only recognition session once machine detection has decided.
+    pub(super) fn stop_amd_only_stt(&mut self) {
+        if self.stt_for_amd_only && !self.recognition_on {
+            self.stt = None;
+            self.stt_results = None;
+            self.stt_for_amd_only = false;
+        }
+    }
+
     pub(super) async fn start_stt(&mut self) {
         let store = &self.engine.deps.store;
+        if self.stt.is_some() {
+            // Already running for machine detection: now it serves the bot too.
+            self.stt_for_amd_only = false;
+            if let Some(s) = &mut self.stt {
+                crate::stt::Recognizer::set_active(s, true);
+            }
+            self.recognition_on = true;
+            let _ = store
+                .set_extra(&self.id, ExtraColumn::SttStatus, "active".into())
+                .await;
+            let _ = store
+                .add_event(&self.id, "stt", "speech recognition started")
+                .await;
+            return;
+        }
         match self.engine.stt_session(&self.bot.language) {
             Ok(mut s) => {
                 self.stt_results = s.results();

@@ -82,6 +82,8 @@ pub struct Actor {
     amd: Option<crate::amd::Detector>,
     stt: Option<crate::stt::SttSession>,
     stt_results: Option<mpsc::Receiver<crate::stt::SttResult>>,
+    /// The recognition session exists only to feed machine detection.
+    stt_for_amd_only: bool,
     timers: HashMap<TimerKind, (TimerId, Instant)>,
     refresh: Option<(Duration, Instant)>,
     bot_events: bool,
@@ -160,6 +162,7 @@ impl Actor {
             amd: None,
             stt: None,
             stt_results: None,
+            stt_for_amd_only: false,
             timers: HashMap::new(),
             refresh: None,
             amd_mode,
