@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use common::simcall::{rtp_counts, samples, sip_trace, timeline};
 use common::sttflows::{
-    CONTROL_BOT, SttFlow, SttSetup, assert_delivered, sip_traces_by_call, wait_sim_calls_ended,
-    wait_sim_ended, with_lead_silence, word_errors,
+    BOT, CONTROL_BOT, SttFlow, SttSetup, assert_delivered, sip_traces_by_call,
+    wait_sim_calls_ended, wait_sim_ended, with_lead_silence, word_errors,
 };
 use dialgate::sim::Hangup;
+use dialgate::stt::eval::normalize;
 use serde_json::{Value, json};
 
 /// What the callee says (tests/fixtures/stt/tts05.wav, recognised correctly by tiny.en).
@@ -94,6 +95,20 @@ async fn callee_speech_reaches_bot_as_message_and_record_transcript() {
         msg["id"].is_string() && msg["timestamp"].is_string(),
         "{msg}"
     );
+    // When the first message is only the start of the phrase, its rest follows as the next
+    // utterance: give it time to arrive before the person hangs up (bounded: 50 × 100 ms).
+    let words = |f: &SttFlow| -> usize {
+        f.messages(&id)
+            .iter()
+            .filter_map(|m| m["text"].as_str().map(|t| normalize(t).len()))
+            .sum()
+    };
+    for _ in 0..50 {
+        if words(&f) >= normalize(SPEECH_TEXT).len() - MAX_WORD_ERRORS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // 5. The person hangs up; the call completes normally.
     let rec = callee_hangs_up_and_call_completes(&f, &id).await;
     // 6. The bot got `start` before the message(s), and together they say the phrase.
@@ -313,5 +328,42 @@ async fn without_model_recognition_is_unavailable_and_calls_complete() {
             .any(|e| e.starts_with("stt: speech recognition unavailable")),
         "{tl:#?}"
     );
+    f.stop().await;
+}
+
+/// The receptionist's long greeting ("Good afternoon, Parker Dental, this is Linda speaking, how
+/// can I help you?", 4.2 s, tests/fixtures/amd/dev-047.wav) with `detect` and the bot's
+/// recognition off: audio alone would call it a machine; the recognition session dialgate runs
+/// for machine detection hears "how can I help" and the bot is told `human` — and gets no text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_business_greeting_is_human_through_its_transcript() {
+    // 1. The bot does not recognise on connect; the model is installed.
+    let mut s = SttSetup::new(31200, "tests/fixtures/amd/dev-047.wav");
+    s.recognition = false;
+    let f = SttFlow::start(s).await;
+    // 2. Dial with machine detection on.
+    let id = f
+        .dial_with(BOT, json!({"machineDetection": "detect"}))
+        .await;
+    // 3. The bot hears `machineDetection` = human, after the greeting's transcript.
+    let md = f.wait_bot_event(&id, "machineDetection").await;
+    assert_eq!(md["value"], "human", "{md}");
+    let rec = f
+        .wait_record(&id, "the AMD result", |r| {
+            r["machineDetection"]["result"] == "human"
+        })
+        .await;
+    let cause = rec["machineDetection"]["cause"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(cause.contains("transcript"), "{rec:#}");
+    // 4. The person hangs up; the bot never got a `message` (its recognition was off) and the
+    //    record does not say recognition was on.
+    f.callee.hangup_all();
+    let end = f.wait_terminal(&id).await;
+    assert_eq!(end["machineDetection"], "human", "{end}");
+    let rec = f.wait_settled(&id).await;
+    assert!(f.messages(&id).is_empty(), "{:?}", f.messages(&id));
+    assert_ne!(rec["recognition"], "active", "{rec:#}");
     f.stop().await;
 }

@@ -2,8 +2,9 @@
 //! the rules that turn speculative recognitions into final results.
 //!
 //! Latency rule: at a short pause (`pause_ms`) the utterance is recognised speculatively. If the
-//! text ends a sentence (`.`, `?`, `!`) it is final at once; otherwise it is held and confirmed
-//! at the end-of-speech silence (`end_ms`). Speech resuming before that makes the speculation
+//! text ends a sentence (`.`, `?`, `!`) it is final once the silence reaches `final_pause_ms`
+//! (at once if it already has); otherwise it is held and confirmed at the end-of-speech silence
+//! (`end_ms`). Speech resuming before that makes the speculation
 //! stale. `latency_ms` = max(decision silence, pause silence + queue + inference), which in
 //! real time is the wall time from the last voiced frame to the result.
 
@@ -33,6 +34,8 @@ struct Held {
     text: String,
     confidence: f32,
     ready_latency_ms: u64,
+    /// Ends a sentence: deliverable at `final_pause_ms` of silence, before `end_ms`.
+    sentence_end: bool,
 }
 
 /// Session state shared with the workers.
@@ -48,6 +51,7 @@ struct Shared {
     /// generation → (start_ms, end_ms) of the utterance.
     span: HashMap<u64, (u64, u64)>,
     partials: bool,
+    final_pause_ms: u64,
 }
 
 impl Shared {
@@ -132,15 +136,15 @@ impl Job {
         };
         let sentence_end = text.ends_with(['.', '?', '!']);
         if let Some(decided) = s.ended.get(&self.generation).copied() {
-            // A sentence-final speculation would have been delivered at the pause already.
+            // A sentence-final speculation would have been delivered at `final_pause_ms`.
             let lat = if sentence_end {
-                latency
+                latency.max(s.final_pause_ms)
             } else {
                 latency.max(decided)
             };
             s.emit_final(self.generation, text, conf, lat);
             s.forget(self.generation);
-        } else if is_final_job || sentence_end {
+        } else if is_final_job || (sentence_end && latency >= s.final_pause_ms) {
             s.emit_final(self.generation, text, conf, latency);
         } else {
             if s.partials {
@@ -161,6 +165,7 @@ impl Job {
                     text,
                     confidence: conf,
                     ready_latency_ms: latency,
+                    sentence_end,
                 },
             );
         }
@@ -182,6 +187,8 @@ pub struct SttSession {
     generation: u64,
     active: bool,
     frames: u64,
+    /// End of speech (session ms) while paused inside an utterance.
+    paused_since: Option<u64>,
 }
 
 impl SttSession {
@@ -202,6 +209,7 @@ impl SttSession {
             emitted: HashSet::new(),
             span: HashMap::new(),
             partials: cfg.partials,
+            final_pause_ms: u64::from(cfg.segmenter.final_pause_ms),
         };
         Self {
             seg: Segmenter::new(cfg.segmenter.clone()),
@@ -217,6 +225,7 @@ impl SttSession {
             utt: Vec::new(),
             generation: 0,
             frames: 0,
+            paused_since: None,
         }
     }
 
@@ -253,7 +262,35 @@ impl SttSession {
         }
     }
 
+    /// Delivers a held sentence-final result once the pause is long enough.
+    fn check_final_pause(&mut self, now_ms: u64) {
+        let Some(end) = self.paused_since else {
+            return;
+        };
+        let silence = now_ms.saturating_sub(end);
+        let mut s = lock(&self.shared);
+        if silence < s.final_pause_ms {
+            return;
+        }
+        let generation = self.generation;
+        if s.held.get(&generation).is_some_and(|h| h.sentence_end)
+            && let Some(h) = s.held.remove(&generation)
+        {
+            s.emit_final(
+                generation,
+                h.text,
+                h.confidence,
+                h.ready_latency_ms.max(silence),
+            );
+        }
+    }
+
     fn on_event(&mut self, ev: SegEvent, now_ms: u64) {
+        self.paused_since = match ev {
+            SegEvent::Paused { speech_end_ms } => Some(speech_end_ms),
+            SegEvent::None => self.paused_since,
+            _ => None,
+        };
         match ev {
             SegEvent::None => {}
             SegEvent::Started { start_ms } => {
@@ -338,6 +375,10 @@ impl SttSession {
     }
 }
 
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
+
 impl Recognizer for SttSession {
     fn push_frame(&mut self, frame: &[i16]) {
         self.frames += 1;
@@ -389,6 +430,7 @@ impl Recognizer for SttSession {
             }
         }
         self.on_event(ev, now_ms);
+        self.check_final_pause(now_ms);
     }
 
     fn set_active(&mut self, active: bool) {

@@ -277,12 +277,20 @@ api_clients:
 
     /// The same from the bot `bot`.
     pub async fn dial_from(&self, bot: &str) -> String {
-        let body = json!({
+        self.dial_with(bot, json!({})).await
+    }
+
+    /// The same with `extra` fields merged into the request (e.g. `machineDetection`).
+    pub async fn dial_with(&self, bot: &str, extra: Value) -> String {
+        let mut body = json!({
             "bot": bot,
             "target": TARGET,
             "caller": "+15550007777",
             "notifyUrl": self.dialer.notify_url(),
         });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
         let a = self.app.http.dialout(&self.auth, &body).await;
         assert_eq!(a.status, StatusCode::OK, "dialout: {}", a.text);
         a.json["conversationId"]
