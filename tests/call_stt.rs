@@ -337,9 +337,15 @@ async fn without_model_recognition_is_unavailable_and_calls_complete() {
 /// for machine detection hears "how can I help" and the bot is told `human` — and gets no text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_business_greeting_is_human_through_its_transcript() {
-    // 1. The bot does not recognise on connect; the model is installed.
+    // 1. The bot does not recognise on connect; the model is installed. The transcript hold is
+    //    generous (30 s): this flow checks that the transcript reaches the detector, not how fast
+    //    a machine shared with the suite's other calls recognises it. (Measured: with 2 other
+    //    recognisers busy on this 2-core machine, the greeting's transcript came more than 8 s
+    //    late, because each comma pause starts a speculative decode that cannot be aborted; with
+    //    the default 3 s hold such a call counts as a machine, as with audio only.)
     let mut s = SttSetup::new(31200, "tests/fixtures/amd/dev-047.wav");
     s.recognition = false;
+    s.amd_hold_ms = Some(30_000);
     let f = SttFlow::start(s).await;
     // 2. Dial with machine detection on.
     let id = f
@@ -347,12 +353,12 @@ async fn long_business_greeting_is_human_through_its_transcript() {
         .await;
     // 3. The bot hears `machineDetection` = human, after the greeting's transcript.
     let md = f.wait_bot_event(&id, "machineDetection").await;
-    assert_eq!(md["value"], "human", "{md}");
     let rec = f
         .wait_record(&id, "the AMD result", |r| {
-            r["machineDetection"]["result"] == "human"
+            !r["machineDetection"]["result"].is_null()
         })
         .await;
+    assert_eq!(md["value"], "human", "{md} {rec:#}");
     let cause = rec["machineDetection"]["cause"]
         .as_str()
         .unwrap_or_default();

@@ -73,6 +73,8 @@ pub struct SttSetup {
     pub hangup: Hangup,
     /// `bots[].outbound.start_recognition_on_connect`.
     pub recognition: bool,
+    /// `bots[].amd.transcript_hold_ms` (None: the default).
+    pub amd_hold_ms: Option<u32>,
     /// Link the speech model into the data directory (false: a data directory without it).
     pub with_model: bool,
     /// Activities the bot answers the `start` event with.
@@ -93,6 +95,7 @@ impl SttSetup {
             with_model: true,
             on_start: Vec::new(),
             control_bot: false,
+            amd_hold_ms: None,
         }
     }
 }
@@ -198,7 +201,7 @@ bots:
     events_url: "{events_url}"
     token: {BOT_TOKEN}
     language: en-US
-    outbound:
+{amd_yaml}    outbound:
       enabled: true
       machine_detection: disabled
       start_recognition_on_connect: {recognition}
@@ -227,6 +230,10 @@ api_clients:
             events_url = bot_api.events_url(),
             recognition = s.recognition,
             carrier = callee.local_addr(),
+            amd_yaml = s
+                .amd_hold_ms
+                .map(|h| format!("    amd: {{ transcript_hold_ms: {h} }}\n"))
+                .unwrap_or_default(),
         );
         let config_path = dir.path().join("dialgate.yaml");
         std::fs::write(&config_path, yaml).unwrap();
