@@ -155,7 +155,8 @@ fn dev_corpus_with_real_recognition() {
         ..Default::default()
     });
     let transcribe = |samples: &[i16]| -> Vec<(u64, String)> {
-        dialgate::stt::eval::recognise_clip(&engine, samples, Default::default())
+        let cfg = dialgate::stt::SttSessionConfig::for_machine_detection("en");
+        dialgate::stt::eval::recognise_clip(&engine, samples, cfg)
             .unwrap()
             .into_iter()
             .map(|r| (r.end_ms + r.latency_ms, r.text))

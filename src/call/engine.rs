@@ -144,16 +144,25 @@ impl Engine {
         self.sip.local_addr(t)
     }
 
-    pub(crate) fn stt_session(&self, language: &str) -> Result<crate::stt::SttSession, String> {
+    /// A recognition session for the bot (`for_amd`: for machine detection only).
+    pub(crate) fn stt_session(
+        &self,
+        language: &str,
+        for_amd: bool,
+    ) -> Result<crate::stt::SttSession, String> {
         // Whisper wants the bare language code (`en` from `en-US`).
         let lang = language
             .split(['-', '_'])
             .next()
             .unwrap_or("en")
             .to_ascii_lowercase();
-        let cfg = crate::stt::SttSessionConfig {
-            language: lang,
-            ..Default::default()
+        let cfg = if for_amd {
+            crate::stt::SttSessionConfig::for_machine_detection(&lang)
+        } else {
+            crate::stt::SttSessionConfig {
+                language: lang,
+                ..Default::default()
+            }
         };
         self.stt.session(cfg).map_err(|e| e.to_string())
     }

@@ -165,6 +165,21 @@ impl Default for SttSessionConfig {
     }
 }
 
+impl SttSessionConfig {
+    /// For machine detection: a sentence-final result is only delivered at the end of speech
+    /// (`end_ms`), not at a shorter pause, so a greeting's clauses ("Good afternoon, Parker
+    /// Dental, … how can I help you?") are recognised as one utterance — recognised alone, its
+    /// last clause came out "How can I tell you?". The detector waits for text anyway.
+    pub fn for_machine_detection(language: &str) -> Self {
+        let mut c = Self {
+            language: language.to_owned(),
+            ..Self::default()
+        };
+        c.segmenter.final_pause_ms = c.segmenter.end_ms;
+        c
+    }
+}
+
 /// One recognition result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SttResult {

@@ -54,7 +54,9 @@ impl Actor {
                 // Transcripts make the detector better (a long business greeting is a
                 // person): recognise for it whenever the model is there, even with the
                 // bot's recognition off (its text then only goes to the detector and the record).
-                if self.stt.is_none() {
+                // (With recognition on connect, StartStt follows at once and its session
+                // serves both: see start_stt.)
+                if self.stt.is_none() && !self.bot.outbound.start_recognition_on_connect {
                     self.start_stt_for_amd();
                 }
                 if self.stt.is_some() {

@@ -7,7 +7,7 @@ impl Actor {
     /// A recognition session whose text feeds only machine detection (and the call record):
     /// `recognition_on` stays false, so nothing reaches the bot. No model: audio-only AMD.
     pub(super) fn start_stt_for_amd(&mut self) {
-        match self.engine.stt_session(&self.bot.language) {
+        match self.engine.stt_session(&self.bot.language, true) {
             Ok(mut s) => {
                 self.stt_results = s.results();
                 self.stt = Some(s);
@@ -45,11 +45,15 @@ impl Actor {
                 .await;
             return;
         }
-        match self.engine.stt_session(&self.bot.language) {
+        match self.engine.stt_session(&self.bot.language, false) {
             Ok(mut s) => {
                 self.stt_results = s.results();
                 self.stt = Some(s);
                 self.recognition_on = true;
+                // Machine detection started just before (same answer) uses this session.
+                if let Some(det) = &mut self.amd {
+                    det.expect_transcripts();
+                }
                 let _ = store
                     .set_extra(&self.id, ExtraColumn::SttStatus, "active".into())
                     .await;
