@@ -193,8 +193,9 @@ fn main() -> ExitCode {
             };
             let result = if let Some(engine) = engine {
                 let transcribe = |samples: &[i16]| -> Vec<(u64, String)> {
-                    match dialgate::stt::eval::recognise_clip(&engine, samples, Default::default())
-                    {
+                    // The session a call runs for machine detection.
+                    let cfg = dialgate::stt::SttSessionConfig::for_machine_detection("en");
+                    match dialgate::stt::eval::recognise_clip(&engine, samples, cfg) {
                         Ok(rs) => rs
                             .into_iter()
                             .map(|r| (r.end_ms + r.latency_ms, r.text))
