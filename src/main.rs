@@ -193,13 +193,8 @@ fn main() -> ExitCode {
             };
             let result = if let Some(engine) = engine {
                 let transcribe = |samples: &[i16]| -> Vec<(u64, String)> {
-                    // The session a call runs for machine detection.
-                    let cfg = dialgate::stt::SttSessionConfig::for_machine_detection("en");
-                    match dialgate::stt::eval::recognise_clip(&engine, samples, cfg) {
-                        Ok(rs) => rs
-                            .into_iter()
-                            .map(|r| (r.end_ms + r.latency_ms, r.text))
-                            .collect(),
+                    match dialgate::stt::eval::transcript_for_amd(&engine, samples) {
+                        Ok(t) => t,
                         Err(e) => {
                             eprintln!("amd-eval: recognition failed: {e}");
                             Vec::new()

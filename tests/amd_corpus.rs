@@ -155,12 +155,7 @@ fn dev_corpus_with_real_recognition() {
         ..Default::default()
     });
     let transcribe = |samples: &[i16]| -> Vec<(u64, String)> {
-        let cfg = dialgate::stt::SttSessionConfig::for_machine_detection("en");
-        dialgate::stt::eval::recognise_clip(&engine, samples, cfg)
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.end_ms + r.latency_ms, r.text))
-            .collect()
+        dialgate::stt::eval::transcript_for_amd(&engine, samples).unwrap()
     };
     // 2. Default parameters (3 s transcript hold).
     let report =

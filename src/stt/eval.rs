@@ -267,6 +267,20 @@ pub fn recognise_clip(
     Ok(out)
 }
 
+/// What a call's machine-detection session would hand the detector for this clip: each final
+/// text with the time (ms from the first frame) a real-time feed would have it (end of speech +
+/// measured latency).
+pub fn transcript_for_amd(
+    engine: &SttEngine,
+    samples: &[i16],
+) -> Result<Vec<(u64, String)>, SttError> {
+    let cfg = SttSessionConfig::for_machine_detection("en");
+    Ok(recognise_clip(engine, samples, cfg)?
+        .into_iter()
+        .map(|r| (r.end_ms + r.latency_ms, r.text))
+        .collect())
+}
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
