@@ -63,7 +63,7 @@ pub struct App {
 impl App {
     /// Loads the configuration and starts every part.
     pub async fn start(config_path: &Path, opts: AppOptions) -> Result<App, AppError> {
-        crate::api::tls::install_crypto_provider();
+        crate::crypto::install_crypto_provider();
         let metrics = Arc::new(Metrics::new());
         let config =
             Arc::new(ConfigStore::open(config_path).map_err(|e| AppError::Config(e.to_string()))?);

@@ -9,6 +9,8 @@ pub mod app;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod core;
+pub mod crypto;
 pub mod demo;
 pub mod media;
 pub mod metrics;

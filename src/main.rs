@@ -49,7 +49,7 @@ fn main() -> ExitCode {
             | Command::SttEval { .. }
     );
     init_logging(cli.log_json, if quiet { "warn" } else { "info" });
-    dialgate::api::tls::install_crypto_provider();
+    dialgate::crypto::install_crypto_provider();
     match cli.command {
         Command::Run { config } => {
             let Some(rt) = runtime() else {

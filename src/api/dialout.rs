@@ -2,72 +2,9 @@
 //! normalised form handed to the call engine and stored on the call record.
 
 use super::error::ApiError;
-use serde::{Deserialize, Serialize};
+pub use crate::core::dialout::{AmdMode, DialoutRequest, Target, sip_user};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-
-/// How a dialout's target is written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
-pub enum Target {
-    /// An E.164 number (`tel:+1555…` or a bare `+1555…`), stored with its `+`.
-    Tel(String),
-    /// A SIP URI, used as the Request-URI as given.
-    Sip(String),
-}
-
-impl Target {
-    /// The user part used to match routing rules: the E.164 number, or the
-    /// SIP URI's user part.
-    pub fn routing_key(&self) -> &str {
-        match self {
-            Target::Tel(n) => n,
-            Target::Sip(uri) => sip_user(uri).unwrap_or(uri),
-        }
-    }
-
-    /// The target as it was meant (`tel:+…` or the SIP URI).
-    pub fn display(&self) -> String {
-        match self {
-            Target::Tel(n) => format!("tel:{n}"),
-            Target::Sip(u) => u.clone(),
-        }
-    }
-}
-
-/// The user part of `sip:user@host…`, if any.
-pub fn sip_user(uri: &str) -> Option<&str> {
-    let rest = uri
-        .strip_prefix("sip:")
-        .or_else(|| uri.strip_prefix("sips:"))?;
-    let at = rest.find('@')?;
-    Some(&rest[..at])
-}
-
-/// Machine-detection mode requested for one call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AmdMode {
-    Disabled,
-    Detect,
-    Disconnect,
-}
-
-/// A validated, normalised dialout request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DialoutRequest {
-    pub bot: String,
-    pub target: Target,
-    pub caller: Option<String>,
-    pub caller_host: Option<String>,
-    pub caller_display_name: Option<String>,
-    pub notify_url: Option<String>,
-    pub machine_detection: Option<AmdMode>,
-    pub answer_timeout_sec: Option<u32>,
-    pub metadata: Option<Map<String, Value>>,
-    pub headers: BTreeMap<String, String>,
-}
 
 /// The largest dialout body accepted.
 pub const MAX_BODY: usize = 64 * 1024;

@@ -16,10 +16,7 @@ pub enum TlsError {
     Config(String),
 }
 
-/// Installs rustls' `ring` provider once; later calls are harmless.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use crate::crypto::install_crypto_provider;
 
 /// Builds a server configuration offering HTTP/2 and HTTP/1.1 by ALPN.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {

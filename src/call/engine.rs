@@ -5,8 +5,7 @@ use super::actor::{Actor, ActorCmd, state_code, state_name};
 use super::machine::{AmdMode, CallMachine, CallState, HangupSource, MachineConfig};
 use super::notify::StatusNote;
 use super::{AcceptedDialout, CallControl, HangupOutcome};
-use crate::api::dialout::AmdMode as RequestAmd;
-use crate::config::{ConfigStore, MachineDetectionMode};
+use crate::config::ConfigStore;
 use crate::media::{MediaConfig, MediaEngine};
 use crate::metrics::Metrics;
 use crate::sip::{SipEndpoint, SipSettings, Transport};
@@ -48,14 +47,6 @@ pub struct Engine {
     me: Weak<Engine>,
 }
 
-fn sip_transport(t: crate::config::SipTransport) -> Transport {
-    match t {
-        crate::config::SipTransport::Udp => Transport::Udp,
-        crate::config::SipTransport::Tcp => Transport::Tcp,
-        crate::config::SipTransport::Tls => Transport::Tls,
-    }
-}
-
 impl Engine {
     /// Starts the SIP endpoint, the relay and the recogniser.
     pub async fn start(deps: EngineDeps) -> Result<Arc<Engine>, String> {
@@ -72,7 +63,7 @@ impl Engine {
                 .sip
                 .listen
                 .iter()
-                .map(|l| (sip_transport(l.transport), l.address))
+                .map(|l| (l.transport, l.address))
                 .collect(),
             tls: server
                 .sip
@@ -114,7 +105,7 @@ impl Engine {
             }
         }
         for (t, a) in server.sip.listen.iter().map(|l| (l.transport, l.address)) {
-            let bound = sip.local_addr(sip_transport(t)).unwrap_or(a);
+            let bound = sip.local_addr(t).unwrap_or(a);
             tracing::info!(transport = ?t, %bound, "SIP listening");
         }
         Ok(Arc::new_cyclic(|me| Engine {
@@ -306,16 +297,7 @@ impl Engine {
         let cfg = &snap.config;
         let bot = cfg.bot(&call.bot_id);
         let outbound = bot.map(|b| b.outbound.clone()).unwrap_or_default();
-        let amd = match call.request.machine_detection {
-            Some(RequestAmd::Disabled) => AmdMode::Disabled,
-            Some(RequestAmd::Detect) => AmdMode::Detect,
-            Some(RequestAmd::Disconnect) => AmdMode::Disconnect,
-            None => match outbound.machine_detection {
-                MachineDetectionMode::Disabled => AmdMode::Disabled,
-                MachineDetectionMode::Detect => AmdMode::Detect,
-                MachineDetectionMode::Disconnect => AmdMode::Disconnect,
-            },
-        };
+        let amd = AmdMode::resolve(call.request.machine_detection, outbound.machine_detection);
         let answer = call
             .request
             .answer_timeout_sec

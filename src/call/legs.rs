@@ -2,11 +2,11 @@
 //! dialout request, and turning negotiated SDP into relay parameters.
 
 use super::routing::ResolvedRoute;
-use crate::api::dialout::{DialoutRequest, Target};
-use crate::config::{Bot, CallerIdFormat, SipConnection};
+use crate::config::{Bot, CallerIdFormat};
+use crate::core::{DialoutRequest, Target};
 use crate::media::{AudioCodec, Direction as MediaDirection, G711Law, RemoteMedia};
+use crate::sip::OutboundCall;
 use crate::sip::sdp::{Direction, Negotiated};
-use crate::sip::{OutboundCall, Transport};
 use std::net::{IpAddr, SocketAddr};
 
 /// Which leg an event belongs to.
@@ -24,14 +24,6 @@ pub fn host_port(address: &str) -> &str {
         .or_else(|| a.strip_prefix("sip:"))
         .unwrap_or(a);
     a.split(';').next().unwrap_or(a)
-}
-
-fn transport(c: &SipConnection) -> Transport {
-    match c.transport {
-        crate::config::SipTransport::Udp => Transport::Udp,
-        crate::config::SipTransport::Tcp => Transport::Tcp,
-        crate::config::SipTransport::Tls => Transport::Tls,
-    }
 }
 
 /// Applies the connection's caller-ID format to a number.
@@ -102,11 +94,11 @@ pub fn carrier_call(
         from_user,
         from_host,
         from_display: req.caller_display_name.clone(),
-        proxy: Some((trunk, transport(conn))),
+        proxy: Some((trunk, conn.transport)),
         backup_proxy: conn
             .backup_address
             .as_ref()
-            .map(|b| (b.to_string(), transport(conn))),
+            .map(|b| (b.to_string(), conn.transport)),
         headers,
         credentials,
         sdp_offer,

@@ -9,8 +9,8 @@ pub mod machine;
 pub mod notify;
 pub mod routing;
 
-use crate::api::dialout::DialoutRequest;
 use crate::config::Snapshot;
+use crate::core::DialoutRequest;
 use std::sync::Arc;
 
 /// A dialout that passed every check and is durably stored.

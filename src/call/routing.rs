@@ -1,8 +1,8 @@
 //! Routing-rule resolution: which SIP connection (and calling number) a
 //! dialout from a bot to a target uses.
 
-use crate::api::dialout::Target;
 use crate::config::{Bot, Config, RouteTarget, SipConnection};
+use crate::core::Target;
 
 /// The outcome of routing one dialout.
 #[derive(Debug, Clone)]

@@ -7,40 +7,12 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// SIP transport of a listener or trunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SipTransport {
-    /// SIP over UDP.
-    Udp,
-    /// SIP over TCP.
-    Tcp,
-    /// SIP over TLS (needs certificates on listeners).
-    Tls,
-}
+/// SIP transport of a listener or trunk (the core type; `udp`, `tcp`, `tls` in the YAML).
+pub use crate::core::Transport as SipTransport;
 
-impl fmt::Display for SipTransport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SipTransport::Udp => "udp",
-            SipTransport::Tcp => "tcp",
-            SipTransport::Tls => "tls",
-        })
-    }
-}
-
-/// Answering machine detection mode of a bot's dialouts (Live Hub `machineDetection`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MachineDetectionMode {
-    /// No detection (Live Hub default).
-    #[default]
-    Disabled,
-    /// Detect and report human/machine to the bot.
-    Detect,
-    /// Detect and hang up when a machine answers.
-    Disconnect,
-}
+/// Answering machine detection mode of a bot's dialouts (the core type; Live Hub
+/// `machineDetection`: `disabled`, `detect`, `disconnect`).
+pub use crate::core::AmdMode as MachineDetectionMode;
 
 /// How the calling number is written in the From/PAI user part towards a trunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

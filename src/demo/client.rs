@@ -25,7 +25,7 @@ impl ApiClient {
         use base64::Engine;
         use rustls::pki_types::CertificateDer;
         use rustls::pki_types::pem::PemObject;
-        crate::api::tls::install_crypto_provider();
+        crate::crypto::install_crypto_provider();
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(pem) = trust_pem {

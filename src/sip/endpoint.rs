@@ -25,33 +25,14 @@ use tracing::{debug, info, warn};
 
 use super::error::SipError;
 
-/// A SIP transport dialgate listens on / sends over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// SIP over UDP.
-    Udp,
-    /// SIP over TCP.
-    Tcp,
-    /// SIP over TLS (rustls).
-    Tls,
-}
+pub use crate::core::Transport;
 
-impl Transport {
-    /// Lower-case name used in URIs (`transport=tcp`) and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-        }
-    }
-
-    pub(crate) fn to_rsip(self) -> rsipstack::sip::Transport {
-        match self {
-            Transport::Udp => rsipstack::sip::Transport::Udp,
-            Transport::Tcp => rsipstack::sip::Transport::Tcp,
-            Transport::Tls => rsipstack::sip::Transport::Tls,
-        }
+/// The rsipstack spelling of a transport.
+pub(crate) fn to_rsip(t: Transport) -> rsipstack::sip::Transport {
+    match t {
+        Transport::Udp => rsipstack::sip::Transport::Udp,
+        Transport::Tcp => rsipstack::sip::Transport::Tcp,
+        Transport::Tls => rsipstack::sip::Transport::Tls,
     }
 }
 
@@ -97,7 +78,7 @@ static CRYPTO: Once = Once::new();
 /// quietly), so every entry point may call this.
 pub fn install_crypto_provider() {
     CRYPTO.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::crypto::install_crypto_provider();
     });
 }
 
@@ -257,7 +238,7 @@ impl SipEndpoint {
             .local_addr(transport)
             .or_else(|| self.local_addr(Transport::Udp))?;
         Some(SipAddr {
-            r#type: Some(transport.to_rsip()),
+            r#type: Some(to_rsip(transport)),
             addr: SocketAddr::new(self.core.public_address, local.port()).into(),
         })
     }

@@ -23,7 +23,7 @@ pub struct HttpAnswer {
 impl HttpClient {
     /// A client trusting the web PKI roots; `http://` URLs work too.
     pub fn new(timeout: Duration) -> Self {
-        crate::api::tls::install_crypto_provider();
+        crate::crypto::install_crypto_provider();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()

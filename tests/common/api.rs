@@ -52,7 +52,7 @@ pub struct Answer {
 
 impl Http {
     pub fn new(base: &str, trust_der: Option<&[u8]>, http2: bool) -> Http {
-        dialgate::api::tls::install_crypto_provider();
+        dialgate::crypto::install_crypto_provider();
         let mut roots = rustls::RootCertStore::empty();
         if let Some(der) = trust_der {
             roots

@@ -2,7 +2,7 @@
 
 use super::{Actor, LegSlot};
 use crate::call::legs::{self, LegSide};
-use crate::call::machine::{Action, AmdMode, BotEvent, Event, FailureKind, TerminalReport};
+use crate::call::machine::{Action, BotEvent, Event, FailureKind, TerminalReport};
 use crate::call::notify::StatusNote;
 use crate::media::Leg;
 use crate::store::CallStatus as StoredStatus;
@@ -198,10 +198,10 @@ impl Actor {
     fn start_parameters(&self) -> Value {
         let req = &self.call.request;
         let (callee, callee_host) = match &req.target {
-            crate::api::dialout::Target::Tel(n) => {
+            crate::core::Target::Tel(n) => {
                 (n.clone(), legs::host_port(&self.trunk_address).to_owned())
             }
-            crate::api::dialout::Target::Sip(u) => {
+            crate::core::Target::Sip(u) => {
                 let rest = u.trim_start_matches("sips:").trim_start_matches("sip:");
                 let (user, host) = rest.split_once('@').unwrap_or(("", rest));
                 (
@@ -480,7 +480,6 @@ impl Actor {
         .await;
         self.engine.count_ended(code);
         self.terminal = Some(report);
-        let _ = AmdMode::Disabled;
     }
 
     /// Feeds an event from inside an action (boxed: `feed` → `execute` → `feed` recursion).

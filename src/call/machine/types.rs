@@ -7,18 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::reason::{FailureKind, ReasonCode};
 use super::report::TerminalReport;
 
-/// Answering-machine detection mode of a dialout (`machineDetection` in the request).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AmdMode {
-    /// No AMD tap is started.
-    #[default]
-    Disabled,
-    /// The result (and a beep) is reported to the bot; the call goes on.
-    Detect,
-    /// As `Detect`, and a machine or fax ends the call with `machine-detected`.
-    Disconnect,
-}
+pub use crate::core::AmdMode;
 
 /// What AMD decided: the detector's own result type.
 pub use crate::amd::AmdResult;

@@ -1,0 +1,43 @@
+//! Domain types shared by every layer, free of I/O and of tokio: the validated dialout, the
+//! machine-detection mode and the SIP transport. `api`, `config`, `call` and `sip` all import
+//! these; this module imports nothing of the crate (checked by a test), so the arrows between the
+//! layers only ever point here.
+
+pub mod dialout;
+pub mod transport;
+
+pub use dialout::{AmdMode, DialoutRequest, Target};
+pub use transport::Transport;
+
+#[cfg(test)]
+mod tests {
+    /// The core stays a leaf: no tokio, no other module of the crate.
+    #[test]
+    fn core_imports_nothing_of_the_crate_and_no_tokio() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/core");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("src/core is readable") {
+            let path = entry.expect("directory entry").path();
+            if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("source is readable");
+            // The code above the test module: the test's own strings name what it forbids.
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for (n, line) in code.lines().enumerate() {
+                let l = line.trim_start();
+                let bad = l.contains("tokio::")
+                    || l.contains("use tokio")
+                    || (l.contains("crate::") && !l.contains("crate::core"));
+                assert!(
+                    !bad || l.starts_with("//"),
+                    "{}:{}: core must not import `{l}`",
+                    path.display(),
+                    n + 1
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 3, "the check saw the core's files");
+    }
+}
