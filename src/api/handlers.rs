@@ -239,12 +239,13 @@ pub async fn dialout(
         return Err(ApiError::OutboundDisabled(bot.id.clone()));
     }
     // 5. A routing rule matches.
-    if crate::call::routing::resolve(cfg, bot, &request.target).is_none() {
+    let Some(route) = crate::call::routing::resolve(cfg, bot, &request.target) else {
         return Err(ApiError::NoRoute {
             bot: bot.id.clone(),
             target: request.target.display(),
         });
-    }
+    };
+    let route = route.to_route();
     // 6. The bot's rate limits.
     let limits = Limits {
         max_cps: bot.outbound.max_cps,
@@ -291,6 +292,7 @@ pub async fn dialout(
         request,
         config: snap.clone(),
         permit,
+        route,
     });
     Ok(accepted(&conversation_id))
 }
