@@ -3,7 +3,9 @@
 //! One key press is a run of packets with the same RTP timestamp: updates while the key is down,
 //! then the end packet, usually sent three times. The detector reports each press once, on its
 //! first packet (so a press whose end packets are lost is still reported), and ignores the
-//! packets that repeat a timestamp it has already reported. Sans-IO: fed payloads, returns digits.
+//! packets that repeat it. Some senders (PJSIP among them) give consecutive presses of one dialled
+//! string the same timestamp, so a different event, or a key-down packet after the end of the
+//! press, is a new press too. Sans-IO: fed payloads, returns digits.
 
 /// The digits of events 0..=15 (RFC 4733 §3.2); other events (flash, tones) are not keys.
 const DIGITS: &[u8; 16] = b"0123456789*#ABCD";
@@ -11,8 +13,10 @@ const DIGITS: &[u8; 16] = b"0123456789*#ABCD";
 /// Reports each key press of one RTP stream once.
 #[derive(Debug, Default)]
 pub struct DtmfDetector {
-    /// `(ssrc, timestamp)` of the last press reported.
-    last: Option<(u32, u32)>,
+    /// `(ssrc, timestamp, event)` of the last press reported.
+    last: Option<(u32, u32, u8)>,
+    /// Its end packet was seen.
+    ended: bool,
 }
 
 impl DtmfDetector {
@@ -24,10 +28,16 @@ impl DtmfDetector {
             return None;
         }
         let digit = *DIGITS.get(event as usize)? as char;
-        if self.last == Some((ssrc, timestamp)) {
+        let end = payload[1] & 0x80 != 0;
+        let same = self.last == Some((ssrc, timestamp, event));
+        // A repeat of the press; a key-down packet after its end is a new press.
+        let new_after_end = self.ended && !end;
+        if same && !new_after_end {
+            self.ended |= end;
             return None;
         }
-        self.last = Some((ssrc, timestamp));
+        self.last = Some((ssrc, timestamp, event));
+        self.ended = end;
         Some(digit)
     }
 }
@@ -62,6 +72,24 @@ mod tests {
         got.extend(d.observe(7, 3000, &ev(11, true, 800)));
         got.extend(d.observe(7, 5000, &ev(5, true, 800)));
         assert_eq!(got, vec!['5', '#', '5']);
+    }
+
+    #[test]
+    fn presses_sharing_a_timestamp_are_told_apart() {
+        let mut d = DtmfDetector::default();
+        let mut got = Vec::new();
+        // 1. "#" then "5" with the same timestamp (as PJSIP sends a dialled string).
+        for p in [ev(11, false, 160), ev(11, true, 640), ev(11, true, 640)] {
+            got.extend(d.observe(9, 8000, &p));
+        }
+        for p in [ev(5, false, 160), ev(5, true, 640), ev(5, true, 640)] {
+            got.extend(d.observe(9, 8000, &p));
+        }
+        // 2. "5" again, same timestamp: key-down after the end is a new press.
+        for p in [ev(5, false, 160), ev(5, true, 640)] {
+            got.extend(d.observe(9, 8000, &p));
+        }
+        assert_eq!(got, vec!['#', '5', '5']);
     }
 
     #[test]
