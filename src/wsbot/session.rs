@@ -1,0 +1,499 @@
+//! The async shell of one WebSocket bot session: the handle the call holds, and the task that
+//! owns the socket. All policy is in the protocol cores; this file only moves frames.
+
+use super::ac::AcCore;
+use super::config::{MediaFormat, WebSocketBot, WsProtocol};
+use super::error::WsBotError;
+use super::jitter::{FRAME_SAMPLES, JitterBuffer};
+use super::link::{self, Link};
+use super::media_stream::MediaStreamCore;
+use super::protocol::{Command, Output, Protocol};
+use super::types::{CallInfo, Counters, WsBotEvent, WsBotOptions, WsBotStats};
+use futures_util::{SinkExt, StreamExt};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tracing::Instrument;
+
+/// How long a hang-up waits for the goodbye frames and the close handshake.
+const CLOSE_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What the task shares with the handle.
+pub(crate) struct Shared {
+    pub player: Mutex<JitterBuffer>,
+    /// Rung by `next_frame` when marks became due, so the task echoes them.
+    pub marks_due: Notify,
+    pub counters: Arc<Counters>,
+}
+
+impl Shared {
+    pub fn player(&self) -> MutexGuard<'_, JitterBuffer> {
+        // A panic elsewhere while holding the lock leaves plain sample data: keep using it.
+        self.player.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One call's WebSocket bot: send the person's audio and activities, read events, pull the
+/// bot's audio one 20 ms frame at a time. Dropping it ends the session (`session.end` /
+/// `stop` with reason `dropped`) and closes the socket.
+pub struct WsBot {
+    commands: mpsc::Sender<Command>,
+    events: mpsc::Receiver<WsBotEvent>,
+    shared: Arc<Shared>,
+    task: Option<JoinHandle<()>>,
+    media_format: MediaFormat,
+}
+
+impl WsBot {
+    /// Connects to the bot and opens the session for `call`: in AC mode `session.initiate` is
+    /// answered with `session.accepted` (or the call fails: [`WsBotError::is_bot_unreachable`]);
+    /// in media-stream mode `connected` and `start` are sent.
+    pub async fn connect(
+        bot: &WebSocketBot,
+        call: CallInfo,
+        opts: WsBotOptions,
+    ) -> Result<WsBot, WsBotError> {
+        let span = tracing::info_span!("wsbot", conversation_id = %call.conversation_id, protocol = ?bot.protocol);
+        let counters = Arc::new(Counters::default());
+        let (core, format): (Box<dyn Protocol>, MediaFormat) = match bot.protocol {
+            WsProtocol::AcBotApi => {
+                let core = AcCore::new(call, bot.media_format, &opts, counters.clone());
+                (Box::new(core), bot.media_format)
+            }
+            WsProtocol::MediaStream => (
+                Box::new(MediaStreamCore::new(call, counters.clone())),
+                MediaFormat::Mulaw,
+            ),
+        };
+        let shared = Arc::new(Shared {
+            player: Mutex::new(JitterBuffer::new(opts.jitter_capacity_ms)),
+            marks_due: Notify::new(),
+            counters,
+        });
+        let capacity = opts.channel_capacity.max(1);
+        let (cmd_tx, cmd_rx) = mpsc::channel(capacity);
+        let (ev_tx, ev_rx) = mpsc::channel(capacity);
+        let mut task = Task {
+            core,
+            bot: bot.clone(),
+            opts,
+            shared: shared.clone(),
+            events: ev_tx,
+            commands: cmd_rx,
+            pending: Vec::new(),
+        };
+        let (link, format) = async {
+            let link = task.open_session(false).await?;
+            Ok::<_, WsBotError>((link, task.agreed_format(format)))
+        }
+        .instrument(span.clone())
+        .await?;
+        tracing::info!(parent: &span, %format, "WebSocket bot session open");
+        let handle = tokio::spawn(task.run(link).instrument(span));
+        Ok(WsBot {
+            commands: cmd_tx,
+            events: ev_rx,
+            shared,
+            task: Some(handle),
+            media_format: format,
+        })
+    }
+
+    /// The audio format on the socket (`session.accepted`'s `mediaFormat`; µ-law for media streams).
+    pub fn media_format(&self) -> MediaFormat {
+        self.media_format
+    }
+
+    /// Queues the person's audio (8 kHz PCM, any length; 20 ms frames are usual). Never waits:
+    /// when the session cannot keep up the frame is dropped and counted. In AC mode audio is
+    /// sent only while the user stream is started.
+    pub fn send_audio(&self, pcm8k: &[i16]) {
+        if self
+            .commands
+            .try_send(Command::Audio(pcm8k.to_vec()))
+            .is_err()
+        {
+            Counters::bump(&self.shared.counters.audio_dropped);
+        }
+    }
+
+    async fn command(&self, cmd: Command) -> Result<(), WsBotError> {
+        self.commands.send(cmd).await.map_err(|_| WsBotError::Ended)
+    }
+
+    /// Sends activities to the bot (AC mode; ignored by media streams).
+    pub async fn send_activities(
+        &self,
+        activities: Vec<serde_json::Value>,
+    ) -> Result<(), WsBotError> {
+        self.command(Command::Activities(activities)).await
+    }
+
+    /// Starts streaming the person's audio (`userStream.start`; AC mode).
+    pub async fn start_user_stream(&self) -> Result<(), WsBotError> {
+        self.command(Command::StartUserStream).await
+    }
+
+    /// Stops streaming the person's audio (`userStream.stop`; AC mode).
+    pub async fn stop_user_stream(&self) -> Result<(), WsBotError> {
+        self.command(Command::StopUserStream).await
+    }
+
+    /// Tells the bot a key was pressed (AC: a `DTMF` event activity; media stream: `dtmf`).
+    pub async fn send_dtmf(&self, digit: char) -> Result<(), WsBotError> {
+        self.command(Command::Dtmf(digit)).await
+    }
+
+    /// The next 20 ms of the bot's audio (8 kHz PCM); silence when none is queued. Never waits;
+    /// the caller calls it once per 20 ms of real time.
+    pub fn next_frame(&self) -> [i16; FRAME_SAMPLES] {
+        let mut player = self.shared.player();
+        let frame = player.next_frame();
+        let marks_due = player.has_due_marks();
+        drop(player);
+        if marks_due {
+            self.shared.marks_due.notify_one();
+        }
+        frame
+    }
+
+    /// Drops the bot's queued audio (barge-in on `userStream.speech.started`, `abortPrompts`).
+    pub fn clear_playback(&self) {
+        self.shared.player().clear();
+        self.shared.marks_due.notify_one();
+    }
+
+    /// The next event; `None` once the session has ended and every event was read.
+    pub async fn next_event(&mut self) -> Option<WsBotEvent> {
+        self.events.recv().await
+    }
+
+    /// Counters for metrics.
+    pub fn stats(&self) -> WsBotStats {
+        let jitter = self.shared.player().stats();
+        self.shared.counters.snapshot(jitter)
+    }
+
+    /// Ends the session (`session.end` with the reason / `stop`) and waits, bounded, until the
+    /// socket is closed.
+    pub async fn hangup(mut self, reason_code: &str, reason: &str) {
+        let cmd = Command::Hangup {
+            reason_code: reason_code.to_string(),
+            reason: reason.to_string(),
+        };
+        // A full channel holds audio the bot will never hear: wait for room, bounded.
+        let _ = tokio::time::timeout(CLOSE_BOUND, self.commands.send(cmd)).await;
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(CLOSE_BOUND * 2, task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for WsBot {
+    fn drop(&mut self) {
+        // The command channel closes with the handle: the task says goodbye and closes the
+        // socket on its own (bounded). Nothing to do unless the runtime is gone.
+        if let Some(task) = &self.task
+            && tokio::runtime::Handle::try_current().is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// How a connected stretch of the session ended.
+enum Stretch {
+    /// Hang-up (or the handle dropped): done.
+    Ended,
+    /// The socket failed: reconnect if the protocol can.
+    Dropped(String),
+}
+
+/// The task owning the socket.
+struct Task {
+    core: Box<dyn Protocol>,
+    bot: WebSocketBot,
+    opts: WsBotOptions,
+    shared: Arc<Shared>,
+    events: mpsc::Sender<WsBotEvent>,
+    commands: mpsc::Receiver<Command>,
+    /// Frames produced while reconnecting, sent after the resume (bounded).
+    pending: Vec<String>,
+}
+
+/// Frames kept at most while reconnecting.
+const MAX_PENDING: usize = 256;
+
+impl Task {
+    fn agreed_format(&self, configured: MediaFormat) -> MediaFormat {
+        self.core.format().unwrap_or(configured)
+    }
+
+    /// Opens a socket and starts (or resumes) the session on it.
+    async fn open_session(&mut self, resume: bool) -> Result<Link, WsBotError> {
+        let mut link = link::open(&self.bot, &self.opts).await?;
+        Counters::bump(&self.shared.counters.connections);
+        let hello = if resume {
+            self.core.resume().into_iter().collect()
+        } else {
+            self.core.opening()
+        };
+        for frame in hello {
+            self.write(&mut link, frame)
+                .await
+                .map_err(|detail| WsBotError::Connect {
+                    url: self.bot.url.to_string(),
+                    detail,
+                })?;
+        }
+        if self.core.needs_accept() {
+            self.await_accept(&mut link).await?;
+        }
+        Ok(link)
+    }
+
+    /// Reads until `session.accepted` (bounded); other messages are handled as usual.
+    async fn await_accept(&mut self, link: &mut Link) -> Result<(), WsBotError> {
+        let bound = self.opts.handshake_timeout;
+        let deadline = tokio::time::Instant::now() + bound;
+        let url = self.bot.url.to_string();
+        loop {
+            let msg = match tokio::time::timeout_at(deadline, link.next()).await {
+                Err(_) => {
+                    return Err(WsBotError::Timeout {
+                        url,
+                        stage: "session.accepted",
+                        ms: bound.as_millis() as u64,
+                    });
+                }
+                Ok(None) | Ok(Some(Err(_))) => {
+                    return Err(WsBotError::ClosedDuringHandshake { url });
+                }
+                Ok(Some(Ok(msg))) => msg,
+            };
+            let Some(outputs) = self.incoming(msg) else {
+                return Err(WsBotError::ClosedDuringHandshake { url });
+            };
+            let mut accepted = false;
+            for o in outputs {
+                match o {
+                    Output::Accepted => accepted = true,
+                    Output::Rejected(reason) => return Err(WsBotError::Rejected { reason }),
+                    other => {
+                        if let Err(detail) = self.apply(link, other).await {
+                            return Err(WsBotError::Connect { url, detail });
+                        }
+                    }
+                }
+            }
+            if accepted {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Parses one incoming message; `None` when the bot closed the socket.
+    fn incoming(&mut self, msg: Message) -> Option<Vec<Output>> {
+        let mut out = Vec::new();
+        let result = match msg {
+            Message::Text(text) if text.len() > self.opts.max_message_bytes => {
+                Err(super::error::FrameError::Oversized {
+                    size: text.len(),
+                    limit: self.opts.max_message_bytes,
+                })
+            }
+            Message::Text(text) => self.core.on_text(text.as_str(), &mut out),
+            Message::Binary(b) => Err(super::error::FrameError::Binary(b.len())),
+            Message::Close(_) => return None,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
+        };
+        if let Err(e) = result {
+            Counters::bump(&self.shared.counters.bad_frames);
+            tracing::warn!(error = %e, "ignored a frame from the WebSocket bot");
+        }
+        Some(out)
+    }
+
+    async fn write(&self, link: &mut Link, frame: String) -> Result<(), String> {
+        match tokio::time::timeout(self.opts.write_timeout, link.send(Message::text(frame))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the bot stopped reading (write timed out)".into()),
+        }
+    }
+
+    /// Carries out one output; `Err` when the socket failed.
+    async fn apply(&mut self, link: &mut Link, output: Output) -> Result<(), String> {
+        match output {
+            Output::Send(frame) => self.write(link, frame).await?,
+            Output::Event(e) => {
+                // Bounded: a caller that stops reading events slows the bot down, it loses nothing.
+                let _ = self.events.send(e).await;
+            }
+            Output::Play(pcm) => self.shared.player().push(&pcm),
+            Output::PlayEnd => self.shared.player().flush(),
+            Output::Clear => self.shared.player().clear(),
+            Output::Mark(name) => self.shared.player().mark(name),
+            // Outside the handshake these only repeat what is known (a resume's answer).
+            Output::Accepted | Output::Rejected(_) => {}
+        }
+        Ok(())
+    }
+
+    async fn apply_all(&mut self, link: &mut Link, outputs: Vec<Output>) -> Result<(), String> {
+        for o in outputs {
+            self.apply(link, o).await?;
+        }
+        self.echo_marks(link).await
+    }
+
+    /// Sends the echoes of marks whose audio has played.
+    async fn echo_marks(&mut self, link: &mut Link) -> Result<(), String> {
+        let due = self.shared.player().take_due_marks();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        self.core.marks_played(due, &mut out);
+        for o in out {
+            self.apply(link, o).await?;
+        }
+        Ok(())
+    }
+
+    async fn run(mut self, mut link: Link) {
+        loop {
+            match self.connected(&mut link).await {
+                Stretch::Ended => return,
+                Stretch::Dropped(reason) => {
+                    tracing::warn!(%reason, "WebSocket bot socket dropped");
+                    match self.reconnect(&reason).await {
+                        Ok(Some(new_link)) => link = new_link,
+                        Ok(None) => return,
+                        Err(()) => {
+                            let _ = self.events.send(WsBotEvent::Disconnected { reason }).await;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Relays until hang-up or until the socket fails.
+    async fn connected(&mut self, link: &mut Link) -> Stretch {
+        let pending = std::mem::take(&mut self.pending);
+        for frame in pending {
+            if let Err(e) = self.write(link, frame).await {
+                return Stretch::Dropped(e);
+            }
+        }
+        loop {
+            let result = tokio::select! {
+                biased;
+                cmd = self.commands.recv() => match cmd {
+                    None => return self.goodbye(link, "dropped", "the call released its bot session").await,
+                    Some(Command::Hangup { reason_code, reason }) => return self.goodbye(link, &reason_code, &reason).await,
+                    Some(cmd) => {
+                        let mut out = Vec::new();
+                        self.core.on_command(cmd, &mut out);
+                        self.apply_all(link, out).await
+                    }
+                },
+                () = self.shared.marks_due.notified() => self.echo_marks(link).await,
+                msg = link.next() => match msg {
+                    None => Err("the bot closed the connection".to_string()),
+                    Some(Err(e)) => Err(e.to_string()),
+                    Some(Ok(msg)) => match self.incoming(msg) {
+                        None => Err("the bot closed the connection".to_string()),
+                        Some(out) => self.apply_all(link, out).await,
+                    },
+                },
+            };
+            if let Err(reason) = result {
+                return Stretch::Dropped(reason);
+            }
+        }
+    }
+
+    /// Says goodbye and closes the socket, bounded.
+    async fn goodbye(&mut self, link: &mut Link, reason_code: &str, reason: &str) -> Stretch {
+        let frames = self.core.closing(reason_code, reason);
+        let _ = tokio::time::timeout(CLOSE_BOUND, async {
+            for frame in frames {
+                if self.write(link, frame).await.is_err() {
+                    break;
+                }
+            }
+            let _ = link.close(None).await;
+        })
+        .await;
+        Stretch::Ended
+    }
+
+    /// Tries to resume within the bound. `Ok(Some)`: resumed; `Ok(None)`: hung up meanwhile;
+    /// `Err`: gave up.
+    async fn reconnect(&mut self, reason: &str) -> Result<Option<Link>, ()> {
+        if self.core.resume().is_none() {
+            return Err(());
+        }
+        let mut backoff = self.opts.resume_backoff;
+        for attempt in 1..=self.opts.resume_attempts {
+            let _ = self
+                .events
+                .send(WsBotEvent::Reconnecting {
+                    attempt,
+                    reason: reason.to_string(),
+                })
+                .await;
+            if self.wait_offline(backoff).await {
+                return Ok(None);
+            }
+            backoff = backoff.saturating_mul(2);
+            Counters::bump(&self.shared.counters.reconnects);
+            match self.open_session(true).await {
+                Ok(link) => {
+                    let mut frames = self.core.resumed();
+                    frames.append(&mut self.pending);
+                    self.pending = frames;
+                    let _ = self.events.send(WsBotEvent::Resumed).await;
+                    tracing::info!(attempt, "WebSocket bot session resumed");
+                    return Ok(Some(link));
+                }
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, "resuming the WebSocket bot session failed")
+                }
+            }
+        }
+        Err(())
+    }
+
+    /// Waits `pause` while the socket is down, still taking commands; `true` on hang-up.
+    async fn wait_offline(&mut self, pause: std::time::Duration) -> bool {
+        let until = tokio::time::Instant::now() + pause;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return false,
+                cmd = self.commands.recv() => match cmd {
+                    None | Some(Command::Hangup { .. }) => return true,
+                    Some(Command::Audio(_)) => Counters::bump(&self.shared.counters.audio_dropped),
+                    Some(cmd) => {
+                        let mut out = Vec::new();
+                        self.core.on_command(cmd, &mut out);
+                        for o in out {
+                            match o {
+                                Output::Send(frame) if self.pending.len() < MAX_PENDING => self.pending.push(frame),
+                                Output::Send(_) => tracing::warn!("frame for the bot dropped while reconnecting"),
+                                _ => {}
+                            }
+                        }
+                    }
+                },
+            }
+        }
+    }
+}
