@@ -6,14 +6,18 @@
 //! Integer ratios only (2 and 3), which is all the formats need; a general-ratio crate would
 //! bring FFT dependencies for no gain here.
 
-/// Taps per polyphase branch; the prototype filter has `factor * TAPS_PER_PHASE` taps.
+/// The prototype filter has `factor * TAPS_PER_PHASE + 1` taps: an odd, symmetric length whose
+/// delay is exactly `TAPS_PER_PHASE / 2` samples at 8 kHz, so a round trip (up then down) delays
+/// by a whole number of 8 kHz samples.
 const TAPS_PER_PHASE: usize = 32;
+/// Taps per polyphase branch after padding the prototype with zeros to a multiple of the factor.
+const PHASE_LEN: usize = TAPS_PER_PHASE + 1;
 /// Low-pass cutoff in Hz: above the 3.4 kHz telephone band, below the 4 kHz Nyquist of 8 kHz.
 const CUTOFF_HZ: f64 = 3800.0;
 
-/// Low-pass prototype at `8000 * factor` Hz, unity DC gain.
+/// Low-pass prototype at `8000 * factor` Hz, unity DC gain, zero-padded to `factor * PHASE_LEN`.
 fn prototype(factor: usize) -> Vec<f32> {
-    let n = factor * TAPS_PER_PHASE;
+    let n = factor * TAPS_PER_PHASE + 1;
     let fc = CUTOFF_HZ / (8000.0 * factor as f64); // cycles per sample
     let centre = (n - 1) as f64 / 2.0;
     let pi = std::f64::consts::PI;
@@ -32,6 +36,7 @@ fn prototype(factor: usize) -> Vec<f32> {
         .collect();
     let sum: f64 = h.iter().sum();
     h.iter_mut().for_each(|v| *v /= sum);
+    h.resize(factor * PHASE_LEN, 0.0);
     h.into_iter().map(|v| v as f32).collect()
 }
 
@@ -45,7 +50,7 @@ pub struct Upsampler {
     factor: usize,
     /// `phases[p][k] = factor * h[p + k * factor]`.
     phases: Vec<Vec<f32>>,
-    /// The last `TAPS_PER_PHASE - 1` input samples.
+    /// The last `PHASE_LEN - 1` input samples.
     history: Vec<f32>,
 }
 
@@ -56,7 +61,7 @@ impl Upsampler {
         let h = prototype(factor);
         let phases = (0..factor)
             .map(|p| {
-                (0..TAPS_PER_PHASE)
+                (0..PHASE_LEN)
                     .map(|k| factor as f32 * h[p + k * factor])
                     .collect()
             })
@@ -64,7 +69,7 @@ impl Upsampler {
         Upsampler {
             factor,
             phases,
-            history: vec![0.0; TAPS_PER_PHASE - 1],
+            history: vec![0.0; PHASE_LEN - 1],
         }
     }
 
@@ -77,13 +82,13 @@ impl Upsampler {
         let mut x = std::mem::take(&mut self.history);
         x.extend(input.iter().map(|&s| s as f32));
         out.reserve(input.len() * self.factor);
-        for n in (TAPS_PER_PHASE - 1)..x.len() {
+        for n in (PHASE_LEN - 1)..x.len() {
             for phase in &self.phases {
                 let acc: f32 = phase.iter().enumerate().map(|(k, h)| h * x[n - k]).sum();
                 out.push(saturate(acc));
             }
         }
-        self.history = x.split_off(x.len() - (TAPS_PER_PHASE - 1));
+        self.history = x.split_off(x.len() - (PHASE_LEN - 1));
     }
 }
 
@@ -164,7 +169,7 @@ mod tests {
             assert_eq!(out.len(), 1600 * factor);
             // 2. After the filter's delay it is the tone sampled at the higher rate.
             let rate = 8000.0 * factor as f64;
-            let delay = (factor * TAPS_PER_PHASE - 1) as f64 / 2.0;
+            let delay = (factor * TAPS_PER_PHASE) as f64 / 2.0;
             for (i, v) in out.iter().enumerate().skip(200 * factor) {
                 let want = 10_000.0
                     * (2.0 * std::f64::consts::PI * 1000.0 * (i as f64 - delay) / rate).sin();
