@@ -267,3 +267,14 @@ pub async fn event(bot: &mut dialgate::wsbot::WsBot) -> dialgate::wsbot::WsBotEv
         .expect("no event in time")
         .expect("the session ended")
 }
+
+/// Waits (bounded by [`WAIT`]) until `cond` holds.
+pub async fn wait_until(mut cond: impl FnMut() -> bool) {
+    tokio::time::timeout(WAIT, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("condition not reached in time");
+}
