@@ -34,8 +34,13 @@ pub(crate) struct AcCore {
     pending: Vec<u8>,
     chunk_bytes: usize,
     pending_cap: usize,
-    /// The bot's current play stream: its ID and decoder.
-    play: Option<(String, Decoder)>,
+    /// `userStream.chunk` size in ms (20..=100, a multiple of 20).
+    chunk_ms: u32,
+    /// Audio kept while waiting for `userStream.started`, in ms.
+    pre_start_ms: u32,
+    /// The bot's current play stream: its ID and decoder (`None`: a format dialgate cannot
+    /// play, whose chunks are dropped).
+    play: Option<(String, Option<Decoder>)>,
     counters: Arc<Counters>,
 }
 
@@ -59,20 +64,21 @@ impl AcCore {
             pending: Vec::new(),
             chunk_bytes: 0,
             pending_cap: 0,
+            chunk_ms: (opts.chunk_ms.clamp(20, 100) / 20) * 20,
+            pre_start_ms: opts.pre_start_audio_ms,
             play: None,
             counters,
         };
-        core.set_format(preferred, opts.chunk_ms, opts.pre_start_audio_ms);
+        core.set_format(preferred);
         core
     }
 
-    fn set_format(&mut self, format: MediaFormat, chunk_ms: u32, pre_start_ms: u32) {
+    fn set_format(&mut self, format: MediaFormat) {
         self.format = format;
         self.encoder = Encoder::new(format);
         let per_ms = 8 * self.encoder.bytes_per_input_sample();
-        let chunk_ms = (chunk_ms.clamp(20, 100) / 20) * 20;
-        self.chunk_bytes = chunk_ms as usize * per_ms;
-        self.pending_cap = (pre_start_ms as usize * per_ms).max(self.chunk_bytes);
+        self.chunk_bytes = self.chunk_ms as usize * per_ms;
+        self.pending_cap = (self.pre_start_ms as usize * per_ms).max(self.chunk_bytes);
     }
 
     fn on_accepted(
@@ -82,12 +88,15 @@ impl AcCore {
     ) -> Result<(), FrameError> {
         // A resume's `session.accepted` may omit mediaFormat: the agreed one stays.
         if let Some(name) = map.get("mediaFormat").and_then(Value::as_str) {
-            let format = MediaFormat::parse(name)
-                .filter(|f| self.offered.contains(f))
-                .ok_or_else(|| FrameError::UnsupportedFormat(name.to_string()))?;
-            let chunk_ms = (self.chunk_bytes / (8 * self.encoder.bytes_per_input_sample())) as u32;
-            let pre_ms = (self.pending_cap / (8 * self.encoder.bytes_per_input_sample())) as u32;
-            self.set_format(format, chunk_ms, pre_ms);
+            // A format that was not offered cannot be spoken: refuse the session clearly
+            // rather than waiting for an acceptance that will not come.
+            let Some(format) = MediaFormat::parse(name).filter(|f| self.offered.contains(f)) else {
+                out.push(Output::Rejected(format!(
+                    "the bot accepted with media format {name:?}, which was not offered"
+                )));
+                return Ok(());
+            };
+            self.set_format(format);
         }
         out.push(Output::Accepted);
         Ok(())
@@ -139,15 +148,20 @@ impl AcCore {
             .to_string();
         match kind {
             "playStream.start" => {
-                let format = match map.get("mediaFormat").and_then(Value::as_str) {
-                    Some(name) => MediaFormat::parse(name)
-                        .ok_or_else(|| FrameError::UnsupportedFormat(name.to_string()))?,
-                    None => self.format,
-                };
                 if self.play.is_some() {
                     out.push(Output::PlayEnd);
                 }
-                self.play = Some((stream_id.clone(), Decoder::new(format)));
+                let format = match map.get("mediaFormat").and_then(Value::as_str) {
+                    None => self.format,
+                    Some(name) => match MediaFormat::parse(name) {
+                        Some(f) => f,
+                        None => {
+                            self.play = Some((stream_id, None));
+                            return Err(FrameError::UnsupportedFormat(name.to_string()));
+                        }
+                    },
+                };
+                self.play = Some((stream_id.clone(), Some(Decoder::new(format))));
                 out.push(Output::Event(WsBotEvent::PlayStarted { stream_id }));
             }
             "playStream.chunk" => {
@@ -156,11 +170,14 @@ impl AcCore {
                 // A chunk without its start is still the bot's voice: play it in the session format.
                 let (_, decoder) = self
                     .play
-                    .get_or_insert_with(|| (stream_id, Decoder::new(format)));
-                let mut pcm = Vec::with_capacity(bytes.len());
-                decoder.decode(&bytes, &mut pcm);
+                    .get_or_insert_with(|| (stream_id, Some(Decoder::new(format))));
                 Counters::bump(&self.counters.chunks_received);
-                out.push(Output::Play(pcm));
+                // A stream in a format dialgate cannot play was reported at its start.
+                if let Some(decoder) = decoder {
+                    let mut pcm = Vec::with_capacity(bytes.len());
+                    decoder.decode(&bytes, &mut pcm);
+                    out.push(Output::Play(pcm));
+                }
             }
             _ => {
                 self.play = None;
@@ -332,5 +349,102 @@ impl Protocol for AcCore {
             .to_string(),
         );
         frames
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn core(chunk_ms: u32, pre_start_ms: u32) -> (AcCore, Arc<Counters>) {
+        let counters = Arc::new(Counters::default());
+        let opts = WsBotOptions {
+            chunk_ms,
+            pre_start_audio_ms: pre_start_ms,
+            ..Default::default()
+        };
+        let call = CallInfo {
+            conversation_id: "c".into(),
+            caller: "a".into(),
+            callee: "b".into(),
+            metadata: Value::Null,
+        };
+        let core = AcCore::new(call, MediaFormat::Mulaw, &opts, counters.clone());
+        (core, counters)
+    }
+
+    fn sent(out: &[Output]) -> Vec<Value> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send(s) => serde_json::from_str(s).ok(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn audio_waits_bounded_for_started_then_goes_in_chunks() {
+        // 1. 100 ms chunks, 200 ms kept before userStream.started.
+        let (mut ac, counters) = core(100, 200);
+        let mut out = Vec::new();
+        ac.on_command(Command::StartUserStream, &mut out);
+        assert_eq!(sent(&out)[0]["type"], "userStream.start");
+        // 2. 300 ms of audio before started: 200 ms kept, 100 ms dropped and counted.
+        out.clear();
+        for _ in 0..15 {
+            ac.on_command(Command::Audio(vec![0; 160]), &mut out);
+        }
+        assert!(out.is_empty());
+        assert_eq!(counters.snapshot(Default::default()).audio_dropped, 5);
+        // 3. started: the kept audio goes out as two 100 ms chunks.
+        ac.on_text(r#"{"type":"userStream.started"}"#, &mut out)
+            .unwrap();
+        let msgs = sent(&out);
+        assert_eq!(msgs.len(), 2);
+        assert!(msgs.iter().all(|m| m["type"] == "userStream.chunk"));
+        // 4. 60 ms more stays until stop, which sends it before userStream.stop.
+        out.clear();
+        for _ in 0..3 {
+            ac.on_command(Command::Audio(vec![0; 160]), &mut out);
+        }
+        assert!(out.is_empty());
+        ac.on_command(Command::StopUserStream, &mut out);
+        let types: Vec<_> = sent(&out).iter().map(|m| m["type"].clone()).collect();
+        assert_eq!(
+            types,
+            vec![
+                Value::from("userStream.chunk"),
+                Value::from("userStream.stop")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_acceptance_in_a_format_not_offered_refuses_the_session() {
+        let (mut ac, _) = core(20, 1000);
+        let mut out = Vec::new();
+        ac.on_text(
+            r#"{"type":"session.accepted","mediaFormat":"audio/opus"}"#,
+            &mut out,
+        )
+        .unwrap();
+        assert!(matches!(&out[..], [Output::Rejected(r)] if r.contains("audio/opus")));
+    }
+
+    #[test]
+    fn closing_ends_the_user_stream_then_the_session() {
+        let (mut ac, _) = core(20, 1000);
+        let mut out = Vec::new();
+        ac.on_command(Command::StartUserStream, &mut out);
+        ac.on_text(r#"{"type":"userStream.started"}"#, &mut out)
+            .unwrap();
+        let frames = ac.closing("client-disconnected", "bye");
+        let v: Vec<Value> = frames
+            .iter()
+            .filter_map(|f| serde_json::from_str(f).ok())
+            .collect();
+        assert_eq!(v[0]["type"], "userStream.stop");
+        assert_eq!(v[1]["type"], "session.end");
+        assert_eq!(v[1]["reasonCode"], "client-disconnected");
     }
 }
