@@ -5,6 +5,7 @@ mod wsbot_support;
 
 use dialgate::wsbot::{MediaFormat, WsBot, WsBotError, WsBotEvent, WsBotOptions, WsProtocol};
 use serde_json::json;
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use wsbot_support::*;
 
@@ -128,7 +129,36 @@ async fn session_error_fails_like_an_unreachable_bot() {
     assert!(err.is_bot_unreachable());
     assert_eq!(err.reason_code(), "error");
 
-    // 3. Nobody listening: also unreachable, without waiting for the handshake bound.
+    // 3. A bot that never answers session.initiate: unreachable once the handshake bound ends.
+    let cfg = bot(
+        &server.url("ws"),
+        WsProtocol::AcBotApi,
+        None,
+        MediaFormat::Lpcm16,
+    );
+    let opts = WsBotOptions {
+        handshake_timeout: Duration::from_millis(300),
+        ..quick_options()
+    };
+    let connecting = tokio::spawn(async move { WsBot::connect(&cfg, call_info("c3"), opts).await });
+    let mut silent = server.accept().await;
+    assert_eq!(silent.recv().await["type"], "session.initiate");
+    let err = connecting.await.unwrap().err().expect("timed out");
+    assert!(
+        matches!(
+            err,
+            WsBotError::Timeout {
+                stage: "session.accepted",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.is_bot_unreachable());
+    // The socket was closed on this path too.
+    assert!(silent.try_recv().await.is_none());
+
+    // 4. Nobody listening: also unreachable, without waiting for the handshake bound.
     server.stop();
     let cfg = bot(
         "ws://127.0.0.1:9/bot",
@@ -408,4 +438,34 @@ async fn bad_frames_are_logged_counted_and_survived() {
         .unwrap();
     assert_eq!(conn.recv().await["type"], "activities");
     bot.hangup("client-disconnected", "done").await;
+}
+
+#[tokio::test]
+async fn the_socket_is_closed_on_every_path() {
+    let mut server = BotServer::start(None, None).await;
+
+    // 1. Dropping the handle ends the session with reason `dropped` and closes the socket.
+    let (bot, mut conn) = open(&mut server, "gone", MediaFormat::Lpcm16, quick_options()).await;
+    drop(bot);
+    let end = conn.recv().await;
+    assert_eq!(
+        (end["type"].clone(), end["reasonCode"].clone()),
+        (json!("session.end"), json!("dropped"))
+    );
+    assert!(conn.try_recv().await.is_none());
+
+    // 2. A hang-up while reconnecting stops trying: no resume reaches the bot afterwards.
+    let opts = WsBotOptions {
+        resume_backoff: Duration::from_secs(5),
+        ..quick_options()
+    };
+    let (mut bot, conn) = open(&mut server, "mid", MediaFormat::Lpcm16, opts).await;
+    conn.drop_hard();
+    assert!(matches!(
+        event(&mut bot).await,
+        WsBotEvent::Reconnecting { attempt: 1, .. }
+    ));
+    bot.hangup("client-disconnected", "the person hung up")
+        .await;
+    server.stop();
 }

@@ -176,20 +176,24 @@ impl WsBot {
     }
 
     /// Ends the session (`session.end` with the reason / `stop`) and waits, bounded, until the
-    /// socket is closed.
-    pub async fn hangup(mut self, reason_code: &str, reason: &str) {
+    /// socket is closed. Returns false if the session task did not finish within the bound and
+    /// was aborted (the socket is closed either way).
+    pub async fn hangup(mut self, reason_code: &str, reason: &str) -> bool {
         let cmd = Command::Hangup {
             reason_code: reason_code.to_string(),
             reason: reason.to_string(),
         };
         // A full channel holds audio the bot will never hear: wait for room, bounded.
         let _ = tokio::time::timeout(CLOSE_BOUND, self.commands.send(cmd)).await;
-        if let Some(task) = self.task.take() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(CLOSE_BOUND * 2, task).await.is_err() {
-                abort.abort();
-            }
+        let Some(task) = self.task.take() else {
+            return true;
+        };
+        let abort = task.abort_handle();
+        if tokio::time::timeout(CLOSE_BOUND * 2, task).await.is_err() {
+            abort.abort();
+            return false;
         }
+        true
     }
 }
 
@@ -256,26 +260,28 @@ impl Task {
         Ok(link)
     }
 
-    /// Reads until `session.accepted` (bounded); other messages are handled as usual.
+    /// Reads until `session.accepted`, bounded by the handshake timeout as a whole (events
+    /// the bot sends before accepting wait in the bounded event channel inside that bound).
     async fn await_accept(&mut self, link: &mut Link) -> Result<(), WsBotError> {
         let bound = self.opts.handshake_timeout;
-        let deadline = tokio::time::Instant::now() + bound;
+        match tokio::time::timeout(bound, self.read_until_accepted(link)).await {
+            Ok(result) => result,
+            Err(_) => Err(WsBotError::Timeout {
+                url: self.bot.url.to_string(),
+                stage: "session.accepted",
+                ms: bound.as_millis() as u64,
+            }),
+        }
+    }
+
+    async fn read_until_accepted(&mut self, link: &mut Link) -> Result<(), WsBotError> {
         let url = self.bot.url.to_string();
         loop {
-            let msg = match tokio::time::timeout_at(deadline, link.next()).await {
-                Err(_) => {
-                    return Err(WsBotError::Timeout {
-                        url,
-                        stage: "session.accepted",
-                        ms: bound.as_millis() as u64,
-                    });
-                }
-                Ok(None) | Ok(Some(Err(_))) => {
-                    return Err(WsBotError::ClosedDuringHandshake { url });
-                }
-                Ok(Some(Ok(msg))) => msg,
+            let outputs = match link.next().await {
+                Some(Ok(msg)) => self.incoming(msg),
+                None | Some(Err(_)) => None,
             };
-            let Some(outputs) = self.incoming(msg) else {
+            let Some(outputs) = outputs else {
                 return Err(WsBotError::ClosedDuringHandshake { url });
             };
             let mut accepted = false;
