@@ -100,6 +100,7 @@ impl BotServer {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
+                let _ = tcp.set_nodelay(true);
                 let stream: Box<dyn Io> = match &tls {
                     None => Box::new(tcp),
                     Some(cfg) => match tokio_rustls::TlsAcceptor::from(cfg.clone())
