@@ -9,7 +9,7 @@
 //! The call gives the person's audio as 8 kHz PCM frames ([`WsBot::send_audio`]) and pulls
 //! the bot's audio one 20 ms frame per call of [`WsBot::next_frame`] from a bounded playout
 //! buffer. Protocol logic lives in sans-IO cores (`ac`, `media_stream`, `jitter`); `session`
-//! is the async shell that owns the socket.
+//! is the handle and `task` the async shell that owns the socket.
 
 mod ac;
 mod codec;
@@ -21,6 +21,7 @@ mod media_stream;
 mod protocol;
 pub mod resample;
 mod session;
+mod task;
 mod types;
 
 pub use codec::{Decoder, Encoder};
