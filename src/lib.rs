@@ -19,3 +19,4 @@ pub mod sip;
 pub mod store;
 pub mod stt;
 pub mod webhook;
+pub mod wsbot;
