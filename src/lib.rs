@@ -16,4 +16,5 @@ pub mod sim;
 pub mod sip;
 pub mod store;
 pub mod stt;
+pub mod tts;
 pub mod webhook;
