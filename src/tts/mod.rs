@@ -28,6 +28,7 @@ use std::path::PathBuf;
 
 pub use engine::{TtsEngine, TtsStats, TtsStatus};
 pub use normalize::normalize;
+pub use player::{Player, PlayerConfig, PlayerEvent, Prompt, PromptId};
 
 pub use stream::{SpeechChunk, SpeechStream};
 
