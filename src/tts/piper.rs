@@ -77,14 +77,16 @@ static ORT_ENV: OnceLock<Result<Arc<Environment>, String>> = OnceLock::new();
 
 /// Load ONNX Runtime from `library` (once per process: the first path wins).
 fn runtime(library: &Path) -> Result<Arc<Environment>, TtsError> {
+    // Checked on every call: a configuration naming a missing library is wrong even when
+    // another one is already loaded.
+    if !library.is_file() {
+        return Err(TtsError::Unavailable(format!(
+            "ONNX Runtime library {} is missing: {SETUP_HINT}",
+            library.display()
+        )));
+    }
     ORT_ENV
         .get_or_init(|| {
-            if !library.is_file() {
-                return Err(format!(
-                    "ONNX Runtime library {} is missing: {SETUP_HINT}",
-                    library.display()
-                ));
-            }
             let builder = ort::init_from(library)
                 .map_err(|e| format!("cannot load ONNX Runtime {}: {e}", library.display()))?;
             builder
