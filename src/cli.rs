@@ -115,6 +115,21 @@ pub enum Command {
         #[arg(long, default_value = "")]
         prompt: String,
     },
+    /// Evaluate speech synthesis: speak each line of FILE, recognise it back with the Whisper
+    /// model, print word error rate, time to first audio, real-time factor and peak memory.
+    TtsEval {
+        /// Text file, one sentence per line (`#` comments and blank lines skipped).
+        file: PathBuf,
+        /// Data directory holding models/ (voice and Whisper model) and runtime/.
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+        /// Compute threads per synthesis (the RTF goal is for one).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Speaking rate (Piper length_scale; default the voice's own).
+        #[arg(long)]
+        length_scale: Option<f32>,
+    },
     /// Speech-model management.
     SttModel {
         #[command(subcommand)]

@@ -18,5 +18,6 @@ pub mod sim;
 pub mod sip;
 pub mod store;
 pub mod stt;
+pub mod tts;
 pub mod webhook;
 pub mod wsbot;

@@ -47,6 +47,7 @@ fn main() -> ExitCode {
             | Command::TestCall { .. }
             | Command::AmdEval { .. }
             | Command::SttEval { .. }
+            | Command::TtsEval { .. }
     );
     init_logging(cli.log_json, if quiet { "warn" } else { "info" });
     dialgate::crypto::install_crypto_provider();
@@ -252,6 +253,33 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("stt-eval: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::TtsEval {
+            file,
+            data_dir,
+            threads,
+            length_scale,
+        } => {
+            let tts = dialgate::tts::TtsConfig {
+                data_dir: data_dir.clone(),
+                threads_per_job: threads,
+                length_scale,
+                ..Default::default()
+            };
+            let stt = dialgate::stt::SttEngineConfig {
+                data_dir,
+                ..Default::default()
+            };
+            match dialgate::tts::eval::eval_file(&file, tts, stt) {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tts-eval: {e}");
                     ExitCode::FAILURE
                 }
             }
