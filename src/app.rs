@@ -93,6 +93,8 @@ impl App {
         .await
         .map_err(AppError::Engine)?;
         outbox.set_sink(engine.clone());
+        // Text bots' voice is loaded before the first call needs it (off the async workers).
+        engine.preload_tts().await;
         tasks.push(outbox.spawn(shutdown.clone()));
         engine.recover().await;
         let engine_status = engine.clone();

@@ -639,3 +639,52 @@ async fn key_presses_of_the_person_reach_the_bot_in_order() {
     flow.wait_terminal(&id).await;
     flow.stop().await;
 }
+
+#[tokio::test]
+async fn a_text_bots_reply_is_heard_by_the_person() {
+    // 1. A text bot (no sip_uri): it answers `start` with a message; the person records.
+    let (rtp, peer_rtp) = ports(13);
+    let mut setup = FlowSetup::new(rtp, peer_rtp, "200");
+    setup.text_bot = true;
+    setup.callee.record = Some("heard.wav".into());
+    let text = "Hello, this is Acme calling about your order.";
+    setup.bot_api.replies = vec![BotReply::on_event("start", vec![activity::message(text)])];
+    let flow = Flow::start(setup).await;
+    let id = flow.dial(json!({})).await;
+
+    // 2. dialgate speaks it; when the queue drains the bot hears playFinished.
+    flow.bot_api
+        .wait_for_activity("playFinished", WAIT)
+        .await
+        .expect("playFinished");
+
+    // 3. Hang up; the person's recording holds the words (recognised back by Whisper).
+    flow.hangup(&id).await;
+    let done = flow.wait_terminal(&id).await;
+    assert_eq!(done["status"], "completed");
+    disconnected(&flow.callee).await;
+    let heard = wait_wav(&flow.callee.dir().join("heard.wav")).await;
+    let heard = tokio::task::spawn_blocking(move || {
+        let stt = dialgate::stt::SttEngine::new(dialgate::stt::SttEngineConfig {
+            data_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data"),
+            ..Default::default()
+        });
+        dialgate::tts::eval::recognise(&stt, &heard)
+    })
+    .await
+    .unwrap()
+    .expect("recognised");
+    let (want, got) = (
+        dialgate::tts::eval::spoken_words(text),
+        dialgate::tts::eval::spoken_words(&heard),
+    );
+    let errors = dialgate::stt::eval::word_errors(&want, &got);
+    assert!(errors <= 1, "said {want:?}, heard {got:?}");
+
+    // 4. The record's timeline says what the bot said.
+    let r = flow.wait_record_settled(&id).await;
+    assert_in_order(&timeline(&r), &["connected", "speak", "completed"]);
+    let said = r["timeline"].to_string();
+    assert!(said.contains("Acme calling"), "{said}");
+    flow.stop().await;
+}

@@ -43,6 +43,10 @@ pub struct Engine {
     pub(crate) sip: SipEndpoint,
     pub(crate) media: MediaEngine,
     stt: crate::stt::SttEngine,
+    /// Speech synthesis for text bots, loaded when the first one needs it (or at start when the
+    /// configuration has text bots): most deployments never pay its memory.
+    tts: tokio::sync::OnceCell<crate::tts::TtsEngine>,
+    data_dir: PathBuf,
     public_ip: IpAddr,
     recording_dir: PathBuf,
     registry: Mutex<HashMap<String, LiveCall>>,
@@ -110,16 +114,61 @@ impl Engine {
             let bound = sip.local_addr(t).unwrap_or(a);
             tracing::info!(transport = ?t, %bound, "SIP listening");
         }
+        let data_dir = server.data_dir.clone();
         Ok(Arc::new_cyclic(|me| Engine {
             deps,
             sip,
             media,
             stt,
+            tts: tokio::sync::OnceCell::new(),
+            data_dir,
             public_ip,
             recording_dir,
             registry: Mutex::new(HashMap::new()),
             me: me.clone(),
         }))
+    }
+
+    /// The data directory (models, recordings, prompts).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// Loads speech synthesis now if the configuration has text bots (else on first use).
+    pub async fn preload_tts(&self) {
+        let snap = self.deps.config.current();
+        if snap.config.bots.iter().any(|b| b.is_text_bot()) {
+            let _ = self.tts().await;
+        }
+    }
+
+    /// The speech-synthesis engine (loaded on first use, off the async workers). A missing
+    /// voice or runtime gives an engine that says so (`TtsStatus::Unavailable`).
+    pub(crate) async fn tts(&self) -> &crate::tts::TtsEngine {
+        self.tts
+            .get_or_init(|| async {
+                let cfg = crate::tts::TtsConfig {
+                    data_dir: self.data_dir.clone(),
+                    ..Default::default()
+                };
+                let fallback = cfg.clone();
+                match tokio::task::spawn_blocking(move || crate::tts::TtsEngine::new(cfg)).await {
+                    Ok(engine) => {
+                        if let crate::tts::TtsStatus::Unavailable { reason } = engine.status() {
+                            tracing::warn!(%reason, "speech synthesis UNAVAILABLE: text bots cannot speak");
+                        }
+                        engine
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "loading speech synthesis failed");
+                        crate::tts::TtsEngine::new(crate::tts::TtsConfig {
+                            data_dir: fallback.data_dir.join("missing"),
+                            ..fallback
+                        })
+                    }
+                }
+            })
+            .await
     }
 
     /// The address put in SDP and Contact.
@@ -226,8 +275,22 @@ impl Engine {
                 json!({"available": false, "reason": reason})
             }
         };
+        let synthesis = match self.tts.get() {
+            Some(engine) => engine.status_json(),
+            None => {
+                let cfg = crate::tts::TtsConfig {
+                    data_dir: self.data_dir.clone(),
+                    ..Default::default()
+                };
+                match crate::tts::TtsEngine::check(&cfg) {
+                    Ok(found) => json!({"available": true, "loaded": false, "found": found}),
+                    Err(e) => json!({"available": false, "reason": e.to_string()}),
+                }
+            }
+        };
         json!({
             "recognition": stt,
+            "synthesis": synthesis,
             "sip": {
                 "udp": self.sip.local_addr(Transport::Udp).map(|a| a.to_string()),
                 "tcp": self.sip.local_addr(Transport::Tcp).map(|a| a.to_string()),
@@ -284,6 +347,7 @@ impl Engine {
             bot_api: bot.is_some_and(|b| b.events_url.is_some()),
             bot_open_timeout: Duration::from_secs(cfg.server.bot_answer_timeout_sec as u64),
             recognizer_available: matches!(self.stt.status(), crate::stt::SttStatus::Ready { .. }),
+            text_bot: bot.is_some_and(|b| b.is_text_bot()),
             ..MachineConfig::default()
         }
     }

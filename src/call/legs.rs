@@ -118,7 +118,7 @@ pub fn carrier_call(
 pub fn bot_call(
     conversation_id: &str,
     req: &DialoutRequest,
-    bot: &Bot,
+    sip_uri: &str,
     caller: &str,
     public: IpAddr,
     sdp_offer: String,
@@ -126,8 +126,8 @@ pub fn bot_call(
     let target = req.target.display();
     let callee_user = req.target.routing_key().to_owned();
     OutboundCall {
-        request_uri: bot.sip_uri.clone(),
-        to_uri: bot.sip_uri.clone(),
+        request_uri: sip_uri.to_owned(),
+        to_uri: sip_uri.to_owned(),
         from_user: callee_user,
         from_host: public.to_string(),
         from_display: None,

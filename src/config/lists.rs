@@ -147,8 +147,22 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
         }
         ids.check(ctx, src, &format!("{p}.id"), &raw.id);
         names.check(ctx, src, &format!("{p}.name"), &raw.name);
-        if let Err(e) = check::sip_uri(&raw.sip_uri) {
-            ctx.err(src, &format!("{p}.sip_uri"), ErrorKind::InvalidValue, e);
+        match raw.sip_uri.as_deref() {
+            Some(uri) => {
+                if let Err(e) = check::sip_uri(uri) {
+                    ctx.err(src, &format!("{p}.sip_uri"), ErrorKind::InvalidValue, e);
+                }
+            }
+            // A text bot: dialgate speaks its replies, which come through its Bot API.
+            None if raw.events_url.is_none() => ctx.err(
+                src,
+                &format!("{p}.events_url"),
+                ErrorKind::InvalidValue,
+                "a bot without `sip_uri` is a text bot and needs `events_url` (its replies come \
+                 through the Bot API); give it a `sip_uri` to be a SIP media bot"
+                    .to_owned(),
+            ),
+            None => {}
         }
         if let Some(Err(e)) = raw.events_url.as_deref().map(check::http_url) {
             ctx.err(src, &format!("{p}.events_url"), ErrorKind::InvalidValue, e);

@@ -137,7 +137,7 @@ impl Default for RawRtp {
 pub(super) struct RawBot {
     pub id: String,
     pub name: String,
-    pub sip_uri: String,
+    pub sip_uri: Option<String>,
     pub events_url: Option<String>,
     pub token: Option<String>,
     pub token_env: Option<String>,

@@ -158,8 +158,9 @@ pub struct Bot {
     pub id: String,
     /// Unique display name.
     pub name: String,
-    /// Bot media endpoint SIP URI.
-    pub sip_uri: String,
+    /// Bot media endpoint SIP URI; none for a text bot (dialgate speaks its `message` replies
+    /// with speech synthesis and is itself the bot's media side).
+    pub sip_uri: Option<String>,
     /// Bot API URL for events, if any.
     pub events_url: Option<String>,
     /// Bearer token sent to `events_url` (resolved from `token_env` if used).
@@ -172,6 +173,13 @@ pub struct Bot {
     pub outbound: Outbound,
     /// AMD tuning overrides.
     pub amd: crate::amd::AmdParams,
+}
+
+impl Bot {
+    /// A text bot: no media endpoint of its own; dialgate speaks for it.
+    pub fn is_text_bot(&self) -> bool {
+        self.sip_uri.is_none()
+    }
 }
 
 impl fmt::Debug for Bot {

@@ -35,6 +35,32 @@ impl HttpClient {
         }
     }
 
+    /// GETs a resource of at most `max_bytes` (a 200 answer only), within the deadline.
+    pub async fn get(&self, url: &str, max_bytes: usize) -> Result<Bytes, String> {
+        let req = hyper::Request::get(url)
+            .header(
+                "user-agent",
+                concat!("dialgate/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| format!("bad request for {url}: {e}"))?;
+        let fut = async {
+            let resp = self.inner.request(req).await.map_err(|e| format!("{e}"))?;
+            let status = resp.status().as_u16();
+            if status != 200 {
+                return Err(format!("{url} answered {status}"));
+            }
+            http_body_util::Limited::new(resp.into_body(), max_bytes)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .map_err(|e| format!("reading {url} (at most {max_bytes} bytes): {e}"))
+        };
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| format!("{url}: no answer within {} s", self.timeout.as_secs()))?
+    }
+
     /// POSTs JSON with extra headers; errors are transport-level only.
     pub async fn post_json(
         &self,

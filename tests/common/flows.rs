@@ -41,6 +41,8 @@ pub struct FlowSetup {
     pub dialout_initiated_event: bool,
     /// The token dialgate sends to the Bot API (the bot expects [`BOT_TOKEN`]).
     pub bot_token: String,
+    /// A text bot: no `sip_uri` (dialgate speaks its messages); `bot` is ignored.
+    pub text_bot: bool,
 }
 
 impl FlowSetup {
@@ -63,6 +65,7 @@ impl FlowSetup {
             bot_answer_timeout_sec: 10,
             dialout_initiated_event: false,
             bot_token: BOT_TOKEN.into(),
+            text_bot: false,
         }
     }
 }
@@ -85,7 +88,7 @@ impl Flow {
         unsafe { std::env::set_var("FLOWS_DIALER_SECRET", DIALER_SECRET) };
         s.callee.port = free_udp_port();
         let callee = PjsuaPeer::spawn(s.callee).await.expect("callee peer ready");
-        let bot = match s.bot {
+        let bot = match s.bot.filter(|_| !s.text_bot) {
             Some(mut o) => {
                 o.port = free_udp_port();
                 Some(PjsuaPeer::spawn(o).await.expect("bot peer ready"))
@@ -102,6 +105,16 @@ impl Flow {
 
         let dir = tempfile::tempdir().unwrap();
         let cert = make_cert(dir.path());
+        if s.text_bot {
+            // The voice (and the recogniser) from the repository's data directory, which
+            // scripts/setup-model fills.
+            let repo_data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+            let data = dir.path().join("data");
+            std::fs::create_dir_all(&data).unwrap();
+            for sub in ["models", "runtime"] {
+                std::os::unix::fs::symlink(repo_data.join(sub), data.join(sub)).unwrap();
+            }
+        }
         let yaml = format!(
             r#"server:
   sip:
@@ -119,8 +132,7 @@ impl Flow {
 bots:
   - id: flow-bot
     name: Flow Bot
-    sip_uri: "{bot_uri}"
-    events_url: "{events_url}"
+{sip_uri_line}    events_url: "{events_url}"
     token: {bot_token}
     outbound:
       enabled: true
@@ -150,6 +162,11 @@ api_clients:
             events_url = bot_api.url(),
             initiated = s.dialout_initiated_event,
             bot_token = s.bot_token,
+            sip_uri_line = if s.text_bot {
+                String::new()
+            } else {
+                format!("    sip_uri: \"{bot_uri}\"\n")
+            },
             callee_port = callee.sip_port,
         );
         let config_path = dir.path().join("dialgate.yaml");

@@ -35,6 +35,14 @@ impl Actor {
                 self.stt_results = None;
             }
             Output::BridgeMedia => self.bridge_media(),
+            Output::Play(prompt) => self.play(prompt).await,
+            Output::AbortPrompts => {
+                if let Some(p) = &self.player
+                    && let Err(e) = p.abort()
+                {
+                    tracing::warn!(error = %e, "cannot abort the prompts");
+                }
+            }
             Output::StopMedia => self.stop_media().await,
             Output::NotifyAnswered => {
                 self.answered_at_ms = Some(crate::store::now_ms());
@@ -211,6 +219,7 @@ impl Actor {
                 json!({"type": "event", "name": "machineDetection", "value": value.as_str(), "parameters": {"result": value.as_str()}})
             }
             BotEvent::Beep => json!({"type": "event", "name": "beep"}),
+            BotEvent::PlayFinished => json!({"type": "event", "name": "playFinished"}),
             BotEvent::Dtmf { digit } => {
                 json!({"type": "event", "name": "DTMF", "value": digit.to_string()})
             }
@@ -295,13 +304,16 @@ impl Actor {
     }
 
     async fn send_bot_invite(&mut self) -> Option<Input> {
+        let Some(sip_uri) = self.bot.sip_uri.clone() else {
+            return self.start_text_bot().await;
+        };
         let media = self.media.as_ref()?;
         let session = rand::random::<u32>() as u64;
         let offer = self.offer_for(media, Leg::Bot, session, 1);
         let out = legs::bot_call(
             &self.id,
             &self.call.request,
-            &self.bot,
+            &sip_uri,
             &self.caller,
             self.engine.public_ip(),
             offer,
@@ -322,7 +334,7 @@ impl Actor {
             Err(e) => Some(Input::BotFailed {
                 code: None,
                 kind: FailureKind::Transport,
-                reason: format!("bot {} unreachable: {e}", self.bot.sip_uri),
+                reason: format!("bot {sip_uri} unreachable: {e}"),
             }),
         }
     }
@@ -423,6 +435,9 @@ impl Actor {
     }
 
     pub(super) async fn stop_media(&mut self) {
+        // The text bot's voice stops with the media (nothing is played after the hang-up).
+        self.player = None;
+        self.player_events = None;
         self.tap = None;
         self.dtmf = None;
         self.amd = None;

@@ -22,6 +22,7 @@ use tracing::Instrument;
 mod actions;
 mod inputs;
 mod lifecycle;
+mod voice;
 
 /// Requests from outside the call (API, bot answers, outbox).
 #[derive(Debug)]
@@ -38,6 +39,14 @@ pub enum ActorCmd {
 
 /// Receives from an optional channel; pends forever when there is none.
 async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Receives from an optional unbounded channel; pends forever when there is none.
+async fn recv_unbounded_opt<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
     match rx {
         Some(r) => r.recv().await,
         None => std::future::pending().await,
@@ -84,6 +93,9 @@ pub struct Actor {
     tap: Option<mpsc::Receiver<PcmFrame>>,
     /// Key presses on the carrier leg.
     dtmf: Option<mpsc::Receiver<char>>,
+    /// A text bot's voice: dialgate's own media endpoint on the relay's bot side.
+    player: Option<crate::tts::Player>,
+    player_events: Option<mpsc::UnboundedReceiver<crate::tts::PlayerEvent>>,
     media_events: Option<mpsc::Receiver<MediaEvent>>,
     amd: Option<crate::amd::Detector>,
     stt: Option<crate::stt::SttSession>,
@@ -174,6 +186,8 @@ impl Actor {
             media: None,
             tap: None,
             dtmf: None,
+            player: None,
+            player_events: None,
             media_events: None,
             amd: None,
             stt: None,
@@ -211,6 +225,10 @@ impl Actor {
                     f = recv_opt(&mut self.tap) => match f {
                         Some(f) => self.on_frame(f).await,
                         None => self.tap = None,
+                    },
+                    p = recv_unbounded_opt(&mut self.player_events) => match p {
+                        Some(ev) => self.on_player(ev).await,
+                        None => self.player_events = None,
                     },
                     d = recv_opt(&mut self.dtmf) => match d {
                         Some(digit) => {

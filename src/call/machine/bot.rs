@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use super::core::{CallMachine, Phase, Recognition};
 use super::reason::ReasonCode;
 use super::report::cause;
-use super::types::{AmdMode, AmdOutcome, AmdResult, BotEvent, HangupSource, Output, TimerKind};
+use super::types::{
+    AmdMode, AmdOutcome, AmdResult, BotEvent, HangupSource, Output, Prompt, TimerKind,
+};
 use crate::core::activity::{Activity, BotActivity};
 
 /// How long before a Bot API session expires it is refreshed: at 80 % of its lifetime, and
@@ -141,7 +143,21 @@ impl CallMachine {
                 self.on_hangup(now, HangupSource::BotActivity);
             }
             Activity::StartRecognition => self.start_recognition_for_bot(),
+            Activity::Message { text } if self.cfg.text_bot => self.prompt(Prompt::Speak(text)),
+            Activity::PlayUrl { url, .. } if self.cfg.text_bot => self.prompt(Prompt::Url(url)),
+            Activity::AbortPrompts if self.cfg.text_bot => {
+                self.pending_prompts.clear();
+                if self.playing {
+                    self.emit(Output::AbortPrompts);
+                }
+            }
             Activity::StopRecognition => self.stop_recognition_for_bot(),
+            Activity::Message { .. } => self.note_once(
+                "message",
+                "message activities are spoken only for text bots (bots without sip_uri); \
+                 this bot speaks for itself: ignored"
+                    .to_owned(),
+            ),
             Activity::Unknown { label, why } => {
                 self.note_once(&label, format!("activity `{label}` ignored: {why}"))
             }
@@ -152,6 +168,31 @@ impl CallMachine {
                     format!("activity `{name}` is not supported by this gateway yet; ignored"),
                 )
             }
+        }
+    }
+
+    /// A text bot's prompt: played once the person is connected to the bot (nothing is played
+    /// before the answer), queued until then.
+    fn prompt(&mut self, p: Prompt) {
+        if matches!(self.phase, Phase::Connected) {
+            self.play(p);
+        } else {
+            self.pending_prompts.push(p);
+        }
+    }
+
+    pub(super) fn play(&mut self, p: Prompt) {
+        self.playing = true;
+        self.emit(Output::Play(p));
+    }
+
+    /// The player's queue drained: the bot hears `playFinished`.
+    pub(super) fn on_playback_done(&mut self) {
+        if self.playing && self.is_answered_phase() {
+            self.playing = false;
+            self.push_bot_event(BotEvent::PlayFinished);
+        } else {
+            self.ignore("playback end without a prompt");
         }
     }
 

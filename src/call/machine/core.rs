@@ -76,6 +76,10 @@ pub struct CallMachine {
     /// `startRecognition` arrived before the answer: start it with the media.
     pub(super) recognition_requested: bool,
     pub(super) delayed: Vec<(Instant, Activity)>,
+    /// A text bot's prompts that arrived before the call was connected (played at connect).
+    pub(super) pending_prompts: Vec<super::types::Prompt>,
+    /// Prompts handed to the player whose end has not been reported yet.
+    pub(super) playing: bool,
     /// Activity labels already noted as not handled (noted once per call).
     pub(super) noted: HashSet<String>,
     pub(super) answered_notified: bool,
@@ -105,6 +109,8 @@ impl CallMachine {
             media_running: false,
             recognition: Recognition::Off,
             delayed: Vec::new(),
+            pending_prompts: Vec::new(),
+            playing: false,
             noted: HashSet::new(),
             answered_notified: false,
             times: Times::default(),
@@ -214,6 +220,7 @@ impl CallMachine {
             Input::AmdBeep { .. } => self.on_beep(),
             Input::MediaTimeout => self.on_media_timeout(now),
             Input::Dtmf(digit) => self.on_dtmf(digit),
+            Input::PlaybackDone => self.on_playback_done(),
         }
     }
 
@@ -280,6 +287,7 @@ impl CallMachine {
         // delayed activities die with the call.
         self.pending_bot_events.clear();
         self.delayed.clear();
+        self.pending_prompts.clear();
         self.timers.cancel_all();
         if self.carrier == Leg::Cancelling || self.bot == Leg::Cancelling {
             self.timers

@@ -165,6 +165,10 @@ impl CallMachine {
                 self.emit(Output::BotEvent(ev));
             }
             self.phase = Phase::Connected;
+            // A text bot's replies that came before the person was there are played now.
+            for p in std::mem::take(&mut self.pending_prompts) {
+                self.play(p);
+            }
         } else if matches!(self.phase, Phase::Ending(_)) && self.bot == Leg::Cancelling {
             self.bot = Leg::Gone;
             self.emit(Output::ByeBot);

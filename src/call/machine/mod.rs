@@ -36,5 +36,5 @@ pub use reason::{FailureKind, ReasonCode};
 pub use report::{CallStatus, TerminalReport};
 pub use types::{
     AmdMode, AmdOutcome, AmdResult, BotEvent, CallState, HangupSource, Input, LegSide,
-    MachineConfig, Output, TimerKind,
+    MachineConfig, Output, Prompt, TimerKind,
 };

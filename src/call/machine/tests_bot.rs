@@ -336,3 +336,69 @@ fn key_presses_reach_the_bot_in_order_after_start() {
     assert_eq!(a, vec![Output::BotEvent(BotEvent::Dtmf { digit: '#' })]);
     assert_eq!(b, vec![Output::BotEvent(BotEvent::Dtmf { digit: '5' })]);
 }
+
+fn text_bot() -> Sim {
+    Sim::new(MachineConfig {
+        text_bot: true,
+        dialout_initiated_event: true,
+        ..MachineConfig::default()
+    })
+}
+
+#[test]
+fn a_text_bots_messages_are_spoken_once_the_person_is_connected() {
+    let mut s = text_bot();
+    s.ev(Input::Start);
+    // 1. A reply to dialoutInitiated: nothing is played before the answer.
+    let st = s.ev(act(
+        json!({"type": "message", "text": "Hi there, this is Acme."}),
+    ));
+    assert!(st.acts.is_empty());
+    s.ev(Input::BotSessionOpened { expires: None });
+    s.at(2_000).ev(Input::CarrierAnswered { sdp_ok: true });
+    // 2. The bot side connects: start, then the held message is spoken.
+    let st = s.at(2_010).ev(Input::BotAnswered);
+    assert_eq!(
+        st.acts[st.acts.len() - 1],
+        Output::Play(Prompt::Speak("Hi there, this is Acme.".into()))
+    );
+    // 3. A file, then the queue drains: playFinished to the bot.
+    let st = s.ev(act(json!({"type": "event", "name": "playUrl",
+        "activityParams": {"playUrlUrl": "file:vm.wav"}})));
+    assert_eq!(
+        st.acts,
+        vec![Output::Play(Prompt::Url("file:vm.wav".into()))]
+    );
+    let st = s.ev(Input::PlaybackDone);
+    assert_eq!(st.acts, vec![Output::BotEvent(BotEvent::PlayFinished)]);
+    // 4. A second drain without a prompt says nothing.
+    s.assert_ignores(Input::PlaybackDone);
+}
+
+#[test]
+fn abort_prompts_cuts_what_plays_and_what_waits() {
+    let mut s = text_bot();
+    s.ev(Input::Start);
+    // 1. Queued before the answer, then aborted: never played.
+    s.ev(act(json!({"type": "message", "text": "One."})));
+    let st = s.ev(act(json!({"type": "event", "name": "abortPrompts"})));
+    assert!(st.acts.is_empty());
+    s.ev(Input::BotSessionOpened { expires: None });
+    s.at(2_000).ev(Input::CarrierAnswered { sdp_ok: true });
+    let st = s.at(2_010).ev(Input::BotAnswered);
+    assert!(!st.acts.iter().any(|a| matches!(a, Output::Play(_))));
+    // 2. Playing: abortPrompts goes to the player.
+    s.ev(act(json!({"type": "message", "text": "Two."})));
+    let st = s.ev(act(json!({"type": "event", "name": "abortPrompts"})));
+    assert_eq!(st.acts, vec![Output::AbortPrompts]);
+}
+
+#[test]
+fn a_sip_bots_messages_are_not_played_by_the_gateway() {
+    let mut s = Sim::new(MachineConfig::default());
+    s.connected();
+    let st = s
+        .at(6_000)
+        .ev(act(json!({"type": "message", "text": "Hi"})));
+    assert!(matches!(&st.acts[..], [Output::Timeline { note, .. }] if note.contains("text bots")));
+}

@@ -144,6 +144,7 @@ impl Checker {
                     BotEvent::MachineDetection { .. }
                     | BotEvent::Beep
                     | BotEvent::Message { .. }
+                    | BotEvent::PlayFinished
                     | BotEvent::Dtmf { .. } => {
                         assert!(self.start_sent, "event before start")
                     }
@@ -179,6 +180,18 @@ impl Checker {
                     assert!(self.fed_carrier_answer && self.terminal.is_none());
                 }
             }
+            Output::Play(_) => {
+                assert!(
+                    self.m.config().text_bot,
+                    "a SIP bot's prompt played by the gateway"
+                );
+                assert!(
+                    self.fed_bot_answer,
+                    "played before the bot side was connected"
+                );
+                assert!(self.terminal.is_none());
+            }
+            Output::AbortPrompts => assert!(self.m.config().text_bot),
             Output::StopMedia | Output::Timeline { .. } => {}
         }
     }
@@ -196,7 +209,12 @@ impl Checker {
 }
 
 fn random_activity(rng: &mut XorShift) -> BotActivity {
-    let v = match rng.below(6) {
+    let v = match rng.below(9) {
+        6 => {
+            json!({"type": "event", "name": "playUrl", "activityParams": {"playUrlUrl": "file:a.wav"}})
+        }
+        7 => json!({"type": "event", "name": "abortPrompts"}),
+        8 => json!({"type": "message", "text": "Hi there"}),
         0 => json!({"type": "Event", "name": "hangup"}),
         1 => json!({"type": "event", "name": "startRecognition"}),
         2 => json!({"type": "event", "name": "stopRecognition"}),
@@ -221,7 +239,7 @@ fn random_event(rng: &mut XorShift, c: &mut Checker) -> Option<Input> {
         AmdResult::Unknown,
     ];
     let side = [LegSide::Carrier, LegSide::Bot][rng.below(2) as usize];
-    Some(match rng.below(25) {
+    Some(match rng.below(26) {
         0 => Input::Start,
         1 => Input::CarrierProvisional {
             code: [100, 180, 183][rng.below(3) as usize],
@@ -254,6 +272,7 @@ fn random_event(rng: &mut XorShift, c: &mut Checker) -> Option<Input> {
         12 => Input::AmdBeep { at_ms: 2000 },
         13 => Input::MediaTimeout,
         22 => Input::Dtmf('5'),
+        23 => Input::PlaybackDone,
         14 | 15 => {
             // Fire a live timer (the shell's normal behaviour).
             c.fire_earliest();
@@ -296,6 +315,7 @@ fn random_sequences_keep_the_invariants() {
             start_recognition_on_connect: rng.below(2) == 0,
             recognizer_available: rng.below(2) == 0,
             bot_api: rng.below(4) != 0,
+            text_bot: rng.below(2) == 0,
             // Short, so that a wind-down by timers alone ends within a bounded number of rounds.
             max_duration: Some(Duration::from_secs(60)),
             ..MachineConfig::default()

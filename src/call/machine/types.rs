@@ -157,6 +157,17 @@ pub enum Input {
     MediaTimeout,
     /// The person pressed a key (RFC 4733 from the carrier leg).
     Dtmf(char),
+    /// Everything queued for the person has been played (or cut by `abortPrompts`).
+    PlaybackDone,
+}
+
+/// Something a text bot has the gateway play to the person.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prompt {
+    /// Text spoken with speech synthesis (a `message` activity).
+    Speak(String),
+    /// An audio file (`playUrl`).
+    Url(String),
 }
 
 /// A bot event (Bot API activity the gateway sends).
@@ -173,6 +184,8 @@ pub enum BotEvent {
     },
     /// `beep`.
     Beep,
+    /// The prompts queued for the person have all played: `playFinished`.
+    PlayFinished,
     /// A key the person pressed: `{"type": "event", "name": "DTMF", "value": "5"}`.
     Dtmf {
         /// The digit (`0-9`, `*`, `#`, `A-D`).
@@ -239,6 +252,10 @@ pub enum Output {
     StopRecognition,
     /// Connect the relay's carrier side to the bot side (both legs are up).
     BridgeMedia,
+    /// Play to the person (a text bot: dialgate is its voice).
+    Play(Prompt),
+    /// Cut what is playing and everything queued.
+    AbortPrompts,
     /// Stop the relay, its taps, AMD and recognition.
     StopMedia,
     /// Tell the dialer `answered` (status notification).
@@ -287,6 +304,8 @@ pub struct MachineConfig {
     pub bot_open_timeout: Duration,
     /// A speech model is loaded, so recognition sessions can run (for the bot or for AMD).
     pub recognizer_available: bool,
+    /// The bot is a text bot: dialgate is its media side and plays its messages and files.
+    pub text_bot: bool,
 }
 
 impl Default for MachineConfig {
@@ -302,6 +321,7 @@ impl Default for MachineConfig {
             bot_api: true,
             bot_open_timeout: Duration::from_secs(10),
             recognizer_available: false,
+            text_bot: false,
         }
     }
 }

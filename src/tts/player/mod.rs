@@ -55,9 +55,21 @@ impl Prompt {
         let bad =
             |e: &dyn std::fmt::Display| TtsError::BadAudio(format!("{}: {e}", path.display()));
         let reader = hound::WavReader::open(path).map_err(|e| bad(&e))?;
+        Self::from_reader(reader).map_err(|e| bad(&e))
+    }
+
+    /// A WAV file's bytes (as fetched for `playUrl`), read as [`Prompt::from_wav`] reads a file.
+    pub fn from_wav_bytes(bytes: &[u8]) -> Result<Prompt, TtsError> {
+        let reader = hound::WavReader::new(std::io::Cursor::new(bytes))
+            .map_err(|e| TtsError::BadAudio(format!("not a WAV file: {e}")))?;
+        Self::from_reader(reader).map_err(|e| TtsError::BadAudio(e.to_string()))
+    }
+
+    fn from_reader<R: std::io::Read>(reader: hound::WavReader<R>) -> Result<Prompt, String> {
+        let bad = |e: &dyn std::fmt::Display| e.to_string();
         let spec = reader.spec();
         if spec.sample_format != hound::SampleFormat::Int || spec.bits_per_sample != 16 {
-            return Err(bad(&"need 16-bit PCM"));
+            return Err(bad(&"only 16-bit PCM WAV files are played"));
         }
         let channels = usize::from(spec.channels.max(1));
         let samples: Vec<i16> = reader
