@@ -1,13 +1,19 @@
 use clap::Parser;
-use dialgate::cli::{Cli, Command, SttModelAction};
-use std::io::Read;
+use dialgate::cli::{Cli, ColorChoice, Command, SttModelAction, default_log_filter};
+use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
-fn init_logging(json: bool, default: &str) {
+/// Logs go to standard error; `level` applies when `RUST_LOG` is not set.
+fn init_logging(json: bool, color: ColorChoice, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(level)));
+    let ansi = color.use_ansi(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    );
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         b.json()
@@ -48,7 +54,7 @@ fn main() -> ExitCode {
             | Command::AmdEval { .. }
             | Command::SttEval { .. }
     );
-    init_logging(cli.log_json, if quiet { "warn" } else { "info" });
+    init_logging(cli.log_json, cli.color, if quiet { "warn" } else { "info" });
     dialgate::api::tls::install_crypto_provider();
     match cli.command {
         Command::Run { config } => {

@@ -11,9 +11,11 @@ mod index;
 mod lists;
 mod raw;
 mod routes;
+mod schema;
 mod secret;
 mod serde_err;
 mod store;
+mod structure;
 mod types;
 mod validate;
 
@@ -93,10 +95,14 @@ fn io_error(file: &Path, path: &str, pos: (usize, usize), message: String) -> Co
 }
 
 /// Reads and deserializes one file; the index is kept for later semantic errors.
-fn parse<T: for<'de> serde::Deserialize<'de> + Default>(
+///
+/// The structural pass runs first and reports every unknown field, wrong type and missing
+/// field of the file at once; serde then deserialises (and reports what the pass let through).
+/// On failure the index is still returned, so the caller can find `server.include`.
+fn parse<T: serde::de::DeserializeOwned + Default>(
     file: &Path,
     errors: &mut Vec<ConfigError>,
-) -> Option<(T, PosIndex)> {
+) -> (Option<T>, Option<PosIndex>) {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
@@ -106,48 +112,57 @@ fn parse<T: for<'de> serde::Deserialize<'de> + Default>(
                 (1, 1),
                 format!("cannot read the file: {e}"),
             ));
-            return None;
+            return (None, None);
         }
     };
     let idx = PosIndex::build(&text);
     // A file with only comments is an empty document; treat it as "nothing configured here".
     if !idx.has("") {
-        return Some((T::default(), idx));
+        return (Some(T::default()), Some(idx));
     }
-    match serde_saphyr::from_str::<T>(&text) {
-        Ok(v) => Some((v, idx)),
-        Err(e) => {
-            errors.push(serde_err::convert(&e, file, &idx));
-            None
+    if let Some(tree) = structure::parse_tree(&text) {
+        let found = structure::check(&tree, &schema::schema_of::<T>(), file);
+        if !found.is_empty() {
+            errors.extend(found);
+            return (None, Some(idx));
         }
     }
+    match serde_saphyr::from_str::<T>(&text) {
+        Ok(v) => (Some(v), Some(idx)),
+        Err(e) => {
+            errors.push(serde_err::convert(&e, file, &idx));
+            (None, Some(idx))
+        }
+    }
+}
+
+/// Errors in file order, like a compiler.
+fn sorted(mut errors: Vec<ConfigError>) -> ConfigErrors {
+    errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    ConfigErrors(errors)
 }
 
 /// Loads, validates and cross-checks the configuration at `path` (and its include directory).
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
-    let Some((root, idx)) = parse::<Option<RawRoot>>(path, &mut errors) else {
-        return Err(ConfigErrors(errors));
+    let (root, idx) = parse::<Option<RawRoot>>(path, &mut errors);
+    let Some(idx) = idx else {
+        return Err(sorted(errors));
+    };
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // The include directory is read even when the main file has errors, so one run reports
+    // the problems of every file.
+    let include = match &root {
+        Some(Some(r)) => r.server.include.clone(),
+        _ => idx.scalar("server.include").map(str::to_string),
     };
     let mut sources = vec![Source {
         file: path.to_path_buf(),
         idx,
     }];
-    let Some(root) = root else {
-        errors.push(io_error(
-            path,
-            "",
-            (1, 1),
-            "the file is empty; at least `server.sip.listen` is required".into(),
-        ));
-        return Err(ConfigErrors(errors));
-    };
-    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let (server, main_lists) = root.split();
     let mut lists = Lists::default();
-    lists.add(0, main_lists);
-
-    if let Some(inc) = &server.include {
+    let mut included = Vec::new();
+    if let Some(inc) = &include {
         let dir = if Path::new(inc).is_absolute() {
             PathBuf::from(inc)
         } else {
@@ -156,9 +171,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         match include_files(&dir) {
             Ok(files) => {
                 for file in files {
-                    if let Some((raw, idx)) = parse::<RawLists>(&file, &mut errors) {
-                        sources.push(Source { file, idx });
-                        lists.add(sources.len() - 1, raw);
+                    if let (Some(raw), Some(idx)) = parse::<RawLists>(&file, &mut errors) {
+                        included.push((Source { file, idx }, raw));
                     }
                 }
             }
@@ -173,9 +187,28 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             }
         }
     }
+    let root = match root {
+        Some(Some(root)) => root,
+        Some(None) => {
+            errors.push(io_error(
+                path,
+                "",
+                (1, 1),
+                "the file is empty; at least `server.sip.listen` is required".into(),
+            ));
+            return Err(sorted(errors));
+        }
+        None => return Err(sorted(errors)),
+    };
+    let (server, main_lists) = root.split();
+    lists.add(0, main_lists);
+    for (source, raw) in included {
+        sources.push(source);
+        lists.add(sources.len() - 1, raw);
+    }
     // Cross-checks need every file; with a file unreadable they would only add noise.
     if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
+        return Err(sorted(errors));
     }
 
     let mut ctx = Ctx {
@@ -186,10 +219,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let server = ctx.server(&server);
     let l = lists::resolve(&mut ctx, &lists);
     if !ctx.errors.is_empty() {
-        let mut errors = ctx.errors;
-        // Report in file order, like a compiler.
-        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-        return Err(ConfigErrors(errors));
+        return Err(sorted(ctx.errors));
     }
     Ok(Config {
         server,
