@@ -10,6 +10,7 @@ mod error;
 mod index;
 mod lists;
 mod raw;
+mod recognition;
 mod routes;
 mod schema;
 mod secret;
@@ -20,6 +21,10 @@ mod types;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors, ErrorKind};
+pub use recognition::{
+    INSTALL_MODEL, RecognitionGap, RecognitionUse, gap_lines, model_file, model_installed,
+    recognition_gaps,
+};
 pub use secret::{ApiClient, ClientSecret, hash_secret};
 pub use store::{ConfigStore, Snapshot, spawn_watcher};
 pub use types::*;
@@ -243,7 +248,9 @@ fn include_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Human summary for `dialgate check`: listeners, counts, and the bots allowed to dial out.
+/// Human summary for `dialgate check`: listeners, counts, the bots allowed to dial out, and
+/// (looking at `server.data_dir`) the bots that will lack speech recognition. Every line ends
+/// with a newline.
 pub fn summary(config: &Config) -> String {
     let s = &config.server;
     let mut out = String::new();
@@ -278,6 +285,11 @@ pub fn summary(config: &Config) -> String {
             "Outbound enabled: {} ({}) max_cps {} max_concurrent {} machine_detection {:?}\n",
             b.id, b.name, o.max_cps, o.max_concurrent, o.machine_detection
         ));
+    }
+    let data_dir = &config.server.data_dir;
+    let gaps = recognition_gaps(config, model_installed(data_dir));
+    for line in gap_lines(&gaps, &model_file(data_dir)) {
+        out.push_str(&format!("WARNING: {line}\n"));
     }
     out
 }
