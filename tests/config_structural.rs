@@ -153,3 +153,45 @@ fn a_valid_file_still_loads_and_the_summary_ends_with_a_newline() {
     assert!(ok, "{err}");
     assert!(out.ends_with('\n'), "{out:?}");
 }
+
+#[test]
+fn a_rejected_reload_records_every_structural_error() {
+    // 1. A running configuration.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dialgate.yaml");
+    let good = "server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  http: { plain_http: true }\n";
+    std::fs::write(&file, good).unwrap();
+    let store = dialgate::config::ConfigStore::open(&file).unwrap();
+    // 2. An edit with three misspelt fields is rejected with all three, in file order.
+    std::fs::write(
+        &file,
+        "server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  htps: { plain_http: true }\n  rtp: { port_mn: 20000 }\nbots:\n  - { id: b, name: B, sip_uri: \"sip:b@127.0.0.1\", outbond: {} }\n",
+    )
+    .unwrap();
+    let errs = store.reload().unwrap_err();
+    let paths: Vec<&str> = errs.errors().iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["server.htps", "server.rtp.port_mn", "bots[0].outbond"]
+    );
+    // 3. The status's last reload error carries every one of them, one per line.
+    let (_, msg) = store.last_error().unwrap();
+    assert_eq!(msg.lines().count(), 3, "{msg}");
+    assert_eq!(store.version(), 1);
+}
+
+#[test]
+fn merge_keys_are_left_to_serde() {
+    // 1. A bot whose fields come from an anchor through a YAML merge key.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ok.yaml");
+    std::fs::write(
+        &file,
+        "server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  http: { plain_http: true }\nbots:\n  - &base { id: a, name: A, sip_uri: \"sip:a@127.0.0.1\" }\n  - <<: *base\n    id: b\n    name: B\n",
+    )
+    .unwrap();
+    // 2. The structural pass neither calls `<<` unknown nor `sip_uri` missing; serde merges.
+    let c = dialgate::config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.bots[1].id, "b");
+    assert_eq!(c.bots[1].sip_uri, "sip:a@127.0.0.1");
+}

@@ -173,7 +173,10 @@ impl Checker<'_> {
             return;
         };
         let names: Vec<&str> = fields.iter().map(|(f, _)| *f).collect();
-        for (key, key_pos, value) in entries {
+        // A YAML merge key (`<<: *defaults`) brings fields this pass cannot see: leave the
+        // mapping's completeness to serde.
+        let merged = entries.iter().any(|(k, _, _)| k == "<<");
+        for (key, key_pos, value) in entries.iter().filter(|(k, _, _)| k != "<<") {
             let p = join(path, key);
             match fields.iter().find(|(f, _)| f == key) {
                 Some((_, shape)) => self.node(value, shape, &p),
@@ -188,7 +191,7 @@ impl Checker<'_> {
             }
         }
         for field in self.schema.required(name) {
-            if !entries.iter().any(|(k, _, _)| k == field) {
+            if !merged && !entries.iter().any(|(k, _, _)| k == field) {
                 self.push(
                     node.pos,
                     &join(path, field),
