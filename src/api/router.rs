@@ -186,3 +186,30 @@ pub async fn handle(state: Arc<ApiState>, peer: SocketAddr, req: Request<Incomin
     state.metrics.http(route, reply.status().as_u16());
     reply
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_match_the_route_table() {
+        // 1. Fixed paths, with or without a trailing slash.
+        assert_eq!(
+            match_route("/api/v1/status").map(|r| r.0),
+            Some("/api/v1/status")
+        );
+        assert_eq!(
+            match_route("/api/v1/calls/").map(|r| r.0),
+            Some("/api/v1/calls")
+        );
+        // 2. A parameter segment is captured.
+        assert_eq!(
+            match_route("/api/v1/calls/abc-1"),
+            Some(("/api/v1/calls/{id}", "GET, DELETE", Some("abc-1".into())))
+        );
+        // 3. Anything else is no route.
+        assert_eq!(match_route("/"), None);
+        assert_eq!(match_route("/api/v1/calls/a/b"), None);
+        assert_eq!(match_route("/api/v2/status"), None);
+    }
+}

@@ -166,32 +166,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         idx,
     }];
     let mut lists = Lists::default();
-    let mut included = Vec::new();
-    if let Some(inc) = &include {
-        let dir = if Path::new(inc).is_absolute() {
-            PathBuf::from(inc)
-        } else {
-            base_dir.join(inc)
-        };
-        match include_files(&dir) {
-            Ok(files) => {
-                for file in files {
-                    if let (Some(raw), Some(idx)) = parse::<RawLists>(&file, &mut errors) {
-                        included.push((Source { file, idx }, raw));
-                    }
-                }
-            }
-            Err(e) => {
-                let pos = sources[0].idx.pos("server.include");
-                errors.push(io_error(
-                    path,
-                    "server.include",
-                    pos,
-                    format!("cannot read include directory {}: {e}", dir.display()),
-                ));
-            }
-        }
-    }
+    let included = match &include {
+        Some(inc) => read_includes(path, &base_dir, inc, &sources[0].idx, &mut errors),
+        None => Vec::new(),
+    };
     let root = match root {
         Some(Some(root)) => root,
         Some(None) => {
@@ -234,6 +212,40 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         routing_rules: l.routing_rules,
         api_clients: l.api_clients,
     })
+}
+
+/// Parses every file of the include directory `inc` (relative to `base_dir`); problems go to
+/// `errors`, positioned at `server.include` of the main file (`main`, indexed by `main_idx`).
+fn read_includes(
+    main: &Path,
+    base_dir: &Path,
+    inc: &str,
+    main_idx: &PosIndex,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(Source, RawLists)> {
+    let dir = if Path::new(inc).is_absolute() {
+        PathBuf::from(inc)
+    } else {
+        base_dir.join(inc)
+    };
+    match include_files(&dir) {
+        Ok(files) => files
+            .into_iter()
+            .filter_map(|file| match parse::<RawLists>(&file, errors) {
+                (Some(raw), Some(idx)) => Some((Source { file, idx }, raw)),
+                _ => None,
+            })
+            .collect(),
+        Err(e) => {
+            errors.push(io_error(
+                main,
+                "server.include",
+                main_idx.pos("server.include"),
+                format!("cannot read include directory {}: {e}", dir.display()),
+            ));
+            Vec::new()
+        }
+    }
 }
 
 /// `*.yaml` / `*.yml` files of the include directory, sorted by name (load order is predictable).

@@ -367,3 +367,58 @@ fn join(parent: &str, key: &str) -> String {
         format!("{parent}.{key}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scalar(text: &str, plain: bool) -> Node {
+        Node {
+            pos: (1, 1),
+            kind: Kind::Scalar {
+                text: text.into(),
+                plain,
+            },
+        }
+    }
+
+    #[test]
+    fn scalars_fit_their_shapes() {
+        // 1. Whole numbers in every YAML notation, within the type's range only.
+        let port = Shape::Int { min: 0, max: 65535 };
+        assert!(scalar_fits(&scalar("5060", true), &port));
+        assert!(scalar_fits(&scalar("0x13c4", true), &port));
+        assert!(scalar_fits(&scalar("20_000", true), &port));
+        assert!(!scalar_fits(&scalar("70000", true), &port));
+        assert!(!scalar_fits(&scalar("1.5", true), &port));
+        assert!(!scalar_fits(&scalar("fast", true), &port));
+        // 2. Numbers, booleans, text; null fits none of them.
+        assert!(scalar_fits(&scalar("2.5", true), &Shape::Float));
+        assert!(scalar_fits(&scalar("3", true), &Shape::Float));
+        assert!(scalar_fits(&scalar("true", true), &Shape::Bool));
+        assert!(!scalar_fits(&scalar("maybe", true), &Shape::Bool));
+        assert!(scalar_fits(&scalar("42", true), &Shape::Str));
+        assert!(!scalar_fits(&scalar("~", true), &Shape::Str));
+        // 3. A quoted "null" is text, not null.
+        assert!(scalar_fits(&scalar("null", false), &Shape::Str));
+    }
+
+    #[test]
+    fn tree_keeps_keys_positions_and_order() {
+        // 1. A nested document.
+        let root = parse_tree("a:\n  b: [1, x]\nc: ~\n").unwrap();
+        // 2. Keys in order with their positions; values of the right kind.
+        let Kind::Map(entries) = &root.kind else {
+            panic!("{root:?}")
+        };
+        let keys: Vec<(&str, Pos)> = entries.iter().map(|(k, p, _)| (k.as_str(), *p)).collect();
+        assert_eq!(keys, [("a", (1, 1)), ("c", (3, 1))]);
+        assert!(is_null(&entries[1].2));
+        let Kind::Map(inner) = &entries[0].2.kind else {
+            panic!()
+        };
+        assert!(matches!(&inner[0].2.kind, Kind::Seq(items) if items.len() == 2));
+        // 3. A syntax error gives no tree (serde reports it with its position).
+        assert!(parse_tree("a: [1, 2\n").is_none());
+    }
+}
