@@ -180,15 +180,153 @@ async fn the_served_document_is_the_committed_one_and_every_route_answers() {
     t.stop().await;
 }
 
+/// The project venv's interpreter and fuzzer (scripts/install-peers).
+fn venv(bin: &str) -> std::path::PathBuf {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".venv-peers/bin")
+        .join(bin);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/install-peers",
+        p.display()
+    );
+    p
+}
+
+/// Validates `instance` against `#/components/schemas/{schema}` of the document with the JSON
+/// Schema 2020-12 validator Schemathesis itself uses (jsonschema_rs); the error list if invalid.
+fn validate(schema: &str, instance: &Value) -> Result<(), String> {
+    const SCRIPT: &str = r##"
+import json, sys, jsonschema_rs
+doc, name, instance = json.load(sys.stdin)
+schema = dict(doc)
+schema["$ref"] = "#/components/schemas/" + name
+errors = [str(e) for e in jsonschema_rs.Draft202012Validator(schema).iter_errors(instance)]
+print("\n".join(errors))
+sys.exit(1 if errors else 0)
+"##;
+    use std::io::Write;
+    let mut child = std::process::Command::new(venv("python"))
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = json!([doc(), schema, instance]).to_string();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_responses_validate_against_their_schemas() {
+    // 1. A live dialgate; one real dialout (to a trunk that does not answer), then a hang-up.
+    let t = start(
+        &body(),
+        StartOpts {
+            tls: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    let auth = basic("dialer", SECRET);
+    let r = t
+        .http
+        .dialout(
+            &auth,
+            &json!({"bot": "demo-bot", "target": "+15550100", "metadata": {"k": "v"}, "headers": {"X-Campaign": "c"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let must = |schema: &str, v: &Value| {
+        if let Err(e) = validate(schema, v) {
+            panic!("{schema} does not describe the real answer:\n{e}\n{v:#}");
+        }
+    };
+    must("DialoutAccepted", &r.json);
+    let id = r.json["conversationId"].as_str().unwrap().to_owned();
+    let h = t
+        .http
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/calls/{id}"),
+            &[("authorization", auth.as_str())],
+            None,
+        )
+        .await;
+    if h.status == StatusCode::ACCEPTED {
+        must("HangupRequested", &h.json);
+    } else {
+        assert_eq!(h.status, StatusCode::CONFLICT, "{}", h.text);
+        must("Error", &h.json);
+    }
+    // 2. The record (with deliveries and timeline), the list, the status and a token match.
+    let rec = t.http.get(&format!("/api/v1/calls/{id}"), &auth).await;
+    assert_eq!(rec.status, StatusCode::OK);
+    must("CallRecord", &rec.json);
+    let list = t.http.get("/api/v1/calls?limit=5", &auth).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(!list.json["calls"].as_array().unwrap().is_empty());
+    must("CallList", &list.json);
+    let st = t.http.get("/api/v1/status", &auth).await;
+    must("Status", &st.json);
+    let tok = t
+        .http
+        .send(
+            Method::POST,
+            "/oauth/token",
+            &[("authorization", auth.as_str())],
+            Some((
+                "application/x-www-form-urlencoded",
+                b"grant_type=client_credentials".to_vec(),
+            )),
+        )
+        .await;
+    assert_eq!(tok.status, StatusCode::OK, "{}", tok.text);
+    must("Token", &tok.json);
+    // 3. Errors of several kinds have the documented shape.
+    for (method, path, body) in [
+        (Method::GET, "/api/v1/calls/nope", None),
+        (Method::GET, "/api/v1/calls?limit=0", None),
+        (
+            Method::POST,
+            "/api/v1/actions/dialout",
+            Some(("application/json", b"[1]".to_vec())),
+        ),
+        (
+            Method::POST,
+            "/api/v1/actions/dialout",
+            Some(("text/plain", b"x".to_vec())),
+        ),
+        (Method::GET, "/nowhere", None),
+    ] {
+        let r = t
+            .http
+            .send(method, path, &[("authorization", auth.as_str())], body)
+            .await;
+        assert!(r.status.is_client_error(), "{path}: {}", r.status);
+        must("Error", &r.json);
+    }
+    // 4. The validator is not blind: a record missing its timeline is rejected.
+    let mut broken = rec.json.clone();
+    broken.as_object_mut().unwrap().remove("timeline");
+    assert!(validate("CallRecord", &broken).is_err());
+    t.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_failure_on_any_operation() {
     // 0. The fuzzer comes from the project venv (scripts/install-peers).
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-peers/bin/schemathesis");
-    assert!(
-        bin.exists(),
-        "{} is missing: run scripts/install-peers",
-        bin.display()
-    );
+    let bin = venv("schemathesis");
     // 1. A live dialgate on loopback (plain HTTP), with one real call on record so the list and
     //    record operations return real data to validate.
     let t = start(
