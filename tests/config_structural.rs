@@ -195,3 +195,51 @@ fn merge_keys_are_left_to_serde() {
     assert_eq!(c.bots[1].id, "b");
     assert_eq!(c.bots[1].sip_uri, "sip:a@127.0.0.1");
 }
+
+#[test]
+fn structural_and_semantic_errors_come_in_the_same_run() {
+    // 1. A file with structural mistakes (a misspelt section, a misspelt field, a word for a
+    //    number) and semantic ones (a duplicate bot ID, a rule naming an unknown trunk).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mixed.yaml");
+    std::fs::write(
+        &file,
+        r#"server:
+  sip:
+    listen: [{ transport: udp, address: "127.0.0.1:5060" }]
+  htps: { plain_http: true }
+bots:
+  - { id: a, name: A, sip_uri: "sip:a@127.0.0.1", recordin: true }
+  - id: a
+    name: A2
+    sip_uri: "sip:a2@127.0.0.1"
+    outbound: { enabled: true, max_cps: fast }
+routing_rules:
+  - { name: r, route: { sip_connection: nowhere } }
+"#,
+    )
+    .unwrap();
+    // 2. One load reports both kinds, in file order.
+    let errs = dialgate::config::load(&file).unwrap_err();
+    let got: Vec<String> = errs
+        .errors()
+        .iter()
+        .map(|e| format!("{}:{}: {}", e.line, e.column, e.path))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "4:3: server.htps",
+            "6:51: bots[0].recordin",
+            "7:9: bots[1].id",
+            "10:41: bots[1].outbound.max_cps",
+            "12:41: routing_rules[0].route.sip_connection",
+        ],
+        "{errs}"
+    );
+    // 3. What only repeats a structural error is not reported again: the misspelt `http`
+    //    section does not also give "the REST API needs TLS", the bad `max_cps` no range error.
+    let text = errs.to_string();
+    assert!(!text.contains("server.http:"), "{text}");
+    assert_eq!(text.matches("max_cps").count(), 1, "{text}");
+}

@@ -99,19 +99,44 @@ fn io_error(file: &Path, path: &str, pos: (usize, usize), message: String) -> Co
     }
 }
 
+/// Problems found while reading the files.
+#[derive(Default)]
+struct Found {
+    errors: Vec<ConfigError>,
+    /// (file, field path) whose semantic errors would only repeat a structural one.
+    shadowed: Vec<(PathBuf, String)>,
+    /// A file could not be read, parsed or repaired: cross-checks would only add noise.
+    fatal: bool,
+}
+
+impl Found {
+    /// Whether a semantic error is about something a structural error already reported.
+    fn shadows(&self, e: &ConfigError) -> bool {
+        self.shadowed.iter().any(|(file, s)| {
+            *file == e.file
+                && e.path
+                    .strip_prefix(s.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
+    }
+}
+
 /// Reads and deserializes one file; the index is kept for later semantic errors.
 ///
 /// The structural pass runs first and reports every unknown field, wrong type and missing
-/// field of the file at once; serde then deserialises (and reports what the pass let through).
-/// On failure the index is still returned, so the caller can find `server.include`.
+/// field of the file at once; the value then comes from its repaired tree (flagged entries left
+/// out), so the semantic checks can run too. Without structural problems serde deserialises the
+/// text (and reports what the pass let through). The index is returned even on failure, so the
+/// caller can find `server.include`.
 fn parse<T: serde::de::DeserializeOwned + Default>(
     file: &Path,
-    errors: &mut Vec<ConfigError>,
+    found: &mut Found,
 ) -> (Option<T>, Option<PosIndex>) {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
-            errors.push(io_error(
+            found.fatal = true;
+            found.errors.push(io_error(
                 file,
                 "",
                 (1, 1),
@@ -126,16 +151,22 @@ fn parse<T: serde::de::DeserializeOwned + Default>(
         return (Some(T::default()), Some(idx));
     }
     if let Some(tree) = structure::parse_tree(&text) {
-        let found = structure::check(&tree, &schema::schema_of::<T>(), file);
-        if !found.is_empty() {
-            errors.extend(found);
-            return (None, Some(idx));
+        let f = structure::check(&tree, &schema::schema_of::<T>(), file);
+        if !f.errors.is_empty() {
+            found.errors.extend(f.errors);
+            found
+                .shadowed
+                .extend(f.shadowed.into_iter().map(|p| (file.to_path_buf(), p)));
+            let value = f.repaired.and_then(|v| serde_json::from_value::<T>(v).ok());
+            found.fatal |= value.is_none();
+            return (value, Some(idx));
         }
     }
     match serde_saphyr::from_str::<T>(&text) {
         Ok(v) => (Some(v), Some(idx)),
         Err(e) => {
-            errors.push(serde_err::convert(&e, file, &idx));
+            found.fatal = true;
+            found.errors.push(serde_err::convert(&e, file, &idx));
             (None, Some(idx))
         }
     }
@@ -149,10 +180,10 @@ fn sorted(mut errors: Vec<ConfigError>) -> ConfigErrors {
 
 /// Loads, validates and cross-checks the configuration at `path` (and its include directory).
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let mut errors = Vec::new();
-    let (root, idx) = parse::<Option<RawRoot>>(path, &mut errors);
+    let mut found = Found::default();
+    let (root, idx) = parse::<Option<RawRoot>>(path, &mut found);
     let Some(idx) = idx else {
-        return Err(sorted(errors));
+        return Err(sorted(found.errors));
     };
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     // The include directory is read even when the main file has errors, so one run reports
@@ -167,42 +198,45 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     }];
     let mut lists = Lists::default();
     let included = match &include {
-        Some(inc) => read_includes(path, &base_dir, inc, &sources[0].idx, &mut errors),
+        Some(inc) => read_includes(path, &base_dir, inc, &sources[0].idx, &mut found),
         None => Vec::new(),
     };
     let root = match root {
         Some(Some(root)) => root,
         Some(None) => {
-            errors.push(io_error(
+            found.errors.push(io_error(
                 path,
                 "",
                 (1, 1),
                 "the file is empty; at least `server.sip.listen` is required".into(),
             ));
-            return Err(sorted(errors));
+            return Err(sorted(found.errors));
         }
-        None => return Err(sorted(errors)),
+        None => return Err(sorted(found.errors)),
     };
+    if found.fatal {
+        return Err(sorted(found.errors));
+    }
     let (server, main_lists) = root.split();
     lists.add(0, main_lists);
     for (source, raw) in included {
         sources.push(source);
         lists.add(sources.len() - 1, raw);
     }
-    // Cross-checks need every file; with a file unreadable they would only add noise.
-    if !errors.is_empty() {
-        return Err(sorted(errors));
-    }
 
     let mut ctx = Ctx {
         sources: &sources,
         base_dir,
-        errors,
+        errors: Vec::new(),
     };
     let server = ctx.server(&server);
     let l = lists::resolve(&mut ctx, &lists);
-    if !ctx.errors.is_empty() {
-        return Err(sorted(ctx.errors));
+    // Semantic errors join the structural ones, except those repeating a structural error.
+    let semantic = std::mem::take(&mut ctx.errors);
+    let mut errors = found.errors.clone();
+    errors.extend(semantic.into_iter().filter(|e| !found.shadows(e)));
+    if !errors.is_empty() {
+        return Err(sorted(errors));
     }
     Ok(Config {
         server,
@@ -215,13 +249,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Parses every file of the include directory `inc` (relative to `base_dir`); problems go to
-/// `errors`, positioned at `server.include` of the main file (`main`, indexed by `main_idx`).
+/// `found`, positioned at `server.include` of the main file (`main`, indexed by `main_idx`).
 fn read_includes(
     main: &Path,
     base_dir: &Path,
     inc: &str,
     main_idx: &PosIndex,
-    errors: &mut Vec<ConfigError>,
+    found: &mut Found,
 ) -> Vec<(Source, RawLists)> {
     let dir = if Path::new(inc).is_absolute() {
         PathBuf::from(inc)
@@ -231,13 +265,14 @@ fn read_includes(
     match include_files(&dir) {
         Ok(files) => files
             .into_iter()
-            .filter_map(|file| match parse::<RawLists>(&file, errors) {
+            .filter_map(|file| match parse::<RawLists>(&file, found) {
                 (Some(raw), Some(idx)) => Some((Source { file, idx }, raw)),
                 _ => None,
             })
             .collect(),
         Err(e) => {
-            errors.push(io_error(
+            found.fatal = true;
+            found.errors.push(io_error(
                 main,
                 "server.include",
                 main_idx.pos("server.include"),

@@ -93,23 +93,53 @@ fn add_child(parent: &mut Node, pending: &mut Option<(String, Pos)>, node: Node)
     }
 }
 
-/// Checks `root` (of `file`) against `schema`; every problem found, in tree order.
-pub(super) fn check(root: &Node, schema: &Schema, file: &Path) -> Vec<ConfigError> {
+/// What the structural pass found in one file.
+#[derive(Debug, Default)]
+pub(super) struct Findings {
+    /// Every structural problem, in tree order.
+    pub errors: Vec<ConfigError>,
+    /// Paths whose semantic errors would only repeat a structural one: every flagged path and,
+    /// for a misspelt field, the field it probably meant (a typo'd `htps` leaves `http` unset).
+    pub shadowed: Vec<String>,
+    /// The file as JSON typed by the schema, the flagged entries left out (so their defaults
+    /// apply), for the semantic checks to run too; `None` when that is not possible: a required
+    /// field missing or malformed, a flagged list element, an alias.
+    pub repaired: Option<serde_json::Value>,
+}
+
+/// Checks `root` (of `file`) against `schema`: every problem found and, when there are some,
+/// the repaired value.
+pub(super) fn check(root: &Node, schema: &Schema, file: &Path) -> Findings {
     let mut c = Checker {
         schema,
         file,
         errors: Vec::new(),
+        shadowed: Vec::new(),
     };
-    if let Some(shape) = &schema.root {
-        c.node(root, shape, "");
+    let Some(shape) = &schema.root else {
+        return Findings::default();
+    };
+    c.node(root, shape, "");
+    let repaired = if c.errors.is_empty() {
+        None
+    } else {
+        let flagged = c.errors.iter().map(|e| e.path.clone()).collect();
+        Repair { schema, flagged }.value(root, shape, "")
+    };
+    let mut shadowed = c.shadowed;
+    shadowed.extend(c.errors.iter().map(|e| e.path.clone()));
+    Findings {
+        errors: c.errors,
+        shadowed,
+        repaired,
     }
-    c.errors
 }
 
 struct Checker<'a> {
     schema: &'a Schema,
     file: &'a Path,
     errors: Vec<ConfigError>,
+    shadowed: Vec<String>,
 }
 
 impl Checker<'_> {
@@ -183,7 +213,10 @@ impl Checker<'_> {
                 None => {
                     let mut msg = format!("unknown field `{key}`");
                     match closest(key, &names) {
-                        Some(best) => msg.push_str(&format!(", did you mean `{best}`?")),
+                        Some(best) => {
+                            msg.push_str(&format!(", did you mean `{best}`?"));
+                            self.shadowed.push(join(path, best));
+                        }
                         None => msg.push_str(&format!("; valid fields here: {}", names.join(", "))),
                     }
                     self.push(*key_pos, &p, ErrorKind::UnknownField, msg);
@@ -228,6 +261,101 @@ impl Checker<'_> {
             _ => format!("expected {expected}, found {}", found(node)),
         };
         self.push(node.pos, path, ErrorKind::WrongType, msg);
+    }
+}
+
+/// Builds the repaired JSON value: the tree typed by the schema, flagged entries left out.
+struct Repair<'a> {
+    schema: &'a Schema,
+    flagged: std::collections::HashSet<String>,
+}
+
+impl Repair<'_> {
+    fn value(&self, node: &Node, shape: &Shape, path: &str) -> Option<serde_json::Value> {
+        use serde_json::Value;
+        match (shape, &node.kind) {
+            (_, Kind::Opaque) | (Shape::Any, _) => None,
+            (Shape::Option(_), _) if is_null(node) => Some(Value::Null),
+            (Shape::Option(inner), _) => self.value(node, inner, path),
+            (Shape::Struct { name, fields }, Kind::Map(entries)) => {
+                self.object(name, fields, entries, path)
+            }
+            (Shape::Seq(elem), Kind::Seq(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let p = format!("{path}[{i}]");
+                    // Leaving out an element would renumber the rest.
+                    if self.flagged.contains(&p) {
+                        None
+                    } else {
+                        self.value(item, elem, &p)
+                    }
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(Value::Array),
+            (Shape::Map(v), Kind::Map(entries)) => entries
+                .iter()
+                .map(|(k, _, n)| Some((k.clone(), self.value(n, v, &join(path, k))?)))
+                .collect::<Option<serde_json::Map<_, _>>>()
+                .map(Value::Object),
+            (_, Kind::Scalar { text, .. }) if !is_null(node) => scalar_json(text, shape),
+            _ => None,
+        }
+    }
+
+    fn object(
+        &self,
+        name: &str,
+        fields: &[(&'static str, Shape)],
+        entries: &[(String, Pos, Node)],
+        path: &str,
+    ) -> Option<serde_json::Value> {
+        let required = self.schema.required(name);
+        let mut out = serde_json::Map::new();
+        for (key, _, value) in entries {
+            let p = join(path, key);
+            let Some((_, shape)) = fields.iter().find(|(f, _)| f == key) else {
+                // An unknown field (flagged): left out. A merge key: cannot be repaired here.
+                if key == "<<" {
+                    return None;
+                }
+                continue;
+            };
+            if self.flagged.contains(&p) {
+                if required.contains(&key.as_str()) {
+                    return None;
+                }
+                continue;
+            }
+            out.insert(key.clone(), self.value(value, shape, &p)?);
+        }
+        Some(serde_json::Value::Object(out))
+    }
+}
+
+/// A scalar as the JSON value of its shape.
+fn scalar_json(text: &str, shape: &Shape) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    let t = text.trim();
+    match shape {
+        Shape::Str | Shape::Enum(_) => Some(Value::String(text.to_string())),
+        Shape::Bool => match t.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" => Some(Value::Bool(true)),
+            "false" | "no" | "off" => Some(Value::Bool(false)),
+            _ => None,
+        },
+        Shape::Int { .. } => {
+            let v = parse_int(t)?;
+            i64::try_from(v)
+                .map(Value::from)
+                .ok()
+                .or_else(|| u64::try_from(v).ok().map(Value::from))
+        }
+        Shape::Float => {
+            serde_json::Number::from_f64(t.replace('_', "").parse().ok()?).map(Value::Number)
+        }
+        _ => None,
     }
 }
 
