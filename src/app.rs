@@ -47,6 +47,18 @@ pub enum AppError {
     Engine(String),
 }
 
+/// Start-up report: one WARN line per bot that needs speech recognition while the engine has
+/// no model loaded (`engine_status` is the engine's `GET /api/v1/status` part).
+fn report_recognition(config: &ConfigStore, engine_status: &serde_json::Value) {
+    let available = engine_status["recognition"]["available"].as_bool() != Some(false);
+    let snap = config.current();
+    let gaps = crate::config::recognition_gaps(&snap.config, available);
+    let model = crate::config::model_file(&snap.config.server.data_dir);
+    for (gap, line) in gaps.iter().zip(crate::config::gap_lines(&gaps, &model)) {
+        tracing::warn!(bot = %gap.bot, refused = gap.refused, "{line}");
+    }
+}
+
 /// A running dialgate.
 pub struct App {
     pub config: Arc<ConfigStore>,
@@ -92,6 +104,7 @@ impl App {
         })
         .await
         .map_err(AppError::Engine)?;
+        report_recognition(&config, &engine.status_json());
         outbox.set_sink(engine.clone());
         // Text bots' voice is loaded before the first call needs it (off the async workers).
         engine.preload_tts().await;

@@ -1,6 +1,6 @@
 //! Command-line interface.
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// dialgate: outbound calls for voice bots over SIP.
@@ -10,8 +10,42 @@ pub struct Cli {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, global = true)]
     pub log_json: bool,
+    /// Colour the human-readable log: `auto` only when standard error is a terminal (and
+    /// `NO_COLOR` is unset), `always`, or `never`.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// When the human-readable log uses ANSI colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour only when standard error is a terminal and `NO_COLOR` is not set.
+    Auto,
+    /// Always colour (e.g. for `less -R`).
+    Always,
+    /// Never colour.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to write ANSI escape codes, given whether the log goes to a terminal and
+    /// whether `NO_COLOR` is set (<https://no-color.org>).
+    pub fn use_ansi(self, is_terminal: bool, no_color: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => is_terminal && !no_color,
+        }
+    }
+}
+
+/// The log filter when `RUST_LOG` is not set: `level` for dialgate (one line per call event at
+/// `info`), while the SIP stack's per-message logs stay at `warn` so a busy gateway does not
+/// write every SIP message; `RUST_LOG=rsipstack=debug` brings them back.
+pub fn default_log_filter(level: &str) -> String {
+    format!("{level},rsipstack=warn")
 }
 
 #[derive(Debug, Subcommand)]

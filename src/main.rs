@@ -1,13 +1,19 @@
 use clap::Parser;
-use dialgate::cli::{Cli, Command, SttModelAction};
-use std::io::Read;
+use dialgate::cli::{Cli, ColorChoice, Command, SttModelAction, default_log_filter};
+use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
-fn init_logging(json: bool, default: &str) {
+/// Logs go to standard error; `level` applies when `RUST_LOG` is not set.
+fn init_logging(json: bool, color: ColorChoice, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(level)));
+    let ansi = color.use_ansi(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    );
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         b.json()
@@ -38,6 +44,30 @@ fn done(ok: bool) -> ExitCode {
     }
 }
 
+/// Text bots need speech synthesis: without the voice or its runtime they could not say a word,
+/// so `check` refuses the configuration and says what to run.
+fn text_bots_without_voice(cfg: &dialgate::config::Config) -> Option<String> {
+    let text_bots: Vec<&str> = cfg
+        .bots
+        .iter()
+        .filter(|b| b.is_text_bot())
+        .map(|b| b.id.as_str())
+        .collect();
+    if text_bots.is_empty() {
+        return None;
+    }
+    let tts = dialgate::tts::TtsConfig {
+        data_dir: cfg.server.data_dir.clone(),
+        ..Default::default()
+    };
+    let reason = dialgate::tts::TtsEngine::check(&tts).err()?;
+    Some(format!(
+        "text bot(s) {} cannot speak: speech synthesis is not installed ({reason}); run scripts/setup-model {}",
+        text_bots.join(", "),
+        cfg.server.data_dir.display()
+    ))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own timeline: keep the log to warnings unless asked.
@@ -49,7 +79,7 @@ fn main() -> ExitCode {
             | Command::SttEval { .. }
             | Command::TtsEval { .. }
     );
-    init_logging(cli.log_json, if quiet { "warn" } else { "info" });
+    init_logging(cli.log_json, cli.color, if quiet { "warn" } else { "info" });
     dialgate::crypto::install_crypto_provider();
     match cli.command {
         Command::Run { config } => {
@@ -74,6 +104,10 @@ fn main() -> ExitCode {
         }
         Command::Check { file } => match dialgate::config::load(&file) {
             Ok(cfg) => {
+                if let Some(problem) = text_bots_without_voice(&cfg) {
+                    eprintln!("{}: {problem}", file.display());
+                    return ExitCode::FAILURE;
+                }
                 println!("{}: OK", file.display());
                 print!("{}", dialgate::config::summary(&cfg));
                 ExitCode::SUCCESS

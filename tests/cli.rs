@@ -83,3 +83,36 @@ fn hash_secret_round_trip() {
     drop(child.stdin.take());
     assert!(!child.wait_with_output().unwrap().status.success());
 }
+
+#[test]
+fn check_refuses_text_bots_without_speech_synthesis_and_says_what_to_run() {
+    // 1. A text bot (no sip_uri) and a data directory without the voice.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("text.yaml");
+    std::fs::write(
+        &p,
+        "server:\n  sip:\n    listen: [ { transport: udp, address: \"127.0.0.1:5060\" } ]\n  http: { listen: \"127.0.0.1:8443\", plain_http: true }\n  data_dir: empty-data\nbots:\n  - { id: talker, name: Talker, events_url: \"http://127.0.0.1:9/bot\" }\n",
+    )
+    .unwrap();
+    let out = dialgate().args(["check"]).arg(&p).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // 2. Refused, naming the bot and the command to run.
+    assert!(!out.status.success());
+    assert!(
+        err.contains("talker") && err.contains("scripts/setup-model"),
+        "{err}"
+    );
+    // 3. A text bot without events_url is a configuration error with its position.
+    std::fs::write(
+        &p,
+        "server:\n  sip:\n    listen: [ { transport: udp, address: \"127.0.0.1:5060\" } ]\n  http: { listen: \"127.0.0.1:8443\", plain_http: true }\nbots:\n  - { id: mute, name: Mute }\n",
+    )
+    .unwrap();
+    let out = dialgate().args(["check"]).arg(&p).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("events_url") && err.contains("text bot"),
+        "{err}"
+    );
+}

@@ -258,7 +258,7 @@ fn serde_errors_have_position_path_and_plain_words() {
     assert_eq!(
         errors_of("bad/missing_field.yaml"),
         [
-            "tests/fixtures/config/bad/missing_field.yaml:7:5: sip_connections[0].name: required field `name` is missing"
+            "tests/fixtures/config/bad/missing_field.yaml:6:5: sip_connections[0].name: required field `name` is missing"
         ]
     );
     // 5. YAML syntax.

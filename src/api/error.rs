@@ -53,6 +53,15 @@ pub enum ApiError {
         path: String,
         allowed: &'static str,
     },
+    #[error(
+        "bot `{bot}` requires speech recognition ({uses}) but no speech model is installed ({reason}); install {model} with scripts/setup-model, or set outbound.require_recognition: false to dial without it"
+    )]
+    RecognitionUnavailable {
+        bot: String,
+        uses: String,
+        model: String,
+        reason: String,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -73,6 +82,7 @@ impl ApiError {
             CallEnded(_) => StatusCode::CONFLICT,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RecognitionUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -99,6 +109,7 @@ impl ApiError {
             NotFound(_) => "not_found",
             MethodNotAllowed { .. } => "method_not_allowed",
             Internal(_) => "internal",
+            RecognitionUnavailable { .. } => "recognition_unavailable",
         }
     }
 
@@ -121,6 +132,11 @@ impl ApiError {
         let mut err = json!({"code": self.code(), "message": self.to_string()});
         if let ApiError::InvalidField { field, .. } = self {
             err["field"] = json!(field);
+        }
+        // What is missing and what to run, for a dialer's operator to act on.
+        if let ApiError::RecognitionUnavailable { model, .. } = self {
+            err["missingModel"] = json!(model);
+            err["fix"] = json!("scripts/setup-model");
         }
         json!({ "error": err })
     }

@@ -175,6 +175,13 @@ pub async fn status(
     if let (Value::Object(b), Value::Object(extra)) = (&mut body, (state.status_extra)()) {
         b.extend(extra);
     }
+    // Bots that need recognition while no model is loaded (an empty list when all is well).
+    if let Some(rec) = body.get_mut("recognition").and_then(Value::as_object_mut) {
+        rec.insert(
+            "botsWithoutRecognition".into(),
+            super::recognition::status_gaps(state),
+        );
+    }
     Ok(json(StatusCode::OK, &body))
 }
 
@@ -238,6 +245,8 @@ pub async fn dialout(
     if !bot.outbound.enabled {
         return Err(ApiError::OutboundDisabled(bot.id.clone()));
     }
+    // 4b. Recognition it needs but no model: refused (503) or placed with a warning.
+    let recognition_warning = super::recognition::check(state, bot, &request)?;
     // 5. A routing rule matches.
     let Some(route) = crate::call::routing::resolve(cfg, bot, &request.target) else {
         return Err(ApiError::NoRoute {
@@ -277,6 +286,13 @@ pub async fn dialout(
         return Ok(accepted(&first));
     }
     state.metrics.dialouts_accepted.inc();
+    if let Some(w) = &recognition_warning {
+        tracing::warn!(conversation_id = %conversation_id, bot = %bot.id, "{w}");
+        state
+            .store
+            .add_event(&conversation_id, "warning", w)
+            .await?;
+    }
     tracing::info!(
         conversation_id = %conversation_id,
         client = %who.client_id,

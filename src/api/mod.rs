@@ -5,6 +5,8 @@ pub mod auth;
 pub mod dialout;
 pub mod error;
 mod handlers;
+pub mod openapi;
+mod recognition;
 mod router;
 pub mod tls;
 

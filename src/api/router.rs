@@ -95,69 +95,74 @@ fn not_allowed(method: &Method, path: &str, allowed: &'static str) -> ApiError {
     }
 }
 
+/// Every route: its path template and the methods it answers (as sent in `Allow`). Dispatch
+/// matches paths against this table, 404/405 answers follow from it, and the OpenAPI document
+/// (`docs/openapi.json`) is checked against it by the tests, in both directions.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("/healthz", "GET"),
+    ("/metrics", "GET"),
+    ("/oauth/token", "POST"),
+    ("/api/v1/openapi.json", "GET"),
+    ("/api/v1/status", "GET"),
+    ("/api/v1/actions/dialout", "POST"),
+    ("/api/v1/calls", "GET"),
+    ("/api/v1/calls/{id}", "GET, DELETE"),
+];
+
+/// The route whose template matches `path` (a trailing `/` is ignored), its allowed methods,
+/// and the value of its `{…}` segment if it has one.
+pub fn match_route(path: &str) -> Option<(&'static str, &'static str, Option<String>)> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    ROUTES.iter().find_map(|(template, allowed)| {
+        let parts: Vec<&str> = template.split('/').skip(1).collect();
+        if parts.len() != segments.len() {
+            return None;
+        }
+        let mut param = None;
+        for (part, seg) in parts.iter().zip(&segments) {
+            if part.starts_with('{') && !seg.is_empty() {
+                param = Some((*seg).to_owned());
+            } else if part != seg {
+                return None;
+            }
+        }
+        Some((*template, *allowed, param))
+    })
+}
+
 /// Dispatches one request and counts it.
 pub async fn handle(state: Arc<ApiState>, peer: SocketAddr, req: Request<Incoming>) -> Reply {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let (route, result): (&str, Result<Reply, ApiError>) = match segments.as_slice() {
-        ["healthz"] => (
-            "/healthz",
-            match method {
-                Method::GET => Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
-                _ => Err(not_allowed(&method, &path, "GET")),
-            },
-        ),
-        ["metrics"] => (
-            "/metrics",
-            match method {
-                Method::GET => Ok(handlers::metrics(&state).await),
-                _ => Err(not_allowed(&method, &path, "GET")),
-            },
-        ),
-        ["oauth", "token"] => (
-            "/oauth/token",
-            match method {
-                Method::POST => handlers::token(&state, peer, req).await,
-                _ => Err(not_allowed(&method, &path, "POST")),
-            },
-        ),
-        ["api", "v1", "status"] => (
-            "/api/v1/status",
-            match method {
-                Method::GET => handlers::status(&state, peer, &req).await,
-                _ => Err(not_allowed(&method, &path, "GET")),
-            },
-        ),
-        ["api", "v1", "actions", "dialout"] => (
-            "/api/v1/actions/dialout",
-            match method {
-                Method::POST => handlers::dialout(&state, peer, req).await,
-                _ => Err(not_allowed(&method, &path, "POST")),
-            },
-        ),
-        ["api", "v1", "calls"] => (
-            "/api/v1/calls",
-            match method {
-                Method::GET => handlers::list_calls(&state, peer, &req).await,
-                _ => Err(not_allowed(&method, &path, "GET")),
-            },
-        ),
-        ["api", "v1", "calls", id] => {
-            let id = id.to_string();
-            (
-                "/api/v1/calls/{id}",
-                match method {
-                    Method::GET => handlers::get_call(&state, peer, &req, &id).await,
-                    Method::DELETE => handlers::hangup(&state, peer, &req, &id).await,
-                    _ => Err(not_allowed(&method, &path, "GET, DELETE")),
-                },
-            )
-        }
-        _ => (
+    let (route, result): (&str, Result<Reply, ApiError>) = match match_route(&path) {
+        None => (
             "unknown",
             Err(ApiError::NotFound(format!("{method} {path}"))),
         ),
+        Some((route, allowed, param)) => {
+            let id = param.unwrap_or_default();
+            let result = match (route, &method) {
+                ("/healthz", &Method::GET) => {
+                    Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"})))
+                }
+                ("/metrics", &Method::GET) => Ok(handlers::metrics(&state).await),
+                ("/oauth/token", &Method::POST) => handlers::token(&state, peer, req).await,
+                ("/api/v1/openapi.json", &Method::GET) => Ok(super::openapi::reply()),
+                ("/api/v1/status", &Method::GET) => handlers::status(&state, peer, &req).await,
+                ("/api/v1/actions/dialout", &Method::POST) => {
+                    handlers::dialout(&state, peer, req).await
+                }
+                ("/api/v1/calls", &Method::GET) => handlers::list_calls(&state, peer, &req).await,
+                ("/api/v1/calls/{id}", &Method::GET) => {
+                    handlers::get_call(&state, peer, &req, &id).await
+                }
+                ("/api/v1/calls/{id}", &Method::DELETE) => {
+                    handlers::hangup(&state, peer, &req, &id).await
+                }
+                _ => Err(not_allowed(&method, &path, allowed)),
+            };
+            (route, result)
+        }
     };
     let reply = match result {
         Ok(r) => r,
@@ -180,4 +185,31 @@ pub async fn handle(state: Arc<ApiState>, peer: SocketAddr, req: Request<Incomin
     };
     state.metrics.http(route, reply.status().as_u16());
     reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_match_the_route_table() {
+        // 1. Fixed paths, with or without a trailing slash.
+        assert_eq!(
+            match_route("/api/v1/status").map(|r| r.0),
+            Some("/api/v1/status")
+        );
+        assert_eq!(
+            match_route("/api/v1/calls/").map(|r| r.0),
+            Some("/api/v1/calls")
+        );
+        // 2. A parameter segment is captured.
+        assert_eq!(
+            match_route("/api/v1/calls/abc-1"),
+            Some(("/api/v1/calls/{id}", "GET, DELETE", Some("abc-1".into())))
+        );
+        // 3. Anything else is no route.
+        assert_eq!(match_route("/"), None);
+        assert_eq!(match_route("/api/v1/calls/a/b"), None);
+        assert_eq!(match_route("/api/v2/status"), None);
+    }
 }

@@ -204,6 +204,7 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
                 answer_timeout_sec: o.answer_timeout_sec,
                 max_cps: o.max_cps,
                 max_concurrent: o.max_concurrent,
+                require_recognition: o.require_recognition,
             },
             amd: raw.amd.clone(),
         });

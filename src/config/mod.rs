@@ -10,14 +10,21 @@ mod error;
 mod index;
 mod lists;
 mod raw;
+mod recognition;
 mod routes;
+mod schema;
 mod secret;
 mod serde_err;
 mod store;
+mod structure;
 mod types;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors, ErrorKind};
+pub use recognition::{
+    INSTALL_MODEL, RecognitionGap, RecognitionUse, gap_lines, model_file, model_installed,
+    recognition_gaps,
+};
 pub use secret::{ApiClient, ClientSecret, hash_secret};
 pub use store::{ConfigStore, Snapshot, spawn_watcher};
 pub use types::*;
@@ -92,104 +99,144 @@ fn io_error(file: &Path, path: &str, pos: (usize, usize), message: String) -> Co
     }
 }
 
+/// Problems found while reading the files.
+#[derive(Default)]
+struct Found {
+    errors: Vec<ConfigError>,
+    /// (file, field path) whose semantic errors would only repeat a structural one.
+    shadowed: Vec<(PathBuf, String)>,
+    /// A file could not be read, parsed or repaired: cross-checks would only add noise.
+    fatal: bool,
+}
+
+impl Found {
+    /// Whether a semantic error is about something a structural error already reported.
+    fn shadows(&self, e: &ConfigError) -> bool {
+        self.shadowed.iter().any(|(file, s)| {
+            *file == e.file
+                && e.path
+                    .strip_prefix(s.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
+    }
+}
+
 /// Reads and deserializes one file; the index is kept for later semantic errors.
-fn parse<T: for<'de> serde::Deserialize<'de> + Default>(
+///
+/// The structural pass runs first and reports every unknown field, wrong type and missing
+/// field of the file at once; the value then comes from its repaired tree (flagged entries left
+/// out), so the semantic checks can run too. Without structural problems serde deserialises the
+/// text (and reports what the pass let through). The index is returned even on failure, so the
+/// caller can find `server.include`.
+fn parse<T: serde::de::DeserializeOwned + Default>(
     file: &Path,
-    errors: &mut Vec<ConfigError>,
-) -> Option<(T, PosIndex)> {
+    found: &mut Found,
+) -> (Option<T>, Option<PosIndex>) {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
-            errors.push(io_error(
+            found.fatal = true;
+            found.errors.push(io_error(
                 file,
                 "",
                 (1, 1),
                 format!("cannot read the file: {e}"),
             ));
-            return None;
+            return (None, None);
         }
     };
     let idx = PosIndex::build(&text);
     // A file with only comments is an empty document; treat it as "nothing configured here".
     if !idx.has("") {
-        return Some((T::default(), idx));
+        return (Some(T::default()), Some(idx));
+    }
+    if let Some(tree) = structure::parse_tree(&text) {
+        let f = structure::check(&tree, &schema::schema_of::<T>(), file);
+        if !f.errors.is_empty() {
+            found.errors.extend(f.errors);
+            found
+                .shadowed
+                .extend(f.shadowed.into_iter().map(|p| (file.to_path_buf(), p)));
+            let value = f.repaired.and_then(|v| serde_json::from_value::<T>(v).ok());
+            found.fatal |= value.is_none();
+            return (value, Some(idx));
+        }
     }
     match serde_saphyr::from_str::<T>(&text) {
-        Ok(v) => Some((v, idx)),
+        Ok(v) => (Some(v), Some(idx)),
         Err(e) => {
-            errors.push(serde_err::convert(&e, file, &idx));
-            None
+            found.fatal = true;
+            found.errors.push(serde_err::convert(&e, file, &idx));
+            (None, Some(idx))
         }
     }
 }
 
+/// Errors in file order, like a compiler.
+fn sorted(mut errors: Vec<ConfigError>) -> ConfigErrors {
+    errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    ConfigErrors(errors)
+}
+
 /// Loads, validates and cross-checks the configuration at `path` (and its include directory).
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let mut errors = Vec::new();
-    let Some((root, idx)) = parse::<Option<RawRoot>>(path, &mut errors) else {
-        return Err(ConfigErrors(errors));
+    let mut found = Found::default();
+    let (root, idx) = parse::<Option<RawRoot>>(path, &mut found);
+    let Some(idx) = idx else {
+        return Err(sorted(found.errors));
+    };
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // The include directory is read even when the main file has errors, so one run reports
+    // the problems of every file.
+    let include = match &root {
+        Some(Some(r)) => r.server.include.clone(),
+        _ => idx.scalar("server.include").map(str::to_string),
     };
     let mut sources = vec![Source {
         file: path.to_path_buf(),
         idx,
     }];
-    let Some(root) = root else {
-        errors.push(io_error(
-            path,
-            "",
-            (1, 1),
-            "the file is empty; at least `server.sip.listen` is required".into(),
-        ));
-        return Err(ConfigErrors(errors));
-    };
-    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let (server, main_lists) = root.split();
     let mut lists = Lists::default();
-    lists.add(0, main_lists);
-
-    if let Some(inc) = &server.include {
-        let dir = if Path::new(inc).is_absolute() {
-            PathBuf::from(inc)
-        } else {
-            base_dir.join(inc)
-        };
-        match include_files(&dir) {
-            Ok(files) => {
-                for file in files {
-                    if let Some((raw, idx)) = parse::<RawLists>(&file, &mut errors) {
-                        sources.push(Source { file, idx });
-                        lists.add(sources.len() - 1, raw);
-                    }
-                }
-            }
-            Err(e) => {
-                let pos = sources[0].idx.pos("server.include");
-                errors.push(io_error(
-                    path,
-                    "server.include",
-                    pos,
-                    format!("cannot read include directory {}: {e}", dir.display()),
-                ));
-            }
+    let included = match &include {
+        Some(inc) => read_includes(path, &base_dir, inc, &sources[0].idx, &mut found),
+        None => Vec::new(),
+    };
+    let root = match root {
+        Some(Some(root)) => root,
+        Some(None) => {
+            found.errors.push(io_error(
+                path,
+                "",
+                (1, 1),
+                "the file is empty; at least `server.sip.listen` is required".into(),
+            ));
+            return Err(sorted(found.errors));
         }
+        None => return Err(sorted(found.errors)),
+    };
+    if found.fatal {
+        return Err(sorted(found.errors));
     }
-    // Cross-checks need every file; with a file unreadable they would only add noise.
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
+    let (server, main_lists) = root.split();
+    lists.add(0, main_lists);
+    for (source, raw) in included {
+        sources.push(source);
+        lists.add(sources.len() - 1, raw);
     }
 
     let mut ctx = Ctx {
         sources: &sources,
         base_dir,
-        errors,
+        errors: Vec::new(),
     };
     let server = ctx.server(&server);
     let l = lists::resolve(&mut ctx, &lists);
-    if !ctx.errors.is_empty() {
-        let mut errors = ctx.errors;
-        // Report in file order, like a compiler.
-        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-        return Err(ConfigErrors(errors));
+    // Semantic errors join the structural ones, except those repeating a structural error.
+    let semantic = std::mem::take(&mut ctx.errors);
+    let mut errors = found.errors.clone();
+    errors.extend(semantic.into_iter().filter(|e| !found.shadows(e)));
+    if !errors.is_empty() {
+        return Err(sorted(errors));
     }
     Ok(Config {
         server,
@@ -199,6 +246,41 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         routing_rules: l.routing_rules,
         api_clients: l.api_clients,
     })
+}
+
+/// Parses every file of the include directory `inc` (relative to `base_dir`); problems go to
+/// `found`, positioned at `server.include` of the main file (`main`, indexed by `main_idx`).
+fn read_includes(
+    main: &Path,
+    base_dir: &Path,
+    inc: &str,
+    main_idx: &PosIndex,
+    found: &mut Found,
+) -> Vec<(Source, RawLists)> {
+    let dir = if Path::new(inc).is_absolute() {
+        PathBuf::from(inc)
+    } else {
+        base_dir.join(inc)
+    };
+    match include_files(&dir) {
+        Ok(files) => files
+            .into_iter()
+            .filter_map(|file| match parse::<RawLists>(&file, found) {
+                (Some(raw), Some(idx)) => Some((Source { file, idx }, raw)),
+                _ => None,
+            })
+            .collect(),
+        Err(e) => {
+            found.fatal = true;
+            found.errors.push(io_error(
+                main,
+                "server.include",
+                main_idx.pos("server.include"),
+                format!("cannot read include directory {}: {e}", dir.display()),
+            ));
+            Vec::new()
+        }
+    }
 }
 
 /// `*.yaml` / `*.yml` files of the include directory, sorted by name (load order is predictable).
@@ -213,7 +295,9 @@ fn include_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Human summary for `dialgate check`: listeners, counts, and the bots allowed to dial out.
+/// Human summary for `dialgate check`: listeners, counts, the bots allowed to dial out, and
+/// (looking at `server.data_dir`) the bots that will lack speech recognition. Every line ends
+/// with a newline.
 pub fn summary(config: &Config) -> String {
     let s = &config.server;
     let mut out = String::new();
@@ -248,6 +332,11 @@ pub fn summary(config: &Config) -> String {
             "Outbound enabled: {} ({}) max_cps {} max_concurrent {} machine_detection {:?}\n",
             b.id, b.name, o.max_cps, o.max_concurrent, o.machine_detection
         ));
+    }
+    let data_dir = &config.server.data_dir;
+    let gaps = recognition_gaps(config, model_installed(data_dir));
+    for line in gap_lines(&gaps, &model_file(data_dir)) {
+        out.push_str(&format!("WARNING: {line}\n"));
     }
     out
 }

@@ -168,6 +168,8 @@ pub(super) struct RawOutbound {
     pub max_cps: f64,
     #[serde(default = "d_max_concurrent")]
     pub max_concurrent: u32,
+    #[serde(default)]
+    pub require_recognition: bool,
 }
 
 impl Default for RawOutbound {
@@ -180,6 +182,7 @@ impl Default for RawOutbound {
             answer_timeout_sec: d_answer_timeout(),
             max_cps: d_max_cps(),
             max_concurrent: d_max_concurrent(),
+            require_recognition: false,
         }
     }
 }

@@ -140,6 +140,7 @@ pub(super) fn expected_for(path: &str, serde_expected: &str) -> String {
         | "start_recognition_on_connect"
         | "dialout_initiated_event"
         | "recording"
+        | "require_recognition"
         | "plain_http"
         | "p_asserted_identity" => "true or false",
         "transport" => "one of udp, tcp, tls",

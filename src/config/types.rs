@@ -135,6 +135,10 @@ pub struct Outbound {
     pub max_cps: f64,
     /// Simultaneous outbound calls, >= 1 (default 3).
     pub max_concurrent: u32,
+    /// When the bot needs speech recognition ([`Bot::recognition_uses`]) and no speech model is
+    /// installed: refuse its dialouts (503) instead of placing them with a warning on the call
+    /// record (default false).
+    pub require_recognition: bool,
 }
 
 impl Default for Outbound {
@@ -147,6 +151,7 @@ impl Default for Outbound {
             answer_timeout_sec: 30,
             max_cps: 1.0,
             max_concurrent: 3,
+            require_recognition: false,
         }
     }
 }

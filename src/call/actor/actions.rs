@@ -479,6 +479,17 @@ impl Actor {
             ));
         }
         let store = &self.engine.deps.store;
+        // The record's recognition state ends with the call (it stayed "active" before).
+        if self.recognition_active {
+            self.recognition_active = false;
+            let _ = store
+                .set_extra(
+                    &self.id,
+                    crate::store::ExtraColumn::SttStatus,
+                    "ended".into(),
+                )
+                .await;
+        }
         match store
             .set_terminal(&self.id, status, code, &report.reason, report.sip_code)
             .await

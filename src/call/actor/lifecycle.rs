@@ -50,7 +50,8 @@ impl Actor {
         }
     }
 
-    async fn record_recognition(&self, status: &str, note: &str) {
+    async fn record_recognition(&mut self, status: &str, note: &str) {
+        self.recognition_active = status == "active";
         tracing::info!("{note}");
         let store = &self.engine.deps.store;
         let _ = store

@@ -110,6 +110,8 @@ pub struct Actor {
     trunk_address: String,
     /// The machine's state as last recorded (progress is written when it changes).
     recorded_state: CallState,
+    /// The record says recognition is `active` (it says `ended` after the call).
+    recognition_active: bool,
 }
 
 /// Encodes a [`CallState`] for the registry's atomic cell.
@@ -198,6 +200,7 @@ impl Actor {
             caller,
             trunk_address,
             recorded_state: CallState::Initiating,
+            recognition_active: false,
         })
     }
 
