@@ -190,66 +190,30 @@ impl Engine {
     }
 
     /// Ends, with a terminal notification, every call the previous process
-    /// left unfinished: its SIP dialogs died with that process.
+    /// left unfinished (its SIP dialogs died with that process), and completes every call
+    /// that is terminal but lacks its terminal notification. Each in one transaction.
     pub async fn recover(&self) {
-        let calls = match self.deps.store.unfinished_calls().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read unfinished calls");
+        let store = &self.deps.store;
+        let (unfinished, orphans) = match (
+            store.unfinished_calls().await,
+            store.terminal_without_note().await,
+        ) {
+            (Ok(u), Ok(o)) => (u, o),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot read the calls to recover");
                 return;
             }
         };
-        for c in calls {
-            let (status, reason) = if c.answered_at.is_some() {
-                (CallStatus::Completed, "dialgate restarted during the call")
-            } else {
-                (
-                    CallStatus::Failed,
-                    "dialgate restarted before the call was answered",
-                )
-            };
-            match self
-                .deps
-                .store
-                .set_terminal(&c.conversation_id, status, "error", reason, None)
-                .await
-            {
-                Ok(true) => {}
-                _ => continue,
-            }
-            let _ = self
-                .deps
-                .store
-                .add_event(&c.conversation_id, status.as_str(), reason)
-                .await;
-            tracing::warn!(conversation_id = %c.conversation_id, "call ended by restart recovery");
-            if let Some(url) = c.request.get("notifyUrl").and_then(Value::as_str) {
-                let note = StatusNote {
-                    conversation_id: &c.conversation_id,
-                    status: status.as_str(),
-                    reason: Some(reason),
-                    reason_code: Some("error"),
-                    sip_code: None,
-                    machine_detection: None,
-                    duration_seconds: c
-                        .answered_at
-                        .map(|a| ((crate::store::now_ms() - a).max(0) / 1000) as u64),
-                };
-                if let Err(e) = self
-                    .deps
-                    .outbox
-                    .notify_dialer(&c.conversation_id, url, note.body())
-                    .await
-                {
-                    tracing::error!(error = %e, "cannot queue the terminal notification");
+        for c in unfinished.iter().chain(&orphans) {
+            let end = recovered_end(c);
+            match self.deps.outbox.finish_call(end).await {
+                Ok(f) if f.queued => {
+                    tracing::warn!(conversation_id = %c.conversation_id, "call ended by restart recovery")
                 }
-            }
-            if c.bot_connected_at.is_some() || c.answered_at.is_some() {
-                let _ = self
-                    .deps
-                    .outbox
-                    .bot_disconnect(&c.conversation_id, reason, "error")
-                    .await;
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(conversation_id = %c.conversation_id, error = %e, "cannot end the call")
+                }
             }
         }
     }
@@ -388,5 +352,65 @@ impl BotReplySink for Engine {
 
     fn bot_unreachable(&self, conversation_id: &str, error: &str) {
         tracing::warn!(%conversation_id, %error, "the bot's events URL is unreachable");
+    }
+}
+
+/// How restart recovery ends a call: a call still live ends `error` (answered → `completed`,
+/// else `failed`); a call already terminal keeps its stored outcome.
+fn recovered_end(c: &crate::store::CallRecord) -> crate::store::CallEnd {
+    let (status, code, reason) = if c.status.is_terminal() {
+        (
+            c.status,
+            c.reason_code.clone().unwrap_or_else(|| "error".into()),
+            c.reason.clone().unwrap_or_default(),
+        )
+    } else if c.answered_at.is_some() {
+        let r = "dialgate restarted during the call";
+        (CallStatus::Completed, "error".into(), r.into())
+    } else {
+        let r = "dialgate restarted before the call was answered";
+        (CallStatus::Failed, "error".into(), r.into())
+    };
+    let end_ms = c.ended_at.unwrap_or_else(crate::store::now_ms);
+    // sipCode is the carrier's final answer; a call cut off has none.
+    let sip_code = c
+        .sip_code
+        .filter(|_| c.status.is_terminal())
+        .map(|s| s as u16);
+    let notification = c
+        .request
+        .get("notifyUrl")
+        .and_then(Value::as_str)
+        .map(|url| {
+            let note = StatusNote {
+                conversation_id: &c.conversation_id,
+                status: status.as_str(),
+                reason: Some(&reason),
+                reason_code: Some(&code),
+                sip_code,
+                machine_detection: c
+                    .machine_detection
+                    .as_ref()
+                    .and_then(|m| m["result"].as_str()),
+                duration_seconds: (status == CallStatus::Completed).then(|| {
+                    c.answered_at
+                        .map(|a| ((end_ms - a).max(0) / 1000) as u64)
+                        .unwrap_or(0)
+                }),
+            };
+            (url.to_owned(), note.body())
+        });
+    crate::store::CallEnd {
+        conversation_id: c.conversation_id.clone(),
+        status,
+        bot_disconnect: Some(crate::webhook::disconnect_body(
+            &c.conversation_id,
+            &reason,
+            &code,
+        )),
+        reason_code: code,
+        reason,
+        sip_code,
+        notification,
     }
 }
