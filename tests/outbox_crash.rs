@@ -305,3 +305,55 @@ async fn sigkill_during_a_burst_of_call_endings_loses_and_doubles_nothing() {
     }
     assert_eq!(all_ids.len(), 3 * CALLS);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_completes_a_terminal_call_stored_without_its_notification() {
+    // 1. A store as an older dialgate could leave it after a crash: a call terminal
+    //    (failed/busy) whose notification was never queued.
+    let carrier = SimCallee::start(SimCalleeOptions::callee()).await.unwrap();
+    let sink = Sink::start(Behaviour::Accept).await;
+    let s = setup(&carrier, &sink);
+    {
+        let store = Store::open(&s.data()).unwrap();
+        store
+            .insert_call(
+                dialgate::store::NewCall {
+                    conversation_id: "orphan".into(),
+                    client_id: "d".into(),
+                    bot_id: "b".into(),
+                    target: "+15550000001".into(),
+                    request: json!({"bot": "b", "target": "+15550000001", "notifyUrl": sink.url()}),
+                    config_version: 1,
+                    snapshot: dialgate::store::CallSnapshot {
+                        webhook_secret: Some(WHSEC.into()),
+                        ..Default::default()
+                    },
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let conn = rusqlite::Connection::open(s.data().join("dialgate.sqlite")).unwrap();
+        conn.execute(
+            "UPDATE calls SET status='failed', reason_code='busy', reason='486 Busy Here', \
+             sip_code=486, ended_at=created_at, terminal_queued=0 WHERE conversation_id='orphan'",
+            [],
+        )
+        .unwrap();
+    }
+    // 2. dialgate starts: recovery queues the stored outcome's notification, delivered once.
+    let p = s.run().await;
+    let got = sink.wait_for_accepted(1, WAIT).await;
+    assert_eq!(got[0].body["conversationId"], "orphan");
+    assert_eq!(got[0].body["status"], "failed");
+    assert_eq!(got[0].body["reasonCode"], "busy");
+    assert_eq!(got[0].body["sipCode"], 486);
+    assert!(got[0].signed_with(WHSEC));
+    until_settled(&s.data(), &["orphan".to_owned()]).await;
+    drop(p);
+    // 3. Another restart queues nothing more.
+    let _p = s.run().await;
+    let store = Store::open(&s.data()).unwrap();
+    assert_eq!(store.deliveries("orphan").await.unwrap().len(), 1);
+    assert_eq!(sink.requests().len(), 1);
+}
