@@ -152,14 +152,15 @@ fn finish_in(tx: &Connection, end: &CallEnd, now: i64) -> Result<Finished, Store
     })
 }
 
-/// Whether the Bot API conversation was (asked to be) opened for this call.
+/// Whether the Bot API conversation was (asked to be) opened for this call and its
+/// disconnect is not queued yet.
 fn bot_conversation_opened(tx: &Connection, id: &str) -> Result<bool, StoreError> {
-    Ok(tx
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM outbox WHERE conversation_id=?1 AND channel='bot' AND kind=?2)",
-            params![id, kind::BOT_OPEN],
-            |r| r.get(0),
-        )?)
+    Ok(tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM outbox WHERE conversation_id=?1 AND channel='bot' AND kind=?2) \
+           AND NOT EXISTS (SELECT 1 FROM outbox WHERE conversation_id=?1 AND channel='bot' AND kind=?3)",
+        params![id, kind::BOT_OPEN, kind::BOT_DISCONNECT],
+        |r| r.get(0),
+    )?)
 }
 
 /// Whether a terminal notification of the conversation waits behind the item `after`.

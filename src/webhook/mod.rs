@@ -165,18 +165,6 @@ impl Outbox {
         )
         .await
     }
-
-    /// Queues the end of the bot conversation.
-    pub async fn bot_disconnect(
-        &self,
-        conv: &str,
-        reason: &str,
-        reason_code: &str,
-    ) -> Result<i64, StoreError> {
-        let payload = disconnect_body(conv, reason, reason_code);
-        self.put(conv, Channel::Bot, kind::BOT_DISCONNECT, None, payload)
-            .await
-    }
 }
 
 /// What a call accepted now keeps for life: its client's webhook secret, its bot's Bot API
