@@ -164,6 +164,11 @@ async fn racing_workers_send_every_item_exactly_once() {
     //    as a second request. Each item is recorded delivered with one attempt.
     let claimed: u64 = metrics.iter().map(|m| m.outbox_claimed.get()).sum();
     assert_eq!(claimed, 240);
+    let suppressed: u64 = metrics
+        .iter()
+        .map(|m| m.outbox_duplicates_suppressed.get())
+        .sum();
+    eprintln!("240 items, 4 workers: {suppressed} duplicate sends suppressed by the claim");
     for id in &ids {
         for (item, attempts) in store.deliveries(id).await.unwrap() {
             assert_eq!(item.state, "delivered");
@@ -232,8 +237,21 @@ async fn a_hanging_notify_url_does_not_hold_up_other_calls() {
         hung.connections()
     );
     assert!(hung.connections() >= 1);
+    assert_eq!(metrics.outbox_claimed.get(), hung.connections() as u64 + 1);
+    // 4. Shutdown gives back the claims of the deliveries still hanging (bounded wait), so
+    //    a restarted process takes them at once instead of after their lease.
     shutdown.cancel();
     let _ = task.await;
+    let conn = rusqlite::Connection::open(data.join("dialgate.sqlite")).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM outbox WHERE claim_token IS NOT NULL"),
+        0
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM outbox WHERE state='pending'"),
+        100
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,6 +155,17 @@ impl Store {
         .await
     }
 
+    /// Gives back every claim held with `token` (a worker stopping); returns how many.
+    pub async fn release_claims(&self, token: String) -> Result<usize, StoreError> {
+        self.with(move |conn| {
+            Ok(conn.execute(
+                "UPDATE outbox SET claim_token=NULL, claimed_until=NULL WHERE claim_token=?1",
+                params![token],
+            )?)
+        })
+        .await
+    }
+
     /// Records one attempt of a claimed item, moves the item on and releases the claim.
     pub async fn record_attempt(
         &self,

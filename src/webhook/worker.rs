@@ -42,6 +42,9 @@ impl OutboxOptions {
     }
 }
 
+/// How long shutdown waits for deliveries under way.
+const DRAIN: Duration = Duration::from_secs(4);
+
 /// How one delivery went.
 pub(super) enum Delivery {
     Ok,
@@ -90,6 +93,31 @@ impl Outbox {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
+        }
+        self.drain(&sched, &token).await;
+    }
+
+    /// At shutdown: lets deliveries under way finish (bounded), then gives back the claims
+    /// still held, so a restarted process need not wait for their leases to end.
+    async fn drain(&self, sched: &Mutex<Scheduler>, token: &str) {
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        loop {
+            let busy = {
+                let s = sched.lock().unwrap_or_else(|p| p.into_inner());
+                s.free() < s.limits().global
+            };
+            if !busy || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match self.store.release_claims(token.to_owned()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                items = n,
+                "deliveries still under way at shutdown: claims given back"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot give back the outbox claims"),
         }
     }
 
