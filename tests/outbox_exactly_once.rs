@@ -130,9 +130,14 @@ async fn racing_workers_send_every_item_exactly_once() {
         }
     }
     let shutdown = CancellationToken::new();
+    let started = std::time::Instant::now();
     let tasks: Vec<_> = outboxes.iter().map(|o| o.spawn(shutdown.clone())).collect();
     // 3. Everything is delivered.
     until_settled(&store, &ids).await;
+    eprintln!(
+        "240 items delivered in {:?} (informational)",
+        started.elapsed()
+    );
     shutdown.cancel();
     for t in tasks {
         let _ = t.await;
@@ -212,7 +217,12 @@ async fn a_hanging_notify_url_does_not_hold_up_other_calls() {
     let shutdown = CancellationToken::new();
     let task = outbox.spawn(shutdown.clone());
     // 2. The healthy call's notification is delivered…
+    let started = std::time::Instant::now();
     healthy.wait_for(1, WAIT).await;
+    eprintln!(
+        "healthy notification after {:?} (informational)",
+        started.elapsed()
+    );
     let (item, _) = store.deliveries("healthy").await.unwrap().remove(0);
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut state = item.state;
