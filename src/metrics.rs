@@ -43,6 +43,18 @@ pub struct Metrics {
     pub rtp_dropped: Family<ReasonLabels, Counter>,
     pub media_streams: Gauge,
     pub tap_drops: Counter,
+    /// Outbox items claimed for delivery (one per attempt).
+    pub outbox_claimed: Counter,
+    /// Items read as due but already taken or finished by another worker when claimed: a
+    /// duplicate delivery that did not happen.
+    pub outbox_duplicates_suppressed: Counter,
+    /// Attempts whose claim ran out before they were recorded (the item may be sent again,
+    /// with the same event id).
+    pub outbox_leases_lost: Counter,
+    /// `answered` notifications given up because the call's terminal one replaced them.
+    pub outbox_superseded: Counter,
+    /// Call records deleted by retention.
+    pub calls_pruned: Counter,
 }
 
 impl Default for Metrics {
@@ -69,6 +81,11 @@ impl Metrics {
             rtp_dropped: Family::default(),
             media_streams: Gauge::default(),
             tap_drops: Counter::default(),
+            outbox_claimed: Counter::default(),
+            outbox_duplicates_suppressed: Counter::default(),
+            outbox_leases_lost: Counter::default(),
+            outbox_superseded: Counter::default(),
+            calls_pruned: Counter::default(),
         };
         r.register(
             "http_requests",
@@ -125,6 +142,31 @@ impl Metrics {
             "tap_drops",
             "Audio frames dropped by slow tap consumers",
             m.tap_drops.clone(),
+        );
+        r.register(
+            "outbox_claimed",
+            "Outbox items claimed for a delivery attempt",
+            m.outbox_claimed.clone(),
+        );
+        r.register(
+            "outbox_duplicates_suppressed",
+            "Outbox items read as due but already claimed or finished by another worker (not sent again)",
+            m.outbox_duplicates_suppressed.clone(),
+        );
+        r.register(
+            "outbox_leases_lost",
+            "Delivery attempts whose claim ran out before they were recorded",
+            m.outbox_leases_lost.clone(),
+        );
+        r.register(
+            "outbox_superseded",
+            "Answered notifications superseded by the call's terminal notification",
+            m.outbox_superseded.clone(),
+        );
+        r.register(
+            "calls_pruned",
+            "Call records deleted by retention",
+            m.calls_pruned.clone(),
         );
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
         m

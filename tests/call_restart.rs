@@ -1,5 +1,6 @@
 //! The real dialgate binary killed with SIGKILL and restarted on the same data directory:
-//! notifications still pending are delivered after the restart, and a call cut off while
+//! notifications still pending are delivered after the restart (a failing `answered` being
+//! superseded by the terminal notification), and a call cut off while
 //! ringing ends failed/error with its terminal notification delivered.
 //! Ports: SIP 16200-16219, relay RTP 27000-27199.
 
@@ -145,8 +146,9 @@ async fn pending_notifications_are_delivered_after_sigkill() {
     let (code, blog) = finish(&botp).await;
     assert_eq!(code, 0, "bot scenario");
     assert_eq!(sip_flow(&blog), ["<INVITE", ">200", "<ACK", "<BYE", ">200"]);
-    // 3. The call is completed, but the dialer has accepted nothing: `answered` is being
-    //    retried (3 attempts so far), `completed` waits behind it.
+    // 3. The call is completed, but the dialer has accepted nothing: `answered`, which
+    //    failed, is superseded by `completed` (README "Status notifications"), and
+    //    `completed` is being retried on its own budget (3 attempts so far).
     let rec = record_until(
         &s.http,
         &s.auth,
@@ -155,7 +157,8 @@ async fn pending_notifications_are_delivered_after_sigkill() {
         |r| {
             r["status"] == "completed"
                 && dialer_deliveries(r).len() == 2
-                && dialer_deliveries(r)[0]["attempts"]
+                && dialer_deliveries(r)[0]["state"] == "superseded"
+                && dialer_deliveries(r)[1]["attempts"]
                     .as_array()
                     .is_some_and(|a| a.len() >= 3)
         },
@@ -173,41 +176,40 @@ async fn pending_notifications_are_delivered_after_sigkill() {
     // 5. The dialer recovers; dialgate restarts on the same data directory.
     sink.fail_first(0);
     let _d = run(&s).await;
-    // 6. Both notifications arrive, in order, each accepted exactly once.
+    // 6. The terminal notification arrives, accepted exactly once; the superseded
+    //    `answered` is never sent again.
     let term = one_terminal(&sink, &id).await;
     assert_eq!(term["status"], "completed");
     assert_eq!(term["reasonCode"], "client-disconnected");
     let rec = record_until(&s.http, &s.auth, &id, "settled", settled).await;
     assert_eq!(
         notes(&sink, &id),
-        vec![
-            ("answered".to_owned(), None, Some(200)),
-            (
-                "completed".to_owned(),
-                Some("client-disconnected".to_owned()),
-                Some(200)
-            ),
-        ]
+        vec![(
+            "completed".to_owned(),
+            Some("client-disconnected".to_owned()),
+            Some(200)
+        )]
     );
-    // 7. The record lists every attempt the dialer saw: the 500s before the kill, then a
-    //    200 for each notification after the restart.
+    // 7. The record lists every attempt the dialer saw: the 500s before the kill, then one
+    //    200 for `completed` after the restart.
     assert_eq!(rec["status"], "completed", "{rec:#}");
     assert_eq!(rec["reasonCode"], "client-disconnected");
     let d = dialer_deliveries(&rec);
     assert_eq!(d.len(), 2, "{rec:#}");
-    assert!(d.iter().all(|d| d["state"] == "delivered"), "{rec:#}");
+    assert_eq!(d[0]["state"], "superseded", "{rec:#}");
+    assert_eq!(d[1]["state"], "delivered", "{rec:#}");
     let answered = attempts_of(&rec, 0);
     let completed = attempts_of(&rec, 1);
-    assert_eq!(answered.len(), failed_before + 1, "{rec:#}");
-    assert!(
-        answered[..failed_before]
-            .iter()
-            .all(|a| a["httpStatus"] == 500),
+    assert!(!answered.is_empty(), "{rec:#}");
+    assert!(answered.iter().all(|a| a["httpStatus"] == 500), "{rec:#}");
+    assert_eq!(
+        answered.len() + completed.len(),
+        failed_before + 1,
         "{rec:#}"
     );
-    assert_eq!(answered[failed_before]["httpStatus"], 200);
-    assert_eq!(completed.len(), 1, "{rec:#}");
-    assert_eq!(completed[0]["httpStatus"], 200);
+    let (last, before) = completed.split_last().expect("completed was attempted");
+    assert!(before.iter().all(|a| a["httpStatus"] == 500), "{rec:#}");
+    assert_eq!(last["httpStatus"], 200);
     assert_eq!(
         sink.requests().len(),
         answered.len() + completed.len(),

@@ -277,6 +277,7 @@ pub async fn dialout(
                 request: serde_json::to_value(&request)
                     .map_err(|e| ApiError::Internal(e.to_string()))?,
                 config_version: snap.version,
+                snapshot: crate::webhook::snapshot(cfg, &who.client_id, bot),
             },
             idem,
         )

@@ -242,25 +242,35 @@ impl Engine {
     }
 
     /// Ends, with a terminal notification, every call the previous process
-    /// left unfinished: its SIP dialogs died with that process.
+    /// left unfinished (its SIP dialogs died with that process), and completes every call
+    /// that is terminal but lacks its terminal notification. Each in one transaction.
     pub async fn recover(&self) {
-        let calls = match self.deps.store.unfinished_calls().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read unfinished calls");
+        let store = &self.deps.store;
+        let (unfinished, orphans) = match (
+            store.unfinished_calls().await,
+            store.terminal_without_note().await,
+        ) {
+            (Ok(u), Ok(o)) => (u, o),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot read the calls to recover");
                 return;
             }
         };
-        for c in calls {
+        for c in unfinished.iter().chain(&orphans) {
             let reason = if c.answered_at.is_some() {
                 "dialgate restarted during the call"
             } else {
                 "dialgate restarted before the call was answered"
             };
-            if super::supervise::end_unfinished(&self.deps.store, &self.deps.outbox, &c, reason)
-                .await
-            {
-                tracing::warn!(conversation_id = %c.conversation_id, "call ended by restart recovery");
+            let end = super::supervise::end_of(c, reason);
+            match self.deps.outbox.finish_call(end).await {
+                Ok(f) if f.queued => {
+                    tracing::warn!(conversation_id = %c.conversation_id, "call ended by restart recovery")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(conversation_id = %c.conversation_id, error = %e, "cannot end the call")
+                }
             }
         }
     }

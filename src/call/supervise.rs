@@ -3,7 +3,7 @@
 
 use super::engine::Engine;
 use super::notify::StatusNote;
-use crate::store::{CallRecord, CallStatus, Store};
+use crate::store::{CallRecord, CallStatus};
 use crate::webhook::Outbox;
 use serde_json::Value;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ pub(super) async fn supervise(engine: Arc<Engine>, id: String, task: tokio::task
     engine.unregister(&id);
     match engine.deps.store.get_call(&id).await {
         Ok(Some(rec)) => {
-            if end_unfinished(&engine.deps.store, &engine.deps.outbox, &rec, &reason).await {
+            if end_unfinished(&engine.deps.outbox, &rec, &reason).await {
                 engine.count_ended("error");
             }
         }
@@ -39,65 +39,82 @@ async fn abnormal_end(task: tokio::task::JoinHandle<()>) -> Option<String> {
     Some(format!("internal error: the call's task {what}"))
 }
 
-/// Ends a call whose actor is gone without its terminal: the terminal state (`error`), its
-/// notification and the bot disconnect. Returns false when the call was already terminal
+/// Ends a call whose actor is gone without its terminal: state, notification and bot disconnect
+/// in one transaction. Returns false when the call was already terminal with its terminal items
 /// (nothing is sent twice).
-pub(crate) async fn end_unfinished(
-    store: &Store,
-    outbox: &Outbox,
-    c: &CallRecord,
-    reason: &str,
-) -> bool {
-    let status = if c.answered_at.is_some() {
-        CallStatus::Completed
-    } else {
-        CallStatus::Failed
-    };
-    match store
-        .set_terminal(&c.conversation_id, status, "error", reason, None)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => return false,
+pub(crate) async fn end_unfinished(outbox: &Outbox, c: &CallRecord, reason: &str) -> bool {
+    match outbox.finish_call(end_of(c, reason)).await {
+        Ok(f) => f.newly_terminal,
         Err(e) => {
             tracing::error!(conversation_id = %c.conversation_id, error = %e, "cannot end the call");
-            return false;
+            false
         }
     }
-    let _ = store
-        .add_event(&c.conversation_id, status.as_str(), reason)
-        .await;
-    if let Some(url) = c.request.get("notifyUrl").and_then(Value::as_str) {
-        let note = StatusNote {
-            conversation_id: &c.conversation_id,
-            status: status.as_str(),
-            reason: Some(reason),
-            reason_code: Some("error"),
-            sip_code: None,
-            machine_detection: None,
-            duration_seconds: c
-                .answered_at
-                .map(|a| ((crate::store::now_ms() - a).max(0) / 1000) as u64),
-        };
-        if let Err(e) = outbox
-            .notify_dialer(&c.conversation_id, url, note.body())
-            .await
-        {
-            tracing::error!(error = %e, "cannot queue the terminal notification");
-        }
+}
+
+/// How a call whose actor is gone ends (restart recovery, a panicked task): a call still live
+/// ends `error` with `reason_if_live` (answered → `completed`, else `failed`); a call already
+/// terminal keeps its stored outcome.
+pub(crate) fn end_of(c: &CallRecord, reason_if_live: &str) -> crate::store::CallEnd {
+    let (status, code, reason) = if c.status.is_terminal() {
+        (
+            c.status,
+            c.reason_code.clone().unwrap_or_else(|| "error".into()),
+            c.reason.clone().unwrap_or_default(),
+        )
+    } else if c.answered_at.is_some() {
+        (CallStatus::Completed, "error".into(), reason_if_live.into())
+    } else {
+        (CallStatus::Failed, "error".into(), reason_if_live.into())
+    };
+    let end_ms = c.ended_at.unwrap_or_else(crate::store::now_ms);
+    // sipCode is the carrier's final answer; a call cut off has none.
+    let sip_code = c
+        .sip_code
+        .filter(|_| c.status.is_terminal())
+        .map(|s| s as u16);
+    let notification = c
+        .request
+        .get("notifyUrl")
+        .and_then(Value::as_str)
+        .map(|url| {
+            let note = StatusNote {
+                conversation_id: &c.conversation_id,
+                status: status.as_str(),
+                reason: Some(&reason),
+                reason_code: Some(&code),
+                sip_code,
+                machine_detection: c
+                    .machine_detection
+                    .as_ref()
+                    .and_then(|m| m["result"].as_str()),
+                duration_seconds: (status == CallStatus::Completed).then(|| {
+                    c.answered_at
+                        .map(|a| ((end_ms - a).max(0) / 1000) as u64)
+                        .unwrap_or(0)
+                }),
+            };
+            (url.to_owned(), note.body())
+        });
+    crate::store::CallEnd {
+        conversation_id: c.conversation_id.clone(),
+        status,
+        bot_disconnect: Some(crate::webhook::disconnect_body(
+            &c.conversation_id,
+            &reason,
+            &code,
+        )),
+        reason_code: code,
+        reason,
+        sip_code,
+        notification,
     }
-    if c.bot_connected_at.is_some() || c.answered_at.is_some() {
-        let _ = outbox
-            .bot_disconnect(&c.conversation_id, reason, "error")
-            .await;
-    }
-    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Channel, NewCall};
+    use crate::store::{Channel, NewCall, Store};
     use serde_json::json;
 
     /// A real store and outbox (not delivering) in a temp directory.
@@ -127,6 +144,7 @@ mod tests {
             target: "tel:+15550001111".into(),
             request: json!({"notifyUrl": "http://127.0.0.1:9/status"}),
             config_version: 1,
+            snapshot: Default::default(),
         };
         store.insert_call(call, None).await.expect("call stored");
         // 2. Its task panics: the supervisor sees an abnormal end.
@@ -135,14 +153,20 @@ mod tests {
         assert!(reason.contains("panicked"), "{reason}");
         // 3. The call is ended: failed/error, one terminal notification queued.
         let rec = store.get_call("conv-panic").await.unwrap().unwrap();
-        assert!(end_unfinished(&store, &outbox, &rec, &reason).await);
+        assert!(end_unfinished(&outbox, &rec, &reason).await);
         let rec = store.get_call("conv-panic").await.unwrap().unwrap();
         assert_eq!(rec.status, CallStatus::Failed);
         // 4. A second attempt (another supervisor, a restart) sends nothing more.
-        assert!(!end_unfinished(&store, &outbox, &rec, &reason).await);
-        let (due, _) = store.due_items(64).await.expect("outbox readable");
+        assert!(!end_unfinished(&outbox, &rec, &reason).await);
+        let query = crate::store::DueQuery {
+            limit: 64,
+            per_destination: 64,
+            exclude: Vec::new(),
+        };
+        let (due, _) = store.due_items(query).await.expect("outbox readable");
         let terminal: Vec<_> = due
             .iter()
+            .map(|d| &d.item)
             .filter(|i| i.channel == Channel::Dialer && i.conversation_id == "conv-panic")
             .collect();
         assert_eq!(terminal.len(), 1, "{due:?}");

@@ -65,7 +65,33 @@ pub(super) struct RawServer {
     pub max_call_duration_sec: u32,
     #[serde(default = "d_bot_answer")]
     pub bot_answer_timeout_sec: u32,
+    #[serde(default = "d_retention_days")]
+    pub retention_days: u32,
+    #[serde(default)]
+    pub outbox: RawOutbox,
     pub include: Option<String>,
+}
+
+/// `server.outbox`: delivery concurrency of notifications and Bot API requests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOutbox {
+    #[serde(default = "d_outbox_max_concurrent")]
+    pub max_concurrent: u32,
+    #[serde(default = "d_outbox_max_per_destination")]
+    pub max_per_destination: u32,
+    #[serde(default = "d_outbox_connect_timeout_ms")]
+    pub connect_timeout_ms: u32,
+}
+
+impl Default for RawOutbox {
+    fn default() -> Self {
+        RawOutbox {
+            max_concurrent: d_outbox_max_concurrent(),
+            max_per_destination: d_outbox_max_per_destination(),
+            connect_timeout_ms: d_outbox_connect_timeout_ms(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,6 +282,18 @@ fn d_max_call() -> u32 {
 }
 fn d_bot_answer() -> u32 {
     10
+}
+fn d_retention_days() -> u32 {
+    30
+}
+fn d_outbox_max_concurrent() -> u32 {
+    64
+}
+fn d_outbox_max_per_destination() -> u32 {
+    8
+}
+fn d_outbox_connect_timeout_ms() -> u32 {
+    3000
 }
 fn d_http_listen() -> String {
     "127.0.0.1:8443".into()

@@ -99,6 +99,17 @@ pub struct RtpConfig {
     pub inactivity_timeout_sec: u32,
 }
 
+/// `server.outbox`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxConfig {
+    /// Deliveries in flight at once, all destinations together (≥ 1).
+    pub max_concurrent: u32,
+    /// Deliveries in flight at once to one `scheme://host:port` (≥ 1).
+    pub max_per_destination: u32,
+    /// TCP connect timeout of one delivery, milliseconds (≥ 1; read at start).
+    pub connect_timeout_ms: u32,
+}
+
 /// `server`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
@@ -114,6 +125,11 @@ pub struct Server {
     pub max_call_duration_sec: u32,
     /// Bot leg INVITE without final answer is cancelled after this many seconds.
     pub bot_answer_timeout_sec: u32,
+    /// Call records, timelines and delivered outbox items older than this many days are
+    /// deleted; 0 keeps them forever.
+    pub retention_days: u32,
+    /// Delivery concurrency of the outbox.
+    pub outbox: OutboxConfig,
     /// Include directory (absolute), if configured.
     pub include: Option<PathBuf>,
 }

@@ -298,6 +298,20 @@ impl Ctx<'_> {
                 );
             }
         }
+        for (f, v) in [
+            ("max_concurrent", raw.outbox.max_concurrent),
+            ("max_per_destination", raw.outbox.max_per_destination),
+            ("connect_timeout_ms", raw.outbox.connect_timeout_ms),
+        ] {
+            if v == 0 {
+                self.err(
+                    0,
+                    &format!("server.outbox.{f}"),
+                    ErrorKind::InvalidValue,
+                    "expected a whole number > 0, got 0",
+                );
+            }
+        }
         Server {
             sip: SipServer {
                 listen,
@@ -318,6 +332,12 @@ impl Ctx<'_> {
             data_dir: self.resolve(&raw.data_dir),
             max_call_duration_sec: raw.max_call_duration_sec,
             bot_answer_timeout_sec: raw.bot_answer_timeout_sec,
+            retention_days: raw.retention_days,
+            outbox: super::types::OutboxConfig {
+                max_concurrent: raw.outbox.max_concurrent,
+                max_per_destination: raw.outbox.max_per_destination,
+                connect_timeout_ms: raw.outbox.connect_timeout_ms,
+            },
             include: raw.include.as_deref().map(|p| self.resolve(p)),
         }
     }

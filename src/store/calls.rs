@@ -3,7 +3,7 @@
 
 use super::{Store, StoreError, now_ms};
 use rusqlite::{OptionalExtension, Row, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Where a call is in its life, as stored and reported.
@@ -71,6 +71,28 @@ pub struct NewCall {
     /// place the call again after a restart).
     pub request: Value,
     pub config_version: u64,
+    /// What the call keeps for life, whatever later reloads remove.
+    pub snapshot: CallSnapshot,
+}
+
+/// What a call keeps from the configuration it was accepted under, for its whole life
+/// (DESIGN §3: calls in flight keep their snapshot): its API client's webhook secret and its
+/// bot's Bot API settings. Stored with the call, so deliveries after a reload (or a restart)
+/// that removed the client or the bot are still signed and still reach the bot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallSnapshot {
+    /// The API client's `webhook_secret` (signs the dialer's notifications).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// The bot's display name (sent when the Bot API conversation opens).
+    #[serde(default)]
+    pub bot_name: String,
+    /// The bot's `events_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_events_url: Option<String>,
+    /// The bearer token sent to the bot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_token: Option<String>,
 }
 
 /// The outcome of [`Store::insert_call`].
@@ -120,12 +142,12 @@ pub struct CallFilter {
     pub offset: u32,
 }
 
-const COLUMNS: &str = "conversation_id, client_id, bot_id, target, request_json, status, \
+pub(super) const COLUMNS: &str = "conversation_id, client_id, bot_id, target, request_json, status, \
     config_version, created_at, dialing_at, ringing_at, answered_at, bot_connected_at, ended_at, \
     sip_code, reason, reason_code, amd_result, amd_decision_ms, amd_cause, amd_beep_ms, stt_status, \
     transcript_json, recording_path, media_json";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<CallRecord> {
+pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<CallRecord> {
     let json = |i: usize| -> rusqlite::Result<Option<Value>> {
         let s: Option<String> = r.get(i)?;
         Ok(s.and_then(|s| serde_json::from_str(&s).ok()))
@@ -206,8 +228,8 @@ impl Store {
                 )?;
             }
             tx.execute(
-                "INSERT INTO calls (conversation_id, client_id, bot_id, target, request_json, status, config_version, created_at) \
-                 VALUES (?1,?2,?3,?4,?5,'queued',?6,?7)",
+                "INSERT INTO calls (conversation_id, client_id, bot_id, target, request_json, status, config_version, created_at, snapshot_json) \
+                 VALUES (?1,?2,?3,?4,?5,'queued',?6,?7,?8)",
                 params![
                     call.conversation_id,
                     call.client_id,
@@ -215,7 +237,8 @@ impl Store {
                     call.target,
                     call.request.to_string(),
                     call.config_version as i64,
-                    now
+                    now,
+                    serde_json::to_string(&call.snapshot)?
                 ],
             )?;
             tx.execute(
@@ -312,35 +335,6 @@ impl Store {
                 params![id, status.as_str(), now_ms(), sip_code.map(i64::from)],
             )?;
             Ok(())
-        })
-        .await
-    }
-
-    /// Records the terminal outcome. Returns false when the call was already
-    /// terminal (the first terminal outcome wins).
-    pub async fn set_terminal(
-        &self,
-        id: &str,
-        status: CallStatus,
-        reason_code: &str,
-        reason: &str,
-        sip_code: Option<u16>,
-    ) -> Result<bool, StoreError> {
-        let (id, rc, r) = (id.to_owned(), reason_code.to_owned(), reason.to_owned());
-        self.with(move |conn| {
-            let n = conn.execute(
-                "UPDATE calls SET status=?2, ended_at=?3, reason_code=?4, reason=?5, sip_code=?6 \
-                 WHERE conversation_id=?1 AND status NOT IN ('failed','completed')",
-                params![
-                    id,
-                    status.as_str(),
-                    now_ms(),
-                    rc,
-                    r,
-                    sip_code.map(i64::from)
-                ],
-            )?;
-            Ok(n == 1)
         })
         .await
     }

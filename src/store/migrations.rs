@@ -85,6 +85,32 @@ const MIGRATIONS: &[&str] = &[
         expires_seconds  INTEGER
     );
     "#,
+    // 2: exactly-once delivery and call snapshots.
+    // - outbox: a stable event id per item (the receiver's dedup key), the destination
+    //   (scheme://host:port) for per-destination concurrency, and a claim (token + lease) taken
+    //   with a conditional UPDATE before an item is delivered.
+    // - calls: what the call keeps for life (webhook secret, bot events URL and token), and
+    //   whether its terminal outbox items were written (recovery completes those that were not).
+    r#"
+    ALTER TABLE outbox ADD COLUMN event_id TEXT;
+    ALTER TABLE outbox ADD COLUMN destination TEXT;
+    ALTER TABLE outbox ADD COLUMN claim_token TEXT;
+    ALTER TABLE outbox ADD COLUMN claimed_until INTEGER;
+    UPDATE outbox SET event_id = 'legacy-' || id;
+    ALTER TABLE calls ADD COLUMN snapshot_json TEXT;
+    ALTER TABLE calls ADD COLUMN terminal_queued INTEGER NOT NULL DEFAULT 0;
+    UPDATE calls SET terminal_queued = 1
+     WHERE status IN ('failed','completed')
+       AND (json_extract(request_json, '$.notifyUrl') IS NULL
+            OR EXISTS (SELECT 1 FROM outbox o WHERE o.conversation_id = calls.conversation_id
+                       AND o.channel = 'dialer'
+                       AND json_extract(o.payload, '$.status') IN ('failed','completed')));
+    CREATE INDEX calls_terminal_unqueued ON calls(status) WHERE terminal_queued = 0;
+    CREATE INDEX calls_ended ON calls(ended_at);
+    CREATE INDEX outbox_done_created ON outbox(state, created_at);
+    CREATE INDEX attempts_outbox ON delivery_attempts(outbox_id);
+    CREATE INDEX idempotency_created ON idempotency(created_at);
+    "#,
 ];
 
 /// Brings the database to the newest schema version.

@@ -7,13 +7,34 @@
 //! tokio's blocking pool behind one mutex (SQLite serialises writers anyway).
 
 mod calls;
+mod claims;
+mod finish;
 mod migrations;
 mod outbox;
+mod retention;
 
 pub use calls::{
-    CallFilter, CallRecord, CallStatus, ExtraColumn, IDEMPOTENCY_WINDOW_MS, Inserted, NewCall,
+    CallFilter, CallRecord, CallSnapshot, CallStatus, ExtraColumn, IDEMPOTENCY_WINDOW_MS, Inserted,
+    NewCall,
 };
-pub use outbox::{AttemptOutcome, Channel, DeliveryAttempt, OutboxItem};
+pub use claims::{AttemptOutcome, CallContext, DueItem, DueQuery, Recorded};
+pub use finish::{CallEnd, Finished, SUPERSEDED};
+pub use outbox::{Channel, DeliveryAttempt, OutboxItem, destination_of};
+pub use retention::Pruned;
+
+/// Outbox item kinds, as stored.
+pub mod kind {
+    /// A status notification to the dialer.
+    pub const STATUS: &str = "status";
+    /// Opens the Bot API conversation.
+    pub const BOT_OPEN: &str = "open";
+    /// One activity for the bot.
+    pub const BOT_ACTIVITY: &str = "activity";
+    /// Refreshes the Bot API session.
+    pub const BOT_REFRESH: &str = "refresh";
+    /// Ends the Bot API conversation.
+    pub const BOT_DISCONNECT: &str = "disconnect";
+}
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};

@@ -1,9 +1,13 @@
 //! The durable outbox: dialer notifications and bot events wait here until
 //! delivered (or their retry budget ends), so nothing is lost across a restart.
 //! Items of one conversation and channel are delivered strictly in order.
+//!
+//! Item states: `pending` (waiting or being delivered), `delivered`, `failed` (retry budget
+//! spent or not retryable) and `superseded` (an `answered` notification that the call's
+//! terminal notification replaced, see [`Store::finish_call`]).
 
 use super::{Store, StoreError, now_ms};
-use rusqlite::{Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 /// Who an outbox item is for.
@@ -17,13 +21,13 @@ pub enum Channel {
 }
 
 impl Channel {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Channel::Dialer => "dialer",
             Channel::Bot => "bot",
         }
     }
-    fn parse(s: &str) -> Channel {
+    pub(super) fn parse(s: &str) -> Channel {
         if s == "bot" {
             Channel::Bot
         } else {
@@ -46,6 +50,11 @@ pub struct OutboxItem {
     pub state: String,
     pub created_at: i64,
     pub last_error: Option<String>,
+    /// Stable across retries and restarts: the receiver's deduplication key
+    /// (`X-Dialgate-Event-Id`).
+    pub event_id: String,
+    /// `scheme://host:port` the item goes to, when known (per-destination concurrency).
+    pub destination: Option<String>,
 }
 
 /// One delivery attempt, as shown on the call record.
@@ -60,9 +69,14 @@ pub struct DeliveryAttempt {
     pub duration_ms: i64,
 }
 
-fn item(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
+pub(super) fn item(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
     let ch: String = r.get(2)?;
+    let id: i64 = r.get(0)?;
     Ok(OutboxItem {
+        event_id: r
+            .get::<_, Option<String>>(10)?
+            .unwrap_or_else(|| format!("legacy-{id}")),
+        destination: r.get(11)?,
         id: r.get(0)?,
         conversation_id: r.get(1)?,
         channel: Channel::parse(&ch),
@@ -76,19 +90,65 @@ fn item(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
     })
 }
 
-const ITEM_COLUMNS: &str =
-    "id, conversation_id, channel, kind, url, payload, attempts, state, created_at, last_error";
+pub(super) const ITEM_COLUMNS: &str = "id, conversation_id, channel, kind, url, payload, attempts, \
+    state, created_at, last_error, event_id, destination";
 
-/// How an attempt ended, for [`Store::record_attempt`].
-#[derive(Debug, Clone)]
-pub enum AttemptOutcome {
-    Delivered,
-    /// Try again at this time (unix ms).
-    Retry {
-        at_ms: i64,
-    },
-    /// Retry budget exhausted or not retryable.
-    GiveUp,
+/// `scheme://host:port` of a URL (the default port filled in), the unit of per-destination
+/// delivery concurrency; `None` for a URL that does not parse.
+pub fn destination_of(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    let host = u.host_str()?;
+    let port = u.port_or_known_default()?;
+    Some(format!("{}://{host}:{port}", u.scheme()))
+}
+
+/// One item to write into the outbox.
+pub(super) struct NewItem<'a> {
+    pub conversation_id: &'a str,
+    pub channel: Channel,
+    pub kind: &'a str,
+    pub url: Option<&'a str>,
+    pub payload: String,
+}
+
+/// Inserts one item (inside the caller's transaction); it becomes due at `now`. Bot requests
+/// without their own URL go to the bot of the call's snapshot: that is their destination.
+pub(super) fn insert_item(conn: &Connection, it: NewItem<'_>, now: i64) -> Result<i64, StoreError> {
+    let destination = match it.url {
+        Some(u) => destination_of(u),
+        None => bot_destination(conn, it.conversation_id)?,
+    };
+    conn.execute(
+        "INSERT INTO outbox (conversation_id, channel, kind, url, payload, created_at, next_attempt_at, \
+         event_id, destination) VALUES (?1,?2,?3,?4,?5,?6,?6,?7,?8)",
+        params![
+            it.conversation_id,
+            it.channel.as_str(),
+            it.kind,
+            it.url,
+            it.payload,
+            now,
+            uuid::Uuid::new_v4().to_string(),
+            destination
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The destination of the call's bot (its snapshot's events URL).
+fn bot_destination(conn: &Connection, conversation_id: &str) -> Result<Option<String>, StoreError> {
+    let snap: Option<Option<String>> = conn
+        .query_row(
+            "SELECT snapshot_json FROM calls WHERE conversation_id=?1",
+            params![conversation_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(Some(json)) = snap else {
+        return Ok(None);
+    };
+    let snap: super::CallSnapshot = serde_json::from_str(&json)?;
+    Ok(snap.bot_events_url.as_deref().and_then(destination_of))
 }
 
 impl Store {
@@ -107,78 +167,14 @@ impl Store {
             url.map(str::to_owned),
         );
         self.with(move |conn| {
-            let now = now_ms();
-            conn.execute(
-                "INSERT INTO outbox (conversation_id, channel, kind, url, payload, created_at, next_attempt_at) \
-                 VALUES (?1,?2,?3,?4,?5,?6,?6)",
-                params![c, channel.as_str(), k, u, payload, now],
-            )?;
-            Ok(conn.last_insert_rowid())
-        })
-        .await
-    }
-
-    /// Pending items that are due now and at the head of their
-    /// conversation's queue (so one conversation's items go out in order),
-    /// plus the earliest future due time of any pending item.
-    pub async fn due_items(
-        &self,
-        limit: u32,
-    ) -> Result<(Vec<OutboxItem>, Option<i64>), StoreError> {
-        self.with(move |conn| {
-            let now = now_ms();
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {ITEM_COLUMNS} FROM outbox o WHERE state='pending' AND next_attempt_at<=?1 \
-                 AND id = (SELECT MIN(id) FROM outbox p WHERE p.conversation_id=o.conversation_id \
-                           AND p.channel=o.channel AND p.state='pending') \
-                 ORDER BY next_attempt_at, id LIMIT ?2"
-            ))?;
-            let items = stmt
-                .query_map(params![now, limit], item)?
-                .collect::<Result<Vec<_>, _>>()?;
-            let next: Option<i64> = conn.query_row(
-                "SELECT MIN(next_attempt_at) FROM outbox WHERE state='pending' AND next_attempt_at>?1",
-                params![now],
-                |r| r.get(0),
-            )?;
-            Ok((items, next))
-        })
-        .await
-    }
-
-    /// Records one attempt and moves the item on.
-    pub async fn record_attempt(
-        &self,
-        id: i64,
-        http_status: Option<u16>,
-        error: Option<String>,
-        duration_ms: i64,
-        outcome: AttemptOutcome,
-    ) -> Result<(), StoreError> {
-        self.with(move |conn| {
-            let now = now_ms();
-            let tx = conn.transaction()?;
-            let (conv, attempts): (String, i64) = tx.query_row(
-                "SELECT conversation_id, attempts FROM outbox WHERE id=?1",
-                params![id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            tx.execute(
-                "INSERT INTO delivery_attempts (outbox_id, conversation_id, attempt, at, http_status, error, duration_ms) \
-                 VALUES (?1,?2,?3,?4,?5,?6,?7)",
-                params![id, conv, attempts + 1, now, http_status.map(i64::from), error, duration_ms],
-            )?;
-            let (state, next) = match outcome {
-                AttemptOutcome::Delivered => ("delivered", now),
-                AttemptOutcome::Retry { at_ms } => ("pending", at_ms),
-                AttemptOutcome::GiveUp => ("failed", now),
+            let item = NewItem {
+                conversation_id: &c,
+                channel,
+                kind: &k,
+                url: u.as_deref(),
+                payload,
             };
-            tx.execute(
-                "UPDATE outbox SET attempts=attempts+1, state=?2, next_attempt_at=?3, last_error=?4 WHERE id=?1",
-                params![id, state, next, error],
-            )?;
-            tx.commit()?;
-            Ok(())
+            insert_item(conn, item, now_ms())
         })
         .await
     }
@@ -255,7 +251,6 @@ impl Store {
     ) -> Result<Option<(String, Option<String>, Option<String>, Option<i64>)>, StoreError> {
         let c = conversation_id.to_owned();
         self.with(move |conn| {
-            use rusqlite::OptionalExtension;
             Ok(conn
                 .query_row(
                     "SELECT activities_url, refresh_url, disconnect_url, expires_seconds FROM bot_sessions WHERE conversation_id=?1",

@@ -21,14 +21,19 @@ pub struct HttpAnswer {
 }
 
 impl HttpClient {
-    /// A client trusting the web PKI roots; `http://` URLs work too.
-    pub fn new(timeout: Duration) -> Self {
+    /// A client trusting the web PKI roots; `http://` URLs work too. `timeout` bounds a
+    /// whole request; `connect_timeout` bounds the TCP connect alone (short: a dead address
+    /// fails fast instead of holding a delivery slot for the whole request deadline).
+    pub fn new(timeout: Duration, connect_timeout: Duration) -> Self {
         crate::crypto::install_crypto_provider();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(connect_timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(http);
         HttpClient {
             inner: Client::builder(TokioExecutor::new()).build(https),
             timeout,

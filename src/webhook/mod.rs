@@ -7,15 +7,18 @@
 //! survive a restart.
 
 mod client;
+mod deliver;
+mod retention;
+pub mod scheduler;
 pub mod sign;
 mod worker;
 
 pub use client::{HttpAnswer, HttpClient};
 pub use worker::OutboxOptions;
 
-use crate::config::ConfigStore;
+use crate::config::{ApiClient, Bot, Config, ConfigStore};
 use crate::metrics::Metrics;
-use crate::store::{Channel, Store, StoreError};
+use crate::store::{CallEnd, CallSnapshot, Channel, Finished, Store, StoreError};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -41,14 +44,8 @@ pub struct Outbox {
     pub(crate) metrics: Arc<Metrics>,
 }
 
-/// Bot API request kinds, as stored in the outbox.
-pub mod kind {
-    pub const STATUS: &str = "status";
-    pub const BOT_OPEN: &str = "open";
-    pub const BOT_ACTIVITY: &str = "activity";
-    pub const BOT_REFRESH: &str = "refresh";
-    pub const BOT_DISCONNECT: &str = "disconnect";
-}
+/// Outbox item kinds, as stored.
+pub use crate::store::kind;
 
 impl Outbox {
     /// Creates the outbox; call [`Outbox::spawn`] to start delivering.
@@ -58,11 +55,14 @@ impl Outbox {
         metrics: Arc<Metrics>,
         opts: OutboxOptions,
     ) -> Arc<Outbox> {
+        let connect_timeout = std::time::Duration::from_millis(u64::from(
+            config.current().config.server.outbox.connect_timeout_ms,
+        ));
         Arc::new(Outbox {
             store,
             config,
             wake: Notify::new(),
-            client: HttpClient::new(opts.request_timeout),
+            client: HttpClient::new(opts.request_timeout, connect_timeout),
             opts,
             sink: std::sync::RwLock::new(None),
             metrics,
@@ -92,6 +92,21 @@ impl Outbox {
             .await?;
         self.wake.notify_one();
         Ok(id)
+    }
+
+    /// Ends a call durably (terminal state, terminal notification and bot disconnect in one
+    /// transaction, see [`Store::finish_call`]) and wakes the worker.
+    pub async fn finish_call(&self, end: CallEnd) -> Result<Finished, StoreError> {
+        let done = self.store.finish_call(end).await?;
+        if done.superseded > 0 {
+            self.metrics
+                .outbox_superseded
+                .inc_by(done.superseded as u64);
+        }
+        if done.queued {
+            self.wake.notify_one();
+        }
+        Ok(done)
     }
 
     /// Queues a status notification to the dialer's `notifyUrl`.
@@ -150,18 +165,24 @@ impl Outbox {
         )
         .await
     }
+}
 
-    /// Queues the end of the bot conversation.
-    pub async fn bot_disconnect(
-        &self,
-        conv: &str,
-        reason: &str,
-        reason_code: &str,
-    ) -> Result<i64, StoreError> {
-        let payload = json!({ "conversation": conv, "reason": reason, "reasonCode": reason_code });
-        self.put(conv, Channel::Bot, kind::BOT_DISCONNECT, None, payload)
-            .await
+/// What a call accepted now keeps for life: its client's webhook secret, its bot's Bot API
+/// settings.
+pub fn snapshot(cfg: &Config, client_id: &str, bot: &Bot) -> CallSnapshot {
+    CallSnapshot {
+        webhook_secret: cfg
+            .api_client(client_id)
+            .and_then(|c: &ApiClient| c.webhook_secret.clone()),
+        bot_name: bot.name.clone(),
+        bot_events_url: bot.events_url.clone(),
+        bot_token: bot.token.clone(),
     }
+}
+
+/// The Bot API disconnect body.
+pub fn disconnect_body(conv: &str, reason: &str, reason_code: &str) -> Value {
+    json!({ "conversation": conv, "reason": reason, "reasonCode": reason_code })
 }
 
 /// Now as RFC 3339 (UTC).

@@ -1,14 +1,14 @@
-//! The delivery worker: polls the outbox for due items, delivers each, and
-//! records every attempt.
+//! The delivery worker: reads due items, admits what the concurrency caps allow, claims each
+//! in the store before sending it (so no item is ever sent twice, whatever a stale read
+//! says), delivers, and records every attempt.
 
-use super::{Outbox, kind};
-use crate::store::{AttemptOutcome, Channel, OutboxItem};
-use bytes::Bytes;
-use serde_json::Value;
-use std::collections::HashSet;
+use super::Outbox;
+use super::scheduler::{Limits, Scheduler};
+use crate::store::{AttemptOutcome, Channel, DueItem, DueQuery, Recorded};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Retry policy and timeouts.
 #[derive(Debug, Clone)]
@@ -34,8 +34,19 @@ impl Default for OutboxOptions {
     }
 }
 
+impl OutboxOptions {
+    /// How long a claim holds: longer than any one delivery (request deadline plus the
+    /// store writes around it), so only a dead worker's claims ever run out.
+    pub fn lease(&self) -> Duration {
+        self.request_timeout + Duration::from_secs(15)
+    }
+}
+
+/// How long shutdown waits for deliveries under way.
+const DRAIN: Duration = Duration::from_secs(4);
+
 /// How one delivery went.
-enum Delivery {
+pub(super) enum Delivery {
     Ok,
     /// Worth retrying (transport error, 5xx, 408, 429).
     Transient(Option<u16>, String),
@@ -43,46 +54,35 @@ enum Delivery {
     Permanent(Option<u16>, String),
 }
 
+/// The slot key of an item: its destination, or one shared bucket for items without one.
+fn slot_of(d: &DueItem) -> &str {
+    d.item.destination.as_deref().unwrap_or("")
+}
+
 impl Outbox {
-    /// Starts the worker; it stops when `shutdown` is cancelled.
+    /// Starts the worker and the retention pruner; both stop when `shutdown` is cancelled.
     pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
-        tokio::spawn(async move { me.run(shutdown).await })
+        tokio::spawn(async move {
+            tokio::join!(me.clone().run(shutdown.clone()), me.prune_loop(shutdown));
+        })
+    }
+
+    /// The caps of the configuration in force (hot-reloadable).
+    fn limits(&self) -> Limits {
+        let o = &self.config.current().config.server.outbox;
+        Limits {
+            global: o.max_concurrent as usize,
+            per_destination: o.max_per_destination as usize,
+        }
     }
 
     async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+        // One claim token per worker: a claim is ours only if it carries it.
+        let token = uuid::Uuid::new_v4().to_string();
+        let sched = Arc::new(Mutex::new(Scheduler::new(self.limits())));
         loop {
-            let next = match self.store.due_items(64).await {
-                Ok((items, next)) => {
-                    for item in items {
-                        if !in_flight
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(item.id)
-                        {
-                            continue;
-                        }
-                        let me = self.clone();
-                        let in_flight = in_flight.clone();
-                        tokio::spawn(async move {
-                            let id = item.id;
-                            me.deliver_and_record(item).await;
-                            in_flight
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .remove(&id);
-                            // The next item of that conversation may now be due.
-                            me.wake.notify_one();
-                        });
-                    }
-                    next
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "outbox poll failed");
-                    None
-                }
-            };
+            let next = self.dispatch(&sched, &token).await;
             let wait = next
                 .map(
                     |at| Duration::from_millis((at - crate::store::now_ms()).clamp(1, 1000) as u64),
@@ -94,6 +94,102 @@ impl Outbox {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+        self.drain(&sched, &token).await;
+    }
+
+    /// At shutdown: lets deliveries under way finish (bounded), then gives back the claims
+    /// still held, so a restarted process need not wait for their leases to end.
+    async fn drain(&self, sched: &Mutex<Scheduler>, token: &str) {
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        loop {
+            let busy = {
+                let s = sched.lock().unwrap_or_else(|p| p.into_inner());
+                s.free() < s.limits().global
+            };
+            if !busy || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match self.store.release_claims(token.to_owned()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                items = n,
+                "deliveries still under way at shutdown: claims given back"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot give back the outbox claims"),
+        }
+    }
+
+    /// One round: read candidates, admit, claim, start deliveries. Returns when something
+    /// else becomes due.
+    async fn dispatch(self: &Arc<Self>, sched: &Arc<Mutex<Scheduler>>, token: &str) -> Option<i64> {
+        let (free, exclude, per_destination) = {
+            let mut s = sched.lock().unwrap_or_else(|p| p.into_inner());
+            s.set_limits(self.limits());
+            (s.free(), s.saturated(), s.limits().per_destination)
+        };
+        if free == 0 {
+            // A finishing delivery wakes the worker.
+            return None;
+        }
+        let query = DueQuery {
+            limit: (free * 2).min(512) as u32,
+            per_destination: per_destination as u32,
+            exclude,
+        };
+        let (items, next) = match self.store.due_items(query).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "outbox poll failed");
+                return None;
+            }
+        };
+        let admitted = sched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(items, slot_of);
+        if admitted.is_empty() {
+            return next;
+        }
+        let ids = admitted.iter().map(|d| d.item.id).collect();
+        let lease_until = crate::store::now_ms() + self.opts.lease().as_millis() as i64;
+        let won = match self.store.claim(ids, token.to_owned(), lease_until).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot claim outbox items");
+                Vec::new()
+            }
+        };
+        for due in admitted {
+            if !won.contains(&due.item.id) {
+                // Taken or finished by someone else since it was read: not sent again.
+                self.metrics.outbox_duplicates_suppressed.inc();
+                sched
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .release(slot_of(&due));
+                continue;
+            }
+            self.metrics.outbox_claimed.inc();
+            let (me, sched, token) = (self.clone(), sched.clone(), token.to_owned());
+            let span = tracing::info_span!("deliver", conversation_id = %due.item.conversation_id,
+                kind = %due.item.kind, attempt = due.item.attempts + 1, event_id = %due.item.event_id);
+            tokio::spawn(
+                async move {
+                    let slot = slot_of(&due).to_owned();
+                    me.deliver_and_record(due, token).await;
+                    sched
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .release(&slot);
+                    // A slot is free, and the next item of that conversation may be due.
+                    me.wake.notify_one();
+                }
+                .instrument(span),
+            );
+        }
+        next
     }
 
     fn backoff(&self, attempts: i64) -> Duration {
@@ -104,13 +200,12 @@ impl Outbox {
             .min(self.opts.max_backoff)
     }
 
-    async fn deliver_and_record(&self, item: OutboxItem) {
+    async fn deliver_and_record(&self, due: DueItem, token: String) {
         let started = Instant::now();
-        let span = tracing::info_span!("deliver", conversation_id = %item.conversation_id, kind = %item.kind, attempt = item.attempts + 1);
-        let _g = span.enter();
+        let item = &due.item;
         let result = match item.channel {
-            Channel::Dialer => self.deliver_dialer(&item).await,
-            Channel::Bot => self.deliver_bot(&item).await,
+            Channel::Dialer => self.deliver_dialer(&due).await,
+            Channel::Bot => self.deliver_bot(&due).await,
         };
         let ms = started.elapsed().as_millis() as i64;
         let attempts_after = item.attempts + 1;
@@ -141,159 +236,21 @@ impl Outbox {
                 result: label.to_owned(),
             })
             .inc();
-        if let Err(e) = self
+        match self
             .store
-            .record_attempt(item.id, status, error, ms, outcome)
+            .record_attempt(item.id, token, status, error, ms, outcome)
             .await
         {
-            tracing::error!(error = %e, "cannot record a delivery attempt");
-        }
-    }
-
-    fn classify(status: u16, what: &str) -> Delivery {
-        match status {
-            200..=299 => Delivery::Ok,
-            408 | 429 | 500..=599 => {
-                Delivery::Transient(Some(status), format!("{what} answered {status}"))
+            Ok(Recorded::Done { superseded: true }) => {
+                tracing::info!("answered notification superseded by the terminal one");
+                self.metrics.outbox_superseded.inc();
             }
-            _ => Delivery::Permanent(Some(status), format!("{what} answered {status}")),
-        }
-    }
-
-    async fn deliver_dialer(&self, item: &OutboxItem) -> Delivery {
-        let Some(url) = item.url.as_deref() else {
-            return Delivery::Permanent(None, "no notifyUrl".into());
-        };
-        // The signing secret is read at delivery time, so a rotated secret
-        // applies to retries too.
-        let client_id = match self.store.get_call(&item.conversation_id).await {
-            Ok(Some(c)) => c.client_id,
-            _ => String::new(),
-        };
-        let snap = self.config.current();
-        let secret = snap
-            .config
-            .api_client(&client_id)
-            .and_then(|c| c.webhook_secret.clone());
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let body = Bytes::from(item.payload.clone());
-        let mut headers = vec![(
-            "x-dialgate-delivery",
-            format!("{}-{}", item.id, item.attempts + 1),
-        )];
-        match secret {
-            Some(s) => headers.push((
-                "x-dialgate-signature",
-                super::sign::signature(s.as_bytes(), t, &body),
-            )),
-            None => {
-                tracing::warn!(client = %client_id, "no webhook secret configured: notification sent unsigned")
+            Ok(Recorded::Done { .. }) => {}
+            Ok(Recorded::LeaseLost) => {
+                tracing::warn!("the claim ran out before the attempt was recorded");
+                self.metrics.outbox_leases_lost.inc();
             }
+            Err(e) => tracing::error!(error = %e, "cannot record a delivery attempt"),
         }
-        match self.client.post_json(url, body, &headers).await {
-            Ok(a) => Self::classify(a.status, "the dialer"),
-            Err(e) => Delivery::Transient(None, e),
-        }
-    }
-
-    async fn deliver_bot(&self, item: &OutboxItem) -> Delivery {
-        let call = match self.store.get_call(&item.conversation_id).await {
-            Ok(Some(c)) => c,
-            Ok(None) => return Delivery::Permanent(None, "unknown conversation".into()),
-            Err(e) => return Delivery::Transient(None, e.to_string()),
-        };
-        let snap = self.config.current();
-        let Some(bot) = snap.config.bot(&call.bot) else {
-            return Delivery::Permanent(
-                None,
-                format!("bot `{}` is no longer configured", call.bot),
-            );
-        };
-        let mut headers = Vec::new();
-        if let Some(t) = bot.token.as_deref() {
-            headers.push(("authorization", format!("Bearer {t}")));
-        }
-        let url = if item.kind == kind::BOT_OPEN {
-            match &item.url {
-                Some(u) => u.clone(),
-                None => return Delivery::Permanent(None, "no events_url".into()),
-            }
-        } else {
-            let session = match self.store.bot_session(&item.conversation_id).await {
-                Ok(Some(s)) => s,
-                Ok(None) => {
-                    return Delivery::Permanent(
-                        None,
-                        "the bot conversation was never opened".into(),
-                    );
-                }
-                Err(e) => return Delivery::Transient(None, e.to_string()),
-            };
-            match item.kind.as_str() {
-                kind::BOT_REFRESH => session.1.unwrap_or(session.0),
-                kind::BOT_DISCONNECT => match session.2 {
-                    Some(d) => d,
-                    None => return Delivery::Ok,
-                },
-                _ => session.0,
-            }
-        };
-        let answer = match self
-            .client
-            .post_json(&url, Bytes::from(item.payload.clone()), &headers)
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => return Delivery::Transient(None, e),
-        };
-        let verdict = Self::classify(answer.status, "the bot");
-        if !matches!(verdict, Delivery::Ok) {
-            return verdict;
-        }
-        let reply: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
-        if item.kind == kind::BOT_OPEN {
-            let base = item.url.clone().unwrap_or_default();
-            let resolve = |k: &str| -> Option<String> {
-                let rel = reply.get(k)?.as_str()?;
-                url::Url::parse(&base)
-                    .ok()?
-                    .join(rel)
-                    .ok()
-                    .map(|u| u.to_string())
-            };
-            let Some(activities) = resolve("activitiesURL") else {
-                return Delivery::Permanent(
-                    Some(answer.status),
-                    "the bot's answer has no activitiesURL".into(),
-                );
-            };
-            let expires = reply.get("expiresSeconds").and_then(Value::as_u64);
-            if let Err(e) = self
-                .store
-                .save_bot_session(
-                    &item.conversation_id,
-                    &activities,
-                    resolve("refreshURL").as_deref(),
-                    resolve("disconnectURL").as_deref(),
-                    expires.map(|e| e as i64),
-                )
-                .await
-            {
-                return Delivery::Transient(None, e.to_string());
-            }
-            if let Some(sink) = self.sink() {
-                sink.bot_session_opened(&item.conversation_id, expires);
-            }
-        }
-        if let Some(acts) = reply.get("activities").and_then(Value::as_array)
-            && !acts.is_empty()
-            && let Some(sink) = self.sink()
-        {
-            sink.bot_activities(&item.conversation_id, acts.clone());
-        }
-        Delivery::Ok
     }
 }

@@ -56,15 +56,14 @@ impl Actor {
                 reason,
                 reason_code,
             } => {
-                if self.bot_events
-                    && let Err(e) = self
-                        .engine
-                        .deps
-                        .outbox
-                        .bot_disconnect(&self.id, &reason, reason_code.as_str())
-                        .await
-                {
-                    tracing::error!(error = %e, "cannot queue the bot disconnect");
+                // Written by `terminal` (it follows at once) in the same transaction as the
+                // terminal state and notification.
+                if self.bot_events {
+                    self.pending_disconnect = Some(crate::webhook::disconnect_body(
+                        &self.id,
+                        &reason,
+                        reason_code.as_str(),
+                    ));
                 }
             }
             Output::Terminal(report) => self.terminal(report).await,
@@ -128,9 +127,30 @@ impl Actor {
         sip_code: Option<u16>,
         duration: Option<u64>,
     ) {
-        let Some(url) = self.call.request.notify_url.as_deref() else {
+        let Some((url, body)) = self.note(status, reason, reason_code, sip_code, duration) else {
             return;
         };
+        if let Err(e) = self
+            .engine
+            .deps
+            .outbox
+            .notify_dialer(&self.id, &url, body)
+            .await
+        {
+            tracing::error!(error = %e, "cannot queue the {status} notification");
+        }
+    }
+
+    /// The dialer's notification `(notifyUrl, body)`; `None` without a `notifyUrl`.
+    fn note(
+        &self,
+        status: &str,
+        reason: Option<&str>,
+        reason_code: Option<&str>,
+        sip_code: Option<u16>,
+        duration: Option<u64>,
+    ) -> Option<(String, Value)> {
+        let url = self.call.request.notify_url.as_deref()?;
         let amd = self.machine.amd().map(|a| a.result.as_str());
         let note = StatusNote {
             conversation_id: &self.id,
@@ -141,15 +161,7 @@ impl Actor {
             machine_detection: amd,
             duration_seconds: duration,
         };
-        if let Err(e) = self
-            .engine
-            .deps
-            .outbox
-            .notify_dialer(&self.id, url, note.body())
-            .await
-        {
-            tracing::error!(error = %e, "cannot queue the {status} notification");
-        }
+        Some((url.to_owned(), note.body()))
     }
 
     /// The carrier INVITE on the route the call was accepted with, and where it goes.
@@ -478,11 +490,13 @@ impl Actor {
                 results,
             ));
         }
-        let store = &self.engine.deps.store;
         // The record's recognition state ends with the call (it stayed "active" before).
         if self.recognition_active {
             self.recognition_active = false;
-            let _ = store
+            let _ = self
+                .engine
+                .deps
+                .store
                 .set_extra(
                     &self.id,
                     crate::store::ExtraColumn::SttStatus,
@@ -490,30 +504,30 @@ impl Actor {
                 )
                 .await;
         }
-        match store
-            .set_terminal(&self.id, status, code, &report.reason, report.sip_code)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!("the call was already terminal in the store"),
-            Err(e) => tracing::error!(error = %e, "cannot store the terminal state"),
-        }
-        let _ = store
-            .add_event(
-                &self.id,
-                status.as_str(),
-                &format!("{code}: {}", report.reason),
-            )
-            .await;
+        // State, timeline, notification and bot disconnect: one transaction.
         let duration = (status == StoredStatus::Completed).then(|| report.duration_seconds());
-        self.notify(
-            status.as_str(),
-            Some(&report.reason),
-            Some(code),
-            report.sip_code,
-            duration,
-        )
-        .await;
+        let end = crate::store::CallEnd {
+            conversation_id: self.id.clone(),
+            status,
+            reason_code: code.to_owned(),
+            reason: report.reason.clone(),
+            sip_code: report.sip_code,
+            notification: self.note(
+                status.as_str(),
+                Some(&report.reason),
+                Some(code),
+                report.sip_code,
+                duration,
+            ),
+            bot_disconnect: self.pending_disconnect.take(),
+        };
+        match self.engine.deps.outbox.finish_call(end).await {
+            Ok(f) if !f.newly_terminal => {
+                tracing::warn!("the call was already terminal in the store")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot store the end of the call"),
+        }
         self.engine.count_ended(code);
         self.terminal = Some(report);
     }

@@ -104,6 +104,8 @@ pub struct Actor {
     answered_at_ms: Option<i64>,
     last_provisional: Option<u16>,
     terminal: Option<TerminalReport>,
+    /// The Bot API disconnect, written together with the terminal state.
+    pending_disconnect: Option<Value>,
     /// The caller ID used towards the carrier.
     caller: String,
     /// The trunk the call went to.
@@ -197,6 +199,7 @@ impl Actor {
             answered_at_ms: None,
             last_provisional: None,
             terminal: None,
+            pending_disconnect: None,
             caller,
             trunk_address,
             recorded_state: CallState::Initiating,

@@ -94,7 +94,10 @@ impl Actor {
     /// data directory's `prompts/` folder (`file:NAME` or a bare relative name).
     async fn fetch_audio(&self, url: &str) -> Result<crate::tts::Prompt, String> {
         if url.starts_with("http://") || url.starts_with("https://") {
-            let bytes = crate::webhook::HttpClient::new(std::time::Duration::from_secs(5))
+            let bytes = crate::webhook::HttpClient::new(
+                std::time::Duration::from_secs(5),
+                std::time::Duration::from_secs(3),
+            )
                 .get(url, MAX_AUDIO_BYTES)
                 .await?;
             return crate::tts::Prompt::from_wav_bytes(&bytes).map_err(|e| e.to_string());
