@@ -4,19 +4,28 @@ use std::io::Read;
 use std::process::ExitCode;
 
 fn init_logging(json: bool, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // The SIP stack logs every message at info: only its warnings by default
+    // (RUST_LOG=rsipstack=info brings them back).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default},rsipstack=warn"))
+    });
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // Warnings about what strangers send: one line per source per interval.
+    let limit = dialgate::loglimit::MalformedInputLimit::default();
     if json {
         b.json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(true)
+            .finish()
+            .with(limit)
             .init();
     } else {
-        b.init();
+        b.finish().with(limit).init();
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub rtp_dropped: Family<ReasonLabels, Counter>,
     pub media_streams: Gauge,
     pub tap_drops: Counter,
+    pub auth_delayed: Counter,
+    pub log_suppressed: Counter,
 }
 
 impl Default for Metrics {
@@ -69,6 +71,8 @@ impl Metrics {
             rtp_dropped: Family::default(),
             media_streams: Gauge::default(),
             tap_drops: Counter::default(),
+            auth_delayed: Counter::default(),
+            log_suppressed: Counter::default(),
         };
         r.register(
             "http_requests",
@@ -126,6 +130,16 @@ impl Metrics {
             "Audio frames dropped by slow tap consumers",
             m.tap_drops.clone(),
         );
+        r.register(
+            "auth_delayed",
+            "Authentication attempts slowed by the failure brake",
+            m.auth_delayed.clone(),
+        );
+        r.register(
+            "log_suppressed",
+            "Log lines about malformed input left out by the per-source rate limit",
+            m.log_suppressed.clone(),
+        );
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
         m
     }
@@ -170,6 +184,8 @@ impl Metrics {
         for (reason, n) in [
             ("any", m.packets_dropped),
             ("port_exhausted", m.port_exhausted),
+            ("foreign_source", m.foreign_source),
+            ("wrong_ssrc", m.wrong_ssrc),
         ] {
             catch_up(
                 &self.rtp_dropped.get_or_create(&ReasonLabels {

@@ -1,6 +1,8 @@
 //! The file as written (serde targets). Validation turns these into the types in `types.rs`.
 
-use super::types::{CallerIdFormat, Group, MachineDetectionMode, RuleType, SipTransport};
+use super::types::{
+    CallerIdFormat, Group, MachineDetectionMode, RtpLatching, RuleType, SipTransport,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -66,6 +68,8 @@ pub(super) struct RawServer {
     #[serde(default = "d_bot_answer")]
     pub bot_answer_timeout_sec: u32,
     pub include: Option<String>,
+    #[serde(default)]
+    pub notify_allow: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +103,12 @@ pub(super) struct RawHttp {
     pub tls: Option<RawTls>,
     #[serde(default)]
     pub plain_http: bool,
+    #[serde(default = "d_header_timeout")]
+    pub header_timeout_sec: u32,
+    #[serde(default = "d_body_timeout")]
+    pub body_timeout_sec: u32,
+    #[serde(default = "d_max_connections")]
+    pub max_connections: u32,
 }
 
 impl Default for RawHttp {
@@ -107,8 +117,21 @@ impl Default for RawHttp {
             listen: d_http_listen(),
             tls: None,
             plain_http: false,
+            header_timeout_sec: d_header_timeout(),
+            body_timeout_sec: d_body_timeout(),
+            max_connections: d_max_connections(),
         }
     }
+}
+
+fn d_header_timeout() -> u32 {
+    10
+}
+fn d_body_timeout() -> u32 {
+    30
+}
+fn d_max_connections() -> u32 {
+    512
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +143,8 @@ pub(super) struct RawRtp {
     pub port_max: u16,
     #[serde(default = "d_inactivity")]
     pub inactivity_timeout_sec: u32,
+    #[serde(default)]
+    pub latching: RtpLatching,
 }
 
 impl Default for RawRtp {
@@ -128,6 +153,7 @@ impl Default for RawRtp {
             port_min: d_port_min(),
             port_max: d_port_max(),
             inactivity_timeout_sec: d_inactivity(),
+            latching: RtpLatching::default(),
         }
     }
 }
@@ -149,6 +175,7 @@ pub(super) struct RawBot {
     pub outbound: RawOutbound,
     #[serde(default)]
     pub amd: crate::amd::AmdParams,
+    pub default_country: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,6 +229,8 @@ pub(super) struct RawSipConnection {
     pub caller_id_format: CallerIdFormat,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    pub rtp_latching: Option<RtpLatching>,
+    pub default_country: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -243,6 +272,8 @@ pub(super) struct RawApiClient {
     pub groups: Vec<Group>,
     pub webhook_secret: Option<String>,
     pub webhook_secret_env: Option<String>,
+    #[serde(default)]
+    pub all_calls: bool,
 }
 
 fn d_data_dir() -> String {

@@ -17,7 +17,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::engine::SessionShared;
 use super::g711::{self, Transcoder};
-use super::leg::{Latch, RxStats, SeqMap};
+use super::leg::{Latch, LatchMode, RxStats, SeqMap};
 use super::ports::PortPair;
 use super::rtp;
 use super::stats::{DropCause, GLOBAL, LegCounters};
@@ -34,6 +34,7 @@ pub(crate) struct Sink {
 pub(crate) enum Command {
     Add(Box<SessionRt>),
     SetRemote(u64, Leg, RemoteMedia),
+    SetLatching(u64, Leg, LatchMode),
     Subscribe(u64, Leg, Sender<PcmFrame>),
     StartTaps(u64, Instant),
     StartRecording(u64, Sender<PcmFrame>, Instant),
@@ -57,12 +58,12 @@ pub(crate) struct LegRt {
 }
 
 impl LegRt {
-    pub(crate) fn new(rtp: UdpSocket, rtcp: UdpSocket) -> Self {
+    pub(crate) fn new(rtp: UdpSocket, rtcp: UdpSocket, latching: LatchMode) -> Self {
         LegRt {
             rtp,
             rtcp,
             remote: None,
-            latch: Latch::default(),
+            latch: Latch::new(latching),
             rtcp_src: None,
             seq: SeqMap::new(),
             rx: RxStats::default(),
@@ -234,11 +235,17 @@ impl Relay {
                 Command::SetRemote(id, leg, remote) => {
                     if let Some(s) = self.session(id) {
                         let l = &mut s.legs[leg.idx()];
-                        if l.remote.map(|r| r.rtp) != Some(remote.rtp) {
-                            l.latch.reset();
+                        let changed = l.remote.map(|r| r.rtp) != Some(remote.rtp);
+                        l.latch.on_remote(changed);
+                        if changed {
                             l.rtcp_src = None;
                         }
                         l.remote = Some(remote);
+                    }
+                }
+                Command::SetLatching(id, leg, mode) => {
+                    if let Some(s) = self.session(id) {
+                        s.legs[leg.idx()].latch.set_mode(mode);
                     }
                 }
                 Command::Subscribe(id, leg, tx) => {

@@ -193,7 +193,7 @@ impl Outbox {
                 tracing::warn!(client = %client_id, "no webhook secret configured: notification sent unsigned")
             }
         }
-        match self.client.post_json(url, body, &headers).await {
+        match self.client.post_notification(url, body, &headers).await {
             Ok(a) => Self::classify(a.status, "the dialer"),
             Err(e) => Delivery::Transient(None, e),
         }

@@ -176,6 +176,12 @@ impl Actor {
         );
         Some(CarrierInvite {
             call,
+            latching: crate::call::engine::latch_mode(
+                route
+                    .connection
+                    .rtp_latching
+                    .unwrap_or(cfg.server.rtp.latching),
+            ),
             trunk: route.connection.address.to_string(),
             connection: route.connection.id.clone(),
             rule: route.rule.to_owned(),
@@ -281,10 +287,16 @@ impl Actor {
         };
         let CarrierInvite {
             call: out,
+            latching,
             trunk,
             connection,
             rule,
         } = inv;
+        if let Some(m) = &self.media
+            && let Err(e) = m.set_latching(Leg::Carrier, latching)
+        {
+            tracing::warn!(error = %e, "cannot set the carrier leg's RTP latching");
+        }
         self.caller = out.from_user.clone();
         self.trunk_address = trunk;
         tracing::info!(%rule, trunk = %connection, uri = %out.request_uri, "dialing");
@@ -502,6 +514,8 @@ impl Actor {
 /// A carrier INVITE with where it goes.
 struct CarrierInvite {
     call: crate::sip::OutboundCall,
+    /// The trunk's RTP latching policy (`rtp_latching`).
+    latching: crate::media::LatchMode,
     /// The trunk's `host[:port]`.
     trunk: String,
     /// The SIP connection's ID.
