@@ -23,3 +23,4 @@ pub mod sip;
 pub mod store;
 pub mod stt;
 pub mod webhook;
+pub mod wsbot;

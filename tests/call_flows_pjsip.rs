@@ -502,3 +502,140 @@ async fn bot_hangup_activity_ends_both_legs() {
     assert_in_order(&timeline(&r), &["connected", "hangup", "completed"]);
     flow.stop().await;
 }
+
+#[tokio::test]
+async fn a_sample_bots_capital_event_hangup_ends_the_call() {
+    // 1. The bot answers `start` as AudioCodes' sample HTTP bot does: `"type": "Event"`.
+    let (rtp, peer_rtp) = ports(9);
+    let mut setup = FlowSetup::new(rtp, peer_rtp, "200");
+    let hangup = json!({"type": "Event", "name": "hangup"});
+    setup.bot_api.replies = vec![BotReply::on_event("start", vec![hangup])];
+    let flow = Flow::start(setup).await;
+    let id = flow.dial(json!({})).await;
+
+    // 2. Both legs get BYE; completed / bot-disconnected.
+    for peer in [&flow.callee, flow.bot()] {
+        let d = disconnected(peer).await;
+        assert_eq!(d.str("by"), Some("remote"), "{:?}", d.0);
+    }
+    let done = flow.wait_terminal(&id).await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["reasonCode"], "bot-disconnected");
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_bot_with_a_wrong_token_means_nobody_is_called() {
+    // 1. dialoutInitiated is on, and dialgate's token for the bot is wrong: the bot answers 401.
+    let (rtp, peer_rtp) = ports(10);
+    let mut setup = FlowSetup::new(rtp, peer_rtp, "200");
+    setup.dialout_initiated_event = true;
+    setup.bot_token = "not-the-bots-token".into();
+    let flow = Flow::start(setup).await;
+    let id = flow.dial(json!({})).await;
+
+    // 2. failed / error, the reason says what the bot answered.
+    let done = flow.wait_terminal(&id).await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["reasonCode"], "error");
+    let reason = done["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("401") && reason.contains("not called"),
+        "{reason}"
+    );
+
+    // 3. The person's phone never rang: no INVITE reached the callee.
+    let r = flow.wait_record_settled(&id).await;
+    assert!(r["answeredAt"].is_null(), "{r:#}");
+    assert!(flow.callee.events_named("incoming").is_empty());
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_short_lived_bot_session_is_refreshed_while_the_call_lasts() {
+    // 1. The bot announces `expiresSeconds: 4`; the call connects.
+    let (rtp, peer_rtp) = ports(11);
+    let mut setup = FlowSetup::new(rtp, peer_rtp, "200");
+    setup.bot_api.expires_seconds = 4;
+    let flow = Flow::start(setup).await;
+    let id = flow.dial(json!({})).await;
+    flow.bot_api
+        .wait_for_activity("start", WAIT)
+        .await
+        .expect("start activity");
+
+    // 2. Refreshes come, again and again (every 3 s: before the 4 s run out).
+    let refreshes = wait_refreshes(&flow, 2).await;
+    assert!(refreshes >= 2, "{refreshes} refreshes");
+
+    // 3. Hang up; the conversation is closed.
+    flow.hangup(&id).await;
+    assert_eq!(
+        flow.wait_bot_disconnect(&id).await["reasonCode"],
+        "api-hangup"
+    );
+    flow.stop().await;
+}
+
+/// Waits (bounded) until the bot has seen `n` refresh requests; returns how many it saw.
+async fn wait_refreshes(flow: &Flow, n: usize) -> usize {
+    let count = || {
+        flow.bot_api
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/refresh"))
+            .count()
+    };
+    for _ in 0..150 {
+        if count() >= n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    count()
+}
+
+#[tokio::test]
+async fn key_presses_of_the_person_reach_the_bot_in_order() {
+    // 1. The callee answers and presses 1, #, 5 (RFC 4733) half a second later.
+    let (rtp, peer_rtp) = ports(12);
+    let mut setup = FlowSetup::new(rtp, peer_rtp, "200");
+    setup.callee.dtmf = Some(("1#5".into(), 500));
+    // PJSIP sends RTP (telephone-events included) only while something feeds the call's audio.
+    setup.callee.play = Some(fixture_audio("hello.wav"));
+    setup.callee.play_loop = true;
+    let flow = Flow::start(setup).await;
+    let id = flow.dial(json!({})).await;
+    saw(&flow.callee, "keys pressed", |e| e.is("dtmf_sent")).await;
+
+    // 2. The bot gets one DTMF event per key, in order, after `start`.
+    for _ in 0..100 {
+        if flow
+            .bot_activity_names(&id)
+            .iter()
+            .filter(|n| *n == "DTMF")
+            .count()
+            >= 3
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let digits: Vec<String> = flow
+        .bot_api
+        .activities()
+        .into_iter()
+        .filter(|(c, a)| *c == id && a["name"] == "DTMF")
+        .map(|(_, a)| a["value"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(digits, ["1", "#", "5"]);
+    let names = flow.bot_activity_names(&id);
+    assert_eq!(
+        names.first().map(String::as_str),
+        Some("start"),
+        "{names:?}"
+    );
+    flow.hangup(&id).await;
+    flow.wait_terminal(&id).await;
+    flow.stop().await;
+}

@@ -314,7 +314,10 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
             }
             for (name, value) in h {
                 let field = format!("headers.{name}");
-                if !(name.len() > 2 && name[..2].eq_ignore_ascii_case("x-") && is_token(name)) {
+                // `get`, not `[..2]`: a name whose second character is not ASCII must be refused,
+                // not panic the connection's task on a char boundary.
+                let x_prefix = name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"));
+                if !(name.len() > 2 && x_prefix && is_token(name)) {
                     return Err(ApiError::field(
                         field,
                         format!(
@@ -441,6 +444,17 @@ mod tests {
         let e = normalise_target(&t, None).unwrap_err();
         assert_eq!(e.status().as_u16(), 400);
         assert!(e.to_string().contains("default_country"), "{e}");
+    }
+
+    #[test]
+    fn a_non_ascii_header_name_is_refused_not_a_panic() {
+        // 'é' is two bytes: byte 2 is inside it, where slicing `[..2]` used to panic.
+        for name in ["xé-y", "é", "X-é", "日本"] {
+            let body =
+                serde_json::json!({"bot": "b", "target": "+15551234567", "headers": {name: "v"}});
+            let e = parse(body.to_string().as_bytes()).expect_err("refused");
+            assert_eq!(e.status(), hyper::StatusCode::BAD_REQUEST, "{name}");
+        }
     }
 
     #[test]

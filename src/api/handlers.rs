@@ -292,12 +292,13 @@ pub async fn dialout(
     });
     request.target = dialout::normalise_target(&request.target, country)?;
     // 5. A routing rule matches.
-    if crate::call::routing::resolve(cfg, bot, &request.target).is_none() {
+    let Some(route) = crate::call::routing::resolve(cfg, bot, &request.target) else {
         return Err(ApiError::NoRoute {
             bot: bot.id.clone(),
             target: request.target.display(),
         });
-    }
+    };
+    let route = route.to_route();
     // 6. Room for one more call (before the 200, not as a failure after it),
     // then the bot's rate limits.
     (state.capacity)().map_err(|e| {
@@ -348,6 +349,7 @@ pub async fn dialout(
         request,
         config: snap.clone(),
         permit,
+        route,
     });
     Ok(accepted(&conversation_id))
 }

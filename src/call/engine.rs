@@ -3,13 +3,12 @@
 
 use super::actor::{Actor, ActorCmd, state_code, state_name};
 use super::machine::{AmdMode, CallMachine, CallState, HangupSource, MachineConfig};
-use super::notify::StatusNote;
 use super::{AcceptedDialout, CallControl, HangupOutcome};
 use crate::config::ConfigStore;
 use crate::media::{MediaConfig, MediaEngine};
 use crate::metrics::Metrics;
 use crate::sip::{SipEndpoint, SipSettings, Transport};
-use crate::store::{CallStatus, Store};
+use crate::store::Store;
 use crate::webhook::{BotReplySink, Outbox};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -21,6 +20,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// Commands one call may have waiting (API hang-ups, bot answers, session events).
+const ACTOR_QUEUE: usize = 256;
+
 /// What the engine needs from the rest of the service.
 pub struct EngineDeps {
     pub config: Arc<ConfigStore>,
@@ -31,7 +33,7 @@ pub struct EngineDeps {
 }
 
 struct LiveCall {
-    tx: mpsc::UnboundedSender<ActorCmd>,
+    tx: mpsc::Sender<ActorCmd>,
     state: Arc<AtomicU8>,
 }
 
@@ -176,9 +178,19 @@ impl Engine {
             .inc();
     }
 
+    /// Hands a command to a live call without waiting. A call whose queue is full (a bot
+    /// flooding it with answers) loses that command, which is logged.
     fn send(&self, id: &str, cmd: ActorCmd) -> bool {
         let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        reg.get(id).map(|c| c.tx.send(cmd).is_ok()).unwrap_or(false)
+        let Some(c) = reg.get(id) else { return false };
+        match c.tx.try_send(cmd) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(cmd)) => {
+                tracing::warn!(conversation_id = %id, ?cmd, "the call's command queue is full; command dropped");
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
     }
 
     /// Ends, with a terminal notification, every call the previous process
@@ -192,56 +204,15 @@ impl Engine {
             }
         };
         for c in calls {
-            let (status, reason) = if c.answered_at.is_some() {
-                (CallStatus::Completed, "dialgate restarted during the call")
+            let reason = if c.answered_at.is_some() {
+                "dialgate restarted during the call"
             } else {
-                (
-                    CallStatus::Failed,
-                    "dialgate restarted before the call was answered",
-                )
+                "dialgate restarted before the call was answered"
             };
-            match self
-                .deps
-                .store
-                .set_terminal(&c.conversation_id, status, "error", reason, None)
+            if super::supervise::end_unfinished(&self.deps.store, &self.deps.outbox, &c, reason)
                 .await
             {
-                Ok(true) => {}
-                _ => continue,
-            }
-            let _ = self
-                .deps
-                .store
-                .add_event(&c.conversation_id, status.as_str(), reason)
-                .await;
-            tracing::warn!(conversation_id = %c.conversation_id, "call ended by restart recovery");
-            if let Some(url) = c.request.get("notifyUrl").and_then(Value::as_str) {
-                let note = StatusNote {
-                    conversation_id: &c.conversation_id,
-                    status: status.as_str(),
-                    reason: Some(reason),
-                    reason_code: Some("error"),
-                    sip_code: None,
-                    machine_detection: None,
-                    duration_seconds: c
-                        .answered_at
-                        .map(|a| ((crate::store::now_ms() - a).max(0) / 1000) as u64),
-                };
-                if let Err(e) = self
-                    .deps
-                    .outbox
-                    .notify_dialer(&c.conversation_id, url, note.body())
-                    .await
-                {
-                    tracing::error!(error = %e, "cannot queue the terminal notification");
-                }
-            }
-            if c.bot_connected_at.is_some() || c.answered_at.is_some() {
-                let _ = self
-                    .deps
-                    .outbox
-                    .bot_disconnect(&c.conversation_id, reason, "error")
-                    .await;
+                tracing::warn!(conversation_id = %c.conversation_id, "call ended by restart recovery");
             }
         }
     }
@@ -293,7 +264,7 @@ impl Engine {
         self.sip.shutdown();
     }
 
-    fn machine_config(&self, call: &AcceptedDialout) -> (MachineConfig, AmdMode) {
+    fn machine_config(&self, call: &AcceptedDialout) -> MachineConfig {
         let snap = &call.config;
         let cfg = &snap.config;
         let bot = cfg.bot(&call.bot_id);
@@ -303,7 +274,7 @@ impl Engine {
             .request
             .answer_timeout_sec
             .unwrap_or(outbound.answer_timeout_sec);
-        let mc = MachineConfig {
+        MachineConfig {
             dialout_initiated_event: outbound.dialout_initiated_event,
             machine_detection: amd,
             start_recognition_on_connect: outbound.start_recognition_on_connect,
@@ -311,9 +282,11 @@ impl Engine {
             bot_answer_timeout: Duration::from_secs(cfg.server.bot_answer_timeout_sec as u64),
             max_duration: (cfg.server.max_call_duration_sec > 0)
                 .then(|| Duration::from_secs(cfg.server.max_call_duration_sec as u64)),
+            bot_api: bot.is_some_and(|b| b.events_url.is_some()),
+            bot_open_timeout: Duration::from_secs(cfg.server.bot_answer_timeout_sec as u64),
+            recognizer_available: matches!(self.stt.status(), crate::stt::SttStatus::Ready { .. }),
             ..MachineConfig::default()
-        };
-        (mc, amd)
+        }
     }
 }
 
@@ -321,16 +294,17 @@ impl CallControl for Engine {
     fn start(&self, call: AcceptedDialout) {
         let Some(me) = self.me.upgrade() else { return };
         let id = call.conversation_id.clone();
-        let (mc, amd) = self.machine_config(&call);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let mc = self.machine_config(&call);
+        let (tx, rx) = mpsc::channel(ACTOR_QUEUE);
         let state = Arc::new(AtomicU8::new(state_code(CallState::Initiating)));
-        match Actor::new(me, call, CallMachine::new(mc), amd, state.clone(), rx) {
+        match Actor::new(me.clone(), call, CallMachine::new(mc), state.clone(), rx) {
             Ok(actor) => {
                 self.registry
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(id, LiveCall { tx, state });
-                tokio::spawn(actor.run());
+                    .insert(id.clone(), LiveCall { tx, state });
+                let task = tokio::spawn(actor.run());
+                tokio::spawn(super::supervise::supervise(me, id, task));
             }
             Err(e) => tracing::error!(conversation_id = %id, error = %e, "cannot start the call"),
         }
@@ -371,6 +345,7 @@ impl BotReplySink for Engine {
 
     fn bot_unreachable(&self, conversation_id: &str, error: &str) {
         tracing::warn!(%conversation_id, %error, "the bot's events URL is unreachable");
+        self.send(conversation_id, ActorCmd::BotUnreachable(error.to_owned()));
     }
 }
 

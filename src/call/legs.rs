@@ -9,12 +9,8 @@ use crate::sip::OutboundCall;
 use crate::sip::sdp::{Direction, Negotiated};
 use std::net::{IpAddr, SocketAddr};
 
-/// Which leg an event belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LegSide {
-    Carrier,
-    Bot,
-}
+/// Which leg an event belongs to (the machine's type).
+pub use super::machine::LegSide;
 
 /// `host[:port]` of a connection address written as `host:port` or `sip:host:port`.
 pub fn host_port(address: &str) -> &str {
@@ -41,6 +37,23 @@ pub fn format_caller(number: &str, fmt: CallerIdFormat) -> String {
     }
 }
 
+/// The calling number (From user part) towards the trunk: the request's caller, else the
+/// route's number, else the bot's first number, else the bot's ID — in the trunk's format.
+pub fn caller_user(
+    req: &DialoutRequest,
+    route: &ResolvedRoute<'_>,
+    bot: &Bot,
+    default_caller: Option<&str>,
+) -> String {
+    let raw = req
+        .caller
+        .clone()
+        .or_else(|| route.calling_number.map(str::to_owned))
+        .or_else(|| default_caller.map(str::to_owned))
+        .unwrap_or_else(|| bot.id.clone());
+    format_caller(&raw, route.connection.caller_id_format)
+}
+
 /// The carrier INVITE for this call.
 pub fn carrier_call(
     conversation_id: &str,
@@ -57,13 +70,7 @@ pub fn carrier_call(
         Target::Tel(n) => format!("sip:{n}@{trunk};user=phone"),
         Target::Sip(u) => u.clone(),
     };
-    let caller_raw = req
-        .caller
-        .clone()
-        .or_else(|| route.calling_number.map(str::to_owned))
-        .or_else(|| default_caller.map(str::to_owned))
-        .unwrap_or_else(|| bot.id.clone());
-    let from_user = format_caller(&caller_raw, conn.caller_id_format);
+    let from_user = caller_user(req, route, bot, default_caller);
     let from_host = req
         .caller_host
         .clone()

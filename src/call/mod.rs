@@ -8,6 +8,7 @@ pub mod limiter;
 pub mod machine;
 pub mod notify;
 pub mod routing;
+mod supervise;
 
 use crate::config::Snapshot;
 use crate::core::DialoutRequest;
@@ -24,6 +25,8 @@ pub struct AcceptedDialout {
     pub config: Arc<Snapshot>,
     /// The bot's concurrency slot, released when the call ends.
     pub permit: limiter::Permit,
+    /// The route chosen when the dialout was accepted (resolved once per call).
+    pub route: routing::Route,
 }
 
 /// What became of a hang-up request.

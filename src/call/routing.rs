@@ -15,6 +15,40 @@ pub struct ResolvedRoute<'a> {
     pub calling_number: Option<&'a str>,
 }
 
+/// The route a call takes, chosen once when the dialout is accepted and carried by the call
+/// (the call's configuration snapshot always holds the connection it names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The rule that matched.
+    pub rule: String,
+    /// The SIP connection's ID.
+    pub connection: String,
+    /// The calling number when the rule routes through a phone number.
+    pub calling_number: Option<String>,
+}
+
+impl ResolvedRoute<'_> {
+    /// The route as the call carries it.
+    pub fn to_route(&self) -> Route {
+        Route {
+            rule: self.rule.to_owned(),
+            connection: self.connection.id.clone(),
+            calling_number: self.calling_number.map(str::to_owned),
+        }
+    }
+}
+
+impl Route {
+    /// The route against the snapshot it was chosen in.
+    pub fn resolve<'a>(&'a self, cfg: &'a Config) -> Option<ResolvedRoute<'a>> {
+        Some(ResolvedRoute {
+            rule: &self.rule,
+            connection: cfg.sip_connection(&self.connection)?,
+            calling_number: self.calling_number.as_deref(),
+        })
+    }
+}
+
 /// Finds the first matching `call` rule (lowest priority number first, then
 /// file order) whose origin is this bot (or `*`) and whose destination
 /// pattern, if any, matches the target.

@@ -2,7 +2,7 @@
 //! [`MediaSession`] is one call's pair of legs.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::{self, Sender as StdSender};
@@ -36,7 +36,9 @@ pub(crate) struct SessionShared {
 
 struct RelayHandle {
     tx: Mutex<StdSender<Command>>,
-    evfd: RawFd,
+    /// Shared with the relay thread: the descriptor stays open while either side holds it, so a
+    /// wake-up written after the relay exited can never land on a reused descriptor number.
+    evfd: Arc<OwnedFd>,
     /// Sessions placed on this thread and not yet stopped.
     sessions: AtomicUsize,
 }
@@ -47,7 +49,13 @@ impl RelayHandle {
         tx.send(cmd).map_err(|_| MediaError::Stopped)?;
         let one: u64 = 1;
         // SAFETY: writes 8 bytes to the relay's eventfd to wake it.
-        unsafe { libc::write(self.evfd, &one as *const u64 as *const libc::c_void, 8) };
+        unsafe {
+            libc::write(
+                self.evfd.as_raw_fd(),
+                &one as *const u64 as *const libc::c_void,
+                8,
+            )
+        };
         Ok(())
     }
 }
@@ -94,15 +102,18 @@ impl MediaEngine {
                     source: std::io::Error::last_os_error(),
                 });
             }
+            // SAFETY: `evfd` is a fresh descriptor that nothing else owns.
+            let evfd = Arc::new(unsafe { OwnedFd::from_raw_fd(evfd) });
             let (tx, rx) = mpsc::channel();
             let settings = RelaySettings {
                 probation: cfg.latch_probation,
                 epoch,
             };
-            let relay = Relay::new(evfd, rx, settings).map_err(|source| MediaError::Socket {
-                what: "epoll".into(),
-                source,
-            })?;
+            let relay =
+                Relay::new(evfd.clone(), rx, settings).map_err(|source| MediaError::Socket {
+                    what: "epoll".into(),
+                    source,
+                })?;
             let t = std::thread::Builder::new()
                 .name(format!("media-relay-{i}"))
                 .spawn(move || relay.run())
@@ -290,6 +301,13 @@ impl MediaSession {
     ) -> Result<Receiver<PcmFrame>, MediaError> {
         let (tx, rx) = channel(capacity.max(1));
         self.send(Command::Subscribe(self.id, leg, tx))?;
+        Ok(rx)
+    }
+
+    /// The key presses (RFC 4733 telephone-events) that arrive on `leg`, one digit per press.
+    pub fn subscribe_dtmf(&self, leg: Leg, capacity: usize) -> Result<Receiver<char>, MediaError> {
+        let (tx, rx) = channel(capacity.max(1));
+        self.send(Command::SubscribeDtmf(self.id, leg, tx))?;
         Ok(rx)
     }
 

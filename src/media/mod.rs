@@ -7,6 +7,7 @@
 //! call), [`PortPool`], [`global_metrics`], and the benchmark in [`bench`].
 
 pub mod bench;
+pub mod dtmf;
 mod engine;
 pub mod g711;
 mod inactivity;

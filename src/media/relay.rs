@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -15,6 +15,7 @@ use std::time::Instant;
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
 
+use super::dtmf::DtmfDetector;
 use super::engine::SessionShared;
 use super::g711::{self, Transcoder};
 use super::leg::{Latch, LatchMode, RxStats, SeqMap};
@@ -36,6 +37,8 @@ pub(crate) enum Command {
     SetRemote(u64, Leg, RemoteMedia),
     SetLatching(u64, Leg, LatchMode),
     Subscribe(u64, Leg, Sender<PcmFrame>),
+    /// Report the key presses (RFC 4733) arriving on a leg.
+    SubscribeDtmf(u64, Leg, Sender<char>),
     StartTaps(u64, Instant),
     StartRecording(u64, Sender<PcmFrame>, Instant),
     StopRecording(u64),
@@ -55,6 +58,8 @@ pub(crate) struct LegRt {
     acc: [i16; 160],
     acc_len: usize,
     taps: Vec<Sink>,
+    /// Key presses read from this leg's telephone-events, and where they go.
+    dtmf: Option<(DtmfDetector, Sender<char>)>,
 }
 
 impl LegRt {
@@ -70,6 +75,7 @@ impl LegRt {
             acc: [0; 160],
             acc_len: 0,
             taps: Vec::new(),
+            dtmf: None,
         }
     }
 }
@@ -111,7 +117,8 @@ pub(crate) struct RelaySettings {
 
 pub(crate) struct Relay {
     epfd: RawFd,
-    evfd: RawFd,
+    /// The wake-up descriptor, shared with the engine's handle (closed when both are gone).
+    evfd: Arc<OwnedFd>,
     rx: Receiver<Command>,
     slots: Vec<Option<SessionRt>>,
     free_slots: Vec<usize>,
@@ -137,7 +144,7 @@ fn epoll_ctl(epfd: RawFd, op: i32, fd: RawFd, token: u64) -> std::io::Result<()>
 
 impl Relay {
     pub(crate) fn new(
-        evfd: RawFd,
+        evfd: Arc<OwnedFd>,
         rx: Receiver<Command>,
         settings: RelaySettings,
     ) -> std::io::Result<Self> {
@@ -146,7 +153,7 @@ impl Relay {
         if epfd < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        epoll_ctl(epfd, libc::EPOLL_CTL_ADD, evfd, CTRL_TOKEN)?;
+        epoll_ctl(epfd, libc::EPOLL_CTL_ADD, evfd.as_raw_fd(), CTRL_TOKEN)?;
         Ok(Relay {
             epfd,
             evfd,
@@ -214,7 +221,13 @@ impl Relay {
     fn control(&mut self) -> bool {
         let mut v = 0u64;
         // SAFETY: reads 8 bytes into a u64 from our eventfd (nonblocking).
-        unsafe { libc::read(self.evfd, &mut v as *mut u64 as *mut libc::c_void, 8) };
+        unsafe {
+            libc::read(
+                self.evfd.as_raw_fd(),
+                &mut v as *mut u64 as *mut libc::c_void,
+                8,
+            )
+        };
         loop {
             let cmd = match self.rx.try_recv() {
                 Ok(c) => c,
@@ -252,6 +265,11 @@ impl Relay {
                     if let Some(s) = self.session(id) {
                         let start = Instant::now();
                         s.legs[leg.idx()].taps.push(Sink { tx, start, seq: 0 });
+                    }
+                }
+                Command::SubscribeDtmf(id, leg, tx) => {
+                    if let Some(s) = self.session(id) {
+                        s.legs[leg.idx()].dtmf = Some((DtmfDetector::default(), tx));
                     }
                 }
                 Command::StartTaps(id, at) => {
@@ -313,13 +331,6 @@ impl Relay {
     }
 }
 
-impl Drop for Relay {
-    fn drop(&mut self) {
-        // SAFETY: closing the eventfd owned by this relay.
-        unsafe { libc::close(self.evfd) };
-    }
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Audio,
@@ -347,6 +358,15 @@ fn emit(sinks: &mut [Sink], frame: &mut PcmFrame, now: Instant, c: &LegCounters)
             }
             Err(TrySendError::Closed(_)) => {}
         }
+    }
+}
+
+/// Hands a new key press to the leg's DTMF subscriber (a full queue drops it).
+fn report_dtmf(a: &mut LegRt, v: &rtp::RtpView, pkt: &[u8]) {
+    if let Some((det, tx)) = a.dtmf.as_mut()
+        && let Some(digit) = det.observe(v.ssrc, v.ts, &pkt[v.payload_start..v.payload_end])
+    {
+        let _ = tx.try_send(digit);
     }
 }
 
@@ -388,6 +408,9 @@ fn on_rtp(
     } else {
         return c.drop_packet(DropCause::UnknownPayloadType);
     };
+    if kind == Kind::Dtmf {
+        report_dtmf(a, &v, pkt);
+    }
     let arrival = now.saturating_duration_since(settings.epoch).as_micros() as i64 * 8 / 1000;
     let (expected, jitter) = a.rx.update(&v, arrival, kind == Kind::Audio);
     c.expected.store(expected, Relaxed);

@@ -149,6 +149,12 @@ pub fn parse(buf: &[u8]) -> Result<Ct2Model, SttError> {
         for _ in 0..rank {
             shape.push(c.u32()? as usize);
         }
+        // A zero dimension would reach the importer as a divisor (rows per quantization block).
+        if shape.contains(&0) {
+            return Err(SttError::BadModel(format!(
+                "variable {name}: shape {shape:?} has a zero dimension"
+            )));
+        }
         let dtype = c.u8()?;
         let nbytes = c.u32()? as usize;
         let raw = c.take(nbytes)?;
@@ -250,6 +256,42 @@ mod tests {
             let back = f16_to_f32(h);
             assert!((back - v).abs() <= v.abs() * 1e-3 + 1e-7, "{v} -> {back}");
         }
+    }
+
+    /// A model file with one float32 variable of the given shape and one value.
+    fn one_variable(shape: &[u32]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(6u32.to_le_bytes());
+        let string = |b: &mut Vec<u8>, s: &str| {
+            b.extend(((s.len() + 1) as u16).to_le_bytes());
+            b.extend(s.as_bytes());
+            b.push(0);
+        };
+        string(&mut b, "WhisperSpec");
+        b.extend(1u32.to_le_bytes()); // revision
+        b.extend(1u32.to_le_bytes()); // one variable
+        string(&mut b, "encoder/w");
+        b.push(shape.len() as u8);
+        for d in shape {
+            b.extend(d.to_le_bytes());
+        }
+        b.push(0); // float32
+        b.extend(4u32.to_le_bytes());
+        b.extend(1.0f32.to_le_bytes());
+        b.extend(0u32.to_le_bytes()); // no aliases
+        b
+    }
+
+    #[test]
+    fn a_zero_dimension_is_a_bad_model_error_not_a_division_by_zero() {
+        // 1. A well-formed one-value variable parses.
+        assert!(parse(&one_variable(&[1, 1])).is_ok());
+        // 2. The same with a zero dimension is refused with a clear message.
+        let err = parse(&one_variable(&[1, 0])).unwrap_err();
+        assert!(
+            matches!(&err, SttError::BadModel(m) if m.contains("zero dimension")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -177,6 +177,7 @@ impl<W: Write> Writer<W> {
         let q8 = f16
             && self.format == WeightFormat::Q8_0
             && shape.len() == 2
+            && shape[1] > 0
             && shape[1].is_multiple_of(32);
         self.i32(shape.len() as i32)?;
         self.i32(name.len() as i32)?;

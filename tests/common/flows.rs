@@ -39,6 +39,8 @@ pub struct FlowSetup {
     pub bot_answer_timeout_sec: u32,
     /// `bots[].outbound.dialout_initiated_event`.
     pub dialout_initiated_event: bool,
+    /// The token dialgate sends to the Bot API (the bot expects [`BOT_TOKEN`]).
+    pub bot_token: String,
 }
 
 impl FlowSetup {
@@ -60,6 +62,7 @@ impl FlowSetup {
             bot_api: BotConfig::default(),
             bot_answer_timeout_sec: 10,
             dialout_initiated_event: false,
+            bot_token: BOT_TOKEN.into(),
         }
     }
 }
@@ -119,7 +122,7 @@ bots:
     name: Flow Bot
     sip_uri: "{bot_uri}"
     events_url: "{events_url}"
-    token: {BOT_TOKEN}
+    token: {bot_token}
     outbound:
       enabled: true
       dialout_initiated_event: {initiated}
@@ -147,6 +150,7 @@ api_clients:
             bot_timeout = s.bot_answer_timeout_sec,
             events_url = bot_api.url(),
             initiated = s.dialout_initiated_event,
+            bot_token = s.bot_token,
             callee_port = callee.sip_port,
         );
         let config_path = dir.path().join("dialgate.yaml");

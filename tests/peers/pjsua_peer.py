@@ -356,6 +356,14 @@ class Peer:
         except pj.Error as exc:
             self.log("error", message=f"answer {code}: {exc.info()}")
 
+    def send_dtmf(self, call):
+        """Presses --dtmf's keys (RFC 4733 telephone-events, PJSIP's default method)."""
+        try:
+            call.dialDtmf(self.args.dtmf)
+            self.log("dtmf_sent", call=call.no, digits=self.args.dtmf)
+        except pj.Error as exc:
+            self.log("error", message=f"dtmf: {exc.info()}")
+
     # -- shared call handling --------------------------------------------------------------------
     def on_call_state(self, call):
         info = call.getInfo()
@@ -365,6 +373,8 @@ class Peer:
             call.confirmed = True
             if self.args.bye_after_ms is not None:
                 self.schedule(self.args.bye_after_ms, lambda: self.hangup(call))
+            if self.args.dtmf:
+                self.schedule(self.args.dtmf_after_ms, lambda: self.send_dtmf(call))
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED and not call.done:
             call.done = True
             by = "local" if call.local_hangup else "remote"
@@ -512,6 +522,8 @@ def main():
     p.add_argument("--record", help="WAV of what the other side sends; call N>1 gets -N ({n} is replaced)")
     p.add_argument("--bye-after-ms", type=int, help="send BYE this long after the call is confirmed")
     p.add_argument("--max-seconds", type=float, default=0, help="hard stop (hangs up everything)")
+    p.add_argument("--dtmf", help="keys to press (RFC 4733) once the call is confirmed")
+    p.add_argument("--dtmf-after-ms", type=int, default=500, help="delay of --dtmf after confirmation")
     p.add_argument("--auth", help="user:pass for digest challenges (UAC)")
     p.add_argument("--call", help="UAC mode: call this URI once ready")
     p.add_argument("--call-count", type=int, default=1, help="UAC: sequential calls to place")

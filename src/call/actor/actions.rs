@@ -2,93 +2,49 @@
 
 use super::{Actor, LegSlot};
 use crate::call::legs::{self, LegSide};
-use crate::call::machine::{Action, BotEvent, Event, FailureKind, TerminalReport};
+use crate::call::machine::{BotEvent, FailureKind, Input, Output, TerminalReport};
 use crate::call::notify::StatusNote;
 use crate::media::Leg;
 use crate::store::CallStatus as StoredStatus;
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 impl Actor {
-    pub(super) async fn execute(&mut self, action: Action) {
-        match action {
-            Action::OpenBotConversation => {
-                if let Some(url) = self.bot.events_url.clone()
-                    && let Err(e) = self
-                        .engine
-                        .deps
-                        .outbox
-                        .bot_open(&self.id, &url, &self.bot.name)
-                        .await
-                {
-                    tracing::error!(error = %e, "cannot queue the bot conversation");
+    /// Carries out one output; a failure comes back as the machine's next input.
+    pub(super) async fn execute(&mut self, output: Output) -> Option<Input> {
+        match output {
+            Output::OpenBotConversation => self.open_bot_conversation().await,
+            Output::RefreshBotSession => {
+                if let Err(e) = self.engine.deps.outbox.bot_refresh(&self.id).await {
+                    tracing::error!(error = %e, "cannot queue the bot refresh");
                 }
             }
-            Action::BotEvent(ev) => self.bot_event(ev).await,
-            Action::SendCarrierInvite => self.send_carrier_invite().await,
-            Action::CancelCarrier => {
-                if let Some(h) = &self.carrier.handle {
-                    h.cancel();
-                }
+            Output::BotEvent(ev) => self.bot_event(ev).await,
+            Output::SendCarrierInvite => return self.send_carrier_invite().await,
+            Output::CancelCarrier => self.leg_handle(LegSide::Carrier, |h| h.cancel()),
+            Output::ByeCarrier => self.leg_handle(LegSide::Carrier, |h| h.hangup()),
+            Output::SendBotInvite => return self.send_bot_invite().await,
+            Output::CancelBot => self.leg_handle(LegSide::Bot, |h| h.cancel()),
+            Output::ByeBot => self.leg_handle(LegSide::Bot, |h| h.hangup()),
+            Output::AnswerReInvite { side, accept } => self.answer_reinvite(side, accept),
+            Output::StartMedia => self.start_media().await,
+            Output::StartAmd { mode, transcripts } => self.start_amd(mode, transcripts).await,
+            Output::StartRecognition { to_bot } => return self.start_recognition(to_bot).await,
+            Output::RecognitionToBot(on) => self.recognition_to_bot(on).await,
+            Output::StopRecognition => {
+                self.stt = None;
+                self.stt_results = None;
             }
-            Action::ByeCarrier => {
-                if let Some(h) = &self.carrier.handle {
-                    h.hangup();
-                }
-            }
-            Action::SendBotInvite => self.send_bot_invite().await,
-            Action::CancelBot => {
-                if let Some(h) = &self.bot_leg.handle {
-                    h.cancel();
-                }
-            }
-            Action::ByeBot => {
-                if let Some(h) = &self.bot_leg.handle {
-                    h.hangup();
-                }
-            }
-            Action::StartMedia => self.start_media().await,
-            Action::StartAmd(mode) => {
-                self.amd_mode = mode;
-                let mut det = crate::amd::Detector::new(self.bot.amd.clone());
-                // Transcripts make the detector better (a long business greeting is a
-                // person): recognise for it whenever the model is there, even with the
-                // bot's recognition off (its text then only goes to the detector and the record).
-                // (With recognition on connect, StartStt follows at once and its session
-                // serves both: see start_stt.)
-                if self.stt.is_none() && !self.bot.outbound.start_recognition_on_connect {
-                    self.start_stt_for_amd();
-                }
-                if self.stt.is_some() {
-                    det.expect_transcripts();
-                }
-                self.amd = Some(det);
-                let _ = self
-                    .engine
-                    .deps
-                    .store
-                    .add_event(&self.id, "amd", "machine detection started")
-                    .await;
-            }
-            Action::StartStt => self.start_stt().await,
-            Action::BridgeMedia => {
-                let remote = self
-                    .bot_leg
-                    .negotiated
-                    .as_ref()
-                    .and_then(legs::remote_media);
-                if let (Some(m), Some(r)) = (&self.media, remote)
-                    && let Err(e) = m.set_remote(Leg::Bot, r)
-                {
-                    tracing::error!(error = %e, "cannot bridge the bot leg");
-                }
-            }
-            Action::StopMedia => self.stop_media().await,
-            Action::NotifyAnswered => {
+            Output::BridgeMedia => self.bridge_media(),
+            Output::StopMedia => self.stop_media().await,
+            Output::NotifyAnswered => {
                 self.answered_at_ms = Some(crate::store::now_ms());
                 self.notify("answered", None, None, Some(200), None).await;
             }
-            Action::BotDisconnect {
+            Output::Timeline { kind, note } => {
+                tracing::info!(%kind, "{note}");
+                self.timeline(kind, &note).await;
+            }
+            Output::BotDisconnect {
                 reason,
                 reason_code,
             } => {
@@ -103,23 +59,57 @@ impl Actor {
                     tracing::error!(error = %e, "cannot queue the bot disconnect");
                 }
             }
-            Action::SetTimer { id, at } => {
-                let now_std = std::time::Instant::now();
-                let at = Instant::now() + at.saturating_duration_since(now_std);
-                self.timers.insert(id.kind, (id, at));
-            }
-            Action::CancelTimer(id) => {
-                if self
-                    .timers
-                    .get(&id.kind)
-                    .map(|(t, _)| *t == id)
-                    .unwrap_or(false)
-                {
-                    self.timers.remove(&id.kind);
-                }
-            }
-            Action::Terminal(report) => self.terminal(report).await,
+            Output::Terminal(report) => self.terminal(report).await,
         }
+        None
+    }
+
+    fn leg_handle(&self, side: LegSide, f: impl FnOnce(&crate::sip::LegHandle)) {
+        let slot = match side {
+            LegSide::Carrier => &self.carrier,
+            LegSide::Bot => &self.bot_leg,
+        };
+        if let Some(h) = &slot.handle {
+            f(h);
+        }
+    }
+
+    async fn open_bot_conversation(&mut self) {
+        if let Some(url) = self.bot.events_url.clone()
+            && let Err(e) = self
+                .engine
+                .deps
+                .outbox
+                .bot_open(&self.id, &url, &self.bot.name)
+                .await
+        {
+            tracing::error!(error = %e, "cannot queue the bot conversation");
+        }
+    }
+
+    fn bridge_media(&self) {
+        let remote = self
+            .bot_leg
+            .negotiated
+            .as_ref()
+            .and_then(legs::remote_media);
+        if let (Some(m), Some(r)) = (&self.media, remote)
+            && let Err(e) = m.set_remote(Leg::Bot, r)
+        {
+            tracing::error!(error = %e, "cannot bridge the bot leg");
+        }
+    }
+
+    async fn start_amd(&mut self, mode: crate::core::AmdMode, transcripts: bool) {
+        let mut det = crate::amd::Detector::new(self.bot.amd.clone());
+        // Only when the recognition session really runs: without it the detector would hold a
+        // long greeting's decision for a transcript that never comes.
+        if transcripts && self.stt.is_some() {
+            det.expect_transcripts();
+        }
+        self.amd = Some(det);
+        let note = format!("machine detection started ({mode:?})");
+        self.timeline("amd", &note).await;
     }
 
     async fn notify(
@@ -154,23 +144,17 @@ impl Actor {
         }
     }
 
-    /// The carrier INVITE as the routing rules build it now, with the trunk it
-    /// goes to; `None` when no rule matches any more.
+    /// The carrier INVITE on the route the call was accepted with, and where it goes.
     fn carrier_invite(&self, offer: String) -> Option<CarrierInvite> {
         let cfg = &self.call.config.config;
         let bot = cfg.bot(&self.call.bot_id)?;
-        let route = crate::call::routing::resolve(cfg, bot, &self.call.request.target)?;
-        let default_caller = cfg
-            .phone_numbers
-            .iter()
-            .find(|p| p.bot == bot.id)
-            .map(|p| p.number.clone());
+        let route = self.call.route.resolve(cfg)?;
         let call = legs::carrier_call(
             &self.id,
             &self.call.request,
             &route,
             bot,
-            default_caller.as_deref(),
+            default_caller(cfg, bot),
             self.engine.public_ip(),
             offer,
         );
@@ -186,18 +170,6 @@ impl Actor {
             connection: route.connection.id.clone(),
             rule: route.rule.to_owned(),
         })
-    }
-
-    /// Sets `caller` and `trunk_address` from the route the carrier INVITE will take (they are
-    /// otherwise set only when the INVITE is built), for `dialoutInitiated`.
-    fn resolve_caller_and_trunk(&mut self) {
-        if !self.trunk_address.is_empty() {
-            return;
-        }
-        if let Some(inv) = self.carrier_invite(String::new()) {
-            self.caller = inv.call.from_user;
-            self.trunk_address = inv.trunk;
-        }
     }
 
     /// The Live Hub start-event parameters.
@@ -236,7 +208,6 @@ impl Actor {
             BotEvent::DialoutInitiated => {
                 // Sent before the INVITE exists: resolve the caller and trunk it will use, so
                 // the parameters are the same as start's (DESIGN §1.2).
-                self.resolve_caller_and_trunk();
                 json!({"type": "event", "name": "dialoutInitiated", "parameters": self.start_parameters()})
             }
             BotEvent::Start => {
@@ -246,6 +217,12 @@ impl Actor {
                 json!({"type": "event", "name": "machineDetection", "value": value.as_str(), "parameters": {"result": value.as_str()}})
             }
             BotEvent::Beep => json!({"type": "event", "name": "beep"}),
+            BotEvent::Dtmf { digit } => {
+                json!({"type": "event", "name": "DTMF", "value": digit.to_string()})
+            }
+            BotEvent::Message { text, confidence } => {
+                json!({"type": "message", "text": text, "parameters": {"confidence": confidence}})
+            }
         };
         if let Err(e) = self
             .engine
@@ -258,32 +235,22 @@ impl Actor {
         }
     }
 
-    async fn send_carrier_invite(&mut self) {
+    async fn send_carrier_invite(&mut self) -> Option<Input> {
         let media = match self.engine.media.create_session(&self.id) {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(error = %e, "no media session for the call");
                 let reason = format!("dialgate could not allocate media: {e}");
-                self.feed_boxed(Event::CarrierFailed {
-                    code: None,
-                    kind: FailureKind::Internal,
-                    reason,
-                })
-                .await;
-                return;
+                return Some(carrier_failed(FailureKind::Internal, reason));
             }
         };
-        let offer = self.offer_for(&media, Leg::Carrier);
+        let session = rand::random::<u32>() as u64;
+        let offer = self.offer_for(&media, Leg::Carrier, session, 1);
         self.media_events = media.events();
         self.media = Some(media);
         let Some(inv) = self.carrier_invite(offer) else {
-            self.feed_boxed(Event::CarrierFailed {
-                code: None,
-                kind: FailureKind::Internal,
-                reason: "no routing rule matches any more".into(),
-            })
-            .await;
-            return;
+            let reason = "no routing rule matches any more".to_owned();
+            return Some(carrier_failed(FailureKind::Internal, reason));
         };
         let CarrierInvite {
             call: out,
@@ -300,52 +267,49 @@ impl Actor {
         self.caller = out.from_user.clone();
         self.trunk_address = trunk;
         tracing::info!(%rule, trunk = %connection, uri = %out.request_uri, "dialing");
-        let _ = self
-            .engine
-            .deps
-            .store
-            .add_event(
-                &self.id,
-                "invite",
-                &format!(
-                    "INVITE {} via {} (rule {})",
-                    out.request_uri, connection, rule
-                ),
-            )
-            .await;
+        let note = format!(
+            "INVITE {} via {} (rule {})",
+            out.request_uri, connection, rule
+        );
+        self.timeline("invite", &note).await;
         match self.engine.sip.place_call(out).await {
             Ok((h, rx)) => {
                 self.carrier = LegSlot {
                     handle: Some(h),
                     events: Some(rx),
+                    sdp_session: session,
+                    sdp_version: 1,
                     ..Default::default()
                 };
+                None
             }
             Err(e) => {
                 let reason = format!("cannot send the INVITE: {e}");
-                self.feed_boxed(Event::CarrierFailed {
-                    code: None,
-                    kind: FailureKind::Transport,
-                    reason,
-                })
-                .await;
+                Some(carrier_failed(FailureKind::Transport, reason))
             }
         }
     }
 
     /// Our SDP offer for one leg: the relay's address and port on that side only.
-    fn offer_for(&self, media: &crate::media::MediaSession, leg: Leg) -> String {
+    fn offer_for(
+        &self,
+        media: &crate::media::MediaSession,
+        leg: Leg,
+        session_id: u64,
+        version: u64,
+    ) -> String {
         crate::sip::sdp::offer(&crate::sip::sdp::LocalSdp {
             address: self.engine.public_ip(),
             port: media.local_rtp_addr(leg).port(),
-            session_id: rand::random::<u32>() as u64,
-            version: 1,
+            session_id,
+            version,
         })
     }
 
-    async fn send_bot_invite(&mut self) {
-        let Some(media) = &self.media else { return };
-        let offer = self.offer_for(media, Leg::Bot);
+    async fn send_bot_invite(&mut self) -> Option<Input> {
+        let media = self.media.as_ref()?;
+        let session = rand::random::<u32>() as u64;
+        let offer = self.offer_for(media, Leg::Bot, session, 1);
         let out = legs::bot_call(
             &self.id,
             &self.call.request,
@@ -354,34 +318,75 @@ impl Actor {
             self.engine.public_ip(),
             offer,
         );
-        let _ = self
-            .engine
-            .deps
-            .store
-            .add_event(
-                &self.id,
-                "bot-invite",
-                &format!("INVITE {}", out.request_uri),
-            )
+        self.timeline("bot-invite", &format!("INVITE {}", out.request_uri))
             .await;
         match self.engine.sip.place_call(out).await {
             Ok((h, rx)) => {
                 self.bot_leg = LegSlot {
                     handle: Some(h),
                     events: Some(rx),
+                    sdp_session: session,
+                    sdp_version: 1,
                     ..Default::default()
-                }
+                };
+                None
             }
-            Err(e) => {
-                let reason = format!("bot {} unreachable: {e}", self.bot.sip_uri);
-                self.feed_boxed(Event::BotFailed {
-                    code: None,
-                    kind: FailureKind::Transport,
-                    reason,
-                })
-                .await;
-            }
+            Err(e) => Some(Input::BotFailed {
+                code: None,
+                kind: FailureKind::Transport,
+                reason: format!("bot {} unreachable: {e}", self.bot.sip_uri),
+            }),
         }
+    }
+
+    /// Answers (or refuses) the re-INVITE waiting on a leg, as the machine decided. Our answer
+    /// keeps the leg's `o=` session id and raises its version (RFC 3264 §8).
+    fn answer_reinvite(&mut self, side: LegSide, accept: bool) {
+        let Some((offer, reply)) = self.slot(side).pending_reinvite.take() else {
+            return;
+        };
+        let answer = if accept {
+            self.reinvite_answer(side, &offer)
+        } else {
+            tracing::info!(?side, "re-INVITE refused: the call is ending");
+            None
+        };
+        let _ = reply.send(answer);
+    }
+
+    fn reinvite_answer(&mut self, side: LegSide, offer: &str) -> Option<String> {
+        let leg = match side {
+            LegSide::Carrier => Leg::Carrier,
+            LegSide::Bot => Leg::Bot,
+        };
+        let port = self.media.as_ref()?.local_rtp_addr(leg).port();
+        let address = self.engine.public_ip();
+        let slot = self.slot(side);
+        slot.sdp_version += 1;
+        let local = crate::sip::sdp::LocalSdp {
+            address,
+            port,
+            session_id: slot.sdp_session,
+            version: slot.sdp_version,
+        };
+        if offer.trim().is_empty() {
+            return Some(crate::sip::sdp::offer(&local));
+        }
+        let (answer, negotiated) = match crate::sip::sdp::answer(offer, &local) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(?side, error = %e, "re-INVITE refused");
+                return None;
+            }
+        };
+        if let (Some(media), Some(r)) = (&self.media, legs::remote_media(&negotiated))
+            && let Err(e) = media.set_remote(leg, r)
+        {
+            tracing::warn!(error = %e, "cannot apply the re-INVITE to the relay");
+        }
+        tracing::info!(?side, direction = ?negotiated.remote.direction, "re-INVITE answered");
+        self.slot(side).negotiated = Some(negotiated);
+        Some(answer)
     }
 
     async fn start_media(&mut self) {
@@ -400,6 +405,10 @@ impl Actor {
         match m.subscribe_tap(Leg::Carrier, 100) {
             Ok(rx) => self.tap = Some(rx),
             Err(e) => tracing::error!(error = %e, "cannot tap the callee's audio"),
+        }
+        match m.subscribe_dtmf(Leg::Carrier, 32) {
+            Ok(rx) => self.dtmf = Some(rx),
+            Err(e) => tracing::error!(error = %e, "cannot read the callee's key presses"),
         }
         if let Err(e) = m.start_taps() {
             tracing::error!(error = %e, "cannot start the audio taps");
@@ -427,6 +436,7 @@ impl Actor {
 
     pub(super) async fn stop_media(&mut self) {
         self.tap = None;
+        self.dtmf = None;
         self.amd = None;
         self.stt = None;
         self.stt_results = None;
@@ -494,20 +504,32 @@ impl Actor {
         self.terminal = Some(report);
     }
 
-    /// Feeds an event from inside an action (boxed: `feed` → `execute` → `feed` recursion).
-    pub(super) fn feed_boxed(
-        &mut self,
-        ev: Event,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
-        Box::pin(self.feed(ev))
-    }
-
     /// Whether a leg slot has a live handle (used by inputs).
     pub(super) fn slot(&mut self, side: LegSide) -> &mut LegSlot {
         match side {
             LegSide::Carrier => &mut self.carrier,
             LegSide::Bot => &mut self.bot_leg,
         }
+    }
+}
+
+/// The bot's first phone number: the calling number when neither the request nor the route
+/// names one.
+pub(super) fn default_caller<'a>(
+    cfg: &'a crate::config::Config,
+    bot: &crate::config::Bot,
+) -> Option<&'a str> {
+    cfg.phone_numbers
+        .iter()
+        .find(|p| p.bot == bot.id)
+        .map(|p| p.number.as_str())
+}
+
+fn carrier_failed(kind: FailureKind, reason: String) -> Input {
+    Input::CarrierFailed {
+        code: None,
+        kind,
+        reason,
     }
 }
 

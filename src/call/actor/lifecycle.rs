@@ -1,123 +1,62 @@
-//! Recognition switching and the end of the actor.
+//! Recognition sessions as the machine asks for them, and the end of the actor.
 
-use super::Actor;
+use super::{Actor, Input};
 use crate::store::ExtraColumn;
 
 impl Actor {
-    /// A recognition session whose text feeds only machine detection (and the call record):
-    /// `recognition_on` stays false, so nothing reaches the bot. No model: audio-only AMD.
-    pub(super) fn start_stt_for_amd(&mut self) {
-        match self.engine.stt_session(&self.bot.language, true) {
+    /// Starts a recognition session (`to_bot`: its text is for the bot, else only for machine
+    /// detection and the record). Failing is not fatal: the machine is told and goes on.
+    pub(super) async fn start_recognition(&mut self, to_bot: bool) -> Option<Input> {
+        match self.engine.stt_session(&self.bot.language, !to_bot) {
             Ok(mut s) => {
                 self.stt_results = s.results();
                 self.stt = Some(s);
-                self.stt_for_amd_only = true;
-            }
-            Err(reason) => {
-                tracing::debug!(%reason, "machine detection runs on audio only");
-            }
-        }
-    }
-
-    /// Ends an AMD-only recognition session once machine detection has decided.
-    pub(super) fn stop_amd_only_stt(&mut self) {
-        if self.stt_for_amd_only && !self.recognition_on {
-            self.stt = None;
-            self.stt_results = None;
-            self.stt_for_amd_only = false;
-        }
-    }
-
-    pub(super) async fn start_stt(&mut self) {
-        let store = &self.engine.deps.store;
-        if self.stt.is_some() {
-            // Already running for machine detection: now it serves the bot too.
-            self.stt_for_amd_only = false;
-            if let Some(s) = &mut self.stt {
-                crate::stt::Recognizer::set_active(s, true);
-            }
-            self.recognition_on = true;
-            let _ = store
-                .set_extra(&self.id, ExtraColumn::SttStatus, "active".into())
-                .await;
-            let _ = store
-                .add_event(&self.id, "stt", "speech recognition started")
-                .await;
-            return;
-        }
-        match self.engine.stt_session(&self.bot.language, false) {
-            Ok(mut s) => {
-                self.stt_results = s.results();
-                self.stt = Some(s);
-                self.recognition_on = true;
-                // Machine detection started just before (same answer) uses this session.
-                if let Some(det) = &mut self.amd {
-                    det.expect_transcripts();
+                if to_bot {
+                    self.record_recognition("active", "speech recognition started")
+                        .await;
                 }
-                let _ = store
-                    .set_extra(&self.id, ExtraColumn::SttStatus, "active".into())
-                    .await;
-                let _ = store
-                    .add_event(&self.id, "stt", "speech recognition started")
-                    .await;
+                None
             }
             Err(reason) => {
-                // Never invent text: the call goes on, the record says why.
-                tracing::warn!(%reason, "speech recognition unavailable for this call");
-                let _ = store
-                    .set_extra(
-                        &self.id,
-                        ExtraColumn::SttStatus,
-                        format!("unavailable: {reason}"),
-                    )
-                    .await;
-                let _ = store
-                    .add_event(
-                        &self.id,
-                        "stt",
-                        &format!("speech recognition unavailable: {reason}"),
-                    )
-                    .await;
+                if to_bot {
+                    // Never invent text: the call goes on, the record says why.
+                    tracing::warn!(%reason, "speech recognition unavailable for this call");
+                    let status = format!("unavailable: {reason}");
+                    let _ = self
+                        .engine
+                        .deps
+                        .store
+                        .set_extra(&self.id, ExtraColumn::SttStatus, status)
+                        .await;
+                } else {
+                    tracing::debug!(%reason, "machine detection runs on audio only");
+                }
+                Some(Input::RecognitionFailed { reason })
             }
         }
     }
 
-    pub(super) async fn set_recognition(&mut self, on: bool) {
-        tracing::info!(on, "recognition switched by the bot");
-        if on && self.stt.is_none() {
-            if self.media.is_some() {
-                self.start_stt().await;
-            }
-            return;
-        }
+    /// The running session's text goes to the bot from now on, or no longer.
+    pub(super) async fn recognition_to_bot(&mut self, on: bool) {
         if let Some(s) = &mut self.stt {
             crate::stt::Recognizer::set_active(s, on);
         }
-        self.recognition_on = on;
-        let _ = self
-            .engine
-            .deps
-            .store
-            .set_extra(
-                &self.id,
-                ExtraColumn::SttStatus,
-                if on { "active" } else { "stopped" }.into(),
-            )
+        if on {
+            self.record_recognition("active", "recognition started by the bot")
+                .await;
+        } else {
+            self.record_recognition("stopped", "recognition stopped by the bot")
+                .await;
+        }
+    }
+
+    async fn record_recognition(&self, status: &str, note: &str) {
+        tracing::info!("{note}");
+        let store = &self.engine.deps.store;
+        let _ = store
+            .set_extra(&self.id, ExtraColumn::SttStatus, status.into())
             .await;
-        let _ = self
-            .engine
-            .deps
-            .store
-            .add_event(
-                &self.id,
-                "stt",
-                if on {
-                    "recognition resumed by the bot"
-                } else {
-                    "recognition stopped by the bot"
-                },
-            )
-            .await;
+        self.timeline("stt", note).await;
     }
 
     /// Releases everything the call holds; the concurrency permit goes with

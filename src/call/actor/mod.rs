@@ -6,19 +6,15 @@
 use super::AcceptedDialout;
 use super::engine::Engine;
 use super::legs::LegSide;
-use super::machine::{
-    AmdMode, CallMachine, CallState, Event, HangupSource, TerminalReport, TimerId, TimerKind,
-};
+use super::machine::{CallMachine, CallState, HangupSource, Input, TerminalReport};
 use crate::config::Bot;
 use crate::media::{MediaEvent, MediaSession, PcmFrame};
 use crate::sip::sdp::Negotiated;
 use crate::sip::{LegEvent, LegHandle};
 use crate::store::CallStatus as StoredStatus;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -30,12 +26,14 @@ mod lifecycle;
 /// Requests from outside the call (API, bot answers, outbox).
 #[derive(Debug)]
 pub enum ActorCmd {
-    /// Hang up (API or bot activity).
+    /// Hang up (API).
     Hangup(HangupSource),
     /// Activities the bot returned.
     BotActivities(Vec<Value>),
-    /// The bot conversation was opened; refresh before it expires.
+    /// The bot conversation was opened; `expiresSeconds` as the bot announced it.
     BotSessionOpened(Option<u64>),
+    /// A Bot API request was refused or given up; the reason says what the bot answered.
+    BotUnreachable(String),
 }
 
 /// Receives from an optional channel; pends forever when there is none.
@@ -56,13 +54,19 @@ async fn sleep_opt(at: Option<Instant>) {
 
 /// One live leg: its handle, its event stream and what its SDP negotiated.
 #[derive(Default)]
-struct LegSlot {
+pub(super) struct LegSlot {
     handle: Option<LegHandle>,
     events: Option<mpsc::Receiver<LegEvent>>,
     negotiated: Option<Negotiated>,
     answered: bool,
     /// A terminal leg event (failure or BYE) was fed to the machine.
     ended: bool,
+    /// A re-INVITE waiting for the machine's verdict: its offer and where the answer goes.
+    pending_reinvite: Option<(String, tokio::sync::oneshot::Sender<Option<String>>)>,
+    /// `o=` session id of our SDP on this leg (RFC 3264 §8: constant for the session) and the
+    /// version of our last SDP (incremented with each new one).
+    sdp_session: u64,
+    sdp_version: u64,
 }
 
 /// The per-call task.
@@ -73,21 +77,18 @@ pub struct Actor {
     bot: Bot,
     machine: CallMachine,
     state: Arc<AtomicU8>,
-    cmds: mpsc::UnboundedReceiver<ActorCmd>,
+    cmds: mpsc::Receiver<ActorCmd>,
     carrier: LegSlot,
     bot_leg: LegSlot,
     media: Option<MediaSession>,
     tap: Option<mpsc::Receiver<PcmFrame>>,
+    /// Key presses on the carrier leg.
+    dtmf: Option<mpsc::Receiver<char>>,
     media_events: Option<mpsc::Receiver<MediaEvent>>,
     amd: Option<crate::amd::Detector>,
     stt: Option<crate::stt::SttSession>,
     stt_results: Option<mpsc::Receiver<crate::stt::SttResult>>,
-    /// The recognition session exists only to feed machine detection.
-    stt_for_amd_only: bool,
-    timers: HashMap<TimerKind, (TimerId, Instant)>,
-    refresh: Option<(Duration, Instant)>,
     bot_events: bool,
-    amd_mode: AmdMode,
     answered_at_ms: Option<i64>,
     last_provisional: Option<u16>,
     terminal: Option<TerminalReport>,
@@ -95,9 +96,8 @@ pub struct Actor {
     caller: String,
     /// The trunk the call went to.
     trunk_address: String,
-    reinvites: u32,
-    /// Recognised text goes to the bot (startRecognition / stopRecognition).
-    recognition_on: bool,
+    /// The machine's state as last recorded (progress is written when it changes).
+    recorded_state: CallState,
 }
 
 /// Encodes a [`CallState`] for the registry's atomic cell.
@@ -135,9 +135,8 @@ impl Actor {
         engine: Arc<Engine>,
         call: AcceptedDialout,
         machine: CallMachine,
-        amd_mode: AmdMode,
         state: Arc<AtomicU8>,
-        cmds: mpsc::UnboundedReceiver<ActorCmd>,
+        cmds: mpsc::Receiver<ActorCmd>,
     ) -> Result<Actor, String> {
         let bot = call
             .config
@@ -145,6 +144,22 @@ impl Actor {
             .bot(&call.bot_id)
             .cloned()
             .ok_or_else(|| format!("bot `{}` vanished from the configuration", call.bot_id))?;
+        // The caller ID and trunk the INVITE will use, known before it exists (for
+        // `dialoutInitiated`, whose parameters are start's).
+        let cfg = &call.config.config;
+        let route = call.route.resolve(cfg).ok_or_else(|| {
+            format!(
+                "SIP connection `{}` vanished from the configuration",
+                call.route.connection
+            )
+        })?;
+        let caller = super::legs::caller_user(
+            &call.request,
+            &route,
+            &bot,
+            actions::default_caller(cfg, &bot),
+        );
+        let trunk_address = route.connection.address.to_string();
         Ok(Actor {
             id: call.conversation_id.clone(),
             bot_events: bot.events_url.is_some(),
@@ -158,21 +173,17 @@ impl Actor {
             bot_leg: LegSlot::default(),
             media: None,
             tap: None,
+            dtmf: None,
             media_events: None,
             amd: None,
             stt: None,
             stt_results: None,
-            stt_for_amd_only: false,
-            timers: HashMap::new(),
-            refresh: None,
-            amd_mode,
             answered_at_ms: None,
             last_provisional: None,
             terminal: None,
-            caller: String::new(),
-            trunk_address: String::new(),
-            reinvites: 0,
-            recognition_on: false,
+            caller,
+            trunk_address,
+            recorded_state: CallState::Initiating,
         })
     }
 
@@ -180,10 +191,9 @@ impl Actor {
     pub async fn run(mut self) {
         let span = tracing::info_span!("call", conversation_id = %self.id, bot = %self.bot.id);
         async move {
-            self.feed(Event::Start).await;
+            self.handle(Input::Start).await;
             while self.machine.state() != CallState::Ended {
-                let next_timer = self.timers.values().map(|(_, at)| *at).min();
-                let next_refresh = self.refresh.map(|(_, at)| at);
+                let deadline = self.machine.poll_timeout();
                 tokio::select! {
                     ev = recv_opt(&mut self.carrier.events) => match ev {
                         Some(ev) => self.on_leg(LegSide::Carrier, ev).await,
@@ -196,11 +206,18 @@ impl Actor {
                     cmd = self.cmds.recv() => match cmd {
                         Some(c) => self.on_cmd(c).await,
                         // The engine dropped us: treat as an API hang-up.
-                        None => self.feed(Event::Hangup { source: HangupSource::Api }).await,
+                        None => self.handle(Input::Hangup { source: HangupSource::Api }).await,
                     },
                     f = recv_opt(&mut self.tap) => match f {
                         Some(f) => self.on_frame(f).await,
                         None => self.tap = None,
+                    },
+                    d = recv_opt(&mut self.dtmf) => match d {
+                        Some(digit) => {
+                            tracing::info!(%digit, "the person pressed a key");
+                            self.handle(Input::Dtmf(digit)).await;
+                        }
+                        None => self.dtmf = None,
                     },
                     r = recv_opt(&mut self.stt_results) => match r {
                         Some(r) => self.on_stt(r).await,
@@ -209,18 +226,13 @@ impl Actor {
                     e = recv_opt(&mut self.media_events) => match e {
                         Some(MediaEvent::InactivityTimeout { leg }) => {
                             tracing::warn!(?leg, "no RTP within the inactivity timeout");
-                            self.feed(Event::MediaTimeout).await;
+                            self.handle(Input::MediaTimeout).await;
                         }
                         None => self.media_events = None,
                     },
-                    _ = sleep_opt(next_timer) => self.fire_timers().await,
-                    _ = sleep_opt(next_refresh) => {
-                        if let Some((every, _)) = self.refresh {
-                            self.refresh = Some((every, Instant::now() + every));
-                            if let Err(e) = self.engine.deps.outbox.bot_refresh(&self.id).await {
-                                tracing::error!(error = %e, "cannot queue the bot refresh");
-                            }
-                        }
+                    _ = sleep_opt(deadline.map(Instant::from_std)) => {
+                        self.machine.handle_timeout(std::time::Instant::now());
+                        self.run_outputs().await;
                     }
                 }
             }
@@ -230,32 +242,37 @@ impl Actor {
         .await
     }
 
-    async fn fire_timers(&mut self) {
-        let now = Instant::now();
-        let due: Vec<TimerId> = self
-            .timers
-            .values()
-            .filter(|(_, at)| *at <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            self.timers.remove(&id.kind);
-            self.feed(Event::Timer(id)).await;
-        }
+    /// Feeds one input and carries out what follows.
+    pub(super) async fn handle(&mut self, input: Input) {
+        self.machine.handle(std::time::Instant::now(), input);
+        self.run_outputs().await;
     }
 
-    /// Feeds one event and executes the resulting actions.
-    pub(super) async fn feed(&mut self, ev: Event) {
-        let before = self.machine.state();
-        let actions = self.machine.on_event(std::time::Instant::now(), ev);
-        let after = self.machine.state();
-        self.state.store(state_code(after), Ordering::Release);
-        if before != after {
-            self.record_progress(after).await;
+    /// Carries out the machine's outputs in order; an output that fails becomes the next input
+    /// (its consequences are queued behind the outputs already decided).
+    async fn run_outputs(&mut self) {
+        // Bounded: every failure input moves a leg towards its end, so the chain is short.
+        for _ in 0..10_000 {
+            self.track_state().await;
+            let Some(output) = self.machine.poll_output() else {
+                return;
+            };
+            if let Some(failure) = self.execute(output).await {
+                self.machine.handle(std::time::Instant::now(), failure);
+            }
         }
-        for a in actions {
-            self.execute(a).await;
+        tracing::error!("the call machine kept producing outputs; stopping this round");
+    }
+
+    /// Publishes the machine's state and records progress when it changed.
+    async fn track_state(&mut self) {
+        let now = self.machine.state();
+        if now == self.recorded_state {
+            return;
         }
+        self.recorded_state = now;
+        self.state.store(state_code(now), Ordering::Release);
+        self.record_progress(now).await;
     }
 
     async fn record_progress(&mut self, st: CallState) {

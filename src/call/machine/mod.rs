@@ -1,12 +1,19 @@
 //! The sans-IO state machine of one outbound call (DESIGN §1, §2, §4).
 //!
-//! The shell (an async actor per call) owns sockets and clocks. It feeds [`Event`]s into
-//! [`CallMachine::on_event`] together with the current time and executes the returned
-//! [`Action`]s in order. Timers are asked for with [`Action::SetTimer`] and come back as
-//! [`Event::Timer`]; a timer that was cancelled or re-armed is recognised by its generation and
-//! ignored. Exactly one [`Action::Terminal`] is ever produced per machine (see [`report`]).
+//! The shell (an async actor per call) owns sockets and clocks. It feeds [`Input`]s into
+//! [`CallMachine::handle`] with the current time, calls [`CallMachine::handle_timeout`] when
+//! [`CallMachine::poll_timeout`] says so, and carries out every [`Output`] that
+//! [`CallMachine::poll_output`] returns, in order; when carrying one out fails, the failure is the
+//! next input. Every timer of the call lives in the machine's one table (`timers.rs`), and every
+//! policy decision — when to dial, what an activity does, who gets recognised speech, whether a
+//! re-INVITE is answered, what a vanished leg means — is made here. Exactly one
+//! [`Output::Terminal`] is ever produced per machine (see [`report`]).
+//!
+//! Nothing in this module does I/O or uses tokio (checked by a test in `crate::core`).
 
+mod bot;
 mod core;
+mod legs;
 pub mod reason;
 pub mod report;
 mod timers;
@@ -15,16 +22,19 @@ pub mod types;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_bot;
+#[cfg(test)]
 mod tests_random;
 #[cfg(test)]
 mod tests_ringing;
 #[cfg(test)]
 mod tests_talking;
 
+pub use self::bot::refresh_interval;
 pub use self::core::CallMachine;
 pub use reason::{FailureKind, ReasonCode};
 pub use report::{CallStatus, TerminalReport};
 pub use types::{
-    Action, AmdMode, AmdOutcome, AmdResult, BotEvent, CallState, Event, HangupSource,
-    MachineConfig, TimerId, TimerKind,
+    AmdMode, AmdOutcome, AmdResult, BotEvent, CallState, HangupSource, Input, LegSide,
+    MachineConfig, Output, TimerKind,
 };

@@ -1,26 +1,21 @@
-//! Test harness: a simulated clock and timer service around a `CallMachine`.
+//! Test harness: a simulated clock around a `CallMachine`.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::*;
 
-/// Drives a machine with simulated time and a simulated timer service.
+/// Drives a machine with a simulated clock.
 pub(super) struct Sim {
     pub(super) m: CallMachine,
     pub(super) t0: Instant,
     pub(super) now: Instant,
-    /// Armed timers as the shell sees them (from SetTimer/CancelTimer).
-    pub(super) timers: HashMap<TimerKind, (TimerId, Instant)>,
     pub(super) terminals: usize,
-    /// Every timer id ever armed, to replay stale ones.
-    pub(super) history: Vec<TimerId>,
 }
 
-/// What one event produced: the actions minus timer bookkeeping, and the terminal report.
+/// What one input produced: the outputs, and the terminal report split off.
 #[derive(Debug)]
 pub(super) struct Step {
-    pub(super) acts: Vec<Action>,
+    pub(super) acts: Vec<Output>,
     pub(super) terminal: Option<TerminalReport>,
 }
 
@@ -31,9 +26,7 @@ impl Sim {
             m: CallMachine::new(cfg),
             t0,
             now: t0,
-            timers: HashMap::new(),
             terminals: 0,
-            history: Vec::new(),
         }
     }
 
@@ -44,27 +37,19 @@ impl Sim {
         self
     }
 
-    pub(super) fn ev(&mut self, e: Event) -> Step {
-        let raw = self.m.on_event(self.now, e);
-        self.absorb(raw)
+    pub(super) fn ev(&mut self, e: Input) -> Step {
+        self.m.handle(self.now, e);
+        self.drain()
     }
 
-    pub(super) fn absorb(&mut self, raw: Vec<Action>) -> Step {
+    /// Takes every pending output.
+    pub(super) fn drain(&mut self) -> Step {
         let mut acts = Vec::new();
         let mut terminal = None;
-        for a in raw {
-            assert!(terminal.is_none(), "Terminal must be the last action");
+        while let Some(a) = self.m.poll_output() {
+            assert!(terminal.is_none(), "Terminal must be the last output");
             match a {
-                Action::SetTimer { id, at } => {
-                    assert!(at >= self.now);
-                    self.history.push(id);
-                    self.timers.insert(id.kind, (id, at));
-                }
-                Action::CancelTimer(id) => {
-                    let removed = self.timers.remove(&id.kind);
-                    assert_eq!(removed.map(|r| r.0), Some(id), "cancel of an unarmed timer");
-                }
-                Action::Terminal(r) => {
+                Output::Terminal(r) => {
                     self.terminals += 1;
                     terminal = Some(r);
                 }
@@ -75,28 +60,53 @@ impl Sim {
         Step { acts, terminal }
     }
 
-    /// Jumps to the expiry of the armed `kind` timer and fires it.
+    /// Jumps to the deadline of the armed `kind` timer and lets the machine handle it.
     pub(super) fn fire(&mut self, kind: TimerKind) -> Step {
-        let (id, at) = self.timers.remove(&kind).expect("timer armed");
+        let at = self.m.timer_deadline(kind).expect("timer armed");
+        assert_eq!(
+            self.m.poll_timeout(),
+            Some(at),
+            "{kind:?} is the earliest timer"
+        );
         self.now = self.now.max(at);
-        let raw = self.m.on_event(self.now, Event::Timer(id));
-        self.absorb(raw)
+        self.m.handle_timeout(self.now);
+        self.drain()
+    }
+
+    /// Lets time pass to `ms` and handles whatever timers fell due.
+    pub(super) fn tick(&mut self, ms: u64) -> Step {
+        self.at(ms);
+        self.m.handle_timeout(self.now);
+        self.drain()
     }
 
     pub(super) fn armed(&self, kind: TimerKind) -> Option<Duration> {
-        self.timers.get(&kind).map(|(_, at)| *at - self.t0)
+        self.m.timer_deadline(kind).map(|at| at - self.t0)
     }
 
     /// Start + 180 Ringing, as most scenarios begin.
     pub(super) fn ringing(&mut self) {
-        let st = self.ev(Event::Start);
-        assert_eq!(st.acts.last(), Some(&Action::SendCarrierInvite));
-        self.at(100).ev(Event::CarrierProvisional {
+        let st = self.ev(Input::Start);
+        if self.m.config().dialout_initiated_event && self.m.config().bot_api {
+            // dialoutInitiated first; the person is called once the bot's conversation is open.
+            assert_eq!(
+                st.acts,
+                vec![
+                    Output::OpenBotConversation,
+                    Output::BotEvent(BotEvent::DialoutInitiated)
+                ]
+            );
+            let st = self.ev(Input::BotSessionOpened { expires: None });
+            assert_eq!(st.acts, vec![Output::SendCarrierInvite]);
+        } else {
+            assert_eq!(st.acts.last(), Some(&Output::SendCarrierInvite));
+        }
+        self.at(100).ev(Input::CarrierProvisional {
             code: 100,
             has_sdp: false,
         });
         assert_eq!(self.m.state(), CallState::Dialing);
-        self.at(300).ev(Event::CarrierProvisional {
+        self.at(300).ev(Input::CarrierProvisional {
             code: 180,
             has_sdp: false,
         });
@@ -106,7 +116,7 @@ impl Sim {
     /// Ringing, then 200 OK at 5 s; returns what the answer produced.
     pub(super) fn answered(&mut self) -> Step {
         self.ringing();
-        let s = self.at(5_000).ev(Event::CarrierAnswered { sdp_ok: true });
+        let s = self.at(5_000).ev(Input::CarrierAnswered { sdp_ok: true });
         assert_eq!(self.m.state(), CallState::Answered);
         s
     }
@@ -114,12 +124,12 @@ impl Sim {
     /// Answered, then the bot answers at 5.2 s.
     pub(super) fn connected(&mut self) -> Step {
         self.answered();
-        let s = self.at(5_200).ev(Event::BotAnswered);
+        let s = self.at(5_200).ev(Input::BotAnswered);
         assert_eq!(self.m.state(), CallState::Connected);
         s
     }
 
-    pub(super) fn assert_ignores(&mut self, e: Event) {
+    pub(super) fn assert_ignores(&mut self, e: Input) {
         let before = self.m.ignored_events();
         let s = self.ev(e);
         assert!(s.acts.is_empty() && s.terminal.is_none(), "{s:?}");
@@ -127,14 +137,14 @@ impl Sim {
     }
 }
 
-pub(super) fn failed(code: Option<u16>, kind: FailureKind, reason: &str) -> Event {
+pub(super) fn failed(code: Option<u16>, kind: FailureKind, reason: &str) -> Input {
     let reason = reason.to_owned();
-    Event::CarrierFailed { code, kind, reason }
+    Input::CarrierFailed { code, kind, reason }
 }
 
-pub(super) fn bot_failed(code: Option<u16>, kind: FailureKind, reason: &str) -> Event {
+pub(super) fn bot_failed(code: Option<u16>, kind: FailureKind, reason: &str) -> Input {
     let reason = reason.to_owned();
-    Event::BotFailed { code, kind, reason }
+    Input::BotFailed { code, kind, reason }
 }
 
 pub(super) fn amd(mode: AmdMode) -> MachineConfig {

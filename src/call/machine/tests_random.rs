@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::core::activity::BotActivity;
+use serde_json::json;
 
 struct XorShift(u64);
 
@@ -23,20 +25,20 @@ impl XorShift {
     }
 }
 
-/// Shadow model of what the shell has seen, used to check each action as it comes out.
+/// Shadow model of what the shell has seen, used to check each output as it comes out.
 struct Checker {
     m: CallMachine,
     now: Instant,
-    armed: HashMap<TimerKind, (TimerId, Instant)>,
-    history: Vec<TimerId>,
     fed_carrier_answer: bool,
     fed_bot_answer: bool,
+    fed_session_open: bool,
     carrier_invites: u32,
     carrier_cancels: u32,
     bot_invites: u32,
     conversation_opened: bool,
     start_sent: bool,
     answered: u32,
+    media_started: bool,
     terminal: Option<TerminalReport>,
 }
 
@@ -45,59 +47,70 @@ impl Checker {
         Checker {
             m: CallMachine::new(cfg),
             now: Instant::now(),
-            armed: HashMap::new(),
-            history: Vec::new(),
             fed_carrier_answer: false,
             fed_bot_answer: false,
+            fed_session_open: false,
             carrier_invites: 0,
             carrier_cancels: 0,
             bot_invites: 0,
             conversation_opened: false,
             start_sent: false,
             answered: 0,
+            media_started: false,
             terminal: None,
         }
     }
 
-    fn feed(&mut self, ev: Event) {
+    fn feed(&mut self, ev: Input) {
         match &ev {
-            Event::CarrierAnswered { .. } => self.fed_carrier_answer = true,
-            Event::BotAnswered => self.fed_bot_answer = true,
-            // A replayed id that is in fact the live arming expires it, as in a real shell.
-            Event::Timer(id) if self.armed.get(&id.kind).map(|x| x.0) == Some(*id) => {
-                self.armed.remove(&id.kind);
-            }
+            Input::CarrierAnswered { .. } => self.fed_carrier_answer = true,
+            Input::BotAnswered => self.fed_bot_answer = true,
+            Input::BotSessionOpened { .. } => self.fed_session_open = true,
             _ => {}
         }
+        self.m.handle(self.now, ev);
+        self.drain();
+    }
+
+    fn drain(&mut self) {
         let ended_before = self.terminal.is_some();
-        let acts = self.m.on_event(self.now, ev);
-        if ended_before {
-            assert!(acts.is_empty(), "actions after Terminal: {acts:?}");
+        let mut outs = Vec::new();
+        while let Some(o) = self.m.poll_output() {
+            outs.push(o);
         }
-        let n = acts.len();
-        for (i, a) in acts.into_iter().enumerate() {
+        if ended_before {
+            assert!(outs.is_empty(), "outputs after Terminal: {outs:?}");
+        }
+        let n = outs.len();
+        for (i, a) in outs.into_iter().enumerate() {
             self.check(a, i + 1 == n);
         }
     }
 
-    fn check(&mut self, a: Action, last: bool) {
+    fn check(&mut self, a: Output, last: bool) {
         match a {
-            Action::SendCarrierInvite => {
+            Output::SendCarrierInvite => {
                 self.carrier_invites += 1;
                 assert_eq!(self.carrier_invites, 1);
+                if self.m.config().dialout_initiated_event && self.m.config().bot_api {
+                    assert!(
+                        self.fed_session_open,
+                        "person called before the bot was there"
+                    );
+                }
             }
-            Action::CancelCarrier => {
+            Output::CancelCarrier => {
                 assert_eq!(self.carrier_invites, 1, "CANCEL to a carrier never invited");
                 self.carrier_cancels += 1;
                 assert_eq!(self.carrier_cancels, 1);
             }
-            Action::ByeCarrier => {
+            Output::ByeCarrier => {
                 assert!(
                     self.fed_carrier_answer,
                     "BYE to a carrier leg that never answered"
                 );
             }
-            Action::SendBotInvite => {
+            Output::SendBotInvite => {
                 assert!(
                     self.fed_carrier_answer,
                     "bot INVITE before the carrier answered"
@@ -105,16 +118,19 @@ impl Checker {
                 self.bot_invites += 1;
                 assert_eq!(self.bot_invites, 1);
             }
-            Action::CancelBot => assert_eq!(self.bot_invites, 1, "CANCEL to a bot never invited"),
-            Action::ByeBot | Action::BridgeMedia => {
+            Output::CancelBot => assert_eq!(self.bot_invites, 1, "CANCEL to a bot never invited"),
+            Output::ByeBot | Output::BridgeMedia => {
                 assert_eq!(self.bot_invites, 1);
                 assert!(self.fed_bot_answer, "bot leg never answered");
             }
-            Action::OpenBotConversation => {
+            Output::OpenBotConversation => {
                 assert!(!self.conversation_opened);
                 self.conversation_opened = true;
             }
-            Action::BotEvent(ev) => {
+            Output::RefreshBotSession => {
+                assert!(self.conversation_opened && self.fed_session_open)
+            }
+            Output::BotEvent(ev) => {
                 assert!(
                     self.conversation_opened,
                     "bot event before the conversation"
@@ -125,30 +141,21 @@ impl Checker {
                         assert!(!self.start_sent);
                         self.start_sent = true;
                     }
-                    BotEvent::MachineDetection { .. } | BotEvent::Beep => {
-                        assert!(self.start_sent, "AMD event before start")
+                    BotEvent::MachineDetection { .. }
+                    | BotEvent::Beep
+                    | BotEvent::Message { .. }
+                    | BotEvent::Dtmf { .. } => {
+                        assert!(self.start_sent, "event before start")
                     }
                 }
             }
-            Action::BotDisconnect { .. } => assert!(self.conversation_opened),
-            Action::NotifyAnswered => {
+            Output::BotDisconnect { .. } => assert!(self.conversation_opened),
+            Output::NotifyAnswered => {
                 self.answered += 1;
                 assert_eq!(self.answered, 1);
             }
-            Action::SetTimer { id, at } => {
-                assert!(at >= self.now);
-                assert!(
-                    !self.armed.contains_key(&id.kind),
-                    "re-armed without cancel"
-                );
-                self.history.push(id);
-                self.armed.insert(id.kind, (id, at));
-            }
-            Action::CancelTimer(id) => {
-                assert_eq!(self.armed.remove(&id.kind).map(|x| x.0), Some(id));
-            }
-            Action::Terminal(r) => {
-                assert!(last, "Terminal must be the last action");
+            Output::Terminal(r) => {
+                assert!(last, "Terminal must be the last output");
                 assert!(self.terminal.is_none(), "second Terminal");
                 let expect = if self.answered == 1 {
                     CallStatus::Completed
@@ -156,25 +163,51 @@ impl Checker {
                     CallStatus::Failed
                 };
                 assert_eq!(r.status, expect);
-                assert!(self.armed.is_empty(), "timers left armed at the end");
+                assert!(
+                    self.m.poll_timeout().is_none(),
+                    "timers left armed at the end"
+                );
                 self.terminal = Some(r);
             }
-            Action::StartMedia | Action::StartAmd(_) | Action::StartStt | Action::StopMedia => {}
+            Output::StartMedia => self.media_started = true,
+            Output::StartAmd { .. }
+            | Output::StartRecognition { .. }
+            | Output::RecognitionToBot(_)
+            | Output::StopRecognition => assert!(self.media_started, "recognition without media"),
+            Output::AnswerReInvite { accept, .. } => {
+                if accept {
+                    assert!(self.fed_carrier_answer && self.terminal.is_none());
+                }
+            }
+            Output::StopMedia | Output::Timeline { .. } => {}
         }
     }
 
+    /// Lets time run to the earliest armed timer and handles it.
     fn fire_earliest(&mut self) -> bool {
-        let Some((id, at)) = self.armed.values().min_by_key(|(_, at)| *at).copied() else {
+        let Some(at) = self.m.poll_timeout() else {
             return false;
         };
-        self.armed.remove(&id.kind);
         self.now = self.now.max(at);
-        self.feed(Event::Timer(id));
+        self.m.handle_timeout(self.now);
+        self.drain();
         true
     }
 }
 
-fn random_event(rng: &mut XorShift, c: &mut Checker) -> Option<Event> {
+fn random_activity(rng: &mut XorShift) -> BotActivity {
+    let v = match rng.below(6) {
+        0 => json!({"type": "Event", "name": "hangup"}),
+        1 => json!({"type": "event", "name": "startRecognition"}),
+        2 => json!({"type": "event", "name": "stopRecognition"}),
+        3 => json!({"type": "event", "name": "hangup", "delay": 1500}),
+        4 => json!({"type": "message", "text": "Hello"}),
+        _ => json!({"type": "event", "name": "dance"}),
+    };
+    crate::core::activity::parse(&v)
+}
+
+fn random_event(rng: &mut XorShift, c: &mut Checker) -> Option<Input> {
     let kind = [
         FailureKind::Response,
         FailureKind::Timeout,
@@ -187,51 +220,66 @@ fn random_event(rng: &mut XorShift, c: &mut Checker) -> Option<Event> {
         AmdResult::Fax,
         AmdResult::Unknown,
     ];
-    Some(match rng.below(17) {
-        0 => Event::Start,
-        1 => Event::CarrierProvisional {
+    let side = [LegSide::Carrier, LegSide::Bot][rng.below(2) as usize];
+    Some(match rng.below(25) {
+        0 => Input::Start,
+        1 => Input::CarrierProvisional {
             code: [100, 180, 183][rng.below(3) as usize],
             has_sdp: false,
         },
-        2 | 3 => Event::CarrierAnswered {
+        2 | 3 => Input::CarrierAnswered {
             sdp_ok: rng.below(5) != 0,
         },
-        4 => Event::CarrierFailed {
+        4 => Input::CarrierFailed {
             code: codes[rng.below(6) as usize],
             kind: kind[rng.below(3) as usize],
             reason: String::new(),
         },
-        5 => Event::CarrierBye,
-        6 => Event::BotAnswered,
-        7 => Event::BotFailed {
+        5 => Input::CarrierBye,
+        6 => Input::BotAnswered,
+        7 => Input::BotFailed {
             code: codes[rng.below(6) as usize],
             kind: kind[rng.below(3) as usize],
             reason: String::new(),
         },
-        8 => Event::BotBye,
-        9 => Event::Hangup {
+        8 => Input::BotBye,
+        9 => Input::Hangup {
             source: HangupSource::Api,
         },
-        10 => Event::Hangup {
-            source: HangupSource::BotActivity,
-        },
-        11 => Event::AmdDecision {
+        10 => Input::BotActivity(random_activity(rng)),
+        11 => Input::AmdDecision {
             result: amd[rng.below(4) as usize],
             at_ms: 1000,
         },
-        12 => Event::AmdBeep { at_ms: 2000 },
-        13 => Event::MediaTimeout,
+        12 => Input::AmdBeep { at_ms: 2000 },
+        13 => Input::MediaTimeout,
+        22 => Input::Dtmf('5'),
         14 | 15 => {
             // Fire a live timer (the shell's normal behaviour).
             c.fire_earliest();
             return None;
         }
+        16 => Input::BotSessionOpened {
+            expires: Some(Duration::from_secs(rng.below(8))),
+        },
+        17 => Input::BotUnreachable {
+            reason: "the bot answered 401".into(),
+        },
+        18 => Input::LegGone(side),
+        19 => Input::ReInvite(side),
+        20 => Input::Recognised {
+            text: "hello".into(),
+            confidence: 0.9,
+        },
+        21 => Input::RecognitionFailed {
+            reason: "no model".into(),
+        },
         _ => {
-            // Replay an old, probably stale, timer id.
-            if c.history.is_empty() {
-                return None;
-            }
-            Event::Timer(c.history[rng.below(c.history.len() as u64) as usize])
+            // Time passes; whatever fell due is handled (nothing stale can fire).
+            c.now += Duration::from_millis(rng.below(20_000));
+            c.m.handle_timeout(c.now);
+            c.drain();
+            return None;
         }
     })
 }
@@ -246,12 +294,16 @@ fn random_sequences_keep_the_invariants() {
             dialout_initiated_event: rng.below(2) == 0,
             machine_detection: modes[rng.below(3) as usize],
             start_recognition_on_connect: rng.below(2) == 0,
+            recognizer_available: rng.below(2) == 0,
+            bot_api: rng.below(4) != 0,
+            // Short, so that a wind-down by timers alone ends within a bounded number of rounds.
+            max_duration: Some(Duration::from_secs(60)),
             ..MachineConfig::default()
         };
         let mut c = Checker::new(cfg);
         // 1. Start most runs properly, then feed 0..40 random events at random times.
         if rng.below(10) != 0 {
-            c.feed(Event::Start);
+            c.feed(Input::Start);
         }
         for _ in 0..rng.below(40) {
             c.now += Duration::from_millis(rng.below(3_000));
@@ -261,15 +313,16 @@ fn random_sequences_keep_the_invariants() {
         }
         // 2. Wind down: either the legs report their end, or only timers fire.
         if run % 2 == 0 || c.m.state() == CallState::Initiating {
-            c.feed(Event::Hangup {
+            // (A call still opening its bot conversation ends by the hang-up alone.)
+            c.feed(Input::Hangup {
                 source: HangupSource::Api,
             });
-            c.feed(Event::CarrierFailed {
+            c.feed(Input::CarrierFailed {
                 code: Some(487),
                 kind: FailureKind::Response,
                 reason: String::new(),
             });
-            c.feed(Event::BotFailed {
+            c.feed(Input::BotFailed {
                 code: Some(487),
                 kind: FailureKind::Response,
                 reason: String::new(),
@@ -278,7 +331,8 @@ fn random_sequences_keep_the_invariants() {
         let mut rounds = 0;
         while c.terminal.is_none() && c.fire_earliest() {
             rounds += 1;
-            assert!(rounds < 10, "timers keep firing without an end");
+            // The Bot API refresh re-arms itself; everything else ends the call.
+            assert!(rounds < 1_000, "timers keep firing without an end");
         }
         // 3. Exactly one terminal, and the machine is Ended.
         let r = c
@@ -289,8 +343,8 @@ fn random_sequences_keep_the_invariants() {
         *terminals_by_code.entry(r.reason_code).or_default() += 1;
         // 4. Still nothing after the end.
         c.terminal = Some(r);
-        c.feed(Event::CarrierBye);
-        c.feed(Event::Hangup {
+        c.feed(Input::CarrierBye);
+        c.feed(Input::Hangup {
             source: HangupSource::Api,
         });
     }

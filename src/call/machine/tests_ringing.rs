@@ -39,33 +39,47 @@ fn happy_path_with_dialout_initiated_stt_and_bye_from_callee() {
         machine_detection: AmdMode::Detect,
         ..MachineConfig::default()
     });
-    // 1. Start: bot conversation opened, dialoutInitiated before the INVITE, ring timer armed.
-    let st = s.ev(Event::Start);
+    // 1. Start: bot conversation opened, dialoutInitiated; the person is not called yet.
+    let st = s.ev(Input::Start);
     assert_eq!(
         st.acts,
         vec![
-            Action::OpenBotConversation,
-            Action::BotEvent(BotEvent::DialoutInitiated),
-            Action::SendCarrierInvite
+            Output::OpenBotConversation,
+            Output::BotEvent(BotEvent::DialoutInitiated),
         ]
     );
+    assert_eq!(s.armed(TimerKind::BotOpen), Some(Duration::from_secs(10)));
+    assert_eq!(s.armed(TimerKind::Answer), None);
+    // 1b. The bot opened its conversation: INVITE, ring timer armed, refresh scheduled.
+    let st = s.ev(Input::BotSessionOpened {
+        expires: Some(Duration::from_secs(300)),
+    });
+    assert_eq!(st.acts, vec![Output::SendCarrierInvite]);
     assert_eq!(s.armed(TimerKind::Answer), Some(Duration::from_secs(30)));
+    assert_eq!(s.armed(TimerKind::BotOpen), None);
+    assert_eq!(
+        s.armed(TimerKind::BotRefresh),
+        Some(Duration::from_secs(240))
+    );
     // 2. 183 with SDP: ringing.
-    s.at(400).ev(Event::CarrierProvisional {
+    s.at(400).ev(Input::CarrierProvisional {
         code: 183,
         has_sdp: true,
     });
     assert_eq!(s.m.state(), CallState::Ringing);
     // 3. 200 OK: media, AMD, STT, answered, bot INVITE (conversation already open).
-    let st = s.at(4_000).ev(Event::CarrierAnswered { sdp_ok: true });
+    let st = s.at(4_000).ev(Input::CarrierAnswered { sdp_ok: true });
     assert_eq!(
         st.acts,
         vec![
-            Action::StartMedia,
-            Action::StartAmd(AmdMode::Detect),
-            Action::StartStt,
-            Action::NotifyAnswered,
-            Action::SendBotInvite
+            Output::StartMedia,
+            Output::StartRecognition { to_bot: true },
+            Output::StartAmd {
+                mode: AmdMode::Detect,
+                transcripts: false
+            },
+            Output::NotifyAnswered,
+            Output::SendBotInvite
         ]
     );
     assert_eq!(s.armed(TimerKind::Answer), None);
@@ -77,7 +91,7 @@ fn happy_path_with_dialout_initiated_stt_and_bye_from_callee() {
     // 4. AMD decides before the bot answers: held back until `start`.
     assert!(
         s.at(4_100)
-            .ev(Event::AmdDecision {
+            .ev(Input::AmdDecision {
                 result: AmdResult::Human,
                 at_ms: 900
             })
@@ -85,25 +99,25 @@ fn happy_path_with_dialout_initiated_stt_and_bye_from_callee() {
             .is_empty()
     );
     // 5. Bot answers: bridge, start, then the held machineDetection.
-    let st = s.at(4_300).ev(Event::BotAnswered);
+    let st = s.at(4_300).ev(Input::BotAnswered);
     assert_eq!(
         st.acts,
         vec![
-            Action::BridgeMedia,
-            Action::BotEvent(BotEvent::Start),
-            Action::BotEvent(BotEvent::MachineDetection {
+            Output::BridgeMedia,
+            Output::BotEvent(BotEvent::Start),
+            Output::BotEvent(BotEvent::MachineDetection {
                 value: AmdResult::Human
             })
         ]
     );
     // 6. Callee hangs up after a minute: BYE the bot, stop media, disconnect the bot, terminal.
-    let st = s.at(64_000).ev(Event::CarrierBye);
+    let st = s.at(64_000).ev(Input::CarrierBye);
     assert_eq!(
         st.acts,
         vec![
-            Action::ByeBot,
-            Action::StopMedia,
-            Action::BotDisconnect {
+            Output::ByeBot,
+            Output::StopMedia,
+            Output::BotDisconnect {
                 reason: "callee hung up".into(),
                 reason_code: ReasonCode::ClientDisconnected
             }
@@ -126,9 +140,9 @@ fn happy_path_with_dialout_initiated_stt_and_bye_from_callee() {
         })
     );
     // 7. All timers disarmed; the machine is Ended and ignores everything.
-    assert!(s.timers.is_empty());
+    assert!(s.m.poll_timeout().is_none());
     assert_eq!(s.m.state(), CallState::Ended);
-    s.assert_ignores(Event::BotBye);
+    s.assert_ignores(Input::BotBye);
 }
 
 #[test]
@@ -172,7 +186,7 @@ fn carrier_failures_before_answer_map_to_failed_reasons() {
             (CallStatus::Failed, code, sip)
         );
         assert_eq!(r.answered_after, None);
-        assert!(s.timers.is_empty());
+        assert!(s.m.poll_timeout().is_none());
     }
     // 3. The reason text carries the code.
     let mut s = Sim::new(MachineConfig::default());
@@ -194,7 +208,7 @@ fn ring_timeout_cancels_and_ends_no_answer_after_487() {
     s.ringing();
     // 1. 20 s pass without answer: CANCEL, wait for the 487.
     let st = s.fire(TimerKind::Answer);
-    assert_eq!(st.acts, vec![Action::CancelCarrier]);
+    assert_eq!(st.acts, vec![Output::CancelCarrier]);
     assert!(st.terminal.is_none());
     assert_eq!(s.m.state(), CallState::Ending);
     assert!(s.armed(TimerKind::CancelGuard).is_some());
@@ -206,7 +220,7 @@ fn ring_timeout_cancels_and_ends_no_answer_after_487() {
     ));
     assert_eq!(
         st.acts,
-        vec![Action::BotDisconnect {
+        vec![Output::BotDisconnect {
             reason: "no answer within 20 s".into(),
             reason_code: ReasonCode::NoAnswer
         }]
@@ -217,7 +231,7 @@ fn ring_timeout_cancels_and_ends_no_answer_after_487() {
         (CallStatus::Failed, ReasonCode::NoAnswer, None)
     );
     // 3. The guard timer was disarmed.
-    assert!(s.timers.is_empty());
+    assert!(s.m.poll_timeout().is_none());
 }
 
 #[test]
@@ -228,10 +242,10 @@ fn cancel_crossing_200_ok_byes_carrier_and_stays_failed() {
     let mut s = Sim::new(MachineConfig::default());
     s.ringing();
     // 1. Ring timeout: CANCEL.
-    assert_eq!(s.fire(TimerKind::Answer).acts, vec![Action::CancelCarrier]);
+    assert_eq!(s.fire(TimerKind::Answer).acts, vec![Output::CancelCarrier]);
     // 2. The 200 OK crossed the CANCEL: BYE it, no answered, no bot, terminal now.
-    let st = s.at(30_010).ev(Event::CarrierAnswered { sdp_ok: true });
-    assert_eq!(st.acts, vec![Action::ByeCarrier]);
+    let st = s.at(30_010).ev(Input::CarrierAnswered { sdp_ok: true });
+    assert_eq!(st.acts, vec![Output::ByeCarrier]);
     let r = st.terminal.unwrap();
     assert_eq!(
         (r.status, r.reason_code),
@@ -239,7 +253,7 @@ fn cancel_crossing_200_ok_byes_carrier_and_stays_failed() {
     );
     assert_eq!(r.answered_after, None);
     // 3. Retransmitted 200 and the late 487-to-nothing are ignored.
-    s.assert_ignores(Event::CarrierAnswered { sdp_ok: true });
+    s.assert_ignores(Input::CarrierAnswered { sdp_ok: true });
     s.assert_ignores(failed(Some(487), FailureKind::Response, ""));
 }
 
@@ -250,17 +264,17 @@ fn api_hangup_while_ringing_cancels_then_ends_on_487() {
     let mut s = Sim::new(MachineConfig::default());
     s.ringing();
     // 1. API hang-up: CANCEL.
-    let st = s.at(3_000).ev(Event::Hangup {
+    let st = s.at(3_000).ev(Input::Hangup {
         source: HangupSource::Api,
     });
-    assert_eq!(st.acts, vec![Action::CancelCarrier]);
+    assert_eq!(st.acts, vec![Output::CancelCarrier]);
     assert!(st.terminal.is_none());
     // 2. Second hang-up ignored.
-    s.assert_ignores(Event::Hangup {
+    s.assert_ignores(Input::Hangup {
         source: HangupSource::Api,
     });
     // 3. Late provisional ignored.
-    s.assert_ignores(Event::CarrierProvisional {
+    s.assert_ignores(Input::CarrierProvisional {
         code: 180,
         has_sdp: false,
     });
@@ -275,7 +289,7 @@ fn api_hangup_while_ringing_cancels_then_ends_on_487() {
         (CallStatus::Failed, ReasonCode::ApiHangup, None)
     );
     // 5. Events after the end are ignored.
-    s.assert_ignores(Event::CarrierAnswered { sdp_ok: true });
+    s.assert_ignores(Input::CarrierAnswered { sdp_ok: true });
 }
 
 #[test]
@@ -283,7 +297,7 @@ fn cancel_guard_ends_call_when_carrier_never_answers_cancel() {
     let mut s = Sim::new(MachineConfig::default());
     s.ringing();
     // 1. Hang-up: CANCEL.
-    s.at(1_000).ev(Event::Hangup {
+    s.at(1_000).ev(Input::Hangup {
         source: HangupSource::Api,
     });
     // 2. The carrier never answers; the guard fires after 32 s.
@@ -306,17 +320,17 @@ fn bot_hangup_activity_while_ringing_cancels_carrier() {
     });
     s.ringing();
     // 1. The bot answered dialoutInitiated with a hangup activity: CANCEL the carrier.
-    let st = s.at(2_000).ev(Event::Hangup {
+    let st = s.at(2_000).ev(Input::Hangup {
         source: HangupSource::BotActivity,
     });
-    assert_eq!(st.acts, vec![Action::CancelCarrier]);
+    assert_eq!(st.acts, vec![Output::CancelCarrier]);
     // 2. A bot BYE cannot exist yet (no bot leg): ignored.
-    s.assert_ignores(Event::BotBye);
+    s.assert_ignores(Input::BotBye);
     // 3. 487: failed bot-disconnected, bot conversation closed.
     let st = s.at(2_030).ev(failed(Some(487), FailureKind::Response, ""));
     assert_eq!(
         st.acts,
-        vec![Action::BotDisconnect {
+        vec![Output::BotDisconnect {
             reason: "bot requested hang-up".into(),
             reason_code: ReasonCode::BotDisconnected
         }]
@@ -333,12 +347,12 @@ fn bot_bye_before_carrier_answer_is_ignored() {
     let mut s = Sim::new(MachineConfig::default());
     s.ringing();
     // 1. BYE / 200 / failure from a bot leg that was never started: ignored, no actions.
-    s.assert_ignores(Event::BotBye);
-    s.assert_ignores(Event::BotAnswered);
+    s.assert_ignores(Input::BotBye);
+    s.assert_ignores(Input::BotAnswered);
     s.assert_ignores(bot_failed(Some(500), FailureKind::Response, ""));
     // 2. The call goes on normally.
     assert_eq!(s.m.state(), CallState::Ringing);
-    s.at(6_000).ev(Event::CarrierAnswered { sdp_ok: true });
+    s.at(6_000).ev(Input::CarrierAnswered { sdp_ok: true });
     assert_eq!(s.m.state(), CallState::Answered);
 }
 
@@ -347,8 +361,8 @@ fn carrier_200_without_usable_sdp_fails_without_answered() {
     let mut s = Sim::new(MachineConfig::default());
     s.ringing();
     // 1. 200 with an SDP we cannot use: BYE, failed error, never `answered`.
-    let st = s.at(4_000).ev(Event::CarrierAnswered { sdp_ok: false });
-    assert_eq!(st.acts, vec![Action::ByeCarrier]);
+    let st = s.at(4_000).ev(Input::CarrierAnswered { sdp_ok: false });
+    assert_eq!(st.acts, vec![Output::ByeCarrier]);
     let r = st.terminal.unwrap();
     assert_eq!(
         (r.status, r.reason_code, r.sip_code),
@@ -357,35 +371,30 @@ fn carrier_200_without_usable_sdp_fails_without_answered() {
 }
 
 #[test]
-fn stale_timer_events_are_ignored() {
+fn a_cancelled_timer_never_fires() {
     let mut s = Sim::new(MachineConfig::default());
     s.ringing();
-    let answer_timer = s.history[0];
-    // 1. Answered before the ring timeout: the ring timer was cancelled...
-    s.at(5_000).ev(Event::CarrierAnswered { sdp_ok: true });
-    // 2. ...but the shell had already queued its expiry: ignored, no CANCEL.
-    s.at(30_000);
-    s.assert_ignores(Event::Timer(answer_timer));
-    // 3. A forged generation is ignored too.
-    let fake = TimerId {
-        kind: TimerKind::BotAnswer,
-        generation: 999,
-    };
-    s.assert_ignores(Event::Timer(fake));
+    // 1. Answered before the ring timeout: the ring timer is disarmed...
+    s.at(5_000).ev(Input::CarrierAnswered { sdp_ok: true });
+    assert_eq!(s.armed(TimerKind::Answer), None);
+    // 2. ...so when its old deadline passes, no CANCEL comes out; the bot timer is the next.
+    let st = s.tick(9_000);
+    assert!(st.acts.is_empty() && st.terminal.is_none(), "{st:?}");
     assert_eq!(s.m.state(), CallState::Answered);
+    assert_eq!(s.armed(TimerKind::BotAnswer), Some(Duration::from_secs(15)));
 }
 
 #[test]
 fn hangup_before_start_fails_without_sip() {
     let mut s = Sim::new(MachineConfig::default());
     // 1. Hang-up before Start: terminal at once, nothing sent.
-    let st = s.ev(Event::Hangup {
+    let st = s.ev(Input::Hangup {
         source: HangupSource::Api,
     });
     assert!(st.acts.is_empty());
     assert_eq!(st.terminal.unwrap().reason_code, ReasonCode::ApiHangup);
     // 2. A late Start does nothing.
-    s.assert_ignores(Event::Start);
+    s.assert_ignores(Input::Start);
 }
 
 #[test]

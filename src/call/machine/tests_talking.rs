@@ -10,16 +10,16 @@ fn api_hangup_while_talking_byes_both_legs() {
     let mut s = Sim::new(MachineConfig::default());
     s.connected();
     // 1. Hang-up: BYE both, stop media, bot disconnect, terminal completed api-hangup.
-    let st = s.at(9_000).ev(Event::Hangup {
+    let st = s.at(9_000).ev(Input::Hangup {
         source: HangupSource::Api,
     });
     assert_eq!(
         st.acts,
         vec![
-            Action::ByeCarrier,
-            Action::ByeBot,
-            Action::StopMedia,
-            Action::BotDisconnect {
+            Output::ByeCarrier,
+            Output::ByeBot,
+            Output::StopMedia,
+            Output::BotDisconnect {
                 reason: "hang-up requested through the API".into(),
                 reason_code: ReasonCode::ApiHangup
             }
@@ -32,32 +32,32 @@ fn api_hangup_while_talking_byes_both_legs() {
     );
     assert_eq!(r.duration_seconds(), 4);
     // 2. Second hang-up and the BYEs' echoes are ignored.
-    s.assert_ignores(Event::Hangup {
+    s.assert_ignores(Input::Hangup {
         source: HangupSource::Api,
     });
-    s.assert_ignores(Event::CarrierBye);
-    s.assert_ignores(Event::BotBye);
+    s.assert_ignores(Input::CarrierBye);
+    s.assert_ignores(Input::BotBye);
 }
 
 #[test]
 fn bot_bye_and_bot_hangup_activity_while_talking_are_bot_disconnected() {
     for ev in [
-        Event::BotBye,
-        Event::Hangup {
+        Input::BotBye,
+        Input::Hangup {
             source: HangupSource::BotActivity,
         },
     ] {
-        let bot_bye = ev == Event::BotBye;
+        let bot_bye = ev == Input::BotBye;
         let mut s = Sim::new(MachineConfig::default());
         s.connected();
         // 1. The bot ends the call.
         let st = s.at(8_000).ev(ev);
         // 2. Only the legs still up get a BYE.
-        let mut expect = vec![Action::ByeCarrier];
+        let mut expect = vec![Output::ByeCarrier];
         if !bot_bye {
-            expect.push(Action::ByeBot);
+            expect.push(Output::ByeBot);
         }
-        expect.push(Action::StopMedia);
+        expect.push(Output::StopMedia);
         assert_eq!(&st.acts[..expect.len()], &expect[..]);
         let r = st.terminal.unwrap();
         assert_eq!(
@@ -75,7 +75,7 @@ fn bot_rejects_after_answer_ends_completed_error() {
     let st = s
         .at(5_100)
         .ev(bot_failed(Some(486), FailureKind::Response, "Busy Here"));
-    assert_eq!(st.acts[..2], [Action::ByeCarrier, Action::StopMedia]);
+    assert_eq!(st.acts[..2], [Output::ByeCarrier, Output::StopMedia]);
     let r = st.terminal.unwrap();
     // 2. Completed (the dialer heard `answered`), error, reason names the bot's code.
     assert_eq!(
@@ -107,12 +107,12 @@ fn bot_answer_timeout_cancels_bot_and_byes_carrier() {
     let st = s.fire(TimerKind::BotAnswer);
     assert_eq!(
         st.acts,
-        vec![Action::ByeCarrier, Action::CancelBot, Action::StopMedia]
+        vec![Output::ByeCarrier, Output::CancelBot, Output::StopMedia]
     );
     assert!(st.terminal.is_none());
     // 2. The bot's 200 crosses the CANCEL: BYE it; terminal completed error.
-    let st = s.at(15_020).ev(Event::BotAnswered);
-    assert_eq!(st.acts[0], Action::ByeBot);
+    let st = s.at(15_020).ev(Input::BotAnswered);
+    assert_eq!(st.acts[0], Output::ByeBot);
     let r = st.terminal.unwrap();
     assert_eq!(
         (r.status, r.reason_code),
@@ -128,8 +128,8 @@ fn carrier_bye_while_bot_invite_pending_cancels_bot() {
     let mut s = Sim::new(MachineConfig::default());
     s.answered();
     // 1. Callee hangs up before the bot answered: CANCEL the bot.
-    let st = s.at(5_050).ev(Event::CarrierBye);
-    assert_eq!(st.acts, vec![Action::CancelBot, Action::StopMedia]);
+    let st = s.at(5_050).ev(Input::CarrierBye);
+    assert_eq!(st.acts, vec![Output::CancelBot, Output::StopMedia]);
     assert!(st.terminal.is_none());
     // 2. Bot's 487 completes the cancel: completed client-disconnected.
     let st = s
@@ -148,11 +148,11 @@ fn retransmitted_200_ok_is_ignored() {
     let mut s = Sim::new(MachineConfig::default());
     s.answered();
     // 1. The same 200 again (ACK lost): no second answered, no second bot INVITE.
-    s.assert_ignores(Event::CarrierAnswered { sdp_ok: true });
-    s.at(5_200).ev(Event::BotAnswered);
+    s.assert_ignores(Input::CarrierAnswered { sdp_ok: true });
+    s.at(5_200).ev(Input::BotAnswered);
     // 2. Also once connected.
-    s.assert_ignores(Event::CarrierAnswered { sdp_ok: true });
-    s.assert_ignores(Event::BotAnswered);
+    s.assert_ignores(Input::CarrierAnswered { sdp_ok: true });
+    s.assert_ignores(Input::BotAnswered);
     assert_eq!(s.m.state(), CallState::Connected);
 }
 
@@ -171,7 +171,7 @@ fn max_duration_ends_completed_max_duration() {
     let st = s.fire(TimerKind::MaxDuration);
     assert_eq!(
         st.acts[..3],
-        [Action::ByeCarrier, Action::ByeBot, Action::StopMedia]
+        [Output::ByeCarrier, Output::ByeBot, Output::StopMedia]
     );
     let r = st.terminal.unwrap();
     assert_eq!(
@@ -186,19 +186,19 @@ fn amd_machine_with_disconnect_ends_machine_detected() {
     let mut s = Sim::new(amd(AmdMode::Disconnect));
     s.connected();
     // 1. AMD says machine: tell the bot, then BYE both legs.
-    let st = s.at(7_000).ev(Event::AmdDecision {
+    let st = s.at(7_000).ev(Input::AmdDecision {
         result: AmdResult::Machine,
         at_ms: 1_800,
     });
     assert_eq!(
         st.acts[..4],
         [
-            Action::BotEvent(BotEvent::MachineDetection {
+            Output::BotEvent(BotEvent::MachineDetection {
                 value: AmdResult::Machine
             }),
-            Action::ByeCarrier,
-            Action::ByeBot,
-            Action::StopMedia
+            Output::ByeCarrier,
+            Output::ByeBot,
+            Output::StopMedia
         ]
     );
     let r = st.terminal.unwrap();
@@ -214,7 +214,7 @@ fn amd_machine_with_disconnect_ends_machine_detected() {
         })
     );
     // 2. The beep that follows is ignored.
-    s.assert_ignores(Event::AmdBeep { at_ms: 4_000 });
+    s.assert_ignores(Input::AmdBeep { at_ms: 4_000 });
 }
 
 #[test]
@@ -222,13 +222,13 @@ fn amd_fax_before_bot_answer_with_disconnect_cancels_bot() {
     let mut s = Sim::new(amd(AmdMode::Disconnect));
     s.answered();
     // 1. Fax decided while the bot INVITE is pending: no event to a bot that never started.
-    let st = s.at(5_100).ev(Event::AmdDecision {
+    let st = s.at(5_100).ev(Input::AmdDecision {
         result: AmdResult::Fax,
         at_ms: 700,
     });
     assert_eq!(
         st.acts,
-        vec![Action::ByeCarrier, Action::CancelBot, Action::StopMedia]
+        vec![Output::ByeCarrier, Output::CancelBot, Output::StopMedia]
     );
     // 2. Bot 487: terminal.
     let r = s
@@ -243,21 +243,21 @@ fn amd_detect_reports_machine_then_beep_and_goes_on() {
     let mut s = Sim::new(amd(AmdMode::Detect));
     s.connected();
     // 1. Machine in detect mode: only the event.
-    let st = s.at(7_000).ev(Event::AmdDecision {
+    let st = s.at(7_000).ev(Input::AmdDecision {
         result: AmdResult::Machine,
         at_ms: 2_000,
     });
     assert_eq!(
         st.acts,
-        vec![Action::BotEvent(BotEvent::MachineDetection {
+        vec![Output::BotEvent(BotEvent::MachineDetection {
             value: AmdResult::Machine
         })]
     );
     // 2. Beep.
-    let st = s.at(9_000).ev(Event::AmdBeep { at_ms: 4_000 });
-    assert_eq!(st.acts, vec![Action::BotEvent(BotEvent::Beep)]);
+    let st = s.at(9_000).ev(Input::AmdBeep { at_ms: 4_000 });
+    assert_eq!(st.acts, vec![Output::BotEvent(BotEvent::Beep)]);
     // 3. A second decision is ignored; the call is still connected.
-    s.assert_ignores(Event::AmdDecision {
+    s.assert_ignores(Input::AmdDecision {
         result: AmdResult::Human,
         at_ms: 3_000,
     });
@@ -269,9 +269,9 @@ fn amd_events_ignored_when_disabled() {
     let mut s = Sim::new(MachineConfig::default());
     // 1. No StartAmd at answer.
     let st = s.answered();
-    assert!(!st.acts.iter().any(|a| matches!(a, Action::StartAmd(_))));
+    assert!(!st.acts.iter().any(|a| matches!(a, Output::StartAmd { .. })));
     // 2. A stray decision changes nothing.
-    s.assert_ignores(Event::AmdDecision {
+    s.assert_ignores(Input::AmdDecision {
         result: AmdResult::Machine,
         at_ms: 1,
     });
@@ -282,11 +282,11 @@ fn media_timeout_ends_completed_media_timeout() {
     let mut s = Sim::new(MachineConfig::default());
     // 1. No media before answer: ignored.
     s.ringing();
-    s.assert_ignores(Event::MediaTimeout);
-    s.at(5_000).ev(Event::CarrierAnswered { sdp_ok: true });
-    s.at(5_200).ev(Event::BotAnswered);
+    s.assert_ignores(Input::MediaTimeout);
+    s.at(5_000).ev(Input::CarrierAnswered { sdp_ok: true });
+    s.at(5_200).ev(Input::BotAnswered);
     // 2. RTP stops: BYE both.
-    let r = s.at(40_000).ev(Event::MediaTimeout).terminal.unwrap();
+    let r = s.at(40_000).ev(Input::MediaTimeout).terminal.unwrap();
     assert_eq!(
         (r.status, r.reason_code),
         (CallStatus::Completed, ReasonCode::MediaTimeout)

@@ -1,68 +1,76 @@
-//! The machine's single timer table: one slot per [`TimerKind`], with generations so that a
-//! timer event that was already in flight when its timer was cancelled is recognised as stale.
+//! The machine's single timer table: one deadline per [`TimerKind`]. Every timer of a call lives
+//! here (answer, bot answer, bot conversation opening, Bot API refresh, maximum duration, cancel
+//! guard, delayed activities); the shell only learns the earliest deadline through
+//! `poll_timeout` and calls `handle_timeout` when it has passed. A cancelled timer simply has no
+//! deadline any more, so a stale expiry cannot exist.
 
 use std::time::Instant;
 
-use super::types::{Action, TimerId, TimerKind};
+use super::types::TimerKind;
 
-const KINDS: [TimerKind; 4] = [
+const KINDS: [TimerKind; 7] = [
     TimerKind::Answer,
     TimerKind::BotAnswer,
+    TimerKind::BotOpen,
+    TimerKind::BotRefresh,
     TimerKind::MaxDuration,
     TimerKind::CancelGuard,
+    TimerKind::Delayed,
 ];
 
 fn slot(kind: TimerKind) -> usize {
     match kind {
         TimerKind::Answer => 0,
         TimerKind::BotAnswer => 1,
-        TimerKind::MaxDuration => 2,
-        TimerKind::CancelGuard => 3,
+        TimerKind::BotOpen => 2,
+        TimerKind::BotRefresh => 3,
+        TimerKind::MaxDuration => 4,
+        TimerKind::CancelGuard => 5,
+        TimerKind::Delayed => 6,
     }
 }
 
-/// Armed generation per timer kind.
+/// Deadline per timer kind.
 #[derive(Debug, Default)]
 pub(super) struct TimerTable {
-    armed: [Option<u32>; 4],
-    next_generation: u32,
+    deadline: [Option<Instant>; 7],
 }
 
 impl TimerTable {
-    /// Arms `kind` at `at` (disarming a previous arming of the same kind first).
-    pub(super) fn set(&mut self, kind: TimerKind, at: Instant, out: &mut Vec<Action>) {
-        self.cancel(kind, out);
-        self.next_generation = self.next_generation.wrapping_add(1);
-        let id = TimerId {
-            kind,
-            generation: self.next_generation,
-        };
-        self.armed[slot(kind)] = Some(id.generation);
-        out.push(Action::SetTimer { id, at });
+    /// Arms `kind` at `at`, replacing an earlier arming of the same kind.
+    pub(super) fn set(&mut self, kind: TimerKind, at: Instant) {
+        self.deadline[slot(kind)] = Some(at);
     }
 
     /// Disarms `kind` if armed.
-    pub(super) fn cancel(&mut self, kind: TimerKind, out: &mut Vec<Action>) {
-        if let Some(generation) = self.armed[slot(kind)].take() {
-            out.push(Action::CancelTimer(TimerId { kind, generation }));
-        }
+    pub(super) fn cancel(&mut self, kind: TimerKind) {
+        self.deadline[slot(kind)] = None;
     }
 
-    /// Disarms every armed timer.
-    pub(super) fn cancel_all(&mut self, out: &mut Vec<Action>) {
-        for kind in KINDS {
-            self.cancel(kind, out);
-        }
+    /// Disarms every timer.
+    pub(super) fn cancel_all(&mut self) {
+        self.deadline = [None; 7];
     }
 
-    /// Accepts an expiry: true (and disarmed) iff `id` is the current arming of its kind.
-    pub(super) fn fire(&mut self, id: TimerId) -> bool {
-        let s = &mut self.armed[slot(id.kind)];
-        if *s == Some(id.generation) {
-            *s = None;
-            true
-        } else {
-            false
-        }
+    /// When `kind` expires, if armed.
+    pub(super) fn deadline(&self, kind: TimerKind) -> Option<Instant> {
+        self.deadline[slot(kind)]
+    }
+
+    /// The earliest deadline of all.
+    pub(super) fn earliest(&self) -> Option<Instant> {
+        self.deadline.iter().flatten().min().copied()
+    }
+
+    /// Takes (disarms) the earliest timer due at `now`, if any; expiries come out in deadline
+    /// order, ties in table order.
+    pub(super) fn take_due(&mut self, now: Instant) -> Option<TimerKind> {
+        let (kind, _) = KINDS
+            .iter()
+            .filter_map(|k| self.deadline(*k).map(|at| (*k, at)))
+            .filter(|(_, at)| *at <= now)
+            .min_by_key(|(_, at)| *at)?;
+        self.cancel(kind);
+        Some(kind)
     }
 }

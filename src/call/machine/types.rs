@@ -1,11 +1,12 @@
 //! Inputs (events), outputs (actions) and small value types of the call state machine.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::reason::{FailureKind, ReasonCode};
 use super::report::TerminalReport;
+use crate::core::activity::BotActivity;
 
 pub use crate::core::AmdMode;
 
@@ -32,33 +33,41 @@ pub enum HangupSource {
     BotActivity,
 }
 
-/// Which timer of the machine's single timer table.
+/// Which timer of the machine's single timer table. The machine arms and fires them itself:
+/// the shell only asks [`super::CallMachine::poll_timeout`] when to call
+/// [`super::CallMachine::handle_timeout`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TimerKind {
     /// `answerTimeoutSec` since the carrier INVITE went out.
     Answer,
     /// How long the bot may take to answer its INVITE.
     BotAnswer,
+    /// How long the bot may take to open its conversation when `dialoutInitiated` must reach it
+    /// before the person is called.
+    BotOpen,
+    /// The next Bot API session refresh, before the bot's `expiresSeconds` runs out.
+    BotRefresh,
     /// Maximum call duration, counted from the carrier's 200 OK.
     MaxDuration,
     /// How long to wait for a CANCELled INVITE to end (487 or a racing 200) before giving up.
     CancelGuard,
+    /// The earliest `delay`ed bot activity is due.
+    Delayed,
 }
 
-/// Identifies one arming of one timer. The generation makes a stale `Event::Timer` (one whose
-/// timer was cancelled or re-armed after the shell scheduled it) recognisable and ignored.
+/// Which leg of the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TimerId {
-    /// Which timer.
-    pub kind: TimerKind,
-    /// Generation, unique per machine and arming.
-    pub generation: u32,
+pub enum LegSide {
+    /// The carrier leg (the person).
+    Carrier,
+    /// The bot's media leg.
+    Bot,
 }
 
-/// An event the shell feeds into [`super::CallMachine::on_event`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// The call was accepted and recorded; begin dialing.
+/// What the shell feeds into [`super::CallMachine::handle`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// The call was accepted and recorded; begin (open the bot conversation, then dial).
     Start,
     /// A 1xx from the carrier. 100 Trying does not count as ringing.
     CarrierProvisional {
@@ -72,7 +81,8 @@ pub enum Event {
         /// Whether the answer SDP was usable (a common codec, an address).
         sdp_ok: bool,
     },
-    /// The carrier INVITE ended without a 2xx (includes the 487 after our CANCEL).
+    /// The carrier INVITE ended without a 2xx (includes the 487 after our CANCEL), or sending it
+    /// failed.
     CarrierFailed {
         /// Final status code, if a response arrived.
         code: Option<u16>,
@@ -85,7 +95,7 @@ pub enum Event {
     CarrierBye,
     /// The bot answered its INVITE with a usable 2xx.
     BotAnswered,
-    /// The bot INVITE ended without a usable 2xx.
+    /// The bot INVITE ended without a usable 2xx, or sending it failed.
     BotFailed {
         /// Final status code, if a response arrived.
         code: Option<u16>,
@@ -96,10 +106,40 @@ pub enum Event {
     },
     /// The bot sent BYE on the established dialog.
     BotBye,
-    /// A hang-up request from the API or from a bot `hangup` activity.
+    /// A leg's dialog vanished without a final response or a BYE (its event stream ended). The
+    /// machine knows whether that leg was up, and so what it means.
+    LegGone(LegSide),
+    /// A re-INVITE arrived on a leg; answered per [`Output::AnswerReInvite`].
+    ReInvite(LegSide),
+    /// A hang-up request from the API.
     Hangup {
         /// Who asked.
         source: HangupSource,
+    },
+    /// The Bot API conversation is open; `expires` is the bot's `expiresSeconds`.
+    BotSessionOpened {
+        /// How long the session lives without a refresh.
+        expires: Option<Duration>,
+    },
+    /// A Bot API request could not be delivered (the bot answered 4xx, or its retry budget ran
+    /// out); `reason` says what the bot answered.
+    BotUnreachable {
+        /// What happened, in words (e.g. "the bot answered 401").
+        reason: String,
+    },
+    /// An activity from the bot (already parsed; see [`crate::core::activity`]).
+    BotActivity(BotActivity),
+    /// The recogniser heard an utterance.
+    Recognised {
+        /// The text.
+        text: String,
+        /// The recogniser's confidence, 0..1.
+        confidence: f32,
+    },
+    /// A recognition session could not be started.
+    RecognitionFailed {
+        /// Why (no model, too many sessions, …).
+        reason: String,
     },
     /// The AMD tap decided.
     AmdDecision {
@@ -115,12 +155,12 @@ pub enum Event {
     },
     /// The relay saw no RTP for its configured time.
     MediaTimeout,
-    /// A timer asked for with [`Action::SetTimer`] expired.
-    Timer(TimerId),
+    /// The person pressed a key (RFC 4733 from the carrier leg).
+    Dtmf(char),
 }
 
-/// A bot event (Bot API activity of type `event`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A bot event (Bot API activity the gateway sends).
+#[derive(Debug, Clone, PartialEq)]
 pub enum BotEvent {
     /// `dialoutInitiated`, before the carrier INVITE.
     DialoutInitiated,
@@ -133,15 +173,30 @@ pub enum BotEvent {
     },
     /// `beep`.
     Beep,
+    /// A key the person pressed: `{"type": "event", "name": "DTMF", "value": "5"}`.
+    Dtmf {
+        /// The digit (`0-9`, `*`, `#`, `A-D`).
+        digit: char,
+    },
+    /// Recognised speech: `{"type": "message", "text", "parameters": {"confidence"}}`.
+    Message {
+        /// The text.
+        text: String,
+        /// The recogniser's confidence.
+        confidence: f32,
+    },
 }
 
-/// What the shell must do. Each action is a complete decision: the shell executes it in the
-/// order given and never needs to look at call state to decide whether to do it.
+/// What the shell must do. Each output is a complete decision: the shell executes it in the
+/// order given and never needs to look at call state to decide whether to do it. When executing
+/// one fails, the shell feeds the failure back as an [`Input`].
 #[derive(Debug, PartialEq)]
-pub enum Action {
+pub enum Output {
     /// Open the Bot API conversation (`POST events_url`). Always emitted before the first
-    /// [`Action::BotEvent`]; at most once.
+    /// [`Output::BotEvent`]; at most once.
     OpenBotConversation,
+    /// Refresh the Bot API session (`POST refreshURL`).
+    RefreshBotSession,
     /// Deliver this event to the bot (in order, through the outbox).
     BotEvent(BotEvent),
     /// Send the INVITE to the carrier (route, SDP offer and headers are the shell's business).
@@ -156,19 +211,45 @@ pub enum Action {
     CancelBot,
     /// Send BYE on the bot dialog.
     ByeBot,
-    /// Start the media relay for the carrier leg, with the AMD/STT taps attached (audio is
-    /// tapped from now on; frames reach AMD/STT only once those are started).
+    /// Answer a re-INVITE on a leg: with the relay's SDP (`accept`), or refuse it.
+    AnswerReInvite {
+        /// Which leg asked.
+        side: LegSide,
+        /// Answer it (the leg is up and the call is not ending) or refuse it.
+        accept: bool,
+    },
+    /// Start the media relay for the carrier leg, with the audio tap attached.
     StartMedia,
     /// Start AMD on the callee's audio in this mode (never `Disabled`).
-    StartAmd(AmdMode),
-    /// Start speech-to-text on the callee's audio.
-    StartStt,
+    StartAmd {
+        /// The mode.
+        mode: AmdMode,
+        /// A recognition session feeds the detector: a long greeting's `machine` decision
+        /// waits for its transcript (`transcript_hold_ms`).
+        transcripts: bool,
+    },
+    /// Start a recognition session on the callee's audio.
+    StartRecognition {
+        /// Its text goes to the bot (else only to machine detection and the call record).
+        to_bot: bool,
+    },
+    /// The running recognition session's text goes to the bot from now on (or no longer).
+    RecognitionToBot(bool),
+    /// End the recognition session (it only served machine detection, which has decided).
+    StopRecognition,
     /// Connect the relay's carrier side to the bot side (both legs are up).
     BridgeMedia,
-    /// Stop the relay, its taps, AMD and STT.
+    /// Stop the relay, its taps, AMD and recognition.
     StopMedia,
     /// Tell the dialer `answered` (status notification).
     NotifyAnswered,
+    /// Write a line on the call's timeline (and the log).
+    Timeline {
+        /// Short kind (`activity`, `stt`, …).
+        kind: &'static str,
+        /// What happened.
+        note: String,
+    },
     /// `POST disconnectURL` of the bot conversation; only if it was opened.
     BotDisconnect {
         /// Free text.
@@ -176,17 +257,8 @@ pub enum Action {
         /// Same code as the terminal report.
         reason_code: ReasonCode,
     },
-    /// Arm a timer: feed `Event::Timer(id)` at `at`.
-    SetTimer {
-        /// The timer and its generation.
-        id: TimerId,
-        /// When it expires.
-        at: Instant,
-    },
-    /// Disarm a timer (best effort: a late `Event::Timer(id)` is ignored anyway).
-    CancelTimer(TimerId),
     /// The one terminal outcome: notify the dialer, write the call record. Always the last
-    /// action of the machine; emitted exactly once per call.
+    /// output of the machine; emitted exactly once per call.
     Terminal(TerminalReport),
 }
 
@@ -208,6 +280,13 @@ pub struct MachineConfig {
     /// How long to wait for a CANCELled INVITE to finish. 32 s = Timer B/64·T1, after which
     /// the transaction layer has given up too.
     pub cancel_guard: Duration,
+    /// The bot has a Bot API (`events_url`): conversations are opened and events sent.
+    pub bot_api: bool,
+    /// With `dialout_initiated_event`, how long the bot may take to open its conversation
+    /// before the call fails without the person being called.
+    pub bot_open_timeout: Duration,
+    /// A speech model is loaded, so recognition sessions can run (for the bot or for AMD).
+    pub recognizer_available: bool,
 }
 
 impl Default for MachineConfig {
@@ -220,6 +299,9 @@ impl Default for MachineConfig {
             bot_answer_timeout: Duration::from_secs(10),
             max_duration: Some(Duration::from_secs(4 * 3600)),
             cancel_guard: Duration::from_secs(32),
+            bot_api: true,
+            bot_open_timeout: Duration::from_secs(10),
+            recognizer_available: false,
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct PjsuaOpts {
     pub record: Option<PathBuf>,
     /// Send BYE this long after the call is confirmed.
     pub bye_after_ms: Option<u64>,
+    /// Keys to press (RFC 4733) once the call is confirmed, and after how long.
+    pub dtmf: Option<(String, u64)>,
     /// Hard stop of the process (it hangs up everything first); a safety net for every test.
     pub max_seconds: f64,
     /// Digest credentials (user, password) for challenges to calls we place.
@@ -83,6 +85,7 @@ impl Default for PjsuaOpts {
             bye_after_play_ms: None,
             record: None,
             bye_after_ms: None,
+            dtmf: None,
             max_seconds: 120.0,
             auth: None,
             call: None,
@@ -159,6 +162,11 @@ impl PjsuaOpts {
                 .map(|p| dir.join(p).display().to_string()),
         );
         opt("--bye-after-ms", self.bye_after_ms.map(|v| v.to_string()));
+        opt("--dtmf", self.dtmf.as_ref().map(|(d, _)| d.clone()));
+        opt(
+            "--dtmf-after-ms",
+            self.dtmf.as_ref().map(|(_, ms)| ms.to_string()),
+        );
         opt(
             "--bye-after-play-ms",
             self.bye_after_play_ms.map(|v| v.to_string()),

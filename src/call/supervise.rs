@@ -1,0 +1,153 @@
+//! Exactly one terminal even when a call's task dies: the supervisor of each call's task, and
+//! the one way to end a call whose actor is gone (a panic, or a restart that lost it).
+
+use super::engine::Engine;
+use super::notify::StatusNote;
+use crate::store::{CallRecord, CallStatus, Store};
+use crate::webhook::Outbox;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Watches one call's task: if it panics (or is aborted) before its terminal, the call still
+/// gets exactly one terminal notification (`error`) and its registry entry goes. The
+/// concurrency permit is released by the actor's drop during the unwind.
+pub(super) async fn supervise(engine: Arc<Engine>, id: String, task: tokio::task::JoinHandle<()>) {
+    let Some(reason) = abnormal_end(task).await else {
+        return;
+    };
+    tracing::error!(conversation_id = %id, %reason, "ending the call");
+    engine.unregister(&id);
+    match engine.deps.store.get_call(&id).await {
+        Ok(Some(rec)) => {
+            if end_unfinished(&engine.deps.store, &engine.deps.outbox, &rec, &reason).await {
+                engine.count_ended("error");
+            }
+        }
+        Ok(None) => tracing::error!(conversation_id = %id, "no record of the call"),
+        Err(err) => tracing::error!(conversation_id = %id, error = %err, "cannot read the call"),
+    }
+}
+
+/// Waits for a call's task; `Some(reason)` when it did not end normally.
+async fn abnormal_end(task: tokio::task::JoinHandle<()>) -> Option<String> {
+    let e = task.await.err()?;
+    let what = if e.is_panic() {
+        "panicked"
+    } else {
+        "was cancelled"
+    };
+    Some(format!("internal error: the call's task {what}"))
+}
+
+/// Ends a call whose actor is gone without its terminal: the terminal state (`error`), its
+/// notification and the bot disconnect. Returns false when the call was already terminal
+/// (nothing is sent twice).
+pub(crate) async fn end_unfinished(
+    store: &Store,
+    outbox: &Outbox,
+    c: &CallRecord,
+    reason: &str,
+) -> bool {
+    let status = if c.answered_at.is_some() {
+        CallStatus::Completed
+    } else {
+        CallStatus::Failed
+    };
+    match store
+        .set_terminal(&c.conversation_id, status, "error", reason, None)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return false,
+        Err(e) => {
+            tracing::error!(conversation_id = %c.conversation_id, error = %e, "cannot end the call");
+            return false;
+        }
+    }
+    let _ = store
+        .add_event(&c.conversation_id, status.as_str(), reason)
+        .await;
+    if let Some(url) = c.request.get("notifyUrl").and_then(Value::as_str) {
+        let note = StatusNote {
+            conversation_id: &c.conversation_id,
+            status: status.as_str(),
+            reason: Some(reason),
+            reason_code: Some("error"),
+            sip_code: None,
+            machine_detection: None,
+            duration_seconds: c
+                .answered_at
+                .map(|a| ((crate::store::now_ms() - a).max(0) / 1000) as u64),
+        };
+        if let Err(e) = outbox
+            .notify_dialer(&c.conversation_id, url, note.body())
+            .await
+        {
+            tracing::error!(error = %e, "cannot queue the terminal notification");
+        }
+    }
+    if c.bot_connected_at.is_some() || c.answered_at.is_some() {
+        let _ = outbox
+            .bot_disconnect(&c.conversation_id, reason, "error")
+            .await;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Channel, NewCall};
+    use serde_json::json;
+
+    /// A real store and outbox (not delivering) in a temp directory.
+    fn store_and_outbox(dir: &std::path::Path) -> (Store, Arc<Outbox>) {
+        let yaml = dir.join("dialgate.yaml");
+        std::fs::write(
+            &yaml,
+            "server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  http: { plain_http: true }\nbots:\n  - { id: b, name: B, sip_uri: \"sip:b@127.0.0.1\" }\n",
+        )
+        .expect("config written");
+        let config = Arc::new(crate::config::ConfigStore::open(&yaml).expect("config loads"));
+        let store = Store::open(dir).expect("store opens");
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let outbox = Outbox::new(store.clone(), config, metrics, Default::default());
+        (store, outbox)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_call_task_ends_with_exactly_one_terminal_notification() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, outbox) = store_and_outbox(dir.path());
+        // 1. An accepted call with a notifyUrl.
+        let call = NewCall {
+            conversation_id: "conv-panic".into(),
+            client_id: "d".into(),
+            bot_id: "b".into(),
+            target: "tel:+15550001111".into(),
+            request: json!({"notifyUrl": "http://127.0.0.1:9/status"}),
+            config_version: 1,
+        };
+        store.insert_call(call, None).await.expect("call stored");
+        // 2. Its task panics: the supervisor sees an abnormal end.
+        let task = tokio::spawn(async { panic!("injected fault") });
+        let reason = abnormal_end(task).await.expect("abnormal end seen");
+        assert!(reason.contains("panicked"), "{reason}");
+        // 3. The call is ended: failed/error, one terminal notification queued.
+        let rec = store.get_call("conv-panic").await.unwrap().unwrap();
+        assert!(end_unfinished(&store, &outbox, &rec, &reason).await);
+        let rec = store.get_call("conv-panic").await.unwrap().unwrap();
+        assert_eq!(rec.status, CallStatus::Failed);
+        // 4. A second attempt (another supervisor, a restart) sends nothing more.
+        assert!(!end_unfinished(&store, &outbox, &rec, &reason).await);
+        let (due, _) = store.due_items(64).await.expect("outbox readable");
+        let terminal: Vec<_> = due
+            .iter()
+            .filter(|i| i.channel == Channel::Dialer && i.conversation_id == "conv-panic")
+            .collect();
+        assert_eq!(terminal.len(), 1, "{due:?}");
+        assert!(terminal[0].payload.contains("\"reasonCode\":\"error\""));
+        // 5. A task that ends normally is not abnormal.
+        assert_eq!(abnormal_end(tokio::spawn(async {})).await, None);
+    }
+}

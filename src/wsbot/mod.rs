@@ -1,0 +1,32 @@
+//! WebSocket bots: a call's bot leg over one WebSocket per call, in either of two protocols.
+//!
+//! * **AudioCodes Bot API, WebSocket mode** ([`WsProtocol::AcBotApi`]): `session.initiate` →
+//!   `session.accepted` / `session.error`, `activities` both ways, the person's audio as
+//!   `userStream.*`, the bot's as `playStream.*`, `session.resume` after a dropped socket,
+//!   `session.end` at hang-up.
+//! * **Media stream** ([`WsProtocol::MediaStream`]): the Twilio Media Streams framing.
+//!
+//! The call gives the person's audio as 8 kHz PCM frames ([`WsBot::send_audio`]) and pulls
+//! the bot's audio one 20 ms frame per call of [`WsBot::next_frame`] from a bounded playout
+//! buffer. Protocol logic lives in sans-IO cores (`ac`, `media_stream`, `jitter`); `session`
+//! is the handle and `task` the async shell that owns the socket.
+
+mod ac;
+mod codec;
+pub mod config;
+mod error;
+mod jitter;
+mod link;
+mod media_stream;
+mod protocol;
+pub mod resample;
+mod session;
+mod task;
+mod types;
+
+pub use codec::{Decoder, Encoder};
+pub use config::{MediaFormat, WebSocketBot, WebSocketBotYaml, WsConfigIssue, WsProtocol};
+pub use error::{FrameError, WsBotError};
+pub use jitter::{FRAME_SAMPLES, JitterBuffer, JitterStats};
+pub use session::WsBot;
+pub use types::{CallInfo, WsBotEvent, WsBotOptions, WsBotStats};

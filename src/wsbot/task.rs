@@ -1,0 +1,348 @@
+//! The task that owns a WebSocket bot session's socket: relays commands and frames through
+//! the protocol core, applies its outputs, says goodbye at hang-up and resumes after a drop.
+
+use super::config::{MediaFormat, WebSocketBot};
+use super::error::WsBotError;
+use super::jitter::JitterBuffer;
+use super::link::{self, Link};
+use super::protocol::{Command, Output, Protocol};
+use super::types::{Counters, WsBotEvent, WsBotOptions};
+use futures_util::{SinkExt, StreamExt};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long a hang-up waits for the goodbye frames and the close handshake.
+pub(crate) const CLOSE_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What the task shares with the handle.
+pub(crate) struct Shared {
+    pub player: Mutex<JitterBuffer>,
+    /// Rung by `next_frame` when marks became due, so the task echoes them.
+    pub marks_due: Notify,
+    pub counters: Arc<Counters>,
+}
+
+impl Shared {
+    pub fn player(&self) -> MutexGuard<'_, JitterBuffer> {
+        // A panic elsewhere while holding the lock leaves plain sample data: keep using it.
+        self.player.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How a connected stretch of the session ended.
+enum Stretch {
+    /// Hang-up (or the handle dropped): done.
+    Ended,
+    /// The socket failed: reconnect if the protocol can.
+    Dropped(String),
+}
+
+/// The task owning the socket.
+pub(crate) struct Task {
+    core: Box<dyn Protocol>,
+    bot: WebSocketBot,
+    opts: WsBotOptions,
+    shared: Arc<Shared>,
+    events: mpsc::Sender<WsBotEvent>,
+    commands: mpsc::Receiver<Command>,
+    /// Frames produced while reconnecting, sent after the resume (bounded).
+    pending: Vec<String>,
+}
+
+/// Frames kept at most while reconnecting.
+const MAX_PENDING: usize = 256;
+
+impl Task {
+    /// A task for one session; nothing happens until [`Task::open_session`].
+    pub(crate) fn new(
+        core: Box<dyn Protocol>,
+        bot: WebSocketBot,
+        opts: WsBotOptions,
+        shared: Arc<Shared>,
+        events: mpsc::Sender<WsBotEvent>,
+        commands: mpsc::Receiver<Command>,
+    ) -> Task {
+        Task {
+            core,
+            bot,
+            opts,
+            shared,
+            events,
+            commands,
+            pending: Vec::new(),
+        }
+    }
+
+    /// The format agreed with the bot (the configured one until the bot says otherwise).
+    pub(crate) fn agreed_format(&self, configured: MediaFormat) -> MediaFormat {
+        self.core.format().unwrap_or(configured)
+    }
+
+    /// Opens a socket and starts (or resumes) the session on it.
+    pub(crate) async fn open_session(&mut self, resume: bool) -> Result<Link, WsBotError> {
+        let mut link = link::open(&self.bot, &self.opts).await?;
+        Counters::bump(&self.shared.counters.connections);
+        let hello = if resume {
+            self.core.resume().into_iter().collect()
+        } else {
+            self.core.opening()
+        };
+        for frame in hello {
+            self.write(&mut link, frame)
+                .await
+                .map_err(|detail| WsBotError::Connect {
+                    url: self.bot.url.to_string(),
+                    detail,
+                })?;
+        }
+        if self.core.needs_accept() {
+            self.await_accept(&mut link).await?;
+        }
+        Ok(link)
+    }
+
+    /// Reads until `session.accepted`, bounded by the handshake timeout as a whole (events
+    /// the bot sends before accepting wait in the bounded event channel inside that bound).
+    async fn await_accept(&mut self, link: &mut Link) -> Result<(), WsBotError> {
+        let bound = self.opts.handshake_timeout;
+        match tokio::time::timeout(bound, self.read_until_accepted(link)).await {
+            Ok(result) => result,
+            Err(_) => Err(WsBotError::Timeout {
+                url: self.bot.url.to_string(),
+                stage: "session.accepted",
+                ms: bound.as_millis() as u64,
+            }),
+        }
+    }
+
+    async fn read_until_accepted(&mut self, link: &mut Link) -> Result<(), WsBotError> {
+        let url = self.bot.url.to_string();
+        loop {
+            let outputs = match link.next().await {
+                Some(Ok(msg)) => self.incoming(msg),
+                None | Some(Err(_)) => None,
+            };
+            let Some(outputs) = outputs else {
+                return Err(WsBotError::ClosedDuringHandshake { url });
+            };
+            let mut accepted = false;
+            for o in outputs {
+                match o {
+                    Output::Accepted => accepted = true,
+                    Output::Rejected(reason) => return Err(WsBotError::Rejected { reason }),
+                    other => {
+                        if let Err(detail) = self.apply(link, other).await {
+                            return Err(WsBotError::Connect { url, detail });
+                        }
+                    }
+                }
+            }
+            if accepted {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Parses one incoming message; `None` when the bot closed the socket.
+    fn incoming(&mut self, msg: Message) -> Option<Vec<Output>> {
+        let mut out = Vec::new();
+        let result = match msg {
+            Message::Text(text) if text.len() > self.opts.max_message_bytes => {
+                Err(super::error::FrameError::Oversized {
+                    size: text.len(),
+                    limit: self.opts.max_message_bytes,
+                })
+            }
+            Message::Text(text) => self.core.on_text(text.as_str(), &mut out),
+            Message::Binary(b) => Err(super::error::FrameError::Binary(b.len())),
+            Message::Close(_) => return None,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
+        };
+        if let Err(e) = result {
+            Counters::bump(&self.shared.counters.bad_frames);
+            tracing::warn!(error = %e, "ignored a frame from the WebSocket bot");
+        }
+        Some(out)
+    }
+
+    async fn write(&self, link: &mut Link, frame: String) -> Result<(), String> {
+        match tokio::time::timeout(self.opts.write_timeout, link.send(Message::text(frame))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the bot stopped reading (write timed out)".into()),
+        }
+    }
+
+    /// Carries out one output; `Err` when the socket failed.
+    async fn apply(&mut self, link: &mut Link, output: Output) -> Result<(), String> {
+        match output {
+            Output::Send(frame) => self.write(link, frame).await?,
+            Output::Event(e) => {
+                // Bounded: a caller that stops reading events slows the bot down, it loses nothing.
+                let _ = self.events.send(e).await;
+            }
+            Output::Play(pcm) => self.shared.player().push(&pcm),
+            Output::PlayEnd => self.shared.player().flush(),
+            Output::Clear => self.shared.player().clear(),
+            Output::Mark(name) => self.shared.player().mark(name),
+            // Outside the handshake these only repeat what is known (a resume's answer).
+            Output::Accepted | Output::Rejected(_) => {}
+        }
+        Ok(())
+    }
+
+    async fn apply_all(&mut self, link: &mut Link, outputs: Vec<Output>) -> Result<(), String> {
+        for o in outputs {
+            self.apply(link, o).await?;
+        }
+        self.echo_marks(link).await
+    }
+
+    /// Sends the echoes of marks whose audio has played.
+    async fn echo_marks(&mut self, link: &mut Link) -> Result<(), String> {
+        let due = self.shared.player().take_due_marks();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        self.core.marks_played(due, &mut out);
+        for o in out {
+            self.apply(link, o).await?;
+        }
+        Ok(())
+    }
+
+    /// Relays until hang-up or until the bot is gone for good.
+    pub(crate) async fn run(mut self, mut link: Link) {
+        loop {
+            match self.connected(&mut link).await {
+                Stretch::Ended => return,
+                Stretch::Dropped(reason) => {
+                    tracing::warn!(%reason, "WebSocket bot socket dropped");
+                    match self.reconnect(&reason).await {
+                        Ok(Some(new_link)) => link = new_link,
+                        Ok(None) => return,
+                        Err(()) => {
+                            let _ = self.events.send(WsBotEvent::Disconnected { reason }).await;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Relays until hang-up or until the socket fails.
+    async fn connected(&mut self, link: &mut Link) -> Stretch {
+        let pending = std::mem::take(&mut self.pending);
+        for frame in pending {
+            if let Err(e) = self.write(link, frame).await {
+                return Stretch::Dropped(e);
+            }
+        }
+        loop {
+            let result = tokio::select! {
+                biased;
+                cmd = self.commands.recv() => match cmd {
+                    None => return self.goodbye(link, "dropped", "the call released its bot session").await,
+                    Some(Command::Hangup { reason_code, reason }) => return self.goodbye(link, &reason_code, &reason).await,
+                    Some(cmd) => {
+                        let mut out = Vec::new();
+                        self.core.on_command(cmd, &mut out);
+                        self.apply_all(link, out).await
+                    }
+                },
+                () = self.shared.marks_due.notified() => self.echo_marks(link).await,
+                msg = link.next() => match msg {
+                    None => Err("the bot closed the connection".to_string()),
+                    Some(Err(e)) => Err(e.to_string()),
+                    Some(Ok(msg)) => match self.incoming(msg) {
+                        None => Err("the bot closed the connection".to_string()),
+                        Some(out) => self.apply_all(link, out).await,
+                    },
+                },
+            };
+            if let Err(reason) = result {
+                return Stretch::Dropped(reason);
+            }
+        }
+    }
+
+    /// Says goodbye and closes the socket, bounded.
+    async fn goodbye(&mut self, link: &mut Link, reason_code: &str, reason: &str) -> Stretch {
+        let frames = self.core.closing(reason_code, reason);
+        let _ = tokio::time::timeout(CLOSE_BOUND, async {
+            for frame in frames {
+                if self.write(link, frame).await.is_err() {
+                    break;
+                }
+            }
+            let _ = link.close(None).await;
+        })
+        .await;
+        Stretch::Ended
+    }
+
+    /// Tries to resume within the bound. `Ok(Some)`: resumed; `Ok(None)`: hung up meanwhile;
+    /// `Err`: gave up.
+    async fn reconnect(&mut self, reason: &str) -> Result<Option<Link>, ()> {
+        if self.core.resume().is_none() {
+            return Err(());
+        }
+        let mut backoff = self.opts.resume_backoff;
+        for attempt in 1..=self.opts.resume_attempts {
+            let _ = self
+                .events
+                .send(WsBotEvent::Reconnecting {
+                    attempt,
+                    reason: reason.to_string(),
+                })
+                .await;
+            if self.wait_offline(backoff).await {
+                return Ok(None);
+            }
+            backoff = backoff.saturating_mul(2);
+            Counters::bump(&self.shared.counters.reconnects);
+            match self.open_session(true).await {
+                Ok(link) => {
+                    let mut frames = self.core.resumed();
+                    frames.append(&mut self.pending);
+                    self.pending = frames;
+                    let _ = self.events.send(WsBotEvent::Resumed).await;
+                    tracing::info!(attempt, "WebSocket bot session resumed");
+                    return Ok(Some(link));
+                }
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, "resuming the WebSocket bot session failed")
+                }
+            }
+        }
+        Err(())
+    }
+
+    /// Waits `pause` while the socket is down, still taking commands; `true` on hang-up.
+    async fn wait_offline(&mut self, pause: std::time::Duration) -> bool {
+        let until = tokio::time::Instant::now() + pause;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return false,
+                cmd = self.commands.recv() => match cmd {
+                    None | Some(Command::Hangup { .. }) => return true,
+                    Some(Command::Audio(_)) => Counters::bump(&self.shared.counters.audio_dropped),
+                    Some(cmd) => {
+                        let mut out = Vec::new();
+                        self.core.on_command(cmd, &mut out);
+                        for o in out {
+                            match o {
+                                Output::Send(frame) if self.pending.len() < MAX_PENDING => self.pending.push(frame),
+                                Output::Send(_) => tracing::warn!("frame for the bot dropped while reconnecting"),
+                                _ => {}
+                            }
+                        }
+                    }
+                },
+            }
+        }
+    }
+}
