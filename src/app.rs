@@ -76,6 +76,10 @@ impl App {
     /// Loads the configuration and starts every part.
     pub async fn start(config_path: &Path, opts: AppOptions) -> Result<App, AppError> {
         crate::crypto::install_crypto_provider();
+        match crate::limits::raise_fd_limit() {
+            Ok(n) => tracing::info!(limit = n, "open file limit"),
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+        }
         let metrics = Arc::new(Metrics::new());
         let config =
             Arc::new(ConfigStore::open(config_path).map_err(|e| AppError::Config(e.to_string()))?);
@@ -111,6 +115,8 @@ impl App {
         tasks.push(outbox.spawn(shutdown.clone()));
         engine.recover().await;
         let engine_status = engine.clone();
+        let pool = engine.media.port_pool().clone();
+        let gate = crate::limits::CapacityGate::default();
         let state = Arc::new(ApiState {
             config: config.clone(),
             store: store.clone(),
@@ -120,6 +126,7 @@ impl App {
             auth: Authenticator::new(opts.token_ttl),
             started: std::time::SystemTime::now(),
             status_extra: Box::new(move || engine_status.status_json()),
+            capacity: Box::new(move || gate.check(pool.free(), pool.capacity())),
         });
         let server = api::serve(state, shutdown.clone()).await?;
         tasks.push(server.task);

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 /// Logs go to standard error; `level` applies when `RUST_LOG` is not set.
 fn init_logging(json: bool, color: ColorChoice, level: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(level)));
     let ansi = color.use_ansi(
@@ -15,14 +17,18 @@ fn init_logging(json: bool, color: ColorChoice, level: &str) {
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
+    // Warnings about what strangers send: one line per source per interval.
+    let limit = dialgate::loglimit::MalformedInputLimit::default();
     if json {
         b.json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(true)
+            .finish()
+            .with(limit)
             .init();
     } else {
-        b.init();
+        b.finish().with(limit).init();
     }
 }
 

@@ -55,6 +55,8 @@ pub struct Metrics {
     pub outbox_superseded: Counter,
     /// Call records deleted by retention.
     pub calls_pruned: Counter,
+    pub auth_delayed: Counter,
+    pub log_suppressed: Counter,
 }
 
 impl Default for Metrics {
@@ -86,6 +88,8 @@ impl Metrics {
             outbox_leases_lost: Counter::default(),
             outbox_superseded: Counter::default(),
             calls_pruned: Counter::default(),
+            auth_delayed: Counter::default(),
+            log_suppressed: Counter::default(),
         };
         r.register(
             "http_requests",
@@ -168,6 +172,16 @@ impl Metrics {
             "Call records deleted by retention",
             m.calls_pruned.clone(),
         );
+        r.register(
+            "auth_delayed",
+            "Authentication attempts slowed by the failure brake",
+            m.auth_delayed.clone(),
+        );
+        r.register(
+            "log_suppressed",
+            "Log lines about malformed input left out by the per-source rate limit",
+            m.log_suppressed.clone(),
+        );
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
         m
     }
@@ -212,6 +226,8 @@ impl Metrics {
         for (reason, n) in [
             ("any", m.packets_dropped),
             ("port_exhausted", m.port_exhausted),
+            ("foreign_source", m.foreign_source),
+            ("wrong_ssrc", m.wrong_ssrc),
         ] {
             catch_up(
                 &self.rtp_dropped.get_or_create(&ReasonLabels {

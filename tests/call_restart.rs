@@ -65,7 +65,7 @@ fn setup(rtp: (u16, u16), carrier_port: u16, bot_port: u16) -> Setup {
     std::fs::write(
         &config,
         format!(
-            "server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:0\" }} ]\n  http: {{ listen: \"127.0.0.1:{port}\", plain_http: true }}\n  rtp: {{ port_min: {}, port_max: {} }}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n{body}",
+            "server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:0\" }} ]\n  http: {{ listen: \"127.0.0.1:{port}\", plain_http: true }}\n  rtp: {{ port_min: {}, port_max: {} }}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n  notify_allow: [127.0.0.0/8]\n{body}",
             rtp.0,
             rtp.1,
             dir.path().join("data").display()

@@ -49,6 +49,8 @@ api_clients:
   - client_id: reader
     secret_env: CP_READER_SECRET
     groups: [call_data_manager]
+    # reads the dialer's calls: an explicit right (calls belong to their client)
+    all_calls: true
 "#
     .to_owned()
 }
@@ -131,10 +133,18 @@ async fn authentication_matrix() {
 }
 
 #[tokio::test]
-async fn repeated_failures_are_slowed_per_address() {
+async fn repeated_failures_are_slowed_but_a_correct_secret_always_gets_in() {
     let t = start(&body(), StartOpts::default()).await;
-    // 1. Five bad attempts, then the address is throttled even with good credentials.
-    for _ in 0..5 {
+    let delayed = || async {
+        let m = t.http.send(Method::GET, "/metrics", &[], None).await;
+        m.text
+            .lines()
+            .find_map(|l| l.strip_prefix("dialgate_auth_delayed_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // 1. Five bad attempts cost nothing extra; the next ones are delayed (queued).
+    for _ in 0..8 {
         assert_eq!(
             t.http
                 .get("/api/v1/status", &basic("dialer", "bad"))
@@ -143,10 +153,18 @@ async fn repeated_failures_are_slowed_per_address() {
             StatusCode::UNAUTHORIZED
         );
     }
+    assert!(delayed().await > 0, "the brake slowed the guesses");
+    // 2. The right secret from the same address is not refused: it gets in.
     let a = t.http.get("/api/v1/status", &basic("dialer", SECRET)).await;
-    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(a.headers.get("retry-after").is_some());
-    assert_eq!(a.json["error"]["code"], "auth_throttled");
+    assert_eq!(a.status, StatusCode::OK);
+    // 3. Once verified, it is never braked again, whatever the guesses.
+    for _ in 0..3 {
+        t.http.get("/api/v1/status", &basic("dialer", "bad")).await;
+    }
+    let before = delayed().await;
+    let a = t.http.get("/api/v1/status", &basic("dialer", SECRET)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(delayed().await, before, "a known secret is not delayed");
     t.stop().await;
 }
 

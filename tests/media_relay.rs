@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use dialgate::media::g711::{self, G711Law};
 use dialgate::media::{
-    AudioCodec, Direction, Leg, MediaConfig, MediaEngine, MediaError, MediaEvent, RemoteMedia,
+    AudioCodec, Direction, LatchMode, Leg, MediaConfig, MediaEngine, MediaError, MediaEvent,
+    RemoteMedia,
 };
 
 /// A test endpoint: a blocking socket with a generous read timeout (only a
@@ -185,8 +186,13 @@ async fn packets_before_both_remotes_are_dropped_as_not_ready() {
 
 #[tokio::test]
 async fn source_change_keeps_seq_ts_ssrc_continuous_and_relatches() {
-    // 1. the carrier sends 10 packets from its SDP address, SSRC 1, seq 100..
+    // 1. latching `off` (the mode that follows a source change without signalling;
+    //    `tests/media_latching.rs` covers strict and learn); the carrier sends 10
+    //    packets from its SDP address, SSRC 1, seq 100..
     let c = Call::new(21200);
+    c.session
+        .set_latching(Leg::Carrier, LatchMode::Off)
+        .unwrap();
     for i in 0..10u16 {
         c.carrier.send(
             c.to_bot_side(),

@@ -61,6 +61,7 @@ async fn acknowledged_dialout_survives_sigkill() {
   http: {{ listen: "127.0.0.1:{port}", plain_http: true }}
   rtp: {{ port_min: 22000, port_max: 22099 }}
   data_dir: {data}
+  notify_allow: [127.0.0.0/8]
 bots:
   - id: b
     name: B

@@ -1,15 +1,17 @@
 //! Authentication: HTTP Basic with client credentials, Bearer tokens from
-//! `POST /oauth/token`, and a per-address brake on repeated failures.
+//! `POST /oauth/token`, and the brake on repeated failures ([`super::brake`]).
 
+use super::brake::{Admit, Brake};
 use super::error::ApiError;
 use crate::config::{Config, Group};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// Who made a request, once authenticated.
@@ -23,10 +25,10 @@ struct Token {
     expires: Instant,
 }
 
-/// Failures allowed from one address within [`FAILURE_WINDOW`] before it is slowed.
-pub const MAX_FAILURES: u32 = 5;
-/// The window over which authentication failures are counted.
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Argon2 verifications running at once (on tokio's blocking pool): the
+/// machine's cores, so a flood of wrong secrets queues here instead of
+/// starving the async runtime (and every other request and SIP message).
+const VERIFY_SLOTS: usize = 2;
 
 /// Token issuance and verification, and the failure brake.
 pub struct Authenticator {
@@ -34,10 +36,13 @@ pub struct Authenticator {
     /// Keyed by SHA-256 of the token, so a timing leak on the map lookup
     /// reveals nothing about the token itself.
     tokens: Mutex<HashMap<[u8; 32], Token>>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    brake: Mutex<Brake>,
     /// Successful secret verifications `(client, sha256(secret))`: argon2 is
     /// deliberately slow, and Basic auth runs it on every request.
     verified: Mutex<HashMap<(String, [u8; 32]), String>>,
+    verify_slots: Arc<Semaphore>,
+    /// Attempts the brake delayed (for `/metrics`).
+    pub delayed: AtomicU64,
 }
 
 /// Identifies the configured secret, so a reload that changes it invalidates
@@ -53,14 +58,23 @@ fn digest(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
+/// An argon2 hash nobody's secret matches, verified for unknown client IDs so
+/// they cost what a known one costs (client IDs are not enumerable by timing).
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| crate::config::hash_secret("dialgate: no such client"))
+}
+
 impl Authenticator {
     /// A new authenticator issuing tokens valid for `token_ttl`.
     pub fn new(token_ttl: Duration) -> Self {
         Authenticator {
             token_ttl,
             tokens: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
+            brake: Mutex::new(Brake::default()),
             verified: Mutex::new(HashMap::new()),
+            verify_slots: Arc::new(Semaphore::new(VERIFY_SLOTS)),
+            delayed: AtomicU64::new(0),
         }
     }
 
@@ -69,57 +83,100 @@ impl Authenticator {
         self.token_ttl.as_secs()
     }
 
-    /// Refuses a request from an address that failed too often recently.
-    pub fn check_throttle(&self, ip: IpAddr) -> Result<(), ApiError> {
-        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((count, since)) = f.get(&ip).copied() {
-            let elapsed = since.elapsed();
-            if elapsed >= FAILURE_WINDOW {
-                f.remove(&ip);
-            } else if count >= MAX_FAILURES {
-                let wait = (FAILURE_WINDOW - elapsed).as_secs().max(1);
-                return Err(ApiError::AuthThrottled(wait));
+    /// Waits as long as the brake says for an attempt by `client` from `ip`
+    /// (or refuses it when the queue is too long).
+    async fn brake(&self, client: Option<&str>, ip: IpAddr) -> Result<(), ApiError> {
+        let admit = self.brake.lock().unwrap_or_else(|p| p.into_inner()).admit(
+            client,
+            ip,
+            Instant::now().into_std(),
+        );
+        match admit {
+            Admit::Now => Ok(()),
+            Admit::After(wait) => {
+                self.delayed.fetch_add(1, Relaxed);
+                tokio::time::sleep(wait).await;
+                Ok(())
             }
-        }
-        Ok(())
-    }
-
-    /// Counts one failed authentication from `ip`.
-    pub fn record_failure(&self, ip: IpAddr) {
-        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let e = f.entry(ip).or_insert((0, now));
-        if now.duration_since(e.1) >= FAILURE_WINDOW {
-            *e = (0, now);
-        }
-        e.0 += 1;
-        if e.0 == MAX_FAILURES {
-            tracing::warn!(%ip, "authentication failures from this address are now throttled");
+            Admit::Refuse(wait) => Err(ApiError::AuthThrottled(wait.as_secs().max(1))),
         }
     }
 
-    /// Checks client credentials against the configuration.
-    pub fn verify_client(&self, cfg: &Config, client_id: &str, secret: &str) -> bool {
+    fn failure(&self, client: Option<&str>, ip: IpAddr) {
+        self.brake
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .failure(client, ip, Instant::now().into_std());
+    }
+
+    /// The cached verdict: true when this exact secret verified before
+    /// against the client's current secret.
+    fn known_good(&self, cfg: &Config, client_id: &str, secret: &str) -> bool {
         let Some(client) = cfg.api_client(client_id) else {
-            // Burn comparable time so unknown clients are not distinguishable.
-            let _ = digest(secret).ct_eq(&[0u8; 32]);
             return false;
         };
-        let key = (client_id.to_owned(), digest(secret));
-        let fingerprint = secret_fingerprint(&client.secret);
-        {
-            let v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-            if v.get(&key) == Some(&fingerprint) {
-                return true;
-            }
+        let v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        v.get(&(client_id.to_owned(), digest(secret))) == Some(&secret_fingerprint(&client.secret))
+    }
+
+    /// Checks client credentials: a secret verified before passes at once;
+    /// anything else goes through the brake, then argon2 on the blocking pool
+    /// (an unknown client against a dummy hash).
+    pub async fn check_secret(
+        &self,
+        cfg: &Config,
+        ip: IpAddr,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<(), ApiError> {
+        if self.known_good(cfg, client_id, secret) {
+            return Ok(());
         }
-        let ok = client.verify_secret(secret);
-        if ok {
+        self.brake(Some(client_id), ip).await?;
+        if self.verify_slow(cfg, client_id, secret).await {
+            self.brake
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .success(client_id, ip);
+            Ok(())
+        } else {
+            self.failure(Some(client_id), ip);
+            Err(ApiError::BadCredentials)
+        }
+    }
+
+    async fn verify_slow(&self, cfg: &Config, client_id: &str, secret: &str) -> bool {
+        let client = cfg.api_client(client_id).cloned();
+        let Ok(_slot) = self.verify_slots.clone().acquire_owned().await else {
+            return false;
+        };
+        let candidate = secret.to_owned();
+        let check = client.clone();
+        let ok = tokio::task::spawn_blocking(move || match check {
+            Some(c) => c.verify_secret(&candidate),
+            None => {
+                let dummy = crate::config::ApiClient {
+                    client_id: String::new(),
+                    secret: crate::config::ClientSecret::Hash(dummy_hash().to_owned()),
+                    groups: Vec::new(),
+                    webhook_secret: None,
+                    all_calls: false,
+                };
+                let _ = dummy.verify_secret(&candidate);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if let (true, Some(c)) = (ok, client) {
             let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
             if v.len() > 10_000 {
                 v.clear();
             }
-            v.insert(key, fingerprint);
+            v.insert(
+                (client_id.to_owned(), digest(secret)),
+                secret_fingerprint(&c.secret),
+            );
         }
         ok
     }
@@ -149,36 +206,38 @@ impl Authenticator {
     }
 
     /// Authenticates a request from its `Authorization` header.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         cfg: &Config,
         ip: IpAddr,
         authorization: Option<&str>,
     ) -> Result<Principal, ApiError> {
-        self.check_throttle(ip)?;
         let Some(h) = authorization else {
             return Err(ApiError::Unauthenticated);
         };
-        let result = if let Some(b64) = strip_scheme(h, "Basic") {
-            match parse_basic(b64) {
-                Some((id, secret)) if self.verify_client(cfg, &id, &secret) => {
-                    Ok(Principal { client_id: id })
-                }
-                _ => Err(ApiError::BadCredentials),
-            }
-        } else if let Some(token) = strip_scheme(h, "Bearer") {
-            match self.lookup_token(token.trim()) {
+        if let Some(b64) = strip_scheme(h, "Basic") {
+            let Some((id, secret)) = parse_basic(b64) else {
+                self.brake(None, ip).await?;
+                self.failure(None, ip);
+                return Err(ApiError::BadCredentials);
+            };
+            self.check_secret(cfg, ip, &id, &secret).await?;
+            return Ok(Principal { client_id: id });
+        }
+        if let Some(token) = strip_scheme(h, "Bearer") {
+            // A token lookup is cheap and a token unguessable (256 random
+            // bits); only known-bad addresses are slowed.
+            return match self.lookup_token(token.trim()) {
                 // A token outlives a reload only while its client still exists.
                 Some(id) if cfg.api_client(&id).is_some() => Ok(Principal { client_id: id }),
-                _ => Err(ApiError::BadToken),
-            }
-        } else {
-            Err(ApiError::Unauthenticated)
-        };
-        if result.is_err() {
-            self.record_failure(ip);
+                _ => {
+                    self.brake(None, ip).await?;
+                    self.failure(None, ip);
+                    Err(ApiError::BadToken)
+                }
+            };
         }
-        result
+        Err(ApiError::Unauthenticated)
     }
 
     /// Checks that the client is in `group`.
@@ -227,27 +286,6 @@ mod tests {
         assert_eq!(parse_basic("!!"), None);
         assert_eq!(strip_scheme("bearer abc", "Bearer"), Some("abc"));
         assert_eq!(strip_scheme("Basic", "Basic"), None);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn failures_throttle_one_address_only() {
-        let a = Authenticator::new(Duration::from_secs(900));
-        let bad: IpAddr = "127.0.0.2".parse().unwrap();
-        let good: IpAddr = "127.0.0.3".parse().unwrap();
-        // 1. Five failures from one address.
-        for _ in 0..MAX_FAILURES {
-            assert!(a.check_throttle(bad).is_ok());
-            a.record_failure(bad);
-        }
-        // 2. That address is now refused; another is not.
-        assert!(matches!(
-            a.check_throttle(bad),
-            Err(ApiError::AuthThrottled(_))
-        ));
-        assert!(a.check_throttle(good).is_ok());
-        // 3. After the window the brake is released.
-        tokio::time::advance(FAILURE_WINDOW).await;
-        assert!(a.check_throttle(bad).is_ok());
     }
 
     #[tokio::test(start_paused = true)]

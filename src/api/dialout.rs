@@ -9,6 +9,27 @@ use std::collections::BTreeMap;
 /// The largest dialout body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// At most this many dialer `headers` per request.
+pub const MAX_HEADERS: usize = 10;
+/// At most this many bytes of dialer `headers` (names and values) per request.
+/// With the other dialer-controlled fields bounded too (a SIP target of at
+/// most [`MAX_SIP_TARGET`] characters, a display name of
+/// [`MAX_DISPLAY_NAME`], a caller of [`MAX_CALLER`]), the carrier INVITE stays
+/// under the 1,300 bytes RFC 3261 §18.1.1 allows over UDP (measured by
+/// `tests/call_numbers.rs` with every field at its limit).
+pub const MAX_HEADER_BYTES: usize = 256;
+/// Longest `sip:` target accepted.
+pub const MAX_SIP_TARGET: usize = 96;
+/// Longest `callerDisplayName` accepted.
+pub const MAX_DISPLAY_NAME: usize = 64;
+/// Longest `caller` accepted (it appears in From and Contact).
+pub const MAX_CALLER: usize = 32;
+
+/// Digits, at most 17 (a national number with its trunk prefix).
+fn is_unprefixed_number(s: &str) -> bool {
+    (2..=17).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn is_e164(s: &str) -> bool {
     let Some(d) = s.strip_prefix('+') else {
         return false;
@@ -47,7 +68,7 @@ pub fn is_sip_uri(s: &str) -> bool {
 
 fn is_user_part(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 64
+        && s.len() <= MAX_CALLER
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/#".contains(&b))
 }
@@ -81,13 +102,16 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// Parses a target as a dialer may write it.
+/// Parses a target as a dialer may write it. A number without `+`
+/// (`15550100`, `tel:15550100`) comes back as `Target::Tel` *without* its `+`:
+/// [`normalise_target`] must give it a country before it is routed.
 pub fn parse_target(raw: &str) -> Result<Target, ApiError> {
     let t = raw.trim();
     if let Some(num) = t.strip_prefix("tel:") {
-        // Parameters such as `;phone-context` are not used for E.164 numbers.
+        // Parameters such as `;phone-context` are not used for E.164 numbers
+        // (and never reach the INVITE).
         let num = num.split(';').next().unwrap_or("");
-        return if is_e164(num) {
+        return if is_e164(num) || is_unprefixed_number(num) {
             Ok(Target::Tel(num.to_owned()))
         } else {
             Err(ApiError::field(
@@ -99,6 +123,23 @@ pub fn parse_target(raw: &str) -> Result<Target, ApiError> {
         };
     }
     if t.starts_with("sip:") || t.starts_with("sips:") {
+        // The Request-URI is the dialer's, but nothing else of the INVITE:
+        // URI headers (`?Route=…`) would become header fields and parameters
+        // (`;transport=tcp`, `;maddr=`) would steer dialgate's own transport.
+        if t.contains(['?', ';']) {
+            return Err(ApiError::field(
+                "target",
+                format!(
+                    "`target` `{raw}` carries URI parameters (`;…`) or headers (`?…`); give a plain sip:user@host[:port]"
+                ),
+            ));
+        }
+        if t.len() > MAX_SIP_TARGET {
+            return Err(ApiError::field(
+                "target",
+                format!("`target` is longer than {MAX_SIP_TARGET} characters"),
+            ));
+        }
         return if is_sip_uri(t) {
             Ok(Target::Sip(t.to_owned()))
         } else {
@@ -108,13 +149,32 @@ pub fn parse_target(raw: &str) -> Result<Target, ApiError> {
             ))
         };
     }
-    if is_e164(t) {
+    if is_e164(t) || is_unprefixed_number(t) {
         return Ok(Target::Tel(t.to_owned()));
     }
     Err(ApiError::field(
         "target",
-        format!("`target` `{raw}` must be tel:+E164, a bare +E164 number, or a sip: URI"),
+        format!(
+            "`target` `{raw}` must be tel:+E164, a bare +E164 number, a number without `+` (with default_country set), or a sip: URI"
+        ),
     ))
+}
+
+/// Gives a telephone target its E.164 form, checked against the numbering
+/// plan: a number without `+` is read in `default_country` (the bot's, else
+/// its trunk's) and refused with a clear error when there is none.
+pub fn normalise_target(target: &Target, default_country: Option<u16>) -> Result<Target, ApiError> {
+    match target {
+        Target::Tel(n) => crate::numbers::to_e164(n, default_country)
+            .map(Target::Tel)
+            .map_err(|e| ApiError::field("target", e.to_string())),
+        Target::Sip(_) => Ok(target.clone()),
+    }
+}
+
+/// Whether a telephone target still lacks its country code.
+pub fn needs_country(target: &Target) -> bool {
+    matches!(target, Target::Tel(n) if !n.starts_with('+'))
 }
 
 /// Parses and validates a dialout body (already size- and type-checked).
@@ -157,11 +217,13 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
     }
     let caller_display_name = opt_string(&obj, "callerDisplayName")?;
     if let Some(d) = &caller_display_name
-        && (d.len() > 128 || d.chars().any(|c| c.is_control()))
+        && (d.len() > MAX_DISPLAY_NAME || d.chars().any(|c| c.is_control()))
     {
         return Err(ApiError::field(
             "callerDisplayName",
-            "`callerDisplayName` must be at most 128 characters without control characters",
+            format!(
+                "`callerDisplayName` must be at most {MAX_DISPLAY_NAME} characters without control characters"
+            ),
         ));
     }
     let notify_url = opt_string(&obj, "notifyUrl")?;
@@ -229,6 +291,27 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
     match obj.get("headers") {
         None | Some(Value::Null) => {}
         Some(Value::Object(h)) => {
+            if h.len() > MAX_HEADERS {
+                return Err(ApiError::field(
+                    "headers",
+                    format!(
+                        "at most {MAX_HEADERS} headers may be added, got {}",
+                        h.len()
+                    ),
+                ));
+            }
+            let bytes: usize = h
+                .iter()
+                .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+                .sum();
+            if bytes > MAX_HEADER_BYTES {
+                return Err(ApiError::field(
+                    "headers",
+                    format!(
+                        "the headers hold {bytes} bytes; at most {MAX_HEADER_BYTES} (names and values) keep the INVITE within one UDP datagram"
+                    ),
+                ));
+            }
             for (name, value) in h {
                 let field = format!("headers.{name}");
                 // `get`, not `[..2]`: a name whose second character is not ASCII must be refused,
@@ -308,13 +391,59 @@ mod tests {
             parse_target("sip:alice@example.com").unwrap(),
             Target::Sip("sip:alice@example.com".into())
         );
-        assert!(parse_target("15551234567").is_err());
+        // Without `+`: kept as written until a default country gives it one.
+        assert_eq!(
+            parse_target("15550100").unwrap(),
+            Target::Tel("15550100".into())
+        );
+        assert_eq!(
+            parse_target("tel:15550100").unwrap(),
+            Target::Tel("15550100".into())
+        );
+        assert!(parse_target("1-555").is_err());
         assert!(parse_target("tel:+0123").is_err());
         assert!(parse_target("tel:+1234567890123456").is_err());
         assert!(parse_target("sip:").is_err());
         assert!(parse_target("sip:a b@host").is_err());
         // Found by tests/fuzz_parsers.rs: an empty user part left nothing to route on.
         assert!(parse_target("sip:@host").is_err());
+    }
+
+    #[test]
+    fn dialer_content_cannot_reach_other_parts_of_the_invite() {
+        // 1. URI headers and parameters in a SIP target are refused, not forwarded
+        for t in [
+            "sip:alice@example.com?Route=%3Csip:evil.example%3E",
+            "sip:alice@example.com;transport=tcp",
+            "sip:alice@example.com;maddr=10.0.0.1",
+            "sip:alice;x=1@example.com",
+        ] {
+            let e = parse_target(t).unwrap_err();
+            assert!(e.to_string().contains("URI parameters"), "{t}: {e}");
+        }
+        // 2. headers are bounded in number and size
+        let many: serde_json::Map<String, Value> = (0..=MAX_HEADERS)
+            .map(|i| (format!("X-H{i}"), Value::String("v".into())))
+            .collect();
+        let body = serde_json::json!({"bot":"b","target":"+15551234567","headers":many});
+        assert_eq!(field_of(&body.to_string()), "headers");
+        let big = serde_json::json!({"bot":"b","target":"+15551234567","headers":{"X-Big":"v".repeat(MAX_HEADER_BYTES)}});
+        assert_eq!(field_of(&big.to_string()), "headers");
+    }
+
+    #[test]
+    fn numbers_without_plus_need_a_country() {
+        // 1. with a default country the number gets its E.164 form
+        let t = parse_target("15550100").unwrap();
+        assert!(needs_country(&t));
+        assert_eq!(
+            normalise_target(&t, Some(1)).unwrap(),
+            Target::Tel("+15550100".into())
+        );
+        // 2. without one: a clear 400 naming the field
+        let e = normalise_target(&t, None).unwrap_err();
+        assert_eq!(e.status().as_u16(), 400);
+        assert!(e.to_string().contains("default_country"), "{e}");
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub enum ApiError {
     BadJson(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
+    #[error("dialgate is at capacity ({0}); retry later")]
+    AtCapacity(String),
     #[error("request body exceeds {0} bytes")]
     TooLarge(usize),
     #[error("unsupported content type `{got}`; send `{expected}`")]
@@ -76,6 +80,8 @@ impl ApiError {
             Forbidden { .. } | OutboundDisabled(_) => StatusCode::FORBIDDEN,
             InvalidField { .. } | BadJson(_) | BadRequest(_) => StatusCode::BAD_REQUEST,
             TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            AtCapacity(_) => StatusCode::SERVICE_UNAVAILABLE,
             UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             UnknownBot(_) | CallNotFound(_) | NotFound(_) => StatusCode::NOT_FOUND,
             NoRoute { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -99,6 +105,8 @@ impl ApiError {
             BadJson(_) => "invalid_json",
             BadRequest(_) => "bad_request",
             TooLarge(_) => "body_too_large",
+            BodyTimeout(_) => "body_timeout",
+            AtCapacity(_) => "at_capacity",
             UnsupportedMediaType { .. } => "unsupported_media_type",
             UnknownBot(_) => "unknown_bot",
             OutboundDisabled(_) => "outbound_disabled",
@@ -118,6 +126,7 @@ impl ApiError {
         match self {
             ApiError::AuthThrottled(s) => Some(*s),
             ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
+            ApiError::AtCapacity(_) => Some(5),
             _ => None,
         }
     }

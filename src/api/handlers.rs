@@ -20,7 +20,7 @@ fn authorization<B>(req: &Request<B>) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-fn authenticate<B>(
+async fn authenticate<B>(
     state: &ApiState,
     peer: SocketAddr,
     req: &Request<B>,
@@ -29,7 +29,8 @@ fn authenticate<B>(
     let snap = state.config.current();
     let who = state
         .auth
-        .authenticate(&snap.config, peer.ip(), authorization(req))?;
+        .authenticate(&snap.config, peer.ip(), authorization(req))
+        .await?;
     if let Some(g) = group {
         super::auth::Authenticator::require(&snap.config, &who, g)?;
     }
@@ -37,6 +38,27 @@ fn authenticate<B>(
 }
 
 use crate::store::rfc3339;
+
+fn body_timeout(state: &ApiState) -> std::time::Duration {
+    let secs = state.config.current().config.server.http.body_timeout_sec;
+    std::time::Duration::from_secs(secs.into())
+}
+
+/// Whether `who` may see and control `rec`: its own calls, or every call
+/// with `all_calls: true`. Another client's call answers 404 as an unknown
+/// one would, so conversation IDs cannot be probed.
+fn owns(state: &ApiState, who: &super::auth::Principal, rec: &crate::store::CallRecord) -> bool {
+    rec.client_id == who.client_id || sees_all_calls(state, who)
+}
+
+fn sees_all_calls(state: &ApiState, who: &super::auth::Principal) -> bool {
+    state
+        .config
+        .current()
+        .config
+        .api_client(&who.client_id)
+        .is_some_and(|c| c.all_calls)
+}
 
 fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
     if let Ok(ms) = s.parse::<i64>() {
@@ -56,6 +78,15 @@ fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
 pub async fn metrics(state: &ApiState) -> Reply {
     let media = crate::media::global_metrics();
     state.metrics.sync_media(&media);
+    let delayed = state
+        .auth
+        .delayed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let c = &state.metrics.auth_delayed;
+    c.inc_by(delayed.saturating_sub(c.get()));
+    let suppressed = crate::loglimit::SUPPRESSED.load(std::sync::atomic::Ordering::Relaxed);
+    let c = &state.metrics.log_suppressed;
+    c.inc_by(suppressed.saturating_sub(c.get()));
     let (ok, failed) = state.config.reload_counts();
     for (result, n) in [("ok", ok), ("failed", failed)] {
         let c = state
@@ -93,11 +124,16 @@ pub async fn token(
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Reply, ApiError> {
-    state.auth.check_throttle(peer.ip())?;
     let basic = authorization(&req)
         .and_then(|h| h.trim().strip_prefix("Basic ").map(str::to_owned))
         .and_then(|b| super::auth::parse_basic(&b));
-    let (_, body) = read_body(req, "application/x-www-form-urlencoded", 8 * 1024).await?;
+    let (_, body) = read_body(
+        req,
+        "application/x-www-form-urlencoded",
+        8 * 1024,
+        body_timeout(state),
+    )
+    .await?;
     let mut grant = None;
     let (mut id, mut secret) = (None, None);
     for (k, v) in form_urlencoded::parse(&body) {
@@ -129,10 +165,10 @@ pub async fn token(
         _ => return Err(ApiError::Unauthenticated),
     };
     let snap = state.config.current();
-    if !state.auth.verify_client(&snap.config, &id, &secret) {
-        state.auth.record_failure(peer.ip());
-        return Err(ApiError::BadCredentials);
-    }
+    state
+        .auth
+        .check_secret(&snap.config, peer.ip(), &id, &secret)
+        .await?;
     let token = state.auth.issue(&id);
     tracing::info!(client = %id, "access token issued");
     Ok(json(
@@ -147,7 +183,7 @@ pub async fn status(
     peer: SocketAddr,
     req: &Request<Incoming>,
 ) -> Result<Reply, ApiError> {
-    authenticate(state, peer, req, None)?;
+    authenticate(state, peer, req, None).await?;
     let snap = state.config.current();
     let loaded_ms = snap
         .loaded_at
@@ -211,7 +247,7 @@ pub async fn dialout(
     req: Request<Incoming>,
 ) -> Result<Reply, ApiError> {
     // 1-2. Authentication, then group.
-    let who = authenticate(state, peer, &req, Some(Group::CallControl))?;
+    let who = authenticate(state, peer, &req, Some(Group::CallControl)).await?;
     let idem = match req.headers().get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
@@ -225,8 +261,14 @@ pub async fn dialout(
         },
     };
     // 3. Body: content type, size, JSON, fields.
-    let (_, body) = read_body(req, "application/json", MAX_BODY).await?;
-    let request = dialout::parse(&body)?;
+    let (_, body) = read_body(req, "application/json", MAX_BODY, body_timeout(state)).await?;
+    let mut request = dialout::parse(&body)?;
+    if let Some(url) = &request.notify_url {
+        let allow = &state.config.current().config.server.notify_allow;
+        crate::netguard::check_url(url, allow).map_err(|e| {
+            ApiError::field("notifyUrl", format!("`notifyUrl` `{url}` is refused: {e}"))
+        })?;
+    }
     // A retried request answers as the first one did, before any other check
     // can change the answer (the bot may have been disabled since, or be at
     // its limit because of this very call).
@@ -247,6 +289,17 @@ pub async fn dialout(
     }
     // 4b. Recognition it needs but no model: refused (503) or placed with a warning.
     let recognition_warning = super::recognition::check(state, bot, &request)?;
+    // 4c. The number in E.164, checked against the numbering plan; a number
+    // without `+` takes the bot's default country, else its trunk's (the trunk
+    // a routing rule picks for the number as written).
+    let target_as_sent = raw_target(&body).unwrap_or_else(|| request.target.display());
+    let country = bot.default_country.or_else(|| {
+        dialout::needs_country(&request.target)
+            .then(|| crate::call::routing::resolve(cfg, bot, &request.target))
+            .flatten()
+            .and_then(|r| r.connection.default_country)
+    });
+    request.target = dialout::normalise_target(&request.target, country)?;
     // 5. A routing rule matches.
     let Some(route) = crate::call::routing::resolve(cfg, bot, &request.target) else {
         return Err(ApiError::NoRoute {
@@ -255,7 +308,12 @@ pub async fn dialout(
         });
     };
     let route = route.to_route();
-    // 6. The bot's rate limits.
+    // 6. Room for one more call (before the 200, not as a failure after it),
+    // then the bot's rate limits.
+    (state.capacity)().map_err(|e| {
+        tracing::warn!(error = %e, "dialout refused: dialgate is at capacity");
+        ApiError::AtCapacity(e.to_string())
+    })?;
     let limits = Limits {
         max_cps: bot.outbound.max_cps,
         max_concurrent: bot.outbound.max_concurrent,
@@ -274,8 +332,7 @@ pub async fn dialout(
                 client_id: who.client_id.clone(),
                 bot_id: bot.id.clone(),
                 target: request.target.display(),
-                request: serde_json::to_value(&request)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?,
+                request: with_target_as_sent(&request, &target_as_sent)?,
                 config_version: snap.version,
                 snapshot: crate::webhook::snapshot(cfg, &who.client_id, bot),
             },
@@ -312,6 +369,28 @@ pub async fn dialout(
         route,
     });
     Ok(accepted(&conversation_id))
+}
+
+/// The `target` field exactly as the dialer wrote it.
+fn raw_target(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Raw {
+        target: String,
+    }
+    serde_json::from_slice::<Raw>(body).ok().map(|r| r.target)
+}
+
+/// The request as stored on the call record, with the target as the dialer
+/// wrote it (`targetAsSent`) beside the one dialled (`target`).
+fn with_target_as_sent(
+    request: &crate::core::DialoutRequest,
+    as_sent: &str,
+) -> Result<Value, ApiError> {
+    let mut v = serde_json::to_value(request).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Value::Object(m) = &mut v {
+        m.insert("targetAsSent".into(), Value::String(as_sent.to_owned()));
+    }
+    Ok(v)
 }
 
 /// The call record with its deliveries and timeline, times as RFC 3339.
@@ -364,11 +443,12 @@ pub async fn get_call(
     req: &Request<Incoming>,
     id: &str,
 ) -> Result<Reply, ApiError> {
-    authenticate(state, peer, req, Some(Group::CallDataManager))?;
+    let who = authenticate(state, peer, req, Some(Group::CallDataManager)).await?;
     let rec = state
         .store
         .get_call(id)
         .await?
+        .filter(|r| owns(state, &who, r))
         .ok_or_else(|| ApiError::CallNotFound(id.to_owned()))?;
     Ok(json(StatusCode::OK, &call_json(state, rec).await?))
 }
@@ -379,9 +459,10 @@ pub async fn list_calls(
     peer: SocketAddr,
     req: &Request<Incoming>,
 ) -> Result<Reply, ApiError> {
-    authenticate(state, peer, req, Some(Group::CallDataManager))?;
+    let who = authenticate(state, peer, req, Some(Group::CallDataManager)).await?;
     let mut f = CallFilter {
         limit: 50,
+        client: (!sees_all_calls(state, &who)).then(|| who.client_id.clone()),
         ..Default::default()
     };
     for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
@@ -445,11 +526,12 @@ pub async fn hangup(
     req: &Request<Incoming>,
     id: &str,
 ) -> Result<Reply, ApiError> {
-    let who = authenticate(state, peer, req, Some(Group::CallControl))?;
+    let who = authenticate(state, peer, req, Some(Group::CallControl)).await?;
     let rec = state
         .store
         .get_call(id)
         .await?
+        .filter(|r| owns(state, &who, r))
         .ok_or_else(|| ApiError::CallNotFound(id.to_owned()))?;
     if rec.status.is_terminal() {
         return Err(ApiError::CallEnded(id.to_owned()));

@@ -2,6 +2,7 @@
 //! dialout, call records, hang-up, status, health and metrics.
 
 pub mod auth;
+pub mod brake;
 pub mod dialout;
 pub mod error;
 mod handlers;
@@ -15,7 +16,7 @@ use crate::call::limiter::RateLimiter;
 use crate::config::ConfigStore;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,9 @@ pub struct ApiState {
     pub started: std::time::SystemTime,
     /// Extra lines for `GET /api/v1/status` (e.g. recognition availability).
     pub status_extra: Box<dyn Fn() -> serde_json::Value + Send + Sync>,
+    /// Whether one more call fits (RTP ports, descriptors); checked before a
+    /// dialout is accepted.
+    pub capacity: Box<dyn Fn() -> Result<(), crate::limits::Shortage> + Send + Sync>,
 }
 
 /// Errors starting the API listener.
@@ -82,8 +86,12 @@ pub async fn serve(
         source,
     })?;
     let tls = acceptor.is_some();
-    tracing::info!(%local_addr, tls, "HTTP API listening");
-    let task = tokio::spawn(accept_loop(listener, acceptor, state, shutdown));
+    let limits = ConnLimits {
+        header_timeout: Duration::from_secs(http.header_timeout_sec.into()),
+        slots: Arc::new(tokio::sync::Semaphore::new(http.max_connections as usize)),
+    };
+    tracing::info!(%local_addr, tls, max_connections = http.max_connections, "HTTP API listening");
+    let task = tokio::spawn(accept_loop(listener, acceptor, state, limits, shutdown));
     Ok(ApiServer {
         local_addr,
         tls,
@@ -91,10 +99,19 @@ pub async fn serve(
     })
 }
 
+/// Bounds on connections (read at start; a reload does not change them).
+struct ConnLimits {
+    /// Time to send a request's headers (HTTP/1) and to finish the TLS handshake.
+    header_timeout: Duration,
+    /// One permit per connection served (`server.http.max_connections`).
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     state: Arc<ApiState>,
+    limits: ConnLimits,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -110,21 +127,40 @@ async fn accept_loop(
                 }
             },
         };
+        // Over the cap: close at once rather than leave the client hanging
+        // in the backlog (and keep descriptors for calls).
+        let Ok(permit) = limits.slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "HTTP connection refused: server.http.max_connections reached");
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
+        let header_timeout = limits.header_timeout;
         let state = state.clone();
         let acceptor = acceptor.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let svc = hyper::service::service_fn(move |req| {
                 let state = state.clone();
                 async move { Ok::<_, std::convert::Infallible>(router::handle(state, peer, req).await) }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // Slow or idle clients (slowloris): HTTP/1 headers must arrive in time;
+            // HTTP/2 connections are pinged and closed when the peer is gone.
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(Duration::from_secs(30)))
+                .keep_alive_timeout(Duration::from_secs(10))
+                .max_concurrent_streams(64);
             let result = match acceptor {
                 Some(acc) => {
-                    let tls = match tokio::time::timeout(Duration::from_secs(10), acc.accept(tcp))
-                        .await
-                    {
+                    let tls = match tokio::time::timeout(header_timeout, acc.accept(tcp)).await {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");

@@ -71,6 +71,8 @@ fn samples() -> Vec<ApiError> {
             allowed: "",
         },
         ApiError::Internal(s()),
+        ApiError::BodyTimeout(30),
+        ApiError::AtCapacity(s()),
         ApiError::RecognitionUnavailable {
             bot: s(),
             uses: s(),
@@ -95,6 +97,8 @@ fn every_variant_is_sampled(e: &ApiError) {
         | BadJson(_)
         | BadRequest(_)
         | TooLarge(_)
+        | BodyTimeout(_)
+        | AtCapacity(_)
         | UnsupportedMediaType { .. }
         | UnknownBot(_)
         | OutboundDisabled(_)

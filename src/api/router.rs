@@ -44,6 +44,7 @@ pub async fn read_body(
     req: Request<Incoming>,
     expected: &'static str,
     limit: usize,
+    timeout: std::time::Duration,
 ) -> Result<(hyper::http::request::Parts, Bytes), ApiError> {
     let (parts, body) = req.into_parts();
     let ct = parts
@@ -71,9 +72,10 @@ pub async fn read_body(
     {
         return Err(ApiError::TooLarge(limit));
     }
-    let bytes = Limited::new(body, limit)
-        .collect()
+    // A body trickled in byte by byte must not hold the connection forever.
+    let bytes = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
         .await
+        .map_err(|_| ApiError::BodyTimeout(timeout.as_secs()))?
         .map_err(|e| {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()

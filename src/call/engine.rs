@@ -93,6 +93,7 @@ impl Engine {
             inactivity_timeout: (server.rtp.inactivity_timeout_sec > 0)
                 .then(|| Duration::from_secs(server.rtp.inactivity_timeout_sec as u64)),
             recording_dir: recording_dir.clone(),
+            latching: latch_mode(server.rtp.latching),
             ..MediaConfig::default()
         })
         .map_err(|e| format!("media relay: {e}"))?;
@@ -419,5 +420,16 @@ impl BotReplySink for Engine {
     fn bot_unreachable(&self, conversation_id: &str, error: &str) {
         tracing::warn!(%conversation_id, %error, "the bot's events URL is unreachable");
         self.send(conversation_id, ActorCmd::BotUnreachable(error.to_owned()));
+    }
+}
+
+/// The relay's latching policy for a configured one.
+pub(crate) fn latch_mode(l: crate::config::RtpLatching) -> crate::media::LatchMode {
+    use crate::config::RtpLatching as C;
+    use crate::media::LatchMode as M;
+    match l {
+        C::Strict => M::Strict,
+        C::Learn => M::Learn,
+        C::Off => M::Off,
     }
 }

@@ -34,6 +34,17 @@ pub(super) fn e164(s: &str) -> Result<(), String> {
     }
 }
 
+/// An E.164 country calling code known to the numbering plan (`1`, `44`, `49`, …).
+pub(super) fn country_code(code: u16) -> Result<(), String> {
+    if crate::numbers::known_country_code(code) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{code} is not an E.164 country calling code (e.g. 1 for North America, 44 for the UK, 49 for Germany)"
+        ))
+    }
+}
+
 /// Host name, IPv4, or IPv6 (without brackets).
 fn host(h: &str) -> Result<(), String> {
     if h.is_empty() {

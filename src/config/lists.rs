@@ -207,9 +207,27 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
                 require_recognition: o.require_recognition,
             },
             amd: raw.amd.clone(),
+            default_country: country(ctx, src, p, raw.default_country),
         });
     }
     out
+}
+
+/// `default_country`: an E.164 country calling code the numbering plan knows.
+fn country(ctx: &mut Ctx, src: usize, p: &str, code: Option<u16>) -> Option<u16> {
+    let code = code?;
+    match check::country_code(code) {
+        Ok(()) => Some(code),
+        Err(e) => {
+            ctx.err(
+                src,
+                &format!("{p}.default_country"),
+                ErrorKind::InvalidValue,
+                e,
+            );
+            None
+        }
+    }
 }
 
 fn sip_connections(ctx: &mut Ctx, items: &[Item<RawSipConnection>]) -> Vec<SipConnection> {
@@ -283,6 +301,8 @@ fn sip_connections(ctx: &mut Ctx, items: &[Item<RawSipConnection>]) -> Vec<SipCo
                 p_asserted_identity: raw.p_asserted_identity,
                 caller_id_format: raw.caller_id_format,
                 headers: raw.headers.clone(),
+                rtp_latching: raw.rtp_latching,
+                default_country: country(ctx, src, p, raw.default_country),
             });
         }
     }
@@ -424,6 +444,7 @@ fn api_clients(ctx: &mut Ctx, items: &[Item<RawApiClient>]) -> Vec<ApiClient> {
                 secret,
                 groups: raw.groups.clone(),
                 webhook_secret,
+                all_calls: raw.all_calls,
             });
         }
     }

@@ -1,6 +1,8 @@
 //! The file as written (serde targets). Validation turns these into the types in `types.rs`.
 
-use super::types::{CallerIdFormat, Group, MachineDetectionMode, RuleType, SipTransport};
+use super::types::{
+    CallerIdFormat, Group, MachineDetectionMode, RtpLatching, RuleType, SipTransport,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -70,6 +72,8 @@ pub(super) struct RawServer {
     #[serde(default)]
     pub outbox: RawOutbox,
     pub include: Option<String>,
+    #[serde(default)]
+    pub notify_allow: Vec<String>,
 }
 
 /// `server.outbox`: delivery concurrency of notifications and Bot API requests.
@@ -125,6 +129,12 @@ pub(super) struct RawHttp {
     pub tls: Option<RawTls>,
     #[serde(default)]
     pub plain_http: bool,
+    #[serde(default = "d_header_timeout")]
+    pub header_timeout_sec: u32,
+    #[serde(default = "d_body_timeout")]
+    pub body_timeout_sec: u32,
+    #[serde(default = "d_max_connections")]
+    pub max_connections: u32,
 }
 
 impl Default for RawHttp {
@@ -133,8 +143,21 @@ impl Default for RawHttp {
             listen: d_http_listen(),
             tls: None,
             plain_http: false,
+            header_timeout_sec: d_header_timeout(),
+            body_timeout_sec: d_body_timeout(),
+            max_connections: d_max_connections(),
         }
     }
+}
+
+fn d_header_timeout() -> u32 {
+    10
+}
+fn d_body_timeout() -> u32 {
+    30
+}
+fn d_max_connections() -> u32 {
+    512
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +169,8 @@ pub(super) struct RawRtp {
     pub port_max: u16,
     #[serde(default = "d_inactivity")]
     pub inactivity_timeout_sec: u32,
+    #[serde(default)]
+    pub latching: RtpLatching,
 }
 
 impl Default for RawRtp {
@@ -154,6 +179,7 @@ impl Default for RawRtp {
             port_min: d_port_min(),
             port_max: d_port_max(),
             inactivity_timeout_sec: d_inactivity(),
+            latching: RtpLatching::default(),
         }
     }
 }
@@ -175,6 +201,7 @@ pub(super) struct RawBot {
     pub outbound: RawOutbound,
     #[serde(default)]
     pub amd: crate::amd::AmdParams,
+    pub default_country: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,6 +258,8 @@ pub(super) struct RawSipConnection {
     pub caller_id_format: CallerIdFormat,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    pub rtp_latching: Option<RtpLatching>,
+    pub default_country: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,6 +301,8 @@ pub(super) struct RawApiClient {
     pub groups: Vec<Group>,
     pub webhook_secret: Option<String>,
     pub webhook_secret_env: Option<String>,
+    #[serde(default)]
+    pub all_calls: bool,
 }
 
 fn d_data_dir() -> String {

@@ -60,6 +60,9 @@ pub struct ApiClient {
     pub groups: Vec<Group>,
     /// Key used to sign webhook notifications, if any.
     pub webhook_secret: Option<String>,
+    /// May read and hang up every client's calls (`all_calls: true`);
+    /// otherwise only its own.
+    pub all_calls: bool,
 }
 
 impl fmt::Debug for ApiClient {
@@ -72,6 +75,7 @@ impl fmt::Debug for ApiClient {
                 "webhook_secret",
                 &self.webhook_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("all_calls", &self.all_calls)
             .finish()
     }
 }
@@ -117,6 +121,7 @@ mod tests {
             secret,
             groups: vec![Group::CallControl],
             webhook_secret: None,
+            all_calls: false,
         }
     }
 

@@ -46,6 +46,20 @@ pub enum RuleType {
     Call,
 }
 
+/// How a media leg accepts RTP from an address other than its SDP one
+/// (`server.rtp.latching`, `sip_connections[].rtp_latching`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RtpLatching {
+    /// Only the SDP address.
+    Strict,
+    /// A new source only at the start of a stream or after a re-INVITE (NAT).
+    #[default]
+    Learn,
+    /// Any source after probation, at any time (hijackable; legacy peers only).
+    Off,
+}
+
 /// A certificate chain and private key (PEM), absolute paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -86,6 +100,13 @@ pub struct HttpServer {
     pub tls: Option<TlsFiles>,
     /// Explicit opt-in to plain HTTP.
     pub plain_http: bool,
+    /// A connection that has not sent a request's headers this long after
+    /// connecting (or after its last answer) is closed.
+    pub header_timeout_sec: u32,
+    /// A request body not received in full this long after its headers gets 408.
+    pub body_timeout_sec: u32,
+    /// Connections served at once; more are closed at accept.
+    pub max_connections: u32,
 }
 
 /// `server.rtp`.
@@ -97,6 +118,8 @@ pub struct RtpConfig {
     pub port_max: u16,
     /// Hang up after this many seconds without RTP; 0 disables.
     pub inactivity_timeout_sec: u32,
+    /// Default latching policy (bot legs, and trunks without their own).
+    pub latching: RtpLatching,
 }
 
 /// `server.outbox`.
@@ -132,6 +155,9 @@ pub struct Server {
     pub outbox: OutboxConfig,
     /// Include directory (absolute), if configured.
     pub include: Option<PathBuf>,
+    /// Networks `notifyUrl` may reach although they are loopback, private,
+    /// link-local, … (refused by default).
+    pub notify_allow: Vec<ipnet::IpNet>,
 }
 
 /// `bots[].outbound` (Live Hub outbound-calling settings).
@@ -194,6 +220,8 @@ pub struct Bot {
     pub outbound: Outbound,
     /// AMD tuning overrides.
     pub amd: crate::amd::AmdParams,
+    /// Country calling code for targets written without `+`.
+    pub default_country: Option<u16>,
 }
 
 impl Bot {
@@ -216,6 +244,7 @@ impl fmt::Debug for Bot {
             .field("recording", &self.recording)
             .field("outbound", &self.outbound)
             .field("amd", &self.amd)
+            .field("default_country", &self.default_country)
             .finish()
     }
 }
@@ -266,6 +295,10 @@ pub struct SipConnection {
     pub caller_id_format: CallerIdFormat,
     /// Extra `X-` headers on every INVITE.
     pub headers: BTreeMap<String, String>,
+    /// Latching policy of this trunk's media (default `server.rtp.latching`).
+    pub rtp_latching: Option<RtpLatching>,
+    /// Country calling code for targets written without `+` (before the bot's).
+    pub default_country: Option<u16>,
 }
 
 impl fmt::Debug for SipConnection {
@@ -282,6 +315,8 @@ impl fmt::Debug for SipConnection {
             .field("p_asserted_identity", &self.p_asserted_identity)
             .field("caller_id_format", &self.caller_id_format)
             .field("headers", &self.headers)
+            .field("rtp_latching", &self.rtp_latching)
+            .field("default_country", &self.default_country)
             .finish()
     }
 }

@@ -183,6 +183,26 @@ impl Ctx<'_> {
         TlsFiles { cert, key }
     }
 
+    /// `server.notify_allow`: CIDR networks (`127.0.0.0/8`) or single addresses.
+    fn networks(&mut self, path: &str, raw: &[String]) -> Vec<ipnet::IpNet> {
+        let mut out = Vec::new();
+        for (i, s) in raw.iter().enumerate() {
+            let parsed = s
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match parsed {
+                Ok(n) => out.push(n),
+                Err(_) => self.err(
+                    0,
+                    &format!("{path}[{i}]"),
+                    ErrorKind::InvalidValue,
+                    format!("`{s}` is not a network; write an address or a CIDR block such as 127.0.0.0/8 or fd00::/8"),
+                ),
+            }
+        }
+        out
+    }
+
     /// Validates `server` (always in source 0).
     pub fn server(&mut self, raw: &RawServer) -> Server {
         let mut listen = Vec::new();
@@ -257,6 +277,20 @@ impl Ctx<'_> {
             );
         }
 
+        for (f, v) in [
+            ("header_timeout_sec", raw.http.header_timeout_sec),
+            ("body_timeout_sec", raw.http.body_timeout_sec),
+            ("max_connections", raw.http.max_connections),
+        ] {
+            if v == 0 {
+                self.err(
+                    0,
+                    &format!("server.http.{f}"),
+                    ErrorKind::InvalidValue,
+                    "expected a whole number > 0, got 0",
+                );
+            }
+        }
         let rtp = &raw.rtp;
         for (f, v) in [("port_min", rtp.port_min), ("port_max", rtp.port_max)] {
             if v < 1024 {
@@ -323,11 +357,15 @@ impl Ctx<'_> {
                 listen: http_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
                 tls: http_tls,
                 plain_http: raw.http.plain_http,
+                header_timeout_sec: raw.http.header_timeout_sec,
+                body_timeout_sec: raw.http.body_timeout_sec,
+                max_connections: raw.http.max_connections,
             },
             rtp: RtpConfig {
                 port_min: rtp.port_min,
                 port_max: rtp.port_max,
                 inactivity_timeout_sec: rtp.inactivity_timeout_sec,
+                latching: rtp.latching,
             },
             data_dir: self.resolve(&raw.data_dir),
             max_call_duration_sec: raw.max_call_duration_sec,
@@ -339,6 +377,7 @@ impl Ctx<'_> {
                 connect_timeout_ms: raw.outbox.connect_timeout_ms,
             },
             include: raw.include.as_deref().map(|p| self.resolve(p)),
+            notify_allow: self.networks("server.notify_allow", &raw.notify_allow),
         }
     }
 }

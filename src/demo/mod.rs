@@ -33,6 +33,8 @@ server:
   rtp: {{ port_min: 23000, port_max: 23099, inactivity_timeout_sec: 20 }}
   data_dir: {dir}/data
   max_call_duration_sec: 120
+  # the simulated dialer listens on loopback: let notifications reach it
+  notify_allow: [127.0.0.0/8]
 bots:
   - id: demo-bot
     name: Demo Bot

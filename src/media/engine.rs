@@ -15,6 +15,7 @@ use tokio::sync::mpsc::{Receiver, channel};
 
 use super::MediaError;
 use super::inactivity;
+use super::leg::LatchMode;
 use super::ports::{PortPair, PortPool};
 use super::recorder::{self, RecordingSummary};
 use super::relay::{Command, LegRt, Relay, RelaySettings, SessionRt};
@@ -163,7 +164,10 @@ impl MediaEngine {
         let rt = SessionRt::new(
             id,
             shared.clone(),
-            [LegRt::new(c_rtp, c_rtcp), LegRt::new(b_rtp, b_rtcp)],
+            [
+                LegRt::new(c_rtp, c_rtcp, cfg.latching),
+                LegRt::new(b_rtp, b_rtcp, cfg.latching),
+            ],
             [c_ports, b_ports],
         );
         let load: Vec<usize> = self
@@ -278,6 +282,13 @@ impl MediaSession {
         self.shared.should_send[leg.idx()].store(remote.direction.sends(), Relaxed);
         self.shared.epoch[leg.idx()].fetch_add(1, Relaxed);
         Ok(())
+    }
+
+    /// Sets how `leg` accepts packets from addresses other than its SDP one
+    /// (per trunk: `sip_connections[].rtp_latching`). Call it before
+    /// [`set_remote`](Self::set_remote) so the first packets see it.
+    pub fn set_latching(&self, leg: Leg, mode: LatchMode) -> Result<(), MediaError> {
+        self.send(Command::SetLatching(self.id, leg, mode))
     }
 
     /// A bounded queue of decoded 20 ms frames from `leg`; frames flow once

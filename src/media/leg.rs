@@ -8,6 +8,23 @@ use std::time::Instant;
 use super::rtp::{self, RtpView};
 use super::stats::DropCause;
 
+/// How a leg accepts packets from an address other than the one its SDP named
+/// (symmetric RTP for peers behind NAT, against hijacking by third parties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LatchMode {
+    /// Only packets from the SDP address are accepted; we send to it.
+    Strict,
+    /// The leg may move to a new source only while learning: from the remote
+    /// description (call start, re-INVITE) until its stream is established
+    /// (the first packet accepted from the SDP address, or a new source
+    /// latched after probation). Never mid-stream without signalling.
+    #[default]
+    Learn,
+    /// Any address that sends `probation` consecutive packets with one SSRC
+    /// takes the leg over, at any time (the pre-0.2 behaviour; hijackable).
+    Off,
+}
+
 /// Symmetric RTP: where a leg's packets really come from.
 #[derive(Debug, Default)]
 pub(crate) struct Latch {
@@ -15,9 +32,20 @@ pub(crate) struct Latch {
     pub(crate) addr: Option<SocketAddr>,
     candidate: Option<(SocketAddr, u32)>,
     count: u32,
+    mode: LatchMode,
+    /// Learning closed: the stream is established (only `Learn` uses it).
+    settled: bool,
 }
 
 impl Latch {
+    /// A latch with the given policy, learning.
+    pub(crate) fn new(mode: LatchMode) -> Self {
+        Latch {
+            mode,
+            ..Latch::default()
+        }
+    }
+
     /// Where to send to this leg.
     #[inline]
     pub(crate) fn target(&self, sdp: SocketAddr) -> SocketAddr {
@@ -25,7 +53,8 @@ impl Latch {
     }
 
     /// Accepts a packet from `from` or says why not. A new address must send
-    /// `probation` consecutive packets with one SSRC before the leg moves there.
+    /// `probation` consecutive packets with one SSRC before the leg moves there,
+    /// and only when the mode allows a move now.
     /// Returns `Ok(true)` when the leg just moved.
     pub(crate) fn check(
         &mut self,
@@ -35,9 +64,20 @@ impl Latch {
         probation: u32,
     ) -> Result<bool, DropCause> {
         if from == self.target(sdp) {
-            self.addr = Some(from);
             self.candidate = None;
+            if self.mode != LatchMode::Strict {
+                self.addr = Some(from);
+            }
+            self.settled = true;
             return Ok(false);
+        }
+        let may_move = match self.mode {
+            LatchMode::Strict => false,
+            LatchMode::Learn => !self.settled,
+            LatchMode::Off => true,
+        };
+        if !may_move {
+            return Err(DropCause::ForeignSource);
         }
         match self.candidate {
             Some((a, s)) if a == from => {
@@ -56,15 +96,33 @@ impl Latch {
         if self.count >= probation.max(1) {
             self.addr = Some(from);
             self.candidate = None;
+            self.settled = true;
             Ok(true)
         } else {
             Err(DropCause::ForeignSource)
         }
     }
 
-    /// Forgets the latched address (the remote announced a new one).
-    pub(crate) fn reset(&mut self) {
-        *self = Latch::default();
+    /// The remote signalled a new description. A new address forgets the
+    /// latched one; either way a `learn` leg may learn again (a re-INVITE is
+    /// the signalling that allows a move).
+    pub(crate) fn on_remote(&mut self, address_changed: bool) {
+        if address_changed {
+            *self = Latch::new(self.mode);
+        } else {
+            self.candidate = None;
+            self.count = 0;
+            self.settled = false;
+        }
+    }
+
+    /// Changes the policy (keeps what was learnt unless now strict).
+    pub(crate) fn set_mode(&mut self, mode: LatchMode) {
+        self.mode = mode;
+        if mode == LatchMode::Strict {
+            self.addr = None;
+            self.candidate = None;
+        }
     }
 }
 
@@ -215,12 +273,19 @@ mod tests {
         }
     }
 
+    fn addrs() -> (SocketAddr, SocketAddr, SocketAddr) {
+        (
+            "127.0.0.1:4000".parse().unwrap(),
+            "127.0.0.2:5000".parse().unwrap(),
+            "127.0.0.3:6000".parse().unwrap(),
+        )
+    }
+
     #[test]
-    fn latch_needs_probation() {
+    fn off_latches_anywhere_after_probation() {
         // 1. packets from the SDP address are accepted at once
-        let sdp: SocketAddr = "127.0.0.1:4000".parse().unwrap();
-        let nat: SocketAddr = "127.0.0.2:5000".parse().unwrap();
-        let mut l = Latch::default();
+        let (sdp, nat, _) = addrs();
+        let mut l = Latch::new(LatchMode::Off);
         assert_eq!(l.check(sdp, 1, sdp, 3), Ok(false));
         // 2. a new address is foreign for two packets, latched on the third
         assert_eq!(l.check(nat, 2, sdp, 3), Err(DropCause::ForeignSource));
@@ -230,6 +295,57 @@ mod tests {
         // 3. the old address is now foreign; an SSRC switch in probation restarts it
         assert_eq!(l.check(sdp, 1, sdp, 3), Err(DropCause::ForeignSource));
         assert_eq!(l.check(sdp, 9, sdp, 3), Err(DropCause::WrongSsrc));
+    }
+
+    #[test]
+    fn strict_accepts_only_the_sdp_address() {
+        // 1. the SDP address is accepted, anything else never, however long it sends
+        let (sdp, nat, _) = addrs();
+        let mut l = Latch::new(LatchMode::Strict);
+        for _ in 0..10 {
+            assert_eq!(l.check(nat, 2, sdp, 3), Err(DropCause::ForeignSource));
+        }
+        assert_eq!(l.check(sdp, 1, sdp, 3), Ok(false));
+        // 2. we keep sending to the SDP address
+        assert_eq!(l.target(sdp), sdp);
+    }
+
+    #[test]
+    fn learn_moves_only_before_the_stream_is_established() {
+        // 1. a peer behind NAT: its first packets come from another address, latched
+        let (sdp, nat, attacker) = addrs();
+        let mut l = Latch::new(LatchMode::Learn);
+        assert_eq!(l.check(nat, 2, sdp, 3), Err(DropCause::ForeignSource));
+        assert_eq!(l.check(nat, 2, sdp, 3), Err(DropCause::ForeignSource));
+        assert_eq!(l.check(nat, 2, sdp, 3), Ok(true));
+        // 2. mid-stream, a third party never takes the leg over
+        for _ in 0..10 {
+            assert_eq!(l.check(attacker, 7, sdp, 3), Err(DropCause::ForeignSource));
+        }
+        assert_eq!(l.check(nat, 2, sdp, 3), Ok(false));
+        assert_eq!(l.target(sdp), nat);
+        // 3. after a re-INVITE (same address) the leg may learn again
+        l.on_remote(false);
+        assert_eq!(l.target(sdp), nat, "what was learnt is kept meanwhile");
+        for _ in 0..2 {
+            assert_eq!(l.check(attacker, 7, sdp, 3), Err(DropCause::ForeignSource));
+        }
+        assert_eq!(l.check(attacker, 7, sdp, 3), Ok(true));
+    }
+
+    #[test]
+    fn learn_closes_at_the_first_packet_from_the_sdp_address() {
+        // 1. two packets of a candidate, then the peer is heard from its SDP address
+        let (sdp, _, attacker) = addrs();
+        let mut l = Latch::new(LatchMode::Learn);
+        assert_eq!(l.check(attacker, 7, sdp, 3), Err(DropCause::ForeignSource));
+        assert_eq!(l.check(attacker, 7, sdp, 3), Err(DropCause::ForeignSource));
+        assert_eq!(l.check(sdp, 1, sdp, 3), Ok(false));
+        // 2. the stream is established: the candidate never completes probation
+        for _ in 0..10 {
+            assert_eq!(l.check(attacker, 7, sdp, 3), Err(DropCause::ForeignSource));
+        }
+        assert_eq!(l.target(sdp), sdp);
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod types;
 
 pub use engine::{MediaEngine, MediaSession};
 pub use g711::G711Law;
+pub use leg::LatchMode;
 pub use ports::{PortPair, PortPool};
 pub use recorder::RecordingSummary;
 pub use stats::{DropCause, LegStats, MediaStats, MetricsSnapshot, global_metrics};

@@ -7,14 +7,14 @@ use super::MediaError;
 struct PoolState {
     /// `in_use[i]` is pair `i` (RTP port `first + 2 * i`).
     in_use: Vec<bool>,
-    /// Where the next search starts: rotating through the range keeps a just
-    /// released port out of reuse for as long as possible (late packets of an
-    /// ended call must not land in a new one).
-    cursor: usize,
-    free: usize,
+    /// Indices of the free pairs, in no particular order.
+    free: Vec<usize>,
 }
 
-/// A thread-safe pool of RTP/RTCP port pairs in `[min, max]`.
+/// A thread-safe pool of RTP/RTCP port pairs in `[min, max]`. Pairs are
+/// handed out at random among the free ones, so a call's ports cannot be
+/// guessed from another call's (sequential ports made relay ports easy to find
+/// for anyone trying to inject or capture audio).
 #[derive(Clone)]
 pub struct PortPool {
     first: u16,
@@ -45,40 +45,38 @@ impl PortPool {
             first,
             state: Arc::new(Mutex::new(PoolState {
                 in_use: vec![false; pairs],
-                cursor: 0,
-                free: pairs,
+                free: (0..pairs).collect(),
             })),
         })
     }
 
-    /// Takes a free pair, or fails with [`MediaError::PortsExhausted`].
+    /// Takes a free pair chosen at random, or fails with
+    /// [`MediaError::PortsExhausted`].
     pub fn alloc(&self) -> Result<PortPair, MediaError> {
         // A poisoned lock only means another thread panicked mid-update of
-        // plain bools; the data is still consistent, so keep going.
+        // plain data; it is still consistent, so keep going.
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let n = st.in_use.len();
-        if st.free == 0 {
+        if st.free.is_empty() {
             return Err(MediaError::PortsExhausted { pairs: n });
         }
-        for step in 0..n {
-            let i = (st.cursor + step) % n;
-            if !st.in_use[i] {
-                st.in_use[i] = true;
-                st.free -= 1;
-                st.cursor = (i + 1) % n;
-                return Ok(PortPair {
-                    rtp: self.first + 2 * i as u16,
-                    index: i,
-                    state: self.state.clone(),
-                });
-            }
-        }
-        Err(MediaError::PortsExhausted { pairs: n })
+        let pick = rand::random_range(0..st.free.len());
+        let i = st.free.swap_remove(pick);
+        st.in_use[i] = true;
+        Ok(PortPair {
+            rtp: self.first + 2 * i as u16,
+            index: i,
+            state: self.state.clone(),
+        })
     }
 
     /// Number of pairs currently free.
     pub fn free(&self) -> usize {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).free
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .free
+            .len()
     }
 
     /// Number of pairs in the pool.
@@ -113,7 +111,7 @@ impl Drop for PortPair {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.in_use[self.index] {
             st.in_use[self.index] = false;
-            st.free += 1;
+            st.free.push(self.index);
         }
     }
 }
@@ -160,6 +158,20 @@ mod tests {
         // 2. empty or privileged ranges are rejected
         assert!(PortPool::new(20000, 20000).is_err());
         assert!(PortPool::new(100, 200).is_err());
+    }
+
+    #[test]
+    fn pairs_are_not_handed_out_in_order() {
+        // 1. 20 allocations from a 1000-pair pool
+        let pool = PortPool::new(20000, 21999).unwrap();
+        let pairs: Vec<PortPair> = (0..20).map(|_| pool.alloc().unwrap()).collect();
+        let ports: Vec<u16> = pairs.iter().map(|p| p.rtp()).collect();
+        // 2. are not the sequence 20000, 20002, … (chance of that at random: 1/1000^19)
+        let sequential: Vec<u16> = (0..20).map(|i| 20000 + 2 * i).collect();
+        assert_ne!(ports, sequential);
+        // 3. and neither is any run of consecutive pairs
+        let steps_of_two = ports.windows(2).filter(|w| w[1] == w[0] + 2).count();
+        assert!(steps_of_two < 10, "{ports:?}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::dtmf::DtmfDetector;
 use super::engine::SessionShared;
 use super::g711::{self, Transcoder};
-use super::leg::{Latch, RxStats, SeqMap};
+use super::leg::{Latch, LatchMode, RxStats, SeqMap};
 use super::ports::PortPair;
 use super::rtp;
 use super::stats::{DropCause, GLOBAL, LegCounters};
@@ -35,6 +35,7 @@ pub(crate) struct Sink {
 pub(crate) enum Command {
     Add(Box<SessionRt>),
     SetRemote(u64, Leg, RemoteMedia),
+    SetLatching(u64, Leg, LatchMode),
     Subscribe(u64, Leg, Sender<PcmFrame>),
     /// Report the key presses (RFC 4733) arriving on a leg.
     SubscribeDtmf(u64, Leg, Sender<char>),
@@ -62,12 +63,12 @@ pub(crate) struct LegRt {
 }
 
 impl LegRt {
-    pub(crate) fn new(rtp: UdpSocket, rtcp: UdpSocket) -> Self {
+    pub(crate) fn new(rtp: UdpSocket, rtcp: UdpSocket, latching: LatchMode) -> Self {
         LegRt {
             rtp,
             rtcp,
             remote: None,
-            latch: Latch::default(),
+            latch: Latch::new(latching),
             rtcp_src: None,
             seq: SeqMap::new(),
             rx: RxStats::default(),
@@ -247,11 +248,17 @@ impl Relay {
                 Command::SetRemote(id, leg, remote) => {
                     if let Some(s) = self.session(id) {
                         let l = &mut s.legs[leg.idx()];
-                        if l.remote.map(|r| r.rtp) != Some(remote.rtp) {
-                            l.latch.reset();
+                        let changed = l.remote.map(|r| r.rtp) != Some(remote.rtp);
+                        l.latch.on_remote(changed);
+                        if changed {
                             l.rtcp_src = None;
                         }
                         l.remote = Some(remote);
+                    }
+                }
+                Command::SetLatching(id, leg, mode) => {
+                    if let Some(s) = self.session(id) {
+                        s.legs[leg.idx()].latch.set_mode(mode);
                     }
                 }
                 Command::Subscribe(id, leg, tx) => {

@@ -48,6 +48,11 @@ impl LegCounters {
     pub(crate) fn drop_packet(&self, cause: DropCause) {
         self.dropped[cause as usize].fetch_add(1, Relaxed);
         GLOBAL.dropped.fetch_add(1, Relaxed);
+        match cause {
+            DropCause::ForeignSource => GLOBAL.foreign_source.fetch_add(1, Relaxed),
+            DropCause::WrongSsrc => GLOBAL.wrong_ssrc.fetch_add(1, Relaxed),
+            _ => 0,
+        };
     }
 
     pub(crate) fn snapshot(&self) -> LegStats {
@@ -138,6 +143,8 @@ pub(crate) struct GlobalCounters {
     pub(crate) tap_drops: AtomicU64,
     pub(crate) inactivity_timeouts: AtomicU64,
     pub(crate) port_exhausted: AtomicU64,
+    pub(crate) foreign_source: AtomicU64,
+    pub(crate) wrong_ssrc: AtomicU64,
 }
 
 pub(crate) static GLOBAL: GlobalCounters = GlobalCounters {
@@ -150,6 +157,8 @@ pub(crate) static GLOBAL: GlobalCounters = GlobalCounters {
     tap_drops: AtomicU64::new(0),
     inactivity_timeouts: AtomicU64::new(0),
     port_exhausted: AtomicU64::new(0),
+    foreign_source: AtomicU64::new(0),
+    wrong_ssrc: AtomicU64::new(0),
 };
 
 /// Process-wide media counters (monotonic except `sessions_active`).
@@ -173,6 +182,11 @@ pub struct MetricsSnapshot {
     pub inactivity_timeouts: u64,
     /// Session creations refused for lack of ports.
     pub port_exhausted: u64,
+    /// Packets dropped because they came from neither the leg's SDP address
+    /// nor its latched source (hijack attempts, stray traffic).
+    pub foreign_source: u64,
+    /// Packets dropped because a candidate source changed SSRC in probation.
+    pub wrong_ssrc: u64,
 }
 
 /// Reads the process-wide counters.
@@ -188,5 +202,7 @@ pub fn global_metrics() -> MetricsSnapshot {
         tap_drops: g.tap_drops.load(Relaxed),
         inactivity_timeouts: g.inactivity_timeouts.load(Relaxed),
         port_exhausted: g.port_exhausted.load(Relaxed),
+        foreign_source: g.foreign_source.load(Relaxed),
+        wrong_ssrc: g.wrong_ssrc.load(Relaxed),
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::g711::G711Law;
+use super::leg::LatchMode;
 
 /// One of the two legs of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,6 +111,9 @@ pub struct MediaConfig {
     /// Consecutive packets (same address, same SSRC) before the relay latches
     /// to a new source address (symmetric RTP / NAT).
     pub latch_probation: u32,
+    /// Default latching policy of both legs; a session may change it per leg
+    /// ([`MediaSession::set_latching`](super::MediaSession::set_latching)).
+    pub latching: LatchMode,
     /// Socket receive buffer size in bytes (SO_RCVBUF).
     pub recv_buffer_bytes: usize,
     /// IP TOS byte on sent packets (0xb8 = DSCP EF).
@@ -131,6 +135,7 @@ impl Default for MediaConfig {
             inactivity_timeout: Some(Duration::from_secs(30)),
             recording_dir: PathBuf::from("data/recordings"),
             latch_probation: 3,
+            latching: LatchMode::Learn,
             recv_buffer_bytes: 256 * 1024,
             tos: 0xb8,
             // one per core (up to 4): a single thread saturates near 55k packets/s here

@@ -55,6 +55,9 @@ pub struct SipSettings {
     pub t1: Option<Duration>,
 }
 
+/// Idle timeout of SIP TCP/TLS connections (no bytes in either direction's read side).
+pub const SIP_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// Shared state the legs need.
 pub(crate) struct EndpointCore {
     pub(crate) endpoint: Endpoint,
@@ -106,6 +109,11 @@ impl SipEndpoint {
         install_crypto_provider();
         let cancel = CancellationToken::new();
         let transport_layer = TransportLayer::new(cancel.clone());
+        // A TCP/TLS connection that sends nothing (not even a keep-alive) for this long is
+        // closed: idle or half-open connections otherwise hold a descriptor each forever.
+        // (rsipstack 0.7.14 offers no cap on the number of accepted connections; the file
+        // limit and the API's capacity check bound them instead.)
+        transport_layer.set_stream_idle_timeout(SIP_STREAM_IDLE_TIMEOUT);
         let mut bound = Vec::new();
         let read = |path: &String| {
             std::fs::read(path).map_err(|source| SipError::TlsFile {

@@ -134,6 +134,8 @@ pub struct CallRecord {
 /// Filter and paging for `GET /api/v1/calls`.
 #[derive(Debug, Clone, Default)]
 pub struct CallFilter {
+    /// Only this API client's calls (`None`: every client's).
+    pub client: Option<String>,
     pub bot: Option<String>,
     pub status: Option<CallStatus>,
     pub from_ms: Option<i64>,
@@ -271,6 +273,10 @@ impl Store {
         self.with(move |conn| {
             let mut sql = format!("SELECT {COLUMNS} FROM calls WHERE 1=1");
             let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+            if let Some(c) = f.client {
+                args.push(Box::new(c));
+                sql.push_str(&format!(" AND client_id=?{}", args.len()));
+            }
             if let Some(b) = f.bot {
                 args.push(Box::new(b));
                 sql.push_str(&format!(" AND bot_id=?{}", args.len()));

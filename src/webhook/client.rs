@@ -6,11 +6,19 @@ use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 
-/// An HTTP(S) client with a per-request deadline.
+use crate::netguard::{AllowList, GuardedResolver, check_url};
+
+/// An HTTP(S) client with a per-request deadline. Requests to configured
+/// destinations (bot URLs) go out as they are; notifications to a dialer's
+/// `notifyUrl` go through [`HttpClient::post_notification`], which only
+/// reaches permitted addresses ([`crate::netguard`]).
 #[derive(Clone)]
 pub struct HttpClient {
     inner: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    guarded: GuardedClient,
+    allow: AllowList,
     timeout: Duration,
+    connect_timeout: Duration,
 }
 
 /// What came back.
@@ -20,10 +28,17 @@ pub struct HttpAnswer {
     pub body: Bytes,
 }
 
+/// The only error a dialer's notification records: whether the address was
+/// refused, closed, filtered or slow is not told (the record would otherwise
+/// map the network for whoever chooses the URL).
+pub const UNREACHABLE: &str = "unreachable";
+
 impl HttpClient {
     /// A client trusting the web PKI roots; `http://` URLs work too. `timeout` bounds a
     /// whole request; `connect_timeout` bounds the TCP connect alone (short: a dead address
     /// fails fast instead of holding a delivery slot for the whole request deadline).
+    /// Notifications reach public addresses only until
+    /// [`with_notify_allow`](Self::with_notify_allow) opens networks.
     pub fn new(timeout: Duration, connect_timeout: Duration) -> Self {
         crate::crypto::install_crypto_provider();
         let mut http = HttpConnector::new();
@@ -34,10 +49,43 @@ impl HttpClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
+        let allow: AllowList = std::sync::Arc::new(Vec::new);
         HttpClient {
             inner: Client::builder(TokioExecutor::new()).build(https),
+            guarded: guarded_client(allow.clone(), connect_timeout),
+            allow,
             timeout,
+            connect_timeout,
         }
+    }
+
+    /// Networks notifications may reach although they are not public
+    /// (`server.notify_allow`, read at every request).
+    pub fn with_notify_allow(mut self, allow: AllowList) -> Self {
+        self.guarded = guarded_client(allow.clone(), self.connect_timeout);
+        self.allow = allow;
+        self
+    }
+
+    /// POSTs a notification to a dialer's URL: the URL's literal address is
+    /// checked here, a name's addresses when it is resolved to connect. Every
+    /// failure short of an HTTP answer is [`UNREACHABLE`].
+    pub async fn post_notification(
+        &self,
+        url: &str,
+        body: Bytes,
+        headers: &[(&str, String)],
+    ) -> Result<HttpAnswer, String> {
+        if let Err(e) = check_url(url, &(self.allow)()) {
+            tracing::debug!(%url, error = %e, "notification destination refused");
+            return Err(UNREACHABLE.into());
+        }
+        send(&self.guarded, self.timeout, url, body, headers)
+            .await
+            .map_err(|e| {
+                tracing::debug!(%url, error = %e, "notification not delivered");
+                UNREACHABLE.to_owned()
+            })
     }
 
     /// GETs a resource of at most `max_bytes` (a 200 answer only), within the deadline.
@@ -73,29 +121,59 @@ impl HttpClient {
         body: Bytes,
         headers: &[(&str, String)],
     ) -> Result<HttpAnswer, String> {
-        let mut req = hyper::Request::post(url).header("content-type", "application/json");
-        req = req.header(
-            "user-agent",
-            concat!("dialgate/", env!("CARGO_PKG_VERSION")),
-        );
-        for (k, v) in headers {
-            req = req.header(*k, v.as_str());
-        }
-        let req = req
-            .body(Full::new(body))
-            .map_err(|e| format!("bad request for {url}: {e}"))?;
-        let fut = async {
-            let resp = self.inner.request(req).await.map_err(|e| format!("{e}"))?;
-            let status = resp.status().as_u16();
-            let body = http_body_util::Limited::new(resp.into_body(), 1 << 20)
-                .collect()
-                .await
-                .map_err(|e| format!("reading the answer: {e}"))?
-                .to_bytes();
-            Ok::<_, String>(HttpAnswer { status, body })
-        };
-        tokio::time::timeout(self.timeout, fut)
-            .await
-            .map_err(|_| format!("no answer within {} s", self.timeout.as_secs()))?
+        send(&self.inner, self.timeout, url, body, headers).await
     }
+}
+
+type GuardedClient =
+    Client<hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
+
+/// A client whose connector resolves names through the guard (an IP-literal
+/// URL skips the resolver: [`check_url`] covers it before the request).
+fn guarded_client(allow: AllowList, connect_timeout: Duration) -> GuardedClient {
+    let mut http = HttpConnector::new_with_resolver(GuardedResolver::new(allow));
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new()).build(https)
+}
+
+async fn send<C>(
+    client: &Client<C, Full<Bytes>>,
+    timeout: Duration,
+    url: &str,
+    body: Bytes,
+    headers: &[(&str, String)],
+) -> Result<HttpAnswer, String>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let mut req = hyper::Request::post(url).header("content-type", "application/json");
+    req = req.header(
+        "user-agent",
+        concat!("dialgate/", env!("CARGO_PKG_VERSION")),
+    );
+    for (k, v) in headers {
+        req = req.header(*k, v.as_str());
+    }
+    let req = req
+        .body(Full::new(body))
+        .map_err(|e| format!("bad request for {url}: {e}"))?;
+    let fut = async {
+        let resp = client.request(req).await.map_err(|e| format!("{e}"))?;
+        let status = resp.status().as_u16();
+        let body = http_body_util::Limited::new(resp.into_body(), 1 << 20)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer: {e}"))?
+            .to_bytes();
+        Ok::<_, String>(HttpAnswer { status, body })
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
 }

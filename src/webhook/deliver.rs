@@ -63,7 +63,7 @@ impl Outbox {
             )),
             None => tracing::warn!("no webhook secret for this call: notification sent unsigned"),
         }
-        match self.client.post_json(url, body, &headers).await {
+        match self.client.post_notification(url, body, &headers).await {
             Ok(a) => Self::classify(a.status, "the dialer"),
             Err(e) => Delivery::Transient(None, e),
         }

@@ -6,7 +6,7 @@
 //! of one conversation and channel go strictly in order, and pending items
 //! survive a restart.
 
-mod client;
+pub mod client;
 mod deliver;
 mod retention;
 pub mod scheduler;
@@ -60,9 +60,12 @@ impl Outbox {
         ));
         Arc::new(Outbox {
             store,
-            config,
+            config: config.clone(),
             wake: Notify::new(),
-            client: HttpClient::new(opts.request_timeout, connect_timeout),
+            client: HttpClient::new(opts.request_timeout, connect_timeout).with_notify_allow({
+                let config = config.clone();
+                Arc::new(move || config.current().config.server.notify_allow.clone())
+            }),
             opts,
             sink: std::sync::RwLock::new(None),
             metrics,

@@ -187,6 +187,9 @@ pub struct StartOpts {
     pub tls: bool,
     pub http2: bool,
     pub token_ttl: Duration,
+    /// `server.notify_allow: [127.0.0.0/8]`, so loopback sinks get
+    /// notifications (true unless a test checks that they are refused).
+    pub loopback_notify: bool,
 }
 
 impl Default for StartOpts {
@@ -195,6 +198,7 @@ impl Default for StartOpts {
             tls: true,
             http2: false,
             token_ttl: Duration::from_secs(900),
+            loopback_notify: true,
         }
     }
 }
@@ -213,8 +217,13 @@ pub async fn start(yaml_body: &str, opts: StartOpts) -> TestApp {
     } else {
         "    plain_http: true\n".to_owned()
     };
+    let allow = if opts.loopback_notify {
+        "  notify_allow: [127.0.0.0/8]\n"
+    } else {
+        ""
+    };
     let yaml = format!(
-        "server:\n  sip:\n    listen:\n      - {{ transport: udp, address: \"127.0.0.1:0\" }}\n  http:\n    listen: \"127.0.0.1:0\"\n{http}  rtp:\n    port_min: 21000\n    port_max: 21999\n  data_dir: {}\n{yaml_body}",
+        "server:\n  sip:\n    listen:\n      - {{ transport: udp, address: \"127.0.0.1:0\" }}\n  http:\n    listen: \"127.0.0.1:0\"\n{http}  rtp:\n    port_min: 21000\n    port_max: 21999\n  data_dir: {}\n{allow}{yaml_body}",
         dir.path().join("data").display()
     );
     let config_path = dir.path().join("dialgate.yaml");

@@ -128,6 +128,7 @@ impl Flow {
     port_max: {rtp_max}
     inactivity_timeout_sec: 30
   data_dir: {data}
+  notify_allow: [127.0.0.0/8]
   bot_answer_timeout_sec: {bot_timeout}
 bots:
   - id: flow-bot

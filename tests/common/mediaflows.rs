@@ -172,6 +172,7 @@ impl MediaFlow {
     port_max: {rtp_max}
     inactivity_timeout_sec: {inactivity}
   data_dir: {data}
+  notify_allow: [127.0.0.0/8]
   max_call_duration_sec: 120
 bots:
   - id: media-bot

@@ -122,6 +122,8 @@ pub struct Trunk {
     pub backup_address: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// `default_country` of the trunk.
+    pub default_country: Option<u16>,
 }
 
 /// What a flow test runs against.
@@ -165,6 +167,9 @@ pub fn body(bot_port: u16, events_url: &str, trunk: &Trunk) -> String {
     if let Some(p) = &trunk.password {
         conn += &format!("    password: \"{p}\"\n");
     }
+    if let Some(c) = trunk.default_country {
+        conn += &format!("    default_country: {c}\n");
+    }
     format!(
         r#"bots:
   - id: flow-bot
@@ -201,7 +206,7 @@ pub async fn start_flow(setup: FlowSetup) -> Flow {
     let dir = tempfile::tempdir().unwrap();
     let cert = make_cert(dir.path());
     let yaml = format!(
-        "server:\n  sip:\n    listen:\n      - {{ transport: udp, address: \"127.0.0.1:0\" }}\n  http:\n    listen: \"127.0.0.1:0\"\n    tls: {{ cert: {}, key: {} }}\n  rtp:\n    port_min: {}\n    port_max: {}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n{}",
+        "server:\n  sip:\n    listen:\n      - {{ transport: udp, address: \"127.0.0.1:0\" }}\n  http:\n    listen: \"127.0.0.1:0\"\n    tls: {{ cert: {}, key: {} }}\n  rtp:\n    port_min: {}\n    port_max: {}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n  notify_allow: [127.0.0.0/8]\n{}",
         cert.cert.display(),
         cert.key.display(),
         setup.rtp.0,

@@ -193,6 +193,7 @@ impl SttFlow {
     port_max: {rtp_max}
     inactivity_timeout_sec: 30
   data_dir: {data}
+  notify_allow: [127.0.0.0/8]
   max_call_duration_sec: 120
 bots:
   - id: {BOT}

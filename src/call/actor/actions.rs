@@ -180,6 +180,12 @@ impl Actor {
         );
         Some(CarrierInvite {
             call,
+            latching: crate::call::engine::latch_mode(
+                route
+                    .connection
+                    .rtp_latching
+                    .unwrap_or(cfg.server.rtp.latching),
+            ),
             trunk: route.connection.address.to_string(),
             connection: route.connection.id.clone(),
             rule: route.rule.to_owned(),
@@ -269,10 +275,16 @@ impl Actor {
         };
         let CarrierInvite {
             call: out,
+            latching,
             trunk,
             connection,
             rule,
         } = inv;
+        if let Some(m) = &self.media
+            && let Err(e) = m.set_latching(Leg::Carrier, latching)
+        {
+            tracing::warn!(error = %e, "cannot set the carrier leg's RTP latching");
+        }
         self.caller = out.from_user.clone();
         self.trunk_address = trunk;
         tracing::info!(%rule, trunk = %connection, uri = %out.request_uri, "dialing");
@@ -564,6 +576,8 @@ fn carrier_failed(kind: FailureKind, reason: String) -> Input {
 /// A carrier INVITE with where it goes.
 struct CarrierInvite {
     call: crate::sip::OutboundCall,
+    /// The trunk's RTP latching policy (`rtp_latching`).
+    latching: crate::media::LatchMode,
     /// The trunk's `host[:port]`.
     trunk: String,
     /// The SIP connection's ID.

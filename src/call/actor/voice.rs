@@ -98,8 +98,8 @@ impl Actor {
                 std::time::Duration::from_secs(5),
                 std::time::Duration::from_secs(3),
             )
-                .get(url, MAX_AUDIO_BYTES)
-                .await?;
+            .get(url, MAX_AUDIO_BYTES)
+            .await?;
             return crate::tts::Prompt::from_wav_bytes(&bytes).map_err(|e| e.to_string());
         }
         let name = url.strip_prefix("file:").unwrap_or(url);
