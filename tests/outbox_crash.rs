@@ -1,7 +1,8 @@
 //! Exactly one terminal notification per call across SIGKILL: the real `dialgate run` process
 //! is killed while a burst of calls is ending, restarted on the same data directory, and every
 //! call ends up with one terminal notification (one event id; a request that was in flight at
-//! the kill may arrive again with the same id) and one Bot API disconnect. Three rounds.
+//! the kill may arrive again with the same id) and, if its Bot API conversation was opened,
+//! one disconnect. Three rounds.
 //! SIP: an in-process simulated carrier answering 486; RTP ports 27600-27999.
 
 mod outbox_sink;
@@ -185,26 +186,43 @@ fn disconnect_ids(got: &[Got]) -> HashMap<String, HashSet<String>> {
     m
 }
 
-/// Waits (bounded) until every call of `ids` has a terminal notification and a disconnect.
+/// The conversations the bot was asked to open (a call cut off before its opening was
+/// queued never reaches the bot, so it gets no disconnect either).
+fn opened(got: &[Got]) -> HashSet<String> {
+    got.iter()
+        .filter(|g| g.body.get("capabilities").is_some())
+        .filter_map(|g| g.body["conversation"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Waits (bounded) until every call of `ids` has a terminal notification, and a disconnect
+/// if its bot conversation was opened.
 async fn until_all_ended(sink: &Sink, ids: &[String], s: &Setup) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let got = sink.requests();
-        let (t, d) = (terminal_ids(&got), disconnect_ids(&got));
+        let (t, d, o) = (terminal_ids(&got), disconnect_ids(&got), opened(&got));
         let missing: Vec<_> = ids
             .iter()
-            .filter(|i| !t.contains_key(*i) || !d.contains_key(*i))
+            .filter(|i| !t.contains_key(*i) || (o.contains(*i) && !d.contains_key(*i)))
             .collect();
         if missing.is_empty() {
             return;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} calls without their terminal notification or disconnect, e.g. {:?}\n{}",
-            missing.len(),
-            missing.first(),
-            s.log()
-        );
+        if tokio::time::Instant::now() >= deadline {
+            let store = Store::open(&s.data()).unwrap();
+            let first = missing[0];
+            panic!(
+                "{} calls without their terminal notification or disconnect, e.g. {first}: \
+                 terminal {:?}, disconnect {:?}\nrecord {:?}\ndeliveries {:#?}\n{}",
+                missing.len(),
+                t.get(first),
+                d.get(first),
+                store.get_call(first).await.unwrap(),
+                store.deliveries(first).await.unwrap(),
+                s.log()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -270,9 +288,11 @@ async fn sigkill_during_a_burst_of_call_endings_loses_and_doubles_nothing() {
         until_all_ended(&sink, &all_ids, &s).await;
         until_settled(&s.data(), &all_ids).await;
         // 5. Exactly one of each per call: one event id (a request in flight at the kill
-        //    may have reached the sink twice, always with the same id).
+        //    may have reached the sink twice, always with the same id); a disconnect exactly
+        //    for the calls whose bot conversation was opened.
         let got = sink.requests();
-        let (t, d) = (terminal_ids(&got), disconnect_ids(&got));
+        let (t, d, o) = (terminal_ids(&got), disconnect_ids(&got), opened(&got));
+        let store = Store::open(&s.data()).unwrap();
         for id in &all_ids {
             assert_eq!(
                 t[id].len(),
@@ -280,19 +300,37 @@ async fn sigkill_during_a_burst_of_call_endings_loses_and_doubles_nothing() {
                 "terminal notifications of {id}: {:?}",
                 t[id]
             );
-            assert_eq!(d[id].len(), 1, "disconnects of {id}: {:?}", d[id]);
+            let queued_open = store
+                .deliveries(id)
+                .await
+                .unwrap()
+                .iter()
+                .any(|(i, _)| i.kind == "open");
+            assert_eq!(
+                queued_open,
+                o.contains(id),
+                "{id}: a queued opening is delivered"
+            );
+            if o.contains(id) {
+                assert_eq!(d[id].len(), 1, "disconnects of {id}: {:?}", d.get(id));
+            } else {
+                assert!(!d.contains_key(id), "{id}: a disconnect without an opening");
+            }
         }
-        let repeats = got.iter().filter(|g| is_terminal_note(g)).count() - t.values().count();
+        let repeats = got.iter().filter(|g| is_terminal_note(g)).count() - t.len();
+        let unopened = all_ids.iter().filter(|i| !o.contains(*i)).count();
         eprintln!(
-            "round {round}: {repeats} terminal notifications repeated with the same event id"
+            "after round {round}: {repeats} terminal notifications repeated with the same event id, \
+             {unopened} calls cut off before their bot conversation was queued"
         );
-        // 6. Every terminal notification is signed; every record is terminal.
+        // 6. Every request carries an event id, every notification is signed, every record
+        //    is terminal.
+        assert!(got.iter().all(|g| !g.event_id.is_empty()));
         assert!(
             got.iter()
                 .filter(|g| g.path == "/notify")
                 .all(|g| g.signed_with(WHSEC))
         );
-        let store = Store::open(&s.data()).unwrap();
         for id in &all_ids {
             let rec = store
                 .get_call(id)

@@ -19,7 +19,13 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The YAML: server section, then the bot (unless `with_bot` is false) and the clients.
-fn yaml(dir: &Path, carrier: &str, events_url: &str, with_bot: bool, with_d: bool) -> String {
+fn yaml(
+    dir: &Path,
+    carrier: &str,
+    events_url: &str,
+    with_bot: bool,
+    d_key: Option<&str>,
+) -> String {
     let mut y = format!(
         r#"server:
   sip:
@@ -36,10 +42,10 @@ api_clients:
 "#,
         data = dir.join("data").display()
     );
-    if with_d {
-        y.push_str(
-            "  - { client_id: d, secret_env: SNAP_SECRET, groups: [call_control], webhook_secret: whsec-d }\n",
-        );
+    if let Some(key) = d_key {
+        y.push_str(&format!(
+            "  - {{ client_id: d, secret_env: SNAP_SECRET, groups: [call_control], webhook_secret: {key} }}\n"
+        ));
     }
     y.push_str("bots:\n  - id: other\n    name: Other\n    sip_uri: \"sip:other@127.0.0.1:9\"\n");
     if with_bot {
@@ -118,7 +124,7 @@ async fn notifications_stay_signed_after_the_api_client_is_removed() {
     let carrier_addr = carrier.local_addr().to_string();
     std::fs::write(
         &path,
-        yaml(dir.path(), &carrier_addr, &bot.url(), true, true),
+        yaml(dir.path(), &carrier_addr, &bot.url(), true, Some("whsec-d")),
     )
     .unwrap();
     let app = start(&path).await;
@@ -131,7 +137,7 @@ async fn notifications_stay_signed_after_the_api_client_is_removed() {
     reload(
         &app,
         &path,
-        yaml(dir.path(), &carrier_addr, &bot.url(), true, false),
+        yaml(dir.path(), &carrier_addr, &bot.url(), true, None),
     )
     .await;
     assert!(app.config.current().config.api_client("d").is_none());
@@ -162,7 +168,7 @@ async fn a_live_call_still_disconnects_its_bot_after_the_bot_is_removed() {
     let carrier_addr = carrier.local_addr().to_string();
     std::fs::write(
         &path,
-        yaml(dir.path(), &carrier_addr, &bot.url(), true, true),
+        yaml(dir.path(), &carrier_addr, &bot.url(), true, Some("whsec-d")),
     )
     .unwrap();
     let app = start(&path).await;
@@ -173,7 +179,13 @@ async fn a_live_call_still_disconnects_its_bot_after_the_bot_is_removed() {
     reload(
         &app,
         &path,
-        yaml(dir.path(), &carrier_addr, &bot.url(), false, true),
+        yaml(
+            dir.path(),
+            &carrier_addr,
+            &bot.url(),
+            false,
+            Some("whsec-d"),
+        ),
     )
     .await;
     assert!(app.config.current().config.bot("b").is_none());
@@ -197,5 +209,41 @@ async fn a_live_call_still_disconnects_its_bot_after_the_bot_is_removed() {
     assert_eq!(disconnect.authorization.as_deref(), Some("Bearer tok-b"));
     assert_eq!(disconnect.body["reasonCode"], "api-hangup");
     assert!(!disconnect.event_id.is_empty());
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_webhook_secret_signs_alongside_the_calls_own() {
+    // 1. As above: a busy carrier, a dialer refusing `failed` for now.
+    let carrier = SimCallee::start(SimCalleeOptions::callee().with_answer(Answer::Reject {
+        code: 486,
+        after: Duration::from_millis(100),
+    }))
+    .await
+    .unwrap();
+    let sink = Sink::start(Behaviour::Fail500On("failed".into())).await;
+    let bot = Sink::start(Behaviour::Accept).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dialgate.yaml");
+    let carrier_addr = carrier.local_addr().to_string();
+    let events = bot.url();
+    std::fs::write(
+        &path,
+        yaml(dir.path(), &carrier_addr, &events, true, Some("whsec-d")),
+    )
+    .unwrap();
+    let app = start(&path).await;
+    // 2. Client `d` places a call; its notification is refused once.
+    dial(&app, "d", Some(&sink.url())).await;
+    sink.wait_for(1, WAIT).await;
+    // 3. Its webhook secret is rotated (hot reload).
+    let rotated = yaml(dir.path(), &carrier_addr, &events, true, Some("whsec-new"));
+    reload(&app, &path, rotated).await;
+    // 4. The delivered notification verifies with the call's key and with the new one.
+    sink.set(Behaviour::Accept);
+    let ok = sink.wait_for_accepted(1, WAIT).await;
+    assert!(ok[0].signed_with("whsec-d"));
+    assert!(ok[0].signed_with("whsec-new"));
+    assert!(!ok[0].signed_with("whsec-other"));
     app.shutdown().await;
 }

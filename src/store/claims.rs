@@ -66,60 +66,43 @@ pub enum Recorded {
 impl Store {
     /// Pending items that are due, not claimed, and at the head of their conversation's queue
     /// on their channel (an item still being delivered holds the items behind it, so one
-    /// conversation's items go out in order), interleaved by destination; plus the earliest
-    /// time something else becomes due (a retry time or the end of a lease).
+    /// conversation's items go out in order), at most `per_destination` per destination,
+    /// destinations taken by their longest-waiting item and interleaved in the result (so one
+    /// destination's backlog cannot fill the batch); plus the earliest time something else
+    /// becomes due (a retry time or the end of a lease).
+    ///
+    /// Each destination is read through the `(state, destination, next_attempt_at)` index and
+    /// stops at its limit, so a backlog of thousands of items costs a few index steps, not a
+    /// sort of the whole backlog on every round.
     pub async fn due_items(&self, q: DueQuery) -> Result<(Vec<DueItem>, Option<i64>), StoreError> {
         self.with(move |conn| {
             let now = now_ms();
-            let exclude = serde_json::to_string(&q.exclude)?;
+            let destinations = due_destinations(conn, now, &q)?;
+            let per_dest = q.per_destination.max(1);
             let cols = ITEM_COLUMNS
                 .split(", ")
-                .map(|c| format!("h.{c}"))
+                .map(|c| format!("o.{c}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let sql = format!(
-                "WITH heads AS ( \
-                   SELECT o.*, ROW_NUMBER() OVER (PARTITION BY o.destination ORDER BY o.next_attempt_at, o.id) AS rn \
-                   FROM outbox o \
-                   WHERE o.state='pending' AND o.next_attempt_at<=?1 \
-                     AND (o.claimed_until IS NULL OR o.claimed_until<=?1) \
-                     AND (o.destination IS NULL OR o.destination NOT IN (SELECT value FROM json_each(?2))) \
-                     AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.conversation_id=o.conversation_id \
-                                 AND p.channel=o.channel AND (p.state='pending' OR p.claimed_until>?1))) \
-                 SELECT {cols}, c.client_id, c.bot_id, c.snapshot_json \
-                 FROM heads h LEFT JOIN calls c ON c.conversation_id=h.conversation_id \
-                 WHERE h.rn<=?3 ORDER BY h.rn, h.next_attempt_at, h.id LIMIT ?4"
-            );
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(
-                params![now, exclude, q.per_destination.max(1), q.limit],
-                |r| {
-                    let client_id: Option<String> = r.get(12)?;
-                    let bot_id: Option<String> = r.get(13)?;
-                    let snapshot: Option<String> = r.get(14)?;
-                    Ok((item(r)?, client_id, bot_id, snapshot))
-                },
-            )?;
-            let mut items = Vec::new();
-            for row in rows {
-                let (item, client_id, bot_id, snapshot) = row?;
-                let call = match (client_id, bot_id) {
-                    (Some(client_id), Some(bot_id)) => Some(CallContext {
-                        client_id,
-                        bot_id,
-                        snapshot: snapshot.map(|s| serde_json::from_str(&s)).transpose()?,
-                    }),
-                    _ => None,
-                };
-                items.push(DueItem { item, call });
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {cols}, c.client_id, c.bot_id, c.snapshot_json \
+                 FROM outbox o LEFT JOIN calls c ON c.conversation_id=o.conversation_id \
+                 WHERE o.state='pending' AND o.destination IS ?2 AND o.next_attempt_at<=?1 \
+                   AND (o.claimed_until IS NULL OR o.claimed_until<=?1) \
+                   AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.conversation_id=o.conversation_id \
+                               AND p.channel=o.channel AND (p.state='pending' OR p.claimed_until>?1)) \
+                 ORDER BY o.next_attempt_at, o.id LIMIT ?3"
+            ))?;
+            let mut per: Vec<Vec<(OutboxItem, Option<CallRow>)>> = Vec::new();
+            for d in &destinations {
+                let rows = stmt.query_map(params![now, d, per_dest], due_row)?;
+                per.push(rows.collect::<Result<Vec<_>, _>>()?);
             }
-            let next: Option<i64> = conn.query_row(
-                "SELECT MIN(max(next_attempt_at, COALESCE(claimed_until, 0))) FROM outbox \
-                 WHERE state='pending' AND max(next_attempt_at, COALESCE(claimed_until, 0))>?1",
-                params![now],
-                |r| r.get(0),
-            )?;
-            Ok((items, next))
+            let items = interleave(per, q.limit as usize)
+                .into_iter()
+                .map(|(item, call)| Ok(DueItem { item, call: call.map(CallRow::into_context).transpose()? }))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok((items, next_due(conn, now)?))
         })
         .await
     }
@@ -235,5 +218,104 @@ impl Store {
             Ok(Recorded::Done { superseded })
         })
         .await
+    }
+}
+
+/// The call columns read with an item, before their JSON is parsed.
+struct CallRow {
+    client_id: String,
+    bot_id: String,
+    snapshot: Option<String>,
+}
+
+impl CallRow {
+    fn into_context(self) -> Result<CallContext, StoreError> {
+        Ok(CallContext {
+            client_id: self.client_id,
+            bot_id: self.bot_id,
+            snapshot: self
+                .snapshot
+                .map(|s| serde_json::from_str(&s))
+                .transpose()?,
+        })
+    }
+}
+
+fn due_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(OutboxItem, Option<CallRow>)> {
+    let client_id: Option<String> = r.get(12)?;
+    let bot_id: Option<String> = r.get(13)?;
+    let snapshot: Option<String> = r.get(14)?;
+    let call = client_id.zip(bot_id).map(|(client_id, bot_id)| CallRow {
+        client_id,
+        bot_id,
+        snapshot,
+    });
+    Ok((item(r)?, call))
+}
+
+/// Destinations with due pending items, longest-waiting first, without the excluded ones;
+/// at most `limit` of them.
+fn due_destinations(
+    conn: &rusqlite::Connection,
+    now: i64,
+    q: &DueQuery,
+) -> Result<Vec<Option<String>>, StoreError> {
+    let exclude = serde_json::to_string(&q.exclude)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT destination, MIN(next_attempt_at) AS first FROM outbox \
+         WHERE state='pending' AND next_attempt_at<=?1 \
+           AND (destination IS NULL OR destination NOT IN (SELECT value FROM json_each(?2))) \
+         GROUP BY destination ORDER BY first LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![now, exclude, q.limit.max(1)], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Round-robin over the destinations' lists: the first item of each, then the second…
+fn interleave<T>(per: Vec<Vec<T>>, limit: usize) -> Vec<T> {
+    let mut iters: Vec<_> = per.into_iter().map(Vec::into_iter).collect();
+    let mut out = Vec::new();
+    loop {
+        let before = out.len();
+        for it in iters.iter_mut() {
+            if out.len() >= limit {
+                return out;
+            }
+            out.extend(it.next());
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
+/// The earliest future retry time or lease end, when the worker must look again.
+fn next_due(conn: &rusqlite::Connection, now: i64) -> Result<Option<i64>, StoreError> {
+    let retry: Option<i64> = conn.query_row(
+        "SELECT MIN(next_attempt_at) FROM outbox WHERE state='pending' AND next_attempt_at>?1",
+        params![now],
+        |r| r.get(0),
+    )?;
+    let lease: Option<i64> = conn.query_row(
+        "SELECT MIN(claimed_until) FROM outbox WHERE claimed_until>?1",
+        params![now],
+        |r| r.get(0),
+    )?;
+    Ok(match (retry, lease) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interleave;
+
+    #[test]
+    fn interleave_takes_one_of_each_in_turn_up_to_the_limit() {
+        let per = vec![vec![1, 2, 3], vec![10], vec![20, 21]];
+        assert_eq!(interleave(per.clone(), 10), vec![1, 10, 20, 2, 21, 3]);
+        assert_eq!(interleave(per, 4), vec![1, 10, 20, 2]);
+        assert!(interleave(Vec::<Vec<u8>>::new(), 3).is_empty());
     }
 }

@@ -111,6 +111,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX attempts_outbox ON delivery_attempts(outbox_id);
     CREATE INDEX idempotency_created ON idempotency(created_at);
     "#,
+    // 3: due items are read per destination (index walk with early stop), and the next lease
+    //    end is an index minimum.
+    r#"
+    CREATE INDEX outbox_dest_due ON outbox(state, destination, next_attempt_at);
+    CREATE INDEX outbox_claimed ON outbox(claimed_until) WHERE claimed_until IS NOT NULL;
+    "#,
 ];
 
 /// Brings the database to the newest schema version.

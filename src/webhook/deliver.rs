@@ -45,6 +45,28 @@ impl Outbox {
         Some(super::snapshot(cfg, &call.client_id, bot))
     }
 
+    /// The keys a notification is signed with: the call's own (its snapshot) and, when the
+    /// client is still configured with another one (a rotation), that one too.
+    fn secrets_of(&self, due: &DueItem) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .snapshot_of(due)
+            .and_then(|s| s.webhook_secret)
+            .into_iter()
+            .collect();
+        let current = due.call.as_ref().and_then(|c| {
+            let snap = self.config.current();
+            snap.config
+                .api_client(&c.client_id)
+                .and_then(|a| a.webhook_secret.clone())
+        });
+        if let Some(k) = current
+            && !keys.contains(&k)
+        {
+            keys.push(k);
+        }
+        keys
+    }
+
     pub(super) async fn deliver_dialer(&self, due: &DueItem) -> Delivery {
         let item = &due.item;
         let Some(url) = item.url.as_deref() else {
@@ -56,12 +78,15 @@ impl Outbox {
             .unwrap_or(0);
         let body = Bytes::from(item.payload.clone());
         let mut headers = id_headers(due);
-        match self.snapshot_of(due).and_then(|s| s.webhook_secret) {
-            Some(s) => headers.push((
+        let secrets = self.secrets_of(due);
+        if secrets.is_empty() {
+            tracing::warn!("no webhook secret for this call: notification sent unsigned");
+        } else {
+            let keys: Vec<&[u8]> = secrets.iter().map(|s| s.as_bytes()).collect();
+            headers.push((
                 "x-dialgate-signature",
-                super::sign::signature(s.as_bytes(), t, &body),
-            )),
-            None => tracing::warn!("no webhook secret for this call: notification sent unsigned"),
+                super::sign::signature_multi(&keys, t, &body),
+            ));
         }
         match self.client.post_notification(url, body, &headers).await {
             Ok(a) => Self::classify(a.status, "the dialer"),

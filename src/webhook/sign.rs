@@ -16,6 +16,20 @@ pub fn signature(secret: &[u8], t: u64, body: &[u8]) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Signs `body` at unix time `t` with each secret: one `v1` entry per secret (receivers accept
+/// the header if any entry matches, so a key rotation while a call is live breaks nobody).
+pub fn signature_multi(secrets: &[&[u8]], t: u64, body: &[u8]) -> String {
+    let mut out = format!("t={t}");
+    for secret in secrets {
+        let one = signature(secret, t, body);
+        if let Some((_, v1)) = one.split_once(',') {
+            out.push(',');
+            out.push_str(v1);
+        }
+    }
+    out
+}
+
 /// The `t` of a signature header and its `v1` entries (several during a key rotation).
 fn parse(header: &str) -> Option<(&str, Vec<&str>)> {
     let mut t = None;
@@ -71,5 +85,15 @@ mod tests {
         assert!(!verify(b"other", &h, b"{\"a\":1}", 1_700_000_010, 300));
         assert!(!verify(b"whsec", &h, b"{\"a\":2}", 1_700_000_010, 300));
         assert!(!verify(b"whsec", &h, b"{\"a\":1}", 1_700_001_000, 300));
+    }
+
+    #[test]
+    fn a_header_signed_with_two_keys_verifies_with_either() {
+        let h = signature_multi(&[b"old", b"new"], 1_700_000_000, b"{}");
+        assert_eq!(h.matches("v1=").count(), 2);
+        assert!(verify_untimed(b"old", &h, b"{}"));
+        assert!(verify_untimed(b"new", &h, b"{}"));
+        assert!(!verify_untimed(b"other", &h, b"{}"));
+        assert_eq!(signature_multi(&[b"k"], 5, b"x"), signature(b"k", 5, b"x"));
     }
 }

@@ -42,6 +42,9 @@ impl OutboxOptions {
     }
 }
 
+/// Least time between two dispatch rounds.
+const ROUND_GAP: Duration = Duration::from_millis(5);
+
 /// How long shutdown waits for deliveries under way.
 const DRAIN: Duration = Duration::from_secs(4);
 
@@ -82,6 +85,7 @@ impl Outbox {
         let token = uuid::Uuid::new_v4().to_string();
         let sched = Arc::new(Mutex::new(Scheduler::new(self.limits())));
         loop {
+            let round = tokio::time::Instant::now();
             let next = self.dispatch(&sched, &token).await;
             let wait = next
                 .map(
@@ -90,7 +94,11 @@ impl Outbox {
                 .unwrap_or(Duration::from_secs(1));
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => {
+                    // Wakes come with every enqueue and every finished delivery: under load,
+                    // one round per ROUND_GAP serves them all.
+                    tokio::time::sleep_until(round + ROUND_GAP).await;
+                }
                 _ = tokio::time::sleep(wait) => {}
             }
         }
