@@ -139,9 +139,9 @@ impl PiperVoice {
             sample_rate: raw.audio.sample_rate,
             espeak_voice: raw.espeak.voice,
             scales: [
-                inf.noise_scale,
+                cfg.noise_scale.unwrap_or(inf.noise_scale),
                 cfg.length_scale.unwrap_or(inf.length_scale),
-                inf.noise_w,
+                cfg.noise_w.unwrap_or(inf.noise_w),
             ],
             map,
             threads: cfg.threads_per_job.max(1),
