@@ -279,3 +279,40 @@ async fn speech_played_over_rtp_is_recognised_back() {
     assert_eq!(spoken_words(&heard), spoken_words(text), "heard {heard:?}");
     player.stop().await;
 }
+
+#[test]
+fn tts_eval_refuses_bad_input_clearly() {
+    // 1. A missing sentence file: exit status 1 and the path in the message.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialgate"))
+        .args(["tts-eval", "/nonexistent/sentences.txt"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tts-eval: /nonexistent/sentences.txt"),
+        "{err}"
+    );
+    // 2. A file without sentences.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "# only a comment\n\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialgate"))
+        .arg("tts-eval")
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no sentences"));
+    // 3. No voice in the data directory: the error says what to run.
+    std::fs::write(&empty, "Hello there.\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialgate"))
+        .arg("tts-eval")
+        .arg(&empty)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("scripts/setup-model"));
+}
