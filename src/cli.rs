@@ -160,7 +160,7 @@ pub enum Command {
         /// Compute threads per synthesis (the RTF goal is for one).
         #[arg(long, default_value_t = 1)]
         threads: usize,
-        /// Speaking rate (Piper length_scale; default the voice's own).
+        /// Speaking rate (Piper length_scale, > 1 slower; default dialgate's 1.1).
         #[arg(long)]
         length_scale: Option<f32>,
     },

@@ -303,11 +303,12 @@ fn main() -> ExitCode {
             threads,
             length_scale,
         } => {
+            let defaults = dialgate::tts::TtsConfig::default();
             let tts = dialgate::tts::TtsConfig {
                 data_dir: data_dir.clone(),
                 threads_per_job: threads,
-                length_scale,
-                ..Default::default()
+                length_scale: length_scale.or(defaults.length_scale),
+                ..defaults
             };
             let stt = dialgate::stt::SttEngineConfig {
                 data_dir,

@@ -81,7 +81,8 @@ fn warmed_up(voice: &dyn Voice) -> Result<Box<dyn super::Synthesizer>, TtsError>
 
 impl TtsEngine {
     /// Load the configured Piper voice and start the workers. A missing or broken installation
-    /// gives an engine whose status is `Unavailable` with the reason (never an error).
+    /// gives an engine whose status is `Unavailable` with the reason (never an error). Blocks
+    /// while the model loads (seconds): call it at startup or in `spawn_blocking`.
     pub fn new(cfg: TtsConfig) -> TtsEngine {
         let t0 = Instant::now();
         match PiperVoice::load(&cfg) {

@@ -221,9 +221,16 @@ const CONTRACTIONS: [(&str, &str); 12] = [
     ("there's", "there is"),
 ];
 
+/// Digits written one by one ("6 0 4 8"): a listener writes them as one number ("6048").
+static SPACED_DIGITS: std::sync::LazyLock<regex_lite::Regex> = std::sync::LazyLock::new(|| {
+    regex_lite::Regex::new(r"\b\d(?: \d){2,}\b").unwrap_or_else(|e| panic!("pattern: {e}"))
+});
+
 /// Words in spoken form, for comparing a line with what was heard.
 pub fn spoken_words(text: &str) -> Vec<String> {
-    let mut t = normalize(text).to_lowercase().replace('’', "'");
+    let joined =
+        SPACED_DIGITS.replace_all(text, |c: &regex_lite::Captures<'_>| c[0].replace(' ', ""));
+    let mut t = normalize(&joined).to_lowercase().replace('’', "'");
     for (short, long) in CONTRACTIONS {
         t = t.replace(short, long);
     }
@@ -350,4 +357,19 @@ fn summarise(r: &mut TtsEvalReport) {
         percentile(&all_cpu, 0.9),
         percentile(&ten_cpu, 0.5),
     ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spoken_words;
+
+    #[test]
+    fn written_and_heard_forms_compare_equal() {
+        assert_eq!(
+            spoken_words("It's $12.50, we're at 3:45 pm"),
+            spoken_words("it is twelve dollars and fifty cents, we are at 3.45 PM")
+        );
+        assert_eq!(spoken_words("number 6 0 4 8"), spoken_words("number 6048"));
+        assert_ne!(spoken_words("number 6 0 4 8"), spoken_words("number 6049"));
+    }
 }

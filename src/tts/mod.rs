@@ -113,8 +113,15 @@ pub struct TtsConfig {
     /// Output gain applied to the voice's peak-normalised audio (0.0–1.0): headroom for the
     /// resampler's ripple and G.711. Default 0.7 (−3 dBFS).
     pub gain: f32,
-    /// Speaking rate: Piper's `length_scale` (1.0 = the voice's own; > 1 slower).
+    /// Speaking rate: Piper's `length_scale` (> 1 slower; `None` = the voice's own, 1.0).
+    /// Default 1.1: over the telephone channel the recogniser understood it better (tts-eval
+    /// WER 3.6 % against 5.4–6.0 % at 1.0) for the same first-audio and CPU cost per second.
     pub length_scale: Option<f32>,
+    /// Piper's `noise_scale` and `noise_w` (`None` = the voice's own, 0.667 / 0.8): the
+    /// randomness the model adds to voice and timing. 0 makes synthesis deterministic (tests).
+    pub noise_scale: Option<f32>,
+    /// See `noise_scale`.
+    pub noise_w: Option<f32>,
     /// A first sentence longer than this many words (+2) is cut into a short first piece, so
     /// the first audio comes sooner ([`sentences::split_first`]). 0 = never. Default 5.
     pub first_piece_words: usize,
@@ -131,7 +138,9 @@ impl Default for TtsConfig {
             queue_bound: 16,
             cache_bytes: 16 << 20,
             gain: 0.7,
-            length_scale: None,
+            length_scale: Some(1.1),
+            noise_scale: None,
+            noise_w: None,
             first_piece_words: 5,
         }
     }

@@ -139,9 +139,9 @@ impl PiperVoice {
             sample_rate: raw.audio.sample_rate,
             espeak_voice: raw.espeak.voice,
             scales: [
-                inf.noise_scale,
+                cfg.noise_scale.unwrap_or(inf.noise_scale),
                 cfg.length_scale.unwrap_or(inf.length_scale),
-                inf.noise_w,
+                cfg.noise_w.unwrap_or(inf.noise_w),
             ],
             map,
             threads: cfg.threads_per_job.max(1),
@@ -150,13 +150,10 @@ impl PiperVoice {
         })
     }
 
-    fn ids(&self, sentence: &str) -> Result<Vec<i64>, TtsError> {
+    /// The phoneme IDs the model gets for a sentence (diagnostics).
+    pub fn phoneme_ids(&self, sentence: &str) -> Result<Vec<i64>, TtsError> {
         let phonemes = sentence_phonemes(&self.espeak_voice, sentence)?;
-        let (ids, unknown) = self.map.ids(&phonemes);
-        if unknown > 0 {
-            tracing::debug!(unknown, %phonemes, "phonemes missing from the voice's map skipped");
-        }
-        Ok(ids)
+        Ok(self.map.ids(&phonemes).0)
     }
 }
 
@@ -215,7 +212,10 @@ struct PiperSynth {
 impl Synthesizer for PiperSynth {
     fn synthesize(&mut self, sentence: &str) -> Result<Vec<f32>, TtsError> {
         let phonemes = sentence_phonemes(&self.voice.espeak_voice, sentence)?;
-        let (ids, _) = self.voice.ids.ids(&phonemes);
+        let (ids, unknown) = self.voice.ids.ids(&phonemes);
+        if unknown > 0 {
+            tracing::debug!(unknown, %phonemes, "phonemes missing from the voice's map skipped");
+        }
         if ids.len() <= 3 {
             return Err(TtsError::Empty);
         }
@@ -243,12 +243,5 @@ impl Synthesizer for PiperSynth {
             self.voice.gain / peak
         };
         Ok(audio.iter().map(|s| s * scale).collect())
-    }
-}
-
-impl PiperVoice {
-    /// The phoneme IDs the model gets for a sentence (for diagnostics and tests).
-    pub fn phoneme_ids(&self, sentence: &str) -> Result<Vec<i64>, TtsError> {
-        self.ids(sentence)
     }
 }
