@@ -62,7 +62,7 @@ fn every_structural_mistake_is_reported_in_one_run() {
         ),
         format!("{f}:4:3: server.htps: unknown field `htps`, did you mean `http`?"),
         format!(
-            "{f}:7:5: server.rtp.rtp_ports: unknown field `rtp_ports`; valid fields here: port_min, port_max, inactivity_timeout_sec"
+            "{f}:7:5: server.rtp.rtp_ports: unknown field `rtp_ports`; valid fields here: port_min, port_max, inactivity_timeout_sec, latching"
         ),
         format!("{f}:12:5: bots[0].outbond: unknown field `outbond`, did you mean `outbound`?"),
         format!("{f}:18:16: bots[1].outbound.max_cps: expected a number > 0, got \"fast\""),
