@@ -7,7 +7,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::filter::{DropReason, judge};
+use super::filter::{DropReason, Evidence, Limits, judge, voiced_ms};
 use super::session::{Job, JobKind, SttSession};
 use super::whisper::WhisperModel;
 use super::{SttEngineConfig, SttError, SttSessionConfig};
@@ -218,13 +218,17 @@ fn worker(
             .fetch_add(job.audio.len() as u64 / 8, Ordering::Relaxed);
         let verdict = match res {
             Ok(t) => {
-                let v = judge(
-                    &t.text,
-                    t.confidence,
-                    t.no_speech,
-                    cfg.min_confidence,
-                    cfg.max_no_speech,
-                );
+                let evidence = Evidence {
+                    confidence: t.confidence,
+                    no_speech: t.no_speech,
+                    voiced_ms: voiced_ms(&job.audio),
+                    audio_secs: job.audio.len() as f32 / 8000.0,
+                };
+                let limits = Limits {
+                    min_confidence: cfg.min_confidence,
+                    max_no_speech: cfg.max_no_speech,
+                };
+                let v = judge(&t.text, evidence, limits);
                 if std::env::var_os("STT_DEBUG").is_some() {
                     eprintln!(
                         "DBG {:?} conf={} ns={} {:?} kind={:?}",

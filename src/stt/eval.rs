@@ -41,6 +41,9 @@ pub struct SttEvalReport {
     pub clips: Vec<ClipResult>,
     /// Overall WER (errors / reference words).
     pub wer: f64,
+    /// Share of clips recognised without a word error (a clip with an empty reference counts
+    /// when nothing was recognised).
+    pub fully_right: f64,
     /// Latency of all final results, p50 / p90, ms.
     pub latency_p50_ms: u64,
     /// See `latency_p50_ms`.
@@ -70,7 +73,14 @@ impl fmt::Display for SttEvalReport {
             )?;
         }
         writeln!(f, "model {}  clips {}", self.model, self.clips.len())?;
-        writeln!(f, "WER {:.1}%", self.wer * 100.0)?;
+        writeln!(
+            f,
+            "WER {:.1}%  fully right {:.1}% ({}/{})",
+            self.wer * 100.0,
+            self.fully_right * 100.0,
+            self.clips.iter().filter(|c| c.errors == 0).count(),
+            self.clips.len()
+        )?;
         writeln!(
             f,
             "latency end-of-speech -> final: p50 {} ms, p90 {} ms",
@@ -187,24 +197,7 @@ pub fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Read an 8 kHz mono 16-bit WAV.
-pub fn read_wav_8k(path: &Path) -> Result<Vec<i16>, SttError> {
-    let r = hound::WavReader::open(path)
-        .map_err(|e| SttError::BadInput(format!("{}: {e}", path.display())))?;
-    let spec = r.spec();
-    if spec.sample_rate != 8000 || spec.channels != 1 || spec.bits_per_sample != 16 {
-        return Err(SttError::BadInput(format!(
-            "{}: need 8 kHz mono 16-bit, got {} Hz {} ch {} bit",
-            path.display(),
-            spec.sample_rate,
-            spec.channels,
-            spec.bits_per_sample
-        )));
-    }
-    r.into_samples::<i16>()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| SttError::BadInput(format!("{}: {e}", path.display())))
-}
+pub use super::wav::read_wav_8k;
 
 /// Parse `labels.csv` (`file,text`, header optional, text may be quoted).
 pub fn read_labels(path: &Path) -> Result<Vec<(String, String)>, SttError> {
@@ -327,6 +320,8 @@ pub fn eval_dir(
         });
     }
     lat.sort_unstable();
+    let right = clips.iter().filter(|c| c.errors == 0).count();
+    let fully_right = right as f64 / clips.len().max(1) as f64;
     let st = engine.stats();
     let inf = st.inference_ms.load(std::sync::atomic::Ordering::Relaxed) as f64;
     let audio = st
@@ -336,6 +331,7 @@ pub fn eval_dir(
     Ok(SttEvalReport {
         model,
         clips,
+        fully_right,
         wer: if words == 0 {
             0.0
         } else {

@@ -17,6 +17,7 @@ pub mod mel;
 pub mod resample;
 pub mod segmenter;
 pub mod session;
+pub mod wav;
 pub mod whisper;
 
 #[cfg(test)]
