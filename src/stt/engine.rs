@@ -38,6 +38,10 @@ pub struct SttStats {
     pub sessions_refused: AtomicU64,
     /// Recognition jobs refused because the queue was full.
     pub jobs_refused: AtomicU64,
+    /// Recognition jobs queued.
+    pub jobs_submitted: AtomicU64,
+    /// Queued jobs a worker has finished with (recognised, or skipped as stale).
+    pub jobs_done: AtomicU64,
     /// Recognitions run.
     pub recognitions: AtomicU64,
     /// Speculative recognitions made stale by resumed speech.
@@ -205,11 +209,12 @@ fn worker(
     while let Some(job) = next_job(&rx) {
         if job.is_stale() {
             stats.stale.fetch_add(1, Ordering::Relaxed);
+            stats.jobs_done.fetch_add(1, Ordering::Release);
             continue;
         }
         let audio = cfg.resampler.upsample(&job.audio);
         let t0 = Instant::now();
-        let res = model.transcribe(state, &audio, &job.language, &cfg);
+        let res = model.transcribe(state, &audio, &job.language, job.first, &cfg);
         let took = t0.elapsed().as_millis() as u64;
         stats.recognitions.fetch_add(1, Ordering::Relaxed);
         stats.inference_ms.fetch_add(took, Ordering::Relaxed);
@@ -231,8 +236,14 @@ fn worker(
                 let v = judge(&t.text, evidence, limits);
                 if std::env::var_os("STT_DEBUG").is_some() {
                     eprintln!(
-                        "DBG {:?} conf={} ns={} {:?} kind={:?}",
-                        t.text, t.confidence, t.no_speech, v, job.kind
+                        "DBG {:?} conf={} ns={} voiced={} secs={} {:?} kind={:?}",
+                        t.text,
+                        t.confidence,
+                        t.no_speech,
+                        evidence.voiced_ms,
+                        evidence.audio_secs,
+                        v,
+                        job.kind
                     );
                 }
                 tracing::debug!(text = %t.text, conf = t.confidence, no_speech = t.no_speech, ?v, took, "stt recognised");
@@ -248,13 +259,17 @@ fn worker(
         }
         let is_final = matches!(job.kind, JobKind::Final);
         job.complete(verdict, is_final);
+        stats.jobs_done.fetch_add(1, Ordering::Release);
     }
 }
 
 /// Try to queue a job; a full queue refuses it (counted and logged, never silent).
 pub(crate) fn submit(tx: &SyncSender<Job>, job: Job, stats: &SttStats) -> bool {
     match tx.try_send(job) {
-        Ok(()) => true,
+        Ok(()) => {
+            stats.jobs_submitted.fetch_add(1, Ordering::Release);
+            true
+        }
         Err(TrySendError::Full(_)) => {
             stats.jobs_refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("stt job refused: recognition queue full");

@@ -38,6 +38,18 @@ fn noise() -> Vec<i16> {
         .collect()
 }
 
+/// 1 s of brown noise (integrated white noise, leaky), like a line's low rumble.
+fn brown_noise() -> Vec<i16> {
+    let mut acc = 0.0f32;
+    noise()
+        .into_iter()
+        .map(|w| {
+            acc = 0.98 * acc + f32::from(w) * 0.2;
+            acc.clamp(-32000.0, 32000.0) as i16
+        })
+        .collect()
+}
+
 #[test]
 fn tags_and_confidence_limits_drop_junk() {
     // 1. Tags alone are empty.
@@ -58,7 +70,12 @@ fn tags_and_confidence_limits_drop_junk() {
         judge("Hello?", ev(0.2, 0.0, 400), LIMITS),
         Err(DropReason::LowConfidence)
     );
-    // 3. Tags around speech are stripped.
+    // 3. Text from audio without a voiced frame is noise.
+    assert_eq!(
+        judge("Yeah.", ev(0.9, 0.0, 20), LIMITS),
+        Err(DropReason::Unvoiced)
+    );
+    // 4. Tags around speech are stripped.
     assert_eq!(
         judge(" Hello? [noise]", ev(0.9, 0.0, 400), LIMITS),
         Ok("Hello?".into())
@@ -67,19 +84,19 @@ fn tags_and_confidence_limits_drop_junk() {
 
 #[test]
 fn silence_phrases_are_dropped_from_noise_but_kept_from_a_voice() {
-    // 1. "Thank you." from unvoiced audio, not confidently heard: a hallucination.
+    // 1. "Thank you." from audio with hardly a voiced frame, not confidently heard: a hallucination.
     assert_eq!(
-        judge("Thank you.", ev(0.5, 0.1, 0), LIMITS),
+        judge("Thank you.", ev(0.5, 0.1, 60), LIMITS),
         Err(DropReason::Hallucination)
     );
     // 2. Confidently heard: kept.
     assert_eq!(
-        judge("Thank you.", ev(0.9, 0.05, 0), LIMITS),
+        judge("Thank you.", ev(0.9, 0.05, 60), LIMITS),
         Ok("Thank you.".into())
     );
-    // 3. A lone "Bye." from noise is dropped; from audio with a voice it reaches the bot.
+    // 3. A lone "Bye." with hardly a voiced frame is dropped; from audio with a voice it reaches the bot.
     assert_eq!(
-        judge("Bye.", ev(0.5, 0.3, 20), LIMITS),
+        judge("Bye.", ev(0.5, 0.3, 60), LIMITS),
         Err(DropReason::Hallucination)
     );
     assert_eq!(judge("Bye.", ev(0.5, 0.3, 240), LIMITS), Ok("Bye.".into()));
@@ -94,6 +111,11 @@ fn silence_phrases_are_dropped_from_noise_but_kept_from_a_voice() {
 fn voiced_time_tells_a_voice_from_noise() {
     assert!(voiced_ms(&vowel()) >= 900, "{}", voiced_ms(&vowel()));
     assert_eq!(voiced_ms(&noise()), 0);
+    assert!(
+        voiced_ms(&brown_noise()) <= 40,
+        "{}",
+        voiced_ms(&brown_noise())
+    );
     assert_eq!(voiced_ms(&[0; 8000]), 0);
 }
 
@@ -146,6 +168,11 @@ fn a_decoding_loop_is_collapsed() {
         "Hello?"
     );
     assert_eq!(collapse_repeats("Hello hello hello", None), "Hello");
+    // 5. A sentence twice over (tiny.en on a 1.5 s "Hello, who is this?").
+    assert_eq!(
+        collapse_repeats("Hello? Who was this? Hello? Who was this?", Some(1.7)),
+        "Hello? Who was this?"
+    );
 }
 
 #[test]

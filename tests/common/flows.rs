@@ -39,6 +39,11 @@ pub struct FlowSetup {
     pub bot_answer_timeout_sec: u32,
     /// `bots[].outbound.dialout_initiated_event`.
     pub dialout_initiated_event: bool,
+    /// Link the repository's speech models into the data directory (machine detection then
+    /// runs with transcripts, as in a deployment with the model installed).
+    pub with_model: bool,
+    /// `bots[].amd.transcript_hold_ms` (None: the default).
+    pub amd_hold_ms: Option<u32>,
 }
 
 impl FlowSetup {
@@ -60,6 +65,8 @@ impl FlowSetup {
             bot_api: BotConfig::default(),
             bot_answer_timeout_sec: 10,
             dialout_initiated_event: false,
+            with_model: false,
+            amd_hold_ms: None,
         }
     }
 }
@@ -98,6 +105,12 @@ impl Flow {
             .unwrap_or_else(|| format!("sip:bot@127.0.0.1:{}", free_udp_port()));
 
         let dir = tempfile::tempdir().unwrap();
+        if s.with_model {
+            let data = dir.path().join("data");
+            std::fs::create_dir_all(&data).unwrap();
+            let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models");
+            std::os::unix::fs::symlink(models, data.join("models")).unwrap();
+        }
         let cert = make_cert(dir.path());
         let yaml = format!(
             r#"server:
@@ -119,7 +132,7 @@ bots:
     sip_uri: "{bot_uri}"
     events_url: "{events_url}"
     token: {BOT_TOKEN}
-    outbound:
+{amd_yaml}    outbound:
       enabled: true
       dialout_initiated_event: {initiated}
       max_cps: 50
@@ -147,6 +160,10 @@ api_clients:
             events_url = bot_api.url(),
             initiated = s.dialout_initiated_event,
             callee_port = callee.sip_port,
+            amd_yaml = s
+                .amd_hold_ms
+                .map(|h| format!("    amd: {{ transcript_hold_ms: {h} }}\n"))
+                .unwrap_or_default(),
         );
         let config_path = dir.path().join("dialgate.yaml");
         std::fs::write(&config_path, yaml).unwrap();
