@@ -148,6 +148,13 @@ pub enum Command {
         /// Decoder prompt (Whisper's initial prompt); empty = none.
         #[arg(long, default_value = "")]
         prompt: String,
+        /// Silence (ms) before a sentence-final speculative result is delivered.
+        #[arg(long, default_value_t = crate::stt::SegmenterConfig::default().final_pause_ms)]
+        final_pause_ms: u32,
+        /// Any other `stt` key as KEY=VALUE (repeatable), e.g. `--set model=base
+        /// --set pad_ms=2000`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Evaluate speech synthesis: speak each line of FILE, recognise it back with the Whisper
     /// model, print word error rate, time to first audio, real-time factor and peak memory.

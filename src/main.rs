@@ -242,7 +242,18 @@ fn main() -> ExitCode {
                         }
                     }
                 };
-                dialgate::amd::eval_corpus_transcribed(&dir, &params, &transcribe)
+                // Recognised once, in simulated real time; audio-only and assisted figures
+                // (and the transcript hold sweep) are scored on the same recognition.
+                dialgate::amd::transcribe_corpus(&dir, &transcribe).and_then(|t| {
+                    let holds = [0, 1000, 2000, 3000, 4000, 6000];
+                    let table = dialgate::amd::compare(&dir, &params, &t, &holds)?;
+                    let refused = engine
+                        .stats()
+                        .jobs_refused
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                    println!("{table}recognition jobs refused (queue full): {refused}\n");
+                    dialgate::amd::eval_corpus_with_transcripts(&dir, &params, &t)
+                })
             } else {
                 dialgate::amd::eval_corpus(&dir, &params)
             };
@@ -273,8 +284,10 @@ fn main() -> ExitCode {
             pause_ms,
             beam,
             prompt,
+            final_pause_ms,
+            set,
         } => {
-            let cfg = dialgate::stt::SttEngineConfig {
+            let mut cfg = dialgate::stt::SttEngineConfig {
                 data_dir,
                 model_path: model,
                 audio_ctx,
@@ -284,8 +297,13 @@ fn main() -> ExitCode {
                 initial_prompt: prompt,
                 ..Default::default()
             };
+            if let Some(e) = set.iter().find_map(|kv| cfg.set(kv).err()) {
+                eprintln!("stt-eval: {e}");
+                return ExitCode::FAILURE;
+            }
             let mut session = dialgate::stt::SttSessionConfig::default();
             session.segmenter.pause_ms = pause_ms;
+            session.segmenter.final_pause_ms = final_pause_ms;
             match dialgate::stt::eval_dir(&dir, cfg, session) {
                 Ok(report) => {
                     println!("{report}");

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::detector::{AmdEvent, AmdResult, Detector};
 use super::dsp::{FRAME_MS, FRAME_SAMPLES};
-use super::labels::{ClipNotes, Label, parse_labels};
+use super::labels::{ClipLabel, ClipNotes, Label, parse_labels};
 use super::params::AmdParams;
 pub use super::report::EvalReport;
 
@@ -255,13 +255,18 @@ pub fn eval_corpus_with(
     opts: &EvalOptions,
 ) -> Result<EvalReport, AmdEvalError> {
     let expect = opts.simulate_transcripts;
-    eval_corpus_by(dir, params, expect, &|notes: &ClipNotes, _: &[i16]| {
-        if opts.simulate_transcripts {
-            transcript_schedule(notes, opts.stt_latency_ms)
-        } else {
-            Vec::new()
-        }
-    })
+    eval_corpus_by(
+        dir,
+        params,
+        expect,
+        &|_: &str, notes: &ClipNotes, _: &[i16]| {
+            if opts.simulate_transcripts {
+                transcript_schedule(notes, opts.stt_latency_ms)
+            } else {
+                Vec::new()
+            }
+        },
+    )
 }
 
 /// Timed transcript texts: (ms from answer when available, text).
@@ -274,17 +279,102 @@ pub fn eval_corpus_transcribed(
     params: &AmdParams,
     transcribe: &dyn Fn(&[i16]) -> Transcript,
 ) -> Result<EvalReport, AmdEvalError> {
-    eval_corpus_by(dir, params, true, &|_: &ClipNotes, samples: &[i16]| {
-        transcribe(samples)
-    })
+    eval_corpus_by(
+        dir,
+        params,
+        true,
+        &|_: &str, _: &ClipNotes, samples: &[i16]| transcribe(samples),
+    )
 }
 
-fn eval_corpus_by(
+/// Each clip's transcript (file name → timed texts), recognised once so that several detector
+/// settings can be scored on the same recognition (the detector is cheap, recognition is not).
+pub type Transcripts = std::collections::HashMap<String, Transcript>;
+
+/// Recognise every clip of the corpus in `dir` with `transcribe` (see
+/// [`eval_corpus_transcribed`]).
+pub fn transcribe_corpus(
+    dir: &Path,
+    transcribe: &dyn Fn(&[i16]) -> Transcript,
+) -> Result<Transcripts, AmdEvalError> {
+    let mut out = Transcripts::new();
+    for l in read_labels(dir)? {
+        let samples = read_wav(&dir.join(&l.file))?;
+        out.insert(l.file, transcribe(&samples));
+    }
+    Ok(out)
+}
+
+/// [`eval_corpus`] fed with transcripts recognised before ([`transcribe_corpus`]).
+pub fn eval_corpus_with_transcripts(
     dir: &Path,
     params: &AmdParams,
-    expect_transcripts: bool,
-    schedule_for: &dyn Fn(&ClipNotes, &[i16]) -> Transcript,
+    transcripts: &Transcripts,
 ) -> Result<EvalReport, AmdEvalError> {
+    eval_corpus_by(
+        dir,
+        params,
+        true,
+        &|file: &str, _: &ClipNotes, _: &[i16]| transcripts.get(file).cloned().unwrap_or_default(),
+    )
+}
+
+/// The audio-only and the transcript-assisted figures side by side, and the assisted ones for
+/// each `transcript_hold_ms` in `holds` (how the default was chosen).
+pub fn compare(
+    dir: &Path,
+    params: &AmdParams,
+    transcripts: &Transcripts,
+    holds: &[u32],
+) -> Result<String, AmdEvalError> {
+    use std::fmt::Write;
+    let audio = eval_corpus(dir, params)?;
+    let assisted = eval_corpus_with_transcripts(dir, params, transcripts)?;
+    let mut out = String::new();
+    let line = |out: &mut String, name: &str, r: &EvalReport| {
+        let (before, beeps) = r.machine_before_beep();
+        let mut td: Vec<f64> = r
+            .rows
+            .iter()
+            .filter(|r| r.correct())
+            .map(|r| r.t_d())
+            .collect();
+        td.sort_by(f64::total_cmp);
+        let median = td.get(td.len() / 2).copied().unwrap_or(0.0);
+        let _ = writeln!(
+            out,
+            "{name:<28} {:>6.1}% {:>9} {:>9} {:>8}/{:<3} {:>8.2} s",
+            r.overall_accuracy() * 100.0,
+            r.human_as_machine_or_fax(),
+            r.machine_as_human(),
+            before,
+            beeps,
+            median
+        );
+    };
+    let _ = writeln!(
+        out,
+        "{:<28} {:>7} {:>9} {:>9} {:>12} {:>10}",
+        "", "correct", "human→mf", "mach→hum", "before beep", "median t_d"
+    );
+    line(&mut out, "audio only", &audio);
+    line(
+        &mut out,
+        &format!("with transcripts (hold {})", params.transcript_hold_ms),
+        &assisted,
+    );
+    for &hold in holds {
+        let p = AmdParams {
+            transcript_hold_ms: hold,
+            ..params.clone()
+        };
+        let r = eval_corpus_with_transcripts(dir, &p, transcripts)?;
+        line(&mut out, &format!("  hold {hold} ms"), &r);
+    }
+    Ok(out)
+}
+
+fn read_labels(dir: &Path) -> Result<Vec<ClipLabel>, AmdEvalError> {
     let labels_path = dir.join("labels.csv");
     let text = std::fs::read_to_string(&labels_path).map_err(|source| AmdEvalError::Io {
         path: labels_path.clone(),
@@ -298,10 +388,20 @@ fn eval_corpus_by(
     if labels.is_empty() {
         return Err(AmdEvalError::Empty(labels_path));
     }
+    Ok(labels)
+}
+
+fn eval_corpus_by(
+    dir: &Path,
+    params: &AmdParams,
+    expect_transcripts: bool,
+    schedule_for: &dyn Fn(&str, &ClipNotes, &[i16]) -> Transcript,
+) -> Result<EvalReport, AmdEvalError> {
+    let labels = read_labels(dir)?;
     let mut rows = Vec::with_capacity(labels.len());
     for l in labels {
         let samples = read_wav(&dir.join(&l.file))?;
-        let schedule = schedule_for(&l.notes, &samples);
+        let schedule = schedule_for(&l.file, &l.notes, &samples);
         rows.push(EvalRow {
             outcome: run_clip_fed(&samples, params, &schedule, expect_transcripts),
             file: l.file,

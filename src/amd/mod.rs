@@ -21,8 +21,9 @@ mod tests;
 
 pub use detector::{AmdEvent, AmdResult, Decision, Detector};
 pub use eval::{
-    AmdEvalError, ClipOutcome, EvalOptions, EvalReport, EvalRow, eval_corpus,
-    eval_corpus_transcribed, eval_corpus_with, run_clip, run_clip_with, transcript_schedule,
+    AmdEvalError, ClipOutcome, EvalOptions, EvalReport, EvalRow, Transcripts, compare, eval_corpus,
+    eval_corpus_transcribed, eval_corpus_with, eval_corpus_with_transcripts, run_clip,
+    run_clip_with, transcribe_corpus, transcript_schedule,
 };
 pub use labels::{ClipLabel, ClipNotes, CsvRecord, Label, LabelsError, parse_csv, parse_labels};
 pub use params::AmdParams;

@@ -19,6 +19,9 @@ use timeline::Timeline;
 const BOT_TOKEN: &str = "demo-bot-token";
 const WEBHOOK_SECRET: &str = "demo-webhook-secret";
 const CLIENT_SECRET: &str = "demo-client-secret";
+/// What the simulated person says on answering: `conf/greeting.wav` is Allison's recording of
+/// it (scripts/make-stt-greetings). With recognition on, the bot must get exactly these words.
+const GREETING_TEXT: &str = "Hello.";
 
 fn demo_yaml(dir: &Path, peers: &SimPeers, recognition: bool) -> String {
     format!(
@@ -122,7 +125,7 @@ pub async fn run_demo(conf_dir: &Path) -> Result<bool, String> {
         peers.callee.local_addr(),
         peers.bot.uri()
     );
-    let result = drive(&app, &peers, ck.cert.pem().as_bytes()).await;
+    let result = drive(&app, &peers, ck.cert.pem().as_bytes(), recognition).await;
     app.shutdown().await;
     peers.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
@@ -135,7 +138,12 @@ fn tempfile_dir() -> Result<std::path::PathBuf, String> {
     Ok(d)
 }
 
-async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8]) -> Result<bool, String> {
+async fn drive(
+    app: &App,
+    peers: &SimPeers,
+    cert_pem: &[u8],
+    recognition: bool,
+) -> Result<bool, String> {
     let mut tl = Timeline::start();
     let mut api = ApiClient::new(&app.api_url(), Some(cert_pem), "demo-dialer", CLIENT_SECRET)?;
     api.login("demo-dialer", CLIENT_SECRET).await?;
@@ -238,6 +246,7 @@ async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8]) -> Result<bool, Str
         tl.at(e.at, "bot SIP", what);
     }
     let mut bot_events = Vec::new();
+    let mut heard = Vec::new();
     for r in peers.bot_api.requests() {
         let what = if let Some(acts) = r.body["activities"].as_array() {
             acts.iter()
@@ -248,7 +257,9 @@ async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8]) -> Result<bool, Str
                     bot_events.push(name.to_owned());
                     match a["type"].as_str() {
                         Some("message") => {
-                            format!("message \"{}\"", a["text"].as_str().unwrap_or(""))
+                            let text = a["text"].as_str().unwrap_or("");
+                            heard.push(crate::stt::eval::normalize(text));
+                            format!("message \"{text}\"")
                         }
                         _ => match a["value"].as_str() {
                             Some(v) => format!("event {name} = {v}"),
@@ -336,6 +347,14 @@ async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8]) -> Result<bool, Str
         bot_events.iter().any(|e| e == "disconnect"),
         "the bot conversation was disconnected",
     );
+    if recognition {
+        let said = crate::stt::eval::normalize(GREETING_TEXT);
+        check(
+            &mut ok,
+            heard.first() == Some(&said),
+            &format!("the bot got the person's greeting as said ({GREETING_TEXT:?})"),
+        );
+    }
     check(
         &mut ok,
         bot_rtp.1 > 25,

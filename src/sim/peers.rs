@@ -22,7 +22,8 @@ pub struct SimPeersOptions {
 }
 
 impl SimPeersOptions {
-    /// Demo defaults: the callee plays `<conf_dir>/greeting.wav`, the bot plays
+    /// Demo defaults: the callee plays `<conf_dir>/greeting.wav` and hangs up 8 s after it, the
+    /// bot plays
     /// `<conf_dir>/bot-prompt.wav`; the Bot API checks `bot_token` and the dialer checks
     /// `webhook_secret` when given.
     pub fn demo(
@@ -32,7 +33,14 @@ impl SimPeersOptions {
     ) -> Result<Self, SimError> {
         let dir = conf_dir.as_ref();
         Ok(SimPeersOptions {
-            callee: SimCalleeOptions::callee().with_wav(dir.join("greeting.wav"))?,
+            // The person waits for an answer after their greeting (8 s, then hangs up): long
+            // enough for their words to be recognised and reach the bot even on a busy machine
+            // (2 s was shorter than one recognition under load, and the bot got nothing).
+            callee: SimCalleeOptions::callee()
+                .with_wav(dir.join("greeting.wav"))?
+                .with_hangup(crate::sim::Hangup::AfterAudio(
+                    std::time::Duration::from_secs(8),
+                )),
             bot: SimCalleeOptions::bot().with_wav(dir.join("bot-prompt.wav"))?,
             bot_api: BotApiOptions {
                 token: bot_token,

@@ -7,7 +7,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::filter::{DropReason, judge};
+use super::filter::{DropReason, Evidence, Limits, judge, voiced_ms};
 use super::session::{Job, JobKind, SttSession};
 use super::whisper::WhisperModel;
 use super::{SttEngineConfig, SttError, SttSessionConfig};
@@ -38,6 +38,10 @@ pub struct SttStats {
     pub sessions_refused: AtomicU64,
     /// Recognition jobs refused because the queue was full.
     pub jobs_refused: AtomicU64,
+    /// Recognition jobs queued.
+    pub jobs_submitted: AtomicU64,
+    /// Queued jobs a worker has finished with (recognised, or skipped as stale).
+    pub jobs_done: AtomicU64,
     /// Recognitions run.
     pub recognitions: AtomicU64,
     /// Speculative recognitions made stale by resumed speech.
@@ -205,11 +209,12 @@ fn worker(
     while let Some(job) = next_job(&rx) {
         if job.is_stale() {
             stats.stale.fetch_add(1, Ordering::Relaxed);
+            stats.jobs_done.fetch_add(1, Ordering::Release);
             continue;
         }
         let audio = cfg.resampler.upsample(&job.audio);
         let t0 = Instant::now();
-        let res = model.transcribe(state, &audio, &job.language, &cfg);
+        let res = model.transcribe(state, &audio, &job.language, job.first, &cfg);
         let took = t0.elapsed().as_millis() as u64;
         stats.recognitions.fetch_add(1, Ordering::Relaxed);
         stats.inference_ms.fetch_add(took, Ordering::Relaxed);
@@ -218,17 +223,27 @@ fn worker(
             .fetch_add(job.audio.len() as u64 / 8, Ordering::Relaxed);
         let verdict = match res {
             Ok(t) => {
-                let v = judge(
-                    &t.text,
-                    t.confidence,
-                    t.no_speech,
-                    cfg.min_confidence,
-                    cfg.max_no_speech,
-                );
+                let evidence = Evidence {
+                    confidence: t.confidence,
+                    no_speech: t.no_speech,
+                    voiced_ms: voiced_ms(&job.audio),
+                    audio_secs: job.audio.len() as f32 / 8000.0,
+                };
+                let limits = Limits {
+                    min_confidence: cfg.min_confidence,
+                    max_no_speech: cfg.max_no_speech,
+                };
+                let v = judge(&t.text, evidence, limits);
                 if std::env::var_os("STT_DEBUG").is_some() {
                     eprintln!(
-                        "DBG {:?} conf={} ns={} {:?} kind={:?}",
-                        t.text, t.confidence, t.no_speech, v, job.kind
+                        "DBG {:?} conf={} ns={} voiced={} secs={} {:?} kind={:?}",
+                        t.text,
+                        t.confidence,
+                        t.no_speech,
+                        evidence.voiced_ms,
+                        evidence.audio_secs,
+                        v,
+                        job.kind
                     );
                 }
                 tracing::debug!(text = %t.text, conf = t.confidence, no_speech = t.no_speech, ?v, took, "stt recognised");
@@ -244,13 +259,17 @@ fn worker(
         }
         let is_final = matches!(job.kind, JobKind::Final);
         job.complete(verdict, is_final);
+        stats.jobs_done.fetch_add(1, Ordering::Release);
     }
 }
 
 /// Try to queue a job; a full queue refuses it (counted and logged, never silent).
 pub(crate) fn submit(tx: &SyncSender<Job>, job: Job, stats: &SttStats) -> bool {
     match tx.try_send(job) {
-        Ok(()) => true,
+        Ok(()) => {
+            stats.jobs_submitted.fetch_add(1, Ordering::Release);
+            true
+        }
         Err(TrySendError::Full(_)) => {
             stats.jobs_refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("stt job refused: recognition queue full");

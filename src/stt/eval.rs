@@ -2,9 +2,11 @@
 //! rate after normalisation, latency from end of speech to final result, real-time factor, peak
 //! memory.
 //!
-//! Method: each clip is fed frame by frame as fast as possible (no sleeping); the session
-//! computes each result's latency as max(silence needed for the decision, silence at submission +
-//! measured queue + inference wall time) — what a real-time feed would see, with real compute.
+//! Method: each clip is fed frame by frame in simulated real time ([`recognise_clip`]: as fast
+//! as possible while the worker is idle, waiting for it when a pause queued a recognition); the
+//! session computes each result's latency as max(silence needed for the decision, silence at
+//! submission + measured queue + inference wall time) — what a real-time feed would see, with
+//! real compute.
 //! Clips run one after another; each clip's text is all its final results joined.
 
 use std::fmt;
@@ -41,6 +43,9 @@ pub struct SttEvalReport {
     pub clips: Vec<ClipResult>,
     /// Overall WER (errors / reference words).
     pub wer: f64,
+    /// Share of clips recognised without a word error (a clip with an empty reference counts
+    /// when nothing was recognised).
+    pub fully_right: f64,
     /// Latency of all final results, p50 / p90, ms.
     pub latency_p50_ms: u64,
     /// See `latency_p50_ms`.
@@ -70,7 +75,14 @@ impl fmt::Display for SttEvalReport {
             )?;
         }
         writeln!(f, "model {}  clips {}", self.model, self.clips.len())?;
-        writeln!(f, "WER {:.1}%", self.wer * 100.0)?;
+        writeln!(
+            f,
+            "WER {:.1}%  fully right {:.1}% ({}/{})",
+            self.wer * 100.0,
+            self.fully_right * 100.0,
+            self.clips.iter().filter(|c| c.errors == 0).count(),
+            self.clips.len()
+        )?;
         writeln!(
             f,
             "latency end-of-speech -> final: p50 {} ms, p90 {} ms",
@@ -187,24 +199,7 @@ pub fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Read an 8 kHz mono 16-bit WAV.
-pub fn read_wav_8k(path: &Path) -> Result<Vec<i16>, SttError> {
-    let r = hound::WavReader::open(path)
-        .map_err(|e| SttError::BadInput(format!("{}: {e}", path.display())))?;
-    let spec = r.spec();
-    if spec.sample_rate != 8000 || spec.channels != 1 || spec.bits_per_sample != 16 {
-        return Err(SttError::BadInput(format!(
-            "{}: need 8 kHz mono 16-bit, got {} Hz {} ch {} bit",
-            path.display(),
-            spec.sample_rate,
-            spec.channels,
-            spec.bits_per_sample
-        )));
-    }
-    r.into_samples::<i16>()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| SttError::BadInput(format!("{}: {e}", path.display())))
-}
+pub use super::wav::read_wav_8k;
 
 /// Parse `labels.csv` (`file,text`, header optional, text may be quoted).
 pub fn read_labels(path: &Path) -> Result<Vec<(String, String)>, SttError> {
@@ -231,22 +226,43 @@ pub fn read_labels(path: &Path) -> Result<Vec<(String, String)>, SttError> {
     Ok(out)
 }
 
-/// Run one clip through a session and collect its final results (text, latency).
+/// Waits (bounded: 60 s) until the engine's workers have finished every queued job.
+fn wait_for_workers(engine: &SttEngine) {
+    use std::sync::atomic::Ordering::Acquire;
+    let st = engine.stats();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while st.jobs_done.load(Acquire) < st.jobs_submitted.load(Acquire) && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Run one clip through a session as a call would feed it, and collect its final results.
+///
+/// Simulated real time: frames go in as fast as possible while the worker is idle, but when a
+/// frame makes the session queue a recognition (one per pause, as in a call), feeding stops
+/// until the worker is done with it, and the session applies the result at the audio time it
+/// was queued ([`SttSessionConfig::simulated_clock`]) — what an idle machine does, where a
+/// recognition ends within the pause. So no job waits behind a burst the clock could not have
+/// produced ("recognition queue full" never happens), the texts do not depend on how loaded
+/// the evaluating machine is, and each result's latency is its decision silence plus the
+/// measured queue and inference time.
 pub fn recognise_clip(
     engine: &SttEngine,
     samples: &[i16],
-    cfg: SttSessionConfig,
+    mut cfg: SttSessionConfig,
 ) -> Result<Vec<super::SttResult>, SttError> {
+    cfg.simulated_clock = true;
     let mut session = engine.session(cfg)?;
     let mut rx = session
         .results()
         .ok_or_else(|| SttError::Engine("results already taken".into()))?;
-    for chunk in samples.chunks(FRAME_SAMPLES) {
-        session.push_frame(chunk);
-    }
+    let silence = [0i16; FRAME_SAMPLES];
     // Trailing silence so the last utterance always reaches its end-of-speech decision.
-    for _ in 0..50 {
-        session.push_frame(&[0; FRAME_SAMPLES]);
+    let trailer = std::iter::repeat_n(&silence[..], 50);
+    for chunk in samples.chunks(FRAME_SAMPLES).chain(trailer) {
+        session.push_frame(chunk);
+        wait_for_workers(engine);
     }
     drop(session);
     let mut out = Vec::new();
@@ -327,6 +343,8 @@ pub fn eval_dir(
         });
     }
     lat.sort_unstable();
+    let right = clips.iter().filter(|c| c.errors == 0).count();
+    let fully_right = right as f64 / clips.len().max(1) as f64;
     let st = engine.stats();
     let inf = st.inference_ms.load(std::sync::atomic::Ordering::Relaxed) as f64;
     let audio = st
@@ -336,6 +354,7 @@ pub fn eval_dir(
     Ok(SttEvalReport {
         model,
         clips,
+        fully_right,
         wer: if words == 0 {
             0.0
         } else {

@@ -1,6 +1,7 @@
 //! Drops what Whisper invents from silence or noise: bracketed tags (`[BLANK_AUDIO]`, `(music)`),
-//! known silence hallucinations ("Thank you.") when not confidently heard, low confidence, and
-//! high no-speech probability.
+//! known silence hallucinations ("Thank you.") when not confidently heard and the audio has no
+//! voiced sound, low confidence, and high no-speech probability. Collapses decoding loops while
+//! keeping a phrase a person really said twice ("Hello, hello?").
 
 /// Phrases Whisper is known to produce from silence/noise (normalised: lower case, no punctuation).
 const SILENCE_PHRASES: &[&str] = &[
@@ -13,6 +14,44 @@ const SILENCE_PHRASES: &[&str] = &[
     "please subscribe",
     "the end",
 ];
+
+/// Silence phrases that are also plausible things to say on the phone: kept when the audio had
+/// voiced sound (a lone "Hi." misheard as "Bye." must still reach the bot as something said).
+const PLAUSIBLE_PHRASES: &[&str] = &["bye", "thank you"];
+
+/// Voiced time (ms) from which the audio counts as having a voice in it (a short "Hi" has
+/// 100–200 ms of voiced frames, 100 ms under line noise; line noise and clicks have none).
+pub const VOICE_MS: u32 = 80;
+
+/// Less voiced time than this (ms) and nothing was said: the segmenter let a noise burst
+/// through, and any text is invented (tiny.en made "Yeah." of the line noise after a greeting).
+pub const MIN_VOICED_MS: u32 = 40;
+
+/// Words per second of audio above which several copies of one phrase cannot have been said:
+/// they are a decoding loop (fast speech is ~4 words/s).
+const MAX_WORDS_PER_SEC: f32 = 4.5;
+
+/// What the recogniser and the audio say about one utterance, for [`judge`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evidence {
+    /// Mean probability of the text tokens.
+    pub confidence: f32,
+    /// Whisper's no-speech probability.
+    pub no_speech: f32,
+    /// Voiced (periodic, loud enough) time in the utterance, ms ([`voiced_ms`]).
+    pub voiced_ms: u32,
+    /// Length of the utterance's audio, seconds.
+    pub audio_secs: f32,
+}
+
+/// The limits [`judge`] applies (from the engine configuration).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Results with a lower mean token probability are dropped.
+    pub min_confidence: f32,
+    /// Results with a higher no-speech probability are dropped.
+    pub max_no_speech: f32,
+}
 
 /// Remove bracketed/parenthesised/starred tags and trim.
 pub fn strip_tags(text: &str) -> String {
@@ -47,27 +86,96 @@ pub fn simple_norm(text: &str) -> String {
         .join(" ")
 }
 
-/// Whisper with a shortened window can loop ("Hello? Hello? Hello? ..."): keep one copy when the
-/// text is a phrase repeated (the last copy may be cut off). The token limit often stops the loop
-/// inside its first repeat ("Nobody is available … at the moment. Nobody is available … at the"),
-/// so a partial second copy counts when it is at least three words long.
-pub fn collapse_repeats(text: &str) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
+/// How `norm` (normalised words) repeats with `period`: `Some((whole copies, cut-off tail
+/// words))` when every word after the first copy repeats it (the last may be cut inside a word).
+fn repetition(norm: &[String], period: usize) -> Option<(usize, usize)> {
+    let last = norm.len() - 1;
+    let repeats = norm.iter().enumerate().skip(period).all(|(i, w)| {
+        *w == norm[i % period] || (i == last && norm[i % period].starts_with(w.as_str()))
+    });
+    let cut_word = norm[last] != norm[last % period];
+    let whole = norm.len() / period - usize::from(cut_word && norm.len().is_multiple_of(period));
+    repeats.then_some((whole, norm.len() - whole * period))
+}
+
+/// Keeps one copy of a phrase Whisper looped on ("Hello? Hello? Hello? Hel"), but not of a
+/// phrase a person said twice ("Hello, hello?", "Yes, yes."). A loop shows itself by:
+/// - a cut-off copy at the end: the token limit stopped the loop ("Yes, speaking. Yes,
+///   speaking. Yes"; "Nobody is available … at the moment. Nobody is available … at the" — a
+///   partial copy counts when it is at least three words or ends inside a word);
+/// - whole copies of a phrase of two or more words;
+/// - whole copies of one word packed faster than anyone speaks (`audio_secs`, when known;
+///   without it three copies are taken as a loop).
+///
+/// One word said twice (or three times, at a speaking pace) is kept: that is "hello, hello".
+pub fn collapse_repeats(text: &str, audio_secs: Option<f32>) -> String {
+    let all: Vec<&str> = text.split_whitespace().collect();
+    // Punctuation standing alone ("Hello -") is no word of a copy.
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .filter(|w| !simple_norm(w).is_empty())
+        .collect();
     let norm: Vec<String> = words.iter().map(|w| simple_norm(w)).collect();
     for period in 1..words.len() {
-        let tail = words.len() - period;
-        if tail < period && tail < 3 {
+        let Some((whole, tail)) = repetition(&norm, period) else {
             continue;
-        }
-        let last = norm.len() - 1;
-        let repeats = norm.iter().enumerate().skip(period).all(|(i, w)| {
-            *w == norm[i % period] || (i == last && norm[i % period].starts_with(w.as_str()))
-        });
-        if repeats {
+        };
+        let cut_inside_word = tail > 0 && norm[norm.len() - 1] != norm[(norm.len() - 1) % period];
+        let partial_loop = tail > 0 && (tail >= 3 || cut_inside_word || whole >= 2);
+        let too_fast = match audio_secs {
+            Some(s) => words.len() as f32 > s * MAX_WORDS_PER_SEC,
+            None => whole >= 3,
+        };
+        // Whole copies: a word said twice is "hello, hello"; a sentence said twice over in one
+        // breath is what tiny.en does to a short greeting ("Hello? Who was this? Hello? Who was
+        // this?"), and collapsing a real one loses no meaning.
+        let many_loop = tail == 0 && whole >= 2 && (period >= 2 || too_fast);
+        if partial_loop || many_loop {
             return words[..period].join(" ");
         }
     }
-    words.join(" ")
+    all.join(" ")
+}
+
+/// Voiced time in 8 kHz audio, ms: 20 ms frames that, after pre-emphasis, are louder than
+/// -45 dBFS and whose normalised autocorrelation peaks above 0.5 at a pitch lag (2.5–12.5 ms,
+/// 80–400 Hz). Vowels are periodic; hiss, line noise and clicks are not. Pre-emphasis
+/// (x[n] − 0.95·x[n−1]) whitens pink and brown noise, whose low-frequency energy otherwise
+/// correlates at pitch lags (measured on the greeting set: 700 ms of 700 ms of noise counted as
+/// voiced without it, 0 with it; the spoken words keep 100–700 ms).
+pub fn voiced_ms(samples: &[i16]) -> u32 {
+    const N: usize = 160;
+    const MIN_ENERGY: f64 = 160.0 * 183.0 * 183.0; // -45 dBFS mean square over a frame
+    let mut prev = 0.0;
+    let emphasised: Vec<f64> = samples
+        .iter()
+        .map(|&s| {
+            let v = f64::from(s);
+            let out = v - 0.95 * prev;
+            prev = v;
+            out
+        })
+        .collect();
+    let mut voiced = 0u32;
+    for x in emphasised.chunks_exact(N) {
+        let e0: f64 = x.iter().map(|v| v * v).sum();
+        if e0 < MIN_ENERGY {
+            continue;
+        }
+        let best = (20..=100)
+            .map(|lag| {
+                let (a, b) = (&x[..N - lag], &x[lag..]);
+                let num: f64 = a.iter().zip(b).map(|(p, q)| p * q).sum();
+                let ea: f64 = a.iter().map(|v| v * v).sum();
+                let eb: f64 = b.iter().map(|v| v * v).sum();
+                num / (ea * eb).sqrt().max(1.0)
+            })
+            .fold(f64::MIN, f64::max);
+        if best > 0.5 {
+            voiced += 20;
+        }
+    }
+    voiced
 }
 
 /// Why a recognition was dropped (for counters and logs).
@@ -81,86 +189,34 @@ pub enum DropReason {
     LowConfidence,
     /// A known silence hallucination, not confidently heard.
     Hallucination,
+    /// The audio had (almost) no voiced sound: noise, whatever the text.
+    Unvoiced,
 }
 
 /// Keep (Ok(cleaned text)) or drop a recognition.
-pub fn judge(
-    text: &str,
-    confidence: f32,
-    no_speech: f32,
-    min_conf: f32,
-    max_no_speech: f32,
-) -> Result<String, DropReason> {
-    let cleaned = collapse_repeats(&strip_tags(text));
+pub fn judge(text: &str, ev: Evidence, limits: Limits) -> Result<String, DropReason> {
+    let cleaned = collapse_repeats(&strip_tags(text), Some(ev.audio_secs));
     let norm = simple_norm(&cleaned);
     if norm.is_empty() {
         return Err(DropReason::Empty);
     }
-    if no_speech > max_no_speech {
+    if ev.no_speech > limits.max_no_speech {
         return Err(DropReason::NoSpeech);
     }
-    if confidence < min_conf {
+    if ev.voiced_ms < MIN_VOICED_MS {
+        return Err(DropReason::Unvoiced);
+    }
+    if ev.confidence < limits.min_confidence {
         return Err(DropReason::LowConfidence);
     }
-    if SILENCE_PHRASES.contains(&norm.as_str()) && (confidence < 0.75 || no_speech > 0.2) {
+    let doubtful = ev.confidence < 0.75 || ev.no_speech > 0.2;
+    let voiced = ev.voiced_ms >= VOICE_MS && PLAUSIBLE_PHRASES.contains(&norm.as_str());
+    if SILENCE_PHRASES.contains(&norm.as_str()) && doubtful && !voiced {
         return Err(DropReason::Hallucination);
     }
     Ok(cleaned)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tags_and_silence_phrases_are_dropped() {
-        assert_eq!(
-            judge("[BLANK_AUDIO]", 0.9, 0.0, 0.4, 0.6),
-            Err(DropReason::Empty)
-        );
-        assert_eq!(
-            judge(" (music) ", 0.9, 0.0, 0.4, 0.6),
-            Err(DropReason::Empty)
-        );
-        assert_eq!(
-            judge("Thank you.", 0.5, 0.1, 0.4, 0.6),
-            Err(DropReason::Hallucination)
-        );
-        assert_eq!(
-            judge("Hello?", 0.9, 0.7, 0.4, 0.6),
-            Err(DropReason::NoSpeech)
-        );
-        assert_eq!(
-            judge("Hello?", 0.2, 0.0, 0.4, 0.6),
-            Err(DropReason::LowConfidence)
-        );
-        assert_eq!(
-            judge(" Hello? [noise]", 0.9, 0.0, 0.4, 0.6),
-            Ok("Hello?".into())
-        );
-        assert_eq!(
-            judge("Thank you.", 0.9, 0.05, 0.4, 0.6),
-            Ok("Thank you.".into())
-        );
-        assert_eq!(collapse_repeats("Hello? Hello? Hello? Hel"), "Hello?");
-        assert_eq!(
-            collapse_repeats("Yes, speaking. Yes, speaking. Yes"),
-            "Yes, speaking."
-        );
-        assert_eq!(collapse_repeats("I said yes yes"), "I said yes yes");
-        // Cut off inside the first repeat (a 10-word sentence, 9 words of its copy).
-        assert_eq!(
-            collapse_repeats(
-                "Nobody is available to take your call at the moment. Nobody is available to take your call at the"
-            ),
-            "Nobody is available to take your call at the moment."
-        );
-        // A partial copy of one or two words is not enough evidence of a loop.
-        assert_eq!(collapse_repeats("Who is this? Who"), "Who is this? Who");
-        assert_eq!(collapse_repeats("Yes, I can. Yes, I"), "Yes, I can. Yes, I");
-        assert_eq!(
-            collapse_repeats("This is Mark, this is"),
-            "This is Mark, this is"
-        );
-    }
-}
+#[path = "filter_tests.rs"]
+mod tests;

@@ -17,6 +17,7 @@ pub mod mel;
 pub mod resample;
 pub mod segmenter;
 pub mod session;
+pub mod wav;
 pub mod whisper;
 
 #[cfg(test)]
@@ -75,8 +76,11 @@ impl SttError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SttEngineConfig {
-    /// ggml model file; default `<data_dir>/models/ggml-tiny.en.bin`.
+    /// ggml model file; default `<data_dir>/models/ggml-<model>.bin`.
     pub model_path: Option<PathBuf>,
+    /// Which installed model to use when `model_path` is not set: `tiny.en` (default, fastest)
+    /// or `base` (installed by `scripts/setup-model base`; more accurate, slower).
+    pub model: String,
     /// Data directory used for the default model path.
     pub data_dir: PathBuf,
     /// Recognition worker threads (each holds one whisper state). Default 1.
@@ -105,6 +109,18 @@ pub struct SttEngineConfig {
     /// Text given to the decoder as preceding context (Whisper's "initial prompt"); it
     /// biases spelling and style. Empty = none.
     pub initial_prompt: String,
+    /// Utterances shorter than this are padded with silence to it, ms. Default 1100.
+    pub pad_ms: u32,
+    /// Temperature step of Whisper's fallback when a decode looks bad (0 = no fallback).
+    pub temperature_inc: f32,
+    /// Utterances shorter than this (ms, as recognised: speech + pre-roll + pause) are taken as
+    /// a greeting: they cannot decode to digits (tiny.en heard "Hi." as "5") and are decoded
+    /// after `short_prompt`. 0 = no special case. Default 2000.
+    pub short_utterance_ms: u32,
+    /// Decoder prompt for a session's first utterance when it is short (see
+    /// `short_utterance_ms`); it biases tiny.en toward telephone greetings. Empty = none.
+    /// Default "Hello? Hi. Yes? Speaking.".
+    pub short_prompt: String,
 }
 
 impl Default for SttEngineConfig {
@@ -124,16 +140,57 @@ impl Default for SttEngineConfig {
             max_no_speech: 0.60,
             beam_size: 1,
             initial_prompt: String::new(),
+            pad_ms: 1100,
+            temperature_inc: 0.0,
+            short_utterance_ms: 2000,
+            short_prompt: "Hello? Hi. Yes? Speaking.".into(),
+            model: "tiny.en".into(),
         }
     }
 }
 
+fn parse_value<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, SttError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| SttError::BadInput(format!("{key}: cannot use {value:?}")))
+}
+
 impl SttEngineConfig {
+    /// Set one decoder key from `key=value` text (the YAML key names), for `stt-eval --set`.
+    pub fn set(&mut self, assignment: &str) -> Result<(), SttError> {
+        let Some((key, value)) = assignment.split_once('=') else {
+            return Err(SttError::BadInput(format!(
+                "{assignment:?}: expected key=value"
+            )));
+        };
+        let key = key.trim();
+        match key {
+            "model" => self.model = value.trim().to_owned(),
+            "initial_prompt" => self.initial_prompt = value.to_owned(),
+            "audio_ctx" => self.audio_ctx = parse_value(key, value)?,
+            "audio_ctx_margin" => self.audio_ctx_margin = parse_value(key, value)?,
+            "audio_ctx_min" => self.audio_ctx_min = parse_value(key, value)?,
+            "beam_size" => self.beam_size = parse_value(key, value)?,
+            "min_confidence" => self.min_confidence = parse_value(key, value)?,
+            "max_no_speech" => self.max_no_speech = parse_value(key, value)?,
+            "pad_ms" => self.pad_ms = parse_value(key, value)?,
+            "temperature_inc" => self.temperature_inc = parse_value(key, value)?,
+            "short_utterance_ms" => self.short_utterance_ms = parse_value(key, value)?,
+            "short_prompt" => self.short_prompt = value.to_owned(),
+            "threads_per_job" => self.threads_per_job = parse_value(key, value)?,
+            _ => return Err(SttError::BadInput(format!("unknown stt key {key:?}"))),
+        }
+        Ok(())
+    }
+
     /// Where the model is looked for.
     pub fn model_file(&self) -> PathBuf {
-        self.model_path
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("models").join("ggml-tiny.en.bin"))
+        self.model_path.clone().unwrap_or_else(|| {
+            self.data_dir
+                .join("models")
+                .join(format!("ggml-{}.bin", self.model))
+        })
     }
 }
 
@@ -151,6 +208,11 @@ pub struct SttSessionConfig {
     pub active: bool,
     /// Capacity of the result channel; results beyond it are dropped and counted.
     pub result_capacity: usize,
+    /// Evaluation only ([`eval::recognise_clip`], which stops the feed while a recognition
+    /// runs): delivery rules see a result at the audio time it was queued, as on an idle machine
+    /// where recognition ends within the pause; `latency_ms` still adds the measured compute.
+    #[serde(skip)]
+    pub simulated_clock: bool,
 }
 
 impl Default for SttSessionConfig {
@@ -161,6 +223,7 @@ impl Default for SttSessionConfig {
             partials: false,
             active: true,
             result_capacity: 32,
+            simulated_clock: false,
         }
     }
 }

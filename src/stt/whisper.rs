@@ -25,6 +25,32 @@ pub struct WhisperModel {
     ctx: WhisperContext,
     /// Model kind, e.g. `tiny.en`.
     pub name: String,
+    /// Text tokens that hold a digit ("5", " 20", "3rd"), suppressed on very short utterances.
+    digit_tokens: Vec<i32>,
+}
+
+/// whisper.cpp's logits filter: `user_data` is the model's `digit_tokens` (a `Vec<i32>`).
+///
+/// # Safety
+/// `logits` holds the vocabulary's logits and `user_data` points at a live `Vec<i32>` of ids
+/// below the vocabulary size (both guaranteed by [`WhisperModel::transcribe`]).
+unsafe extern "C" fn suppress_digits(
+    ctx: *mut whisper_rs_sys::whisper_context,
+    _state: *mut whisper_rs_sys::whisper_state,
+    _tokens: *const whisper_rs_sys::whisper_token_data,
+    _n_tokens: std::os::raw::c_int,
+    logits: *mut f32,
+    user_data: *mut std::ffi::c_void,
+) {
+    if logits.is_null() || user_data.is_null() || ctx.is_null() {
+        return;
+    }
+    // SAFETY: see the function's contract; the ids were checked against n_vocab at load.
+    let ids = unsafe { &*(user_data as *const Vec<i32>) };
+    for &id in ids {
+        // SAFETY: id < n_vocab, the length of the logits array.
+        unsafe { *logits.add(id as usize) = f32::NEG_INFINITY };
+    }
 }
 
 impl WhisperModel {
@@ -45,7 +71,18 @@ impl WhisperModel {
             .map(|s| s.into_owned())
             .unwrap_or_default();
         let name = format!("{kind}{}", if ctx.is_multilingual() { "" } else { ".en" });
-        Ok(Self { ctx, name })
+        let eot = ctx.token_eot().min(ctx.n_vocab());
+        let digit_tokens = (0..eot)
+            .filter(|&id| {
+                ctx.token_to_bytes(id)
+                    .is_ok_and(|b| b.iter().any(u8::is_ascii_digit))
+            })
+            .collect();
+        Ok(Self {
+            ctx,
+            name,
+            digit_tokens,
+        })
     }
 
     /// A decoding state for one worker.
@@ -55,12 +92,14 @@ impl WhisperModel {
             .map_err(|e| SttError::Engine(format!("create state: {e}")))
     }
 
-    /// Recognise 16 kHz audio.
+    /// Recognise 16 kHz audio; `first`: nothing was delivered in the session yet, so a short
+    /// utterance is likely the person's greeting.
     pub fn transcribe(
         &self,
         state: &mut WhisperState,
         pcm16k: &[f32],
         language: &str,
+        first: bool,
         cfg: &SttEngineConfig,
     ) -> Result<Transcript, SttError> {
         let strategy = if cfg.beam_size > 1 {
@@ -88,12 +127,31 @@ impl WhisperModel {
         p.set_print_realtime(false);
         p.set_print_special(false);
         p.set_print_timestamps(false);
-        // No temperature fallback: bounded latency; junk is filtered afterwards.
-        p.set_temperature_inc(0.0);
-        if !cfg.initial_prompt.is_empty() {
-            p.set_initial_prompt(&cfg.initial_prompt);
-        }
+        // Temperature fallback (off by default: bounded latency; junk is filtered afterwards).
+        p.set_temperature_inc(cfg.temperature_inc);
         let secs = pcm16k.len() as f32 / 16000.0;
+        let short = (secs * 1000.0) < cfg.short_utterance_ms as f32;
+        // The greeting prompt only for a session's first words: given to the rest of a phrase
+        // cut at a pause ("Hello," … "who is this?") it made "Hello." of "who is this".
+        let prompt = if short && first && !cfg.short_prompt.is_empty() {
+            &cfg.short_prompt
+        } else {
+            &cfg.initial_prompt
+        };
+        if !prompt.is_empty() {
+            p.set_initial_prompt(prompt);
+        }
+        if short && !self.digit_tokens.is_empty() {
+            // A second of speech holds no phone number; tiny.en hears "Hi." as "5".
+            // SAFETY: the callback only reads `digit_tokens` (alive as long as `self`, which
+            // outlives this call) and writes within the logits array (ids < n_vocab).
+            unsafe {
+                p.set_filter_logits_callback(Some(suppress_digits));
+                p.set_filter_logits_callback_user_data(
+                    &self.digit_tokens as *const Vec<i32> as *mut std::ffi::c_void,
+                );
+            }
+        }
         // Speech is ~3 words (≈4 tokens) per second; a tight bound stops repetition loops early.
         p.set_max_tokens((secs * 5.0).ceil() as i32 + 4);
         let ctx = if cfg.audio_ctx > 0 {
@@ -106,10 +164,11 @@ impl WhisperModel {
             p.set_audio_ctx(ctx);
         }
         // whisper.cpp wants at least ~1 s; pad short utterances with silence.
+        let min_len = cfg.pad_ms as usize * 16;
         let mut audio;
-        let data = if pcm16k.len() < 16_000 + 1600 {
+        let data = if pcm16k.len() < min_len {
             audio = pcm16k.to_vec();
-            audio.resize(16_000 + 1600, 0.0);
+            audio.resize(min_len, 0.0);
             &audio[..]
         } else {
             pcm16k

@@ -43,6 +43,11 @@ pub struct FlowSetup {
     pub bot_token: String,
     /// A text bot: no `sip_uri` (dialgate speaks its messages); `bot` is ignored.
     pub text_bot: bool,
+    /// Link the repository's speech models into the data directory (machine detection then
+    /// runs with transcripts, as in a deployment with the model installed).
+    pub with_model: bool,
+    /// `bots[].amd.transcript_hold_ms` (None: the default).
+    pub amd_hold_ms: Option<u32>,
 }
 
 impl FlowSetup {
@@ -66,6 +71,8 @@ impl FlowSetup {
             dialout_initiated_event: false,
             bot_token: BOT_TOKEN.into(),
             text_bot: false,
+            with_model: false,
+            amd_hold_ms: None,
         }
     }
 }
@@ -105,13 +112,18 @@ impl Flow {
 
         let dir = tempfile::tempdir().unwrap();
         let cert = make_cert(dir.path());
-        if s.text_bot {
-            // The voice (and the recogniser) from the repository's data directory, which
-            // scripts/setup-model fills.
+        // The repository's speech models (machine detection with transcripts) and, for a text
+        // bot, its voice's runtime, linked into the data directory: scripts/setup-model fills them.
+        let links: &[&str] = match (s.with_model, s.text_bot) {
+            (_, true) => &["models", "runtime"],
+            (true, false) => &["models"],
+            (false, false) => &[],
+        };
+        if !links.is_empty() {
             let repo_data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
             let data = dir.path().join("data");
             std::fs::create_dir_all(&data).unwrap();
-            for sub in ["models", "runtime"] {
+            for sub in links {
                 std::os::unix::fs::symlink(repo_data.join(sub), data.join(sub)).unwrap();
             }
         }
@@ -135,7 +147,7 @@ bots:
     name: Flow Bot
 {sip_uri_line}    events_url: "{events_url}"
     token: {bot_token}
-    outbound:
+{amd_yaml}    outbound:
       enabled: true
       dialout_initiated_event: {initiated}
       max_cps: 50
@@ -169,6 +181,10 @@ api_clients:
                 format!("    sip_uri: \"{bot_uri}\"\n")
             },
             callee_port = callee.sip_port,
+            amd_yaml = s
+                .amd_hold_ms
+                .map(|h| format!("    amd: {{ transcript_hold_ms: {h} }}\n"))
+                .unwrap_or_default(),
         );
         let config_path = dir.path().join("dialgate.yaml");
         std::fs::write(&config_path, yaml).unwrap();
