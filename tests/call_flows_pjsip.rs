@@ -647,7 +647,8 @@ async fn a_text_bots_reply_is_heard_by_the_person() {
     let mut setup = FlowSetup::new(rtp, peer_rtp, "200");
     setup.text_bot = true;
     setup.callee.record = Some("heard.wav".into());
-    let text = "Hello, this is Acme calling about your order.";
+    // Plain words: Whisper tiny hears brand names loosely ("Acme" → "acne").
+    let text = "Hello, we are calling about your order from last week.";
     setup.bot_api.replies = vec![BotReply::on_event("start", vec![activity::message(text)])];
     let flow = Flow::start(setup).await;
     let id = flow.dial(json!({})).await;
@@ -682,7 +683,7 @@ async fn a_text_bots_reply_is_heard_by_the_person() {
     // or two blur ("calling" → "collin"); the bot's reply must still be plainly heard.
     let errors = dialgate::stt::eval::word_errors(&want, &got);
     assert!(
-        errors * 100 <= want.len() * 40 && got.iter().any(|w| w == "acme"),
+        errors * 100 <= want.len() * 40 && got.iter().any(|w| w == "order"),
         "said {want:?}, heard {got:?}"
     );
 
@@ -690,6 +691,6 @@ async fn a_text_bots_reply_is_heard_by_the_person() {
     let r = flow.wait_record_settled(&id).await;
     assert_in_order(&timeline(&r), &["connected", "speak", "completed"]);
     let said = r["timeline"].to_string();
-    assert!(said.contains("Acme calling"), "{said}");
+    assert!(said.contains("calling about your order"), "{said}");
     flow.stop().await;
 }

@@ -65,6 +65,7 @@ fn setup(carrier: &SimCallee, sink: &Sink) -> Setup {
   http: {{ listen: "127.0.0.1:{port}", plain_http: true }}
   rtp: {{ port_min: 27600, port_max: 27999 }}
   data_dir: {data}
+  notify_allow: [127.0.0.0/8]
 bots:
   - id: b
     name: B

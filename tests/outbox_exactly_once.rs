@@ -26,7 +26,7 @@ fn config(dir: &Path, max_concurrent: u32, per_destination: u32) -> Arc<ConfigSt
     std::fs::write(
         &path,
         format!(
-            "server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:0\" }} ]\n  http: {{ listen: \"127.0.0.1:0\", plain_http: true }}\n  data_dir: {}\n  outbox: {{ max_concurrent: {max_concurrent}, max_per_destination: {per_destination}, connect_timeout_ms: 2000 }}\n",
+            "server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:0\" }} ]\n  http: {{ listen: \"127.0.0.1:0\", plain_http: true }}\n  data_dir: {}\n  notify_allow: [127.0.0.0/8]\n  outbox: {{ max_concurrent: {max_concurrent}, max_per_destination: {per_destination}, connect_timeout_ms: 2000 }}\n",
             dir.join("data").display()
         ),
     )

@@ -33,6 +33,7 @@ fn yaml(
   http: {{ listen: "127.0.0.1:0", plain_http: true }}
   rtp: {{ port_min: 27400, port_max: 27599 }}
   data_dir: {data}
+  notify_allow: [127.0.0.0/8]
 sip_connections:
   - {{ id: c, name: C, address: "{carrier}" }}
 routing_rules:
