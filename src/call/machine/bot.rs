@@ -174,10 +174,24 @@ impl CallMachine {
     /// A text bot's prompt: played once the person is connected to the bot (nothing is played
     /// before the answer), queued until then.
     fn prompt(&mut self, p: Prompt) {
-        if matches!(self.phase, Phase::Connected) {
+        if matches!(self.phase, Phase::Connected) && !self.awaiting_beep {
             self.play(p);
         } else {
             self.pending_prompts.push(p);
+        }
+    }
+
+    /// The beep came (or the wait for it ended): the held prompts play now.
+    pub(super) fn release_after_beep(&mut self) {
+        if !self.awaiting_beep {
+            return;
+        }
+        self.awaiting_beep = false;
+        self.timers.cancel(TimerKind::BeepWait);
+        if matches!(self.phase, Phase::Connected) {
+            for p in std::mem::take(&mut self.pending_prompts) {
+                self.play(p);
+            }
         }
     }
 
@@ -265,6 +279,13 @@ impl CallMachine {
             self.emit(Output::StopRecognition);
         }
         self.push_bot_event(BotEvent::MachineDetection { value: result });
+        if result == AmdResult::Machine && self.cfg.text_bot && mode == AmdMode::Detect {
+            // A voicemail: what the text bot says next (its message for the mailbox) waits for
+            // the beep, or a bounded time when no beep is heard.
+            self.awaiting_beep = true;
+            self.timers
+                .set(TimerKind::BeepWait, now + self.cfg.beep_wait);
+        }
         if mode == AmdMode::Disconnect && matches!(result, AmdResult::Machine | AmdResult::Fax) {
             let text = match result {
                 AmdResult::Fax => "fax detected",
@@ -286,6 +307,7 @@ impl CallMachine {
     pub(super) fn on_beep(&mut self) {
         if self.is_answered_phase() && self.cfg.machine_detection != AmdMode::Disabled {
             self.push_bot_event(BotEvent::Beep);
+            self.release_after_beep();
         } else {
             self.ignore("beep not expected");
         }

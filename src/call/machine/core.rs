@@ -80,6 +80,8 @@ pub struct CallMachine {
     pub(super) pending_prompts: Vec<super::types::Prompt>,
     /// Prompts handed to the player whose end has not been reported yet.
     pub(super) playing: bool,
+    /// A voicemail answered: a text bot's prompts wait for the beep.
+    pub(super) awaiting_beep: bool,
     /// Activity labels already noted as not handled (noted once per call).
     pub(super) noted: HashSet<String>,
     pub(super) answered_notified: bool,
@@ -111,6 +113,7 @@ impl CallMachine {
             delayed: Vec::new(),
             pending_prompts: Vec::new(),
             playing: false,
+            awaiting_beep: false,
             noted: HashSet::new(),
             answered_notified: false,
             times: Times::default(),

@@ -165,9 +165,12 @@ impl CallMachine {
                 self.emit(Output::BotEvent(ev));
             }
             self.phase = Phase::Connected;
-            // A text bot's replies that came before the person was there are played now.
-            for p in std::mem::take(&mut self.pending_prompts) {
-                self.play(p);
+            // A text bot's replies that came before the person was there are played now
+            // (unless a voicemail was detected and its beep is still awaited).
+            if !self.awaiting_beep {
+                for p in std::mem::take(&mut self.pending_prompts) {
+                    self.play(p);
+                }
             }
         } else if matches!(self.phase, Phase::Ending(_)) && self.bot == Leg::Cancelling {
             self.bot = Leg::Gone;
@@ -305,6 +308,7 @@ impl CallMachine {
                 }
             }
             TimerKind::Delayed if self.is_live() => self.run_due_activities(now),
+            TimerKind::BeepWait if self.is_answered_phase() => self.release_after_beep(),
             // Timers are disarmed when their phase is left, so this is unreachable in
             // practice; keep it harmless.
             _ => self.ignore("timer fired outside its phase"),

@@ -402,3 +402,69 @@ fn a_sip_bots_messages_are_not_played_by_the_gateway() {
         .ev(act(json!({"type": "message", "text": "Hi"})));
     assert!(matches!(&st.acts[..], [Output::Timeline { note, .. }] if note.contains("text bots")));
 }
+
+#[test]
+fn a_text_bots_voicemail_message_waits_for_the_beep() {
+    let mut s = Sim::new(MachineConfig {
+        text_bot: true,
+        machine_detection: AmdMode::Detect,
+        ..MachineConfig::default()
+    });
+    s.connected();
+    // 1. A machine answered: the bot's message for the mailbox is held.
+    s.at(7_000).ev(Input::AmdDecision {
+        result: AmdResult::Machine,
+        at_ms: 2_000,
+    });
+    assert_eq!(s.armed(TimerKind::BeepWait), Some(Duration::from_secs(17)));
+    let st = s.ev(act(
+        json!({"type": "message", "text": "Please call us back."}),
+    ));
+    assert!(st.acts.is_empty(), "{st:?}");
+    // 2. The beep: beep event to the bot, then the message plays.
+    let st = s.at(9_000).ev(Input::AmdBeep { at_ms: 4_000 });
+    assert_eq!(
+        st.acts,
+        vec![
+            Output::BotEvent(BotEvent::Beep),
+            Output::Play(Prompt::Speak("Please call us back.".into()))
+        ]
+    );
+    assert_eq!(s.armed(TimerKind::BeepWait), None);
+}
+
+#[test]
+fn without_a_beep_the_held_message_plays_after_the_wait() {
+    let mut s = Sim::new(MachineConfig {
+        text_bot: true,
+        machine_detection: AmdMode::Detect,
+        ..MachineConfig::default()
+    });
+    s.connected();
+    s.at(7_000).ev(Input::AmdDecision {
+        result: AmdResult::Machine,
+        at_ms: 2_000,
+    });
+    s.ev(act(
+        json!({"type": "message", "text": "Please call us back."}),
+    ));
+    // 1. No beep within 10 s: it plays anyway.
+    let st = s.fire(TimerKind::BeepWait);
+    assert_eq!(
+        st.acts,
+        vec![Output::Play(Prompt::Speak("Please call us back.".into()))]
+    );
+    // 2. A person is not held back.
+    let mut h = Sim::new(MachineConfig {
+        text_bot: true,
+        machine_detection: AmdMode::Detect,
+        ..MachineConfig::default()
+    });
+    h.connected();
+    h.at(6_000).ev(Input::AmdDecision {
+        result: AmdResult::Human,
+        at_ms: 900,
+    });
+    let st = h.ev(act(json!({"type": "message", "text": "Hi!"})));
+    assert_eq!(st.acts, vec![Output::Play(Prompt::Speak("Hi!".into()))]);
+}

@@ -1,6 +1,6 @@
 //! The machine's single timer table: one deadline per [`TimerKind`]. Every timer of a call lives
 //! here (answer, bot answer, bot conversation opening, Bot API refresh, maximum duration, cancel
-//! guard, delayed activities); the shell only learns the earliest deadline through
+//! guard, delayed activities, the wait for a voicemail's beep); the shell only learns the earliest deadline through
 //! `poll_timeout` and calls `handle_timeout` when it has passed. A cancelled timer simply has no
 //! deadline any more, so a stale expiry cannot exist.
 
@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::types::TimerKind;
 
-const KINDS: [TimerKind; 7] = [
+const KINDS: [TimerKind; 8] = [
     TimerKind::Answer,
     TimerKind::BotAnswer,
     TimerKind::BotOpen,
@@ -16,6 +16,7 @@ const KINDS: [TimerKind; 7] = [
     TimerKind::MaxDuration,
     TimerKind::CancelGuard,
     TimerKind::Delayed,
+    TimerKind::BeepWait,
 ];
 
 fn slot(kind: TimerKind) -> usize {
@@ -27,13 +28,14 @@ fn slot(kind: TimerKind) -> usize {
         TimerKind::MaxDuration => 4,
         TimerKind::CancelGuard => 5,
         TimerKind::Delayed => 6,
+        TimerKind::BeepWait => 7,
     }
 }
 
 /// Deadline per timer kind.
 #[derive(Debug, Default)]
 pub(super) struct TimerTable {
-    deadline: [Option<Instant>; 7],
+    deadline: [Option<Instant>; 8],
 }
 
 impl TimerTable {
@@ -49,7 +51,7 @@ impl TimerTable {
 
     /// Disarms every timer.
     pub(super) fn cancel_all(&mut self) {
-        self.deadline = [None; 7];
+        self.deadline = [None; 8];
     }
 
     /// When `kind` expires, if armed.

@@ -53,6 +53,8 @@ pub enum TimerKind {
     CancelGuard,
     /// The earliest `delay`ed bot activity is due.
     Delayed,
+    /// How long a text bot's prompts wait for a voicemail's beep.
+    BeepWait,
 }
 
 /// Which leg of the call.
@@ -306,6 +308,9 @@ pub struct MachineConfig {
     pub recognizer_available: bool,
     /// The bot is a text bot: dialgate is its media side and plays its messages and files.
     pub text_bot: bool,
+    /// After a `machine` decision (mode `detect`), how long a text bot's prompts wait for the
+    /// beep before they play anyway.
+    pub beep_wait: Duration,
 }
 
 impl Default for MachineConfig {
@@ -322,6 +327,7 @@ impl Default for MachineConfig {
             bot_open_timeout: Duration::from_secs(10),
             recognizer_available: false,
             text_bot: false,
+            beep_wait: Duration::from_secs(10),
         }
     }
 }
