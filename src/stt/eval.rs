@@ -98,58 +98,15 @@ impl fmt::Display for SttEvalReport {
     }
 }
 
-const ONES: [&str; 20] = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-];
-const TENS: [&str; 10] = [
-    "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-];
-
+/// A number as words for comparing texts: up to 999 as said ("one hundred five"), longer ones
+/// (phone numbers) digit by digit, as people read them. The speech-synthesis normaliser's number
+/// words, so what dialgate says and what it hears are compared alike.
 fn number_words(n: u64) -> String {
-    match n {
-        0..=19 => ONES[n as usize].into(),
-        20..=99 => {
-            let t = TENS[(n / 10) as usize];
-            if n.is_multiple_of(10) {
-                t.into()
-            } else {
-                format!("{t} {}", ONES[(n % 10) as usize])
-            }
-        }
-        100..=999 => {
-            let rest = if n.is_multiple_of(100) {
-                String::new()
-            } else {
-                format!(" {}", number_words(n % 100))
-            };
-            format!("{} hundred{rest}", ONES[(n / 100) as usize])
-        }
-        // Longer numbers (phone numbers): digit by digit, as people read them.
-        _ => n
-            .to_string()
-            .chars()
-            .map(|c| ONES[(c as u8 - b'0') as usize])
-            .collect::<Vec<_>>()
-            .join(" "),
+    use crate::tts::numbers::{cardinal, digits};
+    if n < 1000 {
+        cardinal(n)
+    } else {
+        digits(&n.to_string())
     }
 }
 
@@ -371,6 +328,23 @@ pub fn eval_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_compare_as_words_said_up_to_999_and_digit_by_digit_above() {
+        for (n, words) in [
+            (0, "zero"),
+            (19, "nineteen"),
+            (20, "twenty"),
+            (42, "forty two"),
+            (100, "one hundred"),
+            (105, "one hundred five"),
+            (999, "nine hundred ninety nine"),
+            (1000, "one zero zero zero"),
+            (5551234, "five five five one two three four"),
+        ] {
+            assert_eq!(number_words(n), words, "{n}");
+        }
+    }
 
     #[test]
     fn normalisation_and_wer() {
