@@ -152,22 +152,23 @@ impl Engine {
                     data_dir: self.data_dir.clone(),
                     ..Default::default()
                 };
-                let fallback = cfg.clone();
-                match tokio::task::spawn_blocking(move || crate::tts::TtsEngine::new(cfg)).await {
-                    Ok(engine) => {
-                        if let crate::tts::TtsStatus::Unavailable { reason } = engine.status() {
-                            tracing::warn!(%reason, "speech synthesis UNAVAILABLE: text bots cannot speak");
-                        }
-                        engine
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "loading speech synthesis failed");
-                        crate::tts::TtsEngine::new(crate::tts::TtsConfig {
-                            data_dir: fallback.data_dir.join("missing"),
-                            ..fallback
-                        })
-                    }
+                let load = cfg.clone();
+                let engine =
+                    match tokio::task::spawn_blocking(move || crate::tts::TtsEngine::new(load))
+                        .await
+                    {
+                        Ok(engine) => engine,
+                        Err(e) => crate::tts::TtsEngine::unavailable(
+                            cfg,
+                            crate::tts::TtsError::Unavailable(format!(
+                                "loading the voice failed: {e}"
+                            )),
+                        ),
+                    };
+                if let crate::tts::TtsStatus::Unavailable { reason } = engine.status() {
+                    tracing::warn!(%reason, "speech synthesis UNAVAILABLE: text bots cannot speak");
                 }
+                engine
             })
             .await
     }
@@ -293,9 +294,19 @@ impl Engine {
                     data_dir: self.data_dir.clone(),
                     ..Default::default()
                 };
-                match crate::tts::TtsEngine::check(&cfg) {
-                    Ok(found) => json!({"available": true, "loaded": false, "found": found}),
-                    Err(e) => json!({"available": false, "reason": e.to_string()}),
+                // Only whether the files are there: loading the voice (what `dialgate check`
+                // does) on every status request would cost a model load each time.
+                let files = [
+                    cfg.model_file(),
+                    cfg.voice_config_file(),
+                    cfg.runtime_file(),
+                ];
+                match files.iter().find(|f| !f.is_file()) {
+                    None => json!({"available": true, "loaded": false}),
+                    Some(f) => json!({
+                        "available": false,
+                        "reason": format!("{} is missing: run scripts/setup-model", f.display()),
+                    }),
                 }
             }
         };

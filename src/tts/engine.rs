@@ -131,7 +131,8 @@ impl TtsEngine {
         }
     }
 
-    fn unavailable(cfg: TtsConfig, e: TtsError) -> TtsEngine {
+    /// An engine that cannot speak, saying why (`TtsStatus::Unavailable`).
+    pub(crate) fn unavailable(cfg: TtsConfig, e: TtsError) -> TtsEngine {
         let reason = match e {
             TtsError::Unavailable(r) => r,
             other => other.to_string(),

@@ -87,9 +87,7 @@ impl Actor {
             .ok()
             .and_then(legs::remote_media)
             .is_some();
-        let slot = self.slot(side);
-        slot.answered = true;
-        slot.negotiated = negotiated.ok();
+        self.slot(side).negotiated = negotiated.ok();
         match side {
             LegSide::Carrier => {
                 self.timeline("answered", &format!("carrier answered {code}"))

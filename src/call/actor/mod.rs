@@ -67,7 +67,6 @@ pub(super) struct LegSlot {
     handle: Option<LegHandle>,
     events: Option<mpsc::Receiver<LegEvent>>,
     negotiated: Option<Negotiated>,
-    answered: bool,
     /// A terminal leg event (failure or BYE) was fed to the machine.
     ended: bool,
     /// A re-INVITE waiting for the machine's verdict: its offer and where the answer goes.

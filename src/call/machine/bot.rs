@@ -44,7 +44,6 @@ impl CallMachine {
         if !self.is_live() || !self.bot_conversation_open {
             return self.ignore("bot conversation opened after the end");
         }
-        self.bot_session_live = true;
         if let Some(e) = expires.filter(|e| !e.is_zero()) {
             let every = refresh_interval(e);
             self.refresh_every = Some(every);

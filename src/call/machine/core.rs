@@ -65,8 +65,6 @@ pub struct CallMachine {
     pub(super) timers: TimerTable,
     pub(super) out: VecDeque<Output>,
     pub(super) bot_conversation_open: bool,
-    /// The Bot API said the conversation is open (its `activitiesURL` is known).
-    pub(super) bot_session_live: bool,
     pub(super) refresh_every: Option<Duration>,
     /// `start` was sent: bot events after it go out at once, before it they wait in `pending`.
     pub(super) bot_started: bool,
@@ -104,7 +102,6 @@ impl CallMachine {
             timers: TimerTable::default(),
             out: VecDeque::new(),
             bot_conversation_open: false,
-            bot_session_live: false,
             refresh_every: None,
             bot_started: false,
             pending_bot_events: Vec::new(),
