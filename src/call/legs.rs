@@ -59,8 +59,7 @@ pub fn carrier_call(
     conversation_id: &str,
     req: &DialoutRequest,
     route: &ResolvedRoute<'_>,
-    bot: &Bot,
-    default_caller: Option<&str>,
+    from_user: &str,
     public: IpAddr,
     sdp_offer: String,
 ) -> OutboundCall {
@@ -70,7 +69,7 @@ pub fn carrier_call(
         Target::Tel(n) => format!("sip:{n}@{trunk};user=phone"),
         Target::Sip(u) => u.clone(),
     };
-    let from_user = caller_user(req, route, bot, default_caller);
+    let from_user = from_user.to_owned();
     let from_host = req
         .caller_host
         .clone()

@@ -167,14 +167,13 @@ impl Actor {
     /// The carrier INVITE on the route the call was accepted with, and where it goes.
     fn carrier_invite(&self, offer: String) -> Option<CarrierInvite> {
         let cfg = &self.call.config.config;
-        let bot = cfg.bot(&self.call.bot_id)?;
         let route = self.call.route.resolve(cfg)?;
+        // The caller ID was worked out with the route when the call was created.
         let call = legs::carrier_call(
             &self.id,
             &self.call.request,
             &route,
-            bot,
-            default_caller(cfg, bot),
+            &self.caller,
             self.engine.public_ip(),
             offer,
         );
@@ -186,7 +185,6 @@ impl Actor {
                     .rtp_latching
                     .unwrap_or(cfg.server.rtp.latching),
             ),
-            trunk: route.connection.address.to_string(),
             connection: route.connection.id.clone(),
             rule: route.rule.to_owned(),
         })
@@ -226,8 +224,9 @@ impl Actor {
         }
         let activity = match ev {
             BotEvent::DialoutInitiated => {
-                // Sent before the INVITE exists: resolve the caller and trunk it will use, so
-                // the parameters are the same as start's (DESIGN §1.2).
+                // Sent before the INVITE exists: the caller and trunk it will use were worked out
+                // with the route when the call was created, so the parameters are start's
+                // (DESIGN §1.2).
                 json!({"type": "event", "name": "dialoutInitiated", "parameters": self.start_parameters()})
             }
             BotEvent::Start => {
@@ -276,7 +275,6 @@ impl Actor {
         let CarrierInvite {
             call: out,
             latching,
-            trunk,
             connection,
             rule,
         } = inv;
@@ -285,8 +283,6 @@ impl Actor {
         {
             tracing::warn!(error = %e, "cannot set the carrier leg's RTP latching");
         }
-        self.caller = out.from_user.clone();
-        self.trunk_address = trunk;
         tracing::info!(%rule, trunk = %connection, uri = %out.request_uri, "dialing");
         let note = format!(
             "INVITE {} via {} (rule {})",
@@ -578,8 +574,6 @@ struct CarrierInvite {
     call: crate::sip::OutboundCall,
     /// The trunk's RTP latching policy (`rtp_latching`).
     latching: crate::media::LatchMode,
-    /// The trunk's `host[:port]`.
-    trunk: String,
     /// The SIP connection's ID.
     connection: String,
     /// The routing rule that chose it.
