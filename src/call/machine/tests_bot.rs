@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::tests::Sim;
+use super::tests::{Sim, Step};
 use super::*;
 use crate::core::activity::parse;
 use serde_json::json;
@@ -403,23 +403,27 @@ fn a_sip_bots_messages_are_not_played_by_the_gateway() {
     assert!(matches!(&st.acts[..], [Output::Timeline { note, .. }] if note.contains("text bots")));
 }
 
-#[test]
-fn a_text_bots_voicemail_message_waits_for_the_beep() {
+/// A connected text bot with machine detection on, decided at 7 s; the bot then says `text`.
+fn text_bot_decided(result: AmdResult, text: &str) -> (Sim, Step) {
     let mut s = Sim::new(MachineConfig {
         text_bot: true,
         machine_detection: AmdMode::Detect,
         ..MachineConfig::default()
     });
     s.connected();
-    // 1. A machine answered: the bot's message for the mailbox is held.
     s.at(7_000).ev(Input::AmdDecision {
-        result: AmdResult::Machine,
+        result,
         at_ms: 2_000,
     });
+    let st = s.ev(act(json!({"type": "message", "text": text})));
+    (s, st)
+}
+
+#[test]
+fn a_text_bots_voicemail_message_waits_for_the_beep() {
+    // 1. A machine answered: the bot's message for the mailbox is held.
+    let (mut s, st) = text_bot_decided(AmdResult::Machine, "Please call us back.");
     assert_eq!(s.armed(TimerKind::BeepWait), Some(Duration::from_secs(17)));
-    let st = s.ev(act(
-        json!({"type": "message", "text": "Please call us back."}),
-    ));
     assert!(st.acts.is_empty(), "{st:?}");
     // 2. The beep: beep event to the bot, then the message plays.
     let st = s.at(9_000).ev(Input::AmdBeep { at_ms: 4_000 });
@@ -435,36 +439,14 @@ fn a_text_bots_voicemail_message_waits_for_the_beep() {
 
 #[test]
 fn without_a_beep_the_held_message_plays_after_the_wait() {
-    let mut s = Sim::new(MachineConfig {
-        text_bot: true,
-        machine_detection: AmdMode::Detect,
-        ..MachineConfig::default()
-    });
-    s.connected();
-    s.at(7_000).ev(Input::AmdDecision {
-        result: AmdResult::Machine,
-        at_ms: 2_000,
-    });
-    s.ev(act(
-        json!({"type": "message", "text": "Please call us back."}),
-    ));
     // 1. No beep within 10 s: it plays anyway.
+    let (mut s, _) = text_bot_decided(AmdResult::Machine, "Please call us back.");
     let st = s.fire(TimerKind::BeepWait);
     assert_eq!(
         st.acts,
         vec![Output::Play(Prompt::Speak("Please call us back.".into()))]
     );
     // 2. A person is not held back.
-    let mut h = Sim::new(MachineConfig {
-        text_bot: true,
-        machine_detection: AmdMode::Detect,
-        ..MachineConfig::default()
-    });
-    h.connected();
-    h.at(6_000).ev(Input::AmdDecision {
-        result: AmdResult::Human,
-        at_ms: 900,
-    });
-    let st = h.ev(act(json!({"type": "message", "text": "Hi!"})));
+    let (_, st) = text_bot_decided(AmdResult::Human, "Hi!");
     assert_eq!(st.acts, vec![Output::Play(Prompt::Speak("Hi!".into()))]);
 }
