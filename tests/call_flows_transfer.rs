@@ -233,3 +233,108 @@ async fn bridge_an_agent_who_does_not_answer_is_cancelled_after_the_ring_time() 
     )
     .await;
 }
+
+/// A flow of a `refer` bot whose transfer goes to the agent's own SIP URI (the person's phone
+/// calls it); `callee_args` are extra arguments of the person's PJSIP peer.
+fn refer_setup(n: u16, callee_args: &[&str]) -> FlowSetup {
+    let mut setup = transfer_setup(n, "200");
+    setup.transfer = Some("refer");
+    setup.callee.extra_args = callee_args.iter().map(|a| a.to_string()).collect();
+    let port = common::peers::free_udp_port();
+    let agent = setup.agent.as_mut().unwrap();
+    agent.port = port;
+    agent.bye_after_ms = Some(3_000);
+    setup.bot_api.replies = vec![BotReply::on_event(
+        "start",
+        vec![
+            json!({"type": "event", "name": "transfer", "activityParams": {
+            "transferTarget": format!("sip:agent@127.0.0.1:{port}"),
+            "transferSipHeaders": [{"name": "X-Queue", "value": "billing"}]}}),
+        ],
+    )];
+    setup
+}
+
+#[tokio::test]
+async fn refer_accepted_the_persons_phone_calls_the_agent_and_the_call_ends_transferred() {
+    // 1. The bot asks for a transfer; dialgate sends REFER to the person's phone (PJSIP),
+    //    which accepts it and calls the agent itself.
+    let flow = Flow::start(refer_setup(4, &[])).await;
+    let id = flow.dial(json!({})).await;
+    let req = saw(&flow.callee, "transfer-request", |e| {
+        e.is("transfer-request")
+    })
+    .await;
+    assert!(
+        req.str("target")
+            .unwrap_or("")
+            .contains("sip:agent@127.0.0.1"),
+        "{:?}",
+        req.0
+    );
+    let inv = saw(flow.agent(), "incoming", |e| e.is("incoming")).await;
+    assert!(
+        !inv.0["headers"].to_string().contains("X-Dialgate"),
+        "the agent is called by the person's phone, not by dialgate: {:?}",
+        inv.0
+    );
+    // 2. The NOTIFY's `SIP/2.0 200 OK`: the bot hears `answered`, dialgate ends both of its
+    //    legs (BYE to the person's first call and to the bot).
+    let st = transfer_status(&flow, &id).await;
+    assert_eq!(st["value"], "answered", "{st}");
+    assert_eq!(st["parameters"]["reasonCode"], "transferred");
+    assert_eq!(disconnected(flow.bot()).await.str("by"), Some("remote"));
+    let done = flow.wait_terminal(&id).await;
+    assert_eq!(
+        (done["status"].as_str(), done["reasonCode"].as_str()),
+        (Some("completed"), Some("transferred")),
+        "{done}"
+    );
+    // 3. The record shows the REFER, its acceptance and the NOTIFYs.
+    let r = flow.wait_record_settled(&id).await;
+    flow.assert_notifications(&id, &["answered", "completed"]);
+    let refer = details(&r, "refer").join(" | ");
+    assert!(refer.contains("Refer-To sip:agent@127.0.0.1"), "{refer}");
+    assert!(refer.contains("Referred-By sip:+15550009999@"), "{refer}");
+    assert!(refer.contains("NOTIFY sipfrag 200"), "{refer}");
+    assert!(
+        details(&r, "transfer")
+            .join(" | ")
+            .contains("REFER accepted"),
+        "{r:#}"
+    );
+    // 4. The person and the agent talk without dialgate until the agent hangs up.
+    saw(flow.agent(), "disconnected", |e| e.is("disconnected")).await;
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn refer_refused_by_the_person_leaves_the_person_with_the_bot() {
+    // 1. The person's phone answers the REFER 603.
+    let flow = Flow::start(refer_setup(5, &["--transfer-answer", "603"])).await;
+    let id = flow.dial(json!({})).await;
+    saw(&flow.callee, "transfer-request", |e| {
+        e.is("transfer-request")
+    })
+    .await;
+    // 2. The bot hears `failed/declined/603`; the call stays connected, nobody is called.
+    let st = transfer_status(&flow, &id).await;
+    assert_eq!(st["value"], "failed", "{st}");
+    assert_eq!(st["parameters"]["reasonCode"], "declined", "{st}");
+    assert_eq!(st["parameters"]["sipCode"], 603, "{st}");
+    assert_eq!(flow.record(&id).await["status"], "connected");
+    assert!(flow.agent().events_named("incoming").is_empty());
+    // 3. The API hangs up: api-hangup.
+    flow.hangup(&id).await;
+    let done = flow.wait_terminal(&id).await;
+    assert_eq!(done["reasonCode"], "api-hangup", "{done}");
+    let r = flow.wait_record_settled(&id).await;
+    flow.assert_notifications(&id, &["answered", "completed"]);
+    assert!(
+        details(&r, "transfer")
+            .join(" | ")
+            .contains("REFER refused: 603"),
+        "{r:#}"
+    );
+    flow.stop().await;
+}

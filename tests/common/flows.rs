@@ -115,7 +115,10 @@ impl Flow {
         };
         let agent = match s.agent {
             Some(mut o) => {
-                o.port = free_udp_port();
+                // A test may choose the agent's port (to name it in a transfer target).
+                if o.port == 0 {
+                    o.port = free_udp_port();
+                }
                 Some(PjsuaPeer::spawn(o).await.expect("agent peer ready"))
             }
             None => None,

@@ -79,6 +79,9 @@ impl Actor {
                 self.handle(Input::ReInvite(side)).await
             }
             LegEvent::Terminated => self.leg_gone(side).await,
+            ev @ (LegEvent::ReferAnswered { .. } | LegEvent::ReferNotify { .. }) => {
+                self.on_refer_event(side, ev).await
+            }
         }
     }
 

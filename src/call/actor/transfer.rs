@@ -5,7 +5,7 @@
 //! back as `Input::Transfer`.
 
 use super::{Actor, LegSlot};
-use crate::call::legs;
+use crate::call::legs::{self, LegSide};
 use crate::call::machine::{FailureKind, Input, TransferInput, TransferOutput};
 use crate::core::Target;
 use crate::core::transfer::TransferTarget;
@@ -129,17 +129,56 @@ impl Actor {
         }
     }
 
+    /// REFER on the carrier leg: `Refer-To` the target (a number as a SIP URI at the call's
+    /// trunk, like the INVITE's), `Referred-By` the caller.
     async fn send_refer(
         &mut self,
         target: TransferTarget,
-        _headers: Vec<(String, String)>,
+        headers: Vec<(String, String)>,
     ) -> Option<Input> {
-        // REFER is not carried out by this shell yet: the machine hears it failed.
-        let _ = target;
-        Some(Input::Transfer(TransferInput::ReferAnswered {
-            code: None,
-            reason: "REFER is not available on this leg".into(),
-        }))
+        let Some(h) = &self.carrier.handle else {
+            return Some(Input::Transfer(TransferInput::ReferAnswered {
+                code: None,
+                reason: "the carrier leg is gone".into(),
+            }));
+        };
+        let public = self.engine.public_ip();
+        let refer_to = match target {
+            TransferTarget::Tel(n) => format!(
+                "sip:{n}@{};user=phone",
+                legs::host_port(&self.trunk_address)
+            ),
+            TransferTarget::Sip(u) => u,
+        };
+        let referred_by = format!("sip:{}@{public}", self.caller);
+        h.refer(&refer_to, &referred_by, headers);
+        self.timeline(
+            "refer",
+            &format!("REFER Refer-To {refer_to}, Referred-By {referred_by}"),
+        )
+        .await;
+        None
+    }
+
+    /// The REFER's response and NOTIFYs on the carrier leg, as facts for the machine.
+    pub(super) async fn on_refer_event(&mut self, side: LegSide, ev: LegEvent) {
+        if side != LegSide::Carrier {
+            return;
+        }
+        let input = match ev {
+            LegEvent::ReferAnswered { code, reason } => {
+                let note = format!("REFER answered {code:?} {reason}");
+                self.timeline("refer", &note).await;
+                TransferInput::ReferAnswered { code, reason }
+            }
+            LegEvent::ReferNotify { code } => {
+                self.timeline("refer", &format!("NOTIFY sipfrag {code}"))
+                    .await;
+                TransferInput::ReferNotify { code }
+            }
+            _ => return,
+        };
+        self.handle(Input::Transfer(input)).await;
     }
 
     /// An event of the agent's leg, as a fact for the machine.
@@ -179,6 +218,8 @@ impl Actor {
                 return;
             }
             LegEvent::Terminated => return self.agent_gone().await,
+            // We never REFER the agent.
+            LegEvent::ReferAnswered { .. } | LegEvent::ReferNotify { .. } => return,
         };
         self.handle(Input::Transfer(input)).await;
     }
