@@ -295,6 +295,21 @@ mod tests {
     }
 
     #[test]
+    fn an_invalid_transfer_is_kept_with_why() {
+        for v in [
+            json!({"type": "event", "name": "transfer"}),
+            json!({"type": "event", "name": "Transfer", "activityParams": {"transferTarget": "x"}}),
+        ] {
+            let a = parse(&v);
+            assert!(
+                matches!(a.activity, Activity::Transfer(Err(ref why)) if !why.is_empty()),
+                "{v} → {a:?}"
+            );
+            assert_eq!(a.activity.name(), "transfer");
+        }
+    }
+
+    #[test]
     fn delay_is_read_bounded_and_optional() {
         let d = |v: Value| parse(&v).delay;
         assert_eq!(

@@ -148,6 +148,12 @@ impl CallMachine {
                 });
                 self.on_hangup(now, HangupSource::BotActivity);
             }
+            Activity::StartRecognition if self.xfer.under_way() => {
+                self.xfer.set_resume_recognition(true)
+            }
+            Activity::StopRecognition if self.xfer.under_way() => {
+                self.xfer.set_resume_recognition(false)
+            }
             Activity::StartRecognition => self.start_recognition_for_bot(),
             Activity::Transfer(req) => self.on_transfer_activity(now, req),
             Activity::Message { text } if self.cfg.text_bot => self.prompt(Prompt::Speak(text)),

@@ -409,6 +409,31 @@ fn refer_refused_or_failing_leaves_the_person_with_the_bot() {
 }
 
 #[test]
+fn recognition_asked_for_during_a_transfer_waits_for_its_outcome() {
+    // 1. Recognition off when the transfer starts; the bot asks for it while the agent rings.
+    let mut s = Sim::new(MachineConfig {
+        transfer: TransferMethod::Bridge,
+        ..MachineConfig::default()
+    });
+    s.connected();
+    s.at(6_000).ev(transfer(AGENT));
+    let st = s.ev(Input::BotActivity(parse(
+        &json!({"type": "event", "name": "startRecognition"}),
+    )));
+    assert!(st.acts.is_empty(), "{st:?}");
+    // 2. The agent is busy: the person stays with the bot, whose recognition starts now.
+    let st = s.ev(agent(TransferInput::AgentFailed {
+        code: Some(486),
+        kind: FailureKind::Response,
+        reason: "Busy Here".into(),
+    }));
+    assert!(
+        has(&st, &Output::StartRecognition { to_bot: true }),
+        "{st:?}"
+    );
+}
+
+#[test]
 fn stray_transfer_inputs_are_ignored() {
     let mut s = Sim::new(MachineConfig::default());
     s.connected();

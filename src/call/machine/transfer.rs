@@ -135,6 +135,17 @@ impl TransferState {
     pub(super) fn bridged(&self) -> bool {
         self.step == Step::Bridged
     }
+
+    /// A transfer has started and its outcome is not known yet.
+    pub(super) fn under_way(&self) -> bool {
+        matches!(self.step, Step::Referring { .. } | Step::Calling { .. })
+    }
+
+    /// `startRecognition` / `stopRecognition` during a transfer: recognition stays off until the
+    /// outcome, then follows the bot's last word if the person stays with it.
+    pub(super) fn set_resume_recognition(&mut self, on: bool) {
+        self.resume_recognition = on;
+    }
 }
 
 impl CallMachine {
