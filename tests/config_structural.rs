@@ -243,3 +243,41 @@ routing_rules:
     assert!(!text.contains("server.http:"), "{text}");
     assert_eq!(text.matches("max_cps").count(), 1, "{text}");
 }
+
+#[test]
+fn a_bots_transfer_method_is_refer_or_bridge_and_defaults_to_bridge() {
+    let base = "server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  http: { plain_http: true }\nbots:\n  - id: b\n    name: B\n    sip_uri: \"sip:bot@127.0.0.1:5090\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.yaml");
+    // 1. A misspelt method is reported at its value, with the two words allowed.
+    std::fs::write(
+        &file,
+        format!("{base}    outbound: {{ transfer: blind }}\n"),
+    )
+    .unwrap();
+    let errs = dialgate::config::load(&file).unwrap_err();
+    let e = &errs.errors()[0];
+    assert_eq!(
+        (e.line, e.path.as_str()),
+        (9, "bots[0].outbound.transfer"),
+        "{errs}"
+    );
+    assert!(e.message.contains("refer, bridge"), "{}", e.message);
+    // 2. `refer` is read; without the key the method is `bridge`.
+    std::fs::write(
+        &file,
+        format!("{base}    outbound: {{ transfer: refer }}\n"),
+    )
+    .unwrap();
+    let cfg = dialgate::config::load(&file).unwrap();
+    assert_eq!(
+        cfg.bots[0].outbound.transfer,
+        dialgate::config::TransferMethod::Refer
+    );
+    std::fs::write(&file, base).unwrap();
+    let cfg = dialgate::config::load(&file).unwrap();
+    assert_eq!(
+        cfg.bots[0].outbound.transfer,
+        dialgate::config::TransferMethod::Bridge
+    );
+}

@@ -269,6 +269,8 @@ pub(super) struct RawOutbound {
     pub max_concurrent: u32,
     #[serde(default)]
     pub require_recognition: bool,
+    #[serde(default)]
+    pub transfer: super::TransferMethod,
 }
 
 impl Default for RawOutbound {
@@ -282,6 +284,7 @@ impl Default for RawOutbound {
             max_cps: d_max_cps(),
             max_concurrent: d_max_concurrent(),
             require_recognition: false,
+            transfer: super::TransferMethod::Bridge,
         }
     }
 }

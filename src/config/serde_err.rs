@@ -145,6 +145,7 @@ pub(super) fn expected_for(path: &str, serde_expected: &str) -> String {
         | "p_asserted_identity" => "true or false",
         "transport" => "one of udp, tcp, tls",
         "machine_detection" => "one of disabled, detect, disconnect",
+        "transfer" => "one of refer, bridge",
         "caller_id_format" => "one of e164, national, as_is",
         "groups" => "a list of call_control / call_data_manager",
         "headers" => "a mapping of X- header names to text",

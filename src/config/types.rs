@@ -13,6 +13,7 @@ pub use crate::core::Transport as SipTransport;
 /// Answering machine detection mode of a bot's dialouts (the core type; Live Hub
 /// `machineDetection`: `disabled`, `detect`, `disconnect`).
 pub use crate::core::AmdMode as MachineDetectionMode;
+pub use crate::core::transfer::TransferMethod;
 
 /// How the calling number is written in the From/PAI user part towards a trunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -226,6 +227,8 @@ pub struct Outbound {
     /// installed: refuse its dialouts (503) instead of placing them with a warning on the call
     /// record (default false).
     pub require_recognition: bool,
+    /// How `transfer` activities are carried out (default `bridge`).
+    pub transfer: TransferMethod,
 }
 
 impl Default for Outbound {
@@ -239,6 +242,7 @@ impl Default for Outbound {
             max_cps: 1.0,
             max_concurrent: 3,
             require_recognition: false,
+            transfer: TransferMethod::Bridge,
         }
     }
 }

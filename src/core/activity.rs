@@ -11,6 +11,8 @@
 use serde_json::{Map, Value};
 use std::time::Duration;
 
+pub use super::transfer::{TransferRequest, TransferTarget};
+
 /// The longest `delay` honoured on one activity: a bot cannot park work for longer than this.
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
 
@@ -26,13 +28,9 @@ pub enum Activity {
     StartRecognition,
     /// Stop sending recognised speech to the bot.
     StopRecognition,
-    /// Hand the person to another destination.
-    Transfer {
-        /// `activityParams.transferTarget`: a `tel:` or `sip:` URI.
-        target: String,
-        /// `activityParams.handoverReason`.
-        reason: Option<String>,
-    },
+    /// Hand the person to another destination (`activityParams.transferTarget`, …); an
+    /// invalid request is kept with why, so the bot hears `transferStatus: failed`.
+    Transfer(Result<TransferRequest, String>),
     /// Send DTMF digits to the person.
     SendDtmf {
         /// `activityParams.dtmfDigits`.
@@ -102,7 +100,7 @@ impl Activity {
             Activity::Hangup { .. } => "hangup".into(),
             Activity::StartRecognition => "startRecognition".into(),
             Activity::StopRecognition => "stopRecognition".into(),
-            Activity::Transfer { .. } => "transfer".into(),
+            Activity::Transfer(_) => "transfer".into(),
             Activity::SendDtmf { .. } => "sendDtmf".into(),
             Activity::PlayUrl { .. } => "playUrl".into(),
             Activity::AbortPrompts => "abortPrompts".into(),
@@ -172,13 +170,7 @@ fn parse_event(
         },
         "startrecognition" => Activity::StartRecognition,
         "stoprecognition" => Activity::StopRecognition,
-        "transfer" => match p("transferTarget") {
-            Some(target) => Activity::Transfer {
-                target,
-                reason: p("handoverReason"),
-            },
-            None => unknown("event/transfer", "activityParams.transferTarget is missing"),
-        },
+        "transfer" => Activity::Transfer(super::transfer::parse_transfer(params)),
         "senddtmf" => match p("dtmfDigits") {
             Some(digits) => Activity::SendDtmf { digits },
             None => unknown("event/sendDtmf", "activityParams.dtmfDigits is missing"),
@@ -261,10 +253,11 @@ mod tests {
             "activityParams": {"transferTarget": "tel:+15551230002", "handoverReason": "agent"}}));
         assert_eq!(
             a.activity,
-            Activity::Transfer {
-                target: "tel:+15551230002".into(),
-                reason: Some("agent".into())
-            }
+            Activity::Transfer(Ok(TransferRequest {
+                target: TransferTarget::Tel("+15551230002".into()),
+                reason: Some("agent".into()),
+                headers: Vec::new(),
+            }))
         );
         let a = parse(&json!({"type": "event", "name": "playUrl",
             "parameters": {"playUrlUrl": "https://x/y.wav"}}));
@@ -290,7 +283,6 @@ mod tests {
             json!({"name": "hangup"}),
             json!({"type": "event"}),
             json!({"type": "event", "name": "fly"}),
-            json!({"type": "event", "name": "transfer"}),
             json!({"type": "message", "text": "  "}),
             json!({"type": "typing"}),
         ] {
@@ -299,6 +291,21 @@ mod tests {
                 matches!(a.activity, Activity::Unknown { .. }),
                 "{v} → {a:?}"
             );
+        }
+    }
+
+    #[test]
+    fn an_invalid_transfer_is_kept_with_why() {
+        for v in [
+            json!({"type": "event", "name": "transfer"}),
+            json!({"type": "event", "name": "Transfer", "activityParams": {"transferTarget": "x"}}),
+        ] {
+            let a = parse(&v);
+            assert!(
+                matches!(a.activity, Activity::Transfer(Err(ref why)) if !why.is_empty()),
+                "{v} → {a:?}"
+            );
+            assert_eq!(a.activity.name(), "transfer");
         }
     }
 

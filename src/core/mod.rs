@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod dialout;
+pub mod transfer;
 pub mod transport;
 
 pub use dialout::{AmdMode, DialoutRequest, Target};

@@ -403,8 +403,15 @@ impl LegTask {
                             if r.is_err() { debug!(%method, "re-INVITE reply dropped"); }
                         });
                     }
+                    Some(DialogState::Notify(_, req, h)) => {
+                        let _ = h.reply(StatusCode::OK).await;
+                        if let Some(code) = refer_notify_code(&req) {
+                            info!(code, "REFER progress");
+                            self.emit(LegEvent::ReferNotify { code }).await;
+                        }
+                    }
                     Some(DialogState::Info(_, _, h)) | Some(DialogState::Options(_, _, h))
-                    | Some(DialogState::Notify(_, _, h)) | Some(DialogState::Message(_, _, h)) => {
+                    | Some(DialogState::Message(_, _, h)) => {
                         let _ = h.reply(StatusCode::OK).await;
                     }
                     Some(DialogState::Refer(_, _, h)) => {
@@ -414,6 +421,11 @@ impl LegTask {
                     Some(other) => debug!(state = %other, "dialog state"),
                 },
                 Some(cmd) = self.cmds.recv() => {
+                    if let Command::Refer { refer_to, referred_by, headers } = cmd {
+                        let ev = refer(&dialog, &refer_to, &referred_by, headers).await;
+                        self.emit(ev).await;
+                        continue;
+                    }
                     debug!(?cmd, "command while confirmed");
                     if let Err(e) = dialog.bye().await {
                         warn!(error = %e, "BYE failed");
@@ -423,5 +435,83 @@ impl LegTask {
             }
         }
         dialogs.remove_dialog(&dialog.id());
+    }
+}
+
+/// Sends REFER on the dialog; its final response (or why none came) as a leg event.
+async fn refer(
+    dialog: &InviteDialog,
+    refer_to: &str,
+    referred_by: &str,
+    headers: Vec<(String, String)>,
+) -> LegEvent {
+    let mut extra: Vec<Header> = headers
+        .into_iter()
+        .map(|(n, v)| Header::Other(n, v))
+        .collect();
+    extra.push(Header::ReferredBy(format!("<{referred_by}>").into()));
+    info!(%refer_to, "sending REFER");
+    match dialog
+        .refer(format!("<{refer_to}>"), Some(extra), None)
+        .await
+    {
+        Ok(Some(resp)) => LegEvent::ReferAnswered {
+            code: Some(u16::from(resp.status_code.clone())),
+            reason: resp.status_code.to_string(),
+        },
+        Ok(None) => LegEvent::ReferAnswered {
+            code: None,
+            reason: "no response to the REFER (the dialog is not confirmed)".into(),
+        },
+        Err(e) => LegEvent::ReferAnswered {
+            code: None,
+            reason: format!("the REFER failed: {e}"),
+        },
+    }
+}
+
+/// The status code of a REFER's NOTIFY (`Event: refer`, body `SIP/2.0 200 OK`), if it is one.
+fn refer_notify_code(req: &rsipstack::sip::Request) -> Option<u16> {
+    let event = req.headers.iter().find_map(|h| match h {
+        Header::Event(e) => Some(e.to_string()),
+        Header::Other(n, v) if n.eq_ignore_ascii_case("event") => Some(v.clone()),
+        _ => None,
+    })?;
+    let event = event
+        .trim_start_matches("Event:")
+        .trim()
+        .to_ascii_lowercase();
+    if !event.starts_with("refer") {
+        return None;
+    }
+    sipfrag_code(&String::from_utf8_lossy(&req.body))
+}
+
+/// `SIP/2.0 180 Ringing` → 180.
+fn sipfrag_code(body: &str) -> Option<u16> {
+    let line = body.lines().next()?.trim();
+    let rest = line.strip_prefix("SIP/2.0 ")?;
+    let code: u16 = rest.split_whitespace().next()?.parse().ok()?;
+    (100..700).contains(&code).then_some(code)
+}
+
+#[cfg(test)]
+mod refer_tests {
+    use super::sipfrag_code;
+
+    #[test]
+    fn sipfrag_status_lines_are_read_and_others_refused() {
+        assert_eq!(sipfrag_code("SIP/2.0 200 OK\r\n"), Some(200));
+        assert_eq!(sipfrag_code("SIP/2.0 100 Trying"), Some(100));
+        assert_eq!(sipfrag_code("SIP/2.0 603 Declined\r\nFoo: bar"), Some(603));
+        for bad in [
+            "",
+            "200 OK",
+            "SIP/2.0 abc",
+            "SIP/2.0 99 x",
+            "HTTP/1.1 200 OK",
+        ] {
+            assert_eq!(sipfrag_code(bad), None, "{bad}");
+        }
     }
 }

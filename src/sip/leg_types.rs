@@ -85,6 +85,20 @@ pub enum LegEvent {
     },
     /// The dialog is gone (rsipstack forgot it); no more events.
     Terminated,
+    /// The final response to a REFER sent with [`LegHandle::refer`] (`None`: none came, or it
+    /// could not be sent; `reason` says what happened).
+    ReferAnswered {
+        /// Status code.
+        code: Option<u16>,
+        /// Reason phrase or error text.
+        reason: String,
+    },
+    /// A NOTIFY of a REFER's subscription (`Event: refer`): the status code of its
+    /// `message/sipfrag` body (`SIP/2.0 200 OK` → 200). Already answered 200.
+    ReferNotify {
+        /// The sipfrag's status code.
+        code: u16,
+    },
 }
 
 #[derive(Debug)]
@@ -92,6 +106,12 @@ pub(crate) enum Command {
     Cancel,
     Bye,
     Hangup,
+    /// REFER on the established dialog (`Refer-To`, `Referred-By`, extra headers).
+    Refer {
+        refer_to: String,
+        referred_by: String,
+        headers: Vec<(String, String)>,
+    },
 }
 
 /// Controls one leg. Dropping it does not end the call; call [`LegHandle::hangup`].
@@ -116,6 +136,17 @@ impl LegHandle {
     /// CANCEL or BYE, whichever fits the leg's state.
     pub fn hangup(&self) {
         let _ = self.cmd.send(Command::Hangup);
+    }
+    /// Sends REFER on the established dialog (RFC 3515): `refer_to` and `referred_by` are URIs
+    /// (written in angle brackets), `headers` go verbatim. The outcome comes back as
+    /// [`LegEvent::ReferAnswered`] and [`LegEvent::ReferNotify`]s. Before answer it does
+    /// nothing: a REFER needs a dialog.
+    pub fn refer(&self, refer_to: &str, referred_by: &str, headers: Vec<(String, String)>) {
+        let _ = self.cmd.send(Command::Refer {
+            refer_to: refer_to.to_owned(),
+            referred_by: referred_by.to_owned(),
+            headers,
+        });
     }
     /// The Call-ID of the (first) INVITE.
     pub fn call_id(&self) -> &str {

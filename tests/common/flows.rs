@@ -20,6 +20,8 @@ pub const WEBHOOK_SECRET: &str = "flows-webhook-secret";
 pub const BOT_TOKEN: &str = "flows-bot-token";
 /// The number dialled in every flow.
 pub const TARGET: &str = "+15551230001";
+/// The agent's number in transfer flows: a routing rule sends it to the agent peer's trunk.
+pub const AGENT: &str = "+15551230002";
 /// Bound for every wait of a flow (SIP, HTTP, records), generous for a loaded 2-core machine.
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -48,6 +50,11 @@ pub struct FlowSetup {
     pub with_model: bool,
     /// `bots[].amd.transcript_hold_ms` (None: the default).
     pub amd_hold_ms: Option<u32>,
+    /// A human agent (transfer target): reached through its own SIP connection, chosen by a
+    /// routing rule for [`AGENT`].
+    pub agent: Option<PjsuaOpts>,
+    /// `bots[].outbound.transfer` (`refer` / `bridge`); `None` leaves the default.
+    pub transfer: Option<&'static str>,
 }
 
 impl FlowSetup {
@@ -73,6 +80,8 @@ impl FlowSetup {
             text_bot: false,
             with_model: false,
             amd_hold_ms: None,
+            agent: None,
+            transfer: None,
         }
     }
 }
@@ -82,6 +91,8 @@ pub struct Flow {
     pub app: TestApp,
     pub callee: PjsuaPeer,
     pub bot: Option<PjsuaPeer>,
+    /// The transfer target, if the flow has one.
+    pub agent: Option<PjsuaPeer>,
     pub bot_api: BotApiServer,
     pub sink: super::http_peers::NotifySink,
     /// `Basic dialer:secret` (groups call_control and call_data_manager).
@@ -99,6 +110,16 @@ impl Flow {
             Some(mut o) => {
                 o.port = free_udp_port();
                 Some(PjsuaPeer::spawn(o).await.expect("bot peer ready"))
+            }
+            None => None,
+        };
+        let agent = match s.agent {
+            Some(mut o) => {
+                // A test may choose the agent's port (to name it in a transfer target).
+                if o.port == 0 {
+                    o.port = free_udp_port();
+                }
+                Some(PjsuaPeer::spawn(o).await.expect("agent peer ready"))
             }
             None => None,
         };
@@ -152,12 +173,12 @@ bots:
       dialout_initiated_event: {initiated}
       max_cps: 50
       max_concurrent: 5
-sip_connections:
+{transfer_line}sip_connections:
   - id: carrier
     name: Carrier
     address: "127.0.0.1:{callee_port}"
-routing_rules:
-  - name: everything
+{agent_yaml}routing_rules:
+{agent_rule}  - name: everything
     origin_bot: "*"
     route: {{ sip_connection: carrier }}
 api_clients:
@@ -181,6 +202,24 @@ api_clients:
                 format!("    sip_uri: \"{bot_uri}\"\n")
             },
             callee_port = callee.sip_port,
+            transfer_line = s
+                .transfer
+                .map(|t| format!("      transfer: {t}\n"))
+                .unwrap_or_default(),
+            agent_yaml = agent
+                .as_ref()
+                .map(|a| format!(
+                    "  - id: agents\n    name: Agents\n    address: \"127.0.0.1:{}\"\n",
+                    a.sip_port
+                ))
+                .unwrap_or_default(),
+            agent_rule = if agent.is_some() {
+                format!(
+                    "  - name: to-agents\n    origin_bot: \"*\"\n    destination_pattern: \"^\\\\{AGENT}$\"\n    route: {{ sip_connection: agents }}\n    priority: 1\n"
+                )
+            } else {
+                String::new()
+            },
             amd_yaml = s
                 .amd_hold_ms
                 .map(|h| format!("    amd: {{ transcript_hold_ms: {h} }}\n"))
@@ -213,10 +252,16 @@ api_clients:
             },
             callee,
             bot,
+            agent,
             bot_api,
             sink,
             auth: basic("dialer", DIALER_SECRET),
         }
+    }
+
+    /// The agent peer (panics when the flow has none).
+    pub fn agent(&self) -> &PjsuaPeer {
+        self.agent.as_ref().expect("flow has an agent peer")
     }
 
     /// The bot peer (panics when the flow has none).

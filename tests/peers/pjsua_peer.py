@@ -161,6 +161,16 @@ class PeerCall(pj.Call):
     def onDtmfDigit(self, prm):
         self.peer.log("dtmf", call=self.no, digit=prm.digit)
 
+    def onCallTransferRequest(self, prm):
+        # A REFER from the other side: logged; refused with --transfer-answer, else PJSIP
+        # accepts it (202), calls the target itself and reports progress in NOTIFYs.
+        self.peer.log("transfer-request", call=self.no, target=prm.dstUri)
+        if self.peer.args.transfer_answer:
+            prm.statusCode = self.peer.args.transfer_answer
+
+    def onCallTransferStatus(self, prm):
+        self.peer.log("transfer-status", call=self.no, code=prm.statusCode, final=prm.finalNotify)
+
 
 class Account(pj.Account):
     def __init__(self, peer):
@@ -534,6 +544,8 @@ def main():
     p.add_argument("--log", help="JSON-lines event log (default stdout)")
     p.add_argument("--pj-log", help="PJSIP log file (SIP messages at level >= 4)")
     p.add_argument("--pj-log-level", type=int, default=1)
+    p.add_argument("--transfer-answer", type=int, default=0,
+                   help="answer a REFER with this code (e.g. 603) instead of accepting it")
     p.add_argument("--log-sip", action="store_true", help="log every SIP message sent/received as a 'sip' event")
     args = p.parse_args()
     if args.ring_code not in ("180", "183"):

@@ -67,6 +67,7 @@ impl Actor {
                 }
             }
             Output::Terminal(report) => self.terminal(report).await,
+            Output::Transfer(step) => return self.transfer_step(step).await,
         }
         None
     }
@@ -243,6 +244,13 @@ impl Actor {
             BotEvent::Message { text, confidence } => {
                 json!({"type": "message", "text": text, "parameters": {"confidence": confidence}})
             }
+            BotEvent::TransferStatus {
+                answered,
+                reason_code,
+                sip_code,
+            } => json!({"type": "event", "name": "transferStatus",
+                "value": if answered { "answered" } else { "failed" },
+                "parameters": {"reasonCode": reason_code, "sipCode": sip_code}}),
         };
         if let Err(e) = self
             .engine

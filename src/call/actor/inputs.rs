@@ -11,6 +11,11 @@ use crate::sip::{self, LegEvent};
 use serde_json::json;
 use std::time::Duration;
 
+/// The machine's failure kind of a SIP leg's failure.
+pub(super) fn failure_kind(k: sip::FailureKind) -> FailureKind {
+    kind(k)
+}
+
 fn kind(k: sip::FailureKind) -> FailureKind {
     match k {
         sip::FailureKind::Response | sip::FailureKind::Cancelled => FailureKind::Response,
@@ -74,6 +79,9 @@ impl Actor {
                 self.handle(Input::ReInvite(side)).await
             }
             LegEvent::Terminated => self.leg_gone(side).await,
+            ev @ (LegEvent::ReferAnswered { .. } | LegEvent::ReferNotify { .. }) => {
+                self.on_refer_event(side, ev).await
+            }
         }
     }
 

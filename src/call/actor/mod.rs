@@ -22,6 +22,7 @@ use tracing::Instrument;
 mod actions;
 mod inputs;
 mod lifecycle;
+mod transfer;
 mod voice;
 
 /// Requests from outside the call (API, bot answers, outbox).
@@ -88,6 +89,8 @@ pub struct Actor {
     cmds: mpsc::Receiver<ActorCmd>,
     carrier: LegSlot,
     bot_leg: LegSlot,
+    /// The agent's leg of a `bridge` transfer.
+    agent: LegSlot,
     media: Option<MediaSession>,
     tap: Option<mpsc::Receiver<PcmFrame>>,
     /// Key presses on the carrier leg.
@@ -186,6 +189,7 @@ impl Actor {
             cmds,
             carrier: LegSlot::default(),
             bot_leg: LegSlot::default(),
+            agent: LegSlot::default(),
             media: None,
             tap: None,
             dtmf: None,
@@ -221,6 +225,10 @@ impl Actor {
                     ev = recv_opt(&mut self.bot_leg.events) => match ev {
                         Some(ev) => self.on_leg(LegSide::Bot, ev).await,
                         None => self.leg_gone(LegSide::Bot).await,
+                    },
+                    ev = recv_opt(&mut self.agent.events) => match ev {
+                        Some(ev) => self.on_agent_leg(ev).await,
+                        None => self.agent_gone().await,
                     },
                     cmd = self.cmds.recv() => match cmd {
                         Some(c) => self.on_cmd(c).await,

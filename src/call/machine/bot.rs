@@ -31,8 +31,8 @@ impl CallMachine {
     }
 
     pub(super) fn push_bot_event(&mut self, ev: BotEvent) {
-        if !self.cfg.bot_api {
-            // No Bot API: nobody to tell.
+        if !self.cfg.bot_api || self.xfer.bridged() {
+            // No Bot API, or the bot was released by a transfer: nobody to tell.
         } else if self.bot_started {
             self.emit(Output::BotEvent(ev));
         } else {
@@ -78,8 +78,15 @@ impl CallMachine {
     }
 
     pub(super) fn on_bot_activity(&mut self, now: Instant, a: BotActivity) {
+        if let (Phase::Ending(_), Activity::Transfer(req)) = (&self.phase, &a.activity) {
+            // The bot hears why its transfer will not happen.
+            return self.on_transfer_activity(now, req.clone());
+        }
         if !self.is_live() {
             return self.ignore("bot activity after the end");
+        }
+        if self.xfer.bridged() {
+            return self.ignore("activity from a bot released by a transfer");
         }
         match a.delay {
             Some(d) if self.delayed.len() < MAX_DELAYED => {
@@ -141,7 +148,14 @@ impl CallMachine {
                 });
                 self.on_hangup(now, HangupSource::BotActivity);
             }
+            Activity::StartRecognition if self.xfer.under_way() => {
+                self.xfer.set_resume_recognition(true)
+            }
+            Activity::StopRecognition if self.xfer.under_way() => {
+                self.xfer.set_resume_recognition(false)
+            }
             Activity::StartRecognition => self.start_recognition_for_bot(),
+            Activity::Transfer(req) => self.on_transfer_activity(now, req),
             Activity::Message { text } if self.cfg.text_bot => self.prompt(Prompt::Speak(text)),
             Activity::PlayUrl { url, .. } if self.cfg.text_bot => self.prompt(Prompt::Url(url)),
             Activity::AbortPrompts if self.cfg.text_bot => {
@@ -268,7 +282,11 @@ impl CallMachine {
 
     pub(super) fn on_amd(&mut self, now: Instant, result: AmdResult, at_ms: u32) {
         let mode = self.cfg.machine_detection;
-        if !self.is_answered_phase() || mode == AmdMode::Disabled || self.amd.is_some() {
+        if !self.is_answered_phase()
+            || mode == AmdMode::Disabled
+            || self.amd.is_some()
+            || self.xfer.detection_stopped
+        {
             return self.ignore("AMD decision not expected");
         }
         self.amd = Some(AmdOutcome { result, at_ms });

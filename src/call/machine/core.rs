@@ -87,6 +87,8 @@ pub struct CallMachine {
     pub(super) amd: Option<AmdOutcome>,
     ignored_events: u64,
     last_ignored: Option<&'static str>,
+    /// A `transfer` activity's progress and the agent's leg.
+    pub(super) xfer: super::transfer::TransferState,
 }
 
 impl CallMachine {
@@ -117,6 +119,7 @@ impl CallMachine {
             amd: None,
             ignored_events: 0,
             last_ignored: None,
+            xfer: Default::default(),
         }
     }
 
@@ -221,6 +224,7 @@ impl CallMachine {
             Input::MediaTimeout => self.on_media_timeout(now),
             Input::Dtmf(digit) => self.on_dtmf(digit),
             Input::PlaybackDone => self.on_playback_done(),
+            Input::Transfer(t) => self.on_transfer_input(now, t),
         }
     }
 
@@ -278,6 +282,7 @@ impl CallMachine {
             }
             Leg::Idle | Leg::Cancelling | Leg::Gone => {}
         }
+        self.end_transfer();
         if self.media_running {
             self.media_running = false;
             self.recognition = Recognition::Off;
@@ -289,16 +294,20 @@ impl CallMachine {
         self.delayed.clear();
         self.pending_prompts.clear();
         self.timers.cancel_all();
-        if self.carrier == Leg::Cancelling || self.bot == Leg::Cancelling {
+        if self.waiting_for_cancel() {
             self.timers
                 .set(TimerKind::CancelGuard, now + self.cfg.cancel_guard);
         }
         self.phase = Phase::Ending(cause);
     }
 
+    /// A CANCELled INVITE (carrier, bot or agent) has not finished yet.
+    fn waiting_for_cancel(&self) -> bool {
+        [self.carrier, self.bot, self.xfer.agent].contains(&Leg::Cancelling)
+    }
+
     fn finish_if_done(&mut self, now: Instant) {
-        let waiting = self.carrier == Leg::Cancelling || self.bot == Leg::Cancelling;
-        if waiting || !matches!(self.phase, Phase::Ending(_)) {
+        if self.waiting_for_cancel() || !matches!(self.phase, Phase::Ending(_)) {
             return;
         }
         if let Phase::Ending(cause) = std::mem::replace(&mut self.phase, Phase::Ended) {

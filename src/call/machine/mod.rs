@@ -17,6 +17,7 @@ mod legs;
 pub mod reason;
 pub mod report;
 mod timers;
+pub mod transfer;
 pub mod types;
 
 #[cfg(test)]
@@ -29,12 +30,15 @@ mod tests_random;
 mod tests_ringing;
 #[cfg(test)]
 mod tests_talking;
+#[cfg(test)]
+mod tests_transfer;
 
 pub use self::bot::refresh_interval;
 pub use self::core::CallMachine;
 pub use reason::{FailureKind, ReasonCode};
 pub use report::{CallStatus, TerminalReport};
+pub use transfer::{TransferInput, TransferOutput};
 pub use types::{
     AmdMode, AmdOutcome, AmdResult, BotEvent, CallState, HangupSource, Input, LegSide,
-    MachineConfig, Output, Prompt, TimerKind,
+    MachineConfig, Output, Prompt, TimerKind, TransferMethod,
 };

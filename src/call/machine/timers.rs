@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::types::TimerKind;
 
-const KINDS: [TimerKind; 8] = [
+const KINDS: [TimerKind; 9] = [
     TimerKind::Answer,
     TimerKind::BotAnswer,
     TimerKind::BotOpen,
@@ -17,6 +17,7 @@ const KINDS: [TimerKind; 8] = [
     TimerKind::CancelGuard,
     TimerKind::Delayed,
     TimerKind::BeepWait,
+    TimerKind::Transfer,
 ];
 
 fn slot(kind: TimerKind) -> usize {
@@ -29,13 +30,14 @@ fn slot(kind: TimerKind) -> usize {
         TimerKind::CancelGuard => 5,
         TimerKind::Delayed => 6,
         TimerKind::BeepWait => 7,
+        TimerKind::Transfer => 8,
     }
 }
 
 /// Deadline per timer kind.
 #[derive(Debug, Default)]
 pub(super) struct TimerTable {
-    deadline: [Option<Instant>; 8],
+    deadline: [Option<Instant>; 9],
 }
 
 impl TimerTable {
@@ -51,7 +53,7 @@ impl TimerTable {
 
     /// Disarms every timer.
     pub(super) fn cancel_all(&mut self) {
-        self.deadline = [None; 8];
+        self.deadline = [None; 9];
     }
 
     /// When `kind` expires, if armed.

@@ -9,6 +9,7 @@ use super::report::TerminalReport;
 use crate::core::activity::BotActivity;
 
 pub use crate::core::AmdMode;
+pub use crate::core::transfer::TransferMethod;
 
 /// What AMD decided: the detector's own result type.
 pub use crate::amd::AmdResult;
@@ -55,6 +56,8 @@ pub enum TimerKind {
     Delayed,
     /// How long a text bot's prompts wait for a voicemail's beep.
     BeepWait,
+    /// How long a transfer may take: the agent's ring time (bridge), or the REFER's outcome.
+    Transfer,
 }
 
 /// Which leg of the call.
@@ -161,6 +164,8 @@ pub enum Input {
     Dtmf(char),
     /// Everything queued for the person has been played (or cut by `abortPrompts`).
     PlaybackDone,
+    /// What happens to a transfer under way (the agent's leg, the REFER and its NOTIFYs).
+    Transfer(super::transfer::TransferInput),
 }
 
 /// Something a text bot has the gateway play to the person.
@@ -199,6 +204,16 @@ pub enum BotEvent {
         text: String,
         /// The recogniser's confidence.
         confidence: f32,
+    },
+    /// How a `transfer` ended: `{"type": "event", "name": "transferStatus", "value":
+    /// "answered"|"failed", "parameters": {"reasonCode", "sipCode"}}`.
+    TransferStatus {
+        /// The target answered (bridge) or the REFER succeeded.
+        answered: bool,
+        /// `transferred`, or why it failed (`busy`, `no-answer`, `not-connected`, …).
+        reason_code: &'static str,
+        /// The SIP code that decided it, if one did.
+        sip_code: Option<u16>,
     },
 }
 
@@ -279,6 +294,8 @@ pub enum Output {
     /// The one terminal outcome: notify the dialer, write the call record. Always the last
     /// output of the machine; emitted exactly once per call.
     Terminal(TerminalReport),
+    /// A step of a transfer (REFER, the agent's leg, re-pointing the relay).
+    Transfer(super::transfer::TransferOutput),
 }
 
 /// Per-call settings, resolved by the shell from the bot config and the dialout request.
@@ -311,6 +328,8 @@ pub struct MachineConfig {
     /// After a `machine` decision (mode `detect`), how long a text bot's prompts wait for the
     /// beep before they play anyway.
     pub beep_wait: Duration,
+    /// How the bot's `transfer` activities are carried out (`outbound.transfer`).
+    pub transfer: TransferMethod,
 }
 
 impl Default for MachineConfig {
@@ -328,6 +347,7 @@ impl Default for MachineConfig {
             recognizer_available: false,
             text_bot: false,
             beep_wait: Duration::from_secs(10),
+            transfer: TransferMethod::Bridge,
         }
     }
 }
