@@ -3,6 +3,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::endpoint::Transport;
+use super::extensions::Extensions;
 
 /// One outbound INVITE to place (carrier trunk or bot).
 #[derive(Debug, Clone, Default)]
@@ -32,6 +33,8 @@ pub struct OutboundCall {
     pub call_id: Option<String>,
     /// Conversation the leg belongs to (logged on every span).
     pub conversation_id: String,
+    /// Session timers and reliable provisionals (carrier trunks; none for the bot leg).
+    pub extensions: Extensions,
 }
 
 /// How a leg failed before answer.
@@ -85,6 +88,9 @@ pub enum LegEvent {
     },
     /// The dialog is gone (rsipstack forgot it); no more events.
     Terminated,
+    /// The session timer (RFC 4028) as it stands after the 2xx, a refresh, or the peer's
+    /// refresh; `None` = the session does not expire. Comes after `Answered`.
+    SessionTimer(Option<super::extensions::Negotiated>),
 }
 
 #[derive(Debug)]
@@ -92,6 +98,8 @@ pub(crate) enum Command {
     Cancel,
     Bye,
     Hangup,
+    /// Send a session refresh (UPDATE, or re-INVITE when the peer lacks UPDATE).
+    RefreshSession,
 }
 
 /// Controls one leg. Dropping it does not end the call; call [`LegHandle::hangup`].
@@ -116,6 +124,10 @@ impl LegHandle {
     /// CANCEL or BYE, whichever fits the leg's state.
     pub fn hangup(&self) {
         let _ = self.cmd.send(Command::Hangup);
+    }
+    /// Refresh the session (RFC 4028) once answered; ignored before.
+    pub fn refresh_session(&self) {
+        let _ = self.cmd.send(Command::RefreshSession);
     }
     /// The Call-ID of the (first) INVITE.
     pub fn call_id(&self) -> &str {

@@ -124,6 +124,8 @@ pub struct Trunk {
     pub password: Option<String>,
     /// `default_country` of the trunk.
     pub default_country: Option<u16>,
+    /// More `key: value` lines of the trunk (e.g. `require_100rel: true`), verbatim.
+    pub extra: Vec<String>,
 }
 
 /// What a flow test runs against.
@@ -169,6 +171,9 @@ pub fn body(bot_port: u16, events_url: &str, trunk: &Trunk) -> String {
     }
     if let Some(c) = trunk.default_country {
         conn += &format!("    default_country: {c}\n");
+    }
+    for line in &trunk.extra {
+        conn += &format!("    {line}\n");
     }
     format!(
         r#"bots:

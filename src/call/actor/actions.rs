@@ -67,6 +67,9 @@ impl Actor {
                 }
             }
             Output::Terminal(report) => self.terminal(report).await,
+            Output::RefreshCarrierSession => {
+                self.leg_handle(LegSide::Carrier, |h| h.refresh_session())
+            }
         }
         None
     }

@@ -74,6 +74,23 @@ impl Actor {
                 self.handle(Input::ReInvite(side)).await
             }
             LegEvent::Terminated => self.leg_gone(side).await,
+            LegEvent::SessionTimer(n) if side == LegSide::Carrier => {
+                let note = match n {
+                    Some(n) => format!(
+                        "session interval {} s, refresher {}",
+                        n.interval.as_secs(),
+                        if n.we_refresh { "dialgate" } else { "carrier" }
+                    ),
+                    None => "the carrier session does not expire".to_owned(),
+                };
+                self.timeline("session-timer", &note).await;
+                self.handle(Input::CarrierSessionTimer {
+                    interval: n.map(|n| n.interval),
+                    we_refresh: n.is_some_and(|n| n.we_refresh),
+                })
+                .await
+            }
+            LegEvent::SessionTimer(_) => {}
         }
     }
 

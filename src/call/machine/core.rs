@@ -85,6 +85,8 @@ pub struct CallMachine {
     pub(super) answered_notified: bool,
     pub(super) times: Times,
     pub(super) amd: Option<AmdOutcome>,
+    /// The carrier session interval (RFC 4028), once negotiated.
+    pub(super) session_interval: Option<Duration>,
     ignored_events: u64,
     last_ignored: Option<&'static str>,
 }
@@ -115,6 +117,7 @@ impl CallMachine {
             answered_notified: false,
             times: Times::default(),
             amd: None,
+            session_interval: None,
             ignored_events: 0,
             last_ignored: None,
         }
@@ -221,6 +224,10 @@ impl CallMachine {
             Input::MediaTimeout => self.on_media_timeout(now),
             Input::Dtmf(digit) => self.on_dtmf(digit),
             Input::PlaybackDone => self.on_playback_done(),
+            Input::CarrierSessionTimer {
+                interval,
+                we_refresh,
+            } => self.on_carrier_session_timer(now, interval, we_refresh),
         }
     }
 

@@ -16,6 +16,7 @@ mod core;
 mod legs;
 pub mod reason;
 pub mod report;
+mod session_timer;
 mod timers;
 pub mod types;
 
@@ -28,10 +29,13 @@ mod tests_random;
 #[cfg(test)]
 mod tests_ringing;
 #[cfg(test)]
+mod tests_session_timer;
+#[cfg(test)]
 mod tests_talking;
 
 pub use self::bot::refresh_interval;
 pub use self::core::CallMachine;
+pub use self::session_timer::expiry_after;
 pub use reason::{FailureKind, ReasonCode};
 pub use report::{CallStatus, TerminalReport};
 pub use types::{

@@ -193,6 +193,9 @@ impl Checker {
             }
             Output::AbortPrompts => assert!(self.m.config().text_bot),
             Output::StopMedia | Output::Timeline { .. } => {}
+            Output::RefreshCarrierSession => {
+                assert!(self.fed_carrier_answer && self.terminal.is_none())
+            }
         }
     }
 

@@ -55,6 +55,10 @@ pub enum TimerKind {
     Delayed,
     /// How long a text bot's prompts wait for a voicemail's beep.
     BeepWait,
+    /// Our next carrier session refresh (RFC 4028), at half the interval.
+    SessionRefresh,
+    /// The carrier session expires without a refresh: BYE, `error`.
+    SessionExpiry,
 }
 
 /// Which leg of the call.
@@ -161,6 +165,13 @@ pub enum Input {
     Dtmf(char),
     /// Everything queued for the person has been played (or cut by `abortPrompts`).
     PlaybackDone,
+    /// The carrier session timer (RFC 4028) after the 2xx, a refresh, or the peer's refresh.
+    CarrierSessionTimer {
+        /// The session interval; `None` = the session does not expire.
+        interval: Option<Duration>,
+        /// dialgate sends the refreshes (else it only waits for the peer's).
+        we_refresh: bool,
+    },
 }
 
 /// Something a text bot has the gateway play to the person.
@@ -279,6 +290,8 @@ pub enum Output {
     /// The one terminal outcome: notify the dialer, write the call record. Always the last
     /// output of the machine; emitted exactly once per call.
     Terminal(TerminalReport),
+    /// Refresh the carrier session (RFC 4028): UPDATE, or re-INVITE when the carrier lacks it.
+    RefreshCarrierSession,
 }
 
 /// Per-call settings, resolved by the shell from the bot config and the dialout request.
