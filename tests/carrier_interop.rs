@@ -2,7 +2,7 @@
 //! provisionals (RFC 3262) and the retries after 422 and 420. SIPp plays the carrier with
 //! `tests/sipp/carrier_*.xml` scenarios that check the headers dialgate sends (SIPp exits
 //! non-zero on a failed check or an unexpected message) and a SIPp bot answers.
-//! Ports: SIP 16520-16559, relay RTP 31000-31699.
+//! Ports: SIP 16520-16559, relay RTP 31000-31889, SIPp media 31790 and 31890.
 
 mod common;
 
@@ -287,5 +287,144 @@ async fn the_carriers_refresh_is_answered_and_keeps_the_call_up() {
     );
     let (code, _) = finish(&botp).await;
     assert_eq!(code, 0, "bot scenario");
+    f.stop().await;
+}
+
+/// µ-law audio of early media: a second of US ringback (440+480 Hz), 0.5 s silence, the three
+/// SIT tones (913.8 / 1370.6 / 1776.7 Hz, 330 ms each), then 8 s of silence.
+fn ringback_then_sit_ulaw() -> Vec<u8> {
+    let tone = |freqs: &[f32], ms: u32| -> Vec<i16> {
+        (0..ms * 8)
+            .map(|i| {
+                let t = i as f32 / 8000.0;
+                let v: f32 = freqs
+                    .iter()
+                    .map(|f| (2.0 * std::f32::consts::PI * f * t).sin())
+                    .sum();
+                (v * 8000.0 / freqs.len() as f32) as i16
+            })
+            .collect()
+    };
+    let mut pcm = tone(&[440.0, 480.0], 1000);
+    pcm.extend(vec![0i16; 4000]);
+    for f in [913.8, 1370.6, 1776.7] {
+        pcm.extend(tone(&[f], 330));
+    }
+    pcm.extend(vec![0i16; 64000]);
+    pcm.iter()
+        .map(|&x| dialgate::sim::g711::linear_to_ulaw(x))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sit_in_early_media_fails_the_call_long_before_the_ring_timeout() {
+    // 1. Carrier: 183 with SDP, then RTP: ringback, then SIT tones; it expects a CANCEL.
+    let dir = tempfile::tempdir().unwrap();
+    let audio = dir.path().join("sit.ulaw");
+    std::fs::write(&audio, ringback_then_sit_ulaw()).unwrap();
+    let xml = std::fs::read_to_string(scenario("carrier_early_media_until_cancel.xml"))
+        .unwrap()
+        .replace("AUDIO_FILE", &audio.display().to_string());
+    let xml_path = dir.path().join("early.xml");
+    std::fs::write(&xml_path, xml).unwrap();
+    let carrier = uas_file(&xml_path, 16534, 40, &["-mp", "31790"]);
+    let botp = uas("flow_bot_answer.xml", 16535, 40);
+    let f = start_flow(FlowSetup {
+        rtp: (31700, 31789),
+        bot_port: 16535,
+        trunk: trunk(16534, &[]),
+    })
+    .await;
+    // 2. Dial with a 60 s ring timeout.
+    let t0 = Instant::now();
+    let id = f
+        .dial("+15551240008", json!({"answerTimeoutSec": 60}))
+        .await;
+    // 3. failed / rejected, the reason says "number not in service" and names the SIT, well
+    //    before the ring timeout (the tones end ~2.5 s after the 183).
+    let term = one_terminal_within(&f.sink, &id, Duration::from_secs(30)).await;
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    assert_eq!(term["status"], "failed", "{term}");
+    assert_eq!(term["reasonCode"], "rejected", "{term}");
+    let reason = term["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("number not in service"), "{term}");
+    assert!(reason.contains("SIT tones"), "{term}");
+    // 4. The carrier saw the CANCEL; the bot was never called.
+    let (code, clog) = finish(&carrier).await;
+    assert_eq!(code, 0, "carrier scenario");
+    assert_eq!(
+        sip_flow(&clog),
+        seq(&["<INVITE", ">183", "<CANCEL", ">200", ">487", "<ACK"]),
+        "{clog}"
+    );
+    let rec = f.settled(&id).await;
+    assert_eq!(rec["reasonCode"], "rejected", "{rec:#}");
+    assert!(
+        details(&rec, "early-media")
+            .iter()
+            .any(|d| d.contains("SIT tones")),
+        "{rec:#}"
+    );
+    let bot = botp.stop().await.expect("bot SIPp stopped");
+    assert!(!bot.messages.contains("INVITE"), "{}", bot.messages);
+    f.stop().await;
+}
+
+/// µ-law US ringback cadence: 2 s of 440+480 Hz, 1 s of silence, 2 s again.
+fn ringback_ulaw() -> Vec<u8> {
+    let on: Vec<i16> = (0..16000)
+        .map(|i| {
+            let t = i as f32 / 8000.0;
+            let v = (2.0 * std::f32::consts::PI * 440.0 * t).sin()
+                + (2.0 * std::f32::consts::PI * 480.0 * t).sin();
+            (v * 4000.0) as i16
+        })
+        .collect();
+    let mut pcm = on.clone();
+    pcm.extend(vec![0i16; 8000]);
+    pcm.extend(on);
+    pcm.iter()
+        .map(|&x| dialgate::sim::g711::linear_to_ulaw(x))
+        .collect()
+}
+
+#[tokio::test]
+async fn plain_ringback_in_early_media_is_ignored_and_the_answer_takes_over() {
+    // 1. Carrier: 183 with SDP and ringback RTP for 3.5 s, then 200 whose SDP names another
+    //    media port; it hangs up 0.5 s later.
+    let dir = tempfile::tempdir().unwrap();
+    let audio = dir.path().join("ringback.ulaw");
+    std::fs::write(&audio, ringback_ulaw()).unwrap();
+    let xml = std::fs::read_to_string(scenario("carrier_early_ringback_then_answer.xml"))
+        .unwrap()
+        .replace("AUDIO_FILE", &audio.display().to_string());
+    let xml_path = dir.path().join("ringback.xml");
+    std::fs::write(&xml_path, xml).unwrap();
+    let carrier = uas_file(&xml_path, 16536, 40, &["-mp", "31890"]);
+    let botp = uas("flow_bot_answer.xml", 16537, 40);
+    let f = start_flow(FlowSetup {
+        rtp: (31800, 31889),
+        bot_port: 16537,
+        trunk: trunk(16536, &[]),
+    })
+    .await;
+    // 2. Dial.
+    let id = f.dial("+15551240009", json!({})).await;
+    // 3. The ringback did not end the call: answered, then completed by the person.
+    let term = one_terminal(&f.sink, &id).await;
+    assert_eq!(term["status"], "completed", "{term}");
+    assert_eq!(term["reasonCode"], "client-disconnected", "{term}");
+    let (code, clog) = finish(&carrier).await;
+    assert_eq!(code, 0, "carrier scenario");
+    assert_eq!(
+        sip_flow(&clog),
+        seq(&["<INVITE", ">183", ">200", "<ACK", ">BYE", "<200"]),
+        "{clog}"
+    );
+    let (code, _) = finish(&botp).await;
+    assert_eq!(code, 0, "bot scenario");
+    // 4. The record shows early media was listened to, and nothing was heard in it.
+    let rec = f.settled(&id).await;
+    assert_eq!(details(&rec, "early-media").len(), 1, "{rec:#}");
     f.stop().await;
 }

@@ -35,6 +35,11 @@ pub fn uas(name: &str, port: u16, timeout_s: u32) -> Sipp {
 
 /// [`uas`] with more SIPp arguments (e.g. `-nr`).
 pub fn uas_with(name: &str, port: u16, timeout_s: u32, extra: &[&str]) -> Sipp {
+    uas_file(&scenario(name), port, timeout_s, extra)
+}
+
+/// [`uas_with`] for a scenario file anywhere (e.g. one written with a test's own audio file).
+pub fn uas_file(xml: &std::path::Path, port: u16, timeout_s: u32, extra: &[&str]) -> Sipp {
     let port = port.to_string();
     let timeout = format!("{timeout_s}s");
     let mut args = vec![
@@ -47,7 +52,7 @@ pub fn uas_with(name: &str, port: u16, timeout_s: u32, extra: &[&str]) -> Sipp {
         "-timeout_error",
     ];
     args.extend_from_slice(extra);
-    Sipp::spawn(&scenario(name), &args).expect("sipp starts (apt-get install sip-tester)")
+    Sipp::spawn(xml, &args).expect("sipp starts (apt-get install sip-tester)")
 }
 
 /// Waits (bounded) for SIPp to end by itself; returns (exit code, message trace).

@@ -67,6 +67,7 @@ impl Actor {
                 }
             }
             Output::Terminal(report) => self.terminal(report).await,
+            Output::StartEarlyMedia => self.start_early_media().await,
             Output::RefreshCarrierSession => {
                 self.leg_handle(LegSide::Carrier, |h| h.refresh_session())
             }
@@ -413,6 +414,7 @@ impl Actor {
     }
 
     async fn start_media(&mut self) {
+        self.end_early_media();
         let remote = self
             .carrier
             .negotiated

@@ -25,7 +25,13 @@ impl Actor {
             LegEvent::Provisional { code, sdp } => {
                 if side == LegSide::Carrier {
                     self.last_provisional = Some(code);
-                    let has_sdp = sdp.is_some();
+                    // Early media: only an SDP the relay can use counts (it is kept until the
+                    // answer's SDP replaces it).
+                    let early = sdp.as_deref().and_then(|s| sip::sdp::read_answer(s).ok());
+                    let has_sdp = early.as_ref().and_then(legs::remote_media).is_some();
+                    if has_sdp {
+                        self.carrier.negotiated = early;
+                    }
                     self.handle(Input::CarrierProvisional { code, has_sdp })
                         .await;
                 }
@@ -161,6 +167,9 @@ impl Actor {
     }
 
     pub(super) async fn on_frame(&mut self, f: PcmFrame) {
+        if self.early_frame(&f.samples).await {
+            return;
+        }
         if let Some(stt) = &mut self.stt {
             crate::stt::Recognizer::push_frame(stt, &f.samples);
         }

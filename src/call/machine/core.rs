@@ -202,7 +202,12 @@ impl CallMachine {
     fn dispatch(&mut self, now: Instant, input: Input) {
         match input {
             Input::Start => self.on_start(now),
-            Input::CarrierProvisional { code, .. } => self.on_provisional(now, code),
+            Input::CarrierProvisional { code, has_sdp } => {
+                self.on_provisional(now, code);
+                if has_sdp {
+                    self.on_early_sdp();
+                }
+            }
             Input::CarrierAnswered { sdp_ok } => self.on_carrier_answered(now, sdp_ok),
             Input::CarrierFailed { code, kind, reason } => {
                 self.on_carrier_failed(now, code, kind, reason)
@@ -228,6 +233,7 @@ impl CallMachine {
                 interval,
                 we_refresh,
             } => self.on_carrier_session_timer(now, interval, we_refresh),
+            Input::EarlyIntercept { sit, heard } => self.on_early_intercept(now, sit, heard),
         }
     }
 

@@ -13,6 +13,7 @@
 
 mod bot;
 mod core;
+mod early_media;
 mod legs;
 pub mod reason;
 pub mod report;
@@ -24,6 +25,8 @@ pub mod types;
 mod tests;
 #[cfg(test)]
 mod tests_bot;
+#[cfg(test)]
+mod tests_early_media;
 #[cfg(test)]
 mod tests_random;
 #[cfg(test)]

@@ -193,6 +193,10 @@ impl Checker {
             }
             Output::AbortPrompts => assert!(self.m.config().text_bot),
             Output::StopMedia | Output::Timeline { .. } => {}
+            Output::StartEarlyMedia => {
+                assert!(!self.fed_carrier_answer && self.terminal.is_none());
+                self.media_started = true;
+            }
             Output::RefreshCarrierSession => {
                 assert!(self.fed_carrier_answer && self.terminal.is_none())
             }

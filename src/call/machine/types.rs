@@ -172,6 +172,14 @@ pub enum Input {
         /// dialgate sends the refreshes (else it only waits for the peer's).
         we_refresh: bool,
     },
+    /// The pre-answer detector heard an intercept in the early media (SIT tones, or an
+    /// announcement's words).
+    EarlyIntercept {
+        /// SIT tones (else recognised words).
+        sit: bool,
+        /// What was heard (tone frequencies or the recognised text).
+        heard: String,
+    },
 }
 
 /// Something a text bot has the gateway play to the person.
@@ -292,6 +300,9 @@ pub enum Output {
     Terminal(TerminalReport),
     /// Refresh the carrier session (RFC 4028): UPDATE, or re-INVITE when the carrier lacks it.
     RefreshCarrierSession,
+    /// Early media: start the relay's carrier direction with the provisional's SDP and the
+    /// pre-answer detector (SIT, intercept words). The answer's `StartMedia` takes over.
+    StartEarlyMedia,
 }
 
 /// Per-call settings, resolved by the shell from the bot config and the dialout request.
