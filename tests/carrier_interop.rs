@@ -428,3 +428,68 @@ async fn plain_ringback_in_early_media_is_ignored_and_the_answer_takes_over() {
     assert_eq!(details(&rec, "early-media").len(), 1, "{rec:#}");
     f.stop().await;
 }
+
+#[tokio::test]
+async fn an_intercept_announcement_in_early_media_fails_the_call_with_its_words() {
+    // 1. Carrier: 183 with SDP, then "We're sorry. The number you have dialed is not in service…"
+    //    (espeak-ng, tests/fixtures/audio/intercept_not_in_service.wav) over RTP, then silence;
+    //    it expects a CANCEL. dialgate recognises early media with Whisper tiny.en.
+    let dir = tempfile::tempdir().unwrap();
+    let audio = dir.path().join("announcement.ulaw");
+    let mut pcm = vec![0i16; 4000];
+    pcm.extend(common::simcall::samples(
+        "tests/fixtures/audio/intercept_not_in_service.wav",
+    ));
+    pcm.extend(vec![0i16; 8000 * 20]);
+    let ulaw: Vec<u8> = pcm
+        .iter()
+        .map(|&x| dialgate::sim::g711::linear_to_ulaw(x))
+        .collect();
+    std::fs::write(&audio, ulaw).unwrap();
+    let xml = std::fs::read_to_string(scenario("carrier_early_media_until_cancel.xml"))
+        .unwrap()
+        .replace("AUDIO_FILE", &audio.display().to_string());
+    let xml_path = dir.path().join("announcement.xml");
+    std::fs::write(&xml_path, xml).unwrap();
+    let carrier = uas_file(&xml_path, 16538, 120, &["-mp", "31990"]);
+    let botp = uas("flow_bot_answer.xml", 16539, 120);
+    let f = start_flow_with_model(FlowSetup {
+        rtp: (31900, 31989),
+        bot_port: 16539,
+        trunk: trunk(16538, &[]),
+    })
+    .await;
+    // 2. Dial with a 120 s ring timeout.
+    let t0 = Instant::now();
+    let id = f
+        .dial("+15551240010", json!({"answerTimeoutSec": 120}))
+        .await;
+    // 3. failed / rejected with the recognised words, well before the ring timeout (the
+    //    bound allows for Whisper on a loaded machine).
+    let term = one_terminal_within(&f.sink, &id, Duration::from_secs(90)).await;
+    assert!(t0.elapsed() < Duration::from_secs(90), "{:?}", t0.elapsed());
+    assert_eq!(term["status"], "failed", "{term}");
+    assert_eq!(term["reasonCode"], "rejected", "{term}");
+    let reason = term["reason"].as_str().unwrap_or("").to_lowercase();
+    assert!(reason.contains("intercept announcement"), "{term}");
+    assert!(reason.contains("not in service"), "{term}");
+    // 4. The carrier saw the CANCEL; the words are on the record's transcript.
+    let (code, clog) = finish(&carrier).await;
+    assert_eq!(code, 0, "carrier scenario");
+    assert_eq!(
+        sip_flow(&clog),
+        seq(&["<INVITE", ">183", "<CANCEL", ">200", ">487", "<ACK"]),
+        "{clog}"
+    );
+    let rec = f.settled(&id).await;
+    assert!(
+        rec["transcript"]
+            .to_string()
+            .to_lowercase()
+            .contains("not in service"),
+        "{rec:#}"
+    );
+    let bot = botp.stop().await.expect("bot SIPp stopped");
+    assert!(!bot.messages.contains("INVITE"), "{}", bot.messages);
+    f.stop().await;
+}

@@ -210,10 +210,30 @@ fn init_tracing() {
 /// Starts dialgate (HTTPS, fresh data dir, the given RTP range, generous bot answer timeout),
 /// a notification sink and a bot.
 pub async fn start_flow(setup: FlowSetup) -> Flow {
+    start_flow_models(setup, None).await
+}
+
+/// [`start_flow`] with the speech model directory `models` linked into the data directory (so
+/// calls can recognise speech); fails when the model is missing.
+pub async fn start_flow_with_model(setup: FlowSetup) -> Flow {
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/models");
+    assert!(
+        models.join("ggml-tiny.en.bin").is_file(),
+        "speech model missing: run scripts/setup-model"
+    );
+    start_flow_models(setup, Some(models)).await
+}
+
+async fn start_flow_models(setup: FlowSetup, models: Option<PathBuf>) -> Flow {
     init_tracing();
     let sink = NotifySink::start().await.unwrap();
     let bot = BotApiServer::start(BotConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
+    if let Some(m) = models {
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::os::unix::fs::symlink(m, data.join("models")).unwrap();
+    }
     let cert = make_cert(dir.path());
     let yaml = format!(
         "server:\n  sip:\n    listen:\n      - {{ transport: udp, address: \"127.0.0.1:0\" }}\n  http:\n    listen: \"127.0.0.1:0\"\n    tls: {{ cert: {}, key: {} }}\n  rtp:\n    port_min: {}\n    port_max: {}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n  notify_allow: [127.0.0.0/8]\n{}",

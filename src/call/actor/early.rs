@@ -29,6 +29,17 @@ impl Actor {
             tracing::error!(error = %e, "cannot start the early media tap");
         }
         self.early = Some(crate::amd::EarlyDetector::new(self.bot.amd.clone()));
+        // Announcements are told by their words: recognise early media when a model is there
+        // (its text goes to the record's transcript, never to the bot).
+        if self.machine.config().recognizer_available && self.stt.is_none() {
+            match self.engine.stt_session(&self.bot.language, true) {
+                Ok(mut s) => {
+                    self.stt_results = s.results();
+                    self.stt = Some(s);
+                }
+                Err(reason) => tracing::debug!(%reason, "early media is checked for tones only"),
+            }
+        }
         self.timeline("early-media", "listening to early media before the answer")
             .await;
     }
@@ -38,23 +49,45 @@ impl Actor {
         let Some(det) = &mut self.early else {
             return false;
         };
-        if let Some(v) = det.push_frame(samples) {
-            self.early = None;
-            let (sit, heard) = match v {
-                crate::amd::EarlyVerdict::Sit(s) => (true, s),
-                crate::amd::EarlyVerdict::Intercept(t) => (false, t),
-            };
-            tracing::info!(sit, %heard, "intercept heard in early media");
-            self.handle(Input::EarlyIntercept { sit, heard }).await;
+        let verdict = det.push_frame(samples);
+        if let Some(stt) = &mut self.stt {
+            crate::stt::Recognizer::push_frame(stt, samples);
+        }
+        if let Some(v) = verdict {
+            self.early_verdict(v).await;
         }
         true
+    }
+
+    /// Recognised text while early media plays: `true` when it was early media's.
+    pub(super) async fn early_text(&mut self, text: &str) -> bool {
+        let Some(det) = &mut self.early else {
+            return false;
+        };
+        if let Some(v) = det.push_transcript(text) {
+            self.early_verdict(v).await;
+        }
+        true
+    }
+
+    async fn early_verdict(&mut self, v: crate::amd::EarlyVerdict) {
+        self.early = None;
+        let (sit, heard) = match v {
+            crate::amd::EarlyVerdict::Sit(s) => (true, s),
+            crate::amd::EarlyVerdict::Intercept(t) => (false, t),
+        };
+        tracing::info!(sit, %heard, "intercept heard in early media");
+        self.handle(Input::EarlyIntercept { sit, heard }).await;
     }
 
     /// The answer takes over: the early tap and detector end (the answer's SDP, which may
     /// differ, is set by `start_media`, and the taps start again from the answer).
     pub(super) fn end_early_media(&mut self) {
         if self.early.take().is_some() {
+            // Before the answer the only recognition session is early media's.
             self.tap = None;
+            self.stt = None;
+            self.stt_results = None;
         }
     }
 }

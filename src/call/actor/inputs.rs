@@ -230,6 +230,9 @@ impl Actor {
             .store
             .append_transcript(&self.id, entry)
             .await;
+        if self.early_text(&r.text).await {
+            return;
+        }
         if let Some(det) = &mut self.amd {
             let events = det.push_transcript(&r.text);
             self.on_amd_events(events).await;
