@@ -221,6 +221,9 @@ async fn a_420_for_100rel_is_retried_without_the_extension() {
         ]),
         "{clog}"
     );
+    let msgs = sip_messages(&clog);
+    assert!(msgs[0].1.contains("Require: 100rel"), "{}", msgs[0].1);
+    assert!(!msgs[3].1.contains("100rel"), "{}", msgs[3].1);
     let (code, _) = finish(&botp).await;
     assert_eq!(code, 0, "bot scenario");
     f.stop().await;
