@@ -420,3 +420,28 @@ fn speech_recogniser_settings_are_read_and_checked() {
         std::path::Path::new("/d/models/ggml-base.bin")
     );
 }
+
+#[test]
+fn carrier_interop_keys_are_checked_with_positions() {
+    // 1. session_expires_sec / min_se out of range or inconsistent.
+    let e = errors_of("bad/interop.yaml");
+    let f = "tests/fixtures/config/bad/interop.yaml";
+    // 2. Each at its node, in words a telecom engineer reads.
+    for want in [
+        "18:13: sip_connections[0].min_se: min_se must be between 90 (the RFC 4028 floor) and 86400 seconds",
+        "17:26: sip_connections[0].session_expires_sec: session_expires_sec must be 0 (no session timers) or 90..86400 seconds",
+        "22:26: sip_connections[1].session_expires_sec: session_expires_sec (120) is below min_se (600)",
+    ] {
+        has(&e, &format!("{f}:{want}"));
+    }
+    assert_eq!(e.len(), 3, "{}", e.join("\n"));
+    // 3. A wrong type is a structural error at the key's value.
+    let e = errors_of("bad/interop_type.yaml");
+    assert_eq!(e.len(), 1, "{}", e.join("\n"));
+    assert!(
+        e[0].starts_with("tests/fixtures/config/bad/interop_type.yaml:17:")
+            && e[0].contains("sip_connections[0].min_se"),
+        "{}",
+        e[0]
+    );
+}

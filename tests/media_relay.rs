@@ -662,3 +662,41 @@ async fn traffic_keeps_the_inactivity_timer_from_firing() {
         Some(MediaEvent::InactivityTimeout { leg: Leg::Carrier })
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_new_remote_after_a_timeout_is_watched_again() {
+    // 1. Early media falls silent: the carrier leg times out once before the answer.
+    let engine = MediaEngine::new(MediaConfig {
+        port_min: 22900,
+        port_max: 22907,
+        inactivity_timeout: Some(Duration::from_secs(5)),
+        ..MediaConfig::default()
+    })
+    .unwrap();
+    let s = engine.create_session("early").unwrap();
+    let mut events = s.events().unwrap();
+    let early = Peer::new();
+    s.set_remote(Leg::Carrier, remote(early.addr(), AudioCodec::PCMU, None))
+        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(6), events.recv())
+        .await
+        .unwrap();
+    assert_eq!(
+        ev,
+        Some(MediaEvent::InactivityTimeout { leg: Leg::Carrier })
+    );
+    // 2. The answer names another address: the leg is watched afresh and a silent answered
+    //    call still times out (once).
+    let answer = Peer::new();
+    s.set_remote(Leg::Carrier, remote(answer.addr(), AudioCodec::PCMU, None))
+        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(7), events.recv())
+        .await
+        .unwrap();
+    assert_eq!(
+        ev,
+        Some(MediaEvent::InactivityTimeout { leg: Leg::Carrier })
+    );
+    let more = tokio::time::timeout(Duration::from_secs(60), events.recv()).await;
+    assert!(more.is_err(), "unexpected {more:?}");
+}

@@ -231,6 +231,34 @@ fn country(ctx: &mut Ctx, src: usize, p: &str, code: Option<u16>) -> Option<u16>
     }
 }
 
+/// RFC 4028: `Min-SE` never below 90 s, and the interval asked for never below `Min-SE`.
+fn session_timer_values(ctx: &mut Ctx, src: usize, p: &str, expires: u32, min_se: u32) {
+    const MAX: u32 = 86_400;
+    if !(90..=MAX).contains(&min_se) {
+        ctx.err(
+            src,
+            &format!("{p}.min_se"),
+            ErrorKind::InvalidValue,
+            format!("min_se must be between 90 (the RFC 4028 floor) and {MAX} seconds"),
+        );
+    }
+    if expires != 0 && !(90..=MAX).contains(&expires) {
+        ctx.err(
+            src,
+            &format!("{p}.session_expires_sec"),
+            ErrorKind::InvalidValue,
+            format!("session_expires_sec must be 0 (no session timers) or 90..{MAX} seconds"),
+        );
+    } else if expires != 0 && expires < min_se {
+        ctx.err(
+            src,
+            &format!("{p}.session_expires_sec"),
+            ErrorKind::Conflict,
+            format!("session_expires_sec ({expires}) is below min_se ({min_se})"),
+        );
+    }
+}
+
 fn sip_connections(ctx: &mut Ctx, items: &[Item<RawSipConnection>]) -> Vec<SipConnection> {
     let (mut ids, mut names) = (
         Unique::new("SIP connection id"),
@@ -290,6 +318,7 @@ fn sip_connections(ctx: &mut Ctx, items: &[Item<RawSipConnection>]) -> Vec<SipCo
                 );
             }
         }
+        session_timer_values(ctx, src, p, raw.session_expires_sec, raw.min_se);
         if let (Ok(address), backup) = (address, backup) {
             out.push(SipConnection {
                 id: raw.id.clone(),
@@ -304,6 +333,9 @@ fn sip_connections(ctx: &mut Ctx, items: &[Item<RawSipConnection>]) -> Vec<SipCo
                 headers: raw.headers.clone(),
                 rtp_latching: raw.rtp_latching,
                 default_country: country(ctx, src, p, raw.default_country),
+                session_expires_sec: raw.session_expires_sec,
+                min_se: raw.min_se,
+                require_100rel: raw.require_100rel,
             });
         }
     }

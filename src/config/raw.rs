@@ -309,6 +309,19 @@ pub(super) struct RawSipConnection {
     pub headers: BTreeMap<String, String>,
     pub rtp_latching: Option<RtpLatching>,
     pub default_country: Option<u16>,
+    #[serde(default = "d_session_expires")]
+    pub session_expires_sec: u32,
+    #[serde(default = "d_min_se")]
+    pub min_se: u32,
+    #[serde(default)]
+    pub require_100rel: bool,
+}
+
+fn d_session_expires() -> u32 {
+    1800
+}
+fn d_min_se() -> u32 {
+    90
 }
 
 #[derive(Debug, Deserialize)]

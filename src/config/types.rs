@@ -348,6 +348,12 @@ pub struct SipConnection {
     pub rtp_latching: Option<RtpLatching>,
     /// Country calling code for targets written without `+` (before the bot's).
     pub default_country: Option<u16>,
+    /// RFC 4028 session interval asked for in the INVITE, seconds; `0` = no session timers.
+    pub session_expires_sec: u32,
+    /// RFC 4028 `Min-SE` (≥ 90 s).
+    pub min_se: u32,
+    /// Send `Require: 100rel` (the trunk demands reliable provisionals); else `Supported`.
+    pub require_100rel: bool,
 }
 
 impl fmt::Debug for SipConnection {
@@ -366,6 +372,9 @@ impl fmt::Debug for SipConnection {
             .field("headers", &self.headers)
             .field("rtp_latching", &self.rtp_latching)
             .field("default_country", &self.default_country)
+            .field("session_expires_sec", &self.session_expires_sec)
+            .field("min_se", &self.min_se)
+            .field("require_100rel", &self.require_100rel)
             .finish()
     }
 }

@@ -3,6 +3,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::endpoint::Transport;
+use super::extensions::Extensions;
 
 /// One outbound INVITE to place (carrier trunk or bot).
 #[derive(Debug, Clone, Default)]
@@ -32,6 +33,8 @@ pub struct OutboundCall {
     pub call_id: Option<String>,
     /// Conversation the leg belongs to (logged on every span).
     pub conversation_id: String,
+    /// Session timers and reliable provisionals (carrier trunks; none for the bot leg).
+    pub extensions: Extensions,
 }
 
 /// How a leg failed before answer.
@@ -99,6 +102,9 @@ pub enum LegEvent {
         /// The sipfrag's status code.
         code: u16,
     },
+    /// The session timer (RFC 4028) as it stands after the 2xx, a refresh, or the peer's
+    /// refresh; `None` = the session does not expire. Comes after `Answered`.
+    SessionTimer(Option<super::extensions::Negotiated>),
 }
 
 #[derive(Debug)]
@@ -112,6 +118,8 @@ pub(crate) enum Command {
         referred_by: String,
         headers: Vec<(String, String)>,
     },
+    /// Send a session refresh (UPDATE, or re-INVITE when the peer lacks UPDATE).
+    RefreshSession,
 }
 
 /// Controls one leg. Dropping it does not end the call; call [`LegHandle::hangup`].
@@ -148,6 +156,12 @@ impl LegHandle {
             headers,
         });
     }
+
+    /// Refresh the session (RFC 4028) once answered; ignored before.
+    pub fn refresh_session(&self) {
+        let _ = self.cmd.send(Command::RefreshSession);
+    }
+
     /// The Call-ID of the (first) INVITE.
     pub fn call_id(&self) -> &str {
         &self.call_id

@@ -5,6 +5,7 @@
 
 pub mod endpoint;
 pub mod error;
+pub mod extensions;
 pub mod leg;
 mod leg_types;
 pub mod sdp;

@@ -68,6 +68,10 @@ impl Actor {
             }
             Output::Terminal(report) => self.terminal(report).await,
             Output::Transfer(step) => return self.transfer_step(step).await,
+            Output::StartEarlyMedia => self.start_early_media().await,
+            Output::RefreshCarrierSession => {
+                self.leg_handle(LegSide::Carrier, |h| h.refresh_session())
+            }
         }
         None
     }
@@ -418,6 +422,7 @@ impl Actor {
     }
 
     async fn start_media(&mut self) {
+        self.end_early_media();
         let remote = self
             .carrier
             .negotiated

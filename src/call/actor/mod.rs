@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 mod actions;
+mod early;
 mod inputs;
 mod lifecycle;
 mod transfer;
@@ -116,6 +117,8 @@ pub struct Actor {
     recorded_state: CallState,
     /// The record says recognition is `active` (it says `ended` after the call).
     recognition_active: bool,
+    /// The pre-answer detector while early media plays (see `early.rs`).
+    early: Option<crate::amd::EarlyDetector>,
 }
 
 /// Encodes a [`CallState`] for the registry's atomic cell.
@@ -201,6 +204,7 @@ impl Actor {
             stt_results: None,
             answered_at_ms: None,
             last_provisional: None,
+            early: None,
             terminal: None,
             pending_disconnect: None,
             caller,

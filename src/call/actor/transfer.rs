@@ -220,6 +220,15 @@ impl Actor {
             LegEvent::Terminated => return self.agent_gone().await,
             // We never REFER the agent.
             LegEvent::ReferAnswered { .. } | LegEvent::ReferNotify { .. } => return,
+            // The agent's leg keeps no session timer of its own (the machine refreshes the
+            // carrier leg only): noted, not acted on.
+            LegEvent::SessionTimer(n) => {
+                tracing::debug!(
+                    ?n,
+                    "the agent's leg negotiated a session timer (not refreshed)"
+                );
+                return;
+            }
         };
         self.handle(Input::Transfer(input)).await;
     }

@@ -85,6 +85,8 @@ pub struct CallMachine {
     pub(super) answered_notified: bool,
     pub(super) times: Times,
     pub(super) amd: Option<AmdOutcome>,
+    /// The carrier session interval (RFC 4028), once negotiated.
+    pub(super) session_interval: Option<Duration>,
     ignored_events: u64,
     last_ignored: Option<&'static str>,
     /// A `transfer` activity's progress and the agent's leg.
@@ -117,6 +119,7 @@ impl CallMachine {
             answered_notified: false,
             times: Times::default(),
             amd: None,
+            session_interval: None,
             ignored_events: 0,
             last_ignored: None,
             xfer: Default::default(),
@@ -202,7 +205,12 @@ impl CallMachine {
     fn dispatch(&mut self, now: Instant, input: Input) {
         match input {
             Input::Start => self.on_start(now),
-            Input::CarrierProvisional { code, .. } => self.on_provisional(now, code),
+            Input::CarrierProvisional { code, has_sdp } => {
+                self.on_provisional(now, code);
+                if has_sdp {
+                    self.on_early_sdp();
+                }
+            }
             Input::CarrierAnswered { sdp_ok } => self.on_carrier_answered(now, sdp_ok),
             Input::CarrierFailed { code, kind, reason } => {
                 self.on_carrier_failed(now, code, kind, reason)
@@ -225,6 +233,11 @@ impl CallMachine {
             Input::Dtmf(digit) => self.on_dtmf(digit),
             Input::PlaybackDone => self.on_playback_done(),
             Input::Transfer(t) => self.on_transfer_input(now, t),
+            Input::CarrierSessionTimer {
+                interval,
+                we_refresh,
+            } => self.on_carrier_session_timer(now, interval, we_refresh),
+            Input::EarlyIntercept { sit, heard } => self.on_early_intercept(now, sit, heard),
         }
     }
 

@@ -311,6 +311,8 @@ impl CallMachine {
             TimerKind::Delayed if self.is_live() => self.run_due_activities(now),
             TimerKind::BeepWait if self.is_answered_phase() => self.release_after_beep(),
             TimerKind::Transfer if self.is_live() => self.on_transfer_timeout(),
+            TimerKind::SessionRefresh => self.on_session_refresh_due(),
+            TimerKind::SessionExpiry => self.on_session_expired(now),
             // Timers are disarmed when their phase is left, so this is unreachable in
             // practice; keep it harmless.
             _ => self.ignore("timer fired outside its phase"),

@@ -13,9 +13,11 @@
 
 mod bot;
 mod core;
+mod early_media;
 mod legs;
 pub mod reason;
 pub mod report;
+mod session_timer;
 mod timers;
 pub mod transfer;
 pub mod types;
@@ -25,9 +27,13 @@ mod tests;
 #[cfg(test)]
 mod tests_bot;
 #[cfg(test)]
+mod tests_early_media;
+#[cfg(test)]
 mod tests_random;
 #[cfg(test)]
 mod tests_ringing;
+#[cfg(test)]
+mod tests_session_timer;
 #[cfg(test)]
 mod tests_talking;
 #[cfg(test)]
@@ -35,6 +41,7 @@ mod tests_transfer;
 
 pub use self::bot::refresh_interval;
 pub use self::core::CallMachine;
+pub use self::session_timer::expiry_after;
 pub use reason::{FailureKind, ReasonCode};
 pub use report::{CallStatus, TerminalReport};
 pub use transfer::{TransferInput, TransferOutput};

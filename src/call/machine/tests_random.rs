@@ -221,6 +221,13 @@ impl Checker {
                 }
                 TransferOutput::StopDetection => assert!(self.media_started),
             },
+            Output::StartEarlyMedia => {
+                assert!(!self.fed_carrier_answer && self.terminal.is_none());
+                self.media_started = true;
+            }
+            Output::RefreshCarrierSession => {
+                assert!(self.fed_carrier_answer && self.terminal.is_none())
+            }
         }
     }
 

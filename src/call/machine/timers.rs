@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use super::types::TimerKind;
 
-const KINDS: [TimerKind; 9] = [
+const N: usize = 11;
+
+const KINDS: [TimerKind; N] = [
     TimerKind::Answer,
     TimerKind::BotAnswer,
     TimerKind::BotOpen,
@@ -18,6 +20,8 @@ const KINDS: [TimerKind; 9] = [
     TimerKind::Delayed,
     TimerKind::BeepWait,
     TimerKind::Transfer,
+    TimerKind::SessionRefresh,
+    TimerKind::SessionExpiry,
 ];
 
 fn slot(kind: TimerKind) -> usize {
@@ -31,13 +35,15 @@ fn slot(kind: TimerKind) -> usize {
         TimerKind::Delayed => 6,
         TimerKind::BeepWait => 7,
         TimerKind::Transfer => 8,
+        TimerKind::SessionRefresh => 9,
+        TimerKind::SessionExpiry => 10,
     }
 }
 
 /// Deadline per timer kind.
 #[derive(Debug, Default)]
 pub(super) struct TimerTable {
-    deadline: [Option<Instant>; 9],
+    deadline: [Option<Instant>; N],
 }
 
 impl TimerTable {
@@ -53,7 +59,7 @@ impl TimerTable {
 
     /// Disarms every timer.
     pub(super) fn cancel_all(&mut self) {
-        self.deadline = [None; 9];
+        self.deadline = [None; N];
     }
 
     /// When `kind` expires, if armed.

@@ -58,6 +58,10 @@ pub enum TimerKind {
     BeepWait,
     /// How long a transfer may take: the agent's ring time (bridge), or the REFER's outcome.
     Transfer,
+    /// Our next carrier session refresh (RFC 4028), at half the interval.
+    SessionRefresh,
+    /// The carrier session expires without a refresh: BYE, `error`.
+    SessionExpiry,
 }
 
 /// Which leg of the call.
@@ -166,6 +170,21 @@ pub enum Input {
     PlaybackDone,
     /// What happens to a transfer under way (the agent's leg, the REFER and its NOTIFYs).
     Transfer(super::transfer::TransferInput),
+    /// The carrier session timer (RFC 4028) after the 2xx, a refresh, or the peer's refresh.
+    CarrierSessionTimer {
+        /// The session interval; `None` = the session does not expire.
+        interval: Option<Duration>,
+        /// dialgate sends the refreshes (else it only waits for the peer's).
+        we_refresh: bool,
+    },
+    /// The pre-answer detector heard an intercept in the early media (SIT tones, or an
+    /// announcement's words).
+    EarlyIntercept {
+        /// SIT tones (else recognised words).
+        sit: bool,
+        /// What was heard (tone frequencies or the recognised text).
+        heard: String,
+    },
 }
 
 /// Something a text bot has the gateway play to the person.
@@ -296,6 +315,11 @@ pub enum Output {
     Terminal(TerminalReport),
     /// A step of a transfer (REFER, the agent's leg, re-pointing the relay).
     Transfer(super::transfer::TransferOutput),
+    /// Refresh the carrier session (RFC 4028): UPDATE, or re-INVITE when the carrier lacks it.
+    RefreshCarrierSession,
+    /// Early media: start the relay's carrier direction with the provisional's SDP and the
+    /// pre-answer detector (SIT, intercept words). The answer's `StartMedia` takes over.
+    StartEarlyMedia,
 }
 
 /// Per-call settings, resolved by the shell from the bot config and the dialout request.
