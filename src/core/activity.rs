@@ -11,6 +11,8 @@
 use serde_json::{Map, Value};
 use std::time::Duration;
 
+pub use super::session_config::{EventSet, OptionalEvent, SessionConfig};
+
 /// The longest `delay` honoured on one activity: a bot cannot park work for longer than this.
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
 
@@ -47,11 +49,8 @@ pub enum Activity {
     },
     /// Stop prompts that are playing or queued.
     AbortPrompts,
-    /// Change session settings (`sessionParams`).
-    Config {
-        /// The settings, as the bot sent them.
-        params: Map<String, Value>,
-    },
+    /// Change session settings (`sessionParams`), typed: see [`SessionConfig`].
+    Config(SessionConfig),
     /// `startCallRecording`, `stopCallRecording`, `pauseCallRecording`, `resumeCallRecording`.
     Recording(RecordingOp),
     /// Metadata for the person's leg.
@@ -106,7 +105,7 @@ impl Activity {
             Activity::SendDtmf { .. } => "sendDtmf".into(),
             Activity::PlayUrl { .. } => "playUrl".into(),
             Activity::AbortPrompts => "abortPrompts".into(),
-            Activity::Config { .. } => "config".into(),
+            Activity::Config(_) => "config".into(),
             Activity::Recording(op) => match op {
                 RecordingOp::Start => "startCallRecording",
                 RecordingOp::Stop => "stopCallRecording",
@@ -191,14 +190,13 @@ fn parse_event(
             None => unknown("event/playUrl", "activityParams.playUrlUrl is missing"),
         },
         "abortprompts" => Activity::AbortPrompts,
-        "config" => Activity::Config {
-            params: obj
-                .get("sessionParams")
+        "config" => Activity::Config(
+            obj.get("sessionParams")
                 .and_then(Value::as_object)
                 .or(params)
-                .cloned()
+                .map(SessionConfig::parse)
                 .unwrap_or_default(),
-        },
+        ),
         "startcallrecording" => Activity::Recording(RecordingOp::Start),
         "stopcallrecording" => Activity::Recording(RecordingOp::Stop),
         "pausecallrecording" => Activity::Recording(RecordingOp::Pause),
@@ -273,7 +271,7 @@ mod tests {
         );
         let a =
             parse(&json!({"type": "event", "name": "config", "sessionParams": {"bargeIn": true}}));
-        assert!(matches!(a.activity, Activity::Config { ref params } if params["bargeIn"] == true));
+        assert!(matches!(a.activity, Activity::Config(ref c) if c.barge_in == Some(true)));
         let a = parse(&json!({"type": "message", "text": "Hi there"}));
         assert_eq!(
             a.activity,

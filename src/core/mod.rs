@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod dialout;
+pub mod session_config;
 pub mod transport;
 
 pub use dialout::{AmdMode, DialoutRequest, Target};

@@ -33,6 +33,8 @@ impl CallMachine {
     pub(super) fn push_bot_event(&mut self, ev: BotEvent) {
         if !self.cfg.bot_api {
             // No Bot API: nobody to tell.
+        } else if !self.bot_wants(&ev) {
+            // Switched off by the bot's `sendEventsToBot`.
         } else if self.bot_started {
             self.emit(Output::BotEvent(ev));
         } else {
@@ -151,6 +153,7 @@ impl CallMachine {
                 }
             }
             Activity::StopRecognition => self.stop_recognition_for_bot(),
+            Activity::Config(c) => self.apply_session_config(c),
             Activity::Message { .. } => self.note_once(
                 "message",
                 "message activities are spoken only for text bots (bots without sip_uri); \
@@ -219,7 +222,7 @@ impl CallMachine {
         }
     }
 
-    fn start_recognition_for_bot(&mut self) {
+    pub(super) fn start_recognition_for_bot(&mut self) {
         if !self.media_running {
             // Before the answer: recognition starts with the media.
             if !self.answered_notified {
@@ -240,7 +243,7 @@ impl CallMachine {
         }
     }
 
-    fn stop_recognition_for_bot(&mut self) {
+    pub(super) fn stop_recognition_for_bot(&mut self) {
         self.recognition_requested = false;
         if self.recognition == Recognition::Bot(true) {
             self.recognition = Recognition::Bot(false);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::report::{EndCause, TerminalReport, Times};
 use super::timers::TimerTable;
 use super::types::{AmdOutcome, CallState, Input, MachineConfig, Output, TimerKind};
-use crate::core::activity::Activity;
+use crate::core::activity::{Activity, EventSet};
 
 /// Where the call is. `Ending` owns the (single, non-`Clone`) end cause until `finish()` moves it
 /// into the terminal report and leaves `Ended` behind.
@@ -85,6 +85,11 @@ pub struct CallMachine {
     pub(super) answered_notified: bool,
     pub(super) times: Times,
     pub(super) amd: Option<AmdOutcome>,
+    /// Barge-in is on: the person's speech cuts a prompt that is playing. Starts as
+    /// `MachineConfig::barge_in`; the `config` activity's `bargeIn` switches it; barge-in reads it.
+    pub(super) barge_in: bool,
+    /// The optional events (`sendEventsToBot`) the bot gets; see `session.rs`.
+    pub(super) bot_events: EventSet,
     ignored_events: u64,
     last_ignored: Option<&'static str>,
 }
@@ -94,7 +99,6 @@ impl CallMachine {
     pub fn new(cfg: MachineConfig) -> CallMachine {
         CallMachine {
             recognition_requested: cfg.start_recognition_on_connect,
-            cfg,
             phase: Phase::Initiating,
             started_at: None,
             carrier: Leg::Idle,
@@ -115,8 +119,11 @@ impl CallMachine {
             answered_notified: false,
             times: Times::default(),
             amd: None,
+            barge_in: cfg.barge_in,
+            bot_events: EventSet::default_for_bots(),
             ignored_events: 0,
             last_ignored: None,
+            cfg,
         }
     }
 

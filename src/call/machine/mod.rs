@@ -16,6 +16,7 @@ mod core;
 mod legs;
 pub mod reason;
 pub mod report;
+mod session;
 mod timers;
 pub mod types;
 
@@ -27,6 +28,8 @@ mod tests_bot;
 mod tests_random;
 #[cfg(test)]
 mod tests_ringing;
+#[cfg(test)]
+mod tests_session;
 #[cfg(test)]
 mod tests_talking;
 

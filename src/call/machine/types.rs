@@ -311,6 +311,10 @@ pub struct MachineConfig {
     /// After a `machine` decision (mode `detect`), how long a text bot's prompts wait for the
     /// beep before they play anyway.
     pub beep_wait: Duration,
+    /// Barge-in from the start of the call (`outbound.barge_in`): the person's speech cuts a
+    /// prompt that is playing. Copied into the machine's `barge_in` flag, which the `config`
+    /// activity (`bargeIn`) switches and barge-in reads.
+    pub barge_in: bool,
 }
 
 impl Default for MachineConfig {
@@ -328,6 +332,7 @@ impl Default for MachineConfig {
             recognizer_available: false,
             text_bot: false,
             beep_wait: Duration::from_secs(10),
+            barge_in: false,
         }
     }
 }
