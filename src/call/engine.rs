@@ -370,6 +370,7 @@ impl Engine {
             bot_open_timeout: Duration::from_secs(cfg.server.bot_answer_timeout_sec as u64),
             recognizer_available: matches!(self.stt.status(), crate::stt::SttStatus::Ready { .. }),
             text_bot: bot.is_some_and(|b| b.is_text_bot()),
+            recording: bot.is_some_and(|b| b.recording),
             ..MachineConfig::default()
         }
     }

@@ -64,6 +64,8 @@ pub struct MediaSetup {
     pub carrier: Carrier,
     /// The bot's media endpoint.
     pub bot: SimCalleeOptions,
+    /// Activities the Bot API answers the `start` event with.
+    pub bot_on_start: Vec<Value>,
 }
 
 impl MediaSetup {
@@ -84,6 +86,7 @@ impl MediaSetup {
             recording: false,
             carrier: Carrier::Sim(callee),
             bot,
+            bot_on_start: Vec::new(),
         }
     }
 }
@@ -145,6 +148,7 @@ impl MediaFlow {
         let bot = SimBot::start(s.bot).await.expect("simulated bot");
         let bot_api = SimBotApi::start(BotApiOptions {
             token: Some(BOT_TOKEN.into()),
+            on_start: s.bot_on_start,
             ..Default::default()
         })
         .await

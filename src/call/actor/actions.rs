@@ -67,6 +67,7 @@ impl Actor {
                 }
             }
             Output::Terminal(report) => self.terminal(report).await,
+            Output::Recording(op) => self.recording(op).await,
         }
         None
     }
@@ -432,25 +433,6 @@ impl Actor {
         }
         if let Err(e) = m.start_taps() {
             tracing::error!(error = %e, "cannot start the audio taps");
-        }
-        if self.bot.recording {
-            let path = format!("{}.wav", self.id);
-            match m.start_recording(&path).await {
-                Ok(()) => {
-                    let full = self.engine.recording_dir().join(&path);
-                    let _ = self
-                        .engine
-                        .deps
-                        .store
-                        .set_extra(
-                            &self.id,
-                            crate::store::ExtraColumn::Recording,
-                            full.display().to_string(),
-                        )
-                        .await;
-                }
-                Err(e) => tracing::error!(error = %e, "cannot start the recording"),
-            }
         }
     }
 

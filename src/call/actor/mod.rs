@@ -22,6 +22,7 @@ use tracing::Instrument;
 mod actions;
 mod inputs;
 mod lifecycle;
+mod recording;
 mod voice;
 
 /// Requests from outside the call (API, bot answers, outbox).

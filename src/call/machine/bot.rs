@@ -154,6 +154,7 @@ impl CallMachine {
             }
             Activity::StopRecognition => self.stop_recognition_for_bot(),
             Activity::Config(c) => self.apply_session_config(c),
+            Activity::Recording(op) => self.on_recording_activity(op),
             Activity::Message { .. } => self.note_once(
                 "message",
                 "message activities are spoken only for text bots (bots without sip_uri); \
@@ -213,7 +214,7 @@ impl CallMachine {
     }
 
     /// Records a line on the timeline the first time `key` comes up in this call.
-    fn note_once(&mut self, key: &str, note: String) {
+    pub(super) fn note_once(&mut self, key: &str, note: String) {
         if self.noted.insert(key.to_owned()) {
             self.emit(Output::Timeline {
                 kind: "activity",

@@ -90,6 +90,8 @@ pub struct CallMachine {
     pub(super) barge_in: bool,
     /// The optional events (`sendEventsToBot`) the bot gets; see `session.rs`.
     pub(super) bot_events: EventSet,
+    /// Where the call's recording is (see `recording.rs`).
+    pub(super) recording: super::recording::RecState,
     ignored_events: u64,
     last_ignored: Option<&'static str>,
 }
@@ -121,6 +123,7 @@ impl CallMachine {
             amd: None,
             barge_in: cfg.barge_in,
             bot_events: EventSet::default_for_bots(),
+            recording: super::recording::RecState::initial(cfg.recording),
             ignored_events: 0,
             last_ignored: None,
             cfg,

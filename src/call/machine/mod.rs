@@ -15,6 +15,7 @@ mod bot;
 mod core;
 mod legs;
 pub mod reason;
+mod recording;
 pub mod report;
 mod session;
 mod timers;
@@ -26,6 +27,8 @@ mod tests;
 mod tests_bot;
 #[cfg(test)]
 mod tests_random;
+#[cfg(test)]
+mod tests_recording;
 #[cfg(test)]
 mod tests_ringing;
 #[cfg(test)]

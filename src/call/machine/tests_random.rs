@@ -193,6 +193,10 @@ impl Checker {
             }
             Output::AbortPrompts => assert!(self.m.config().text_bot),
             Output::StopMedia | Output::Timeline { .. } => {}
+            Output::Recording(_) => {
+                assert!(self.media_started, "recording without media");
+                assert!(self.terminal.is_none());
+            }
         }
     }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::reason::{FailureKind, ReasonCode};
 use super::report::TerminalReport;
-use crate::core::activity::BotActivity;
+use crate::core::activity::{BotActivity, RecordingOp};
 
 pub use crate::core::AmdMode;
 
@@ -279,6 +279,9 @@ pub enum Output {
     /// The one terminal outcome: notify the dialer, write the call record. Always the last
     /// output of the machine; emitted exactly once per call.
     Terminal(TerminalReport),
+    /// Start, stop, pause or resume the call's stereo recording (the machine only asks for what
+    /// the recording's state allows: see `recording.rs`).
+    Recording(RecordingOp),
 }
 
 /// Per-call settings, resolved by the shell from the bot config and the dialout request.
@@ -315,6 +318,9 @@ pub struct MachineConfig {
     /// prompt that is playing. Copied into the machine's `barge_in` flag, which the `config`
     /// activity (`bargeIn`) switches and barge-in reads.
     pub barge_in: bool,
+    /// Record the call from the answer (`bots[].recording`); without it the bot may still start
+    /// a recording with `startCallRecording`.
+    pub recording: bool,
 }
 
 impl Default for MachineConfig {
@@ -333,6 +339,7 @@ impl Default for MachineConfig {
             text_bot: false,
             beep_wait: Duration::from_secs(10),
             barge_in: false,
+            recording: false,
         }
     }
 }
