@@ -228,6 +228,7 @@ api_clients:
                     request_timeout: Duration::from_secs(5),
                 },
                 watch_config: false,
+                probe_bots: false,
             },
         )
         .await

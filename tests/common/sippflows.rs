@@ -227,6 +227,7 @@ pub async fn start_flow(setup: FlowSetup) -> Flow {
                 request_timeout: Duration::from_secs(5),
             },
             watch_config: false,
+            probe_bots: false,
         },
     )
     .await
