@@ -205,6 +205,7 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
                 max_cps: o.max_cps,
                 max_concurrent: o.max_concurrent,
                 require_recognition: o.require_recognition,
+                send_metadata_info: o.send_metadata_info,
             },
             amd: raw.amd.clone(),
             default_country: country(ctx, src, p, raw.default_country),

@@ -223,6 +223,8 @@ pub(super) struct RawOutbound {
     pub max_concurrent: u32,
     #[serde(default)]
     pub require_recognition: bool,
+    #[serde(default)]
+    pub send_metadata_info: bool,
 }
 
 impl Default for RawOutbound {
@@ -236,6 +238,7 @@ impl Default for RawOutbound {
             max_cps: d_max_cps(),
             max_concurrent: d_max_concurrent(),
             require_recognition: false,
+            send_metadata_info: false,
         }
     }
 }

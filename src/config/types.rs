@@ -181,6 +181,10 @@ pub struct Outbound {
     /// installed: refuse its dialouts (503) instead of placing them with a warning on the call
     /// record (default false).
     pub require_recognition: bool,
+    /// Forward the bot's `sendMetaData` activities to the person's leg as SIP INFO
+    /// (`Content-Type: application/json`); off, they are noted on the timeline and ignored
+    /// (default false).
+    pub send_metadata_info: bool,
 }
 
 impl Default for Outbound {
@@ -194,6 +198,7 @@ impl Default for Outbound {
             max_cps: 1.0,
             max_concurrent: 3,
             require_recognition: false,
+            send_metadata_info: false,
         }
     }
 }

@@ -266,6 +266,10 @@ impl LegTask {
                 }
                 Some(cmd) = self.cmds.recv() => {
                     debug!(?cmd, "command while calling");
+                    if matches!(cmd, Command::Info { .. }) {
+                        // Not a reason to end the leg: nothing to send it on yet.
+                        continue;
+                    }
                     self.cancelled = true;
                     let d = dialog.clone();
                     tokio::spawn(async move {
@@ -415,6 +419,10 @@ impl LegTask {
                 },
                 Some(cmd) = self.cmds.recv() => {
                     debug!(?cmd, "command while confirmed");
+                    if let Command::Info { content_type, body } = cmd {
+                        send_info(&dialog, content_type, body);
+                        continue;
+                    }
                     if let Err(e) = dialog.bye().await {
                         warn!(error = %e, "BYE failed");
                     }
@@ -424,4 +432,21 @@ impl LegTask {
         }
         dialogs.remove_dialog(&dialog.id());
     }
+}
+
+/// Sends an in-dialog INFO without holding up the dialog's loop (its transaction may take up
+/// to Timer F); the peer's answer is logged.
+fn send_info(dialog: &InviteDialog, content_type: String, body: Vec<u8>) {
+    let d = dialog.clone();
+    tokio::spawn(async move {
+        let headers = vec![Header::ContentType(content_type.into())];
+        match d.info(Some(headers), Some(body)).await {
+            Ok(Some(r)) if r.status_code.kind() == StatusCodeKind::Successful => {
+                info!(code = %r.status_code, "INFO answered");
+            }
+            Ok(Some(r)) => warn!(code = %r.status_code, "INFO refused"),
+            Ok(None) => warn!("INFO not sent: the dialog is not confirmed"),
+            Err(e) => warn!(error = %e, "INFO failed"),
+        }
+    });
 }

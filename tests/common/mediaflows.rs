@@ -66,6 +66,8 @@ pub struct MediaSetup {
     pub bot: SimCalleeOptions,
     /// Activities the Bot API answers the `start` event with.
     pub bot_on_start: Vec<Value>,
+    /// `bots[].outbound.send_metadata_info`.
+    pub send_metadata_info: bool,
 }
 
 impl MediaSetup {
@@ -87,6 +89,7 @@ impl MediaSetup {
             carrier: Carrier::Sim(callee),
             bot,
             bot_on_start: Vec::new(),
+            send_metadata_info: false,
         }
     }
 }
@@ -190,6 +193,7 @@ bots:
       machine_detection: {amd}
       max_cps: 50
       max_concurrent: 5
+      send_metadata_info: {send_metadata_info}
 sip_connections:
   - id: carrier
     name: Carrier
@@ -214,6 +218,7 @@ api_clients:
             events_url = bot_api.events_url(),
             recording = s.recording,
             amd = s.machine_detection,
+            send_metadata_info = s.send_metadata_info,
         );
         let config_path = dir.path().join("dialgate.yaml");
         std::fs::write(&config_path, yaml).unwrap();

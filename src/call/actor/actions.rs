@@ -68,6 +68,9 @@ impl Actor {
             }
             Output::Terminal(report) => self.terminal(report).await,
             Output::Recording(op) => self.recording(op).await,
+            Output::CarrierInfo { content_type, body } => self.leg_handle(LegSide::Carrier, |h| {
+                h.info(content_type, body.into_bytes())
+            }),
         }
         None
     }

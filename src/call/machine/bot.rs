@@ -155,6 +155,7 @@ impl CallMachine {
             Activity::StopRecognition => self.stop_recognition_for_bot(),
             Activity::Config(c) => self.apply_session_config(c),
             Activity::Recording(op) => self.on_recording_activity(op),
+            Activity::SendMetaData { value } => self.on_send_metadata(value),
             Activity::Message { .. } => self.note_once(
                 "message",
                 "message activities are spoken only for text bots (bots without sip_uri); \

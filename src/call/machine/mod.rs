@@ -14,6 +14,7 @@
 mod bot;
 mod core;
 mod legs;
+mod metadata;
 pub mod reason;
 mod recording;
 pub mod report;

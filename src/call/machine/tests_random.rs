@@ -193,6 +193,9 @@ impl Checker {
             }
             Output::AbortPrompts => assert!(self.m.config().text_bot),
             Output::StopMedia | Output::Timeline { .. } => {}
+            Output::CarrierInfo { .. } => {
+                assert!(self.fed_carrier_answer && self.terminal.is_none());
+            }
             Output::Recording(_) => {
                 assert!(self.media_started, "recording without media");
                 assert!(self.terminal.is_none());

@@ -282,6 +282,13 @@ pub enum Output {
     /// Start, stop, pause or resume the call's stereo recording (the machine only asks for what
     /// the recording's state allows: see `recording.rs`).
     Recording(RecordingOp),
+    /// Send an in-dialog INFO on the carrier leg (the bot's `sendMetaData`).
+    CarrierInfo {
+        /// `Content-Type` of the body.
+        content_type: &'static str,
+        /// The body.
+        body: String,
+    },
 }
 
 /// Per-call settings, resolved by the shell from the bot config and the dialout request.
@@ -321,6 +328,8 @@ pub struct MachineConfig {
     /// Record the call from the answer (`bots[].recording`); without it the bot may still start
     /// a recording with `startCallRecording`.
     pub recording: bool,
+    /// Forward `sendMetaData` to the person's leg as SIP INFO (`outbound.send_metadata_info`).
+    pub send_metadata_info: bool,
 }
 
 impl Default for MachineConfig {
@@ -340,6 +349,7 @@ impl Default for MachineConfig {
             beep_wait: Duration::from_secs(10),
             barge_in: false,
             recording: false,
+            send_metadata_info: false,
         }
     }
 }
