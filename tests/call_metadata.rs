@@ -3,6 +3,7 @@
 //! application/json`, the body the activity's `value`); SIPp plays the person and checks the
 //! header and the body (its scenario fails otherwise). Without the key nothing is sent and the
 //! timeline records it.
+//! Ports: relay RTP 32200-32599, SIPp media 32620 and 32640.
 
 mod common;
 
@@ -31,7 +32,7 @@ fn setup(rtp_min: u16, media_port: u16, enabled: bool) -> MediaSetup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_reaches_the_person_as_sip_info_when_the_bot_enables_it() {
-    let f = MediaFlow::start(setup(31500, 31450, true)).await;
+    let f = MediaFlow::start(setup(32200, 32620, true)).await;
     // 1. Dial; the person answers; the bot sends its metadata at `start`, then hangs up.
     let id = f.dial(json!({})).await;
     let end = f.wait_terminal(&id).await;
@@ -57,7 +58,7 @@ async fn metadata_reaches_the_person_as_sip_info_when_the_bot_enables_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_key_metadata_is_recorded_and_not_sent() {
-    let f = MediaFlow::start(setup(31300, 31250, false)).await;
+    let f = MediaFlow::start(setup(32400, 32640, false)).await;
     let id = f.dial(json!({})).await;
     let end = f.wait_terminal(&id).await;
     assert_eq!(end["reasonCode"], "bot-disconnected", "{end}");

@@ -1,7 +1,7 @@
 //! The recording activities inside a real call (issue 12 item 6): the bot pauses the stereo
 //! recording and resumes it; what the person says while it is paused is not in the file (the
 //! stretch is silence, so the file stays as long as the call), what they say after the resume
-//! is.
+//! is. Ports: relay RTP 32000-32199.
 
 mod common;
 
@@ -28,7 +28,7 @@ fn hello_twice() -> (Arc<Vec<i16>>, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_stretch_is_silent_in_the_recording_and_the_resume_continues_the_file() {
-    let mut s = MediaSetup::sim(31700, "tests/fixtures/audio/hello.wav");
+    let mut s = MediaSetup::sim(32000, "tests/fixtures/audio/hello.wav");
     s.recording = true;
     let (play, second) = hello_twice();
     if let common::mediaflows::Carrier::Sim(o) = &mut s.carrier {
