@@ -57,7 +57,7 @@ fn report_recognition(config: &ConfigStore, engine_status: &serde_json::Value) {
     let available = engine_status["recognition"]["available"].as_bool() != Some(false);
     let snap = config.current();
     let gaps = crate::config::recognition_gaps(&snap.config, available);
-    let model = crate::config::model_file(&snap.config.server.data_dir);
+    let model = crate::config::model_file(&snap.config.server);
     for (gap, line) in gaps.iter().zip(crate::config::gap_lines(&gaps, &model)) {
         tracing::warn!(bot = %gap.bot, refused = gap.refused, "{line}");
     }

@@ -384,3 +384,39 @@ fn wildcard_listener_needs_public_address() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn speech_recogniser_settings_are_read_and_checked() {
+    env();
+    // 1. Without `server.stt`, tiny.en with one worker of two threads (what ran before the key).
+    let c = config::load(&fixture("good.yaml")).unwrap();
+    assert_eq!(c.server.stt, config::SttSettings::default());
+    assert_eq!(
+        config::model_file(&c.server),
+        c.server.data_dir.join("models").join("ggml-tiny.en.bin")
+    );
+    // 2. A model name that is not a plain file-name part, and pool sizes out of range, are
+    //    refused, each at its node.
+    let e = errors_of("bad/stt.yaml");
+    let f = "tests/fixtures/config/bad/stt.yaml";
+    for want in [
+        "10:12: server.stt.model: expected an installed model name such as `tiny.en` or `base` (the file data_dir/models/ggml-<model>.bin), got \"../../etc/passwd\"",
+        "11:14: server.stt.workers: expected a whole number from 1 to 16, got 0",
+        "12:22: server.stt.threads_per_job: expected a whole number from 1 to 64, got 65",
+    ] {
+        has(&e, &format!("{f}:{want}"));
+    }
+    assert_eq!(e.len(), 3, "{}", e.join("\n"));
+    // 3. The engine gets what the file says.
+    let s = config::SttSettings {
+        model: "base".into(),
+        workers: 2,
+        ..Default::default()
+    };
+    let eng = s.engine_config(std::path::Path::new("/d"));
+    assert_eq!((eng.model.as_str(), eng.workers), ("base", 2));
+    assert_eq!(
+        eng.model_file(),
+        std::path::Path::new("/d/models/ggml-base.bin")
+    );
+}

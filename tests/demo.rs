@@ -38,6 +38,21 @@ fn dialgate_demo_places_a_call_and_exits_zero() {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }
     assert!(!stdout.contains("FAIL"), "{stdout}");
+    // 4. With the voice installed (scripts/setup-model, run by scripts/test) the demo bot is a
+    //    text bot: the person's "Hello." reaches it, it answers in text, dialgate speaks the
+    //    reply and the person's recording, recognised back, holds it.
+    let voice = concat!(env!("CARGO_MANIFEST_DIR"), "/data/models/piper");
+    if std::path::Path::new(voice).is_dir() {
+        for step in [
+            "text bot at http://",
+            "speak: saying \"Hi there, we are calling from Acme",
+            "event playFinished",
+            "bot     got    \"Hello",
+            "ok   the person heard the bot's reply",
+        ] {
+            assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
+        }
+    }
 }
 
 #[tokio::test]

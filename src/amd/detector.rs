@@ -233,6 +233,10 @@ impl Detector {
 
     /// Feeds the next 20 ms frame (160 samples at 8 kHz; other lengths are analysed as they
     /// come but still count as one frame). Returns what was decided or found at this frame.
+    ///
+    /// The rules run in order of precedence; the first that decides ends the frame: after a
+    /// machine decision only the beep matters, then fax tones, finished tone sequences (SIT,
+    /// beep), the greeting's shape, and the overall time limit.
     pub fn push_frame(&mut self, samples: &[i16]) -> Vec<AmdEvent> {
         let mut out = Vec::new();
         if self.is_done() {
@@ -241,8 +245,34 @@ impl Detector {
         }
         let idx = self.frame;
         self.frame += 1;
+        let verdict = self.classify(idx, samples);
+        if self.decision.is_some() {
+            self.beep_after_machine(verdict, &mut out);
+            return out;
+        }
+        if let Some(cause) = self.fax_rule() {
+            self.decide(&mut out, AmdResult::Fax, cause);
+        } else if let Some((cause, beep)) = self.tone_rule(verdict) {
+            self.decide(&mut out, AmdResult::Machine, cause);
+            if let Some(beep) = beep {
+                self.beep_done = true;
+                out.push(beep);
+            }
+        } else if self.held.is_some() {
+            self.held_rule(idx, &mut out);
+        } else if let Some((result, cause)) = self.greeting_rule(idx) {
+            self.decide(&mut out, result, cause);
+        } else if self.held.is_none() && idx + 1 >= self.f_max_analysis {
+            // (A decision held by the greeting rule at this frame waits for its deadline.)
+            let cause = format!("no decision in {:.1} s", secs(idx + 1));
+            self.decide(&mut out, AmdResult::Unknown, cause);
+        }
+        out
+    }
 
-        // 1. Frame features and classification.
+    /// Frame features: classifies the frame as tone, FSK or speech and updates the tone,
+    /// FSK and greeting trackers. Returns a tone sequence that ended at this frame.
+    fn classify(&mut self, idx: u64, samples: &[i16]) -> Option<ToneVerdict> {
         let f = analyse(samples);
         // Before any non-tone frame has set a noise floor (a tone right from the answer), a
         // tone only needs to be above the absolute minimum level; otherwise the tone itself
@@ -260,49 +290,52 @@ impl Detector {
         let verdict = self.tones.push(idx, tonal.then_some((f.peak_hz, f.purity)));
         self.track_fsk(fsk);
         self.track_greeting(idx, speech, tonal || fsk);
+        verdict
+    }
 
-        // 2. After a machine decision only the beep matters.
-        if let Some(d) = &self.decision {
-            if d.result == AmdResult::Machine
-                && let Some(ToneVerdict::Beep(b)) = verdict
-            {
-                self.beep_done = true;
-                out.push(AmdEvent::Beep {
-                    at_ms: ms(b.end_frame),
-                    freq_hz: b.freq_hz,
-                });
-            }
-            return out;
+    /// After a `machine` decision: the voicemail's beep, once.
+    fn beep_after_machine(&mut self, verdict: Option<ToneVerdict>, out: &mut Vec<AmdEvent>) {
+        if let Some(d) = &self.decision
+            && d.result == AmdResult::Machine
+            && let Some(ToneVerdict::Beep(b)) = verdict
+        {
+            self.beep_done = true;
+            out.push(AmdEvent::Beep {
+                at_ms: ms(b.end_frame),
+                freq_hz: b.freq_hz,
+            });
         }
+    }
 
-        // 3. Fax.
+    /// Fax: a CED answer tone, a CNG calling tone before any greeting, or V.21 FSK.
+    fn fax_rule(&self) -> Option<String> {
         if let Some((hz, len, _)) = self.tones.current() {
             if (hz - self.p.ced_freq_hz).abs() <= self.p.ced_tolerance_hz && len >= self.f_ced {
-                self.decide(&mut out, AmdResult::Fax, format!("CED {hz:.0} Hz tone"));
-                return out;
+                return Some(format!("CED {hz:.0} Hz tone"));
             }
             if (hz - self.p.cng_freq_hz).abs() <= self.p.cng_tolerance_hz
                 && len >= self.f_cng
                 && self.greeting_start.is_none()
             {
-                self.decide(&mut out, AmdResult::Fax, format!("CNG {hz:.0} Hz tone"));
-                return out;
+                return Some(format!("CNG {hz:.0} Hz tone"));
             }
         }
-        if self.fsk_len >= self.f_v21 {
-            self.decide(&mut out, AmdResult::Fax, "V.21 FSK 1650/1850 Hz".to_owned());
-            return out;
-        }
+        (self.fsk_len >= self.f_v21).then(|| "V.21 FSK 1650/1850 Hz".to_owned())
+    }
 
-        // 4. Finished tone sequences.
-        match verdict {
-            Some(ToneVerdict::Sit(segs)) => {
+    /// A finished tone sequence that means a machine: SIT tones, or a beep (with its event,
+    /// reported after the decision).
+    fn tone_rule(&self, verdict: Option<ToneVerdict>) -> Option<(String, Option<AmdEvent>)> {
+        match verdict? {
+            ToneVerdict::Sit(segs) => {
                 let list: Vec<String> = segs.iter().map(|s| format!("{:.0}", s.freq_hz)).collect();
-                let cause = format!("SIT tones {} Hz", list.join("/"));
-                self.decide(&mut out, AmdResult::Machine, cause);
-                return out;
+                Some((format!("SIT tones {} Hz", list.join("/")), None))
             }
-            Some(ToneVerdict::Beep(b)) => {
+            ToneVerdict::Beep(b) => {
+                let beep = AmdEvent::Beep {
+                    at_ms: ms(b.end_frame),
+                    freq_hz: b.freq_hz,
+                };
                 let cause = match self.greeting_start {
                     Some(g) => format!(
                         "beep {:.0} Hz after {:.1} s greeting",
@@ -311,64 +344,54 @@ impl Detector {
                     ),
                     None => format!("beep {:.0} Hz without greeting", b.freq_hz),
                 };
-                self.decide(&mut out, AmdResult::Machine, cause);
-                self.beep_done = true;
-                out.push(AmdEvent::Beep {
-                    at_ms: ms(b.end_frame),
-                    freq_hz: b.freq_hz,
-                });
-                return out;
+                Some((cause, Some(beep)))
             }
-            Some(ToneVerdict::Other(_)) | None => {}
+            ToneVerdict::Other(_) => None,
         }
+    }
 
-        // 5. Greeting rules. A held long-greeting decision only waits for its deadline.
-        if let Some((deadline, cause)) = &self.held {
-            if idx + 1 >= *deadline {
-                let cause = format!("{cause}, no transcript cue");
-                self.decide(&mut out, AmdResult::Machine, cause);
-            }
-            return out;
+    /// A held long-greeting decision only waits for its deadline (or a transcript cue).
+    fn held_rule(&mut self, idx: u64, out: &mut Vec<AmdEvent>) {
+        if let Some((deadline, cause)) = &self.held
+            && idx + 1 >= *deadline
+        {
+            let cause = format!("{cause}, no transcript cue");
+            self.decide(out, AmdResult::Machine, cause);
         }
-        if let Some(g) = self.greeting_start {
-            let span = idx + 1 - g;
-            if self.in_word && span >= self.f_max_greeting {
-                let cause = format!("long greeting {:.1} s", secs(span));
-                if self.transcripts_expected && self.p.transcript_hold_ms > 0 {
-                    self.held = Some((idx + 1 + frames(self.p.transcript_hold_ms), cause));
-                } else {
-                    self.decide(&mut out, AmdResult::Machine, cause);
-                }
-                return out;
-            }
-            let words = self.words + u32::from(self.in_word);
-            if self.p.max_words > 0 && words >= self.p.max_words {
-                let cause = format!("{words} words in greeting");
-                self.decide(&mut out, AmdResult::Machine, cause);
-                return out;
-            }
-            if self.quiet >= self.f_after_greeting && !self.tones.busy() {
-                let len = self.last_speech.unwrap_or(g) + 1 - g;
-                let cause = format!(
-                    "short greeting {:.1} s, then {:.1} s silence",
-                    secs(len),
-                    secs(self.quiet)
-                );
-                self.decide(&mut out, AmdResult::Human, cause);
-                return out;
-            }
-        } else if idx + 1 >= self.f_no_speech && !self.tones.busy() {
-            let cause = format!("no speech in {:.1} s", secs(idx + 1));
-            self.decide(&mut out, AmdResult::Unknown, cause);
-            return out;
-        }
+    }
 
-        // 6. Overall limit.
-        if idx + 1 >= self.f_max_analysis {
-            let cause = format!("no decision in {:.1} s", secs(idx + 1));
-            self.decide(&mut out, AmdResult::Unknown, cause);
+    /// The greeting's shape: too long or too many words → machine (or held for a transcript
+    /// cue), short then quiet → human, no speech at all → unknown.
+    fn greeting_rule(&mut self, idx: u64) -> Option<(AmdResult, String)> {
+        let Some(g) = self.greeting_start else {
+            return (idx + 1 >= self.f_no_speech && !self.tones.busy()).then(|| {
+                let cause = format!("no speech in {:.1} s", secs(idx + 1));
+                (AmdResult::Unknown, cause)
+            });
+        };
+        let span = idx + 1 - g;
+        if self.in_word && span >= self.f_max_greeting {
+            let cause = format!("long greeting {:.1} s", secs(span));
+            if self.transcripts_expected && self.p.transcript_hold_ms > 0 {
+                self.held = Some((idx + 1 + frames(self.p.transcript_hold_ms), cause));
+                return None;
+            }
+            return Some((AmdResult::Machine, cause));
         }
-        out
+        let words = self.words + u32::from(self.in_word);
+        if self.p.max_words > 0 && words >= self.p.max_words {
+            return Some((AmdResult::Machine, format!("{words} words in greeting")));
+        }
+        if self.quiet >= self.f_after_greeting && !self.tones.busy() {
+            let len = self.last_speech.unwrap_or(g) + 1 - g;
+            let cause = format!(
+                "short greeting {:.1} s, then {:.1} s silence",
+                secs(len),
+                secs(self.quiet)
+            );
+            return Some((AmdResult::Human, cause));
+        }
+        None
     }
 
     fn decide(&mut self, out: &mut Vec<AmdEvent>, result: AmdResult, cause: String) {

@@ -48,7 +48,7 @@ pub(super) fn check(
         return Ok(None);
     };
     let uses: Vec<&str> = uses.iter().map(|u| u.as_str()).collect();
-    let model = model_file(&state.config.current().config.server.data_dir);
+    let model = model_file(&state.config.current().config.server);
     if bot.outbound.require_recognition {
         return Err(ApiError::RecognitionUnavailable {
             bot: bot.id.clone(),

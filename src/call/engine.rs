@@ -97,10 +97,7 @@ impl Engine {
             ..MediaConfig::default()
         })
         .map_err(|e| format!("media relay: {e}"))?;
-        let stt_cfg = crate::stt::SttEngineConfig {
-            data_dir: server.data_dir.clone(),
-            ..Default::default()
-        };
+        let stt_cfg = server.stt.engine_config(&server.data_dir);
         // Loading the model reads ~75 MB: keep it off the async threads.
         let stt = tokio::task::spawn_blocking(move || crate::stt::SttEngine::new(stt_cfg))
             .await

@@ -333,9 +333,8 @@ pub fn summary(config: &Config) -> String {
             b.id, b.name, o.max_cps, o.max_concurrent, o.machine_detection
         ));
     }
-    let data_dir = &config.server.data_dir;
-    let gaps = recognition_gaps(config, model_installed(data_dir));
-    for line in gap_lines(&gaps, &model_file(data_dir)) {
+    let gaps = recognition_gaps(config, model_installed(&config.server));
+    for line in gap_lines(&gaps, &model_file(&config.server)) {
         out.push_str(&format!("WARNING: {line}\n"));
     }
     out

@@ -71,6 +71,8 @@ pub(super) struct RawServer {
     pub retention_days: u32,
     #[serde(default)]
     pub outbox: RawOutbox,
+    #[serde(default)]
+    pub stt: RawStt,
     pub include: Option<String>,
     #[serde(default)]
     pub notify_allow: Vec<String>,
@@ -86,6 +88,50 @@ pub(super) struct RawOutbox {
     pub max_per_destination: u32,
     #[serde(default = "d_outbox_connect_timeout_ms")]
     pub connect_timeout_ms: u32,
+}
+
+/// `server.stt`: the speech recogniser (read at start).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStt {
+    #[serde(default = "d_stt_model")]
+    pub model: String,
+    #[serde(default = "d_one")]
+    pub workers: u32,
+    #[serde(default = "d_stt_threads")]
+    pub threads_per_job: u32,
+    #[serde(default = "d_stt_queue")]
+    pub queue_bound: u32,
+    #[serde(default = "d_stt_sessions")]
+    pub max_sessions: u32,
+}
+
+impl Default for RawStt {
+    fn default() -> Self {
+        RawStt {
+            model: d_stt_model(),
+            workers: d_one(),
+            threads_per_job: d_stt_threads(),
+            queue_bound: d_stt_queue(),
+            max_sessions: d_stt_sessions(),
+        }
+    }
+}
+
+fn d_stt_model() -> String {
+    "tiny.en".into()
+}
+fn d_one() -> u32 {
+    1
+}
+fn d_stt_threads() -> u32 {
+    2
+}
+fn d_stt_queue() -> u32 {
+    8
+}
+fn d_stt_sessions() -> u32 {
+    16
 }
 
 impl Default for RawOutbox {

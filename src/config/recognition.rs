@@ -3,7 +3,7 @@
 //! `dialgate check`, the start-up log, `GET /api/v1/status` and the dialout check all say the
 //! same thing.
 
-use super::{Bot, Config, MachineDetectionMode};
+use super::{Bot, Config, MachineDetectionMode, Server};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -82,19 +82,15 @@ impl RecognitionGap {
 /// The command that installs the speech model.
 pub const INSTALL_MODEL: &str = "scripts/setup-model";
 
-/// The speech model file dialgate loads for `data_dir`.
-pub fn model_file(data_dir: &Path) -> PathBuf {
-    crate::stt::SttEngineConfig {
-        data_dir: data_dir.to_path_buf(),
-        ..Default::default()
-    }
-    .model_file()
+/// The speech model file dialgate loads (`server.stt.model` under `server.data_dir`).
+pub fn model_file(server: &Server) -> PathBuf {
+    server.stt.engine_config(&server.data_dir).model_file()
 }
 
 /// Whether a (non-empty) model file is installed: what `dialgate check` can tell without
 /// loading it.
-pub fn model_installed(data_dir: &Path) -> bool {
-    std::fs::metadata(model_file(data_dir)).is_ok_and(|m| m.is_file() && m.len() > 0)
+pub fn model_installed(server: &Server) -> bool {
+    std::fs::metadata(model_file(server)).is_ok_and(|m| m.is_file() && m.len() > 0)
 }
 
 /// Bots allowed to dial out that need recognition, when `model_available` is false; none
@@ -120,10 +116,15 @@ pub fn recognition_gaps(config: &Config, model_available: bool) -> Vec<Recogniti
 
 /// One line per gap, for `dialgate check` and the start-up log.
 pub fn gap_lines(gaps: &[RecognitionGap], model: &Path) -> Vec<String> {
+    // `server.stt.model: base` is installed by its own argument of the script.
+    let install = match model.file_name().and_then(|n| n.to_str()) {
+        Some("ggml-base.bin") => format!("{INSTALL_MODEL} DATA_DIR base"),
+        _ => INSTALL_MODEL.to_owned(),
+    };
     gaps.iter()
         .map(|g| {
             format!(
-                "bot `{}` needs speech recognition ({}) but no speech model is installed ({}): {}; run {INSTALL_MODEL} to install it",
+                "bot `{}` needs speech recognition ({}) but no speech model is installed ({}): {}; run {install} to install it",
                 g.bot,
                 g.uses_text(),
                 model.display(),

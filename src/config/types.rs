@@ -133,6 +133,49 @@ pub struct OutboxConfig {
     pub connect_timeout_ms: u32,
 }
 
+/// `server.stt`: the speech recogniser. Read at start (a change needs a restart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SttSettings {
+    /// Installed model name: `tiny.en` (default) or `base` (`scripts/setup-model base`); the
+    /// file is `<data_dir>/models/ggml-<model>.bin`.
+    pub model: String,
+    /// Recognition worker threads (each holds one Whisper state).
+    pub workers: u32,
+    /// Compute threads per recognition.
+    pub threads_per_job: u32,
+    /// Utterances waiting for a worker beyond which new ones are refused (counted).
+    pub queue_bound: u32,
+    /// Concurrent recognition sessions (calls) beyond which new ones are refused.
+    pub max_sessions: u32,
+}
+
+impl Default for SttSettings {
+    fn default() -> Self {
+        SttSettings {
+            model: "tiny.en".into(),
+            workers: 1,
+            threads_per_job: 2,
+            queue_bound: 8,
+            max_sessions: 16,
+        }
+    }
+}
+
+impl SttSettings {
+    /// The recogniser's engine configuration for `data_dir`.
+    pub fn engine_config(&self, data_dir: &std::path::Path) -> crate::stt::SttEngineConfig {
+        crate::stt::SttEngineConfig {
+            data_dir: data_dir.to_path_buf(),
+            model: self.model.clone(),
+            workers: self.workers as usize,
+            threads_per_job: self.threads_per_job as usize,
+            queue_bound: self.queue_bound as usize,
+            max_sessions: self.max_sessions as usize,
+            ..Default::default()
+        }
+    }
+}
+
 /// `server`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
@@ -153,6 +196,8 @@ pub struct Server {
     pub retention_days: u32,
     /// Delivery concurrency of the outbox.
     pub outbox: OutboxConfig,
+    /// The speech recogniser.
+    pub stt: SttSettings,
     /// Include directory (absolute), if configured.
     pub include: Option<PathBuf>,
     /// Networks `notifyUrl` may reach although they are loopback, private,

@@ -183,6 +183,50 @@ impl Ctx<'_> {
         TlsFiles { cert, key }
     }
 
+    /// `server.stt`: a model name that is a plain file-name part, and bounded pool sizes.
+    fn stt_settings(&mut self, raw: &super::raw::RawStt) -> super::types::SttSettings {
+        let plain = !raw.model.is_empty()
+            && raw
+                .model
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            && !raw.model.starts_with('.');
+        if !plain {
+            self.err(
+                0,
+                "server.stt.model",
+                ErrorKind::InvalidValue,
+                format!(
+                    "expected an installed model name such as `tiny.en` or `base` \
+                     (the file data_dir/models/ggml-<model>.bin), got {:?}",
+                    raw.model
+                ),
+            );
+        }
+        for (f, v, max) in [
+            ("workers", raw.workers, 16),
+            ("threads_per_job", raw.threads_per_job, 64),
+            ("queue_bound", raw.queue_bound, 10_000),
+            ("max_sessions", raw.max_sessions, 100_000),
+        ] {
+            if v == 0 || v > max {
+                self.err(
+                    0,
+                    &format!("server.stt.{f}"),
+                    ErrorKind::InvalidValue,
+                    format!("expected a whole number from 1 to {max}, got {v}"),
+                );
+            }
+        }
+        super::types::SttSettings {
+            model: raw.model.clone(),
+            workers: raw.workers,
+            threads_per_job: raw.threads_per_job,
+            queue_bound: raw.queue_bound,
+            max_sessions: raw.max_sessions,
+        }
+    }
+
     /// `server.notify_allow`: CIDR networks (`127.0.0.0/8`) or single addresses.
     fn networks(&mut self, path: &str, raw: &[String]) -> Vec<ipnet::IpNet> {
         let mut out = Vec::new();
@@ -346,6 +390,7 @@ impl Ctx<'_> {
                 );
             }
         }
+        let stt = self.stt_settings(&raw.stt);
         Server {
             sip: SipServer {
                 listen,
@@ -376,6 +421,7 @@ impl Ctx<'_> {
                 max_per_destination: raw.outbox.max_per_destination,
                 connect_timeout_ms: raw.outbox.connect_timeout_ms,
             },
+            stt,
             include: raw.include.as_deref().map(|p| self.resolve(p)),
             notify_allow: self.networks("server.notify_allow", &raw.notify_allow),
         }

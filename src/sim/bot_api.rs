@@ -38,6 +38,9 @@ pub struct BotApiOptions {
     pub hangup_after_start: Option<Duration>,
     /// Activities returned in the answer to the POST that carries the `start` event.
     pub on_start: Vec<Value>,
+    /// Activities returned in the answer to the first POST that carries a `message` (the
+    /// person's first recognised words): how a text bot answers a greeting.
+    pub on_message: Vec<Value>,
     /// `expiresSeconds` in the create and refresh answers.
     pub expires_seconds: u64,
 }
@@ -49,6 +52,7 @@ impl Default for BotApiOptions {
             token: None,
             hangup_after_start: None,
             on_start: Vec::new(),
+            on_message: Vec::new(),
             expires_seconds: 120,
         }
     }
@@ -73,6 +77,7 @@ pub struct RecordedRequest {
 struct Conversation {
     started: Option<Instant>,
     hung_up: bool,
+    answered_message: bool,
 }
 
 struct State {
@@ -260,6 +265,13 @@ impl State {
                     a.get("type").and_then(Value::as_str) == Some("event")
                         && a.get("name").and_then(Value::as_str) == Some("start")
                 });
+                let has_message = acts
+                    .iter()
+                    .any(|a| a.get("type").and_then(Value::as_str) == Some("message"));
+                if has_message && !conv.answered_message {
+                    conv.answered_message = true;
+                    reply.extend(self.opts.on_message.iter().cloned());
+                }
                 let now = Instant::now();
                 if has_start {
                     conv.started.get_or_insert(now);

@@ -10,15 +10,19 @@ use std::time::Duration;
 
 use dialgate::sim::{
     BotApiOptions, DialerOptions, SimBot, SimBotApi, SimCallee, SimCalleeOptions, SimDialer,
-    SimEvent, SimEventKind,
+    SimEvent,
 };
-use hyper::{Method, StatusCode};
+use hyper::StatusCode;
 use serde_json::{Value, json};
 
-use super::api::{Answer, Http, TestApp, basic, make_cert};
+use super::api::{basic, make_cert};
 use super::peers::{Sipp, free_udp_port};
 
-use super::simcall::{is_for, is_terminal, samples, sip_trace};
+// Re-exported so a flow test imports everything from its harness (unused in some binaries).
+use super::simcall::samples;
+#[allow(unused_imports)]
+pub use super::simside::assert_delivered;
+use super::simside::{SimSide, start_app, wait_peer_ended};
 
 /// The dialer's API client secret (through `MEDIAFLOWS_DIALER_SECRET`).
 pub const DIALER_SECRET: &str = "mediaflows-dialer-secret";
@@ -96,16 +100,13 @@ impl MediaSetup {
 
 /// Everything of one running flow.
 pub struct MediaFlow {
-    pub app: TestApp,
+    /// dialgate, the dialer and the Bot API (records, notifications, bot activities).
+    pub side: SimSide,
     /// The simulated callee (with [`Carrier::Sim`]).
     pub callee: Option<SimCallee>,
     /// The SIPp UAS (with [`Carrier::Sipp`]).
     pub sipp: Option<Sipp>,
     pub bot: SimBot,
-    pub bot_api: SimBotApi,
-    pub dialer: SimDialer,
-    /// `Basic dialer:secret` (groups call_control and call_data_manager).
-    pub auth: String,
     /// Holds the SIPp scenario file.
     _scratch: tempfile::TempDir,
 }
@@ -220,38 +221,20 @@ api_clients:
             amd = s.machine_detection,
             send_metadata_info = s.send_metadata_info,
         );
-        let config_path = dir.path().join("dialgate.yaml");
-        std::fs::write(&config_path, yaml).unwrap();
-        let app = dialgate::app::App::start(
-            &config_path,
-            dialgate::app::AppOptions {
-                token_ttl: Duration::from_secs(900),
-                outbox: dialgate::webhook::OutboxOptions {
-                    base_backoff: Duration::from_millis(100),
-                    max_backoff: Duration::from_millis(400),
-                    max_attempts: 5,
-                    request_timeout: Duration::from_secs(5),
-                },
-                watch_config: false,
-                probe_bots: false,
-            },
-        )
-        .await
-        .expect("dialgate starts");
-        let http = Http::new(&app.api_url(), Some(&cert.der), false);
+        let app = start_app(dir, &yaml, &cert.der).await;
         MediaFlow {
-            app: TestApp {
-                app: Some(app),
-                http,
-                dir,
-                config_path,
+            side: SimSide {
+                app,
+                bot_api,
+                control_api: None,
+                dialer,
+                auth: basic("dialer", DIALER_SECRET),
+                bot_token: BOT_TOKEN,
+                wait: WAIT,
             },
             callee,
             sipp,
             bot,
-            bot_api,
-            dialer,
-            auth: basic("dialer", DIALER_SECRET),
             _scratch: scratch,
         }
     }
@@ -286,172 +269,22 @@ api_clients:
             .to_owned()
     }
 
-    /// `DELETE /api/v1/calls/{id}`.
-    pub async fn hangup(&self, id: &str) -> Answer {
-        self.app
-            .http
-            .send(
-                Method::DELETE,
-                &format!("/api/v1/calls/{id}"),
-                &[("authorization", &self.auth)],
-                None,
-            )
-            .await
-    }
-
-    /// `GET /api/v1/calls/{id}` (asserts 200).
-    pub async fn record(&self, id: &str) -> Value {
-        let a = self
-            .app
-            .http
-            .get(&format!("/api/v1/calls/{id}"), &self.auth)
-            .await;
-        assert_eq!(a.status, StatusCode::OK, "call record: {}", a.text);
-        a.json
-    }
-
-    /// Polls the call record until `pred` holds (bounded by [`WAIT`]).
-    pub async fn wait_record(&self, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let r = self.record(id).await;
-            if pred(&r) {
-                return r;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "call record never showed {what} within {WAIT:?}: {r:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits for the dialer's terminal notification of `id` and returns its body.
-    pub async fn wait_terminal(&self, id: &str) -> Value {
-        let n = self
-            .dialer
-            .wait_for(WAIT, |n| is_for(n, id) && is_terminal(&n.body))
-            .await;
-        match n {
-            Some(n) => n.body,
-            None => panic!(
-                "no terminal notification within {WAIT:?}; notifications: {:#?}; record: {:#}",
-                self.notifications(id),
-                self.record(id).await
-            ),
-        }
-    }
-
-    /// The record once the call is terminal and every queued delivery (dialer and bot) has
-    /// settled, so counting what the peers received is final.
-    pub async fn wait_settled(&self, id: &str) -> Value {
-        self.wait_record(id, "a terminal status with every delivery settled", |r| {
-            matches!(r["status"].as_str(), Some("completed" | "failed"))
-                && r["deliveries"]
-                    .as_array()
-                    .is_some_and(|d| d.iter().all(|x| x["state"] != "pending"))
-        })
-        .await
-    }
-
-    /// Notification bodies the dialer received for `id`, in order.
-    pub fn notifications(&self, id: &str) -> Vec<Value> {
-        self.dialer
-            .notifications()
-            .into_iter()
-            .filter(|n| is_for(n, id))
-            .map(|n| {
-                assert_eq!(
-                    n.signature_valid,
-                    Some(true),
-                    "every notification is signed with the webhook secret: {:?}",
-                    n.body
-                );
-                n.body
-            })
-            .collect()
-    }
-
-    /// The statuses the dialer received for `id`, in order.
-    pub fn statuses(&self, id: &str) -> Vec<String> {
-        self.notifications(id)
-            .iter()
-            .map(|n| n["status"].as_str().unwrap_or("?").to_owned())
-            .collect()
-    }
-
-    /// Activities the bot received for `id`, in order (each request carried the Bearer token).
-    pub fn bot_activities(&self, id: &str) -> Vec<Value> {
-        self.bot_api
-            .requests()
-            .into_iter()
-            .filter(|r| r.path.ends_with("/activities") && r.body["conversation"] == id)
-            .inspect(|r| {
-                assert_eq!(r.auth.as_deref(), Some(&*format!("Bearer {BOT_TOKEN}")));
-                assert_eq!(r.status, 200, "the bot accepted {:?}", r.body);
-            })
-            .filter_map(|r| r.body["activities"].as_array().cloned())
-            .flatten()
-            .collect()
-    }
-
-    /// Names of the events (and `message` for texts) the bot received for `id`, in order.
-    pub fn bot_event_names(&self, id: &str) -> Vec<String> {
-        self.bot_activities(id)
-            .iter()
-            .map(|a| {
-                a["name"]
-                    .as_str()
-                    .or(a["type"].as_str())
-                    .unwrap_or("?")
-                    .to_owned()
-            })
-            .collect()
-    }
-
-    /// Waits until the bot has received the event `name` for `id`, and returns it.
-    pub async fn wait_bot_event(&self, id: &str, name: &str) -> Value {
-        let found = self
-            .bot_api
-            .wait_for(WAIT, |r| {
-                r.path.ends_with("/activities")
-                    && r.body["conversation"] == id
-                    && r.body["activities"]
-                        .as_array()
-                        .is_some_and(|a| a.iter().any(|x| x["name"] == name))
-            })
-            .await;
-        assert!(
-            found.is_some(),
-            "the bot never got `{name}` within {WAIT:?}; it got {:?}",
-            self.bot_event_names(id)
-        );
-        self.bot_activities(id)
-            .into_iter()
-            .find(|a| a["name"] == name)
-            .unwrap()
-    }
-
-    /// Waits for the bot's `disconnect` request of `id` and returns its body.
-    pub async fn wait_bot_disconnect(&self, id: &str) -> Value {
-        self.bot_api
-            .wait_for(WAIT, |r| {
-                r.path.ends_with("/disconnect") && r.body["conversation"] == id
-            })
-            .await
-            .unwrap_or_else(|| panic!("no bot disconnect within {WAIT:?}"))
-            .body
-    }
-
     /// Stops dialgate (ends live calls) and the peers.
     pub async fn stop(self) {
         if let Some(c) = &self.callee {
             c.hangup_all();
         }
-        self.app.stop().await;
+        self.side.stop().await;
         if let Some(s) = &self.sipp {
             let _ = s.stop().await;
         }
+    }
+}
+
+impl std::ops::Deref for MediaFlow {
+    type Target = SimSide;
+    fn deref(&self) -> &SimSide {
+        &self.side
     }
 }
 
@@ -460,23 +293,6 @@ pub fn has_event(record: &Value, event: &str) -> bool {
     record["timeline"]
         .as_array()
         .is_some_and(|t| t.iter().any(|e| e["event"] == event))
-}
-
-/// Checks the record's deliveries: every one delivered at the first or a later attempt, and
-/// `dialer` notifications to the dialer's URL.
-pub fn assert_delivered(record: &Value, dialer_notifications: usize) {
-    let d = record["deliveries"].as_array().expect("deliveries");
-    for x in d {
-        assert_eq!(x["state"], "delivered", "delivery {x:#}");
-        assert!(
-            x["attempts"]
-                .as_array()
-                .is_some_and(|a| a.last().is_some_and(|l| l["httpStatus"] == 200)),
-            "{x:#}"
-        );
-    }
-    let to_dialer = d.iter().filter(|x| x["channel"] == "dialer").count();
-    assert_eq!(to_dialer, dialer_notifications, "dialer deliveries: {d:#?}");
 }
 
 /// Milliseconds between two RFC 3339 times of a record.
@@ -493,15 +309,7 @@ pub fn ms_between(record: &Value, from: &str, to: &str) -> i64 {
 
 /// Waits (bounded) until a simulated peer's call has ended (its `RtpStats` event).
 pub async fn wait_sim_ended(peer: &SimCallee, who: &str) -> Vec<SimEvent> {
-    let ended = peer
-        .wait_for(WAIT, |e| matches!(e.kind, SimEventKind::RtpStats { .. }))
-        .await;
-    assert!(
-        ended.is_some(),
-        "the {who}'s call never ended: {:?}",
-        sip_trace(&peer.events())
-    );
-    peer.events()
+    wait_peer_ended(peer, who, WAIT).await
 }
 
 /// Waits (bounded) until someone holds UDP `port` on 127.0.0.1.

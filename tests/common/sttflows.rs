@@ -20,9 +20,13 @@ use dialgate::sim::{
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
-use super::api::{Http, TestApp, basic, make_cert};
+use super::api::{basic, make_cert};
 
-use super::simcall::{is_for, is_terminal, repo_file, samples, sip_trace};
+use super::simcall::{repo_file, samples, sip_trace};
+// Re-exported so a flow test imports everything from its harness (unused in some binaries).
+#[allow(unused_imports)]
+pub use super::simside::assert_delivered;
+use super::simside::{SimSide, start_app, wait_peer_ended};
 
 /// The dialer's API client secret (through `STTFLOWS_DIALER_SECRET`).
 pub const DIALER_SECRET: &str = "sttflows-dialer-secret";
@@ -102,15 +106,11 @@ impl SttSetup {
 
 /// Everything of one running flow.
 pub struct SttFlow {
-    pub app: TestApp,
+    /// dialgate, the dialer and the Bot API servers (the second one, with
+    /// [`SttSetup::control_bot`], is [`CONTROL_BOT`]'s).
+    pub side: SimSide,
     pub callee: SimCallee,
     pub bot: SimBot,
-    pub bot_api: SimBotApi,
-    /// The Bot API server of [`CONTROL_BOT`] (with [`SttSetup::control_bot`]).
-    pub control_api: Option<SimBotApi>,
-    pub dialer: SimDialer,
-    /// `Basic dialer:secret` (groups call_control and call_data_manager).
-    pub auth: String,
 }
 
 impl SttFlow {
@@ -236,46 +236,20 @@ api_clients:
                 .map(|h| format!("    amd: {{ transcript_hold_ms: {h} }}\n"))
                 .unwrap_or_default(),
         );
-        let config_path = dir.path().join("dialgate.yaml");
-        std::fs::write(&config_path, yaml).unwrap();
-        let app = dialgate::app::App::start(
-            &config_path,
-            dialgate::app::AppOptions {
-                token_ttl: Duration::from_secs(900),
-                outbox: dialgate::webhook::OutboxOptions {
-                    base_backoff: Duration::from_millis(100),
-                    max_backoff: Duration::from_millis(400),
-                    max_attempts: 5,
-                    request_timeout: Duration::from_secs(5),
-                },
-                watch_config: false,
-                probe_bots: false,
-            },
-        )
-        .await
-        .expect("dialgate starts");
-        let http = Http::new(&app.api_url(), Some(&cert.der), false);
+        let app = start_app(dir, &yaml, &cert.der).await;
         SttFlow {
-            app: TestApp {
-                app: Some(app),
-                http,
-                dir,
-                config_path,
+            side: SimSide {
+                app,
+                bot_api,
+                control_api,
+                dialer,
+                auth: basic("dialer", DIALER_SECRET),
+                bot_token: BOT_TOKEN,
+                wait: WAIT,
             },
             callee,
             bot,
-            bot_api,
-            control_api,
-            dialer,
-            auth: basic("dialer", DIALER_SECRET),
         }
-    }
-
-    /// `GET /api/v1/status` (asserts 200).
-    pub async fn status(&self) -> Value {
-        let a = self.app.http.get("/api/v1/status", &self.auth).await;
-        assert_eq!(a.status, StatusCode::OK, "status: {}", a.text);
-        a.json
     }
 
     /// `POST /api/v1/actions/dialout` from [`BOT`] to [`TARGET`] with `notifyUrl`; asserts 200
@@ -308,204 +282,20 @@ api_clients:
             .to_owned()
     }
 
-    /// `GET /api/v1/calls/{id}` (asserts 200).
-    pub async fn record(&self, id: &str) -> Value {
-        let a = self
-            .app
-            .http
-            .get(&format!("/api/v1/calls/{id}"), &self.auth)
-            .await;
-        assert_eq!(a.status, StatusCode::OK, "call record: {}", a.text);
-        a.json
-    }
-
-    /// Polls the call record until `pred` holds (bounded by [`WAIT`]).
-    pub async fn wait_record(&self, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let r = self.record(id).await;
-            if pred(&r) {
-                return r;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "call record never showed {what} within {WAIT:?}: {r:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits for the dialer's terminal notification of `id` and returns its body.
-    pub async fn wait_terminal(&self, id: &str) -> Value {
-        let n = self
-            .dialer
-            .wait_for(WAIT, |n| is_for(n, id) && is_terminal(&n.body))
-            .await;
-        match n {
-            Some(n) => n.body,
-            None => panic!(
-                "no terminal notification within {WAIT:?}; notifications: {:#?}; record: {:#}",
-                self.notifications(id),
-                self.record(id).await
-            ),
-        }
-    }
-
-    /// The record once the call is terminal and every queued delivery (dialer and bot) has
-    /// settled, so what the peers received is final.
-    pub async fn wait_settled(&self, id: &str) -> Value {
-        self.wait_record(id, "a terminal status with every delivery settled", |r| {
-            matches!(r["status"].as_str(), Some("completed" | "failed"))
-                && r["deliveries"]
-                    .as_array()
-                    .is_some_and(|d| d.iter().all(|x| x["state"] != "pending"))
-        })
-        .await
-    }
-
-    /// Notification bodies the dialer received for `id`, in order (each validly signed).
-    pub fn notifications(&self, id: &str) -> Vec<Value> {
-        self.dialer
-            .notifications()
-            .into_iter()
-            .filter(|n| is_for(n, id))
-            .map(|n| {
-                assert_eq!(
-                    n.signature_valid,
-                    Some(true),
-                    "every notification is signed with the webhook secret: {:?}",
-                    n.body
-                );
-                n.body
-            })
-            .collect()
-    }
-
-    /// The statuses the dialer received for `id`, in order.
-    pub fn statuses(&self, id: &str) -> Vec<String> {
-        self.notifications(id)
-            .iter()
-            .map(|n| n["status"].as_str().unwrap_or("?").to_owned())
-            .collect()
-    }
-
-    /// Activities the bot received for `id`, in order (each request carried the Bearer token
-    /// and was accepted).
-    pub fn bot_activities(&self, id: &str) -> Vec<Value> {
-        self.bot_api
-            .requests()
-            .into_iter()
-            .chain(self.control_api.iter().flat_map(SimBotApi::requests))
-            .filter(|r| r.path.ends_with("/activities") && r.body["conversation"] == id)
-            .inspect(|r| {
-                assert_eq!(r.auth.as_deref(), Some(&*format!("Bearer {BOT_TOKEN}")));
-                assert_eq!(r.status, 200, "the bot accepted {:?}", r.body);
-            })
-            .filter_map(|r| r.body["activities"].as_array().cloned())
-            .flatten()
-            .collect()
-    }
-
-    /// Names of the events (and `message` for texts) the bot received for `id`, in order.
-    pub fn bot_event_names(&self, id: &str) -> Vec<String> {
-        self.bot_activities(id)
-            .iter()
-            .map(|a| {
-                a["name"]
-                    .as_str()
-                    .or(a["type"].as_str())
-                    .unwrap_or("?")
-                    .to_owned()
-            })
-            .collect()
-    }
-
-    /// The `message` activities the bot received for `id`.
-    pub fn messages(&self, id: &str) -> Vec<Value> {
-        self.bot_activities(id)
-            .into_iter()
-            .filter(|a| a["type"] == "message")
-            .collect()
-    }
-
-    /// Waits until the bot has received an activity for `id` satisfying `pred`; returns it.
-    pub async fn wait_bot_activity(
-        &self,
-        id: &str,
-        what: &str,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some(a) = self.bot_activities(id).into_iter().find(&pred) {
-                return a;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the bot never got {what} within {WAIT:?}; it got {:?}; record: {:#}",
-                self.bot_activities(id),
-                self.record(id).await
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits until the bot has received the event `name` for `id`; returns it.
-    pub async fn wait_bot_event(&self, id: &str, name: &str) -> Value {
-        self.wait_bot_activity(id, &format!("`{name}`"), |a| a["name"] == name)
-            .await
-    }
-
-    /// Waits for the bot's `disconnect` request of `id` and returns its body.
-    pub async fn wait_bot_disconnect(&self, id: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let found = self
-                .bot_api
-                .requests()
-                .into_iter()
-                .chain(self.control_api.iter().flat_map(SimBotApi::requests))
-                .find(|r| r.path.ends_with("/disconnect") && r.body["conversation"] == id);
-            if let Some(r) = found {
-                return r.body;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no bot disconnect for {id} within {WAIT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     /// Stops dialgate (ends live calls) and the peers.
     pub async fn stop(self) {
         self.callee.hangup_all();
-        self.app.stop().await;
+        self.side.stop().await;
         self.callee.shutdown();
         self.bot.shutdown();
-        self.bot_api.shutdown();
-        if let Some(c) = &self.control_api {
-            c.shutdown();
-        }
-        self.dialer.shutdown();
     }
 }
 
-/// Checks the record's deliveries: every one delivered (last attempt answered 200), and
-/// `dialer_notifications` of them to the dialer.
-pub fn assert_delivered(record: &Value, dialer_notifications: usize) {
-    let d = record["deliveries"].as_array().expect("deliveries");
-    for x in d {
-        assert_eq!(x["state"], "delivered", "delivery {x:#}");
-        assert!(
-            x["attempts"]
-                .as_array()
-                .is_some_and(|a| a.last().is_some_and(|l| l["httpStatus"] == 200)),
-            "{x:#}"
-        );
+impl std::ops::Deref for SttFlow {
+    type Target = SimSide;
+    fn deref(&self) -> &SimSide {
+        &self.side
     }
-    let to_dialer = d.iter().filter(|x| x["channel"] == "dialer").count();
-    assert_eq!(to_dialer, dialer_notifications, "dialer deliveries: {d:#?}");
 }
 
 /// [`sip_trace`] of each call of a simulated peer (by Call-ID, in order of arrival).
@@ -550,15 +340,7 @@ pub async fn wait_sim_calls_ended(peer: &SimCallee, who: &str, calls: usize) -> 
 
 /// Waits (bounded) until a simulated peer's call has ended (its `RtpStats` event).
 pub async fn wait_sim_ended(peer: &SimCallee, who: &str) -> Vec<SimEvent> {
-    let ended = peer
-        .wait_for(WAIT, |e| matches!(e.kind, SimEventKind::RtpStats { .. }))
-        .await;
-    assert!(
-        ended.is_some(),
-        "the {who}'s call never ended: {:?}",
-        sip_trace(&peer.events())
-    );
-    peer.events()
+    wait_peer_ended(peer, who, WAIT).await
 }
 
 /// Word errors of recognised `text` against `expected`, both normalised the way the STT
