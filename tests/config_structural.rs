@@ -281,3 +281,36 @@ fn a_bots_transfer_method_is_refer_or_bridge_and_defaults_to_bridge() {
         dialgate::config::TransferMethod::Bridge
     );
 }
+
+#[test]
+fn the_send_metadata_info_key_is_checked_with_its_position() {
+    // 1. A word where a flag goes, and a misspelling of the key on a second bot.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "server:\n  sip:\n    listen: [ { transport: udp, address: \"127.0.0.1:5060\" } ]\n  http: { plain_http: true }\nbots:\n  - id: a\n    name: A\n    sip_uri: \"sip:a@127.0.0.1\"\n    outbound:\n      send_metadata_info: sometimes\n  - id: b\n    name: B\n    sip_uri: \"sip:b@127.0.0.1\"\n    outbound:\n      send_metadata_infos: true\n",
+    )
+    .unwrap();
+    // 2. Both are reported, each at its place, in configuration words.
+    let errs = dialgate::config::load(&file).unwrap_err();
+    let got: Vec<(usize, usize, &str, &str)> = errs
+        .errors()
+        .iter()
+        .map(|e| (e.line, e.column, e.path.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(got.len(), 2, "{errs}");
+    assert_eq!(
+        (got[0].0, got[0].2),
+        (10, "bots[0].outbound.send_metadata_info")
+    );
+    assert!(got[0].3.contains("true or false"), "{errs}");
+    assert_eq!(
+        (got[1].0, got[1].2),
+        (15, "bots[1].outbound.send_metadata_infos")
+    );
+    assert!(
+        got[1].3.contains("did you mean `send_metadata_info`"),
+        "{errs}"
+    );
+}

@@ -368,6 +368,8 @@ impl Engine {
             recognizer_available: matches!(self.stt.status(), crate::stt::SttStatus::Ready { .. }),
             text_bot: bot.is_some_and(|b| b.is_text_bot()),
             transfer: outbound.transfer,
+            recording: bot.is_some_and(|b| b.recording),
+            send_metadata_info: outbound.send_metadata_info,
             ..MachineConfig::default()
         }
     }

@@ -206,6 +206,7 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
                 max_concurrent: o.max_concurrent,
                 require_recognition: o.require_recognition,
                 transfer: o.transfer,
+                send_metadata_info: o.send_metadata_info,
             },
             amd: raw.amd.clone(),
             default_country: country(ctx, src, p, raw.default_country),

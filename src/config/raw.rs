@@ -271,6 +271,7 @@ pub(super) struct RawOutbound {
     pub require_recognition: bool,
     #[serde(default)]
     pub transfer: super::TransferMethod,
+    pub send_metadata_info: bool,
 }
 
 impl Default for RawOutbound {
@@ -285,6 +286,7 @@ impl Default for RawOutbound {
             max_concurrent: d_max_concurrent(),
             require_recognition: false,
             transfer: super::TransferMethod::Bridge,
+            send_metadata_info: false,
         }
     }
 }

@@ -141,6 +141,7 @@ pub(super) fn expected_for(path: &str, serde_expected: &str) -> String {
         | "dialout_initiated_event"
         | "recording"
         | "require_recognition"
+        | "send_metadata_info"
         | "plain_http"
         | "p_asserted_identity" => "true or false",
         "transport" => "one of udp, tcp, tls",

@@ -229,6 +229,10 @@ pub struct Outbound {
     pub require_recognition: bool,
     /// How `transfer` activities are carried out (default `bridge`).
     pub transfer: TransferMethod,
+    /// Forward the bot's `sendMetaData` activities to the person's leg as SIP INFO
+    /// (`Content-Type: application/json`); off, they are noted on the timeline and ignored
+    /// (default false).
+    pub send_metadata_info: bool,
 }
 
 impl Default for Outbound {
@@ -243,6 +247,7 @@ impl Default for Outbound {
             max_concurrent: 3,
             require_recognition: false,
             transfer: TransferMethod::Bridge,
+            send_metadata_info: false,
         }
     }
 }

@@ -11,6 +11,7 @@
 use serde_json::{Map, Value};
 use std::time::Duration;
 
+pub use super::session_config::{EventSet, OptionalEvent, SessionConfig};
 pub use super::transfer::{TransferRequest, TransferTarget};
 
 /// The longest `delay` honoured on one activity: a bot cannot park work for longer than this.
@@ -45,11 +46,8 @@ pub enum Activity {
     },
     /// Stop prompts that are playing or queued.
     AbortPrompts,
-    /// Change session settings (`sessionParams`).
-    Config {
-        /// The settings, as the bot sent them.
-        params: Map<String, Value>,
-    },
+    /// Change session settings (`sessionParams`), typed: see [`SessionConfig`].
+    Config(SessionConfig),
     /// `startCallRecording`, `stopCallRecording`, `pauseCallRecording`, `resumeCallRecording`.
     Recording(RecordingOp),
     /// Metadata for the person's leg.
@@ -104,7 +102,7 @@ impl Activity {
             Activity::SendDtmf { .. } => "sendDtmf".into(),
             Activity::PlayUrl { .. } => "playUrl".into(),
             Activity::AbortPrompts => "abortPrompts".into(),
-            Activity::Config { .. } => "config".into(),
+            Activity::Config(_) => "config".into(),
             Activity::Recording(op) => match op {
                 RecordingOp::Start => "startCallRecording",
                 RecordingOp::Stop => "stopCallRecording",
@@ -183,14 +181,13 @@ fn parse_event(
             None => unknown("event/playUrl", "activityParams.playUrlUrl is missing"),
         },
         "abortprompts" => Activity::AbortPrompts,
-        "config" => Activity::Config {
-            params: obj
-                .get("sessionParams")
+        "config" => Activity::Config(
+            obj.get("sessionParams")
                 .and_then(Value::as_object)
                 .or(params)
-                .cloned()
+                .map(SessionConfig::parse)
                 .unwrap_or_default(),
-        },
+        ),
         "startcallrecording" => Activity::Recording(RecordingOp::Start),
         "stopcallrecording" => Activity::Recording(RecordingOp::Stop),
         "pausecallrecording" => Activity::Recording(RecordingOp::Pause),
@@ -266,7 +263,7 @@ mod tests {
         );
         let a =
             parse(&json!({"type": "event", "name": "config", "sessionParams": {"bargeIn": true}}));
-        assert!(matches!(a.activity, Activity::Config { ref params } if params["bargeIn"] == true));
+        assert!(matches!(a.activity, Activity::Config(ref c) if c.barge_in == Some(true)));
         let a = parse(&json!({"type": "message", "text": "Hi there"}));
         assert_eq!(
             a.activity,

@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod dialout;
+pub mod session_config;
 pub mod transfer;
 pub mod transport;
 

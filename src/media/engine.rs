@@ -347,6 +347,17 @@ impl MediaSession {
         task.finish().await.map(Some)
     }
 
+    /// Pauses or resumes the running recording (`pauseCallRecording` / `resumeCallRecording`):
+    /// a paused stretch is silence in the file. `false` when nothing is being recorded.
+    pub async fn pause_recording(&self, paused: bool) -> bool {
+        let slot = self.recording.lock().await;
+        let Some(task) = slot.as_ref() else {
+            return false;
+        };
+        task.set_paused(paused);
+        true
+    }
+
     /// Current counters of both legs.
     pub fn stats(&self) -> MediaStats {
         MediaStats {

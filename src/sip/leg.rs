@@ -308,7 +308,8 @@ impl LegTask {
                 }
                 Some(cmd) = self.cmds.recv() => {
                     debug!(?cmd, "command while calling");
-                    if matches!(cmd, Command::RefreshSession) {
+                    if matches!(cmd, Command::RefreshSession | Command::Info { .. }) {
+                        // Neither ends the leg: nothing to send them on yet.
                         continue;
                     }
                     self.cancelled = true;
@@ -501,6 +502,10 @@ impl LegTask {
                         }
                         continue;
                     }
+                    if let Command::Info { content_type, body } = cmd {
+                        send_info(&dialog, content_type, body);
+                        continue;
+                    }
                     if let Err(e) = dialog.bye().await {
                         warn!(error = %e, "BYE failed");
                     }
@@ -567,6 +572,23 @@ fn sipfrag_code(body: &str) -> Option<u16> {
     let rest = line.strip_prefix("SIP/2.0 ")?;
     let code: u16 = rest.split_whitespace().next()?.parse().ok()?;
     (100..700).contains(&code).then_some(code)
+}
+
+/// Sends an in-dialog INFO without holding up the dialog's loop (its transaction may take up
+/// to Timer F); the peer's answer is logged.
+fn send_info(dialog: &InviteDialog, content_type: String, body: Vec<u8>) {
+    let d = dialog.clone();
+    tokio::spawn(async move {
+        let headers = vec![Header::ContentType(content_type.into())];
+        match d.info(Some(headers), Some(body)).await {
+            Ok(Some(r)) if r.status_code.kind() == StatusCodeKind::Successful => {
+                info!(code = %r.status_code, "INFO answered");
+            }
+            Ok(Some(r)) => warn!(code = %r.status_code, "INFO refused"),
+            Ok(None) => warn!("INFO not sent: the dialog is not confirmed"),
+            Err(e) => warn!(error = %e, "INFO failed"),
+        }
+    });
 }
 
 #[cfg(test)]

@@ -120,6 +120,11 @@ pub(crate) enum Command {
     },
     /// Send a session refresh (UPDATE, or re-INVITE when the peer lacks UPDATE).
     RefreshSession,
+    /// An in-dialog INFO with this content type and body (only once the leg is answered).
+    Info {
+        content_type: String,
+        body: Vec<u8>,
+    },
 }
 
 /// Controls one leg. Dropping it does not end the call; call [`LegHandle::hangup`].
@@ -162,6 +167,15 @@ impl LegHandle {
         let _ = self.cmd.send(Command::RefreshSession);
     }
 
+    /// Sends an in-dialog INFO (e.g. the bot's `sendMetaData` as `application/json`) once the
+    /// leg is answered; before the answer it is dropped (it never ends the leg). The answer
+    /// is logged.
+    pub fn info(&self, content_type: &str, body: Vec<u8>) {
+        let _ = self.cmd.send(Command::Info {
+            content_type: content_type.to_owned(),
+            body,
+        });
+    }
     /// The Call-ID of the (first) INVITE.
     pub fn call_id(&self) -> &str {
         &self.call_id

@@ -114,6 +114,26 @@ impl HttpClient {
             .map_err(|_| format!("{url}: no answer within {} s", self.timeout.as_secs()))?
     }
 
+    /// GETs `url` (with `authorization` if given) and returns the answer's status, within the
+    /// deadline; the body is not read. The error names the cause (`connection refused`, …).
+    pub async fn get_status(&self, url: &str, authorization: Option<&str>) -> Result<u16, String> {
+        let mut req = hyper::Request::get(url).header(
+            "user-agent",
+            concat!("dialgate/", env!("CARGO_PKG_VERSION")),
+        );
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        let req = req
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| format!("bad request for {url}: {e}"))?;
+        match tokio::time::timeout(self.timeout, self.inner.request(req)).await {
+            Ok(Ok(resp)) => Ok(resp.status().as_u16()),
+            Ok(Err(e)) => Err(error_chain(&e)),
+            Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
+        }
+    }
+
     /// POSTs JSON with extra headers; errors are transport-level only.
     pub async fn post_json(
         &self,
@@ -123,6 +143,19 @@ impl HttpClient {
     ) -> Result<HttpAnswer, String> {
         send(&self.inner, self.timeout, url, body, headers).await
     }
+}
+
+/// An error and its causes, innermost last (`client error (Connect): tcp connect error:
+/// Connection refused (os error 111)`).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
 }
 
 type GuardedClient =

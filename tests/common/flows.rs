@@ -238,6 +238,7 @@ api_clients:
                     request_timeout: Duration::from_secs(5),
                 },
                 watch_config: false,
+                probe_bots: false,
             },
         )
         .await

@@ -68,6 +68,10 @@ pub struct MediaSetup {
     pub carrier: Carrier,
     /// The bot's media endpoint.
     pub bot: SimCalleeOptions,
+    /// Activities the Bot API answers the `start` event with.
+    pub bot_on_start: Vec<Value>,
+    /// `bots[].outbound.send_metadata_info`.
+    pub send_metadata_info: bool,
 }
 
 impl MediaSetup {
@@ -88,6 +92,8 @@ impl MediaSetup {
             recording: false,
             carrier: Carrier::Sim(callee),
             bot,
+            bot_on_start: Vec::new(),
+            send_metadata_info: false,
         }
     }
 }
@@ -146,6 +152,7 @@ impl MediaFlow {
         let bot = SimBot::start(s.bot).await.expect("simulated bot");
         let bot_api = SimBotApi::start(BotApiOptions {
             token: Some(BOT_TOKEN.into()),
+            on_start: s.bot_on_start,
             ..Default::default()
         })
         .await
@@ -187,6 +194,7 @@ bots:
       machine_detection: {amd}
       max_cps: 50
       max_concurrent: 5
+      send_metadata_info: {send_metadata_info}
 sip_connections:
   - id: carrier
     name: Carrier
@@ -211,6 +219,7 @@ api_clients:
             events_url = bot_api.events_url(),
             recording = s.recording,
             amd = s.machine_detection,
+            send_metadata_info = s.send_metadata_info,
         );
         let app = start_app(dir, &yaml, &cert.der).await;
         MediaFlow {

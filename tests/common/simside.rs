@@ -282,6 +282,7 @@ pub async fn start_app(dir: tempfile::TempDir, yaml: &str, cert_der: &[u8]) -> T
                 request_timeout: Duration::from_secs(5),
             },
             watch_config: false,
+            probe_bots: false,
         },
     )
     .await

@@ -257,6 +257,7 @@ async fn start_flow_models(setup: FlowSetup, models: Option<PathBuf>) -> Flow {
                 request_timeout: Duration::from_secs(5),
             },
             watch_config: false,
+            probe_bots: false,
         },
     )
     .await

@@ -72,6 +72,10 @@ impl Actor {
             Output::RefreshCarrierSession => {
                 self.leg_handle(LegSide::Carrier, |h| h.refresh_session())
             }
+            Output::Recording(op) => self.recording(op).await,
+            Output::CarrierInfo { content_type, body } => self.leg_handle(LegSide::Carrier, |h| {
+                h.info(content_type, body.into_bytes())
+            }),
         }
         None
     }
@@ -445,25 +449,6 @@ impl Actor {
         }
         if let Err(e) = m.start_taps() {
             tracing::error!(error = %e, "cannot start the audio taps");
-        }
-        if self.bot.recording {
-            let path = format!("{}.wav", self.id);
-            match m.start_recording(&path).await {
-                Ok(()) => {
-                    let full = self.engine.recording_dir().join(&path);
-                    let _ = self
-                        .engine
-                        .deps
-                        .store
-                        .set_extra(
-                            &self.id,
-                            crate::store::ExtraColumn::Recording,
-                            full.display().to_string(),
-                        )
-                        .await;
-                }
-                Err(e) => tracing::error!(error = %e, "cannot start the recording"),
-            }
         }
     }
 

@@ -23,6 +23,7 @@ mod actions;
 mod early;
 mod inputs;
 mod lifecycle;
+mod recording;
 mod transfer;
 mod voice;
 

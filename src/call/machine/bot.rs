@@ -33,6 +33,8 @@ impl CallMachine {
     pub(super) fn push_bot_event(&mut self, ev: BotEvent) {
         if !self.cfg.bot_api || self.xfer.bridged() {
             // No Bot API, or the bot was released by a transfer: nobody to tell.
+        } else if !self.bot_wants(&ev) {
+            // Switched off by the bot's `sendEventsToBot`.
         } else if self.bot_started {
             self.emit(Output::BotEvent(ev));
         } else {
@@ -165,6 +167,9 @@ impl CallMachine {
                 }
             }
             Activity::StopRecognition => self.stop_recognition_for_bot(),
+            Activity::Config(c) => self.apply_session_config(c),
+            Activity::Recording(op) => self.on_recording_activity(op),
+            Activity::SendMetaData { value } => self.on_send_metadata(value),
             Activity::Message { .. } => self.note_once(
                 "message",
                 "message activities are spoken only for text bots (bots without sip_uri); \
@@ -224,7 +229,7 @@ impl CallMachine {
     }
 
     /// Records a line on the timeline the first time `key` comes up in this call.
-    fn note_once(&mut self, key: &str, note: String) {
+    pub(super) fn note_once(&mut self, key: &str, note: String) {
         if self.noted.insert(key.to_owned()) {
             self.emit(Output::Timeline {
                 kind: "activity",
@@ -233,7 +238,7 @@ impl CallMachine {
         }
     }
 
-    fn start_recognition_for_bot(&mut self) {
+    pub(super) fn start_recognition_for_bot(&mut self) {
         if !self.media_running {
             // Before the answer: recognition starts with the media.
             if !self.answered_notified {
@@ -254,7 +259,7 @@ impl CallMachine {
         }
     }
 
-    fn stop_recognition_for_bot(&mut self) {
+    pub(super) fn stop_recognition_for_bot(&mut self) {
         self.recognition_requested = false;
         if self.recognition == Recognition::Bot(true) {
             self.recognition = Recognition::Bot(false);

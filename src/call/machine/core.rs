@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::report::{EndCause, TerminalReport, Times};
 use super::timers::TimerTable;
 use super::types::{AmdOutcome, CallState, Input, MachineConfig, Output, TimerKind};
-use crate::core::activity::Activity;
+use crate::core::activity::{Activity, EventSet};
 
 /// Where the call is. `Ending` owns the (single, non-`Clone`) end cause until `finish()` moves it
 /// into the terminal report and leaves `Ended` behind.
@@ -87,6 +87,13 @@ pub struct CallMachine {
     pub(super) amd: Option<AmdOutcome>,
     /// The carrier session interval (RFC 4028), once negotiated.
     pub(super) session_interval: Option<Duration>,
+    /// Barge-in is on: the person's speech cuts a prompt that is playing. Starts as
+    /// `MachineConfig::barge_in`; the `config` activity's `bargeIn` switches it; barge-in reads it.
+    pub(super) barge_in: bool,
+    /// The optional events (`sendEventsToBot`) the bot gets; see `session.rs`.
+    pub(super) bot_events: EventSet,
+    /// Where the call's recording is (see `recording.rs`).
+    pub(super) recording: super::recording::RecState,
     ignored_events: u64,
     last_ignored: Option<&'static str>,
     /// A `transfer` activity's progress and the agent's leg.
@@ -98,7 +105,6 @@ impl CallMachine {
     pub fn new(cfg: MachineConfig) -> CallMachine {
         CallMachine {
             recognition_requested: cfg.start_recognition_on_connect,
-            cfg,
             phase: Phase::Initiating,
             started_at: None,
             carrier: Leg::Idle,
@@ -120,9 +126,13 @@ impl CallMachine {
             times: Times::default(),
             amd: None,
             session_interval: None,
+            barge_in: cfg.barge_in,
+            bot_events: EventSet::default_for_bots(),
+            recording: super::recording::RecState::initial(cfg.recording),
             ignored_events: 0,
             last_ignored: None,
             xfer: Default::default(),
+            cfg,
         }
     }
 

@@ -82,6 +82,7 @@ impl CallMachine {
         // Media first so that no early callee audio escapes AMD/STT.
         self.media_running = true;
         self.emit(Output::StartMedia);
+        self.start_recording_with_media();
         let mode = self.cfg.machine_detection;
         if self.recognition_requested {
             self.recognition = Recognition::Bot(true);

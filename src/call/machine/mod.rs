@@ -15,8 +15,11 @@ mod bot;
 mod core;
 mod early_media;
 mod legs;
+mod metadata;
 pub mod reason;
+mod recording;
 pub mod report;
+mod session;
 mod session_timer;
 mod timers;
 pub mod transfer;
@@ -31,7 +34,11 @@ mod tests_early_media;
 #[cfg(test)]
 mod tests_random;
 #[cfg(test)]
+mod tests_recording;
+#[cfg(test)]
 mod tests_ringing;
+#[cfg(test)]
+mod tests_session;
 #[cfg(test)]
 mod tests_session_timer;
 #[cfg(test)]

@@ -228,6 +228,13 @@ impl Checker {
             Output::RefreshCarrierSession => {
                 assert!(self.fed_carrier_answer && self.terminal.is_none())
             }
+            Output::CarrierInfo { .. } => {
+                assert!(self.fed_carrier_answer && self.terminal.is_none());
+            }
+            Output::Recording(_) => {
+                assert!(self.media_started, "recording without media");
+                assert!(self.terminal.is_none());
+            }
         }
     }
 
@@ -244,7 +251,7 @@ impl Checker {
 }
 
 fn random_activity(rng: &mut XorShift) -> BotActivity {
-    let v = match rng.below(14) {
+    let v = match rng.below(17) {
         9 | 10 | 12 | 13 => json!({"type": "event", "name": "transfer",
             "activityParams": {"transferTarget": "tel:+15551230002"}}),
         11 => {
@@ -260,9 +267,24 @@ fn random_activity(rng: &mut XorShift) -> BotActivity {
         2 => json!({"type": "event", "name": "stopRecognition"}),
         3 => json!({"type": "event", "name": "hangup", "delay": 1500}),
         4 => json!({"type": "message", "text": "Hello"}),
-        _ => json!({"type": "event", "name": "dance"}),
+        5 => json!({"type": "event", "name": "dance"}),
+        _ => control_activity(rng),
     };
     crate::core::activity::parse(&v)
+}
+
+/// `config`, the recording activities and `sendMetaData`, in every phase.
+fn control_activity(rng: &mut XorShift) -> serde_json::Value {
+    match rng.below(7) {
+        0 => json!({"type": "event", "name": "config",
+            "sessionParams": {"recognition": true, "bargeIn": true, "sendEventsToBot": ["DTMF"]}}),
+        1 => json!({"type": "event", "name": "config", "sessionParams": {"recognition": false}}),
+        2 => json!({"type": "event", "name": "startCallRecording"}),
+        3 => json!({"type": "event", "name": "pauseCallRecording"}),
+        4 => json!({"type": "event", "name": "resumeCallRecording"}),
+        5 => json!({"type": "event", "name": "stopCallRecording"}),
+        _ => json!({"type": "event", "name": "sendMetaData", "value": {"k": 1}}),
+    }
 }
 
 fn random_event(rng: &mut XorShift, c: &mut Checker) -> Option<Input> {
@@ -376,6 +398,8 @@ fn random_sequences_keep_the_invariants() {
             recognizer_available: rng.below(2) == 0,
             bot_api: rng.below(4) != 0,
             text_bot: rng.below(2) == 0,
+            recording: rng.below(2) == 0,
+            send_metadata_info: rng.below(2) == 0,
             // Short, so that a wind-down by timers alone ends within a bounded number of rounds.
             max_duration: Some(Duration::from_secs(60)),
             transfer: [TransferMethod::Bridge, TransferMethod::Refer][rng.below(2) as usize],

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::reason::{FailureKind, ReasonCode};
 use super::report::TerminalReport;
-use crate::core::activity::BotActivity;
+use crate::core::activity::{BotActivity, RecordingOp};
 
 pub use crate::core::AmdMode;
 pub use crate::core::transfer::TransferMethod;
@@ -320,6 +320,16 @@ pub enum Output {
     /// Early media: start the relay's carrier direction with the provisional's SDP and the
     /// pre-answer detector (SIT, intercept words). The answer's `StartMedia` takes over.
     StartEarlyMedia,
+    /// Start, stop, pause or resume the call's stereo recording (the machine only asks for what
+    /// the recording's state allows: see `recording.rs`).
+    Recording(RecordingOp),
+    /// Send an in-dialog INFO on the carrier leg (the bot's `sendMetaData`).
+    CarrierInfo {
+        /// `Content-Type` of the body.
+        content_type: &'static str,
+        /// The body.
+        body: String,
+    },
 }
 
 /// Per-call settings, resolved by the shell from the bot config and the dialout request.
@@ -354,6 +364,15 @@ pub struct MachineConfig {
     pub beep_wait: Duration,
     /// How the bot's `transfer` activities are carried out (`outbound.transfer`).
     pub transfer: TransferMethod,
+    /// Barge-in from the start of the call (`outbound.barge_in`): the person's speech cuts a
+    /// prompt that is playing. Copied into the machine's `barge_in` flag, which the `config`
+    /// activity (`bargeIn`) switches and barge-in reads.
+    pub barge_in: bool,
+    /// Record the call from the answer (`bots[].recording`); without it the bot may still start
+    /// a recording with `startCallRecording`.
+    pub recording: bool,
+    /// Forward `sendMetaData` to the person's leg as SIP INFO (`outbound.send_metadata_info`).
+    pub send_metadata_info: bool,
 }
 
 impl Default for MachineConfig {
@@ -372,6 +391,9 @@ impl Default for MachineConfig {
             text_bot: false,
             beep_wait: Duration::from_secs(10),
             transfer: TransferMethod::Bridge,
+            barge_in: false,
+            recording: false,
+            send_metadata_info: false,
         }
     }
 }
