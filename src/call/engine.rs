@@ -46,6 +46,8 @@ pub struct Engine {
     /// Speech synthesis for text bots, loaded when the first one needs it (or at start when the
     /// configuration has text bots): most deployments never pay its memory.
     tts: tokio::sync::OnceCell<crate::tts::TtsEngine>,
+    /// `playUrl` audio: one guarded HTTP client and a small cache for every call.
+    pub(crate) audio: super::audio_fetch::AudioFetcher,
     data_dir: PathBuf,
     public_ip: IpAddr,
     recording_dir: PathBuf,
@@ -116,12 +118,17 @@ impl Engine {
             tracing::info!(transport = ?t, %bound, "SIP listening");
         }
         let data_dir = server.data_dir.clone();
+        let audio = super::audio_fetch::AudioFetcher::new(data_dir.clone(), {
+            let config = deps.config.clone();
+            Arc::new(move || config.current().config.server.notify_allow.clone())
+        });
         Ok(Arc::new_cyclic(|me| Engine {
             deps,
             sip,
             media,
             stt,
             tts: tokio::sync::OnceCell::new(),
+            audio,
             data_dir,
             public_ip,
             recording_dir,
@@ -370,6 +377,8 @@ impl Engine {
             bot_open_timeout: Duration::from_secs(cfg.server.bot_answer_timeout_sec as u64),
             recognizer_available: matches!(self.stt.status(), crate::stt::SttStatus::Ready { .. }),
             text_bot: bot.is_some_and(|b| b.is_text_bot()),
+            speak_messages: outbound.speak_messages,
+            barge_in: outbound.barge_in,
             ..MachineConfig::default()
         }
     }

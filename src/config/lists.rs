@@ -205,6 +205,8 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
                 max_cps: o.max_cps,
                 max_concurrent: o.max_concurrent,
                 require_recognition: o.require_recognition,
+                speak_messages: o.speak_messages,
+                barge_in: o.barge_in,
             },
             amd: raw.amd.clone(),
             default_country: country(ctx, src, p, raw.default_country),

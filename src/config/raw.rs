@@ -223,6 +223,10 @@ pub(super) struct RawOutbound {
     pub max_concurrent: u32,
     #[serde(default)]
     pub require_recognition: bool,
+    #[serde(default)]
+    pub speak_messages: bool,
+    #[serde(default)]
+    pub barge_in: bool,
 }
 
 impl Default for RawOutbound {
@@ -236,6 +240,8 @@ impl Default for RawOutbound {
             max_cps: d_max_cps(),
             max_concurrent: d_max_concurrent(),
             require_recognition: false,
+            speak_messages: false,
+            barge_in: false,
         }
     }
 }

@@ -141,6 +141,8 @@ pub(super) fn expected_for(path: &str, serde_expected: &str) -> String {
         | "dialout_initiated_event"
         | "recording"
         | "require_recognition"
+        | "speak_messages"
+        | "barge_in"
         | "plain_http"
         | "p_asserted_identity" => "true or false",
         "transport" => "one of udp, tcp, tls",

@@ -181,6 +181,12 @@ pub struct Outbound {
     /// installed: refuse its dialouts (503) instead of placing them with a warning on the call
     /// record (default false).
     pub require_recognition: bool,
+    /// A SIP bot's `message` activities are spoken by dialgate in place of its audio (its own
+    /// RTP held back meanwhile). Text bots are always spoken. Default false.
+    pub speak_messages: bool,
+    /// The person speaking cuts dialgate's prompts (`playFinished` with `interrupted: true`);
+    /// the `config` activity's `bargeIn` changes it during a call. Default false.
+    pub barge_in: bool,
 }
 
 impl Default for Outbound {
@@ -194,6 +200,8 @@ impl Default for Outbound {
             max_cps: 1.0,
             max_concurrent: 3,
             require_recognition: false,
+            speak_messages: false,
+            barge_in: false,
         }
     }
 }

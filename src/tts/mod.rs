@@ -11,6 +11,7 @@
 //! Without the voice, the runtime or espeak-ng the engine is [`TtsStatus::Unavailable`] with a
 //! reason that names what to run (`scripts/setup-model`).
 
+pub mod audio_file;
 pub mod cache;
 pub mod engine;
 pub mod eval;

@@ -113,6 +113,9 @@ pub struct Actor {
     recorded_state: CallState,
     /// The record says recognition is `active` (it says `ended` after the call).
     recognition_active: bool,
+    /// Voice activity on the person's audio: when they start speaking the machine hears
+    /// `SpeechStarted` (barge-in is its decision).
+    vad: crate::stt::segmenter::Segmenter,
 }
 
 /// Encodes a [`CallState`] for the registry's atomic cell.
@@ -203,6 +206,7 @@ impl Actor {
             trunk_address,
             recorded_state: CallState::Initiating,
             recognition_active: false,
+            vad: crate::stt::segmenter::Segmenter::new(Default::default()),
         })
     }
 

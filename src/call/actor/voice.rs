@@ -1,15 +1,14 @@
 //! A text bot's voice: dialgate is the bot's media side. A player sends paced RTP to the relay's
 //! bot-side port, speaking the bot's messages (speech synthesis) and playing its files; the
-//! relay carries it to the person like any bot's audio (recording and taps included).
+//! relay carries it to the person like any bot's audio (recording and taps included). For a SIP
+//! bot the same player, started on the first prompt, plays in place of the bot's own audio
+//! (`playUrl`, `speak_messages`, `sendDtmf`): the relay takes its stream as the injection source.
 
 use super::{Actor, Input};
 use crate::call::machine::{FailureKind, Prompt};
 use crate::media::{AudioCodec, Direction, Leg, RemoteMedia};
 use crate::tts::{Player, PlayerConfig, PlayerEvent};
 use std::net::SocketAddr;
-
-/// The largest audio file `playUrl` fetches.
-const MAX_AUDIO_BYTES: usize = 8 << 20;
 
 impl Actor {
     /// "Answers" a text bot's leg: starts the player on the relay's bot side.
@@ -31,7 +30,8 @@ impl Actor {
             rtp: player.local_addr(),
             rtcp: None,
             codec: AudioCodec::PCMU,
-            dtmf_pt: None,
+            // `sendDtmf` key presses come from the player too.
+            dtmf_pt: Some(crate::media::inject::INJECT_DTMF_PT),
             direction: Direction::SendRecv,
         };
         if let Err(e) = media.set_remote(Leg::Bot, remote) {
@@ -44,39 +44,122 @@ impl Actor {
         Some(Input::BotAnswered)
     }
 
-    /// Queues a prompt on the player.
-    pub(super) async fn play(&mut self, prompt: Prompt) {
-        if self.player.is_none() {
-            return;
+    /// Plays a prompt: a text bot's player is its voice; for a SIP bot a player started on
+    /// first use injects in place of the bot's audio (see `crate::media::inject`). A prompt
+    /// that cannot be played comes back as the machine's next input.
+    pub(super) async fn play(&mut self, prompt: Prompt) -> Option<Input> {
+        let (kind, what) = match &prompt {
+            Prompt::Speak(text) => ("speak", format!("saying \"{text}\"")),
+            Prompt::Url(url) | Prompt::UrlAs { url, .. } => ("play", format!("playing {url}")),
+            Prompt::Dtmf(digits) => ("dtmf", format!("sending the keys {digits} to the person")),
+        };
+        if let Prompt::Dtmf(_) = &prompt
+            && let Err(e) = self.dtmf_possible()
+        {
+            let note = format!("sendDtmf refused, nothing sent: {e}");
+            tracing::warn!("{note}");
+            self.timeline(kind, &note).await;
+            return None;
         }
+        if let Err(e) = self.ensure_player().await {
+            tracing::warn!(error = %e, "{what} failed");
+            self.timeline(kind, &format!("{what} failed: {e}")).await;
+            return match prompt {
+                Prompt::Url(url) | Prompt::UrlAs { url, .. } => {
+                    Some(Input::PromptFailed { url, reason: e })
+                }
+                _ => None,
+            };
+        }
+        let mut failed = None;
         let queued = match &prompt {
             Prompt::Speak(text) => {
                 let tts = self.engine.tts().await;
-                let Some(player) = &self.player else { return };
+                let Some(player) = &self.player else {
+                    return None;
+                };
                 player.say(tts, text).map(|_| ()).map_err(|e| e.to_string())
             }
-            Prompt::Url(url) => match self.fetch_audio(url).await {
-                Ok(prompt) => match &self.player {
-                    Some(p) => p.enqueue(prompt).map(|_| ()).map_err(|e| e.to_string()),
-                    None => return,
-                },
-                Err(e) => Err(e),
+            Prompt::Dtmf(digits) => match (crate::tts::Prompt::dtmf(digits), &self.player) {
+                (Ok(p), Some(player)) => player.enqueue(p).map(|_| ()).map_err(|e| e.to_string()),
+                (Err(e), _) => Err(e.to_string()),
+                (_, None) => return None,
             },
+            Prompt::Url(url) | Prompt::UrlAs { url, .. } => {
+                let format = match &prompt {
+                    Prompt::UrlAs { format, .. } => Some(format.as_str()),
+                    _ => None,
+                };
+                let pcm = match self.engine.audio.load(url, format).await {
+                    Ok(pcm) => pcm,
+                    Err(e) => {
+                        failed = Some(Input::PromptFailed {
+                            url: url.clone(),
+                            reason: e,
+                        });
+                        // Nothing to play, but the queue's drain (and the bot's playFinished)
+                        // still comes in order.
+                        Vec::new().into()
+                    }
+                };
+                match &self.player {
+                    Some(p) => p
+                        .enqueue(crate::tts::Prompt::pcm(pcm))
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    None => return failed,
+                }
+            }
         };
-        let (kind, what) = match &prompt {
-            Prompt::Speak(text) => ("speak", format!("saying \"{text}\"")),
-            Prompt::Url(url) => ("play", format!("playing {url}")),
-        };
-        match queued {
-            Ok(()) => {
+        match (&failed, queued) {
+            (Some(Input::PromptFailed { reason, .. }), _) => {
+                tracing::warn!(error = %reason, "{what} failed");
+            }
+            (_, Ok(())) => {
                 tracing::info!("{what}");
                 self.timeline(kind, &what).await;
             }
-            Err(e) => {
+            (_, Err(e)) => {
                 tracing::warn!(error = %e, "{what} failed");
                 self.timeline(kind, &format!("{what} failed: {e}")).await;
             }
         }
+        failed
+    }
+
+    /// Key presses need the person's leg to have negotiated telephone-events.
+    fn dtmf_possible(&self) -> Result<(), String> {
+        match self.carrier.negotiated.as_ref() {
+            Some(n) if n.telephone_event.is_some() => Ok(()),
+            Some(_) => Err("the person's leg negotiated no telephone-event (RFC 4733)".into()),
+            None => Err("the person's leg has no media yet".into()),
+        }
+    }
+
+    /// The player for this call's prompts: a text bot's own (started at answer), else an
+    /// injecting one, started now and announced to the relay as the injection source.
+    async fn ensure_player(&mut self) -> Result<(), String> {
+        if self.player.is_some() {
+            return Ok(());
+        }
+        let media = self
+            .media
+            .as_ref()
+            .ok_or_else(|| "the call has no media".to_owned())?;
+        let mut cfg = PlayerConfig::new(media.local_rtp_addr(Leg::Bot));
+        cfg.bind = SocketAddr::new(self.engine.public_ip(), 0);
+        cfg.conversation_id = Some(self.id.clone());
+        // Only while something plays: the bot's own audio flows in between.
+        cfg.silence_between_prompts = false;
+        let mut player = Player::start(cfg)
+            .await
+            .map_err(|e| format!("the prompt player cannot start: {e}"))?;
+        media
+            .set_inject_source(Some(player.local_addr()))
+            .map_err(|e| format!("cannot inject prompts: {e}"))?;
+        self.player_events = player.take_events();
+        self.player = Some(player);
+        Ok(())
     }
 
     pub(super) async fn on_player(&mut self, ev: PlayerEvent) {
@@ -88,32 +171,5 @@ impl Actor {
             }
             PlayerEvent::PromptStarted { .. } | PlayerEvent::PromptFinished { .. } => {}
         }
-    }
-
-    /// An audio file for `playUrl`: `http(s)://` (bounded size and time) or a file under the
-    /// data directory's `prompts/` folder (`file:NAME` or a bare relative name).
-    async fn fetch_audio(&self, url: &str) -> Result<crate::tts::Prompt, String> {
-        if url.starts_with("http://") || url.starts_with("https://") {
-            let bytes = crate::webhook::HttpClient::new(
-                std::time::Duration::from_secs(5),
-                std::time::Duration::from_secs(3),
-            )
-            .get(url, MAX_AUDIO_BYTES)
-            .await?;
-            return crate::tts::Prompt::from_wav_bytes(&bytes).map_err(|e| e.to_string());
-        }
-        let name = url.strip_prefix("file:").unwrap_or(url);
-        let rel = std::path::Path::new(name);
-        if rel.is_absolute()
-            || rel
-                .components()
-                .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
-            return Err(format!(
-                "`{url}`: files are read from the data directory's prompts/ folder only"
-            ));
-        }
-        let path = self.engine.data_dir().join("prompts").join(rel);
-        crate::tts::Prompt::from_wav(&path).map_err(|e| e.to_string())
     }
 }

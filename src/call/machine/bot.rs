@@ -142,21 +142,11 @@ impl CallMachine {
                 self.on_hangup(now, HangupSource::BotActivity);
             }
             Activity::StartRecognition => self.start_recognition_for_bot(),
-            Activity::Message { text } if self.cfg.text_bot => self.prompt(Prompt::Speak(text)),
-            Activity::PlayUrl { url, .. } if self.cfg.text_bot => self.prompt(Prompt::Url(url)),
-            Activity::AbortPrompts if self.cfg.text_bot => {
-                self.pending_prompts.clear();
-                if self.playing {
-                    self.emit(Output::AbortPrompts);
-                }
-            }
+            a @ (Activity::Message { .. }
+            | Activity::PlayUrl { .. }
+            | Activity::SendDtmf { .. }
+            | Activity::AbortPrompts) => self.prompt_activity(a),
             Activity::StopRecognition => self.stop_recognition_for_bot(),
-            Activity::Message { .. } => self.note_once(
-                "message",
-                "message activities are spoken only for text bots (bots without sip_uri); \
-                 this bot speaks for itself: ignored"
-                    .to_owned(),
-            ),
             Activity::Unknown { label, why } => {
                 self.note_once(&label, format!("activity `{label}` ignored: {why}"))
             }
@@ -172,7 +162,7 @@ impl CallMachine {
 
     /// A text bot's prompt: played once the person is connected to the bot (nothing is played
     /// before the answer), queued until then.
-    fn prompt(&mut self, p: Prompt) {
+    pub(super) fn prompt(&mut self, p: Prompt) {
         if matches!(self.phase, Phase::Connected) && !self.awaiting_beep {
             self.play(p);
         } else {
@@ -195,22 +185,16 @@ impl CallMachine {
     }
 
     pub(super) fn play(&mut self, p: Prompt) {
-        self.playing = true;
+        // Key presses are not prompts the bot waits on: no `playFinished` for them alone.
+        if !matches!(p, Prompt::Dtmf(_)) {
+            self.playing = true;
+        }
+        self.prompts.in_player = true;
         self.emit(Output::Play(p));
     }
 
-    /// The player's queue drained: the bot hears `playFinished`.
-    pub(super) fn on_playback_done(&mut self) {
-        if self.playing && self.is_answered_phase() {
-            self.playing = false;
-            self.push_bot_event(BotEvent::PlayFinished);
-        } else {
-            self.ignore("playback end without a prompt");
-        }
-    }
-
     /// Records a line on the timeline the first time `key` comes up in this call.
-    fn note_once(&mut self, key: &str, note: String) {
+    pub(super) fn note_once(&mut self, key: &str, note: String) {
         if self.noted.insert(key.to_owned()) {
             self.emit(Output::Timeline {
                 kind: "activity",

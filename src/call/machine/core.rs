@@ -78,6 +78,8 @@ pub struct CallMachine {
     pub(super) pending_prompts: Vec<super::types::Prompt>,
     /// Prompts handed to the player whose end has not been reported yet.
     pub(super) playing: bool,
+    /// Prompt state beyond `playing` (key presses in flight, cut prompts, barge-in).
+    pub(super) prompts: super::prompts::PromptState,
     /// A voicemail answered: a text bot's prompts wait for the beep.
     pub(super) awaiting_beep: bool,
     /// Activity labels already noted as not handled (noted once per call).
@@ -92,6 +94,7 @@ pub struct CallMachine {
 impl CallMachine {
     /// A machine for one call, in state `Initiating`; nothing happens until `Input::Start`.
     pub fn new(cfg: MachineConfig) -> CallMachine {
+        let cfg_barge_in = cfg.barge_in;
         CallMachine {
             recognition_requested: cfg.start_recognition_on_connect,
             cfg,
@@ -110,6 +113,7 @@ impl CallMachine {
             delayed: Vec::new(),
             pending_prompts: Vec::new(),
             playing: false,
+            prompts: super::prompts::PromptState::new(cfg_barge_in),
             awaiting_beep: false,
             noted: HashSet::new(),
             answered_notified: false,
@@ -221,6 +225,8 @@ impl CallMachine {
             Input::MediaTimeout => self.on_media_timeout(now),
             Input::Dtmf(digit) => self.on_dtmf(digit),
             Input::PlaybackDone => self.on_playback_done(),
+            Input::PromptFailed { url, reason } => self.on_prompt_failed(url, reason),
+            Input::SpeechStarted => self.on_speech_started(),
         }
     }
 

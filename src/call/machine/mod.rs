@@ -14,6 +14,7 @@
 mod bot;
 mod core;
 mod legs;
+mod prompts;
 pub mod reason;
 pub mod report;
 mod timers;
@@ -23,6 +24,8 @@ pub mod types;
 mod tests;
 #[cfg(test)]
 mod tests_bot;
+#[cfg(test)]
+mod tests_prompts;
 #[cfg(test)]
 mod tests_random;
 #[cfg(test)]

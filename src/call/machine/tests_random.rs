@@ -145,6 +145,8 @@ impl Checker {
                     | BotEvent::Beep
                     | BotEvent::Message { .. }
                     | BotEvent::PlayFinished
+                    | BotEvent::PlayInterrupted
+                    | BotEvent::PlayUrlFailed { .. }
                     | BotEvent::Dtmf { .. } => {
                         assert!(self.start_sent, "event before start")
                     }

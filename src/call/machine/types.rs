@@ -161,6 +161,15 @@ pub enum Input {
     Dtmf(char),
     /// Everything queued for the person has been played (or cut by `abortPrompts`).
     PlaybackDone,
+    /// A `playUrl` prompt could not be played (not fetched, not decoded); the call goes on.
+    PromptFailed {
+        /// The URL as the bot gave it.
+        url: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The person started speaking (voice activity on the carrier leg): barge-in.
+    SpeechStarted,
 }
 
 /// Something a text bot has the gateway play to the person.
@@ -170,6 +179,16 @@ pub enum Prompt {
     Speak(String),
     /// An audio file (`playUrl`).
     Url(String),
+    /// Key presses for the person (`sendDtmf`; checked by the machine, see
+    /// [`crate::media::inject::dtmf_plan`]).
+    Dtmf(String),
+    /// An audio file with the bot's `playUrlMediaFormat`.
+    UrlAs {
+        /// The URL.
+        url: String,
+        /// `playUrlMediaFormat` as the bot wrote it.
+        format: String,
+    },
 }
 
 /// A bot event (Bot API activity the gateway sends).
@@ -192,6 +211,17 @@ pub enum BotEvent {
     Dtmf {
         /// The digit (`0-9`, `*`, `#`, `A-D`).
         digit: char,
+    },
+    /// `playFinished` for prompts cut short (`abortPrompts`, barge-in):
+    /// `{"type": "event", "name": "playFinished", "parameters": {"interrupted": true}}`.
+    PlayInterrupted,
+    /// A `playUrl` that could not be played:
+    /// `{"type": "event", "name": "playUrlFailed", "value": url, "parameters": {"reason"}}`.
+    PlayUrlFailed {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
     },
     /// Recognised speech: `{"type": "message", "text", "parameters": {"confidence"}}`.
     Message {
@@ -311,6 +341,12 @@ pub struct MachineConfig {
     /// After a `machine` decision (mode `detect`), how long a text bot's prompts wait for the
     /// beep before they play anyway.
     pub beep_wait: Duration,
+    /// A SIP bot's `message` activities are spoken by dialgate in place of its audio
+    /// (`outbound.speak_messages`).
+    pub speak_messages: bool,
+    /// The person speaking cuts dialgate's prompts (`outbound.barge_in`; a `config` activity
+    /// may change it during the call, see [`super::CallMachine::set_barge_in`]).
+    pub barge_in: bool,
 }
 
 impl Default for MachineConfig {
@@ -328,6 +364,8 @@ impl Default for MachineConfig {
             recognizer_available: false,
             text_bot: false,
             beep_wait: Duration::from_secs(10),
+            speak_messages: false,
+            barge_in: false,
         }
     }
 }

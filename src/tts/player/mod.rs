@@ -45,6 +45,15 @@ impl Prompt {
         Prompt(PromptSource::Speech(stream))
     }
 
+    /// Key presses toward the person (`sendDtmf`): RFC 4733 telephone-events with the timing
+    /// of [`crate::media::inject::dtmf_frames`]; a bad digit string is refused.
+    pub fn dtmf(digits: &str) -> Result<Prompt, crate::media::inject::DtmfError> {
+        let steps = crate::media::inject::dtmf_plan(digits)?;
+        Ok(Prompt(PromptSource::Dtmf(
+            crate::media::inject::dtmf_frames(&steps).into(),
+        )))
+    }
+
     /// 8 kHz mono PCM.
     pub fn pcm(samples: impl Into<Arc<[i16]>>) -> Prompt {
         Prompt(PromptSource::Pcm(samples.into()))
