@@ -48,6 +48,11 @@ pub struct FlowSetup {
     pub with_model: bool,
     /// `bots[].amd.transcript_hold_ms` (None: the default).
     pub amd_hold_ms: Option<u32>,
+    /// Extra `bots[].outbound` keys, one `key: value` per entry (e.g. `barge_in: true`).
+    pub outbound_extra: Vec<String>,
+    /// Link the voice (speech synthesis) into the data directory for a SIP bot too
+    /// (`speak_messages`); a text bot always has it.
+    pub with_voice: bool,
 }
 
 impl FlowSetup {
@@ -73,6 +78,8 @@ impl FlowSetup {
             text_bot: false,
             with_model: false,
             amd_hold_ms: None,
+            outbound_extra: Vec::new(),
+            with_voice: false,
         }
     }
 }
@@ -114,7 +121,7 @@ impl Flow {
         let cert = make_cert(dir.path());
         // The repository's speech models (machine detection with transcripts) and, for a text
         // bot, its voice's runtime, linked into the data directory: scripts/setup-model fills them.
-        let links: &[&str] = match (s.with_model, s.text_bot) {
+        let links: &[&str] = match (s.with_model, s.text_bot || s.with_voice) {
             (_, true) => &["models", "runtime"],
             (true, false) => &["models"],
             (false, false) => &[],
@@ -152,7 +159,7 @@ bots:
       dialout_initiated_event: {initiated}
       max_cps: 50
       max_concurrent: 5
-sip_connections:
+{outbound_extra}sip_connections:
   - id: carrier
     name: Carrier
     address: "127.0.0.1:{callee_port}"
@@ -181,6 +188,11 @@ api_clients:
                 format!("    sip_uri: \"{bot_uri}\"\n")
             },
             callee_port = callee.sip_port,
+            outbound_extra = s
+                .outbound_extra
+                .iter()
+                .map(|l| format!("      {l}\n"))
+                .collect::<String>(),
             amd_yaml = s
                 .amd_hold_ms
                 .map(|h| format!("    amd: {{ transcript_hold_ms: {h} }}\n"))
