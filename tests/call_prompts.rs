@@ -3,8 +3,8 @@
 //! presses, `playUrl` in place of a SIP bot's audio, `abortPrompts`, barge-in and a SIP bot's
 //! `message` spoken with `speak_messages`.
 //!
-//! Port plan of this file: dialgate's relay RTP 31000-32199 (200 per test), PJSIP RTP
-//! 47000-47599 (100 per test: callee at +0, bot at +50).
+//! Port plan of this file: dialgate's relay RTP 31000-32399 (200 per test), PJSIP RTP
+//! 47000-47699 (100 per test: callee at +0, bot at +50).
 
 mod common;
 
@@ -257,5 +257,145 @@ async fn a_sip_bots_message_is_spoken_with_speak_messages() {
         errors * 100 <= want.len() * 40 && got.iter().any(|w| w == "order"),
         "said {want:?}, heard {got:?}"
     );
+    flow.stop().await;
+}
+
+/// A minimal HTTP/1.1 file server on loopback: `GET /hello.wav` answers the fixture, any other
+/// path 404. Counts the requests per path (to see the cache at work).
+struct FileServer {
+    url: String,
+    hits: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FileServer {
+    async fn start(fixture: &'static str) -> FileServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let body = std::fs::read(fixture_audio(fixture)).unwrap();
+        let seen = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut req = vec![0u8; 4096];
+                let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut req))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or(0);
+                let head = String::from_utf8_lossy(&req[..n]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                seen.lock().unwrap().push(path.clone());
+                let resp = if path == format!("/{fixture}") {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: audio/wav\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(&body);
+                    r
+                } else {
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        .to_vec()
+                };
+                let _ = s.write_all(&resp).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        FileServer { url, hits }
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| *p == path)
+            .count()
+    }
+}
+
+#[tokio::test]
+async fn play_url_over_http_is_fetched_once_and_a_missing_file_is_reported() {
+    // 1. The bot asks for a missing file, then the same file twice (flows allow 127.0.0.0/8 in
+    //    server.notify_allow, which is what lets dialgate fetch from loopback).
+    let files = FileServer::start("hello.wav").await;
+    let mut setup = talking_sip_bot(5);
+    let (missing, hello) = (
+        format!("{}/missing.wav", files.url),
+        format!("{}/hello.wav", files.url),
+    );
+    setup.bot_api.replies = vec![BotReply::on_event(
+        "start",
+        vec![
+            activity::play_url(&missing),
+            activity::play_url(&hello),
+            activity::play_url(&hello),
+        ],
+    )];
+    let flow = Flow::start(setup).await;
+    let id = flow.dial(json!({})).await;
+
+    // 2. The missing one: playUrlFailed with the URL and why; the call goes on.
+    flow.bot_api
+        .wait_for_activity("playUrlFailed", WAIT)
+        .await
+        .expect("playUrlFailed");
+    let failed = flow
+        .bot_api
+        .activities()
+        .into_iter()
+        .find(|(c, a)| *c == id && a["name"] == "playUrlFailed")
+        .map(|(_, a)| a)
+        .unwrap();
+    assert_eq!(failed["value"], missing.as_str());
+    assert!(
+        failed["parameters"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("404")),
+        "{failed}"
+    );
+
+    // 3. The file plays twice (heard by the person), fetched once.
+    play_finished(&flow, &id).await;
+    let (heard, r) = end_and_recording(&flow, &id).await;
+    assert_eq!(
+        files.hits("/hello.wav"),
+        1,
+        "the second play comes from the cache"
+    );
+    let sim = clip_similarity(&pcm("hello.wav"), &heard, heard.len()).expect("audio");
+    assert!(sim.corr > 0.8, "similarity {:.3}", sim.corr);
+    assert_eq!(r["status"], "completed");
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_text_bots_send_dtmf_reaches_the_person() {
+    // 1. A text bot (dialgate is its voice) answers `start` with keys.
+    let (rtp, peer_rtp) = ports(6);
+    let mut setup = FlowSetup::new(rtp, peer_rtp, "200");
+    setup.text_bot = true;
+    setup.bot_api.replies = vec![BotReply::on_event(
+        "start",
+        vec![activity::send_dtmf("*0D")],
+    )];
+    let flow = Flow::start(setup).await;
+    let id = flow.dial(json!({})).await;
+
+    // 2. The person's PJSIP receives them in order.
+    flow.callee
+        .wait_nth("dtmf", 3, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let digits: Vec<String> = flow
+        .callee
+        .events_named("dtmf")
+        .iter()
+        .filter_map(|e| e.str("digit").map(str::to_owned))
+        .collect();
+    assert_eq!(digits, ["*", "0", "D"]);
+    flow.hangup(&id).await;
+    flow.wait_terminal(&id).await;
     flow.stop().await;
 }
