@@ -3,8 +3,8 @@
 //! presses, `playUrl` in place of a SIP bot's audio, `abortPrompts`, barge-in and a SIP bot's
 //! `message` spoken with `speak_messages`.
 //!
-//! Port plan of this file: dialgate's relay RTP 31000-32399 (200 per test), PJSIP RTP
-//! 47000-47699 (100 per test: callee at +0, bot at +50).
+//! Port plan of this file: dialgate's relay RTP 31000-32599 (200 per test), PJSIP RTP
+//! 47000-47799 (100 per test: callee at +0, bot at +50).
 
 mod common;
 
@@ -397,5 +397,58 @@ async fn a_text_bots_send_dtmf_reaches_the_person() {
     assert_eq!(digits, ["*", "0", "D"]);
     flow.hangup(&id).await;
     flow.wait_terminal(&id).await;
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_prompt_queued_right_after_abort_prompts_still_plays_and_is_reported() {
+    // 1. A long file; one second later abortPrompts and, in the same breath, another file.
+    let mut setup = talking_sip_bot(7);
+    let later = |mut a: Value| {
+        a["delay"] = json!(1000);
+        a
+    };
+    setup.bot_api.replies = vec![BotReply::on_event(
+        "start",
+        vec![
+            activity::play_url("file:machine.wav"),
+            later(activity::event("abortPrompts")),
+            later(activity::play_url("file:hello.wav")),
+        ],
+    )];
+    let flow = Flow::start(setup).await;
+    install_prompt(&flow, "machine.wav");
+    install_prompt(&flow, "hello.wav");
+    let id = flow.dial(json!({})).await;
+    flow.bot_api
+        .wait_for_activity("start", WAIT)
+        .await
+        .expect("start");
+    let t0 = tokio::time::Instant::now();
+
+    // 2. One playFinished, after the second file (1 s + 1.9 s; the abort's own drain is not
+    //    taken for the end of the queue), and it says the queue was cut on the way.
+    let done = play_finished(&flow, &id).await;
+    assert!(
+        t0.elapsed() > Duration::from_millis(2500),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(done["parameters"]["interrupted"], true, "{done}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (heard, _) = end_and_recording(&flow, &id).await;
+    let sim = clip_similarity(&pcm("hello.wav"), &heard, heard.len()).expect("audio");
+    assert!(
+        sim.corr > 0.8,
+        "the file after the abort: similarity {:.3}",
+        sim.corr
+    );
+    let finished = flow
+        .bot_api
+        .activities()
+        .into_iter()
+        .filter(|(c, a)| *c == id && a["name"] == "playFinished")
+        .count();
+    assert_eq!(finished, 1);
     flow.stop().await;
 }

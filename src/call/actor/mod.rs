@@ -116,6 +116,8 @@ pub struct Actor {
     /// Voice activity on the person's audio: when they start speaking the machine hears
     /// `SpeechStarted` (barge-in is its decision).
     vad: crate::stt::segmenter::Segmenter,
+    /// Which player drains mean that every prompt handed out has finished.
+    drain: voice::DrainTracker,
 }
 
 /// Encodes a [`CallState`] for the registry's atomic cell.
@@ -207,6 +209,7 @@ impl Actor {
             recorded_state: CallState::Initiating,
             recognition_active: false,
             vad: crate::stt::segmenter::Segmenter::new(Default::default()),
+            drain: voice::DrainTracker::default(),
         })
     }
 

@@ -7,7 +7,7 @@
 use super::{Actor, Input};
 use crate::call::machine::{FailureKind, Prompt};
 use crate::media::{AudioCodec, Direction, Leg, RemoteMedia};
-use crate::tts::{Player, PlayerConfig, PlayerEvent};
+use crate::tts::{Player, PlayerConfig, PlayerEvent, PromptId};
 use std::net::SocketAddr;
 
 impl Actor {
@@ -78,10 +78,10 @@ impl Actor {
                 let Some(player) = &self.player else {
                     return None;
                 };
-                player.say(tts, text).map(|_| ()).map_err(|e| e.to_string())
+                player.say(tts, text).map_err(|e| e.to_string())
             }
             Prompt::Dtmf(digits) => match (crate::tts::Prompt::dtmf(digits), &self.player) {
-                (Ok(p), Some(player)) => player.enqueue(p).map(|_| ()).map_err(|e| e.to_string()),
+                (Ok(p), Some(player)) => player.enqueue(p).map_err(|e| e.to_string()),
                 (Err(e), _) => Err(e.to_string()),
                 (_, None) => return None,
             },
@@ -105,17 +105,19 @@ impl Actor {
                 match &self.player {
                     Some(p) => p
                         .enqueue(crate::tts::Prompt::pcm(pcm))
-                        .map(|_| ())
                         .map_err(|e| e.to_string()),
                     None => return failed,
                 }
             }
         };
+        if let Ok(id) = &queued {
+            self.drain.enqueued(*id);
+        }
         match (&failed, queued) {
             (Some(Input::PromptFailed { reason, .. }), _) => {
                 tracing::warn!(error = %reason, "{what} failed");
             }
-            (_, Ok(())) => {
+            (_, Ok(_)) => {
                 tracing::info!("{what}");
                 self.timeline(kind, &what).await;
             }
@@ -163,13 +165,62 @@ impl Actor {
     }
 
     pub(super) async fn on_player(&mut self, ev: PlayerEvent) {
+        if let PlayerEvent::PromptFinished { id, .. } = &ev {
+            self.drain.finished(*id);
+        }
         match ev {
-            PlayerEvent::QueueDrained => self.handle(Input::PlaybackDone).await,
+            PlayerEvent::QueueDrained if self.drain.drained() => {
+                self.handle(Input::PlaybackDone).await
+            }
+            // The drain of an `abortPrompts` while newer prompts were already on their way:
+            // the queue is not empty, the bot's playFinished comes when they end.
+            PlayerEvent::QueueDrained => {}
             PlayerEvent::PromptFinished { error: Some(e), .. } => {
                 tracing::warn!(error = %e, "a prompt failed while playing");
                 self.timeline("speak", &format!("prompt failed: {e}")).await;
             }
             PlayerEvent::PromptStarted { .. } | PlayerEvent::PromptFinished { .. } => {}
         }
+    }
+}
+
+/// Whether a drain reported by the player means that everything handed to it has finished.
+/// An abort drains the player at once, but prompts enqueued right after it (abortPrompts then
+/// playUrl in one answer) are still to come: that drain is stale. Prompt ids grow.
+#[derive(Debug, Default)]
+pub(super) struct DrainTracker {
+    enqueued: Option<PromptId>,
+    finished: Option<PromptId>,
+}
+
+impl DrainTracker {
+    fn enqueued(&mut self, id: PromptId) {
+        self.enqueued = self.enqueued.max(Some(id));
+    }
+    fn finished(&mut self, id: PromptId) {
+        self.finished = self.finished.max(Some(id));
+    }
+    fn drained(&self) -> bool {
+        self.finished >= self.enqueued
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drain_counts_only_when_the_last_prompt_handed_out_has_finished() {
+        let mut d = DrainTracker::default();
+        // 1. Nothing handed out: any drain is real.
+        assert!(d.drained());
+        // 2. Prompts 1 and 2 handed out; 1 aborted with its drain, 2 enqueued after the abort.
+        d.enqueued(PromptId(1));
+        d.finished(PromptId(1));
+        d.enqueued(PromptId(2));
+        assert!(!d.drained(), "the abort's drain is stale");
+        // 3. Prompt 2 ends: its drain is the real one.
+        d.finished(PromptId(2));
+        assert!(d.drained());
     }
 }
