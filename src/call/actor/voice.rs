@@ -71,7 +71,6 @@ impl Actor {
                 _ => None,
             };
         }
-        let mut failed = None;
         let queued = match &prompt {
             Prompt::Speak(text) => {
                 let tts = self.engine.tts().await;
@@ -87,46 +86,48 @@ impl Actor {
             },
             Prompt::Url(url) | Prompt::UrlAs { url, .. } => {
                 let format = match &prompt {
-                    Prompt::UrlAs { format, .. } => Some(format.as_str()),
+                    Prompt::UrlAs { format, .. } => Some(format.clone()),
                     _ => None,
                 };
-                let pcm = match self.engine.audio.load(url, format).await {
-                    Ok(pcm) => pcm,
-                    Err(e) => {
-                        failed = Some(Input::PromptFailed {
-                            url: url.clone(),
-                            reason: e,
-                        });
-                        // Nothing to play, but the queue's drain (and the bot's playFinished)
-                        // still comes in order.
-                        Vec::new().into()
-                    }
-                };
+                // Fetched off the call's loop (a slow server must not hold up BYEs and key
+                // presses); the prompt keeps its place in the player's queue meanwhile.
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let (engine, u) = (self.engine.clone(), url.clone());
+                tokio::spawn(async move {
+                    let _ = tx.send(engine.audio.load(&u, format.as_deref()).await);
+                });
                 match &self.player {
-                    Some(p) => p
-                        .enqueue(crate::tts::Prompt::pcm(pcm))
-                        .map_err(|e| e.to_string()),
-                    None => return failed,
+                    Some(p) => {
+                        let queued = p
+                            .enqueue(crate::tts::Prompt::later(rx))
+                            .map_err(|e| e.to_string());
+                        if let Ok(id) = &queued {
+                            self.drain.url(*id, url.clone());
+                        }
+                        queued
+                    }
+                    None => return None,
                 }
             }
         };
-        if let Ok(id) = &queued {
-            self.drain.enqueued(*id);
-        }
-        match (&failed, queued) {
-            (Some(Input::PromptFailed { reason, .. }), _) => {
-                tracing::warn!(error = %reason, "{what} failed");
-            }
-            (_, Ok(_)) => {
+        match queued {
+            Ok(id) => {
+                self.drain.enqueued(id);
                 tracing::info!("{what}");
                 self.timeline(kind, &what).await;
+                None
             }
-            (_, Err(e)) => {
+            Err(e) => {
                 tracing::warn!(error = %e, "{what} failed");
                 self.timeline(kind, &format!("{what} failed: {e}")).await;
+                match prompt {
+                    Prompt::Url(url) | Prompt::UrlAs { url, .. } => {
+                        Some(Input::PromptFailed { url, reason: e })
+                    }
+                    _ => None,
+                }
             }
         }
-        failed
     }
 
     /// Key presses need the person's leg to have negotiated telephone-events.
@@ -165,8 +166,19 @@ impl Actor {
     }
 
     pub(super) async fn on_player(&mut self, ev: PlayerEvent) {
-        if let PlayerEvent::PromptFinished { id, .. } = &ev {
+        if let PlayerEvent::PromptFinished { id, error, .. } = &ev {
             self.drain.finished(*id);
+            if let Some(url) = self.drain.take_url(*id)
+                && let Some(reason) = error
+            {
+                tracing::warn!(error = %reason, %url, "playUrl failed");
+                return self
+                    .handle(Input::PromptFailed {
+                        url,
+                        reason: reason.clone(),
+                    })
+                    .await;
+            }
         }
         match ev {
             PlayerEvent::QueueDrained if self.drain.drained() => {
@@ -179,7 +191,10 @@ impl Actor {
                 tracing::warn!(error = %e, "a prompt failed while playing");
                 self.timeline("speak", &format!("prompt failed: {e}")).await;
             }
-            PlayerEvent::PromptStarted { .. } | PlayerEvent::PromptFinished { .. } => {}
+            // Speech under way when a prompt starts is speech during the prompt (barge-in):
+            // the detector starts a new utterance from here.
+            PlayerEvent::PromptStarted { .. } => self.vad.reset(),
+            PlayerEvent::PromptFinished { .. } => {}
         }
     }
 }
@@ -191,9 +206,19 @@ impl Actor {
 pub(super) struct DrainTracker {
     enqueued: Option<PromptId>,
     finished: Option<PromptId>,
+    /// `playUrl` prompts in the player, by id (a failure is reported with its URL); bounded
+    /// by the player's queue.
+    urls: Vec<(PromptId, String)>,
 }
 
 impl DrainTracker {
+    fn url(&mut self, id: PromptId, url: String) {
+        self.urls.push((id, url));
+    }
+    fn take_url(&mut self, id: PromptId) -> Option<String> {
+        let i = self.urls.iter().position(|(p, _)| *p == id)?;
+        Some(self.urls.swap_remove(i).1)
+    }
     fn enqueued(&mut self, id: PromptId) {
         self.enqueued = self.enqueued.max(Some(id));
     }

@@ -57,6 +57,10 @@ pub enum PromptSource {
     Speech(SpeechStream),
     /// 8 kHz PCM (e.g. from a file).
     Pcm(Arc<[i16]>),
+    /// Audio still being fetched (`playUrl`): it keeps its place in the queue; while it is not
+    /// there the player sends silence (and so holds a SIP bot back), a failure ends the prompt
+    /// with the reason.
+    Later(tokio::sync::oneshot::Receiver<Result<Arc<[i16]>, String>>),
     /// Key presses (`sendDtmf`): RFC 4733 telephone-events, frame by frame
     /// ([`crate::media::inject::dtmf_frames`]).
     Dtmf(VecDeque<DtmfFrame>),
@@ -79,6 +83,20 @@ impl PromptSource {
                 TryNext::Done => Pull::Done,
                 TryNext::Failed(e) => Pull::Failed(e),
             },
+            PromptSource::Later(rx) => {
+                use tokio::sync::oneshot::error::TryRecvError;
+                let pulled = match rx.try_recv() {
+                    Ok(Ok(pcm)) => Pull::Samples(pcm),
+                    Ok(Err(e)) => Pull::Failed(TtsError::Unplayable(e)),
+                    Err(TryRecvError::Empty) => return Pull::Pending,
+                    Err(TryRecvError::Closed) => {
+                        Pull::Failed(TtsError::Unplayable("the audio never came".into()))
+                    }
+                };
+                // Delivered once: what follows is the end of the prompt.
+                *self = PromptSource::Pcm(Arc::from(Vec::new()));
+                pulled
+            }
             // Key presses are sent by `PlayerCore::next_dtmf`, never pulled as audio.
             PromptSource::Dtmf(_) => Pull::Done,
             PromptSource::Pcm(p) => {
@@ -595,6 +613,35 @@ mod tests {
             })
             .collect();
         assert_eq!(finished, [PromptId(1), PromptId(2), PromptId(3)]);
+    }
+
+    #[test]
+    fn audio_fetched_later_keeps_its_place_and_a_failure_ends_it_with_the_reason() {
+        let t0 = Instant::now();
+        let mut c = PlayerCore::new(t0, AudioCodec::PCMU, (1, 0, 0), false, 4);
+        // 1. A file still being fetched, then a PCM prompt behind it.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        c.enqueue(PromptId(1), PromptSource::Later(rx)).unwrap();
+        c.enqueue(PromptId(2), pcm(160, 900)).unwrap();
+        // 2. Meanwhile: silence (it holds the place), nothing started.
+        let p = c.on_tick(t0).expect("silence while fetching");
+        assert!(p[RTP_HEADER..].iter().all(|b| *b == 0xff));
+        assert!(events(&mut c).is_empty());
+        // 3. The fetch fails: prompt 1 ends with the reason, prompt 2 plays.
+        tx.send(Err("answered 404".into())).unwrap();
+        let p = c.on_tick(t0 + FRAME).unwrap();
+        assert_ne!(p[RTP_HEADER], 0xff);
+        assert_eq!(
+            events(&mut c),
+            vec![
+                PlayerEvent::PromptFinished {
+                    id: PromptId(1),
+                    interrupted: false,
+                    error: Some("answered 404".into())
+                },
+                PlayerEvent::PromptStarted { id: PromptId(2) },
+            ]
+        );
     }
 
     #[test]

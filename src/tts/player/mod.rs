@@ -54,6 +54,12 @@ impl Prompt {
         )))
     }
 
+    /// 8 kHz mono PCM that arrives later (a `playUrl` being fetched): the prompt keeps its place
+    /// in the queue; an `Err` ends it with that reason (`PromptFinished { error }`).
+    pub fn later(rx: tokio::sync::oneshot::Receiver<Result<Arc<[i16]>, String>>) -> Prompt {
+        Prompt(PromptSource::Later(rx))
+    }
+
     /// 8 kHz mono PCM.
     pub fn pcm(samples: impl Into<Arc<[i16]>>) -> Prompt {
         Prompt(PromptSource::Pcm(samples.into()))
