@@ -47,6 +47,8 @@ pub const DTMF_VOLUME: u8 = 10;
 pub(crate) struct InjectSource {
     addr: Option<SocketAddr>,
     last: Option<Instant>,
+    /// Injected packets went out since the bot's last one.
+    owed_return: bool,
 }
 
 impl InjectSource {
@@ -61,10 +63,17 @@ impl InjectSource {
     pub(crate) fn accept(&mut self, from: SocketAddr, now: Instant) -> bool {
         if self.addr == Some(from) {
             self.last = Some(now);
+            self.owed_return = true;
             true
         } else {
             false
         }
+    }
+
+    /// True once for the bot's first packet forwarded after injected ones (the stream switches
+    /// back to the bot).
+    pub(crate) fn take_return(&mut self) -> bool {
+        std::mem::take(&mut self.owed_return)
     }
 
     /// True while injected audio flows: the bot's own packets are held back.

@@ -491,7 +491,9 @@ fn on_rtp(
     if out_pt != v.pt {
         rtp::set_pt(pkt, out_pt);
     }
-    if a.seq.apply(pkt, &v, now) {
+    // Switches between the bot and dialgate's own stream are not the bot changing its source.
+    let returning = src == Leg::Bot.idx() && !injected && s.inject.take_return();
+    if a.seq.apply(pkt, &v, now) && !injected && !returning {
         c.source_changes.fetch_add(1, Relaxed);
     }
     // Counted before the send so that a reader who has seen the packet
