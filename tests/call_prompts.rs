@@ -402,7 +402,8 @@ async fn a_text_bots_send_dtmf_reaches_the_person() {
 
 #[tokio::test]
 async fn a_prompt_queued_right_after_abort_prompts_still_plays_and_is_reported() {
-    // 1. A long file; one second later abortPrompts and, in the same breath, another file.
+    // 1. A 5 s file (fax tones: nothing like speech, so the recording's speech is the second
+    //    file); one second later abortPrompts and, in the same breath, another file.
     let mut setup = talking_sip_bot(7);
     let later = |mut a: Value| {
         a["delay"] = json!(1000);
@@ -411,13 +412,13 @@ async fn a_prompt_queued_right_after_abort_prompts_still_plays_and_is_reported()
     setup.bot_api.replies = vec![BotReply::on_event(
         "start",
         vec![
-            activity::play_url("file:machine.wav"),
+            activity::play_url("file:fax.wav"),
             later(activity::event("abortPrompts")),
             later(activity::play_url("file:hello.wav")),
         ],
     )];
     let flow = Flow::start(setup).await;
-    install_prompt(&flow, "machine.wav");
+    install_prompt(&flow, "fax.wav");
     install_prompt(&flow, "hello.wav");
     let id = flow.dial(json!({})).await;
     flow.bot_api
