@@ -46,6 +46,8 @@ pub struct Engine {
     /// Speech synthesis for text bots, loaded when the first one needs it (or at start when the
     /// configuration has text bots): most deployments never pay its memory.
     tts: tokio::sync::OnceCell<crate::tts::TtsEngine>,
+    /// `playUrl` audio: one guarded HTTP client and a small cache for every call.
+    pub(crate) audio: super::audio_fetch::AudioFetcher,
     data_dir: PathBuf,
     public_ip: IpAddr,
     recording_dir: PathBuf,
@@ -113,12 +115,17 @@ impl Engine {
             tracing::info!(transport = ?t, %bound, "SIP listening");
         }
         let data_dir = server.data_dir.clone();
+        let audio = super::audio_fetch::AudioFetcher::new(data_dir.clone(), {
+            let config = deps.config.clone();
+            Arc::new(move || config.current().config.server.notify_allow.clone())
+        });
         Ok(Arc::new_cyclic(|me| Engine {
             deps,
             sip,
             media,
             stt,
             tts: tokio::sync::OnceCell::new(),
+            audio,
             data_dir,
             public_ip,
             recording_dir,
@@ -370,6 +377,8 @@ impl Engine {
             transfer: outbound.transfer,
             recording: bot.is_some_and(|b| b.recording),
             send_metadata_info: outbound.send_metadata_info,
+            speak_messages: outbound.speak_messages,
+            barge_in: outbound.barge_in,
             ..MachineConfig::default()
         }
     }

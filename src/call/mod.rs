@@ -2,6 +2,7 @@
 //! hang-up request to a [`CallControl`].
 
 pub mod actor;
+pub mod audio_fetch;
 pub mod engine;
 pub mod legs;
 pub mod limiter;

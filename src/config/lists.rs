@@ -207,6 +207,8 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
                 require_recognition: o.require_recognition,
                 transfer: o.transfer,
                 send_metadata_info: o.send_metadata_info,
+                speak_messages: o.speak_messages,
+                barge_in: o.barge_in,
             },
             amd: raw.amd.clone(),
             default_country: country(ctx, src, p, raw.default_country),

@@ -271,7 +271,12 @@ pub(super) struct RawOutbound {
     pub require_recognition: bool,
     #[serde(default)]
     pub transfer: super::TransferMethod,
+    #[serde(default)]
     pub send_metadata_info: bool,
+    #[serde(default)]
+    pub speak_messages: bool,
+    #[serde(default)]
+    pub barge_in: bool,
 }
 
 impl Default for RawOutbound {
@@ -287,6 +292,8 @@ impl Default for RawOutbound {
             require_recognition: false,
             transfer: super::TransferMethod::Bridge,
             send_metadata_info: false,
+            speak_messages: false,
+            barge_in: false,
         }
     }
 }

@@ -142,6 +142,8 @@ pub(super) fn expected_for(path: &str, serde_expected: &str) -> String {
         | "recording"
         | "require_recognition"
         | "send_metadata_info"
+        | "speak_messages"
+        | "barge_in"
         | "plain_http"
         | "p_asserted_identity" => "true or false",
         "transport" => "one of udp, tcp, tls",

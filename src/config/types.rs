@@ -233,6 +233,12 @@ pub struct Outbound {
     /// (`Content-Type: application/json`); off, they are noted on the timeline and ignored
     /// (default false).
     pub send_metadata_info: bool,
+    /// A SIP bot's `message` activities are spoken by dialgate in place of its audio (its own
+    /// RTP held back meanwhile). Text bots are always spoken. Default false.
+    pub speak_messages: bool,
+    /// The person speaking cuts dialgate's prompts (`playFinished` with `interrupted: true`);
+    /// the `config` activity's `bargeIn` changes it during a call. Default false.
+    pub barge_in: bool,
 }
 
 impl Default for Outbound {
@@ -248,6 +254,8 @@ impl Default for Outbound {
             require_recognition: false,
             transfer: TransferMethod::Bridge,
             send_metadata_info: false,
+            speak_messages: false,
+            barge_in: false,
         }
     }
 }

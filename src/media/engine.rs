@@ -311,6 +311,13 @@ impl MediaSession {
         Ok(rx)
     }
 
+    /// Accepts dialgate's own stream toward the person (prompts, key presses) on the bot leg's
+    /// port from `source` (the player's socket); while it flows the bot's audio is held back and
+    /// the person still receives one continuous stream (see [`super::inject`]). `None` stops.
+    pub fn set_inject_source(&self, source: Option<SocketAddr>) -> Result<(), MediaError> {
+        self.send(Command::SetInjectSource(self.id, source))
+    }
+
     /// Starts the taps (at answer; early media is not tapped). `at_ms` of
     /// frames counts from here.
     pub fn start_taps(&self) -> Result<(), MediaError> {

@@ -55,6 +55,11 @@ pub struct FlowSetup {
     pub agent: Option<PjsuaOpts>,
     /// `bots[].outbound.transfer` (`refer` / `bridge`); `None` leaves the default.
     pub transfer: Option<&'static str>,
+    /// Extra `bots[].outbound` keys, one `key: value` per entry (e.g. `barge_in: true`).
+    pub outbound_extra: Vec<String>,
+    /// Link the voice (speech synthesis) into the data directory for a SIP bot too
+    /// (`speak_messages`); a text bot always has it.
+    pub with_voice: bool,
 }
 
 impl FlowSetup {
@@ -82,6 +87,8 @@ impl FlowSetup {
             amd_hold_ms: None,
             agent: None,
             transfer: None,
+            outbound_extra: Vec::new(),
+            with_voice: false,
         }
     }
 }
@@ -135,7 +142,7 @@ impl Flow {
         let cert = make_cert(dir.path());
         // The repository's speech models (machine detection with transcripts) and, for a text
         // bot, its voice's runtime, linked into the data directory: scripts/setup-model fills them.
-        let links: &[&str] = match (s.with_model, s.text_bot) {
+        let links: &[&str] = match (s.with_model, s.text_bot || s.with_voice) {
             (_, true) => &["models", "runtime"],
             (true, false) => &["models"],
             (false, false) => &[],
@@ -173,7 +180,7 @@ bots:
       dialout_initiated_event: {initiated}
       max_cps: 50
       max_concurrent: 5
-{transfer_line}sip_connections:
+{transfer_line}{outbound_extra}sip_connections:
   - id: carrier
     name: Carrier
     address: "127.0.0.1:{callee_port}"
@@ -220,6 +227,11 @@ api_clients:
             } else {
                 String::new()
             },
+            outbound_extra = s
+                .outbound_extra
+                .iter()
+                .map(|l| format!("      {l}\n"))
+                .collect::<String>(),
             amd_yaml = s
                 .amd_hold_ms
                 .map(|h| format!("    amd: {{ transcript_hold_ms: {h} }}\n"))

@@ -13,6 +13,7 @@ Everything it sees is written as JSON lines to ``--log`` (stdout when absent), o
   state         {"call", "state", "code", "reason"}      INVITE session state changes
   media         {"call", "remote_rtp", "codec"}          audio stream active
   dtmf          {"call", "digit"}
+  dtmf_event    {"call", "digit", "duration", "flags", "timestamp"}
   play_done     {"call"}                                 --play file reached its end (not with --play-loop)
   cancelled     {"call"}                                 caller sent CANCEL while we rang
   disconnected  {"call", "code", "reason", "by": "remote"|"local", "recording"}
@@ -170,6 +171,11 @@ class PeerCall(pj.Call):
 
     def onCallTransferStatus(self, prm):
         self.peer.log("transfer-status", call=self.no, code=prm.statusCode, final=prm.finalNotify)
+    def onDtmfEvent(self, prm):
+        # Start, updates and end of each RFC 4733 event; `flags` bit 1 (2) = the end, with the
+        # event's duration in ms (what the sender's end packets said).
+        self.peer.log("dtmf_event", call=self.no, digit=prm.digit, duration=prm.duration,
+                      flags=prm.flags, timestamp=prm.timestamp)
 
 
 class Account(pj.Account):

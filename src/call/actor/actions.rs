@@ -35,7 +35,7 @@ impl Actor {
                 self.stt_results = None;
             }
             Output::BridgeMedia => self.bridge_media(),
-            Output::Play(prompt) => self.play(prompt).await,
+            Output::Play(prompt) => return self.play(prompt).await,
             Output::AbortPrompts => {
                 if let Some(p) = &self.player
                     && let Err(e) = p.abort()
@@ -246,6 +246,12 @@ impl Actor {
             }
             BotEvent::Beep => json!({"type": "event", "name": "beep"}),
             BotEvent::PlayFinished => json!({"type": "event", "name": "playFinished"}),
+            BotEvent::PlayInterrupted => {
+                json!({"type": "event", "name": "playFinished", "parameters": {"interrupted": true}})
+            }
+            BotEvent::PlayUrlFailed { url, reason } => {
+                json!({"type": "event", "name": "playUrlFailed", "value": url, "parameters": {"reason": reason}})
+            }
             BotEvent::Dtmf { digit } => {
                 json!({"type": "event", "name": "DTMF", "value": digit.to_string()})
             }

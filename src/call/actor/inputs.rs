@@ -181,6 +181,9 @@ impl Actor {
         if let Some(stt) = &mut self.stt {
             crate::stt::Recognizer::push_frame(stt, &f.samples);
         }
+        if let crate::stt::segmenter::SegEvent::Started { .. } = self.vad.push(&f.samples) {
+            self.handle(Input::SpeechStarted).await;
+        }
         let Some(det) = &mut self.amd else { return };
         let events = det.push_frame(&f.samples);
         self.on_amd_events(events).await;

@@ -120,6 +120,11 @@ pub struct Actor {
     recognition_active: bool,
     /// The pre-answer detector while early media plays (see `early.rs`).
     early: Option<crate::amd::EarlyDetector>,
+    /// Voice activity on the person's audio: when they start speaking the machine hears
+    /// `SpeechStarted` (barge-in is its decision).
+    vad: crate::stt::segmenter::Segmenter,
+    /// Which player drains mean that every prompt handed out has finished.
+    drain: voice::DrainTracker,
 }
 
 /// Encodes a [`CallState`] for the registry's atomic cell.
@@ -212,6 +217,8 @@ impl Actor {
             trunk_address,
             recorded_state: CallState::Initiating,
             recognition_active: false,
+            vad: crate::stt::segmenter::Segmenter::new(Default::default()),
+            drain: voice::DrainTracker::default(),
         })
     }
 

@@ -158,40 +158,23 @@ impl CallMachine {
             }
             Activity::StartRecognition => self.start_recognition_for_bot(),
             Activity::Transfer(req) => self.on_transfer_activity(now, req),
-            Activity::Message { text } if self.cfg.text_bot => self.prompt(Prompt::Speak(text)),
-            Activity::PlayUrl { url, .. } if self.cfg.text_bot => self.prompt(Prompt::Url(url)),
-            Activity::AbortPrompts if self.cfg.text_bot => {
-                self.pending_prompts.clear();
-                if self.playing {
-                    self.emit(Output::AbortPrompts);
-                }
-            }
+            a @ (Activity::Message { .. }
+            | Activity::PlayUrl { .. }
+            | Activity::SendDtmf { .. }
+            | Activity::AbortPrompts) => self.prompt_activity(a),
             Activity::StopRecognition => self.stop_recognition_for_bot(),
             Activity::Config(c) => self.apply_session_config(c),
             Activity::Recording(op) => self.on_recording_activity(op),
             Activity::SendMetaData { value } => self.on_send_metadata(value),
-            Activity::Message { .. } => self.note_once(
-                "message",
-                "message activities are spoken only for text bots (bots without sip_uri); \
-                 this bot speaks for itself: ignored"
-                    .to_owned(),
-            ),
             Activity::Unknown { label, why } => {
                 self.note_once(&label, format!("activity `{label}` ignored: {why}"))
-            }
-            other => {
-                let name = other.name();
-                self.note_once(
-                    &name,
-                    format!("activity `{name}` is not supported by this gateway yet; ignored"),
-                )
             }
         }
     }
 
     /// A text bot's prompt: played once the person is connected to the bot (nothing is played
     /// before the answer), queued until then.
-    fn prompt(&mut self, p: Prompt) {
+    pub(super) fn prompt(&mut self, p: Prompt) {
         if matches!(self.phase, Phase::Connected) && !self.awaiting_beep {
             self.play(p);
         } else {
@@ -214,18 +197,12 @@ impl CallMachine {
     }
 
     pub(super) fn play(&mut self, p: Prompt) {
-        self.playing = true;
-        self.emit(Output::Play(p));
-    }
-
-    /// The player's queue drained: the bot hears `playFinished`.
-    pub(super) fn on_playback_done(&mut self) {
-        if self.playing && self.is_answered_phase() {
-            self.playing = false;
-            self.push_bot_event(BotEvent::PlayFinished);
-        } else {
-            self.ignore("playback end without a prompt");
+        // Key presses are not prompts the bot waits on: no `playFinished` for them alone.
+        if !matches!(p, Prompt::Dtmf(_)) {
+            self.playing = true;
         }
+        self.prompts.in_player = true;
+        self.emit(Output::Play(p));
     }
 
     /// Records a line on the timeline the first time `key` comes up in this call.

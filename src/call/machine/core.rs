@@ -78,6 +78,8 @@ pub struct CallMachine {
     pub(super) pending_prompts: Vec<super::types::Prompt>,
     /// Prompts handed to the player whose end has not been reported yet.
     pub(super) playing: bool,
+    /// Prompt state beyond `playing` (key presses in flight, cut prompts, barge-in).
+    pub(super) prompts: super::prompts::PromptState,
     /// A voicemail answered: a text bot's prompts wait for the beep.
     pub(super) awaiting_beep: bool,
     /// Activity labels already noted as not handled (noted once per call).
@@ -87,9 +89,6 @@ pub struct CallMachine {
     pub(super) amd: Option<AmdOutcome>,
     /// The carrier session interval (RFC 4028), once negotiated.
     pub(super) session_interval: Option<Duration>,
-    /// Barge-in is on: the person's speech cuts a prompt that is playing. Starts as
-    /// `MachineConfig::barge_in`; the `config` activity's `bargeIn` switches it; barge-in reads it.
-    pub(super) barge_in: bool,
     /// The optional events (`sendEventsToBot`) the bot gets; see `session.rs`.
     pub(super) bot_events: EventSet,
     /// Where the call's recording is (see `recording.rs`).
@@ -103,6 +102,7 @@ pub struct CallMachine {
 impl CallMachine {
     /// A machine for one call, in state `Initiating`; nothing happens until `Input::Start`.
     pub fn new(cfg: MachineConfig) -> CallMachine {
+        let cfg_barge_in = cfg.barge_in;
         CallMachine {
             recognition_requested: cfg.start_recognition_on_connect,
             phase: Phase::Initiating,
@@ -120,13 +120,13 @@ impl CallMachine {
             delayed: Vec::new(),
             pending_prompts: Vec::new(),
             playing: false,
+            prompts: super::prompts::PromptState::new(cfg_barge_in),
             awaiting_beep: false,
             noted: HashSet::new(),
             answered_notified: false,
             times: Times::default(),
             amd: None,
             session_interval: None,
-            barge_in: cfg.barge_in,
             bot_events: EventSet::default_for_bots(),
             recording: super::recording::RecState::initial(cfg.recording),
             ignored_events: 0,
@@ -248,6 +248,8 @@ impl CallMachine {
                 we_refresh,
             } => self.on_carrier_session_timer(now, interval, we_refresh),
             Input::EarlyIntercept { sit, heard } => self.on_early_intercept(now, sit, heard),
+            Input::PromptFailed { url, reason } => self.on_prompt_failed(url, reason),
+            Input::SpeechStarted => self.on_speech_started(),
         }
     }
 

@@ -16,6 +16,7 @@ mod core;
 mod early_media;
 mod legs;
 mod metadata;
+mod prompts;
 pub mod reason;
 mod recording;
 pub mod report;
@@ -31,6 +32,8 @@ mod tests;
 mod tests_bot;
 #[cfg(test)]
 mod tests_early_media;
+#[cfg(test)]
+mod tests_prompts;
 #[cfg(test)]
 mod tests_random;
 #[cfg(test)]

@@ -20,7 +20,7 @@ impl CallMachine {
             None => {}
         }
         if let Some(b) = c.barge_in {
-            self.barge_in = b;
+            self.set_barge_in(b);
         }
         if let Some(set) = c.send_events_to_bot {
             self.bot_events = set;
@@ -31,24 +31,20 @@ impl CallMachine {
     pub(super) fn bot_wants(&self, ev: &BotEvent) -> bool {
         optional_kind(ev).is_none_or(|k| self.bot_events.contains(k))
     }
-
-    /// Barge-in is on for this call (from `outbound.barge_in`, then the `config` activity).
-    pub fn barge_in(&self) -> bool {
-        self.barge_in
-    }
 }
 
 /// Which optional event `ev` is; `None` for the events every bot gets. New optional events
 /// (`speechHypothesis`, `voiceDetected`) map here when their `BotEvent` variants exist.
 fn optional_kind(ev: &BotEvent) -> Option<OptionalEvent> {
     match ev {
-        BotEvent::PlayFinished => Some(OptionalEvent::PlayFinished),
+        BotEvent::PlayFinished | BotEvent::PlayInterrupted => Some(OptionalEvent::PlayFinished),
         BotEvent::Dtmf { .. } => Some(OptionalEvent::Dtmf),
         BotEvent::TransferStatus { .. } => Some(OptionalEvent::TransferStatus),
         BotEvent::DialoutInitiated
         | BotEvent::Start
         | BotEvent::MachineDetection { .. }
         | BotEvent::Beep
-        | BotEvent::Message { .. } => None,
+        | BotEvent::Message { .. }
+        | BotEvent::PlayUrlFailed { .. } => None,
     }
 }

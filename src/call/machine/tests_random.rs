@@ -150,6 +150,8 @@ impl Checker {
                     | BotEvent::Beep
                     | BotEvent::Message { .. }
                     | BotEvent::PlayFinished
+                    | BotEvent::PlayInterrupted
+                    | BotEvent::PlayUrlFailed { .. }
                     | BotEvent::Dtmf { .. } => {
                         assert!(self.start_sent, "event before start")
                     }
@@ -188,10 +190,14 @@ impl Checker {
                     assert!(self.fed_carrier_answer && self.terminal.is_none());
                 }
             }
-            Output::Play(_) => {
+            Output::Play(p) => {
+                // playUrl and sendDtmf play for every bot kind; a SIP bot's text only with
+                // speak_messages.
                 assert!(
-                    self.m.config().text_bot,
-                    "a SIP bot's prompt played by the gateway"
+                    !matches!(p, super::Prompt::Speak(_))
+                        || self.m.config().text_bot
+                        || self.m.config().speak_messages,
+                    "a SIP bot's message spoken without speak_messages"
                 );
                 assert!(
                     self.fed_bot_answer,
@@ -199,7 +205,7 @@ impl Checker {
                 );
                 assert!(self.terminal.is_none());
             }
-            Output::AbortPrompts => assert!(self.m.config().text_bot),
+            Output::AbortPrompts => assert!(self.terminal.is_none() || self.media_started),
             Output::StopMedia | Output::Timeline { .. } => {}
             Output::Transfer(t) => match t {
                 TransferOutput::InviteAgent { .. } | TransferOutput::SendRefer { .. } => {

@@ -185,6 +185,15 @@ pub enum Input {
         /// What was heard (tone frequencies or the recognised text).
         heard: String,
     },
+    /// A `playUrl` prompt could not be played (not fetched, not decoded); the call goes on.
+    PromptFailed {
+        /// The URL as the bot gave it.
+        url: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The person started speaking (voice activity on the carrier leg): barge-in.
+    SpeechStarted,
 }
 
 /// Something a text bot has the gateway play to the person.
@@ -194,6 +203,16 @@ pub enum Prompt {
     Speak(String),
     /// An audio file (`playUrl`).
     Url(String),
+    /// Key presses for the person (`sendDtmf`; checked by the machine, see
+    /// [`crate::media::inject::dtmf_plan`]).
+    Dtmf(String),
+    /// An audio file with the bot's `playUrlMediaFormat`.
+    UrlAs {
+        /// The URL.
+        url: String,
+        /// `playUrlMediaFormat` as the bot wrote it.
+        format: String,
+    },
 }
 
 /// A bot event (Bot API activity the gateway sends).
@@ -216,6 +235,17 @@ pub enum BotEvent {
     Dtmf {
         /// The digit (`0-9`, `*`, `#`, `A-D`).
         digit: char,
+    },
+    /// `playFinished` for prompts cut short (`abortPrompts`, barge-in):
+    /// `{"type": "event", "name": "playFinished", "parameters": {"interrupted": true}}`.
+    PlayInterrupted,
+    /// A `playUrl` that could not be played:
+    /// `{"type": "event", "name": "playUrlFailed", "value": url, "parameters": {"reason"}}`.
+    PlayUrlFailed {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
     },
     /// Recognised speech: `{"type": "message", "text", "parameters": {"confidence"}}`.
     Message {
@@ -373,6 +403,9 @@ pub struct MachineConfig {
     pub recording: bool,
     /// Forward `sendMetaData` to the person's leg as SIP INFO (`outbound.send_metadata_info`).
     pub send_metadata_info: bool,
+    /// A SIP bot's `message` activities are spoken by dialgate in place of its audio
+    /// (`outbound.speak_messages`).
+    pub speak_messages: bool,
 }
 
 impl Default for MachineConfig {
@@ -394,6 +427,7 @@ impl Default for MachineConfig {
             barge_in: false,
             recording: false,
             send_metadata_info: false,
+            speak_messages: false,
         }
     }
 }
