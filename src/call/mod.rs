@@ -9,6 +9,7 @@ pub mod machine;
 pub mod notify;
 pub mod routing;
 mod supervise;
+pub mod wsbridge;
 
 use crate::config::Snapshot;
 use crate::core::DialoutRequest;

@@ -23,6 +23,7 @@ mod actions;
 mod inputs;
 mod lifecycle;
 mod voice;
+mod wsbot;
 
 /// Requests from outside the call (API, bot answers, outbox).
 #[derive(Debug)]
@@ -113,6 +114,9 @@ pub struct Actor {
     recorded_state: CallState,
     /// The record says recognition is `active` (it says `ended` after the call).
     recognition_active: bool,
+    /// A WebSocket bot's bridge (its session and media endpoint) and what it reports.
+    ws: Option<crate::call::wsbridge::WsBridge>,
+    ws_events: Option<mpsc::UnboundedReceiver<crate::call::wsbridge::BridgeEvent>>,
 }
 
 /// Encodes a [`CallState`] for the registry's atomic cell.
@@ -203,6 +207,8 @@ impl Actor {
             trunk_address,
             recorded_state: CallState::Initiating,
             recognition_active: false,
+            ws: None,
+            ws_events: None,
         })
     }
 
@@ -252,6 +258,10 @@ impl Actor {
                             self.handle(Input::MediaTimeout).await;
                         }
                         None => self.media_events = None,
+                    },
+                    w = recv_unbounded_opt(&mut self.ws_events) => match w {
+                        Some(ev) => self.on_ws(ev).await,
+                        None => self.ws_events = None,
                     },
                     _ = sleep_opt(deadline.map(Instant::from_std)) => {
                         self.machine.handle_timeout(std::time::Instant::now());

@@ -221,6 +221,7 @@ impl CallMachine {
             Input::MediaTimeout => self.on_media_timeout(now),
             Input::Dtmf(digit) => self.on_dtmf(digit),
             Input::PlaybackDone => self.on_playback_done(),
+            Input::BotSocketLost { reason } => self.on_bot_socket_lost(now, reason),
         }
     }
 

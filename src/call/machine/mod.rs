@@ -18,6 +18,7 @@ pub mod reason;
 pub mod report;
 mod timers;
 pub mod types;
+mod wsbot;
 
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,8 @@ mod tests_random;
 mod tests_ringing;
 #[cfg(test)]
 mod tests_talking;
+#[cfg(test)]
+mod tests_wsbot;
 
 pub use self::bot::refresh_interval;
 pub use self::core::CallMachine;

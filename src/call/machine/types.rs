@@ -161,6 +161,12 @@ pub enum Input {
     Dtmf(char),
     /// Everything queued for the person has been played (or cut by `abortPrompts`).
     PlaybackDone,
+    /// A WebSocket bot's socket dropped and could not be resumed (or the bot ended its media
+    /// stream): the bot is gone for good.
+    BotSocketLost {
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 /// Something a text bot has the gateway play to the person.
@@ -311,6 +317,9 @@ pub struct MachineConfig {
     /// After a `machine` decision (mode `detect`), how long a text bot's prompts wait for the
     /// beep before they play anyway.
     pub beep_wait: Duration,
+    /// The bot's media side is a WebSocket (`bots[].websocket`): its session is opened (and
+    /// must be accepted) before the person is called, and it carries the bot events.
+    pub ws_bot: bool,
 }
 
 impl Default for MachineConfig {
@@ -328,6 +337,7 @@ impl Default for MachineConfig {
             recognizer_available: false,
             text_bot: false,
             beep_wait: Duration::from_secs(10),
+            ws_bot: false,
         }
     }
 }
