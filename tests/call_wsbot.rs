@@ -426,3 +426,37 @@ async fn bad_frames_are_survived_and_text_is_spoken_in_ac_mode() {
     );
     flow.stop().await;
 }
+
+#[tokio::test]
+async fn key_presses_reach_a_media_stream_as_dtmf_messages() {
+    // 1. A media-stream agent; the person presses 1, # and 5 half a second after answering and
+    //    hangs up after 4 s.
+    let (flow, mut server) = start(6, "media-stream", None, |s| {
+        s.callee.dtmf = Some(("1#5".into(), 500));
+        // PJSIP sends RTP (telephone-events included) only while something feeds the call.
+        s.callee.play = Some(fixture_audio("hello.wav"));
+        s.callee.play_loop = true;
+        s.callee.bye_after_ms = Some(4_000);
+    })
+    .await;
+    let id = flow.dial(json!({})).await;
+    let conn = server.accept().await;
+
+    // 2. The agent gets `dtmf` messages with the digits, in order, then `stop`.
+    let seen = tokio::time::timeout(WAIT, stream_echo(conn)).await.unwrap();
+    let digits: String = seen
+        .messages
+        .iter()
+        .filter(|m| m["event"] == "dtmf")
+        .filter_map(|m| m["dtmf"]["digit"].as_str())
+        .collect();
+    assert_eq!(digits, "1#5", "{:?}", seen.types());
+    assert_eq!(seen.types().last().map(String::as_str), Some("stop"));
+
+    // 3. One terminal notification.
+    let done = flow.wait_terminal(&id).await;
+    assert_eq!(done["reasonCode"], "client-disconnected");
+    flow.wait_record_settled(&id).await;
+    flow.assert_notifications(&id, &["answered", "completed"]);
+    flow.stop().await;
+}
