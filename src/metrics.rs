@@ -57,6 +57,8 @@ pub struct Metrics {
     pub calls_pruned: Counter,
     pub auth_delayed: Counter,
     pub log_suppressed: Counter,
+    /// WebSocket bots, per bot kind.
+    pub wsbot: crate::wsbot::WsBotMetrics,
 }
 
 impl Default for Metrics {
@@ -90,6 +92,7 @@ impl Metrics {
             calls_pruned: Counter::default(),
             auth_delayed: Counter::default(),
             log_suppressed: Counter::default(),
+            wsbot: crate::wsbot::WsBotMetrics::default(),
         };
         r.register(
             "http_requests",
@@ -182,6 +185,7 @@ impl Metrics {
             "Log lines about malformed input left out by the per-source rate limit",
             m.log_suppressed.clone(),
         );
+        m.wsbot.register(&mut r);
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
         m
     }

@@ -370,15 +370,18 @@ impl Engine {
             bot_answer_timeout: Duration::from_secs(cfg.server.bot_answer_timeout_sec as u64),
             max_duration: (cfg.server.max_call_duration_sec > 0)
                 .then(|| Duration::from_secs(cfg.server.max_call_duration_sec as u64)),
-            bot_api: bot.is_some_and(|b| b.events_url.is_some()),
+            // A WebSocket bot's session is its Bot API (events and activities over the socket).
+            bot_api: bot.is_some_and(|b| b.events_url.is_some() || b.websocket.is_some()),
             bot_open_timeout: Duration::from_secs(cfg.server.bot_answer_timeout_sec as u64),
             recognizer_available: matches!(self.stt.status(), crate::stt::SttStatus::Ready { .. }),
-            text_bot: bot.is_some_and(|b| b.is_text_bot()),
+            // An AC Bot API WebSocket bot's `message` text is spoken like a text bot's.
+            text_bot: bot.is_some_and(|b| b.is_text_bot() || super::wsbridge::speaks_text(b)),
             transfer: outbound.transfer,
             recording: bot.is_some_and(|b| b.recording),
             send_metadata_info: outbound.send_metadata_info,
             speak_messages: outbound.speak_messages,
             barge_in: outbound.barge_in,
+            ws_bot: bot.is_some_and(|b| b.websocket.is_some()),
             ..MachineConfig::default()
         }
     }

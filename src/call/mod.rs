@@ -10,6 +10,7 @@ pub mod machine;
 pub mod notify;
 pub mod routing;
 mod supervise;
+pub mod wsbridge;
 
 use crate::config::Snapshot;
 use crate::core::DialoutRequest;

@@ -147,23 +147,33 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
         }
         ids.check(ctx, src, &format!("{p}.id"), &raw.id);
         names.check(ctx, src, &format!("{p}.name"), &raw.name);
-        match raw.sip_uri.as_deref() {
-            Some(uri) => {
+        match (raw.sip_uri.as_deref(), &raw.websocket) {
+            (Some(_), Some(_)) => ctx.err(
+                src,
+                &format!("{p}.websocket"),
+                ErrorKind::Conflict,
+                "a bot has exactly one media side: give either `sip_uri` or `websocket`, not both"
+                    .to_owned(),
+            ),
+            (Some(uri), None) => {
                 if let Err(e) = check::sip_uri(uri) {
                     ctx.err(src, &format!("{p}.sip_uri"), ErrorKind::InvalidValue, e);
                 }
             }
+            (None, Some(_)) => {}
             // A text bot: dialgate speaks its replies, which come through its Bot API.
-            None if raw.events_url.is_none() => ctx.err(
+            (None, None) if raw.events_url.is_none() => ctx.err(
                 src,
                 &format!("{p}.events_url"),
                 ErrorKind::InvalidValue,
-                "a bot without `sip_uri` is a text bot and needs `events_url` (its replies come \
-                 through the Bot API); give it a `sip_uri` to be a SIP media bot"
+                "a bot without `sip_uri` or `websocket` is a text bot and needs `events_url` (its \
+                 replies come through the Bot API); give it a `sip_uri` to be a SIP media bot or a \
+                 `websocket` to be a WebSocket bot"
                     .to_owned(),
             ),
-            None => {}
+            (None, None) => {}
         }
+        let websocket = websocket(ctx, src, p, raw.websocket.as_ref());
         if let Some(Err(e)) = raw.events_url.as_deref().map(check::http_url) {
             ctx.err(src, &format!("{p}.events_url"), ErrorKind::InvalidValue, e);
         }
@@ -212,9 +222,29 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
             },
             amd: raw.amd.clone(),
             default_country: country(ctx, src, p, raw.default_country),
+            websocket,
         });
     }
     out
+}
+
+/// `websocket`: validated by the module, each problem positioned at its field.
+fn websocket(
+    ctx: &mut Ctx,
+    src: usize,
+    p: &str,
+    raw: Option<&crate::wsbot::WebSocketBotYaml>,
+) -> Option<crate::wsbot::WebSocketBot> {
+    match raw?.validate(|v| std::env::var(v).ok()) {
+        Ok(bot) => Some(bot),
+        Err(issues) => {
+            for i in issues {
+                let path = format!("{p}.websocket.{}", i.field);
+                ctx.err(src, &path, i.kind, i.message);
+            }
+            None
+        }
+    }
 }
 
 /// `default_country`: an E.164 country calling code the numbering plan knows.

@@ -248,6 +248,8 @@ pub(super) struct RawBot {
     #[serde(default)]
     pub amd: crate::amd::AmdParams,
     pub default_country: Option<u16>,
+    /// A WebSocket bot's media side (`websocket: {url, protocol, …}`), instead of `sip_uri`.
+    pub websocket: Option<crate::wsbot::WebSocketBotYaml>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -284,12 +284,16 @@ pub struct Bot {
     pub amd: crate::amd::AmdParams,
     /// Country calling code for targets written without `+`.
     pub default_country: Option<u16>,
+    /// A WebSocket bot's media side (AC Bot API WebSocket mode or a media stream); exclusive
+    /// with `sip_uri`.
+    pub websocket: Option<crate::wsbot::WebSocketBot>,
 }
 
 impl Bot {
-    /// A text bot: no media endpoint of its own; dialgate speaks for it.
+    /// A text bot: no media endpoint of its own (neither `sip_uri` nor `websocket`); dialgate
+    /// speaks for it.
     pub fn is_text_bot(&self) -> bool {
-        self.sip_uri.is_none()
+        self.sip_uri.is_none() && self.websocket.is_none()
     }
 }
 
@@ -307,6 +311,7 @@ impl fmt::Debug for Bot {
             .field("outbound", &self.outbound)
             .field("amd", &self.amd)
             .field("default_country", &self.default_country)
+            .field("websocket", &self.websocket)
             .finish()
     }
 }

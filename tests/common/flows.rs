@@ -60,6 +60,20 @@ pub struct FlowSetup {
     /// Link the voice (speech synthesis) into the data directory for a SIP bot too
     /// (`speak_messages`); a text bot always has it.
     pub with_voice: bool,
+    /// A WebSocket bot (`bots[].websocket`) instead of a SIP or text bot: `bot` and the Bot
+    /// API server are then not used by dialgate (no `sip_uri`, no `events_url`).
+    pub websocket: Option<WsBotSetup>,
+}
+
+/// `bots[].websocket` of a flow; the bot expects the token [`BOT_TOKEN`].
+#[derive(Debug, Clone)]
+pub struct WsBotSetup {
+    /// `ws://…` of the test's bot server.
+    pub url: String,
+    /// `ac-bot-api` or `media-stream`.
+    pub protocol: &'static str,
+    /// `media_format` (None: the default).
+    pub media_format: Option<&'static str>,
 }
 
 impl FlowSetup {
@@ -89,6 +103,7 @@ impl FlowSetup {
             transfer: None,
             outbound_extra: Vec::new(),
             with_voice: false,
+            websocket: None,
         }
     }
 }
@@ -113,7 +128,7 @@ impl Flow {
         unsafe { std::env::set_var("FLOWS_DIALER_SECRET", DIALER_SECRET) };
         s.callee.port = free_udp_port();
         let callee = PjsuaPeer::spawn(s.callee).await.expect("callee peer ready");
-        let bot = match s.bot.filter(|_| !s.text_bot) {
+        let bot = match s.bot.filter(|_| !s.text_bot && s.websocket.is_none()) {
             Some(mut o) => {
                 o.port = free_udp_port();
                 Some(PjsuaPeer::spawn(o).await.expect("bot peer ready"))
@@ -142,7 +157,13 @@ impl Flow {
         let cert = make_cert(dir.path());
         // The repository's speech models (machine detection with transcripts) and, for a text
         // bot, its voice's runtime, linked into the data directory: scripts/setup-model fills them.
-        let links: &[&str] = match (s.with_model, s.text_bot || s.with_voice) {
+        // An AC Bot API WebSocket bot's text is spoken with the same voice.
+        let speaks = s.text_bot
+            || s.with_voice
+            || s.websocket
+                .as_ref()
+                .is_some_and(|w| w.protocol == "ac-bot-api");
+        let links: &[&str] = match (s.with_model, speaks) {
             (_, true) => &["models", "runtime"],
             (true, false) => &["models"],
             (false, false) => &[],
@@ -173,9 +194,7 @@ impl Flow {
 bots:
   - id: flow-bot
     name: Flow Bot
-{sip_uri_line}    events_url: "{events_url}"
-    token: {bot_token}
-{amd_yaml}    outbound:
+{sip_uri_line}{events_line}{amd_yaml}    outbound:
       enabled: true
       dialout_initiated_event: {initiated}
       max_cps: 50
@@ -200,13 +219,27 @@ api_clients:
             rtp_max = s.rtp.1,
             data = dir.path().join("data").display(),
             bot_timeout = s.bot_answer_timeout_sec,
-            events_url = bot_api.url(),
             initiated = s.dialout_initiated_event,
-            bot_token = s.bot_token,
-            sip_uri_line = if s.text_bot {
+            sip_uri_line = match (&s.websocket, s.text_bot) {
+                (Some(w), _) => format!(
+                    "    websocket:\n      url: \"{}\"\n      protocol: {}\n      token: {BOT_TOKEN}\n{}",
+                    w.url,
+                    w.protocol,
+                    w.media_format
+                        .map(|f| format!("      media_format: {f}\n"))
+                        .unwrap_or_default()
+                ),
+                (None, true) => String::new(),
+                (None, false) => format!("    sip_uri: \"{bot_uri}\"\n"),
+            },
+            events_line = if s.websocket.is_some() {
                 String::new()
             } else {
-                format!("    sip_uri: \"{bot_uri}\"\n")
+                format!(
+                    "    events_url: \"{}\"\n    token: {}\n",
+                    bot_api.url(),
+                    s.bot_token
+                )
             },
             callee_port = callee.sip_port,
             transfer_line = s

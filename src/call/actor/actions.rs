@@ -56,6 +56,8 @@ impl Actor {
                 reason,
                 reason_code,
             } => {
+                // A WebSocket bot hears the end over its socket (`session.end` / `stop`).
+                self.ws_hangup(reason_code.as_str(), &reason);
                 // Written by `terminal` (it follows at once) in the same transaction as the
                 // terminal state and notification.
                 if self.bot_events {
@@ -91,6 +93,9 @@ impl Actor {
     }
 
     async fn open_bot_conversation(&mut self) {
+        if self.open_ws_session() {
+            return;
+        }
         if let Some(url) = self.bot.events_url.clone()
             && let Err(e) = self
                 .engine
@@ -228,10 +233,10 @@ impl Actor {
     }
 
     async fn bot_event(&mut self, ev: BotEvent) {
-        if !self.bot_events {
+        if !self.bot_events && self.ws.is_none() {
             return;
         }
-        let activity = match ev {
+        let activity = match &ev {
             BotEvent::DialoutInitiated => {
                 // Sent before the INVITE exists: the caller and trunk it will use were worked out
                 // with the route when the call was created, so the parameters are start's
@@ -263,9 +268,12 @@ impl Actor {
                 reason_code,
                 sip_code,
             } => json!({"type": "event", "name": "transferStatus",
-                "value": if answered { "answered" } else { "failed" },
+                "value": if *answered { "answered" } else { "failed" },
                 "parameters": {"reasonCode": reason_code, "sipCode": sip_code}}),
         };
+        if self.ws_bot_event(&ev, &activity) {
+            return;
+        }
         if let Err(e) = self
             .engine
             .deps
@@ -346,6 +354,9 @@ impl Actor {
     }
 
     async fn send_bot_invite(&mut self) -> Option<Input> {
+        if self.ws.is_some() {
+            return self.start_ws_media().await;
+        }
         let Some(sip_uri) = self.bot.sip_uri.clone() else {
             return self.start_text_bot().await;
         };

@@ -26,6 +26,7 @@ mod lifecycle;
 mod recording;
 mod transfer;
 mod voice;
+mod wsbot;
 
 /// Requests from outside the call (API, bot answers, outbox).
 #[derive(Debug)]
@@ -125,6 +126,9 @@ pub struct Actor {
     vad: crate::stt::segmenter::Segmenter,
     /// Which player drains mean that every prompt handed out has finished.
     drain: voice::DrainTracker,
+    /// A WebSocket bot's bridge (its session and media endpoint) and what it reports.
+    ws: Option<crate::call::wsbridge::WsBridge>,
+    ws_events: Option<mpsc::UnboundedReceiver<crate::call::wsbridge::BridgeEvent>>,
 }
 
 /// Encodes a [`CallState`] for the registry's atomic cell.
@@ -219,6 +223,8 @@ impl Actor {
             recognition_active: false,
             vad: crate::stt::segmenter::Segmenter::new(Default::default()),
             drain: voice::DrainTracker::default(),
+            ws: None,
+            ws_events: None,
         })
     }
 
@@ -272,6 +278,10 @@ impl Actor {
                             self.handle(Input::MediaTimeout).await;
                         }
                         None => self.media_events = None,
+                    },
+                    w = recv_unbounded_opt(&mut self.ws_events) => match w {
+                        Some(ev) => self.on_ws(ev).await,
+                        None => self.ws_events = None,
                     },
                     _ = sleep_opt(deadline.map(Instant::from_std)) => {
                         self.machine.handle_timeout(std::time::Instant::now());

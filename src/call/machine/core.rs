@@ -250,6 +250,7 @@ impl CallMachine {
             Input::EarlyIntercept { sit, heard } => self.on_early_intercept(now, sit, heard),
             Input::PromptFailed { url, reason } => self.on_prompt_failed(url, reason),
             Input::SpeechStarted => self.on_speech_started(),
+            Input::BotSocketLost { reason } => self.on_bot_socket_lost(now, reason),
         }
     }
 

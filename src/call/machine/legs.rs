@@ -14,7 +14,9 @@ impl CallMachine {
             return self.ignore("duplicate start");
         }
         self.started_at = Some(now);
-        if self.cfg.dialout_initiated_event && self.cfg.bot_api {
+        if self.cfg.ws_bot {
+            self.open_ws_bot(now);
+        } else if self.cfg.dialout_initiated_event && self.cfg.bot_api {
             self.open_bot_conversation();
             // Not queued behind `start`: dialoutInitiated is by definition the first event.
             self.emit(Output::BotEvent(BotEvent::DialoutInitiated));

@@ -25,6 +25,7 @@ mod session_timer;
 mod timers;
 pub mod transfer;
 pub mod types;
+mod wsbot;
 
 #[cfg(test)]
 mod tests;
@@ -48,6 +49,8 @@ mod tests_session_timer;
 mod tests_talking;
 #[cfg(test)]
 mod tests_transfer;
+#[cfg(test)]
+mod tests_wsbot;
 
 pub use self::bot::refresh_interval;
 pub use self::core::CallMachine;

@@ -194,6 +194,12 @@ pub enum Input {
     },
     /// The person started speaking (voice activity on the carrier leg): barge-in.
     SpeechStarted,
+    /// A WebSocket bot's socket dropped and could not be resumed (or the bot ended its media
+    /// stream): the bot is gone for good.
+    BotSocketLost {
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 /// Something a text bot has the gateway play to the person.
@@ -406,6 +412,9 @@ pub struct MachineConfig {
     /// A SIP bot's `message` activities are spoken by dialgate in place of its audio
     /// (`outbound.speak_messages`).
     pub speak_messages: bool,
+    /// The bot's media side is a WebSocket (`bots[].websocket`): its session is opened (and
+    /// must be accepted) before the person is called, and it carries the bot events.
+    pub ws_bot: bool,
 }
 
 impl Default for MachineConfig {
@@ -428,6 +437,7 @@ impl Default for MachineConfig {
             recording: false,
             send_metadata_info: false,
             speak_messages: false,
+            ws_bot: false,
         }
     }
 }
