@@ -57,6 +57,8 @@ pub struct Metrics {
     pub calls_pruned: Counter,
     pub auth_delayed: Counter,
     pub log_suppressed: Counter,
+    /// SIP legs a previous process left ringing or up, ended (CANCEL/BYE answered) at start-up.
+    pub legs_cleaned_at_recovery: Counter,
 }
 
 impl Default for Metrics {
@@ -90,6 +92,7 @@ impl Metrics {
             calls_pruned: Counter::default(),
             auth_delayed: Counter::default(),
             log_suppressed: Counter::default(),
+            legs_cleaned_at_recovery: Counter::default(),
         };
         r.register(
             "http_requests",
@@ -181,6 +184,11 @@ impl Metrics {
             "log_suppressed",
             "Log lines about malformed input left out by the per-source rate limit",
             m.log_suppressed.clone(),
+        );
+        r.register(
+            "legs_cleaned_at_recovery",
+            "SIP legs a previous process left ringing or up, ended with CANCEL or BYE at start-up",
+            m.legs_cleaned_at_recovery.clone(),
         );
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
         m

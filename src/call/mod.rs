@@ -3,6 +3,7 @@
 
 pub mod actor;
 pub mod engine;
+mod legjournal;
 pub mod legs;
 pub mod limiter;
 pub mod machine;
