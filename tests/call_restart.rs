@@ -6,7 +6,7 @@
 //! was ringing gets a CANCEL (its 487 is ACKed), and a callee answering as that CANCEL arrives
 //! is ACKed and sent a BYE. A SIGTERM with a carrier that never answers the CANCEL still ends
 //! the call in the store with exactly one terminal notification.
-//! Ports: SIP 16200-16239 (peers), relay RTP 27000-27399.
+//! Ports: SIP 16200-16239 (peers), relay RTP 27000-27499.
 
 mod common;
 
@@ -27,6 +27,27 @@ impl Dialgate {
     fn kill9(mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+impl Dialgate {
+    /// SIGTERM, then waits (bounded: 30 s) for the process to exit by itself. Async: the
+    /// test's own peers (the dialer's sink) must keep answering meanwhile.
+    async fn sigterm(mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.0.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dialgate did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -401,4 +422,79 @@ async fn a_callee_answering_the_recovery_cancel_is_acked_and_sent_bye() {
     assert_eq!(term["status"], "failed");
     assert_eq!(term["reasonCode"], "error");
     assert!(botp.messages().is_empty());
+}
+
+// Multi-threaded: the dialer's sink (in this process) must answer while the test waits for
+// dialgate to exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_a_call_whose_carrier_ignores_the_cancel() {
+    // 1. A carrier that rings and never answers our CANCEL.
+    let sink = NotifySink::start().await.unwrap();
+    let carrier = uas("flow_ring_ignore_cancel.xml", 16232, 90);
+    let _botp = uas("flow_bot_answer.xml", 16233, 90);
+    let s = setup((27400, 27499), 16232, 16233);
+    let d = run(&s).await;
+    let id = dial(
+        &s.http,
+        &s.auth,
+        "+15551238005",
+        &sink.url(),
+        json!({"answerTimeoutSec": 120}),
+    )
+    .await;
+    record_until(&s.http, &s.auth, &id, "ringing", |r| {
+        r["ringingAt"].is_string()
+    })
+    .await;
+    // 2. SIGTERM: the CANCEL goes out, is never answered; dialgate still exits, within its
+    //    drain, and says how many calls it had to cut short.
+    let status = d.sigterm().await;
+    assert!(status.success(), "{status:?}\n{}", log_of(&s.log));
+    let (code, clog) = finish(&carrier).await;
+    assert_eq!(code, 0);
+    assert_eq!(sip_flow(&clog), ["<INVITE", ">180", "<CANCEL"]);
+    let log = log_of(&s.log);
+    let drain = log
+        .lines()
+        .find(|l| l.contains("drain finished"))
+        .unwrap_or_else(|| panic!("no drain line:\n{log}"));
+    assert!(
+        drain.contains("calls=1") && drain.contains("cut_short=1"),
+        "{drain}"
+    );
+    // 3. The store, read after exit: the call is terminal (never left `ringing`), with
+    //    exactly one terminal item queued for the dialer; the ringing leg is still journaled
+    //    for the next start to CANCEL.
+    let db = s.dir.path().join("data").join("dialgate.sqlite");
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let status: String = conn
+        .query_row(
+            "SELECT status FROM calls WHERE conversation_id=?1",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(status, "failed");
+    let terminal: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM outbox WHERE conversation_id=?1 AND channel='dialer'
+               AND json_extract(payload, '$.status') IN ('failed','completed')",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(terminal, 1);
+    assert_eq!(stored_legs(&s), vec![(id.clone(), "calling".to_owned())]);
+    drop(conn);
+    // 4. After a restart the dialer has exactly one terminal notification: failed/error.
+    let _d = run(&s).await;
+    let term = one_terminal(&sink, &id).await;
+    assert_eq!(term["status"], "failed");
+    assert_eq!(term["reasonCode"], "error");
+    let rec = record_until(&s.http, &s.auth, &id, "settled", settled).await;
+    assert_eq!(
+        notes(&sink, &id),
+        vec![("failed".to_owned(), Some("error".to_owned()), None)],
+        "{rec:#}"
+    );
 }

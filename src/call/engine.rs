@@ -39,6 +39,8 @@ pub struct EngineDeps {
 struct LiveCall {
     tx: mpsc::Sender<ActorCmd>,
     state: Arc<AtomicU8>,
+    /// Stops the call's task when a stop had to end the call without it.
+    abort: tokio::task::AbortHandle,
 }
 
 /// The call engine.
@@ -358,7 +360,11 @@ impl Engine {
         }
         let left = self.live_ids();
         for id in &left {
-            self.unregister(id);
+            let entry = self
+                .registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(id);
             match self.deps.store.get_call(id).await {
                 Ok(Some(rec)) => {
                     let reason = "dialgate stopped before the call ended";
@@ -370,6 +376,11 @@ impl Engine {
                 Err(e) => {
                     tracing::error!(conversation_id = %id, error = %e, "cannot read the call")
                 }
+            }
+            // Then the call's task is stopped: the call has ended here, once, and nothing of
+            // it runs on while the process exits.
+            if let Some(c) = entry {
+                c.abort.abort();
             }
         }
         if !ids.is_empty() {
@@ -488,11 +499,13 @@ impl CallControl for Engine {
         let state = Arc::new(AtomicU8::new(state_code(CallState::Initiating)));
         match Actor::new(me.clone(), call, CallMachine::new(mc), state.clone(), rx) {
             Ok(actor) => {
-                self.registry
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id.clone(), LiveCall { tx, state });
+                // Spawned under the registry's lock: an actor that ends at once unregisters
+                // only after its entry is in.
+                let mut reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
                 let task = tokio::spawn(actor.run());
+                let abort = task.abort_handle();
+                reg.insert(id.clone(), LiveCall { tx, state, abort });
+                drop(reg);
                 tokio::spawn(super::supervise::supervise(me, id, task));
             }
             Err(e) => tracing::error!(conversation_id = %id, error = %e, "cannot start the call"),
