@@ -25,6 +25,10 @@ const FINAL_RESPONSE_WAIT: Duration = Duration::from_secs(40);
 const RECOVERED_INVITE_TTL: Duration = Duration::from_secs(64);
 /// BYEs remembered per orphan dialog, so retransmitted 2xx are ACKed but BYEd once.
 const ORPHANS_REMEMBERED: usize = 1024;
+/// New orphan dialogs ended per second at most: a forged 2xx makes us send an ACK and a BYE
+/// (retransmitted) to whatever its Contact says, so a flood of them must not become a flood of
+/// ours. A real callee retransmits its 2xx for 32 s, so a dropped one is ended on a later copy.
+const ORPHANS_PER_SECOND: u32 = 20;
 /// Added to the stored CSeq for the BYE: higher than anything the lost process may have sent
 /// since it stored the ACK (an UPDATE, a BYE); RFC 3261 §12.2.2 accepts any higher number.
 const CSEQ_GAP: u32 = 100;
@@ -115,6 +119,7 @@ impl SipEndpoint {
     pub(crate) async fn clean_orphans(self, mut orphans: mpsc::Receiver<Orphan>) {
         let mut seen: HashSet<String> = HashSet::new();
         let mut order: VecDeque<String> = VecDeque::new();
+        let (mut window, mut in_window, mut dropped) = (tokio::time::Instant::now(), 0u32, 0u64);
         loop {
             let orphan = tokio::select! {
                 _ = self.core.cancel.cancelled() => break,
@@ -122,13 +127,30 @@ impl SipEndpoint {
             };
             match orphan {
                 Orphan::Answer(resp) => {
+                    if seen.contains(&dialog_key(&resp)) {
+                        // A retransmission: ACKed again (our ACK may have been lost).
+                        let _ = self.ack_orphan_answer(&resp).await;
+                        continue;
+                    }
+                    if window.elapsed() >= Duration::from_secs(1) {
+                        if dropped > 0 {
+                            warn!(
+                                dropped,
+                                "2xx for unknown dialogs over the rate limit, ignored"
+                            );
+                        }
+                        (window, in_window, dropped) = (tokio::time::Instant::now(), 0, 0);
+                    }
+                    if in_window >= ORPHANS_PER_SECOND {
+                        dropped += 1;
+                        continue;
+                    }
+                    in_window += 1;
                     let Some(ack) = self.ack_orphan_answer(&resp).await else {
                         continue;
                     };
                     let id = dialog_key(&resp);
-                    if !seen.insert(id.clone()) {
-                        continue; // a retransmission: ACKed again, BYE already sent
-                    }
+                    seen.insert(id.clone());
                     order.push_back(id);
                     if order.len() > ORPHANS_REMEMBERED
                         && let Some(old) = order.pop_front()
