@@ -4,6 +4,7 @@
 pub mod actor;
 pub mod audio_fetch;
 pub mod engine;
+mod legjournal;
 pub mod legs;
 pub mod limiter;
 pub mod machine;

@@ -141,8 +141,12 @@ impl SipEndpoint {
             })
             .collect();
         let ep = self.clone();
+        // The leg's dialog state is journaled from its INVITE until its task ends.
+        self.core.hook.register(&call_id, &call.conversation_id);
+        let gone = call_id.clone();
         tokio::spawn(
             async move {
+                let hook = ep.core.hook.clone();
                 let mut leg = LegTask {
                     ep,
                     events: ev_tx,
@@ -154,6 +158,7 @@ impl SipEndpoint {
                     sdp_offer: call.sdp_offer,
                 };
                 leg.run(attempts).await;
+                hook.unregister(&gone);
                 let _ = leg.events.send(LegEvent::Terminated).await;
             }
             .instrument(span),
