@@ -3,7 +3,7 @@
 //! and a small cache of decoded prompts bounded by bytes, so a campaign's voicemail message is
 //! fetched once. `file:NAME` (or a bare relative name) reads `<data_dir>/prompts/NAME`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +26,10 @@ pub struct AudioFetcher {
     client: HttpClient,
     data_dir: PathBuf,
     cache: Mutex<Cache>,
+    /// One turn per prompt being fetched: a second call asking for the same prompt meanwhile
+    /// (a campaign's voicemail, two `playUrl`s in one answer) waits and takes it from the
+    /// cache instead of fetching it again.
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Least-recently-used decoded prompts, bounded by bytes.
@@ -67,6 +71,7 @@ impl AudioFetcher {
             client: HttpClient::new(FETCH_TIMEOUT, CONNECT_TIMEOUT).with_notify_allow(allow),
             data_dir,
             cache: Mutex::new(Cache::default()),
+            inflight: Mutex::new(HashMap::new()),
         }
     }
 
@@ -77,6 +82,37 @@ impl AudioFetcher {
         if let Some(pcm) = self.lock().get(&key) {
             return Ok(pcm);
         }
+        let gate = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let turn = gate.lock().await;
+        let cached = self.lock().get(&key);
+        let result = match cached {
+            Some(pcm) => Ok(pcm),
+            None => self.fetch_and_decode(url, format).await,
+        };
+        if let Ok(pcm) = &result {
+            self.lock().put(key.clone(), pcm.clone(), CACHE_BYTES);
+        }
+        drop(turn);
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        // Ours and the map's: nobody else waits for this prompt.
+        if Arc::strong_count(&gate) <= 2 {
+            inflight.remove(&key);
+        }
+        result
+    }
+
+    /// Fetches (or reads) and decodes one prompt.
+    async fn fetch_and_decode(
+        &self,
+        url: &str,
+        format: Option<&str>,
+    ) -> Result<Arc<[i16]>, String> {
         let bytes = if url.starts_with("http://") || url.starts_with("https://") {
             self.client
                 .get_guarded(url, MAX_AUDIO_BYTES)
@@ -99,9 +135,7 @@ impl AudioFetcher {
             .await
             .map_err(|e| format!("decoding failed: {e}"))?
             .map_err(|e| e.to_string())?;
-        let pcm: Arc<[i16]> = pcm.into();
-        self.lock().put(key, pcm.clone(), CACHE_BYTES);
-        Ok(pcm)
+        Ok(pcm.into())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
