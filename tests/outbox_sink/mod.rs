@@ -54,6 +54,8 @@ struct State {
     got: Mutex<Vec<Got>>,
     connections: AtomicUsize,
     held: Mutex<Vec<tokio::net::TcpStream>>,
+    /// GETs (dialgate's bot probe) answered.
+    probes: AtomicUsize,
 }
 
 /// The sink; its task ends when it is dropped.
@@ -116,6 +118,11 @@ impl Sink {
         self.state.got.lock().unwrap().clone()
     }
 
+    /// Bot probes (GET) answered so far.
+    pub fn probes(&self) -> usize {
+        self.state.probes.load(Ordering::SeqCst)
+    }
+
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
@@ -159,6 +166,12 @@ impl Sink {
 }
 
 async fn handle(st: &State, req: Request<Incoming>) -> Response<Full<bytes::Bytes>> {
+    // dialgate's bot probe (a GET of the bot's URL at start and reload) is not a delivery:
+    // answered as a healthy bot, counted, not recorded with the deliveries.
+    if req.method() == hyper::Method::GET {
+        st.probes.fetch_add(1, Ordering::SeqCst);
+        return Response::new(Full::new(bytes::Bytes::from_static(b"{}")));
+    }
     let header = |n: &str| {
         req.headers()
             .get(n)

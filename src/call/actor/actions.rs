@@ -321,13 +321,7 @@ impl Actor {
         self.timeline("invite", &note).await;
         match self.engine.sip.place_call(out).await {
             Ok((h, rx)) => {
-                self.carrier = LegSlot {
-                    handle: Some(h),
-                    events: Some(rx),
-                    sdp_session: session,
-                    sdp_version: 1,
-                    ..Default::default()
-                };
+                self.carrier = LegSlot::placed(h, rx, session);
                 None
             }
             Err(e) => {
@@ -375,13 +369,7 @@ impl Actor {
             .await;
         match self.engine.sip.place_call(out).await {
             Ok((h, rx)) => {
-                self.bot_leg = LegSlot {
-                    handle: Some(h),
-                    events: Some(rx),
-                    sdp_session: session,
-                    sdp_version: 1,
-                    ..Default::default()
-                };
+                self.bot_leg = LegSlot::placed(h, rx, session);
                 None
             }
             Err(e) => Some(Input::BotFailed {

@@ -81,6 +81,19 @@ pub(super) struct LegSlot {
     sdp_version: u64,
 }
 
+impl LegSlot {
+    /// A leg whose INVITE was just sent, offering SDP session `sdp_session` version 1.
+    fn placed(handle: LegHandle, events: mpsc::Receiver<LegEvent>, sdp_session: u64) -> LegSlot {
+        LegSlot {
+            handle: Some(handle),
+            events: Some(events),
+            sdp_session,
+            sdp_version: 1,
+            ..Default::default()
+        }
+    }
+}
+
 /// The per-call task.
 pub struct Actor {
     id: String,

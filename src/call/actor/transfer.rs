@@ -100,13 +100,7 @@ impl Actor {
         self.timeline("agent-invite", &note).await;
         match self.engine.sip.place_call(out).await {
             Ok((h, rx)) => {
-                self.agent = LegSlot {
-                    handle: Some(h),
-                    events: Some(rx),
-                    sdp_session: session,
-                    sdp_version: 1,
-                    ..Default::default()
-                };
+                self.agent = LegSlot::placed(h, rx, session);
                 None
             }
             Err(e) => Some(agent_failed(
