@@ -7,6 +7,7 @@ pub mod legs;
 pub mod limiter;
 pub mod machine;
 pub mod notify;
+pub mod queue;
 pub mod routing;
 mod supervise;
 

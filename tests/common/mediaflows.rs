@@ -68,6 +68,9 @@ pub struct MediaSetup {
     pub carrier: Carrier,
     /// The bot's media endpoint.
     pub bot: SimCalleeOptions,
+    /// `bots[].outbound` keys besides `enabled` and `machine_detection`, as YAML lines
+    /// (default: `max_cps: 50`, `max_concurrent: 5`).
+    pub outbound: Vec<String>,
 }
 
 impl MediaSetup {
@@ -88,6 +91,7 @@ impl MediaSetup {
             recording: false,
             carrier: Carrier::Sim(callee),
             bot,
+            outbound: vec!["max_cps: 50".into(), "max_concurrent: 5".into()],
         }
     }
 }
@@ -185,9 +189,7 @@ bots:
     outbound:
       enabled: true
       machine_detection: {amd}
-      max_cps: 50
-      max_concurrent: 5
-sip_connections:
+{outbound}sip_connections:
   - id: carrier
     name: Carrier
     address: "{carrier_addr}"
@@ -211,6 +213,11 @@ api_clients:
             events_url = bot_api.events_url(),
             recording = s.recording,
             amd = s.machine_detection,
+            outbound = s
+                .outbound
+                .iter()
+                .map(|l| format!("      {l}\n"))
+                .collect::<String>(),
         );
         let app = start_app(dir, &yaml, &cert.der).await;
         MediaFlow {
@@ -222,6 +229,7 @@ api_clients:
                 auth: basic("dialer", DIALER_SECRET),
                 bot_token: BOT_TOKEN,
                 wait: WAIT,
+                cert_der: cert.der.clone(),
             },
             callee,
             sipp,
