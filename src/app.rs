@@ -22,6 +22,9 @@ pub struct AppOptions {
     pub outbox: OutboxOptions,
     /// Watch the configuration file and reload on SIGHUP.
     pub watch_config: bool,
+    /// Probe every bot's `events_url` at start and after each reload (a warning per unhealthy
+    /// bot, `botProbe` in the status); tests whose Bot API peers count requests turn it off.
+    pub probe_bots: bool,
 }
 
 impl Default for AppOptions {
@@ -30,6 +33,7 @@ impl Default for AppOptions {
             token_ttl: Duration::from_secs(900),
             outbox: OutboxOptions::default(),
             watch_config: true,
+            probe_bots: true,
         }
     }
 }
@@ -126,6 +130,14 @@ impl App {
         // Dialouts that were queued when the process stopped wait again, in their order.
         queue.restore().await;
         tasks.push(tokio::spawn(queue.clone().run(shutdown.clone())));
+        let probes = crate::webhook::probe::ProbeBoard::default();
+        if opts.probe_bots {
+            tasks.push(crate::webhook::probe::spawn_prober(
+                config.clone(),
+                probes.clone(),
+                shutdown.clone(),
+            ));
+        }
         let engine_status = engine.clone();
         let pool = engine.media.port_pool().clone();
         let gate = crate::limits::CapacityGate::default();
@@ -138,7 +150,13 @@ impl App {
             metrics: metrics.clone(),
             auth: Authenticator::new(opts.token_ttl),
             started: std::time::SystemTime::now(),
-            status_extra: Box::new(move || engine_status.status_json()),
+            status_extra: Box::new(move || {
+                let mut v = engine_status.status_json();
+                if let serde_json::Value::Object(m) = &mut v {
+                    m.insert("botProbe".into(), probes.to_json());
+                }
+                v
+            }),
             capacity: Box::new(move || gate.check(pool.free(), pool.capacity())),
         });
         let server = api::serve(state, shutdown.clone()).await?;

@@ -60,6 +60,10 @@ pub enum Command {
     Check {
         /// Configuration file.
         file: PathBuf,
+        /// Also send each bot's `events_url` the Bot API validation request (GET with its
+        /// token) and report 401/404/unreachable per bot; exits 1 if any bot is unhealthy.
+        #[arg(long)]
+        probe: bool,
     },
     /// Read a secret on standard input and print the hash to put in YAML.
     HashSecret,

@@ -74,6 +74,32 @@ fn text_bots_without_voice(cfg: &dialgate::config::Config) -> Option<String> {
     ))
 }
 
+/// `check --probe`: every bot's `events_url` gets the Bot API validation request; one line per
+/// bot; failure if any bot is unhealthy.
+fn probe_bots(cfg: &dialgate::config::Config) -> ExitCode {
+    use dialgate::webhook::probe;
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let results = rt.block_on(probe::probe_bots(cfg, probe::PROBE_TIMEOUT));
+    if results.is_empty() {
+        println!("probe: no bot has an events_url");
+    }
+    let mut unhealthy = 0;
+    for p in &results {
+        println!("probe: bot {} ({}): {}", p.bot, p.url, p.outcome.describe());
+        if !p.outcome.healthy() {
+            unhealthy += 1;
+        }
+    }
+    if unhealthy > 0 {
+        eprintln!("probe: {unhealthy} bot(s) cannot take calls");
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own timeline: keep the log to warnings unless asked.
@@ -108,7 +134,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             })
         }
-        Command::Check { file } => match dialgate::config::load(&file) {
+        Command::Check { file, probe } => match dialgate::config::load(&file) {
             Ok(cfg) => {
                 if let Some(problem) = text_bots_without_voice(&cfg) {
                     eprintln!("{}: {problem}", file.display());
@@ -116,7 +142,11 @@ fn main() -> ExitCode {
                 }
                 println!("{}: OK", file.display());
                 print!("{}", dialgate::config::summary(&cfg));
-                ExitCode::SUCCESS
+                if probe {
+                    probe_bots(&cfg)
+                } else {
+                    ExitCode::SUCCESS
+                }
             }
             Err(errors) => {
                 eprintln!("{errors}");

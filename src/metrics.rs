@@ -42,6 +42,9 @@ pub struct ResultLabels {
 /// Every metric dialgate exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// Call states whose gauge was ever set: a state with no live call any more reads 0, not
+    /// its last count.
+    call_states_seen: Mutex<std::collections::BTreeSet<String>>,
     pub http_requests: Family<RouteLabels, Counter>,
     pub dialouts_accepted: Counter,
     pub dialouts_rejected: Family<ReasonLabels, Counter>,
@@ -72,6 +75,10 @@ pub struct Metrics {
     pub queue_depth: Family<BotLabels, Gauge>,
     /// How long queued dialouts waited before they were dialled, per bot.
     pub queue_wait: Family<BotLabels, Histogram, fn() -> Histogram>,
+    /// WebSocket bots, per bot kind.
+    pub wsbot: crate::wsbot::WsBotMetrics,
+    /// SIP legs a previous process left ringing or up, ended (CANCEL/BYE answered) at start-up.
+    pub legs_cleaned_at_recovery: Counter,
 }
 
 impl Default for Metrics {
@@ -86,6 +93,7 @@ impl Metrics {
         let mut r = Registry::with_prefix("dialgate");
         let m = Metrics {
             registry: Mutex::new(Registry::default()),
+            call_states_seen: Mutex::new(Default::default()),
             http_requests: Family::default(),
             dialouts_accepted: Counter::default(),
             dialouts_rejected: Family::default(),
@@ -107,6 +115,8 @@ impl Metrics {
             log_suppressed: Counter::default(),
             queue_depth: Family::default(),
             queue_wait: Family::new_with_constructor(queue_wait_histogram as fn() -> Histogram),
+            wsbot: crate::wsbot::WsBotMetrics::default(),
+            legs_cleaned_at_recovery: Counter::default(),
         };
         r.register(
             "http_requests",
@@ -199,6 +209,12 @@ impl Metrics {
             "Log lines about malformed input left out by the per-source rate limit",
             m.log_suppressed.clone(),
         );
+        m.wsbot.register(&mut r);
+        r.register(
+            "legs_cleaned_at_recovery",
+            "SIP legs a previous process left ringing or up, ended with CANCEL or BYE at start-up",
+            m.legs_cleaned_at_recovery.clone(),
+        );
         r.register(
             "queue_depth",
             "Dialouts waiting in a bot's queue",
@@ -221,6 +237,31 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    /// Sets the live-call gauges from a count per state; every state seen before and absent
+    /// now goes back to 0 (the registry of live calls is the truth: every path that ends a
+    /// call — normal end, failure before answer, panic, a stop — removes it there).
+    pub fn set_live_calls(&self, counts: &[(&str, i64)]) {
+        let mut seen = self
+            .call_states_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for s in seen.iter() {
+            if !counts.iter().any(|(st, _)| st == s) {
+                self.calls
+                    .get_or_create(&StateLabels { state: s.clone() })
+                    .set(0);
+            }
+        }
+        for (st, n) in counts {
+            seen.insert((*st).to_owned());
+            self.calls
+                .get_or_create(&StateLabels {
+                    state: (*st).to_owned(),
+                })
+                .set(*n);
+        }
     }
 
     /// Counts one rejected dialout.

@@ -420,3 +420,109 @@ fn speech_recogniser_settings_are_read_and_checked() {
         std::path::Path::new("/d/models/ggml-base.bin")
     );
 }
+
+#[test]
+fn carrier_interop_keys_are_checked_with_positions() {
+    // 1. session_expires_sec / min_se out of range or inconsistent.
+    let e = errors_of("bad/interop.yaml");
+    let f = "tests/fixtures/config/bad/interop.yaml";
+    // 2. Each at its node, in words a telecom engineer reads.
+    for want in [
+        "18:13: sip_connections[0].min_se: min_se must be between 90 (the RFC 4028 floor) and 86400 seconds",
+        "17:26: sip_connections[0].session_expires_sec: session_expires_sec must be 0 (no session timers) or 90..86400 seconds",
+        "22:26: sip_connections[1].session_expires_sec: session_expires_sec (120) is below min_se (600)",
+    ] {
+        has(&e, &format!("{f}:{want}"));
+    }
+    assert_eq!(e.len(), 3, "{}", e.join("\n"));
+    // 3. A wrong type is a structural error at the key's value.
+    let e = errors_of("bad/interop_type.yaml");
+    assert_eq!(e.len(), 1, "{}", e.join("\n"));
+    assert!(
+        e[0].starts_with("tests/fixtures/config/bad/interop_type.yaml:17:")
+            && e[0].contains("sip_connections[0].min_se"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn websocket_bots_are_validated_with_positions() {
+    env();
+    // 1. Both media sides, a bad URL, an unset token variable and a non-µ-law media stream.
+    let e = errors_of("bad/websocket.yaml");
+    let f = "tests/fixtures/config/bad/websocket.yaml";
+    // 2. Each problem is reported at its node.
+    for want in [
+        "14:7: bots[0].websocket: a bot has exactly one media side: give either `sip_uri` or `websocket`, not both",
+        "19:12: bots[1].websocket.url: scheme must be ws or wss, not http",
+        "21:18: bots[1].websocket.token_env: environment variable DIALGATE_TEST_SURELY_UNSET_VAR is not set",
+        "22:21: bots[1].websocket.media_format: media-stream bots always use raw/mulaw (8 kHz µ-law), not raw/lpcm16",
+    ] {
+        has(&e, &format!("{f}:{want}"));
+    }
+    assert_eq!(e.len(), 4, "{}", e.join("\n"));
+    // 3. The conflict classifies as one.
+    let errs = config::load(&fixture("bad/websocket.yaml")).unwrap_err();
+    let kind = errs
+        .errors()
+        .iter()
+        .find(|e| e.path == "bots[0].websocket")
+        .map(|e| e.kind);
+    assert_eq!(kind, Some(ErrorKind::Conflict));
+}
+
+#[test]
+fn websocket_example_config_loads() {
+    env();
+    // 1. The example's variables.
+    // SAFETY: only this test reads these two variables.
+    unsafe {
+        std::env::set_var("AC_WS_BOT_TOKEN", "ac-token");
+        std::env::set_var("DIALER_SECRET", "change-me");
+    }
+    // 2. It loads: one AC Bot API bot with its token, one media stream, neither a text bot.
+    let c = config::load(Path::new("conf/websocket-bots.example.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ac = c.bot("ac-ws-bot").unwrap();
+    let ws = ac.websocket.as_ref().expect("websocket section");
+    assert_eq!(ws.protocol, dialgate::wsbot::WsProtocol::AcBotApi);
+    assert_eq!(ws.token.as_deref(), Some("ac-token"));
+    assert!(!ac.is_text_bot());
+    let ms = c.bot("stream-agent").unwrap();
+    assert_eq!(
+        ms.websocket.as_ref().map(|w| w.media_format),
+        Some(dialgate::wsbot::MediaFormat::Mulaw)
+    );
+    assert!(!ms.is_text_bot());
+}
+
+#[test]
+fn websocket_structure_errors_are_positioned() {
+    env();
+    // 1. An unknown protocol and an unknown key inside `websocket`.
+    let dir = std::env::temp_dir().join(format!("dialgate-ws-structure-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("dialgate.yaml");
+    std::fs::write(
+        &path,
+        "server:\n  sip:\n    listen:\n      - { transport: udp, address: \"127.0.0.1:5060\" }\n  http:\n    listen: \"127.0.0.1:8443\"\n    plain_http: true\nbots:\n  - id: b\n    name: B\n    websocket:\n      url: \"ws://127.0.0.1:1/\"\n      protocol: sip\n      bogus: 1\n",
+    )
+    .unwrap();
+    // 2. Both are reported with their lines.
+    let e: Vec<String> = match config::load(&path) {
+        Ok(_) => panic!("must fail"),
+        Err(e) => e.errors().iter().map(|e| e.to_string()).collect(),
+    };
+    let all = e.join("\n");
+    assert!(
+        all.contains(":13:") && all.contains("bots[0].websocket.protocol"),
+        "{all}"
+    );
+    assert!(
+        all.contains("ac-bot-api") && all.contains("media-stream"),
+        "{all}"
+    );
+    assert!(all.contains(":14:") && all.contains("bogus"), "{all}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

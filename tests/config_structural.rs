@@ -243,3 +243,116 @@ routing_rules:
     assert!(!text.contains("server.http:"), "{text}");
     assert_eq!(text.matches("max_cps").count(), 1, "{text}");
 }
+
+#[test]
+fn a_bots_transfer_method_is_refer_or_bridge_and_defaults_to_bridge() {
+    let base = "server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  http: { plain_http: true }\nbots:\n  - id: b\n    name: B\n    sip_uri: \"sip:bot@127.0.0.1:5090\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.yaml");
+    // 1. A misspelt method is reported at its value, with the two words allowed.
+    std::fs::write(
+        &file,
+        format!("{base}    outbound: {{ transfer: blind }}\n"),
+    )
+    .unwrap();
+    let errs = dialgate::config::load(&file).unwrap_err();
+    let e = &errs.errors()[0];
+    assert_eq!(
+        (e.line, e.path.as_str()),
+        (9, "bots[0].outbound.transfer"),
+        "{errs}"
+    );
+    assert!(e.message.contains("refer, bridge"), "{}", e.message);
+    // 2. `refer` is read; without the key the method is `bridge`.
+    std::fs::write(
+        &file,
+        format!("{base}    outbound: {{ transfer: refer }}\n"),
+    )
+    .unwrap();
+    let cfg = dialgate::config::load(&file).unwrap();
+    assert_eq!(
+        cfg.bots[0].outbound.transfer,
+        dialgate::config::TransferMethod::Refer
+    );
+    std::fs::write(&file, base).unwrap();
+    let cfg = dialgate::config::load(&file).unwrap();
+    assert_eq!(
+        cfg.bots[0].outbound.transfer,
+        dialgate::config::TransferMethod::Bridge
+    );
+}
+
+#[test]
+fn the_send_metadata_info_key_is_checked_with_its_position() {
+    // 1. A word where a flag goes, and a misspelling of the key on a second bot.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "server:\n  sip:\n    listen: [ { transport: udp, address: \"127.0.0.1:5060\" } ]\n  http: { plain_http: true }\nbots:\n  - id: a\n    name: A\n    sip_uri: \"sip:a@127.0.0.1\"\n    outbound:\n      send_metadata_info: sometimes\n  - id: b\n    name: B\n    sip_uri: \"sip:b@127.0.0.1\"\n    outbound:\n      send_metadata_infos: true\n",
+    )
+    .unwrap();
+    // 2. Both are reported, each at its place, in configuration words.
+    let errs = dialgate::config::load(&file).unwrap_err();
+    let got: Vec<(usize, usize, &str, &str)> = errs
+        .errors()
+        .iter()
+        .map(|e| (e.line, e.column, e.path.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(got.len(), 2, "{errs}");
+    assert_eq!(
+        (got[0].0, got[0].2),
+        (10, "bots[0].outbound.send_metadata_info")
+    );
+    assert!(got[0].3.contains("true or false"), "{errs}");
+    assert_eq!(
+        (got[1].0, got[1].2),
+        (15, "bots[1].outbound.send_metadata_infos")
+    );
+    assert!(
+        got[1].3.contains("did you mean `send_metadata_info`"),
+        "{errs}"
+    );
+}
+
+#[test]
+fn a_bots_queue_settings_are_checked_and_default_to_reject() {
+    let base = "server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  http: { plain_http: true }\nbots:\n  - id: b\n    name: B\n    sip_uri: \"sip:bot@127.0.0.1:5090\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.yaml");
+    // 1. A misspelt policy is reported at its value, with the three words allowed; a zero
+    //    queue length at its own.
+    std::fs::write(
+        &file,
+        format!("{base}    outbound: {{ on_limit: wait, max_queue: 0 }}\n"),
+    )
+    .unwrap();
+    let errs = dialgate::config::load(&file).unwrap_err();
+    let e = &errs.errors()[0];
+    assert_eq!(
+        (e.line, e.path.as_str()),
+        (9, "bots[0].outbound.on_limit"),
+        "{errs}"
+    );
+    assert!(e.message.contains("reject, queue, on_request"), "{errs}");
+    std::fs::write(&file, format!("{base}    outbound: {{ max_queue: 0 }}\n")).unwrap();
+    let errs = dialgate::config::load(&file).unwrap_err();
+    assert_eq!(errs.errors()[0].path, "bots[0].outbound.max_queue", "{errs}");
+    // 2. `on_request` is read; without the key a bot refuses (Live Hub's 429).
+    std::fs::write(
+        &file,
+        format!("{base}    outbound: {{ on_limit: on_request, max_queue_wait_sec: 30 }}\n"),
+    )
+    .unwrap();
+    let cfg = dialgate::config::load(&file).unwrap();
+    let o = &cfg.bots[0].outbound;
+    assert_eq!(
+        (o.on_limit, o.max_queue, o.max_queue_wait_sec),
+        (dialgate::config::OnLimit::OnRequest, 1000, 30)
+    );
+    assert!(o.on_limit.queues(Some(true)) && !o.on_limit.queues(None));
+    std::fs::write(&file, base).unwrap();
+    let cfg = dialgate::config::load(&file).unwrap();
+    assert_eq!(cfg.bots[0].outbound.on_limit, dialgate::config::OnLimit::Reject);
+    assert!(!cfg.bots[0].outbound.on_limit.queues(Some(true)));
+}

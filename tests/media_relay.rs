@@ -662,3 +662,107 @@ async fn traffic_keeps_the_inactivity_timer_from_firing() {
         Some(MediaEvent::InactivityTimeout { leg: Leg::Carrier })
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_new_remote_after_a_timeout_is_watched_again() {
+    // 1. Early media falls silent: the carrier leg times out once before the answer.
+    let engine = MediaEngine::new(MediaConfig {
+        port_min: 22900,
+        port_max: 22907,
+        inactivity_timeout: Some(Duration::from_secs(5)),
+        ..MediaConfig::default()
+    })
+    .unwrap();
+    let s = engine.create_session("early").unwrap();
+    let mut events = s.events().unwrap();
+    let early = Peer::new();
+    s.set_remote(Leg::Carrier, remote(early.addr(), AudioCodec::PCMU, None))
+        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(6), events.recv())
+        .await
+        .unwrap();
+    assert_eq!(
+        ev,
+        Some(MediaEvent::InactivityTimeout { leg: Leg::Carrier })
+    );
+    // 2. The answer names another address: the leg is watched afresh and a silent answered
+    //    call still times out (once).
+    let answer = Peer::new();
+    s.set_remote(Leg::Carrier, remote(answer.addr(), AudioCodec::PCMU, None))
+        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(7), events.recv())
+        .await
+        .unwrap();
+    assert_eq!(
+        ev,
+        Some(MediaEvent::InactivityTimeout { leg: Leg::Carrier })
+    );
+    let more = tokio::time::timeout(Duration::from_secs(60), events.recv()).await;
+    assert!(more.is_err(), "unexpected {more:?}");
+}
+
+#[tokio::test]
+async fn injected_audio_and_key_presses_replace_the_bot_in_one_continuous_stream() {
+    // 1. The person's leg negotiated telephone-event 96; the bot talks (SSRC 9, seq 10..15).
+    let c = Call::with(
+        30900,
+        AudioCodec::PCMA,
+        Some(96),
+        AudioCodec::PCMU,
+        Some(101),
+    );
+    let inject = Peer::new();
+    c.session.set_inject_source(Some(inject.addr())).unwrap();
+    for i in 0..5u16 {
+        c.bot.send(
+            c.to_carrier_side(),
+            &rtp(0, 10 + i, 1600 * i as u32, 9, &[1; 160]),
+        );
+        assert_eq!(seq_of(&c.carrier.recv()), 10 + i);
+    }
+    // 2. dialgate's player (another SSRC and numbering) sends two audio frames and a key press
+    //    (two packets of one event, one timestamp): the person gets them as the same stream.
+    let sent = [
+        rtp(0, 5000, 90_000, 77, &[g711::linear_to_ulaw(1000); 160]),
+        rtp(0, 5001, 90_160, 77, &[g711::linear_to_ulaw(1000); 160]),
+        rtp(101, 5002, 90_320, 77, &[5, 10, 0, 160]),
+        rtp(101, 5003, 90_320, 77, &[5, 0x8a, 3, 32]),
+    ];
+    let mut got = Vec::new();
+    for p in &sent {
+        inject.send(c.to_carrier_side(), p);
+        got.push(c.carrier.recv());
+    }
+    let seqs: Vec<u16> = got.iter().map(|p| seq_of(p)).collect();
+    assert_eq!(seqs, [15, 16, 17, 18], "no gap in the sequence");
+    assert!(
+        got.iter().all(|p| ssrc_of(p) == 9),
+        "one SSRC toward the person"
+    );
+    assert_eq!(got[0][1] & 0x80, 0x80, "marker at the switch");
+    assert!(ts_of(&got[0]) > 1600 * 4, "timestamps go on");
+    assert_eq!(ts_of(&got[1]) - ts_of(&got[0]), 160);
+    // Audio transcoded to the person's A-law; the key press in the person's payload type 96,
+    // both packets with one timestamp, payload untouched.
+    assert_eq!(
+        got[0][12],
+        g711::linear_to_alaw(g711::decode(G711Law::Pcmu, g711::linear_to_ulaw(1000)))
+    );
+    assert_eq!((got[2][1] & 0x7f, got[3][1] & 0x7f), (96, 96));
+    assert_eq!(ts_of(&got[2]), ts_of(&got[3]));
+    assert_eq!(&got[3][12..], &[5, 0x8a, 3, 32]);
+    // 3. While the injected stream flows the bot is held back.
+    c.bot
+        .send(c.to_carrier_side(), &rtp(0, 15, 1600 * 5, 9, &[1; 160]));
+    assert!(c.carrier.try_recv().is_none());
+    // 4. 100 ms after the last injected packet the bot is heard again, continuing the stream.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    c.bot
+        .send(c.to_carrier_side(), &rtp(0, 16, 1600 * 6, 9, &[1; 160]));
+    let p = c.carrier.recv();
+    assert_eq!((seq_of(&p), ssrc_of(&p)), (19, 9));
+    assert_eq!(p[1] & 0x80, 0x80);
+    assert!(ts_of(&p) > ts_of(&got[3]));
+    // 5. Injected packets are not the bot's: its receive statistics are untouched.
+    assert_eq!(c.session.stats().bot.source_changes, 0);
+}

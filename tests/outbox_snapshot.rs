@@ -71,6 +71,7 @@ async fn start(path: &Path) -> App {
                 request_timeout: Duration::from_secs(5),
             },
             watch_config: true,
+            probe_bots: false,
         },
     )
     .await

@@ -8,6 +8,7 @@
 
 mod detector;
 pub mod dsp;
+mod early;
 mod eval;
 mod labels;
 mod params;
@@ -20,6 +21,7 @@ mod vad;
 mod tests;
 
 pub use detector::{AmdEvent, AmdResult, Decision, Detector};
+pub use early::{EarlyDetector, EarlyVerdict};
 pub use eval::{
     AmdEvalError, ClipOutcome, EvalOptions, EvalReport, EvalRow, Transcripts, compare, eval_corpus,
     eval_corpus_transcribed, eval_corpus_with, eval_corpus_with_transcripts, run_clip,

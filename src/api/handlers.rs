@@ -99,15 +99,7 @@ pub async fn metrics(state: &ApiState) -> Reply {
             });
         c.inc_by(n.saturating_sub(c.get()));
     }
-    for (st, n) in state.calls.live_by_state() {
-        state
-            .metrics
-            .calls
-            .get_or_create(&crate::metrics::StateLabels {
-                state: st.to_owned(),
-            })
-            .set(n);
-    }
+    state.metrics.set_live_calls(&state.calls.live_by_state());
     let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
         state.metrics.render(),
     )));

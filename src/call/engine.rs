@@ -23,6 +23,10 @@ use tokio_util::sync::CancellationToken;
 /// Commands one call may have waiting (API hang-ups, bot answers, session events).
 const ACTOR_QUEUE: usize = 256;
 
+/// How long a stop waits for live calls to end (CANCEL answered, BYE answered) before it ends
+/// the rest in the store; their legs stay in the journal and are ended at the next start.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+
 /// What the engine needs from the rest of the service.
 pub struct EngineDeps {
     pub config: Arc<ConfigStore>,
@@ -35,6 +39,8 @@ pub struct EngineDeps {
 struct LiveCall {
     tx: mpsc::Sender<ActorCmd>,
     state: Arc<AtomicU8>,
+    /// Stops the call's task when a stop had to end the call without it.
+    abort: tokio::task::AbortHandle,
 }
 
 /// The call engine.
@@ -46,11 +52,16 @@ pub struct Engine {
     /// Speech synthesis for text bots, loaded when the first one needs it (or at start when the
     /// configuration has text bots): most deployments never pay its memory.
     tts: tokio::sync::OnceCell<crate::tts::TtsEngine>,
+    /// `playUrl` audio: one guarded HTTP client and a small cache for every call.
+    pub(crate) audio: super::audio_fetch::AudioFetcher,
     data_dir: PathBuf,
     public_ip: IpAddr,
     recording_dir: PathBuf,
     registry: Mutex<HashMap<String, LiveCall>>,
     me: Weak<Engine>,
+    /// Writes the legs' dialog state; stopped (flushed) last at shutdown.
+    journal: Mutex<Option<super::legjournal::Writer>>,
+    journal_stop: CancellationToken,
 }
 
 impl Engine {
@@ -113,17 +124,28 @@ impl Engine {
             tracing::info!(transport = ?t, %bound, "SIP listening");
         }
         let data_dir = server.data_dir.clone();
+        let audio = super::audio_fetch::AudioFetcher::new(data_dir.clone(), {
+            let config = deps.config.clone();
+            Arc::new(move || config.current().config.server.notify_allow.clone())
+        });
+        let journal_stop = CancellationToken::new();
+        let (journal, writer) =
+            super::legjournal::StoreJournal::start(deps.store.clone(), journal_stop.clone());
+        sip.set_journal(Arc::new(journal));
         Ok(Arc::new_cyclic(|me| Engine {
             deps,
             sip,
             media,
             stt,
             tts: tokio::sync::OnceCell::new(),
+            audio,
             data_dir,
             public_ip,
             recording_dir,
             registry: Mutex::new(HashMap::new()),
             me: me.clone(),
+            journal: Mutex::new(Some(writer)),
+            journal_stop,
         }))
     }
 
@@ -244,6 +266,7 @@ impl Engine {
     /// left unfinished (its SIP dialogs died with that process), and completes every call
     /// that is terminal but lacks its terminal notification. Each in one transaction.
     pub async fn recover(&self) {
+        self.end_left_legs().await;
         let store = &self.deps.store;
         let (unfinished, orphans) = match (
             store.unfinished_calls().await,
@@ -319,30 +342,129 @@ impl Engine {
         })
     }
 
-    /// Hangs up every live call and waits (bounded) for them to end.
+    /// Hangs up every live call and waits (bounded by [`SHUTDOWN_DRAIN`]) for them to end;
+    /// a call still live then (a peer that does not answer our CANCEL or BYE) is ended in the
+    /// store with its one terminal notification, and its legs stay in the journal so the next
+    /// start ends them. Says how many calls, how many were cut short, and how long it took.
     pub async fn shutdown(&self) {
-        let ids: Vec<String> = self
-            .registry
+        let started = std::time::Instant::now();
+        let ids: Vec<String> = self.live_ids();
+        if !ids.is_empty() {
+            tracing::info!(
+                calls = ids.len(),
+                drain_ms = SHUTDOWN_DRAIN.as_millis() as u64,
+                "stopping: ending every live call"
+            );
+        }
+        for id in &ids {
+            self.send(id, ActorCmd::Hangup(HangupSource::Api));
+        }
+        while started.elapsed() < SHUTDOWN_DRAIN && !self.live_ids().is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let left = self.live_ids();
+        for id in &left {
+            let entry = self
+                .registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(id);
+            match self.deps.store.get_call(id).await {
+                Ok(Some(rec)) => {
+                    let reason = "dialgate stopped before the call ended";
+                    if super::supervise::end_unfinished(&self.deps.outbox, &rec, reason).await {
+                        self.count_ended("error");
+                    }
+                }
+                Ok(None) => tracing::error!(conversation_id = %id, "no record of the call"),
+                Err(e) => {
+                    tracing::error!(conversation_id = %id, error = %e, "cannot read the call")
+                }
+            }
+            // Then the call's task is stopped: the call has ended here, once, and nothing of
+            // it runs on while the process exits.
+            if let Some(c) = entry {
+                c.abort.abort();
+            }
+        }
+        if !ids.is_empty() {
+            tracing::info!(
+                calls = ids.len(),
+                ended = ids.len() - left.len(),
+                cut_short = left.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "drain finished (calls cut short are ended in the store; their legs are ended at the next start)"
+            );
+        }
+        self.sip.shutdown();
+        self.journal_stop.cancel();
+        let writer = self
+            .journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(w) = writer {
+            w.finish(Duration::from_secs(5)).await;
+        }
+    }
+
+    fn live_ids(&self) -> Vec<String> {
+        self.registry
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .keys()
             .cloned()
-            .collect();
-        for id in &ids {
-            self.send(id, ActorCmd::Hangup(HangupSource::Api));
-        }
-        for _ in 0..100 {
-            if self
-                .registry
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_empty()
-            {
-                break;
+            .collect()
+    }
+
+    /// Ends the SIP legs the previous process left ringing (CANCEL) or up (BYE), from the
+    /// dialog state it journaled; each is forgotten once its CANCEL or BYE is answered or
+    /// timed out. Runs in the background: start-up does not wait for peers.
+    async fn end_left_legs(&self) {
+        let legs = match self.deps.store.leg_dialogs().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the legs left by the previous process");
+                return;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if legs.is_empty() {
+            return;
         }
-        self.sip.shutdown();
+        tracing::warn!(
+            legs = legs.len(),
+            "restart recovery: ending the SIP legs the previous process left"
+        );
+        let (sip, store, metrics) = (
+            self.sip.clone(),
+            self.deps.store.clone(),
+            self.deps.metrics.clone(),
+        );
+        let mut ends = tokio::task::JoinSet::new();
+        for leg in legs {
+            let (sip, store, metrics) = (sip.clone(), store.clone(), metrics.clone());
+            ends.spawn(async move {
+                    let what = match leg.state {
+                        crate::core::LegDialogState::Calling => "CANCEL",
+                        crate::core::LegDialogState::Up => "BYE",
+                    };
+                    match sip.end_left_leg(&leg).await {
+                        Ok(code) => {
+                            metrics.legs_cleaned_at_recovery.inc();
+                            tracing::warn!(conversation_id = %leg.conversation_id, call_id = %leg.call_id, code, "{what} sent to a leg left by the previous process");
+                        }
+                        Err(e) => {
+                            tracing::warn!(conversation_id = %leg.conversation_id, call_id = %leg.call_id, error = %e, "{what} to a leg left by the previous process got no answer")
+                        }
+                    }
+                    let forget = vec![crate::store::LegJournalOp::Forget(leg.call_id.clone())];
+                    if let Err(e) = store.apply_leg_journal(forget).await {
+                        tracing::error!(error = %e, "cannot forget a recovered leg");
+                    }
+            });
+        }
+        // Detached: each end is bounded by the CANCEL/BYE transaction's own wait.
+        tokio::spawn(async move { while ends.join_next().await.is_some() {} });
     }
 
     fn machine_config(&self, call: &AcceptedDialout) -> MachineConfig {
@@ -363,10 +485,18 @@ impl Engine {
             bot_answer_timeout: Duration::from_secs(cfg.server.bot_answer_timeout_sec as u64),
             max_duration: (cfg.server.max_call_duration_sec > 0)
                 .then(|| Duration::from_secs(cfg.server.max_call_duration_sec as u64)),
-            bot_api: bot.is_some_and(|b| b.events_url.is_some()),
+            // A WebSocket bot's session is its Bot API (events and activities over the socket).
+            bot_api: bot.is_some_and(|b| b.events_url.is_some() || b.websocket.is_some()),
             bot_open_timeout: Duration::from_secs(cfg.server.bot_answer_timeout_sec as u64),
             recognizer_available: matches!(self.stt.status(), crate::stt::SttStatus::Ready { .. }),
-            text_bot: bot.is_some_and(|b| b.is_text_bot()),
+            // An AC Bot API WebSocket bot's `message` text is spoken like a text bot's.
+            text_bot: bot.is_some_and(|b| b.is_text_bot() || super::wsbridge::speaks_text(b)),
+            transfer: outbound.transfer,
+            recording: bot.is_some_and(|b| b.recording),
+            send_metadata_info: outbound.send_metadata_info,
+            speak_messages: outbound.speak_messages,
+            barge_in: outbound.barge_in,
+            ws_bot: bot.is_some_and(|b| b.websocket.is_some()),
             ..MachineConfig::default()
         }
     }
@@ -381,11 +511,13 @@ impl CallControl for Engine {
         let state = Arc::new(AtomicU8::new(state_code(CallState::Initiating)));
         match Actor::new(me.clone(), call, CallMachine::new(mc), state.clone(), rx) {
             Ok(actor) => {
-                self.registry
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id.clone(), LiveCall { tx, state });
+                // Spawned under the registry's lock: an actor that ends at once unregisters
+                // only after its entry is in.
+                let mut reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
                 let task = tokio::spawn(actor.run());
+                let abort = task.abort_handle();
+                reg.insert(id.clone(), LiveCall { tx, state, abort });
+                drop(reg);
                 tokio::spawn(super::supervise::supervise(me, id, task));
             }
             Err(e) => tracing::error!(conversation_id = %id, error = %e, "cannot start the call"),

@@ -6,6 +6,7 @@ use crate::config::{Bot, CallerIdFormat};
 use crate::core::{DialoutRequest, Target};
 use crate::media::{AudioCodec, Direction as MediaDirection, G711Law, RemoteMedia};
 use crate::sip::OutboundCall;
+use crate::sip::extensions::{Extensions, Prack, SessionTimer};
 use crate::sip::sdp::{Direction, Negotiated};
 use std::net::{IpAddr, SocketAddr};
 
@@ -110,6 +111,22 @@ pub fn carrier_call(
         sdp_offer,
         call_id: None,
         conversation_id: conversation_id.to_owned(),
+        extensions: carrier_extensions(conn),
+    }
+}
+
+/// The trunk's session timer and 100rel settings as INVITE extensions.
+pub fn carrier_extensions(conn: &crate::config::SipConnection) -> Extensions {
+    Extensions {
+        session_timer: (conn.session_expires_sec > 0).then_some(SessionTimer {
+            expires: conn.session_expires_sec,
+            min_se: conn.min_se,
+        }),
+        prack: if conn.require_100rel {
+            Prack::Required
+        } else {
+            Prack::Supported
+        },
     }
 }
 
@@ -144,6 +161,7 @@ pub fn bot_call(
         sdp_offer,
         call_id: None,
         conversation_id: conversation_id.to_owned(),
+        extensions: Extensions::NONE,
     }
 }
 

@@ -2,7 +2,9 @@
 //! hang-up request to a [`CallControl`].
 
 pub mod actor;
+pub mod audio_fetch;
 pub mod engine;
+mod legjournal;
 pub mod legs;
 pub mod limiter;
 pub mod machine;
@@ -10,6 +12,7 @@ pub mod notify;
 pub mod queue;
 pub mod routing;
 mod supervise;
+pub mod wsbridge;
 
 use crate::config::Snapshot;
 use crate::core::DialoutRequest;

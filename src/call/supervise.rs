@@ -15,12 +15,15 @@ pub(super) async fn supervise(engine: Arc<Engine>, id: String, task: tokio::task
     let Some(reason) = abnormal_end(task).await else {
         return;
     };
-    tracing::error!(conversation_id = %id, %reason, "ending the call");
     engine.unregister(&id);
     match engine.deps.store.get_call(&id).await {
         Ok(Some(rec)) => {
             if end_unfinished(&engine.deps.outbox, &rec, &reason).await {
+                tracing::error!(conversation_id = %id, %reason, "call ended");
                 engine.count_ended("error");
+            } else {
+                // Stopped after its end was written (a stop that cut the call short).
+                tracing::debug!(conversation_id = %id, %reason, "call task stopped");
             }
         }
         Ok(None) => tracing::error!(conversation_id = %id, "no record of the call"),

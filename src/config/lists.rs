@@ -147,23 +147,33 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
         }
         ids.check(ctx, src, &format!("{p}.id"), &raw.id);
         names.check(ctx, src, &format!("{p}.name"), &raw.name);
-        match raw.sip_uri.as_deref() {
-            Some(uri) => {
+        match (raw.sip_uri.as_deref(), &raw.websocket) {
+            (Some(_), Some(_)) => ctx.err(
+                src,
+                &format!("{p}.websocket"),
+                ErrorKind::Conflict,
+                "a bot has exactly one media side: give either `sip_uri` or `websocket`, not both"
+                    .to_owned(),
+            ),
+            (Some(uri), None) => {
                 if let Err(e) = check::sip_uri(uri) {
                     ctx.err(src, &format!("{p}.sip_uri"), ErrorKind::InvalidValue, e);
                 }
             }
+            (None, Some(_)) => {}
             // A text bot: dialgate speaks its replies, which come through its Bot API.
-            None if raw.events_url.is_none() => ctx.err(
+            (None, None) if raw.events_url.is_none() => ctx.err(
                 src,
                 &format!("{p}.events_url"),
                 ErrorKind::InvalidValue,
-                "a bot without `sip_uri` is a text bot and needs `events_url` (its replies come \
-                 through the Bot API); give it a `sip_uri` to be a SIP media bot"
+                "a bot without `sip_uri` or `websocket` is a text bot and needs `events_url` (its \
+                 replies come through the Bot API); give it a `sip_uri` to be a SIP media bot or a \
+                 `websocket` to be a WebSocket bot"
                     .to_owned(),
             ),
-            None => {}
+            (None, None) => {}
         }
+        let websocket = websocket(ctx, src, p, raw.websocket.as_ref());
         if let Some(Err(e)) = raw.events_url.as_deref().map(check::http_url) {
             ctx.err(src, &format!("{p}.events_url"), ErrorKind::InvalidValue, e);
         }
@@ -214,12 +224,36 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
                 on_limit: o.on_limit,
                 max_queue: o.max_queue,
                 max_queue_wait_sec: o.max_queue_wait_sec,
+                transfer: o.transfer,
+                send_metadata_info: o.send_metadata_info,
+                speak_messages: o.speak_messages,
+                barge_in: o.barge_in,
             },
             amd: raw.amd.clone(),
             default_country: country(ctx, src, p, raw.default_country),
+            websocket,
         });
     }
     out
+}
+
+/// `websocket`: validated by the module, each problem positioned at its field.
+fn websocket(
+    ctx: &mut Ctx,
+    src: usize,
+    p: &str,
+    raw: Option<&crate::wsbot::WebSocketBotYaml>,
+) -> Option<crate::wsbot::WebSocketBot> {
+    match raw?.validate(|v| std::env::var(v).ok()) {
+        Ok(bot) => Some(bot),
+        Err(issues) => {
+            for i in issues {
+                let path = format!("{p}.websocket.{}", i.field);
+                ctx.err(src, &path, i.kind, i.message);
+            }
+            None
+        }
+    }
 }
 
 /// `default_country`: an E.164 country calling code the numbering plan knows.
@@ -236,6 +270,34 @@ fn country(ctx: &mut Ctx, src: usize, p: &str, code: Option<u16>) -> Option<u16>
             );
             None
         }
+    }
+}
+
+/// RFC 4028: `Min-SE` never below 90 s, and the interval asked for never below `Min-SE`.
+fn session_timer_values(ctx: &mut Ctx, src: usize, p: &str, expires: u32, min_se: u32) {
+    const MAX: u32 = 86_400;
+    if !(90..=MAX).contains(&min_se) {
+        ctx.err(
+            src,
+            &format!("{p}.min_se"),
+            ErrorKind::InvalidValue,
+            format!("min_se must be between 90 (the RFC 4028 floor) and {MAX} seconds"),
+        );
+    }
+    if expires != 0 && !(90..=MAX).contains(&expires) {
+        ctx.err(
+            src,
+            &format!("{p}.session_expires_sec"),
+            ErrorKind::InvalidValue,
+            format!("session_expires_sec must be 0 (no session timers) or 90..{MAX} seconds"),
+        );
+    } else if expires != 0 && expires < min_se {
+        ctx.err(
+            src,
+            &format!("{p}.session_expires_sec"),
+            ErrorKind::Conflict,
+            format!("session_expires_sec ({expires}) is below min_se ({min_se})"),
+        );
     }
 }
 
@@ -298,6 +360,7 @@ fn sip_connections(ctx: &mut Ctx, items: &[Item<RawSipConnection>]) -> Vec<SipCo
                 );
             }
         }
+        session_timer_values(ctx, src, p, raw.session_expires_sec, raw.min_se);
         if let (Ok(address), backup) = (address, backup) {
             out.push(SipConnection {
                 id: raw.id.clone(),
@@ -312,6 +375,9 @@ fn sip_connections(ctx: &mut Ctx, items: &[Item<RawSipConnection>]) -> Vec<SipCo
                 headers: raw.headers.clone(),
                 rtp_latching: raw.rtp_latching,
                 default_country: country(ctx, src, p, raw.default_country),
+                session_expires_sec: raw.session_expires_sec,
+                min_se: raw.min_se,
+                require_100rel: raw.require_100rel,
             });
         }
     }

@@ -248,6 +248,8 @@ pub(super) struct RawBot {
     #[serde(default)]
     pub amd: crate::amd::AmdParams,
     pub default_country: Option<u16>,
+    /// A WebSocket bot's media side (`websocket: {url, protocol, …}`), instead of `sip_uri`.
+    pub websocket: Option<crate::wsbot::WebSocketBotYaml>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,6 +271,14 @@ pub(super) struct RawOutbound {
     pub max_concurrent: u32,
     #[serde(default)]
     pub require_recognition: bool,
+    #[serde(default)]
+    pub transfer: super::TransferMethod,
+    #[serde(default)]
+    pub send_metadata_info: bool,
+    #[serde(default)]
+    pub speak_messages: bool,
+    #[serde(default)]
+    pub barge_in: bool,
     #[serde(default)]
     pub on_limit: OnLimit,
     #[serde(default = "d_max_queue")]
@@ -298,6 +308,10 @@ impl Default for RawOutbound {
             on_limit: OnLimit::Reject,
             max_queue: d_max_queue(),
             max_queue_wait_sec: d_max_queue_wait(),
+            transfer: super::TransferMethod::Bridge,
+            send_metadata_info: false,
+            speak_messages: false,
+            barge_in: false,
         }
     }
 }
@@ -322,6 +336,19 @@ pub(super) struct RawSipConnection {
     pub headers: BTreeMap<String, String>,
     pub rtp_latching: Option<RtpLatching>,
     pub default_country: Option<u16>,
+    #[serde(default = "d_session_expires")]
+    pub session_expires_sec: u32,
+    #[serde(default = "d_min_se")]
+    pub min_se: u32,
+    #[serde(default)]
+    pub require_100rel: bool,
+}
+
+fn d_session_expires() -> u32 {
+    1800
+}
+fn d_min_se() -> u32 {
+    90
 }
 
 #[derive(Debug, Deserialize)]

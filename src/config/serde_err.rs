@@ -142,11 +142,15 @@ pub(super) fn expected_for(path: &str, serde_expected: &str) -> String {
         | "dialout_initiated_event"
         | "recording"
         | "require_recognition"
+        | "send_metadata_info"
+        | "speak_messages"
+        | "barge_in"
         | "plain_http"
         | "p_asserted_identity" => "true or false",
         "transport" => "one of udp, tcp, tls",
         "machine_detection" => "one of disabled, detect, disconnect",
         "on_limit" => "one of reject, queue, on_request",
+        "transfer" => "one of refer, bridge",
         "caller_id_format" => "one of e164, national, as_is",
         "groups" => "a list of call_control / call_data_manager",
         "headers" => "a mapping of X- header names to text",

@@ -13,6 +13,7 @@ pub use crate::core::Transport as SipTransport;
 /// Answering machine detection mode of a bot's dialouts (the core type; Live Hub
 /// `machineDetection`: `disabled`, `detect`, `disconnect`).
 pub use crate::core::AmdMode as MachineDetectionMode;
+pub use crate::core::transfer::TransferMethod;
 
 /// How the calling number is written in the From/PAI user part towards a trunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -226,6 +227,18 @@ pub struct Outbound {
     /// installed: refuse its dialouts (503) instead of placing them with a warning on the call
     /// record (default false).
     pub require_recognition: bool,
+    /// How `transfer` activities are carried out (default `bridge`).
+    pub transfer: TransferMethod,
+    /// Forward the bot's `sendMetaData` activities to the person's leg as SIP INFO
+    /// (`Content-Type: application/json`); off, they are noted on the timeline and ignored
+    /// (default false).
+    pub send_metadata_info: bool,
+    /// A SIP bot's `message` activities are spoken by dialgate in place of its audio (its own
+    /// RTP held back meanwhile). Text bots are always spoken. Default false.
+    pub speak_messages: bool,
+    /// The person speaking cuts dialgate's prompts (`playFinished` with `interrupted: true`);
+    /// the `config` activity's `bargeIn` changes it during a call. Default false.
+    pub barge_in: bool,
     /// What a dialout over `max_cps` / `max_concurrent` gets (default reject: 429).
     pub on_limit: OnLimit,
     /// Queued dialouts beyond which new ones are refused (429), >= 1 (default 1000).
@@ -275,6 +288,10 @@ impl Default for Outbound {
             on_limit: OnLimit::Reject,
             max_queue: 1000,
             max_queue_wait_sec: 600,
+            transfer: TransferMethod::Bridge,
+            send_metadata_info: false,
+            speak_messages: false,
+            barge_in: false,
         }
     }
 }
@@ -303,12 +320,16 @@ pub struct Bot {
     pub amd: crate::amd::AmdParams,
     /// Country calling code for targets written without `+`.
     pub default_country: Option<u16>,
+    /// A WebSocket bot's media side (AC Bot API WebSocket mode or a media stream); exclusive
+    /// with `sip_uri`.
+    pub websocket: Option<crate::wsbot::WebSocketBot>,
 }
 
 impl Bot {
-    /// A text bot: no media endpoint of its own; dialgate speaks for it.
+    /// A text bot: no media endpoint of its own (neither `sip_uri` nor `websocket`); dialgate
+    /// speaks for it.
     pub fn is_text_bot(&self) -> bool {
-        self.sip_uri.is_none()
+        self.sip_uri.is_none() && self.websocket.is_none()
     }
 }
 
@@ -326,6 +347,7 @@ impl fmt::Debug for Bot {
             .field("outbound", &self.outbound)
             .field("amd", &self.amd)
             .field("default_country", &self.default_country)
+            .field("websocket", &self.websocket)
             .finish()
     }
 }
@@ -380,6 +402,12 @@ pub struct SipConnection {
     pub rtp_latching: Option<RtpLatching>,
     /// Country calling code for targets written without `+` (before the bot's).
     pub default_country: Option<u16>,
+    /// RFC 4028 session interval asked for in the INVITE, seconds; `0` = no session timers.
+    pub session_expires_sec: u32,
+    /// RFC 4028 `Min-SE` (≥ 90 s).
+    pub min_se: u32,
+    /// Send `Require: 100rel` (the trunk demands reliable provisionals); else `Supported`.
+    pub require_100rel: bool,
 }
 
 impl fmt::Debug for SipConnection {
@@ -398,6 +426,9 @@ impl fmt::Debug for SipConnection {
             .field("headers", &self.headers)
             .field("rtp_latching", &self.rtp_latching)
             .field("default_country", &self.default_country)
+            .field("session_expires_sec", &self.session_expires_sec)
+            .field("min_se", &self.min_se)
+            .field("require_100rel", &self.require_100rel)
             .finish()
     }
 }

@@ -11,6 +11,9 @@
 use serde_json::{Map, Value};
 use std::time::Duration;
 
+pub use super::session_config::{EventSet, OptionalEvent, SessionConfig};
+pub use super::transfer::{TransferRequest, TransferTarget};
+
 /// The longest `delay` honoured on one activity: a bot cannot park work for longer than this.
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
 
@@ -26,13 +29,9 @@ pub enum Activity {
     StartRecognition,
     /// Stop sending recognised speech to the bot.
     StopRecognition,
-    /// Hand the person to another destination.
-    Transfer {
-        /// `activityParams.transferTarget`: a `tel:` or `sip:` URI.
-        target: String,
-        /// `activityParams.handoverReason`.
-        reason: Option<String>,
-    },
+    /// Hand the person to another destination (`activityParams.transferTarget`, …); an
+    /// invalid request is kept with why, so the bot hears `transferStatus: failed`.
+    Transfer(Result<TransferRequest, String>),
     /// Send DTMF digits to the person.
     SendDtmf {
         /// `activityParams.dtmfDigits`.
@@ -47,11 +46,8 @@ pub enum Activity {
     },
     /// Stop prompts that are playing or queued.
     AbortPrompts,
-    /// Change session settings (`sessionParams`).
-    Config {
-        /// The settings, as the bot sent them.
-        params: Map<String, Value>,
-    },
+    /// Change session settings (`sessionParams`), typed: see [`SessionConfig`].
+    Config(SessionConfig),
     /// `startCallRecording`, `stopCallRecording`, `pauseCallRecording`, `resumeCallRecording`.
     Recording(RecordingOp),
     /// Metadata for the person's leg.
@@ -102,11 +98,11 @@ impl Activity {
             Activity::Hangup { .. } => "hangup".into(),
             Activity::StartRecognition => "startRecognition".into(),
             Activity::StopRecognition => "stopRecognition".into(),
-            Activity::Transfer { .. } => "transfer".into(),
+            Activity::Transfer(_) => "transfer".into(),
             Activity::SendDtmf { .. } => "sendDtmf".into(),
             Activity::PlayUrl { .. } => "playUrl".into(),
             Activity::AbortPrompts => "abortPrompts".into(),
-            Activity::Config { .. } => "config".into(),
+            Activity::Config(_) => "config".into(),
             Activity::Recording(op) => match op {
                 RecordingOp::Start => "startCallRecording",
                 RecordingOp::Stop => "stopCallRecording",
@@ -172,13 +168,7 @@ fn parse_event(
         },
         "startrecognition" => Activity::StartRecognition,
         "stoprecognition" => Activity::StopRecognition,
-        "transfer" => match p("transferTarget") {
-            Some(target) => Activity::Transfer {
-                target,
-                reason: p("handoverReason"),
-            },
-            None => unknown("event/transfer", "activityParams.transferTarget is missing"),
-        },
+        "transfer" => Activity::Transfer(super::transfer::parse_transfer(params)),
         "senddtmf" => match p("dtmfDigits") {
             Some(digits) => Activity::SendDtmf { digits },
             None => unknown("event/sendDtmf", "activityParams.dtmfDigits is missing"),
@@ -191,14 +181,13 @@ fn parse_event(
             None => unknown("event/playUrl", "activityParams.playUrlUrl is missing"),
         },
         "abortprompts" => Activity::AbortPrompts,
-        "config" => Activity::Config {
-            params: obj
-                .get("sessionParams")
+        "config" => Activity::Config(
+            obj.get("sessionParams")
                 .and_then(Value::as_object)
                 .or(params)
-                .cloned()
+                .map(SessionConfig::parse)
                 .unwrap_or_default(),
-        },
+        ),
         "startcallrecording" => Activity::Recording(RecordingOp::Start),
         "stopcallrecording" => Activity::Recording(RecordingOp::Stop),
         "pausecallrecording" => Activity::Recording(RecordingOp::Pause),
@@ -261,10 +250,11 @@ mod tests {
             "activityParams": {"transferTarget": "tel:+15551230002", "handoverReason": "agent"}}));
         assert_eq!(
             a.activity,
-            Activity::Transfer {
-                target: "tel:+15551230002".into(),
-                reason: Some("agent".into())
-            }
+            Activity::Transfer(Ok(TransferRequest {
+                target: TransferTarget::Tel("+15551230002".into()),
+                reason: Some("agent".into()),
+                headers: Vec::new(),
+            }))
         );
         let a = parse(&json!({"type": "event", "name": "playUrl",
             "parameters": {"playUrlUrl": "https://x/y.wav"}}));
@@ -273,7 +263,7 @@ mod tests {
         );
         let a =
             parse(&json!({"type": "event", "name": "config", "sessionParams": {"bargeIn": true}}));
-        assert!(matches!(a.activity, Activity::Config { ref params } if params["bargeIn"] == true));
+        assert!(matches!(a.activity, Activity::Config(ref c) if c.barge_in == Some(true)));
         let a = parse(&json!({"type": "message", "text": "Hi there"}));
         assert_eq!(
             a.activity,
@@ -290,7 +280,6 @@ mod tests {
             json!({"name": "hangup"}),
             json!({"type": "event"}),
             json!({"type": "event", "name": "fly"}),
-            json!({"type": "event", "name": "transfer"}),
             json!({"type": "message", "text": "  "}),
             json!({"type": "typing"}),
         ] {
@@ -299,6 +288,21 @@ mod tests {
                 matches!(a.activity, Activity::Unknown { .. }),
                 "{v} → {a:?}"
             );
+        }
+    }
+
+    #[test]
+    fn an_invalid_transfer_is_kept_with_why() {
+        for v in [
+            json!({"type": "event", "name": "transfer"}),
+            json!({"type": "event", "name": "Transfer", "activityParams": {"transferTarget": "x"}}),
+        ] {
+            let a = parse(&v);
+            assert!(
+                matches!(a.activity, Activity::Transfer(Err(ref why)) if !why.is_empty()),
+                "{v} → {a:?}"
+            );
+            assert_eq!(a.activity.name(), "transfer");
         }
     }
 

@@ -5,9 +5,13 @@
 
 pub mod activity;
 pub mod dialout;
+pub mod leg_dialog;
+pub mod session_config;
+pub mod transfer;
 pub mod transport;
 
 pub use dialout::{AmdMode, DialoutRequest, Target};
+pub use leg_dialog::{LegDialog, LegDialogState};
 pub use transport::Transport;
 
 #[cfg(test)]

@@ -134,6 +134,7 @@ pub async fn run_demo(conf_dir: &Path) -> Result<bool, String> {
         &cfg_path,
         AppOptions {
             watch_config: false,
+            probe_bots: false,
             ..Default::default()
         },
     )

@@ -311,6 +311,13 @@ impl MediaSession {
         Ok(rx)
     }
 
+    /// Accepts dialgate's own stream toward the person (prompts, key presses) on the bot leg's
+    /// port from `source` (the player's socket); while it flows the bot's audio is held back and
+    /// the person still receives one continuous stream (see [`super::inject`]). `None` stops.
+    pub fn set_inject_source(&self, source: Option<SocketAddr>) -> Result<(), MediaError> {
+        self.send(Command::SetInjectSource(self.id, source))
+    }
+
     /// Starts the taps (at answer; early media is not tapped). `at_ms` of
     /// frames counts from here.
     pub fn start_taps(&self) -> Result<(), MediaError> {
@@ -345,6 +352,17 @@ impl MediaSession {
         // If the session is already stopped the relay dropped the sender itself.
         let _ = self.send(Command::StopRecording(self.id));
         task.finish().await.map(Some)
+    }
+
+    /// Pauses or resumes the running recording (`pauseCallRecording` / `resumeCallRecording`):
+    /// a paused stretch is silence in the file. `false` when nothing is being recorded.
+    pub async fn pause_recording(&self, paused: bool) -> bool {
+        let slot = self.recording.lock().await;
+        let Some(task) = slot.as_ref() else {
+            return false;
+        };
+        task.set_paused(paused);
+        true
     }
 
     /// Current counters of both legs.

@@ -31,6 +31,11 @@ pub(crate) async fn watch(shared: Arc<SessionShared>, timeout: Duration, tx: Sen
             let count = shared.legs[i].valid_rx.load(Relaxed);
             let epoch = shared.epoch[i].load(Relaxed);
             if count != last_count[i] || epoch != last_epoch[i] {
+                // A new remote (the answer after early media that fell silent) is watched
+                // afresh: a timeout during early media must not disarm the call's.
+                if epoch != last_epoch[i] {
+                    fired[i] = false;
+                }
                 last_count[i] = count;
                 last_epoch[i] = epoch;
                 since[i] = now;

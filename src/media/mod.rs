@@ -11,6 +11,7 @@ pub mod dtmf;
 mod engine;
 pub mod g711;
 mod inactivity;
+pub mod inject;
 mod leg;
 mod ports;
 mod recorder;

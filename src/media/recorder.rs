@@ -5,6 +5,8 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
 use tokio::sync::mpsc::{Receiver, Sender, channel};
@@ -32,9 +34,17 @@ pub struct RecordingSummary {
 /// The running writer; [`finish`](Self::finish) waits for the file.
 pub(crate) struct RecordingTask {
     handle: JoinHandle<Result<RecordingSummary, MediaError>>,
+    paused: Arc<AtomicBool>,
 }
 
 impl RecordingTask {
+    /// Pauses (or resumes) the recording: while paused, the writer drops the frames it gets,
+    /// and the gap is filled with silence when recording resumes (or at the end), so the file
+    /// stays as long as the call and its times match the call's timeline.
+    pub(crate) fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Relaxed);
+    }
+
     pub(crate) async fn finish(self) -> Result<RecordingSummary, MediaError> {
         self.handle
             .await
@@ -61,8 +71,10 @@ pub(crate) fn spawn(
         .map_err(|e| MediaError::Recording(format!("{}: {e}", path.display())))?;
     let (tx, rx) = channel(QUEUE);
     let path = path.to_path_buf();
-    let handle = tokio::task::spawn_blocking(move || write_loop(writer, rx, start, path));
-    Ok((tx, RecordingTask { handle }))
+    let paused = Arc::new(AtomicBool::new(false));
+    let flag = paused.clone();
+    let handle = tokio::task::spawn_blocking(move || write_loop(writer, rx, start, path, flag));
+    Ok((tx, RecordingTask { handle, paused }))
 }
 
 struct Mixer {
@@ -116,6 +128,7 @@ fn write_loop(
     mut rx: Receiver<PcmFrame>,
     start: Instant,
     path: PathBuf,
+    paused: Arc<AtomicBool>,
 ) -> Result<RecordingSummary, MediaError> {
     let err = |e: hound::Error| MediaError::Recording(format!("{}: {e}", path.display()));
     let mut m = Mixer {
@@ -124,6 +137,10 @@ fn write_loop(
         frames: [0; 2],
     };
     while let Some(f) = rx.blocking_recv() {
+        if paused.load(Relaxed) {
+            // Not written: the mixer pads the gap with silence by arrival time.
+            continue;
+        }
         m.push(&f);
         m.flush(&mut w).map_err(err)?;
     }

@@ -18,6 +18,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::dtmf::DtmfDetector;
 use super::engine::SessionShared;
 use super::g711::{self, Transcoder};
+use super::inject::InjectSource;
 use super::leg::{Latch, LatchMode, RxStats, SeqMap};
 use super::ports::PortPair;
 use super::rtp;
@@ -42,6 +43,9 @@ pub(crate) enum Command {
     StartTaps(u64, Instant),
     StartRecording(u64, Sender<PcmFrame>, Instant),
     StopRecording(u64),
+    /// Accept dialgate's own stream toward the person from this address on the bot leg's
+    /// socket (see `inject`); `None` stops.
+    SetInjectSource(u64, Option<std::net::SocketAddr>),
     Remove(u64),
     Shutdown,
 }
@@ -88,6 +92,8 @@ pub(crate) struct SessionRt {
     pub(crate) legs: [LegRt; 2],
     taps_started: bool,
     rec: Option<Sink>,
+    /// Dialgate's own audio toward the person, in place of the bot's.
+    inject: InjectSource,
     pub(crate) _ports: [PortPair; 2],
 }
 
@@ -104,6 +110,7 @@ impl SessionRt {
             legs,
             taps_started: false,
             rec: None,
+            inject: InjectSource::default(),
             _ports: ports,
         }
     }
@@ -287,6 +294,11 @@ impl Relay {
                         s.rec = Some(Sink { tx, start, seq: 0 });
                     }
                 }
+                Command::SetInjectSource(id, addr) => {
+                    if let Some(s) = self.session(id) {
+                        s.inject.set(addr);
+                    }
+                }
                 Command::StopRecording(id) => {
                     if let Some(s) = self.session(id) {
                         s.rec = None;
@@ -392,13 +404,25 @@ fn on_rtp(
     let Some(v) = rtp::parse_rtp(pkt) else {
         return c.drop_packet(DropCause::Malformed);
     };
-    let Some(remote) = a.remote else {
-        return c.drop_packet(DropCause::NotReady);
+    // Dialgate's own stream toward the person arrives on the bot leg's socket from one known
+    // address: no latching, no receive statistics of the bot, and it holds the bot back.
+    let injected = src == Leg::Bot.idx() && s.inject.accept(from, now);
+    let remote = if injected {
+        InjectSource::remote(from)
+    } else {
+        let Some(remote) = a.remote else {
+            return c.drop_packet(DropCause::NotReady);
+        };
+        if let Err(cause) = a.latch.check(from, v.ssrc, remote.rtp, settings.probation) {
+            return c.drop_packet(cause);
+        }
+        c.valid_rx.fetch_add(1, Relaxed);
+        if src == Leg::Bot.idx() && s.inject.holds_bot(now) {
+            // The person hears dialgate's prompt now, not the bot.
+            return;
+        }
+        remote
     };
-    if let Err(cause) = a.latch.check(from, v.ssrc, remote.rtp, settings.probation) {
-        return c.drop_packet(cause);
-    }
-    c.valid_rx.fetch_add(1, Relaxed);
     let kind = if v.pt == remote.codec.pt {
         Kind::Audio
     } else if Some(v.pt) == remote.dtmf_pt {
@@ -411,10 +435,12 @@ fn on_rtp(
     if kind == Kind::Dtmf {
         report_dtmf(a, &v, pkt);
     }
-    let arrival = now.saturating_duration_since(settings.epoch).as_micros() as i64 * 8 / 1000;
-    let (expected, jitter) = a.rx.update(&v, arrival, kind == Kind::Audio);
-    c.expected.store(expected, Relaxed);
-    c.jitter_x16.store(jitter, Relaxed);
+    if !injected {
+        let arrival = now.saturating_duration_since(settings.epoch).as_micros() as i64 * 8 / 1000;
+        let (expected, jitter) = a.rx.update(&v, arrival, kind == Kind::Audio);
+        c.expected.store(expected, Relaxed);
+        c.jitter_x16.store(jitter, Relaxed);
+    }
 
     // Taps and recording read the audio before any transcoding.
     if kind == Kind::Audio && ((s.taps_started && !a.taps.is_empty()) || s.rec.is_some()) {
@@ -465,7 +491,9 @@ fn on_rtp(
     if out_pt != v.pt {
         rtp::set_pt(pkt, out_pt);
     }
-    if a.seq.apply(pkt, &v, now) {
+    // Switches between the bot and dialgate's own stream are not the bot changing its source.
+    let returning = src == Leg::Bot.idx() && !injected && s.inject.take_return();
+    if a.seq.apply(pkt, &v, now) && !injected && !returning {
         c.source_changes.fetch_add(1, Relaxed);
     }
     // Counted before the send so that a reader who has seen the packet

@@ -212,6 +212,14 @@ impl State {
         {
             return (401, json!({"error": "unauthorized"}));
         }
+        if req.method == hyper::Method::GET {
+            // The Bot API's validation request: a bot that takes the token answers 200.
+            return if req.path.trim_end_matches('/') == "/bot" {
+                (200, json!({"type": "ac-bot-api", "success": true}))
+            } else {
+                (404, json!({"error": "unknown path"}))
+            };
+        }
         if req.method != hyper::Method::POST {
             return (405, json!({"error": "POST only"}));
         }

@@ -66,6 +66,8 @@ pub(crate) struct EndpointCore {
     pub(crate) public_address: IpAddr,
     pub(crate) next_leg_id: AtomicU64,
     pub(crate) cancel: CancellationToken,
+    /// Sees every message: keeps the legs' dialog state and finds orphan answers.
+    pub(crate) hook: Arc<super::journal::WireHook>,
 }
 
 /// A running SIP endpoint. Cheap to clone.
@@ -184,7 +186,9 @@ impl SipEndpoint {
             option.t1 = t1;
             option.t1x64 = t1 * 64;
         }
+        let (hook, orphans) = super::journal::WireHook::new();
         let endpoint = EndpointBuilder::new()
+            .with_inspector(Box::new(super::journal::Inspector(hook.clone())))
             .with_cancel_token(cancel.clone())
             .with_transport_layer(transport_layer)
             .with_user_agent(&settings.user_agent)
@@ -194,6 +198,7 @@ impl SipEndpoint {
             .incoming_transactions()
             .map_err(|e| SipError::Stack(e.to_string()))?;
         let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+        hook.attach(&endpoint.inner, &dialogs);
 
         let serve_ep = endpoint.inner.clone();
         tokio::spawn(async move {
@@ -204,7 +209,7 @@ impl SipEndpoint {
         tokio::spawn(dispatch(incoming, dialogs.clone(), cancel.clone()));
         info!(listen = ?bound, "sip endpoint started");
 
-        Ok(SipEndpoint {
+        let ep = SipEndpoint {
             core: Arc::new(EndpointCore {
                 endpoint,
                 dialogs,
@@ -212,8 +217,16 @@ impl SipEndpoint {
                 public_address: settings.public_address,
                 next_leg_id: AtomicU64::new(1),
                 cancel,
+                hook,
             }),
-        })
+        };
+        tokio::spawn(ep.clone().clean_orphans(orphans));
+        Ok(ep)
+    }
+
+    /// Where each leg's dialog state is reported (set once, before the first call).
+    pub fn set_journal(&self, journal: Arc<dyn super::journal::DialogJournal>) {
+        self.core.hook.set_journal(journal);
     }
 
     /// The address actually bound for `transport` (first listener of that kind).

@@ -10,13 +10,18 @@ use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::prelude::HeadersExt as _;
 use rsipstack::sip::{Header, Response, StatusCode, StatusCodeKind, Uri};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::endpoint::{SipEndpoint, Transport};
 use super::error::SipError;
+use super::extensions::{Extensions, Negotiated};
 use super::leg_types::Command;
 pub use super::leg_types::{FailureKind, LegEvent, LegHandle, OutboundCall};
+
+#[path = "leg_refresh.rs"]
+mod refresh;
+use refresh::{RefreshNext, RefreshOutcome};
 
 fn invalid(what: &'static str, value: &str) -> SipError {
     SipError::InvalidInput {
@@ -136,15 +141,24 @@ impl SipEndpoint {
             })
             .collect();
         let ep = self.clone();
+        // The leg's dialog state is journaled from its INVITE until its task ends.
+        self.core.hook.register(&call_id, &call.conversation_id);
+        let gone = call_id.clone();
         tokio::spawn(
             async move {
+                let hook = ep.core.hook.clone();
                 let mut leg = LegTask {
                     ep,
                     events: ev_tx,
                     cmds: cmd_rx,
                     cancelled: false,
+                    ext: call.extensions,
+                    session: None,
+                    peer_update: false,
+                    sdp_offer: call.sdp_offer,
                 };
                 leg.run(attempts).await;
+                hook.unregister(&gone);
                 let _ = leg.events.send(LegEvent::Terminated).await;
             }
             .instrument(span),
@@ -183,6 +197,14 @@ struct LegTask {
     events: mpsc::Sender<LegEvent>,
     cmds: mpsc::UnboundedReceiver<Command>,
     cancelled: bool,
+    /// Extensions of the next INVITE (changed by a 422 or a 420).
+    ext: Extensions,
+    /// The session timer as negotiated (RFC 4028).
+    session: Option<Negotiated>,
+    /// The peer's 2xx listed UPDATE in `Allow`: refreshes use UPDATE, else re-INVITE.
+    peer_update: bool,
+    /// Our SDP, sent again unchanged in a refresh re-INVITE.
+    sdp_offer: String,
 }
 
 /// Outcome of one INVITE attempt.
@@ -194,6 +216,8 @@ enum Attempt {
         reason: String,
         kind: FailureKind,
         retry: bool,
+        /// A 422 or 420 that a new INVITE with these extensions answers (same target).
+        renegotiate: Option<Extensions>,
     },
 }
 
@@ -206,15 +230,33 @@ impl LegTask {
     async fn run(&mut self, attempts: Vec<(InviteOption, Option<(String, Transport)>)>) {
         let total = attempts.len();
         for (n, (opt, target)) in attempts.into_iter().enumerate() {
-            let outcome = match probe_stream(target.as_ref()).await {
+            let mut outcome = match probe_stream(target.as_ref()).await {
                 Err(reason) => Attempt::Failed {
                     code: None,
                     reason,
                     kind: FailureKind::Transport,
                     retry: true,
+                    renegotiate: None,
                 },
-                Ok(()) => self.attempt(opt).await,
+                Ok(()) => self.attempt(opt.clone()).await,
             };
+            // RFC 4028 §7.4 (422) and RFC 3261 §8.1.3.5 (420): a new INVITE with adjusted
+            // extensions. Bounded: each retry changes the extensions, which only shrink or grow
+            // towards a fixed point (see `Extensions::retry_after`); at most 3.
+            for _ in 0..3 {
+                match outcome {
+                    Attempt::Failed {
+                        renegotiate: Some(next),
+                        code,
+                        ..
+                    } if !self.cancelled => {
+                        info!(?code, ?next, "retrying the INVITE with adjusted extensions");
+                        self.ext = next;
+                        outcome = self.attempt(opt.clone()).await;
+                    }
+                    _ => break,
+                }
+            }
             match outcome {
                 Attempt::Answered(dialog, states) => {
                     self.confirmed(dialog, states).await;
@@ -225,6 +267,7 @@ impl LegTask {
                     reason,
                     kind,
                     retry,
+                    ..
                 } => {
                     if retry && n + 1 < total && !self.cancelled {
                         warn!(?code, %reason, "primary proxy failed, trying backup");
@@ -239,7 +282,10 @@ impl LegTask {
     }
 
     /// One INVITE transaction, until a final response.
-    async fn attempt(&mut self, opt: InviteOption) -> Attempt {
+    async fn attempt(&mut self, mut opt: InviteOption) -> Attempt {
+        let mut headers = opt.headers.take().unwrap_or_default();
+        headers.extend(self.ext.invite_headers());
+        opt.headers = Some(headers);
         let dialogs = self.ep.core.dialogs.clone();
         let (state_tx, mut states) = dialogs.new_dialog_state_channel();
         let (dialog, mut join) = match dialogs.do_invite_async(opt, state_tx) {
@@ -250,6 +296,7 @@ impl LegTask {
                     reason: e.to_string(),
                     kind: FailureKind::Transport,
                     retry: true,
+                    renegotiate: None,
                 };
             }
         };
@@ -266,6 +313,10 @@ impl LegTask {
                 }
                 Some(cmd) = self.cmds.recv() => {
                     debug!(?cmd, "command while calling");
+                    if matches!(cmd, Command::RefreshSession | Command::Info { .. }) {
+                        // Neither ends the leg: nothing to send them on yet.
+                        continue;
+                    }
                     self.cancelled = true;
                     let d = dialog.clone();
                     tokio::spawn(async move {
@@ -289,6 +340,7 @@ impl LegTask {
                     reason: "no final response".into(),
                     kind: FailureKind::Transport,
                     retry: !provisional,
+                    renegotiate: None,
                 };
             }
             Ok(Err(e)) => {
@@ -298,6 +350,7 @@ impl LegTask {
                     reason: e.to_string(),
                     kind: FailureKind::Transport,
                     retry: !provisional,
+                    renegotiate: None,
                 };
             }
             Err(e) => {
@@ -307,6 +360,7 @@ impl LegTask {
                     reason: e.to_string(),
                     kind: FailureKind::Transport,
                     retry: !provisional,
+                    renegotiate: None,
                 };
             }
         };
@@ -320,6 +374,7 @@ impl LegTask {
                     reason: "answer raced CANCEL; ended with BYE".into(),
                     kind: FailureKind::Cancelled,
                     retry: false,
+                    renegotiate: None,
                 };
             }
             info!(code, "answered");
@@ -328,6 +383,12 @@ impl LegTask {
                 sdp: body_string(&resp),
             })
             .await;
+            if self.ext.session_timer.is_some() {
+                self.session = self.ext.negotiated(&resp);
+                self.peer_update = super::extensions::allows_update(&resp);
+                info!(session = ?self.session, update = self.peer_update, "session timer");
+                self.emit(LegEvent::SessionTimer(self.session)).await;
+            }
             return Attempt::Answered(dialog, states);
         }
         dialogs.remove_dialog(&dialog.id());
@@ -353,6 +414,7 @@ impl LegTask {
             reason,
             kind,
             retry,
+            renegotiate: self.ext.retry_after(&resp),
         }
     }
 
@@ -373,6 +435,10 @@ impl LegTask {
     /// After answer: serve in-dialog requests until either side hangs up.
     async fn confirmed(&mut self, dialog: InviteDialog, mut states: DialogStateReceiver) {
         let dialogs = self.ep.core.dialogs.clone();
+        // Our refresh runs beside the loop (a transaction may take up to 32 s); its outcome
+        // comes back here. At most one at a time.
+        let (refresh_tx, mut refresh_rx) = mpsc::channel::<RefreshOutcome>(1);
+        let mut refreshing = false;
         loop {
             tokio::select! {
                 st = states.recv() => match st {
@@ -387,24 +453,17 @@ impl LegTask {
                         break;
                     }
                     Some(DialogState::Updated(_, req, handle)) => {
-                        let sdp = String::from_utf8_lossy(&req.body).into_owned();
-                        let (tx, rx) = oneshot::channel();
-                        let method = req.method;
-                        self.emit(LegEvent::ReInvite { sdp, reply: tx }).await;
-                        tokio::spawn(async move {
-                            let r = match rx.await {
-                                Ok(Some(answer)) => handle.respond(
-                                    StatusCode::OK,
-                                    Some(vec![Header::ContentType("application/sdp".into())]),
-                                    Some(answer.into_bytes()),
-                                ).await,
-                                _ => handle.reply(StatusCode::NotAcceptableHere).await,
-                            };
-                            if r.is_err() { debug!(%method, "re-INVITE reply dropped"); }
-                        });
+                        self.on_peer_request(req, handle).await;
+                    }
+                    Some(DialogState::Notify(_, req, h)) => {
+                        let _ = h.reply(StatusCode::OK).await;
+                        if let Some(code) = refer_notify_code(&req) {
+                            info!(code, "REFER progress");
+                            self.emit(LegEvent::ReferNotify { code }).await;
+                        }
                     }
                     Some(DialogState::Info(_, _, h)) | Some(DialogState::Options(_, _, h))
-                    | Some(DialogState::Notify(_, _, h)) | Some(DialogState::Message(_, _, h)) => {
+                    | Some(DialogState::Message(_, _, h)) => {
                         let _ = h.reply(StatusCode::OK).await;
                     }
                     Some(DialogState::Refer(_, _, h)) => {
@@ -413,8 +472,45 @@ impl LegTask {
                     }
                     Some(other) => debug!(state = %other, "dialog state"),
                 },
+                Some(outcome) = refresh_rx.recv() => {
+                    refreshing = false;
+                    match self.on_refresh_outcome(outcome) {
+                        RefreshNext::Done(session) => {
+                            self.session = session;
+                            self.emit(LegEvent::SessionTimer(session)).await;
+                        }
+                        RefreshNext::Again => {
+                            refreshing = self.start_refresh(&dialog, &refresh_tx);
+                        }
+                        RefreshNext::Keep => {}
+                        RefreshNext::End { code, reason } => {
+                            // RFC 4028 §10: a refresh answered 481 or timed out ends the session.
+                            warn!(?code, %reason, "session refresh failed; ending the dialog");
+                            if let Err(e) = dialog.bye().await {
+                                debug!(error = %e, "BYE after failed refresh");
+                            }
+                            self.emit(LegEvent::Failed { code, reason, kind: FailureKind::Response }).await;
+                            break;
+                        }
+                    }
+                }
                 Some(cmd) = self.cmds.recv() => {
+                    if let Command::Refer { refer_to, referred_by, headers } = cmd {
+                        let ev = refer(&dialog, &refer_to, &referred_by, headers).await;
+                        self.emit(ev).await;
+                        continue;
+                    }
                     debug!(?cmd, "command while confirmed");
+                    if matches!(cmd, Command::RefreshSession) {
+                        if !refreshing {
+                            refreshing = self.start_refresh(&dialog, &refresh_tx);
+                        }
+                        continue;
+                    }
+                    if let Command::Info { content_type, body } = cmd {
+                        send_info(&dialog, content_type, body);
+                        continue;
+                    }
                     if let Err(e) = dialog.bye().await {
                         warn!(error = %e, "BYE failed");
                     }
@@ -423,5 +519,100 @@ impl LegTask {
             }
         }
         dialogs.remove_dialog(&dialog.id());
+    }
+}
+
+/// Sends REFER on the dialog; its final response (or why none came) as a leg event.
+async fn refer(
+    dialog: &InviteDialog,
+    refer_to: &str,
+    referred_by: &str,
+    headers: Vec<(String, String)>,
+) -> LegEvent {
+    let mut extra: Vec<Header> = headers
+        .into_iter()
+        .map(|(n, v)| Header::Other(n, v))
+        .collect();
+    extra.push(Header::ReferredBy(format!("<{referred_by}>").into()));
+    info!(%refer_to, "sending REFER");
+    match dialog
+        .refer(format!("<{refer_to}>"), Some(extra), None)
+        .await
+    {
+        Ok(Some(resp)) => LegEvent::ReferAnswered {
+            code: Some(u16::from(resp.status_code.clone())),
+            reason: resp.status_code.to_string(),
+        },
+        Ok(None) => LegEvent::ReferAnswered {
+            code: None,
+            reason: "no response to the REFER (the dialog is not confirmed)".into(),
+        },
+        Err(e) => LegEvent::ReferAnswered {
+            code: None,
+            reason: format!("the REFER failed: {e}"),
+        },
+    }
+}
+
+/// The status code of a REFER's NOTIFY (`Event: refer`, body `SIP/2.0 200 OK`), if it is one.
+fn refer_notify_code(req: &rsipstack::sip::Request) -> Option<u16> {
+    let event = req.headers.iter().find_map(|h| match h {
+        Header::Event(e) => Some(e.to_string()),
+        Header::Other(n, v) if n.eq_ignore_ascii_case("event") => Some(v.clone()),
+        _ => None,
+    })?;
+    let event = event
+        .trim_start_matches("Event:")
+        .trim()
+        .to_ascii_lowercase();
+    if !event.starts_with("refer") {
+        return None;
+    }
+    sipfrag_code(&String::from_utf8_lossy(&req.body))
+}
+
+/// `SIP/2.0 180 Ringing` → 180.
+fn sipfrag_code(body: &str) -> Option<u16> {
+    let line = body.lines().next()?.trim();
+    let rest = line.strip_prefix("SIP/2.0 ")?;
+    let code: u16 = rest.split_whitespace().next()?.parse().ok()?;
+    (100..700).contains(&code).then_some(code)
+}
+
+/// Sends an in-dialog INFO without holding up the dialog's loop (its transaction may take up
+/// to Timer F); the peer's answer is logged.
+fn send_info(dialog: &InviteDialog, content_type: String, body: Vec<u8>) {
+    let d = dialog.clone();
+    tokio::spawn(async move {
+        let headers = vec![Header::ContentType(content_type.into())];
+        match d.info(Some(headers), Some(body)).await {
+            Ok(Some(r)) if r.status_code.kind() == StatusCodeKind::Successful => {
+                info!(code = %r.status_code, "INFO answered");
+            }
+            Ok(Some(r)) => warn!(code = %r.status_code, "INFO refused"),
+            Ok(None) => warn!("INFO not sent: the dialog is not confirmed"),
+            Err(e) => warn!(error = %e, "INFO failed"),
+        }
+    });
+}
+
+#[cfg(test)]
+mod refer_tests {
+    use super::sipfrag_code;
+
+    #[test]
+    fn sipfrag_status_lines_are_read_and_others_refused() {
+        assert_eq!(sipfrag_code("SIP/2.0 200 OK\r\n"), Some(200));
+        assert_eq!(sipfrag_code("SIP/2.0 100 Trying"), Some(100));
+        assert_eq!(sipfrag_code("SIP/2.0 603 Declined\r\nFoo: bar"), Some(603));
+        for bad in [
+            "",
+            "200 OK",
+            "SIP/2.0 abc",
+            "SIP/2.0 99 x",
+            "HTTP/1.1 200 OK",
+        ] {
+            assert_eq!(sipfrag_code(bad), None, "{bad}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::endpoint::Transport;
+use super::extensions::Extensions;
 
 /// One outbound INVITE to place (carrier trunk or bot).
 #[derive(Debug, Clone, Default)]
@@ -32,6 +33,8 @@ pub struct OutboundCall {
     pub call_id: Option<String>,
     /// Conversation the leg belongs to (logged on every span).
     pub conversation_id: String,
+    /// Session timers and reliable provisionals (carrier trunks; none for the bot leg).
+    pub extensions: Extensions,
 }
 
 /// How a leg failed before answer.
@@ -85,6 +88,23 @@ pub enum LegEvent {
     },
     /// The dialog is gone (rsipstack forgot it); no more events.
     Terminated,
+    /// The final response to a REFER sent with [`LegHandle::refer`] (`None`: none came, or it
+    /// could not be sent; `reason` says what happened).
+    ReferAnswered {
+        /// Status code.
+        code: Option<u16>,
+        /// Reason phrase or error text.
+        reason: String,
+    },
+    /// A NOTIFY of a REFER's subscription (`Event: refer`): the status code of its
+    /// `message/sipfrag` body (`SIP/2.0 200 OK` → 200). Already answered 200.
+    ReferNotify {
+        /// The sipfrag's status code.
+        code: u16,
+    },
+    /// The session timer (RFC 4028) as it stands after the 2xx, a refresh, or the peer's
+    /// refresh; `None` = the session does not expire. Comes after `Answered`.
+    SessionTimer(Option<super::extensions::Negotiated>),
 }
 
 #[derive(Debug)]
@@ -92,6 +112,19 @@ pub(crate) enum Command {
     Cancel,
     Bye,
     Hangup,
+    /// REFER on the established dialog (`Refer-To`, `Referred-By`, extra headers).
+    Refer {
+        refer_to: String,
+        referred_by: String,
+        headers: Vec<(String, String)>,
+    },
+    /// Send a session refresh (UPDATE, or re-INVITE when the peer lacks UPDATE).
+    RefreshSession,
+    /// An in-dialog INFO with this content type and body (only once the leg is answered).
+    Info {
+        content_type: String,
+        body: Vec<u8>,
+    },
 }
 
 /// Controls one leg. Dropping it does not end the call; call [`LegHandle::hangup`].
@@ -116,6 +149,32 @@ impl LegHandle {
     /// CANCEL or BYE, whichever fits the leg's state.
     pub fn hangup(&self) {
         let _ = self.cmd.send(Command::Hangup);
+    }
+    /// Sends REFER on the established dialog (RFC 3515): `refer_to` and `referred_by` are URIs
+    /// (written in angle brackets), `headers` go verbatim. The outcome comes back as
+    /// [`LegEvent::ReferAnswered`] and [`LegEvent::ReferNotify`]s. Before answer it does
+    /// nothing: a REFER needs a dialog.
+    pub fn refer(&self, refer_to: &str, referred_by: &str, headers: Vec<(String, String)>) {
+        let _ = self.cmd.send(Command::Refer {
+            refer_to: refer_to.to_owned(),
+            referred_by: referred_by.to_owned(),
+            headers,
+        });
+    }
+
+    /// Refresh the session (RFC 4028) once answered; ignored before.
+    pub fn refresh_session(&self) {
+        let _ = self.cmd.send(Command::RefreshSession);
+    }
+
+    /// Sends an in-dialog INFO (e.g. the bot's `sendMetaData` as `application/json`) once the
+    /// leg is answered; before the answer it is dropped (it never ends the leg). The answer
+    /// is logged.
+    pub fn info(&self, content_type: &str, body: Vec<u8>) {
+        let _ = self.cmd.send(Command::Info {
+            content_type: content_type.to_owned(),
+            body,
+        });
     }
     /// The Call-ID of the (first) INVITE.
     pub fn call_id(&self) -> &str {

@@ -3,12 +3,16 @@
 //! This module makes SIP legs; call policy (what to do when a leg answers, fails or hangs up)
 //! belongs to `crate::call`.
 
+mod cleanup;
 pub mod endpoint;
 pub mod error;
+pub mod extensions;
+mod journal;
 pub mod leg;
 mod leg_types;
 pub mod sdp;
 
 pub use endpoint::{SipEndpoint, SipSettings, Transport};
 pub use error::SipError;
+pub use journal::DialogJournal;
 pub use leg::{FailureKind, LegEvent, LegHandle, OutboundCall};

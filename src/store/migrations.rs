@@ -117,7 +117,26 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_dest_due ON outbox(state, destination, next_attempt_at);
     CREATE INDEX outbox_claimed ON outbox(claimed_until) WHERE claimed_until IS NOT NULL;
     "#,
-    // 4: queued dialouts (bots[].outbound.on_limit): when each entered its bot's queue and when
+    // 4: the dialog state of outbound legs that may still be ringing or up (one row per leg,
+    //    deleted when the leg is gone): what restart recovery needs to CANCEL or BYE them.
+    r#"
+    CREATE TABLE leg_dialogs (
+        call_id          TEXT PRIMARY KEY,
+        conversation_id  TEXT NOT NULL,
+        state            TEXT NOT NULL,
+        local_tag        TEXT NOT NULL,
+        remote_tag       TEXT,
+        cseq             INTEGER NOT NULL,
+        remote_target    TEXT NOT NULL,
+        route_set        TEXT NOT NULL,
+        transport        TEXT NOT NULL,
+        destination      TEXT NOT NULL,
+        local_contact    TEXT,
+        request          TEXT NOT NULL,
+        updated_at       INTEGER NOT NULL
+    );
+    "#,
+    // 5: queued dialouts (bots[].outbound.on_limit): when each entered its bot's queue and when
     //    it was dialled; the waiting ones are restored at start in queue order.
     r#"
     ALTER TABLE calls ADD COLUMN queued_at INTEGER;

@@ -9,6 +9,7 @@
 mod calls;
 mod claims;
 mod finish;
+mod legs;
 mod migrations;
 mod outbox;
 mod retention;
@@ -19,6 +20,7 @@ pub use calls::{
 };
 pub use claims::{AttemptOutcome, CallContext, DueItem, DueQuery, Recorded};
 pub use finish::{CallEnd, Finished, SUPERSEDED};
+pub use legs::LegJournalOp;
 pub use outbox::{Channel, DeliveryAttempt, OutboxItem, destination_of};
 pub use retention::Pruned;
 

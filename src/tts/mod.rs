@@ -11,6 +11,7 @@
 //! Without the voice, the runtime or espeak-ng the engine is [`TtsStatus::Unavailable`] with a
 //! reason that names what to run (`scripts/setup-model`).
 
+pub mod audio_file;
 pub mod cache;
 pub mod engine;
 pub mod eval;
@@ -65,6 +66,9 @@ pub enum TtsError {
     /// An audio file for a prompt is unreadable or of an unsupported format.
     #[error("bad audio file: {0}")]
     BadAudio(String),
+    /// A prompt's audio could not be had (fetch or decoding failed); the message says why.
+    #[error("{0}")]
+    Unplayable(String),
 }
 
 impl TtsError {

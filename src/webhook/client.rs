@@ -90,28 +90,34 @@ impl HttpClient {
 
     /// GETs a resource of at most `max_bytes` (a 200 answer only), within the deadline.
     pub async fn get(&self, url: &str, max_bytes: usize) -> Result<Bytes, String> {
-        let req = hyper::Request::get(url)
-            .header(
-                "user-agent",
-                concat!("dialgate/", env!("CARGO_PKG_VERSION")),
-            )
+        get_with(&self.inner, self.timeout, url, max_bytes).await
+    }
+
+    /// [`get`](Self::get) for a URL a bot chose (`playUrl`): only to permitted addresses, like
+    /// a notification ([`crate::netguard`], `server.notify_allow`).
+    pub async fn get_guarded(&self, url: &str, max_bytes: usize) -> Result<Bytes, String> {
+        check_url(url, &(self.allow)()).map_err(|e| e.to_string())?;
+        get_with(&self.guarded, self.timeout, url, max_bytes).await
+    }
+
+    /// GETs `url` (with `authorization` if given) and returns the answer's status, within the
+    /// deadline; the body is not read. The error names the cause (`connection refused`, …).
+    pub async fn get_status(&self, url: &str, authorization: Option<&str>) -> Result<u16, String> {
+        let mut req = hyper::Request::get(url).header(
+            "user-agent",
+            concat!("dialgate/", env!("CARGO_PKG_VERSION")),
+        );
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        let req = req
             .body(Full::new(Bytes::new()))
             .map_err(|e| format!("bad request for {url}: {e}"))?;
-        let fut = async {
-            let resp = self.inner.request(req).await.map_err(|e| format!("{e}"))?;
-            let status = resp.status().as_u16();
-            if status != 200 {
-                return Err(format!("{url} answered {status}"));
-            }
-            http_body_util::Limited::new(resp.into_body(), max_bytes)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .map_err(|e| format!("reading {url} (at most {max_bytes} bytes): {e}"))
-        };
-        tokio::time::timeout(self.timeout, fut)
-            .await
-            .map_err(|_| format!("{url}: no answer within {} s", self.timeout.as_secs()))?
+        match tokio::time::timeout(self.timeout, self.inner.request(req)).await {
+            Ok(Ok(resp)) => Ok(resp.status().as_u16()),
+            Ok(Err(e)) => Err(error_chain(&e)),
+            Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
+        }
     }
 
     /// POSTs JSON with extra headers; errors are transport-level only.
@@ -123,6 +129,19 @@ impl HttpClient {
     ) -> Result<HttpAnswer, String> {
         send(&self.inner, self.timeout, url, body, headers).await
     }
+}
+
+/// An error and its causes, innermost last (`client error (Connect): tcp connect error:
+/// Connection refused (os error 111)`).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
 }
 
 type GuardedClient =
@@ -140,6 +159,39 @@ fn guarded_client(allow: AllowList, connect_timeout: Duration) -> GuardedClient 
         .enable_http1()
         .wrap_connector(http);
     Client::builder(TokioExecutor::new()).build(https)
+}
+
+async fn get_with<C>(
+    client: &Client<C, Full<Bytes>>,
+    timeout: Duration,
+    url: &str,
+    max_bytes: usize,
+) -> Result<Bytes, String>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let req = hyper::Request::get(url)
+        .header(
+            "user-agent",
+            concat!("dialgate/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| format!("bad request for {url}: {e}"))?;
+    let fut = async {
+        let resp = client.request(req).await.map_err(|e| format!("{e}"))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(format!("{url} answered {status}"));
+        }
+        http_body_util::Limited::new(resp.into_body(), max_bytes)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| format!("reading {url} (at most {max_bytes} bytes): {e}"))
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| format!("{url}: no answer within {} s", timeout.as_secs()))?
 }
 
 async fn send<C>(

@@ -8,6 +8,7 @@
 
 pub mod client;
 mod deliver;
+pub mod probe;
 mod retention;
 pub mod scheduler;
 pub mod sign;

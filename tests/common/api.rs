@@ -190,6 +190,9 @@ pub struct StartOpts {
     /// `server.notify_allow: [127.0.0.0/8]`, so loopback sinks get
     /// notifications (true unless a test checks that they are refused).
     pub loopback_notify: bool,
+    /// Probe the bots' `events_url` at start and after reloads (off: most tests count the
+    /// requests their Bot API peers get).
+    pub probe_bots: bool,
 }
 
 impl Default for StartOpts {
@@ -199,6 +202,7 @@ impl Default for StartOpts {
             http2: false,
             token_ttl: Duration::from_secs(900),
             loopback_notify: true,
+            probe_bots: false,
         }
     }
 }
@@ -239,6 +243,7 @@ pub async fn start(yaml_body: &str, opts: StartOpts) -> TestApp {
                 request_timeout: Duration::from_secs(5),
             },
             watch_config: true,
+            probe_bots: opts.probe_bots,
         },
     )
     .await

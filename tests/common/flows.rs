@@ -20,6 +20,8 @@ pub const WEBHOOK_SECRET: &str = "flows-webhook-secret";
 pub const BOT_TOKEN: &str = "flows-bot-token";
 /// The number dialled in every flow.
 pub const TARGET: &str = "+15551230001";
+/// The agent's number in transfer flows: a routing rule sends it to the agent peer's trunk.
+pub const AGENT: &str = "+15551230002";
 /// Bound for every wait of a flow (SIP, HTTP, records), generous for a loaded 2-core machine.
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -48,6 +50,30 @@ pub struct FlowSetup {
     pub with_model: bool,
     /// `bots[].amd.transcript_hold_ms` (None: the default).
     pub amd_hold_ms: Option<u32>,
+    /// A human agent (transfer target): reached through its own SIP connection, chosen by a
+    /// routing rule for [`AGENT`].
+    pub agent: Option<PjsuaOpts>,
+    /// `bots[].outbound.transfer` (`refer` / `bridge`); `None` leaves the default.
+    pub transfer: Option<&'static str>,
+    /// Extra `bots[].outbound` keys, one `key: value` per entry (e.g. `barge_in: true`).
+    pub outbound_extra: Vec<String>,
+    /// Link the voice (speech synthesis) into the data directory for a SIP bot too
+    /// (`speak_messages`); a text bot always has it.
+    pub with_voice: bool,
+    /// A WebSocket bot (`bots[].websocket`) instead of a SIP or text bot: `bot` and the Bot
+    /// API server are then not used by dialgate (no `sip_uri`, no `events_url`).
+    pub websocket: Option<WsBotSetup>,
+}
+
+/// `bots[].websocket` of a flow; the bot expects the token [`BOT_TOKEN`].
+#[derive(Debug, Clone)]
+pub struct WsBotSetup {
+    /// `ws://…` of the test's bot server.
+    pub url: String,
+    /// `ac-bot-api` or `media-stream`.
+    pub protocol: &'static str,
+    /// `media_format` (None: the default).
+    pub media_format: Option<&'static str>,
 }
 
 impl FlowSetup {
@@ -73,6 +99,11 @@ impl FlowSetup {
             text_bot: false,
             with_model: false,
             amd_hold_ms: None,
+            agent: None,
+            transfer: None,
+            outbound_extra: Vec::new(),
+            with_voice: false,
+            websocket: None,
         }
     }
 }
@@ -82,6 +113,8 @@ pub struct Flow {
     pub app: TestApp,
     pub callee: PjsuaPeer,
     pub bot: Option<PjsuaPeer>,
+    /// The transfer target, if the flow has one.
+    pub agent: Option<PjsuaPeer>,
     pub bot_api: BotApiServer,
     pub sink: super::http_peers::NotifySink,
     /// `Basic dialer:secret` (groups call_control and call_data_manager).
@@ -95,10 +128,20 @@ impl Flow {
         unsafe { std::env::set_var("FLOWS_DIALER_SECRET", DIALER_SECRET) };
         s.callee.port = free_udp_port();
         let callee = PjsuaPeer::spawn(s.callee).await.expect("callee peer ready");
-        let bot = match s.bot.filter(|_| !s.text_bot) {
+        let bot = match s.bot.filter(|_| !s.text_bot && s.websocket.is_none()) {
             Some(mut o) => {
                 o.port = free_udp_port();
                 Some(PjsuaPeer::spawn(o).await.expect("bot peer ready"))
+            }
+            None => None,
+        };
+        let agent = match s.agent {
+            Some(mut o) => {
+                // A test may choose the agent's port (to name it in a transfer target).
+                if o.port == 0 {
+                    o.port = free_udp_port();
+                }
+                Some(PjsuaPeer::spawn(o).await.expect("agent peer ready"))
             }
             None => None,
         };
@@ -114,7 +157,13 @@ impl Flow {
         let cert = make_cert(dir.path());
         // The repository's speech models (machine detection with transcripts) and, for a text
         // bot, its voice's runtime, linked into the data directory: scripts/setup-model fills them.
-        let links: &[&str] = match (s.with_model, s.text_bot) {
+        // An AC Bot API WebSocket bot's text is spoken with the same voice.
+        let speaks = s.text_bot
+            || s.with_voice
+            || s.websocket
+                .as_ref()
+                .is_some_and(|w| w.protocol == "ac-bot-api");
+        let links: &[&str] = match (s.with_model, speaks) {
             (_, true) => &["models", "runtime"],
             (true, false) => &["models"],
             (false, false) => &[],
@@ -145,19 +194,17 @@ impl Flow {
 bots:
   - id: flow-bot
     name: Flow Bot
-{sip_uri_line}    events_url: "{events_url}"
-    token: {bot_token}
-{amd_yaml}    outbound:
+{sip_uri_line}{events_line}{amd_yaml}    outbound:
       enabled: true
       dialout_initiated_event: {initiated}
       max_cps: 50
       max_concurrent: 5
-sip_connections:
+{transfer_line}{outbound_extra}sip_connections:
   - id: carrier
     name: Carrier
     address: "127.0.0.1:{callee_port}"
-routing_rules:
-  - name: everything
+{agent_yaml}routing_rules:
+{agent_rule}  - name: everything
     origin_bot: "*"
     route: {{ sip_connection: carrier }}
 api_clients:
@@ -172,15 +219,52 @@ api_clients:
             rtp_max = s.rtp.1,
             data = dir.path().join("data").display(),
             bot_timeout = s.bot_answer_timeout_sec,
-            events_url = bot_api.url(),
             initiated = s.dialout_initiated_event,
-            bot_token = s.bot_token,
-            sip_uri_line = if s.text_bot {
+            sip_uri_line = match (&s.websocket, s.text_bot) {
+                (Some(w), _) => format!(
+                    "    websocket:\n      url: \"{}\"\n      protocol: {}\n      token: {BOT_TOKEN}\n{}",
+                    w.url,
+                    w.protocol,
+                    w.media_format
+                        .map(|f| format!("      media_format: {f}\n"))
+                        .unwrap_or_default()
+                ),
+                (None, true) => String::new(),
+                (None, false) => format!("    sip_uri: \"{bot_uri}\"\n"),
+            },
+            events_line = if s.websocket.is_some() {
                 String::new()
             } else {
-                format!("    sip_uri: \"{bot_uri}\"\n")
+                format!(
+                    "    events_url: \"{}\"\n    token: {}\n",
+                    bot_api.url(),
+                    s.bot_token
+                )
             },
             callee_port = callee.sip_port,
+            transfer_line = s
+                .transfer
+                .map(|t| format!("      transfer: {t}\n"))
+                .unwrap_or_default(),
+            agent_yaml = agent
+                .as_ref()
+                .map(|a| format!(
+                    "  - id: agents\n    name: Agents\n    address: \"127.0.0.1:{}\"\n",
+                    a.sip_port
+                ))
+                .unwrap_or_default(),
+            agent_rule = if agent.is_some() {
+                format!(
+                    "  - name: to-agents\n    origin_bot: \"*\"\n    destination_pattern: \"^\\\\{AGENT}$\"\n    route: {{ sip_connection: agents }}\n    priority: 1\n"
+                )
+            } else {
+                String::new()
+            },
+            outbound_extra = s
+                .outbound_extra
+                .iter()
+                .map(|l| format!("      {l}\n"))
+                .collect::<String>(),
             amd_yaml = s
                 .amd_hold_ms
                 .map(|h| format!("    amd: {{ transcript_hold_ms: {h} }}\n"))
@@ -199,6 +283,7 @@ api_clients:
                     request_timeout: Duration::from_secs(5),
                 },
                 watch_config: false,
+                probe_bots: false,
             },
         )
         .await
@@ -213,10 +298,16 @@ api_clients:
             },
             callee,
             bot,
+            agent,
             bot_api,
             sink,
             auth: basic("dialer", DIALER_SECRET),
         }
+    }
+
+    /// The agent peer (panics when the flow has none).
+    pub fn agent(&self) -> &PjsuaPeer {
+        self.agent.as_ref().expect("flow has an agent peer")
     }
 
     /// The bot peer (panics when the flow has none).

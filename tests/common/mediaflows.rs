@@ -71,6 +71,10 @@ pub struct MediaSetup {
     /// `bots[].outbound` keys besides `enabled` and `machine_detection`, as YAML lines
     /// (default: `max_cps: 50`, `max_concurrent: 5`).
     pub outbound: Vec<String>,
+    /// Activities the Bot API answers the `start` event with.
+    pub bot_on_start: Vec<Value>,
+    /// `bots[].outbound.send_metadata_info`.
+    pub send_metadata_info: bool,
 }
 
 impl MediaSetup {
@@ -92,6 +96,8 @@ impl MediaSetup {
             carrier: Carrier::Sim(callee),
             bot,
             outbound: vec!["max_cps: 50".into(), "max_concurrent: 5".into()],
+            bot_on_start: Vec::new(),
+            send_metadata_info: false,
         }
     }
 }
@@ -150,6 +156,7 @@ impl MediaFlow {
         let bot = SimBot::start(s.bot).await.expect("simulated bot");
         let bot_api = SimBotApi::start(BotApiOptions {
             token: Some(BOT_TOKEN.into()),
+            on_start: s.bot_on_start,
             ..Default::default()
         })
         .await
@@ -189,7 +196,8 @@ bots:
     outbound:
       enabled: true
       machine_detection: {amd}
-{outbound}sip_connections:
+{outbound}      send_metadata_info: {send_metadata_info}
+sip_connections:
   - id: carrier
     name: Carrier
     address: "{carrier_addr}"
@@ -218,6 +226,7 @@ api_clients:
                 .iter()
                 .map(|l| format!("      {l}\n"))
                 .collect::<String>(),
+            send_metadata_info = s.send_metadata_info,
         );
         let app = start_app(dir, &yaml, &cert.der).await;
         MediaFlow {

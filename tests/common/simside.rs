@@ -310,5 +310,6 @@ fn app_options() -> dialgate::app::AppOptions {
             request_timeout: Duration::from_secs(5),
         },
         watch_config: false,
+        probe_bots: false,
     }
 }

@@ -35,6 +35,11 @@ pub fn uas(name: &str, port: u16, timeout_s: u32) -> Sipp {
 
 /// [`uas`] with more SIPp arguments (e.g. `-nr`).
 pub fn uas_with(name: &str, port: u16, timeout_s: u32, extra: &[&str]) -> Sipp {
+    uas_file(&scenario(name), port, timeout_s, extra)
+}
+
+/// [`uas_with`] for a scenario file anywhere (e.g. one written with a test's own audio file).
+pub fn uas_file(xml: &std::path::Path, port: u16, timeout_s: u32, extra: &[&str]) -> Sipp {
     let port = port.to_string();
     let timeout = format!("{timeout_s}s");
     let mut args = vec![
@@ -47,7 +52,7 @@ pub fn uas_with(name: &str, port: u16, timeout_s: u32, extra: &[&str]) -> Sipp {
         "-timeout_error",
     ];
     args.extend_from_slice(extra);
-    Sipp::spawn(&scenario(name), &args).expect("sipp starts (apt-get install sip-tester)")
+    Sipp::spawn(xml, &args).expect("sipp starts (apt-get install sip-tester)")
 }
 
 /// Waits (bounded) for SIPp to end by itself; returns (exit code, message trace).
@@ -124,6 +129,8 @@ pub struct Trunk {
     pub password: Option<String>,
     /// `default_country` of the trunk.
     pub default_country: Option<u16>,
+    /// More `key: value` lines of the trunk (e.g. `require_100rel: true`), verbatim.
+    pub extra: Vec<String>,
 }
 
 /// What a flow test runs against.
@@ -170,6 +177,9 @@ pub fn body(bot_port: u16, events_url: &str, trunk: &Trunk) -> String {
     if let Some(c) = trunk.default_country {
         conn += &format!("    default_country: {c}\n");
     }
+    for line in &trunk.extra {
+        conn += &format!("    {line}\n");
+    }
     format!(
         r#"bots:
   - id: flow-bot
@@ -200,10 +210,30 @@ fn init_tracing() {
 /// Starts dialgate (HTTPS, fresh data dir, the given RTP range, generous bot answer timeout),
 /// a notification sink and a bot.
 pub async fn start_flow(setup: FlowSetup) -> Flow {
+    start_flow_models(setup, None).await
+}
+
+/// [`start_flow`] with the speech model directory `models` linked into the data directory (so
+/// calls can recognise speech); fails when the model is missing.
+pub async fn start_flow_with_model(setup: FlowSetup) -> Flow {
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/models");
+    assert!(
+        models.join("ggml-tiny.en.bin").is_file(),
+        "speech model missing: run scripts/setup-model"
+    );
+    start_flow_models(setup, Some(models)).await
+}
+
+async fn start_flow_models(setup: FlowSetup, models: Option<PathBuf>) -> Flow {
     init_tracing();
     let sink = NotifySink::start().await.unwrap();
     let bot = BotApiServer::start(BotConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
+    if let Some(m) = models {
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::os::unix::fs::symlink(m, data.join("models")).unwrap();
+    }
     let cert = make_cert(dir.path());
     let yaml = format!(
         "server:\n  sip:\n    listen:\n      - {{ transport: udp, address: \"127.0.0.1:0\" }}\n  http:\n    listen: \"127.0.0.1:0\"\n    tls: {{ cert: {}, key: {} }}\n  rtp:\n    port_min: {}\n    port_max: {}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n  notify_allow: [127.0.0.0/8]\n{}",
@@ -227,6 +257,7 @@ pub async fn start_flow(setup: FlowSetup) -> Flow {
                 request_timeout: Duration::from_secs(5),
             },
             watch_config: false,
+            probe_bots: false,
         },
     )
     .await

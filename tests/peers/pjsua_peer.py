@@ -13,6 +13,7 @@ Everything it sees is written as JSON lines to ``--log`` (stdout when absent), o
   state         {"call", "state", "code", "reason"}      INVITE session state changes
   media         {"call", "remote_rtp", "codec"}          audio stream active
   dtmf          {"call", "digit"}
+  dtmf_event    {"call", "digit", "duration", "flags", "timestamp"}
   play_done     {"call"}                                 --play file reached its end (not with --play-loop)
   cancelled     {"call"}                                 caller sent CANCEL while we rang
   disconnected  {"call", "code", "reason", "by": "remote"|"local", "recording"}
@@ -160,6 +161,21 @@ class PeerCall(pj.Call):
 
     def onDtmfDigit(self, prm):
         self.peer.log("dtmf", call=self.no, digit=prm.digit)
+
+    def onCallTransferRequest(self, prm):
+        # A REFER from the other side: logged; refused with --transfer-answer, else PJSIP
+        # accepts it (202), calls the target itself and reports progress in NOTIFYs.
+        self.peer.log("transfer-request", call=self.no, target=prm.dstUri)
+        if self.peer.args.transfer_answer:
+            prm.statusCode = self.peer.args.transfer_answer
+
+    def onCallTransferStatus(self, prm):
+        self.peer.log("transfer-status", call=self.no, code=prm.statusCode, final=prm.finalNotify)
+    def onDtmfEvent(self, prm):
+        # Start, updates and end of each RFC 4733 event; `flags` bit 1 (2) = the end, with the
+        # event's duration in ms (what the sender's end packets said).
+        self.peer.log("dtmf_event", call=self.no, digit=prm.digit, duration=prm.duration,
+                      flags=prm.flags, timestamp=prm.timestamp)
 
 
 class Account(pj.Account):
@@ -534,6 +550,8 @@ def main():
     p.add_argument("--log", help="JSON-lines event log (default stdout)")
     p.add_argument("--pj-log", help="PJSIP log file (SIP messages at level >= 4)")
     p.add_argument("--pj-log-level", type=int, default=1)
+    p.add_argument("--transfer-answer", type=int, default=0,
+                   help="answer a REFER with this code (e.g. 603) instead of accepting it")
     p.add_argument("--log-sip", action="store_true", help="log every SIP message sent/received as a 'sip' event")
     args = p.parse_args()
     if args.ring_code not in ("180", "183"):

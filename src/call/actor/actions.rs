@@ -35,7 +35,7 @@ impl Actor {
                 self.stt_results = None;
             }
             Output::BridgeMedia => self.bridge_media(),
-            Output::Play(prompt) => self.play(prompt).await,
+            Output::Play(prompt) => return self.play(prompt).await,
             Output::AbortPrompts => {
                 if let Some(p) = &self.player
                     && let Err(e) = p.abort()
@@ -56,6 +56,8 @@ impl Actor {
                 reason,
                 reason_code,
             } => {
+                // A WebSocket bot hears the end over its socket (`session.end` / `stop`).
+                self.ws_hangup(reason_code.as_str(), &reason);
                 // Written by `terminal` (it follows at once) in the same transaction as the
                 // terminal state and notification.
                 if self.bot_events {
@@ -67,6 +69,15 @@ impl Actor {
                 }
             }
             Output::Terminal(report) => self.terminal(report).await,
+            Output::Transfer(step) => return self.transfer_step(step).await,
+            Output::StartEarlyMedia => self.start_early_media().await,
+            Output::RefreshCarrierSession => {
+                self.leg_handle(LegSide::Carrier, |h| h.refresh_session())
+            }
+            Output::Recording(op) => self.recording(op).await,
+            Output::CarrierInfo { content_type, body } => self.leg_handle(LegSide::Carrier, |h| {
+                h.info(content_type, body.into_bytes())
+            }),
         }
         None
     }
@@ -82,6 +93,9 @@ impl Actor {
     }
 
     async fn open_bot_conversation(&mut self) {
+        if self.open_ws_session() {
+            return;
+        }
         if let Some(url) = self.bot.events_url.clone()
             && let Err(e) = self
                 .engine
@@ -219,10 +233,10 @@ impl Actor {
     }
 
     async fn bot_event(&mut self, ev: BotEvent) {
-        if !self.bot_events {
+        if !self.bot_events && self.ws.is_none() {
             return;
         }
-        let activity = match ev {
+        let activity = match &ev {
             BotEvent::DialoutInitiated => {
                 // Sent before the INVITE exists: the caller and trunk it will use were worked out
                 // with the route when the call was created, so the parameters are start's
@@ -237,13 +251,29 @@ impl Actor {
             }
             BotEvent::Beep => json!({"type": "event", "name": "beep"}),
             BotEvent::PlayFinished => json!({"type": "event", "name": "playFinished"}),
+            BotEvent::PlayInterrupted => {
+                json!({"type": "event", "name": "playFinished", "parameters": {"interrupted": true}})
+            }
+            BotEvent::PlayUrlFailed { url, reason } => {
+                json!({"type": "event", "name": "playUrlFailed", "value": url, "parameters": {"reason": reason}})
+            }
             BotEvent::Dtmf { digit } => {
                 json!({"type": "event", "name": "DTMF", "value": digit.to_string()})
             }
             BotEvent::Message { text, confidence } => {
                 json!({"type": "message", "text": text, "parameters": {"confidence": confidence}})
             }
+            BotEvent::TransferStatus {
+                answered,
+                reason_code,
+                sip_code,
+            } => json!({"type": "event", "name": "transferStatus",
+                "value": if *answered { "answered" } else { "failed" },
+                "parameters": {"reasonCode": reason_code, "sipCode": sip_code}}),
         };
+        if self.ws_bot_event(&ev, &activity) {
+            return;
+        }
         if let Err(e) = self
             .engine
             .deps
@@ -324,6 +354,9 @@ impl Actor {
     }
 
     async fn send_bot_invite(&mut self) -> Option<Input> {
+        if self.ws.is_some() {
+            return self.start_ws_media().await;
+        }
         let Some(sip_uri) = self.bot.sip_uri.clone() else {
             return self.start_text_bot().await;
         };
@@ -410,6 +443,7 @@ impl Actor {
     }
 
     async fn start_media(&mut self) {
+        self.end_early_media();
         let remote = self
             .carrier
             .negotiated
@@ -432,25 +466,6 @@ impl Actor {
         }
         if let Err(e) = m.start_taps() {
             tracing::error!(error = %e, "cannot start the audio taps");
-        }
-        if self.bot.recording {
-            let path = format!("{}.wav", self.id);
-            match m.start_recording(&path).await {
-                Ok(()) => {
-                    let full = self.engine.recording_dir().join(&path);
-                    let _ = self
-                        .engine
-                        .deps
-                        .store
-                        .set_extra(
-                            &self.id,
-                            crate::store::ExtraColumn::Recording,
-                            full.display().to_string(),
-                        )
-                        .await;
-                }
-                Err(e) => tracing::error!(error = %e, "cannot start the recording"),
-            }
         }
     }
 

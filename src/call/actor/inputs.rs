@@ -11,6 +11,11 @@ use crate::sip::{self, LegEvent};
 use serde_json::json;
 use std::time::Duration;
 
+/// The machine's failure kind of a SIP leg's failure.
+pub(super) fn failure_kind(k: sip::FailureKind) -> FailureKind {
+    kind(k)
+}
+
 fn kind(k: sip::FailureKind) -> FailureKind {
     match k {
         sip::FailureKind::Response | sip::FailureKind::Cancelled => FailureKind::Response,
@@ -25,7 +30,13 @@ impl Actor {
             LegEvent::Provisional { code, sdp } => {
                 if side == LegSide::Carrier {
                     self.last_provisional = Some(code);
-                    let has_sdp = sdp.is_some();
+                    // Early media: only an SDP the relay can use counts (it is kept until the
+                    // answer's SDP replaces it).
+                    let early = sdp.as_deref().and_then(|s| sip::sdp::read_answer(s).ok());
+                    let has_sdp = early.as_ref().and_then(legs::remote_media).is_some();
+                    if has_sdp {
+                        self.carrier.negotiated = early;
+                    }
                     self.handle(Input::CarrierProvisional { code, has_sdp })
                         .await;
                 }
@@ -74,6 +85,26 @@ impl Actor {
                 self.handle(Input::ReInvite(side)).await
             }
             LegEvent::Terminated => self.leg_gone(side).await,
+            ev @ (LegEvent::ReferAnswered { .. } | LegEvent::ReferNotify { .. }) => {
+                self.on_refer_event(side, ev).await
+            }
+            LegEvent::SessionTimer(n) if side == LegSide::Carrier => {
+                let note = match n {
+                    Some(n) => format!(
+                        "session interval {} s, refresher {}",
+                        n.interval.as_secs(),
+                        if n.we_refresh { "dialgate" } else { "carrier" }
+                    ),
+                    None => "the carrier session does not expire".to_owned(),
+                };
+                self.timeline("session-timer", &note).await;
+                self.handle(Input::CarrierSessionTimer {
+                    interval: n.map(|n| n.interval),
+                    we_refresh: n.is_some_and(|n| n.we_refresh),
+                })
+                .await
+            }
+            LegEvent::SessionTimer(_) => {}
         }
     }
 
@@ -144,8 +175,14 @@ impl Actor {
     }
 
     pub(super) async fn on_frame(&mut self, f: PcmFrame) {
+        if self.early_frame(&f.samples).await {
+            return;
+        }
         if let Some(stt) = &mut self.stt {
             crate::stt::Recognizer::push_frame(stt, &f.samples);
+        }
+        if let crate::stt::segmenter::SegEvent::Started { .. } = self.vad.push(&f.samples) {
+            self.handle(Input::SpeechStarted).await;
         }
         let Some(det) = &mut self.amd else { return };
         let events = det.push_frame(&f.samples);
@@ -204,6 +241,9 @@ impl Actor {
             .store
             .append_transcript(&self.id, entry)
             .await;
+        if self.early_text(&r.text).await {
+            return;
+        }
         if let Some(det) = &mut self.amd {
             let events = det.push_transcript(&r.text);
             self.on_amd_events(events).await;

@@ -20,9 +20,13 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 mod actions;
+mod early;
 mod inputs;
 mod lifecycle;
+mod recording;
+mod transfer;
 mod voice;
+mod wsbot;
 
 /// Requests from outside the call (API, bot answers, outbox).
 #[derive(Debug)]
@@ -88,6 +92,8 @@ pub struct Actor {
     cmds: mpsc::Receiver<ActorCmd>,
     carrier: LegSlot,
     bot_leg: LegSlot,
+    /// The agent's leg of a `bridge` transfer.
+    agent: LegSlot,
     media: Option<MediaSession>,
     tap: Option<mpsc::Receiver<PcmFrame>>,
     /// Key presses on the carrier leg.
@@ -113,6 +119,16 @@ pub struct Actor {
     recorded_state: CallState,
     /// The record says recognition is `active` (it says `ended` after the call).
     recognition_active: bool,
+    /// The pre-answer detector while early media plays (see `early.rs`).
+    early: Option<crate::amd::EarlyDetector>,
+    /// Voice activity on the person's audio: when they start speaking the machine hears
+    /// `SpeechStarted` (barge-in is its decision).
+    vad: crate::stt::segmenter::Segmenter,
+    /// Which player drains mean that every prompt handed out has finished.
+    drain: voice::DrainTracker,
+    /// A WebSocket bot's bridge (its session and media endpoint) and what it reports.
+    ws: Option<crate::call::wsbridge::WsBridge>,
+    ws_events: Option<mpsc::UnboundedReceiver<crate::call::wsbridge::BridgeEvent>>,
 }
 
 /// Encodes a [`CallState`] for the registry's atomic cell.
@@ -186,6 +202,7 @@ impl Actor {
             cmds,
             carrier: LegSlot::default(),
             bot_leg: LegSlot::default(),
+            agent: LegSlot::default(),
             media: None,
             tap: None,
             dtmf: None,
@@ -197,12 +214,17 @@ impl Actor {
             stt_results: None,
             answered_at_ms: None,
             last_provisional: None,
+            early: None,
             terminal: None,
             pending_disconnect: None,
             caller,
             trunk_address,
             recorded_state: CallState::Initiating,
             recognition_active: false,
+            vad: crate::stt::segmenter::Segmenter::new(Default::default()),
+            drain: voice::DrainTracker::default(),
+            ws: None,
+            ws_events: None,
         })
     }
 
@@ -221,6 +243,10 @@ impl Actor {
                     ev = recv_opt(&mut self.bot_leg.events) => match ev {
                         Some(ev) => self.on_leg(LegSide::Bot, ev).await,
                         None => self.leg_gone(LegSide::Bot).await,
+                    },
+                    ev = recv_opt(&mut self.agent.events) => match ev {
+                        Some(ev) => self.on_agent_leg(ev).await,
+                        None => self.agent_gone().await,
                     },
                     cmd = self.cmds.recv() => match cmd {
                         Some(c) => self.on_cmd(c).await,
@@ -252,6 +278,10 @@ impl Actor {
                             self.handle(Input::MediaTimeout).await;
                         }
                         None => self.media_events = None,
+                    },
+                    w = recv_unbounded_opt(&mut self.ws_events) => match w {
+                        Some(ev) => self.on_ws(ev).await,
+                        None => self.ws_events = None,
                     },
                     _ = sleep_opt(deadline.map(Instant::from_std)) => {
                         self.machine.handle_timeout(std::time::Instant::now());

@@ -31,8 +31,10 @@ impl CallMachine {
     }
 
     pub(super) fn push_bot_event(&mut self, ev: BotEvent) {
-        if !self.cfg.bot_api {
-            // No Bot API: nobody to tell.
+        if !self.cfg.bot_api || self.xfer.bridged() {
+            // No Bot API, or the bot was released by a transfer: nobody to tell.
+        } else if !self.bot_wants(&ev) {
+            // Switched off by the bot's `sendEventsToBot`.
         } else if self.bot_started {
             self.emit(Output::BotEvent(ev));
         } else {
@@ -78,8 +80,15 @@ impl CallMachine {
     }
 
     pub(super) fn on_bot_activity(&mut self, now: Instant, a: BotActivity) {
+        if let (Phase::Ending(_), Activity::Transfer(req)) = (&self.phase, &a.activity) {
+            // The bot hears why its transfer will not happen.
+            return self.on_transfer_activity(now, req.clone());
+        }
         if !self.is_live() {
             return self.ignore("bot activity after the end");
+        }
+        if self.xfer.bridged() {
+            return self.ignore("activity from a bot released by a transfer");
         }
         match a.delay {
             Some(d) if self.delayed.len() < MAX_DELAYED => {
@@ -141,38 +150,31 @@ impl CallMachine {
                 });
                 self.on_hangup(now, HangupSource::BotActivity);
             }
-            Activity::StartRecognition => self.start_recognition_for_bot(),
-            Activity::Message { text } if self.cfg.text_bot => self.prompt(Prompt::Speak(text)),
-            Activity::PlayUrl { url, .. } if self.cfg.text_bot => self.prompt(Prompt::Url(url)),
-            Activity::AbortPrompts if self.cfg.text_bot => {
-                self.pending_prompts.clear();
-                if self.playing {
-                    self.emit(Output::AbortPrompts);
-                }
+            Activity::StartRecognition if self.xfer.under_way() => {
+                self.xfer.set_resume_recognition(true)
             }
+            Activity::StopRecognition if self.xfer.under_way() => {
+                self.xfer.set_resume_recognition(false)
+            }
+            Activity::StartRecognition => self.start_recognition_for_bot(),
+            Activity::Transfer(req) => self.on_transfer_activity(now, req),
+            a @ (Activity::Message { .. }
+            | Activity::PlayUrl { .. }
+            | Activity::SendDtmf { .. }
+            | Activity::AbortPrompts) => self.prompt_activity(a),
             Activity::StopRecognition => self.stop_recognition_for_bot(),
-            Activity::Message { .. } => self.note_once(
-                "message",
-                "message activities are spoken only for text bots (bots without sip_uri); \
-                 this bot speaks for itself: ignored"
-                    .to_owned(),
-            ),
+            Activity::Config(c) => self.apply_session_config(c),
+            Activity::Recording(op) => self.on_recording_activity(op),
+            Activity::SendMetaData { value } => self.on_send_metadata(value),
             Activity::Unknown { label, why } => {
                 self.note_once(&label, format!("activity `{label}` ignored: {why}"))
-            }
-            other => {
-                let name = other.name();
-                self.note_once(
-                    &name,
-                    format!("activity `{name}` is not supported by this gateway yet; ignored"),
-                )
             }
         }
     }
 
     /// A text bot's prompt: played once the person is connected to the bot (nothing is played
     /// before the answer), queued until then.
-    fn prompt(&mut self, p: Prompt) {
+    pub(super) fn prompt(&mut self, p: Prompt) {
         if matches!(self.phase, Phase::Connected) && !self.awaiting_beep {
             self.play(p);
         } else {
@@ -195,22 +197,16 @@ impl CallMachine {
     }
 
     pub(super) fn play(&mut self, p: Prompt) {
-        self.playing = true;
+        // Key presses are not prompts the bot waits on: no `playFinished` for them alone.
+        if !matches!(p, Prompt::Dtmf(_)) {
+            self.playing = true;
+        }
+        self.prompts.in_player = true;
         self.emit(Output::Play(p));
     }
 
-    /// The player's queue drained: the bot hears `playFinished`.
-    pub(super) fn on_playback_done(&mut self) {
-        if self.playing && self.is_answered_phase() {
-            self.playing = false;
-            self.push_bot_event(BotEvent::PlayFinished);
-        } else {
-            self.ignore("playback end without a prompt");
-        }
-    }
-
     /// Records a line on the timeline the first time `key` comes up in this call.
-    fn note_once(&mut self, key: &str, note: String) {
+    pub(super) fn note_once(&mut self, key: &str, note: String) {
         if self.noted.insert(key.to_owned()) {
             self.emit(Output::Timeline {
                 kind: "activity",
@@ -219,7 +215,7 @@ impl CallMachine {
         }
     }
 
-    fn start_recognition_for_bot(&mut self) {
+    pub(super) fn start_recognition_for_bot(&mut self) {
         if !self.media_running {
             // Before the answer: recognition starts with the media.
             if !self.answered_notified {
@@ -240,7 +236,7 @@ impl CallMachine {
         }
     }
 
-    fn stop_recognition_for_bot(&mut self) {
+    pub(super) fn stop_recognition_for_bot(&mut self) {
         self.recognition_requested = false;
         if self.recognition == Recognition::Bot(true) {
             self.recognition = Recognition::Bot(false);
@@ -268,7 +264,11 @@ impl CallMachine {
 
     pub(super) fn on_amd(&mut self, now: Instant, result: AmdResult, at_ms: u32) {
         let mode = self.cfg.machine_detection;
-        if !self.is_answered_phase() || mode == AmdMode::Disabled || self.amd.is_some() {
+        if !self.is_answered_phase()
+            || mode == AmdMode::Disabled
+            || self.amd.is_some()
+            || self.xfer.detection_stopped
+        {
             return self.ignore("AMD decision not expected");
         }
         self.amd = Some(AmdOutcome { result, at_ms });

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::report::{EndCause, TerminalReport, Times};
 use super::timers::TimerTable;
 use super::types::{AmdOutcome, CallState, Input, MachineConfig, Output, TimerKind};
-use crate::core::activity::Activity;
+use crate::core::activity::{Activity, EventSet};
 
 /// Where the call is. `Ending` owns the (single, non-`Clone`) end cause until `finish()` moves it
 /// into the terminal report and leaves `Ended` behind.
@@ -78,6 +78,8 @@ pub struct CallMachine {
     pub(super) pending_prompts: Vec<super::types::Prompt>,
     /// Prompts handed to the player whose end has not been reported yet.
     pub(super) playing: bool,
+    /// Prompt state beyond `playing` (key presses in flight, cut prompts, barge-in).
+    pub(super) prompts: super::prompts::PromptState,
     /// A voicemail answered: a text bot's prompts wait for the beep.
     pub(super) awaiting_beep: bool,
     /// Activity labels already noted as not handled (noted once per call).
@@ -85,16 +87,24 @@ pub struct CallMachine {
     pub(super) answered_notified: bool,
     pub(super) times: Times,
     pub(super) amd: Option<AmdOutcome>,
+    /// The carrier session interval (RFC 4028), once negotiated.
+    pub(super) session_interval: Option<Duration>,
+    /// The optional events (`sendEventsToBot`) the bot gets; see `session.rs`.
+    pub(super) bot_events: EventSet,
+    /// Where the call's recording is (see `recording.rs`).
+    pub(super) recording: super::recording::RecState,
     ignored_events: u64,
     last_ignored: Option<&'static str>,
+    /// A `transfer` activity's progress and the agent's leg.
+    pub(super) xfer: super::transfer::TransferState,
 }
 
 impl CallMachine {
     /// A machine for one call, in state `Initiating`; nothing happens until `Input::Start`.
     pub fn new(cfg: MachineConfig) -> CallMachine {
+        let cfg_barge_in = cfg.barge_in;
         CallMachine {
             recognition_requested: cfg.start_recognition_on_connect,
-            cfg,
             phase: Phase::Initiating,
             started_at: None,
             carrier: Leg::Idle,
@@ -110,13 +120,19 @@ impl CallMachine {
             delayed: Vec::new(),
             pending_prompts: Vec::new(),
             playing: false,
+            prompts: super::prompts::PromptState::new(cfg_barge_in),
             awaiting_beep: false,
             noted: HashSet::new(),
             answered_notified: false,
             times: Times::default(),
             amd: None,
+            session_interval: None,
+            bot_events: EventSet::default_for_bots(),
+            recording: super::recording::RecState::initial(cfg.recording),
             ignored_events: 0,
             last_ignored: None,
+            xfer: Default::default(),
+            cfg,
         }
     }
 
@@ -199,7 +215,12 @@ impl CallMachine {
     fn dispatch(&mut self, now: Instant, input: Input) {
         match input {
             Input::Start => self.on_start(now),
-            Input::CarrierProvisional { code, .. } => self.on_provisional(now, code),
+            Input::CarrierProvisional { code, has_sdp } => {
+                self.on_provisional(now, code);
+                if has_sdp {
+                    self.on_early_sdp();
+                }
+            }
             Input::CarrierAnswered { sdp_ok } => self.on_carrier_answered(now, sdp_ok),
             Input::CarrierFailed { code, kind, reason } => {
                 self.on_carrier_failed(now, code, kind, reason)
@@ -221,6 +242,15 @@ impl CallMachine {
             Input::MediaTimeout => self.on_media_timeout(now),
             Input::Dtmf(digit) => self.on_dtmf(digit),
             Input::PlaybackDone => self.on_playback_done(),
+            Input::Transfer(t) => self.on_transfer_input(now, t),
+            Input::CarrierSessionTimer {
+                interval,
+                we_refresh,
+            } => self.on_carrier_session_timer(now, interval, we_refresh),
+            Input::EarlyIntercept { sit, heard } => self.on_early_intercept(now, sit, heard),
+            Input::PromptFailed { url, reason } => self.on_prompt_failed(url, reason),
+            Input::SpeechStarted => self.on_speech_started(),
+            Input::BotSocketLost { reason } => self.on_bot_socket_lost(now, reason),
         }
     }
 
@@ -278,6 +308,7 @@ impl CallMachine {
             }
             Leg::Idle | Leg::Cancelling | Leg::Gone => {}
         }
+        self.end_transfer();
         if self.media_running {
             self.media_running = false;
             self.recognition = Recognition::Off;
@@ -289,16 +320,20 @@ impl CallMachine {
         self.delayed.clear();
         self.pending_prompts.clear();
         self.timers.cancel_all();
-        if self.carrier == Leg::Cancelling || self.bot == Leg::Cancelling {
+        if self.waiting_for_cancel() {
             self.timers
                 .set(TimerKind::CancelGuard, now + self.cfg.cancel_guard);
         }
         self.phase = Phase::Ending(cause);
     }
 
+    /// A CANCELled INVITE (carrier, bot or agent) has not finished yet.
+    fn waiting_for_cancel(&self) -> bool {
+        [self.carrier, self.bot, self.xfer.agent].contains(&Leg::Cancelling)
+    }
+
     fn finish_if_done(&mut self, now: Instant) {
-        let waiting = self.carrier == Leg::Cancelling || self.bot == Leg::Cancelling;
-        if waiting || !matches!(self.phase, Phase::Ending(_)) {
+        if self.waiting_for_cancel() || !matches!(self.phase, Phase::Ending(_)) {
             return;
         }
         if let Phase::Ending(cause) = std::mem::replace(&mut self.phase, Phase::Ended) {

@@ -14,7 +14,9 @@ impl CallMachine {
             return self.ignore("duplicate start");
         }
         self.started_at = Some(now);
-        if self.cfg.dialout_initiated_event && self.cfg.bot_api {
+        if self.cfg.ws_bot {
+            self.open_ws_bot(now);
+        } else if self.cfg.dialout_initiated_event && self.cfg.bot_api {
             self.open_bot_conversation();
             // Not queued behind `start`: dialoutInitiated is by definition the first event.
             self.emit(Output::BotEvent(BotEvent::DialoutInitiated));
@@ -82,6 +84,7 @@ impl CallMachine {
         // Media first so that no early callee audio escapes AMD/STT.
         self.media_running = true;
         self.emit(Output::StartMedia);
+        self.start_recording_with_media();
         let mode = self.cfg.machine_detection;
         if self.recognition_requested {
             self.recognition = Recognition::Bot(true);
@@ -140,7 +143,7 @@ impl CallMachine {
     pub(super) fn on_carrier_bye(&mut self, now: Instant) {
         if self.is_answered_phase() {
             self.carrier = Leg::Gone;
-            let c = cause(ReasonCode::ClientDisconnected, "callee hung up", None, None);
+            let c = self.carrier_bye_cause();
             self.begin_end(now, c);
         } else {
             // Before a 2xx there is no dialog to BYE (the SIP layer answers 481); after the
@@ -199,7 +202,8 @@ impl CallMachine {
     }
 
     pub(super) fn on_bot_bye(&mut self, now: Instant) {
-        if matches!(self.phase, Phase::Connected) {
+        // A bot released by a transfer is already gone: its BYE may cross ours.
+        if matches!(self.phase, Phase::Connected) && self.bot == Leg::Up {
             self.bot = Leg::Gone;
             let c = cause(ReasonCode::BotDisconnected, "bot hung up", None, None);
             self.begin_end(now, c);
@@ -301,7 +305,7 @@ impl CallMachine {
             }
             TimerKind::CancelGuard if matches!(self.phase, Phase::Ending(_)) => {
                 // The transaction layer has given up by now as well; stop waiting.
-                for leg in [&mut self.carrier, &mut self.bot] {
+                for leg in [&mut self.carrier, &mut self.bot, &mut self.xfer.agent] {
                     if *leg == Leg::Cancelling {
                         *leg = Leg::Gone;
                     }
@@ -309,6 +313,9 @@ impl CallMachine {
             }
             TimerKind::Delayed if self.is_live() => self.run_due_activities(now),
             TimerKind::BeepWait if self.is_answered_phase() => self.release_after_beep(),
+            TimerKind::Transfer if self.is_live() => self.on_transfer_timeout(),
+            TimerKind::SessionRefresh => self.on_session_refresh_due(),
+            TimerKind::SessionExpiry => self.on_session_expired(now),
             // Timers are disarmed when their phase is left, so this is unreachable in
             // practice; keep it harmless.
             _ => self.ignore("timer fired outside its phase"),

@@ -13,28 +13,52 @@
 
 mod bot;
 mod core;
+mod early_media;
 mod legs;
+mod metadata;
+mod prompts;
 pub mod reason;
+mod recording;
 pub mod report;
+mod session;
+mod session_timer;
 mod timers;
+pub mod transfer;
 pub mod types;
+mod wsbot;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_bot;
 #[cfg(test)]
+mod tests_early_media;
+#[cfg(test)]
+mod tests_prompts;
+#[cfg(test)]
 mod tests_random;
+#[cfg(test)]
+mod tests_recording;
 #[cfg(test)]
 mod tests_ringing;
 #[cfg(test)]
+mod tests_session;
+#[cfg(test)]
+mod tests_session_timer;
+#[cfg(test)]
 mod tests_talking;
+#[cfg(test)]
+mod tests_transfer;
+#[cfg(test)]
+mod tests_wsbot;
 
 pub use self::bot::refresh_interval;
 pub use self::core::CallMachine;
+pub use self::session_timer::expiry_after;
 pub use reason::{FailureKind, ReasonCode};
 pub use report::{CallStatus, TerminalReport};
+pub use transfer::{TransferInput, TransferOutput};
 pub use types::{
     AmdMode, AmdOutcome, AmdResult, BotEvent, CallState, HangupSource, Input, LegSide,
-    MachineConfig, Output, Prompt, TimerKind,
+    MachineConfig, Output, Prompt, TimerKind, TransferMethod,
 };

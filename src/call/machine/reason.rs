@@ -48,6 +48,9 @@ pub enum ReasonCode {
     /// The call reached its configured maximum duration. Not in the Live Hub list: an addition
     /// of dialgate, chosen because none of the listed codes describes a policy limit honestly.
     MaxDuration,
+    /// The person was handed to another destination (a `transfer` activity), and the call
+    /// ended after that: a Live Hub code.
+    Transferred,
 }
 
 impl ReasonCode {
@@ -65,6 +68,7 @@ impl ReasonCode {
             ReasonCode::ApiHangup => "api-hangup",
             ReasonCode::MediaTimeout => "media-timeout",
             ReasonCode::MaxDuration => "max-duration",
+            ReasonCode::Transferred => "transferred",
         }
     }
 

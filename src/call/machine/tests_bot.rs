@@ -145,11 +145,10 @@ fn unknown_and_unsupported_activities_are_noted_once_and_change_nothing() {
             .acts
             .is_empty()
     );
-    // 2. A Bot API activity this gateway does not carry out yet: noted, call goes on.
-    let st = s.ev(act(json!({"type": "event", "name": "playUrl",
-        "activityParams": {"playUrlUrl": "https://x/a.wav"}})));
+    // 2. A known activity missing what it needs: noted with why, call goes on.
+    let st = s.ev(act(json!({"type": "event", "name": "playUrl"})));
     assert!(
-        matches!(&st.acts[..], [Output::Timeline { note, .. }] if note.contains("not supported"))
+        matches!(&st.acts[..], [Output::Timeline { note, .. }] if note.contains("playUrlUrl is missing"))
     );
     assert_eq!(s.m.state(), CallState::Connected);
 }

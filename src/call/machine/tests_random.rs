@@ -40,6 +40,8 @@ struct Checker {
     answered: u32,
     media_started: bool,
     terminal: Option<TerminalReport>,
+    agent_invites: u32,
+    fed_agent_answer: bool,
 }
 
 impl Checker {
@@ -58,6 +60,8 @@ impl Checker {
             answered: 0,
             media_started: false,
             terminal: None,
+            agent_invites: 0,
+            fed_agent_answer: false,
         }
     }
 
@@ -66,6 +70,7 @@ impl Checker {
             Input::CarrierAnswered { .. } => self.fed_carrier_answer = true,
             Input::BotAnswered => self.fed_bot_answer = true,
             Input::BotSessionOpened { .. } => self.fed_session_open = true,
+            Input::Transfer(TransferInput::AgentAnswered { .. }) => self.fed_agent_answer = true,
             _ => {}
         }
         self.m.handle(self.now, ev);
@@ -145,8 +150,13 @@ impl Checker {
                     | BotEvent::Beep
                     | BotEvent::Message { .. }
                     | BotEvent::PlayFinished
+                    | BotEvent::PlayInterrupted
+                    | BotEvent::PlayUrlFailed { .. }
                     | BotEvent::Dtmf { .. } => {
                         assert!(self.start_sent, "event before start")
+                    }
+                    BotEvent::TransferStatus { answered, .. } => {
+                        assert!(!answered || self.start_sent, "transferred before start")
                     }
                 }
             }
@@ -180,10 +190,14 @@ impl Checker {
                     assert!(self.fed_carrier_answer && self.terminal.is_none());
                 }
             }
-            Output::Play(_) => {
+            Output::Play(p) => {
+                // playUrl and sendDtmf play for every bot kind; a SIP bot's text only with
+                // speak_messages.
                 assert!(
-                    self.m.config().text_bot,
-                    "a SIP bot's prompt played by the gateway"
+                    !matches!(p, super::Prompt::Speak(_))
+                        || self.m.config().text_bot
+                        || self.m.config().speak_messages,
+                    "a SIP bot's message spoken without speak_messages"
                 );
                 assert!(
                     self.fed_bot_answer,
@@ -191,8 +205,42 @@ impl Checker {
                 );
                 assert!(self.terminal.is_none());
             }
-            Output::AbortPrompts => assert!(self.m.config().text_bot),
+            Output::AbortPrompts => assert!(self.terminal.is_none() || self.media_started),
             Output::StopMedia | Output::Timeline { .. } => {}
+            Output::Transfer(t) => match t {
+                TransferOutput::InviteAgent { .. } | TransferOutput::SendRefer { .. } => {
+                    assert!(
+                        self.start_sent || !self.m.config().bot_api,
+                        "transfer before start"
+                    );
+                    assert!(self.terminal.is_none());
+                    self.agent_invites += 1;
+                }
+                TransferOutput::CancelAgent | TransferOutput::ByeAgent => {
+                    assert!(self.agent_invites > 0, "agent leg never invited")
+                }
+                TransferOutput::BridgeAgent => {
+                    assert!(
+                        self.fed_agent_answer,
+                        "bridged to an agent that never answered"
+                    )
+                }
+                TransferOutput::StopDetection => assert!(self.media_started),
+            },
+            Output::StartEarlyMedia => {
+                assert!(!self.fed_carrier_answer && self.terminal.is_none());
+                self.media_started = true;
+            }
+            Output::RefreshCarrierSession => {
+                assert!(self.fed_carrier_answer && self.terminal.is_none())
+            }
+            Output::CarrierInfo { .. } => {
+                assert!(self.fed_carrier_answer && self.terminal.is_none());
+            }
+            Output::Recording(_) => {
+                assert!(self.media_started, "recording without media");
+                assert!(self.terminal.is_none());
+            }
         }
     }
 
@@ -209,7 +257,12 @@ impl Checker {
 }
 
 fn random_activity(rng: &mut XorShift) -> BotActivity {
-    let v = match rng.below(9) {
+    let v = match rng.below(17) {
+        9 | 10 | 12 | 13 => json!({"type": "event", "name": "transfer",
+            "activityParams": {"transferTarget": "tel:+15551230002"}}),
+        11 => {
+            json!({"type": "event", "name": "transfer", "activityParams": {"transferTarget": "x"}})
+        }
         6 => {
             json!({"type": "event", "name": "playUrl", "activityParams": {"playUrlUrl": "file:a.wav"}})
         }
@@ -220,9 +273,24 @@ fn random_activity(rng: &mut XorShift) -> BotActivity {
         2 => json!({"type": "event", "name": "stopRecognition"}),
         3 => json!({"type": "event", "name": "hangup", "delay": 1500}),
         4 => json!({"type": "message", "text": "Hello"}),
-        _ => json!({"type": "event", "name": "dance"}),
+        5 => json!({"type": "event", "name": "dance"}),
+        _ => control_activity(rng),
     };
     crate::core::activity::parse(&v)
+}
+
+/// `config`, the recording activities and `sendMetaData`, in every phase.
+fn control_activity(rng: &mut XorShift) -> serde_json::Value {
+    match rng.below(7) {
+        0 => json!({"type": "event", "name": "config",
+            "sessionParams": {"recognition": true, "bargeIn": true, "sendEventsToBot": ["DTMF"]}}),
+        1 => json!({"type": "event", "name": "config", "sessionParams": {"recognition": false}}),
+        2 => json!({"type": "event", "name": "startCallRecording"}),
+        3 => json!({"type": "event", "name": "pauseCallRecording"}),
+        4 => json!({"type": "event", "name": "resumeCallRecording"}),
+        5 => json!({"type": "event", "name": "stopCallRecording"}),
+        _ => json!({"type": "event", "name": "sendMetaData", "value": {"k": 1}}),
+    }
 }
 
 fn random_event(rng: &mut XorShift, c: &mut Checker) -> Option<Input> {
@@ -239,7 +307,26 @@ fn random_event(rng: &mut XorShift, c: &mut Checker) -> Option<Input> {
         AmdResult::Unknown,
     ];
     let side = [LegSide::Carrier, LegSide::Bot][rng.below(2) as usize];
-    Some(match rng.below(26) {
+    Some(match rng.below(34) {
+        26 | 30 | 31 => Input::Transfer(TransferInput::AgentAnswered {
+            sdp_ok: rng.below(5) != 0,
+        }),
+        27 => Input::Transfer(match rng.below(3) {
+            0 => TransferInput::AgentFailed {
+                code: codes[rng.below(6) as usize],
+                kind: kind[rng.below(3) as usize],
+                reason: String::new(),
+            },
+            1 => TransferInput::AgentBye,
+            _ => TransferInput::AgentProvisional { code: 180 },
+        }),
+        28 => Input::Transfer(TransferInput::ReferAnswered {
+            code: [None, Some(202), Some(403)][rng.below(3) as usize],
+            reason: String::new(),
+        }),
+        29 | 32 | 33 => Input::Transfer(TransferInput::ReferNotify {
+            code: [100, 200, 486][rng.below(3) as usize],
+        }),
         0 => Input::Start,
         1 => Input::CarrierProvisional {
             code: [100, 180, 183][rng.below(3) as usize],
@@ -308,6 +395,7 @@ fn random_sequences_keep_the_invariants() {
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     let modes = [AmdMode::Disabled, AmdMode::Detect, AmdMode::Disconnect];
     let mut terminals_by_code: HashMap<ReasonCode, u32> = HashMap::new();
+    let mut total_invites = 0;
     for run in 0..5_000 {
         let cfg = MachineConfig {
             dialout_initiated_event: rng.below(2) == 0,
@@ -316,14 +404,24 @@ fn random_sequences_keep_the_invariants() {
             recognizer_available: rng.below(2) == 0,
             bot_api: rng.below(4) != 0,
             text_bot: rng.below(2) == 0,
+            recording: rng.below(2) == 0,
+            send_metadata_info: rng.below(2) == 0,
             // Short, so that a wind-down by timers alone ends within a bounded number of rounds.
             max_duration: Some(Duration::from_secs(60)),
+            transfer: [TransferMethod::Bridge, TransferMethod::Refer][rng.below(2) as usize],
             ..MachineConfig::default()
         };
         let mut c = Checker::new(cfg);
         // 1. Start most runs properly, then feed 0..40 random events at random times.
         if rng.below(10) != 0 {
             c.feed(Input::Start);
+        }
+        if rng.below(3) == 0 {
+            // A third of the runs start from a connected call (where activities such as
+            // `transfer` act), reached the usual way.
+            c.feed(Input::BotSessionOpened { expires: None });
+            c.feed(Input::CarrierAnswered { sdp_ok: true });
+            c.feed(Input::BotAnswered);
         }
         for _ in 0..rng.below(40) {
             c.now += Duration::from_millis(rng.below(3_000));
@@ -347,6 +445,11 @@ fn random_sequences_keep_the_invariants() {
                 kind: FailureKind::Response,
                 reason: String::new(),
             });
+            c.feed(Input::Transfer(TransferInput::AgentFailed {
+                code: Some(487),
+                kind: FailureKind::Response,
+                reason: String::new(),
+            }));
         }
         let mut rounds = 0;
         while c.terminal.is_none() && c.fire_earliest() {
@@ -361,6 +464,7 @@ fn random_sequences_keep_the_invariants() {
             .unwrap_or_else(|| panic!("run {run}: no terminal in {:?}", c.m.state()));
         assert_eq!(c.m.state(), CallState::Ended);
         *terminals_by_code.entry(r.reason_code).or_default() += 1;
+        total_invites += c.agent_invites;
         // 4. Still nothing after the end.
         c.terminal = Some(r);
         c.feed(Input::CarrierBye);
@@ -369,5 +473,6 @@ fn random_sequences_keep_the_invariants() {
         });
     }
     // 5. The walk reached every reason code (so the test can fail usefully).
-    assert_eq!(terminals_by_code.len(), 11, "{terminals_by_code:?}");
+    assert!(total_invites > 20, "transfers started: {total_invites}");
+    assert_eq!(terminals_by_code.len(), 12, "{terminals_by_code:?}");
 }

@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use super::types::TimerKind;
 
-const KINDS: [TimerKind; 8] = [
+const N: usize = 11;
+
+const KINDS: [TimerKind; N] = [
     TimerKind::Answer,
     TimerKind::BotAnswer,
     TimerKind::BotOpen,
@@ -17,6 +19,9 @@ const KINDS: [TimerKind; 8] = [
     TimerKind::CancelGuard,
     TimerKind::Delayed,
     TimerKind::BeepWait,
+    TimerKind::Transfer,
+    TimerKind::SessionRefresh,
+    TimerKind::SessionExpiry,
 ];
 
 fn slot(kind: TimerKind) -> usize {
@@ -29,13 +34,16 @@ fn slot(kind: TimerKind) -> usize {
         TimerKind::CancelGuard => 5,
         TimerKind::Delayed => 6,
         TimerKind::BeepWait => 7,
+        TimerKind::Transfer => 8,
+        TimerKind::SessionRefresh => 9,
+        TimerKind::SessionExpiry => 10,
     }
 }
 
 /// Deadline per timer kind.
 #[derive(Debug, Default)]
 pub(super) struct TimerTable {
-    deadline: [Option<Instant>; 8],
+    deadline: [Option<Instant>; N],
 }
 
 impl TimerTable {
@@ -51,7 +59,7 @@ impl TimerTable {
 
     /// Disarms every timer.
     pub(super) fn cancel_all(&mut self) {
-        self.deadline = [None; 8];
+        self.deadline = [None; N];
     }
 
     /// When `kind` expires, if armed.

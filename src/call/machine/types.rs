@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::reason::{FailureKind, ReasonCode};
 use super::report::TerminalReport;
-use crate::core::activity::BotActivity;
+use crate::core::activity::{BotActivity, RecordingOp};
 
 pub use crate::core::AmdMode;
+pub use crate::core::transfer::TransferMethod;
 
 /// What AMD decided: the detector's own result type.
 pub use crate::amd::AmdResult;
@@ -55,6 +56,12 @@ pub enum TimerKind {
     Delayed,
     /// How long a text bot's prompts wait for a voicemail's beep.
     BeepWait,
+    /// How long a transfer may take: the agent's ring time (bridge), or the REFER's outcome.
+    Transfer,
+    /// Our next carrier session refresh (RFC 4028), at half the interval.
+    SessionRefresh,
+    /// The carrier session expires without a refresh: BYE, `error`.
+    SessionExpiry,
 }
 
 /// Which leg of the call.
@@ -161,6 +168,38 @@ pub enum Input {
     Dtmf(char),
     /// Everything queued for the person has been played (or cut by `abortPrompts`).
     PlaybackDone,
+    /// What happens to a transfer under way (the agent's leg, the REFER and its NOTIFYs).
+    Transfer(super::transfer::TransferInput),
+    /// The carrier session timer (RFC 4028) after the 2xx, a refresh, or the peer's refresh.
+    CarrierSessionTimer {
+        /// The session interval; `None` = the session does not expire.
+        interval: Option<Duration>,
+        /// dialgate sends the refreshes (else it only waits for the peer's).
+        we_refresh: bool,
+    },
+    /// The pre-answer detector heard an intercept in the early media (SIT tones, or an
+    /// announcement's words).
+    EarlyIntercept {
+        /// SIT tones (else recognised words).
+        sit: bool,
+        /// What was heard (tone frequencies or the recognised text).
+        heard: String,
+    },
+    /// A `playUrl` prompt could not be played (not fetched, not decoded); the call goes on.
+    PromptFailed {
+        /// The URL as the bot gave it.
+        url: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The person started speaking (voice activity on the carrier leg): barge-in.
+    SpeechStarted,
+    /// A WebSocket bot's socket dropped and could not be resumed (or the bot ended its media
+    /// stream): the bot is gone for good.
+    BotSocketLost {
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 /// Something a text bot has the gateway play to the person.
@@ -170,6 +209,16 @@ pub enum Prompt {
     Speak(String),
     /// An audio file (`playUrl`).
     Url(String),
+    /// Key presses for the person (`sendDtmf`; checked by the machine, see
+    /// [`crate::media::inject::dtmf_plan`]).
+    Dtmf(String),
+    /// An audio file with the bot's `playUrlMediaFormat`.
+    UrlAs {
+        /// The URL.
+        url: String,
+        /// `playUrlMediaFormat` as the bot wrote it.
+        format: String,
+    },
 }
 
 /// A bot event (Bot API activity the gateway sends).
@@ -193,12 +242,33 @@ pub enum BotEvent {
         /// The digit (`0-9`, `*`, `#`, `A-D`).
         digit: char,
     },
+    /// `playFinished` for prompts cut short (`abortPrompts`, barge-in):
+    /// `{"type": "event", "name": "playFinished", "parameters": {"interrupted": true}}`.
+    PlayInterrupted,
+    /// A `playUrl` that could not be played:
+    /// `{"type": "event", "name": "playUrlFailed", "value": url, "parameters": {"reason"}}`.
+    PlayUrlFailed {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// Recognised speech: `{"type": "message", "text", "parameters": {"confidence"}}`.
     Message {
         /// The text.
         text: String,
         /// The recogniser's confidence.
         confidence: f32,
+    },
+    /// How a `transfer` ended: `{"type": "event", "name": "transferStatus", "value":
+    /// "answered"|"failed", "parameters": {"reasonCode", "sipCode"}}`.
+    TransferStatus {
+        /// The target answered (bridge) or the REFER succeeded.
+        answered: bool,
+        /// `transferred`, or why it failed (`busy`, `no-answer`, `not-connected`, …).
+        reason_code: &'static str,
+        /// The SIP code that decided it, if one did.
+        sip_code: Option<u16>,
     },
 }
 
@@ -279,6 +349,23 @@ pub enum Output {
     /// The one terminal outcome: notify the dialer, write the call record. Always the last
     /// output of the machine; emitted exactly once per call.
     Terminal(TerminalReport),
+    /// A step of a transfer (REFER, the agent's leg, re-pointing the relay).
+    Transfer(super::transfer::TransferOutput),
+    /// Refresh the carrier session (RFC 4028): UPDATE, or re-INVITE when the carrier lacks it.
+    RefreshCarrierSession,
+    /// Early media: start the relay's carrier direction with the provisional's SDP and the
+    /// pre-answer detector (SIT, intercept words). The answer's `StartMedia` takes over.
+    StartEarlyMedia,
+    /// Start, stop, pause or resume the call's stereo recording (the machine only asks for what
+    /// the recording's state allows: see `recording.rs`).
+    Recording(RecordingOp),
+    /// Send an in-dialog INFO on the carrier leg (the bot's `sendMetaData`).
+    CarrierInfo {
+        /// `Content-Type` of the body.
+        content_type: &'static str,
+        /// The body.
+        body: String,
+    },
 }
 
 /// Per-call settings, resolved by the shell from the bot config and the dialout request.
@@ -311,6 +398,23 @@ pub struct MachineConfig {
     /// After a `machine` decision (mode `detect`), how long a text bot's prompts wait for the
     /// beep before they play anyway.
     pub beep_wait: Duration,
+    /// How the bot's `transfer` activities are carried out (`outbound.transfer`).
+    pub transfer: TransferMethod,
+    /// Barge-in from the start of the call (`outbound.barge_in`): the person's speech cuts a
+    /// prompt that is playing. Copied into the machine's `barge_in` flag, which the `config`
+    /// activity (`bargeIn`) switches and barge-in reads.
+    pub barge_in: bool,
+    /// Record the call from the answer (`bots[].recording`); without it the bot may still start
+    /// a recording with `startCallRecording`.
+    pub recording: bool,
+    /// Forward `sendMetaData` to the person's leg as SIP INFO (`outbound.send_metadata_info`).
+    pub send_metadata_info: bool,
+    /// A SIP bot's `message` activities are spoken by dialgate in place of its audio
+    /// (`outbound.speak_messages`).
+    pub speak_messages: bool,
+    /// The bot's media side is a WebSocket (`bots[].websocket`): its session is opened (and
+    /// must be accepted) before the person is called, and it carries the bot events.
+    pub ws_bot: bool,
 }
 
 impl Default for MachineConfig {
@@ -328,6 +432,12 @@ impl Default for MachineConfig {
             recognizer_available: false,
             text_bot: false,
             beep_wait: Duration::from_secs(10),
+            transfer: TransferMethod::Bridge,
+            barge_in: false,
+            recording: false,
+            send_metadata_info: false,
+            speak_messages: false,
+            ws_bot: false,
         }
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::media::AudioCodec;
 use crate::media::g711;
+use crate::media::inject::{DtmfFrame, INJECT_DTMF_PT};
 use crate::tts::stream::{SpeechStream, TryNext};
 use crate::tts::{FRAME_SAMPLES, TtsError};
 
@@ -56,6 +57,13 @@ pub enum PromptSource {
     Speech(SpeechStream),
     /// 8 kHz PCM (e.g. from a file).
     Pcm(Arc<[i16]>),
+    /// Audio still being fetched (`playUrl`): it keeps its place in the queue; while it is not
+    /// there the player sends silence (and so holds a SIP bot back), a failure ends the prompt
+    /// with the reason.
+    Later(tokio::sync::oneshot::Receiver<Result<Arc<[i16]>, String>>),
+    /// Key presses (`sendDtmf`): RFC 4733 telephone-events, frame by frame
+    /// ([`crate::media::inject::dtmf_frames`]).
+    Dtmf(VecDeque<DtmfFrame>),
 }
 
 /// What the next pull from a source gave.
@@ -75,6 +83,22 @@ impl PromptSource {
                 TryNext::Done => Pull::Done,
                 TryNext::Failed(e) => Pull::Failed(e),
             },
+            PromptSource::Later(rx) => {
+                use tokio::sync::oneshot::error::TryRecvError;
+                let pulled = match rx.try_recv() {
+                    Ok(Ok(pcm)) => Pull::Samples(pcm),
+                    Ok(Err(e)) => Pull::Failed(TtsError::Unplayable(e)),
+                    Err(TryRecvError::Empty) => return Pull::Pending,
+                    Err(TryRecvError::Closed) => {
+                        Pull::Failed(TtsError::Unplayable("the audio never came".into()))
+                    }
+                };
+                // Delivered once: what follows is the end of the prompt.
+                *self = PromptSource::Pcm(Arc::from(Vec::new()));
+                pulled
+            }
+            // Key presses are sent by `PlayerCore::next_dtmf`, never pulled as audio.
+            PromptSource::Dtmf(_) => Pull::Done,
             PromptSource::Pcm(p) => {
                 let pcm = std::mem::replace(p, Arc::from(Vec::new()));
                 if pcm.is_empty() {
@@ -171,6 +195,10 @@ pub struct PlayerCore {
     max_queued: usize,
     queue: VecDeque<(PromptId, PromptSource)>,
     playing: Option<Playing>,
+    /// Payload type of telephone-events.
+    dtmf_pt: u8,
+    /// Timestamp of the key press being sent (all its packets carry it).
+    event_ts: u32,
     events: VecDeque<PlayerEvent>,
     counters: PlayerCounters,
 }
@@ -196,6 +224,8 @@ impl PlayerCore {
             max_queued: max_queued.max(1),
             queue: VecDeque::new(),
             playing: None,
+            dtmf_pt: INJECT_DTMF_PT,
+            event_ts: 0,
             events: VecDeque::new(),
             counters: PlayerCounters::default(),
         }
@@ -231,6 +261,12 @@ impl PlayerCore {
         if had_any {
             self.events.push_back(PlayerEvent::QueueDrained);
         }
+    }
+
+    /// The payload type of the telephone-events it sends (default
+    /// [`INJECT_DTMF_PT`]).
+    pub fn set_dtmf_pt(&mut self, pt: u8) {
+        self.dtmf_pt = pt;
     }
 
     /// The codec in use.
@@ -274,8 +310,15 @@ impl PlayerCore {
             self.deadline = now + FRAME;
             self.counters.reanchors += 1;
         }
+        if let Some(packet) = self.next_dtmf() {
+            self.counters.packets += 1;
+            return Some(packet);
+        }
         let frame = self.next_audio();
-        let payload = match (&frame, self.send_silence) {
+        // While a prompt is under way (e.g. waiting for its next sentence) silence keeps the
+        // stream going even without `send_silence`: an injected prompt holds the bot back.
+        let busy = self.busy();
+        let payload = match (&frame, self.send_silence || busy) {
             (Some(f), _) => f.as_slice(),
             (None, true) => &[0i16; FRAME_SAMPLES][..],
             (None, false) => {
@@ -292,10 +335,84 @@ impl PlayerCore {
         Some(packet)
     }
 
+    /// When the current (or next) prompt is key presses: its next packet (a telephone-event,
+    /// or silence between presses); `None` for any other prompt.
+    fn next_dtmf(&mut self) -> Option<Vec<u8>> {
+        if self.playing.is_none() && matches!(self.queue.front(), Some((_, PromptSource::Dtmf(_))))
+        {
+            let (id, source) = self.queue.pop_front()?;
+            self.playing = Some(Playing {
+                id,
+                source,
+                buffer: VecDeque::new(),
+                source_done: false,
+                error: None,
+                started: false,
+            });
+        }
+        let p = self.playing.as_mut()?;
+        let PromptSource::Dtmf(frames) = &mut p.source else {
+            return None;
+        };
+        let Some(frame) = frames.pop_front() else {
+            let done = self.playing.take()?;
+            self.events.push_back(PlayerEvent::PromptFinished {
+                id: done.id,
+                interrupted: false,
+                error: None,
+            });
+            if self.queue.is_empty() {
+                self.events.push_back(PlayerEvent::QueueDrained);
+            }
+            // This frame's slot goes to whatever follows (audio, silence or nothing).
+            return None;
+        };
+        if !p.started {
+            p.started = true;
+            self.events
+                .push_back(PlayerEvent::PromptStarted { id: p.id });
+        }
+        Some(match frame {
+            DtmfFrame::Silence => self.packet(&[0i16; FRAME_SAMPLES]),
+            DtmfFrame::Event {
+                event,
+                start,
+                end,
+                duration,
+            } => {
+                if start {
+                    self.event_ts = self.ts;
+                }
+                self.event_packet(&DtmfFrame::payload(event, end, duration), start)
+            }
+        })
+    }
+
+    /// A telephone-event packet: the press's timestamp, the next sequence number; the media
+    /// clock runs on (the next audio frame's timestamp follows real time).
+    fn event_packet(&mut self, payload: &[u8; 4], start: bool) -> Vec<u8> {
+        let mut p = Vec::with_capacity(RTP_HEADER + 4);
+        let marker = if start || self.first_packet { 0x80 } else { 0 };
+        self.first_packet = false;
+        p.push(0x80);
+        p.push(marker | (self.dtmf_pt & 0x7f));
+        p.extend_from_slice(&self.seq.to_be_bytes());
+        p.extend_from_slice(&self.event_ts.to_be_bytes());
+        p.extend_from_slice(&self.ssrc.to_be_bytes());
+        p.extend_from_slice(payload);
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(FRAME_SAMPLES as u32);
+        p
+    }
+
     /// The next frame of prompt audio, moving through the queue and emitting events.
     fn next_audio(&mut self) -> Option<[i16; FRAME_SAMPLES]> {
         loop {
             if self.playing.is_none() {
+                if matches!(self.queue.front(), Some((_, PromptSource::Dtmf(_)))) {
+                    // Key presses start on the next frame (`next_dtmf`).
+                    return None;
+                }
                 let (id, source) = self.queue.pop_front()?;
                 self.playing = Some(Playing {
                     id,
@@ -443,6 +560,88 @@ mod tests {
         assert!(p[RTP_HEADER..].iter().all(|b| *b == 0xff));
         c.abort();
         assert!(c.poll_event().is_none());
+    }
+
+    #[test]
+    fn key_presses_are_telephone_events_between_audio_frames() {
+        use crate::media::inject::{DtmfStep, dtmf_frames};
+        let t0 = Instant::now();
+        let mut c = PlayerCore::new(t0, AudioCodec::PCMU, (9, 100, 8000), false, 4);
+        // 1. One audio frame, the key "5", then another audio frame.
+        c.enqueue(PromptId(1), pcm(160, 700)).unwrap();
+        let keys = dtmf_frames(&[DtmfStep::Key(5)]).into_iter().collect();
+        c.enqueue(PromptId(2), PromptSource::Dtmf(keys)).unwrap();
+        c.enqueue(PromptId(3), pcm(160, 700)).unwrap();
+        let mut packets = Vec::new();
+        for i in 0..14 {
+            packets.extend(c.on_tick(t0 + FRAME * i));
+        }
+        let hdr = |p: &Vec<u8>| {
+            (
+                p[1] & 0x7f,
+                p[1] & 0x80 != 0,
+                u16::from_be_bytes([p[2], p[3]]),
+                u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
+            )
+        };
+        // 2. audio, one silent frame, 8 events (5 tone + 3 end), one silent gap frame, audio.
+        let kinds: Vec<u8> = packets.iter().map(|p| hdr(p).0).collect();
+        assert_eq!(kinds, [0, 0, 101, 101, 101, 101, 101, 101, 101, 101, 0, 0]);
+        // 3. Sequence numbers without a gap; the events share the press's timestamp (frame 2),
+        //    marker on the first event only; the audio after resumes at real time.
+        for (i, p) in packets.iter().enumerate() {
+            assert_eq!(hdr(p).2, 100 + i as u16);
+        }
+        let press_ts = 8000 + 2 * 160;
+        assert!(packets[2..10].iter().all(|p| hdr(p).3 == press_ts));
+        assert!(hdr(&packets[2]).1 && !hdr(&packets[3]).1);
+        assert_eq!(hdr(&packets[11]).3, 8000 + 11 * 160);
+        // 4. Payloads: durations 160..800, then three end packets.
+        assert_eq!(&packets[2][RTP_HEADER..], &[5, 10, 0, 160]);
+        assert_eq!(&packets[6][RTP_HEADER..], &[5, 10, 3, 32]);
+        assert!(
+            packets[7..10]
+                .iter()
+                .all(|p| p[RTP_HEADER..] == [5, 0x8a, 3, 32])
+        );
+        // 5. Each prompt finishes once, in order, then the queue drains.
+        let finished: Vec<PromptId> = events(&mut c)
+            .into_iter()
+            .filter_map(|e| match e {
+                PlayerEvent::PromptFinished { id, .. } => Some(id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(finished, [PromptId(1), PromptId(2), PromptId(3)]);
+    }
+
+    #[test]
+    fn audio_fetched_later_keeps_its_place_and_a_failure_ends_it_with_the_reason() {
+        let t0 = Instant::now();
+        let mut c = PlayerCore::new(t0, AudioCodec::PCMU, (1, 0, 0), false, 4);
+        // 1. A file still being fetched, then a PCM prompt behind it.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        c.enqueue(PromptId(1), PromptSource::Later(rx)).unwrap();
+        c.enqueue(PromptId(2), pcm(160, 900)).unwrap();
+        // 2. Meanwhile: silence (it holds the place), nothing started.
+        let p = c.on_tick(t0).expect("silence while fetching");
+        assert!(p[RTP_HEADER..].iter().all(|b| *b == 0xff));
+        assert!(events(&mut c).is_empty());
+        // 3. The fetch fails: prompt 1 ends with the reason, prompt 2 plays.
+        tx.send(Err("answered 404".into())).unwrap();
+        let p = c.on_tick(t0 + FRAME).unwrap();
+        assert_ne!(p[RTP_HEADER], 0xff);
+        assert_eq!(
+            events(&mut c),
+            vec![
+                PlayerEvent::PromptFinished {
+                    id: PromptId(1),
+                    interrupted: false,
+                    error: Some("answered 404".into())
+                },
+                PlayerEvent::PromptStarted { id: PromptId(2) },
+            ]
+        );
     }
 
     #[test]

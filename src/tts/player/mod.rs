@@ -45,6 +45,21 @@ impl Prompt {
         Prompt(PromptSource::Speech(stream))
     }
 
+    /// Key presses toward the person (`sendDtmf`): RFC 4733 telephone-events with the timing
+    /// of [`crate::media::inject::dtmf_frames`]; a bad digit string is refused.
+    pub fn dtmf(digits: &str) -> Result<Prompt, crate::media::inject::DtmfError> {
+        let steps = crate::media::inject::dtmf_plan(digits)?;
+        Ok(Prompt(PromptSource::Dtmf(
+            crate::media::inject::dtmf_frames(&steps).into(),
+        )))
+    }
+
+    /// 8 kHz mono PCM that arrives later (a `playUrl` being fetched): the prompt keeps its place
+    /// in the queue; an `Err` ends it with that reason (`PromptFinished { error }`).
+    pub fn later(rx: tokio::sync::oneshot::Receiver<Result<Arc<[i16]>, String>>) -> Prompt {
+        Prompt(PromptSource::Later(rx))
+    }
+
     /// 8 kHz mono PCM.
     pub fn pcm(samples: impl Into<Arc<[i16]>>) -> Prompt {
         Prompt(PromptSource::Pcm(samples.into()))

@@ -28,6 +28,16 @@ pub mod activity {
         event("stopRecognition")
     }
 
+    /// `sendDtmf`: key presses toward the person.
+    pub fn send_dtmf(digits: &str) -> Value {
+        json!({"type": "event", "name": "sendDtmf", "activityParams": {"dtmfDigits": digits}})
+    }
+
+    /// `playUrl`: an audio file for the person.
+    pub fn play_url(url: &str) -> Value {
+        json!({"type": "event", "name": "playUrl", "activityParams": {"playUrlUrl": url}})
+    }
+
     /// `{"type":"message","text":<text>}`: the bot says something.
     pub fn message(text: &str) -> Value {
         json!({"type": "message", "text": text})
