@@ -118,6 +118,18 @@ impl App {
         engine.preload_tts().await;
         tasks.push(outbox.spawn(shutdown.clone()));
         engine.recover().await;
+        let limiter: Arc<dyn crate::call::limiter::RateLimiter> = Arc::new(LocalLimiter::new());
+        let queue = crate::call::queue::DialQueue::new(crate::call::queue::QueueDeps {
+            store: store.clone(),
+            outbox: outbox.clone(),
+            limiter: limiter.clone(),
+            calls: engine.clone() as Arc<dyn CallControl>,
+            config: config.clone(),
+            metrics: metrics.clone(),
+        });
+        // Dialouts that were queued when the process stopped wait again, in their order.
+        queue.restore().await;
+        tasks.push(tokio::spawn(queue.clone().run(shutdown.clone())));
         let probes = crate::webhook::probe::ProbeBoard::default();
         if opts.probe_bots {
             tasks.push(crate::webhook::probe::spawn_prober(
@@ -132,8 +144,9 @@ impl App {
         let state = Arc::new(ApiState {
             config: config.clone(),
             store: store.clone(),
-            limiter: Arc::new(LocalLimiter::new()),
+            limiter,
             calls: engine.clone() as Arc<dyn CallControl>,
+            queue,
             metrics: metrics.clone(),
             auth: Authenticator::new(opts.token_ttl),
             started: std::time::SystemTime::now(),

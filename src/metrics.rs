@@ -4,6 +4,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Mutex;
 
@@ -21,6 +22,16 @@ pub struct ReasonLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
     pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BotLabels {
+    pub bot: String,
+}
+
+fn queue_wait_histogram() -> Histogram {
+    // 0.1 s .. ~27 min.
+    Histogram::new(exponential_buckets(0.1, 2.0, 15))
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,6 +71,10 @@ pub struct Metrics {
     pub calls_pruned: Counter,
     pub auth_delayed: Counter,
     pub log_suppressed: Counter,
+    /// Dialouts waiting in each bot's queue (`outbound.on_limit`).
+    pub queue_depth: Family<BotLabels, Gauge>,
+    /// How long queued dialouts waited before they were dialled, per bot.
+    pub queue_wait: Family<BotLabels, Histogram, fn() -> Histogram>,
     /// WebSocket bots, per bot kind.
     pub wsbot: crate::wsbot::WsBotMetrics,
     /// SIP legs a previous process left ringing or up, ended (CANCEL/BYE answered) at start-up.
@@ -98,6 +113,8 @@ impl Metrics {
             calls_pruned: Counter::default(),
             auth_delayed: Counter::default(),
             log_suppressed: Counter::default(),
+            queue_depth: Family::default(),
+            queue_wait: Family::new_with_constructor(queue_wait_histogram as fn() -> Histogram),
             wsbot: crate::wsbot::WsBotMetrics::default(),
             legs_cleaned_at_recovery: Counter::default(),
         };
@@ -198,6 +215,16 @@ impl Metrics {
             "SIP legs a previous process left ringing or up, ended with CANCEL or BYE at start-up",
             m.legs_cleaned_at_recovery.clone(),
         );
+        r.register(
+            "queue_depth",
+            "Dialouts waiting in a bot's queue",
+            m.queue_depth.clone(),
+        );
+        r.register(
+            "queue_wait_seconds",
+            "Time queued dialouts waited before they were dialled",
+            m.queue_wait.clone(),
+        );
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
         m
     }
@@ -244,6 +271,20 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
+    }
+
+    /// Sets the depth of `bot`'s dialout queue.
+    pub fn set_queue_depth(&self, bot: &str, depth: usize) {
+        self.queue_depth
+            .get_or_create(&BotLabels { bot: bot.to_owned() })
+            .set(depth as i64);
+    }
+
+    /// Records how long a queued dialout of `bot` waited.
+    pub fn observe_queue_wait(&self, bot: &str, secs: f64) {
+        self.queue_wait
+            .get_or_create(&BotLabels { bot: bot.to_owned() })
+            .observe(secs);
     }
 
     /// Counts one configuration reload.

@@ -314,3 +314,45 @@ fn the_send_metadata_info_key_is_checked_with_its_position() {
         "{errs}"
     );
 }
+
+#[test]
+fn a_bots_queue_settings_are_checked_and_default_to_reject() {
+    let base = "server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  http: { plain_http: true }\nbots:\n  - id: b\n    name: B\n    sip_uri: \"sip:bot@127.0.0.1:5090\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.yaml");
+    // 1. A misspelt policy is reported at its value, with the three words allowed; a zero
+    //    queue length at its own.
+    std::fs::write(
+        &file,
+        format!("{base}    outbound: {{ on_limit: wait, max_queue: 0 }}\n"),
+    )
+    .unwrap();
+    let errs = dialgate::config::load(&file).unwrap_err();
+    let e = &errs.errors()[0];
+    assert_eq!(
+        (e.line, e.path.as_str()),
+        (9, "bots[0].outbound.on_limit"),
+        "{errs}"
+    );
+    assert!(e.message.contains("reject, queue, on_request"), "{errs}");
+    std::fs::write(&file, format!("{base}    outbound: {{ max_queue: 0 }}\n")).unwrap();
+    let errs = dialgate::config::load(&file).unwrap_err();
+    assert_eq!(errs.errors()[0].path, "bots[0].outbound.max_queue", "{errs}");
+    // 2. `on_request` is read; without the key a bot refuses (Live Hub's 429).
+    std::fs::write(
+        &file,
+        format!("{base}    outbound: {{ on_limit: on_request, max_queue_wait_sec: 30 }}\n"),
+    )
+    .unwrap();
+    let cfg = dialgate::config::load(&file).unwrap();
+    let o = &cfg.bots[0].outbound;
+    assert_eq!(
+        (o.on_limit, o.max_queue, o.max_queue_wait_sec),
+        (dialgate::config::OnLimit::OnRequest, 1000, 30)
+    );
+    assert!(o.on_limit.queues(Some(true)) && !o.on_limit.queues(None));
+    std::fs::write(&file, base).unwrap();
+    let cfg = dialgate::config::load(&file).unwrap();
+    assert_eq!(cfg.bots[0].outbound.on_limit, dialgate::config::OnLimit::Reject);
+    assert!(!cfg.bots[0].outbound.on_limit.queues(Some(true)));
+}

@@ -287,6 +287,16 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
             ));
         }
     };
+    let queue = match obj.get("queue") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => {
+            return Err(ApiError::field(
+                "queue",
+                format!("`queue` must be true or false, got {}", type_name(other)),
+            ));
+        }
+    };
     let mut headers = BTreeMap::new();
     match obj.get("headers") {
         None | Some(Value::Null) => {}
@@ -363,6 +373,7 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
         answer_timeout_sec,
         metadata,
         headers,
+        queue,
     })
 }
 

@@ -5,6 +5,8 @@ use super::dialout::{self, MAX_BODY};
 use super::error::ApiError;
 use super::router::{Reply, json, read_body};
 use crate::call::limiter::{Limits, Refusal};
+use crate::call::queue::{QueueRefusal, Waiting};
+use crate::config::OnLimit;
 use crate::call::{AcceptedDialout, HangupOutcome};
 use crate::config::Group;
 use crate::store::{CallFilter, CallStatus, Inserted, NewCall};
@@ -310,16 +312,42 @@ pub async fn dialout(
         max_cps: bot.outbound.max_cps,
         max_concurrent: bot.outbound.max_concurrent,
     };
-    let permit = state
-        .limiter
-        .try_acquire(&bot.id, limits)
-        .map_err(|r| refusal(&bot.id, r))?;
+    if request.queue == Some(true) && bot.outbound.on_limit == OnLimit::Reject {
+        return Err(ApiError::field(
+            "queue",
+            format!(
+                "bot `{}` does not queue dialouts (its outbound.on_limit is reject)",
+                bot.id
+            ),
+        ));
+    }
+    let queues = bot.outbound.on_limit.queues(request.queue);
+    // A queue that holds dialouts keeps its order: a new one waits behind them.
+    let permit = match queues && state.queue.len(&bot.id) > 0 {
+        true => None,
+        false => match state.limiter.try_acquire(&bot.id, limits) {
+            Ok(p) => Some(p),
+            Err(_) if queues => None,
+            Err(r) => return Err(refusal(&bot.id, r)),
+        },
+    };
+    if permit.is_none() {
+        state
+            .queue
+            .room(&bot.id, bot.outbound.max_queue, bot.outbound.max_cps)
+            .map_err(|r| match r {
+                QueueRefusal::Full {
+                    retry_after_secs, ..
+                } => ApiError::RateLimited {
+                    bot: bot.id.clone(),
+                    limit: "queue length (outbound.max_queue)",
+                    retry_after: retry_after_secs,
+                },
+            })?;
+    }
     // 7. Durably recorded before the answer.
     let conversation_id = uuid::Uuid::new_v4().to_string();
-    let stored = state
-        .store
-        .insert_call(
-            NewCall {
+    let new_call = NewCall {
                 conversation_id: conversation_id.clone(),
                 client_id: who.client_id.clone(),
                 bot_id: bot.id.clone(),
@@ -327,10 +355,11 @@ pub async fn dialout(
                 request: with_target_as_sent(&request, &target_as_sent)?,
                 config_version: snap.version,
                 snapshot: crate::webhook::snapshot(cfg, &who.client_id, bot),
-            },
-            idem,
-        )
-        .await?;
+    };
+    let stored = match permit.is_some() {
+        true => state.store.insert_call(new_call, idem).await?,
+        false => state.store.insert_queued_call(new_call, idem).await?,
+    };
     if let Inserted::Duplicate(first) = stored {
         // A concurrent retry won the race: never place a second call.
         return Ok(accepted(&first));
@@ -351,6 +380,20 @@ pub async fn dialout(
         "dialout accepted"
     );
     let bot_id = bot.id.clone();
+    let Some(permit) = permit else {
+        tracing::info!(conversation_id = %conversation_id, bot = %bot_id, waiting = state.queue.len(&bot_id) + 1, "dialout queued: the bot is at its limits");
+        state.queue.push(Waiting {
+            conversation_id: conversation_id.clone(),
+            client_id: who.client_id,
+            bot_id,
+            request,
+            queued_at_ms: crate::store::now_ms(),
+        });
+        return Ok(json(
+            StatusCode::OK,
+            &json!({ "conversationId": conversation_id, "queued": true }),
+        ));
+    };
     state.calls.start(AcceptedDialout {
         conversation_id: conversation_id.clone(),
         client_id: who.client_id,
@@ -527,6 +570,13 @@ pub async fn hangup(
         .ok_or_else(|| ApiError::CallNotFound(id.to_owned()))?;
     if rec.status.is_terminal() {
         return Err(ApiError::CallEnded(id.to_owned()));
+    }
+    if state.queue.cancel(id).await {
+        tracing::info!(conversation_id = %id, client = %who.client_id, "queued dialout cancelled by the API");
+        return Ok(json(
+            StatusCode::ACCEPTED,
+            &json!({"conversationId": id, "status": "hangup-requested"}),
+        ));
     }
     match state.calls.hangup(id) {
         HangupOutcome::Requested => {

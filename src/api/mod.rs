@@ -29,6 +29,8 @@ pub struct ApiState {
     pub store: Store,
     pub limiter: Arc<dyn RateLimiter>,
     pub calls: Arc<dyn CallControl>,
+    /// Dialouts waiting for their bot's limits (`outbound.on_limit`).
+    pub queue: Arc<crate::call::queue::DialQueue>,
     pub metrics: Arc<Metrics>,
     pub auth: auth::Authenticator,
     pub started: std::time::SystemTime,

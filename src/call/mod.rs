@@ -9,6 +9,7 @@ pub mod legs;
 pub mod limiter;
 pub mod machine;
 pub mod notify;
+pub mod queue;
 pub mod routing;
 mod supervise;
 pub mod wsbridge;

@@ -70,6 +70,18 @@ pub(crate) fn end_of(c: &CallRecord, reason_if_live: &str) -> crate::store::Call
     } else {
         (CallStatus::Failed, "error".into(), reason_if_live.into())
     };
+    end_with(c, status, code, reason)
+}
+
+/// How a call ends with this outcome, decided outside its actor (restart recovery, a
+/// panicked task, a queued dialout that timed out or was cancelled): its state, the dialer's
+/// terminal notification and the bot disconnect, for one `finish_call` transaction.
+pub(crate) fn end_with(
+    c: &CallRecord,
+    status: CallStatus,
+    code: String,
+    reason: String,
+) -> crate::store::CallEnd {
     let end_ms = c.ended_at.unwrap_or_else(crate::store::now_ms);
     // sipCode is the carrier's final answer; a call cut off has none.
     let sip_code = c

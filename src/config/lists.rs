@@ -191,6 +191,12 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
         if o.max_concurrent == 0 {
             ctx.range(src, &format!("{op}.max_concurrent"), 0);
         }
+        if o.max_queue == 0 {
+            ctx.range(src, &format!("{op}.max_queue"), 0);
+        }
+        if o.max_queue_wait_sec == 0 {
+            ctx.range(src, &format!("{op}.max_queue_wait_sec"), 0);
+        }
         if !(1..=300).contains(&o.answer_timeout_sec) {
             ctx.range(
                 src,
@@ -215,6 +221,9 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
                 max_cps: o.max_cps,
                 max_concurrent: o.max_concurrent,
                 require_recognition: o.require_recognition,
+                on_limit: o.on_limit,
+                max_queue: o.max_queue,
+                max_queue_wait_sec: o.max_queue_wait_sec,
                 transfer: o.transfer,
                 send_metadata_info: o.send_metadata_info,
                 speak_messages: o.speak_messages,

@@ -1,6 +1,6 @@
 //! The file as written (serde targets). Validation turns these into the types in `types.rs`.
 
-use super::types::{
+use super::types::{OnLimit, 
     CallerIdFormat, Group, MachineDetectionMode, RtpLatching, RuleType, SipTransport,
 };
 use serde::Deserialize;
@@ -279,6 +279,19 @@ pub(super) struct RawOutbound {
     pub speak_messages: bool,
     #[serde(default)]
     pub barge_in: bool,
+    #[serde(default)]
+    pub on_limit: OnLimit,
+    #[serde(default = "d_max_queue")]
+    pub max_queue: u32,
+    #[serde(default = "d_max_queue_wait")]
+    pub max_queue_wait_sec: u32,
+}
+
+fn d_max_queue() -> u32 {
+    1000
+}
+fn d_max_queue_wait() -> u32 {
+    600
 }
 
 impl Default for RawOutbound {
@@ -292,6 +305,9 @@ impl Default for RawOutbound {
             max_cps: d_max_cps(),
             max_concurrent: d_max_concurrent(),
             require_recognition: false,
+            on_limit: OnLimit::Reject,
+            max_queue: d_max_queue(),
+            max_queue_wait_sec: d_max_queue_wait(),
             transfer: super::TransferMethod::Bridge,
             send_metadata_info: false,
             speak_messages: false,

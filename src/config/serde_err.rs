@@ -131,7 +131,8 @@ pub(super) fn leaf(path: &str) -> &str {
 pub(super) fn expected_for(path: &str, serde_expected: &str) -> String {
     let hint = match leaf(path) {
         "max_cps" => "a number > 0",
-        "max_concurrent" => "a whole number >= 1",
+        "max_concurrent" | "max_queue" => "a whole number >= 1",
+        "max_queue_wait_sec" => "a whole number of seconds >= 1",
         "answer_timeout_sec" => "a whole number of seconds in 1..=300",
         "port_min" | "port_max" => "a port number in 1024..=65535",
         "priority" => "a whole number (lower is tried first)",
@@ -148,6 +149,7 @@ pub(super) fn expected_for(path: &str, serde_expected: &str) -> String {
         | "p_asserted_identity" => "true or false",
         "transport" => "one of udp, tcp, tls",
         "machine_detection" => "one of disabled, detect, disconnect",
+        "on_limit" => "one of reject, queue, on_request",
         "transfer" => "one of refer, bridge",
         "caller_id_format" => "one of e164, national, as_is",
         "groups" => "a list of call_control / call_data_manager",

@@ -239,6 +239,39 @@ pub struct Outbound {
     /// The person speaking cuts dialgate's prompts (`playFinished` with `interrupted: true`);
     /// the `config` activity's `bargeIn` changes it during a call. Default false.
     pub barge_in: bool,
+    /// What a dialout over `max_cps` / `max_concurrent` gets (default reject: 429).
+    pub on_limit: OnLimit,
+    /// Queued dialouts beyond which new ones are refused (429), >= 1 (default 1000).
+    pub max_queue: u32,
+    /// A queued dialout not dialled within this many seconds ends `failed/queue-timeout`,
+    /// >= 1 (default 600).
+    pub max_queue_wait_sec: u32,
+}
+
+/// `bots[].outbound.on_limit`: a dialout over the bot's limits is refused (Live Hub's
+/// behaviour), queued and dialled at the bot's pace, or queued only when the request asks
+/// (`"queue": true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnLimit {
+    /// 429 with `Retry-After`.
+    #[default]
+    Reject,
+    /// Accepted (`"queued": true`) and dialled in order.
+    Queue,
+    /// Queued when the request says `"queue": true`, else refused.
+    OnRequest,
+}
+
+impl OnLimit {
+    /// Whether a dialout over the limits is queued, given the request's `queue` field.
+    pub fn queues(self, requested: Option<bool>) -> bool {
+        match self {
+            OnLimit::Reject => false,
+            OnLimit::Queue => requested != Some(false),
+            OnLimit::OnRequest => requested == Some(true),
+        }
+    }
 }
 
 impl Default for Outbound {
@@ -252,6 +285,9 @@ impl Default for Outbound {
             max_cps: 1.0,
             max_concurrent: 3,
             require_recognition: false,
+            on_limit: OnLimit::Reject,
+            max_queue: 1000,
+            max_queue_wait_sec: 600,
             transfer: TransferMethod::Bridge,
             send_metadata_info: false,
             speak_messages: false,

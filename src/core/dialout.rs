@@ -81,4 +81,8 @@ pub struct DialoutRequest {
     pub answer_timeout_sec: Option<u32>,
     pub metadata: Option<Map<String, Value>>,
     pub headers: BTreeMap<String, String>,
+    /// `"queue": true` asks for the dialout to be queued when the bot is at its limits (bots
+    /// with `outbound.on_limit: on_request`); `false` refuses queueing on a `queue` bot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<bool>,
 }

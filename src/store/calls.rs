@@ -129,6 +129,16 @@ pub struct CallRecord {
     pub transcript: Value,
     pub recording: Option<String>,
     pub media: Option<Value>,
+    /// When the dialout entered its bot's queue (`outbound.on_limit`); absent when it was
+    /// dialled at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<i64>,
+    /// When a queued dialout left the queue to be dialled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dialled_at: Option<i64>,
+    /// `dialledAt - queuedAt`, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_wait_ms: Option<i64>,
 }
 
 /// Filter and paging for `GET /api/v1/calls`.
@@ -147,7 +157,7 @@ pub struct CallFilter {
 pub(super) const COLUMNS: &str = "conversation_id, client_id, bot_id, target, request_json, status, \
     config_version, created_at, dialing_at, ringing_at, answered_at, bot_connected_at, ended_at, \
     sip_code, reason, reason_code, amd_result, amd_decision_ms, amd_cause, amd_beep_ms, stt_status, \
-    transcript_json, recording_path, media_json";
+    transcript_json, recording_path, media_json, queued_at, dialled_at";
 
 pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<CallRecord> {
     let json = |i: usize| -> rusqlite::Result<Option<Value>> {
@@ -186,6 +196,12 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<CallRecord> {
         transcript: json(21)?.unwrap_or(Value::Array(vec![])),
         recording: r.get(22)?,
         media: json(23)?,
+        queued_at: r.get(24)?,
+        dialled_at: r.get(25)?,
+        queue_wait_ms: match (r.get::<_, Option<i64>>(24)?, r.get::<_, Option<i64>>(25)?) {
+            (Some(q), Some(d)) => Some((d - q).max(0)),
+            _ => None,
+        },
     })
 }
 
@@ -200,6 +216,25 @@ impl Store {
         &self,
         call: NewCall,
         idempotency_key: Option<String>,
+    ) -> Result<Inserted, StoreError> {
+        self.insert(call, idempotency_key, false).await
+    }
+
+    /// The same for a dialout that waits in its bot's queue (`queuedAt` set, not dialled):
+    /// restart recovery leaves it waiting instead of ending it.
+    pub async fn insert_queued_call(
+        &self,
+        call: NewCall,
+        idempotency_key: Option<String>,
+    ) -> Result<Inserted, StoreError> {
+        self.insert(call, idempotency_key, true).await
+    }
+
+    async fn insert(
+        &self,
+        call: NewCall,
+        idempotency_key: Option<String>,
+        queued: bool,
     ) -> Result<Inserted, StoreError> {
         self.with(move |conn| {
             let now = now_ms();
@@ -230,8 +265,8 @@ impl Store {
                 )?;
             }
             tx.execute(
-                "INSERT INTO calls (conversation_id, client_id, bot_id, target, request_json, status, config_version, created_at, snapshot_json) \
-                 VALUES (?1,?2,?3,?4,?5,'queued',?6,?7,?8)",
+                "INSERT INTO calls (conversation_id, client_id, bot_id, target, request_json, status, config_version, created_at, snapshot_json, queued_at) \
+                 VALUES (?1,?2,?3,?4,?5,'queued',?6,?7,?8,?9)",
                 params![
                     call.conversation_id,
                     call.client_id,
@@ -240,12 +275,17 @@ impl Store {
                     call.request.to_string(),
                     call.config_version as i64,
                     now,
-                    serde_json::to_string(&call.snapshot)?
+                    serde_json::to_string(&call.snapshot)?,
+                    queued.then_some(now)
                 ],
             )?;
+            let detail = match queued {
+                true => "dialout accepted and queued: the bot is at its limits",
+                false => "dialout accepted",
+            };
             tx.execute(
-                "INSERT INTO call_events (conversation_id, at, kind, detail) VALUES (?1,?2,'accepted','dialout accepted')",
-                params![call.conversation_id, now],
+                "INSERT INTO call_events (conversation_id, at, kind, detail) VALUES (?1,?2,'accepted',?3)",
+                params![call.conversation_id, now, detail],
             )?;
             tx.commit()?;
             Ok(Inserted::New)
@@ -305,11 +345,42 @@ impl Store {
         .await
     }
 
-    /// Calls that were not terminal when the process last stopped.
+    /// Queued dialouts not yet dialled (and not ended), oldest first: the queue to restore at
+    /// start.
+    pub async fn waiting_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM calls WHERE queued_at IS NOT NULL AND dialled_at IS NULL \
+                 AND status NOT IN ('failed','completed') ORDER BY queued_at, rowid"
+            ))?;
+            let rows = stmt.query_map([], from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// A queued dialout leaves its queue to be dialled (before its call starts, so a restart
+    /// after this ends it like any call in progress instead of dialling it twice).
+    pub async fn mark_dialled(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.with(move |conn| {
+            let n = conn.execute(
+                "UPDATE calls SET dialled_at = ?2 WHERE conversation_id = ?1 AND dialled_at IS NULL \
+                 AND status NOT IN ('failed','completed')",
+                params![id, now_ms()],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// Calls that were not terminal when the process last stopped (queued dialouts still
+    /// waiting are not: they stay queued).
     pub async fn unfinished_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn.prepare(&format!(
-                "SELECT {COLUMNS} FROM calls WHERE status NOT IN ('failed','completed') ORDER BY created_at"
+                "SELECT {COLUMNS} FROM calls WHERE status NOT IN ('failed','completed') \
+                 AND NOT (queued_at IS NOT NULL AND dialled_at IS NULL) ORDER BY created_at"
             ))?;
             let rows = stmt.query_map([], from_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -136,6 +136,13 @@ const MIGRATIONS: &[&str] = &[
         updated_at       INTEGER NOT NULL
     );
     "#,
+    // 5: queued dialouts (bots[].outbound.on_limit): when each entered its bot's queue and when
+    //    it was dialled; the waiting ones are restored at start in queue order.
+    r#"
+    ALTER TABLE calls ADD COLUMN queued_at INTEGER;
+    ALTER TABLE calls ADD COLUMN dialled_at INTEGER;
+    CREATE INDEX calls_waiting ON calls(queued_at) WHERE queued_at IS NOT NULL AND dialled_at IS NULL;
+    "#,
 ];
 
 /// Brings the database to the newest schema version.

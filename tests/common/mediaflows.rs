@@ -68,6 +68,9 @@ pub struct MediaSetup {
     pub carrier: Carrier,
     /// The bot's media endpoint.
     pub bot: SimCalleeOptions,
+    /// `bots[].outbound` keys besides `enabled` and `machine_detection`, as YAML lines
+    /// (default: `max_cps: 50`, `max_concurrent: 5`).
+    pub outbound: Vec<String>,
     /// Activities the Bot API answers the `start` event with.
     pub bot_on_start: Vec<Value>,
     /// `bots[].outbound.send_metadata_info`.
@@ -92,6 +95,7 @@ impl MediaSetup {
             recording: false,
             carrier: Carrier::Sim(callee),
             bot,
+            outbound: vec!["max_cps: 50".into(), "max_concurrent: 5".into()],
             bot_on_start: Vec::new(),
             send_metadata_info: false,
         }
@@ -192,9 +196,7 @@ bots:
     outbound:
       enabled: true
       machine_detection: {amd}
-      max_cps: 50
-      max_concurrent: 5
-      send_metadata_info: {send_metadata_info}
+{outbound}      send_metadata_info: {send_metadata_info}
 sip_connections:
   - id: carrier
     name: Carrier
@@ -219,6 +221,11 @@ api_clients:
             events_url = bot_api.events_url(),
             recording = s.recording,
             amd = s.machine_detection,
+            outbound = s
+                .outbound
+                .iter()
+                .map(|l| format!("      {l}\n"))
+                .collect::<String>(),
             send_metadata_info = s.send_metadata_info,
         );
         let app = start_app(dir, &yaml, &cert.der).await;
@@ -231,6 +238,7 @@ api_clients:
                 auth: basic("dialer", DIALER_SECRET),
                 bot_token: BOT_TOKEN,
                 wait: WAIT,
+                cert_der: cert.der.clone(),
             },
             callee,
             sipp,

@@ -26,6 +26,8 @@ pub struct SimSide {
     pub bot_token: &'static str,
     /// Bound of every wait.
     pub wait: Duration,
+    /// The API's certificate (DER), trusted by the test's client.
+    pub cert_der: Vec<u8>,
 }
 
 impl SimSide {
@@ -225,6 +227,20 @@ impl SimSide {
         }
     }
 
+    /// Stops dialgate (ends its live calls) and starts it again on the same configuration
+    /// and data directory, as a restart of the service would.
+    pub async fn restart(&mut self) {
+        if let Some(a) = self.app.app.take() {
+            a.shutdown().await;
+        }
+        let app = dialgate::app::App::start(&self.app.config_path, app_options())
+            .await
+            .expect("dialgate restarts");
+        // A new process listens on a new port.
+        self.app.http = super::api::Http::new(&app.api_url(), Some(&self.cert_der), false);
+        self.app.app = Some(app);
+    }
+
     /// Stops dialgate (ends live calls) and the HTTP peers.
     pub async fn stop(self) {
         self.app.stop().await;
@@ -271,27 +287,29 @@ pub async fn wait_peer_ended(peer: &SimCallee, who: &str, wait: Duration) -> Vec
 pub async fn start_app(dir: tempfile::TempDir, yaml: &str, cert_der: &[u8]) -> TestApp {
     let config_path = dir.path().join("dialgate.yaml");
     std::fs::write(&config_path, yaml).unwrap();
-    let app = dialgate::app::App::start(
-        &config_path,
-        dialgate::app::AppOptions {
-            token_ttl: Duration::from_secs(900),
-            outbox: dialgate::webhook::OutboxOptions {
-                base_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_millis(400),
-                max_attempts: 5,
-                request_timeout: Duration::from_secs(5),
-            },
-            watch_config: false,
-            probe_bots: false,
-        },
-    )
-    .await
-    .expect("dialgate starts");
+    let app = dialgate::app::App::start(&config_path, app_options())
+        .await
+        .expect("dialgate starts");
     let http = super::api::Http::new(&app.api_url(), Some(cert_der), false);
     TestApp {
         app: Some(app),
         http,
         dir,
         config_path,
+    }
+}
+
+/// dialgate's options in flow tests: short delivery back-offs, no file watching.
+fn app_options() -> dialgate::app::AppOptions {
+    dialgate::app::AppOptions {
+        token_ttl: Duration::from_secs(900),
+        outbox: dialgate::webhook::OutboxOptions {
+            base_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(400),
+            max_attempts: 5,
+            request_timeout: Duration::from_secs(5),
+        },
+        watch_config: false,
+        probe_bots: false,
     }
 }

@@ -246,6 +246,7 @@ api_clients:
                 auth: basic("dialer", DIALER_SECRET),
                 bot_token: BOT_TOKEN,
                 wait: WAIT,
+                cert_der: cert.der.clone(),
             },
             callee,
             bot,

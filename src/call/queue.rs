@@ -1,0 +1,331 @@
+//! Queued dialouts (`bots[].outbound.on_limit: queue | on_request`): a dialout over its bot's
+//! `max_cps` / `max_concurrent` is accepted, written durably with `queuedAt`, and dialled in
+//! order as the bot's limits allow — Twilio's and Bandwidth's behaviour, where Live Hub refuses
+//! with 429.
+//!
+//! One FIFO per bot in memory, mirrored in the store (`calls.queued_at`, `dialled_at`): at
+//! start the waiting dialouts are read back in order ([`DialQueue::restore`]). A dispatcher
+//! task ([`DialQueue::run`]) takes each bot's head when the limiter grants a permit, marks it
+//! dialled (before the call starts: a crash after that ends it like any call in progress,
+//! never dials it twice), resolves its route on the configuration of that moment and hands it
+//! to the call engine. A dialout waiting longer than `max_queue_wait_sec` ends
+//! `failed/queue-timeout`; `DELETE` of a queued call ends it `failed/api-hangup`; either way
+//! with exactly one terminal notification (one `finish_call` transaction).
+
+use super::limiter::{Limits, RateLimiter};
+use super::supervise::end_with;
+use super::{AcceptedDialout, CallControl};
+use crate::config::ConfigStore;
+use crate::core::DialoutRequest;
+use crate::metrics::Metrics;
+use crate::store::{CallStatus, Store};
+use crate::webhook::Outbox;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How often the dispatcher looks again when a bot is at its limits (a permit coming back is
+/// not signalled; this bounds the extra wait).
+const RECHECK: Duration = Duration::from_millis(50);
+
+/// One dialout waiting for its bot's limits.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    pub conversation_id: String,
+    pub client_id: String,
+    pub bot_id: String,
+    pub request: DialoutRequest,
+    /// When it entered the queue (ms since the epoch, as stored).
+    pub queued_at_ms: i64,
+}
+
+/// Why a dialout could not be queued.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueueRefusal {
+    /// The bot's queue holds `max_queue` dialouts: 429, retry when about one has drained.
+    #[error("the queue of bot `{bot}` is full ({len} waiting)")]
+    Full {
+        bot: String,
+        len: usize,
+        retry_after_secs: u64,
+    },
+}
+
+/// What the dispatcher needs.
+pub struct QueueDeps {
+    pub store: Store,
+    pub outbox: Arc<Outbox>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub calls: Arc<dyn CallControl>,
+    pub config: Arc<ConfigStore>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Every bot's queue of dialouts.
+pub struct DialQueue {
+    deps: QueueDeps,
+    bots: Mutex<HashMap<String, VecDeque<Waiting>>>,
+    wake: Notify,
+}
+
+impl DialQueue {
+    /// Empty queues (see [`DialQueue::restore`]).
+    pub fn new(deps: QueueDeps) -> Arc<DialQueue> {
+        Arc::new(DialQueue {
+            deps,
+            bots: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Waiting>>> {
+        self.bots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Dialouts waiting for `bot`.
+    pub fn len(&self, bot: &str) -> usize {
+        self.lock().get(bot).map_or(0, VecDeque::len)
+    }
+
+    /// Whether nothing waits for any bot.
+    pub fn is_empty(&self) -> bool {
+        self.lock().values().all(VecDeque::is_empty)
+    }
+
+    /// Checks there is room for one more dialout of `bot` (`max_queue`), before it is stored.
+    /// `max_cps` gives the drain rate for `Retry-After`.
+    pub fn room(&self, bot: &str, max_queue: u32, max_cps: f64) -> Result<(), QueueRefusal> {
+        let len = self.len(bot);
+        if len < max_queue as usize {
+            return Ok(());
+        }
+        // About one dialout leaves the queue every 1/max_cps seconds.
+        let retry_after_secs = (1.0 / max_cps.max(0.001)).ceil().clamp(1.0, 3600.0) as u64;
+        Err(QueueRefusal::Full {
+            bot: bot.to_owned(),
+            len,
+            retry_after_secs,
+        })
+    }
+
+    /// Appends a stored dialout to its bot's queue and wakes the dispatcher.
+    pub fn push(&self, w: Waiting) {
+        let bot = w.bot_id.clone();
+        let len = {
+            let mut bots = self.lock();
+            let q = bots.entry(bot.clone()).or_default();
+            q.push_back(w);
+            q.len()
+        };
+        self.deps.metrics.set_queue_depth(&bot, len);
+        self.wake.notify_one();
+    }
+
+    /// Reads the dialouts that were waiting when the process stopped back into their queues,
+    /// in their order. Returns how many.
+    pub async fn restore(&self) -> usize {
+        let waiting = match self.deps.store.waiting_calls().await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the queued dialouts");
+                return 0;
+            }
+        };
+        let mut n = 0;
+        for c in waiting {
+            let Some(queued_at_ms) = c.queued_at else {
+                continue;
+            };
+            match serde_json::from_value::<DialoutRequest>(c.request.clone()) {
+                Ok(request) => {
+                    self.push(Waiting {
+                        conversation_id: c.conversation_id.clone(),
+                        client_id: c.client_id.clone(),
+                        bot_id: c.bot.clone(),
+                        request,
+                        queued_at_ms,
+                    });
+                    n += 1;
+                }
+                Err(e) => {
+                    let reason = format!("the queued request cannot be read back: {e}");
+                    self.end(&c.conversation_id, "error", &reason).await;
+                }
+            }
+        }
+        if n > 0 {
+            tracing::info!(dialouts = n, "queued dialouts restored");
+        }
+        n
+    }
+
+    /// `DELETE` of a call that is still queued: it leaves the queue and ends
+    /// `failed/api-hangup`. False when it is not queued here.
+    pub async fn cancel(&self, conversation_id: &str) -> bool {
+        if !self.take(|w| w.conversation_id == conversation_id).is_empty() {
+            self.end(conversation_id, "api-hangup", "hung up by the API while queued")
+                .await;
+            return true;
+        }
+        false
+    }
+
+    /// Removes and returns every waiting dialout matching `pred`, keeping the others' order.
+    fn take(&self, pred: impl Fn(&Waiting) -> bool) -> Vec<Waiting> {
+        let mut out = Vec::new();
+        let mut bots = self.lock();
+        for (bot, q) in bots.iter_mut() {
+            let before = q.len();
+            let (gone, kept): (VecDeque<Waiting>, VecDeque<Waiting>) =
+                q.drain(..).partition(|w| pred(w));
+            *q = kept;
+            out.extend(gone);
+            if q.len() != before {
+                self.deps.metrics.set_queue_depth(&bot, q.len());
+            }
+        }
+        out
+    }
+
+    /// Ends a queued call that never started: state, notification, bot disconnect in one
+    /// transaction (nothing is sent twice if it already ended).
+    async fn end(&self, id: &str, code: &str, reason: &str) {
+        let rec = match self.deps.store.get_call(id).await {
+            Ok(Some(rec)) => rec,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(conversation_id = %id, error = %e, "cannot read the queued call");
+                return;
+            }
+        };
+        let end = end_with(&rec, CallStatus::Failed, code.into(), reason.into());
+        match self.deps.outbox.finish_call(end).await {
+            Ok(f) if f.newly_terminal => {
+                tracing::info!(conversation_id = %id, reason_code = code, "{reason}")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(conversation_id = %id, error = %e, "cannot end the call"),
+        }
+    }
+
+    /// The dispatcher: dials each bot's head as its limits allow, ends dialouts that waited
+    /// too long. Runs until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            self.expire().await;
+            self.dispatch().await;
+            let wait = if self.is_empty() {
+                Duration::from_secs(1)
+            } else {
+                RECHECK
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Ends every dialout that waited longer than its bot's `max_queue_wait_sec` (a bot
+    /// removed from the configuration: at once).
+    async fn expire(&self) {
+        let snap = self.deps.config.current();
+        let now = crate::store::now_ms();
+        let expired = self.take(|w| match snap.config.bot(&w.bot_id) {
+            Some(b) => now - w.queued_at_ms >= i64::from(b.outbound.max_queue_wait_sec) * 1000,
+            None => true,
+        });
+        for w in expired {
+            match snap.config.bot(&w.bot_id) {
+                Some(b) => {
+                    let reason = format!(
+                        "not dialled within {} s in the queue of bot `{}`",
+                        b.outbound.max_queue_wait_sec, b.id
+                    );
+                    self.end(&w.conversation_id, "queue-timeout", &reason).await;
+                }
+                None => {
+                    let reason = format!("bot `{}` was removed while the call was queued", w.bot_id);
+                    self.end(&w.conversation_id, "error", &reason).await;
+                }
+            }
+        }
+    }
+
+    /// Dials the head of each bot's queue while its limiter grants permits.
+    async fn dispatch(&self) {
+        let snap = self.deps.config.current();
+        let bots: Vec<String> = self.lock().keys().cloned().collect();
+        for bot_id in bots {
+            let Some(bot) = snap.config.bot(&bot_id) else {
+                continue;
+            };
+            let limits = Limits {
+                max_cps: bot.outbound.max_cps,
+                max_concurrent: bot.outbound.max_concurrent,
+            };
+            loop {
+                if self.len(&bot_id) == 0 {
+                    break;
+                }
+                let Ok(permit) = self.deps.limiter.try_acquire(&bot.id, limits) else {
+                    break;
+                };
+                let Some(w) = self.pop(&bot_id) else { break };
+                let wait_ms = (crate::store::now_ms() - w.queued_at_ms).max(0);
+                self.deps.metrics.observe_queue_wait(&bot_id, wait_ms as f64 / 1000.0);
+                match self.deps.store.mark_dialled(&w.conversation_id).await {
+                    Ok(true) => {}
+                    // Ended meanwhile (a DELETE racing the dispatcher): nothing to dial.
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::error!(conversation_id = %w.conversation_id, error = %e, "cannot mark the queued call dialled");
+                        self.end(&w.conversation_id, "error", "the store refused the dial")
+                            .await;
+                        continue;
+                    }
+                }
+                let route = crate::call::routing::resolve(&snap.config, bot, &w.request.target)
+                    .map(|r| r.to_route());
+                let Some(route) = route else {
+                    let reason = format!(
+                        "no routing rule matches {} any more (the configuration changed while it was queued)",
+                        w.request.target.display()
+                    );
+                    self.end(&w.conversation_id, "error", &reason).await;
+                    continue;
+                };
+                tracing::info!(conversation_id = %w.conversation_id, bot = %bot_id, wait_ms, "queued dialout dialled");
+                let _ = self
+                    .deps
+                    .store
+                    .add_event(
+                        &w.conversation_id,
+                        "dequeued",
+                        &format!("left the queue after {wait_ms} ms"),
+                    )
+                    .await;
+                self.deps.calls.start(AcceptedDialout {
+                    conversation_id: w.conversation_id,
+                    client_id: w.client_id,
+                    bot_id: bot.id.clone(),
+                    request: w.request,
+                    config: snap.clone(),
+                    permit,
+                    route,
+                });
+            }
+        }
+    }
+
+    fn pop(&self, bot: &str) -> Option<Waiting> {
+        let mut bots = self.lock();
+        let q = bots.get_mut(bot)?;
+        let w = q.pop_front();
+        self.deps.metrics.set_queue_depth(&bot, q.len());
+        w
+    }
+}
