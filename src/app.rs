@@ -74,6 +74,9 @@ pub struct App {
     pub api_tls: bool,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Queued dialouts: stopped before the calls are drained, so a permit freed by the drain
+    /// does not start a new call in a stopping process (the queue waits for the next start).
+    queue: Arc<crate::call::queue::DialQueue>,
 }
 
 impl App {
@@ -146,7 +149,7 @@ impl App {
             store: store.clone(),
             limiter,
             calls: engine.clone() as Arc<dyn CallControl>,
-            queue,
+            queue: queue.clone(),
             metrics: metrics.clone(),
             auth: Authenticator::new(opts.token_ttl),
             started: std::time::SystemTime::now(),
@@ -171,6 +174,7 @@ impl App {
             api_tls: server.tls,
             shutdown,
             tasks,
+            queue,
         })
     }
 
@@ -185,6 +189,7 @@ impl App {
 
     /// Stops accepting work and ends every live call.
     pub async fn shutdown(self) {
+        self.queue.stop();
         self.engine.shutdown().await;
         self.shutdown.cancel();
         for t in self.tasks {

@@ -276,14 +276,18 @@ impl Metrics {
     /// Sets the depth of `bot`'s dialout queue.
     pub fn set_queue_depth(&self, bot: &str, depth: usize) {
         self.queue_depth
-            .get_or_create(&BotLabels { bot: bot.to_owned() })
+            .get_or_create(&BotLabels {
+                bot: bot.to_owned(),
+            })
             .set(depth as i64);
     }
 
     /// Records how long a queued dialout of `bot` waited.
     pub fn observe_queue_wait(&self, bot: &str, secs: f64) {
         self.queue_wait
-            .get_or_create(&BotLabels { bot: bot.to_owned() })
+            .get_or_create(&BotLabels {
+                bot: bot.to_owned(),
+            })
             .observe(secs);
     }
 

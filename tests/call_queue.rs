@@ -123,8 +123,9 @@ async fn a_burst_is_accepted_and_dialled_in_order_at_the_bots_pace() {
         m.text
     );
     assert!(
-        m.text
-            .contains(&format!("dialgate_queue_wait_seconds_count{{bot=\"media-bot\"}} {queued}")),
+        m.text.contains(&format!(
+            "dialgate_queue_wait_seconds_count{{bot=\"media-bot\"}} {queued}"
+        )),
         "{}",
         m.text
     );
@@ -148,13 +149,14 @@ async fn a_full_queue_refuses_and_queued_calls_time_out_or_are_cancelled() {
     .await;
     // 2. The first call is dialled; the next two ask to queue and are queued.
     let first = flow.dial(json!({})).await;
-    flow.wait_record(&first, "ringing or later", |r| {
-        r["dialingAt"].is_string()
-    })
-    .await;
+    flow.wait_record(&first, "ringing or later", |r| r["dialingAt"].is_string())
+        .await;
     let b = post(&flow, json!({"queue": true})).await;
     let c = post(&flow, json!({"queue": true})).await;
-    assert_eq!((b.json["queued"].clone(), c.json["queued"].clone()), (json!(true), json!(true)));
+    assert_eq!(
+        (b.json["queued"].clone(), c.json["queued"].clone()),
+        (json!(true), json!(true))
+    );
     let (b, c) = (
         b.json["conversationId"].as_str().unwrap().to_owned(),
         c.json["conversationId"].as_str().unwrap().to_owned(),
@@ -170,13 +172,22 @@ async fn a_full_queue_refuses_and_queued_calls_time_out_or_are_cancelled() {
     let del = flow.hangup(&c).await;
     assert_eq!(del.status, StatusCode::ACCEPTED, "{}", del.text);
     let done = flow.wait_terminal(&c).await;
-    assert_eq!((done["status"].as_str(), done["reasonCode"].as_str()), (Some("failed"), Some("api-hangup")));
+    assert_eq!(
+        (done["status"].as_str(), done["reasonCode"].as_str()),
+        (Some("failed"), Some("api-hangup"))
+    );
     // 5. The other waits past 2 s: failed/queue-timeout, one terminal notification.
     let done = flow.wait_terminal(&b).await;
-    assert_eq!((done["status"].as_str(), done["reasonCode"].as_str()), (Some("failed"), Some("queue-timeout")));
+    assert_eq!(
+        (done["status"].as_str(), done["reasonCode"].as_str()),
+        (Some("failed"), Some("queue-timeout"))
+    );
     for id in [&b, &c] {
         let r = flow.wait_settled(id).await;
-        assert!(r["dialingAt"].is_null() && r["dialledAt"].is_null(), "{r:#}");
+        assert!(
+            r["dialingAt"].is_null() && r["dialledAt"].is_null(),
+            "{r:#}"
+        );
         assert_eq!(flow.statuses(id), ["failed"], "{id}");
     }
     // 6. `queue` must be true or false.
@@ -198,7 +209,7 @@ async fn the_queue_survives_a_restart_in_order() {
     )
     .await;
     let first = flow.dial(json!({})).await;
-    flow.wait_record(&first, "dialled", |r| r["dialingAt"].is_string())
+    flow.wait_record(&first, "answered", |r| r["answeredAt"].is_string())
         .await;
     let second = flow.dial(json!({})).await;
     let third = flow.dial(json!({})).await;
@@ -214,7 +225,10 @@ async fn the_queue_survives_a_restart_in_order() {
         })
         .await;
     let r3 = flow.record(&third).await;
-    assert!(r3["dialingAt"].is_null(), "the third jumped the queue: {r3:#}");
+    assert!(
+        r3["dialingAt"].is_null(),
+        "the third jumped the queue: {r3:#}"
+    );
     flow.hangup(&second).await;
     let r3 = flow
         .wait_record(&third, "dialled after the second", |r| {

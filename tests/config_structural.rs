@@ -337,7 +337,11 @@ fn a_bots_queue_settings_are_checked_and_default_to_reject() {
     assert!(e.message.contains("reject, queue, on_request"), "{errs}");
     std::fs::write(&file, format!("{base}    outbound: {{ max_queue: 0 }}\n")).unwrap();
     let errs = dialgate::config::load(&file).unwrap_err();
-    assert_eq!(errs.errors()[0].path, "bots[0].outbound.max_queue", "{errs}");
+    assert_eq!(
+        errs.errors()[0].path,
+        "bots[0].outbound.max_queue",
+        "{errs}"
+    );
     // 2. `on_request` is read; without the key a bot refuses (Live Hub's 429).
     std::fs::write(
         &file,
@@ -353,6 +357,9 @@ fn a_bots_queue_settings_are_checked_and_default_to_reject() {
     assert!(o.on_limit.queues(Some(true)) && !o.on_limit.queues(None));
     std::fs::write(&file, base).unwrap();
     let cfg = dialgate::config::load(&file).unwrap();
-    assert_eq!(cfg.bots[0].outbound.on_limit, dialgate::config::OnLimit::Reject);
+    assert_eq!(
+        cfg.bots[0].outbound.on_limit,
+        dialgate::config::OnLimit::Reject
+    );
     assert!(!cfg.bots[0].outbound.on_limit.queues(Some(true)));
 }

@@ -6,9 +6,9 @@ use super::error::ApiError;
 use super::router::{Reply, json, read_body};
 use crate::call::limiter::{Limits, Refusal};
 use crate::call::queue::{QueueRefusal, Waiting};
-use crate::config::OnLimit;
 use crate::call::{AcceptedDialout, HangupOutcome};
 use crate::config::Group;
+use crate::config::OnLimit;
 use crate::store::{CallFilter, CallStatus, Inserted, NewCall};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -348,13 +348,13 @@ pub async fn dialout(
     // 7. Durably recorded before the answer.
     let conversation_id = uuid::Uuid::new_v4().to_string();
     let new_call = NewCall {
-                conversation_id: conversation_id.clone(),
-                client_id: who.client_id.clone(),
-                bot_id: bot.id.clone(),
-                target: request.target.display(),
-                request: with_target_as_sent(&request, &target_as_sent)?,
-                config_version: snap.version,
-                snapshot: crate::webhook::snapshot(cfg, &who.client_id, bot),
+        conversation_id: conversation_id.clone(),
+        client_id: who.client_id.clone(),
+        bot_id: bot.id.clone(),
+        target: request.target.display(),
+        request: with_target_as_sent(&request, &target_as_sent)?,
+        config_version: snap.version,
+        snapshot: crate::webhook::snapshot(cfg, &who.client_id, bot),
     };
     let stored = match permit.is_some() {
         true => state.store.insert_call(new_call, idem).await?,

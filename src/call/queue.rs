@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::store::{CallStatus, Store};
 use crate::webhook::Outbox;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -68,6 +69,9 @@ pub struct DialQueue {
     deps: QueueDeps,
     bots: Mutex<HashMap<String, VecDeque<Waiting>>>,
     wake: Notify,
+    /// Set when the process stops: nothing more is dialled (the stored queue waits for the
+    /// next start).
+    stopped: AtomicBool,
 }
 
 impl DialQueue {
@@ -77,6 +81,7 @@ impl DialQueue {
             deps,
             bots: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            stopped: AtomicBool::new(false),
         })
     }
 
@@ -164,9 +169,16 @@ impl DialQueue {
     /// `DELETE` of a call that is still queued: it leaves the queue and ends
     /// `failed/api-hangup`. False when it is not queued here.
     pub async fn cancel(&self, conversation_id: &str) -> bool {
-        if !self.take(|w| w.conversation_id == conversation_id).is_empty() {
-            self.end(conversation_id, "api-hangup", "hung up by the API while queued")
-                .await;
+        if !self
+            .take(|w| w.conversation_id == conversation_id)
+            .is_empty()
+        {
+            self.end(
+                conversation_id,
+                "api-hangup",
+                "hung up by the API while queued",
+            )
+            .await;
             return true;
         }
         false
@@ -183,7 +195,7 @@ impl DialQueue {
             *q = kept;
             out.extend(gone);
             if q.len() != before {
-                self.deps.metrics.set_queue_depth(&bot, q.len());
+                self.deps.metrics.set_queue_depth(bot, q.len());
             }
         }
         out
@@ -210,10 +222,19 @@ impl DialQueue {
         }
     }
 
+    /// Stops dialling (the process is stopping); waiting dialouts stay stored, in order.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
     /// The dispatcher: dials each bot's head as its limits allow, ends dialouts that waited
     /// too long. Runs until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
+            if self.stopped.load(Ordering::SeqCst) {
+                return;
+            }
             self.expire().await;
             self.dispatch().await;
             let wait = if self.is_empty() {
@@ -248,7 +269,8 @@ impl DialQueue {
                     self.end(&w.conversation_id, "queue-timeout", &reason).await;
                 }
                 None => {
-                    let reason = format!("bot `{}` was removed while the call was queued", w.bot_id);
+                    let reason =
+                        format!("bot `{}` was removed while the call was queued", w.bot_id);
                     self.end(&w.conversation_id, "error", &reason).await;
                 }
             }
@@ -268,7 +290,7 @@ impl DialQueue {
                 max_concurrent: bot.outbound.max_concurrent,
             };
             loop {
-                if self.len(&bot_id) == 0 {
+                if self.len(&bot_id) == 0 || self.stopped.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(permit) = self.deps.limiter.try_acquire(&bot.id, limits) else {
@@ -276,7 +298,9 @@ impl DialQueue {
                 };
                 let Some(w) = self.pop(&bot_id) else { break };
                 let wait_ms = (crate::store::now_ms() - w.queued_at_ms).max(0);
-                self.deps.metrics.observe_queue_wait(&bot_id, wait_ms as f64 / 1000.0);
+                self.deps
+                    .metrics
+                    .observe_queue_wait(&bot_id, wait_ms as f64 / 1000.0);
                 match self.deps.store.mark_dialled(&w.conversation_id).await {
                     Ok(true) => {}
                     // Ended meanwhile (a DELETE racing the dispatcher): nothing to dial.
@@ -325,7 +349,7 @@ impl DialQueue {
         let mut bots = self.lock();
         let q = bots.get_mut(bot)?;
         let w = q.pop_front();
-        self.deps.metrics.set_queue_depth(&bot, q.len());
+        self.deps.metrics.set_queue_depth(bot, q.len());
         w
     }
 }

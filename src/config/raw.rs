@@ -1,7 +1,7 @@
 //! The file as written (serde targets). Validation turns these into the types in `types.rs`.
 
-use super::types::{OnLimit, 
-    CallerIdFormat, Group, MachineDetectionMode, RtpLatching, RuleType, SipTransport,
+use super::types::{
+    CallerIdFormat, Group, MachineDetectionMode, OnLimit, RtpLatching, RuleType, SipTransport,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
