@@ -255,10 +255,28 @@ impl DialQueue {
     async fn expire(&self) {
         let snap = self.deps.config.current();
         let now = crate::store::now_ms();
-        let expired = self.take(|w| match snap.config.bot(&w.bot_id) {
-            Some(b) => now - w.queued_at_ms >= i64::from(b.outbound.max_queue_wait_sec) * 1000,
-            None => true,
-        });
+        let mut expired = Vec::new();
+        {
+            let mut bots = self.lock();
+            for (bot, q) in bots.iter_mut() {
+                let limit_ms = snap
+                    .config
+                    .bot(bot)
+                    .map(|b| i64::from(b.outbound.max_queue_wait_sec) * 1000);
+                let before = q.len();
+                // A queue is in `queuedAt` order, so only its oldest dialouts can have waited
+                // too long: look at the front only, not at every dialout on every round.
+                while q
+                    .front()
+                    .is_some_and(|w| limit_ms.is_none_or(|l| now - w.queued_at_ms >= l))
+                {
+                    expired.extend(q.pop_front());
+                }
+                if q.len() != before {
+                    self.deps.metrics.set_queue_depth(bot, q.len());
+                }
+            }
+        }
         for w in expired {
             match snap.config.bot(&w.bot_id) {
                 Some(b) => {
