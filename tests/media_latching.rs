@@ -2,53 +2,16 @@
 //! is dropped and counted, whatever its rate, and the call's own audio goes on.
 //! Real UDP sockets on loopback; each test has its own port range (27600-27907).
 
-use std::net::{SocketAddr, UdpSocket};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use dialgate::media::{
     AudioCodec, Direction, LatchMode, Leg, MediaConfig, MediaEngine, MediaSession, RemoteMedia,
     global_metrics,
 };
 
-/// A test endpoint: a blocking socket with a generous read timeout (a bound on
-/// a failing test, never a measured threshold).
-struct Peer {
-    sock: UdpSocket,
-}
-
-impl Peer {
-    fn new() -> Peer {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        Peer { sock }
-    }
-    fn addr(&self) -> SocketAddr {
-        self.sock.local_addr().unwrap()
-    }
-    fn send(&self, to: SocketAddr, pkt: &[u8]) {
-        self.sock.send_to(pkt, to).unwrap();
-    }
-    fn recv(&self) -> Vec<u8> {
-        let mut b = [0u8; 2048];
-        let (n, _) = self.sock.recv_from(&mut b).expect("expected a packet");
-        b[..n].to_vec()
-    }
-    /// Everything that arrives until 200 ms pass without a packet.
-    fn drain(&self) -> Vec<Vec<u8>> {
-        self.sock
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let mut got = Vec::new();
-        let mut b = [0u8; 2048];
-        while let Ok((n, _)) = self.sock.recv_from(&mut b) {
-            got.push(b[..n].to_vec());
-        }
-        self.sock
-            .set_read_timeout(Some(Duration::from_secs(3)))
-            .unwrap();
-        got
-    }
-}
+#[path = "common/udp_peer.rs"]
+mod udp_peer;
+use udp_peer::Peer;
 
 fn rtp(seq: u16, ssrc: u32, fill: u8) -> Vec<u8> {
     let mut v = vec![0x80, 0];

@@ -10,46 +10,9 @@ use dialgate::media::{
     RemoteMedia,
 };
 
-/// A test endpoint: a blocking socket with a generous read timeout (only a
-/// bound on a failing test, never a measured threshold).
-struct Peer {
-    sock: UdpSocket,
-}
-
-impl Peer {
-    fn new() -> Peer {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        Peer { sock }
-    }
-    fn addr(&self) -> SocketAddr {
-        self.sock.local_addr().unwrap()
-    }
-    fn send(&self, to: SocketAddr, pkt: &[u8]) {
-        self.sock.send_to(pkt, to).unwrap();
-    }
-    fn recv(&self) -> Vec<u8> {
-        let mut b = [0u8; 2048];
-        let (n, _) = self.sock.recv_from(&mut b).expect("expected a packet");
-        b[..n].to_vec()
-    }
-    /// Receives with a short timeout; None when nothing came.
-    fn try_recv(&self) -> Option<Vec<u8>> {
-        self.sock
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let mut b = [0u8; 2048];
-        let r = self
-            .sock
-            .recv_from(&mut b)
-            .ok()
-            .map(|(n, _)| b[..n].to_vec());
-        self.sock
-            .set_read_timeout(Some(Duration::from_secs(3)))
-            .unwrap();
-        r
-    }
-}
+#[path = "common/udp_peer.rs"]
+mod udp_peer;
+use udp_peer::Peer;
 
 fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
     let mut v = vec![0x80, pt];
