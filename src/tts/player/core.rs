@@ -340,15 +340,7 @@ impl PlayerCore {
     fn next_dtmf(&mut self) -> Option<Vec<u8>> {
         if self.playing.is_none() && matches!(self.queue.front(), Some((_, PromptSource::Dtmf(_))))
         {
-            let (id, source) = self.queue.pop_front()?;
-            self.playing = Some(Playing {
-                id,
-                source,
-                buffer: VecDeque::new(),
-                source_done: false,
-                error: None,
-                started: false,
-            });
+            self.start_next()?;
         }
         let p = self.playing.as_mut()?;
         let PromptSource::Dtmf(frames) = &mut p.source else {
@@ -405,6 +397,20 @@ impl PlayerCore {
         p
     }
 
+    /// Takes the queue's head as the prompt now playing; `None` when the queue is empty.
+    fn start_next(&mut self) -> Option<()> {
+        let (id, source) = self.queue.pop_front()?;
+        self.playing = Some(Playing {
+            id,
+            source,
+            buffer: VecDeque::new(),
+            source_done: false,
+            error: None,
+            started: false,
+        });
+        Some(())
+    }
+
     /// The next frame of prompt audio, moving through the queue and emitting events.
     fn next_audio(&mut self) -> Option<[i16; FRAME_SAMPLES]> {
         loop {
@@ -413,15 +419,7 @@ impl PlayerCore {
                     // Key presses start on the next frame (`next_dtmf`).
                     return None;
                 }
-                let (id, source) = self.queue.pop_front()?;
-                self.playing = Some(Playing {
-                    id,
-                    source,
-                    buffer: VecDeque::new(),
-                    source_done: false,
-                    error: None,
-                    started: false,
-                });
+                self.start_next()?;
             }
             let p = self.playing.as_mut()?;
             if let Some(f) = p.frame() {
