@@ -316,12 +316,7 @@ impl Engine {
                 };
                 // Only whether the files are there: loading the voice (what `dialgate check`
                 // does) on every status request would cost a model load each time.
-                let files = [
-                    cfg.model_file(),
-                    cfg.voice_config_file(),
-                    cfg.runtime_file(),
-                ];
-                match files.iter().find(|f| !f.is_file()) {
+                match cfg.missing_file() {
                     None => json!({"available": true, "loaded": false}),
                     Some(f) => json!({
                         "available": false,

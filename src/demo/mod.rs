@@ -101,7 +101,7 @@ pub async fn run_demo(conf_dir: &Path) -> Result<bool, String> {
     // data directory is temporary, so it borrows them.
     let data = std::path::absolute("data").map_err(|e| e.to_string())?;
     std::fs::create_dir_all(dir.join("data")).map_err(|e| e.to_string())?;
-    let mode = detect_mode(&data).await;
+    let mode = detect_mode(&data);
     for sub in ["models", "runtime"] {
         if data.join(sub).is_dir() {
             let _ = std::os::unix::fs::symlink(data.join(sub), dir.join("data").join(sub));
@@ -159,7 +159,7 @@ pub async fn run_demo(conf_dir: &Path) -> Result<bool, String> {
 
 /// Recognition needs the Whisper model; a text bot also needs the voice (and its runtime).
 /// What is missing is said, and the demo shows what it can without it.
-async fn detect_mode(data: &Path) -> Mode {
+fn detect_mode(data: &Path) -> Mode {
     let recognition = data.join("models").join("ggml-tiny.en.bin").exists();
     if !recognition {
         println!(
@@ -174,15 +174,14 @@ async fn detect_mode(data: &Path) -> Mode {
         data_dir: data.to_path_buf(),
         ..Default::default()
     };
-    let voice = tokio::task::spawn_blocking(move || crate::tts::TtsEngine::check(&cfg)).await;
-    let text_bot = match voice {
-        Ok(Ok(_)) => true,
-        Ok(Err(e)) => {
-            println!("(no voice, so the demo bot is a SIP bot: {e})");
-            false
-        }
-        Err(e) => {
-            println!("(no voice, so the demo bot is a SIP bot: {e})");
+    // Whether the files are there, not a load of the voice: the gateway loads it once at start.
+    let text_bot = match cfg.missing_file() {
+        None => true,
+        Some(f) => {
+            println!(
+                "(no voice, so the demo bot is a SIP bot: {} is missing; run scripts/setup-model)",
+                f.display()
+            );
             false
         }
     };

@@ -174,4 +174,16 @@ impl TtsConfig {
                 .join("libonnxruntime.so.1.31.1")
         })
     }
+
+    /// The first of the voice's files (model, its configuration, ONNX Runtime) that is not
+    /// there: what can be told without loading the voice (a model load).
+    pub fn missing_file(&self) -> Option<PathBuf> {
+        [
+            self.model_file(),
+            self.voice_config_file(),
+            self.runtime_file(),
+        ]
+        .into_iter()
+        .find(|f| !f.is_file())
+    }
 }
