@@ -238,7 +238,7 @@ impl Store {
     ) -> Result<Inserted, StoreError> {
         self.with(move |conn| {
             let now = now_ms();
-            let tx = conn.transaction()?;
+            let tx = conn.savepoint()?;
             if let Some(key) = &idempotency_key {
                 let prior: Option<(String, i64)> = tx
                     .query_row(

@@ -118,7 +118,7 @@ impl Store {
     ) -> Result<Vec<i64>, StoreError> {
         self.with(move |conn| {
             let now = now_ms();
-            let tx = conn.transaction()?;
+            let tx = conn.savepoint()?;
             let mut won = Vec::with_capacity(ids.len());
             {
                 let mut stmt = tx.prepare(
@@ -161,7 +161,7 @@ impl Store {
     ) -> Result<Recorded, StoreError> {
         self.with(move |conn| {
             let now = now_ms();
-            let tx = conn.transaction()?;
+            let tx = conn.savepoint()?;
             let Some((conv, attempts, channel, status, claim)) = tx
                 .query_row(
                     "SELECT conversation_id, attempts, channel, json_extract(payload, '$.status'), claim_token \

@@ -49,7 +49,7 @@ impl Store {
     pub async fn finish_call(&self, end: CallEnd) -> Result<Finished, StoreError> {
         self.with(move |conn| {
             let now = now_ms();
-            let tx = conn.transaction()?;
+            let tx = conn.savepoint()?;
             let out = finish_in(&tx, &end, now)?;
             tx.commit()?;
             Ok(out)

@@ -21,7 +21,7 @@ impl Store {
     /// Applies a batch of journal changes in one transaction, in order.
     pub async fn apply_leg_journal(&self, ops: Vec<LegJournalOp>) -> Result<(), StoreError> {
         self.with(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.savepoint()?;
             for op in &ops {
                 apply_op(&tx, op)?;
             }

@@ -3,8 +3,8 @@
 //!
 //! Every write that the API acknowledges is committed (WAL, `synchronous=FULL`)
 //! before the answer is sent, so a process killed right after a `200` still
-//! has the call on restart. rusqlite is synchronous: each operation runs on
-//! tokio's blocking pool behind one mutex (SQLite serialises writers anyway).
+//! has the call on restart. rusqlite is synchronous: every operation runs on
+//! one store thread that commits what arrives together (`writer.rs`).
 
 mod calls;
 mod claims;
@@ -13,6 +13,7 @@ mod legs;
 mod migrations;
 mod outbox;
 mod retention;
+mod writer;
 
 pub use calls::{
     CallFilter, CallRecord, CallSnapshot, CallStatus, ExtraColumn, IDEMPOTENCY_WINDOW_MS, Inserted,
@@ -40,7 +41,6 @@ pub mod kind {
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 /// Errors from the store boundary.
 #[derive(Debug, thiserror::Error)]
@@ -58,12 +58,14 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("store worker failed: {0}")]
     Join(String),
+    #[error("database commit failed: {0}")]
+    Commit(String),
 }
 
 /// Handle to the SQLite database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    conn: Arc<Mutex<Connection>>,
+    writer: writer::Writer,
     path: PathBuf,
 }
 
@@ -83,7 +85,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::apply(&mut conn)?;
         Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: writer::Writer::start(conn)?,
             path,
         })
     }
@@ -93,21 +95,14 @@ impl Store {
         &self.path
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs `f` with the connection on the store thread; answers once the
+    /// batch it ran in is committed.
     pub(crate) async fn with<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock poisons it; the connection itself
-            // is still consistent (SQLite rolls back the open transaction).
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Join(e.to_string()))?
+        self.writer.run(f).await
     }
 }
 

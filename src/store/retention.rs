@@ -30,7 +30,7 @@ impl Store {
     /// finished outbox items created before `cutoff_ms`; idempotency keys past their window.
     pub async fn prune_before(&self, cutoff_ms: i64, batch: u32) -> Result<Pruned, StoreError> {
         self.with(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.savepoint()?;
             let ids: Vec<String> = {
                 let mut stmt = tx.prepare(
                     "SELECT conversation_id FROM calls WHERE ended_at<?1 \
