@@ -86,7 +86,16 @@ pub fn permitted(ip: IpAddr, allow: &[IpNet]) -> bool {
         IpAddr::V4(v4) => public_v4(v4),
         IpAddr::V6(v6) => public_v6(v6),
     };
-    public || allow.iter().any(|n| n.contains(&ip))
+    // An IPv4-mapped address (`::ffff:127.0.0.1`, how a dual-stack socket sees an IPv4 peer)
+    // is the IPv4 address for the allow list too.
+    let mapped = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
+        IpAddr::V4(_) => None,
+    };
+    public
+        || allow
+            .iter()
+            .any(|n| n.contains(&ip) || mapped.is_some_and(|m| n.contains(&m)))
 }
 
 /// The acceptance check of a URL: scheme and host, and a literal address (or
@@ -204,6 +213,14 @@ mod tests {
         assert!(permitted(ip("127.0.0.1"), &allow));
         assert!(!permitted(ip("10.0.0.1"), &allow));
         assert!(!permitted(ip("::1"), &allow));
+        // IPv6: ::1 only when allowed itself; a mapped IPv4 address follows its IPv4 network.
+        assert!(permitted(ip("::ffff:127.0.0.1"), &allow));
+        assert!(!permitted(ip("::ffff:10.0.0.1"), &allow));
+        let allow6: Vec<IpNet> = vec!["::1/128".parse().unwrap()];
+        assert!(permitted(ip("::1"), &allow6));
+        assert!(!permitted(ip("127.0.0.1"), &allow6));
+        assert!(matches!(check_url("http://[::1]:9/n", &allow6), Ok(())));
+        assert!(check_url("http://[::1]:9/n", &allow).is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ async fn endpoint() -> SipEndpoint {
         listen: vec![(Transport::Udp, "127.0.0.1:0".parse::<SocketAddr>().unwrap())],
         tls: None,
         public_address: "127.0.0.1".parse().unwrap(),
+        public_address_v6: None,
         tls_ca: None,
         user_agent: "dialgate-test".into(),
         t1: None,

@@ -88,6 +88,7 @@ impl Engine {
                 .as_ref()
                 .map(|t| (t.cert.display().to_string(), t.key.display().to_string())),
             public_address: public_ip,
+            public_address_v6: server.sip.public_address_v6,
             user_agent: server.sip.user_agent.clone(),
             // Trunks reached over TLS are verified against the system's CA bundle.
             tls_ca: Some("/etc/ssl/certs/ca-certificates.crt".to_owned())
@@ -195,6 +196,12 @@ impl Engine {
     /// The address put in SDP and Contact.
     pub fn public_ip(&self) -> IpAddr {
         self.public_ip
+    }
+
+    /// dialgate's address for a peer at `peer` (`None`: a name, or dialgate's own sockets):
+    /// the IPv6 one for an IPv6 peer when dialgate has one (see `sip::family`).
+    pub fn public_ip_for(&self, peer: Option<IpAddr>) -> IpAddr {
+        self.sip.public_ip_for(peer)
     }
 
     /// Where recordings are written.

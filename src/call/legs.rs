@@ -74,7 +74,7 @@ pub fn carrier_call(
     let from_host = req
         .caller_host
         .clone()
-        .unwrap_or_else(|| public.to_string());
+        .unwrap_or_else(|| crate::sip::family::uri_host(public));
     let mut headers: Vec<(String, String)> = conn
         .headers
         .iter()
@@ -145,7 +145,7 @@ pub fn bot_call(
         request_uri: sip_uri.to_owned(),
         to_uri: sip_uri.to_owned(),
         from_user: callee_user,
-        from_host: public.to_string(),
+        from_host: crate::sip::family::uri_host(public),
         from_display: None,
         proxy: None,
         backup_proxy: None,

@@ -8,6 +8,7 @@
 mod check;
 mod error;
 mod index;
+mod ipv6;
 mod lists;
 mod raw;
 mod recognition;

@@ -151,6 +151,9 @@ pub(super) struct RawSip {
     pub tls: Option<RawTls>,
     pub public_address: Option<String>,
     pub user_agent: Option<String>,
+    /// dialgate's IPv6 address beside an IPv4 `public_address` (see `config/ipv6.rs`).
+    #[serde(default)]
+    pub public_address_v6: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

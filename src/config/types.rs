@@ -90,6 +90,9 @@ pub struct SipServer {
     pub public_address: String,
     /// User-Agent / Server header value.
     pub user_agent: String,
+    /// Address written for IPv6 peers when `public_address` is IPv4 (default: the first IPv6
+    /// listener's specific address).
+    pub public_address_v6: Option<std::net::IpAddr>,
 }
 
 /// `server.http` (the Live Hub compatible REST API).

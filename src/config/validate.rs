@@ -300,6 +300,7 @@ impl Ctx<'_> {
                 .map(|l| l.address.ip().to_string())
                 .unwrap_or_default(),
         };
+        let public_address_v6 = self.public_address_v6(raw, &listen, &public_address);
         let user_agent = raw
             .sip
             .user_agent
@@ -397,6 +398,7 @@ impl Ctx<'_> {
                 tls: sip_tls,
                 public_address,
                 user_agent,
+                public_address_v6,
             },
             http: HttpServer {
                 listen: http_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),

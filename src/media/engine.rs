@@ -148,9 +148,20 @@ impl MediaEngine {
     /// with a relay thread. Must be called inside a tokio runtime (the
     /// inactivity watcher is a tokio task).
     pub fn create_session(&self, conversation_id: &str) -> Result<MediaSession, MediaError> {
+        let ip = self.inner.cfg.bind_ip;
+        self.create_session_on(conversation_id, [ip, ip])
+    }
+
+    /// [`create_session`](Self::create_session) with each leg's sockets on its own address
+    /// (`[carrier, bot]`): a call may mix an IPv6 carrier and an IPv4 bot.
+    pub fn create_session_on(
+        &self,
+        conversation_id: &str,
+        ips: [std::net::IpAddr; 2],
+    ) -> Result<MediaSession, MediaError> {
         let cfg = &self.inner.cfg;
-        let (c_ports, c_rtp, c_rtcp) = self.bind_pair()?;
-        let (b_ports, b_rtp, b_rtcp) = self.bind_pair()?;
+        let (c_ports, c_rtp, c_rtcp) = self.bind_pair(ips[0])?;
+        let (b_ports, b_rtp, b_rtcp) = self.bind_pair(ips[1])?;
         let local = [
             c_rtp
                 .local_addr()
@@ -200,15 +211,18 @@ impl MediaEngine {
 
     /// Takes a pair and binds RTP + RTCP on it, trying further pairs when a
     /// port is held by another process.
-    fn bind_pair(&self) -> Result<(PortPair, UdpSocket, UdpSocket), MediaError> {
+    fn bind_pair(
+        &self,
+        ip: std::net::IpAddr,
+    ) -> Result<(PortPair, UdpSocket, UdpSocket), MediaError> {
         let cfg = &self.inner.cfg;
         let mut last = None;
         for _ in 0..8 {
             let pair = self.inner.pool.alloc().inspect_err(|_| {
                 GLOBAL.port_exhausted.fetch_add(1, Relaxed);
             })?;
-            let rtp = bind_udp(SocketAddr::new(cfg.bind_ip, pair.rtp()), cfg);
-            let rtcp = bind_udp(SocketAddr::new(cfg.bind_ip, pair.rtcp()), cfg);
+            let rtp = bind_udp(SocketAddr::new(ip, pair.rtp()), cfg);
+            let rtcp = bind_udp(SocketAddr::new(ip, pair.rtcp()), cfg);
             match (rtp, rtcp) {
                 (Ok(a), Ok(b)) => return Ok((pair, a, b)),
                 (Err(e), _) | (_, Err(e)) => {

@@ -45,6 +45,9 @@ pub struct SipSettings {
     pub tls: Option<(String, String)>,
     /// Address advertised in Via/Contact when it differs from the listen address.
     pub public_address: IpAddr,
+    /// The address advertised to peers of the other family than `public_address` (IPv6 beside
+    /// IPv4); `None`: the first listener of that family with a specific address, if any.
+    pub public_address_v6: Option<IpAddr>,
     /// PEM bundle of CAs that verify TLS peers (trunks, bots) we connect to, e.g.
     /// `/etc/ssl/certs/ca-certificates.crt`. rsipstack has no built-in roots: without this,
     /// every outbound TLS handshake fails verification.
@@ -63,7 +66,8 @@ pub(crate) struct EndpointCore {
     pub(crate) endpoint: Endpoint,
     pub(crate) dialogs: Arc<DialogLayer>,
     pub(crate) listen: Vec<(Transport, SocketAddr)>,
-    pub(crate) public_address: IpAddr,
+    /// dialgate's address per family (a leg advertises the one of its next hop's family).
+    pub(crate) public: super::family::PublicAddrs,
     pub(crate) next_leg_id: AtomicU64,
     pub(crate) cancel: CancellationToken,
     /// Sees every message: keeps the legs' dialog state and finds orphan answers.
@@ -131,7 +135,61 @@ impl SipEndpoint {
         if let Some(ca) = &settings.tls_ca {
             tls_config.ca_certs = Some(read(ca)?);
         }
-        for &(transport, addr) in &settings.listen {
+        let listen_ips: Vec<SocketAddr> = settings.listen.iter().map(|l| l.1).collect();
+        let public = super::family::PublicAddrs::new(
+            settings.public_address,
+            settings.public_address_v6,
+            &listen_ips,
+        );
+        // An IPv4 and an IPv6 UDP listener become one transport (see `dual_udp`).
+        let first_v4 = settings
+            .listen
+            .iter()
+            .position(|l| l.0 == Transport::Udp && l.1.is_ipv4());
+        let first_v6 = settings
+            .listen
+            .iter()
+            .position(|l| l.0 == Transport::Udp && l.1.is_ipv6());
+        let paired = first_v4.zip(first_v6).map(|(a, b)| (a.min(b), a.max(b)));
+        if let Some((i, j)) = paired {
+            let bind = |addr: SocketAddr| async move {
+                let sock =
+                    tokio::net::UdpSocket::bind(addr)
+                        .await
+                        .map_err(|source| SipError::Bind {
+                            addr,
+                            transport: "udp",
+                            source,
+                        })?;
+                let local = sock.local_addr().map_err(|source| SipError::Bind {
+                    addr,
+                    transport: "udp",
+                    source,
+                })?;
+                Ok::<_, SipError>((sock, local))
+            };
+            let (first, l1) = bind(settings.listen[i].1).await?;
+            let (second, l2) = bind(settings.listen[j].1).await?;
+            let advertised = public.for_peer(Some(l1.ip()));
+            let external = (advertised != l1.ip()).then(|| SocketAddr::new(advertised, l1.port()));
+            let dual = super::dual_udp::DualUdp {
+                first,
+                second,
+                second_first: Default::default(),
+            };
+            let conn =
+                UdpConnection::from_socket(Arc::new(dual), external, Some(cancel.child_token()))
+                    .await
+                    .map_err(|e| SipError::Stack(e.to_string()))?;
+            transport_layer.add_transport(conn.into());
+            bound.push((Transport::Udp, l1));
+            bound.push((Transport::Udp, l2));
+        }
+        for (n, &(transport, addr)) in settings.listen.iter().enumerate() {
+            if paired.is_some_and(|(i, j)| n == i || n == j) {
+                continue;
+            }
+            let advertised = public.for_peer(Some(addr.ip()));
             let bind_err = |source: std::io::Error| SipError::Bind {
                 addr,
                 transport: transport.as_str(),
@@ -141,8 +199,8 @@ impl SipEndpoint {
                 Transport::Udp => {
                     let sock = tokio::net::UdpSocket::bind(addr).await.map_err(bind_err)?;
                     let local = sock.local_addr().map_err(bind_err)?;
-                    let external = (settings.public_address != local.ip())
-                        .then(|| SocketAddr::new(settings.public_address, local.port()));
+                    let external = (advertised != local.ip())
+                        .then(|| SocketAddr::new(advertised, local.port()));
                     let conn = UdpConnection::from_socket(
                         Arc::new(sock),
                         external,
@@ -155,8 +213,8 @@ impl SipEndpoint {
                 }
                 Transport::Tcp | Transport::Tls => {
                     let local = resolve_port(transport, addr)?;
-                    let external = (settings.public_address != local.ip())
-                        .then(|| SocketAddr::new(settings.public_address, local.port()));
+                    let external = (advertised != local.ip())
+                        .then(|| SocketAddr::new(advertised, local.port()));
                     if transport == Transport::Tcp {
                         let l = TcpListenerConnection::new(local, external)
                             .await
@@ -188,7 +246,13 @@ impl SipEndpoint {
         }
         let (hook, orphans) = super::journal::WireHook::new();
         let endpoint = EndpointBuilder::new()
-            .with_inspector(Box::new(super::journal::Inspector(hook.clone())))
+            .with_inspector(Box::new(FamilyInspector {
+                journal: super::journal::Inspector(hook.clone()),
+                advertised: bound
+                    .iter()
+                    .map(|&(t, l)| (t, SocketAddr::new(public.for_peer(Some(l.ip())), l.port())))
+                    .collect(),
+            }))
             .with_cancel_token(cancel.clone())
             .with_transport_layer(transport_layer)
             .with_user_agent(&settings.user_agent)
@@ -214,7 +278,7 @@ impl SipEndpoint {
                 endpoint,
                 dialogs,
                 listen: bound,
-                public_address: settings.public_address,
+                public,
                 next_leg_id: AtomicU64::new(1),
                 cancel,
                 hook,
@@ -255,13 +319,63 @@ impl SipEndpoint {
 
     /// Listener address for Contact/Via of a given transport (public address, bound port).
     pub(crate) fn contact_addr(&self, transport: Transport) -> Option<SipAddr> {
-        let local = self
-            .local_addr(transport)
-            .or_else(|| self.local_addr(Transport::Udp))?;
+        self.contact_addr_for(transport, None)
+    }
+
+    /// [`Self::contact_addr`] for a peer at `peer` (`None`: a name): dialgate's address of the
+    /// peer's family, with the port of a listener of that family when there is one.
+    pub(crate) fn contact_addr_for(
+        &self,
+        transport: Transport,
+        peer: Option<IpAddr>,
+    ) -> Option<SipAddr> {
+        let ip = self.core.public.for_peer(peer);
+        let of = |t: Transport| {
+            let mut of_t = self.core.listen.iter().filter(|(lt, _)| *lt == t);
+            let same = of_t.clone().find(|(_, a)| a.is_ipv4() == ip.is_ipv4());
+            same.or_else(|| of_t.next()).map(|(_, a)| *a)
+        };
+        let local = of(transport).or_else(|| of(Transport::Udp))?;
         Some(SipAddr {
             r#type: Some(to_rsip(transport)),
-            addr: SocketAddr::new(self.core.public_address, local.port()).into(),
+            addr: SocketAddr::new(ip, local.port()).into(),
         })
+    }
+
+    /// dialgate's advertised address for a peer at `peer` (`None`: a name).
+    pub fn public_ip_for(&self, peer: Option<IpAddr>) -> IpAddr {
+        self.core.public.for_peer(peer)
+    }
+}
+
+/// The journal's inspector, plus the Via of requests to a peer of the other family.
+struct FamilyInspector {
+    journal: super::journal::Inspector,
+    /// Every listener as advertised: (transport, public address of its family, bound port).
+    advertised: Vec<(Transport, SocketAddr)>,
+}
+
+impl rsipstack::transaction::endpoint::MessageInspector for FamilyInspector {
+    fn before_send(
+        &self,
+        msg: rsipstack::sip::SipMessage,
+        dest: Option<&SipAddr>,
+    ) -> rsipstack::sip::SipMessage {
+        let msg = super::family::fix_via(msg, dest, |t, v6| {
+            self.advertised
+                .iter()
+                .find(|(lt, a)| *lt == t && a.is_ipv6() == v6)
+                .map(|(_, a)| *a)
+        });
+        self.journal.before_send(msg, dest)
+    }
+
+    fn after_received(
+        &self,
+        msg: rsipstack::sip::SipMessage,
+        from: Option<&SipAddr>,
+    ) -> rsipstack::sip::SipMessage {
+        self.journal.after_received(msg, from)
     }
 }
 

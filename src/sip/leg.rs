@@ -94,7 +94,14 @@ impl SipEndpoint {
             _ if call.request_uri.contains("transport=tcp") => Transport::Tcp,
             _ => Transport::Udp,
         };
-        let contact_addr = self.contact_addr(transport).ok_or(SipError::Shutdown)?;
+        // The Contact names dialgate by the next hop's family (an IPv6 trunk gets our IPv6).
+        let hop = match &call.proxy {
+            Some((hp, _)) => super::family::literal_ip(hp),
+            None => super::family::literal_ip(&call.request_uri),
+        };
+        let contact_addr = self
+            .contact_addr_for(transport, hop)
+            .ok_or(SipError::Shutdown)?;
         let contact = Uri {
             scheme: Some(rsipstack::sip::Scheme::Sip),
             auth: Some(rsipstack::sip::Auth {

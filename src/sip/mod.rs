@@ -4,9 +4,11 @@
 //! belongs to `crate::call`.
 
 mod cleanup;
+mod dual_udp;
 pub mod endpoint;
 pub mod error;
 pub mod extensions;
+pub mod family;
 mod journal;
 pub mod leg;
 mod leg_types;

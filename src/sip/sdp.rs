@@ -145,7 +145,7 @@ pub fn parse(text: &str) -> Result<RemoteSdp, SdpError> {
         if line.is_empty() {
             continue;
         }
-        norm.push_str(line);
+        norm.push_str(&unbracket_ip6(line));
         norm.push_str("\r\n");
     }
     let sd = sdp_rs::SessionDescription::try_from(norm.as_str())
@@ -230,6 +230,21 @@ pub fn parse(text: &str) -> Result<RemoteSdp, SdpError> {
         direction,
         ptime,
     })
+}
+
+/// `o=`/`c=` lines written `IN IP6 [::1]` (SIPp does; RFC 4566 has no brackets) are read as
+/// `IN IP6 ::1`: the address is plain enough to be liberal about.
+fn unbracket_ip6(line: &str) -> std::borrow::Cow<'_, str> {
+    if !(line.starts_with("o=") || line.starts_with("c=")) {
+        return line.into();
+    }
+    match line.split_once("IN IP6 [") {
+        Some((head, rest)) => match rest.split_once(']') {
+            Some((addr, tail)) => format!("{head}IN IP6 {addr}{tail}").into(),
+            None => line.into(),
+        },
+        None => line.into(),
+    }
 }
 
 /// Read `a=` direction and `a=rtcp` ourselves (sdp-rs loses `a=inactive`). Media level wins

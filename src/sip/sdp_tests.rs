@@ -156,3 +156,21 @@ fn fuzz_mutations_never_panic() {
     // 3. the loop really exercised the success path too
     assert!(parsed_ok > 100, "only {parsed_ok} mutants parsed");
 }
+
+#[test]
+fn ipv6_in_brackets_is_read_and_ours_is_written_plain() {
+    // 1. SIPp writes `IN IP6 [::1]` in o= and c=: read as ::1.
+    let sipp = "v=0\no=uas 1 1 IN IP6 [::1]\ns=-\nc=IN IP6 [::1]\nt=0 0\nm=audio 6000 RTP/AVP 0\n";
+    let r = parse(sipp).unwrap();
+    assert_eq!(r.address, "::1".parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(r.port, 6000);
+    // 2. Our offer on an IPv6 leg: IP6 in o= and c=, no brackets.
+    let o = offer(&LocalSdp {
+        address: "::1".parse().unwrap(),
+        ..local()
+    });
+    assert!(
+        o.contains(" IN IP6 ::1\r\n") && o.contains("c=IN IP6 ::1\r\n"),
+        "{o}"
+    );
+}

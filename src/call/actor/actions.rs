@@ -188,7 +188,8 @@ impl Actor {
             &self.call.request,
             &route,
             &self.caller,
-            self.engine.public_ip(),
+            self.engine
+                .public_ip_for(route.connection.address.host.parse().ok()),
             offer,
         );
         Some(CarrierInvite {
@@ -286,7 +287,18 @@ impl Actor {
     }
 
     async fn send_carrier_invite(&mut self) -> Option<Input> {
-        let media = match self.engine.media.create_session(&self.id) {
+        // The route first: each leg's relay socket is of its peer's family (IPv4 or IPv6).
+        let Some(mut inv) = self.carrier_invite(String::new()) else {
+            let reason = "no routing rule matches any more".to_owned();
+            return Some(carrier_failed(FailureKind::Internal, reason));
+        };
+        let carrier_ip = inv
+            .call
+            .proxy
+            .as_ref()
+            .and_then(|(hp, _)| crate::sip::family::literal_ip(hp));
+        let ips = [self.engine.public_ip_for(carrier_ip), self.bot_leg_ip()];
+        let media = match self.engine.media.create_session_on(&self.id, ips) {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(error = %e, "no media session for the call");
@@ -298,10 +310,7 @@ impl Actor {
         let offer = self.offer_for(&media, Leg::Carrier, session, 1);
         self.media_events = media.events();
         self.media = Some(media);
-        let Some(inv) = self.carrier_invite(offer) else {
-            let reason = "no routing rule matches any more".to_owned();
-            return Some(carrier_failed(FailureKind::Internal, reason));
-        };
+        inv.call.sdp_offer = offer;
         let CarrierInvite {
             call: out,
             latching,
@@ -331,6 +340,17 @@ impl Actor {
         }
     }
 
+    /// dialgate's address towards the bot leg: of the SIP bot's family (its `sip_uri`), else the
+    /// primary one (text and WebSocket bots' audio stays on dialgate's own sockets).
+    fn bot_leg_ip(&self) -> std::net::IpAddr {
+        let peer = self
+            .bot
+            .sip_uri
+            .as_deref()
+            .and_then(crate::sip::family::literal_ip);
+        self.engine.public_ip_for(peer)
+    }
+
     /// Our SDP offer for one leg: the relay's address and port on that side only.
     fn offer_for(
         &self,
@@ -339,9 +359,10 @@ impl Actor {
         session_id: u64,
         version: u64,
     ) -> String {
+        let local = media.local_rtp_addr(leg);
         crate::sip::sdp::offer(&crate::sip::sdp::LocalSdp {
-            address: self.engine.public_ip(),
-            port: media.local_rtp_addr(leg).port(),
+            address: self.engine.public_ip_for(Some(local.ip())),
+            port: local.port(),
             session_id,
             version,
         })
@@ -362,7 +383,7 @@ impl Actor {
             &self.call.request,
             &sip_uri,
             &self.caller,
-            self.engine.public_ip(),
+            self.bot_leg_ip(),
             offer,
         );
         self.timeline("bot-invite", &format!("INVITE {}", out.request_uri))
@@ -400,8 +421,9 @@ impl Actor {
             LegSide::Carrier => Leg::Carrier,
             LegSide::Bot => Leg::Bot,
         };
-        let port = self.media.as_ref()?.local_rtp_addr(leg).port();
-        let address = self.engine.public_ip();
+        let local = self.media.as_ref()?.local_rtp_addr(leg);
+        let port = local.port();
+        let address = self.engine.public_ip_for(Some(local.ip()));
         let slot = self.slot(side);
         slot.sdp_version += 1;
         let local = crate::sip::sdp::LocalSdp {

@@ -78,9 +78,10 @@ impl Actor {
         );
         let session = rand::random::<u32>() as u64;
         // The agent takes the bot's place on the relay: it is offered the bot side's address.
+        let bot_side = media.local_rtp_addr(Leg::Bot);
         let offer = crate::sip::sdp::offer(&crate::sip::sdp::LocalSdp {
-            address: self.engine.public_ip(),
-            port: media.local_rtp_addr(Leg::Bot).port(),
+            address: self.engine.public_ip_for(Some(bot_side.ip())),
+            port: bot_side.port(),
             session_id: session,
             version: 1,
         });
@@ -89,7 +90,8 @@ impl Actor {
             &req,
             &route,
             &caller,
-            self.engine.public_ip(),
+            self.engine
+                .public_ip_for(route.connection.address.host.parse().ok()),
             offer,
         );
         let note = format!(
@@ -136,7 +138,10 @@ impl Actor {
                 reason: "the carrier leg is gone".into(),
             }));
         };
-        let public = self.engine.public_ip();
+        let public = crate::sip::family::uri_host(
+            self.engine
+                .public_ip_for(crate::sip::family::literal_ip(&self.trunk_address)),
+        );
         let refer_to = match target {
             TransferTarget::Tel(n) => format!(
                 "sip:{n}@{};user=phone",
