@@ -4,6 +4,7 @@
 //! belongs to `crate::call`.
 
 mod cleanup;
+pub mod dns;
 pub mod endpoint;
 pub mod error;
 pub mod extensions;
