@@ -11,7 +11,12 @@ pub fn domain_hosts(conn: &SipConnection) -> Vec<(&'static str, TrunkHost)> {
     let naptr = !conn.transport_explicit;
     std::iter::once(("address", &conn.address))
         .chain(conn.backup_address.iter().map(|b| ("backup_address", b)))
-        .map(|(key, hp)| (key, TrunkHost::parse(&hp.to_string(), conn.transport, naptr)))
+        .map(|(key, hp)| {
+            (
+                key,
+                TrunkHost::parse(&hp.to_string(), conn.transport, naptr),
+            )
+        })
         .filter(|(_, h)| !h.is_literal())
         .collect()
 }

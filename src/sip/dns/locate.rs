@@ -16,7 +16,9 @@ use crate::core::Transport;
 enum Answer<T> {
     Records(Vec<T>),
     /// No such name (NXDOMAIN) or no record of this type.
-    Nothing { nxdomain: bool },
+    Nothing {
+        nxdomain: bool,
+    },
     Failed(String),
 }
 

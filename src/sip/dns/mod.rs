@@ -20,7 +20,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolverConfig,
+};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 
 use super::leg_types::FailureKind;
@@ -147,11 +149,7 @@ impl fmt::Display for DnsTarget {
         match (self.found, self.srv) {
             (Found::Address, _) | (_, None) => write!(f, ", A/AAAA")?,
             (found, Some((p, w))) => {
-                let via = if found == Found::Naptr {
-                    "NAPTR, "
-                } else {
-                    ""
-                };
+                let via = if found == Found::Naptr { "NAPTR, " } else { "" };
                 write!(f, ", {via}SRV priority {p} weight {w}")?
             }
         }
@@ -243,7 +241,10 @@ impl TrunkResolver {
                 found: Found::Address,
             }]);
         }
-        let resolver = self.inner.as_ref().map_err(|e| DnsError::Resolver(e.clone()))?;
+        let resolver = self
+            .inner
+            .as_ref()
+            .map_err(|e| DnsError::Resolver(e.clone()))?;
         match tokio::time::timeout(self.timeout, locate::locate(resolver, host)).await {
             Ok(r) => r.map(|mut t| {
                 t.truncate(MAX_TARGETS);
@@ -282,6 +283,10 @@ fn build(settings: &DnsSettings) -> Result<TokioResolver, String> {
     // second server; the whole resolution is still cut at `timeout`.
     opts.timeout = (settings.timeout / 2).max(Duration::from_millis(50));
     opts.attempts = 1;
+    // A first, AAAA only for names without A (hickory's default asks AAAA first and lists it
+    // first): the SIP listeners are IPv4 unless configured otherwise. A name's positive answer
+    // is then one cached record set, kept for its TTL.
+    opts.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
     builder.build().map_err(|e| format!("DNS resolver: {e}"))
 }
 
@@ -292,7 +297,10 @@ mod tests {
     #[test]
     fn trunk_hosts_are_read_as_configured() {
         let t = |s: &str| TrunkHost::parse(s, Transport::Udp, false);
-        assert_eq!((t("carrier.example").host, t("carrier.example").port), ("carrier.example".into(), None));
+        assert_eq!(
+            (t("carrier.example").host, t("carrier.example").port),
+            ("carrier.example".into(), None)
+        );
         assert_eq!(t("carrier.example:5070").port, Some(5070));
         assert_eq!(t("[2001:db8::1]:5080").host, "2001:db8::1");
         assert_eq!(t("[2001:db8::1]:5080").port, Some(5080));
