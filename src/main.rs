@@ -142,6 +142,14 @@ fn main() -> ExitCode {
                 }
                 println!("{}: OK", file.display());
                 print!("{}", dialgate::config::summary(&cfg));
+                if dialgate::call::trunk_dns::any_domain(&cfg) {
+                    let Some(rt) = runtime() else {
+                        return ExitCode::FAILURE;
+                    };
+                    for line in rt.block_on(dialgate::call::trunk_dns::describe(&cfg)) {
+                        println!("{line}");
+                    }
+                }
                 if probe {
                     probe_bots(&cfg)
                 } else {

@@ -97,6 +97,8 @@ impl Engine {
         })
         .await
         .map_err(|e| format!("SIP endpoint: {e}"))?;
+        // Trunks given by domain name are located through these servers (and this one cache).
+        sip.set_dns(crate::sip::dns::TrunkResolver::new(&server.dns));
         let recording_dir = server.data_dir.join("recordings");
         let media = MediaEngine::new(MediaConfig {
             bind_ip: public_ip,

@@ -106,6 +106,7 @@ pub fn carrier_call(
             .backup_address
             .as_ref()
             .map(|b| (b.to_string(), conn.transport)),
+        naptr: !conn.transport_explicit,
         headers,
         credentials,
         sdp_offer,
@@ -149,6 +150,7 @@ pub fn bot_call(
         from_display: None,
         proxy: None,
         backup_proxy: None,
+        naptr: false,
         headers: vec![
             (
                 "X-Dialgate-Conversation-Id".into(),

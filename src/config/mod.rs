@@ -6,6 +6,7 @@
 //! running configuration and swaps in a new one only when it loads cleanly.
 
 mod check;
+mod dns;
 mod error;
 mod index;
 mod ipv6;

@@ -76,6 +76,19 @@ pub(super) struct RawServer {
     pub include: Option<String>,
     #[serde(default)]
     pub notify_allow: Vec<String>,
+    #[serde(default)]
+    pub dns: RawDns,
+}
+
+/// `server.dns`: the resolver of trunks given by domain name (read at start).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDns {
+    /// `ip[:port]` of DNS servers; empty = the system's (`/etc/resolv.conf`).
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// Bound on one resolution of a trunk address; `None` = 5000.
+    pub timeout_ms: Option<u32>,
 }
 
 /// `server.outbox`: delivery concurrency of notifications and Bot API requests.
@@ -326,8 +339,8 @@ pub(super) struct RawSipConnection {
     pub name: String,
     pub address: String,
     pub backup_address: Option<String>,
-    #[serde(default = "d_transport")]
-    pub transport: SipTransport,
+    /// `None`: not written; UDP, and RFC 3263 NAPTR may choose another for a domain name.
+    pub transport: Option<SipTransport>,
     pub username: Option<String>,
     pub password: Option<String>,
     pub password_env: Option<String>,
@@ -442,7 +455,7 @@ fn d_max_cps() -> f64 {
 fn d_max_concurrent() -> u32 {
     3
 }
-fn d_transport() -> SipTransport {
+pub(super) fn d_transport() -> SipTransport {
     SipTransport::Udp
 }
 fn d_any() -> String {

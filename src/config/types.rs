@@ -207,6 +207,8 @@ pub struct Server {
     /// Networks `notifyUrl` may reach although they are loopback, private,
     /// link-local, … (refused by default).
     pub notify_allow: Vec<ipnet::IpNet>,
+    /// The resolver of trunks given by domain name (`server.dns`).
+    pub dns: crate::sip::dns::DnsSettings,
 }
 
 /// `bots[].outbound` (Live Hub outbound-calling settings).
@@ -411,6 +413,9 @@ pub struct SipConnection {
     pub min_se: u32,
     /// Send `Require: 100rel` (the trunk demands reliable provisionals); else `Supported`.
     pub require_100rel: bool,
+    /// `transport` was written: a domain address is not looked up by NAPTR (RFC 3263 §4.1),
+    /// only by SRV of that transport and A/AAAA.
+    pub transport_explicit: bool,
 }
 
 impl fmt::Debug for SipConnection {
@@ -432,6 +437,7 @@ impl fmt::Debug for SipConnection {
             .field("session_expires_sec", &self.session_expires_sec)
             .field("min_se", &self.min_se)
             .field("require_100rel", &self.require_100rel)
+            .field("transport_explicit", &self.transport_explicit)
             .finish()
     }
 }

@@ -426,6 +426,7 @@ impl Ctx<'_> {
             stt,
             include: raw.include.as_deref().map(|p| self.resolve(p)),
             notify_allow: self.networks("server.notify_allow", &raw.notify_allow),
+            dns: self.dns(&raw.dns),
         }
     }
 }

@@ -72,6 +72,8 @@ pub(crate) struct EndpointCore {
     pub(crate) cancel: CancellationToken,
     /// Sees every message: keeps the legs' dialog state and finds orphan answers.
     pub(crate) hook: Arc<super::journal::WireHook>,
+    /// Locates trunks given by domain name; set once (`set_dns`), else the system's resolver.
+    pub(crate) dns: std::sync::OnceLock<Arc<super::dns::TrunkResolver>>,
 }
 
 /// A running SIP endpoint. Cheap to clone.
@@ -282,6 +284,7 @@ impl SipEndpoint {
                 next_leg_id: AtomicU64::new(1),
                 cancel,
                 hook,
+                dns: std::sync::OnceLock::new(),
             }),
         };
         tokio::spawn(ep.clone().clean_orphans(orphans));
@@ -318,6 +321,24 @@ impl SipEndpoint {
     }
 
     /// Listener address for Contact/Via of a given transport (public address, bound port).
+    /// Uses `resolver` to locate trunks given by domain name (RFC 3263). Only the first call
+    /// counts, and only before the first leg: the resolver and its cache then stay.
+    pub fn set_dns(&self, resolver: super::dns::TrunkResolver) {
+        let _ = self.core.dns.set(Arc::new(resolver));
+    }
+
+    /// The trunk resolver: the one set with [`SipEndpoint::set_dns`], else the system's.
+    pub fn dns(&self) -> Arc<super::dns::TrunkResolver> {
+        self.core
+            .dns
+            .get_or_init(|| {
+                Arc::new(super::dns::TrunkResolver::new(
+                    &super::dns::DnsSettings::default(),
+                ))
+            })
+            .clone()
+    }
+
     pub(crate) fn contact_addr(&self, transport: Transport) -> Option<SipAddr> {
         self.contact_addr_for(transport, None)
     }

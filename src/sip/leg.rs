@@ -13,6 +13,7 @@ use rsipstack::sip::{Header, Response, StatusCode, StatusCodeKind, Uri};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::dns::TrunkHost;
 use super::endpoint::{SipEndpoint, Transport};
 use super::error::SipError;
 use super::extensions::{Extensions, Negotiated};
@@ -78,18 +79,14 @@ impl SipEndpoint {
             headers.push(Header::Other(name.clone(), value.clone()));
         }
         headers.push(Header::ContentType("application/sdp".into()));
-        let mut routes = Vec::new();
-        if let Some((hp, t)) = &call.proxy {
-            routes.push(Some((route_for(hp, *t)?, hp.clone(), *t)));
+        // Each configured proxy is checked here; a name is located (RFC 3263) by the leg's task.
+        let mut hops = Vec::new();
+        for (hp, t) in call.proxy.iter().chain(call.backup_proxy.iter()) {
+            route_for(hp, *t)?;
+            hops.push((hp.clone(), TrunkHost::parse(hp, *t, call.naptr)));
         }
-        if let Some((hp, t)) = &call.backup_proxy {
-            routes.push(Some((route_for(hp, *t)?, hp.clone(), *t)));
-        }
-        if routes.is_empty() {
-            routes.push(None);
-        }
-        let transport = match routes.first() {
-            Some(Some((_, _, t))) => *t,
+        let transport = match hops.first() {
+            Some((_, h)) => h.transport,
             _ if call.request_uri.starts_with("sips:") => Transport::Tls,
             _ if call.request_uri.contains("transport=tcp") => Transport::Tcp,
             _ => Transport::Udp,
@@ -136,17 +133,6 @@ impl SipEndpoint {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::channel(32);
         let span = info_span!("sip_leg", conversation_id = %call.conversation_id, leg = id, call_id = %call_id);
-        let attempts: Vec<(InviteOption, Option<(String, Transport)>)> = routes
-            .into_iter()
-            .map(|r| {
-                let mut o = base.clone();
-                let target = r.map(|(route, hp, t)| {
-                    o.route_set = vec![route];
-                    (hp, t)
-                });
-                (o, target)
-            })
-            .collect();
         let ep = self.clone();
         // The leg's dialog state is journaled from its INVITE until its task ends.
         self.core.hook.register(&call_id, &call.conversation_id);
@@ -164,7 +150,7 @@ impl SipEndpoint {
                     peer_update: false,
                     sdp_offer: call.sdp_offer,
                 };
-                leg.run(attempts).await;
+                leg.run(base, hops).await;
                 hook.unregister(&gone);
                 let _ = leg.events.send(LegEvent::Terminated).await;
             }
@@ -234,7 +220,95 @@ impl LegTask {
         let _ = self.events.send(ev).await;
     }
 
-    async fn run(&mut self, attempts: Vec<(InviteOption, Option<(String, Transport)>)>) {
+    /// The places to send the INVITE, in order: each proxy's targets (a literal as written, a
+    /// name located by RFC 3263), the primary's before the backup's; `None` = no proxy (the
+    /// Request-URI's host). `Err` is the event that ends the leg: no proxy could be located,
+    /// or the leg was cancelled meanwhile.
+    async fn locate(
+        &mut self,
+        hops: Vec<(String, TrunkHost)>,
+    ) -> Result<Vec<Option<(String, Transport)>>, LegEvent> {
+        if hops.is_empty() {
+            return Ok(vec![None]);
+        }
+        let resolver = self.ep.dns();
+        let mut out = Vec::new();
+        let mut last_error = None;
+        for (written, hop) in hops {
+            if hop.is_literal() {
+                out.push(Some((written, hop.transport)));
+                continue;
+            }
+            let resolving = resolver.resolve(&hop);
+            tokio::pin!(resolving);
+            let result = loop {
+                tokio::select! {
+                    r = &mut resolving => break r,
+                    Some(cmd) = self.cmds.recv() => {
+                        if matches!(cmd, Command::RefreshSession | Command::Info { .. }) {
+                            continue;
+                        }
+                        // Nothing was sent yet: there is nothing to CANCEL.
+                        self.cancelled = true;
+                        return Err(LegEvent::Failed {
+                            code: None,
+                            reason: "cancelled while locating the trunk".into(),
+                            kind: FailureKind::Cancelled,
+                        });
+                    }
+                }
+            };
+            match result {
+                Ok(targets) => {
+                    let list: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+                    info!(trunk = %hop, targets = ?list, "trunk located");
+                    out.extend(
+                        targets
+                            .into_iter()
+                            .map(|t| Some((t.host_port(), t.transport))),
+                    );
+                }
+                Err(e) => {
+                    warn!(trunk = %hop, error = %e, "trunk not located");
+                    last_error = Some(e);
+                }
+            }
+        }
+        match (out.is_empty(), last_error) {
+            (true, Some(e)) => Err(LegEvent::Failed {
+                code: None,
+                reason: e.to_string(),
+                kind: e.failure_kind(),
+            }),
+            _ => Ok(out),
+        }
+    }
+
+    async fn run(&mut self, base: InviteOption, hops: Vec<(String, TrunkHost)>) {
+        let targets = match self.locate(hops).await {
+            Ok(t) => t,
+            Err(failed) => {
+                self.emit(failed).await;
+                return;
+            }
+        };
+        let mut attempts = Vec::with_capacity(targets.len());
+        for target in targets {
+            let mut o = base.clone();
+            if let Some((hp, t)) = &target {
+                let Ok(route) = route_for(hp, *t) else {
+                    warn!(target = %hp, "unusable target skipped");
+                    continue;
+                };
+                o.route_set = vec![route];
+                // The Contact names the transport the INVITE goes over (NAPTR may pick another
+                // one than the first proxy's).
+                if let Some(addr) = self.ep.contact_addr(*t) {
+                    o.contact.host_with_port = addr.addr;
+                }
+            }
+            attempts.push((o, target));
+        }
         let total = attempts.len();
         for (n, (opt, target)) in attempts.into_iter().enumerate() {
             let mut outcome = match probe_stream(target.as_ref()).await {
@@ -277,7 +351,8 @@ impl LegTask {
                     ..
                 } => {
                     if retry && n + 1 < total && !self.cancelled {
-                        warn!(?code, %reason, "primary proxy failed, trying backup");
+                        let target = target.as_ref().map(|(hp, t)| format!("{t} {hp}"));
+                        warn!(?code, %reason, ?target, "trunk target failed, trying the next");
                         continue;
                     }
                     info!(?code, %reason, ?kind, "leg failed");

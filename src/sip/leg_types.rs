@@ -23,6 +23,9 @@ pub struct OutboundCall {
     pub proxy: Option<(String, Transport)>,
     /// Second proxy tried only after 503/408/transport error before any provisional response.
     pub backup_proxy: Option<(String, Transport)>,
+    /// A proxy given by domain name is located by RFC 3263 (`sip::dns`); `true` = its transport
+    /// was not configured, so NAPTR may choose it. Literal IPs are used as written.
+    pub naptr: bool,
     /// Extra headers (X-…, P-Asserted-Identity), added verbatim.
     pub headers: Vec<(String, String)>,
     /// Digest credentials `(username, password)` answered once to 401/407.

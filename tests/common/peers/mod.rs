@@ -7,12 +7,15 @@
 //! All waits are async (they poll with `tokio::time::sleep`) so dialgate running in the same
 //! runtime keeps working while a test waits, and every wait is bounded by a timeout.
 
+mod dnsmasq;
 mod kamailio;
 mod pjsua;
 mod process;
 mod sipp;
 
 // Re-exports: each test binary uses only some of them.
+#[allow(unused_imports)]
+pub use dnsmasq::{DnsRecords, Dnsmasq};
 #[allow(unused_imports)]
 pub use kamailio::Kamailio;
 #[allow(unused_imports)]
