@@ -408,6 +408,10 @@ pub struct SipConnection {
     pub min_se: u32,
     /// Send `Require: 100rel` (the trunk demands reliable provisionals); else `Supported`.
     pub require_100rel: bool,
+    /// TLS client settings (`transport: tls`): verification, CA file, client certificate.
+    pub tls: super::trunk_security::TrunkTls,
+    /// SDES-SRTP on the carrier leg (`srtp`).
+    pub srtp: super::trunk_security::SrtpMode,
 }
 
 impl fmt::Debug for SipConnection {
@@ -429,6 +433,8 @@ impl fmt::Debug for SipConnection {
             .field("session_expires_sec", &self.session_expires_sec)
             .field("min_se", &self.min_se)
             .field("require_100rel", &self.require_100rel)
+            .field("tls", &self.tls)
+            .field("srtp", &self.srtp)
             .finish()
     }
 }

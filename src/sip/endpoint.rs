@@ -68,6 +68,8 @@ pub(crate) struct EndpointCore {
     pub(crate) cancel: CancellationToken,
     /// Sees every message: keeps the legs' dialog state and finds orphan answers.
     pub(crate) hook: Arc<super::journal::WireHook>,
+    /// TLS connections to trunks, dialled and verified per trunk (see `tls_client.rs`).
+    pub(crate) tls_dialer: super::tls_client::TlsDialer,
 }
 
 /// A running SIP endpoint. Cheap to clone.
@@ -218,6 +220,7 @@ impl SipEndpoint {
                 next_leg_id: AtomicU64::new(1),
                 cancel,
                 hook,
+                tls_dialer: Default::default(),
             }),
         };
         tokio::spawn(ep.clone().clean_orphans(orphans));

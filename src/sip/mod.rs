@@ -11,6 +11,7 @@ mod journal;
 pub mod leg;
 mod leg_types;
 pub mod sdp;
+pub mod tls_client;
 
 pub use endpoint::{SipEndpoint, SipSettings, Transport};
 pub use error::SipError;
