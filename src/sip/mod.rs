@@ -10,6 +10,7 @@ pub mod extensions;
 mod journal;
 pub mod leg;
 mod leg_types;
+pub mod sdes;
 pub mod sdp;
 pub mod tls_client;
 

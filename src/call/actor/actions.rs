@@ -201,6 +201,7 @@ impl Actor {
             ),
             connection: route.connection.id.clone(),
             rule: route.rule.to_owned(),
+            srtp: route.connection.srtp,
         })
     }
 
@@ -303,11 +304,13 @@ impl Actor {
             return Some(carrier_failed(FailureKind::Internal, reason));
         };
         let CarrierInvite {
-            call: out,
+            call: mut out,
             latching,
             connection,
             rule,
+            srtp,
         } = inv;
+        out.sdp_offer = self.secure_offer(srtp, &out.sdp_offer);
         if let Some(m) = &self.media
             && let Err(e) = m.set_latching(Leg::Carrier, latching)
         {
@@ -581,6 +584,8 @@ struct CarrierInvite {
     connection: String,
     /// The routing rule that chose it.
     rule: String,
+    /// The trunk's SDES-SRTP policy.
+    srtp: crate::config::SrtpMode,
 }
 
 /// After the end of a call: flushes the utterance in progress with silence and
