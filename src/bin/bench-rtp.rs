@@ -3,7 +3,7 @@
 //!
 //! bench-rtp relay CONTROL_ADDR PORT_MIN PORT_MAX
 //! bench-rtp load --calls 100,250,500 --duration 10 [--repeat 1]
-//!     [--dialgate CONTROL_ADDR:PID] [--rtpengine NG_ADDR:PID]
+//!     [--dialgate CONTROL_ADDR:PID] [--dialgate-srtp CONTROL_ADDR:PID] [--rtpengine NG_ADDR:PID]
 
 use std::time::Duration;
 
@@ -12,22 +12,22 @@ use dialgate::media::bench::{LoadOptions, RelayTarget, run_load, serve_relay};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench-rtp relay CONTROL PORT_MIN PORT_MAX | bench-rtp load --calls N,.. --duration S [--repeat R] [--dialgate ADDR@PID] [--rtpengine ADDR@PID]"
+        "usage: bench-rtp relay CONTROL PORT_MIN PORT_MAX | bench-rtp load --calls N,.. --duration S [--repeat R] [--dialgate ADDR@PID] [--dialgate-srtp ADDR@PID] [--rtpengine ADDR@PID]"
     );
     std::process::exit(2)
 }
 
-fn target(v: &str, dialgate: bool) -> RelayTarget {
+fn target(v: &str, kind: &str) -> RelayTarget {
     let Some((addr, pid)) = v.split_once('@') else {
         usage()
     };
     let (Ok(addr), Ok(pid)) = (addr.parse(), pid.parse()) else {
         usage()
     };
-    if dialgate {
-        RelayTarget::Dialgate { control: addr, pid }
-    } else {
-        RelayTarget::Rtpengine { ng: addr, pid }
+    match kind {
+        "dialgate" => RelayTarget::Dialgate { control: addr, pid },
+        "dialgate-srtp" => RelayTarget::DialgateSrtp { control: addr, pid },
+        _ => RelayTarget::Rtpengine { ng: addr, pid },
     }
 }
 
@@ -73,8 +73,9 @@ async fn main() {
                     "--calls" => o.calls = v.split(',').filter_map(|x| x.parse().ok()).collect(),
                     "--duration" => o.duration = Duration::from_secs(v.parse().unwrap_or(10)),
                     "--repeat" => o.repeat = v.parse().unwrap_or(1),
-                    "--dialgate" => o.targets.push(target(v, true)),
-                    "--rtpengine" => o.targets.push(target(v, false)),
+                    "--dialgate" => o.targets.push(target(v, "dialgate")),
+                    "--dialgate-srtp" => o.targets.push(target(v, "dialgate-srtp")),
+                    "--rtpengine" => o.targets.push(target(v, "rtpengine")),
                     _ => usage(),
                 }
             }

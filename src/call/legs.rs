@@ -113,6 +113,7 @@ pub fn carrier_call(
         call_id: None,
         conversation_id: conversation_id.to_owned(),
         extensions: carrier_extensions(conn),
+        tls: (conn.transport == crate::core::Transport::Tls).then(|| trunk_tls(&conn.tls)),
     }
 }
 
@@ -128,6 +129,15 @@ pub fn carrier_extensions(conn: &crate::config::SipConnection) -> Extensions {
         } else {
             Prack::Supported
         },
+    }
+}
+
+/// The trunk's TLS settings in the SIP layer's terms.
+pub fn trunk_tls(t: &crate::config::TrunkTls) -> crate::sip::tls_client::TrunkTlsSettings {
+    crate::sip::tls_client::TrunkTlsSettings {
+        verify: t.verify,
+        ca_file: t.ca_file.clone(),
+        client_cert: t.client_cert.clone(),
     }
 }
 
@@ -164,6 +174,7 @@ pub fn bot_call(
         call_id: None,
         conversation_id: conversation_id.to_owned(),
         extensions: Extensions::NONE,
+        tls: None,
     }
 }
 

@@ -361,6 +361,7 @@ fn sip_connections(ctx: &mut Ctx, items: &[Item<RawSipConnection>]) -> Vec<SipCo
             }
         }
         session_timer_values(ctx, src, p, raw.session_expires_sec, raw.min_se);
+        let (tls, srtp) = super::trunk_security::trunk_security(ctx, src, p, raw);
         if let (Ok(address), backup) = (address, backup) {
             out.push(SipConnection {
                 id: raw.id.clone(),
@@ -379,6 +380,8 @@ fn sip_connections(ctx: &mut Ctx, items: &[Item<RawSipConnection>]) -> Vec<SipCo
                 session_expires_sec: raw.session_expires_sec,
                 min_se: raw.min_se,
                 require_100rel: raw.require_100rel,
+                tls,
+                srtp,
             });
         }
     }

@@ -19,6 +19,7 @@ mod secret;
 mod serde_err;
 mod store;
 mod structure;
+mod trunk_security;
 mod types;
 mod validate;
 
@@ -29,6 +30,7 @@ pub use recognition::{
 };
 pub use secret::{ApiClient, ClientSecret, hash_secret};
 pub use store::{ConfigStore, Snapshot, spawn_watcher};
+pub use trunk_security::{SrtpMode, TrunkTls};
 pub use types::*;
 
 use index::PosIndex;

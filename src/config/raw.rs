@@ -358,6 +358,11 @@ pub(super) struct RawSipConnection {
     pub min_se: u32,
     #[serde(default)]
     pub require_100rel: bool,
+    pub tls_verify: Option<bool>,
+    pub tls_ca_file: Option<String>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
+    pub srtp: Option<super::trunk_security::SrtpMode>,
 }
 
 fn d_session_expires() -> u32 {

@@ -416,6 +416,10 @@ pub struct SipConnection {
     /// `transport` was written: a domain address is not looked up by NAPTR (RFC 3263 §4.1),
     /// only by SRV of that transport and A/AAAA.
     pub transport_explicit: bool,
+    /// TLS client settings (`transport: tls`): verification, CA file, client certificate.
+    pub tls: super::trunk_security::TrunkTls,
+    /// SDES-SRTP on the carrier leg (`srtp`).
+    pub srtp: super::trunk_security::SrtpMode,
 }
 
 impl fmt::Debug for SipConnection {
@@ -438,6 +442,8 @@ impl fmt::Debug for SipConnection {
             .field("min_se", &self.min_se)
             .field("require_100rel", &self.require_100rel)
             .field("transport_explicit", &self.transport_explicit)
+            .field("tls", &self.tls)
+            .field("srtp", &self.srtp)
             .finish()
     }
 }

@@ -7,6 +7,7 @@ pub mod activity;
 pub mod dialout;
 pub mod leg_dialog;
 pub mod session_config;
+pub mod srtp;
 pub mod transfer;
 pub mod transport;
 

@@ -298,6 +298,22 @@ impl MediaSession {
         Ok(())
     }
 
+    /// Turns SRTP on (`Some`, keys negotiated by SDES) or off for `leg`. Call it before
+    /// [`set_remote`](Self::set_remote) so no packet crosses unprotected. The libsrtp2
+    /// sessions are made here, off the relay thread's packet path.
+    pub fn set_srtp(
+        &self,
+        leg: Leg,
+        keys: Option<super::srtp::SrtpKeys>,
+    ) -> Result<(), super::srtp::SrtpError> {
+        let srtp = keys
+            .map(super::srtp::SrtpLeg::new)
+            .transpose()?
+            .map(Box::new);
+        self.send(Command::SetSrtp(self.id, leg, srtp))
+            .map_err(|_| super::srtp::SrtpError::Stopped)
+    }
+
     /// Sets how `leg` accepts packets from addresses other than its SDP one
     /// (per trunk: `sip_connections[].rtp_latching`). Call it before
     /// [`set_remote`](Self::set_remote) so the first packets see it.

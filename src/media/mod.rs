@@ -17,6 +17,7 @@ mod ports;
 mod recorder;
 mod relay;
 pub mod rtp;
+pub mod srtp;
 mod stats;
 mod types;
 

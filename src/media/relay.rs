@@ -22,6 +22,7 @@ use super::inject::InjectSource;
 use super::leg::{Latch, LatchMode, RxStats, SeqMap};
 use super::ports::PortPair;
 use super::rtp;
+use super::srtp::SrtpLeg;
 use super::stats::{DropCause, GLOBAL, LegCounters};
 use super::types::{Leg, PcmFrame, RemoteMedia};
 
@@ -46,6 +47,8 @@ pub(crate) enum Command {
     /// Accept dialgate's own stream toward the person from this address on the bot leg's
     /// socket (see `inject`); `None` stops.
     SetInjectSource(u64, Option<std::net::SocketAddr>),
+    /// SRTP on a leg (made by the caller, so key errors surface there); `None` = plain RTP.
+    SetSrtp(u64, Leg, Option<Box<SrtpLeg>>),
     Remove(u64),
     Shutdown,
 }
@@ -64,6 +67,8 @@ pub(crate) struct LegRt {
     taps: Vec<Sink>,
     /// Key presses read from this leg's telephone-events, and where they go.
     dtmf: Option<(DtmfDetector, Sender<char>)>,
+    /// SRTP toward and from this leg's peer (the carrier of an `srtp` trunk).
+    srtp: Option<Box<SrtpLeg>>,
 }
 
 impl LegRt {
@@ -80,6 +85,7 @@ impl LegRt {
             acc_len: 0,
             taps: Vec::new(),
             dtmf: None,
+            srtp: None,
         }
     }
 }
@@ -263,6 +269,11 @@ impl Relay {
                         l.remote = Some(remote);
                     }
                 }
+                Command::SetSrtp(id, leg, srtp) => {
+                    if let Some(s) = self.session(id) {
+                        s.legs[leg.idx()].srtp = srtp;
+                    }
+                }
                 Command::SetLatching(id, leg, mode) => {
                     if let Some(s) = self.session(id) {
                         s.legs[leg.idx()].latch.set_mode(mode);
@@ -393,13 +404,20 @@ fn on_rtp(
 ) {
     let c = &s.shared.legs[src];
     let (a, b) = split(&mut s.legs, src);
-    let (len, from) = match a.rtp.recv_from(buf) {
+    let (mut len, from) = match a.rtp.recv_from(buf) {
         Ok(v) => v,
         Err(_) => return,
     };
     c.rx_packets.fetch_add(1, Relaxed);
     c.rx_bytes.fetch_add(len as u64, Relaxed);
     GLOBAL.rx_packets.fetch_add(1, Relaxed);
+    if let Some(srtp) = a.srtp.as_mut() {
+        // Decrypted in place; a packet that fails authentication is not a packet.
+        match srtp.unprotect(buf, len) {
+            Ok(n) => len = n,
+            Err(_) => return c.drop_packet(DropCause::Malformed),
+        }
+    }
     let pkt = &mut buf[..len];
     let Some(v) = rtp::parse_rtp(pkt) else {
         return c.drop_packet(DropCause::Malformed);
@@ -500,7 +518,22 @@ fn on_rtp(
     // arrive also sees it counted; undone if the send fails.
     c.fwd_packets.fetch_add(1, Relaxed);
     c.fwd_bytes.fetch_add(len as u64, Relaxed);
-    if b.rtp.send_to(pkt, b.latch.target(dst.rtp)).is_ok() {
+    let mut out_len = len;
+    if let Some(srtp) = b.srtp.as_mut() {
+        // Encrypted in place: the buffer has room for the tag after the packet.
+        match srtp.protect(buf, len) {
+            Ok(n) => out_len = n,
+            Err(_) => {
+                c.fwd_packets.fetch_sub(1, Relaxed);
+                c.fwd_bytes.fetch_sub(len as u64, Relaxed);
+                return c.drop_packet(DropCause::SendError);
+            }
+        }
+    }
+    if b.rtp
+        .send_to(&buf[..out_len], b.latch.target(dst.rtp))
+        .is_ok()
+    {
         GLOBAL.fwd_packets.fetch_add(1, Relaxed);
         GLOBAL.fwd_bytes.fetch_add(len as u64, Relaxed);
     } else {
@@ -513,11 +546,17 @@ fn on_rtp(
 fn on_rtcp(s: &mut SessionRt, src: usize, buf: &mut [u8]) {
     let c = &s.shared.legs[src];
     let (a, b) = split(&mut s.legs, src);
-    let (len, from) = match a.rtcp.recv_from(buf) {
+    let (mut len, from) = match a.rtcp.recv_from(buf) {
         Ok(v) => v,
         Err(_) => return,
     };
     c.rtcp_rx.fetch_add(1, Relaxed);
+    if let Some(srtp) = a.srtp.as_mut() {
+        match srtp.unprotect_rtcp(buf, len) {
+            Ok(n) => len = n,
+            Err(_) => return c.drop_packet(DropCause::Malformed),
+        }
+    }
     let pkt = &mut buf[..len];
     if !rtp::valid_rtcp(pkt) {
         return c.drop_packet(DropCause::Malformed);
@@ -537,8 +576,15 @@ fn on_rtcp(s: &mut SessionRt, src: usize, buf: &mut [u8]) {
         let t = b.latch.target(dst.rtp);
         std::net::SocketAddr::new(t.ip(), t.port().wrapping_add(1))
     });
+    let mut out_len = len;
+    if let Some(srtp) = b.srtp.as_mut() {
+        match srtp.protect_rtcp(buf, len) {
+            Ok(n) => out_len = n,
+            Err(_) => return c.drop_packet(DropCause::SendError),
+        }
+    }
     c.rtcp_fwd.fetch_add(1, Relaxed);
-    if b.rtcp.send_to(pkt, target).is_err() {
+    if b.rtcp.send_to(&buf[..out_len], target).is_err() {
         c.rtcp_fwd.fetch_sub(1, Relaxed);
         c.drop_packet(DropCause::SendError);
     }

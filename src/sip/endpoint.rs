@@ -74,6 +74,8 @@ pub(crate) struct EndpointCore {
     pub(crate) hook: Arc<super::journal::WireHook>,
     /// Locates trunks given by domain name; set once (`set_dns`), else the system's resolver.
     pub(crate) dns: std::sync::OnceLock<Arc<super::dns::TrunkResolver>>,
+    /// TLS connections to trunks, dialled and verified per trunk (see `tls_client.rs`).
+    pub(crate) tls_dialer: super::tls_client::TlsDialer,
 }
 
 /// A running SIP endpoint. Cheap to clone.
@@ -285,6 +287,7 @@ impl SipEndpoint {
                 cancel,
                 hook,
                 dns: std::sync::OnceLock::new(),
+                tls_dialer: Default::default(),
             }),
         };
         tokio::spawn(ep.clone().clean_orphans(orphans));

@@ -149,6 +149,7 @@ impl SipEndpoint {
                     session: None,
                     peer_update: false,
                     sdp_offer: call.sdp_offer,
+                    tls: call.tls,
                 };
                 leg.run(base, hops).await;
                 hook.unregister(&gone);
@@ -198,6 +199,8 @@ struct LegTask {
     peer_update: bool,
     /// Our SDP, sent again unchanged in a refresh re-INVITE.
     sdp_offer: String,
+    /// The trunk's TLS verification settings (TLS trunks).
+    tls: Option<super::tls_client::TrunkTlsSettings>,
 }
 
 /// Outcome of one INVITE attempt.
@@ -215,6 +218,27 @@ enum Attempt {
 }
 
 impl LegTask {
+    /// Before an INVITE to a stream proxy: a TLS trunk gets its verified connection (dialled
+    /// now, so a refused handshake fails the attempt at once with its reason); other stream
+    /// targets are probed with a TCP connect.
+    async fn connect(&self, target: Option<&(String, Transport)>) -> Result<(), String> {
+        match (target, &self.tls) {
+            (Some((host_port, Transport::Tls)), Some(settings)) => {
+                let core = &self.ep.core;
+                core.tls_dialer
+                    .ensure(
+                        &core.endpoint.inner.transport_layer,
+                        &core.cancel,
+                        host_port,
+                        settings,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            _ => probe_stream(target).await,
+        }
+    }
+
     async fn emit(&self, ev: LegEvent) {
         // The receiver may be gone (caller lost interest); the leg still ends cleanly.
         let _ = self.events.send(ev).await;
@@ -311,7 +335,7 @@ impl LegTask {
         }
         let total = attempts.len();
         for (n, (opt, target)) in attempts.into_iter().enumerate() {
-            let mut outcome = match probe_stream(target.as_ref()).await {
+            let mut outcome = match self.connect(target.as_ref()).await {
                 Err(reason) => Attempt::Failed {
                     code: None,
                     reason,

@@ -38,6 +38,9 @@ pub struct OutboundCall {
     pub conversation_id: String,
     /// Session timers and reliable provisionals (carrier trunks; none for the bot leg).
     pub extensions: Extensions,
+    /// How the trunk's TLS server is verified (`transport: tls` trunks); `None` = rsipstack's
+    /// own dialling (bot legs).
+    pub tls: Option<super::tls_client::TrunkTlsSettings>,
 }
 
 /// How a leg failed before answer.

@@ -13,7 +13,9 @@ pub mod family;
 mod journal;
 pub mod leg;
 mod leg_types;
+pub mod sdes;
 pub mod sdp;
+pub mod tls_client;
 
 pub use endpoint::{SipEndpoint, SipSettings, Transport};
 pub use error::SipError;

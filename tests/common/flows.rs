@@ -63,6 +63,11 @@ pub struct FlowSetup {
     /// A WebSocket bot (`bots[].websocket`) instead of a SIP or text bot: `bot` and the Bot
     /// API server are then not used by dialgate (no `sip_uri`, no `events_url`).
     pub websocket: Option<WsBotSetup>,
+    /// More keys of the carrier's `sip_connections[]` entry, one `key: value` per entry
+    /// (e.g. `transport: tls`, `srtp: required`).
+    pub trunk_extra: Vec<String>,
+    /// Give dialgate a TLS listener too (with the flow's certificate), for TLS trunks.
+    pub sip_tls: bool,
 }
 
 /// `bots[].websocket` of a flow; the bot expects the token [`BOT_TOKEN`].
@@ -104,6 +109,8 @@ impl FlowSetup {
             outbound_extra: Vec::new(),
             with_voice: false,
             websocket: None,
+            trunk_extra: Vec::new(),
+            sip_tls: false,
         }
     }
 }
@@ -181,7 +188,7 @@ impl Flow {
   sip:
     listen:
       - {{ transport: udp, address: "127.0.0.1:0" }}
-  http:
+{sip_tls}  http:
     listen: "127.0.0.1:0"
     tls: {{ cert: {cert}, key: {key} }}
   rtp:
@@ -203,7 +210,7 @@ bots:
   - id: carrier
     name: Carrier
     address: "127.0.0.1:{callee_port}"
-{agent_yaml}routing_rules:
+{trunk_extra}{agent_yaml}routing_rules:
 {agent_rule}  - name: everything
     origin_bot: "*"
     route: {{ sip_connection: carrier }}
@@ -242,6 +249,20 @@ api_clients:
                 )
             },
             callee_port = callee.sip_port,
+            trunk_extra = s
+                .trunk_extra
+                .iter()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>(),
+            sip_tls = if s.sip_tls {
+                format!(
+                    "      - {{ transport: tls, address: \"127.0.0.1:0\" }}\n    tls: {{ cert: {}, key: {} }}\n",
+                    cert.cert.display(),
+                    cert.key.display()
+                )
+            } else {
+                String::new()
+            },
             transfer_line = s
                 .transfer
                 .map(|t| format!("      transfer: {t}\n"))

@@ -272,7 +272,14 @@ class Peer:
         tc = pj.TransportConfig()
         tc.port = a.port
         tc.boundAddress = tc.publicAddress = a.ip
-        tid = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
+        if a.tls_cert:
+            # A TLS listener (the carrier's side of a `transport: tls` trunk).
+            tc.tlsConfig.certFile = a.tls_cert
+            tc.tlsConfig.privKeyFile = a.tls_key
+            tc.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+            tid = self.ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tc)
+        else:
+            tid = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
         self.ep.libStart()
         port = self.ep.transportGetInfo(tid).localName.rsplit(":", 1)[-1]
         self.sip_port = int(port)
@@ -287,6 +294,11 @@ class Peer:
         mt.boundAddress = mt.publicAddress = a.ip
         mt.port = a.rtp_port
         mt.portRange = a.rtp_port_range if a.rtp_port else 0
+        if a.srtp != "off":
+            # SDES-SRTP; secure signalling 1 = only over a TLS hop (RFC 4568 §8.3).
+            ac.mediaConfig.srtpUse = {"optional": pj.PJMEDIA_SRTP_OPTIONAL,
+                                      "mandatory": pj.PJMEDIA_SRTP_MANDATORY}[a.srtp]
+            ac.mediaConfig.srtpSecureSignaling = 1
         ac.natConfig.iceEnabled = False
         ac.natConfig.sdpNatRewriteUse = 0
         ac.natConfig.contactRewriteUse = 0
@@ -547,6 +559,10 @@ def main():
     p.add_argument("--header", action="append", default=[], help="UAC: extra 'Name: value' header")
     p.add_argument("--cancel-after-ms", type=int, help="UAC: CANCEL a call still unanswered after this long")
     p.add_argument("--stay", action="store_true", help="UAC: keep running after the last call")
+    p.add_argument("--tls-cert", help="listen on TLS (not UDP) with this PEM certificate")
+    p.add_argument("--tls-key", help="PEM key of --tls-cert")
+    p.add_argument("--srtp", default="off", choices=["off", "optional", "mandatory"],
+                   help="SDES-SRTP on the audio stream")
     p.add_argument("--log", help="JSON-lines event log (default stdout)")
     p.add_argument("--pj-log", help="PJSIP log file (SIP messages at level >= 4)")
     p.add_argument("--pj-log-level", type=int, default=1)

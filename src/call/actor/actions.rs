@@ -202,6 +202,7 @@ impl Actor {
             ),
             connection: route.connection.id.clone(),
             rule: route.rule.to_owned(),
+            srtp: route.connection.srtp,
         })
     }
 
@@ -312,11 +313,13 @@ impl Actor {
         self.media = Some(media);
         inv.call.sdp_offer = offer;
         let CarrierInvite {
-            call: out,
+            call: mut out,
             latching,
             connection,
             rule,
+            srtp,
         } = inv;
+        out.sdp_offer = self.secure_offer(srtp, &out.sdp_offer);
         if let Some(m) = &self.media
             && let Err(e) = m.set_latching(Leg::Carrier, latching)
         {
@@ -603,6 +606,8 @@ struct CarrierInvite {
     connection: String,
     /// The routing rule that chose it.
     rule: String,
+    /// The trunk's SDES-SRTP policy.
+    srtp: crate::config::SrtpMode,
 }
 
 /// After the end of a call: flushes the utterance in progress with silence and

@@ -33,7 +33,15 @@ impl Actor {
                     // Early media: only an SDP the relay can use counts (it is kept until the
                     // answer's SDP replaces it).
                     let early = sdp.as_deref().and_then(|s| sip::sdp::read_answer(s).ok());
-                    let has_sdp = early.as_ref().and_then(legs::remote_media).is_some();
+                    let mut has_sdp = early.as_ref().and_then(legs::remote_media).is_some();
+                    if has_sdp
+                        && let Some(sdp) = sdp.as_deref()
+                        && let Err(reason) = self.apply_carrier_srtp(sdp).await
+                    {
+                        // Early media the relay cannot decrypt is not heard; the answer decides.
+                        tracing::warn!(%reason, "early media ignored");
+                        has_sdp = false;
+                    }
                     if has_sdp {
                         self.carrier.negotiated = early;
                     }
@@ -113,11 +121,19 @@ impl Actor {
         if let Err(e) = &negotiated {
             tracing::warn!(?side, error = %e, "unusable SDP answer");
         }
-        let ok = negotiated
+        let mut ok = negotiated
             .as_ref()
             .ok()
             .and_then(legs::remote_media)
             .is_some();
+        if ok
+            && side == LegSide::Carrier
+            && let Err(reason) = self.apply_carrier_srtp(sdp).await
+        {
+            tracing::warn!(%reason, "carrier answer refused");
+            self.timeline("srtp", &reason).await;
+            ok = false;
+        }
         self.slot(side).negotiated = negotiated.ok();
         match side {
             LegSide::Carrier => {

@@ -24,6 +24,7 @@ mod early;
 mod inputs;
 mod lifecycle;
 mod recording;
+mod srtp;
 mod transfer;
 mod voice;
 mod wsbot;
@@ -142,6 +143,8 @@ pub struct Actor {
     /// A WebSocket bot's bridge (its session and media endpoint) and what it reports.
     ws: Option<crate::call::wsbridge::WsBridge>,
     ws_events: Option<mpsc::UnboundedReceiver<crate::call::wsbridge::BridgeEvent>>,
+    /// Our SDES offer to the carrier (`srtp` trunks), kept to read the answer's choice.
+    carrier_sdes: Option<crate::sip::sdes::SdesOffer>,
 }
 
 /// Encodes a [`CallState`] for the registry's atomic cell.
@@ -238,6 +241,7 @@ impl Actor {
             drain: voice::DrainTracker::default(),
             ws: None,
             ws_events: None,
+            carrier_sdes: None,
         })
     }
 

@@ -25,6 +25,14 @@ pub enum RelayTarget {
         /// Its pid (for CPU and RSS).
         pid: u32,
     },
+    /// The same `bench-rtp relay` process with SRTP on each session's carrier leg: the
+    /// generator encrypts what it sends to that leg and decrypts what it gets back.
+    DialgateSrtp {
+        /// Its TCP control address.
+        control: SocketAddr,
+        /// Its pid (for CPU and RSS).
+        pid: u32,
+    },
     /// rtpengine driven over its ng protocol.
     Rtpengine {
         /// ng UDP address.
@@ -38,12 +46,15 @@ impl RelayTarget {
     fn name(&self) -> &'static str {
         match self {
             RelayTarget::Dialgate { .. } => "dialgate",
+            RelayTarget::DialgateSrtp { .. } => "dialgate+srtp",
             RelayTarget::Rtpengine { .. } => "rtpengine",
         }
     }
     fn pid(&self) -> u32 {
         match self {
-            RelayTarget::Dialgate { pid, .. } | RelayTarget::Rtpengine { pid, .. } => *pid,
+            RelayTarget::Dialgate { pid, .. }
+            | RelayTarget::DialgateSrtp { pid, .. }
+            | RelayTarget::Rtpengine { pid, .. } => *pid,
         }
     }
 }
@@ -199,7 +210,25 @@ fn print_summary(reports: &[PointReport], calls: &[usize]) {
             loss("rtpengine")
         );
     }
-    for name in ["dialgate", "rtpengine"] {
+    for &n in calls {
+        let cpu = |name: &'static str| {
+            mean(
+                reports
+                    .iter()
+                    .filter(|r| r.relay == name && r.calls == n)
+                    .map(|r| r.cpu_s_per_mpkt),
+            )
+        };
+        let (plain, srtp) = (cpu("dialgate"), cpu("dialgate+srtp"));
+        if srtp.is_finite() {
+            println!(
+                "calls={n:<4} SRTP point: cpu_s/Mpkt dialgate={plain:.2} dialgate+srtp={srtp:.2} \
+                 (srtp/plain={:.2}x; half of the packets cross libsrtp2)",
+                srtp / plain
+            );
+        }
+    }
+    for name in ["dialgate", "dialgate+srtp", "rtpengine"] {
         let cap = calls.iter().find(|&&n| {
             mean(
                 reports
@@ -223,6 +252,8 @@ struct Setup {
     )>,
     ng: Option<(Ng, SocketAddr)>,
     point: u64,
+    /// SRTP on the carrier leg (socket `a` of each peer).
+    srtp: bool,
 }
 
 /// Distinguishes the call-ids of successive points (rtpengine keeps deleted
@@ -239,9 +270,10 @@ async fn setup(t: &RelayTarget, n: usize, port_base: u16) -> Result<Setup, Bench
         dialgate: None,
         ng: None,
         point,
+        srtp: matches!(t, RelayTarget::DialgateSrtp { .. }),
     };
     match t {
-        RelayTarget::Dialgate { control, .. } => {
+        RelayTarget::Dialgate { control, .. } | RelayTarget::DialgateSrtp { control, .. } => {
             let tcp = TcpStream::connect(control)
                 .await
                 .map_err(io_err("connect relay control"))?;
@@ -256,7 +288,8 @@ async fn setup(t: &RelayTarget, n: usize, port_base: u16) -> Result<Setup, Bench
         let la = a.local_addr().map_err(io_err("local_addr"))?;
         let lb = b.local_addr().map_err(io_err("local_addr"))?;
         let (a_to, b_to) = if let Some((lines, w)) = s.dialgate.as_mut() {
-            w.write_all(format!("create {la} {lb}\n").as_bytes())
+            let create = if s.srtp { "create-srtp" } else { "create" };
+            w.write_all(format!("{create} {la} {lb}\n").as_bytes())
                 .await
                 .map_err(io_err("control"))?;
             let line = lines
@@ -320,11 +353,22 @@ async fn run_point(
     let received = Arc::new(AtomicU64::new(0));
     let mut rx_tasks = Vec::new();
     for (a, b, _, _) in &s.peers {
-        for sock in [a.clone(), b.clone()] {
+        for (sock, carrier) in [(a.clone(), true), (b.clone(), false)] {
             let (hist, received) = (hist.clone(), received.clone());
+            let mut srtp = if s.srtp && carrier {
+                Some(super::relay_server::generator_srtp()?)
+            } else {
+                None
+            };
             rx_tasks.push(tokio::spawn(async move {
                 let mut buf = [0u8; 2048];
-                while let Ok(len) = sock.recv(&mut buf).await {
+                while let Ok(mut len) = sock.recv(&mut buf).await {
+                    if let Some(srtp) = srtp.as_mut() {
+                        match srtp.unprotect(&mut buf, len) {
+                            Ok(n) => len = n,
+                            Err(_) => continue,
+                        }
+                    }
                     if len >= 20 {
                         let mut ns = [0u8; 8];
                         ns.copy_from_slice(&buf[12..20]);
@@ -343,7 +387,13 @@ async fn run_point(
     let mut tx_tasks = Vec::new();
     for (i, (a, b, a_to, b_to)) in s.peers.iter().cloned().enumerate() {
         let sent = sent.clone();
+        let mut srtp = if s.srtp {
+            Some(super::relay_server::generator_srtp()?)
+        } else {
+            None
+        };
         tx_tasks.push(tokio::spawn(async move {
+            let mut out = [0u8; 2048];
             // spread calls over the 20 ms period like independent phones
             tokio::time::sleep(Duration::from_micros(
                 (i as u64 * 20_000 / n.max(1) as u64) % 20_000,
@@ -355,7 +405,15 @@ async fn run_point(
                 iv.tick().await;
                 let pa = packet(seq as u16, 2 * i as u32, epoch);
                 let pb = packet(seq as u16, 2 * i as u32 + 1, epoch);
-                if a.send_to(&pa, a_to).await.is_ok() {
+                out[..pa.len()].copy_from_slice(&pa);
+                let mut la = pa.len();
+                if let Some(srtp) = srtp.as_mut() {
+                    match srtp.protect(&mut out, la) {
+                        Ok(n) => la = n,
+                        Err(_) => continue,
+                    }
+                }
+                if a.send_to(&out[..la], a_to).await.is_ok() {
                     sent.fetch_add(1, Relaxed);
                 }
                 if b.send_to(&pb, b_to).await.is_ok() {

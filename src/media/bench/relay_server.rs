@@ -1,6 +1,8 @@
 //! `bench-rtp relay`: dialgate's relay in its own process, serving sessions
 //! over a line protocol on TCP (loopback):
 //! `create <carrier_peer> <bot_peer>` → `<carrier_local> <bot_local>`;
+//! `create-srtp <carrier_peer> <bot_peer>` → the same with SRTP on the carrier leg
+//! (fixed benchmark keys, see [`generator_srtp`]);
 //! `clear` → `ok` (drops all sessions of this connection).
 
 use std::net::SocketAddr;
@@ -9,6 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 use super::{BenchError, io_err};
+use crate::media::srtp::{MASTER_LEN, SrtpKeys, SrtpLeg, SrtpSuite};
 use crate::media::{AudioCodec, Direction, Leg, MediaConfig, MediaEngine, RemoteMedia};
 
 /// Serves relay sessions until the process is stopped.
@@ -45,7 +48,7 @@ fn handle(
 ) -> String {
     let parts: Vec<&str> = line.split_whitespace().collect();
     match parts.as_slice() {
-        ["create", a, b] => {
+        [cmd @ ("create" | "create-srtp"), a, b] => {
             let (Ok(a), Ok(b)) = (a.parse::<SocketAddr>(), b.parse::<SocketAddr>()) else {
                 return "err bad address".into();
             };
@@ -60,6 +63,11 @@ fn handle(
                 dtmf_pt: Some(101),
                 direction: Direction::SendRecv,
             };
+            if *cmd == "create-srtp"
+                && let Err(e) = s.set_srtp(Leg::Carrier, Some(relay_keys()))
+            {
+                return format!("err {e}");
+            }
             if let Err(e) = s
                 .set_remote(Leg::Carrier, remote(a))
                 .and(s.set_remote(Leg::Bot, remote(b)))
@@ -80,4 +88,26 @@ fn handle(
         }
         _ => "err unknown command".into(),
     }
+}
+
+/// Benchmark-only SRTP keys (never used for a call): the relay's and the generator's.
+const RELAY_KEY: [u8; MASTER_LEN] = [0x11; MASTER_LEN];
+const GENERATOR_KEY: [u8; MASTER_LEN] = [0x22; MASTER_LEN];
+
+fn relay_keys() -> SrtpKeys {
+    SrtpKeys {
+        suite: SrtpSuite::AesCm128HmacSha1_80,
+        local: RELAY_KEY,
+        remote: GENERATOR_KEY,
+    }
+}
+
+/// The load generator's side of a `create-srtp` session's carrier leg.
+pub(crate) fn generator_srtp() -> Result<SrtpLeg, BenchError> {
+    SrtpLeg::new(SrtpKeys {
+        suite: SrtpSuite::AesCm128HmacSha1_80,
+        local: GENERATOR_KEY,
+        remote: RELAY_KEY,
+    })
+    .map_err(|e| BenchError::Control(e.to_string()))
 }
