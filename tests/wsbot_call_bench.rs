@@ -171,7 +171,13 @@ fn remote(addr: SocketAddr) -> RemoteMedia {
 
 /// CPU seconds of this process's threads whose name starts with `prefix`.
 fn thread_cpu(prefix: &str) -> f64 {
-    let mut total = 0.0;
+    let (user, sys) = thread_cpu_split(prefix);
+    user + sys
+}
+
+/// User and system CPU seconds of this process's threads whose name starts with `prefix`.
+fn thread_cpu_split(prefix: &str) -> (f64, f64) {
+    let (mut user, mut sys) = (0.0, 0.0);
     for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
@@ -183,10 +189,10 @@ fn thread_cpu(prefix: &str) -> f64 {
             continue;
         }
         let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-        total +=
-            (f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0)) / 100.0;
+        user += f[11].parse::<f64>().unwrap_or(0.0) / 100.0;
+        sys += f[12].parse::<f64>().unwrap_or(0.0) / 100.0;
     }
-    total
+    (user, sys)
 }
 
 /// p50 and p99 in ms of `later - earlier` over the frames both saw (the first second skipped).
@@ -214,6 +220,10 @@ struct Figures {
     up: (f64, f64, usize),
     down: (f64, f64, usize),
     cpu_per_call: f64,
+    /// The persons' and bots' CPU (% of a core): near 100 the peers, not dialgate, set the delays.
+    peer_cpu: f64,
+    /// Share of the bridges' CPU spent in the kernel (system calls).
+    gw_sys_share: f64,
 }
 
 fn run(calls: u32, secs: u64, websocket: bool) -> Figures {
@@ -284,7 +294,8 @@ fn run(calls: u32, secs: u64, websocket: bool) -> Figures {
         sessions.push(s);
     }
     let cpu = || thread_cpu("bench-gw") + thread_cpu("media-relay");
-    let (cpu0, wall0) = (cpu(), Instant::now());
+    let (cpu0, peer0, wall0) = (cpu(), thread_cpu("bench-peer"), Instant::now());
+    let gw0 = thread_cpu_split("bench-gw");
     let tasks: Vec<_> = persons
         .into_iter()
         .enumerate()
@@ -298,6 +309,9 @@ fn run(calls: u32, secs: u64, websocket: bool) -> Figures {
         }
     });
     let (used, wall) = (cpu() - cpu0, wall0.elapsed().as_secs_f64());
+    let peer_used = thread_cpu("bench-peer") - peer0;
+    let gw1 = thread_cpu_split("bench-gw");
+    let gw_sys_share = (gw1.1 - gw0.1) / ((gw1.0 - gw0.0) + (gw1.1 - gw0.1)).max(1e-9);
     for (b, _) in &bridges {
         b.hangup("client-disconnected", "bench over");
     }
@@ -311,6 +325,8 @@ fn run(calls: u32, secs: u64, websocket: bool) -> Figures {
         up: delays(&clocks.person_sent, &clocks.bot_got),
         down: delays(&clocks.bot_sent, &clocks.person_got),
         cpu_per_call: used / wall / calls as f64 * 100.0,
+        peer_cpu: peer_used / wall * 100.0,
+        gw_sys_share,
     }
 }
 
@@ -329,11 +345,14 @@ fn wsbot_call_bench() {
         .clamp(3, 60);
     let expected = secs * 50 - 50;
     for n in calls {
+        // The machine may be shared: say how loaded it was (the ratios are the fair figures).
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!("calls={n}: load average before the run: {}", load.trim());
         let sip = run(n, secs, false);
         let ws = run(n, secs, true);
         for (name, f) in [("SIP bot      ", &sip), ("WebSocket bot", &ws)] {
             println!(
-                "calls={n} {name}: person->bot p50 {:.2} ms p99 {:.2} ms (n={}/{}); bot->person p50 {:.2} ms p99 {:.2} ms (n={}); dialgate CPU {:.3} % of a core per call",
+                "calls={n} {name}: person->bot p50 {:.2} ms p99 {:.2} ms (n={}/{}); bot->person p50 {:.2} ms p99 {:.2} ms (n={}); dialgate CPU {:.3} % of a core per call (bridges {:.0} % in the kernel); peers {:.0} % of a core",
                 f.up.0,
                 f.up.1,
                 f.up.2,
@@ -341,7 +360,9 @@ fn wsbot_call_bench() {
                 f.down.0,
                 f.down.1,
                 f.down.2,
-                f.cpu_per_call
+                f.cpu_per_call,
+                f.gw_sys_share * 100.0,
+                f.peer_cpu
             );
         }
         println!(
