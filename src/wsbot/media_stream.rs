@@ -12,9 +12,9 @@ use super::jitter::FRAME_SAMPLES;
 use super::protocol::{
     AudioMessage, Command, Output, Protocol, decode_b64, encode_b64_into, parse_object, str_field,
 };
-use std::fmt::Write as _;
 use super::types::{CallInfo, Counters, WsBotEvent};
 use serde_json::{Map, Value, json};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// The media-stream session state.

@@ -109,7 +109,6 @@ pub(crate) fn decode_b64(kind: &str, text: &str) -> Result<Vec<u8>, FrameError> 
         })
 }
 
-
 /// Appends `bytes` as standard padded base64 to `out` (no intermediate string).
 pub(crate) fn encode_b64_into(bytes: &[u8], out: &mut String) {
     base64::engine::general_purpose::STANDARD.encode_string(bytes, out);
