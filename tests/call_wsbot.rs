@@ -165,6 +165,80 @@ async fn assert_heard_echo(flow: &Flow) {
     );
 }
 
+/// A bot that says nothing: it starts the person's stream when asked (AC) and listens until
+/// the socket closes.
+async fn quiet_bot(mut conn: BotConn) -> Seen {
+    let mut seen = Seen::default();
+    while let Some(m) = conn.try_recv().await {
+        if m["type"] == "userStream.chunk" || m["event"] == "media" {
+            seen.chunks += 1;
+            continue;
+        }
+        if m["type"] == "userStream.start" {
+            conn.send(json!({"type": "userStream.started"})).await;
+        }
+        seen.messages.push(m);
+    }
+    seen
+}
+
+/// `secs` of a 440 Hz tone at 8 kHz µ-law, base64, one string per second of audio.
+fn tone_seconds(secs: usize) -> Vec<String> {
+    let second: Vec<u8> = (0..8000)
+        .map(|i| {
+            let v = 8000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / 8000.0).sin();
+            dialgate::media::g711::linear_to_ulaw(v as i16)
+        })
+        .collect();
+    vec![wsbot_support::b64(&second); secs]
+}
+
+/// How much of a recording (8 kHz) is sound rather than silence, in ms (20 ms windows above
+/// -45 dBFS).
+fn heard_ms(samples: &[i16]) -> usize {
+    samples
+        .chunks(160)
+        .filter(|w| common::audio::rms_dbfs(w) > -45.0)
+        .count()
+        * 20
+}
+
+/// A counter of dialgate's `/metrics` (0 when absent).
+async fn metric(flow: &Flow, series: &str) -> f64 {
+    let text = flow.app.http.get("/metrics", &flow.auth).await.text;
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits (bounded) until a counter satisfies `ok` (a bridge adds its counters about once a
+/// second and at hang-up); returns the last value seen.
+async fn wait_metric(flow: &Flow, series: &str, ok: impl Fn(f64) -> bool) -> f64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let v = metric(flow, series).await;
+        if ok(v) || tokio::time::Instant::now() >= deadline {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The person's RTP counters (`rtp_stats`, logged by the PJSIP peer before it hangs up):
+/// packets received and for how long its audio stream had been up, in s.
+async fn person_rtp(flow: &Flow) -> (u64, f64) {
+    let st = flow
+        .callee
+        .wait_event("rtp_stats", WAIT)
+        .await
+        .expect("the person logged no RTP counters");
+    eprintln!("the person's RTP: {}", st.0);
+    let pkts = st.0["rx_pkt"].as_u64().unwrap_or(0);
+    (pkts, st.0["media_s"].as_f64().unwrap_or(0.0))
+}
+
 #[tokio::test]
 async fn ac_bot_api_audio_both_ways_then_the_person_hangs_up() {
     // 1. An AC Bot API bot with raw/lpcm16 (both resamplers run); the person talks for 8 s.
@@ -211,24 +285,18 @@ async fn ac_bot_api_audio_both_ways_then_the_person_hangs_up() {
     flow.assert_notifications(&id, &["answered", "completed"]);
     assert!(timeline(&r).iter().any(|e| e == "bot"), "{r:#}");
     // 6. The metrics count the session per bot kind.
-    let metrics = flow.app.http.get("/metrics", &flow.auth).await.text;
-    let line = |prefix: &str| {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    assert_eq!(
-        line("dialgate_wsbot_connections_total{kind=\"ac-bot-api\"}"),
-        1.0,
-        "{metrics}"
-    );
-    assert!(
-        line("dialgate_wsbot_audio_chunks_total{kind=\"ac-bot-api\",direction=\"to_bot\"}") > 150.0,
-        "{metrics}"
-    );
+    let connections = metric(
+        &flow,
+        "dialgate_wsbot_connections_total{kind=\"ac-bot-api\"}",
+    )
+    .await;
+    assert_eq!(connections, 1.0);
+    let to_bot = metric(
+        &flow,
+        "dialgate_wsbot_audio_chunks_total{kind=\"ac-bot-api\",direction=\"to_bot\"}",
+    )
+    .await;
+    assert!(to_bot > 150.0, "{to_bot} chunks to the bot");
     flow.stop().await;
 }
 
@@ -458,5 +526,193 @@ async fn key_presses_reach_a_media_stream_as_dtmf_messages() {
     assert_eq!(done["reasonCode"], "client-disconnected");
     flow.wait_record_settled(&id).await;
     flow.assert_notifications(&id, &["answered", "completed"]);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_bot_flooding_audio_is_paced_at_20_ms_and_the_excess_is_counted() {
+    // 1. An AC bot with raw/mulaw; the person talks (PJSIP sends RTP only while fed), records
+    //    and hangs up after 4 s.
+    let (flow, mut server) = start(7, "ac-bot-api", Some("raw/mulaw"), talking_person(4)).await;
+    let id = flow.dial(json!({})).await;
+    let mut conn = server.accept().await;
+    accept_ac(&mut conn, "raw/mulaw").await;
+
+    // 2. Once the call is up (the person's stream starts), the bot sends 25 s of a tone at
+    //    once, in 1 s chunks: far faster than real time, and 5 s beyond the 20 s playout buffer.
+    while conn.recv().await["type"] != "userStream.start" {}
+    conn.send(json!({"type": "userStream.started"})).await;
+    conn.send(json!({"type": "playStream.start", "streamId": "flood"}))
+        .await;
+    const FLOOD_S: usize = 25;
+    for chunk in tone_seconds(FLOOD_S) {
+        conn.send(json!({"type": "playStream.chunk", "streamId": "flood", "audioChunk": chunk}))
+            .await;
+    }
+    let bot = tokio::spawn(quiet_bot(conn));
+
+    // 3. The call is unaffected: the person hangs up after 4 s, one terminal, session.end.
+    let done = flow.wait_terminal(&id).await;
+    assert_eq!(done["reasonCode"], "client-disconnected");
+    let seen = tokio::time::timeout(WAIT, bot).await.unwrap().unwrap();
+    assert_eq!(seen.types().last().map(String::as_str), Some("session.end"));
+    flow.wait_record_settled(&id).await;
+    flow.assert_notifications(&id, &["answered", "completed"]);
+
+    // 4. Paced: the person got at most one packet per 20 ms while its stream was up — a few
+    //    seconds' worth, not the 25 s the bot sent.
+    let (pkts, media_s) = person_rtp(&flow).await;
+    assert!(pkts >= 50, "only {pkts} packets reached the person");
+    assert!(
+        pkts as f64 <= media_s * 50.0 + 10.0,
+        "{pkts} packets in {media_s} s: not paced at 20 ms"
+    );
+    assert!((pkts as usize) < FLOOD_S * 50 / 2, "{pkts} packets");
+
+    // 5. The tone still played when the person hung up: the buffer held the flood and
+    //    played it in real time (the recording's last second is the tone).
+    let rec = flow.callee.wait_recording(1, WAIT).await.unwrap();
+    let heard = wait_wav(&rec).await;
+    let last = &heard[heard.len().saturating_sub(8000)..];
+    let share = common::audio::tone_share(last, 8000, 440.0);
+    assert!(share > 0.8, "the last second is not the tone: {share:.2}");
+
+    // 6. What did not fit the buffer was dropped and counted; every chunk was received.
+    let kind = "kind=\"ac-bot-api\"";
+    let overflows = wait_metric(
+        &flow,
+        &format!("dialgate_wsbot_jitter_overflows_total{{{kind}}}"),
+        |v| v >= 1.0,
+    )
+    .await;
+    assert!(overflows >= 1.0, "no overflow counted");
+    let from_bot = wait_metric(
+        &flow,
+        &format!("dialgate_wsbot_audio_chunks_total{{{kind},direction=\"from_bot\"}}"),
+        |v| v >= FLOOD_S as f64,
+    )
+    .await;
+    assert_eq!(from_bot, FLOOD_S as f64);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_bot_sending_nothing_gives_silence_and_the_call_ends_cleanly() {
+    // 1. A media-stream agent that listens and never answers; the person talks, records and
+    //    hangs up after 4 s.
+    let (flow, mut server) = start(8, "media-stream", None, talking_person(4)).await;
+    let id = flow.dial(json!({})).await;
+    let conn = server.accept().await;
+    let bot = tokio::spawn(quiet_bot(conn));
+
+    // 2. The call carries on to the person's hang-up and ends cleanly: `stop` to the agent,
+    //    one terminal notification.
+    let done = flow.wait_terminal(&id).await;
+    assert_eq!(
+        (done["status"].as_str(), done["reasonCode"].as_str()),
+        (Some("completed"), Some("client-disconnected"))
+    );
+    let seen = tokio::time::timeout(WAIT, bot).await.unwrap().unwrap();
+    assert_eq!(seen.types().last().map(String::as_str), Some("stop"));
+    assert!(
+        seen.chunks > 100,
+        "only {} chunks to the agent",
+        seen.chunks
+    );
+    flow.wait_record_settled(&id).await;
+    flow.assert_notifications(&id, &["answered", "completed"]);
+
+    // 3. The person heard silence (the stream kept its 20 ms packets, with nothing in them).
+    let (pkts, media_s) = person_rtp(&flow).await;
+    assert!(
+        pkts as f64 <= media_s * 50.0 + 10.0,
+        "{pkts} in {media_s} s"
+    );
+    let rec = flow.callee.wait_recording(1, WAIT).await.unwrap();
+    let heard = wait_wav(&rec).await;
+    assert_eq!(heard_ms(&heard), 0, "the person heard something");
+
+    // 4. The empty playout buffer was counted as underruns, and nothing came from the agent.
+    let kind = "kind=\"media-stream\"";
+    let underruns = wait_metric(
+        &flow,
+        &format!("dialgate_wsbot_jitter_underruns_total{{{kind}}}"),
+        |v| v >= 100.0,
+    )
+    .await;
+    assert!(underruns >= 100.0, "{underruns} underruns");
+    let from_bot = format!("dialgate_wsbot_audio_chunks_total{{{kind},direction=\"from_bot\"}}");
+    assert_eq!(metric(&flow, &from_bot).await, 0.0);
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn clear_drops_the_queued_audio_and_marks_are_echoed_as_twilio_does() {
+    // 1. A media-stream agent; the person talks, records and hangs up after 5 s.
+    let (flow, mut server) = start(9, "media-stream", None, talking_person(5)).await;
+    let id = flow.dial(json!({})).await;
+    let mut conn = server.accept().await;
+
+    // 2. At the person's first audio the agent queues 10 s of a tone and a mark behind it.
+    while conn.recv().await["event"] != "media" {}
+    for payload in tone_seconds(10) {
+        conn.send(json!({"event": "media", "streamSid": "x", "media": {"payload": payload}}))
+            .await;
+    }
+    conn.send(json!({"event": "mark", "streamSid": "x", "mark": {"name": "queued"}}))
+        .await;
+
+    // 3. About a second later (50 more frames of the person's audio) it barges in: `clear`,
+    //    then a mark with nothing queued before it.
+    let mut before_clear = Vec::new();
+    let mut frames = 0;
+    while frames < 50 {
+        let m = conn.recv().await;
+        if m["event"] == "media" {
+            frames += 1;
+        } else {
+            before_clear.push(m);
+        }
+    }
+    conn.send(json!({"event": "clear", "streamSid": "x"})).await;
+    conn.send(json!({"event": "mark", "streamSid": "x", "mark": {"name": "after-clear"}}))
+        .await;
+    let bot = tokio::spawn(quiet_bot(conn));
+
+    // 4. The call goes on to the person's hang-up.
+    let done = flow.wait_terminal(&id).await;
+    assert_eq!(done["reasonCode"], "client-disconnected");
+    let seen = tokio::time::timeout(WAIT, bot).await.unwrap().unwrap();
+    flow.wait_record_settled(&id).await;
+    flow.assert_notifications(&id, &["answered", "completed"]);
+
+    // 5. Twilio's semantics: no mark came back while its audio was still queued; the clear
+    //    echoed the pending mark, then the later one (nothing before it), in order, before `stop`.
+    assert!(
+        !before_clear.iter().any(|m| m["event"] == "mark"),
+        "{before_clear:?}"
+    );
+    let marks: Vec<&str> = seen
+        .messages
+        .iter()
+        .filter(|m| m["event"] == "mark")
+        .filter_map(|m| m["mark"]["name"].as_str())
+        .collect();
+    assert_eq!(marks, ["queued", "after-clear"], "{:?}", seen.types());
+    assert_eq!(seen.types().last().map(String::as_str), Some("stop"));
+
+    // 6. The person heard the tone until the clear and silence after it: far less than the
+    //    10 s sent, and the end of the call silent.
+    let rec = flow.callee.wait_recording(1, WAIT).await.unwrap();
+    let heard = wait_wav(&rec).await;
+    let ms = heard_ms(&heard);
+    eprintln!("the person heard {ms} ms of the 10 s queued");
+    assert!((220..4_000).contains(&ms), "{ms} ms heard");
+    let end = &heard[heard.len().saturating_sub(8000)..];
+    assert_eq!(
+        heard_ms(end),
+        0,
+        "the queued audio still played after the clear"
+    );
     flow.stop().await;
 }

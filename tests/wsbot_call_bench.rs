@@ -2,7 +2,8 @@
 //! calls through dialgate's media relay, each with a person sending one RTP frame per 20 ms, the
 //! bot side either a WebSocket bot (AC mode, `raw/mulaw`, through the call's bridge task: jitter
 //! buffer, 20 ms pacing) or a SIP bot (an RTP echo on the relay's bot side, as today). Both bots
-//! echo what they hear, on 127.0.0.1, in the same run.
+//! echo what they hear, on 127.0.0.1, in the same run. A third run puts the RTP side in a second
+//! task per call, as the bridge was first built, for a before/after under the same load.
 //!
 //! Each frame carries its number in its first payload bytes (µ-law survives decode/encode), so
 //! the delays are per frame: person→bot (the person sends → the bot has it) and bot→person (the
@@ -12,8 +13,9 @@
 mod wsbot_support;
 
 use dialgate::call::wsbridge::{BridgeEvent, WsBridge};
+use dialgate::media::g711::{G711Law, decode, linear_to_ulaw};
 use dialgate::media::{AudioCodec, Direction, Leg, MediaConfig, MediaEngine, RemoteMedia};
-use dialgate::wsbot::{MediaFormat, WsBotOptions, WsProtocol};
+use dialgate::wsbot::{MediaFormat, WsBot, WsBotOptions, WsProtocol};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -171,7 +173,13 @@ fn remote(addr: SocketAddr) -> RemoteMedia {
 
 /// CPU seconds of this process's threads whose name starts with `prefix`.
 fn thread_cpu(prefix: &str) -> f64 {
-    let mut total = 0.0;
+    let (user, sys) = thread_cpu_split(prefix);
+    user + sys
+}
+
+/// User and system CPU seconds of this process's threads whose name starts with `prefix`.
+fn thread_cpu_split(prefix: &str) -> (f64, f64) {
+    let (mut user, mut sys) = (0.0, 0.0);
     for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
@@ -183,10 +191,10 @@ fn thread_cpu(prefix: &str) -> f64 {
             continue;
         }
         let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-        total +=
-            (f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0)) / 100.0;
+        user += f[11].parse::<f64>().unwrap_or(0.0) / 100.0;
+        sys += f[12].parse::<f64>().unwrap_or(0.0) / 100.0;
     }
-    total
+    (user, sys)
 }
 
 /// p50 and p99 in ms of `later - earlier` over the frames both saw (the first second skipped).
@@ -214,9 +222,57 @@ struct Figures {
     up: (f64, f64, usize),
     down: (f64, f64, usize),
     cpu_per_call: f64,
+    /// The persons' and bots' CPU (% of a core): near 100 the peers, not dialgate, set the delays.
+    peer_cpu: f64,
+    /// Share of the bridges' CPU spent in the kernel (system calls).
+    gw_sys_share: f64,
 }
 
-fn run(calls: u32, secs: u64, websocket: bool) -> Figures {
+/// The bot side of a run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A SIP bot: an RTP echo on the relay's bot side.
+    Sip,
+    /// A WebSocket bot through the call's bridge (the session's task owns the RTP side).
+    WebSocket,
+    /// A WebSocket bot with the RTP side in a second task per call, as the bridge was built
+    /// before (each frame crossed the session's channel and jitter-buffer lock): the same
+    /// run's reference for what merging the two saved.
+    WebSocketTwoTasks,
+}
+
+/// The former bridge's media loop: 20 ms pacing of `next_frame` to the relay, the person's
+/// audio handed to the session's task with `send_audio`.
+async fn two_task_bridge(mut ws: WsBot, sock: UdpSocket, relay: SocketAddr) {
+    let _ = ws.start_user_stream().await;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut buf = [0u8; 2048];
+    let (mut seq, mut ts) = (0u16, 0u32);
+    let mut events = true;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let frame = ws.next_frame();
+                let mut pkt = vec![0x80u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+                pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+                pkt[4..8].copy_from_slice(&ts.to_be_bytes());
+                pkt.extend(frame.iter().map(|s| linear_to_ulaw(*s)));
+                (seq, ts) = (seq.wrapping_add(1), ts.wrapping_add(160));
+                let _ = sock.send_to(&pkt, relay).await;
+            }
+            r = sock.recv_from(&mut buf) => {
+                if let Ok((n, _)) = r && n > 12 {
+                    let pcm: Vec<i16> = buf[12..n].iter().map(|b| decode(G711Law::Pcmu, *b)).collect();
+                    ws.send_audio(&pcm);
+                }
+            }
+            ev = ws.next_event(), if events => events = ev.is_some(),
+        }
+    }
+}
+
+fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
     let peer_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("bench-peer")
@@ -254,7 +310,7 @@ fn run(calls: u32, secs: u64, websocket: bool) -> Figures {
         s.set_remote(Leg::Carrier, remote(p.local_addr().unwrap()))
             .unwrap();
         let relay_bot = s.local_rtp_addr(Leg::Bot);
-        if websocket {
+        if kind != Kind::Sip {
             let b = gw_rt.block_on(UdpSocket::bind("127.0.0.1:0")).unwrap();
             s.set_remote(Leg::Bot, remote(b.local_addr().unwrap()))
                 .unwrap();
@@ -269,6 +325,15 @@ fn run(calls: u32, secs: u64, websocket: bool) -> Figures {
                 ..Default::default()
             };
             let _guard = gw_rt.enter();
+            if kind == Kind::WebSocketTwoTasks {
+                let ws = gw_rt
+                    .block_on(WsBot::connect(&cfg, info, opts))
+                    .expect("session");
+                gw_rt.spawn(two_task_bridge(ws, b, relay_bot));
+                persons.push((p, s.local_rtp_addr(Leg::Carrier)));
+                sessions.push(s);
+                continue;
+            }
             let (bridge, mut events) = WsBridge::spawn(cfg.clone(), info, opts, metrics.clone());
             let opened = gw_rt.block_on(async { events.recv().await });
             assert!(matches!(opened, Some(BridgeEvent::Opened)), "{opened:?}");
@@ -284,7 +349,8 @@ fn run(calls: u32, secs: u64, websocket: bool) -> Figures {
         sessions.push(s);
     }
     let cpu = || thread_cpu("bench-gw") + thread_cpu("media-relay");
-    let (cpu0, wall0) = (cpu(), Instant::now());
+    let (cpu0, peer0, wall0) = (cpu(), thread_cpu("bench-peer"), Instant::now());
+    let gw0 = thread_cpu_split("bench-gw");
     let tasks: Vec<_> = persons
         .into_iter()
         .enumerate()
@@ -298,6 +364,9 @@ fn run(calls: u32, secs: u64, websocket: bool) -> Figures {
         }
     });
     let (used, wall) = (cpu() - cpu0, wall0.elapsed().as_secs_f64());
+    let peer_used = thread_cpu("bench-peer") - peer0;
+    let gw1 = thread_cpu_split("bench-gw");
+    let gw_sys_share = (gw1.1 - gw0.1) / ((gw1.0 - gw0.0) + (gw1.1 - gw0.1)).max(1e-9);
     for (b, _) in &bridges {
         b.hangup("client-disconnected", "bench over");
     }
@@ -311,6 +380,8 @@ fn run(calls: u32, secs: u64, websocket: bool) -> Figures {
         up: delays(&clocks.person_sent, &clocks.bot_got),
         down: delays(&clocks.bot_sent, &clocks.person_got),
         cpu_per_call: used / wall / calls as f64 * 100.0,
+        peer_cpu: peer_used / wall * 100.0,
+        gw_sys_share,
     }
 }
 
@@ -329,11 +400,19 @@ fn wsbot_call_bench() {
         .clamp(3, 60);
     let expected = secs * 50 - 50;
     for n in calls {
-        let sip = run(n, secs, false);
-        let ws = run(n, secs, true);
-        for (name, f) in [("SIP bot      ", &sip), ("WebSocket bot", &ws)] {
+        // The machine may be shared: say how loaded it was (the ratios are the fair figures).
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!("calls={n}: load average before the run: {}", load.trim());
+        let sip = run(n, secs, Kind::Sip);
+        let ws = run(n, secs, Kind::WebSocket);
+        let two = run(n, secs, Kind::WebSocketTwoTasks);
+        for (name, f) in [
+            ("SIP bot                 ", &sip),
+            ("WebSocket bot           ", &ws),
+            ("WebSocket bot, two tasks", &two),
+        ] {
             println!(
-                "calls={n} {name}: person->bot p50 {:.2} ms p99 {:.2} ms (n={}/{}); bot->person p50 {:.2} ms p99 {:.2} ms (n={}); dialgate CPU {:.3} % of a core per call",
+                "calls={n} {name}: person->bot p50 {:.2} ms p99 {:.2} ms (n={}/{}); bot->person p50 {:.2} ms p99 {:.2} ms (n={}); dialgate CPU {:.3} % of a core per call (bridges {:.0} % in the kernel); peers {:.0} % of a core",
                 f.up.0,
                 f.up.1,
                 f.up.2,
@@ -341,7 +420,9 @@ fn wsbot_call_bench() {
                 f.down.0,
                 f.down.1,
                 f.down.2,
-                f.cpu_per_call
+                f.cpu_per_call,
+                f.gw_sys_share * 100.0,
+                f.peer_cpu
             );
         }
         println!(
@@ -349,6 +430,12 @@ fn wsbot_call_bench() {
             ws.up.1 / sip.up.1,
             ws.down.1 / sip.down.1,
             ws.cpu_per_call / sip.cpu_per_call
+        );
+        println!(
+            "calls={n} two-task (former) WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x",
+            two.up.1 / sip.up.1,
+            two.down.1 / sip.down.1,
+            two.cpu_per_call / sip.cpu_per_call
         );
     }
 }

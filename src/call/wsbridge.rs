@@ -1,33 +1,26 @@
 //! A WebSocket bot's bridge: one task per call that owns the bot's session ([`WsBot`]) and,
-//! once the person answered, dialgate's own RTP endpoint on the relay's bot side (as for a text
-//! bot). Every 20 ms it sends the bot's next frame (from the session's jitter buffer, mixed
-//! with dialgate's own prompts in AC mode) as PCMU RTP to the relay; the person's audio, which
-//! the relay forwards to this endpoint like to any bot, goes to the socket. The actor talks to
-//! it through [`WsBridge`] and hears from it as [`BridgeEvent`]s; all policy stays in the call
-//! machine. The session (and its socket) ends with the task on every path: a hang-up command,
-//! the handle dropped, or the runtime shutting down.
+//! once the person answered, hands it dialgate's own RTP endpoint on the relay's bot side (as
+//! for a text bot): the session's task then sends the bot's audio to the relay every 20 ms
+//! (mixed with dialgate's own prompts in AC mode) and the person's audio, which the relay
+//! forwards to this endpoint like to any bot, to the socket — frames never pass through this
+//! task. The actor talks to it through [`WsBridge`] and hears from it as [`BridgeEvent`]s; all
+//! policy stays in the call machine. The session (and its socket) ends with the task on every
+//! path: a hang-up command, the handle dropped, or the runtime shutting down.
 
 use crate::config::Bot;
-use crate::media::g711::{self, G711Law};
-use crate::media::rtp;
 use crate::metrics::Metrics;
 use crate::wsbot::{
-    CallInfo, WebSocketBot, WsBot, WsBotEvent, WsBotOptions, WsBotStats, WsProtocol,
+    CallInfo, RtpSide, WebSocketBot, WsBot, WsBotEvent, WsBotOptions, WsBotStats, WsProtocol,
 };
 use serde_json::Value;
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-/// 20 ms at 8 kHz.
-const FRAME: usize = 160;
-/// dialgate's own prompts (AC mode) waiting to be mixed in: at most 1 s.
-const MAX_PROMPT_FRAMES: usize = 50;
-/// How often the session's counters are added to the metrics (in 20 ms ticks).
-const METRICS_EVERY: u32 = 50;
+/// How often the session's counters are added to the metrics, once the call has media.
+const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 /// Whether a bot's `message` text is spoken by dialgate: AC Bot API WebSocket bots (the
 /// activities come over the socket); media streams carry audio only.
@@ -133,81 +126,7 @@ impl WsBridge {
     }
 }
 
-/// The RTP side, once the person answered.
-struct Rtp {
-    socket: UdpSocket,
-    relay: SocketAddr,
-    prompts_from: Option<SocketAddr>,
-    seq: u16,
-    ts: u32,
-    ssrc: u32,
-    prompts: VecDeque<[i16; FRAME]>,
-    partial: Vec<i16>,
-}
-
-impl Rtp {
-    fn new(socket: UdpSocket, relay: SocketAddr, prompts_from: Option<SocketAddr>) -> Rtp {
-        Rtp {
-            socket,
-            relay,
-            prompts_from,
-            seq: rand::random(),
-            ts: rand::random(),
-            ssrc: rand::random(),
-            prompts: VecDeque::new(),
-            partial: Vec::new(),
-        }
-    }
-
-    /// Sends one frame: the bot's, with dialgate's own prompt mixed in.
-    async fn send(&mut self, mut frame: [i16; FRAME]) {
-        if let Some(p) = self.prompts.pop_front() {
-            for (s, q) in frame.iter_mut().zip(p) {
-                *s = s.saturating_add(q);
-            }
-        }
-        let mut pkt = [0u8; rtp::RTP_HEADER + FRAME];
-        pkt[0] = 0x80;
-        rtp::set_pt(&mut pkt, 0);
-        rtp::set_seq_ts_ssrc(&mut pkt, self.seq, self.ts, self.ssrc);
-        for (b, s) in pkt[rtp::RTP_HEADER..].iter_mut().zip(frame) {
-            *b = g711::linear_to_ulaw(s);
-        }
-        self.seq = self.seq.wrapping_add(1);
-        self.ts = self.ts.wrapping_add(FRAME as u32);
-        if let Err(e) = self.socket.send_to(&pkt, self.relay).await {
-            tracing::debug!(error = %e, "cannot send the bot's audio to the relay");
-        }
-    }
-
-    /// One datagram: the person's audio (8 kHz PCM) to give the bot, or a prompt frame kept.
-    fn receive(&mut self, buf: &[u8], from: SocketAddr) -> Option<Vec<i16>> {
-        let view = rtp::parse_rtp(buf)?;
-        let law = match view.pt {
-            0 => G711Law::Pcmu,
-            8 => G711Law::Pcma,
-            _ => return None, // telephone-event and comfort noise: not audio
-        };
-        let pcm: Vec<i16> = buf[view.payload_start..view.payload_end]
-            .iter()
-            .map(|b| g711::decode(law, *b))
-            .collect();
-        if Some(from) != self.prompts_from {
-            return Some(pcm);
-        }
-        self.partial.extend(pcm);
-        while self.partial.len() >= FRAME {
-            let mut f = [0i16; FRAME];
-            f.copy_from_slice(&self.partial[..FRAME]);
-            self.partial.drain(..FRAME);
-            if self.prompts.len() < MAX_PROMPT_FRAMES {
-                self.prompts.push_back(f);
-            }
-        }
-        None
-    }
-}
-
+/// The metrics clock, once the call has media.
 async fn tick_opt(tick: &mut Option<tokio::time::Interval>) {
     match tick {
         Some(t) => {
@@ -217,21 +136,10 @@ async fn tick_opt(tick: &mut Option<tokio::time::Interval>) {
     }
 }
 
-/// The 20 ms clock of the bot's audio, kept on real time: after a stall the missed frames are
-/// sent at once. (Delaying instead would play slower than the bot sends, and every stall would
-/// add its length to the delay for the rest of the call: measured 200 ms after a few seconds on
-/// a loaded machine.)
-fn pacing() -> tokio::time::Interval {
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+fn metrics_clock() -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(METRICS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick
-}
-
-async fn recv_opt(rtp: &Option<Rtp>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-    match rtp {
-        Some(r) => r.socket.recv_from(buf).await,
-        None => std::future::pending().await,
-    }
 }
 
 async fn run(
@@ -265,16 +173,14 @@ async fn run(
     };
     let _ = events.send(BridgeEvent::Opened);
     let mut reported = WsBotStats::default();
-    let mut rtp: Option<Rtp> = None;
+    let mut media = false;
     let mut tick = None;
-    let mut ticks = 0u32;
-    let mut buf = [0u8; 2048];
     let mut session_over = false;
     for c in early {
-        apply(&ws, &mut rtp, c).await;
+        media |= apply(&ws, c).await;
     }
-    if rtp.is_some() {
-        tick = Some(pacing());
+    if media {
+        tick = Some(metrics_clock());
     }
     loop {
         tokio::select! {
@@ -289,9 +195,8 @@ async fn run(
                     return;
                 }
                 Some(c) => {
-                    apply(&ws, &mut rtp, c).await;
-                    if rtp.is_some() && tick.is_none() {
-                        tick = Some(pacing());
+                    if apply(&ws, c).await && tick.is_none() {
+                        tick = Some(metrics_clock());
                     }
                 }
             },
@@ -301,23 +206,9 @@ async fn run(
                 None => session_over = true,
             },
             () = tick_opt(&mut tick) => {
-                let frame = ws.next_frame();
-                if let Some(r) = &mut rtp {
-                    r.send(frame).await;
-                }
-                ticks += 1;
-                if ticks.is_multiple_of(METRICS_EVERY) {
-                    let now = ws.stats();
-                    metrics.wsbot.add(protocol, &reported, &now);
-                    reported = now;
-                }
-            },
-            r = recv_opt(&rtp, &mut buf) => {
-                if let (Ok((n, from)), Some(rtp)) = (r, &mut rtp)
-                    && let Some(pcm) = rtp.receive(&buf[..n], from)
-                {
-                    ws.send_audio(&pcm);
-                }
+                let now = ws.stats();
+                metrics.wsbot.add(protocol, &reported, &now);
+                reported = now;
             },
         }
     }
@@ -327,17 +218,21 @@ async fn run(
     metrics.wsbot.add(protocol, &reported, &now);
 }
 
-/// Carries out one command of the call (a hang-up is handled by the loop).
-async fn apply(ws: &WsBot, rtp: &mut Option<Rtp>, cmd: Cmd) {
+/// Carries out one command of the call (a hang-up is handled by the loop); `true` when it
+/// started the media.
+async fn apply(ws: &WsBot, cmd: Cmd) -> bool {
     match cmd {
         Cmd::Media {
             socket,
             relay,
             prompts_from,
         } => {
-            *rtp = Some(Rtp::new(socket, relay, prompts_from));
+            let _ = ws
+                .start_media(RtpSide::new(socket, relay, prompts_from))
+                .await;
             // AC mode: the person's audio flows once the bot says `userStream.started`.
             let _ = ws.start_user_stream().await;
+            return true;
         }
         Cmd::Activities(a) => {
             let _ = ws.send_activities(a).await;
@@ -348,4 +243,5 @@ async fn apply(ws: &WsBot, rtp: &mut Option<Rtp>, cmd: Cmd) {
         Cmd::Clear => ws.clear_playback(),
         Cmd::Hangup { .. } => {}
     }
+    false
 }

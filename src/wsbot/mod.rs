@@ -21,6 +21,7 @@ mod media_stream;
 pub mod metrics;
 mod protocol;
 pub mod resample;
+mod rtp;
 mod session;
 mod task;
 mod types;
@@ -30,5 +31,6 @@ pub use config::{MediaFormat, WebSocketBot, WebSocketBotYaml, WsConfigIssue, WsP
 pub use error::{FrameError, WsBotError};
 pub use jitter::{FRAME_SAMPLES, JitterBuffer, JitterStats};
 pub use metrics::WsBotMetrics;
+pub use rtp::RtpSide;
 pub use session::WsBot;
 pub use types::{CallInfo, WsBotEvent, WsBotOptions, WsBotStats};

@@ -4,7 +4,9 @@
 use super::error::FrameError;
 use super::types::WsBotEvent;
 use base64::Engine;
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// From the call to the session.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +109,46 @@ pub(crate) fn decode_b64(kind: &str, text: &str) -> Result<Vec<u8>, FrameError> 
         })
 }
 
-/// Encodes audio as standard padded base64.
-pub(crate) fn encode_b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+/// Appends `bytes` as standard padded base64 to `out` (no intermediate string).
+pub(crate) fn encode_b64_into(bytes: &[u8], out: &mut String) {
+    base64::engine::general_purpose::STANDARD.encode_string(bytes, out);
+}
+
+/// An audio message from the bot read without building a JSON tree: AC `playStream.chunk`
+/// (`type`, `streamId`, `audioChunk`) or media-stream `media` (`event`, `media.payload`). These
+/// come 50 times a second per call, so they skip [`parse_object`]'s map of owned strings; the
+/// strings borrow from the frame. Anything this shape does not fit (another message, a field
+/// of another type) goes through [`parse_object`] as before.
+#[derive(Debug, Deserialize)]
+pub(crate) struct AudioMessage<'a> {
+    /// AC: the message type.
+    #[serde(rename = "type", borrow, default)]
+    pub kind: Option<Cow<'a, str>>,
+    /// Media stream: the message type.
+    #[serde(borrow, default)]
+    pub event: Option<Cow<'a, str>>,
+    /// AC: the play stream.
+    #[serde(rename = "streamId", borrow, default)]
+    pub stream_id: Option<Cow<'a, str>>,
+    /// AC: the base64 audio.
+    #[serde(rename = "audioChunk", borrow, default)]
+    pub audio_chunk: Option<Cow<'a, str>>,
+    /// Media stream: `media`.
+    #[serde(borrow, default)]
+    pub media: Option<MediaPart<'a>>,
+}
+
+/// Media stream `media.payload`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct MediaPart<'a> {
+    /// The base64 audio.
+    #[serde(borrow, default)]
+    pub payload: Option<Cow<'a, str>>,
+}
+
+impl<'a> AudioMessage<'a> {
+    /// The frame as an audio message, `None` when it is not one (or not valid JSON).
+    pub fn parse(text: &'a str) -> Option<AudioMessage<'a>> {
+        serde_json::from_str(text).ok()
+    }
 }

@@ -7,7 +7,8 @@ use super::error::WsBotError;
 use super::jitter::{FRAME_SAMPLES, JitterBuffer};
 use super::media_stream::MediaStreamCore;
 use super::protocol::{Command, Protocol};
-use super::task::{CLOSE_BOUND, Shared, Task};
+use super::rtp::RtpSide;
+use super::task::{CLOSE_BOUND, Shared, Task, ToTask};
 use super::types::{CallInfo, Counters, WsBotEvent, WsBotOptions, WsBotStats};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, mpsc};
@@ -18,7 +19,7 @@ use tracing::Instrument;
 /// bot's audio one 20 ms frame at a time. Dropping it ends the session (`session.end` /
 /// `stop` with reason `dropped`) and closes the socket.
 pub struct WsBot {
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<ToTask>,
     events: mpsc::Receiver<WsBotEvent>,
     shared: Arc<Shared>,
     task: Option<JoinHandle<()>>,
@@ -83,7 +84,7 @@ impl WsBot {
     pub fn send_audio(&self, pcm8k: &[i16]) {
         if self
             .commands
-            .try_send(Command::Audio(pcm8k.to_vec()))
+            .try_send(ToTask::Core(Command::Audio(pcm8k.to_vec())))
             .is_err()
         {
             Counters::bump(&self.shared.counters.audio_dropped);
@@ -91,7 +92,20 @@ impl WsBot {
     }
 
     async fn command(&self, cmd: Command) -> Result<(), WsBotError> {
-        self.commands.send(cmd).await.map_err(|_| WsBotError::Ended)
+        self.commands
+            .send(ToTask::Core(cmd))
+            .await
+            .map_err(|_| WsBotError::Ended)
+    }
+
+    /// Hands the call's RTP side to the session: from now on the session's own task sends the
+    /// bot's audio to it every 20 ms and gives the bot the person's audio that arrives on it
+    /// ([`WsBot::next_frame`] and [`WsBot::send_audio`] are then not needed).
+    pub async fn start_media(&self, side: RtpSide) -> Result<(), WsBotError> {
+        self.commands
+            .send(ToTask::Media(side))
+            .await
+            .map_err(|_| WsBotError::Ended)
     }
 
     /// Sends activities to the bot (AC mode; ignored by media streams).
@@ -118,7 +132,8 @@ impl WsBot {
     }
 
     /// The next 20 ms of the bot's audio (8 kHz PCM); silence when none is queued. Never waits;
-    /// the caller calls it once per 20 ms of real time.
+    /// the caller calls it once per 20 ms of real time (unless the session has an RTP side:
+    /// [`WsBot::start_media`]).
     pub fn next_frame(&self) -> [i16; FRAME_SAMPLES] {
         let mut player = self.shared.player();
         let frame = player.next_frame();
@@ -151,10 +166,10 @@ impl WsBot {
     /// socket is closed. Returns false if the session task did not finish within the bound and
     /// was aborted (the socket is closed either way).
     pub async fn hangup(mut self, reason_code: &str, reason: &str) -> bool {
-        let cmd = Command::Hangup {
+        let cmd = ToTask::Core(Command::Hangup {
             reason_code: reason_code.to_string(),
             reason: reason.to_string(),
-        };
+        });
         // A full channel holds audio the bot will never hear: wait for room, bounded.
         let _ = tokio::time::timeout(CLOSE_BOUND, self.commands.send(cmd)).await;
         let Some(task) = self.task.take() else {

@@ -1,11 +1,17 @@
 //! The task that owns a WebSocket bot session's socket: relays commands and frames through
 //! the protocol core, applies its outputs, says goodbye at hang-up and resumes after a drop.
+//! Once the call has media it also owns the RTP side (`rtp.rs`): the person's datagrams go
+//! through the core to the socket and the 20 ms clock plays the bot's audio, all in this one
+//! task: a second task per call for the RTP side meant a channel send, a lock and a task
+//! wake-up per 20 ms frame between the two (and a queue of up to 256 frames in which the
+//! person's audio aged when the machine was busy).
 
 use super::config::{MediaFormat, WebSocketBot};
 use super::error::WsBotError;
 use super::jitter::JitterBuffer;
 use super::link::{self, Link};
 use super::protocol::{Command, Output, Protocol};
+use super::rtp::{self, RtpSide};
 use super::types::{Counters, WsBotEvent, WsBotOptions};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,6 +36,15 @@ impl Shared {
     }
 }
 
+/// What the handle sends the task.
+pub(crate) enum ToTask {
+    /// For the protocol core.
+    Core(Command),
+    /// The call's RTP side: from now on this task paces the bot's audio to it and reads the
+    /// person's from it.
+    Media(RtpSide),
+}
+
 /// How a connected stretch of the session ended.
 enum Stretch {
     /// Hang-up (or the handle dropped): done.
@@ -45,9 +60,14 @@ pub(crate) struct Task {
     opts: WsBotOptions,
     shared: Arc<Shared>,
     events: mpsc::Sender<WsBotEvent>,
-    commands: mpsc::Receiver<Command>,
+    commands: mpsc::Receiver<ToTask>,
     /// Frames produced while reconnecting, sent after the resume (bounded).
     pending: Vec<String>,
+    /// The RTP side and its 20 ms clock, once the call has media.
+    rtp: Option<RtpSide>,
+    tick: Option<tokio::time::Interval>,
+    /// One datagram from the relay.
+    datagram: Box<[u8; 2048]>,
 }
 
 /// Frames kept at most while reconnecting.
@@ -61,7 +81,7 @@ impl Task {
         opts: WsBotOptions,
         shared: Arc<Shared>,
         events: mpsc::Sender<WsBotEvent>,
-        commands: mpsc::Receiver<Command>,
+        commands: mpsc::Receiver<ToTask>,
     ) -> Task {
         Task {
             core,
@@ -71,7 +91,50 @@ impl Task {
             events,
             commands,
             pending: Vec::new(),
+            rtp: None,
+            tick: None,
+            datagram: Box::new([0; 2048]),
         }
+    }
+
+    /// Takes the call's RTP side and starts the 20 ms clock.
+    fn attach(&mut self, side: RtpSide) {
+        self.rtp = Some(side);
+        self.tick.get_or_insert_with(rtp::pacing);
+    }
+
+    /// One 20 ms tick: the bot's next frame to the person; marks whose audio has now played
+    /// are echoed over `link` (none while the socket is down).
+    async fn pace(&mut self, link: Option<&mut Link>) -> Result<(), String> {
+        let (frame, marks_due) = {
+            let mut player = self.shared.player();
+            let frame = player.next_frame();
+            (frame, player.has_due_marks())
+        };
+        if let Some(side) = &mut self.rtp {
+            side.send(frame).await;
+        }
+        match link {
+            Some(link) if marks_due => self.echo_marks(link).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// One datagram from the relay: the person's audio goes through the core to the bot.
+    async fn person_audio(
+        &mut self,
+        link: &mut Link,
+        got: std::io::Result<(usize, std::net::SocketAddr)>,
+    ) -> Result<(), String> {
+        let (Ok((n, from)), Some(side)) = (got, &mut self.rtp) else {
+            return Ok(());
+        };
+        let Some(pcm) = side.receive(&self.datagram[..n], from) else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        self.core.on_command(Command::Audio(pcm), &mut out);
+        self.apply_all(link, out).await
     }
 
     /// The format agreed with the bot (the configured one until the bot says otherwise).
@@ -246,13 +309,19 @@ impl Task {
                 biased;
                 cmd = self.commands.recv() => match cmd {
                     None => return self.goodbye(link, "dropped", "the call released its bot session").await,
-                    Some(Command::Hangup { reason_code, reason }) => return self.goodbye(link, &reason_code, &reason).await,
-                    Some(cmd) => {
+                    Some(ToTask::Core(Command::Hangup { reason_code, reason })) => return self.goodbye(link, &reason_code, &reason).await,
+                    Some(ToTask::Core(cmd)) => {
                         let mut out = Vec::new();
                         self.core.on_command(cmd, &mut out);
                         self.apply_all(link, out).await
                     }
+                    Some(ToTask::Media(side)) => {
+                        self.attach(side);
+                        Ok(())
+                    }
                 },
+                () = rtp::tick_opt(&mut self.tick) => self.pace(Some(link)).await,
+                got = rtp::recv_opt(&self.rtp, &mut self.datagram[..]) => self.person_audio(link, got).await,
                 () = self.shared.marks_due.notified() => self.echo_marks(link).await,
                 msg = link.next() => match msg {
                     None => Err("the bot closed the connection".to_string()),
@@ -321,16 +390,28 @@ impl Task {
         Err(())
     }
 
-    /// Waits `pause` while the socket is down, still taking commands; `true` on hang-up.
+    /// Waits `pause` while the socket is down, still taking commands and playing what the
+    /// bot sent before (the person's audio is dropped and counted); `true` on hang-up.
     async fn wait_offline(&mut self, pause: std::time::Duration) -> bool {
         let until = tokio::time::Instant::now() + pause;
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(until) => return false,
+                () = rtp::tick_opt(&mut self.tick) => {
+                    let _ = self.pace(None).await;
+                }
+                got = rtp::recv_opt(&self.rtp, &mut self.datagram[..]) => {
+                    if let (Ok((n, from)), Some(side)) = (got, &mut self.rtp)
+                        && side.receive(&self.datagram[..n], from).is_some()
+                    {
+                        Counters::bump(&self.shared.counters.audio_dropped);
+                    }
+                }
                 cmd = self.commands.recv() => match cmd {
-                    None | Some(Command::Hangup { .. }) => return true,
-                    Some(Command::Audio(_)) => Counters::bump(&self.shared.counters.audio_dropped),
-                    Some(cmd) => {
+                    None | Some(ToTask::Core(Command::Hangup { .. })) => return true,
+                    Some(ToTask::Media(side)) => self.attach(side),
+                    Some(ToTask::Core(Command::Audio(_))) => Counters::bump(&self.shared.counters.audio_dropped),
+                    Some(ToTask::Core(cmd)) => {
                         let mut out = Vec::new();
                         self.core.on_command(cmd, &mut out);
                         for o in out {

@@ -14,6 +14,8 @@ Everything it sees is written as JSON lines to ``--log`` (stdout when absent), o
   media         {"call", "remote_rtp", "codec"}          audio stream active
   dtmf          {"call", "digit"}
   dtmf_event    {"call", "digit", "duration", "flags", "timestamp"}
+  rtp_stats     {"call", "rx_pkt", "rx_loss", "rx_dup", "rx_jitter_mean_us", "rx_jitter_max_us",
+                 "media_s"}  RTP received on the audio stream, logged before a local hang-up
   play_done     {"call"}                                 --play file reached its end (not with --play-loop)
   cancelled     {"call"}                                 caller sent CANCEL while we rang
   disconnected  {"call", "code", "reason", "by": "remote"|"local", "recording"}
@@ -145,6 +147,8 @@ class PeerCall(pj.Call):
         self.recorder = None
         self.recording = None
         self.done = False
+        # When the audio stream first became active (monotonic s), for rtp_stats.
+        self.media_at = None
 
     # -- callbacks: record and schedule only ----------------------------------------------------
     def onCallState(self, prm):
@@ -432,6 +436,8 @@ class Peer:
             if mi.type != pj.PJMEDIA_TYPE_AUDIO or mi.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
                 continue
             am = call.getAudioMedia(i)
+            if call.media_at is None:
+                call.media_at = time.monotonic()
             try:
                 si = call.getStreamInfo(i)
                 self.log("media", call=call.no, remote_rtp=si.remoteRtpAddress, codec=si.codecName)
@@ -461,10 +467,31 @@ class Peer:
         if not call.confirmed:
             self.hangup(call)
 
+    def log_rtp_stats(self, call):
+        # The stream (and its counters) is gone once the call is disconnected: read it now.
+        info = call.getInfo()
+        for i, mi in enumerate(info.media):
+            if mi.type != pj.PJMEDIA_TYPE_AUDIO:
+                continue
+            try:
+                st = call.getStreamStat(i)
+            except pj.Error:
+                continue
+            rx = st.rtcp.rxStat
+            media_s = None
+            if call.media_at is not None:
+                media_s = round(time.monotonic() - call.media_at, 3)
+            self.log("rtp_stats", call=call.no, rx_pkt=rx.pkt, rx_loss=rx.loss, rx_dup=rx.dup,
+                     rx_jitter_mean_us=rx.jitterUsec.mean, rx_jitter_max_us=rx.jitterUsec.max,
+                     media_s=media_s)
+            return
+
     def hangup(self, call):
         if call.done or call.no not in self.calls:
             return
         call.local_hangup = True
+        if call.confirmed:
+            self.log_rtp_stats(call)
         try:
             call.hangup(pj.CallOpParam(True))
         except pj.Error as exc:
