@@ -63,6 +63,23 @@ fn report_recognition(config: &ConfigStore, engine_status: &serde_json::Value) {
     }
 }
 
+/// The store the configuration asks for: PostgreSQL in cluster mode (`cluster.postgres_url`),
+/// else SQLite in `server.data_dir`.
+async fn open_store(config: &crate::config::Config) -> Result<Store, AppError> {
+    match &config.cluster {
+        Some(crate::config::ClusterConfig {
+            instance_id,
+            postgres_url: Some(url),
+            ..
+        }) => {
+            let store = Store::open_postgres(url, instance_id).await?;
+            tracing::info!(database = %store.path().display(), instance = %instance_id, "store on PostgreSQL");
+            Ok(store)
+        }
+        _ => Ok(Store::open(&config.server.data_dir)?),
+    }
+}
+
 /// A running dialgate.
 pub struct App {
     pub config: Arc<ConfigStore>,
@@ -91,7 +108,7 @@ impl App {
         let config =
             Arc::new(ConfigStore::open(config_path).map_err(|e| AppError::Config(e.to_string()))?);
         let snap = config.current();
-        let store = Store::open(&snap.config.server.data_dir)?;
+        let store = open_store(&snap.config).await?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         if opts.watch_config {

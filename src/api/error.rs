@@ -68,6 +68,9 @@ pub enum ApiError {
     },
     #[error("internal error: {0}")]
     Internal(String),
+    /// The shared database (cluster mode) cannot be reached; nothing was accepted.
+    #[error("the call store is unavailable ({0}); nothing was accepted, retry later")]
+    StoreUnavailable(String),
 }
 
 impl ApiError {
@@ -89,6 +92,7 @@ impl ApiError {
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             RecognitionUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -118,6 +122,7 @@ impl ApiError {
             MethodNotAllowed { .. } => "method_not_allowed",
             Internal(_) => "internal",
             RecognitionUnavailable { .. } => "recognition_unavailable",
+            StoreUnavailable(_) => "store_unavailable",
         }
     }
 
@@ -127,6 +132,8 @@ impl ApiError {
             ApiError::AuthThrottled(s) => Some(*s),
             ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
             ApiError::AtCapacity(_) => Some(5),
+            // A few seconds: the pool retries its connection on the next request.
+            ApiError::StoreUnavailable(_) => Some(5),
             _ => None,
         }
     }
@@ -161,6 +168,10 @@ impl ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        if e.is_unavailable() {
+            ApiError::StoreUnavailable(e.to_string())
+        } else {
+            ApiError::Internal(e.to_string())
+        }
     }
 }

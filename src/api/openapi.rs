@@ -73,6 +73,7 @@ fn samples() -> Vec<ApiError> {
         ApiError::Internal(s()),
         ApiError::BodyTimeout(30),
         ApiError::AtCapacity(s()),
+        ApiError::StoreUnavailable(s()),
         ApiError::RecognitionUnavailable {
             bot: s(),
             uses: s(),
@@ -109,6 +110,7 @@ fn every_variant_is_sampled(e: &ApiError) {
         | NotFound(_)
         | MethodNotAllowed { .. }
         | Internal(_)
+        | StoreUnavailable(_)
         | RecognitionUnavailable { .. } => {}
     }
 }

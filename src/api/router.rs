@@ -171,6 +171,8 @@ pub async fn handle(state: Arc<ApiState>, peer: SocketAddr, req: Request<Incomin
         Err(e) => {
             if matches!(e, ApiError::Internal(_)) {
                 tracing::error!(%route, error = %e, "request failed");
+            } else if matches!(e, ApiError::StoreUnavailable(_)) {
+                tracing::warn!(%route, error = %e, "request refused: store unavailable");
             } else {
                 tracing::debug!(%route, %peer, error = %e, "request refused");
             }

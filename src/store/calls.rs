@@ -236,6 +236,9 @@ impl Store {
         idempotency_key: Option<String>,
         queued: bool,
     ) -> Result<Inserted, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.insert(call, idempotency_key, queued).await;
+        }
         self.with(move |conn| {
             let now = now_ms();
             let tx = conn.savepoint()?;
@@ -295,6 +298,9 @@ impl Store {
 
     /// Reads one call record.
     pub async fn get_call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.get_call(id).await;
+        }
         let id = id.to_owned();
         self.with(move |conn| {
             Ok(conn
@@ -310,6 +316,9 @@ impl Store {
 
     /// Lists call records, newest first, with the filter's paging.
     pub async fn list_calls(&self, f: CallFilter) -> Result<Vec<CallRecord>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.list_calls(f).await;
+        }
         self.with(move |conn| {
             let mut sql = format!("SELECT {COLUMNS} FROM calls WHERE 1=1");
             let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
@@ -348,6 +357,9 @@ impl Store {
     /// Queued dialouts not yet dialled (and not ended), oldest first: the queue to restore at
     /// start.
     pub async fn waiting_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.waiting_calls().await;
+        }
         self.with(|conn| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {COLUMNS} FROM calls WHERE queued_at IS NOT NULL AND dialled_at IS NULL \
@@ -362,6 +374,9 @@ impl Store {
     /// A queued dialout leaves its queue to be dialled (before its call starts, so a restart
     /// after this ends it like any call in progress instead of dialling it twice).
     pub async fn mark_dialled(&self, id: &str) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.mark_dialled(id).await;
+        }
         let id = id.to_owned();
         self.with(move |conn| {
             let n = conn.execute(
@@ -377,6 +392,9 @@ impl Store {
     /// Calls that were not terminal when the process last stopped (queued dialouts still
     /// waiting are not: they stay queued).
     pub async fn unfinished_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.unfinished_calls().await;
+        }
         self.with(|conn| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {COLUMNS} FROM calls WHERE status NOT IN ('failed','completed') \
@@ -395,6 +413,9 @@ impl Store {
         status: CallStatus,
         sip_code: Option<u16>,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.set_progress(id, status, sip_code).await;
+        }
         let id = id.to_owned();
         self.with(move |conn| {
             let col = match status {
@@ -423,6 +444,9 @@ impl Store {
         result: Option<(&str, i64, &str)>,
         beep_ms: Option<i64>,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.set_amd(id, result, beep_ms).await;
+        }
         let id = id.to_owned();
         let result = result.map(|(r, t, c)| (r.to_owned(), t, c.to_owned()));
         self.with(move |conn| {
@@ -451,6 +475,9 @@ impl Store {
         column: ExtraColumn,
         value: String,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.set_extra(id, column, value).await;
+        }
         let id = id.to_owned();
         self.with(move |conn| {
             conn.execute(
@@ -467,6 +494,9 @@ impl Store {
 
     /// Appends one recognised utterance to the call's transcript.
     pub async fn append_transcript(&self, id: &str, entry: Value) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.append_transcript(id, entry).await;
+        }
         let id = id.to_owned();
         self.with(move |conn| {
             conn.execute(
@@ -480,6 +510,9 @@ impl Store {
 
     /// Appends a line to the call's timeline.
     pub async fn add_event(&self, id: &str, kind: &str, detail: &str) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.add_event(id, kind, detail).await;
+        }
         let (id, kind, detail) = (id.to_owned(), kind.to_owned(), detail.to_owned());
         self.with(move |conn| {
             conn.execute(
@@ -493,6 +526,9 @@ impl Store {
 
     /// The call's timeline, oldest first: `(at_ms, kind, detail)`.
     pub async fn events(&self, id: &str) -> Result<Vec<(i64, String, String)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.events(id).await;
+        }
         let id = id.to_owned();
         self.with(move |conn| {
             let mut stmt = conn.prepare(
@@ -506,6 +542,9 @@ impl Store {
 
     /// Number of calls per status, for metrics.
     pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.count_by_status().await;
+        }
         self.with(|conn| {
             let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM calls GROUP BY status")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -524,7 +563,7 @@ pub enum ExtraColumn {
 }
 
 impl ExtraColumn {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             ExtraColumn::SttStatus => "stt_status",
             ExtraColumn::Recording => "recording_path",
@@ -540,6 +579,9 @@ impl Store {
         client_id: &str,
         key: &str,
     ) -> Result<Option<String>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.find_idempotent(client_id, key).await;
+        }
         let (c, k) = (client_id.to_owned(), key.to_owned());
         self.with(move |conn| {
             Ok(conn

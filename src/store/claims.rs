@@ -75,6 +75,9 @@ impl Store {
     /// stops at its limit, so a backlog of thousands of items costs a few index steps, not a
     /// sort of the whole backlog on every round.
     pub async fn due_items(&self, q: DueQuery) -> Result<(Vec<DueItem>, Option<i64>), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.due_items(q).await;
+        }
         self.with(move |conn| {
             let now = now_ms();
             let destinations = due_destinations(conn, now, &q)?;
@@ -116,6 +119,9 @@ impl Store {
         token: String,
         lease_until: i64,
     ) -> Result<Vec<i64>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.claim(ids, token, lease_until).await;
+        }
         self.with(move |conn| {
             let now = now_ms();
             let tx = conn.savepoint()?;
@@ -140,6 +146,9 @@ impl Store {
 
     /// Gives back every claim held with `token` (a worker stopping); returns how many.
     pub async fn release_claims(&self, token: String) -> Result<usize, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.release_claims(token).await;
+        }
         self.with(move |conn| {
             Ok(conn.execute(
                 "UPDATE outbox SET claim_token=NULL, claimed_until=NULL WHERE claim_token=?1",
@@ -159,6 +168,11 @@ impl Store {
         duration_ms: i64,
         outcome: AttemptOutcome,
     ) -> Result<Recorded, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg
+                .record_attempt(id, token, http_status, error, duration_ms, outcome)
+                .await;
+        }
         self.with(move |conn| {
             let now = now_ms();
             let tx = conn.savepoint()?;
@@ -272,7 +286,7 @@ fn due_destinations(
 }
 
 /// Round-robin over the destinations' lists: the first item of each, then the second…
-fn interleave<T>(per: Vec<Vec<T>>, limit: usize) -> Vec<T> {
+pub(super) fn interleave<T>(per: Vec<Vec<T>>, limit: usize) -> Vec<T> {
     let mut iters: Vec<_> = per.into_iter().map(Vec::into_iter).collect();
     let mut out = Vec::new();
     loop {

@@ -47,6 +47,9 @@ impl Store {
     /// once with its own retry budget instead of waiting for `answered` to spend its budget.
     /// An `answered` that has not been tried yet stays, so healthy dialers still see it first.
     pub async fn finish_call(&self, end: CallEnd) -> Result<Finished, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.finish_call(end).await;
+        }
         self.with(move |conn| {
             let now = now_ms();
             let tx = conn.savepoint()?;
@@ -59,6 +62,9 @@ impl Store {
 
     /// Calls that are terminal but whose terminal items were never queued.
     pub async fn terminal_without_note(&self) -> Result<Vec<CallRecord>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.terminal_without_note().await;
+        }
         self.with(|conn| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {} FROM calls WHERE terminal_queued=0 AND status IN ('failed','completed') \

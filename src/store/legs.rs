@@ -20,6 +20,9 @@ pub enum LegJournalOp {
 impl Store {
     /// Applies a batch of journal changes in one transaction, in order.
     pub async fn apply_leg_journal(&self, ops: Vec<LegJournalOp>) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.apply_leg_journal(ops).await;
+        }
         self.with(move |conn| {
             let tx = conn.savepoint()?;
             for op in &ops {
@@ -33,6 +36,9 @@ impl Store {
 
     /// Every leg dialog left in the journal (oldest first).
     pub async fn leg_dialogs(&self) -> Result<Vec<LegDialog>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.leg_dialogs().await;
+        }
         self.with(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT call_id, conversation_id, state, local_tag, remote_tag, cseq,

@@ -1,5 +1,7 @@
-//! Durable state in SQLite: call records, idempotency keys and the outbox of
-//! notifications and bot events.
+//! Durable state in SQLite (one instance) or PostgreSQL (cluster mode, `pg`): call records,
+//! idempotency keys and the outbox of notifications and bot events. Both engines sit behind
+//! the same [`Store`] methods; each method hands over to the PostgreSQL engine when the store
+//! was opened on it, so callers never know which one runs.
 //!
 //! Every write that the API acknowledges is committed (WAL, `synchronous=FULL`)
 //! before the answer is sent, so a process killed right after a `200` still
@@ -12,6 +14,7 @@ mod finish;
 mod legs;
 mod migrations;
 mod outbox;
+mod pg;
 mod retention;
 mod writer;
 
@@ -41,6 +44,7 @@ pub mod kind {
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Errors from the store boundary.
 #[derive(Debug, thiserror::Error)]
@@ -60,12 +64,36 @@ pub enum StoreError {
     Join(String),
     #[error("database commit failed: {0}")]
     Commit(String),
+    /// A statement PostgreSQL refused, or its connection failing mid-operation.
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No connection to PostgreSQL could be had (down, unreachable, or all busy too long).
+    #[error("PostgreSQL unavailable: {0}")]
+    PostgresUnavailable(String),
+    /// `cluster.postgres_url` does not parse as a connection string.
+    #[error("PostgreSQL connection settings: {0}")]
+    PostgresConfig(String),
 }
 
-/// Handle to the SQLite database; cheap to clone.
+impl StoreError {
+    /// Whether the database could not be reached (as opposed to refusing an operation): the
+    /// operation may succeed once it is back, so the API answers 503 with `Retry-After`.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::PostgresUnavailable(_) => true,
+            StoreError::Postgres(e) => pg::is_connection_error(e),
+            _ => false,
+        }
+    }
+}
+
+/// Handle to the database (SQLite or PostgreSQL); cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    writer: writer::Writer,
+    /// The SQLite store thread; `None` when the store runs on PostgreSQL.
+    writer: Option<writer::Writer>,
+    /// The PostgreSQL engine, in cluster mode.
+    pg: Option<Arc<pg::PgStore>>,
     path: PathBuf,
 }
 
@@ -85,12 +113,38 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::apply(&mut conn)?;
         Ok(Store {
-            writer: writer::Writer::start(conn)?,
+            writer: Some(writer::Writer::start(conn)?),
+            pg: None,
             path,
         })
     }
 
-    /// Where the database file lives.
+    /// Connects to the PostgreSQL database at `url` (cluster mode) and applies its migrations.
+    /// `instance_id` owns the calls this instance accepts: its restart recovery reads only
+    /// those. Fails with [`StoreError::PostgresUnavailable`] when the server cannot be reached.
+    pub async fn open_postgres(url: &str, instance_id: &str) -> Result<Store, StoreError> {
+        let pg = pg::PgStore::open(url, instance_id).await?;
+        Ok(Store {
+            writer: None,
+            pg: Some(Arc::new(pg)),
+            path: PathBuf::from(crate::config::redact_url(url)),
+        })
+    }
+
+    /// `"sqlite"` or `"postgres"`, for logs and status.
+    pub fn engine(&self) -> &'static str {
+        match self.pg {
+            Some(_) => "postgres",
+            None => "sqlite",
+        }
+    }
+
+    /// The PostgreSQL engine, when the store runs on it.
+    fn pg(&self) -> Option<&pg::PgStore> {
+        self.pg.as_deref()
+    }
+
+    /// Where the database file lives (on PostgreSQL: its URL, password redacted).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -102,7 +156,13 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        self.writer.run(f).await
+        let Some(writer) = &self.writer else {
+            // Unreachable: every method hands over to the PostgreSQL engine before this.
+            return Err(StoreError::Join(
+                "SQLite operation on a PostgreSQL store".into(),
+            ));
+        };
+        writer.run(f).await
     }
 }
 

@@ -161,6 +161,11 @@ impl Store {
         url: Option<&str>,
         payload: String,
     ) -> Result<i64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg
+                .enqueue(conversation_id, channel, kind, url, payload)
+                .await;
+        }
         let (c, k, u) = (
             conversation_id.to_owned(),
             kind.to_owned(),
@@ -184,6 +189,9 @@ impl Store {
         &self,
         conversation_id: &str,
     ) -> Result<Vec<(OutboxItem, Vec<DeliveryAttempt>)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.deliveries(conversation_id).await;
+        }
         let c = conversation_id.to_owned();
         self.with(move |conn| {
             let mut stmt = conn.prepare(&format!(
@@ -228,6 +236,17 @@ impl Store {
         disconnect_url: Option<&str>,
         expires_seconds: Option<i64>,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg
+                .save_bot_session(
+                    conversation_id,
+                    activities_url,
+                    refresh_url,
+                    disconnect_url,
+                    expires_seconds,
+                )
+                .await;
+        }
         let v = (
             conversation_id.to_owned(),
             activities_url.to_owned(),
@@ -249,6 +268,9 @@ impl Store {
         &self,
         conversation_id: &str,
     ) -> Result<Option<(String, Option<String>, Option<String>, Option<i64>)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.bot_session(conversation_id).await;
+        }
         let c = conversation_id.to_owned();
         self.with(move |conn| {
             Ok(conn

@@ -29,6 +29,9 @@ impl Store {
     /// (unix ms) and have nothing left to deliver, with everything recorded about them;
     /// finished outbox items created before `cutoff_ms`; idempotency keys past their window.
     pub async fn prune_before(&self, cutoff_ms: i64, batch: u32) -> Result<Pruned, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.prune_before(cutoff_ms, batch).await;
+        }
         self.with(move |conn| {
             let tx = conn.savepoint()?;
             let ids: Vec<String> = {

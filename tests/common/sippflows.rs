@@ -210,13 +210,18 @@ fn init_tracing() {
 /// Starts dialgate (HTTPS, fresh data dir, the given RTP range, generous bot answer timeout),
 /// a notification sink and a bot.
 pub async fn start_flow(setup: FlowSetup) -> Flow {
-    start_flow_models(setup, None, "").await
+    start_flow_models(setup, None, "", "").await
 }
 
 /// [`start_flow`] with more lines under `server:` (each indented two spaces, newline-ended),
 /// e.g. `"  dns: { servers: [\"127.0.0.1:5353\"] }\n"`.
 pub async fn start_flow_with_server(setup: FlowSetup, server_extra: &str) -> Flow {
-    start_flow_models(setup, None, server_extra).await
+    start_flow_models(setup, None, server_extra, "").await
+}
+
+/// [`start_flow`] with `extra` YAML appended to the configuration (e.g. a `cluster` section).
+pub async fn start_flow_extra(setup: FlowSetup, extra: &str) -> Flow {
+    start_flow_models(setup, None, "", extra).await
 }
 
 /// [`start_flow`] with the speech model directory `models` linked into the data directory (so
@@ -227,10 +232,15 @@ pub async fn start_flow_with_model(setup: FlowSetup) -> Flow {
         models.join("ggml-tiny.en.bin").is_file(),
         "speech model missing: run scripts/setup-model"
     );
-    start_flow_models(setup, Some(models), "").await
+    start_flow_models(setup, Some(models), "", "").await
 }
 
-async fn start_flow_models(setup: FlowSetup, models: Option<PathBuf>, server_extra: &str) -> Flow {
+async fn start_flow_models(
+    setup: FlowSetup,
+    models: Option<PathBuf>,
+    server_extra: &str,
+    extra: &str,
+) -> Flow {
     init_tracing();
     let sink = NotifySink::start().await.unwrap();
     let bot = BotApiServer::start(BotConfig::default()).await.unwrap();
@@ -242,7 +252,7 @@ async fn start_flow_models(setup: FlowSetup, models: Option<PathBuf>, server_ext
     }
     let cert = make_cert(dir.path());
     let yaml = format!(
-        "server:\n  sip:\n    listen:\n      - {{ transport: udp, address: \"127.0.0.1:0\" }}\n  http:\n    listen: \"127.0.0.1:0\"\n    tls: {{ cert: {}, key: {} }}\n  rtp:\n    port_min: {}\n    port_max: {}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n  notify_allow: [127.0.0.0/8]\n{}{}",
+        "server:\n  sip:\n    listen:\n      - {{ transport: udp, address: \"127.0.0.1:0\" }}\n  http:\n    listen: \"127.0.0.1:0\"\n    tls: {{ cert: {}, key: {} }}\n  rtp:\n    port_min: {}\n    port_max: {}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n  notify_allow: [127.0.0.0/8]\n{}{}{extra}",
         cert.cert.display(),
         cert.key.display(),
         setup.rtp.0,
