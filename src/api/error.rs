@@ -68,6 +68,20 @@ pub enum ApiError {
     },
     #[error("internal error: {0}")]
     Internal(String),
+    /// Cluster mode: Redis (the bots' shared limits, the live-call registry) cannot be asked,
+    /// so no dialout is admitted; calls in progress go on.
+    #[error(
+        "the cluster's shared state is unavailable ({reason}); new dialouts are refused until it is back (calls in progress go on); retry after {retry_after} s"
+    )]
+    ClusterUnavailable { reason: String, retry_after: u64 },
+    /// Cluster mode: the call is live on another instance that did not take the hang-up.
+    #[error("call `{id}` is live on instance `{owner}`, which {why}; retry after {retry_after} s")]
+    OwnerUnreachable {
+        id: String,
+        owner: String,
+        why: String,
+        retry_after: u64,
+    },
 }
 
 impl ApiError {
@@ -89,6 +103,7 @@ impl ApiError {
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             RecognitionUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ClusterUnavailable { .. } | OwnerUnreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -118,6 +133,8 @@ impl ApiError {
             MethodNotAllowed { .. } => "method_not_allowed",
             Internal(_) => "internal",
             RecognitionUnavailable { .. } => "recognition_unavailable",
+            ClusterUnavailable { .. } => "cluster_unavailable",
+            OwnerUnreachable { .. } => "owner_unreachable",
         }
     }
 
@@ -127,6 +144,8 @@ impl ApiError {
             ApiError::AuthThrottled(s) => Some(*s),
             ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
             ApiError::AtCapacity(_) => Some(5),
+            ApiError::ClusterUnavailable { retry_after, .. }
+            | ApiError::OwnerUnreachable { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }

@@ -79,6 +79,16 @@ fn samples() -> Vec<ApiError> {
             model: s(),
             reason: s(),
         },
+        ApiError::ClusterUnavailable {
+            reason: s(),
+            retry_after: 2,
+        },
+        ApiError::OwnerUnreachable {
+            id: s(),
+            owner: s(),
+            why: s(),
+            retry_after: 2,
+        },
     ]
 }
 
@@ -109,6 +119,8 @@ fn every_variant_is_sampled(e: &ApiError) {
         | NotFound(_)
         | MethodNotAllowed { .. }
         | Internal(_)
-        | RecognitionUnavailable { .. } => {}
+        | RecognitionUnavailable { .. }
+        | ClusterUnavailable { .. }
+        | OwnerUnreachable { .. } => {}
     }
 }

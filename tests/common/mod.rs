@@ -14,6 +14,7 @@ pub mod flows;
 pub mod http_peers;
 pub mod mediaflows;
 pub mod peers;
+pub mod redis;
 pub mod simcall;
 pub mod simside;
 pub mod sipp;
