@@ -6,6 +6,7 @@
 //! running configuration and swaps in a new one only when it loads cleanly.
 
 mod check;
+mod cluster;
 mod error;
 mod index;
 mod lists;
@@ -20,6 +21,7 @@ mod structure;
 mod types;
 mod validate;
 
+pub use cluster::{ClusterConfig, redact_url};
 pub use error::{ConfigError, ConfigErrors, ErrorKind};
 pub use recognition::{
     INSTALL_MODEL, RecognitionGap, RecognitionUse, gap_lines, model_file, model_installed,
@@ -50,6 +52,8 @@ pub struct Config {
     pub routing_rules: Vec<RoutingRule>,
     /// REST API clients.
     pub api_clients: Vec<ApiClient>,
+    /// Cluster mode (shared PostgreSQL / Redis); `None`: one instance on its own SQLite file.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Config {
@@ -217,6 +221,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     if found.fatal {
         return Err(sorted(found.errors));
     }
+    let mut root = root;
+    let raw_cluster = root.cluster.take();
     let (server, main_lists) = root.split();
     lists.add(0, main_lists);
     for (source, raw) in included {
@@ -230,6 +236,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         errors: Vec::new(),
     };
     let server = ctx.server(&server);
+    let cluster = raw_cluster.as_ref().map(|c| ctx.cluster(c));
     let l = lists::resolve(&mut ctx, &lists);
     // Semantic errors join the structural ones, except those repeating a structural error.
     let semantic = std::mem::take(&mut ctx.errors);
@@ -245,6 +252,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         phone_numbers: l.phone_numbers,
         routing_rules: l.routing_rules,
         api_clients: l.api_clients,
+        cluster,
     })
 }
 

@@ -21,6 +21,8 @@ pub(super) struct RawRoot {
     pub routing_rules: Vec<RawRoutingRule>,
     #[serde(default)]
     pub api_clients: Vec<RawApiClient>,
+    /// `cluster`: several instances sharing PostgreSQL and Redis (absent: one instance).
+    pub cluster: Option<super::cluster::RawCluster>,
 }
 
 impl RawRoot {
