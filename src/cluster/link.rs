@@ -78,7 +78,12 @@ impl Link {
             ConnectionManager::new_with_config(client, config),
         )
         .await
-        .map_err(|_| ClusterError::Unreachable(format!("no connection to {url} within 5 s")))?
+        .map_err(|_| {
+            ClusterError::Unreachable(format!(
+                "no connection to {} within 5 s",
+                crate::config::redact_url(url)
+            ))
+        })?
         .map_err(|e| ClusterError::from_redis("the connection", e))?;
         Ok((Link { conn }, rx))
     }

@@ -40,8 +40,13 @@ pub struct RedisSettings {
 }
 
 /// The Redis part of the `cluster` section, when there is one.
-pub fn redis_settings(_config: &crate::config::Config) -> Option<RedisSettings> {
-    None
+pub fn redis_settings(config: &crate::config::Config) -> Option<RedisSettings> {
+    let c = config.cluster.as_ref()?;
+    Some(RedisSettings {
+        url: c.redis_url.clone()?,
+        instance_id: c.instance_id.clone(),
+        lease: Duration::from_secs(u64::from(c.lease_sec)),
+    })
 }
 
 /// This instance's part of the cluster on Redis.
