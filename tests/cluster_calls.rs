@@ -185,6 +185,47 @@ async fn a_delete_sent_to_another_instance_hangs_the_call_up_on_its_owner() {
     // 4. A second DELETE, at either instance, finds the call ended (409).
     assert_eq!(other.hangup(&id).await.status, StatusCode::CONFLICT);
     assert_eq!(owner.hangup(&id).await.status, StatusCode::CONFLICT);
+
+    // 5. An owner that is gone: a second call's owner stops renewing and its key names an
+    //    instance nobody runs; DELETE at the other instance is 503 owner_unreachable with
+    //    Retry-After, and nothing is hung up.
+    let id2 = owner.dial(json!({})).await;
+    owner
+        .wait_record(&id2, "answered", |r| r["answeredAt"].is_string())
+        .await;
+    owner
+        .app
+        .app()
+        .cluster
+        .as_ref()
+        .expect("cluster mode")
+        .stop_renewal();
+    let key = format!("dialgate:call:{id2}");
+    redis
+        .command(&["SET", &key, "ghost", "PX", "60000"])
+        .expect("SET");
+    let gone = other.hangup(&id2).await;
+    assert_eq!(
+        gone.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        gone.text
+    );
+    assert_eq!(
+        gone.json["error"]["code"], "owner_unreachable",
+        "{}",
+        gone.text
+    );
+    assert!(gone.text.contains("ghost"), "{}", gone.text);
+    assert!(
+        gone.headers.contains_key("retry-after"),
+        "{:?}",
+        gone.headers
+    );
+    assert!(owner.record(&id2).await["endedAt"].is_null());
+    // The owner itself still hangs its call up.
+    assert_eq!(owner.hangup(&id2).await.status, StatusCode::ACCEPTED);
+    owner.wait_terminal(&id2).await;
     owner.stop().await;
     other.stop().await;
 }

@@ -620,9 +620,15 @@ async fn hangup_elsewhere(
                 &json!({"conversationId": id, "status": "hangup-requested"}),
             ))
         }
-        Ok(RemoteHangup::NotLive { .. } | RemoteHangup::NoOwner) => {
-            Err(ApiError::CallEnded(id.to_owned()))
-        }
+        Ok(RemoteHangup::NotLive { .. }) => Err(ApiError::CallEnded(id.to_owned())),
+        // Not terminal in the store, yet no instance holds it live: a dialout queued on another
+        // instance (queues are per instance), or a call whose owner died and is not taken over.
+        Ok(RemoteHangup::NoOwner) => Err(ApiError::OwnerUnreachable {
+            id: id.to_owned(),
+            owner: "none".into(),
+            why: "is not recorded on Redis (the call is queued on another instance, or its owner stopped)".into(),
+            retry_after: owners.lease_secs(),
+        }),
         Ok(RemoteHangup::OwnerGone { owner, why }) => Err(ApiError::OwnerUnreachable {
             id: id.to_owned(),
             owner,
