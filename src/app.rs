@@ -49,6 +49,8 @@ pub enum AppError {
     Api(#[from] api::ServeError),
     #[error("{0}")]
     Engine(String),
+    #[error("cluster mode: {0}")]
+    Cluster(String),
 }
 
 /// Start-up report: one WARN line per bot that needs speech recognition while the engine has
@@ -94,6 +96,8 @@ pub struct App {
     /// Queued dialouts: stopped before the calls are drained, so a permit freed by the drain
     /// does not start a new call in a stopping process (the queue waits for the next start).
     queue: Arc<crate::call::queue::DialQueue>,
+    /// Cluster mode on Redis (`cluster.redis_url`): tests stop its lease renewal.
+    pub cluster: Option<Arc<crate::cluster::RedisCluster>>,
 }
 
 impl App {
@@ -138,15 +142,42 @@ impl App {
         engine.preload_tts().await;
         tasks.push(outbox.spawn(shutdown.clone()));
         engine.recover().await;
-        let limiter: Arc<dyn crate::call::limiter::RateLimiter> = Arc::new(LocalLimiter::new());
+        // Cluster mode on Redis: shared limits, and calls recorded with their owner.
+        let cluster = match crate::cluster::redis_settings(&snap.config) {
+            Some(s) => Some(
+                crate::cluster::RedisCluster::start(s, shutdown.clone())
+                    .await
+                    .map_err(|e| AppError::Cluster(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let (limiter, calls): (
+            Arc<dyn crate::call::limiter::RateLimiter>,
+            Arc<dyn CallControl>,
+        ) = match &cluster {
+            Some(c) => (
+                c.limiter.clone(),
+                Arc::new(crate::cluster::ClusterCalls::new(
+                    engine.clone(),
+                    c.leases.clone(),
+                )),
+            ),
+            None => (Arc::new(LocalLimiter::new()), engine.clone()),
+        };
         let queue = crate::call::queue::DialQueue::new(crate::call::queue::QueueDeps {
             store: store.clone(),
             outbox: outbox.clone(),
             limiter: limiter.clone(),
-            calls: engine.clone() as Arc<dyn CallControl>,
+            calls: calls.clone(),
             config: config.clone(),
             metrics: metrics.clone(),
         });
+        if let Some(c) = &cluster {
+            c.owners.set_local(Arc::new(crate::cluster::LocalCalls {
+                queue: queue.clone(),
+                calls: engine.clone(),
+            }));
+        }
         // Dialouts that were queued when the process stopped wait again, in their order.
         queue.restore().await;
         tasks.push(tokio::spawn(queue.clone().run(shutdown.clone())));
@@ -165,7 +196,7 @@ impl App {
             config: config.clone(),
             store: store.clone(),
             limiter,
-            calls: engine.clone() as Arc<dyn CallControl>,
+            calls,
             queue: queue.clone(),
             metrics: metrics.clone(),
             auth: Authenticator::new(opts.token_ttl),
@@ -178,6 +209,7 @@ impl App {
                 v
             }),
             capacity: Box::new(move || gate.check(pool.free(), pool.capacity())),
+            owners: cluster.as_ref().map(|c| c.owners.clone()),
         });
         let server = api::serve(state, shutdown.clone()).await?;
         tasks.push(server.task);
@@ -192,6 +224,7 @@ impl App {
             shutdown,
             tasks,
             queue,
+            cluster,
         })
     }
 

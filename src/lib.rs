@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod call;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod core;
 pub mod crypto;

@@ -71,6 +71,20 @@ pub enum ApiError {
     /// The shared database (cluster mode) cannot be reached; nothing was accepted.
     #[error("the call store is unavailable ({0}); nothing was accepted, retry later")]
     StoreUnavailable(String),
+    /// Cluster mode: Redis (the bots' shared limits, the live-call registry) cannot be asked,
+    /// so no dialout is admitted; calls in progress go on.
+    #[error(
+        "the cluster's shared state is unavailable ({reason}); new dialouts are refused until it is back (calls in progress go on); retry after {retry_after} s"
+    )]
+    ClusterUnavailable { reason: String, retry_after: u64 },
+    /// Cluster mode: the call is live on another instance that did not take the hang-up.
+    #[error("call `{id}` is live on instance `{owner}`, which {why}; retry after {retry_after} s")]
+    OwnerUnreachable {
+        id: String,
+        owner: String,
+        why: String,
+        retry_after: u64,
+    },
 }
 
 impl ApiError {
@@ -93,6 +107,7 @@ impl ApiError {
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             RecognitionUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ClusterUnavailable { .. } | OwnerUnreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -123,6 +138,8 @@ impl ApiError {
             Internal(_) => "internal",
             RecognitionUnavailable { .. } => "recognition_unavailable",
             StoreUnavailable(_) => "store_unavailable",
+            ClusterUnavailable { .. } => "cluster_unavailable",
+            OwnerUnreachable { .. } => "owner_unreachable",
         }
     }
 
@@ -134,6 +151,8 @@ impl ApiError {
             ApiError::AtCapacity(_) => Some(5),
             // A few seconds: the pool retries its connection on the next request.
             ApiError::StoreUnavailable(_) => Some(5),
+            ApiError::ClusterUnavailable { retry_after, .. }
+            | ApiError::OwnerUnreachable { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }

@@ -227,6 +227,13 @@ fn refusal(bot: &str, r: Refusal) -> ApiError {
             limit: "calls-per-second limit (outbound.max_cps)",
             retry_after: retry_after_secs,
         },
+        Refusal::Unavailable {
+            reason,
+            retry_after_secs,
+        } => ApiError::ClusterUnavailable {
+            reason,
+            retry_after: retry_after_secs,
+        },
     }
 }
 
@@ -325,8 +332,11 @@ pub async fn dialout(
     // A queue that holds dialouts keeps its order: a new one waits behind them.
     let permit = match queues && state.queue.len(&bot.id) > 0 {
         true => None,
-        false => match state.limiter.try_acquire(&bot.id, limits) {
+        false => match state.limiter.try_acquire(&bot.id, limits).await {
             Ok(p) => Some(p),
+            // Without the shared limits nothing is admitted, not even to the queue: its
+            // dispatcher could not dial it either, and the dialer retries after 503.
+            Err(r @ Refusal::Unavailable { .. }) => return Err(refusal(&bot.id, r)),
             Err(_) if queues => None,
             Err(r) => return Err(refusal(&bot.id, r)),
         },
@@ -586,7 +596,48 @@ pub async fn hangup(
                 &json!({"conversationId": id, "status": "hangup-requested"}),
             ))
         }
-        // Stored as live but unknown to the engine: it is ending right now.
-        HangupOutcome::NotLive => Err(ApiError::CallEnded(id.to_owned())),
+        HangupOutcome::NotLive => match &state.owners {
+            Some(owners) => hangup_elsewhere(owners, id, &who.client_id).await,
+            // Stored as live but unknown to the engine: it is ending right now.
+            None => Err(ApiError::CallEnded(id.to_owned())),
+        },
+    }
+}
+
+/// Cluster mode: a call not live here is hung up by its owner instance; answers as a local
+/// hang-up does once the owner has confirmed, or 503 when the owner is gone.
+async fn hangup_elsewhere(
+    owners: &crate::cluster::Owners,
+    id: &str,
+    client: &str,
+) -> Result<Reply, ApiError> {
+    use crate::cluster::RemoteHangup;
+    match owners.hangup_remote(id).await {
+        Ok(RemoteHangup::Requested { owner }) => {
+            tracing::info!(conversation_id = %id, %client, %owner, "hang-up requested by the API, through the owning instance");
+            Ok(json(
+                StatusCode::ACCEPTED,
+                &json!({"conversationId": id, "status": "hangup-requested"}),
+            ))
+        }
+        Ok(RemoteHangup::NotLive { .. }) => Err(ApiError::CallEnded(id.to_owned())),
+        // Not terminal in the store, yet no instance holds it live: a dialout queued on another
+        // instance (queues are per instance), or a call whose owner died and is not taken over.
+        Ok(RemoteHangup::NoOwner) => Err(ApiError::OwnerUnreachable {
+            id: id.to_owned(),
+            owner: "none".into(),
+            why: "is not recorded on Redis (the call is queued on another instance, or its owner stopped)".into(),
+            retry_after: owners.lease_secs(),
+        }),
+        Ok(RemoteHangup::OwnerGone { owner, why }) => Err(ApiError::OwnerUnreachable {
+            id: id.to_owned(),
+            owner,
+            why,
+            retry_after: owners.lease_secs(),
+        }),
+        Err(e) => Err(ApiError::ClusterUnavailable {
+            reason: e.to_string(),
+            retry_after: crate::cluster::RETRY_AFTER_SECS,
+        }),
     }
 }

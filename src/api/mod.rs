@@ -39,6 +39,8 @@ pub struct ApiState {
     /// Whether one more call fits (RTP ports, descriptors); checked before a
     /// dialout is accepted.
     pub capacity: Box<dyn Fn() -> Result<(), crate::limits::Shortage> + Send + Sync>,
+    /// Cluster mode: the live-call registry that routes a hang-up to the call's owner.
+    pub owners: Option<Arc<crate::cluster::Owners>>,
 }
 
 /// Errors starting the API listener.

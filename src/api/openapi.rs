@@ -80,6 +80,16 @@ fn samples() -> Vec<ApiError> {
             model: s(),
             reason: s(),
         },
+        ApiError::ClusterUnavailable {
+            reason: s(),
+            retry_after: 2,
+        },
+        ApiError::OwnerUnreachable {
+            id: s(),
+            owner: s(),
+            why: s(),
+            retry_after: 2,
+        },
     ]
 }
 
@@ -111,6 +121,8 @@ fn every_variant_is_sampled(e: &ApiError) {
         | MethodNotAllowed { .. }
         | Internal(_)
         | StoreUnavailable(_)
-        | RecognitionUnavailable { .. } => {}
+        | RecognitionUnavailable { .. }
+        | ClusterUnavailable { .. }
+        | OwnerUnreachable { .. } => {}
     }
 }

@@ -311,7 +311,7 @@ impl DialQueue {
                 if self.len(&bot_id) == 0 || self.stopped.load(Ordering::SeqCst) {
                     break;
                 }
-                let Ok(permit) = self.deps.limiter.try_acquire(&bot.id, limits) else {
+                let Ok(permit) = self.deps.limiter.try_acquire(&bot.id, limits).await else {
                     break;
                 };
                 let Some(w) = self.pop(&bot_id) else { break };

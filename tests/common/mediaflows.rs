@@ -75,6 +75,10 @@ pub struct MediaSetup {
     pub bot_on_start: Vec<Value>,
     /// `bots[].outbound.send_metadata_info`.
     pub send_metadata_info: bool,
+    /// Top-level YAML appended to the configuration (e.g. a `cluster:` section).
+    pub extra_yaml: String,
+    /// `server.data_dir` shared with another instance (default: the flow's own).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl MediaSetup {
@@ -98,6 +102,8 @@ impl MediaSetup {
             outbound: vec!["max_cps: 50".into(), "max_concurrent: 5".into()],
             bot_on_start: Vec::new(),
             send_metadata_info: false,
+            extra_yaml: String::new(),
+            data_dir: None,
         }
     }
 }
@@ -210,13 +216,17 @@ api_clients:
     secret_env: MEDIAFLOWS_DIALER_SECRET
     groups: [call_control, call_data_manager]
     webhook_secret: {WEBHOOK_SECRET}
-"#,
+{extra_yaml}"#,
             cert = cert.cert.display(),
             key = cert.key.display(),
             rtp_min = s.rtp.0,
             rtp_max = s.rtp.1,
             inactivity = s.inactivity_sec,
-            data = dir.path().join("data").display(),
+            data = s
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| dir.path().join("data"))
+                .display(),
             bot_uri = bot.uri(),
             events_url = bot_api.events_url(),
             recording = s.recording,
@@ -227,6 +237,7 @@ api_clients:
                 .map(|l| format!("      {l}\n"))
                 .collect::<String>(),
             send_metadata_info = s.send_metadata_info,
+            extra_yaml = s.extra_yaml,
         );
         let app = start_app(dir, &yaml, &cert.der).await;
         MediaFlow {

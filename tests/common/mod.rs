@@ -15,6 +15,7 @@ pub mod http_peers;
 pub mod mediaflows;
 pub mod peers;
 pub mod postgres;
+pub mod redis;
 pub mod simcall;
 pub mod simside;
 pub mod sipp;

@@ -1,0 +1,111 @@
+//! The one connection of an instance to Redis: redis-rs's connection manager (reconnects by
+//! itself, re-subscribes this instance's channel after a reconnect), every operation bounded
+//! so a Redis that does not answer turns into a quick, clear refusal instead of a hung request.
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The longest any one Redis operation may take before it counts as Redis being unreachable.
+pub const OP_TIMEOUT: Duration = Duration::from_millis(1000);
+/// `Retry-After` of a refusal while Redis is unreachable: about the reconnect's back-off.
+pub const RETRY_AFTER_SECS: u64 = 2;
+
+/// What went wrong talking to Redis.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    /// No connection, or no answer within [`OP_TIMEOUT`].
+    #[error("Redis is unreachable: {0}")]
+    Unreachable(String),
+    /// Redis answered with an error (a script's, a wrong type).
+    #[error("Redis refused {what}: {detail}")]
+    Refused { what: &'static str, detail: String },
+    /// `cluster.redis_url` is not a Redis URL.
+    #[error("cluster.redis_url is not a Redis URL: {0}")]
+    BadUrl(String),
+}
+
+impl ClusterError {
+    fn from_redis(what: &'static str, e: redis::RedisError) -> ClusterError {
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_unrecoverable_error()
+        {
+            ClusterError::Unreachable(format!("{what}: {e}"))
+        } else {
+            ClusterError::Refused {
+                what,
+                detail: e.to_string(),
+            }
+        }
+    }
+}
+
+/// A cheap handle on the shared connection.
+#[derive(Clone)]
+pub struct Link {
+    conn: ConnectionManager,
+}
+
+impl Link {
+    /// Connects to `url` (RESP3, so pub/sub messages arrive on the same connection as pushes,
+    /// returned as the receiver).
+    pub async fn connect(
+        url: &str,
+    ) -> Result<(Link, mpsc::UnboundedReceiver<redis::PushInfo>), ClusterError> {
+        use redis::IntoConnectionInfo;
+        let mut info = url
+            .into_connection_info()
+            .map_err(|e| ClusterError::BadUrl(e.to_string()))?;
+        info.redis.protocol = redis::ProtocolVersion::RESP3;
+        let client = redis::Client::open(info).map_err(|e| ClusterError::BadUrl(e.to_string()))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(OP_TIMEOUT)
+            .set_response_timeout(OP_TIMEOUT)
+            // A few quick attempts per reconnect; the next command (a renewal at the latest,
+            // every lease_sec / 3) starts another round, so it never gives up for good.
+            .set_number_of_retries(3)
+            .set_factor(100)
+            .set_max_delay(1000)
+            .set_push_sender(tx)
+            .set_automatic_resubscription();
+        let conn = tokio::time::timeout(
+            OP_TIMEOUT * 5,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| {
+            ClusterError::Unreachable(format!(
+                "no connection to {} within 5 s",
+                crate::config::redact_url(url)
+            ))
+        })?
+        .map_err(|e| ClusterError::from_redis("the connection", e))?;
+        Ok((Link { conn }, rx))
+    }
+
+    /// Runs one operation on the connection, bounded by [`OP_TIMEOUT`].
+    pub async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, ClusterError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        match tokio::time::timeout(OP_TIMEOUT, op(self.conn.clone())).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(ClusterError::from_redis(what, e)),
+            Err(_) => Err(ClusterError::Unreachable(format!(
+                "{what}: no answer within {} ms",
+                OP_TIMEOUT.as_millis()
+            ))),
+        }
+    }
+
+    /// The connection itself (subscriptions).
+    pub(super) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
