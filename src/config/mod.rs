@@ -6,8 +6,8 @@
 //! running configuration and swaps in a new one only when it loads cleanly.
 
 mod check;
-mod dns;
 mod cluster;
+mod dns;
 mod error;
 mod index;
 mod ipv6;
