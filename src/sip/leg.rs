@@ -326,8 +326,8 @@ impl LegTask {
                 };
                 o.route_set = vec![route];
                 // The Contact names the transport the INVITE goes over (NAPTR may pick another
-                // one than the first proxy's).
-                if let Some(addr) = self.ep.contact_addr(*t) {
+                // one than the first proxy's) and dialgate by the target's address family.
+                if let Some(addr) = self.ep.contact_addr_for(*t, super::family::literal_ip(hp)) {
                     o.contact.host_with_port = addr.addr;
                 }
             }
