@@ -11,13 +11,11 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::api::{Http, TestApp, basic, make_cert};
-use common::http_peers::{BotApiServer, BotConfig, NotifySink};
 use common::peers::Sipp;
 use common::simcall::samples;
-use common::sippflows::{Flow, finish, scenario, sip_messages};
+use common::sippflows::{
+    Flow, FlowSetup, FlowStart, Trunk, finish, scenario, sip_messages, start_flow_custom,
+};
 use serde_json::{Value, json};
 
 /// Relay RTP range and SIPp media port base of test number `n` (0-based).
@@ -102,67 +100,22 @@ fn bot(ip: &str, media_port: u16) -> Sipp {
 /// dialgate on `listen` (YAML addresses), calling through a trunk at `trunk` and the bot at
 /// `bot_uri`; the SIPp flow kit's helpers then drive it.
 async fn start(listen: &[&str], trunk: String, bot_uri: String, rtp: (u16, u16)) -> Flow {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "dialgate=info".into()))
-        .with_test_writer()
-        .try_init();
-    let sink = NotifySink::start().await.unwrap();
-    let bot_api = BotApiServer::start(BotConfig::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cert = make_cert(dir.path());
-    let listeners: String = listen
-        .iter()
-        .map(|a| format!("      - {{ transport: udp, address: \"{a}\" }}\n"))
-        .collect();
-    // The body (bot, trunk, rule, dialer) is the SIPp kit's, with this test's addresses.
-    let body = common::sippflows::body(
-        0,
-        &bot_api.url(),
-        &common::sippflows::Trunk {
-            address: trunk,
+    start_flow_custom(
+        FlowSetup {
+            rtp,
+            bot_port: 0,
+            trunk: Trunk {
+                address: trunk,
+                ..Default::default()
+            },
+        },
+        FlowStart {
+            listen,
+            bot_uri: Some(&bot_uri),
             ..Default::default()
         },
     )
-    .replace("\"sip:bot@127.0.0.1:0\"", &format!("\"{bot_uri}\""));
-    assert!(body.contains(&bot_uri), "{body}");
-    let yaml = format!(
-        "server:\n  sip:\n    listen:\n{listeners}  http:\n    listen: \"127.0.0.1:0\"\n    tls: {{ cert: {}, key: {} }}\n  rtp:\n    port_min: {}\n    port_max: {}\n  data_dir: {}\n  bot_answer_timeout_sec: 10\n  notify_allow: [127.0.0.0/8]\n{body}",
-        cert.cert.display(),
-        cert.key.display(),
-        rtp.0,
-        rtp.1,
-        dir.path().join("data").display(),
-    );
-    let config_path = dir.path().join("dialgate.yaml");
-    std::fs::write(&config_path, yaml).unwrap();
-    let app = dialgate::app::App::start(
-        &config_path,
-        dialgate::app::AppOptions {
-            token_ttl: Duration::from_secs(900),
-            outbox: dialgate::webhook::OutboxOptions {
-                base_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_millis(400),
-                max_attempts: 5,
-                request_timeout: Duration::from_secs(5),
-            },
-            watch_config: false,
-            probe_bots: false,
-        },
-    )
     .await
-    .expect("dialgate starts");
-    let http = Http::new(&app.api_url(), Some(&cert.der), false);
-    Flow {
-        t: TestApp {
-            app: Some(app),
-            http,
-            dir,
-            config_path,
-        },
-        sink,
-        bot: bot_api,
-        auth: basic("dialer", common::sippflows::SECRET),
-    }
 }
 
 /// The first message of a SIPp trace whose label is `label` (`"<INVITE"`: a received INVITE).

@@ -235,12 +235,59 @@ pub async fn start_flow_with_model(setup: FlowSetup) -> Flow {
     start_flow_models(setup, Some(models), "", "").await
 }
 
+/// How [`start_flow_custom`] departs from [`start_flow`]'s configuration.
+pub struct FlowStart<'a> {
+    /// Speech models linked into the data directory.
+    pub models: Option<PathBuf>,
+    /// SIP UDP listen addresses as written in the YAML.
+    pub listen: &'a [&'a str],
+    /// The bot's `sip_uri` instead of the SIPp bot at `setup.bot_port`.
+    pub bot_uri: Option<&'a str>,
+    /// More lines under `server:` (indented two spaces, newline-ended).
+    pub server_extra: &'a str,
+    /// YAML appended to the configuration.
+    pub extra: &'a str,
+}
+
+impl Default for FlowStart<'_> {
+    fn default() -> Self {
+        FlowStart {
+            models: None,
+            listen: &["127.0.0.1:0"],
+            bot_uri: None,
+            server_extra: "",
+            extra: "",
+        }
+    }
+}
+
 async fn start_flow_models(
     setup: FlowSetup,
     models: Option<PathBuf>,
     server_extra: &str,
     extra: &str,
 ) -> Flow {
+    start_flow_custom(
+        setup,
+        FlowStart {
+            models,
+            server_extra,
+            extra,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// [`start_flow`] with the departures in `how` (listeners, bot URI, extra YAML, models).
+pub async fn start_flow_custom(setup: FlowSetup, how: FlowStart<'_>) -> Flow {
+    let FlowStart {
+        models,
+        listen,
+        bot_uri,
+        server_extra,
+        extra,
+    } = how;
     init_tracing();
     let sink = NotifySink::start().await.unwrap();
     let bot = BotApiServer::start(BotConfig::default()).await.unwrap();
@@ -251,15 +298,25 @@ async fn start_flow_models(
         std::os::unix::fs::symlink(m, data.join("models")).unwrap();
     }
     let cert = make_cert(dir.path());
+    let listeners: String = listen
+        .iter()
+        .map(|a| format!("      - {{ transport: udp, address: \"{a}\" }}\n"))
+        .collect();
+    let mut body = body(setup.bot_port, &bot.url(), &setup.trunk);
+    if let Some(uri) = bot_uri {
+        let default = format!("\"sip:bot@127.0.0.1:{}\"", setup.bot_port);
+        assert!(body.contains(&default), "{body}");
+        body = body.replace(&default, &format!("\"{uri}\""));
+    }
     let yaml = format!(
-        "server:\n  sip:\n    listen:\n      - {{ transport: udp, address: \"127.0.0.1:0\" }}\n  http:\n    listen: \"127.0.0.1:0\"\n    tls: {{ cert: {}, key: {} }}\n  rtp:\n    port_min: {}\n    port_max: {}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n  notify_allow: [127.0.0.0/8]\n{}{}{extra}",
+        "server:\n  sip:\n    listen:\n{listeners}  http:\n    listen: \"127.0.0.1:0\"\n    tls: {{ cert: {}, key: {} }}\n  rtp:\n    port_min: {}\n    port_max: {}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n  notify_allow: [127.0.0.0/8]\n{}{}{extra}",
         cert.cert.display(),
         cert.key.display(),
         setup.rtp.0,
         setup.rtp.1,
         dir.path().join("data").display(),
         server_extra,
-        body(setup.bot_port, &bot.url(), &setup.trunk)
+        body
     );
     let config_path = dir.path().join("dialgate.yaml");
     std::fs::write(&config_path, yaml).unwrap();
