@@ -30,11 +30,7 @@ fn item(r: &Row) -> Result<OutboxItem, StoreError> {
         destination: r.try_get(11)?,
         id,
         conversation_id: r.try_get(1)?,
-        channel: if ch == "bot" {
-            Channel::Bot
-        } else {
-            Channel::Dialer
-        },
+        channel: Channel::parse(&ch),
         kind: r.try_get(3)?,
         url: r.try_get(4)?,
         payload: r.try_get(5)?,
