@@ -122,10 +122,15 @@ fn serve(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
 }
 
 fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
-    // Without the outer transaction each operation's savepoint commits on
-    // its own: what a lone operation needs, and a correct (slower) fallback
-    // when BEGIN fails.
-    let mut in_tx = batch.len() > 1 && conn.execute_batch("BEGIN IMMEDIATE").is_ok();
+    // Even a lone operation runs in an IMMEDIATE transaction: a savepoint
+    // alone is a deferred transaction, and in WAL mode one that reads and
+    // then writes after another connection (another process on the same
+    // file) committed fails at once with SQLITE_BUSY_SNAPSHOT, which no busy
+    // timeout waits out — a claimed outbox item whose attempt could not be
+    // recorded stayed claimed until its lease ended and was sent again.
+    // Without the outer transaction (BEGIN itself failed) each operation's
+    // savepoint commits on its own.
+    let mut in_tx = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
     let mut pending: Vec<Reply> = Vec::with_capacity(batch.len());
     for job in batch {
         let reply = job(conn);
