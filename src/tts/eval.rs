@@ -237,13 +237,27 @@ pub fn spoken_words(text: &str) -> Vec<String> {
     words(&t)
 }
 
+/// Silence that ends an utterance when a synthesised sentence is recognised back: longer
+/// than any pause the voice makes inside a sentence (commas, ~300 ms), shorter than the
+/// second of silence after it.
+const SENTENCE_END_MS: u32 = 800;
+
 /// Recognise 8 kHz audio with the Whisper engine (0.5 s of silence before, as on a call).
+///
+/// One spoken sentence is recognised as one utterance: the session waits for
+/// [`SENTENCE_END_MS`] of silence before it ends an utterance or delivers a sentence-final
+/// result. With a call's endpointing (a sentence-final result delivered after 260 ms of
+/// silence) a sentence was cut at its comma pauses and the pieces decoded apart ("Your
+/// payment." + "of $89.99", "7:05 am" → "705 at m"): the figure then measured the
+/// segmenter, not whether the voice is understood.
 pub fn recognise(stt: &SttEngine, pcm: &[i16]) -> Result<String, TtsEvalError> {
     let mut clip = vec![0i16; 4000];
     clip.extend(through_g711(pcm));
     clip.extend(std::iter::repeat_n(0i16, 8000));
-    let results = recognise_clip(stt, &clip, SttSessionConfig::default())
-        .map_err(|e| TtsEvalError::Stt(e.to_string()))?;
+    let mut cfg = SttSessionConfig::default();
+    cfg.segmenter.end_ms = SENTENCE_END_MS;
+    cfg.segmenter.final_pause_ms = SENTENCE_END_MS;
+    let results = recognise_clip(stt, &clip, cfg).map_err(|e| TtsEvalError::Stt(e.to_string()))?;
     Ok(results
         .iter()
         .map(|r| r.text.as_str())
