@@ -358,12 +358,16 @@ fn main() -> ExitCode {
             data_dir,
             threads,
             length_scale,
+            noise_scale,
+            noise_w,
         } => {
             let defaults = dialgate::tts::TtsConfig::default();
             let tts = dialgate::tts::TtsConfig {
                 data_dir: data_dir.clone(),
                 threads_per_job: threads,
                 length_scale: length_scale.or(defaults.length_scale),
+                noise_scale: noise_scale.or(defaults.noise_scale),
+                noise_w: noise_w.or(defaults.noise_w),
                 ..defaults
             };
             let stt = dialgate::stt::SttEngineConfig {

@@ -361,7 +361,7 @@ impl Engine {
             );
         }
         for id in &ids {
-            self.send(id, ActorCmd::Hangup(HangupSource::Api));
+            self.send(id, ActorCmd::Hangup(HangupSource::Shutdown));
         }
         while started.elapsed() < SHUTDOWN_DRAIN && !self.live_ids().is_empty() {
             tokio::time::sleep(Duration::from_millis(50)).await;

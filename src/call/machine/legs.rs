@@ -8,6 +8,9 @@ use super::reason::{FailureKind, ReasonCode, bot_failure_text, carrier_failure_t
 use super::report::cause;
 use super::types::{AmdMode, BotEvent, HangupSource, LegSide, Output, TimerKind};
 
+/// The reason of a call ended because dialgate is stopping.
+pub const SHUTDOWN_REASON: &str = "dialgate stopping: the call was ended by the gateway's shutdown";
+
 impl CallMachine {
     pub(super) fn on_start(&mut self, now: Instant) {
         if !matches!(self.phase, Phase::Initiating) {
@@ -252,6 +255,7 @@ impl CallMachine {
         let (rc, text) = match source {
             HangupSource::Api => (ReasonCode::ApiHangup, "hang-up requested through the API"),
             HangupSource::BotActivity => (ReasonCode::BotDisconnected, "bot requested hang-up"),
+            HangupSource::Shutdown => (ReasonCode::Error, SHUTDOWN_REASON),
         };
         if self.is_live() {
             // From `Initiating` nothing was started: the call fails at once without SIP traffic.

@@ -292,3 +292,29 @@ fn media_timeout_ends_completed_media_timeout() {
         (CallStatus::Completed, ReasonCode::MediaTimeout)
     );
 }
+
+#[test]
+fn a_shutdown_hangup_ends_the_call_as_error_saying_why() {
+    let mut s = Sim::new(MachineConfig::default());
+    s.connected();
+    // 1. dialgate stops: both legs get BYE, the bot is told why, the call ends `error`
+    //    with the shutdown's reason (not "requested through the API").
+    let st = s.at(9_000).ev(Input::Hangup {
+        source: HangupSource::Shutdown,
+    });
+    assert_eq!(
+        st.acts,
+        vec![
+            Output::ByeCarrier,
+            Output::ByeBot,
+            Output::StopMedia,
+            Output::BotDisconnect {
+                reason: super::legs::SHUTDOWN_REASON.into(),
+                reason_code: ReasonCode::Error
+            }
+        ]
+    );
+    let r = st.terminal.unwrap();
+    assert_eq!(r.reason_code, ReasonCode::Error);
+    assert!(r.reason.contains("shutdown"), "{}", r.reason);
+}

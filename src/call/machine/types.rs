@@ -32,6 +32,9 @@ pub enum HangupSource {
     /// The bot answered an activity with a `hangup` event → `bot-disconnected` (the bot chose
     /// to end the call, which is what a bot BYE means too).
     BotActivity,
+    /// dialgate is stopping (SIGTERM / Ctrl-C) and ends every live call → `error`, with a
+    /// reason that says so (not "requested through the API": no client asked for it).
+    Shutdown,
 }
 
 /// Which timer of the machine's single timer table. The machine arms and fires them itself:
