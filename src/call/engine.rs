@@ -501,6 +501,10 @@ impl Engine {
             speak_messages: outbound.speak_messages,
             barge_in: outbound.barge_in,
             ws_bot: bot.is_some_and(|b| b.websocket.is_some()),
+            // Configuration refuses it for bots without a SIP leg; checked again here so a
+            // snapshot can never make a text bot's machine wait for a leg that does not exist.
+            early_media_to_bot: outbound.early_media_to_bot
+                && bot.is_some_and(|b| b.sip_uri.is_some()),
             ..MachineConfig::default()
         }
     }

@@ -185,6 +185,7 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
         );
         let o = &raw.outbound;
         let op = format!("{p}.outbound");
+        super::early_media::check(ctx, src, &op, raw);
         if !(o.max_cps.is_finite() && o.max_cps > 0.0) {
             ctx.range(src, &format!("{op}.max_cps"), o.max_cps);
         }
@@ -228,6 +229,7 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
                 send_metadata_info: o.send_metadata_info,
                 speak_messages: o.speak_messages,
                 barge_in: o.barge_in,
+                early_media_to_bot: o.early_media_to_bot,
             },
             amd: raw.amd.clone(),
             default_country: country(ctx, src, p, raw.default_country),

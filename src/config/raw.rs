@@ -303,6 +303,8 @@ pub(super) struct RawOutbound {
     pub max_queue: u32,
     #[serde(default = "d_max_queue_wait")]
     pub max_queue_wait_sec: u32,
+    #[serde(default)]
+    pub early_media_to_bot: bool,
 }
 
 fn d_max_queue() -> u32 {
@@ -330,6 +332,7 @@ impl Default for RawOutbound {
             send_metadata_info: false,
             speak_messages: false,
             barge_in: false,
+            early_media_to_bot: false,
         }
     }
 }

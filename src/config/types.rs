@@ -251,6 +251,10 @@ pub struct Outbound {
     /// A queued dialout not dialled within this many seconds ends `failed/queue-timeout`,
     /// >= 1 (default 600).
     pub max_queue_wait_sec: u32,
+    /// A SIP bot's leg is placed at the carrier's first provisional with SDP (183/180), so the
+    /// bot hears the early media (ringback, announcements) one way; `start` still waits for the
+    /// answer. SIP bots only (refused for text and WebSocket bots). Default false.
+    pub early_media_to_bot: bool,
 }
 
 /// `bots[].outbound.on_limit`: a dialout over the bot's limits is refused (Live Hub's
@@ -297,6 +301,7 @@ impl Default for Outbound {
             send_metadata_info: false,
             speak_messages: false,
             barge_in: false,
+            early_media_to_bot: false,
         }
     }
 }

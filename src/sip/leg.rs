@@ -171,8 +171,13 @@ impl SipEndpoint {
 /// rsipstack 0.7.14 does not fail an INVITE whose TCP/TLS connection is refused: it retries on
 /// Timer A until Timer B (32 s) and reports a 408. To fail over promptly, a stream proxy is
 /// probed with a plain TCP connect first (bounded: 3 s); a refusal is a transport error.
-async fn probe_stream(target: Option<&(String, Transport)>) -> Result<(), String> {
-    let Some((host_port, transport)) = target else {
+async fn probe_stream(target: Option<&Hop>) -> Result<(), String> {
+    let Some(Hop {
+        host_port,
+        transport,
+        ..
+    }) = target
+    else {
         return Ok(());
     };
     if *transport == Transport::Udp {
@@ -184,6 +189,18 @@ async fn probe_stream(target: Option<&(String, Transport)>) -> Result<(), String
         Ok(Err(e)) => Err(format!("connect {host_port}: {e}")),
         Err(_) => Err(format!("connect {host_port}: timed out")),
     }
+}
+
+/// One place to send the INVITE: where, over what, and which name a TLS server there must prove.
+struct Hop {
+    /// `ip:port` of a located target, or the proxy as written.
+    host_port: String,
+    transport: Transport,
+    /// SNI and the name the certificate must carry: the trunk's host as configured — for a
+    /// domain located through NAPTR/SRV, the domain itself, never the SRV target's name nor the
+    /// address (RFC 3263 §4, RFC 5922 §4: the server must be authoritative for the domain
+    /// dialled; a DNS answer is not proof of that).
+    tls_name: String,
 }
 
 struct LegTask {
@@ -221,15 +238,16 @@ impl LegTask {
     /// Before an INVITE to a stream proxy: a TLS trunk gets its verified connection (dialled
     /// now, so a refused handshake fails the attempt at once with its reason); other stream
     /// targets are probed with a TCP connect.
-    async fn connect(&self, target: Option<&(String, Transport)>) -> Result<(), String> {
+    async fn connect(&self, target: Option<&Hop>) -> Result<(), String> {
         match (target, &self.tls) {
-            (Some((host_port, Transport::Tls)), Some(settings)) => {
+            (Some(hop), Some(settings)) if hop.transport == Transport::Tls => {
                 let core = &self.ep.core;
                 core.tls_dialer
                     .ensure(
                         &core.endpoint.inner.transport_layer,
                         &core.cancel,
-                        host_port,
+                        &hop.host_port,
+                        &hop.tls_name,
                         settings,
                     )
                     .await
@@ -251,7 +269,7 @@ impl LegTask {
     async fn locate(
         &mut self,
         hops: Vec<(String, TrunkHost)>,
-    ) -> Result<Vec<Option<(String, Transport)>>, LegEvent> {
+    ) -> Result<Vec<Option<Hop>>, LegEvent> {
         if hops.is_empty() {
             return Ok(vec![None]);
         }
@@ -260,7 +278,11 @@ impl LegTask {
         let mut last_error = None;
         for (written, hop) in hops {
             if hop.is_literal() {
-                out.push(Some((written, hop.transport)));
+                out.push(Some(Hop {
+                    host_port: written,
+                    transport: hop.transport,
+                    tls_name: hop.host.clone(),
+                }));
                 continue;
             }
             let resolving = resolver.resolve(&hop);
@@ -286,11 +308,13 @@ impl LegTask {
                 Ok(targets) => {
                     let list: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
                     info!(trunk = %hop, targets = ?list, "trunk located");
-                    out.extend(
-                        targets
-                            .into_iter()
-                            .map(|t| Some((t.host_port(), t.transport))),
-                    );
+                    out.extend(targets.into_iter().map(|t| {
+                        Some(Hop {
+                            host_port: t.host_port(),
+                            transport: t.transport,
+                            tls_name: hop.host.clone(),
+                        })
+                    }));
                 }
                 Err(e) => {
                     warn!(trunk = %hop, error = %e, "trunk not located");
@@ -319,7 +343,12 @@ impl LegTask {
         let mut attempts = Vec::with_capacity(targets.len());
         for target in targets {
             let mut o = base.clone();
-            if let Some((hp, t)) = &target {
+            if let Some(Hop {
+                host_port: hp,
+                transport: t,
+                ..
+            }) = &target
+            {
                 let Ok(route) = route_for(hp, *t) else {
                     warn!(target = %hp, "unusable target skipped");
                     continue;
@@ -375,7 +404,9 @@ impl LegTask {
                     ..
                 } => {
                     if retry && n + 1 < total && !self.cancelled {
-                        let target = target.as_ref().map(|(hp, t)| format!("{t} {hp}"));
+                        let target = target
+                            .as_ref()
+                            .map(|h| format!("{} {}", h.transport, h.host_port));
                         warn!(?code, %reason, ?target, "trunk target failed, trying the next");
                         continue;
                     }

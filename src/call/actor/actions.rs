@@ -78,6 +78,7 @@ impl Actor {
             Output::CarrierInfo { content_type, body } => self.leg_handle(LegSide::Carrier, |h| {
                 h.info(content_type, body.into_bytes())
             }),
+            Output::BotHearsEarlyMedia => self.bot_hears_early_media(),
         }
         None
     }

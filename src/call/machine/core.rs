@@ -218,7 +218,7 @@ impl CallMachine {
             Input::CarrierProvisional { code, has_sdp } => {
                 self.on_provisional(now, code);
                 if has_sdp {
-                    self.on_early_sdp();
+                    self.on_early_sdp(now);
                 }
             }
             Input::CarrierAnswered { sdp_ok } => self.on_carrier_answered(now, sdp_ok),

@@ -13,6 +13,7 @@
 
 mod bot;
 mod core;
+mod early_bot;
 mod early_media;
 mod legs;
 mod metadata;
@@ -31,6 +32,8 @@ mod wsbot;
 mod tests;
 #[cfg(test)]
 mod tests_bot;
+#[cfg(test)]
+mod tests_early_bot;
 #[cfg(test)]
 mod tests_early_media;
 #[cfg(test)]

@@ -369,6 +369,10 @@ pub enum Output {
         /// The body.
         body: String,
     },
+    /// The bot leg answered before the person (`early_media_to_bot`): the carrier's early media
+    /// goes to the bot, one way — the bot's audio reaches nobody until [`Output::BridgeMedia`]
+    /// at the answer.
+    BotHearsEarlyMedia,
 }
 
 /// Per-call settings, resolved by the shell from the bot config and the dialout request.
@@ -418,6 +422,9 @@ pub struct MachineConfig {
     /// The bot's media side is a WebSocket (`bots[].websocket`): its session is opened (and
     /// must be accepted) before the person is called, and it carries the bot events.
     pub ws_bot: bool,
+    /// A SIP bot's leg is placed at the carrier's first provisional with SDP, so the bot hears
+    /// the early media (`outbound.early_media_to_bot`; see `early_bot.rs`).
+    pub early_media_to_bot: bool,
 }
 
 impl Default for MachineConfig {
@@ -441,6 +448,7 @@ impl Default for MachineConfig {
             send_metadata_info: false,
             speak_messages: false,
             ws_bot: false,
+            early_media_to_bot: false,
         }
     }
 }
