@@ -95,6 +95,8 @@ async fn a_located_tls_server_is_verified_for_the_trunks_domain() {
         .unwrap_or_else(|e| panic!("{e}"));
     let ruri = inv.str("request_uri").unwrap_or_default().to_owned();
     assert!(ruri.ends_with("@carrier.test;user=phone"), "{ruri}");
+    let via = inv.header("Via").unwrap_or_default();
+    assert!(via.starts_with("SIP/2.0/TLS "), "{via}");
 
     // 3. The call connects (both legs), the API hangs it up: completed.
     flow.wait_status(&id, "connected").await;

@@ -354,6 +354,18 @@ impl LegTask {
                     continue;
                 };
                 o.route_set = vec![route];
+                // rsipstack takes the Via's transport from `destination` or the Request-URI,
+                // not from the preloaded Route: without this an INVITE sent over TLS or TCP
+                // said `SIP/2.0/UDP` in its Via (a strict carrier refuses that). The
+                // destination is the Route's own address, so nothing else changes.
+                if *t != Transport::Udp
+                    && let Ok(sa) = hp.parse::<std::net::SocketAddr>()
+                {
+                    o.destination = Some(rsipstack::transport::SipAddr {
+                        r#type: Some(super::endpoint::to_rsip(*t)),
+                        addr: sa.into(),
+                    });
+                }
                 // The Contact names the transport the INVITE goes over (NAPTR may pick another
                 // one than the first proxy's) and dialgate by the target's address family.
                 if let Some(addr) = self.ep.contact_addr_for(*t, super::family::literal_ip(hp)) {
