@@ -79,6 +79,8 @@ pub struct Metrics {
     pub wsbot: crate::wsbot::WsBotMetrics,
     /// SIP legs a previous process left ringing or up, ended (CANCEL/BYE answered) at start-up.
     pub legs_cleaned_at_recovery: Counter,
+    /// Cluster liveness and takeover.
+    pub cluster: crate::cluster::ClusterMetrics,
 }
 
 impl Default for Metrics {
@@ -117,6 +119,7 @@ impl Metrics {
             queue_wait: Family::new_with_constructor(queue_wait_histogram as fn() -> Histogram),
             wsbot: crate::wsbot::WsBotMetrics::default(),
             legs_cleaned_at_recovery: Counter::default(),
+            cluster: Default::default(),
         };
         r.register(
             "http_requests",
@@ -210,6 +213,7 @@ impl Metrics {
             m.log_suppressed.clone(),
         );
         m.wsbot.register(&mut r);
+        m.cluster.register(&mut r);
         r.register(
             "legs_cleaned_at_recovery",
             "SIP legs a previous process left ringing or up, ended with CANCEL or BYE at start-up",

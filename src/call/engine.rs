@@ -412,7 +412,8 @@ impl Engine {
         }
     }
 
-    fn live_ids(&self) -> Vec<String> {
+    /// The conversation ids of the calls live in this process.
+    pub(crate) fn live_ids(&self) -> Vec<String> {
         self.registry
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -439,6 +440,13 @@ impl Engine {
             legs = legs.len(),
             "restart recovery: ending the SIP legs the previous process left"
         );
+        self.end_legs(legs, "the previous process");
+    }
+
+    /// Ends `legs` (left ringing or up by `left_by`: the previous process, or a dead cluster
+    /// instance) with CANCEL or BYE from their journaled dialog state, in the background; each
+    /// is forgotten once its CANCEL or BYE is answered or timed out.
+    pub(crate) fn end_legs(&self, legs: Vec<crate::core::LegDialog>, left_by: &str) {
         let (sip, store, metrics) = (
             self.sip.clone(),
             self.deps.store.clone(),
@@ -447,6 +455,7 @@ impl Engine {
         let mut ends = tokio::task::JoinSet::new();
         for leg in legs {
             let (sip, store, metrics) = (sip.clone(), store.clone(), metrics.clone());
+            let left_by = left_by.to_owned();
             ends.spawn(async move {
                     let what = match leg.state {
                         crate::core::LegDialogState::Calling => "CANCEL",
@@ -455,10 +464,10 @@ impl Engine {
                     match sip.end_left_leg(&leg).await {
                         Ok(code) => {
                             metrics.legs_cleaned_at_recovery.inc();
-                            tracing::warn!(conversation_id = %leg.conversation_id, call_id = %leg.call_id, code, "{what} sent to a leg left by the previous process");
+                            tracing::warn!(conversation_id = %leg.conversation_id, call_id = %leg.call_id, code, "{what} sent to a leg left by {left_by}");
                         }
                         Err(e) => {
-                            tracing::warn!(conversation_id = %leg.conversation_id, call_id = %leg.call_id, error = %e, "{what} to a leg left by the previous process got no answer")
+                            tracing::warn!(conversation_id = %leg.conversation_id, call_id = %leg.call_id, error = %e, "{what} to a leg left by {left_by} got no answer")
                         }
                     }
                     let forget = vec![crate::store::LegJournalOp::Forget(leg.call_id.clone())];

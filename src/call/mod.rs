@@ -12,6 +12,7 @@ pub mod notify;
 pub mod queue;
 pub mod routing;
 mod supervise;
+mod takeover;
 pub mod trunk_dns;
 pub mod wsbridge;
 

@@ -11,17 +11,25 @@
 //! [`crate::call::limiter::Refusal::Unavailable`]); calls in progress do not need Redis and go
 //! on; the connection manager reconnects by itself and the next renewal writes back what the
 //! instance holds (a Redis restarted without persistence has forgotten it).
+//!
+//! Liveness and takeover live on the shared store instead ([`Liveness`]): with PostgreSQL, an
+//! instance that stops renewing its lease there has its calls and SIP legs taken over and
+//! ended by exactly one survivor.
 
 mod calls;
 mod leases;
 mod limiter;
 mod link;
+mod liveness;
+mod metrics;
 mod owners;
 
 pub use calls::{ClusterCalls, LocalCalls};
 pub use leases::Leases;
 pub use limiter::RedisLimiter;
 pub use link::{ClusterError, Link, RETRY_AFTER_SECS};
+pub use liveness::{Liveness, heartbeat_validity};
+pub use metrics::ClusterMetrics;
 pub use owners::{LocalHangup, Owners, RemoteHangup};
 
 use std::sync::Arc;

@@ -57,41 +57,15 @@ impl PgStore {
         let conn = self.conn().await?;
         let rows = conn
             .query(
-                "SELECT call_id, conversation_id, state, local_tag, remote_tag, cseq,
-                        remote_target, route_set, transport, destination, local_contact, request
-                   FROM leg_dialogs WHERE owner=$1 ORDER BY updated_at",
+                &format!(
+                    "SELECT {LEG_COLUMNS} FROM leg_dialogs WHERE owner=$1 ORDER BY updated_at"
+                ),
                 &[&self.instance_id],
             )
             .await?;
         let mut out = Vec::new();
         for r in rows {
-            let state: String = r.try_get(2)?;
-            let call_id: String = r.try_get(0)?;
-            // A row this version cannot read is skipped (logged), not fatal to start-up.
-            let Some(state) = LegDialogState::parse(&state) else {
-                tracing::warn!(%call_id, %state, "unknown leg state in the store");
-                continue;
-            };
-            let routes: String = r.try_get(7)?;
-            let transport: String = r.try_get(8)?;
-            out.push(LegDialog {
-                call_id,
-                conversation_id: r.try_get(1)?,
-                state,
-                local_tag: r.try_get(3)?,
-                remote_tag: r.try_get(4)?,
-                cseq: u32::try_from(r.try_get::<_, i64>(5)?).unwrap_or(u32::MAX),
-                remote_target: r.try_get(6)?,
-                route_set: serde_json::from_str(&routes)?,
-                transport: match transport.as_str() {
-                    "tcp" => Transport::Tcp,
-                    "tls" => Transport::Tls,
-                    _ => Transport::Udp,
-                },
-                destination: r.try_get(9)?,
-                local_contact: r.try_get(10)?,
-                request: r.try_get(11)?,
-            });
+            out.extend(leg_from_row(&r)?);
         }
         Ok(out)
     }
@@ -157,4 +131,39 @@ impl PgStore {
             idempotency_keys: keys as usize,
         })
     }
+}
+
+/// The columns [`leg_from_row`] reads, in its order.
+pub(super) const LEG_COLUMNS: &str = "call_id, conversation_id, state, local_tag, remote_tag, cseq, \
+    remote_target, route_set, transport, destination, local_contact, request";
+
+/// A leg dialog from a row of `SELECT {LEG_COLUMNS}`; `None` (logged) for a state this version
+/// cannot read, which is skipped rather than fatal.
+pub(super) fn leg_from_row(r: &tokio_postgres::Row) -> Result<Option<LegDialog>, StoreError> {
+    let state: String = r.try_get(2)?;
+    let call_id: String = r.try_get(0)?;
+    let Some(state) = LegDialogState::parse(&state) else {
+        tracing::warn!(%call_id, %state, "unknown leg state in the store");
+        return Ok(None);
+    };
+    let routes: String = r.try_get(7)?;
+    let transport: String = r.try_get(8)?;
+    Ok(Some(LegDialog {
+        call_id,
+        conversation_id: r.try_get(1)?,
+        state,
+        local_tag: r.try_get(3)?,
+        remote_tag: r.try_get(4)?,
+        cseq: u32::try_from(r.try_get::<_, i64>(5)?).unwrap_or(u32::MAX),
+        remote_target: r.try_get(6)?,
+        route_set: serde_json::from_str(&routes)?,
+        transport: match transport.as_str() {
+            "tcp" => Transport::Tcp,
+            "tls" => Transport::Tls,
+            _ => Transport::Udp,
+        },
+        destination: r.try_get(9)?,
+        local_contact: r.try_get(10)?,
+        request: r.try_get(11)?,
+    }))
 }

@@ -7,6 +7,7 @@
 
 mod calls;
 mod finish;
+mod instances;
 mod legs;
 mod outbox;
 mod schema;
