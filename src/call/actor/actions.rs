@@ -78,6 +78,7 @@ impl Actor {
             Output::CarrierInfo { content_type, body } => self.leg_handle(LegSide::Carrier, |h| {
                 h.info(content_type, body.into_bytes())
             }),
+            Output::RefreshBotLegSession => self.leg_handle(LegSide::Bot, |h| h.refresh_session()),
         }
         None
     }
@@ -381,7 +382,7 @@ impl Actor {
         let media = self.media.as_ref()?;
         let session = rand::random::<u32>() as u64;
         let offer = self.offer_for(media, Leg::Bot, session, 1);
-        let out = legs::bot_call(
+        let mut out = legs::bot_call(
             &self.id,
             &self.call.request,
             &sip_uri,
@@ -389,6 +390,7 @@ impl Actor {
             self.bot_leg_ip(),
             offer,
         );
+        out.extensions = legs::bot_extensions(&self.bot);
         self.timeline("bot-invite", &format!("INVITE {}", out.request_uri))
             .await;
         match self.engine.sip.place_call(out).await {

@@ -62,6 +62,10 @@ pub enum TimerKind {
     SessionRefresh,
     /// The carrier session expires without a refresh: BYE, `error`.
     SessionExpiry,
+    /// Our next bot-leg session refresh (RFC 4028, `bots[].session_expires_sec`).
+    BotLegSessionRefresh,
+    /// The bot-leg session expires without a refresh: BYE both legs, `error`.
+    BotLegSessionExpiry,
 }
 
 /// Which leg of the call.
@@ -199,6 +203,14 @@ pub enum Input {
     BotSocketLost {
         /// Why, in words.
         reason: String,
+    },
+    /// The bot-leg session timer (RFC 4028) after the bot's 2xx, a refresh, or the bot's own
+    /// refresh (SIP bots with `session_expires_sec`).
+    BotLegSessionTimer {
+        /// The session interval; `None` = the session does not expire.
+        interval: Option<Duration>,
+        /// dialgate sends the refreshes (else it only waits for the bot's).
+        we_refresh: bool,
     },
 }
 
@@ -366,6 +378,9 @@ pub enum Output {
         /// The body.
         body: String,
     },
+    /// Refresh the bot leg's SIP session (RFC 4028): UPDATE, or re-INVITE when the bot lacks
+    /// it. (Not the Bot API session: that is [`Output::RefreshBotSession`].)
+    RefreshBotLegSession,
 }
 
 /// Per-call settings, resolved by the shell from the bot config and the dialout request.
