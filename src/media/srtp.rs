@@ -250,6 +250,16 @@ impl SrtpLeg {
         &self.keys
     }
 
+    /// Takes over `old`'s outbound session when our key and suite did not change (the peer
+    /// re-keyed, or the same answer came again): the packets we send keep their SRTP index
+    /// (rollover counter), which a fresh session would restart — the peer would then fail to
+    /// authenticate them after a wrap, and the keystream would repeat.
+    pub fn keep_outbound_of(&mut self, mut old: SrtpLeg) {
+        if old.keys.suite == self.keys.suite && old.keys.local == self.keys.local {
+            std::mem::swap(&mut self.tx, &mut old.tx);
+        }
+    }
+
     /// Encrypts and authenticates the RTP packet `buf[..len]` in place; returns the new length.
     /// `buf` needs [`MAX_TRAILER`] bytes of room after the packet.
     #[inline]
@@ -348,5 +358,56 @@ mod tests {
             buf[20] ^= 1;
             assert!(bob.unprotect(&mut buf, n).is_err());
         }
+    }
+
+    /// The peer re-keys (a re-INVITE): our outbound context carries over, so packets after a
+    /// sequence wrap still authenticate at the peer; a fresh one would restart the index.
+    #[test]
+    fn a_peer_rekey_keeps_our_outbound_index() {
+        if available().is_err() {
+            eprintln!("libsrtp2 not installed: skipped");
+            return;
+        }
+        let suite = SrtpSuite::AesCm128HmacSha1_80;
+        let (ka, kb, kb2) = ([7u8; MASTER_LEN], [9u8; MASTER_LEN], [4u8; MASTER_LEN]);
+        let keys = |remote| SrtpKeys {
+            suite,
+            local: ka,
+            remote,
+        };
+        let mut bob = SrtpLeg::new(SrtpKeys {
+            suite,
+            local: kb,
+            remote: ka,
+        })
+        .expect("b");
+        let mut buf = [0u8; 2048];
+        let mut send = |leg: &mut SrtpLeg, bob: &mut SrtpLeg, seq: u16| {
+            let p = rtp(seq);
+            buf[..p.len()].copy_from_slice(&p);
+            let n = leg.protect(&mut buf, p.len()).expect("protect");
+            bob.unprotect(&mut buf, n).is_ok()
+        };
+        // 1. Alice sends up to the sequence wrap (Bob's index now has rollover 1 coming).
+        let mut alice = SrtpLeg::new(keys(kb)).expect("a");
+        assert!(send(&mut alice, &mut bob, 65534));
+        assert!(send(&mut alice, &mut bob, 65535));
+        // 2. Bob re-keys his side: Alice's new leg takes over her outbound context, and her
+        //    packet after the wrap (rollover 1) authenticates.
+        let mut rekeyed = SrtpLeg::new(keys(kb2)).expect("a2");
+        rekeyed.keep_outbound_of(alice);
+        assert!(send(&mut rekeyed, &mut bob, 0));
+        // 3. Without the carry-over the same packet goes out with rollover 0 and is refused.
+        let mut bob2 = SrtpLeg::new(SrtpKeys {
+            suite,
+            local: kb,
+            remote: ka,
+        })
+        .expect("b2");
+        let mut old = SrtpLeg::new(keys(kb)).expect("a3");
+        assert!(send(&mut old, &mut bob2, 65534));
+        assert!(send(&mut old, &mut bob2, 65535));
+        let mut fresh = SrtpLeg::new(keys(kb2)).expect("a4");
+        assert!(!send(&mut fresh, &mut bob2, 0));
     }
 }

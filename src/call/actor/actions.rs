@@ -438,14 +438,41 @@ impl Actor {
             version: slot.sdp_version,
         };
         if offer.trim().is_empty() {
-            return Some(crate::sip::sdp::offer(&local));
+            let plain = crate::sip::sdp::offer(&local);
+            // On an SDES leg our offer carries our keys again (both suites, as at first).
+            return Some(match (side, &self.carrier_sdes) {
+                (LegSide::Carrier, Some(sdes)) => sdes.apply(&plain),
+                _ => plain,
+            });
         }
+        // An SDES carrier leg answers with its crypto line, or refuses (488) an offer this
+        // trunk cannot take (no crypto while `srtp: required`).
+        let srtp = match side {
+            LegSide::Carrier => match self.carrier_reoffer_srtp(offer) {
+                Ok(re) => re,
+                Err(reason) => {
+                    tracing::warn!(?side, %reason, "re-INVITE refused");
+                    return None;
+                }
+            },
+            LegSide::Bot => None,
+        };
         let (answer, negotiated) = match crate::sip::sdp::answer(offer, &local) {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(?side, error = %e, "re-INVITE refused");
                 return None;
             }
+        };
+        let answer = match &srtp {
+            Some(re) => {
+                if let Err(reason) = self.apply_reoffer_srtp(re) {
+                    tracing::warn!(?side, %reason, "re-INVITE refused");
+                    return None;
+                }
+                crate::sip::sdes::secure_answer(&answer, re)
+            }
+            None => answer,
         };
         if let (Some(media), Some(r)) = (&self.media, legs::remote_media(&negotiated))
             && let Err(e) = media.set_remote(leg, r)
