@@ -11,6 +11,7 @@ pub mod machine;
 pub mod notify;
 pub mod queue;
 pub mod routing;
+pub mod srtp_check;
 mod supervise;
 pub mod trunk_dns;
 pub mod wsbridge;
