@@ -1,7 +1,7 @@
 //! A carrier re-INVITE on an SRTP leg (issue 16 item 5, RFC 4568 §7.1.4), end to end: PJSIP as
-//! the carrier on TLS with SRTP mandatory sends a re-INVITE with a new offer mid-call; dialgate
-//! answers with its crypto line (its key unchanged), re-keys the relay's inbound side when
-//! PJSIP's key changed, and audio keeps flowing both ways after it.
+//! the carrier on TLS with SRTP mandatory sends a re-INVITE mid-call with a new media transport
+//! (`PJSUA_CALL_REINIT_MEDIA`), hence a new SDES key; dialgate answers with its crypto line (its
+//! key unchanged), re-keys the relay's inbound side, and audio keeps flowing both ways after it.
 //!
 //! Port plan of this file: dialgate's relay RTP 36400-36599, PJSIP RTP 49400-49499 (callee at
 //! +0, bot at +50), SIP ports picked free.
@@ -58,8 +58,8 @@ fn after(rec: &[i16], from_s: usize) -> Vec<i16> {
 #[tokio::test]
 async fn a_carrier_reinvite_keeps_srtp_and_audio_flows_both_ways_after_it() {
     // 1. The carrier (PJSIP, TLS, SRTP mandatory) loops hello.wav, records, and sends a
-    //    re-INVITE with a fresh offer 3 s after the answer; the bot loops machine.wav and
-    //    hangs up 11 s after its answer. The trunk requires SRTP.
+    //    re-INVITE with a new media transport (new SDES key) 3 s after the answer; the bot loops
+    //    machine.wav and hangs up 11 s after its answer. The trunk requires SRTP.
     let certs = tempfile::tempdir().unwrap();
     let carrier_cert = cert(certs.path(), "carrier", &["localhost", "127.0.0.1"]);
     let hello = fixture_audio("hello.wav");
@@ -74,6 +74,9 @@ async fn a_carrier_reinvite_keeps_srtp_and_audio_flows_both_ways_after_it() {
         "mandatory".into(),
         "--reinvite-after-ms".into(),
         "3000".into(),
+        // PJSUA_CALL_REINIT_MEDIA: a new media transport, hence new SDES keys in the offer.
+        "--reinvite-flags".into(),
+        "16".into(),
     ];
     setup.callee.log_sip = true;
     setup.callee.play = Some(hello.clone());
@@ -128,7 +131,7 @@ async fn a_carrier_reinvite_keeps_srtp_and_audio_flows_both_ways_after_it() {
     );
     assert_eq!(crypto_key(&answer, None), Some(our_key), "{answer}");
 
-    // 4. Whether PJSIP changed its own key in the re-offer (then dialgate re-keyed inbound).
+    // 4. PJSIP's re-offer changed its own key (so dialgate had to re-key inbound).
     let sent: Vec<(String, String)> = flow
         .callee
         .events_named("sip")
@@ -151,6 +154,7 @@ async fn a_carrier_reinvite_keeps_srtp_and_audio_flows_both_ways_after_it() {
         .map(|(_, b)| crypto_key(b, None));
     let rekeyed = first_answer.flatten() != reoffer.flatten();
     eprintln!("PJSIP changed its SRTP key in the re-INVITE: {rekeyed}");
+    assert!(rekeyed, "REINIT_MEDIA gives PJSIP's re-offer a new key");
 
     // 5. Both recordings are complete after the bot's BYE; from 5 s after the answer (2 s
     //    after the re-INVITE) on, each side still hears the other's clip.
@@ -175,8 +179,12 @@ async fn a_carrier_reinvite_keeps_srtp_and_audio_flows_both_ways_after_it() {
          carrier heard machine {callee_machine:.3} (hello {callee_hello:.3})"
     );
     let r = flow.wait_record_settled(&id).await;
+    // The carrier's audio is decrypted with PJSIP's new key: as faithful as before the
+    // re-INVITE. PJSIP re-creates its own stream on REINIT_MEDIA, and its recording of the bot
+    // is sometimes less faithful (0.71 to 1.0 seen; the other clip 0.17 to 0.22): a lower bar
+    // for that side.
     assert!(
-        bot_hello > 0.8 && callee_machine > 0.8,
+        bot_hello > 0.8 && callee_machine > 0.6,
         "audio after the re-INVITE failed: bot heard hello {bot_hello:.3}, carrier heard \
          machine {callee_machine:.3}; media: {}",
         r["media"]

@@ -396,8 +396,11 @@ class Peer:
         if call.done:
             return
         try:
-            call.reinvite(pj.CallOpParam(True))
-            self.log("reinvite_sent", call=call.no)
+            prm = pj.CallOpParam(True)
+            # e.g. 16 = PJSUA_CALL_REINIT_MEDIA: a new media transport, so new SDES keys.
+            prm.opt.flag |= self.args.reinvite_flags
+            call.reinvite(prm)
+            self.log("reinvite_sent", call=call.no, flags=self.args.reinvite_flags)
         except pj.Error as exc:
             self.log("error", message=f"reinvite: {exc.info()}")
 
@@ -453,9 +456,9 @@ class Peer:
             am = call.getAudioMedia(i)
             if call.media_at is None:
                 call.media_at = time.monotonic()
-            if call.conf_slot is not None and call.conf_slot != am.getPortId():
-                # The stream was re-created (re-INVITE): the recorder and player keep going
-                # on the new conference slot.
+            if call.conf_slot is not None:
+                # A re-INVITE may re-create the stream (a new conference slot, or the same one
+                # without its connections): the recorder and player keep going on it.
                 if call.recorder is not None:
                     am.startTransmit(call.recorder)
                 if call.player is not None:
@@ -603,6 +606,8 @@ def main():
     p.add_argument("--dtmf", help="keys to press (RFC 4733) once the call is confirmed")
     p.add_argument("--dtmf-after-ms", type=int, default=500, help="delay of --dtmf after confirmation")
     p.add_argument("--reinvite-after-ms", type=int, help="send a re-INVITE (new offer) this long after confirmation")
+    p.add_argument("--reinvite-flags", type=int, default=0,
+                   help="pjsua_call_flag bits of that re-INVITE (16: PJSUA_CALL_REINIT_MEDIA, new SRTP keys)")
     p.add_argument("--auth", help="user:pass for digest challenges (UAC)")
     p.add_argument("--call", help="UAC mode: call this URI once ready")
     p.add_argument("--call-count", type=int, default=1, help="UAC: sequential calls to place")
