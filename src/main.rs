@@ -140,6 +140,14 @@ fn main() -> ExitCode {
                     eprintln!("{}: {problem}", file.display());
                     return ExitCode::FAILURE;
                 }
+                // An `srtp` trunk's calls need libsrtp2 on this host.
+                let srtp = match dialgate::call::srtp_check::describe(&cfg).transpose() {
+                    Ok(line) => line,
+                    Err(problem) => {
+                        eprintln!("{}: {problem}", file.display());
+                        return ExitCode::FAILURE;
+                    }
+                };
                 println!("{}: OK", file.display());
                 print!("{}", dialgate::config::summary(&cfg));
                 if dialgate::call::trunk_dns::any_domain(&cfg) {
@@ -149,6 +157,9 @@ fn main() -> ExitCode {
                     for line in rt.block_on(dialgate::call::trunk_dns::describe(&cfg)) {
                         println!("{line}");
                     }
+                }
+                if let Some(line) = srtp {
+                    println!("{line}");
                 }
                 if probe {
                     probe_bots(&cfg)

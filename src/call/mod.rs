@@ -11,6 +11,7 @@ pub mod machine;
 pub mod notify;
 pub mod queue;
 pub mod routing;
+pub mod srtp_check;
 mod supervise;
 mod takeover;
 pub mod trunk_dns;

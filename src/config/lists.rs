@@ -174,6 +174,7 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
             (None, None) => {}
         }
         let websocket = websocket(ctx, src, p, raw.websocket.as_ref());
+        bot_session_timer(ctx, src, p, raw);
         if let Some(Err(e)) = raw.events_url.as_deref().map(check::http_url) {
             ctx.err(src, &format!("{p}.events_url"), ErrorKind::InvalidValue, e);
         }
@@ -234,6 +235,8 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
             amd: raw.amd.clone(),
             default_country: country(ctx, src, p, raw.default_country),
             websocket,
+            session_expires_sec: raw.session_expires_sec,
+            min_se: raw.min_se,
         });
     }
     out
@@ -272,6 +275,22 @@ fn country(ctx: &mut Ctx, src: usize, p: &str, code: Option<u16>) -> Option<u16>
             );
             None
         }
+    }
+}
+
+/// A bot's session timer: the trunk's bounds, and only on a SIP bot (a WebSocket or text bot
+/// has no SIP leg to refresh).
+fn bot_session_timer(ctx: &mut Ctx, src: usize, p: &str, raw: &RawBot) {
+    session_timer_values(ctx, src, p, raw.session_expires_sec, raw.min_se);
+    if raw.session_expires_sec != 0 && raw.sip_uri.is_none() {
+        ctx.err(
+            src,
+            &format!("{p}.session_expires_sec"),
+            ErrorKind::Conflict,
+            "session timers need a SIP bot leg (`sip_uri`); remove `session_expires_sec` from a \
+             WebSocket or text bot"
+                .to_owned(),
+        );
     }
 }
 

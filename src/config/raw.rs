@@ -268,6 +268,11 @@ pub(super) struct RawBot {
     pub default_country: Option<u16>,
     /// A WebSocket bot's media side (`websocket: {url, protocol, …}`), instead of `sip_uri`.
     pub websocket: Option<crate::wsbot::WebSocketBotYaml>,
+    /// Session timers (RFC 4028) on a SIP bot's leg; 0 = off (the default).
+    #[serde(default)]
+    pub session_expires_sec: u32,
+    #[serde(default = "d_min_se")]
+    pub min_se: u32,
 }
 
 #[derive(Debug, Deserialize)]

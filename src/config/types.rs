@@ -333,6 +333,10 @@ pub struct Bot {
     /// A WebSocket bot's media side (AC Bot API WebSocket mode or a media stream); exclusive
     /// with `sip_uri`.
     pub websocket: Option<crate::wsbot::WebSocketBot>,
+    /// `Session-Expires` asked for on a SIP bot's leg (RFC 4028); 0 = no session timers.
+    pub session_expires_sec: u32,
+    /// `Min-SE` sent on a SIP bot's leg.
+    pub min_se: u32,
 }
 
 impl Bot {
@@ -358,6 +362,8 @@ impl fmt::Debug for Bot {
             .field("amd", &self.amd)
             .field("default_country", &self.default_country)
             .field("websocket", &self.websocket)
+            .field("session_expires_sec", &self.session_expires_sec)
+            .field("min_se", &self.min_se)
             .finish()
     }
 }

@@ -269,9 +269,14 @@ impl Relay {
                         l.remote = Some(remote);
                     }
                 }
-                Command::SetSrtp(id, leg, srtp) => {
+                Command::SetSrtp(id, leg, mut srtp) => {
                     if let Some(s) = self.session(id) {
-                        s.legs[leg.idx()].srtp = srtp;
+                        let l = &mut s.legs[leg.idx()];
+                        // A re-key of the peer's side only keeps our outbound context.
+                        if let (Some(new), Some(old)) = (srtp.as_mut(), l.srtp.take()) {
+                            new.keep_outbound_of(*old);
+                        }
+                        l.srtp = srtp;
                     }
                 }
                 Command::SetLatching(id, leg, mode) => {

@@ -145,6 +145,9 @@ pub struct Actor {
     ws_events: Option<mpsc::UnboundedReceiver<crate::call::wsbridge::BridgeEvent>>,
     /// Our SDES offer to the carrier (`srtp` trunks), kept to read the answer's choice.
     carrier_sdes: Option<crate::sip::sdes::SdesOffer>,
+    /// The SRTP keys the relay uses on the carrier leg (`None`: plain RTP), so a re-INVITE
+    /// re-keys only when they change.
+    carrier_srtp: Option<crate::media::srtp::SrtpKeys>,
 }
 
 /// Encodes a [`CallState`] for the registry's atomic cell.
@@ -242,6 +245,7 @@ impl Actor {
             ws: None,
             ws_events: None,
             carrier_sdes: None,
+            carrier_srtp: None,
         })
     }
 

@@ -210,6 +210,12 @@ impl CallMachine {
             self.on_bot_failed_early(now, code, kind, &reason);
         } else if matches!(self.phase, Phase::Ending(_)) && self.bot == Leg::Cancelling {
             self.bot = Leg::Gone;
+        } else if matches!(self.phase, Phase::Connected) && self.bot == Leg::Up {
+            // An established bot dialog failing (a session refresh answered 481 or never
+            // answered): the bot is gone, which is an error rather than the bot hanging up.
+            self.bot = Leg::Gone;
+            let text = format!("bot leg failed: {}", reason.trim_end());
+            self.begin_end(now, cause(ReasonCode::Error, text, None, code));
         } else {
             self.ignore("bot failure without a pending bot INVITE");
         }
@@ -336,6 +342,8 @@ impl CallMachine {
             TimerKind::Transfer if self.is_live() => self.on_transfer_timeout(),
             TimerKind::SessionRefresh => self.on_session_refresh_due(),
             TimerKind::SessionExpiry => self.on_session_expired(now),
+            TimerKind::BotLegSessionRefresh => self.on_bot_session_refresh_due(),
+            TimerKind::BotLegSessionExpiry => self.on_bot_session_expired(now),
             // Timers are disarmed when their phase is left, so this is unreachable in
             // practice; keep it harmless.
             _ => self.ignore("timer fired outside its phase"),

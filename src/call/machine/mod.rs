@@ -49,6 +49,8 @@ mod tests_session;
 #[cfg(test)]
 mod tests_session_timer;
 #[cfg(test)]
+mod tests_session_timer_bot;
+#[cfg(test)]
 mod tests_talking;
 #[cfg(test)]
 mod tests_transfer;

@@ -234,7 +234,7 @@ impl Checker {
                 assert!(self.answered == 0 && self.terminal.is_none());
                 self.media_started = true;
             }
-            Output::RefreshCarrierSession => {
+            Output::RefreshCarrierSession | Output::RefreshBotLegSession => {
                 assert!(self.fed_carrier_answer && self.terminal.is_none())
             }
             Output::CarrierInfo { .. } => {

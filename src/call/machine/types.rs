@@ -65,6 +65,10 @@ pub enum TimerKind {
     SessionRefresh,
     /// The carrier session expires without a refresh: BYE, `error`.
     SessionExpiry,
+    /// Our next bot-leg session refresh (RFC 4028, `bots[].session_expires_sec`).
+    BotLegSessionRefresh,
+    /// The bot-leg session expires without a refresh: BYE both legs, `error`.
+    BotLegSessionExpiry,
 }
 
 /// Which leg of the call.
@@ -202,6 +206,14 @@ pub enum Input {
     BotSocketLost {
         /// Why, in words.
         reason: String,
+    },
+    /// The bot-leg session timer (RFC 4028) after the bot's 2xx, a refresh, or the bot's own
+    /// refresh (SIP bots with `session_expires_sec`).
+    BotLegSessionTimer {
+        /// The session interval; `None` = the session does not expire.
+        interval: Option<Duration>,
+        /// dialgate sends the refreshes (else it only waits for the bot's).
+        we_refresh: bool,
     },
 }
 
@@ -373,6 +385,9 @@ pub enum Output {
     /// goes to the bot, one way — the bot's audio reaches nobody until [`Output::BridgeMedia`]
     /// at the answer.
     BotHearsEarlyMedia,
+    /// Refresh the bot leg's SIP session (RFC 4028): UPDATE, or re-INVITE when the bot lacks
+    /// it. (Not the Bot API session: that is [`Output::RefreshBotSession`].)
+    RefreshBotLegSession,
 }
 
 /// Per-call settings, resolved by the shell from the bot config and the dialout request.
