@@ -45,6 +45,8 @@ pub struct RedisSettings {
     pub instance_id: String,
     /// How long what an instance holds outlives its last renewal.
     pub lease: Duration,
+    /// CA (PEM) trusted for a `rediss://` URL instead of the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// The Redis part of the `cluster` section, when there is one.
@@ -54,6 +56,7 @@ pub fn redis_settings(config: &crate::config::Config) -> Option<RedisSettings> {
         url: c.redis_url.clone()?,
         instance_id: c.instance_id.clone(),
         lease: Duration::from_secs(u64::from(c.lease_sec)),
+        ca_file: c.redis_ca_file.clone(),
     })
 }
 
@@ -74,7 +77,7 @@ impl RedisCluster {
         settings: RedisSettings,
         shutdown: CancellationToken,
     ) -> Result<Arc<RedisCluster>, ClusterError> {
-        let (link, pushes) = Link::connect(&settings.url).await?;
+        let (link, pushes) = Link::connect_tls(&settings.url, settings.ca_file.as_deref()).await?;
         let leases = Leases::new(link.clone(), &settings.instance_id, settings.lease);
         let limiter = Arc::new(RedisLimiter::new(link.clone(), leases.clone()));
         let owners = Owners::new(link.clone(), leases.clone());

@@ -12,7 +12,7 @@ impl PgStore {
             match op {
                 LegJournalOp::Save(d) => {
                     tx.execute(
-                        "INSERT INTO leg_dialogs (call_id, conversation_id, state, local_tag, remote_tag,
+                        &tx.prepare_cached("INSERT INTO leg_dialogs (call_id, conversation_id, state, local_tag, remote_tag,
                             cseq, remote_target, route_set, transport, destination, local_contact, request,
                             updated_at, owner)
                          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
@@ -22,7 +22,7 @@ impl PgStore {
                             remote_target=excluded.remote_target, route_set=excluded.route_set,
                             transport=excluded.transport, destination=excluded.destination,
                             local_contact=COALESCE(excluded.local_contact, leg_dialogs.local_contact),
-                            request=excluded.request, updated_at=excluded.updated_at",
+                            request=excluded.request, updated_at=excluded.updated_at").await?,
                         &[
                             &d.call_id,
                             &d.conversation_id,
@@ -43,8 +43,12 @@ impl PgStore {
                     .await?;
                 }
                 LegJournalOp::Forget(call_id) => {
-                    tx.execute("DELETE FROM leg_dialogs WHERE call_id=$1", &[call_id])
-                        .await?;
+                    tx.execute(
+                        &tx.prepare_cached("DELETE FROM leg_dialogs WHERE call_id=$1")
+                            .await?,
+                        &[call_id],
+                    )
+                    .await?;
                 }
             }
         }
@@ -57,9 +61,11 @@ impl PgStore {
         let conn = self.conn().await?;
         let rows = conn
             .query(
-                &format!(
-                    "SELECT {LEG_COLUMNS} FROM leg_dialogs WHERE owner=$1 ORDER BY updated_at"
-                ),
+                &conn
+                    .prepare_cached(&format!(
+                        "SELECT {LEG_COLUMNS} FROM leg_dialogs WHERE owner=$1 ORDER BY updated_at"
+                    ))
+                    .await?,
                 &[&self.instance_id],
             )
             .await?;
@@ -80,11 +86,11 @@ impl PgStore {
         let batch = i64::from(batch);
         let ids: Vec<String> = tx
             .query(
-                "SELECT conversation_id FROM calls WHERE ended_at<$1 \
+                &tx.prepare_cached("SELECT conversation_id FROM calls WHERE ended_at<$1 \
                    AND status IN ('failed','completed') AND terminal_queued=1 \
                    AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.conversation_id=calls.conversation_id \
                                    AND (o.state='pending' OR o.claimed_until IS NOT NULL)) \
-                 LIMIT $2",
+                 LIMIT $2").await?,
                 &[&cutoff_ms, &batch],
             )
             .await?
@@ -119,8 +125,11 @@ impl PgStore {
             .await?;
         let keys = tx
             .execute(
-                "DELETE FROM idempotency WHERE (client_id, key) IN \
+                &tx.prepare_cached(
+                    "DELETE FROM idempotency WHERE (client_id, key) IN \
                  (SELECT client_id, key FROM idempotency WHERE created_at<$1 LIMIT $2)",
+                )
+                .await?,
                 &[&(now_ms() - IDEMPOTENCY_WINDOW_MS), &batch],
             )
             .await?;
