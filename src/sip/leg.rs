@@ -130,13 +130,15 @@ impl SipEndpoint {
             ..Default::default()
         };
         let id = self.next_leg_id();
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (cmd_tx, cmd_rx) = mpsc::channel(super::leg_types::COMMAND_BOUND);
+        let end = tokio_util::sync::CancellationToken::new();
         let (ev_tx, ev_rx) = mpsc::channel(32);
         let span = info_span!("sip_leg", conversation_id = %call.conversation_id, leg = id, call_id = %call_id);
         let ep = self.clone();
         // The leg's dialog state is journaled from its INVITE until its task ends.
         self.core.hook.register(&call_id, &call.conversation_id);
         let gone = call_id.clone();
+        let leg_end = end.clone();
         tokio::spawn(
             async move {
                 let hook = ep.core.hook.clone();
@@ -144,6 +146,7 @@ impl SipEndpoint {
                     ep,
                     events: ev_tx,
                     cmds: cmd_rx,
+                    end: leg_end,
                     cancelled: false,
                     ext: call.extensions,
                     session: None,
@@ -162,6 +165,7 @@ impl SipEndpoint {
                 id,
                 call_id,
                 cmd: cmd_tx,
+                end,
             },
             ev_rx,
         ))
@@ -189,7 +193,9 @@ async fn probe_stream(target: Option<&(String, Transport)>) -> Result<(), String
 struct LegTask {
     ep: SipEndpoint,
     events: mpsc::Sender<LegEvent>,
-    cmds: mpsc::UnboundedReceiver<Command>,
+    cmds: mpsc::Receiver<Command>,
+    /// The call asked to end the leg (see `LegHandle::end`).
+    end: tokio_util::sync::CancellationToken,
     cancelled: bool,
     /// Extensions of the next INVITE (changed by a 422 or a 420).
     ext: Extensions,
@@ -268,8 +274,8 @@ impl LegTask {
             let result = loop {
                 tokio::select! {
                     r = &mut resolving => break r,
-                    Some(cmd) = self.cmds.recv() => {
-                        if matches!(cmd, Command::RefreshSession | Command::Info { .. }) {
+                    ended = next_cmd(&mut self.cmds, &self.end) => {
+                        if !ended {
                             continue;
                         }
                         // Nothing was sent yet: there is nothing to CANCEL.
@@ -417,10 +423,8 @@ impl LegTask {
                 Some(st) = states.recv() => {
                     self.on_early_state(st, &mut provisional, &mut any_response).await;
                 }
-                Some(cmd) = self.cmds.recv() => {
-                    debug!(?cmd, "command while calling");
-                    if matches!(cmd, Command::RefreshSession | Command::Info { .. }) {
-                        // Neither ends the leg: nothing to send them on yet.
+                ended = next_cmd(&mut self.cmds, &self.end), if !self.cancelled => {
+                    if !ended {
                         continue;
                     }
                     self.cancelled = true;
@@ -547,6 +551,8 @@ impl LegTask {
         let mut refreshing = false;
         loop {
             tokio::select! {
+                // Commands before the end: an INFO queued before the hang-up still goes out.
+                biased;
                 st = states.recv() => match st {
                     None => break,
                     Some(DialogState::Terminated(_, reason)) => {
@@ -600,23 +606,20 @@ impl LegTask {
                         }
                     }
                 }
-                Some(cmd) = self.cmds.recv() => {
-                    if let Command::Refer { refer_to, referred_by, headers } = cmd {
+                Some(cmd) = self.cmds.recv() => match cmd {
+                    Command::Refer { refer_to, referred_by, headers } => {
                         let ev = refer(&dialog, &refer_to, &referred_by, headers).await;
                         self.emit(ev).await;
-                        continue;
                     }
-                    debug!(?cmd, "command while confirmed");
-                    if matches!(cmd, Command::RefreshSession) {
+                    Command::RefreshSession => {
+                        debug!("session refresh asked");
                         if !refreshing {
                             refreshing = self.start_refresh(&dialog, &refresh_tx);
                         }
-                        continue;
                     }
-                    if let Command::Info { content_type, body } = cmd {
-                        send_info(&dialog, content_type, body);
-                        continue;
-                    }
+                    Command::Info { content_type, body } => send_info(&dialog, content_type, body),
+                },
+                _ = self.end.cancelled() => {
                     if let Err(e) = dialog.bye().await {
                         warn!(error = %e, "BYE failed");
                     }
@@ -700,6 +703,29 @@ fn send_info(dialog: &InviteDialog, content_type: String, body: Vec<u8>) {
             Err(e) => warn!(error = %e, "INFO failed"),
         }
     });
+}
+
+/// Before the answer: `true` once the call ends the leg; `false` for a command, which has no
+/// dialog to go on yet and is dropped (a refresh, an INFO, a REFER).
+async fn next_cmd(
+    cmds: &mut mpsc::Receiver<Command>,
+    end: &tokio_util::sync::CancellationToken,
+) -> bool {
+    tokio::select! {
+        biased;
+        _ = end.cancelled() => true,
+        cmd = cmds.recv() => match cmd {
+            Some(cmd) => {
+                debug!(?cmd, "command before the answer: nothing to send it on");
+                false
+            }
+            // Every handle is gone: only the end is left to wait for.
+            None => {
+                end.cancelled().await;
+                true
+            }
+        },
+    }
 }
 
 #[cfg(test)]
