@@ -336,6 +336,14 @@ impl Ctx<'_> {
                 );
             }
         }
+        if raw.sip.max_connections == 0 {
+            self.err(
+                0,
+                "server.sip.max_connections",
+                ErrorKind::InvalidValue,
+                "expected a whole number > 0, got 0",
+            );
+        }
         let rtp = &raw.rtp;
         for (f, v) in [("port_min", rtp.port_min), ("port_max", rtp.port_max)] {
             if v < 1024 {
@@ -399,6 +407,7 @@ impl Ctx<'_> {
                 public_address,
                 user_agent,
                 public_address_v6,
+                max_connections: raw.sip.max_connections,
             },
             http: HttpServer {
                 listen: http_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
