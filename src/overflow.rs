@@ -18,8 +18,6 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 pub enum Queue {
     /// A SIP leg's in-dialog requests (REFER, session refresh, INFO); hanging up never queues.
     LegCommands,
-    /// A WebSocket bot bridge's commands (activities, DTMF, media start); hanging up never queues.
-    BridgeCommands,
     /// Redis pub/sub messages of this instance's channel (routed hang-ups and their answers).
     ClusterPushes,
     /// Legs' dialog-state changes waiting for the store (coalesced per leg first).
@@ -30,9 +28,8 @@ pub enum Queue {
 
 impl Queue {
     /// Every queue, in the order of [`counts`].
-    pub const ALL: [Queue; 5] = [
+    pub const ALL: [Queue; 4] = [
         Queue::LegCommands,
-        Queue::BridgeCommands,
         Queue::ClusterPushes,
         Queue::LegJournal,
         Queue::SipConnections,
@@ -42,7 +39,6 @@ impl Queue {
     pub fn as_str(self) -> &'static str {
         match self {
             Queue::LegCommands => "leg_commands",
-            Queue::BridgeCommands => "bridge_commands",
             Queue::ClusterPushes => "cluster_pushes",
             Queue::LegJournal => "leg_journal",
             Queue::SipConnections => "sip_connections",
@@ -54,8 +50,8 @@ impl Queue {
     }
 }
 
-static COUNTS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
-static LAST_LOG: Mutex<[Option<Instant>; 5]> = Mutex::new([None; 5]);
+static COUNTS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+static LAST_LOG: Mutex<[Option<Instant>; 4]> = Mutex::new([None; 4]);
 
 /// Counts one item `queue` left out and warns (at most once per [`LOG_EVERY`] per queue)
 /// with `what` was dropped.
@@ -82,7 +78,7 @@ pub fn dropped(queue: Queue, what: &str) {
 }
 
 /// How many items each queue left out so far.
-pub fn counts() -> [(Queue, u64); 5] {
+pub fn counts() -> [(Queue, u64); 4] {
     Queue::ALL.map(|q| (q, COUNTS[q.index()].load(Relaxed)))
 }
 

@@ -1,11 +1,9 @@
 //! Bounded queues between dialgate's tasks, full: what matters still gets through. A SIP leg
 //! flooded with commands still sends its CANCEL or BYE (real SIPp peers on loopback, ports
 //! 15300-15303); a text bot's player whose events nobody reads keeps its RTP pace, refuses new
-//! prompts instead of queueing without end, and loses no event once they are read; a WebSocket
-//! bot's bridge flooded with activities still ends the session, after what was queued.
+//! prompts instead of queueing without end, and loses no event once they are read.
 
 mod common;
-mod wsbot_support;
 use common::sipp::Sipp;
 
 use std::net::SocketAddr;
@@ -192,57 +190,4 @@ async fn a_player_whose_events_are_not_read_keeps_its_pace_and_loses_no_event() 
     // 5. Once read, the player takes prompts again.
     assert!(player.enqueue(Prompt::pcm(vec![0i16; 160])).is_ok());
     let _ = player.stop().await;
-}
-
-#[tokio::test]
-async fn a_flooded_websocket_bridge_ends_the_session_after_the_activities_it_queued() {
-    use dialgate::call::wsbridge::{BridgeEvent, WsBridge};
-    use dialgate::wsbot::{MediaFormat, WsProtocol};
-    use serde_json::json;
-    use wsbot_support::{BotServer, WAIT, bot, call_info, quick_options};
-    // 1. A bot server; the bridge opens the session.
-    let mut server = BotServer::start(None, None).await;
-    let format = MediaFormat::Lpcm16At24k;
-    let cfg = bot(&server.url("ws"), WsProtocol::AcBotApi, None, format);
-    let metrics = std::sync::Arc::new(dialgate::metrics::Metrics::new());
-    let (bridge, mut events) =
-        WsBridge::spawn(cfg, call_info("conv-flood"), quick_options(), metrics);
-    let mut conn = server.accept().await;
-    assert_eq!(conn.recv().await["type"], "session.initiate");
-    conn.send(json!({"type": "session.accepted", "mediaFormat": format.as_str()}))
-        .await;
-    let opened = tokio::time::timeout(WAIT, events.recv()).await;
-    assert!(
-        matches!(opened, Ok(Some(BridgeEvent::Opened))),
-        "{opened:?}"
-    );
-    // 2. Far more activities than the bridge's queue holds, without yielding (one thread: the
-    //    bridge takes none meanwhile): the queue fills, the rest are dropped and counted.
-    let before = overflow::count(Queue::BridgeCommands);
-    for i in 0..1000 {
-        bridge.activities(vec![json!({"type": "event", "name": "flood", "value": i})]);
-    }
-    assert!(overflow::count(Queue::BridgeCommands) > before);
-    // 3. The hang-up is not crowded out: the bot gets the queued activities, in order, then
-    //    the end of the session.
-    bridge.hangup("client-disconnected", "the person hung up");
-    let mut values = Vec::new();
-    loop {
-        let v = conn.recv().await;
-        match v["type"].as_str() {
-            Some("activities") => {
-                for a in v["activities"].as_array().into_iter().flatten() {
-                    values.push(a["value"].as_i64().expect("value"));
-                }
-            }
-            Some("session.end") => break,
-            _ => {}
-        }
-    }
-    assert!(
-        values.len() >= 256 && values.len() < 1000,
-        "{}",
-        values.len()
-    );
-    assert_eq!(values, (0..values.len() as i64).collect::<Vec<_>>());
 }

@@ -17,24 +17,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 /// How often the session's counters are added to the metrics, once the call has media.
 const METRICS_EVERY: Duration = Duration::from_secs(1);
-
-/// Commands that may wait for the bridge. The actor sends without waiting (it must never wait
-/// for its bot) and the bridge takes each at once unless it is handing the bot's last event to
-/// the actor, so this only fills when the session is stuck; then activities are dropped and
-/// counted (`queue_full{queue="bridge_commands"}`). The hang-up never queues here (`hang`).
-const CMD_BOUND: usize = 256;
-
-/// Events that may wait for the actor. The bridge waits for room (the actor takes them in its
-/// loop and never waits for the bridge, so that wait always ends): a slow actor slows the
-/// reading of the bot's socket instead of growing a queue, and nothing the bot said is lost.
-const EVENT_BOUND: usize = 64;
-
-/// The call's reason for ending the session.
-type Hangup = Option<(String, String)>;
 
 /// Whether a bot's `message` text is spoken by dialgate: AC Bot API WebSocket bots (the
 /// activities come over the socket); media streams carry audio only.
@@ -66,27 +52,17 @@ enum Cmd {
     Activities(Vec<Value>),
     Dtmf(char),
     Clear,
-}
-
-impl Cmd {
-    fn what(&self) -> &'static str {
-        match self {
-            Cmd::Media { .. } => "the WebSocket bot's media start",
-            Cmd::Activities(_) => "activities for the WebSocket bot",
-            Cmd::Dtmf(_) => "a key press for the WebSocket bot",
-            Cmd::Clear => "a playback clear for the WebSocket bot",
-        }
-    }
+    Hangup {
+        reason_code: String,
+        reason: String,
+    },
 }
 
 /// The call's handle on its bridge. Dropping it ends the session (`session.end` / `stop`,
 /// reason `dropped`) and closes the socket.
 #[derive(Debug)]
 pub struct WsBridge {
-    tx: mpsc::Sender<Cmd>,
-    /// The hang-up: one slot that cannot be full, so ending the session is never lost; the
-    /// bridge takes what was queued before it first (see `run`).
-    hang: watch::Sender<Hangup>,
+    tx: mpsc::UnboundedSender<Cmd>,
     protocol: WsProtocol,
 }
 
@@ -97,23 +73,12 @@ impl WsBridge {
         call: CallInfo,
         opts: WsBotOptions,
         metrics: Arc<Metrics>,
-    ) -> (WsBridge, mpsc::Receiver<BridgeEvent>) {
-        let (tx, rx) = mpsc::channel(CMD_BOUND);
-        let (ev_tx, ev_rx) = mpsc::channel(EVENT_BOUND);
-        let (hang, hang_rx) = watch::channel(None);
+    ) -> (WsBridge, mpsc::UnboundedReceiver<BridgeEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let protocol = bot.protocol;
-        let ends = Ends {
-            cmds: rx,
-            hang: hang_rx,
-        };
-        tokio::spawn(run(bot, call, opts, metrics, ends, ev_tx));
-        (WsBridge { tx, hang, protocol }, ev_rx)
-    }
-
-    fn send(&self, cmd: Cmd) {
-        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.tx.try_send(cmd) {
-            crate::overflow::dropped(crate::overflow::Queue::BridgeCommands, cmd.what());
-        }
+        tokio::spawn(run(bot, call, opts, metrics, rx, ev_tx));
+        (WsBridge { tx, protocol }, ev_rx)
     }
 
     /// The bot's protocol.
@@ -130,7 +95,7 @@ impl WsBridge {
         relay: SocketAddr,
         prompts_from: Option<SocketAddr>,
     ) {
-        self.send(Cmd::Media {
+        let _ = self.tx.send(Cmd::Media {
             socket,
             relay,
             prompts_from,
@@ -139,23 +104,25 @@ impl WsBridge {
 
     /// Activities (events) to the bot; AC mode only (ignored by media streams).
     pub fn activities(&self, activities: Vec<Value>) {
-        self.send(Cmd::Activities(activities));
+        let _ = self.tx.send(Cmd::Activities(activities));
     }
 
     /// A key the person pressed (AC: a `DTMF` event; media stream: `dtmf`).
     pub fn dtmf(&self, digit: char) {
-        self.send(Cmd::Dtmf(digit));
+        let _ = self.tx.send(Cmd::Dtmf(digit));
     }
 
     /// Drops the bot's queued audio (barge-in).
     pub fn clear(&self) {
-        self.send(Cmd::Clear);
+        let _ = self.tx.send(Cmd::Clear);
     }
 
     /// Ends the session with the call's reason (`session.end` / `stop`) and closes the socket.
     pub fn hangup(&self, reason_code: &str, reason: &str) {
-        self.hang
-            .send_replace(Some((reason_code.to_owned(), reason.to_owned())));
+        let _ = self.tx.send(Cmd::Hangup {
+            reason_code: reason_code.to_owned(),
+            reason: reason.to_owned(),
+        });
     }
 }
 
@@ -175,67 +142,36 @@ fn metrics_clock() -> tokio::time::Interval {
     tick
 }
 
-/// The bridge's ends of the call's handle: commands in order, and the hang-up.
-struct Ends {
-    cmds: mpsc::Receiver<Cmd>,
-    hang: watch::Receiver<Hangup>,
-}
-
-impl Ends {
-    /// The next command, or why there is none: `Err(Some(reason))` the call hung up (what it
-    /// queued before has been taken: commands are read first), `Err(None)` the handle is gone.
-    async fn next(&mut self) -> Result<Cmd, Hangup> {
-        tokio::select! {
-            biased;
-            cmd = self.cmds.recv() => match cmd {
-                Some(c) => Ok(c),
-                None => Err(self.hang.borrow().clone()),
-            },
-            _ = self.hang.changed() => {
-                // Commands sent before the hang-up are already queued: take them first.
-                match self.cmds.try_recv() {
-                    Ok(c) => {
-                        self.hang.mark_changed();
-                        Ok(c)
-                    }
-                    Err(_) => Err(self.hang.borrow().clone()),
-                }
-            }
-        }
-    }
-}
-
 async fn run(
     bot: WebSocketBot,
     call: CallInfo,
     opts: WsBotOptions,
     metrics: Arc<Metrics>,
-    mut ends: Ends,
-    events: mpsc::Sender<BridgeEvent>,
+    mut cmds: mpsc::UnboundedReceiver<Cmd>,
+    events: mpsc::UnboundedSender<BridgeEvent>,
 ) {
     let protocol = bot.protocol;
     let connecting = WsBot::connect(&bot, call, opts);
     tokio::pin!(connecting);
     // The call may end while connecting: a hang-up (or the handle dropped) stops waiting;
-    // anything else the call says meanwhile is kept (as many as the queue holds) and applied
-    // once the session is open.
+    // anything else the call says meanwhile is kept and applied once the session is open.
     let mut early = Vec::new();
     let mut ws = loop {
         tokio::select! {
             r = &mut connecting => match r {
                 Ok(ws) => break ws,
                 Err(e) => {
-                    let _ = events.send(BridgeEvent::Failed(e.to_string())).await;
+                    let _ = events.send(BridgeEvent::Failed(e.to_string()));
                     return;
                 }
             },
-            cmd = ends.next(), if early.len() < CMD_BOUND => match cmd {
-                Ok(c) => early.push(c),
-                Err(_) => return,
+            cmd = cmds.recv() => match cmd {
+                None | Some(Cmd::Hangup { .. }) => return,
+                Some(c) => early.push(c),
             },
         }
     };
-    let _ = events.send(BridgeEvent::Opened).await;
+    let _ = events.send(BridgeEvent::Opened);
     let mut reported = WsBotStats::default();
     let mut media = false;
     let mut tick = None;
@@ -246,19 +182,26 @@ async fn run(
     if media {
         tick = Some(metrics_clock());
     }
-    let hangup = loop {
+    loop {
         tokio::select! {
-            cmd = ends.next() => match cmd {
-                Ok(c) => {
+            cmd = cmds.recv() => match cmd {
+                None => break,
+                Some(Cmd::Hangup { reason_code, reason }) => {
+                    let now = ws.stats();
+                    metrics.wsbot.add(protocol, &reported, &now);
+                    if !ws.hangup(&reason_code, &reason).await {
+                        tracing::warn!("the WebSocket bot session did not end in time; aborted");
+                    }
+                    return;
+                }
+                Some(c) => {
                     if apply(&ws, c).await && tick.is_none() {
                         tick = Some(metrics_clock());
                     }
                 }
-                Err(hangup) => break hangup,
             },
             ev = ws.next_event(), if !session_over => match ev {
-                // Waits for room: see EVENT_BOUND.
-                Some(ev) => { let _ = events.send(BridgeEvent::Bot(ev)).await; }
+                Some(ev) => { let _ = events.send(BridgeEvent::Bot(ev)); }
                 // The session task ended (it said `Disconnected` first); wait for the hang-up.
                 None => session_over = true,
             },
@@ -268,22 +211,14 @@ async fn run(
                 reported = now;
             },
         }
-    };
+    }
+    // The handle was dropped without a hang-up (the actor ended abruptly): dropping the
+    // session says goodbye with reason `dropped` and closes the socket.
     let now = ws.stats();
     metrics.wsbot.add(protocol, &reported, &now);
-    match hangup {
-        Some((reason_code, reason)) => {
-            if !ws.hangup(&reason_code, &reason).await {
-                tracing::warn!("the WebSocket bot session did not end in time; aborted");
-            }
-        }
-        // The handle was dropped without a hang-up (the actor ended abruptly): dropping the
-        // session says goodbye with reason `dropped` and closes the socket.
-        None => drop(ws),
-    }
 }
 
-/// Carries out one command of the call; `true` when it
+/// Carries out one command of the call (a hang-up is handled by the loop); `true` when it
 /// started the media.
 async fn apply(ws: &WsBot, cmd: Cmd) -> bool {
     match cmd {
@@ -306,6 +241,7 @@ async fn apply(ws: &WsBot, cmd: Cmd) -> bool {
             let _ = ws.send_dtmf(d).await;
         }
         Cmd::Clear => ws.clear_playback(),
+        Cmd::Hangup { .. } => {}
     }
     false
 }
