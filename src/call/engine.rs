@@ -75,26 +75,32 @@ impl Engine {
                 server.sip.public_address
             )
         })?;
-        let sip = SipEndpoint::start(SipSettings {
-            listen: server
-                .sip
-                .listen
-                .iter()
-                .map(|l| (l.transport, l.address))
-                .collect(),
-            tls: server
-                .sip
-                .tls
-                .as_ref()
-                .map(|t| (t.cert.display().to_string(), t.key.display().to_string())),
-            public_address: public_ip,
-            public_address_v6: server.sip.public_address_v6,
-            user_agent: server.sip.user_agent.clone(),
-            // Trunks reached over TLS are verified against the system's CA bundle.
-            tls_ca: Some("/etc/ssl/certs/ca-certificates.crt".to_owned())
-                .filter(|p| std::path::Path::new(p).exists()),
-            t1: None,
-        })
+        let limits = crate::sip::StreamLimits {
+            max_connections: server.sip.max_connections as usize,
+        };
+        let sip = SipEndpoint::start_limited(
+            SipSettings {
+                listen: server
+                    .sip
+                    .listen
+                    .iter()
+                    .map(|l| (l.transport, l.address))
+                    .collect(),
+                tls: server
+                    .sip
+                    .tls
+                    .as_ref()
+                    .map(|t| (t.cert.display().to_string(), t.key.display().to_string())),
+                public_address: public_ip,
+                public_address_v6: server.sip.public_address_v6,
+                user_agent: server.sip.user_agent.clone(),
+                // Trunks reached over TLS are verified against the system's CA bundle.
+                tls_ca: Some("/etc/ssl/certs/ca-certificates.crt".to_owned())
+                    .filter(|p| std::path::Path::new(p).exists()),
+                t1: None,
+            },
+            limits,
+        )
         .await
         .map_err(|e| format!("SIP endpoint: {e}"))?;
         // Trunks given by domain name are located through these servers (and this one cache).

@@ -12,6 +12,14 @@ pub const OP_TIMEOUT: Duration = Duration::from_millis(1000);
 /// `Retry-After` of a refusal while Redis is unreachable: about the reconnect's back-off.
 pub const RETRY_AFTER_SECS: u64 = 2;
 
+/// Pub/sub messages that may wait for this instance's channel reader. redis-rs hands them over
+/// without waiting (its connection would stall), and the reader takes each at once (a hang-up
+/// is served off its loop), so only a flood of routed hang-ups fills it: the rest are dropped
+/// and counted (`queue_full{queue="cluster_pushes"}`); the instance that routed one gets no
+/// answer within its bounded wait and says so to its API client ("did not confirm the
+/// hang-up"), who may retry.
+pub const PUSH_BOUND: usize = 1024;
+
 /// What went wrong talking to Redis.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClusterError {
@@ -94,7 +102,7 @@ impl Link {
     /// returned as the receiver).
     pub async fn connect(
         url: &str,
-    ) -> Result<(Link, mpsc::UnboundedReceiver<redis::PushInfo>), ClusterError> {
+    ) -> Result<(Link, mpsc::Receiver<redis::PushInfo>), ClusterError> {
         Self::connect_tls(url, None).await
     }
 
@@ -103,7 +111,7 @@ impl Link {
     pub async fn connect_tls(
         url: &str,
         ca_file: Option<&std::path::Path>,
-    ) -> Result<(Link, mpsc::UnboundedReceiver<redis::PushInfo>), ClusterError> {
+    ) -> Result<(Link, mpsc::Receiver<redis::PushInfo>), ClusterError> {
         use redis::IntoConnectionInfo;
         let mut info = url
             .into_connection_info()
@@ -123,7 +131,19 @@ impl Link {
             None => redis::Client::open(info),
         }
         .map_err(|e| ClusterError::BadUrl(e.to_string()))?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(PUSH_BOUND);
+        let push = move |info: redis::PushInfo| match tx.try_send(info) {
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                crate::overflow::dropped(
+                    crate::overflow::Queue::ClusterPushes,
+                    "a pub/sub message",
+                );
+                Ok(())
+            }
+            // The reader stopped (shutdown): nothing to deliver to.
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+            Ok(()) => Ok(()),
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(OP_TIMEOUT)
             .set_response_timeout(OP_TIMEOUT)
@@ -132,7 +152,7 @@ impl Link {
             .set_number_of_retries(3)
             .set_factor(100)
             .set_max_delay(1000)
-            .set_push_sender(tx)
+            .set_push_sender(push)
             .set_automatic_resubscription();
         let made = tokio::time::timeout(
             OP_TIMEOUT * 5,

@@ -169,6 +169,13 @@ pub(super) struct RawSip {
     /// dialgate's IPv6 address beside an IPv4 `public_address` (see `config/ipv6.rs`).
     #[serde(default)]
     pub public_address_v6: Option<String>,
+    /// Accepted SIP TCP/TLS connections open at once (see `sip/stream_accept.rs`).
+    #[serde(default = "d_sip_max_connections")]
+    pub max_connections: u32,
+}
+
+fn d_sip_max_connections() -> u32 {
+    crate::sip::stream_accept::DEFAULT_MAX_CONNECTIONS as u32
 }
 
 #[derive(Debug, Deserialize)]

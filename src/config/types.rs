@@ -93,6 +93,8 @@ pub struct SipServer {
     /// Address written for IPv6 peers when `public_address` is IPv4 (default: the first IPv6
     /// listener's specific address).
     pub public_address_v6: Option<std::net::IpAddr>,
+    /// Accepted TCP/TLS connections open at once; one more is closed at accept.
+    pub max_connections: u32,
 }
 
 /// `server.http` (the Live Hub compatible REST API).

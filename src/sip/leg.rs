@@ -63,51 +63,14 @@ impl SipEndpoint {
         &self,
         call: OutboundCall,
     ) -> Result<(LegHandle, mpsc::Receiver<LegEvent>), SipError> {
-        let callee = Uri::try_from(call.request_uri.as_str())
-            .map_err(|_| invalid("request_uri", &call.request_uri))?;
-        let caller_text = format!("sip:{}@{}", call.from_user, call.from_host);
-        let caller =
-            Uri::try_from(caller_text.as_str()).map_err(|_| invalid("from", &caller_text))?;
-        if !call.to_uri.is_empty() && call.to_uri != call.request_uri {
-            debug!(to = %call.to_uri, "To differs from Request-URI; rsipstack writes To = R-URI");
-        }
-        let mut headers = Vec::with_capacity(call.headers.len() + 1);
-        for (name, value) in &call.headers {
-            if name.is_empty() || name.contains([':', '\r', '\n']) || value.contains(['\r', '\n']) {
-                return Err(invalid("header", name));
-            }
-            headers.push(Header::Other(name.clone(), value.clone()));
-        }
-        headers.push(Header::ContentType("application/sdp".into()));
+        let (callee, caller, headers) = request_parts(&call)?;
         // Each configured proxy is checked here; a name is located (RFC 3263) by the leg's task.
         let mut hops = Vec::new();
         for (hp, t) in call.proxy.iter().chain(call.backup_proxy.iter()) {
             route_for(hp, *t)?;
             hops.push((hp.clone(), TrunkHost::parse(hp, *t, call.naptr)));
         }
-        let transport = match hops.first() {
-            Some((_, h)) => h.transport,
-            _ if call.request_uri.starts_with("sips:") => Transport::Tls,
-            _ if call.request_uri.contains("transport=tcp") => Transport::Tcp,
-            _ => Transport::Udp,
-        };
-        // The Contact names dialgate by the next hop's family (an IPv6 trunk gets our IPv6).
-        let hop = match &call.proxy {
-            Some((hp, _)) => super::family::literal_ip(hp),
-            None => super::family::literal_ip(&call.request_uri),
-        };
-        let contact_addr = self
-            .contact_addr_for(transport, hop)
-            .ok_or(SipError::Shutdown)?;
-        let contact = Uri {
-            scheme: Some(rsipstack::sip::Scheme::Sip),
-            auth: Some(rsipstack::sip::Auth {
-                user: call.from_user.clone(),
-                password: None,
-            }),
-            host_with_port: contact_addr.addr,
-            ..Default::default()
-        };
+        let contact = self.contact(&call, &hops)?;
         let call_id = call
             .call_id
             .clone()
@@ -129,14 +92,54 @@ impl SipEndpoint {
             call_id: Some(call_id.clone()),
             ..Default::default()
         };
+        Ok(self.spawn_leg(call, call_id, base, hops))
+    }
+
+    /// Our Contact in the INVITE: over the first hop's transport, naming dialgate by the next
+    /// hop's address family (an IPv6 trunk gets our IPv6).
+    fn contact(&self, call: &OutboundCall, hops: &[(String, TrunkHost)]) -> Result<Uri, SipError> {
+        let transport = match hops.first() {
+            Some((_, h)) => h.transport,
+            _ if call.request_uri.starts_with("sips:") => Transport::Tls,
+            _ if call.request_uri.contains("transport=tcp") => Transport::Tcp,
+            _ => Transport::Udp,
+        };
+        let hop = match &call.proxy {
+            Some((hp, _)) => super::family::literal_ip(hp),
+            None => super::family::literal_ip(&call.request_uri),
+        };
+        let contact_addr = self
+            .contact_addr_for(transport, hop)
+            .ok_or(SipError::Shutdown)?;
+        Ok(Uri {
+            scheme: Some(rsipstack::sip::Scheme::Sip),
+            auth: Some(rsipstack::sip::Auth {
+                user: call.from_user.clone(),
+                password: None,
+            }),
+            host_with_port: contact_addr.addr,
+            ..Default::default()
+        })
+    }
+
+    /// Starts the leg's task on the INVITE `base` and returns the call's handle on it.
+    fn spawn_leg(
+        &self,
+        call: OutboundCall,
+        call_id: String,
+        base: InviteOption,
+        hops: Vec<(String, TrunkHost)>,
+    ) -> (LegHandle, mpsc::Receiver<LegEvent>) {
         let id = self.next_leg_id();
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (cmd_tx, cmd_rx) = mpsc::channel(super::leg_types::COMMAND_BOUND);
+        let end = tokio_util::sync::CancellationToken::new();
         let (ev_tx, ev_rx) = mpsc::channel(32);
         let span = info_span!("sip_leg", conversation_id = %call.conversation_id, leg = id, call_id = %call_id);
         let ep = self.clone();
         // The leg's dialog state is journaled from its INVITE until its task ends.
         self.core.hook.register(&call_id, &call.conversation_id);
         let gone = call_id.clone();
+        let leg_end = end.clone();
         tokio::spawn(
             async move {
                 let hook = ep.core.hook.clone();
@@ -144,6 +147,7 @@ impl SipEndpoint {
                     ep,
                     events: ev_tx,
                     cmds: cmd_rx,
+                    end: leg_end,
                     cancelled: false,
                     ext: call.extensions,
                     session: None,
@@ -157,14 +161,13 @@ impl SipEndpoint {
             }
             .instrument(span),
         );
-        Ok((
-            LegHandle {
-                id,
-                call_id,
-                cmd: cmd_tx,
-            },
-            ev_rx,
-        ))
+        let handle = LegHandle {
+            id,
+            call_id,
+            cmd: cmd_tx,
+            end,
+        };
+        (handle, ev_rx)
     }
 }
 
@@ -206,7 +209,9 @@ struct Hop {
 struct LegTask {
     ep: SipEndpoint,
     events: mpsc::Sender<LegEvent>,
-    cmds: mpsc::UnboundedReceiver<Command>,
+    cmds: mpsc::Receiver<Command>,
+    /// The call asked to end the leg (see `LegHandle::end`).
+    end: tokio_util::sync::CancellationToken,
     cancelled: bool,
     /// Extensions of the next INVITE (changed by a 422 or a 420).
     ext: Extensions,
@@ -290,8 +295,8 @@ impl LegTask {
             let result = loop {
                 tokio::select! {
                     r = &mut resolving => break r,
-                    Some(cmd) = self.cmds.recv() => {
-                        if matches!(cmd, Command::RefreshSession | Command::Info { .. }) {
+                    ended = next_cmd(&mut self.cmds, &self.end) => {
+                        if !ended {
                             continue;
                         }
                         // Nothing was sent yet: there is nothing to CANCEL.
@@ -439,15 +444,7 @@ impl LegTask {
         let (state_tx, mut states) = dialogs.new_dialog_state_channel();
         let (dialog, mut join) = match dialogs.do_invite_async(opt, state_tx) {
             Ok(v) => v,
-            Err(e) => {
-                return Attempt::Failed {
-                    code: None,
-                    reason: e.to_string(),
-                    kind: FailureKind::Transport,
-                    retry: true,
-                    renegotiate: None,
-                };
-            }
+            Err(e) => return transport_failure(e.to_string(), true),
         };
         if self.cancelled {
             let _ = dialog.cancel().await;
@@ -460,10 +457,8 @@ impl LegTask {
                 Some(st) = states.recv() => {
                     self.on_early_state(st, &mut provisional, &mut any_response).await;
                 }
-                Some(cmd) = self.cmds.recv() => {
-                    debug!(?cmd, "command while calling");
-                    if matches!(cmd, Command::RefreshSession | Command::Info { .. }) {
-                        // Neither ends the leg: nothing to send them on yet.
+                ended = next_cmd(&mut self.cmds, &self.end), if !self.cancelled => {
+                    if !ended {
                         continue;
                     }
                     self.cancelled = true;
@@ -480,67 +475,61 @@ impl LegTask {
             self.on_early_state(st, &mut provisional, &mut any_response)
                 .await;
         }
-        let resp = match result {
-            Ok(Ok((_id, Some(resp)))) => resp,
-            Ok(Ok((_id, None))) => {
-                dialogs.remove_dialog(&dialog.id());
-                return Attempt::Failed {
-                    code: None,
-                    reason: "no final response".into(),
-                    kind: FailureKind::Transport,
-                    retry: !provisional,
-                    renegotiate: None,
-                };
+        let reason = match result {
+            Ok(Ok((_id, Some(resp)))) if resp.status_code.kind() == StatusCodeKind::Successful => {
+                return self.answered(resp, dialog, states).await;
             }
-            Ok(Err(e)) => {
+            Ok(Ok((_id, Some(resp)))) => {
                 dialogs.remove_dialog(&dialog.id());
-                return Attempt::Failed {
-                    code: None,
-                    reason: e.to_string(),
-                    kind: FailureKind::Transport,
-                    retry: !provisional,
-                    renegotiate: None,
-                };
+                return self.refused(&resp, provisional, any_response);
             }
-            Err(e) => {
-                dialogs.remove_dialog(&dialog.id());
-                return Attempt::Failed {
-                    code: None,
-                    reason: e.to_string(),
-                    kind: FailureKind::Transport,
-                    retry: !provisional,
-                    renegotiate: None,
-                };
-            }
+            Ok(Ok((_id, None))) => "no final response".to_owned(),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
         };
-        let code = u16::from(resp.status_code.clone());
-        if resp.status_code.kind() == StatusCodeKind::Successful {
-            if self.cancelled || matches!(dialog.state(), DialogState::Terminated(..)) {
-                // rsipstack ACKed and BYE'd the 2xx that raced our CANCEL.
-                dialogs.remove_dialog(&dialog.id());
-                return Attempt::Failed {
-                    code: Some(code),
-                    reason: "answer raced CANCEL; ended with BYE".into(),
-                    kind: FailureKind::Cancelled,
-                    retry: false,
-                    renegotiate: None,
-                };
-            }
-            info!(code, "answered");
-            self.emit(LegEvent::Answered {
-                code,
-                sdp: body_string(&resp),
-            })
-            .await;
-            if self.ext.session_timer.is_some() {
-                self.session = self.ext.negotiated(&resp);
-                self.peer_update = super::extensions::allows_update(&resp);
-                info!(session = ?self.session, update = self.peer_update, "session timer");
-                self.emit(LegEvent::SessionTimer(self.session)).await;
-            }
-            return Attempt::Answered(dialog, states);
-        }
         dialogs.remove_dialog(&dialog.id());
+        transport_failure(reason, !provisional)
+    }
+
+    /// A 2xx: the leg is up, unless it raced our CANCEL (then rsipstack has ACKed and ended
+    /// it with BYE).
+    async fn answered(
+        &mut self,
+        resp: Response,
+        dialog: InviteDialog,
+        states: DialogStateReceiver,
+    ) -> Attempt {
+        let code = u16::from(resp.status_code.clone());
+        if self.cancelled || matches!(dialog.state(), DialogState::Terminated(..)) {
+            // rsipstack ACKed and BYE'd the 2xx that raced our CANCEL.
+            self.ep.core.dialogs.remove_dialog(&dialog.id());
+            return Attempt::Failed {
+                code: Some(code),
+                reason: "answer raced CANCEL; ended with BYE".into(),
+                kind: FailureKind::Cancelled,
+                retry: false,
+                renegotiate: None,
+            };
+        }
+        info!(code, "answered");
+        self.emit(LegEvent::Answered {
+            code,
+            sdp: body_string(&resp),
+        })
+        .await;
+        if self.ext.session_timer.is_some() {
+            self.session = self.ext.negotiated(&resp);
+            self.peer_update = super::extensions::allows_update(&resp);
+            info!(session = ?self.session, update = self.peer_update, "session timer");
+            self.emit(LegEvent::SessionTimer(self.session)).await;
+        }
+        Attempt::Answered(dialog, states)
+    }
+
+    /// A final response other than 2xx: what kind of failure it is, and whether the next
+    /// target may be tried (a 503 or 408 before any provisional response).
+    fn refused(&self, resp: &Response, provisional: bool, any_response: bool) -> Attempt {
+        let code = u16::from(resp.status_code.clone());
         let reason = resp.reason_phrase().unwrap_or_default().to_string();
         // Timer B synthesises a 408 from our own request: no response was ever seen, no To tag.
         let synthetic = code == 408
@@ -563,7 +552,7 @@ impl LegTask {
             reason,
             kind,
             retry,
-            renegotiate: self.ext.retry_after(&resp),
+            renegotiate: self.ext.retry_after(resp),
         }
     }
 
@@ -581,6 +570,43 @@ impl LegTask {
         }
     }
 
+    /// What the answered dialog reports: the peer's requests, answered; `true` once it ended.
+    async fn on_dialog_state(&mut self, st: Option<DialogState>) -> bool {
+        match st {
+            None => return true,
+            Some(DialogState::Terminated(_, reason)) => {
+                if matches!(reason, TerminatedReason::UasBye) {
+                    info!("remote BYE");
+                    self.emit(LegEvent::RemoteBye).await;
+                } else {
+                    info!(?reason, "dialog terminated");
+                }
+                return true;
+            }
+            Some(DialogState::Updated(_, req, handle)) => {
+                self.on_peer_request(req, handle).await;
+            }
+            Some(DialogState::Notify(_, req, h)) => {
+                let _ = h.reply(StatusCode::OK).await;
+                if let Some(code) = refer_notify_code(&req) {
+                    info!(code, "REFER progress");
+                    self.emit(LegEvent::ReferNotify { code }).await;
+                }
+            }
+            Some(DialogState::Info(_, _, h))
+            | Some(DialogState::Options(_, _, h))
+            | Some(DialogState::Message(_, _, h)) => {
+                let _ = h.reply(StatusCode::OK).await;
+            }
+            Some(DialogState::Refer(_, _, h)) => {
+                // Transfers are call policy we do not support: refuse.
+                let _ = h.reply(StatusCode::Forbidden).await;
+            }
+            Some(other) => debug!(state = %other, "dialog state"),
+        }
+        false
+    }
+
     /// After answer: serve in-dialog requests until either side hangs up.
     async fn confirmed(&mut self, dialog: InviteDialog, mut states: DialogStateReceiver) {
         let dialogs = self.ep.core.dialogs.clone();
@@ -590,37 +616,13 @@ impl LegTask {
         let mut refreshing = false;
         loop {
             tokio::select! {
-                st = states.recv() => match st {
-                    None => break,
-                    Some(DialogState::Terminated(_, reason)) => {
-                        if matches!(reason, TerminatedReason::UasBye) {
-                            info!("remote BYE");
-                            self.emit(LegEvent::RemoteBye).await;
-                        } else {
-                            info!(?reason, "dialog terminated");
-                        }
+                // Commands before the end: an INFO queued before the hang-up still goes out.
+                biased;
+                st = states.recv() => {
+                    if self.on_dialog_state(st).await {
                         break;
                     }
-                    Some(DialogState::Updated(_, req, handle)) => {
-                        self.on_peer_request(req, handle).await;
-                    }
-                    Some(DialogState::Notify(_, req, h)) => {
-                        let _ = h.reply(StatusCode::OK).await;
-                        if let Some(code) = refer_notify_code(&req) {
-                            info!(code, "REFER progress");
-                            self.emit(LegEvent::ReferNotify { code }).await;
-                        }
-                    }
-                    Some(DialogState::Info(_, _, h)) | Some(DialogState::Options(_, _, h))
-                    | Some(DialogState::Message(_, _, h)) => {
-                        let _ = h.reply(StatusCode::OK).await;
-                    }
-                    Some(DialogState::Refer(_, _, h)) => {
-                        // Transfers are call policy we do not support: refuse.
-                        let _ = h.reply(StatusCode::Forbidden).await;
-                    }
-                    Some(other) => debug!(state = %other, "dialog state"),
-                },
+                }
                 Some(outcome) = refresh_rx.recv() => {
                     refreshing = false;
                     match self.on_refresh_outcome(outcome) {
@@ -643,23 +645,20 @@ impl LegTask {
                         }
                     }
                 }
-                Some(cmd) = self.cmds.recv() => {
-                    if let Command::Refer { refer_to, referred_by, headers } = cmd {
+                Some(cmd) = self.cmds.recv() => match cmd {
+                    Command::Refer { refer_to, referred_by, headers } => {
                         let ev = refer(&dialog, &refer_to, &referred_by, headers).await;
                         self.emit(ev).await;
-                        continue;
                     }
-                    debug!(?cmd, "command while confirmed");
-                    if matches!(cmd, Command::RefreshSession) {
+                    Command::RefreshSession => {
+                        debug!("session refresh asked");
                         if !refreshing {
                             refreshing = self.start_refresh(&dialog, &refresh_tx);
                         }
-                        continue;
                     }
-                    if let Command::Info { content_type, body } = cmd {
-                        send_info(&dialog, content_type, body);
-                        continue;
-                    }
+                    Command::Info { content_type, body } => send_info(&dialog, content_type, body),
+                },
+                _ = self.end.cancelled() => {
                     if let Err(e) = dialog.bye().await {
                         warn!(error = %e, "BYE failed");
                     }
@@ -743,6 +742,61 @@ fn send_info(dialog: &InviteDialog, content_type: String, body: Vec<u8>) {
             Err(e) => warn!(error = %e, "INFO failed"),
         }
     });
+}
+
+/// The INVITE's Request-URI, From URI and extra headers, checked (a header that would break
+/// the message is refused, not sent).
+fn request_parts(call: &OutboundCall) -> Result<(Uri, Uri, Vec<Header>), SipError> {
+    let callee = Uri::try_from(call.request_uri.as_str())
+        .map_err(|_| invalid("request_uri", &call.request_uri))?;
+    let caller_text = format!("sip:{}@{}", call.from_user, call.from_host);
+    let caller = Uri::try_from(caller_text.as_str()).map_err(|_| invalid("from", &caller_text))?;
+    if !call.to_uri.is_empty() && call.to_uri != call.request_uri {
+        debug!(to = %call.to_uri, "To differs from Request-URI; rsipstack writes To = R-URI");
+    }
+    let mut headers = Vec::with_capacity(call.headers.len() + 1);
+    for (name, value) in &call.headers {
+        if name.is_empty() || name.contains([':', '\r', '\n']) || value.contains(['\r', '\n']) {
+            return Err(invalid("header", name));
+        }
+        headers.push(Header::Other(name.clone(), value.clone()));
+    }
+    headers.push(Header::ContentType("application/sdp".into()));
+    Ok((callee, caller, headers))
+}
+
+/// An attempt that ended without a final response (not sent, no answer, connection lost).
+fn transport_failure(reason: String, retry: bool) -> Attempt {
+    Attempt::Failed {
+        code: None,
+        reason,
+        kind: FailureKind::Transport,
+        retry,
+        renegotiate: None,
+    }
+}
+
+/// Before the answer: `true` once the call ends the leg; `false` for a command, which has no
+/// dialog to go on yet and is dropped (a refresh, an INFO, a REFER).
+async fn next_cmd(
+    cmds: &mut mpsc::Receiver<Command>,
+    end: &tokio_util::sync::CancellationToken,
+) -> bool {
+    tokio::select! {
+        biased;
+        _ = end.cancelled() => true,
+        cmd = cmds.recv() => match cmd {
+            Some(cmd) => {
+                debug!(?cmd, "command before the answer: nothing to send it on");
+                false
+            }
+            // Every handle is gone: only the end is left to wait for.
+            None => {
+                end.cancelled().await;
+                true
+            }
+        },
+    }
 }
 
 #[cfg(test)]

@@ -114,7 +114,7 @@ pub struct Actor {
     dtmf: Option<mpsc::Receiver<char>>,
     /// A text bot's voice: dialgate's own media endpoint on the relay's bot side.
     player: Option<crate::tts::Player>,
-    player_events: Option<mpsc::UnboundedReceiver<crate::tts::PlayerEvent>>,
+    player_events: Option<mpsc::Receiver<crate::tts::PlayerEvent>>,
     media_events: Option<mpsc::Receiver<MediaEvent>>,
     amd: Option<crate::amd::Detector>,
     stt: Option<crate::stt::SttSession>,
@@ -278,7 +278,7 @@ impl Actor {
                         Some(f) => self.on_frame(f).await,
                         None => self.tap = None,
                     },
-                    p = recv_unbounded_opt(&mut self.player_events) => match p {
+                    p = recv_opt(&mut self.player_events) => match p {
                         Some(ev) => self.on_player(ev).await,
                         None => self.player_events = None,
                     },
