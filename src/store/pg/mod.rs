@@ -14,6 +14,7 @@ mod finish;
 mod instances;
 mod legs;
 mod outbox;
+mod queue;
 mod schema;
 
 use super::StoreError;
