@@ -192,6 +192,15 @@ impl App {
             ),
             None => (Arc::new(LocalLimiter::new()), engine.clone()),
         };
+        // Cluster mode on PostgreSQL: the queue is shared, and this instance claims from it
+        // only while it has room for a call (the same check as the API's).
+        let shared = (store.engine() == "postgres").then(|| {
+            let pool = engine.media.port_pool().clone();
+            let gate = crate::limits::CapacityGate::default();
+            crate::call::queue::SharedMode {
+                has_room: Box::new(move || gate.check(pool.free(), pool.capacity()).is_ok()),
+            }
+        });
         let queue = crate::call::queue::DialQueue::new(crate::call::queue::QueueDeps {
             store: store.clone(),
             outbox: outbox.clone(),
@@ -199,6 +208,7 @@ impl App {
             calls: calls.clone(),
             config: config.clone(),
             metrics: metrics.clone(),
+            shared,
         });
         if let Some(c) = &cluster {
             c.owners.set_local(Arc::new(crate::cluster::LocalCalls {

@@ -81,6 +81,8 @@ on_both_engines!(
     the_leg_journal_keeps_live_legs_only,
     retention_prunes_finished_calls_only,
     timeline_lines_of_concurrent_calls_all_land_in_order,
+    the_shared_queue_is_claimed_once_in_order,
+    a_waiting_dialout_ends_once_or_is_dialled_never_both,
 );
 
 fn new_call(id: &str, bot: &str) -> NewCall {
@@ -469,6 +471,190 @@ async fn retention_prunes_finished_calls_only(db: Db) {
     assert!(s.get_call("old").await.unwrap().is_none());
     assert!(s.deliveries("old").await.unwrap().is_empty());
     assert!(s.get_call("live").await.unwrap().is_some());
+}
+
+async fn the_shared_queue_is_claimed_once_in_order(db: Db) {
+    let ids = |v: Vec<dialgate::store::CallRecord>| -> Vec<String> {
+        v.into_iter().map(|r| r.conversation_id).collect()
+    };
+    // 1. Forty dialouts queued for bot `r` (many in one millisecond), one for bot `c`, and one
+    //    dialled at once.
+    const N: usize = 40;
+    for i in 0..N {
+        db.store
+            .insert_queued_call(new_call(&format!("r{i:02}"), "r"), None)
+            .await
+            .unwrap();
+    }
+    db.store
+        .insert_queued_call(new_call("c0", "c"), None)
+        .await
+        .unwrap();
+    db.store
+        .insert_call(new_call("now", "r"), None)
+        .await
+        .unwrap();
+
+    // 2. Every bot's depth and oldest dialout, on either handle.
+    let depths = db.second.waiting_by_bot().await.unwrap();
+    let by_bot: Vec<(&str, usize)> = depths.iter().map(|q| (q.bot.as_str(), q.depth)).collect();
+    assert_eq!(by_bot, [("c", 1), ("r", N)]);
+    assert!(
+        depths
+            .iter()
+            .all(|q| q.oldest_ms > 0 && q.oldest_ms <= now_ms())
+    );
+    assert_eq!(db.store.waiting_count("r").await.unwrap(), N);
+    assert_eq!(db.store.waiting_count("none").await.unwrap(), 0);
+
+    // 3. Alone, a claim takes the oldest; it is then dialled, no longer waiting.
+    let first = db.store.claim_waiting("r").await.unwrap().unwrap();
+    assert_eq!(first.conversation_id, "r00");
+    assert!(first.dialled_at.is_some() && first.queue_wait_ms.is_some());
+    assert_eq!(db.store.waiting_count("r").await.unwrap(), N - 1);
+
+    // 4. Two instances claim the rest at once, two claimers each, until nothing waits.
+    let claimer = |st: Store| {
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(r) = st.claim_waiting("r").await.unwrap() {
+                mine.push(r.conversation_id);
+            }
+            mine
+        })
+    };
+    let tasks = [
+        claimer(db.store.clone()),
+        claimer(db.second.clone()),
+        claimer(db.store.clone()),
+        claimer(db.second.clone()),
+    ];
+    let mut all = Vec::new();
+    for t in tasks {
+        let mine = t.await.unwrap();
+        // Each claimer took its dialouts in queue order.
+        let mut sorted = mine.clone();
+        sorted.sort();
+        assert_eq!(mine, sorted, "claims out of queue order");
+        all.extend(mine);
+    }
+    // 5. Every dialout claimed exactly once; bot `c`'s and the dialled call untouched.
+    let distinct: HashSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), N - 1, "a dialout was claimed twice: {all:?}");
+    assert_eq!(distinct.len(), N - 1);
+    assert!(db.store.claim_waiting("r").await.unwrap().is_none());
+    assert_eq!(ids(db.store.waiting_calls().await.unwrap()), ["c0"]);
+    let by_bot: Vec<(String, usize)> = db
+        .store
+        .waiting_by_bot()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| (q.bot, q.depth))
+        .collect();
+    assert_eq!(by_bot, [("c".to_string(), 1)]);
+
+    // 6. On PostgreSQL the claimer owns what it claimed: its restart recovery (or a takeover
+    //    of it) ends the call; on SQLite there is one owner.
+    let claimed_by_second: Vec<String> = ids(db.second.unfinished_calls().await.unwrap());
+    assert!(claimed_by_second.contains(&"r00".to_string()) != (db.store.engine() == "postgres"));
+}
+
+async fn a_waiting_dialout_ends_once_or_is_dialled_never_both(db: Db) {
+    // The end of a dialout that waited too long.
+    let end_of = |id: &str| {
+        let mut e = end(id);
+        e.status = CallStatus::Failed;
+        e.reason_code = "queue-timeout".into();
+        e.sip_code = None;
+        e
+    };
+    // 1. Three queued dialouts of one bot.
+    for id in ["w1", "w2", "w3"] {
+        db.store
+            .insert_queued_call(new_call(id, "w"), None)
+            .await
+            .unwrap();
+    }
+    // 2. w1 is claimed: ending it as a waiting dialout does nothing, on either handle.
+    assert_eq!(
+        db.store
+            .claim_waiting("w")
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation_id,
+        "w1"
+    );
+    assert!(
+        db.second
+            .finish_waiting(end_of("w1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let r = db.store.get_call("w1").await.unwrap().unwrap();
+    assert!(!r.status.is_terminal(), "{r:?}");
+    assert!(db.store.deliveries("w1").await.unwrap().is_empty());
+
+    // 3. w2 ends while waiting (a DELETE): once, with one terminal notification; it is out of
+    //    the queue, and the next claim takes w3.
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let st = if i % 2 == 0 {
+            db.store.clone()
+        } else {
+            db.second.clone()
+        };
+        let e = end_of("w2");
+        tasks.push(tokio::spawn(async move { st.finish_waiting(e).await }));
+    }
+    let mut ended = 0;
+    for t in tasks {
+        if let Some(f) = t.await.unwrap().unwrap() {
+            assert!(f.newly_terminal && f.queued);
+            ended += 1;
+        }
+    }
+    assert_eq!(ended, 1);
+    let r = db.store.get_call("w2").await.unwrap().unwrap();
+    assert_eq!(r.status, CallStatus::Failed);
+    assert!(r.dialled_at.is_none());
+    let kinds: Vec<String> = db
+        .store
+        .deliveries("w2")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(i, _)| i.kind)
+        .collect();
+    assert_eq!(kinds, ["status"]);
+    // w3 before the cut-off of a timeout is found; none before its queuing time.
+    let old = db.store.waiting_before("w", now_ms() + 1).await.unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].conversation_id, "w3");
+    let queued_at = old[0].queued_at.unwrap();
+    assert!(
+        db.store
+            .waiting_before("w", queued_at)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // 4. A claim and an end racing for w3: exactly one of them wins.
+    let (st, nd) = (db.store.clone(), db.second.clone());
+    let e = end_of("w3");
+    let (claimed, finished) = tokio::join!(
+        tokio::spawn(async move { st.claim_waiting("w").await }),
+        tokio::spawn(async move { nd.finish_waiting(e).await })
+    );
+    let claimed = claimed.unwrap().unwrap().is_some();
+    let finished = finished.unwrap().unwrap().is_some();
+    assert!(claimed != finished, "claimed {claimed}, ended {finished}");
+    let r = db.store.get_call("w3").await.unwrap().unwrap();
+    assert_eq!(r.status.is_terminal(), finished);
+    assert_eq!(r.dialled_at.is_some(), claimed);
 }
 
 /// PostgreSQL writes timeline lines in batches (one statement for the lines queued together):

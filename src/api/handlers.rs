@@ -5,6 +5,7 @@ use super::dialout::{self, MAX_BODY};
 use super::error::ApiError;
 use super::router::{Reply, json, read_body};
 use crate::call::limiter::{Limits, Refusal};
+use crate::call::queue::policy::{self, BeforeLimits};
 use crate::call::queue::{QueueRefusal, Waiting};
 use crate::call::{AcceptedDialout, HangupOutcome};
 use crate::config::Group;
@@ -394,10 +395,17 @@ async fn admit(
     bot: &crate::config::Bot,
     request: &crate::core::DialoutRequest,
 ) -> Result<Option<crate::call::limiter::Permit>, ApiError> {
-    (state.capacity)().map_err(|e| {
+    let room = (state.capacity)();
+    let queues = bot.outbound.on_limit.queues(request.queue);
+    let shared = state.queue.is_shared();
+    // No room here: refused at once, unless the dialout can wait for another instance (the
+    // queue's depth does not change this answer).
+    if let Err(e) = &room
+        && policy::before_limits(false, queues, shared, 0) == BeforeLimits::AtCapacity
+    {
         tracing::warn!(error = %e, "dialout refused: dialgate is at capacity");
-        ApiError::AtCapacity(e.to_string())
-    })?;
+        return Err(ApiError::AtCapacity(e.to_string()));
+    }
     let limits = Limits {
         max_cps: bot.outbound.max_cps,
         max_concurrent: bot.outbound.max_concurrent,
@@ -411,11 +419,21 @@ async fn admit(
             ),
         ));
     }
-    let queues = bot.outbound.on_limit.queues(request.queue);
-    // A queue that holds dialouts keeps its order: a new one waits behind them.
-    let permit = match queues && state.queue.len(&bot.id) > 0 {
-        true => None,
-        false => match state.limiter.try_acquire(&bot.id, limits).await {
+    // In cluster mode the queue is shared: its depth is read from the store.
+    let depth = match queues {
+        true => state.queue.depth(&bot.id).await?,
+        false => 0,
+    };
+    let step = policy::before_limits(room.is_ok(), queues, shared, depth);
+    let permit = match step {
+        // Behind the dialouts already waiting, or for an instance of the cluster with room.
+        BeforeLimits::Queue => None,
+        BeforeLimits::AtCapacity => {
+            return Err(ApiError::AtCapacity(
+                room.err().map(|e| e.to_string()).unwrap_or_default(),
+            ));
+        }
+        BeforeLimits::AskLimiter => match state.limiter.try_acquire(&bot.id, limits).await {
             Ok(p) => Some(p),
             // Without the shared limits nothing is admitted, not even to the queue: its
             // dispatcher could not dial it either, and the dialer retries after 503.
@@ -427,7 +445,7 @@ async fn admit(
     if permit.is_none() {
         state
             .queue
-            .room(&bot.id, bot.outbound.max_queue, bot.outbound.max_cps)
+            .room(&bot.id, depth, bot.outbound.max_queue, bot.outbound.max_cps)
             .map_err(|r| match r {
                 QueueRefusal::Full {
                     retry_after_secs, ..
@@ -646,12 +664,13 @@ async fn hangup_elsewhere(
             ))
         }
         Ok(RemoteHangup::NotLive { .. }) => Err(ApiError::CallEnded(id.to_owned())),
-        // Not terminal in the store, yet no instance holds it live: a dialout queued on another
-        // instance (queues are per instance), or a call whose owner died and is not taken over.
+        // Not terminal in the store, yet no instance holds it live: a queued dialout being
+        // claimed by an instance right now, a dialout queued on an instance without the shared
+        // store, or a call whose owner died and is not taken over yet.
         Ok(RemoteHangup::NoOwner) => Err(ApiError::OwnerUnreachable {
             id: id.to_owned(),
             owner: "none".into(),
-            why: "is not recorded on Redis (the call is queued on another instance, or its owner stopped)".into(),
+            why: "is not recorded on Redis (the call is being dialled by an instance right now, or its owner stopped)".into(),
             retry_after: owners.lease_secs(),
         }),
         Ok(RemoteHangup::OwnerGone { owner, why }) => Err(ApiError::OwnerUnreachable {

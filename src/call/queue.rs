@@ -11,6 +11,11 @@
 //! to the call engine. A dialout waiting longer than `max_queue_wait_sec` ends
 //! `failed/queue-timeout`; `DELETE` of a queued call ends it `failed/api-hangup`; either way
 //! with exactly one terminal notification (one `finish_call` transaction).
+//!
+//! Cluster mode on PostgreSQL: the queue is not in memory but the shared table, and every
+//! instance's dispatcher claims from it when it has room and the bot's shared limits grant a
+//! permit (`shared.rs`), so a dialout accepted by one instance is dialled by whichever has
+//! capacity; `DELETE` and the queue timeout end a waiting dialout on its row, from any instance.
 
 use super::limiter::{Limits, RateLimiter};
 use super::supervise::end_with;
@@ -23,13 +28,13 @@ use crate::webhook::Outbox;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// How often the dispatcher looks again when a bot is at its limits (a permit coming back is
-/// not signalled; this bounds the extra wait).
-const RECHECK: Duration = Duration::from_millis(50);
+pub mod policy;
+mod shared;
+
+pub use shared::SharedMode;
 
 /// One dialout waiting for its bot's limits.
 #[derive(Debug, Clone)]
@@ -62,6 +67,9 @@ pub struct QueueDeps {
     pub calls: Arc<dyn CallControl>,
     pub config: Arc<ConfigStore>,
     pub metrics: Arc<Metrics>,
+    /// Cluster mode with the store on PostgreSQL: the queue is shared by every instance.
+    /// `None`: one instance, the queue in memory.
+    pub shared: Option<SharedMode>,
 }
 
 /// Every bot's queue of dialouts.
@@ -72,25 +80,45 @@ pub struct DialQueue {
     /// Set when the process stops: nothing more is dialled (the stored queue waits for the
     /// next start).
     stopped: AtomicBool,
+    /// The shared queue's state here, in cluster mode.
+    shared: Option<shared::Shared>,
 }
 
 impl DialQueue {
     /// Empty queues (see [`DialQueue::restore`]).
-    pub fn new(deps: QueueDeps) -> Arc<DialQueue> {
+    pub fn new(mut deps: QueueDeps) -> Arc<DialQueue> {
+        let shared = deps.shared.take().map(shared::Shared::new);
         Arc::new(DialQueue {
             deps,
             bots: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             stopped: AtomicBool::new(false),
+            shared,
         })
+    }
+
+    /// Whether the queue is shared by a cluster (any instance dials any queued dialout).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Dialouts waiting for `bot` now: in cluster mode counted in the shared queue.
+    pub async fn depth(&self, bot: &str) -> Result<usize, crate::store::StoreError> {
+        match &self.shared {
+            Some(_) => self.deps.store.waiting_count(bot).await,
+            None => Ok(self.len(bot)),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Waiting>>> {
         self.bots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Dialouts waiting for `bot`.
+    /// Dialouts waiting for `bot` (in cluster mode: in the shared queue at the last look).
     pub fn len(&self, bot: &str) -> usize {
+        if let Some(s) = &self.shared {
+            return s.seen(bot);
+        }
         self.lock().get(bot).map_or(0, VecDeque::len)
     }
 
@@ -99,25 +127,36 @@ impl DialQueue {
         self.lock().values().all(VecDeque::is_empty)
     }
 
-    /// Checks there is room for one more dialout of `bot` (`max_queue`), before it is stored.
-    /// `max_cps` gives the drain rate for `Retry-After`.
-    pub fn room(&self, bot: &str, max_queue: u32, max_cps: f64) -> Result<(), QueueRefusal> {
-        let len = self.len(bot);
-        if len < max_queue as usize {
+    /// Checks there is room for one more dialout of `bot` in its queue of `depth` (see
+    /// [`DialQueue::depth`]; `max_queue`), before it is stored. `max_cps` gives the drain
+    /// rate for `Retry-After`.
+    pub fn room(
+        &self,
+        bot: &str,
+        depth: usize,
+        max_queue: u32,
+        max_cps: f64,
+    ) -> Result<(), QueueRefusal> {
+        if policy::has_room_in_queue(depth, max_queue) {
             return Ok(());
         }
-        // About one dialout leaves the queue every 1/max_cps seconds.
-        let retry_after_secs = (1.0 / max_cps.max(0.001)).ceil().clamp(1.0, 3600.0) as u64;
         Err(QueueRefusal::Full {
             bot: bot.to_owned(),
-            len,
-            retry_after_secs,
+            len: depth,
+            retry_after_secs: policy::full_queue_retry_after(max_cps),
         })
     }
 
-    /// Appends a stored dialout to its bot's queue and wakes the dispatcher.
+    /// Appends a stored dialout to its bot's queue and wakes the dispatcher. In cluster mode
+    /// the stored row is the queue entry: the dispatcher is only woken.
     pub fn push(&self, w: Waiting) {
         let bot = w.bot_id.clone();
+        if let Some(s) = &self.shared {
+            let depth = s.pushed(&bot);
+            self.deps.metrics.set_queue_depth(&bot, depth);
+            self.wake.notify_one();
+            return;
+        }
         let len = {
             let mut bots = self.lock();
             let q = bots.entry(bot.clone()).or_default();
@@ -131,6 +170,11 @@ impl DialQueue {
     /// Reads the dialouts that were waiting when the process stopped back into their queues,
     /// in their order. Returns how many.
     pub async fn restore(&self) -> usize {
+        if self.shared.is_some() {
+            // The shared queue is the table itself: nothing to read back, the dispatcher
+            // claims from it (this instance's waiting dialouts as anyone's).
+            return 0;
+        }
         let waiting = match self.deps.store.waiting_calls().await {
             Ok(w) => w,
             Err(e) => {
@@ -150,6 +194,11 @@ impl DialQueue {
     /// dialled first. One whose request cannot be read back ends `failed/error`. Returns how
     /// many wait now.
     pub async fn adopt(&self, waiting: Vec<crate::store::CallRecord>) -> usize {
+        if self.shared.is_some() {
+            // Still in the shared queue, where any instance claims them.
+            self.wake.notify_one();
+            return waiting.len();
+        }
         let mut n = 0;
         for c in waiting {
             let Some(queued_at_ms) = c.queued_at else {
@@ -193,6 +242,9 @@ impl DialQueue {
     /// `DELETE` of a call that is still queued: it leaves the queue and ends
     /// `failed/api-hangup`. False when it is not queued here.
     pub async fn cancel(&self, conversation_id: &str) -> bool {
+        if self.shared.is_some() {
+            return self.cancel_shared(conversation_id).await;
+        }
         if !self
             .take(|w| w.conversation_id == conversation_id)
             .is_empty()
@@ -273,12 +325,13 @@ impl DialQueue {
             if self.stopped.load(Ordering::SeqCst) {
                 return;
             }
-            self.expire().await;
-            self.dispatch().await;
-            let wait = if self.is_empty() {
-                Duration::from_secs(1)
-            } else {
-                RECHECK
+            let wait = match &self.shared {
+                Some(s) => policy::next_look(self.shared_round(s).await, true),
+                None => {
+                    self.expire().await;
+                    self.dispatch().await;
+                    policy::next_look(!self.is_empty(), false)
+                }
             };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -354,9 +407,6 @@ impl DialQueue {
                 };
                 let Some(w) = self.pop(&bot_id) else { break };
                 let wait_ms = (crate::store::now_ms() - w.queued_at_ms).max(0);
-                self.deps
-                    .metrics
-                    .observe_queue_wait(&bot_id, wait_ms as f64 / 1000.0);
                 match self.deps.store.mark_dialled(&w.conversation_id).await {
                     Ok(true) => {}
                     // Ended meanwhile (a DELETE racing the dispatcher): nothing to dial.
@@ -368,37 +418,53 @@ impl DialQueue {
                         continue;
                     }
                 }
-                let route = crate::call::routing::resolve(&snap.config, bot, &w.request.target)
-                    .map(|r| r.to_route());
-                let Some(route) = route else {
-                    let reason = format!(
-                        "no routing rule matches {} any more (the configuration changed while it was queued)",
-                        w.request.target.display()
-                    );
-                    self.end(&w.conversation_id, "error", &reason).await;
-                    continue;
-                };
-                tracing::info!(conversation_id = %w.conversation_id, bot = %bot_id, wait_ms, "queued dialout dialled");
-                let _ = self
-                    .deps
-                    .store
-                    .add_event(
-                        &w.conversation_id,
-                        "dequeued",
-                        &format!("left the queue after {wait_ms} ms"),
-                    )
-                    .await;
-                self.deps.calls.start(AcceptedDialout {
-                    conversation_id: w.conversation_id,
-                    client_id: w.client_id,
-                    bot_id: bot.id.clone(),
-                    request: w.request,
-                    config: snap.clone(),
-                    permit,
-                    route,
-                });
+                self.launch(&snap, bot, w, permit, wait_ms).await;
             }
         }
+    }
+
+    /// Dials a dialout that left its queue (marked dialled): its route is resolved on the
+    /// configuration of this moment and the call engine starts it with `permit`.
+    async fn launch(
+        &self,
+        snap: &Arc<crate::config::Snapshot>,
+        bot: &crate::config::Bot,
+        w: Waiting,
+        permit: super::limiter::Permit,
+        wait_ms: i64,
+    ) {
+        self.deps
+            .metrics
+            .observe_queue_wait(&bot.id, wait_ms as f64 / 1000.0);
+        let route = crate::call::routing::resolve(&snap.config, bot, &w.request.target)
+            .map(|r| r.to_route());
+        let Some(route) = route else {
+            let reason = format!(
+                "no routing rule matches {} any more (the configuration changed while it was queued)",
+                w.request.target.display()
+            );
+            self.end(&w.conversation_id, "error", &reason).await;
+            return;
+        };
+        tracing::info!(conversation_id = %w.conversation_id, bot = %bot.id, wait_ms, "queued dialout dialled");
+        let _ = self
+            .deps
+            .store
+            .add_event(
+                &w.conversation_id,
+                "dequeued",
+                &format!("left the queue after {wait_ms} ms"),
+            )
+            .await;
+        self.deps.calls.start(AcceptedDialout {
+            conversation_id: w.conversation_id,
+            client_id: w.client_id,
+            bot_id: bot.id.clone(),
+            request: w.request,
+            config: snap.clone(),
+            permit,
+            route,
+        });
     }
 
     fn pop(&self, bot: &str) -> Option<Waiting> {

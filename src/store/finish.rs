@@ -78,7 +78,7 @@ impl Store {
     }
 }
 
-fn finish_in(tx: &Connection, end: &CallEnd, now: i64) -> Result<Finished, StoreError> {
+pub(super) fn finish_in(tx: &Connection, end: &CallEnd, now: i64) -> Result<Finished, StoreError> {
     let id = end.conversation_id.as_str();
     let row: Option<(String, i64)> = tx
         .query_row(

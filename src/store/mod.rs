@@ -16,6 +16,7 @@ mod legs;
 mod migrations;
 mod outbox;
 mod pg;
+mod queue;
 mod retention;
 mod writer;
 
@@ -28,6 +29,7 @@ pub use finish::{CallEnd, Finished, SUPERSEDED};
 pub use instances::{DeadInstance, Heartbeat, TakenOver};
 pub use legs::LegJournalOp;
 pub use outbox::{Channel, DeliveryAttempt, OutboxItem, destination_of};
+pub use queue::BotQueue;
 pub use retention::Pruned;
 
 /// Outbox item kinds, as stored.

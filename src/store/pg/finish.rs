@@ -35,7 +35,11 @@ impl PgStore {
     }
 }
 
-async fn finish_in(tx: &Transaction<'_>, end: &CallEnd, now: i64) -> Result<Finished, StoreError> {
+pub(super) async fn finish_in(
+    tx: &Transaction<'_>,
+    end: &CallEnd,
+    now: i64,
+) -> Result<Finished, StoreError> {
     let id = end.conversation_id.as_str();
     let Some(row) = tx
         .query_opt(

@@ -15,6 +15,7 @@ mod finish;
 mod instances;
 mod legs;
 mod outbox;
+mod queue;
 mod schema;
 
 use super::StoreError;

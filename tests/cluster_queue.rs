@@ -1,0 +1,445 @@
+//! The dialout queue shared by a cluster: two dialgate processes (the real binary) on one
+//! PostgreSQL and one Redis, a SIPp carrier and a SIPp bot shared by both. A burst posted to
+//! one instance that has room for one call only is dialled by the other as the bot's shared
+//! limits allow — in queue order, never twice, each call with one terminal notification; a
+//! queued dialout is cancelled by a `DELETE` sent to the instance that did not accept it, and
+//! one that waits too long ends once although both instances watch the queue.
+//! Ports: SIP 16750-16753 (peers), relay RTP 34900-34999.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::api::{Http, basic};
+use common::http_peers::NotifySink;
+use common::peers::Sipp;
+use common::redis::RedisServer;
+use common::sippflows::*;
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// `cluster.lease_sec` of every instance.
+const LEASE_SEC: u64 = 4;
+
+/// A dialgate process, SIGKILLed on drop.
+struct Dialgate(Child);
+
+impl Drop for Dialgate {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One instance's files and API.
+struct Instance {
+    id: &'static str,
+    config: PathBuf,
+    log: PathBuf,
+    http: Http,
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What every instance of a test shares: the peers' ports, the bot's `outbound` settings
+/// and the cluster's engines.
+struct Shared<'a> {
+    carrier: u16,
+    bot: u16,
+    outbound: &'a str,
+    pg: &'a str,
+    redis: &'a str,
+}
+
+/// Instance `id`'s configuration in `dir`: the shared part (bot, trunk, API client, cluster)
+/// is the same for every instance; its own are the SIP and HTTP ports, the RTP range (its room
+/// for calls: 4 pairs hold one call) and data directory, and `instance_id`.
+fn instance(dir: &Path, id: &'static str, rtp: (u16, u16), s: &Shared) -> Instance {
+    let trunk = Trunk {
+        address: format!("127.0.0.1:{}", s.carrier),
+        ..Default::default()
+    };
+    // No Bot API: the flow is about the queue, the SIP legs and the dialer's notifications.
+    let default_outbound = "outbound: { enabled: true, max_cps: 50, max_concurrent: 5 }";
+    let shared = body(s.bot, "http://127.0.0.1:9/bot", &trunk)
+        .replace("    events_url: \"http://127.0.0.1:9/bot\"\n", "");
+    assert!(shared.contains(default_outbound), "{shared}");
+    let shared = shared.replace(default_outbound, &format!("outbound: {}", s.outbound));
+    let (sip, http) = (common::peers::free_udp_port(), free_tcp_port());
+    let config = dir.join(format!("{id}.yaml"));
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:{sip}\" }} ]\n  http: {{ listen: \"127.0.0.1:{http}\", plain_http: true }}\n  rtp: {{ port_min: {}, port_max: {}, inactivity_timeout_sec: 120 }}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n  notify_allow: [127.0.0.0/8]\n{shared}cluster:\n  instance_id: {id}\n  postgres_url: \"{}\"\n  redis_url: \"{}\"\n  lease_sec: {LEASE_SEC}\n",
+            rtp.0,
+            rtp.1,
+            dir.join(format!("data-{id}")).display(),
+            s.pg,
+            s.redis,
+        ),
+    )
+    .unwrap();
+    Instance {
+        id,
+        config,
+        log: dir.join(format!("{id}.log")),
+        http: Http::new(&format!("http://127.0.0.1:{http}"), None, false),
+    }
+}
+
+/// Runs the binary for `i` and waits (bounded) until it answers /healthz.
+async fn run(i: &Instance) -> Dialgate {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&i.log)
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_dialgate"))
+        .args(["run", "--config"])
+        .arg(&i.config)
+        .env("FLOW_DIALER_SECRET", SECRET)
+        .env("FLOW_WEBHOOK_SECRET", "flow-whsec")
+        .env("RUST_LOG", "dialgate=info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("dialgate binary starts");
+    let d = Dialgate(child);
+    let deadline = Instant::now() + WAIT;
+    while i.http.probe("/healthz").await != Some(StatusCode::OK) {
+        assert!(
+            Instant::now() < deadline,
+            "instance {} not healthy:\n{}",
+            i.id,
+            log_of(&i.log)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    d
+}
+
+fn log_of(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// Both instances' logs, for a failing assertion.
+fn logs(a: &Instance, b: &Instance) -> String {
+    format!(
+        "--- {} ---\n{}\n--- {} ---\n{}",
+        a.id,
+        log_of(&a.log),
+        b.id,
+        log_of(&b.log)
+    )
+}
+
+/// A SIPp UAS playing `tests/sipp/<name>` on `port` for `calls` calls (bounded by 120 s).
+fn uas_calls(name: &str, port: u16, calls: u32) -> Sipp {
+    let (port, calls) = (port.to_string(), calls.to_string());
+    Sipp::spawn(
+        &scenario(name),
+        &[
+            "-p",
+            &port,
+            "-m",
+            &calls,
+            "-timeout",
+            "120s",
+            "-timeout_error",
+        ],
+    )
+    .expect("sipp starts (apt-get install sip-tester)")
+}
+
+/// A client on the test's database.
+async fn db(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(conn);
+    client
+}
+
+/// The instance that dialled each call (the owner a claim writes), by conversation id.
+async fn dialled_by(c: &tokio_postgres::Client, id: &str) -> String {
+    c.query_one("SELECT owner FROM calls WHERE conversation_id=$1", &[&id])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// POSTs a dialout to `http`; returns (conversation id, queued).
+async fn post(http: &Http, auth: &str, target: &str, sink: &NotifySink) -> (String, bool) {
+    let req = json!({"bot": "flow-bot", "target": target, "notifyUrl": sink.url()});
+    let a = http.dialout(auth, &req).await;
+    assert_eq!(a.status, StatusCode::OK, "dialout accepted: {}", a.text);
+    (
+        a.json["conversationId"].as_str().unwrap().to_owned(),
+        a.json["queued"] == true,
+    )
+}
+
+/// `DELETE /api/v1/calls/{id}` at `http`.
+async fn delete(http: &Http, auth: &str, id: &str) -> common::api::Answer {
+    http.send(
+        Method::DELETE,
+        &format!("/api/v1/calls/{id}"),
+        &[("authorization", auth)],
+        None,
+    )
+    .await
+}
+
+/// Milliseconds of an RFC 3339 time on a record.
+fn ms(record: &Value, key: &str) -> i64 {
+    let s = record[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("record has no {key}: {record:#}"));
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{key} `{s}`: {e}"));
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+// Multi-threaded: the dialer's sink answers while the test waits on processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_queued_on_a_full_instance_is_dialled_by_the_other_in_order() {
+    // 1. PostgreSQL and Redis; a bot allowing 1 call/s and 3 at once that queues over its
+    //    limits; a SIPp carrier that answers each call and hangs up 3 s later, a SIPp bot that
+    //    answers. Instance A has room for one call at a time (4 RTP pairs), B for plenty.
+    const N: u32 = 6;
+    let pg = common::postgres::shared();
+    let url = pg.database().await;
+    let redis = RedisServer::start();
+    let sink = NotifySink::start().await.unwrap();
+    let carrier = uas_calls("flow_carrier_answer_bye.xml", 16750, N);
+    let botp = uas_calls("flow_bot_answer.xml", 16751, N);
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared {
+        carrier: 16750,
+        bot: 16751,
+        outbound: "{ enabled: true, max_cps: 1, max_concurrent: 3, on_limit: queue }",
+        pg: &url,
+        redis: &redis.url(),
+    };
+    let a = instance(dir.path(), "a", (34900, 34907), &shared);
+    let b = instance(dir.path(), "b", (34910, 34959), &shared);
+    let _da = run(&a).await;
+    let _db = run(&b).await;
+    let auth = basic("dialer", SECRET);
+
+    // 2. The burst, all to A, back to back: every dialout accepted; the first dialled at once,
+    //    the others queued (the bot's token is spent, then A has no room either; on a slow
+    //    machine one may find a token again and be dialled at once).
+    let mut ids = Vec::new();
+    let mut queued = Vec::new();
+    for i in 0..N {
+        let (id, q) = post(&a.http, &auth, &format!("+1555123910{i}"), &sink).await;
+        ids.push(id);
+        queued.push(q);
+    }
+    assert!(!queued[0], "the first dialout is dialled at once");
+    assert!(
+        queued.iter().filter(|q| **q).count() >= N as usize - 2,
+        "{queued:?}"
+    );
+
+    // 3. Every call ends completed with exactly one terminal notification; its record reads
+    //    the same from either instance.
+    for id in &ids {
+        let term = one_terminal_within(&sink, id, Duration::from_secs(90)).await;
+        assert_eq!(term["status"], "completed", "{term:#}\n{}", logs(&a, &b));
+    }
+    let mut records = Vec::new();
+    for id in &ids {
+        let ra = record_until(&a.http, &auth, id, "settled", settled).await;
+        let rb = record(&b.http, &auth, id).await;
+        assert_eq!(ra["status"], rb["status"]);
+        assert_eq!(ra["dialledAt"], rb["dialledAt"]);
+        let statuses: Vec<String> = notes(&sink, id).into_iter().map(|n| n.0).collect();
+        assert_eq!(statuses, ["answered", "completed"], "{id}");
+        records.push(ra);
+    }
+
+    // 4. B dialled some of the dialouts A accepted (A had room for one call at a time).
+    let client = db(&url).await;
+    let mut by = Vec::new();
+    for id in &ids {
+        by.push(dialled_by(&client, id).await);
+    }
+    assert_eq!(by[0], "a", "the first was dialled by A at once");
+    assert!(by.iter().any(|o| o == "b"), "B dialled none: {by:?}");
+
+    // 5. Queue order: the queued dialouts left the queue in the order they were posted, each
+    //    with queuedAt <= dialledAt and its wait recorded.
+    let mut last = 0;
+    let in_queue: Vec<&Value> = records
+        .iter()
+        .zip(&queued)
+        .filter(|(_, q)| **q)
+        .map(|(r, _)| r)
+        .collect();
+    for r in &in_queue {
+        let (q, d) = (ms(r, "queuedAt"), ms(r, "dialledAt"));
+        assert!(q <= d, "{r:#}");
+        assert!(d >= last, "dialled out of order: {records:#?}");
+        assert_eq!(r["queueWaitMs"].as_i64(), Some(d - q), "{r:#}");
+        last = d;
+    }
+
+    // 6. Never dialled twice: the carrier and the bot each saw exactly N INVITEs and their
+    //    scenarios completed.
+    for (who, peer) in [("carrier", &carrier), ("bot", &botp)] {
+        let (code, trace) = finish(peer).await;
+        assert_eq!(code, 0, "{who} scenario\n{}", logs(&a, &b));
+        let flow = sip_flow(&trace);
+        let invites = flow.iter().filter(|m| *m == "<INVITE").count();
+        assert_eq!(invites, N as usize, "{who}: {flow:?}");
+    }
+
+    // 7. The bot's limits held across both instances: at most 3 calls up at once, and any k
+    //    calls started at least k - 2 s apart (1 call/s, a burst of one, one of slack).
+    let spans: Vec<(i64, i64)> = records
+        .iter()
+        .map(|r| (ms(r, "dialingAt"), ms(r, "endedAt")))
+        .collect();
+    for (start, _) in &spans {
+        let up = spans
+            .iter()
+            .filter(|(s, e)| s <= start && start < e)
+            .count();
+        assert!(up <= 3, "{up} calls up at once: {spans:?}");
+    }
+    let mut starts: Vec<i64> = spans.iter().map(|s| s.0).collect();
+    starts.sort();
+    for i in 0..starts.len() {
+        for j in i + 1..starts.len() {
+            let span_s = (starts[j] - starts[i]) as f64 / 1000.0;
+            assert!(
+                (j - i + 1) as f64 <= 2.0 + span_s,
+                "{} calls within {span_s:.3} s exceed 1/s: {starts:?}",
+                j - i + 1
+            );
+        }
+    }
+    let waits: Vec<i64> = in_queue
+        .iter()
+        .filter_map(|r| r["queueWaitMs"].as_i64())
+        .collect();
+    println!(
+        "BENCH cluster queue: {N} dialouts posted to A, dialled by {by:?}, queue waits {waits:?} ms"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_dialout_is_cancelled_or_times_out_once_from_any_instance() {
+    // 1. PostgreSQL and Redis; a bot allowing one call at a time that queues for at most 6 s;
+    //    a SIPp carrier and bot that answer one call and wait for the BYE. Two instances.
+    let pg = common::postgres::shared();
+    let url = pg.database().await;
+    let redis = RedisServer::start();
+    let sink = NotifySink::start().await.unwrap();
+    let carrier = uas_calls("flow_carrier_answer_wait_bye.xml", 16752, 1);
+    let botp = uas_calls("flow_bot_answer.xml", 16753, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared {
+        carrier: 16752,
+        bot: 16753,
+        outbound: "{ enabled: true, max_cps: 1, max_concurrent: 1, on_limit: queue, max_queue_wait_sec: 6 }",
+        pg: &url,
+        redis: &redis.url(),
+    };
+    let a = instance(dir.path(), "a", (34960, 34979), &shared);
+    let b = instance(dir.path(), "b", (34980, 34999), &shared);
+    let _da = run(&a).await;
+    let _db = run(&b).await;
+    let auth = basic("dialer", SECRET);
+
+    // 2. A call placed through A and answered holds the bot's only permit; two more posted to
+    //    A wait in the queue.
+    let (live, queued) = post(&a.http, &auth, "+15551239201", &sink).await;
+    assert!(!queued);
+    record_until(&b.http, &auth, &live, "answered", |r| {
+        r["answeredAt"].is_string()
+    })
+    .await;
+    let (cancelled, q1) = post(&a.http, &auth, "+15551239202", &sink).await;
+    let (expiring, q2) = post(&a.http, &auth, "+15551239203", &sink).await;
+    assert!(q1 && q2, "both queued");
+
+    // 3. B shows the queued call as A stored it: queued, queuedAt set, not dialled.
+    let r = record(&b.http, &auth, &expiring).await;
+    assert_eq!(r["status"], "queued", "{r:#}");
+    assert!(
+        r["queuedAt"].is_string() && r["dialledAt"].is_null(),
+        "{r:#}"
+    );
+
+    // 4. DELETE of a queued call sent to B, which did not accept it: 202, and the call ends
+    //    failed/api-hangup with one terminal notification, never dialled; again: 409.
+    let del = delete(&b.http, &auth, &cancelled).await;
+    assert_eq!(del.status, StatusCode::ACCEPTED, "{}", del.text);
+    let term = one_terminal(&sink, &cancelled).await;
+    assert_eq!(
+        (term["status"].as_str(), term["reasonCode"].as_str()),
+        (Some("failed"), Some("api-hangup")),
+        "{term:#}"
+    );
+    assert_eq!(
+        delete(&a.http, &auth, &cancelled).await.status,
+        StatusCode::CONFLICT
+    );
+    let r = record_until(&a.http, &auth, &cancelled, "settled", settled).await;
+    assert!(r["dialledAt"].is_null(), "{r:#}");
+
+    // 5. The other waits past max_queue_wait_sec while the live call holds the permit: both
+    //    instances watch the queue, it ends once, failed/queue-timeout, never dialled.
+    let term = one_terminal_within(&sink, &expiring, Duration::from_secs(30)).await;
+    assert_eq!(
+        (term["status"].as_str(), term["reasonCode"].as_str()),
+        (Some("failed"), Some("queue-timeout")),
+        "{term:#}\n{}",
+        logs(&a, &b)
+    );
+    let r = record_until(&b.http, &auth, &expiring, "settled", settled).await;
+    assert!(r["dialledAt"].is_null(), "{r:#}");
+    assert_eq!(dialer_deliveries(&r).len(), 1, "{r:#}");
+
+    // 6. The live call, hung up through B, ends on A (its owner): completed/api-hangup.
+    let del = delete(&b.http, &auth, &live).await;
+    assert_eq!(del.status, StatusCode::ACCEPTED, "{}", del.text);
+    let term = one_terminal(&sink, &live).await;
+    assert_eq!(
+        (term["status"].as_str(), term["reasonCode"].as_str()),
+        (Some("completed"), Some("api-hangup"))
+    );
+
+    // 7. Only the live call reached the peers (one INVITE each); every call's notifications
+    //    are exactly what it went through.
+    for (who, peer) in [("carrier", &carrier), ("bot", &botp)] {
+        let (code, trace) = finish(peer).await;
+        assert_eq!(code, 0, "{who} scenario\n{}", logs(&a, &b));
+        let flow = sip_flow(&trace);
+        assert_eq!(
+            flow.iter().filter(|m| *m == "<INVITE").count(),
+            1,
+            "{who}: {flow:?}"
+        );
+    }
+    for (id, want) in [
+        (&live, vec!["answered", "completed"]),
+        (&cancelled, vec!["failed"]),
+        (&expiring, vec!["failed"]),
+    ] {
+        let got: Vec<String> = notes(&sink, id).into_iter().map(|n| n.0).collect();
+        assert_eq!(got, want, "{id}");
+    }
+}
