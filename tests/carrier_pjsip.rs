@@ -290,11 +290,13 @@ async fn sit_tones_in_early_media_fail_the_call_long_before_the_ring_timeout() {
     let flow = Flow::start(s).await;
 
     // 2. Dial with a 120 s ring timeout.
+    let t0 = Instant::now();
     let id = flow.dial(json!({"answerTimeoutSec": 120})).await;
 
     // 3. failed / rejected, "number not in service" naming the SIT — not the ring timeout's
     //    no-answer (the tones end ~2.5 s after the 183; the wait is bounded far below 120 s).
     let term = terminal_within(&flow, &id, Duration::from_secs(60)).await;
+    eprintln!("SIT: failed {:?} after the dial", t0.elapsed());
     assert_eq!(term["status"], "failed", "{term}");
     assert_eq!(term["reasonCode"], "rejected", "{term}");
     let reason = term["reason"].as_str().unwrap_or("");
@@ -346,11 +348,17 @@ async fn an_intercept_announcement_in_early_media_fails_the_call_with_its_words(
     let flow = Flow::start(s).await;
 
     // 2. Dial with a 180 s ring timeout.
+    let t0 = Instant::now();
     let id = flow.dial(json!({"answerTimeoutSec": 180})).await;
 
     // 3. failed / rejected with the recognised words, well before the ring timeout (the bound
     //    allows for Whisper on a loaded machine).
     let term = terminal_within(&flow, &id, Duration::from_secs(120)).await;
+    eprintln!(
+        "intercept: failed {:?} after the dial: {}",
+        t0.elapsed(),
+        term["reason"]
+    );
     assert_eq!(term["status"], "failed", "{term}");
     assert_eq!(term["reasonCode"], "rejected", "{term}");
     let reason = term["reason"].as_str().unwrap_or("").to_lowercase();
@@ -390,6 +398,11 @@ fn timer_setup(n: u16) -> FlowSetup {
     bot.play_loop = true;
     bot.max_seconds = 300.0;
     s
+}
+
+/// Milliseconds between two events of one peer's log (its own clock).
+fn ms_between(a: &PeerEvent, b: &PeerEvent) -> i64 {
+    b.0["t_ms"].as_i64().unwrap_or(0) - a.0["t_ms"].as_i64().unwrap_or(0)
 }
 
 /// The interval of a `Session-Expires` value and its refresher (`"90;refresher=uac"`).
@@ -480,6 +493,11 @@ async fn session_refreshes_both_ways_keep_a_call_to_pjsip_up() {
     let update = carrier_sip(&flow, "rx", "UPDATE ", "UPDATE", Duration::from_secs(90)).await;
     assert_eq!(session_expires(&update), ("90".into(), "uac".into()));
     let update_ok = carrier_sip(&flow, "tx", "SIP/2.0 200", "UPDATE", WAIT).await;
+    eprintln!(
+        "dialgate's UPDATE came {} ms after PJSIP's re-INVITE ({} ms after the answer)",
+        ms_between(&reinv, &update),
+        ms_between(&ok, &update)
+    );
     assert_eq!(session_expires(&update_ok), ("90".into(), "uac".into()));
 
     // 6. The call is still up (nobody ended it for a missing refresh); the API hangs it up.
@@ -541,6 +559,11 @@ async fn a_carrier_that_never_refreshes_is_hung_up_when_the_session_expires() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(bye.str("by"), Some("remote"), "{:?}", bye.0);
     assert_eq!(flow.callee.sip_messages("rx", "BYE ").len(), 1);
+    let bye_rx = &flow.callee.sip_messages("rx", "BYE ")[0];
+    eprintln!(
+        "dialgate's BYE came {} ms after the answer (90 s session)",
+        ms_between(&ok, bye_rx)
+    );
     for dir in ["rx", "tx"] {
         assert!(flow.callee.sip_messages(dir, "UPDATE ").is_empty());
         let invites = flow.callee.sip_messages(dir, "INVITE ").len();
