@@ -6,15 +6,16 @@
 //! itself refresher and never refreshes); a re-INVITE without crypto on an SRTP leg refused
 //! with 488.
 //!
-//! What PJSIP (2.15.1) cannot play, so SIPp keeps it (`tests/carrier_interop.rs`): a 420 for
-//! 100rel — pjsua verifies every INVITE with 100rel supported, so a caller's `Require: 100rel`
-//! is always honoured, whatever `prackUse` says (pjsua_call.c `on_incoming_call`, sip_inv.c
-//! `pjsip_inv_verify_request3`); a 422 or a session interval under 90 s — PJSIP refuses to set
+//! What PJSIP (2.15.1) cannot play by itself, so SIPp keeps it (`tests/carrier_interop.rs`): a
+//! 420 for 100rel — pjsua verifies every INVITE with 100rel supported, so a caller's
+//! `Require: 100rel` is always honoured, whatever `prackUse` says (pjsua_call.c
+//! `on_incoming_call`, sip_inv.c `pjsip_inv_verify_request3`); here the peer script sends that
+//! 420 itself (`--refuse-require`), to see dialgate's retry taken by a real stack; a 422 or a session interval under 90 s — PJSIP refuses to set
 //! a Min-SE under 90 and, as UAS, keeps the Session-Expires the caller asked for
 //! (sip_timer.c). The session-timer cases here therefore run on 90 s sessions.
 //!
-//! Port plan of this file: dialgate's relay RTP 37000-38199 (200 per test), PJSIP RTP
-//! 50000-50599 (100 per test: callee at +0, bot at +50), SIP ports picked free.
+//! Port plan of this file: dialgate's relay RTP 37000-38399 (200 per test), PJSIP RTP
+//! 50000-50699 (100 per test: callee at +0, bot at +50), SIP ports picked free.
 
 mod common;
 
@@ -671,6 +672,53 @@ async fn a_reinvite_without_crypto_on_a_required_srtp_leg_is_refused_with_488() 
 
     // 5. The call went on until the bot hung up: completed, not an error.
     let done = terminal_within(&flow, &id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(done["reasonCode"], "bot-disconnected", "{done:#}");
+    flow.wait_record_settled(&id).await;
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn a_420_for_100rel_is_retried_without_it_and_pjsip_answers_the_retry() {
+    // 1. The trunk requires 100rel; the carrier (PJSIP, its peer script refusing a required
+    //    100rel — PJSIP itself would honour it) answers such an INVITE 420 Bad Extension,
+    //    `Unsupported: 100rel`, and any other with 180 and 200. The bot hangs up 2 s after its
+    //    answer.
+    let mut s = setup(6, "200");
+    s.callee = s.callee.refuse_require("100rel");
+    s.trunk_extra = vec!["require_100rel: true".into()];
+    s.bot.as_mut().expect("flow has a bot").bye_after_ms = Some(2000);
+    let flow = Flow::start(s).await;
+    let id = flow.dial(json!({})).await;
+
+    // 2. The first INVITE required 100rel and got the 420, which dialgate ACKed.
+    let refused = carrier_sip(&flow, "tx", "SIP/2.0 420", "INVITE", WAIT).await;
+    assert_eq!(refused.header("Unsupported"), Some("100rel"));
+    carrier_sip(&flow, "rx", "ACK ", "ACK", WAIT).await;
+    let invites = || flow.callee.sip_messages("rx", "INVITE ");
+
+    // 3. The retry: same Call-ID, a new CSeq, no 100rel at all; PJSIP answered it 200.
+    let ok = carrier_sip(&flow, "tx", "SIP/2.0 200", "INVITE", WAIT).await;
+    let (first, retry) = match invites().as_slice() {
+        [first, retry] => (first.clone(), retry.clone()),
+        other => panic!("two INVITEs expected: {other:?}"),
+    };
+    assert!(
+        first
+            .header("Require")
+            .unwrap_or_default()
+            .contains("100rel")
+    );
+    assert_eq!(retry.header("Call-ID"), first.header("Call-ID"));
+    assert_ne!(retry.header("CSeq"), first.header("CSeq"));
+    assert_eq!(ok.header("CSeq"), retry.header("CSeq"));
+    for h in ["Require", "Supported"] {
+        let v = retry.header(h).unwrap_or_default();
+        assert!(!v.contains("100rel"), "{h}: {v}");
+    }
+
+    // 4. The call went on: answered, completed by the bot's hang-up.
+    let done = flow.wait_terminal(&id).await;
     assert_eq!(done["status"], "completed", "{done:#}");
     assert_eq!(done["reasonCode"], "bot-disconnected", "{done:#}");
     flow.wait_record_settled(&id).await;

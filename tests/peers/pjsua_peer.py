@@ -27,7 +27,8 @@ Carrier extensions (issue 16): ``--prack`` (100rel/PRACK use, RFC 3262), ``--tim
 ``--timer-se``, ``--timer-min-se`` (session timers, RFC 4028: PJSIP refuses intervals under 90 s
 and, as UAS, keeps the caller's Session-Expires), ``--answer-header`` (extra headers on the final
 answer, e.g. a Session-Expires naming us refresher while ``--timer inactive`` never refreshes)
-and ``--reinvite-srtp off`` (the re-INVITE offers plain RTP: the account drops SRTP first).
+``--reinvite-srtp off`` (the re-INVITE offers plain RTP: the account drops SRTP first) and
+``--refuse-require TAG`` (a scripted 420 Bad Extension: PJSIP never sends one for 100rel).
 
 Design notes (see shared/PEERS.md, each was hit on this machine):
   * a single thread: all pjsua2 calls happen in the main loop around ``libHandleEvents(20)``;
@@ -380,6 +381,13 @@ class Peer:
         headers["Request-URI"] = ruri
         self.log("incoming", call=call.no, request_uri=ruri, headers=headers, sdp=body,
                  src=prm.rdata.srcAddress)
+        tag = (self.args.refuse_require or "").lower()
+        if tag and tag in [t.strip().lower() for t in headers.get("Require", "").split(",")]:
+            # Scripted: PJSIP itself would honour the extension. Final answers are sent from
+            # the main loop only (one inside this callback aborted pjsua).
+            call.local_hangup = True
+            self.schedule(0, lambda: self.refuse(call, tag))
+            return
         code = self.answer_code_for(call.no)
         if code == "none":
             return  # not even a provisional: the caller sees only 100 Trying
@@ -401,6 +409,14 @@ class Peer:
             op.txOption.headers.append(sh)
         call.answer(op)
         self.log("answer", call=call.no, code=code)
+
+    def refuse(self, call, tag):
+        """--refuse-require: 420 Bad Extension naming the required option tag."""
+        call.answered_final = True
+        try:
+            self.send_answer(call, 420, [f"Unsupported: {tag}"])
+        except pj.Error as exc:
+            self.log("error", message=f"answer 420: {exc.info()}")
 
     def final_answer(self, call, code):
         if call.done or call.no not in self.calls:
@@ -655,6 +671,10 @@ def main():
                    help="session timers (RFC 4028; default: PJSIP's, optional)")
     p.add_argument("--timer-se", type=int, help="our Session-Expires, s (PJSIP's floor: 90)")
     p.add_argument("--timer-min-se", type=int, help="our Min-SE, s (PJSIP's floor: 90)")
+    p.add_argument("--refuse-require",
+                   help="UAS: answer an INVITE whose Require lists this option tag (e.g. 100rel) "
+                        "420 Bad Extension with Unsupported: <tag>. Scripted: PJSIP itself "
+                        "honours a required 100rel whatever --prack says")
     p.add_argument("--answer-header", action="append", default=[],
                    help="UAS: extra 'Name: value' header on the final answer")
     p.add_argument("--auth", help="user:pass for digest challenges (UAC)")

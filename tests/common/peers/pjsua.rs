@@ -487,6 +487,14 @@ impl PjsuaOpts {
         self
     }
 
+    /// `--refuse-require`: an INVITE whose `Require` lists `tag` is answered 420 Bad Extension
+    /// with `Unsupported: <tag>` (scripted: PJSIP itself honours a required 100rel).
+    pub fn refuse_require(mut self, tag: &str) -> Self {
+        self.extra_args
+            .extend(["--refuse-require".into(), tag.into()]);
+        self
+    }
+
     /// `--reinvite-srtp off`: that re-INVITE offers plain RTP/AVP without crypto (the account
     /// drops SRTP and the media transport is re-created).
     pub fn reinvite_without_srtp(mut self) -> Self {
