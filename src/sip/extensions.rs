@@ -31,7 +31,8 @@ pub enum Prack {
     /// `Supported: 100rel`.
     #[default]
     Supported,
-    /// `Require: 100rel` (the trunk demands it); a 420 retries with `Supported` only.
+    /// `Require: 100rel` (the trunk demands it), listed in `Supported` too; a 420 retries with
+    /// `Supported` only.
     Required,
 }
 
@@ -67,7 +68,13 @@ impl Extensions {
         match self.prack {
             Prack::Off => {}
             Prack::Supported => supported.push("100rel"),
-            Prack::Required => out.push(Header::Require("100rel".into())),
+            Prack::Required => {
+                // RFC 3261 §20.37: Supported lists every extension we understand, the required
+                // ones too. PJSIP with 100rel mandatory reads only Supported and answered an
+                // INVITE with `Require: 100rel` alone 421 Extension Required.
+                supported.push("100rel");
+                out.push(Header::Require("100rel".into()));
+            }
         }
         if let Some(st) = self.session_timer {
             supported.push("timer");
@@ -134,6 +141,11 @@ impl Extensions {
             we_refresh: refresher.as_deref() != Some("uas"),
         })
     }
+}
+
+/// Whether a provisional response is reliable (RFC 3262 §7.1: it carries an `RSeq`).
+pub fn is_reliable(resp: &Response) -> bool {
+    !values(resp, "RSeq").is_empty()
 }
 
 /// Whether a response's `Allow` lists UPDATE (then refreshes use UPDATE, else re-INVITE).
@@ -267,7 +279,7 @@ mod tests {
             session_timer: None,
         };
         let h: Vec<String> = req.invite_headers().iter().map(|h| h.to_string()).collect();
-        assert_eq!(h[0], "Require: 100rel");
+        assert_eq!(h[..2], ["Supported: 100rel", "Require: 100rel"]);
     }
 
     #[test]
@@ -302,6 +314,15 @@ mod tests {
         let once = req.retry_after(&bare).expect("retry");
         assert_eq!(once.prack, Prack::Supported);
         assert_eq!(once.retry_after(&bare), None);
+    }
+
+    #[test]
+    fn a_provisional_with_rseq_is_reliable() {
+        assert!(is_reliable(&with(
+            "183 Session Progress",
+            "Require: 100rel\r\nRSeq: 7"
+        )));
+        assert!(!is_reliable(&resp("183 Session Progress")));
     }
 
     #[test]

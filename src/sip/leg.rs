@@ -157,6 +157,7 @@ impl SipEndpoint {
                     peer_update: false,
                     sdp_offer: call.sdp_offer,
                     tls: call.tls,
+                    early_answer: None,
                 };
                 leg.run(base, hops).await;
                 hook.unregister(&gone);
@@ -226,6 +227,9 @@ struct LegTask {
     sdp_offer: String,
     /// The trunk's TLS verification settings (TLS trunks).
     tls: Option<super::tls_client::TrunkTlsSettings>,
+    /// The SDP answer of a reliable provisional of the current attempt: it completed the
+    /// offer/answer (RFC 3262 §5), so the 2xx may carry no SDP (PJSIP's does not).
+    early_answer: Option<String>,
 }
 
 /// Outcome of one INVITE attempt.
@@ -452,6 +456,7 @@ impl LegTask {
         if self.cancelled {
             let _ = dialog.cancel().await;
         }
+        self.early_answer = None;
         let mut provisional = false;
         let mut any_response = false;
         let result = loop {
@@ -515,11 +520,11 @@ impl LegTask {
             };
         }
         info!(code, "answered");
-        self.emit(LegEvent::Answered {
-            code,
-            sdp: body_string(&resp),
-        })
-        .await;
+        let sdp = match self.early_answer.take() {
+            Some(early) if resp.body.is_empty() => early,
+            _ => body_string(&resp),
+        };
+        self.emit(LegEvent::Answered { code, sdp }).await;
         if self.ext.session_timer.is_some() {
             self.session = self.ext.negotiated(&resp);
             self.peer_update = super::extensions::allows_update(&resp);
@@ -559,7 +564,7 @@ impl LegTask {
         }
     }
 
-    async fn on_early_state(&self, st: DialogState, provisional: &mut bool, any: &mut bool) {
+    async fn on_early_state(&mut self, st: DialogState, provisional: &mut bool, any: &mut bool) {
         match st {
             DialogState::Trying(_) => *any = true,
             DialogState::Early(_, resp) => {
@@ -567,6 +572,9 @@ impl LegTask {
                 *provisional = true;
                 let code = u16::from(resp.status_code.clone());
                 let sdp = (!resp.body.is_empty()).then(|| body_string(&resp));
+                if sdp.is_some() && super::extensions::is_reliable(&resp) {
+                    self.early_answer.clone_from(&sdp);
+                }
                 self.emit(LegEvent::Provisional { code, sdp }).await;
             }
             other => debug!(state = %other, "early dialog state"),

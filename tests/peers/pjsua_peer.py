@@ -14,7 +14,7 @@ Everything it sees is written as JSON lines to ``--log`` (stdout when absent), o
   media         {"call", "remote_rtp", "codec"}          audio stream active
   dtmf          {"call", "digit"}
   dtmf_event    {"call", "digit", "duration", "flags", "timestamp"}
-  reinvite_sent {"call"}                                 --reinvite-after-ms: re-INVITE sent
+  reinvite_sent {"call", "flags", "srtp"}                --reinvite-after-ms: re-INVITE sent
   rtp_stats     {"call", "rx_pkt", "rx_loss", "rx_dup", "rx_jitter_mean_us", "rx_jitter_max_us",
                  "media_s"}  RTP received on the audio stream, logged before a local hang-up
   play_done     {"call"}                                 --play file reached its end (not with --play-loop)
@@ -22,6 +22,13 @@ Everything it sees is written as JSON lines to ``--log`` (stdout when absent), o
   disconnected  {"call", "code", "reason", "by": "remote"|"local", "recording"}
   error         {"message"}
   exit          {"reason"}
+
+Carrier extensions (issue 16): ``--prack`` (100rel/PRACK use, RFC 3262), ``--timer``,
+``--timer-se``, ``--timer-min-se`` (session timers, RFC 4028: PJSIP refuses intervals under 90 s
+and, as UAS, keeps the caller's Session-Expires), ``--answer-header`` (extra headers on the final
+answer, e.g. a Session-Expires naming us refresher while ``--timer inactive`` never refreshes)
+``--reinvite-srtp off`` (the re-INVITE offers plain RTP: the account drops SRTP first) and
+``--refuse-require TAG`` (a scripted 420 Bad Extension: PJSIP never sends one for 100rel).
 
 Design notes (see shared/PEERS.md, each was hit on this machine):
   * a single thread: all pjsua2 calls happen in the main loop around ``libHandleEvents(20)``;
@@ -210,6 +217,7 @@ class Peer:
         self.stop_reason = None
         self.ep = None
         self.acc = None
+        self.acc_cfg = None
 
     # -- SIP trace -------------------------------------------------------------------------------
     def on_sip_message(self, direction, whole):
@@ -306,12 +314,27 @@ class Peer:
             ac.mediaConfig.srtpUse = {"optional": pj.PJMEDIA_SRTP_OPTIONAL,
                                       "mandatory": pj.PJMEDIA_SRTP_MANDATORY}[a.srtp]
             ac.mediaConfig.srtpSecureSignaling = 1
+        cc = ac.callConfig
+        if a.prack is not None:
+            cc.prackUse = {"off": pj.PJSUA_100REL_NOT_USED, "optional": pj.PJSUA_100REL_OPTIONAL,
+                           "mandatory": pj.PJSUA_100REL_MANDATORY}[a.prack]
+        if a.timer is not None:
+            cc.timerUse = {"inactive": pj.PJSUA_SIP_TIMER_INACTIVE,
+                           "optional": pj.PJSUA_SIP_TIMER_OPTIONAL,
+                           "required": pj.PJSUA_SIP_TIMER_REQUIRED,
+                           "always": pj.PJSUA_SIP_TIMER_ALWAYS}[a.timer]
+        if a.timer_se is not None:
+            cc.timerSessExpiresSec = a.timer_se
+        if a.timer_min_se is not None:
+            cc.timerMinSESec = a.timer_min_se
         ac.natConfig.iceEnabled = False
         ac.natConfig.sdpNatRewriteUse = 0
         ac.natConfig.contactRewriteUse = 0
         ac.natConfig.viaRewriteUse = 0
         self.acc = Account(self)
         self.acc.create(ac)
+        # Kept to modify the account later (--reinvite-srtp off).
+        self.acc_cfg = ac
         self.log("ready", sip_port=self.sip_port, pid=os.getpid())
         if a.call:
             self.schedule(0, self.place_call)
@@ -358,6 +381,13 @@ class Peer:
         headers["Request-URI"] = ruri
         self.log("incoming", call=call.no, request_uri=ruri, headers=headers, sdp=body,
                  src=prm.rdata.srcAddress)
+        tag = (self.args.refuse_require or "").lower()
+        if tag and tag in [t.strip().lower() for t in headers.get("Require", "").split(",")]:
+            # Scripted: PJSIP itself would honour the extension. Final answers are sent from
+            # the main loop only (one inside this callback aborted pjsua).
+            call.local_hangup = True
+            self.schedule(0, lambda: self.refuse(call, tag))
+            return
         code = self.answer_code_for(call.no)
         if code == "none":
             return  # not even a provisional: the caller sees only 100 Trying
@@ -368,11 +398,25 @@ class Peer:
             return
         self.schedule(self.args.answer_after_ms, lambda: self.final_answer(call, int(code)))
 
-    def send_answer(self, call, code):
+    def send_answer(self, call, code, headers=()):
         op = pj.CallOpParam()
         op.statusCode = code
+        for h in headers:
+            name, _, value = h.partition(":")
+            sh = pj.SipHeader()
+            sh.hName = name.strip()
+            sh.hValue = value.strip()
+            op.txOption.headers.append(sh)
         call.answer(op)
         self.log("answer", call=call.no, code=code)
+
+    def refuse(self, call, tag):
+        """--refuse-require: 420 Bad Extension naming the required option tag."""
+        call.answered_final = True
+        try:
+            self.send_answer(call, 420, [f"Unsupported: {tag}"])
+        except pj.Error as exc:
+            self.log("error", message=f"answer 420: {exc.info()}")
 
     def final_answer(self, call, code):
         if call.done or call.no not in self.calls:
@@ -387,7 +431,7 @@ class Peer:
             call.local_hangup = True
         call.answered_final = True
         try:
-            self.send_answer(call, code)
+            self.send_answer(call, code, self.args.answer_header)
         except pj.Error as exc:
             self.log("error", message=f"answer {code}: {exc.info()}")
 
@@ -399,8 +443,16 @@ class Peer:
             prm = pj.CallOpParam(True)
             # e.g. 16 = PJSUA_CALL_REINIT_MEDIA: a new media transport, so new SDES keys.
             prm.opt.flag |= self.args.reinvite_flags
+            srtp = self.args.srtp
+            if self.args.reinvite_srtp == "off":
+                # pjsua reads the account's SRTP use when it creates a media transport: turn it
+                # off and re-create the transport, so the offer is plain RTP/AVP with no crypto.
+                self.acc_cfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_DISABLED
+                self.acc.modify(self.acc_cfg)
+                prm.opt.flag |= pj.PJSUA_CALL_REINIT_MEDIA
+                srtp = "off"
             call.reinvite(prm)
-            self.log("reinvite_sent", call=call.no, flags=self.args.reinvite_flags)
+            self.log("reinvite_sent", call=call.no, flags=prm.opt.flag, srtp=srtp)
         except pj.Error as exc:
             self.log("error", message=f"reinvite: {exc.info()}")
 
@@ -608,6 +660,23 @@ def main():
     p.add_argument("--reinvite-after-ms", type=int, help="send a re-INVITE (new offer) this long after confirmation")
     p.add_argument("--reinvite-flags", type=int, default=0,
                    help="pjsua_call_flag bits of that re-INVITE (16: PJSUA_CALL_REINIT_MEDIA, new SRTP keys)")
+    p.add_argument("--reinvite-srtp", choices=["off"],
+                   help="off: that re-INVITE offers plain RTP (the account's SRTP is turned off "
+                        "and the media transport re-created)")
+    p.add_argument("--prack", choices=["off", "optional", "mandatory"],
+                   help="100rel (RFC 3262): mandatory sends every 18x reliably and requires PRACK; "
+                        "optional when the caller supports it (default: PJSIP's, off; a caller's "
+                        "Require: 100rel is honoured in any case, never answered 420)")
+    p.add_argument("--timer", choices=["inactive", "optional", "required", "always"],
+                   help="session timers (RFC 4028; default: PJSIP's, optional)")
+    p.add_argument("--timer-se", type=int, help="our Session-Expires, s (PJSIP's floor: 90)")
+    p.add_argument("--timer-min-se", type=int, help="our Min-SE, s (PJSIP's floor: 90)")
+    p.add_argument("--refuse-require",
+                   help="UAS: answer an INVITE whose Require lists this option tag (e.g. 100rel) "
+                        "420 Bad Extension with Unsupported: <tag>. Scripted: PJSIP itself "
+                        "honours a required 100rel whatever --prack says")
+    p.add_argument("--answer-header", action="append", default=[],
+                   help="UAS: extra 'Name: value' header on the final answer")
     p.add_argument("--auth", help="user:pass for digest challenges (UAC)")
     p.add_argument("--call", help="UAC mode: call this URI once ready")
     p.add_argument("--call-count", type=int, default=1, help="UAC: sequential calls to place")

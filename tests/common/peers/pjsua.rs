@@ -454,3 +454,75 @@ impl PjsuaPeer {
         )
     }
 }
+
+/// Builders for the carrier extensions of `pjsua_peer.py` (issue 16); each adds its flags to
+/// `extra_args`, so the struct and its `Default` stay as they are.
+impl PjsuaOpts {
+    /// `--prack off|optional|mandatory`: 100rel (RFC 3262). `mandatory` sends every 18x
+    /// reliably (`Require: 100rel`, `RSeq`) and waits for the PRACK. PJSIP honours a caller's
+    /// `Require: 100rel` whatever this says: it never answers 420 for it.
+    pub fn prack(mut self, mode: &str) -> Self {
+        self.extra_args.extend(["--prack".into(), mode.into()]);
+        self
+    }
+
+    /// `--timer inactive|optional|required|always`: PJSIP's session timer use (RFC 4028).
+    pub fn session_timer(mut self, mode: &str) -> Self {
+        self.extra_args.extend(["--timer".into(), mode.into()]);
+        self
+    }
+
+    /// `--answer-header`: one more `Name: value` header on the final answer.
+    pub fn answer_header(mut self, header: &str) -> Self {
+        self.extra_args
+            .extend(["--answer-header".into(), header.into()]);
+        self
+    }
+
+    /// `--reinvite-after-ms`: a re-INVITE (same media, PJSIP's session headers) this long
+    /// after the call is confirmed.
+    pub fn reinvite_after_ms(mut self, ms: u64) -> Self {
+        self.extra_args
+            .extend(["--reinvite-after-ms".into(), ms.to_string()]);
+        self
+    }
+
+    /// `--refuse-require`: an INVITE whose `Require` lists `tag` is answered 420 Bad Extension
+    /// with `Unsupported: <tag>` (scripted: PJSIP itself honours a required 100rel).
+    pub fn refuse_require(mut self, tag: &str) -> Self {
+        self.extra_args
+            .extend(["--refuse-require".into(), tag.into()]);
+        self
+    }
+
+    /// `--reinvite-srtp off`: that re-INVITE offers plain RTP/AVP without crypto (the account
+    /// drops SRTP and the media transport is re-created).
+    pub fn reinvite_without_srtp(mut self) -> Self {
+        self.extra_args
+            .extend(["--reinvite-srtp".into(), "off".into()]);
+        self
+    }
+}
+
+impl PeerEvent {
+    /// The method of a message's `CSeq` (`INVITE`, `PRACK`, `UPDATE`, …), upper-case.
+    pub fn cseq_method(&self) -> String {
+        self.header("CSeq")
+            .and_then(|c| c.split_whitespace().nth(1))
+            .unwrap_or_default()
+            .to_ascii_uppercase()
+    }
+}
+
+impl PjsuaPeer {
+    /// The `sip` events (logged with `log_sip`) sent (`"tx"`) or received (`"rx"`) whose start
+    /// line begins with `start` (e.g. `"PRACK "`, `"SIP/2.0 183"`), in order.
+    pub fn sip_messages(&self, dir: &str, start: &str) -> Vec<PeerEvent> {
+        self.events_named("sip")
+            .into_iter()
+            .filter(|e| {
+                e.str("dir") == Some(dir) && e.str("start").is_some_and(|s| s.starts_with(start))
+            })
+            .collect()
+    }
+}
