@@ -25,6 +25,8 @@ mod refresh;
 use refresh::{RefreshNext, RefreshOutcome};
 #[path = "leg_in_dialog.rs"]
 mod in_dialog;
+#[path = "leg_linger.rs"]
+mod linger;
 use in_dialog::{refer, refer_notify_code, send_info};
 
 fn invalid(what: &'static str, value: &str) -> SipError {
@@ -157,6 +159,7 @@ impl SipEndpoint {
                     peer_update: false,
                     sdp_offer: call.sdp_offer,
                     tls: call.tls,
+                    invite_key: None,
                 };
                 leg.run(base, hops).await;
                 hook.unregister(&gone);
@@ -226,6 +229,8 @@ struct LegTask {
     sdp_offer: String,
     /// The trunk's TLS verification settings (TLS trunks).
     tls: Option<super::tls_client::TrunkTlsSettings>,
+    /// The answered INVITE's client transaction, ended with the leg (see `leg_linger.rs`).
+    invite_key: Option<rsipstack::transaction::key::TransactionKey>,
 }
 
 /// Outcome of one INVITE attempt.
@@ -515,6 +520,7 @@ impl LegTask {
             };
         }
         info!(code, "answered");
+        self.invite_key = linger::invite_key(&resp);
         self.emit(LegEvent::Answered {
             code,
             sdp: body_string(&resp),
@@ -670,6 +676,7 @@ impl LegTask {
             }
         }
         dialogs.remove_dialog(&dialog.id());
+        linger::end_accepted(&self.ep, self.invite_key.take());
     }
 }
 
