@@ -241,6 +241,21 @@ class Api:
                     pass
         return n
 
+    def tables(self):
+        """`dialgate_table_entries` by table, plus `tokio_tasks` (the leak check gauges)."""
+        st, raw = self.request("GET", "/metrics")
+        out = {}
+        for line in raw.decode(errors="replace").splitlines():
+            try:
+                if line.startswith('dialgate_table_entries{table="'):
+                    name = line.split('"')[1]
+                    out[name] = int(float(line.split()[-1]))
+                elif line.startswith("dialgate_tokio_tasks "):
+                    out["tokio_tasks"] = int(float(line.split()[-1]))
+            except (ValueError, IndexError):
+                pass
+        return out
+
 
 def run_step(api, peers, dg, rate, seconds, notify_url, workers):
     """Dials at `rate`/s for `seconds`; returns per-call facts and the step's measurements."""
@@ -252,6 +267,7 @@ def run_step(api, peers, dg, rate, seconds, notify_url, workers):
     cpu0 = dg.cpu_seconds()
     peak_live, peak_rss = 0, dg.rss_kib()
     load_samples = []
+    series = []  # (seconds into the step, live calls, RSS KiB), about every 30 s
 
     def one(i):
         b = dict(body, target="+1555%07d" % (int(time.time() * 1000) % 10_000_000 + i % 1000))
@@ -275,11 +291,15 @@ def run_step(api, peers, dg, rate, seconds, notify_url, workers):
                 time.sleep(due - now)
             pool.submit(one, i)
             if i % max(1, int(rate)) == 0:
-                peak_live = max(peak_live, api.live_calls())
-                peak_rss = max(peak_rss, dg.rss_kib())
+                live, rss = api.live_calls(), dg.rss_kib()
+                peak_live = max(peak_live, live)
+                peak_rss = max(peak_rss, rss)
                 load_samples.append(os.getloadavg()[0])
+                if i % max(1, int(rate * 30)) == 0:
+                    series.append((now - start, live, rss))
     elapsed = time.monotonic() - start
     cpu = (dg.cpu_seconds() - cpu0) / max(elapsed, 1e-9)
+    run_step.series = series
     return results, elapsed, cpu, peak_live, peak_rss, load_samples
 
 
@@ -293,6 +313,20 @@ def settle(api, peers, ids, wait_s):
             return []
         time.sleep(0.5)
     return missing
+
+
+def drained(api, wait_s):
+    """Waits (bounded) until no call is live and rsipstack's per-call tables are empty (its
+    finished transactions linger 64 x T1 = 32 s); returns the last table reading."""
+    deadline = time.monotonic() + wait_s
+    t = api.tables()
+    while time.monotonic() < deadline:
+        busy = {k: v for k, v in t.items() if k != "tokio_tasks" and v}
+        if not busy:
+            break
+        time.sleep(1)
+        t = api.tables()
+    return t
 
 
 def connected_delays(api, ids, sample):
@@ -322,6 +356,8 @@ def main():
     ap.add_argument("--workers", type=int, default=64)
     ap.add_argument("--soak", action="store_true", help="one step at the first rate, no ramp stop")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--drain-seconds", type=float, default=45,
+                    help="after the last step: wait (bounded) for the per-call tables to empty, then report RSS kept per finished call")
     args = ap.parse_args()
     # `timeout` (or a CI runner) stops us with SIGTERM: exit through the `finally` below, so
     # dialgate and the SIPp peers are stopped too instead of being left running.
@@ -362,6 +398,8 @@ def main():
                 sys.exit("dialgate did not start; see %s/dialgate.log" % workdir)
             time.sleep(0.1)
         idle_rss = dg.rss_kib()
+        idle_tables = api.tables()
+        finished = 0
         print("dialgate %s (%s), log level %s, hold %d ms, %d-s steps, %d CPUs, load %.2f"
               % (binary, profile, args.log_level or "default", args.hold_ms, args.step_seconds,
                  os.cpu_count(), os.getloadavg()[0]))
@@ -389,12 +427,27 @@ def main():
                 rate, len(ids) / elapsed, completed / elapsed, pct(lat, 50), pct(lat, 99),
                 pct(conn, 50), pct(conn, 99), cpu, per_call, peak_live,
                 failed + len(refused), dup, len(missing)), flush=True)
+            finished += len(ids)
             if loads:
                 print("       machine load during the step: %.2f (1-min average)" % max(loads))
+            if args.soak:
+                # RSS through the run: a slope with the calls dialled is memory kept per
+                # finished call (the live calls stay about the same).
+                print("       RSS above idle through the run (s: live calls, KiB): " + ", ".join(
+                    "%d: %d, %d" % (t, live, rss - idle_rss) for t, live, rss in run_step.series))
             if not args.soak and (failed or refused or pct(lat, 99) > args.p99_limit_ms):
                 why = "failures" if (failed or refused) else "API p99 > %g ms" % args.p99_limit_ms
                 print("stopping the ramp at %g dialouts/s: %s" % (rate, why))
                 break
+        # What the finished calls left behind: tables should be back to their idle size; RSS
+        # above idle divided by the calls is what each finished call kept (leaks, caches and
+        # the allocator's retained free memory together).
+        after = drained(api, args.drain_seconds)
+        rss = dg.rss_kib()
+        print("after %d calls ended: RSS %d KiB above idle (%.2f KiB per finished call); tables %s (idle %s)"
+              % (finished, rss - idle_rss, (rss - idle_rss) / max(finished, 1),
+                 ", ".join("%s=%d" % kv for kv in sorted(after.items())),
+                 ", ".join("%s=%d" % kv for kv in sorted(idle_tables.items()))), flush=True)
     finally:
         dg.stop()
         for p in procs:

@@ -83,6 +83,17 @@ pub struct Metrics {
     pub cluster: crate::cluster::ClusterMetrics,
     /// Items a full bounded queue left out, by queue (see `crate::overflow`).
     pub queue_full: Family<QueueLabels, Counter>,
+    /// Entries in each per-call table (see `CallControl::tables`): a leak check.
+    pub table_entries: Family<TableLabels, Gauge>,
+    /// Tasks alive in the async runtime (each call has a few; a count that grows with the calls
+    /// that ended is a task that never ends).
+    pub tokio_tasks: Gauge,
+}
+
+/// The `table` label of `table_entries`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabels {
+    pub table: String,
 }
 
 /// The `queue` label of `queue_full`.
@@ -129,6 +140,8 @@ impl Metrics {
             legs_cleaned_at_recovery: Counter::default(),
             cluster: Default::default(),
             queue_full: Family::default(),
+            table_entries: Family::default(),
+            tokio_tasks: Gauge::default(),
         };
         r.register(
             "http_requests",
@@ -243,6 +256,16 @@ impl Metrics {
             "Items a full bounded queue left out (or SIP connections refused at the cap), by queue",
             m.queue_full.clone(),
         );
+        r.register(
+            "table_entries",
+            "Entries in each per-call table (live calls, SIP dialogs, transactions, timers, legs); back to 0 when no call is up and the SIP timers ran out",
+            m.table_entries.clone(),
+        );
+        r.register(
+            "tokio_tasks",
+            "Tasks alive in the async runtime",
+            m.tokio_tasks.clone(),
+        );
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
         m
     }
@@ -341,6 +364,20 @@ impl Metrics {
             );
         }
         self.media_streams.set(m.sessions_active as i64);
+    }
+
+    /// Sets the per-call table sizes and the runtime's live task count (read at each scrape).
+    pub fn set_tables(&self, tables: &[(&str, i64)]) {
+        for (table, n) in tables {
+            self.table_entries
+                .get_or_create(&TableLabels {
+                    table: (*table).to_owned(),
+                })
+                .set(*n);
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            self.tokio_tasks.set(rt.metrics().num_alive_tasks() as i64);
+        }
     }
 
     /// Brings the bounded queues' drop counters (`crate::overflow`) into the registry.

@@ -101,6 +101,7 @@ pub async fn metrics(state: &ApiState) -> Reply {
         c.inc_by(n.saturating_sub(c.get()));
     }
     state.metrics.set_live_calls(&state.calls.live_by_state());
+    state.metrics.set_tables(&state.calls.tables());
     state.metrics.sync_queues();
     let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
         state.metrics.render(),

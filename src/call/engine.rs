@@ -567,6 +567,23 @@ impl CallControl for Engine {
         v.sort();
         v
     }
+
+    fn tables(&self) -> Vec<(&'static str, i64)> {
+        let calls = self
+            .registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len();
+        let mut v = vec![("calls", calls as i64)];
+        v.extend(
+            self.sip
+                .tables()
+                .pairs()
+                .into_iter()
+                .map(|(t, n)| (t, n as i64)),
+        );
+        v
+    }
 }
 
 impl BotReplySink for Engine {

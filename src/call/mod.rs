@@ -53,4 +53,10 @@ pub trait CallControl: Send + Sync {
     fn hangup(&self, conversation_id: &str) -> HangupOutcome;
     /// Number of live calls per state name, for metrics.
     fn live_by_state(&self) -> Vec<(&'static str, i64)>;
+    /// Entries in each per-call table (the live calls', the SIP layer's), for metrics: each is
+    /// back to 0 once no call is up and the SIP timers have run out, so one that grows with
+    /// the calls that ended is a leak.
+    fn tables(&self) -> Vec<(&'static str, i64)> {
+        Vec::new()
+    }
 }

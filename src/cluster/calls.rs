@@ -50,6 +50,10 @@ impl CallControl for ClusterCalls {
     fn live_by_state(&self) -> Vec<(&'static str, i64)> {
         self.inner.live_by_state()
     }
+
+    fn tables(&self) -> Vec<(&'static str, i64)> {
+        self.inner.tables()
+    }
 }
 
 /// What a routed hang-up does on the owner: what `DELETE` does locally (a queued call leaves

@@ -103,6 +103,11 @@ impl WireHook {
         );
     }
 
+    /// Legs placed and not yet gone (a leak check for `/metrics`).
+    pub(crate) fn legs_len(&self) -> usize {
+        self.legs.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// A leg is gone (its task ended): nothing is left to end.
     pub(crate) fn unregister(&self, call_id: &str) {
         let known = self

@@ -25,6 +25,8 @@ mod refresh;
 use refresh::{RefreshNext, RefreshOutcome};
 #[path = "leg_in_dialog.rs"]
 mod in_dialog;
+#[path = "leg_linger.rs"]
+mod linger;
 use in_dialog::{refer, refer_notify_code, send_info};
 
 fn invalid(what: &'static str, value: &str) -> SipError {
@@ -158,6 +160,7 @@ impl SipEndpoint {
                     sdp_offer: call.sdp_offer,
                     tls: call.tls,
                     early_answer: None,
+                    invite_key: None,
                 };
                 leg.run(base, hops).await;
                 hook.unregister(&gone);
@@ -230,6 +233,8 @@ struct LegTask {
     /// The SDP answer of a reliable provisional of the current attempt: it completed the
     /// offer/answer (RFC 3262 §5), so the 2xx may carry no SDP (PJSIP's does not).
     early_answer: Option<String>,
+    /// The answered INVITE's client transaction, ended with the leg (see `leg_linger.rs`).
+    invite_key: Option<rsipstack::transaction::key::TransactionKey>,
 }
 
 /// Outcome of one INVITE attempt.
@@ -524,6 +529,7 @@ impl LegTask {
             Some(early) if resp.body.is_empty() => early,
             _ => body_string(&resp),
         };
+        self.invite_key = linger::invite_key(&resp);
         self.emit(LegEvent::Answered { code, sdp }).await;
         if self.ext.session_timer.is_some() {
             self.session = self.ext.negotiated(&resp);
@@ -678,6 +684,7 @@ impl LegTask {
             }
         }
         dialogs.remove_dialog(&dialog.id());
+        linger::end_accepted(&self.ep, self.invite_key.take());
     }
 }
 

@@ -17,6 +17,7 @@ mod listen;
 pub mod sdes;
 pub mod sdp;
 pub mod stream_accept;
+pub mod tables;
 pub mod tls_client;
 
 pub use endpoint::{SipEndpoint, SipSettings, Transport};
@@ -24,3 +25,4 @@ pub use error::SipError;
 pub use journal::DialogJournal;
 pub use leg::{FailureKind, LegEvent, LegHandle, OutboundCall};
 pub use stream_accept::StreamLimits;
+pub use tables::SipTables;
