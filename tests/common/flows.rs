@@ -131,8 +131,6 @@ pub struct Flow {
 impl Flow {
     /// Starts the peers, then dialgate on a YAML naming them.
     pub async fn start(mut s: FlowSetup) -> Flow {
-        // SAFETY: every test of every binary sets the same value before dialgate reads it.
-        unsafe { std::env::set_var("FLOWS_DIALER_SECRET", DIALER_SECRET) };
         s.callee.port = free_udp_port();
         let callee = PjsuaPeer::spawn(s.callee).await.expect("callee peer ready");
         let bot = match s.bot.filter(|_| !s.text_bot && s.websocket.is_none()) {

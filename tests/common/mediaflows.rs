@@ -124,8 +124,6 @@ pub struct MediaFlow {
 impl MediaFlow {
     /// Starts the peers, then dialgate on a YAML naming them.
     pub async fn start(s: MediaSetup) -> MediaFlow {
-        // SAFETY: every test of every binary sets the same value before dialgate reads it.
-        unsafe { std::env::set_var("MEDIAFLOWS_DIALER_SECRET", DIALER_SECRET) };
         let scratch = tempfile::tempdir().unwrap();
         let (callee, sipp, carrier_addr) = match s.carrier {
             Carrier::Sim(o) => {

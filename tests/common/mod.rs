@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod audio;
+pub mod env;
 pub mod flows;
 pub mod http_peers;
 pub mod mediaflows;
@@ -21,3 +22,5 @@ pub mod simside;
 pub mod sipp;
 pub mod sippflows;
 pub mod sttflows;
+pub mod udp_peer;
+pub mod wsbot;

@@ -150,17 +150,8 @@ pub struct Flow {
     pub auth: String,
 }
 
-fn set_env() {
-    // SAFETY: every test sets the same values before dialgate reads them.
-    unsafe {
-        std::env::set_var("FLOW_DIALER_SECRET", SECRET);
-        std::env::set_var("FLOW_WEBHOOK_SECRET", "flow-whsec");
-    }
-}
-
 /// The configuration body (everything but `server:`).
 pub fn body(bot_port: u16, events_url: &str, trunk: &Trunk) -> String {
-    set_env();
     let mut conn = format!(
         "  - id: carrier\n    name: Carrier\n    address: \"{}\"\n",
         trunk.address

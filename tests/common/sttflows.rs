@@ -116,8 +116,6 @@ pub struct SttFlow {
 impl SttFlow {
     /// Starts the peers, then dialgate on a YAML naming them.
     pub async fn start(s: SttSetup) -> SttFlow {
-        // SAFETY: every test of the binary sets the same value before dialgate reads it.
-        unsafe { std::env::set_var("STTFLOWS_DIALER_SECRET", DIALER_SECRET) };
         let models = s.with_model.then(model_dir);
         let callee = SimCallee::start(SimCalleeOptions {
             play: Arc::new(s.play),

@@ -1,6 +1,5 @@
 //! A UDP test endpoint on loopback for the relay's tests: a blocking socket whose read timeout
-//! (3 s) only bounds a failing test, never measures anything. Included by path from the relay
-//! test binaries (`#[path = "common/udp_peer.rs"]`), which need nothing else of `common`.
+//! (3 s) only bounds a failing test, never measures anything (the relay's tests in `tests/media/`).
 
 #![allow(dead_code)]
 

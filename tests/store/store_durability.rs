@@ -1,0 +1,121 @@
+//! A dialout acknowledged and then the process killed (SIGKILL, no clean
+//! shutdown) is still there after a restart, and ends with a terminal state.
+
+
+use crate::common;
+use common::api::{Http, basic};
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(config: &std::path::Path) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_dialgate"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("DUR_SECRET", "s3cret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dialgate binary starts"),
+    )
+}
+
+async fn wait_healthy(h: &Http) {
+    for _ in 0..200 {
+        if h.probe("/healthz").await == Some(hyper::StatusCode::OK) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("dialgate did not become healthy");
+}
+
+#[tokio::test]
+async fn acknowledged_dialout_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("dialgate.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"server:
+  sip:
+    listen: [ {{ transport: udp, address: "127.0.0.1:0" }} ]
+  http: {{ listen: "127.0.0.1:{port}", plain_http: true }}
+  rtp: {{ port_min: 22000, port_max: 22099 }}
+  data_dir: {data}
+  notify_allow: [127.0.0.0/8]
+bots:
+  - id: b
+    name: B
+    sip_uri: "sip:bot@127.0.0.1:5999"
+    outbound: {{ enabled: true }}
+sip_connections:
+  - {{ id: c, name: C, address: "127.0.0.1:9" }}
+routing_rules:
+  - {{ name: all, type: call, origin_bot: "*", route: {{ sip_connection: c }} }}
+api_clients:
+  - {{ client_id: d, secret_env: DUR_SECRET, groups: [call_control, call_data_manager] }}
+"#,
+            data = dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let h = Http::new(&format!("http://127.0.0.1:{port}"), None, false);
+    let auth = basic("d", "s3cret");
+    // 1. Start dialgate and get a dialout acknowledged.
+    let p = spawn(&cfg);
+    wait_healthy(&h).await;
+    let a = h
+        .dialout(
+            &auth,
+            &json!({"bot": "b", "target": "+15550000001", "notifyUrl": "http://127.0.0.1:9/n"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let id = a.json["conversationId"].as_str().unwrap().to_owned();
+    // 2. Kill it without any chance to clean up.
+    drop(p);
+    // 3. Restart on the same data directory: the call is there.
+    let _p = spawn(&cfg);
+    wait_healthy(&h).await;
+    let rec = h.get(&format!("/api/v1/calls/{id}"), &auth).await;
+    assert_eq!(rec.status, 200, "{}", rec.text);
+    assert_eq!(rec.json["conversationId"], id.as_str());
+    // 4. It ends in exactly one terminal state, with its notification queued.
+    let mut terminal = None;
+    for _ in 0..100 {
+        let rec = h.get(&format!("/api/v1/calls/{id}"), &auth).await;
+        let st = rec.json["status"].as_str().unwrap_or("").to_owned();
+        if st == "failed" || st == "completed" {
+            terminal = Some(rec);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rec = terminal.expect("the call reached a terminal state");
+    let dialer_notes: Vec<_> = rec.json["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["channel"] == "dialer" && d["kind"] == "status")
+        .collect();
+    assert!(!dialer_notes.is_empty(), "{}", rec.text);
+}
