@@ -2,9 +2,9 @@
 //! on loopback: calls belong to their client, notifyUrl cannot point inside,
 //! targets cannot smuggle SIP, numbers need a country, slow clients are cut off.
 
-
 use crate::common;
 use common::api::{StartOpts, basic, start};
+use common::binary::trunk_yaml;
 use dialgate::sim::{Answer, SimCallee, SimCalleeOptions};
 use hyper::{Method, StatusCode};
 use serde_json::json;
@@ -18,11 +18,7 @@ fn body(carrier: &str) -> String {
         r#"bots:
   - {{ id: b, name: B, sip_uri: "sip:bot@127.0.0.1:9", outbound: {{ enabled: true, max_cps: 20 }} }}
   - {{ id: uk, name: UK, sip_uri: "sip:bot@127.0.0.1:9", default_country: 44, outbound: {{ enabled: true, max_cps: 20 }} }}
-sip_connections:
-  - {{ id: c, name: C, address: "{carrier}" }}
-routing_rules:
-  - {{ name: all, type: call, origin_bot: "*", route: {{ sip_connection: c }} }}
-api_clients:
+{trunk}api_clients:
   - {{ client_id: alice, secret_hash: "{a}", groups: [call_control, call_data_manager] }}
   - {{ client_id: bob, secret_hash: "{b}", groups: [call_control, call_data_manager] }}
   - {{ client_id: auditor, secret_hash: "{c}", groups: [call_control, call_data_manager], all_calls: true }}
@@ -30,6 +26,7 @@ api_clients:
         a = hash("alice-secret"),
         b = hash("bob-secret"),
         c = hash("auditor-secret"),
+        trunk = trunk_yaml(carrier),
     )
 }
 
@@ -101,10 +98,7 @@ async fn notify_urls_inside_the_network_are_refused() {
     let carrier = ringing_carrier().await;
     let t = start(
         &body(&carrier.local_addr().to_string()),
-        StartOpts {
-            loopback_notify: false,
-            ..Default::default()
-        },
+        StartOpts::with(|o| o.loopback_notify = false),
     )
     .await;
     let alice = basic("alice", "alice-secret");
@@ -214,10 +208,7 @@ async fn slow_header_connections_are_closed() {
     let carrier = ringing_carrier().await;
     let t = start(
         &body(&carrier.local_addr().to_string()),
-        StartOpts {
-            tls: false,
-            ..Default::default()
-        },
+        StartOpts::with(|o| o.tls = false),
     )
     .await;
     let addr = t.app().api_addr;

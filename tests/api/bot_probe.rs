@@ -4,10 +4,8 @@
 //! (a closed port). Real HTTP servers on loopback: the simulated Bot API (which checks the token
 //! like a Bot API bot does) and a port that was bound and closed.
 
-
 use crate::common;
 use std::process::Command;
-use std::time::Duration;
 
 use common::api::{StartOpts, TestApp, basic, start};
 use serde_json::Value;
@@ -131,14 +129,7 @@ async fn start_and_reload_probe_the_bots_and_the_status_shows_it() {
         hash = dialgate::config::hash_secret("ops-secret"),
     );
     // 1. dialgate starts; the probe runs behind it.
-    let t = start(
-        &body,
-        StartOpts {
-            probe_bots: true,
-            ..StartOpts::default()
-        },
-    )
-    .await;
+    let t = start(&body, StartOpts::with(|o| o.probe_bots = true)).await;
     let result = |s: &Value, bot: &str| {
         s["botProbe"]
             .as_array()
@@ -166,13 +157,5 @@ async fn start_and_reload_probe_the_bots_and_the_status_shows_it() {
 }
 
 async fn wait_status(t: &TestApp, pred: impl Fn(&Value) -> bool) -> Value {
-    let auth = basic("ops", "ops-secret");
-    for _ in 0..200 {
-        let a = t.http.get("/api/v1/status", &auth).await;
-        if pred(&a.json) {
-            return a.json;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the status never matched");
+    t.until_status(&basic("ops", "ops-secret"), pred).await
 }

@@ -1,7 +1,6 @@
 //! The control plane over real HTTPS on loopback with a real SQLite store:
 //! authentication, the ordered dialout checks, limits, robustness, records.
 
-
 use crate::common;
 use common::api::{StartOpts, basic, start};
 use hyper::{Method, StatusCode};
@@ -56,10 +55,7 @@ fn dial(target: &str) -> serde_json::Value {
 async fn authentication_matrix() {
     let t = start(
         &body(),
-        StartOpts {
-            token_ttl: Duration::from_secs(1),
-            ..Default::default()
-        },
+        StartOpts::with(|o| o.token_ttl = Duration::from_secs(1)),
     )
     .await;
     let h = &t.http;
@@ -229,28 +225,17 @@ async fn dialout_checks_in_order_with_fields_named() {
         assert_eq!(a.json["error"]["field"], field, "{body}: {}", a.text);
     }
     // 4. Unknown bot 404; outbound disabled 403.
-    let a = h
-        .dialout(&auth, &json!({"bot": "nobody", "target": "+15551234567"}))
-        .await;
-    assert_eq!(a.status, StatusCode::NOT_FOUND);
-    assert_eq!(a.json["error"]["code"], "unknown_bot");
-    let a = h
-        .dialout(
-            &auth,
-            &json!({"bot": "Quiet Bot", "target": "+15551234567"}),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN);
-    assert_eq!(a.json["error"]["code"], "outbound_disabled");
-    // 5. No routing rule: a bot without rules, and a destination outside the pattern → 422.
-    let a = h
-        .dialout(
-            &auth,
-            &json!({"bot": "lonely-bot", "target": "+15551234567"}),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(a.json["error"]["code"], "no_route");
+    // 5. No routing rule: a bot without rules → 422 (then a destination outside the pattern).
+    for (bot, status, code) in [
+        ("nobody", StatusCode::NOT_FOUND, "unknown_bot"),
+        ("Quiet Bot", StatusCode::FORBIDDEN, "outbound_disabled"),
+        ("lonely-bot", StatusCode::UNPROCESSABLE_ENTITY, "no_route"),
+    ] {
+        let body = json!({"bot": bot, "target": "+15551234567"});
+        let a = h.dialout(&auth, &body).await;
+        assert_eq!(a.status, status, "{body}");
+        assert_eq!(a.json["error"]["code"], code, "{body}");
+    }
     let a = h.dialout(&auth, &dial("+445551234567")).await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
     // 6. Accepted: a conversation ID, and the record exists at once.
@@ -364,14 +349,7 @@ async fn idempotency_key_returns_the_first_answer() {
 
 #[tokio::test]
 async fn robustness_routes_methods_and_http2() {
-    let t = start(
-        &body(),
-        StartOpts {
-            http2: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let t = start(&body(), StartOpts::with(|o| o.http2 = true)).await;
     let h = &t.http;
     // 1. HTTP/2 over TLS (ALPN) works.
     let a = h.send(Method::GET, "/healthz", &[], None).await;

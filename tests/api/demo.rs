@@ -1,9 +1,9 @@
 //! The main job and the operator's test call, as a user runs them: the real
 //! binary, real SIP/RTP and HTTPS on loopback.
 
-
 use crate::common;
 use common::api::{StartOpts, start};
+use common::binary::{stdout_of_success, trunk_yaml};
 use dialgate::sim::{SimCallee, SimCalleeOptions};
 use std::process::Command;
 
@@ -16,13 +16,8 @@ fn dialgate_demo_places_a_call_and_exits_zero() {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("dialgate demo runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
     // 2. It exits 0 only when the call went as expected, and says so.
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of_success(&out);
     assert!(
         stdout.contains("demo: the call went as expected"),
         "{stdout}"
@@ -66,15 +61,11 @@ async fn test_call_follows_a_call_on_a_running_instance() {
     let body = format!(
         r#"bots:
   - {{ id: demo-bot, name: Demo Bot, sip_uri: "{bot}", outbound: {{ enabled: true }} }}
-sip_connections:
-  - {{ id: c, name: C, address: "{carrier}" }}
-routing_rules:
-  - {{ name: all, type: call, origin_bot: "*", route: {{ sip_connection: c }} }}
-api_clients:
+{trunk}api_clients:
   - {{ client_id: ops, secret_hash: "{hash}", groups: [call_control, call_data_manager] }}
 "#,
         bot = bot.uri(),
-        carrier = carrier.local_addr(),
+        trunk = trunk_yaml(&carrier.local_addr().to_string()),
         hash = dialgate::config::hash_secret("ops-secret"),
     );
     let t = start(&body, StartOpts::default()).await;
@@ -97,13 +88,8 @@ api_clients:
         .output()
         .await
         .expect("dialgate test-call runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
     // 3. It exits 0 for a completed call and prints the timeline and the result.
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of_success(&out);
     assert!(stdout.contains("dialout accepted"), "{stdout}");
     assert!(
         stdout.contains("result: \"completed\" reasonCode=\"client-disconnected\""),

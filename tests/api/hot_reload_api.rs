@@ -2,12 +2,10 @@
 //! rejected with its position while the running configuration keeps serving,
 //! and a reload during a burst of requests loses none.
 
-
 use crate::common;
 use common::api::{StartOpts, basic, start};
 use hyper::StatusCode;
 use serde_json::json;
-use std::time::Duration;
 
 const BODY: &str = r#"bots:
   - id: hot-bot
@@ -40,15 +38,7 @@ async fn wait_status(
     t: &common::api::TestApp,
     pred: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let auth = basic("ops", "ops-secret");
-    for _ in 0..200 {
-        let a = t.http.get("/api/v1/status", &auth).await;
-        if pred(&a.json) {
-            return a.json;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the status never matched");
+    t.until_status(&basic("ops", "ops-secret"), pred).await
 }
 
 #[tokio::test]

@@ -2,31 +2,18 @@
 //! `--color always`), and at the default level one SIP request does not put the SIP stack's
 //! per-message lines ("udp received" / "udp send") into it.
 
+use crate::common::binary::server_yaml;
+use crate::common::peers::free_udp_port;
 use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free loopback UDP port (released again before dialgate binds it).
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A minimal plain-HTTP configuration listening on `sip_port`, data in `dir/data`.
 fn write_config(dir: &Path, sip_port: u16) -> std::path::PathBuf {
     let p = dir.join("dialgate.yaml");
-    std::fs::write(
-        &p,
-        format!(
-            "server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:{sip_port}\" }} ]\n  http: {{ listen: \"127.0.0.1:0\", plain_http: true }}\n  rtp: {{ port_min: 22000, port_max: 22099 }}\n  data_dir: {}\n",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
+    let server = server_yaml(sip_port, 0, Some((22000, 22099)), &dir.join("data"));
+    std::fs::write(&p, server).unwrap();
     p
 }
 

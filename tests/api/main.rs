@@ -6,10 +6,10 @@
 //! before `main` (`common::env`); each module's fixed RTP ranges are distinct (`logging` 22000-22099,
 //! `recognition_status` 22100-22199).
 
-#[path = "../common/mod.rs"]
-mod common;
 mod api_abuse;
 mod bot_probe;
+#[path = "../common/mod.rs"]
+mod common;
 mod control_plane;
 mod demo;
 mod hot_reload_api;

@@ -3,7 +3,6 @@
 //! and a refused or failed delivery says no more than "unreachable".
 //! Real HTTP over loopback against the test suite's notification sink.
 
-
 use crate::common;
 use bytes::Bytes;
 use common::http_peers::NotifySink;

@@ -4,9 +4,9 @@
 //! installed by scripts/install-peers) runs every operation against a live dialgate on loopback:
 //! no 5xx, every status, content type, header and body as documented.
 
-
 use crate::common;
 use common::api::{StartOpts, basic, start};
+use common::binary::trunk_yaml;
 use dialgate::api::openapi::{DOCUMENT, ROUTES, error_codes};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -48,25 +48,14 @@ fn routed_operations() -> BTreeSet<(String, String)> {
 
 /// A bot that can dial out, a dead trunk on loopback, one client in both groups.
 fn body() -> String {
-    r#"bots:
+    let bots = r#"bots:
   - id: demo-bot
     name: Demo
     sip_uri: "sip:bot@127.0.0.1:5999"
     outbound: { enabled: true, max_cps: 5, max_concurrent: 5 }
-sip_connections:
-  - id: carrier
-    name: Carrier
-    address: "127.0.0.1:5998"
-routing_rules:
-  - name: all
-    type: call
-    route: { sip_connection: carrier }
-api_clients:
-  - client_id: dialer
-    secret_env: OPENAPI_DIALER_SECRET
-    groups: [call_control, call_data_manager]
-"#
-    .to_owned()
+"#;
+    let client = "api_clients:\n  - client_id: dialer\n    secret_env: OPENAPI_DIALER_SECRET\n    groups: [call_control, call_data_manager]\n";
+    format!("{bots}{}{client}", trunk_yaml("127.0.0.1:5998"))
 }
 
 #[test]
@@ -141,14 +130,7 @@ fn the_documented_error_shape_has_exactly_the_api_error_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_served_document_is_the_committed_one_and_every_route_answers() {
     // 1. A live dialgate (plain HTTP on loopback).
-    let t = start(
-        &body(),
-        StartOpts {
-            tls: false,
-            ..Default::default()
-        },
-    )
-    .await;
+    let t = start(&body(), StartOpts::with(|o| o.tls = false)).await;
     // 2. GET /api/v1/openapi.json is the committed document, as JSON.
     let served = t.http.get("/api/v1/openapi.json", "").await;
     assert_eq!(served.status, StatusCode::OK);
@@ -228,14 +210,7 @@ sys.exit(1 if errors else 0)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_responses_validate_against_their_schemas() {
     // 1. A live dialgate; one real dialout (to a trunk that does not answer), then a hang-up.
-    let t = start(
-        &body(),
-        StartOpts {
-            tls: false,
-            ..Default::default()
-        },
-    )
-    .await;
+    let t = start(&body(), StartOpts::with(|o| o.tls = false)).await;
     let auth = basic("dialer", SECRET);
     let r = t
         .http
@@ -327,14 +302,7 @@ async fn schemathesis_finds_no_failure_on_any_operation() {
     let bin = venv("schemathesis");
     // 1. A live dialgate on loopback (plain HTTP), with one real call on record so the list and
     //    record operations return real data to validate.
-    let t = start(
-        &body(),
-        StartOpts {
-            tls: false,
-            ..Default::default()
-        },
-    )
-    .await;
+    let t = start(&body(), StartOpts::with(|o| o.tls = false)).await;
     let auth = basic("dialer", SECRET);
     let r = t
         .http

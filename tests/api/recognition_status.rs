@@ -3,9 +3,9 @@
 //! `GET /api/v1/status`; their dialouts are refused with a clear 503 when the bot sets
 //! `outbound.require_recognition`, else placed with a warning on the call record.
 
-
 use crate::common;
-use common::api::{StartOpts, basic, start};
+use common::api::{Answer, StartOpts, TestApp, basic, start};
+use common::binary::{server_yaml, stdout_of_success, trunk_yaml};
 use hyper::StatusCode;
 use serde_json::json;
 use std::process::{Command, Stdio};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 const SECRET: &str = common::env::REC_DIALER_SECRET;
 
-/// Four bots: one requires recognition, one uses machine detection (placed with a warning),
+/// Four bots (and a dead trunk on loopback, [`trunk`]): one requires recognition, one uses machine detection (placed with a warning),
 /// one needs nothing, one needs it but may not dial out.
 const BOTS: &str = r#"bots:
   - id: strict-bot
@@ -32,15 +32,18 @@ const BOTS: &str = r#"bots:
     name: Off
     sip_uri: "sip:off@127.0.0.1:5999"
     outbound: { enabled: false, start_recognition_on_connect: true }
-sip_connections:
-  - id: carrier
-    name: Carrier
-    address: "127.0.0.1:5998"
-routing_rules:
-  - name: all
-    type: call
-    route: { sip_connection: carrier }
 "#;
+
+/// `POST /api/v1/actions/dialout` of `bot` to `target`.
+async fn dialout(t: &TestApp, auth: &str, bot: &str, target: &str) -> Answer {
+    let body = json!({"bot": bot, "target": target});
+    t.http.dialout(auth, &body).await
+}
+
+/// A dead trunk on loopback every bot's calls are routed to.
+fn trunk() -> String {
+    trunk_yaml("127.0.0.1:5998")
+}
 
 fn api_clients() -> String {
     "api_clients:\n  - client_id: dialer\n    secret_env: REC_DIALER_SECRET\n    groups: [call_control, call_data_manager]\n".into()
@@ -49,15 +52,18 @@ fn api_clients() -> String {
 /// A whole file for the binary: plain HTTP, data in `dir/data` (no model there).
 fn write_config(dir: &std::path::Path, sip_port: u16) -> std::path::PathBuf {
     let p = dir.join("dialgate.yaml");
-    std::fs::write(
-        &p,
-        format!(
-            "server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:{sip_port}\" }} ]\n  http: {{ listen: \"127.0.0.1:0\", plain_http: true }}\n  rtp: {{ port_min: 22100, port_max: 22199 }}\n  data_dir: {}\n{BOTS}",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
+    let server = server_yaml(sip_port, 0, Some((22100, 22199)), &dir.join("data"));
+    std::fs::write(&p, format!("{server}{BOTS}{}", trunk())).unwrap();
     p
+}
+
+/// `dialgate check <file>`.
+fn check(file: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_dialgate"))
+        .arg("check")
+        .arg(file)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -65,15 +71,9 @@ fn check_names_the_bots_that_will_lack_recognition() {
     // 1. A configuration whose data directory has no speech model.
     let dir = tempfile::tempdir().unwrap();
     let file = write_config(dir.path(), 5070);
-    let out = Command::new(env!("CARGO_BIN_EXE_dialgate"))
-        .arg("check")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = stdout_of_success(&check(&file));
     // 2. The file is valid (exit 0), and the two outbound bots needing recognition are named
     //    with what they need, what happens to their dialouts and what to run.
-    assert!(out.status.success(), "{text}");
     let warnings: Vec<&str> = text.lines().filter(|l| l.starts_with("WARNING")).collect();
     assert_eq!(warnings.len(), 2, "{text}");
     assert!(
@@ -92,13 +92,8 @@ fn check_names_the_bots_that_will_lack_recognition() {
     // 3. With a model file in place, nothing is reported.
     std::fs::create_dir_all(dir.path().join("data/models")).unwrap();
     std::fs::write(dir.path().join("data/models/ggml-tiny.en.bin"), b"ggml").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_dialgate"))
-        .arg("check")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success() && !text.contains("WARNING"), "{text}");
+    let text = stdout_of_success(&check(&file));
+    assert!(!text.contains("WARNING"), "{text}");
 }
 
 #[test]
@@ -148,7 +143,11 @@ fn start_up_log_names_the_bots_that_will_lack_recognition() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_and_dialouts_tell_the_truth_without_a_model() {
     // 1. dialgate in-process on a fresh data directory: no speech model.
-    let t = start(&format!("{BOTS}{}", api_clients()), StartOpts::default()).await;
+    let t = start(
+        &format!("{BOTS}{}{}", trunk(), api_clients()),
+        StartOpts::default(),
+    )
+    .await;
     let auth = basic("dialer", SECRET);
     // 2. The status says recognition is unavailable and which bots lack it, and how.
     let st = t.http.get("/api/v1/status", &auth).await;
@@ -164,10 +163,7 @@ async fn status_and_dialouts_tell_the_truth_without_a_model() {
         "{rec:#}"
     );
     // 3. A dialout of the bot that requires recognition: 503, naming the model and the fix.
-    let r = t
-        .http
-        .dialout(&auth, &json!({"bot": "strict-bot", "target": "+15550100"}))
-        .await;
+    let r = dialout(&t, &auth, "strict-bot", "+15550100").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
     let e = &r.json["error"];
     assert_eq!(e["code"], "recognition_unavailable", "{e}");
@@ -185,16 +181,10 @@ async fn status_and_dialouts_tell_the_truth_without_a_model() {
         "{e}"
     );
     // 4. A bot that needs nothing is placed as usual.
-    let plain = t
-        .http
-        .dialout(&auth, &json!({"bot": "plain-bot", "target": "+15550101"}))
-        .await;
+    let plain = dialout(&t, &auth, "plain-bot", "+15550101").await;
     assert_eq!(plain.status, StatusCode::OK, "{}", plain.text);
     // 5. The machine-detection bot is placed, with a warning on its call record.
-    let r = t
-        .http
-        .dialout(&auth, &json!({"bot": "amd-bot", "target": "+15550102"}))
-        .await;
+    let r = dialout(&t, &auth, "amd-bot", "+15550102").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let id = r.json["conversationId"].as_str().unwrap().to_owned();
     let record = t.http.get(&format!("/api/v1/calls/{id}"), &auth).await;

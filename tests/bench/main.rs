@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod measure;
 mod store_bench;
 mod wsbot_bench;
 mod wsbot_call_bench;

@@ -10,10 +10,7 @@ use serde_json::json;
 use std::time::Instant;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    crate::measure::env_or(name, default)
 }
 
 /// Store operations in one dialout's life, as the engine and API issue them.

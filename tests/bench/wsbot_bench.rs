@@ -6,9 +6,13 @@
 //! 1 ms polling on a few probe calls, so ±1 ms), and CPU of dialgate's side (the runtime threads
 //! named `bench-gw`, the echo bot runs on its own `bench-bot` threads and is not counted).
 
-
 use crate::common;
-use dialgate::wsbot::{MediaFormat, WsBot, WsBotOptions, WsProtocol};
+use crate::measure::{
+    bench_call, bench_options, env_or, p50_p99, runtime, serve_websockets, thread_cpu,
+    wsbot_bench_calls,
+};
+use common::wsbot::{bot, chirp_8k};
+use dialgate::wsbot::{MediaFormat, WsBot, WsProtocol};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -16,7 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
-use common::wsbot::{bot, chirp_8k};
 
 type Times = Arc<Mutex<HashMap<String, Vec<Instant>>>>;
 
@@ -44,15 +47,9 @@ fn record(t: &Times, call: &str, at: Instant) {
 
 /// The echo bot: accepts, starts the user stream, returns every chunk as a play-stream chunk.
 async fn echo_bot(listener: TcpListener, clocks: Arc<Clocks>) {
-    while let Ok((tcp, _)) = listener.accept().await {
-        // Without TCP_NODELAY the bot's small replies wait for the ACK piggybacked on dialgate's
-        // next frame (Nagle + delayed ACK): 20 ms that are the bot's, not dialgate's.
-        let _ = tcp.set_nodelay(true);
+    serve_websockets(listener, move |mut ws| {
         let clocks = clocks.clone();
-        tokio::spawn(async move {
-            let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
-                return;
-            };
+        async move {
             let mut call = String::new();
             while let Some(Ok(Message::Text(t))) = ws.next().await {
                 let m: Value = serde_json::from_str(t.as_str()).unwrap();
@@ -80,8 +77,9 @@ async fn echo_bot(listener: TcpListener, clocks: Arc<Clocks>) {
                     return;
                 }
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// One call: 20 ms pacing, a frame out and a frame in per tick.
@@ -92,16 +90,7 @@ async fn call(
     probe: bool,
     clocks: Arc<Clocks>,
 ) {
-    let info = dialgate::wsbot::CallInfo {
-        conversation_id: id.clone(),
-        caller: "a".into(),
-        callee: "b".into(),
-        metadata: Value::Null,
-    };
-    let opts = WsBotOptions {
-        handshake_timeout: Duration::from_secs(60),
-        ..Default::default()
-    };
+    let (info, opts) = (bench_call(id.clone()), bench_options());
     let bot = Arc::new(WsBot::connect(&cfg, info, opts).await.expect("connect"));
     bot.start_user_stream().await.unwrap();
     let poller = probe.then(|| {
@@ -135,28 +124,6 @@ async fn call(
     }
 }
 
-/// CPU seconds of this process's threads whose name starts with `prefix`.
-fn thread_cpu(prefix: &str) -> f64 {
-    let tick = 100.0; // USER_HZ on Linux
-    let mut total = 0.0;
-    for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        if !stat[open + 1..close].starts_with(prefix) {
-            continue;
-        }
-        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        let user: f64 = fields[11].parse().unwrap_or(0.0);
-        let sys: f64 = fields[12].parse().unwrap_or(0.0);
-        total += (user + sys) / tick;
-    }
-    total
-}
-
 /// p50 and p99 of the per-frame differences `later[k] - earlier[k]`, in ms (first second skipped).
 fn percentiles(earlier: &Times, later: &Times, skip: &[String]) -> (f64, f64, usize) {
     let (a, b) = (earlier.lock().unwrap(), later.lock().unwrap());
@@ -170,28 +137,12 @@ fn percentiles(earlier: &Times, later: &Times, skip: &[String]) -> (f64, f64, us
                 .map(|(e, l)| l.duration_since(*e).as_secs_f64() * 1000.0),
         );
     }
-    d.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        d.get(((d.len() as f64 - 1.0) * q) as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    (at(0.5), at(0.99), d.len())
+    p50_p99(d)
 }
 
 fn run(calls: usize, secs: u64) {
-    let bot_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("bench-bot")
-        .enable_all()
-        .build()
-        .unwrap();
-    let gw_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-gw")
-        .enable_all()
-        .build()
-        .unwrap();
+    let bot_rt = runtime(1, "bench-bot");
+    let gw_rt = runtime(2, "bench-gw");
     let clocks = Arc::new(Clocks::default());
     let listener = bot_rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let url = format!("ws://{}/bot", listener.local_addr().unwrap());
@@ -230,16 +181,8 @@ fn run(calls: usize, secs: u64) {
 #[test]
 #[ignore = "benchmark: run by scripts/bench-wsbot"]
 fn wsbot_bench() {
-    let calls: Vec<usize> = std::env::var("WSBOT_BENCH_CALLS")
-        .unwrap_or_else(|_| "100,250".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let secs: u64 = std::env::var("WSBOT_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    for n in calls {
+    let secs: u64 = env_or("WSBOT_BENCH_SECS", 10);
+    for n in wsbot_bench_calls::<usize>() {
         run(n, secs.clamp(2, 60));
     }
 }

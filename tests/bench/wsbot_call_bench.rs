@@ -10,12 +10,16 @@
 //! bot sends → the person has it). CPU is dialgate's side: the relay threads (`media-relay-*`)
 //! and the runtime running the bridges (`bench-gw`); persons and bots run on `bench-peer`.
 
-
 use crate::common;
+use crate::measure::{
+    bench_call, bench_options, env_or, p50_p99, runtime, serve_websockets, thread_cpu,
+    thread_cpu_split, wsbot_bench_calls,
+};
+use common::wsbot::{b64, bot, unb64};
 use dialgate::call::wsbridge::{BridgeEvent, WsBridge};
 use dialgate::media::g711::{G711Law, decode, linear_to_ulaw};
-use dialgate::media::{AudioCodec, Direction, Leg, MediaConfig, MediaEngine, RemoteMedia};
-use dialgate::wsbot::{MediaFormat, WsBot, WsBotOptions, WsProtocol};
+use dialgate::media::{AudioCodec, Leg, MediaConfig, MediaEngine, RemoteMedia};
+use dialgate::wsbot::{MediaFormat, WsBot, WsProtocol};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -24,7 +28,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_tungstenite::tungstenite::Message;
-use common::wsbot::{b64, bot, unb64};
 
 /// (call, frame) → instant.
 type Stamps = Mutex<HashMap<(u32, u32), Instant>>;
@@ -74,13 +77,9 @@ fn rtp(seq: u16, k: u32) -> Vec<u8> {
 
 /// The AC echo bot: accepts in µ-law, starts the user stream, plays every chunk straight back.
 async fn ws_echo_bot(listener: TcpListener, clocks: Arc<Clocks>) {
-    while let Ok((tcp, _)) = listener.accept().await {
-        let _ = tcp.set_nodelay(true);
+    serve_websockets(listener, move |mut ws| {
         let clocks = clocks.clone();
-        tokio::spawn(async move {
-            let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
-                return;
-            };
+        async move {
             let mut call = 0u32;
             while let Some(Ok(Message::Text(t))) = ws.next().await {
                 let Ok(m) = serde_json::from_str::<Value>(t.as_str()) else {
@@ -116,8 +115,9 @@ async fn ws_echo_bot(listener: TcpListener, clocks: Arc<Clocks>) {
                     }
                 }
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// The SIP bot's media: an RTP echo on the relay's bot side.
@@ -162,45 +162,13 @@ async fn person(
 }
 
 fn remote(addr: SocketAddr) -> RemoteMedia {
-    RemoteMedia {
-        rtp: addr,
-        rtcp: None,
-        codec: AudioCodec::PCMU,
-        dtmf_pt: None,
-        direction: Direction::SendRecv,
-    }
-}
-
-/// CPU seconds of this process's threads whose name starts with `prefix`.
-fn thread_cpu(prefix: &str) -> f64 {
-    let (user, sys) = thread_cpu_split(prefix);
-    user + sys
-}
-
-/// User and system CPU seconds of this process's threads whose name starts with `prefix`.
-fn thread_cpu_split(prefix: &str) -> (f64, f64) {
-    let (mut user, mut sys) = (0.0, 0.0);
-    for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        if !stat[open + 1..close].starts_with(prefix) {
-            continue;
-        }
-        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-        user += f[11].parse::<f64>().unwrap_or(0.0) / 100.0;
-        sys += f[12].parse::<f64>().unwrap_or(0.0) / 100.0;
-    }
-    (user, sys)
+    crate::common::udp_peer::remote(addr, AudioCodec::PCMU, None)
 }
 
 /// p50 and p99 in ms of `later - earlier` over the frames both saw (the first second skipped).
 fn delays(earlier: &Stamps, later: &Stamps) -> (f64, f64, usize) {
     let (a, b) = (earlier.lock().unwrap(), later.lock().unwrap());
-    let mut d: Vec<f64> = b
+    let d: Vec<f64> = b
         .iter()
         .filter(|((_, k), _)| *k >= 50)
         .filter_map(|(key, l)| {
@@ -208,13 +176,7 @@ fn delays(earlier: &Stamps, later: &Stamps) -> (f64, f64, usize) {
                 .map(|e| l.duration_since(*e).as_secs_f64() * 1000.0)
         })
         .collect();
-    d.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        d.get(((d.len() as f64 - 1.0) * q) as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    (at(0.5), at(0.99), d.len())
+    p50_p99(d)
 }
 
 /// Figures of one run.
@@ -273,18 +235,8 @@ async fn two_task_bridge(mut ws: WsBot, sock: UdpSocket, relay: SocketAddr) {
 }
 
 fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
-    let peer_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("bench-peer")
-        .enable_all()
-        .build()
-        .unwrap();
-    let gw_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-gw")
-        .enable_all()
-        .build()
-        .unwrap();
+    let peer_rt = runtime(1, "bench-peer");
+    let gw_rt = runtime(2, "bench-gw");
     let engine = MediaEngine::new(MediaConfig {
         port_min: 50_000,
         port_max: 53_998,
@@ -314,16 +266,7 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
             let b = gw_rt.block_on(UdpSocket::bind("127.0.0.1:0")).unwrap();
             s.set_remote(Leg::Bot, remote(b.local_addr().unwrap()))
                 .unwrap();
-            let info = dialgate::wsbot::CallInfo {
-                conversation_id: format!("call-{call}"),
-                caller: "a".into(),
-                callee: "b".into(),
-                metadata: Value::Null,
-            };
-            let opts = WsBotOptions {
-                handshake_timeout: Duration::from_secs(60),
-                ..Default::default()
-            };
+            let (info, opts) = (bench_call(format!("call-{call}")), bench_options());
             let _guard = gw_rt.enter();
             if kind == Kind::WebSocketTwoTasks {
                 let ws = gw_rt
@@ -388,18 +331,9 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
 #[test]
 #[ignore = "benchmark: run by scripts/bench-wsbot"]
 fn wsbot_call_bench() {
-    let calls: Vec<u32> = std::env::var("WSBOT_BENCH_CALLS")
-        .unwrap_or_else(|_| "100,250".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let secs: u64 = std::env::var("WSBOT_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10)
-        .clamp(3, 60);
+    let secs: u64 = env_or("WSBOT_BENCH_SECS", 10_u64).clamp(3, 60);
     let expected = secs * 50 - 50;
-    for n in calls {
+    for n in wsbot_bench_calls::<u32>() {
         // The machine may be shared: say how loaded it was (the ratios are the fair figures).
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         println!("calls={n}: load average before the run: {}", load.trim());

@@ -4,7 +4,6 @@
 //! (exactly one terminal), the bot's events and the call record.
 //! Ports: SIP 16010-16079, relay RTP 26000-26699.
 
-
 use crate::common;
 use std::time::Duration;
 
@@ -55,12 +54,8 @@ async fn answered_call_ended_by_the_carrier() {
     assert_eq!(term["status"], "completed");
     assert_eq!(term["reasonCode"], "client-disconnected");
     // 4. Both SIPp scenarios ran to their end, in exactly this order.
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario");
-    assert_eq!(sip_flow(&clog), carrier_answer_bye(), "{clog}");
-    let (code, blog) = finish(&botp).await;
-    assert_eq!(code, 0, "bot scenario");
-    assert_eq!(sip_flow(&blog), bot_answer(), "{blog}");
+    let clog = saw_exactly(&carrier, "carrier scenario", &carrier_answer_bye()).await;
+    let blog = saw_exactly(&botp, "bot scenario", &bot_answer()).await;
     assert!(
         blog.contains(&format!("X-Dialgate-Conversation-Id: {id}")),
         "{blog}"
@@ -108,15 +103,14 @@ async fn cancel_crossed_by_200_is_acked_and_byed() {
     let a = f.hangup(&id).await;
     assert_eq!(a.status, 202, "{}", a.text);
     // 4. The carrier saw CANCEL, then its late 200 was ACKed and BYE'd.
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario");
-    assert_eq!(
-        sip_flow(&clog),
-        seq(&[
-            "<INVITE", ">180", "<CANCEL", ">200", ">200", "<ACK", "<BYE", ">200"
-        ]),
-        "{clog}"
-    );
+    saw_exactly(
+        &carrier,
+        "carrier scenario",
+        &[
+            "<INVITE", ">180", "<CANCEL", ">200", ">200", "<ACK", "<BYE", ">200",
+        ],
+    )
+    .await;
     // 5. Exactly one terminal notification: failed, api-hangup; never answered.
     let term = one_terminal(&f.sink, &id).await;
     assert_eq!(term["status"], "failed");
@@ -130,12 +124,8 @@ async fn cancel_crossed_by_200_is_acked_and_byed() {
     assert!(botp.messages().is_empty(), "{}", botp.messages());
     assert!(!f.bot.activity_names().contains(&s("start")));
     // 7. The record: failed/api-hangup, not answered, one delivered notification.
-    assert_eq!(rec["status"], "failed", "{rec:#}");
-    assert_eq!(rec["reasonCode"], "api-hangup");
+    assert_failed_and_notified(&rec, "api-hangup");
     assert!(rec["answeredAt"].is_null() && rec["botConnectedAt"].is_null());
-    let d = dialer_deliveries(&rec);
-    assert_eq!(d.len(), 1, "{rec:#}");
-    assert_eq!(d[0]["state"], "delivered");
     f.stop().await;
 }
 
@@ -154,8 +144,7 @@ async fn retransmitted_200_gives_one_answered() {
     .await;
     let id = f.dial("+15551230003", json!({})).await;
     // 2. The carrier sent 200 twice and got two ACKs, then hung up; the bot had one call.
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario");
+    let clog = passed(&carrier, "carrier scenario").await;
     let raw = sip_sequence(&clog);
     assert_eq!(raw.iter().filter(|m| *m == ">200").count(), 2, "{raw:?}");
     assert_eq!(
@@ -165,9 +154,7 @@ async fn retransmitted_200_gives_one_answered() {
         ]),
         "{clog}"
     );
-    let (code, blog) = finish(&botp).await;
-    assert_eq!(code, 0, "bot scenario");
-    assert_eq!(sip_flow(&blog), bot_answer(), "{blog}");
+    saw_exactly(&botp, "bot scenario", &bot_answer()).await;
     // 3. One terminal: completed by the person.
     let term = one_terminal(&f.sink, &id).await;
     assert_eq!(term["status"], "completed");
@@ -212,16 +199,13 @@ async fn carrier_bye_while_bot_rings_cancels_the_bot() {
     assert_eq!(term["status"], "completed");
     assert_eq!(term["reasonCode"], "client-disconnected");
     // 3. The carrier's call ran as scripted; the bot got CANCEL (487 to its INVITE, ACKed).
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario");
-    assert_eq!(sip_flow(&clog), carrier_answer_bye(), "{clog}");
-    let (code, blog) = finish(&botp).await;
-    assert_eq!(code, 0, "bot scenario");
-    assert_eq!(
-        sip_flow(&blog),
-        seq(&["<INVITE", ">180", "<CANCEL", ">200", ">487", "<ACK"]),
-        "{blog}"
-    );
+    saw_exactly(&carrier, "carrier scenario", &carrier_answer_bye()).await;
+    saw_exactly(
+        &botp,
+        "bot scenario",
+        &["<INVITE", ">180", "<CANCEL", ">200", ">487", "<ACK"],
+    )
+    .await;
     // 4. Notifications: answered, then completed.
     let rec = f.settled(&id).await;
     assert_eq!(
@@ -258,12 +242,8 @@ async fn unreachable_primary_fails_over_to_backup() {
     let term = one_terminal_within(&f.sink, &id, Duration::from_secs(90)).await;
     assert_eq!(term["status"], "completed");
     assert_eq!(term["reasonCode"], "client-disconnected");
-    let (code, clog) = finish(&backup).await;
-    assert_eq!(code, 0, "backup scenario");
-    assert_eq!(sip_flow(&clog), carrier_answer_bye(), "{clog}");
-    let (code, blog) = finish(&botp).await;
-    assert_eq!(code, 0, "bot scenario");
-    assert_eq!(sip_flow(&blog), bot_answer(), "{blog}");
+    saw_exactly(&backup, "backup scenario", &carrier_answer_bye()).await;
+    saw_exactly(&botp, "bot scenario", &bot_answer()).await;
     // 3. Notifications and record.
     let rec = f.settled(&id).await;
     assert_eq!(
@@ -294,15 +274,14 @@ async fn primary_503_fails_over_to_backup() {
     let term = one_terminal(&f.sink, &id).await;
     assert_eq!(term["status"], "completed");
     assert_eq!(term["reasonCode"], "client-disconnected");
-    let (code, plog) = finish(&primary).await;
-    assert_eq!(code, 0, "primary scenario");
-    assert_eq!(sip_flow(&plog), seq(&["<INVITE", ">100", ">503", "<ACK"]));
-    let (code, clog) = finish(&backup).await;
-    assert_eq!(code, 0, "backup scenario");
-    assert_eq!(sip_flow(&clog), carrier_answer_bye(), "{clog}");
-    let (code, blog) = finish(&botp).await;
-    assert_eq!(code, 0, "bot scenario");
-    assert_eq!(sip_flow(&blog), bot_answer(), "{blog}");
+    saw_exactly(
+        &primary,
+        "primary scenario",
+        &["<INVITE", ">100", ">503", "<ACK"],
+    )
+    .await;
+    saw_exactly(&backup, "backup scenario", &carrier_answer_bye()).await;
+    saw_exactly(&botp, "bot scenario", &bot_answer()).await;
     // 3. Notifications and record.
     let rec = f.settled(&id).await;
     assert_eq!(
@@ -334,9 +313,12 @@ async fn primary_486_does_not_fail_over() {
     assert_eq!(term["status"], "failed");
     assert_eq!(term["reasonCode"], "busy");
     assert_eq!(term["sipCode"], 486);
-    let (code, plog) = finish(&primary).await;
-    assert_eq!(code, 0, "primary scenario");
-    assert_eq!(sip_flow(&plog), seq(&["<INVITE", ">100", ">486", "<ACK"]));
+    saw_exactly(
+        &primary,
+        "primary scenario",
+        &["<INVITE", ">100", ">486", "<ACK"],
+    )
+    .await;
     // 3. Neither the backup nor the bot saw anything.
     let rec = f.settled(&id).await;
     assert!(backup.messages().is_empty(), "{}", backup.messages());

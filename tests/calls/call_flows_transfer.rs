@@ -7,22 +7,16 @@
 //! Port plan of this file: dialgate's relay RTP 23000-24199 (200 per test), PJSIP RTP
 //! 46000-46599 (100 per test: callee at +0, bot at +50, agent at +75), SIP ports picked free.
 
-
 use crate::common;
 use common::flows::*;
 use common::http_peers::BotReply;
 use common::peers::{PeerEvent, PjsuaOpts, PjsuaPeer, fixture_audio};
+use common::simcall::timeline_details as details;
 use serde_json::{Value, json};
 
 /// Relay RTP range and PJSIP RTP base of test number `n` (0-based).
 fn ports(n: u16) -> (u16, u16) {
     (23000 + 200 * n, 46000 + 100 * n)
-}
-
-async fn saw(peer: &PjsuaPeer, what: &str, pred: impl Fn(&PeerEvent) -> bool) -> PeerEvent {
-    peer.wait_for(what, pred, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn disconnected(peer: &PjsuaPeer) -> PeerEvent {
@@ -64,17 +58,6 @@ async fn transfer_status(flow: &Flow, id: &str) -> Value {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-}
-
-/// The `detail` of every timeline entry named `event`.
-fn details(r: &Value, event: &str) -> Vec<String> {
-    r["timeline"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["event"] == event)
-        .map(|e| e["detail"].as_str().unwrap_or("").to_owned())
-        .collect()
 }
 
 #[tokio::test]

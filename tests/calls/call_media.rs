@@ -3,14 +3,11 @@
 //! right); the carrier's hold and resume re-INVITEs are answered from the relay and the call goes
 //! on; the call record's `media` counters show the packets forwarded both ways.
 
-
 use crate::common;
 use std::time::Duration;
 
 use common::audio::clip_similarity;
-use common::mediaflows::{
-    Carrier, MediaFlow, MediaSetup, assert_delivered, ms_between, wait_sim_ended, wait_until,
-};
+use common::mediaflows::{Carrier, MediaFlow, MediaSetup, ms_between, wait_sim_ended, wait_until};
 use common::simcall::{repo_file, rtp_counts, samples, sip_trace, timeline};
 use hyper::StatusCode;
 use serde_json::{Value, json};
@@ -308,9 +305,7 @@ async fn callee_rtp_stops_then_the_call_ends_as_media_timeout() {
     assert!(count(carrier, "packetsReceived") > 25, "{carrier}");
     assert!(count(leg(&rec, "bot"), "packetsForwarded") > 25);
     // 5. Exactly one terminal notification.
-    assert_eq!(f.statuses(&id), ["answered", "completed"]);
-    assert_delivered(&rec, 2);
-    f.stop().await;
+    f.stop_answered_then_completed(&id, &rec).await;
 }
 
 /// A bot with `recording: true`: after the call the record's `recording` is a stereo 8 kHz WAV
@@ -368,8 +363,7 @@ async fn recording_bot_gets_a_stereo_wav_of_the_call() {
         cross < 0.5,
         "right channel should not hold the callee: {cross}"
     );
-    assert_eq!(f.statuses(&id), ["answered", "completed"]);
-    assert_delivered(&rec, 2);
+    f.assert_answered_then_completed(&id, &rec);
     assert!(repo_file("tests/fixtures/audio/hello.wav").exists());
     f.stop().await;
 }
@@ -459,9 +453,7 @@ async fn carrier_hold_and_resume_keep_the_call_up() {
         count(&botleg["dropped"], "direction") > 0,
         "the bot's audio is not sent to a carrier on hold: {botleg}"
     );
-    assert_eq!(f.statuses(&id), ["answered", "completed"]);
-    assert_delivered(&rec, 2);
-    f.stop().await;
+    f.stop_answered_then_completed(&id, &rec).await;
 }
 
 /// A plain call between the simulated callee and bot: the call record's `media` shows packets
@@ -520,7 +512,5 @@ async fn call_record_media_stats_show_both_directions() {
         callee_rcvd * 2 >= count(botleg, "packetsForwarded"),
         "callee heard {callee_rcvd}: {botleg}"
     );
-    assert_eq!(f.statuses(&id), ["answered", "completed"]);
-    assert_delivered(&rec, 2);
-    f.stop().await;
+    f.stop_answered_then_completed(&id, &rec).await;
 }

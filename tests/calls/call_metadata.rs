@@ -5,7 +5,6 @@
 //! timeline records it.
 //! Ports: relay RTP 37800-38199, SIPp media 32620 and 32640.
 
-
 use crate::common;
 use common::mediaflows::{Carrier, MediaFlow, MediaSetup};
 use common::simcall::timeline;
@@ -30,15 +29,22 @@ fn setup(rtp_min: u16, media_port: u16, enabled: bool) -> MediaSetup {
     s
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metadata_reaches_the_person_as_sip_info_when_the_bot_enables_it() {
-    let f = MediaFlow::start(setup(37800, 32620, true)).await;
-    // 1. Dial; the person answers; the bot sends its metadata at `start`, then hangs up.
+/// Dials the flow of `setup`; the person answers, the bot hangs up. Returns the flow, the call
+/// and what the person's SIPp scenario said (its exit code and message log).
+async fn call(setup: MediaSetup) -> (MediaFlow, String, i32, String) {
+    let f = MediaFlow::start(setup).await;
     let id = f.dial(json!({})).await;
     let end = f.wait_terminal(&id).await;
     assert_eq!(end["reasonCode"], "bot-disconnected", "{end}");
-    // 2. The person received exactly: INVITE, ACK, INFO (header and body checked by SIPp), BYE.
     let (code, log) = finish(f.sipp()).await;
+    (f, id, code, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_reaches_the_person_as_sip_info_when_the_bot_enables_it() {
+    // 1. Dial; the person answers; the bot sends its metadata at `start`, then hangs up.
+    let (f, id, code, log) = call(setup(37800, 32620, true)).await;
+    // 2. The person received exactly: INVITE, ACK, INFO (header and body checked by SIPp), BYE.
     assert_eq!(code, 0, "the person's scenario failed:\n{log}");
     let flow = sip_flow(&log);
     assert!(
@@ -58,13 +64,9 @@ async fn metadata_reaches_the_person_as_sip_info_when_the_bot_enables_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_key_metadata_is_recorded_and_not_sent() {
-    let f = MediaFlow::start(setup(38000, 32640, false)).await;
-    let id = f.dial(json!({})).await;
-    let end = f.wait_terminal(&id).await;
-    assert_eq!(end["reasonCode"], "bot-disconnected", "{end}");
     // The person's scenario waits for an INFO that never comes: BYE arrives instead, so it
     // fails — the proof that nothing was sent.
-    let (code, log) = finish(f.sipp()).await;
+    let (f, id, code, log) = call(setup(38000, 32640, false)).await;
     assert_ne!(code, 0, "{log}");
     assert!(!sip_flow(&log).contains(&"<INFO".to_owned()), "{log}");
     let rec = f.wait_settled(&id).await;

@@ -2,7 +2,6 @@
 //! goes back to 0 when they leave it, whichever way they end (failure before answer, API
 //! hang-up while ringing). Real SIPp carriers on loopback; SIP 16940-16943, RTP 28100-28199.
 
-
 use crate::common;
 use common::sippflows::*;
 use hyper::Method;

@@ -2,25 +2,32 @@
 //! trunk's `default_country` (SIPp plays the carrier and shows the INVITE).
 //! Ports: SIP 16300-16301, relay RTP 27600-27799.
 
-
 use crate::common;
+use common::peers::Sipp;
 use common::sippflows::*;
 use serde_json::json;
 
-#[tokio::test]
-async fn a_number_without_plus_is_dialled_in_the_trunks_default_country() {
-    // 1. The carrier answers 486; its trunk says `default_country: 1`.
-    let carrier = uas("flow_carrier_486.xml", 16300, 40);
+/// A SIPp carrier answering 486 on SIP port `sip` and a flow calling it (the bot on `sip + 1`,
+/// relay RTP `rtp`..`rtp + 99`), the trunk's `default_country` as given.
+async fn busy_flow(sip: u16, rtp: u16, default_country: Option<u16>) -> (Sipp, Flow) {
+    let carrier = uas("flow_carrier_486.xml", sip, 40);
     let f = start_flow(FlowSetup {
-        rtp: (27600, 27699),
-        bot_port: 16301,
+        rtp: (rtp, rtp + 99),
+        bot_port: sip + 1,
         trunk: Trunk {
-            address: "127.0.0.1:16300".into(),
-            default_country: Some(1),
+            address: format!("127.0.0.1:{sip}"),
+            default_country,
             ..Default::default()
         },
     })
     .await;
+    (carrier, f)
+}
+
+#[tokio::test]
+async fn a_number_without_plus_is_dialled_in_the_trunks_default_country() {
+    // 1. The carrier answers 486; its trunk says `default_country: 1`.
+    let (carrier, f) = busy_flow(16300, 27600, Some(1)).await;
     // 2. The dialer sends the number as its spreadsheet has it.
     let id = f.dial("15550100", json!({})).await;
     let term = one_terminal(&f.sink, &id).await;
@@ -48,16 +55,7 @@ async fn a_number_without_plus_is_dialled_in_the_trunks_default_country() {
 #[tokio::test]
 async fn the_largest_request_a_dialer_may_send_keeps_the_invite_within_udp() {
     // 1. The carrier answers 486.
-    let carrier = uas("flow_carrier_486.xml", 16302, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (27700, 27799),
-        bot_port: 16303,
-        trunk: Trunk {
-            address: "127.0.0.1:16302".into(),
-            ..Default::default()
-        },
-    })
-    .await;
+    let (carrier, f) = busy_flow(16302, 27700, None).await;
     // 2. Every dialer-controlled field at its limit: 10 headers of 256 bytes in all,
     //    a 64-character display name, a 32-character caller.
     let headers: serde_json::Map<String, serde_json::Value> = (0..10)

@@ -6,26 +6,17 @@
 //! Port plan of this file: dialgate's relay RTP 38400-39999 (200 per test), PJSIP RTP
 //! 51000-51799 (100 per test: callee at +0, bot at +50).
 
-
 use crate::common;
 use common::audio::clip_similarity;
 use common::flows::*;
 use common::http_peers::{BotReply, activity};
-use common::peers::{PeerEvent, PjsuaPeer, fixture_audio};
+use common::peers::fixture_audio;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::Duration;
 
 /// Relay RTP range and PJSIP RTP base of test number `n` (0-based).
 fn ports(n: u16) -> (u16, u16) {
     (38400 + 200 * n, 51000 + 100 * n)
-}
-
-/// Waits until `peer` logged an event satisfying `pred`.
-async fn saw(peer: &PjsuaPeer, what: &str, pred: impl Fn(&PeerEvent) -> bool) -> PeerEvent {
-    peer.wait_for(what, pred, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A flow whose SIP bot talks all the time (noise, looped): what the person hears instead is
@@ -238,25 +229,7 @@ async fn a_sip_bots_message_is_spoken_with_speak_messages() {
 
     // 2. The person's recording, recognised by Whisper, holds the words.
     let (heard, _) = end_and_recording(&flow, &id).await;
-    let got = tokio::task::spawn_blocking(move || {
-        let stt = dialgate::stt::SttEngine::new(dialgate::stt::SttEngineConfig {
-            data_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("data"),
-            ..Default::default()
-        });
-        dialgate::tts::eval::recognise(&stt, &heard)
-    })
-    .await
-    .unwrap()
-    .expect("recognised");
-    let (want, got) = (
-        dialgate::tts::eval::spoken_words(text),
-        dialgate::tts::eval::spoken_words(&got),
-    );
-    let errors = dialgate::stt::eval::word_errors(&want, &got);
-    assert!(
-        errors * 100 <= want.len() * 40 && got.iter().any(|w| w == "order"),
-        "said {want:?}, heard {got:?}"
-    );
+    assert_heard(heard, text, "order").await;
     flow.stop().await;
 }
 

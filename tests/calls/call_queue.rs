@@ -3,23 +3,13 @@
 //! too long ends `failed/queue-timeout`; `DELETE` cancels a queued one; the queue survives a
 //! restart. Real SIP/RTP against dialgate's simulated callee and bot, the real HTTPS API.
 
-
 use crate::common;
 use common::mediaflows::{Carrier, MediaFlow, MediaSetup, assert_delivered};
+use common::simcall::{assert_at_most_up, record_ms as ms};
 use dialgate::sim::Hangup;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-/// Milliseconds of an RFC 3339 time on a record.
-fn ms(record: &Value, key: &str) -> i64 {
-    let s = record[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("record has no {key}: {record:#}"));
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|e| panic!("{key} `{s}`: {e}"));
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
 
 /// A flow whose bot has these `outbound` limits and queue settings; the person answers,
 /// says its greeting and hangs up `hold` after it (or waits for BYE with `None`).
@@ -46,6 +36,16 @@ async fn post(flow: &MediaFlow, extra: Value) -> common::api::Answer {
         b.extend(e.clone());
     }
     flow.app.http.dialout(&flow.auth, &body).await
+}
+
+/// Exactly one terminal notification reached the dialer for `id`.
+fn assert_one_terminal(flow: &MediaFlow, id: &str) {
+    let statuses = flow.statuses(id);
+    let terminals = statuses
+        .iter()
+        .filter(|s| *s == "completed" || *s == "failed")
+        .count();
+    assert_eq!(terminals, 1, "{id}: {statuses:?}");
 }
 
 #[tokio::test]
@@ -77,12 +77,7 @@ async fn a_burst_is_accepted_and_dialled_in_order_at_the_bots_pace() {
         let r = flow.wait_settled(id).await;
         assert_eq!(r["status"], "completed", "{r:#}");
         assert_delivered(&r, 2);
-        let terminals = flow
-            .statuses(id)
-            .iter()
-            .filter(|s| *s == "completed" || *s == "failed")
-            .count();
-        assert_eq!(terminals, 1, "{id}: {:?}", flow.statuses(id));
+        assert_one_terminal(&flow, id);
         records.push(r);
     }
 
@@ -95,17 +90,7 @@ async fn a_burst_is_accepted_and_dialled_in_order_at_the_bots_pace() {
     }
 
     // 5. Never more than 3 calls up at once.
-    let spans: Vec<(i64, i64)> = records
-        .iter()
-        .map(|r| (ms(r, "dialingAt"), ms(r, "endedAt")))
-        .collect();
-    for (start, _) in &spans {
-        let up = spans
-            .iter()
-            .filter(|(s, e)| s <= start && start < e)
-            .count();
-        assert!(up <= 3, "{up} calls up at once: {spans:?}");
-    }
+    assert_at_most_up(&records, 3);
 
     // 6. A queued call's record shows when it was queued, dialled, and how long it waited.
     let q = records
@@ -241,12 +226,7 @@ async fn the_queue_survives_a_restart_in_order() {
     for id in [&first, &second, &third] {
         flow.wait_terminal(id).await;
         flow.wait_settled(id).await;
-        let terminals = flow
-            .statuses(id)
-            .iter()
-            .filter(|s| *s == "completed" || *s == "failed")
-            .count();
-        assert_eq!(terminals, 1, "{id}: {:?}", flow.statuses(id));
+        assert_one_terminal(&flow, id);
     }
     flow.stop().await;
 }

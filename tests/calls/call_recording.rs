@@ -3,7 +3,6 @@
 //! stretch is silence, so the file stays as long as the call), what they say after the resume
 //! is. Ports: relay RTP 37600-37799.
 
-
 use crate::common;
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,55 +8,15 @@
 //! the call in the store with exactly one terminal notification.
 //! Ports: SIP 16200-16239 (peers), relay RTP 27000-27499.
 
-
 use crate::common;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::api::{Http, basic};
+use common::binary::{Dialgate, free_tcp_port, server_yaml};
 use common::http_peers::NotifySink;
 use common::sippflows::*;
 use serde_json::{Value, json};
-
-/// dialgate as a child process, SIGKILLed on drop.
-struct Dialgate(Child);
-
-impl Dialgate {
-    /// SIGKILL: no chance to clean up or flush anything.
-    fn kill9(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Dialgate {
-    /// SIGTERM, then waits (bounded: 30 s) for the process to exit by itself. Async: the
-    /// test's own peers (the dialer's sink) must keep answering meanwhile.
-    async fn sigterm(mut self) -> std::process::ExitStatus {
-        let pid = self.0.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(st) = self.0.try_wait().unwrap() {
-                return st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "dialgate did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Dialgate {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -64,14 +24,6 @@ struct Setup {
     log: PathBuf,
     http: Http,
     auth: String,
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A config with plain HTTP on a fixed port (the same across restarts), the given RTP range,
@@ -90,16 +42,9 @@ fn setup(rtp: (u16, u16), carrier_port: u16, bot_port: u16) -> Setup {
     let body = body(bot_port, "http://127.0.0.1:9/bot", &trunk)
         .replace("    events_url: \"http://127.0.0.1:9/bot\"\n", "");
     let config = dir.path().join("dialgate.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:{sip_port}\" }} ]\n  http: {{ listen: \"127.0.0.1:{port}\", plain_http: true }}\n  rtp: {{ port_min: {}, port_max: {} }}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n  notify_allow: [127.0.0.0/8]\n{body}",
-            rtp.0,
-            rtp.1,
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
+    let server = server_yaml(sip_port, port, Some(rtp), &dir.path().join("data"));
+    let server = format!("{server}  bot_answer_timeout_sec: 30\n  notify_allow: [127.0.0.0/8]\n");
+    std::fs::write(&config, format!("{server}{body}")).unwrap();
     Setup {
         log: dir.path().join("dialgate.log"),
         dir,
@@ -154,23 +99,8 @@ async fn counter(s: &Setup, name: &str) -> f64 {
 /// Runs the binary (`dialgate run --config …`), appending its output to the setup's log, and
 /// waits (bounded) until it answers /healthz.
 async fn run(s: &Setup) -> Dialgate {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&s.log)
-        .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_dialgate"))
-        .args(["run", "--config"])
-        .arg(&s.config)
-        .env("FLOW_DIALER_SECRET", SECRET)
-        .env("FLOW_WEBHOOK_SECRET", "flow-whsec")
-        .env("RUST_LOG", "dialgate=info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("dialgate binary starts");
-    let d = Dialgate(child);
+    // (The kit's secrets are in the environment it inherits: `common::env`.)
+    let d = Dialgate::spawn(&s.config, Some(&s.log), &[("RUST_LOG", "dialgate=info")]);
     let deadline = Instant::now() + WAIT;
     while s.http.probe("/healthz").await != Some(hyper::StatusCode::OK) {
         assert!(
@@ -213,8 +143,7 @@ async fn pending_notifications_are_delivered_after_sigkill() {
         sip_flow(&clog),
         ["<INVITE", ">180", ">200", "<ACK", ">BYE", "<200"]
     );
-    let (code, blog) = finish(&botp).await;
-    assert_eq!(code, 0, "bot scenario");
+    let blog = passed(&botp, "bot scenario").await;
     assert_eq!(sip_flow(&blog), ["<INVITE", ">200", "<ACK", "<BYE", ">200"]);
     // 3. The call is completed, but the dialer has accepted nothing: `answered`, which
     //    failed, is superseded by `completed` (README "Status notifications"), and
@@ -324,12 +253,8 @@ async fn call_cut_off_while_ringing_ends_failed_after_restart() {
         vec![("failed".to_owned(), Some("error".to_owned()), None)]
     );
     // 5. The record: failed/error, rang but never answered, one delivered notification.
-    assert_eq!(rec["status"], "failed", "{rec:#}");
-    assert_eq!(rec["reasonCode"], "error");
+    assert_failed_and_notified(&rec, "error");
     assert!(rec["ringingAt"].is_string() && rec["answeredAt"].is_null());
-    let d = dialer_deliveries(&rec);
-    assert_eq!(d.len(), 1, "{rec:#}");
-    assert_eq!(d[0]["state"], "delivered");
     assert!(timeline(&rec).contains(&"failed".to_owned()), "{rec:#}");
     // 6. The carrier saw the INVITE and rang; after the restart it got a CANCEL (from the
     //    stored dialog state), and its 487 was ACKed; the bot was never invited.

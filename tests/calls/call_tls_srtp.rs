@@ -6,7 +6,6 @@
 //! Port plan of this file: dialgate's relay RTP 33400-34399 (200 per test), PJSIP RTP
 //! 48400-48899 (100 per test: callee at +0, bot at +50), SIP ports picked free.
 
-
 use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -70,14 +69,7 @@ async fn srtp_over_tls_carries_audio_both_ways() {
         "srtp: required".to_owned(),
     ];
     let mut setup = tls_setup(0, &carrier_cert, "mandatory", &trunk);
-    setup.callee.play = Some(hello.clone());
-    setup.callee.play_loop = true;
-    setup.callee.record = Some("heard.wav".into());
-    let bot = setup.bot.as_mut().unwrap();
-    bot.play = Some(machine.clone());
-    bot.play_loop = true;
-    bot.bye_after_ms = Some(10_000);
-    bot.record = Some("heard.wav".into());
+    setup.talk_both_ways(&hello, &machine);
     let flow = Flow::start(setup).await;
     let id = flow.dial(json!({})).await;
 
@@ -99,19 +91,12 @@ async fn srtp_over_tls_carries_audio_both_ways() {
     );
 
     // 3. Both recordings are complete after the bot's BYE.
-    let bot_rec = flow.bot().wait_recording(1, WAIT).await.unwrap();
-    let callee_rec = flow.callee.wait_recording(1, WAIT).await.unwrap();
-    let bot_heard = wait_wav(&bot_rec).await;
-    let callee_heard = wait_wav(&callee_rec).await;
+    let h = heard_both_ways(&flow, &hello, &machine).await;
+    let (bot_hello, bot_machine) = (h.bot_hello, h.bot_machine);
+    let (callee_machine, callee_hello) = (h.callee_machine, h.callee_hello);
 
     // 4. The bot heard the carrier's hello (decrypted by dialgate), the carrier heard the bot's
     //    clip (encrypted by dialgate, decrypted by PJSIP); each matches the other clip less.
-    let (bot_hello, bot_machine, callee_machine, callee_hello) = tokio::join!(
-        best_copy_similarity(&hello, &bot_heard, 2.5),
-        best_copy_similarity(&machine, &bot_heard, 2.5),
-        best_copy_similarity(&machine, &callee_heard, 2.5),
-        best_copy_similarity(&hello, &callee_heard, 2.5),
-    );
     eprintln!(
         "SRTP: bot heard hello {bot_hello:.3} (machine {bot_machine:.3}); carrier heard machine \
          {callee_machine:.3} (hello {callee_hello:.3})"
@@ -157,33 +142,41 @@ async fn refused(n: u16, carrier: &(PathBuf, PathBuf), trunk: &[String]) -> (Str
     (done["reason"].as_str().unwrap_or_default().to_owned(), took)
 }
 
+/// [`refused`], well before Timer B would have given up on an unanswered INVITE; returns the
+/// terminal's reason.
+async fn refused_at_once(
+    what: &str,
+    n: u16,
+    carrier: &(PathBuf, PathBuf),
+    trunk: &[String],
+) -> String {
+    let (reason, took) = refused(n, carrier, trunk).await;
+    eprintln!("{what}: failed after {took:?}: {reason}");
+    assert!(took < TIMER_B / 2, "took {took:?}");
+    reason
+}
+
 #[tokio::test]
 async fn untrusted_or_misnamed_tls_trunks_fail_at_once() {
     let certs = tempfile::tempdir().unwrap();
     // 1. Self-signed, checked against the built-in (Mozilla) roots: unknown issuer.
     let carrier = cert(certs.path(), "carrier", &["127.0.0.1"]);
-    let (reason, took) = refused(1, &carrier, &[]).await;
-    eprintln!("unknown CA: failed after {took:?}: {reason}");
+    let reason = refused_at_once("unknown CA", 1, &carrier, &[]).await;
     assert!(reason.contains("TLS handshake"), "{reason}");
     assert!(reason.contains("UnknownIssuer"), "{reason}");
-    assert!(took < TIMER_B / 2, "took {took:?}");
 
     // 2. tls_ca_file names another CA (rcgen gives both the same subject, so rustls reports
     //    the signature that does not verify).
     let other = cert(certs.path(), "other", &["127.0.0.1"]);
     let trunk = [format!("tls_ca_file: {}", other.0.display())];
-    let (reason, took) = refused(4, &carrier, &trunk).await;
-    eprintln!("other CA: failed after {took:?}: {reason}");
+    let reason = refused_at_once("other CA", 4, &carrier, &trunk).await;
     assert!(reason.contains("invalid peer certificate"), "{reason}");
-    assert!(took < TIMER_B / 2, "took {took:?}");
 
     // 3. Trusted, but issued for another host name than the trunk's address.
     let misnamed = cert(certs.path(), "misnamed", &["carrier.example"]);
     let trunk = [format!("tls_ca_file: {}", misnamed.0.display())];
-    let (reason, took) = refused(2, &misnamed, &trunk).await;
-    eprintln!("wrong name: failed after {took:?}: {reason}");
+    let reason = refused_at_once("wrong name", 2, &misnamed, &trunk).await;
     assert!(reason.contains("not valid for name"), "{reason}");
-    assert!(took < TIMER_B / 2, "took {took:?}");
 }
 
 #[tokio::test]

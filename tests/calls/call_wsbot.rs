@@ -3,13 +3,12 @@
 //! for the tests (`tests/common/wsbot.rs`), in both protocols. Each test reads as the numbered
 //! steps of its call flow; the shared kit is `tests/common/flows.rs` (`FlowSetup::websocket`).
 
-
 use crate::common;
 use common::flows::*;
 use common::peers::fixture_audio;
+use common::wsbot::{BotConn, BotServer};
 use serde_json::{Value, json};
 use std::time::Duration;
-use common::wsbot::{BotConn, BotServer};
 
 /// Relay and peer ports of test `n` (distinct from the other flow binaries' ranges).
 fn ports(n: u16) -> (u16, u16) {

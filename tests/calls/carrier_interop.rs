@@ -4,8 +4,8 @@
 //! non-zero on a failed check or an unexpected message) and a SIPp bot answers.
 //! Ports: SIP 16520-16559, relay RTP 31000-31889, SIPp media 31790 and 31890.
 
-
 use crate::common;
+use common::simcall::timeline_details as details;
 use std::time::{Duration, Instant};
 
 use common::sippflows::*;
@@ -28,17 +28,6 @@ fn bot_answer() -> Vec<String> {
     seq(&["<INVITE", ">200", "<ACK", "<BYE", ">200"])
 }
 
-/// The record's timeline entries of one kind, as their detail text.
-fn details(rec: &serde_json::Value, kind: &str) -> Vec<String> {
-    rec["timeline"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["event"] == kind)
-        .map(|e| e["detail"].as_str().unwrap_or("").to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn dialgate_refreshes_the_session_with_update() {
     // 1. Carrier: 200 with `Session-Expires: 4;refresher=uac` (dialgate refreshes, every 2 s),
@@ -59,22 +48,19 @@ async fn dialgate_refreshes_the_session_with_update() {
     assert_eq!(term["status"], "completed");
     assert_eq!(term["reasonCode"], "client-disconnected");
     // 4. The carrier saw the INVITE with the timer headers and exactly two UPDATE refreshes.
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario");
-    assert_eq!(
-        sip_flow(&clog),
-        seq(&[
-            "<INVITE", ">200", "<ACK", "<UPDATE", ">200", "<UPDATE", ">200", ">BYE", "<200"
-        ]),
-        "{clog}"
-    );
+    let clog = saw_exactly(
+        &carrier,
+        "carrier scenario",
+        &[
+            "<INVITE", ">200", "<ACK", "<UPDATE", ">200", "<UPDATE", ">200", ">BYE", "<200",
+        ],
+    )
+    .await;
     let invite = &sip_messages(&clog)[0].1;
     assert!(invite.contains("Session-Expires: 1800"), "{invite}");
     assert!(invite.contains("Min-SE: 90"), "{invite}");
     assert!(invite.contains("100rel"), "{invite}");
-    let (code, blog) = finish(&botp).await;
-    assert_eq!(code, 0, "bot scenario");
-    assert_eq!(sip_flow(&blog), bot_answer(), "{blog}");
+    saw_exactly(&botp, "bot scenario", &bot_answer()).await;
     // 5. The record notes the negotiated session.
     let rec = f.settled(&id).await;
     let st = details(&rec, "session-timer");
@@ -110,16 +96,13 @@ async fn a_missing_refresh_from_the_carrier_ends_the_call_with_error() {
     assert!(reason.contains("session timer expired"), "{term}");
     assert!(t0.elapsed() >= Duration::from_secs(4), "{:?}", t0.elapsed());
     // 4. The carrier got the BYE, the bot too.
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario");
-    assert_eq!(
-        sip_flow(&clog),
-        seq(&["<INVITE", ">200", "<ACK", "<BYE", ">200"]),
-        "{clog}"
-    );
-    let (code, blog) = finish(&botp).await;
-    assert_eq!(code, 0, "bot scenario");
-    assert_eq!(sip_flow(&blog), bot_answer(), "{blog}");
+    saw_exactly(
+        &carrier,
+        "carrier scenario",
+        &["<INVITE", ">200", "<ACK", "<BYE", ">200"],
+    )
+    .await;
+    saw_exactly(&botp, "bot scenario", &bot_answer()).await;
     let rec = f.settled(&id).await;
     assert_eq!(rec["reasonCode"], "error", "{rec:#}");
     f.stop().await;
@@ -144,19 +127,17 @@ async fn a_422_is_retried_with_the_carriers_min_se() {
     assert_eq!(term["status"], "completed");
     assert_eq!(term["reasonCode"], "client-disconnected");
     // 4. The carrier's view: 422, ACK, the second INVITE with the same Call-ID.
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario");
-    assert_eq!(
-        sip_flow(&clog),
-        seq(&[
-            "<INVITE", ">422", "<ACK", "<INVITE", ">180", ">200", "<ACK", ">BYE", "<200"
-        ]),
-        "{clog}"
-    );
+    let clog = saw_exactly(
+        &carrier,
+        "carrier scenario",
+        &[
+            "<INVITE", ">422", "<ACK", "<INVITE", ">180", ">200", "<ACK", ">BYE", "<200",
+        ],
+    )
+    .await;
     let msgs = sip_messages(&clog);
     assert!(msgs[3].1.contains("Min-SE: 3600"), "{}", msgs[3].1);
-    let (code, _) = finish(&botp).await;
-    assert_eq!(code, 0, "bot scenario");
+    passed(&botp, "bot scenario").await;
     f.stop().await;
 }
 
@@ -179,17 +160,15 @@ async fn a_reliable_183_is_pracked_before_the_answer() {
     assert_eq!(term["status"], "completed");
     assert_eq!(term["reasonCode"], "client-disconnected");
     // 4. The PRACK came between the 183 and the 200.
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario");
-    assert_eq!(
-        sip_flow(&clog),
-        seq(&[
-            "<INVITE", ">183", "<PRACK", ">200", ">200", "<ACK", ">BYE", "<200"
-        ]),
-        "{clog}"
-    );
-    let (code, _) = finish(&botp).await;
-    assert_eq!(code, 0, "bot scenario");
+    saw_exactly(
+        &carrier,
+        "carrier scenario",
+        &[
+            "<INVITE", ">183", "<PRACK", ">200", ">200", "<ACK", ">BYE", "<200",
+        ],
+    )
+    .await;
+    passed(&botp, "bot scenario").await;
     f.stop().await;
 }
 
@@ -212,20 +191,18 @@ async fn a_420_for_100rel_is_retried_without_the_extension() {
     assert_eq!(term["status"], "completed");
     assert_eq!(term["reasonCode"], "client-disconnected");
     // 4. The carrier's view: 420, ACK, the INVITE again, answered.
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario");
-    assert_eq!(
-        sip_flow(&clog),
-        seq(&[
-            "<INVITE", ">420", "<ACK", "<INVITE", ">180", ">200", "<ACK", ">BYE", "<200"
-        ]),
-        "{clog}"
-    );
+    let clog = saw_exactly(
+        &carrier,
+        "carrier scenario",
+        &[
+            "<INVITE", ">420", "<ACK", "<INVITE", ">180", ">200", "<ACK", ">BYE", "<200",
+        ],
+    )
+    .await;
     let msgs = sip_messages(&clog);
     assert!(msgs[0].1.contains("Require: 100rel"), "{}", msgs[0].1);
     assert!(!msgs[3].1.contains("100rel"), "{}", msgs[3].1);
-    let (code, _) = finish(&botp).await;
-    assert_eq!(code, 0, "bot scenario");
+    passed(&botp, "bot scenario").await;
     f.stop().await;
 }
 
@@ -247,18 +224,16 @@ async fn without_update_in_allow_the_refresh_is_a_reinvite_with_sdp() {
     let term = one_terminal(&f.sink, &id).await;
     assert_eq!(term["status"], "completed");
     assert_eq!(term["reasonCode"], "client-disconnected");
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario");
-    assert_eq!(
-        sip_flow(&clog),
-        seq(&[
+    saw_exactly(
+        &carrier,
+        "carrier scenario",
+        &[
             "<INVITE", ">200", "<ACK", "<INVITE", ">200", "<ACK", "<INVITE", ">200", "<ACK",
-            ">BYE", "<200"
-        ]),
-        "{clog}"
-    );
-    let (code, _) = finish(&botp).await;
-    assert_eq!(code, 0, "bot scenario");
+            ">BYE", "<200",
+        ],
+    )
+    .await;
+    passed(&botp, "bot scenario").await;
     f.stop().await;
 }
 
@@ -281,21 +256,19 @@ async fn the_carriers_refresh_is_answered_and_keeps_the_call_up() {
     let term = one_terminal(&f.sink, &id).await;
     assert_eq!(term["status"], "completed");
     assert_eq!(term["reasonCode"], "client-disconnected", "{term}");
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario");
-    assert_eq!(
-        sip_flow(&clog),
-        seq(&["<INVITE", ">200", "<ACK", ">UPDATE", "<200", ">BYE", "<200"]),
-        "{clog}"
-    );
-    let (code, _) = finish(&botp).await;
-    assert_eq!(code, 0, "bot scenario");
+    saw_exactly(
+        &carrier,
+        "carrier scenario",
+        &["<INVITE", ">200", "<ACK", ">UPDATE", "<200", ">BYE", "<200"],
+    )
+    .await;
+    passed(&botp, "bot scenario").await;
     f.stop().await;
 }
 
-/// µ-law audio of early media: a second of US ringback (440+480 Hz), 0.5 s silence, the three
+/// Early media (8 kHz PCM): a second of US ringback (440+480 Hz), 0.5 s silence, the three
 /// SIT tones (913.8 / 1370.6 / 1776.7 Hz, 330 ms each), then 8 s of silence.
-fn ringback_then_sit_ulaw() -> Vec<u8> {
+fn ringback_then_sit() -> Vec<i16> {
     let tone = |freqs: &[f32], ms: u32| -> Vec<i16> {
         (0..ms * 8)
             .map(|i| {
@@ -314,22 +287,16 @@ fn ringback_then_sit_ulaw() -> Vec<u8> {
         pcm.extend(tone(&[f], 330));
     }
     pcm.extend(vec![0i16; 64000]);
-    pcm.iter()
-        .map(|&x| dialgate::sim::g711::linear_to_ulaw(x))
-        .collect()
+    pcm
 }
 
 #[tokio::test]
 async fn a_sit_in_early_media_fails_the_call_long_before_the_ring_timeout() {
     // 1. Carrier: 183 with SDP, then RTP: ringback, then SIT tones; it expects a CANCEL.
     let dir = tempfile::tempdir().unwrap();
-    let audio = dir.path().join("sit.ulaw");
-    std::fs::write(&audio, ringback_then_sit_ulaw()).unwrap();
-    let xml = std::fs::read_to_string(scenario("carrier_early_media_until_cancel.xml"))
-        .unwrap()
-        .replace("AUDIO_FILE", &audio.display().to_string());
-    let xml_path = dir.path().join("early.xml");
-    std::fs::write(&xml_path, xml).unwrap();
+    let audio = write_ulaw(dir.path(), "sit.ulaw", &ringback_then_sit());
+    let early = "carrier_early_media_until_cancel.xml";
+    let xml_path = scenario_with_audio(dir.path(), early, &audio, "early.xml");
     let carrier = uas_file(&xml_path, 16534, 40, &["-mp", "31790"]);
     let botp = uas("flow_bot_answer.xml", 16535, 40);
     let f = start_flow(FlowSetup {
@@ -353,13 +320,12 @@ async fn a_sit_in_early_media_fails_the_call_long_before_the_ring_timeout() {
     assert!(reason.contains("number not in service"), "{term}");
     assert!(reason.contains("SIT tones"), "{term}");
     // 4. The carrier saw the CANCEL; the bot was never called.
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario");
-    assert_eq!(
-        sip_flow(&clog),
-        seq(&["<INVITE", ">183", "<CANCEL", ">200", ">487", "<ACK"]),
-        "{clog}"
-    );
+    saw_exactly(
+        &carrier,
+        "carrier scenario",
+        &["<INVITE", ">183", "<CANCEL", ">200", ">487", "<ACK"],
+    )
+    .await;
     let rec = f.settled(&id).await;
     assert_eq!(rec["reasonCode"], "rejected", "{rec:#}");
     assert!(
@@ -373,8 +339,8 @@ async fn a_sit_in_early_media_fails_the_call_long_before_the_ring_timeout() {
     f.stop().await;
 }
 
-/// µ-law US ringback cadence: 2 s of 440+480 Hz, 1 s of silence, 2 s again.
-fn ringback_ulaw() -> Vec<u8> {
+/// US ringback cadence (8 kHz PCM): 2 s of 440+480 Hz, 1 s of silence, 2 s again.
+fn ringback() -> Vec<i16> {
     let on: Vec<i16> = (0..16000)
         .map(|i| {
             let t = i as f32 / 8000.0;
@@ -386,9 +352,7 @@ fn ringback_ulaw() -> Vec<u8> {
     let mut pcm = on.clone();
     pcm.extend(vec![0i16; 8000]);
     pcm.extend(on);
-    pcm.iter()
-        .map(|&x| dialgate::sim::g711::linear_to_ulaw(x))
-        .collect()
+    pcm
 }
 
 #[tokio::test]
@@ -396,13 +360,9 @@ async fn plain_ringback_in_early_media_is_ignored_and_the_answer_takes_over() {
     // 1. Carrier: 183 with SDP and ringback RTP for 3.5 s, then 200 whose SDP names another
     //    media port; it hangs up 0.5 s later.
     let dir = tempfile::tempdir().unwrap();
-    let audio = dir.path().join("ringback.ulaw");
-    std::fs::write(&audio, ringback_ulaw()).unwrap();
-    let xml = std::fs::read_to_string(scenario("carrier_early_ringback_then_answer.xml"))
-        .unwrap()
-        .replace("AUDIO_FILE", &audio.display().to_string());
-    let xml_path = dir.path().join("ringback.xml");
-    std::fs::write(&xml_path, xml).unwrap();
+    let audio = write_ulaw(dir.path(), "ringback.ulaw", &ringback());
+    let then_answer = "carrier_early_ringback_then_answer.xml";
+    let xml_path = scenario_with_audio(dir.path(), then_answer, &audio, "ringback.xml");
     let carrier = uas_file(&xml_path, 16536, 40, &["-mp", "31890"]);
     let botp = uas("flow_bot_answer.xml", 16537, 40);
     let f = start_flow(FlowSetup {
@@ -417,15 +377,13 @@ async fn plain_ringback_in_early_media_is_ignored_and_the_answer_takes_over() {
     let term = one_terminal(&f.sink, &id).await;
     assert_eq!(term["status"], "completed", "{term}");
     assert_eq!(term["reasonCode"], "client-disconnected", "{term}");
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario");
-    assert_eq!(
-        sip_flow(&clog),
-        seq(&["<INVITE", ">183", ">200", "<ACK", ">BYE", "<200"]),
-        "{clog}"
-    );
-    let (code, _) = finish(&botp).await;
-    assert_eq!(code, 0, "bot scenario");
+    saw_exactly(
+        &carrier,
+        "carrier scenario",
+        &["<INVITE", ">183", ">200", "<ACK", ">BYE", "<200"],
+    )
+    .await;
+    passed(&botp, "bot scenario").await;
     // 4. The record shows early media was listened to, and nothing was heard in it.
     let rec = f.settled(&id).await;
     assert_eq!(details(&rec, "early-media").len(), 1, "{rec:#}");
@@ -438,22 +396,14 @@ async fn an_intercept_announcement_in_early_media_fails_the_call_with_its_words(
     //    (espeak-ng, tests/fixtures/audio/intercept_not_in_service.wav) over RTP, then silence;
     //    it expects a CANCEL. dialgate recognises early media with Whisper tiny.en.
     let dir = tempfile::tempdir().unwrap();
-    let audio = dir.path().join("announcement.ulaw");
     let mut pcm = vec![0i16; 4000];
     pcm.extend(common::simcall::samples(
         "tests/fixtures/audio/intercept_not_in_service.wav",
     ));
     pcm.extend(vec![0i16; 8000 * 20]);
-    let ulaw: Vec<u8> = pcm
-        .iter()
-        .map(|&x| dialgate::sim::g711::linear_to_ulaw(x))
-        .collect();
-    std::fs::write(&audio, ulaw).unwrap();
-    let xml = std::fs::read_to_string(scenario("carrier_early_media_until_cancel.xml"))
-        .unwrap()
-        .replace("AUDIO_FILE", &audio.display().to_string());
-    let xml_path = dir.path().join("announcement.xml");
-    std::fs::write(&xml_path, xml).unwrap();
+    let audio = write_ulaw(dir.path(), "announcement.ulaw", &pcm);
+    let early = "carrier_early_media_until_cancel.xml";
+    let xml_path = scenario_with_audio(dir.path(), early, &audio, "announcement.xml");
     let carrier = uas_file(&xml_path, 16538, 120, &["-mp", "31990"]);
     let botp = uas("flow_bot_answer.xml", 16539, 120);
     let f = start_flow_with_model(FlowSetup {
@@ -477,13 +427,12 @@ async fn an_intercept_announcement_in_early_media_fails_the_call_with_its_words(
     assert!(reason.contains("intercept announcement"), "{term}");
     assert!(reason.contains("not in service"), "{term}");
     // 4. The carrier saw the CANCEL; the words are on the record's transcript.
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario");
-    assert_eq!(
-        sip_flow(&clog),
-        seq(&["<INVITE", ">183", "<CANCEL", ">200", ">487", "<ACK"]),
-        "{clog}"
-    );
+    saw_exactly(
+        &carrier,
+        "carrier scenario",
+        &["<INVITE", ">183", "<CANCEL", ">200", ">487", "<ACK"],
+    )
+    .await;
     let rec = f.settled(&id).await;
     assert!(
         rec["transcript"]

@@ -9,12 +9,12 @@
 //! Port plan of this file: dialgate's relay RTP 37000-37599 (200 per test), SIPp media ports
 //! 47400-47599 (100 per test: carrier at +0, bot at +50), SIP ports picked free.
 
-
 use crate::common;
 use common::peers::Sipp;
 use common::simcall::samples;
 use common::sippflows::{
-    Flow, FlowSetup, FlowStart, Trunk, finish, scenario, sip_messages, start_flow_custom,
+    Flow, FlowSetup, FlowStart, Trunk, finish, passed, scenario, sip_messages, start_flow_custom,
+    write_ulaw,
 };
 use serde_json::{Value, json};
 
@@ -35,12 +35,7 @@ fn uri(user: &str, ip: &str, port: u16) -> String {
 /// The carrier: `flow_carrier_answer_bye.xml` streaming "Hello? Who is this?" (µ-law, twice)
 /// after the ACK and hanging up 5 s later; SIPp on `ip`.
 fn carrier(dir: &std::path::Path, ip: &str, media_port: u16) -> Sipp {
-    let audio = dir.join("greeting.ulaw");
-    let ulaw: Vec<u8> = samples("conf/greeting.wav")
-        .iter()
-        .map(|&x| dialgate::sim::g711::linear_to_ulaw(x))
-        .collect();
-    std::fs::write(&audio, ulaw).unwrap();
+    let audio = write_ulaw(dir, "greeting.ulaw", &samples("conf/greeting.wav"));
     let xml = std::fs::read_to_string(scenario("flow_carrier_answer_bye.xml"))
         .unwrap()
         .replace(
@@ -167,8 +162,7 @@ async fn an_ipv6_carrier_and_an_ipv4_bot_talk_through_the_relay() {
     // 2. The carrier streams, then hangs up: SIPp ran its scenario to the end, and so did the bot.
     let (code, carrier_trace) = finish(&c).await;
     assert_eq!(code, 0, "carrier scenario");
-    let (code, bot_trace) = finish(&b).await;
-    assert_eq!(code, 0, "bot scenario");
+    let bot_trace = passed(&b, "bot scenario").await;
 
     // 3. The carrier's INVITE names dialgate by IPv6 everywhere: Via, Contact, From, o=, c=;
     //    the bot's INVITE by IPv4.
@@ -212,8 +206,7 @@ async fn an_all_ipv6_call_on_loopback() {
     // 2. Both scenarios complete; both INVITEs offer the relay on ::1.
     let (code, carrier_trace) = finish(&c).await;
     assert_eq!(code, 0, "carrier scenario");
-    let (code, bot_trace) = finish(&b).await;
-    assert_eq!(code, 0, "bot scenario");
+    let bot_trace = passed(&b, "bot scenario").await;
     for trace in [&carrier_trace, &bot_trace] {
         let inv = message(trace, "<INVITE");
         assert!(inv.contains("c=IN IP6 ::1"), "{inv}");
@@ -230,9 +223,9 @@ async fn an_all_ipv6_call_on_loopback() {
 #[test]
 fn an_ipv6_wildcard_listener_needs_public_address_v6() {
     use dialgate::config;
+    let text = "server:\n  sip:\n    listen:\n      - { transport: udp, address: \"127.0.0.1:5060\" }\n      - { transport: udp, address: \"[::]:5060\" }\n  http: { plain_http: true }\n";
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dialgate.yaml");
-    let text = "server:\n  sip:\n    listen:\n      - { transport: udp, address: \"127.0.0.1:5060\" }\n      - { transport: udp, address: \"[::]:5060\" }\n  http: { plain_http: true }\n";
     // 1. `[::]` beside an IPv4 public address, no public_address_v6: error at that listener.
     std::fs::write(&file, text).unwrap();
     let e = config::load(&file).unwrap_err();

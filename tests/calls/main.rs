@@ -26,8 +26,6 @@
 //!
 //! `wsbot_ac` and `wsbot_media_stream` use free ports only.
 
-#[path = "../common/mod.rs"]
-mod common;
 mod call_flows_kamailio;
 mod call_flows_pjsip;
 mod call_flows_sipp;
@@ -43,6 +41,8 @@ mod call_restart;
 mod call_tls_srtp;
 mod call_wsbot;
 mod carrier_interop;
+#[path = "../common/mod.rs"]
+mod common;
 mod ipv6_call;
 mod wsbot_ac;
 mod wsbot_media_stream;

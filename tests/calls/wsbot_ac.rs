@@ -1,13 +1,12 @@
 //! AudioCodes Bot API WebSocket mode against a bot server written for these tests, over real
 //! loopback sockets (ws:// and wss://).
 
-
 use crate::common;
+use common::wsbot::*;
 use dialgate::wsbot::{MediaFormat, WsBot, WsBotError, WsBotEvent, WsBotOptions, WsProtocol};
 use serde_json::json;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-use common::wsbot::*;
 
 /// Steps 1–2 of most tests: connect and let the server accept the session with `format`.
 async fn open(
@@ -338,17 +337,7 @@ async fn a_dropped_socket_is_resumed_then_given_up() {
         c.send(json!({"type": "session.error", "reason": "conversation not found"}))
             .await;
     }
-    assert!(matches!(
-        event(&mut bot).await,
-        WsBotEvent::Disconnected { .. }
-    ));
-    assert!(
-        tokio::time::timeout(WAIT, bot.next_event())
-            .await
-            .unwrap()
-            .is_none(),
-        "session over"
-    );
+    assert_disconnected_and_over(&mut bot).await;
     assert!(bot.send_activities(vec![]).await.is_err());
 }
 
@@ -400,10 +389,7 @@ async fn a_flooding_bot_is_bounded_and_a_silent_bot_gives_silence() {
 #[tokio::test]
 async fn bad_frames_are_logged_counted_and_survived() {
     let mut server = BotServer::start(None, None).await;
-    let opts = WsBotOptions {
-        max_message_bytes: 64 * 1024,
-        ..quick_options()
-    };
+    let opts = options_up_to(64 * 1024);
     let (mut bot, mut conn) = open(&mut server, "bad", MediaFormat::Lpcm16, opts).await;
 
     // 1. Invalid JSON, bad base64, an unknown type, no type, an oversized message, a binary frame.

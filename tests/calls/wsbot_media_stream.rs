@@ -1,13 +1,12 @@
 //! Media-stream mode (Twilio Media Streams framing) against a bot server written for these
 //! tests, over real loopback sockets.
 
-
 use crate::common;
+use common::wsbot::*;
 use dialgate::media::g711::linear_to_ulaw;
 use dialgate::wsbot::{MediaFormat, WsBot, WsBotEvent, WsBotOptions, WsProtocol};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use common::wsbot::*;
 
 /// Steps 1–2 of every test: dialgate connects, the bot reads `connected` and `start`.
 async fn open(
@@ -172,10 +171,7 @@ async fn marks_are_echoed_after_their_audio_and_clear_drops_queued_audio() {
 #[tokio::test]
 async fn bad_frames_are_survived_and_a_dropped_socket_ends_the_stream() {
     let mut server = BotServer::start(None, None).await;
-    let opts = WsBotOptions {
-        max_message_bytes: 32 * 1024,
-        ..quick_options()
-    };
+    let opts = options_up_to(32 * 1024);
     let (mut bot, mut conn, start) = open(&mut server, None, opts).await;
     let sid = start["streamSid"].clone();
 
@@ -197,15 +193,6 @@ async fn bad_frames_are_survived_and_a_dropped_socket_ends_the_stream() {
 
     // 3. The bot's socket drops: media streams cannot resume, so the bot is gone.
     conn.drop_hard();
-    assert!(matches!(
-        event(&mut bot).await,
-        WsBotEvent::Disconnected { .. }
-    ));
-    assert!(
-        tokio::time::timeout(WAIT, bot.next_event())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_disconnected_and_over(&mut bot).await;
     assert_eq!(bot.stats().reconnects, 0);
 }

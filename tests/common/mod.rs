@@ -10,9 +10,11 @@
 
 pub mod api;
 pub mod audio;
+pub mod binary;
 pub mod env;
 pub mod flows;
 pub mod http_peers;
+pub mod legs;
 pub mod mediaflows;
 pub mod peers;
 pub mod postgres;

@@ -229,6 +229,14 @@ pub fn pull(bot: &dialgate::wsbot::WsBot, frames: usize) -> Vec<i16> {
     (0..frames).flat_map(|_| bot.next_frame()).collect()
 }
 
+/// [`quick_options`] refusing messages over `max_message_bytes`.
+pub fn options_up_to(max_message_bytes: usize) -> dialgate::wsbot::WsBotOptions {
+    dialgate::wsbot::WsBotOptions {
+        max_message_bytes,
+        ..quick_options()
+    }
+}
+
 /// Test options: short bounds so failure paths finish quickly.
 pub fn quick_options() -> dialgate::wsbot::WsBotOptions {
     dialgate::wsbot::WsBotOptions {
@@ -267,6 +275,20 @@ pub async fn event(bot: &mut dialgate::wsbot::WsBot) -> dialgate::wsbot::WsBotEv
         .await
         .expect("no event in time")
         .expect("the session ended")
+}
+
+/// Asserts that the session's next event is `Disconnected` and that it then ends (no event
+/// after it; each wait bounded by [`WAIT`]).
+pub async fn assert_disconnected_and_over(bot: &mut dialgate::wsbot::WsBot) {
+    assert!(matches!(
+        event(bot).await,
+        dialgate::wsbot::WsBotEvent::Disconnected { .. }
+    ));
+    let next = tokio::time::timeout(WAIT, bot.next_event()).await;
+    assert!(
+        next.expect("the session ends in time").is_none(),
+        "session over"
+    );
 }
 
 /// Waits (bounded by [`WAIT`]) until `cond` holds.

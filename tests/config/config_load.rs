@@ -1,34 +1,13 @@
 //! Loading: the good fixture with its defaults, and every error class with file:line:column.
 
+use crate::config_kit;
 use dialgate::config::{
     self, CallerIdFormat, ClientSecret, ErrorKind, Group, MachineDetectionMode, RouteTarget,
     SipTransport,
 };
-use crate::config_kit;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-const FIX: &str = "tests/fixtures/config";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(FIX).join(name)
-}
-
-/// Loads a file that must fail and returns its errors as display lines.
-fn errors_of(name: &str) -> Vec<String> {
-    config_kit::env();
-    match config::load(&fixture(name)) {
-        Ok(_) => panic!("{name} loaded but must fail"),
-        Err(e) => e.errors().iter().map(|e| e.to_string()).collect(),
-    }
-}
-
-fn has(lines: &[String], want: &str) {
-    assert!(
-        lines.iter().any(|l| l == want),
-        "missing error:\n  {want}\ngot:\n  {}",
-        lines.join("\n  ")
-    );
-}
+use config_kit::{fixture, fixture_errors as errors_of};
 
 #[test]
 fn good_file_loads_with_defaults() {
@@ -138,35 +117,35 @@ fn good_file_loads_with_defaults() {
 #[test]
 fn semantic_errors_are_all_reported_with_positions() {
     // 1. A file with one of each cross-check problem.
-    let e = errors_of("bad/semantic.yaml");
-    let f = "tests/fixtures/config/bad/semantic.yaml";
     // 2. Every problem is reported, each at its node.
-    for want in [
-        "6:22: server.sip.listen[1].transport: a TLS listener needs certificates: add server.sip.tls { cert, key }",
-        "8:5: server.http: the REST API needs TLS: add server.http.tls { cert, key }, or set plain_http: true to allow plain HTTP (tests only)",
-        "10:15: server.rtp.port_min: RTP ports start on an even number (RTCP uses the next odd one), got 20001",
-        "11:15: server.rtp.port_max: the RTP port range 20001..=20000 is empty; port_max must be above port_min so at least one RTP/RTCP pair fits",
-        "16:9: bots[1].id: duplicate bot id `demo-bot` (first defined at tests/fixtures/config/bad/semantic.yaml:13)",
-        "17:11: bots[1].name: duplicate bot name `Demo Bot` (first defined at tests/fixtures/config/bad/semantic.yaml:14)",
-        "18:14: bots[1].sip_uri: `bot@127.0.0.1` is not a SIP URI; it must start with sip: or sips: (e.g. sip:bot@127.0.0.1:5090)",
-        "20:16: bots[1].outbound.max_cps: expected a number > 0, got 0",
-        "23:14: bots[2].sip_uri: `sip:other@127.0.0.1:99999` is not a valid SIP URI: `99999` is not a port number (1..=65535)",
-        "24:16: bots[2].token_env: environment variable DIALGATE_TEST_SURELY_UNSET_VAR is not set",
-        "30:7: sip_connections[0].headers.Account: header `Account` is not allowed; only custom headers starting with X- may be added",
-        "35:13: phone_numbers[1].number: number +15550001111 is owned by two bots: `demo-bot` (tests/fixtures/config/bad/semantic.yaml:32) and `other-bot`; a number belongs to one bot",
-        "38:13: phone_numbers[2].number: `5550002222` is not an E.164 number; write `+` then country code and number, digits only, at most 15 (e.g. +15551234567)",
-        "40:21: phone_numbers[2].sip_connection: unknown SIP connection `carier-a`, did you mean `carrier-a`?",
-        "43:17: routing_rules[0].origin_bot: unknown bot `no-such-bot`; defined: Demo Bot, Other Bot, demo-bot, other-bot",
-        "44:26: routing_rules[0].destination_pattern: invalid regular expression: found open group without closing ')'",
-        "45:30: routing_rules[0].route.sip_connection: unknown SIP connection `carrier-z`, did you mean `carrier-a`?",
-        "47:28: routing_rules[1].route.phone_number: unknown phone number `+15559999999`; defined: +15550001111",
-        "49:12: routing_rules[2].route: set exactly one of `sip_connection` or `phone_number`",
-        "52:18: api_clients[0].secret_hash: not a PHC hash string (password hash string missing field); create one with `dialgate hash-secret`",
-    ] {
-        has(&e, &format!("{f}:{want}"));
-    }
     // 3. Nothing else.
-    assert_eq!(e.len(), 20, "{}", e.join("\n"));
+    let e = errors_of("bad/semantic.yaml");
+    config_kit::assert_errors(
+        &e,
+        "tests/fixtures/config/bad/semantic.yaml",
+        &[
+            "6:22: server.sip.listen[1].transport: a TLS listener needs certificates: add server.sip.tls { cert, key }",
+            "8:5: server.http: the REST API needs TLS: add server.http.tls { cert, key }, or set plain_http: true to allow plain HTTP (tests only)",
+            "10:15: server.rtp.port_min: RTP ports start on an even number (RTCP uses the next odd one), got 20001",
+            "11:15: server.rtp.port_max: the RTP port range 20001..=20000 is empty; port_max must be above port_min so at least one RTP/RTCP pair fits",
+            "16:9: bots[1].id: duplicate bot id `demo-bot` (first defined at tests/fixtures/config/bad/semantic.yaml:13)",
+            "17:11: bots[1].name: duplicate bot name `Demo Bot` (first defined at tests/fixtures/config/bad/semantic.yaml:14)",
+            "18:14: bots[1].sip_uri: `bot@127.0.0.1` is not a SIP URI; it must start with sip: or sips: (e.g. sip:bot@127.0.0.1:5090)",
+            "20:16: bots[1].outbound.max_cps: expected a number > 0, got 0",
+            "23:14: bots[2].sip_uri: `sip:other@127.0.0.1:99999` is not a valid SIP URI: `99999` is not a port number (1..=65535)",
+            "24:16: bots[2].token_env: environment variable DIALGATE_TEST_SURELY_UNSET_VAR is not set",
+            "30:7: sip_connections[0].headers.Account: header `Account` is not allowed; only custom headers starting with X- may be added",
+            "35:13: phone_numbers[1].number: number +15550001111 is owned by two bots: `demo-bot` (tests/fixtures/config/bad/semantic.yaml:32) and `other-bot`; a number belongs to one bot",
+            "38:13: phone_numbers[2].number: `5550002222` is not an E.164 number; write `+` then country code and number, digits only, at most 15 (e.g. +15551234567)",
+            "40:21: phone_numbers[2].sip_connection: unknown SIP connection `carier-a`, did you mean `carrier-a`?",
+            "43:17: routing_rules[0].origin_bot: unknown bot `no-such-bot`; defined: Demo Bot, Other Bot, demo-bot, other-bot",
+            "44:26: routing_rules[0].destination_pattern: invalid regular expression: found open group without closing ')'",
+            "45:30: routing_rules[0].route.sip_connection: unknown SIP connection `carrier-z`, did you mean `carrier-a`?",
+            "47:28: routing_rules[1].route.phone_number: unknown phone number `+15559999999`; defined: +15550001111",
+            "49:12: routing_rules[2].route: set exactly one of `sip_connection` or `phone_number`",
+            "52:18: api_clients[0].secret_hash: not a PHC hash string (password hash string missing field); create one with `dialgate hash-secret`",
+        ],
+    );
 }
 
 #[test]
@@ -195,13 +174,13 @@ fn error_kinds_classify() {
 fn missing_certificates_resolve_against_config_dir() {
     let e = errors_of("bad/certs_missing.yaml");
     let f = "tests/fixtures/config/bad/certs_missing.yaml";
-    has(
+    config_kit::has(
         &e,
         &format!(
             "{f}:5:41: server.sip.tls.key: file tests/fixtures/config/bad/../certs/missing.key does not exist (relative paths start at the config file's directory)"
         ),
     );
-    has(
+    config_kit::has(
         &e,
         &format!(
             "{f}:8:18: server.http.tls.cert: file tests/fixtures/config/bad/nowhere/dev.crt does not exist (relative paths start at the config file's directory)"
@@ -378,15 +357,15 @@ fn speech_recogniser_settings_are_read_and_checked() {
     // 2. A model name that is not a plain file-name part, and pool sizes out of range, are
     //    refused, each at its node.
     let e = errors_of("bad/stt.yaml");
-    let f = "tests/fixtures/config/bad/stt.yaml";
-    for want in [
-        "10:12: server.stt.model: expected an installed model name such as `tiny.en` or `base` (the file data_dir/models/ggml-<model>.bin), got \"../../etc/passwd\"",
-        "11:14: server.stt.workers: expected a whole number from 1 to 16, got 0",
-        "12:22: server.stt.threads_per_job: expected a whole number from 1 to 64, got 65",
-    ] {
-        has(&e, &format!("{f}:{want}"));
-    }
-    assert_eq!(e.len(), 3, "{}", e.join("\n"));
+    config_kit::assert_errors(
+        &e,
+        "tests/fixtures/config/bad/stt.yaml",
+        &[
+            "10:12: server.stt.model: expected an installed model name such as `tiny.en` or `base` (the file data_dir/models/ggml-<model>.bin), got \"../../etc/passwd\"",
+            "11:14: server.stt.workers: expected a whole number from 1 to 16, got 0",
+            "12:22: server.stt.threads_per_job: expected a whole number from 1 to 64, got 65",
+        ],
+    );
     // 3. The engine gets what the file says.
     let s = config::SttSettings {
         model: "base".into(),
@@ -404,17 +383,17 @@ fn speech_recogniser_settings_are_read_and_checked() {
 #[test]
 fn carrier_interop_keys_are_checked_with_positions() {
     // 1. session_expires_sec / min_se out of range or inconsistent.
-    let e = errors_of("bad/interop.yaml");
-    let f = "tests/fixtures/config/bad/interop.yaml";
     // 2. Each at its node, in words a telecom engineer reads.
-    for want in [
-        "18:13: sip_connections[0].min_se: min_se must be between 90 (the RFC 4028 floor) and 86400 seconds",
-        "17:26: sip_connections[0].session_expires_sec: session_expires_sec must be 0 (no session timers) or 90..86400 seconds",
-        "22:26: sip_connections[1].session_expires_sec: session_expires_sec (120) is below min_se (600)",
-    ] {
-        has(&e, &format!("{f}:{want}"));
-    }
-    assert_eq!(e.len(), 3, "{}", e.join("\n"));
+    let e = errors_of("bad/interop.yaml");
+    config_kit::assert_errors(
+        &e,
+        "tests/fixtures/config/bad/interop.yaml",
+        &[
+            "18:13: sip_connections[0].min_se: min_se must be between 90 (the RFC 4028 floor) and 86400 seconds",
+            "17:26: sip_connections[0].session_expires_sec: session_expires_sec must be 0 (no session timers) or 90..86400 seconds",
+            "22:26: sip_connections[1].session_expires_sec: session_expires_sec (120) is below min_se (600)",
+        ],
+    );
     // 3. A wrong type is a structural error at the key's value.
     let e = errors_of("bad/interop_type.yaml");
     assert_eq!(e.len(), 1, "{}", e.join("\n"));
@@ -430,18 +409,18 @@ fn carrier_interop_keys_are_checked_with_positions() {
 fn websocket_bots_are_validated_with_positions() {
     config_kit::env();
     // 1. Both media sides, a bad URL, an unset token variable and a non-µ-law media stream.
-    let e = errors_of("bad/websocket.yaml");
-    let f = "tests/fixtures/config/bad/websocket.yaml";
     // 2. Each problem is reported at its node.
-    for want in [
-        "14:7: bots[0].websocket: a bot has exactly one media side: give either `sip_uri` or `websocket`, not both",
-        "19:12: bots[1].websocket.url: scheme must be ws or wss, not http",
-        "21:18: bots[1].websocket.token_env: environment variable DIALGATE_TEST_SURELY_UNSET_VAR is not set",
-        "22:21: bots[1].websocket.media_format: media-stream bots always use raw/mulaw (8 kHz µ-law), not raw/lpcm16",
-    ] {
-        has(&e, &format!("{f}:{want}"));
-    }
-    assert_eq!(e.len(), 4, "{}", e.join("\n"));
+    let e = errors_of("bad/websocket.yaml");
+    config_kit::assert_errors(
+        &e,
+        "tests/fixtures/config/bad/websocket.yaml",
+        &[
+            "14:7: bots[0].websocket: a bot has exactly one media side: give either `sip_uri` or `websocket`, not both",
+            "19:12: bots[1].websocket.url: scheme must be ws or wss, not http",
+            "21:18: bots[1].websocket.token_env: environment variable DIALGATE_TEST_SURELY_UNSET_VAR is not set",
+            "22:21: bots[1].websocket.media_format: media-stream bots always use raw/mulaw (8 kHz µ-law), not raw/lpcm16",
+        ],
+    );
     // 3. The conflict classifies as one.
     let errs = config::load(&fixture("bad/websocket.yaml")).unwrap_err();
     let kind = errs

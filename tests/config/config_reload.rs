@@ -2,13 +2,23 @@
 
 use crate::config_kit;
 
-use config_kit::{TempDir, WAIT, config_text, write_by_rename};
-use dialgate::config::{ConfigStore, spawn_watcher};
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
+use config_kit::{TempDir, WAIT, Watched, config_text, write_by_rename};
+use dialgate::config::ConfigStore;
+use tokio::sync::watch;
 
 fn cps(store: &ConfigStore) -> f64 {
     store.current().config.bots[0].outbound.max_cps
+}
+
+/// Waits (bounded by [`WAIT`]) until the store's bot allows `want` calls per second.
+async fn until_cps(store: &ConfigStore, versions: &mut watch::Receiver<u64>, want: f64) {
+    tokio::time::timeout(WAIT, async {
+        while cps(store) != want {
+            versions.changed().await.unwrap();
+        }
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -48,16 +58,10 @@ async fn reload_keeps_old_config_on_error_and_in_flight_snapshots() {
 #[tokio::test]
 async fn watcher_sees_edits_renames_and_include_dir() {
     // 1. Valid file, store, subscriber, watcher (no SIGHUP test meanwhile: it would reload too).
-    let _alone = config_kit::watcher_lock().await;
-    let dir = TempDir::new("watch");
-    let inc = dir.path().join("conf.d");
-    std::fs::create_dir(&inc).unwrap();
-    let file = dir.path().join("dialgate.yaml");
-    std::fs::write(&file, config_text("1.0")).unwrap();
-    let store = Arc::new(ConfigStore::open(&file).unwrap());
-    let mut versions = store.subscribe();
-    let shutdown = CancellationToken::new();
-    let task = spawn_watcher(store.clone(), shutdown.clone());
+    let mut w = Watched::start("watch").await;
+    let (file, store) = (w.file.clone(), w.store.clone());
+    let inc = w.dir.path().join("conf.d");
+    let versions = &mut w.versions;
 
     // 2. In-place write: new version arrives, value applied.
     std::fs::write(&file, config_text("5.0")).unwrap();
@@ -71,13 +75,7 @@ async fn watcher_sees_edits_renames_and_include_dir() {
 
     // 3. Editor-style rename-replace is seen too.
     write_by_rename(&file, &config_text("6.0"));
-    tokio::time::timeout(WAIT, async {
-        while cps(&store) != 6.0 {
-            versions.changed().await.unwrap();
-        }
-    })
-    .await
-    .unwrap();
+    until_cps(&store, versions, 6.0).await;
     assert!(store.version() > v_after_write);
 
     // 4. An invalid edit: recorded as error with position, old config keeps serving.
@@ -95,13 +93,7 @@ async fn watcher_sees_edits_renames_and_include_dir() {
 
     // 5. Fix the file, then add a bot through the include directory.
     write_by_rename(&file, &config_text("7.0"));
-    tokio::time::timeout(WAIT, async {
-        while cps(&store) != 7.0 {
-            versions.changed().await.unwrap();
-        }
-    })
-    .await
-    .unwrap();
+    until_cps(&store, versions, 7.0).await;
     std::fs::write(
         inc.join("more.yaml"),
         "bots:\n  - { id: c, name: C, sip_uri: \"sip:c@127.0.0.1\" }\n",
@@ -116,6 +108,5 @@ async fn watcher_sees_edits_renames_and_include_dir() {
     .unwrap();
 
     // 6. Stop the watcher.
-    shutdown.cancel();
-    tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+    w.stop().await;
 }

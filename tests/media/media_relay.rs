@@ -11,7 +11,7 @@ use dialgate::media::{
 };
 
 use crate::common::udp_peer;
-use udp_peer::Peer;
+use udp_peer::{Peer, RelayCall, engine, remote};
 
 fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
     let mut v = vec![0x80, pt];
@@ -32,37 +32,11 @@ fn ssrc_of(p: &[u8]) -> u32 {
     u32::from_be_bytes([p[8], p[9], p[10], p[11]])
 }
 
-fn engine(port_min: u16, pairs: u16) -> MediaEngine {
-    MediaEngine::new(MediaConfig {
-        port_min,
-        port_max: port_min + 2 * pairs - 1,
-        inactivity_timeout: None,
-        recording_dir: std::env::temp_dir(),
-        ..MediaConfig::default()
-    })
-    .unwrap()
-}
-
-fn remote(addr: SocketAddr, codec: AudioCodec, dtmf: Option<u8>) -> RemoteMedia {
-    RemoteMedia {
-        rtp: addr,
-        rtcp: None,
-        codec,
-        dtmf_pt: dtmf,
-        direction: Direction::SendRecv,
-    }
-}
-
 /// Engine + session + one peer per leg, remotes set (PCMU both sides).
-struct Call {
-    _engine: MediaEngine,
-    session: dialgate::media::MediaSession,
-    carrier: Peer,
-    bot: Peer,
-}
+type Call = RelayCall;
 
-impl Call {
-    fn new(port_min: u16) -> Call {
+impl RelayCall {
+    fn pcmu(port_min: u16) -> Call {
         Self::with(
             port_min,
             AudioCodec::PCMU,
@@ -72,48 +46,33 @@ impl Call {
         )
     }
     fn with(port_min: u16, cc: AudioCodec, cd: Option<u8>, bc: AudioCodec, bd: Option<u8>) -> Call {
-        let engine = engine(port_min, 4);
-        let session = engine.create_session("test").unwrap();
-        let carrier = Peer::new();
-        let bot = Peer::new();
-        session
-            .set_remote(Leg::Carrier, remote(carrier.addr(), cc, cd))
+        let c = RelayCall::new(engine(port_min, 4), "test");
+        let carrier = remote(c.carrier.addr(), cc, cd);
+        c.session.set_remote(Leg::Carrier, carrier).unwrap();
+        c.session
+            .set_remote(Leg::Bot, remote(c.bot.addr(), bc, bd))
             .unwrap();
-        session
-            .set_remote(Leg::Bot, remote(bot.addr(), bc, bd))
-            .unwrap();
-        Call {
-            _engine: engine,
-            session,
-            carrier,
-            bot,
-        }
-    }
-    fn to_bot_side(&self) -> SocketAddr {
-        self.session.local_rtp_addr(Leg::Carrier)
-    }
-    fn to_carrier_side(&self) -> SocketAddr {
-        self.session.local_rtp_addr(Leg::Bot)
+        c
     }
 }
 
 #[tokio::test]
 async fn forwards_both_ways_with_payload_and_header_unchanged() {
     // 1. a call with PCMU on both legs
-    let c = Call::new(21000);
+    let c = Call::pcmu(21000);
     // 2. 50 carrier packets reach the bot byte for byte, from the relay's bot-side port
     for i in 0..50u16 {
         let p = rtp(0, 1000 + i, 160 * i as u32, 0xc0ffee, &[i as u8; 160]);
-        c.carrier.send(c.to_bot_side(), &p);
+        c.carrier.send(c.carrier_side(), &p);
         let mut b = [0u8; 2048];
         let (n, from) = c.bot.sock.recv_from(&mut b).unwrap();
         assert_eq!(&b[..n], &p[..]);
-        assert_eq!(from, c.to_carrier_side());
+        assert_eq!(from, c.bot_side());
     }
     // 3. and 50 bot packets reach the carrier unchanged
     for i in 0..50u16 {
         let p = rtp(0, i, 160 * i as u32, 0xb07, &[0x55; 160]);
-        c.bot.send(c.to_carrier_side(), &p);
+        c.bot.send(c.bot_side(), &p);
         assert_eq!(c.carrier.recv(), p);
     }
     // 4. the counters agree
@@ -151,13 +110,13 @@ async fn source_change_keeps_seq_ts_ssrc_continuous_and_relatches() {
     // 1. latching `off` (the mode that follows a source change without signalling;
     //    `tests/media/media_latching.rs` covers strict and learn); the carrier sends 10
     //    packets from its SDP address, SSRC 1, seq 100..
-    let c = Call::new(21200);
+    let c = Call::pcmu(21200);
     c.session
         .set_latching(Leg::Carrier, LatchMode::Off)
         .unwrap();
     for i in 0..10u16 {
         c.carrier.send(
-            c.to_bot_side(),
+            c.carrier_side(),
             &rtp(0, 100 + i, 1000 + 160 * i as u32, 1, &[1; 160]),
         );
         c.bot.recv();
@@ -166,7 +125,7 @@ async fn source_change_keeps_seq_ts_ssrc_continuous_and_relatches() {
     let moved = Peer::new();
     for i in 0..3u16 {
         moved.send(
-            c.to_bot_side(),
+            c.carrier_side(),
             &rtp(0, 7000 + i, 500_000 + 160 * i as u32, 2, &[2; 160]),
         );
     }
@@ -183,7 +142,7 @@ async fn source_change_keeps_seq_ts_ssrc_continuous_and_relatches() {
     );
     assert_eq!(&p[12..], &[2; 160]);
     let p = {
-        moved.send(c.to_bot_side(), &rtp(0, 7003, 500_000 + 480, 2, &[2; 160]));
+        moved.send(c.carrier_side(), &rtp(0, 7003, 500_000 + 480, 2, &[2; 160]));
         c.bot.recv()
     };
     assert_eq!(seq_of(&p), 111);
@@ -192,12 +151,12 @@ async fn source_change_keeps_seq_ts_ssrc_continuous_and_relatches() {
     assert_eq!(st.dropped_foreign_source, 2);
     assert_eq!(st.source_changes, 1);
     // 4. the bot's audio now goes to the latched address, not the SDP one
-    c.bot.send(c.to_carrier_side(), &rtp(0, 1, 0, 9, &[3; 160]));
+    c.bot.send(c.bot_side(), &rtp(0, 1, 0, 9, &[3; 160]));
     assert_eq!(&moved.recv()[12..], &[3; 160]);
     assert!(c.carrier.try_recv().is_none());
     // 5. the old address is now foreign
     c.carrier
-        .send(c.to_bot_side(), &rtp(0, 111, 0, 1, &[1; 160]));
+        .send(c.carrier_side(), &rtp(0, 111, 0, 1, &[1; 160]));
     assert!(c.bot.try_recv().is_none());
 }
 
@@ -216,7 +175,7 @@ async fn payload_types_are_mapped_and_dtmf_passes_intact() {
     );
     // 2. audio: PT 0 → 110, payload untouched
     c.carrier
-        .send(c.to_bot_side(), &rtp(0, 1, 160, 5, &[0x11; 160]));
+        .send(c.carrier_side(), &rtp(0, 1, 160, 5, &[0x11; 160]));
     let p = c.bot.recv();
     assert_eq!(p[1] & 0x7f, 110);
     assert_eq!(&p[12..], &[0x11; 160]);
@@ -225,19 +184,19 @@ async fn payload_types_are_mapped_and_dtmf_passes_intact() {
     let ev = [5u8, 0x80 | 10, 0x03, 0x20];
     let mut d = rtp(101, 2, 320, 5, &ev);
     d[1] |= 0x80;
-    c.carrier.send(c.to_bot_side(), &d);
+    c.carrier.send(c.carrier_side(), &d);
     let p = c.bot.recv();
     assert_eq!(p[1], 0x80 | 96);
     assert_eq!(&p[12..], &ev);
     assert_eq!((seq_of(&p), ts_of(&p)), (2, 320));
     // 4. the reverse direction maps back
-    c.bot.send(c.to_carrier_side(), &rtp(96, 1, 0, 6, &ev));
+    c.bot.send(c.bot_side(), &rtp(96, 1, 0, 6, &ev));
     let p = c.carrier.recv();
     assert_eq!(p[1] & 0x7f, 101);
     assert_eq!(&p[12..], &ev);
     // 5. a payload type nobody negotiated is dropped and counted
     c.carrier
-        .send(c.to_bot_side(), &rtp(18, 3, 480, 5, &[0; 20]));
+        .send(c.carrier_side(), &rtp(18, 3, 480, 5, &[0; 20]));
     assert!(c.bot.try_recv().is_none());
     assert_eq!(c.session.stats().carrier.dropped_unknown_pt, 1);
 }
@@ -254,7 +213,7 @@ async fn pcmu_and_pcma_legs_are_transcoded() {
         .map(|&s| g711::encode(G711Law::Pcma, s))
         .collect();
     // 2. A-law in → µ-law out with PT 0, same waveform within quantisation
-    c.carrier.send(c.to_bot_side(), &rtp(8, 1, 0, 7, &alaw));
+    c.carrier.send(c.carrier_side(), &rtp(8, 1, 0, 7, &alaw));
     let p = c.bot.recv();
     assert_eq!(p[1] & 0x7f, 0);
     assert_eq!(p.len(), 12 + 160);
@@ -268,7 +227,7 @@ async fn pcmu_and_pcma_legs_are_transcoded() {
         .iter()
         .map(|&s| g711::encode(G711Law::Pcmu, s))
         .collect();
-    c.bot.send(c.to_carrier_side(), &rtp(0, 1, 0, 8, &ulaw));
+    c.bot.send(c.bot_side(), &rtp(0, 1, 0, 8, &ulaw));
     let p = c.carrier.recv();
     assert_eq!(p[1] & 0x7f, 8);
     assert_ne!(&p[12..], &ulaw[..]);
@@ -277,7 +236,7 @@ async fn pcmu_and_pcma_legs_are_transcoded() {
 #[tokio::test]
 async fn malformed_packets_are_counted_and_never_forwarded() {
     // 1. junk: too short, wrong version, CSRC overrun, padding overrun, empty, RTCP type on RTP port
-    let c = Call::new(21500);
+    let c = Call::pcmu(21500);
     let mut bad_version = rtp(0, 1, 0, 1, &[0; 10]);
     bad_version[0] = 0x40;
     let mut csrc = rtp(0, 1, 0, 1, &[0; 4]);
@@ -293,11 +252,11 @@ async fn malformed_packets_are_counted_and_never_forwarded() {
         rtp(200, 1, 0, 1, &[0; 8]),
     ];
     for j in &junk {
-        c.carrier.send(c.to_bot_side(), j);
+        c.carrier.send(c.carrier_side(), j);
     }
     // 2. a valid packet afterwards is the only thing the bot sees
     c.carrier
-        .send(c.to_bot_side(), &rtp(0, 42, 0, 1, &[9; 160]));
+        .send(c.carrier_side(), &rtp(0, 42, 0, 1, &[9; 160]));
     assert_eq!(seq_of(&c.bot.recv()), 42);
     assert!(c.bot.try_recv().is_none());
     // 3. each junk datagram was counted as malformed
@@ -318,7 +277,7 @@ async fn malformed_packets_are_counted_and_never_forwarded() {
             },
         )
         .unwrap();
-    let rtcp_in = SocketAddr::new(c.to_bot_side().ip(), c.to_bot_side().port() + 1);
+    let rtcp_in = SocketAddr::new(c.carrier_side().ip(), c.carrier_side().port() + 1);
     c.carrier.send(rtcp_in, &[0x80, 201, 0, 9, 0, 0, 0, 1]);
     c.carrier.send(rtcp_in, &[0x80, 201, 0, 1, 0, 0, 0, 1]);
     let mut b = [0u8; 64];
@@ -331,16 +290,17 @@ async fn malformed_packets_are_counted_and_never_forwarded() {
 #[tokio::test]
 async fn hold_and_resume_without_dropping_the_call() {
     // 1. the carrier puts the call on hold: re-INVITE with a=sendonly (it plays music)
-    let c = Call::new(21600);
+    let c = Call::pcmu(21600);
     let hold = RemoteMedia {
         direction: Direction::SendOnly,
         ..remote(c.carrier.addr(), AudioCodec::PCMU, Some(101))
     };
     c.session.set_remote(Leg::Carrier, hold).unwrap();
     // 2. music still reaches the bot; the bot's audio is not sent to the carrier
-    c.carrier.send(c.to_bot_side(), &rtp(0, 1, 0, 1, &[1; 160]));
+    c.carrier
+        .send(c.carrier_side(), &rtp(0, 1, 0, 1, &[1; 160]));
     assert_eq!(seq_of(&c.bot.recv()), 1);
-    c.bot.send(c.to_carrier_side(), &rtp(0, 1, 0, 2, &[2; 160]));
+    c.bot.send(c.bot_side(), &rtp(0, 1, 0, 2, &[2; 160]));
     assert!(c.carrier.try_recv().is_none());
     assert_eq!(c.session.stats().bot.dropped_direction, 1);
     // 3. resume (sendrecv): both ways again, same session and ports
@@ -350,8 +310,7 @@ async fn hold_and_resume_without_dropping_the_call() {
             remote(c.carrier.addr(), AudioCodec::PCMU, Some(101)),
         )
         .unwrap();
-    c.bot
-        .send(c.to_carrier_side(), &rtp(0, 2, 160, 2, &[2; 160]));
+    c.bot.send(c.bot_side(), &rtp(0, 2, 160, 2, &[2; 160]));
     assert_eq!(seq_of(&c.carrier.recv()), 2);
     // 4. inactive stops both directions
     let inactive = RemoteMedia {
@@ -360,20 +319,22 @@ async fn hold_and_resume_without_dropping_the_call() {
     };
     c.session.set_remote(Leg::Carrier, inactive).unwrap();
     c.carrier
-        .send(c.to_bot_side(), &rtp(0, 3, 320, 1, &[1; 160]));
+        .send(c.carrier_side(), &rtp(0, 3, 320, 1, &[1; 160]));
     assert!(c.bot.try_recv().is_none());
 }
 
 #[tokio::test]
 async fn a_stalled_tap_never_slows_forwarding() {
     // 1. a tap with room for 2 frames that nobody reads
-    let c = Call::new(21700);
+    let c = Call::pcmu(21700);
     let mut tap = c.session.subscribe_tap(Leg::Carrier, 2).unwrap();
     c.session.start_taps().unwrap();
     // 2. 200 packets: all forwarded
     for i in 0..200u16 {
-        c.carrier
-            .send(c.to_bot_side(), &rtp(0, i, 160 * i as u32, 1, &[0xff; 160]));
+        c.carrier.send(
+            c.carrier_side(),
+            &rtp(0, i, 160 * i as u32, 1, &[0xff; 160]),
+        );
         c.bot.recv();
     }
     let st = c.session.stats().carrier;
@@ -399,15 +360,15 @@ async fn taps_get_decoded_frames_only_after_start() {
     );
     let mut tap = c.session.subscribe_tap(Leg::Carrier, 16).unwrap();
     c.carrier
-        .send(c.to_bot_side(), &rtp(8, 1, 0, 1, &[0xd5; 160]));
+        .send(c.carrier_side(), &rtp(8, 1, 0, 1, &[0xd5; 160]));
     c.bot.recv();
     assert!(tap.try_recv().is_err());
     // 2. after start: one 20 ms frame per packet, A-law decoded; DTMF ignored
     c.session.start_taps().unwrap();
     c.carrier
-        .send(c.to_bot_side(), &rtp(101, 2, 160, 1, &[1, 0x8a, 0, 160]));
+        .send(c.carrier_side(), &rtp(101, 2, 160, 1, &[1, 0x8a, 0, 160]));
     c.carrier
-        .send(c.to_bot_side(), &rtp(8, 3, 160, 1, &[0xd5; 160]));
+        .send(c.carrier_side(), &rtp(8, 3, 160, 1, &[0xd5; 160]));
     c.bot.recv();
     c.bot.recv();
     let f = tap.recv().await.unwrap();
@@ -416,9 +377,9 @@ async fn taps_get_decoded_frames_only_after_start() {
     assert!(tap.try_recv().is_err());
     // 3. two 10 ms packets make one frame
     c.carrier
-        .send(c.to_bot_side(), &rtp(8, 4, 320, 1, &[0xd5; 80]));
+        .send(c.carrier_side(), &rtp(8, 4, 320, 1, &[0xd5; 80]));
     c.carrier
-        .send(c.to_bot_side(), &rtp(8, 5, 400, 1, &[0x55; 80]));
+        .send(c.carrier_side(), &rtp(8, 5, 400, 1, &[0x55; 80]));
     c.bot.recv();
     c.bot.recv();
     let f = tap.recv().await.unwrap();
@@ -428,13 +389,13 @@ async fn taps_get_decoded_frames_only_after_start() {
 #[tokio::test]
 async fn recording_is_a_stereo_wav_as_long_as_the_audio() {
     // 1. record while each side sends 50 packets (1 s of audio) of a distinct constant
-    let c = Call::new(21900);
+    let c = Call::pcmu(21900);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rec.wav");
     c.session.start_recording(&path).await.unwrap();
     for i in 0..50u16 {
         c.carrier.send(
-            c.to_bot_side(),
+            c.carrier_side(),
             &rtp(
                 0,
                 i,
@@ -445,7 +406,7 @@ async fn recording_is_a_stereo_wav_as_long_as_the_audio() {
         );
         c.bot.recv();
         c.bot.send(
-            c.to_carrier_side(),
+            c.bot_side(),
             &rtp(
                 0,
                 i,
@@ -486,18 +447,18 @@ async fn recording_is_a_stereo_wav_as_long_as_the_audio() {
 #[tokio::test]
 async fn recording_fills_gaps_with_silence() {
     // 1. only the carrier talks, with a 300 ms pause between two bursts
-    let c = Call::new(22000);
+    let c = Call::pcmu(22000);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gap.wav");
     c.session.start_recording(&path).await.unwrap();
     for i in 0..5u16 {
         c.carrier
-            .send(c.to_bot_side(), &rtp(0, i, 0, 1, &[0x80; 160]));
+            .send(c.carrier_side(), &rtp(0, i, 0, 1, &[0x80; 160]));
         c.bot.recv();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     c.carrier
-        .send(c.to_bot_side(), &rtp(0, 5, 0, 1, &[0x80; 160]));
+        .send(c.carrier_side(), &rtp(0, 5, 0, 1, &[0x80; 160]));
     c.bot.recv();
     // 2. the file covers the pause (it is as long as the call, >= 300 ms), both channels
     let sum = c.session.stop_recording().await.unwrap().unwrap();
@@ -676,10 +637,8 @@ async fn injected_audio_and_key_presses_replace_the_bot_in_one_continuous_stream
     let inject = Peer::new();
     c.session.set_inject_source(Some(inject.addr())).unwrap();
     for i in 0..5u16 {
-        c.bot.send(
-            c.to_carrier_side(),
-            &rtp(0, 10 + i, 1600 * i as u32, 9, &[1; 160]),
-        );
+        c.bot
+            .send(c.bot_side(), &rtp(0, 10 + i, 1600 * i as u32, 9, &[1; 160]));
         assert_eq!(seq_of(&c.carrier.recv()), 10 + i);
     }
     // 2. dialgate's player (another SSRC and numbering) sends two audio frames and a key press
@@ -692,7 +651,7 @@ async fn injected_audio_and_key_presses_replace_the_bot_in_one_continuous_stream
     ];
     let mut got = Vec::new();
     for p in &sent {
-        inject.send(c.to_carrier_side(), p);
+        inject.send(c.bot_side(), p);
         got.push(c.carrier.recv());
     }
     let seqs: Vec<u16> = got.iter().map(|p| seq_of(p)).collect();
@@ -715,12 +674,12 @@ async fn injected_audio_and_key_presses_replace_the_bot_in_one_continuous_stream
     assert_eq!(&got[3][12..], &[5, 0x8a, 3, 32]);
     // 3. While the injected stream flows the bot is held back.
     c.bot
-        .send(c.to_carrier_side(), &rtp(0, 15, 1600 * 5, 9, &[1; 160]));
+        .send(c.bot_side(), &rtp(0, 15, 1600 * 5, 9, &[1; 160]));
     assert!(c.carrier.try_recv().is_none());
     // 4. 100 ms after the last injected packet the bot is heard again, continuing the stream.
     tokio::time::sleep(Duration::from_millis(150)).await;
     c.bot
-        .send(c.to_carrier_side(), &rtp(0, 16, 1600 * 6, 9, &[1; 160]));
+        .send(c.bot_side(), &rtp(0, 16, 1600 * 6, 9, &[1; 160]));
     let p = c.carrier.recv();
     assert_eq!((seq_of(&p), ssrc_of(&p)), (19, 9));
     assert_eq!(p[1] & 0x80, 0x80);

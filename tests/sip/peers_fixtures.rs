@@ -1,7 +1,6 @@
 //! Checks the audio fixtures the peers play (tests/fixtures/audio, conf/greeting.wav) and the
 //! audio helpers used to judge recordings.
 
-
 use crate::common;
 use common::audio::{clip_similarity, read_wav, rms_dbfs, tone_share};
 use common::peers::{fixture_audio, repo_root};

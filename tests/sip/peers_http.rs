@@ -1,7 +1,6 @@
 //! Self-tests of the HTTP test peers (tests/common/http_peers.rs): a real hyper client talks to
 //! the Bot API bot and the notification sink over loopback.
 
-
 use crate::common;
 use std::time::Duration;
 

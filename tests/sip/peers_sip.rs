@@ -1,7 +1,6 @@
 //! Self-tests of the SIP test peers (tests/common/peers.rs): PJSIP as UAS and UAC, SIPp, and
 //! Kamailio with digest authentication, all on 127.0.0.1. Needs `scripts/install-peers`.
 
-
 use crate::common;
 use std::path::Path;
 use std::time::Duration;

@@ -3,22 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::common::legs::{self, endpoint};
 use dialgate::sip::{SipEndpoint, SipSettings, Transport};
 use tokio::net::UdpSocket;
-
-async fn endpoint() -> SipEndpoint {
-    SipEndpoint::start(SipSettings {
-        listen: vec![(Transport::Udp, "127.0.0.1:0".parse::<SocketAddr>().unwrap())],
-        tls: None,
-        public_address: "127.0.0.1".parse().unwrap(),
-        public_address_v6: None,
-        tls_ca: None,
-        user_agent: "dialgate-test".into(),
-        t1: None,
-    })
-    .await
-    .unwrap()
-}
 
 fn request(method: &str, to_tag: bool, n: u32, port: u16) -> String {
     let tag = if to_tag { ";tag=remote1" } else { "" };
@@ -49,7 +36,7 @@ async fn status_of(sock: &UdpSocket, ep: SocketAddr, msg: &str) -> u16 {
 #[tokio::test]
 async fn out_of_dialog_policy() {
     // 1. endpoint + raw client socket
-    let ep = endpoint().await;
+    let ep = endpoint(None).await;
     let addr = ep.local_addr(Transport::Udp).unwrap();
     let sock = UdpSocket::bind("127.0.0.1:15100").await.unwrap();
     // 2. OPTIONS keep-alive → 200
@@ -127,7 +114,7 @@ fn torture() -> Vec<Vec<u8>> {
 #[tokio::test]
 async fn torture_messages_do_not_kill_the_endpoint() {
     // 1. endpoint + attacker socket
-    let ep = endpoint().await;
+    let ep = endpoint(None).await;
     let addr = ep.local_addr(Transport::Udp).unwrap();
     let sock = UdpSocket::bind("127.0.0.1:15102").await.unwrap();
     // 2. fire every torture datagram
@@ -151,20 +138,14 @@ async fn torture_messages_do_not_kill_the_endpoint() {
 async fn tls_listener_answers_options() {
     // 1. endpoint with UDP + TLS listeners and a self-signed test certificate
     let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sip/");
-    let ep = SipEndpoint::start(SipSettings {
-        listen: vec![
-            (Transport::Udp, "127.0.0.1:0".parse().unwrap()),
-            (Transport::Tls, "127.0.0.1:15110".parse().unwrap()),
-        ],
+    let ep = legs::start(SipSettings {
         tls: Some((format!("{fx}dev.crt"), format!("{fx}dev.key"))),
-        public_address: "127.0.0.1".parse().unwrap(),
-        public_address_v6: None,
-        tls_ca: None,
-        user_agent: "dialgate-test".into(),
-        t1: None,
+        ..legs::settings(&[
+            (Transport::Udp, "127.0.0.1:0"),
+            (Transport::Tls, "127.0.0.1:15110"),
+        ])
     })
-    .await
-    .unwrap();
+    .await;
     // 2. an independent TLS client (openssl s_client) sends OPTIONS over TLS
     let reply = tokio::task::spawn_blocking(|| {
         use std::io::{BufRead, BufReader, Write};
@@ -208,43 +189,24 @@ async fn tls_listener_answers_options() {
 
 #[tokio::test]
 async fn tls_without_certificate_is_a_config_error() {
-    let r = SipEndpoint::start(SipSettings {
-        listen: vec![(Transport::Tls, "127.0.0.1:15114".parse().unwrap())],
-        tls: None,
-        public_address: "127.0.0.1".parse().unwrap(),
-        public_address_v6: None,
-        tls_ca: None,
-        user_agent: "dialgate-test".into(),
-        t1: None,
-    })
-    .await;
+    let r = SipEndpoint::start(legs::settings(&[(Transport::Tls, "127.0.0.1:15114")])).await;
     let err = r.err().expect("must fail");
     assert!(err.is_config_error(), "{err}");
 }
 
 #[tokio::test]
 async fn sips_invite_reaches_a_tls_peer_and_its_403_is_reported() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("dialgate=debug,rsipstack=debug")
-        .with_test_writer()
-        .try_init();
     use dialgate::sip::{FailureKind, LegEvent, OutboundCall};
     // 1. peer: a second dialgate endpoint on TLS (refuses INVITEs with 403)
     let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sip/");
-    let settings = |tls_port: u16| SipSettings {
-        listen: vec![
-            (Transport::Udp, "127.0.0.1:0".parse().unwrap()),
-            (Transport::Tls, SocketAddr::from(([127, 0, 0, 1], tls_port))),
-        ],
+    let settings = |tls: &str| SipSettings {
         tls: Some((format!("{fx}dev.crt"), format!("{fx}dev.key"))),
-        public_address: "127.0.0.1".parse().unwrap(),
-        public_address_v6: None,
         tls_ca: Some(format!("{fx}ca.crt")),
-        user_agent: "dialgate-test".into(),
         t1: Some(Duration::from_millis(50)),
+        ..legs::settings(&[(Transport::Udp, "127.0.0.1:0"), (Transport::Tls, tls)])
     };
-    let peer = SipEndpoint::start(settings(15120)).await.unwrap();
-    let ep = SipEndpoint::start(settings(15122)).await.unwrap();
+    let peer = legs::start(settings("127.0.0.1:15120")).await;
+    let ep = legs::start(settings("127.0.0.1:15122")).await;
     // 2. INVITE sips: over TLS
     let (_leg, mut rx) = ep
         .place_call(OutboundCall {

@@ -1,32 +1,10 @@
 //! Carrier leg through Kamailio acting as a carrier proxy with digest authentication.
 
 use crate::common;
+use common::legs::{self, after_ringing, endpoint};
 use common::sipp::{Kamailio, Sipp};
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use dialgate::sip::sdp::{self, LocalSdp};
-use dialgate::sip::{FailureKind, LegEvent, OutboundCall, SipEndpoint, SipSettings, Transport};
-use tokio::sync::mpsc;
-
-async fn endpoint() -> SipEndpoint {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("dialgate=debug,rsipstack=debug")
-        .with_test_writer()
-        .try_init();
-    SipEndpoint::start(SipSettings {
-        listen: vec![(Transport::Udp, "127.0.0.1:0".parse::<SocketAddr>().unwrap())],
-        tls: None,
-        public_address: "127.0.0.1".parse().unwrap(),
-        public_address_v6: None,
-        tls_ca: None,
-        user_agent: "dialgate-test".into(),
-        t1: None,
-    })
-    .await
-    .unwrap()
-}
+use dialgate::sip::{FailureKind, LegEvent, OutboundCall, Transport};
 
 fn carrier_call(proxy_port: u16, user: &str, pass: &str) -> OutboundCall {
     OutboundCall {
@@ -40,26 +18,9 @@ fn carrier_call(proxy_port: u16, user: &str, pass: &str) -> OutboundCall {
             "P-Asserted-Identity".into(),
             "<sip:+15550001111@127.0.0.1>".into(),
         )],
-        sdp_offer: sdp::offer(&LocalSdp {
-            address: "127.0.0.1".parse().unwrap(),
-            port: 20002,
-            session_id: 7,
-            version: 1,
-        }),
+        sdp_offer: legs::offer(20002, 7),
         conversation_id: "conv-kam".into(),
         ..Default::default()
-    }
-}
-
-async fn next(rx: &mut mpsc::Receiver<LegEvent>) -> LegEvent {
-    loop {
-        let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("leg event in time")
-            .expect("leg channel open");
-        if !matches!(ev, LegEvent::Provisional { .. }) {
-            return ev;
-        }
     }
 }
 
@@ -68,14 +29,14 @@ async fn good_credentials_answer_through_proxy() {
     // 1. Kamailio (407 challenge) in front of a SIPp UAS that answers and waits for BYE
     let uas = Sipp::uas("uas_answer_wait_bye.xml", 15202);
     let kam = Kamailio::start(15200, 15202, "acme", "s3cr3t", &[]);
-    let ep = endpoint().await;
+    let ep = endpoint(None).await;
     let (leg, mut rx) = ep
         .place_call(carrier_call(15200, "acme", "s3cr3t"))
         .await
         .unwrap();
     // 2. answered after one challenge
     assert!(matches!(
-        next(&mut rx).await,
+        after_ringing(&mut rx).await,
         LegEvent::Answered { code: 200, .. }
     ));
     // 3. our BYE follows the Record-Route back through the proxy. Kamailio's
@@ -84,7 +45,7 @@ async fn good_credentials_answer_through_proxy() {
     //    always has in a real call.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     leg.hangup();
-    assert!(matches!(next(&mut rx).await, LegEvent::Terminated));
+    assert!(matches!(after_ringing(&mut rx).await, LegEvent::Terminated));
     assert_eq!(ep.dialog_count(), 0);
     let (code, log) = uas.finish().await;
     assert_eq!(code, 0);
@@ -110,20 +71,20 @@ async fn wrong_credentials_fail_407_without_loop() {
     // 1. Kamailio re-challenges wrong credentials; the UAS must see nothing
     let uas = Sipp::uas("uas_answer_wait_bye.xml", 15212);
     let kam = Kamailio::start(15210, 15212, "acme", "s3cr3t", &[]);
-    let ep = endpoint().await;
+    let ep = endpoint(None).await;
     let (_leg, mut rx) = ep
         .place_call(carrier_call(15210, "acme", "wrong"))
         .await
         .unwrap();
     // 2. Failed with the second challenge's code
-    match next(&mut rx).await {
+    match after_ringing(&mut rx).await {
         LegEvent::Failed { code, kind, .. } => {
             assert_eq!(code, Some(407));
             assert_eq!(kind, FailureKind::Response);
         }
         ev => panic!("expected 407 failure, got {ev:?}"),
     }
-    assert!(matches!(next(&mut rx).await, LegEvent::Terminated));
+    assert!(matches!(after_ringing(&mut rx).await, LegEvent::Terminated));
     assert_eq!(ep.dialog_count(), 0);
     // 3. exactly two INVITEs reached the proxy (no loop), none reached the UAS
     assert_eq!(kam.log().matches("REQ INVITE").count(), 2, "{}", kam.log());
@@ -135,18 +96,18 @@ async fn wrong_credentials_403() {
     // 1. Kamailio answers wrong credentials with 403
     let _uas = Sipp::uas("uas_answer_wait_bye.xml", 15222);
     let _kam = Kamailio::start(15220, 15222, "acme", "s3cr3t", &["WRONG_CREDS_403"]);
-    let ep = endpoint().await;
+    let ep = endpoint(None).await;
     let (_leg, mut rx) = ep
         .place_call(carrier_call(15220, "acme", "wrong"))
         .await
         .unwrap();
     // 2. the 403 is final
     assert!(matches!(
-        next(&mut rx).await,
+        after_ringing(&mut rx).await,
         LegEvent::Failed {
             code: Some(403),
             ..
         }
     ));
-    assert!(matches!(next(&mut rx).await, LegEvent::Terminated));
+    assert!(matches!(after_ringing(&mut rx).await, LegEvent::Terminated));
 }

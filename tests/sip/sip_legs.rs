@@ -1,34 +1,15 @@
 //! Outbound legs against real SIPp UAS peers on loopback (ports 15000-15999).
 
 use crate::common;
+use common::legs;
+use common::legs::{after_ringing, endpoint, next};
 use common::sipp::Sipp;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use dialgate::sip::sdp::{self, LocalSdp};
-use dialgate::sip::{
-    FailureKind, LegEvent, LegHandle, OutboundCall, SipEndpoint, SipSettings, Transport,
-};
+use dialgate::sip::{FailureKind, LegEvent, LegHandle, OutboundCall, SipEndpoint, Transport};
 use tokio::sync::mpsc;
-
-async fn endpoint(t1: Option<Duration>) -> SipEndpoint {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("dialgate=debug,rsipstack=info")
-        .with_test_writer()
-        .try_init();
-    SipEndpoint::start(SipSettings {
-        listen: vec![(Transport::Udp, "127.0.0.1:0".parse::<SocketAddr>().unwrap())],
-        tls: None,
-        public_address: "127.0.0.1".parse().unwrap(),
-        public_address_v6: None,
-        tls_ca: None,
-        user_agent: "dialgate-test".into(),
-        t1,
-    })
-    .await
-    .unwrap()
-}
 
 fn call(uri: &str) -> OutboundCall {
     OutboundCall {
@@ -38,32 +19,9 @@ fn call(uri: &str) -> OutboundCall {
         from_display: Some("Dialgate Test".into()),
         to_uri: uri.into(),
         headers: vec![("X-Dialgate-Conversation-Id".into(), "conv-1".into())],
-        sdp_offer: sdp::offer(&LocalSdp {
-            address: "127.0.0.1".parse().unwrap(),
-            port: 20000,
-            session_id: 1,
-            version: 1,
-        }),
+        sdp_offer: legs::offer(20000, 1),
         conversation_id: "conv-1".into(),
         ..Default::default()
-    }
-}
-
-/// Next event, bounded (10 s) so a broken leg fails the test instead of hanging it.
-async fn next(rx: &mut mpsc::Receiver<LegEvent>) -> LegEvent {
-    tokio::time::timeout(Duration::from_secs(10), rx.recv())
-        .await
-        .expect("leg event in time")
-        .expect("leg channel open")
-}
-
-/// Skip provisional events; return the first other event.
-async fn after_ringing(rx: &mut mpsc::Receiver<LegEvent>) -> LegEvent {
-    loop {
-        match next(rx).await {
-            LegEvent::Provisional { .. } => continue,
-            ev => return ev,
-        }
     }
 }
 
@@ -307,20 +265,7 @@ async fn reinvite_is_answered_by_the_caller() {
 async fn call_over_tcp() {
     // 1. SIPp UAS over TCP; our endpoint has a TCP listener too
     let uas = Sipp::uas_tcp("uas_answer_wait_bye.xml", 15040);
-    let ep = SipEndpoint::start(SipSettings {
-        listen: vec![
-            (Transport::Udp, "127.0.0.1:0".parse().unwrap()),
-            (Transport::Tcp, "127.0.0.1:15042".parse().unwrap()),
-        ],
-        tls: None,
-        public_address: "127.0.0.1".parse().unwrap(),
-        public_address_v6: None,
-        tls_ca: None,
-        user_agent: "dialgate-test".into(),
-        t1: None,
-    })
-    .await
-    .unwrap();
+    let ep = legs::endpoint_with_tcp(15042).await;
     let (leg, mut rx) = place(&ep, call("sip:callee@127.0.0.1:15040;transport=tcp")).await;
     // 2. answered over TCP, BYE over TCP
     assert!(matches!(
@@ -338,20 +283,7 @@ async fn call_over_tcp() {
 async fn failover_on_transport_error() {
     // 1. primary proxy: TCP port where nothing listens; backup: SIPp over UDP that answers
     let backup = Sipp::uas("uas_answer_wait_bye.xml", 15046);
-    let ep = SipEndpoint::start(SipSettings {
-        listen: vec![
-            (Transport::Udp, "127.0.0.1:0".parse().unwrap()),
-            (Transport::Tcp, "127.0.0.1:15048".parse().unwrap()),
-        ],
-        tls: None,
-        public_address: "127.0.0.1".parse().unwrap(),
-        public_address_v6: None,
-        tls_ca: None,
-        user_agent: "dialgate-test".into(),
-        t1: None,
-    })
-    .await
-    .unwrap();
+    let ep = legs::endpoint_with_tcp(15048).await;
     let mut c = call("sip:+15551234567@carrier.invalid");
     c.proxy = Some(("127.0.0.1:15044".into(), Transport::Tcp));
     c.backup_proxy = Some(("127.0.0.1:15046".into(), Transport::Udp));
@@ -368,25 +300,8 @@ async fn failover_on_transport_error() {
 
 #[tokio::test]
 async fn transport_error_without_backup_is_reported() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("dialgate=debug,rsipstack=debug")
-        .with_test_writer()
-        .try_init();
     // 1. only a dead TCP proxy
-    let ep = SipEndpoint::start(SipSettings {
-        listen: vec![
-            (Transport::Udp, "127.0.0.1:0".parse().unwrap()),
-            (Transport::Tcp, "127.0.0.1:15050".parse().unwrap()),
-        ],
-        tls: None,
-        public_address: "127.0.0.1".parse().unwrap(),
-        public_address_v6: None,
-        tls_ca: None,
-        user_agent: "dialgate-test".into(),
-        t1: None,
-    })
-    .await
-    .unwrap();
+    let ep = legs::endpoint_with_tcp(15050).await;
     let mut c = call("sip:+15551234567@carrier.invalid");
     c.proxy = Some(("127.0.0.1:15052".into(), Transport::Tcp));
     let (_leg, mut rx) = place(&ep, c).await;

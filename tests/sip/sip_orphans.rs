@@ -5,31 +5,15 @@
 //! - a 200 OK for a dialog nobody here owns (a callee answering an INVITE of a process that
 //!   crashed) is ACKed and ended with BYE.
 
-
 use crate::common;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::legs::{self, endpoint};
 use common::peers::Sipp;
 use common::sipp::Sipp as SippUas;
 use dialgate::core::{LegDialog, LegDialogState};
-use dialgate::sip::sdp::{self, LocalSdp};
-use dialgate::sip::{DialogJournal, LegEvent, OutboundCall, SipEndpoint, SipSettings, Transport};
-
-async fn endpoint() -> SipEndpoint {
-    SipEndpoint::start(SipSettings {
-        listen: vec![(Transport::Udp, "127.0.0.1:0".parse::<SocketAddr>().unwrap())],
-        tls: None,
-        public_address: "127.0.0.1".parse().unwrap(),
-        public_address_v6: None,
-        tls_ca: None,
-        user_agent: "dialgate-test".into(),
-        t1: None,
-    })
-    .await
-    .expect("endpoint starts")
-}
+use dialgate::sip::{DialogJournal, LegEvent, OutboundCall, Transport};
 
 /// A journal that remembers what it was told, in order.
 #[derive(Default)]
@@ -48,7 +32,7 @@ impl DialogJournal for Recorded {
 async fn a_legs_dialog_state_is_journaled_from_invite_to_bye() {
     // 1. A SIPp callee that answers and waits for our BYE; an endpoint with a journal.
     let uas = SippUas::uas("uas_answer_wait_bye.xml", 16900);
-    let ep = endpoint().await;
+    let ep = endpoint(None).await;
     let journal = Arc::new(Recorded::default());
     ep.set_journal(journal.clone());
     // 2. The leg is placed and answered.
@@ -57,12 +41,7 @@ async fn a_legs_dialog_state_is_journaled_from_invite_to_bye() {
             request_uri: "sip:callee@127.0.0.1:16900".into(),
             from_user: "+15550001111".into(),
             from_host: "127.0.0.1".into(),
-            sdp_offer: sdp::offer(&LocalSdp {
-                address: "127.0.0.1".parse().unwrap(),
-                port: 20000,
-                session_id: 1,
-                version: 1,
-            }),
+            sdp_offer: legs::offer(20000, 1),
             conversation_id: "conv-journal".into(),
             ..Default::default()
         })
@@ -126,7 +105,7 @@ async fn a_legs_dialog_state_is_journaled_from_invite_to_bye() {
 #[tokio::test]
 async fn a_200_for_an_unknown_dialog_is_acked_and_ended_with_bye() {
     // 1. dialgate's endpoint, knowing no dialog at all.
-    let ep = endpoint().await;
+    let ep = endpoint(None).await;
     let addr = ep.local_addr(Transport::Udp).expect("udp bound");
     // 2. A callee sends a 200 OK (retransmitted until ACKed) for an INVITE this process never
     //    sent, then expects the ACK and a BYE, which it answers.

@@ -5,11 +5,11 @@
 //! that does not resolve, and what `dialgate check` prints.
 //! Ports: SIP 18600-18639, relay RTP 33600-33899; DNS on free ports.
 
-
 use crate::common;
 use std::process::Command;
 use std::time::Duration;
 
+use common::binary::stdout_of_success;
 use common::peers::{DnsRecords, Dnsmasq};
 use common::sippflows::*;
 use dialgate::core::Transport;
@@ -216,8 +216,7 @@ async fn call_fails_over_from_a_503_target_to_the_next_srv_target() {
         invite.contains("INVITE sip:+15551230101@carrier.test"),
         "{invite}"
     );
-    let (code, _) = finish(&botp).await;
-    assert_eq!(code, 0, "bot");
+    passed(&botp, "bot").await;
     // 6. The resolver asked NAPTR, then the UDP SRV name.
     let q: Vec<(String, String)> = dns
         .queries()
@@ -297,12 +296,7 @@ async fn check_prints_what_domain_trunks_resolve_to() {
         .arg(&p)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_of_success(&out);
     // 3. The domain trunk's targets in order, with priority, weight, port and transport.
     let expected = [
         "DNS: trunk dom (Dom) address carrier.test resolves to:",

@@ -10,7 +10,6 @@
 //! transcript can come seconds late, and the default 3 s hold would then fall back to the
 //! audio-only decision (a timing matter of the machine, not of the decision logic compared).
 
-
 use crate::common;
 use std::time::{Duration, Instant};
 

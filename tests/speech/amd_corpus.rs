@@ -80,22 +80,15 @@ fn dev_corpus_meets_the_floors() {
     println!("{report}");
     // 2. Accuracy floors (achieved: 98.3 % overall, human 95 %, others 100 %).
     assert!(report.overall_accuracy() >= 0.93, "{report}");
-    assert!(
-        report.accuracy(Label::Human).unwrap_or(0.0) >= 0.85,
-        "{report}"
-    );
-    assert!(
-        report.accuracy(Label::Machine).unwrap_or(0.0) >= 0.92,
-        "{report}"
-    );
-    assert!(
-        report.accuracy(Label::Fax).unwrap_or(0.0) >= 0.9,
-        "{report}"
-    );
-    assert!(
-        report.accuracy(Label::Silence).unwrap_or(0.0) >= 0.8,
-        "{report}"
-    );
+    for (label, floor) in [
+        (Label::Human, 0.85),
+        (Label::Machine, 0.92),
+        (Label::Fax, 0.9),
+        (Label::Silence, 0.8),
+    ] {
+        let accuracy = report.accuracy(label).unwrap_or(0.0);
+        assert!(accuracy >= floor, "{label:?}: {report}");
+    }
     assert!(report.human_as_machine_or_fax() <= 2, "{report}");
     // Silence must never be called human.
     assert!(

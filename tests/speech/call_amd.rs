@@ -5,15 +5,22 @@
 //! the call record (`machineDetection.result`, `decisionMs`, `beepMs`). With `disconnect`, a
 //! machine or fax ends the call with reasonCode `machine-detected`.
 
-
 use crate::common;
 use std::time::Duration;
 
-use common::mediaflows::{
-    MediaFlow, MediaSetup, assert_delivered, has_event, wait_sim_ended, with_lead_silence,
-};
+use common::mediaflows::{MediaFlow, MediaSetup, has_event, wait_sim_ended, with_lead_silence};
 use common::simcall::{samples, sip_trace, timeline};
 use serde_json::json;
+
+/// The person hangs up; the call ends completed, client-disconnected. Returns the terminal
+/// notification.
+async fn person_hangs_up(f: &MediaFlow, id: &str) -> serde_json::Value {
+    f.callee().hangup_all();
+    let end = f.wait_terminal(id).await;
+    assert_eq!(end["status"], "completed", "{end}");
+    assert_eq!(end["reasonCode"], "client-disconnected", "{end}");
+    end
+}
 
 /// A machine greeting with a beep, `detect`: the bot hears `machineDetection` = machine, then
 /// `beep`; the call goes on until the callee hangs up; notification and record say machine.
@@ -47,10 +54,7 @@ async fn machine_greeting_with_beep_is_reported_to_bot_dialer_and_record() {
             .any(|e| e.starts_with("BYE"))
     );
     // 5. The person (the machine) hangs up.
-    f.callee().hangup_all();
-    let end = f.wait_terminal(&id).await;
-    assert_eq!(end["status"], "completed", "{end}");
-    assert_eq!(end["reasonCode"], "client-disconnected", "{end}");
+    let end = person_hangs_up(&f, &id).await;
     assert_eq!(end["machineDetection"], "machine", "{end}");
     // 6. SIP: the callee answered and hung up; dialgate BYEd the bot.
     let callee = sip_trace(&wait_sim_ended(f.callee.as_ref().unwrap(), "callee").await);
@@ -76,8 +80,7 @@ async fn machine_greeting_with_beep_is_reported_to_bot_dialer_and_record() {
     );
     assert!(tl.iter().any(|l| l.starts_with("beep: beep")), "{tl:#?}");
     // 8. The dialer: answered, then exactly one terminal, both naming machine at the end.
-    assert_eq!(f.statuses(&id), ["answered", "completed"]);
-    assert_delivered(&rec, 2);
+    f.assert_answered_then_completed(&id, &rec);
     let disc = f.wait_bot_disconnect(&id).await;
     assert_eq!(disc["reasonCode"], "client-disconnected");
     f.stop().await;
@@ -112,10 +115,7 @@ async fn short_hello_is_human_and_the_call_goes_on() {
             .any(|e| e.starts_with("BYE"))
     );
     // 4. The person hangs up: completed, client-disconnected, human.
-    f.callee().hangup_all();
-    let end = f.wait_terminal(&id).await;
-    assert_eq!(end["status"], "completed", "{end}");
-    assert_eq!(end["reasonCode"], "client-disconnected", "{end}");
+    let end = person_hangs_up(&f, &id).await;
     assert_eq!(end["machineDetection"], "human", "{end}");
     // 5. The bot's leg was hung up by dialgate; no beep ever reached the bot.
     let bot = sip_trace(&wait_sim_ended(&f.bot, "bot").await);
@@ -124,9 +124,7 @@ async fn short_hello_is_human_and_the_call_goes_on() {
     assert_eq!(rec["machineDetection"]["result"], "human", "{rec:#}");
     let names = f.bot_event_names(&id);
     assert!(!names.iter().any(|n| n == "beep"), "{names:?}");
-    assert_eq!(f.statuses(&id), ["answered", "completed"]);
-    assert_delivered(&rec, 2);
-    f.stop().await;
+    f.stop_answered_then_completed(&id, &rec).await;
 }
 
 /// Fax tones, `disconnect`: the call ends with machine-detected, both legs get BYE from
@@ -175,9 +173,7 @@ async fn fax_with_disconnect_ends_the_call_as_machine_detected() {
         tl.iter().any(|l| l.starts_with("amd: fax after")),
         "{tl:#?}"
     );
-    assert_eq!(f.statuses(&id), ["answered", "completed"]);
-    assert_delivered(&rec, 2);
-    f.stop().await;
+    f.stop_answered_then_completed(&id, &rec).await;
 }
 
 /// `machineDetection: disabled` in the request overrides the bot's `detect`: a whole machine
@@ -224,7 +220,5 @@ async fn disabled_in_the_request_means_no_machine_detection_at_all() {
             .iter()
             .all(|n| n["machineDetection"].is_null())
     );
-    assert_eq!(f.statuses(&id), ["answered", "completed"]);
-    assert_delivered(&rec, 2);
-    f.stop().await;
+    f.stop_answered_then_completed(&id, &rec).await;
 }

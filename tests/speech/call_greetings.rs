@@ -2,7 +2,6 @@
 //! carrier callee answers and says a one-word greeting over RTP (G.711) through dialgate's
 //! relay; the bot, recognising from the start, gets exactly that word as a `message`.
 
-
 use crate::common;
 use common::sttflows::{SttFlow, SttSetup};
 use dialgate::stt::eval::{normalize, read_wav_8k};

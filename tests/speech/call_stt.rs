@@ -10,7 +10,6 @@
 //! error: tiny.en through G.711 may drop or merge a short function word ("who's" for "who is"),
 //! which must not fail the call flow; a wrong sentence has several errors.
 
-
 use crate::common;
 use std::time::Duration;
 

@@ -6,11 +6,11 @@
 //! 27400-27599 (PJSIP 45000), `call_amd` 28000-28799, `call_stt` 30000-31399, `call_greetings`
 //! 31600-31799.
 
-#[path = "../common/mod.rs"]
-mod common;
 mod amd_call_vs_eval;
 mod amd_corpus;
 mod call_amd;
 mod call_greetings;
 mod call_stt;
+#[path = "../common/mod.rs"]
+mod common;
 mod stt_whisper;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use dialgate::stt::eval::{normalize, read_wav_8k, recognise_clip};
 use dialgate::stt::{
-    FRAME_SAMPLES, Recognizer, SttEngine, SttEngineConfig, SttError, SttSessionConfig, SttStatus,
-    WeightFormat, import_model,
+    FRAME_SAMPLES, Recognizer, SttEngine, SttEngineConfig, SttError, SttResult, SttSessionConfig,
+    SttStatus, WeightFormat, import_model,
 };
 
 fn root() -> PathBuf {
@@ -49,12 +49,7 @@ fn hello_who_is_this_is_recognised() {
     // 2. Feed the clip frame by frame (Flite's awb voice from the greeting set: the espeak
     //    clip tts05 has a 300 ms comma pause, so on an idle machine "Hello?" is delivered there
     //    and tiny.en hears the rest alone as "This is this.").
-    let results = recognise_clip(
-        &e,
-        &greeting("hello-who-awb.wav"),
-        SttSessionConfig::default(),
-    )
-    .unwrap();
+    let results = recognise_greeting(&e, "hello-who-awb.wav");
     // 3. One final result whose normalised text is the phrase, with timing.
     let text: Vec<String> = results.iter().flat_map(|r| normalize(&r.text)).collect();
     assert_eq!(text, normalize("Hello, who is this?"), "{results:?}");
@@ -222,12 +217,7 @@ fn importer_output_loads() {
             "{format:?}: {:?}",
             e.status()
         );
-        let results = recognise_clip(
-            &e,
-            &greeting("hello-who-awb.wav"),
-            SttSessionConfig::default(),
-        )
-        .unwrap();
+        let results = recognise_greeting(&e, "hello-who-awb.wav");
         assert_eq!(
             results
                 .iter()
@@ -274,6 +264,11 @@ fn real_telephone_prompts_are_recognised_within_the_wer_goal() {
 const GREETING_WER: f64 = 0.24;
 const GREETING_FULLY_RIGHT: f64 = 0.70;
 
+/// The results of recognising the greeting clip `name` with the default session.
+fn recognise_greeting(e: &SttEngine, name: &str) -> Vec<SttResult> {
+    recognise_clip(e, &greeting(name), SttSessionConfig::default()).unwrap()
+}
+
 fn greeting(name: &str) -> Vec<i16> {
     read_wav_8k(&root().join("tests/fixtures/stt-greetings").join(name)).unwrap()
 }
@@ -317,12 +312,7 @@ fn telephone_greetings_are_recognised_at_the_measured_rate() {
 fn hello_hello_keeps_both_words() {
     // 1. Allison says "Hello" twice (a person who did not hear the caller).
     let e = engine();
-    let results = recognise_clip(
-        &e,
-        &greeting("hello-hello-allison.wav"),
-        SttSessionConfig::default(),
-    )
-    .unwrap();
+    let results = recognise_greeting(&e, "hello-hello-allison.wav");
     // 2. Both words reach the bot: a repetition is not a decoding loop.
     let text: Vec<String> = results.iter().flat_map(|r| normalize(&r.text)).collect();
     assert_eq!(text, ["hello", "hello"], "{results:?}");
@@ -333,7 +323,7 @@ fn a_lone_hi_is_recognised_as_hi() {
     // 1. One short word, two voices (tiny.en used to hear "5" or "Bye", and drop the latter).
     let e = engine();
     for clip in ["hi-joe10.wav", "hi-awb.wav"] {
-        let results = recognise_clip(&e, &greeting(clip), SttSessionConfig::default()).unwrap();
+        let results = recognise_greeting(&e, clip);
         // 2. Exactly "Hi".
         let text: Vec<String> = results.iter().flat_map(|r| normalize(&r.text)).collect();
         assert_eq!(text, ["hi"], "{clip}: {results:?}");

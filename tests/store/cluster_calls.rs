@@ -4,13 +4,13 @@
 //! instance that does not own the call hangs it up on its owner; losing Redis refuses new
 //! dialouts with 503 while the call in progress goes on, and service resumes by itself.
 
-
 use crate::common;
 use common::mediaflows::{Carrier, MediaFlow, MediaSetup};
 use common::redis::RedisServer;
+use common::simcall::{assert_at_most_up, record_ms as ms};
 use dialgate::sim::Hangup;
 use hyper::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
@@ -56,14 +56,6 @@ async fn post(flow: &MediaFlow) -> common::api::Answer {
 }
 
 /// Milliseconds of an RFC 3339 time on a record.
-fn ms(record: &Value, key: &str) -> i64 {
-    let s = record[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("record has no {key}: {record:#}"));
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|e| panic!("{key} `{s}`: {e}"));
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_over_three_instances_keeps_one_bots_limits_in_total() {
@@ -114,17 +106,7 @@ async fn a_burst_over_three_instances_keeps_one_bots_limits_in_total() {
 
     // 4. Never more than 3 calls up at once over the three instances (a record's
     //    dialing..ended span lies within the time its permit was held).
-    let spans: Vec<(i64, i64)> = records
-        .iter()
-        .map(|r| (ms(r, "dialingAt"), ms(r, "endedAt")))
-        .collect();
-    for (start, _) in &spans {
-        let up = spans
-            .iter()
-            .filter(|(s, e)| s <= start && start < e)
-            .count();
-        assert!(up <= 3, "{up} calls up at once: {spans:?}");
-    }
+    assert_at_most_up(&records, 3);
 
     // 5. The rate: any k accepted calls (stamped when stored, right after admission) span at
     //    least the time the bucket needs to refill k - 2 tokens (burst = one second's worth),

@@ -4,7 +4,6 @@
 //! renewing (a `kill -9`) gives its permits back within `lease_sec` while a live instance keeps
 //! its own; losing Redis refuses at once and service resumes by itself when it is back.
 
-
 use crate::common;
 use common::redis::RedisServer;
 use dialgate::call::limiter::{Limits, Permit, RateLimiter, Refusal};

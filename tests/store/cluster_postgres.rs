@@ -4,7 +4,6 @@
 //! PostgreSQL is down, accepted again once it is back.
 //! Ports: SIP 16700-16701, relay RTP 34600-34699.
 
-
 use crate::common;
 use common::api::StartOpts;
 use common::sippflows::*;

@@ -6,11 +6,11 @@
 //! `outbox_crash` 27600-27999, `cluster_postgres` 34600-34699 (SIP 16700-16701); Redis and
 //! PostgreSQL servers take free ports.
 
-#[path = "../common/mod.rs"]
-mod common;
 mod cluster_calls;
 mod cluster_limits;
 mod cluster_postgres;
+#[path = "../common/mod.rs"]
+mod common;
 mod outbox_crash;
 mod outbox_delivery;
 mod outbox_exactly_once;

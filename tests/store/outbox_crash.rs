@@ -5,18 +5,18 @@
 //! one disconnect. Three rounds.
 //! SIP: an in-process simulated carrier answering 486; RTP ports 27600-27999.
 
+use crate::common::binary::{Dialgate, free_tcp_port, server_yaml, trunk_yaml};
 use crate::outbox_sink;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use dialgate::sim::{Answer, SimCallee, SimCalleeOptions};
+use dialgate::sim::{SimCallee, SimCalleeOptions};
 use dialgate::store::Store;
 use dialgate::webhook::HttpClient;
-use outbox_sink::{Behaviour, Got, Sink};
+use outbox_sink::{Behaviour, Got, Sink, busy_carrier, until_settled};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::Duration;
 
 const SECRET: &str = "crash-dialer-secret";
@@ -26,16 +26,6 @@ const CALLS: usize = 40;
 /// Bound for one step; the restart waits up to one claim lease (request timeout + 15 s).
 const WAIT: Duration = Duration::from_secs(90);
 
-/// `dialgate run` as a child process; SIGKILLed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 struct Setup {
     dir: tempfile::TempDir,
     config: PathBuf,
@@ -44,28 +34,14 @@ struct Setup {
     auth: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn setup(carrier: &SimCallee, sink: &Sink) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = free_tcp_port();
     let config = dir.path().join("dialgate.yaml");
     std::fs::write(
         &config,
         format!(
-            r#"server:
-  sip:
-    listen: [ {{ transport: udp, address: "127.0.0.1:0" }} ]
-  http: {{ listen: "127.0.0.1:{port}", plain_http: true }}
-  rtp: {{ port_min: 27600, port_max: 27999 }}
-  data_dir: {data}
-  notify_allow: [127.0.0.0/8]
+            r#"{server}  notify_allow: [127.0.0.0/8]
 bots:
   - id: b
     name: B
@@ -73,19 +49,15 @@ bots:
     events_url: "{bot}"
     token: bot-token
     outbound: {{ enabled: true, dialout_initiated_event: true, max_cps: 1000, max_concurrent: 1000 }}
-sip_connections:
-  - {{ id: c, name: C, address: "{carrier}" }}
-routing_rules:
-  - {{ name: all, type: call, origin_bot: "*", route: {{ sip_connection: c }} }}
-api_clients:
+{trunk}api_clients:
   - client_id: d
     secret_env: CRASH_SECRET
     groups: [call_control, call_data_manager]
     webhook_secret: "{WHSEC}"
 "#,
-            data = dir.path().join("data").display(),
+            server = server_yaml(0, port, Some((27600, 27999)), &dir.path().join("data")),
             bot = sink.url().replace("/notify", "/bot"),
-            carrier = carrier.local_addr(),
+            trunk = trunk_yaml(&carrier.local_addr().to_string()),
         ),
     )
     .unwrap();
@@ -107,23 +79,10 @@ impl Setup {
     }
 
     /// Starts the binary and waits (bounded) until it answers.
-    async fn run(&self) -> Proc {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("dialgate.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_dialgate"))
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .env("CRASH_SECRET", SECRET)
-            .env("RUST_LOG", "dialgate=warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("dialgate binary starts");
-        let p = Proc(child);
+    async fn run(&self) -> Dialgate {
+        let log = self.dir.path().join("dialgate.log");
+        let env = [("CRASH_SECRET", SECRET), ("RUST_LOG", "dialgate=warn")];
+        let p = Dialgate::spawn(&self.config, Some(&log), &env);
         for _ in 0..600 {
             // Any HTTP answer (a 404 here) means the API is up.
             let up = self
@@ -228,39 +187,11 @@ async fn until_all_ended(sink: &Sink, ids: &[String], s: &Setup) {
     }
 }
 
-/// Nothing pending any more in the store for these calls.
-async fn until_settled(data: &Path, ids: &[String]) {
-    let store = Store::open(data).unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let mut pending = 0;
-        for id in ids {
-            pending += store
-                .deliveries(id)
-                .await
-                .unwrap()
-                .iter()
-                .filter(|(i, _)| i.state == "pending")
-                .count();
-        }
-        if pending == 0 {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{pending} pending");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_burst_of_call_endings_loses_and_doubles_nothing() {
     // 1. A carrier that answers every INVITE 486 after a short ring; one HTTP peer as the
     //    dialer's notify URL and the bot's Bot API.
-    let carrier = SimCallee::start(SimCalleeOptions::callee().with_answer(Answer::Reject {
-        code: 486,
-        after: Duration::from_millis(150),
-    }))
-    .await
-    .unwrap();
+    let carrier = busy_carrier(Duration::from_millis(150)).await;
     let sink = Sink::start(Behaviour::Accept).await;
     let s = setup(&carrier, &sink);
     let mut all_ids: Vec<String> = Vec::new();
@@ -287,7 +218,7 @@ async fn sigkill_during_a_burst_of_call_endings_loses_and_doubles_nothing() {
         let p = s.run().await;
         all_ids.extend(ids.iter().cloned());
         until_all_ended(&sink, &all_ids, &s).await;
-        until_settled(&s.data(), &all_ids).await;
+        until_settled(&Store::open(&s.data()).unwrap(), &all_ids, WAIT).await;
         // 5. Exactly one of each per call: one event id (a request in flight at the kill
         //    may have reached the sink twice, always with the same id); a disconnect exactly
         //    for the calls whose bot conversation was opened.
@@ -388,7 +319,12 @@ async fn recovery_completes_a_terminal_call_stored_without_its_notification() {
     assert_eq!(got[0].body["reasonCode"], "busy");
     assert_eq!(got[0].body["sipCode"], 486);
     assert!(got[0].signed_with(WHSEC));
-    until_settled(&s.data(), &["orphan".to_owned()]).await;
+    until_settled(
+        &Store::open(&s.data()).unwrap(),
+        &["orphan".to_owned()],
+        WAIT,
+    )
+    .await;
     drop(p);
     // 3. Another restart queues nothing more.
     let _p = s.run().await;

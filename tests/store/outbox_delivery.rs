@@ -1,39 +1,30 @@
 //! Dialer notifications leave from the durable outbox: signed, retried with
 //! backoff until a 2xx, every attempt recorded on the call record.
 
-
 use crate::common;
+use crate::outbox_sink::busy_carrier;
 use common::api::{StartOpts, basic, start};
+use common::binary::trunk_yaml;
 use common::http_peers::NotifySink;
-use dialgate::sim::{Answer, SimCallee, SimCalleeOptions};
 use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test]
 async fn failed_call_notification_is_retried_until_accepted() {
     // 1. A carrier that answers 486 Busy Here, and a dialer that fails its first two deliveries.
-    let carrier = SimCallee::start(SimCalleeOptions::callee().with_answer(Answer::Reject {
-        code: 486,
-        after: Duration::from_millis(100),
-    }))
-    .await
-    .unwrap();
+    let carrier = busy_carrier(Duration::from_millis(100)).await;
     let sink = NotifySink::start().await.unwrap();
     sink.fail_first(2);
     let body = format!(
         r#"bots:
   - {{ id: b, name: B, sip_uri: "sip:bot@127.0.0.1:9", outbound: {{ enabled: true }} }}
-sip_connections:
-  - {{ id: c, name: C, address: "{carrier}" }}
-routing_rules:
-  - {{ name: all, type: call, origin_bot: "*", route: {{ sip_connection: c }} }}
-api_clients:
+{trunk}api_clients:
   - client_id: d
     secret_hash: "{hash}"
     groups: [call_control, call_data_manager]
     webhook_secret: "whsec-outbox"
 "#,
-        carrier = carrier.local_addr(),
+        trunk = trunk_yaml(&carrier.local_addr().to_string()),
         hash = dialgate::config::hash_secret("d-secret"),
     );
     let t = start(&body, StartOpts::default()).await;

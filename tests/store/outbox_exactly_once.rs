@@ -3,13 +3,14 @@
 //! `answered` notification superseded by the terminal one, retention.
 //! No SIP here: items are written through the store as the call engine writes them.
 
+use crate::common::binary::server_yaml;
 use crate::outbox_sink;
 
 use dialgate::config::ConfigStore;
 use dialgate::metrics::Metrics;
 use dialgate::store::{CallEnd, CallSnapshot, CallStatus, NewCall, Store};
 use dialgate::webhook::{Outbox, OutboxOptions};
-use outbox_sink::{Behaviour, Sink};
+use outbox_sink::{Behaviour, Sink, until_settled};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,11 +24,11 @@ const WAIT: Duration = Duration::from_secs(60);
 /// A configuration file with the given `server.outbox` caps (nothing else is used here).
 fn config(dir: &Path, max_concurrent: u32, per_destination: u32) -> Arc<ConfigStore> {
     let path = dir.join("dialgate.yaml");
+    let server = server_yaml(0, 0, None, &dir.join("data"));
     std::fs::write(
         &path,
         format!(
-            "server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:0\" }} ]\n  http: {{ listen: \"127.0.0.1:0\", plain_http: true }}\n  data_dir: {}\n  notify_allow: [127.0.0.0/8]\n  outbox: {{ max_concurrent: {max_concurrent}, max_per_destination: {per_destination}, connect_timeout_ms: 2000 }}\n",
-            dir.join("data").display()
+            "{server}  notify_allow: [127.0.0.0/8]\n  outbox: {{ max_concurrent: {max_concurrent}, max_per_destination: {per_destination}, connect_timeout_ms: 2000 }}\n"
         ),
     )
     .unwrap();
@@ -71,31 +72,6 @@ fn note(id: &str, status: &str, seq: usize) -> serde_json::Value {
     json!({"conversationId": id, "status": status, "seq": seq})
 }
 
-/// Polls the store (bounded) until every item of `ids` has left `pending`.
-async fn until_settled(store: &Store, ids: &[String]) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let mut pending = 0;
-        for id in ids {
-            pending += store
-                .deliveries(id)
-                .await
-                .unwrap()
-                .iter()
-                .filter(|(i, _)| i.state == "pending")
-                .count();
-        }
-        if pending == 0 {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{pending} items still pending"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_workers_send_every_item_exactly_once() {
     // 1. One store file, four outboxes on their own connections (as four workers, or four
@@ -133,7 +109,7 @@ async fn racing_workers_send_every_item_exactly_once() {
     let started = std::time::Instant::now();
     let tasks: Vec<_> = outboxes.iter().map(|o| o.spawn(shutdown.clone())).collect();
     // 3. Everything is delivered.
-    until_settled(&store, &ids).await;
+    until_settled(&store, &ids, WAIT).await;
     eprintln!(
         "240 items delivered in {:?} (informational)",
         started.elapsed()
@@ -321,7 +297,7 @@ async fn the_terminal_notification_supersedes_a_failing_answered_one() {
     //    `answered` is recorded as superseded, not retried any more.
     let accepted = sink.wait_for_accepted(1, WAIT).await;
     assert_eq!(accepted[0].body["status"], "completed");
-    until_settled(&store, &["sup".to_owned()]).await;
+    until_settled(&store, &["sup".to_owned()], WAIT).await;
     let d = store.deliveries("sup").await.unwrap();
     assert_eq!(d[0].0.state, "superseded");
     assert_eq!(

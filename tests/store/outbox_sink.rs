@@ -214,3 +214,33 @@ async fn handle(st: &State, req: Request<Incoming>) -> Response<Full<bytes::Byte
     *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
     resp
 }
+
+/// A simulated carrier answering every INVITE 486 Busy Here after ringing for `after`.
+pub async fn busy_carrier(after: Duration) -> dialgate::sim::SimCallee {
+    use dialgate::sim::{Answer, SimCallee, SimCalleeOptions};
+    let answer = Answer::Reject { code: 486, after };
+    SimCallee::start(SimCalleeOptions::callee().with_answer(answer))
+        .await
+        .expect("simulated carrier starts")
+}
+
+/// Polls the store (bounded by `wait`) until every outbox item of the calls `ids` has left
+/// `pending`.
+pub async fn until_settled(store: &dialgate::store::Store, ids: &[String], wait: Duration) {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let mut pending = 0;
+        for id in ids {
+            let items = store.deliveries(id).await.unwrap();
+            pending += items.iter().filter(|(i, _)| i.state == "pending").count();
+        }
+        if pending == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{pending} items still pending"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -3,6 +3,7 @@
 //! the bot, its live call's Bot API disconnect still reaches the bot with its token.
 //! In-process dialgate, simulated SIP carrier, RTP ports 27400-27599.
 
+use crate::common::binary::{server_yaml, trunk_yaml};
 use crate::outbox_sink;
 
 use base64::Engine as _;
@@ -11,9 +12,9 @@ use dialgate::app::{App, AppOptions};
 use dialgate::call::CallControl;
 use dialgate::sim::{Answer, SimCallee, SimCalleeOptions};
 use dialgate::webhook::{HttpClient, OutboxOptions};
-use outbox_sink::{Behaviour, Sink};
+use outbox_sink::{Behaviour, Sink, busy_carrier};
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -27,21 +28,12 @@ fn yaml(
     d_key: Option<&str>,
 ) -> String {
     let mut y = format!(
-        r#"server:
-  sip:
-    listen: [ {{ transport: udp, address: "127.0.0.1:0" }} ]
-  http: {{ listen: "127.0.0.1:0", plain_http: true }}
-  rtp: {{ port_min: 27400, port_max: 27599 }}
-  data_dir: {data}
-  notify_allow: [127.0.0.0/8]
-sip_connections:
-  - {{ id: c, name: C, address: "{carrier}" }}
-routing_rules:
-  - {{ name: all, type: call, origin_bot: "*", route: {{ sip_connection: c }} }}
-api_clients:
+        r#"{server}  notify_allow: [127.0.0.0/8]
+{trunk}api_clients:
   - {{ client_id: reader, secret_env: SNAP_SECRET, groups: [call_control, call_data_manager] }}
 "#,
-        data = dir.join("data").display()
+        server = server_yaml(0, 0, Some((27400, 27599)), &dir.join("data")),
+        trunk = trunk_yaml(carrier),
     );
     if let Some(key) = d_key {
         y.push_str(&format!(
@@ -55,6 +47,17 @@ api_clients:
         ));
     }
     y
+}
+
+/// Writes the YAML (trunk at `carrier`, bot `b` with its Bot API at `events_url`, client `d`
+/// signing with `whsec-d`) in a new directory and starts dialgate on it.
+async fn start_on(carrier: &str, events_url: &str) -> (tempfile::TempDir, PathBuf, App) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dialgate.yaml");
+    let text = yaml(dir.path(), carrier, events_url, true, Some("whsec-d"));
+    std::fs::write(&path, text).unwrap();
+    let app = start(&path).await;
+    (dir, path, app)
 }
 
 async fn start(path: &Path) -> App {
@@ -111,23 +114,11 @@ async fn reload(app: &App, path: &Path, text: String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_stay_signed_after_the_api_client_is_removed() {
     // 1. A carrier answering 486; a dialer that fails `failed` notifications for now.
-    let carrier = SimCallee::start(SimCalleeOptions::callee().with_answer(Answer::Reject {
-        code: 486,
-        after: Duration::from_millis(100),
-    }))
-    .await
-    .unwrap();
+    let carrier = busy_carrier(Duration::from_millis(100)).await;
     let sink = Sink::start(Behaviour::Fail500On("failed".into())).await;
     let bot = Sink::start(Behaviour::Accept).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dialgate.yaml");
     let carrier_addr = carrier.local_addr().to_string();
-    std::fs::write(
-        &path,
-        yaml(dir.path(), &carrier_addr, &bot.url(), true, Some("whsec-d")),
-    )
-    .unwrap();
-    let app = start(&path).await;
+    let (dir, path, app) = start_on(&carrier_addr, &bot.url()).await;
     // 2. Client `d` places a call; it fails busy and its notification is refused once.
     let id = dial(&app, "d", Some(&sink.url())).await;
     let first = sink.wait_for(1, WAIT).await;
@@ -163,15 +154,8 @@ async fn a_live_call_still_disconnects_its_bot_after_the_bot_is_removed() {
         .await
         .unwrap();
     let bot = Sink::start(Behaviour::Accept).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dialgate.yaml");
     let carrier_addr = carrier.local_addr().to_string();
-    std::fs::write(
-        &path,
-        yaml(dir.path(), &carrier_addr, &bot.url(), true, Some("whsec-d")),
-    )
-    .unwrap();
-    let app = start(&path).await;
+    let (dir, path, app) = start_on(&carrier_addr, &bot.url()).await;
     // 2. A call to bot `b`: its Bot API conversation opens (dialoutInitiated), it rings.
     let id = dial(&app, "reader", None).await;
     bot.wait_for(2, WAIT).await;
@@ -215,24 +199,12 @@ async fn a_live_call_still_disconnects_its_bot_after_the_bot_is_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_webhook_secret_signs_alongside_the_calls_own() {
     // 1. As above: a busy carrier, a dialer refusing `failed` for now.
-    let carrier = SimCallee::start(SimCalleeOptions::callee().with_answer(Answer::Reject {
-        code: 486,
-        after: Duration::from_millis(100),
-    }))
-    .await
-    .unwrap();
+    let carrier = busy_carrier(Duration::from_millis(100)).await;
     let sink = Sink::start(Behaviour::Fail500On("failed".into())).await;
     let bot = Sink::start(Behaviour::Accept).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dialgate.yaml");
     let carrier_addr = carrier.local_addr().to_string();
     let events = bot.url();
-    std::fs::write(
-        &path,
-        yaml(dir.path(), &carrier_addr, &events, true, Some("whsec-d")),
-    )
-    .unwrap();
-    let app = start(&path).await;
+    let (dir, path, app) = start_on(&carrier_addr, &bot.url()).await;
     // 2. Client `d` places a call; its notification is refused once.
     dial(&app, "d", Some(&sink.url())).await;
     sink.wait_for(1, WAIT).await;

@@ -1,40 +1,14 @@
 //! A dialout acknowledged and then the process killed (SIGKILL, no clean
 //! shutdown) is still there after a restart, and ends with a terminal state.
 
-
 use crate::common;
 use common::api::{Http, basic};
+use common::binary::{Dialgate, free_tcp_port, server_yaml, trunk_yaml};
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(config: &std::path::Path) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_dialgate"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("DUR_SECRET", "s3cret")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dialgate binary starts"),
-    )
+fn spawn(config: &std::path::Path) -> Dialgate {
+    Dialgate::spawn(config, None, &[("DUR_SECRET", "s3cret")])
 }
 
 async fn wait_healthy(h: &Http) {
@@ -49,32 +23,20 @@ async fn wait_healthy(h: &Http) {
 
 #[tokio::test]
 async fn acknowledged_dialout_survives_sigkill() {
+    let port = free_tcp_port();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let cfg = dir.path().join("dialgate.yaml");
     std::fs::write(
         &cfg,
         format!(
-            r#"server:
-  sip:
-    listen: [ {{ transport: udp, address: "127.0.0.1:0" }} ]
-  http: {{ listen: "127.0.0.1:{port}", plain_http: true }}
-  rtp: {{ port_min: 22000, port_max: 22099 }}
-  data_dir: {data}
-  notify_allow: [127.0.0.0/8]
-bots:
-  - id: b
-    name: B
-    sip_uri: "sip:bot@127.0.0.1:5999"
-    outbound: {{ enabled: true }}
-sip_connections:
-  - {{ id: c, name: C, address: "127.0.0.1:9" }}
-routing_rules:
-  - {{ name: all, type: call, origin_bot: "*", route: {{ sip_connection: c }} }}
+            r#"{server}  notify_allow: [127.0.0.0/8]
+{trunk}bots:
+  - {{ id: b, name: B, sip_uri: "sip:bot@127.0.0.1:5999", outbound: {{ enabled: true }} }}
 api_clients:
   - {{ client_id: d, secret_env: DUR_SECRET, groups: [call_control, call_data_manager] }}
 "#,
-            data = dir.path().join("data").display()
+            server = server_yaml(0, port, Some((22000, 22099)), &dir.path().join("data")),
+            trunk = trunk_yaml("127.0.0.1:9"),
         ),
     )
     .unwrap();

@@ -81,6 +81,15 @@ on_both_engines!(
     retention_prunes_finished_calls_only,
 );
 
+/// Due items: at most `n`, and at most `n` per destination.
+fn up_to(n: u32) -> DueQuery {
+    DueQuery {
+        limit: n,
+        per_destination: n,
+        exclude: vec![],
+    }
+}
+
 fn new_call(id: &str, bot: &str) -> NewCall {
     NewCall {
         conversation_id: id.into(),
@@ -324,14 +333,7 @@ async fn two_claimers_never_hold_the_same_item(db: Db) {
         tokio::spawn(async move {
             let mut mine = Vec::new();
             for _round in 0..200 {
-                let (due, _) = st
-                    .due_items(DueQuery {
-                        limit: 8,
-                        per_destination: 8,
-                        exclude: vec![],
-                    })
-                    .await
-                    .unwrap();
+                let (due, _) = st.due_items(up_to(8)).await.unwrap();
                 if due.is_empty() {
                     break;
                 }
@@ -439,14 +441,7 @@ async fn retention_prunes_finished_calls_only(db: Db) {
     })
     .await
     .unwrap();
-    let (due, _) = s
-        .due_items(DueQuery {
-            limit: 10,
-            per_destination: 10,
-            exclude: vec![],
-        })
-        .await
-        .unwrap();
+    let (due, _) = s.due_items(up_to(10)).await.unwrap();
     let ids: Vec<i64> = due.iter().map(|d| d.item.id).collect();
     assert_eq!(ids.len(), 1);
     let won = s.claim(ids, "t".into(), now_ms() + 60_000).await.unwrap();
