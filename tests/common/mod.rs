@@ -10,8 +10,11 @@
 
 pub mod api;
 pub mod audio;
+pub mod binary;
+pub mod env;
 pub mod flows;
 pub mod http_peers;
+pub mod legs;
 pub mod mediaflows;
 pub mod peers;
 pub mod postgres;
@@ -21,3 +24,5 @@ pub mod simside;
 pub mod sipp;
 pub mod sippflows;
 pub mod sttflows;
+pub mod udp_peer;
+pub mod wsbot;

@@ -7,8 +7,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dialgate::app::{App, AppOptions};
-use hyper::Method;
 use serde_json::{Value, json};
 
 use super::api::{Answer, Http, TestApp, basic, make_cert};
@@ -150,17 +148,8 @@ pub struct Flow {
     pub auth: String,
 }
 
-fn set_env() {
-    // SAFETY: every test sets the same values before dialgate reads them.
-    unsafe {
-        std::env::set_var("FLOW_DIALER_SECRET", SECRET);
-        std::env::set_var("FLOW_WEBHOOK_SECRET", "flow-whsec");
-    }
-}
-
 /// The configuration body (everything but `server:`).
 pub fn body(bot_port: u16, events_url: &str, trunk: &Trunk) -> String {
-    set_env();
     let mut conn = format!(
         "  - id: carrier\n    name: Carrier\n    address: \"{}\"\n",
         trunk.address
@@ -327,32 +316,8 @@ pub async fn start_flow_custom(setup: FlowSetup, how: FlowStart<'_>) -> Flow {
         server_extra,
         body
     );
-    let config_path = dir.path().join("dialgate.yaml");
-    std::fs::write(&config_path, yaml).unwrap();
-    let app = App::start(
-        &config_path,
-        AppOptions {
-            token_ttl: Duration::from_secs(900),
-            outbox: dialgate::webhook::OutboxOptions {
-                base_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_millis(400),
-                max_attempts: 5,
-                request_timeout: Duration::from_secs(5),
-            },
-            watch_config: false,
-            probe_bots: false,
-        },
-    )
-    .await
-    .expect("dialgate starts");
-    let http = Http::new(&app.api_url(), Some(&cert.der), false);
     Flow {
-        t: TestApp {
-            app: Some(app),
-            http,
-            dir,
-            config_path,
-        },
+        t: super::api::start_app(dir, &yaml, &cert.der).await,
         sink,
         bot,
         auth: basic("dialer", SECRET),
@@ -384,15 +349,7 @@ impl Flow {
 
     /// `DELETE /api/v1/calls/{id}`.
     pub async fn hangup(&self, id: &str) -> Answer {
-        self.t
-            .http
-            .send(
-                Method::DELETE,
-                &format!("/api/v1/calls/{id}"),
-                &[("authorization", &self.auth)],
-                None,
-            )
-            .await
+        self.t.hangup(&self.auth, id).await
     }
 
     pub async fn stop(self) {
@@ -523,4 +480,58 @@ pub async fn one_terminal_within(sink: &NotifySink, id: &str, timeout: Duration)
         .count();
     assert_eq!(terminals, 1, "exactly one terminal notification");
     first.json
+}
+
+/// Writes `pcm` (8 kHz) as raw µ-law, the stream SIPp's `rtp_stream` plays, to `dir/name`.
+pub fn write_ulaw(dir: &std::path::Path, name: &str, pcm: &[i16]) -> PathBuf {
+    let path = dir.join(name);
+    let ulaw: Vec<u8> = pcm
+        .iter()
+        .map(|&x| dialgate::sim::g711::linear_to_ulaw(x))
+        .collect();
+    std::fs::write(&path, ulaw).unwrap();
+    path
+}
+
+/// The SIPp scenario `name` with its `AUDIO_FILE` placeholder naming `audio`, written to
+/// `dir/out`.
+pub fn scenario_with_audio(
+    dir: &std::path::Path,
+    name: &str,
+    audio: &std::path::Path,
+    out: &str,
+) -> PathBuf {
+    let xml = std::fs::read_to_string(scenario(name))
+        .unwrap()
+        .replace("AUDIO_FILE", &audio.display().to_string());
+    let path = dir.join(out);
+    std::fs::write(&path, xml).unwrap();
+    path
+}
+
+/// Asserts the record ended `failed` with `reason_code`, its one dialer notification delivered.
+pub fn assert_failed_and_notified(rec: &Value, reason_code: &str) {
+    assert_eq!(rec["status"], "failed", "{rec:#}");
+    assert_eq!(rec["reasonCode"], reason_code, "{rec:#}");
+    let d = dialer_deliveries(rec);
+    assert_eq!(d.len(), 1, "{rec:#}");
+    assert_eq!(d[0]["state"], "delivered", "{rec:#}");
+}
+
+/// Waits for the SIPp peer `s` to end; asserts that its scenario passed (`who` names it in the
+/// message) and that the messages it saw are exactly `want` (`<` received, `>` sent, as
+/// [`sip_flow`] lists them); returns its message log.
+pub async fn saw_exactly<S: AsRef<str>>(s: &Sipp, who: &str, want: &[S]) -> String {
+    let log = passed(s, who).await;
+    let want: Vec<&str> = want.iter().map(AsRef::as_ref).collect();
+    assert_eq!(sip_flow(&log), want, "{log}");
+    log
+}
+
+/// Waits for the SIPp peer `s` to end; asserts that its scenario passed (`who` names it in the
+/// message); returns its message log.
+pub async fn passed(s: &Sipp, who: &str) -> String {
+    let (code, log) = finish(s).await;
+    assert_eq!(code, 0, "{who}");
+    log
 }
