@@ -9,6 +9,7 @@ use std::process::Command;
 
 #[test]
 fn dialgate_demo_places_a_call_and_exits_zero() {
+    let _cpu = common::cpu::exclusive_blocking();
     // 1. `dialgate demo` starts the gateway and its simulated carrier and bot, places one call
     //    through the HTTPS API and checks the timeline.
     let out = Command::new(env!("CARGO_BIN_EXE_dialgate"))

@@ -109,6 +109,7 @@ async fn valid_edit_applies_and_invalid_edit_keeps_the_running_config() {
 
 #[tokio::test]
 async fn reload_during_a_burst_loses_no_request() {
+    let _cpu = common::cpu::exclusive().await;
     let t = start(&body(), StartOpts::default()).await;
     let auth = basic("ops", "ops-secret");
     // 1. 60 dialouts in flight while the file is rewritten three times.

@@ -9,11 +9,11 @@
 //! Ports: SIP 16200-16239 (peers), relay RTP 27000-27499.
 
 use crate::common;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::api::{Http, basic};
-use common::binary::{Dialgate, free_tcp_port, server_yaml};
+use common::binary::{Dialgate, free_tcp_port, log_of, server_yaml};
 use common::http_peers::NotifySink;
 use common::sippflows::*;
 use serde_json::{Value, json};
@@ -39,8 +39,7 @@ fn setup(rtp: (u16, u16), carrier_port: u16, bot_port: u16) -> Setup {
         ..Default::default()
     };
     // No Bot API here: the flows are about the dialer's notifications.
-    let body = body(bot_port, "http://127.0.0.1:9/bot", &trunk)
-        .replace("    events_url: \"http://127.0.0.1:9/bot\"\n", "");
+    let body = body_without_bot_api(bot_port, &trunk);
     let config = dir.path().join("dialgate.yaml");
     let server = server_yaml(sip_port, port, Some(rtp), &dir.path().join("data"));
     let server = format!("{server}  bot_answer_timeout_sec: 30\n  notify_allow: [127.0.0.0/8]\n");
@@ -82,39 +81,10 @@ async fn until_legs_stored(s: &Setup, id: &str, state: &str, want: usize) {
     }
 }
 
-/// The value of a counter in `/metrics`.
-async fn counter(s: &Setup, name: &str) -> f64 {
-    let m = s.http.send(hyper::Method::GET, "/metrics", &[], None).await;
-    m.text
-        .lines()
-        .find(|l| {
-            l.starts_with(&format!("dialgate_{name}_total "))
-                || l.starts_with(&format!("{name}_total "))
-        })
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name} in /metrics:\n{}", m.text))
-}
-
 /// Runs the binary (`dialgate run --config …`), appending its output to the setup's log, and
 /// waits (bounded) until it answers /healthz.
 async fn run(s: &Setup) -> Dialgate {
-    // (The kit's secrets are in the environment it inherits: `common::env`.)
-    let d = Dialgate::spawn(&s.config, Some(&s.log), &[("RUST_LOG", "dialgate=info")]);
-    let deadline = Instant::now() + WAIT;
-    while s.http.probe("/healthz").await != Some(hyper::StatusCode::OK) {
-        assert!(
-            Instant::now() < deadline,
-            "dialgate not healthy:\n{}",
-            log_of(&s.log)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    d
-}
-
-fn log_of(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_default()
+    Dialgate::spawn_healthy(&s.config, &s.log, &s.http).await
 }
 
 /// The attempts of the record's `idx`-th dialer delivery.
@@ -268,7 +238,7 @@ async fn call_cut_off_while_ringing_ends_failed_after_restart() {
     // 7. The leg is forgotten once its CANCEL was answered, and counted.
     until_legs_stored(&s, &id, "calling", 0).await;
     assert!(stored_legs(&s).is_empty());
-    assert_eq!(counter(&s, "legs_cleaned_at_recovery").await, 1.0);
+    assert_eq!(s.http.counter("legs_cleaned_at_recovery").await, 1.0);
 }
 
 #[tokio::test]
@@ -307,7 +277,7 @@ async fn legs_left_up_get_a_bye_after_sigkill() {
     assert_eq!(term["status"], "completed");
     assert_eq!(term["reasonCode"], "error");
     until_legs_stored(&s, &id, "up", 0).await;
-    assert_eq!(counter(&s, "legs_cleaned_at_recovery").await, 2.0);
+    assert_eq!(s.http.counter("legs_cleaned_at_recovery").await, 2.0);
 }
 
 #[tokio::test]

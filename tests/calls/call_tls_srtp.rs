@@ -7,7 +7,7 @@
 //! 48400-48899 (100 per test: callee at +0, bot at +50), SIP ports picked free.
 
 use crate::common;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::flows::*;
@@ -22,36 +22,13 @@ fn ports(n: u16) -> (u16, u16) {
 /// Timer B with the default T1: what a refused handshake used to cost.
 const TIMER_B: Duration = Duration::from_secs(32);
 
-/// A self-signed certificate for `names`, written as `<stem>.crt` / `<stem>.key` in `dir`.
-fn cert(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let ck = rcgen::generate_simple_self_signed(names).unwrap();
-    let (c, k) = (
-        dir.join(format!("{stem}.crt")),
-        dir.join(format!("{stem}.key")),
-    );
-    std::fs::write(&c, ck.cert.pem()).unwrap();
-    std::fs::write(&k, ck.signing_key.serialize_pem()).unwrap();
-    (c, k)
-}
-
 /// A flow whose carrier is PJSIP on TLS with `cert`/`key`, its SRTP use `srtp`, and the
 /// trunk's extra keys `trunk`.
 fn tls_setup(n: u16, cert: &(PathBuf, PathBuf), srtp: &str, trunk: &[String]) -> FlowSetup {
     let (rtp, peer_rtp) = ports(n);
     let mut s = FlowSetup::new(rtp, peer_rtp, "200");
-    s.callee.extra_args = vec![
-        "--tls-cert".into(),
-        cert.0.display().to_string(),
-        "--tls-key".into(),
-        cert.1.display().to_string(),
-        "--srtp".into(),
-        srtp.into(),
-    ];
-    s.sip_tls = true;
-    s.trunk_extra = std::iter::once("transport: tls".to_owned())
-        .chain(trunk.iter().cloned())
-        .collect();
+    s.tls_carrier(cert, srtp);
+    s.trunk_extra.extend_from_slice(trunk);
     s
 }
 
@@ -61,7 +38,7 @@ async fn srtp_over_tls_carries_audio_both_ways() {
     //    and hangs up 10 s after the answer; both record. The trunk trusts the carrier's
     //    certificate through tls_ca_file and requires SRTP.
     let certs = tempfile::tempdir().unwrap();
-    let carrier_cert = cert(certs.path(), "carrier", &["localhost", "127.0.0.1"]);
+    let carrier_cert = cert_files(certs.path(), "carrier", &["localhost", "127.0.0.1"]);
     let hello = fixture_audio("hello.wav");
     let machine = fixture_audio("machine.wav");
     let trunk = [
@@ -74,11 +51,7 @@ async fn srtp_over_tls_carries_audio_both_ways() {
     let id = flow.dial(json!({})).await;
 
     // 2. The carrier got an RTP/SAVP offer with both SDES suites.
-    let inv = flow
-        .callee
-        .wait_for("incoming", |e| e.is("incoming"), WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let inv = saw(&flow.callee, "incoming", |e| e.is("incoming")).await;
     // Its Via names the transport it came over (rsipstack wrote UDP for a Route-only TLS hop).
     let via = inv.header("Via").unwrap_or_default();
     assert!(via.starts_with("SIP/2.0/TLS "), "{via}");
@@ -163,20 +136,20 @@ async fn refused_at_once(
 async fn untrusted_or_misnamed_tls_trunks_fail_at_once() {
     let certs = tempfile::tempdir().unwrap();
     // 1. Self-signed, checked against the built-in (Mozilla) roots: unknown issuer.
-    let carrier = cert(certs.path(), "carrier", &["127.0.0.1"]);
+    let carrier = cert_files(certs.path(), "carrier", &["127.0.0.1"]);
     let reason = refused_at_once("unknown CA", 1, &carrier, &[]).await;
     assert!(reason.contains("TLS handshake"), "{reason}");
     assert!(reason.contains("UnknownIssuer"), "{reason}");
 
     // 2. tls_ca_file names another CA (rcgen gives both the same subject, so rustls reports
     //    the signature that does not verify).
-    let other = cert(certs.path(), "other", &["127.0.0.1"]);
+    let other = cert_files(certs.path(), "other", &["127.0.0.1"]);
     let trunk = [format!("tls_ca_file: {}", other.0.display())];
     let reason = refused_at_once("other CA", 4, &carrier, &trunk).await;
     assert!(reason.contains("invalid peer certificate"), "{reason}");
 
     // 3. Trusted, but issued for another host name than the trunk's address.
-    let misnamed = cert(certs.path(), "misnamed", &["carrier.example"]);
+    let misnamed = cert_files(certs.path(), "misnamed", &["carrier.example"]);
     let trunk = [format!("tls_ca_file: {}", misnamed.0.display())];
     let reason = refused_at_once("wrong name", 2, &misnamed, &trunk).await;
     assert!(reason.contains("not valid for name"), "{reason}");
@@ -186,7 +159,7 @@ async fn untrusted_or_misnamed_tls_trunks_fail_at_once() {
 async fn tls_verify_false_connects_to_an_untrusted_trunk() {
     // 1. The carrier's certificate is trusted by nobody; the trunk opts out of verification.
     let certs = tempfile::tempdir().unwrap();
-    let carrier = cert(certs.path(), "carrier", &["carrier.example"]);
+    let carrier = cert_files(certs.path(), "carrier", &["carrier.example"]);
     let flow = Flow::start(tls_setup(3, &carrier, "off", &["tls_verify: false".into()])).await;
     let id = flow.dial(json!({})).await;
 

@@ -8,6 +8,7 @@ use crate::common;
 use common::simcall::timeline_details as details;
 use std::time::{Duration, Instant};
 
+use common::peers::Sipp;
 use common::sippflows::*;
 use serde_json::json;
 
@@ -23,6 +24,37 @@ fn trunk(port: u16, extra: &[&str]) -> Trunk {
     }
 }
 
+/// SIP port of test `n`'s carrier (0-based; its bot listens on the next port).
+fn carrier_port(n: u16) -> u16 {
+    16520 + 2 * n
+}
+
+/// Test `n`'s SIPp bot (answers, waits for BYE) and flow: relay RTP 31000 + 100n up to +89
+/// (the 90s are the early-media tests' SIPp media), the trunk at [`carrier_port`] with the
+/// extra keys `extra`.
+async fn bot_and_flow(n: u16, extra: &[&str]) -> (Sipp, Flow) {
+    let bot_port = carrier_port(n) + 1;
+    let botp = uas("flow_bot_answer.xml", bot_port, 40);
+    let rtp = 31000 + 100 * n;
+    let f = start_flow(FlowSetup {
+        rtp: (rtp, rtp + 89),
+        bot_port,
+        trunk: trunk(carrier_port(n), extra),
+    })
+    .await;
+    (botp, f)
+}
+
+/// Dials test `n`'s number (`+1555124000<n + 1>`) and waits for the call's end: the person
+/// hung up (completed, client-disconnected). Returns the conversation ID.
+async fn dial_completed_by_person(f: &Flow, n: u16) -> String {
+    let id = f.dial(&format!("+1555124{:04}", n + 1), json!({})).await;
+    let term = one_terminal(&f.sink, &id).await;
+    assert_eq!(term["status"], "completed", "{term}");
+    assert_eq!(term["reasonCode"], "client-disconnected", "{term}");
+    id
+}
+
 /// The bot's view of an answered call ended by dialgate.
 fn bot_answer() -> Vec<String> {
     seq(&["<INVITE", ">200", "<ACK", "<BYE", ">200"])
@@ -33,20 +65,11 @@ async fn dialgate_refreshes_the_session_with_update() {
     // 1. Carrier: 200 with `Session-Expires: 4;refresher=uac` (dialgate refreshes, every 2 s),
     //    Allow with UPDATE; it expects two UPDATEs carrying `Session-Expires: 4;refresher=uac`,
     //    then hangs up. The INVITE must carry `Supported: timer`.
-    let carrier = uas("carrier_timer_refresh.xml", 16520, 40);
-    let botp = uas("flow_bot_answer.xml", 16521, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (31000, 31099),
-        bot_port: 16521,
-        trunk: trunk(16520, &[]),
-    })
-    .await;
+    let carrier = uas("carrier_timer_refresh.xml", carrier_port(0), 40);
+    let (botp, f) = bot_and_flow(0, &[]).await;
     // 2. Dial.
-    let id = f.dial("+15551240001", json!({})).await;
     // 3. The person hung up after the refreshes: completed, client-disconnected.
-    let term = one_terminal(&f.sink, &id).await;
-    assert_eq!(term["status"], "completed");
-    assert_eq!(term["reasonCode"], "client-disconnected");
+    let id = dial_completed_by_person(&f, 0).await;
     // 4. The carrier saw the INVITE with the timer headers and exactly two UPDATE refreshes.
     let clog = saw_exactly(
         &carrier,
@@ -76,14 +99,8 @@ async fn dialgate_refreshes_the_session_with_update() {
 async fn a_missing_refresh_from_the_carrier_ends_the_call_with_error() {
     // 1. Carrier: 200 with `Session-Expires: 6;refresher=uas` (the carrier refreshes) and
     //    then never refreshes; it expects dialgate's BYE.
-    let carrier = uas("carrier_timer_expires.xml", 16522, 40);
-    let botp = uas("flow_bot_answer.xml", 16523, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (31100, 31199),
-        bot_port: 16523,
-        trunk: trunk(16522, &[]),
-    })
-    .await;
+    let carrier = uas("carrier_timer_expires.xml", carrier_port(1), 40);
+    let (botp, f) = bot_and_flow(1, &[]).await;
     // 2. Dial.
     let t0 = Instant::now();
     let id = f.dial("+15551240002", json!({})).await;
@@ -112,20 +129,11 @@ async fn a_missing_refresh_from_the_carrier_ends_the_call_with_error() {
 async fn a_422_is_retried_with_the_carriers_min_se() {
     // 1. Carrier: 422 with `Min-SE: 3600` to an INVITE asking 1800 s, then expects the INVITE
     //    again with `Session-Expires: 3600` (checked by the scenario), answers and hangs up.
-    let carrier = uas("carrier_422.xml", 16524, 40);
-    let botp = uas("flow_bot_answer.xml", 16525, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (31200, 31299),
-        bot_port: 16525,
-        trunk: trunk(16524, &[]),
-    })
-    .await;
+    let carrier = uas("carrier_422.xml", carrier_port(2), 40);
+    let (botp, f) = bot_and_flow(2, &[]).await;
     // 2. Dial.
-    let id = f.dial("+15551240003", json!({})).await;
     // 3. Answered and completed by the person: the 422 was not the end of the call.
-    let term = one_terminal(&f.sink, &id).await;
-    assert_eq!(term["status"], "completed");
-    assert_eq!(term["reasonCode"], "client-disconnected");
+    dial_completed_by_person(&f, 2).await;
     // 4. The carrier's view: 422, ACK, the second INVITE with the same Call-ID.
     let clog = saw_exactly(
         &carrier,
@@ -145,20 +153,11 @@ async fn a_422_is_retried_with_the_carriers_min_se() {
 async fn a_reliable_183_is_pracked_before_the_answer() {
     // 1. Carrier: 183 with SDP, `Require: 100rel`, `RSeq: 1`; expects a PRACK with
     //    `RAck: 1 <cseq> INVITE`, answers it, then answers the INVITE and hangs up.
-    let carrier = uas("carrier_reliable_183.xml", 16526, 40);
-    let botp = uas("flow_bot_answer.xml", 16527, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (31300, 31399),
-        bot_port: 16527,
-        trunk: trunk(16526, &[]),
-    })
-    .await;
+    let carrier = uas("carrier_reliable_183.xml", carrier_port(3), 40);
+    let (botp, f) = bot_and_flow(3, &[]).await;
     // 2. Dial.
-    let id = f.dial("+15551240004", json!({})).await;
     // 3. Completed by the person.
-    let term = one_terminal(&f.sink, &id).await;
-    assert_eq!(term["status"], "completed");
-    assert_eq!(term["reasonCode"], "client-disconnected");
+    dial_completed_by_person(&f, 3).await;
     // 4. The PRACK came between the 183 and the 200.
     saw_exactly(
         &carrier,
@@ -176,20 +175,11 @@ async fn a_reliable_183_is_pracked_before_the_answer() {
 async fn a_420_for_100rel_is_retried_without_the_extension() {
     // 1. The trunk has `require_100rel: true`; the carrier answers 420 `Unsupported: 100rel`
     //    and expects the INVITE again without `Require: 100rel` (checked by the scenario).
-    let carrier = uas("carrier_420_100rel.xml", 16528, 40);
-    let botp = uas("flow_bot_answer.xml", 16529, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (31400, 31499),
-        bot_port: 16529,
-        trunk: trunk(16528, &["require_100rel: true"]),
-    })
-    .await;
+    let carrier = uas("carrier_420_100rel.xml", carrier_port(4), 40);
+    let (botp, f) = bot_and_flow(4, &["require_100rel: true"]).await;
     // 2. Dial.
-    let id = f.dial("+15551240005", json!({})).await;
     // 3. Completed by the person.
-    let term = one_terminal(&f.sink, &id).await;
-    assert_eq!(term["status"], "completed");
-    assert_eq!(term["reasonCode"], "client-disconnected");
+    dial_completed_by_person(&f, 4).await;
     // 4. The carrier's view: 420, ACK, the INVITE again, answered.
     let clog = saw_exactly(
         &carrier,
@@ -210,20 +200,11 @@ async fn a_420_for_100rel_is_retried_without_the_extension() {
 async fn without_update_in_allow_the_refresh_is_a_reinvite_with_sdp() {
     // 1. Carrier: like the UPDATE case, but its Allow has no UPDATE: it expects two
     //    re-INVITEs carrying SDP and `Session-Expires: 4;refresher=uac`, each answered and ACKed.
-    let carrier = uas("carrier_timer_reinvite.xml", 16530, 40);
-    let botp = uas("flow_bot_answer.xml", 16531, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (31500, 31599),
-        bot_port: 16531,
-        trunk: trunk(16530, &[]),
-    })
-    .await;
+    let carrier = uas("carrier_timer_reinvite.xml", carrier_port(5), 40);
+    let (botp, f) = bot_and_flow(5, &[]).await;
     // 2. Dial.
-    let id = f.dial("+15551240006", json!({})).await;
     // 3. Completed by the person after the refreshes.
-    let term = one_terminal(&f.sink, &id).await;
-    assert_eq!(term["status"], "completed");
-    assert_eq!(term["reasonCode"], "client-disconnected");
+    dial_completed_by_person(&f, 5).await;
     saw_exactly(
         &carrier,
         "carrier scenario",
@@ -242,20 +223,11 @@ async fn the_carriers_refresh_is_answered_and_keeps_the_call_up() {
     // 1. Carrier: refresher of a 6 s session (dialgate would end it 4 s after the answer);
     //    it refreshes with a bodiless UPDATE at 2.5 s, expects `Session-Expires` in the 200,
     //    and hangs up itself at 5.5 s — after the first expiry would have struck.
-    let carrier = uas("carrier_timer_peer_refresh.xml", 16532, 40);
-    let botp = uas("flow_bot_answer.xml", 16533, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (31600, 31699),
-        bot_port: 16533,
-        trunk: trunk(16532, &[]),
-    })
-    .await;
+    let carrier = uas("carrier_timer_peer_refresh.xml", carrier_port(6), 40);
+    let (botp, f) = bot_and_flow(6, &[]).await;
     // 2. Dial.
-    let id = f.dial("+15551240007", json!({})).await;
     // 3. The person hung up (no "session timer expired").
-    let term = one_terminal(&f.sink, &id).await;
-    assert_eq!(term["status"], "completed");
-    assert_eq!(term["reasonCode"], "client-disconnected", "{term}");
+    dial_completed_by_person(&f, 6).await;
     saw_exactly(
         &carrier,
         "carrier scenario",
@@ -297,14 +269,8 @@ async fn a_sit_in_early_media_fails_the_call_long_before_the_ring_timeout() {
     let audio = write_ulaw(dir.path(), "sit.ulaw", &ringback_then_sit());
     let early = "carrier_early_media_until_cancel.xml";
     let xml_path = scenario_with_audio(dir.path(), early, &audio, "early.xml");
-    let carrier = uas_file(&xml_path, 16534, 40, &["-mp", "31790"]);
-    let botp = uas("flow_bot_answer.xml", 16535, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (31700, 31789),
-        bot_port: 16535,
-        trunk: trunk(16534, &[]),
-    })
-    .await;
+    let carrier = uas_file(&xml_path, carrier_port(7), 40, &["-mp", "31790"]);
+    let (botp, f) = bot_and_flow(7, &[]).await;
     // 2. Dial with a 60 s ring timeout.
     let t0 = Instant::now();
     let id = f
@@ -363,20 +329,11 @@ async fn plain_ringback_in_early_media_is_ignored_and_the_answer_takes_over() {
     let audio = write_ulaw(dir.path(), "ringback.ulaw", &ringback());
     let then_answer = "carrier_early_ringback_then_answer.xml";
     let xml_path = scenario_with_audio(dir.path(), then_answer, &audio, "ringback.xml");
-    let carrier = uas_file(&xml_path, 16536, 40, &["-mp", "31890"]);
-    let botp = uas("flow_bot_answer.xml", 16537, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (31800, 31889),
-        bot_port: 16537,
-        trunk: trunk(16536, &[]),
-    })
-    .await;
+    let carrier = uas_file(&xml_path, carrier_port(8), 40, &["-mp", "31890"]);
+    let (botp, f) = bot_and_flow(8, &[]).await;
     // 2. Dial.
-    let id = f.dial("+15551240009", json!({})).await;
     // 3. The ringback did not end the call: answered, then completed by the person.
-    let term = one_terminal(&f.sink, &id).await;
-    assert_eq!(term["status"], "completed", "{term}");
-    assert_eq!(term["reasonCode"], "client-disconnected", "{term}");
+    let id = dial_completed_by_person(&f, 8).await;
     saw_exactly(
         &carrier,
         "carrier scenario",

@@ -23,9 +23,14 @@
 //! | `call_prompts` | 38400-39999 | 51000-51799 | free |
 //! | `call_flows_pjsip` | 53000-55799 | 40000-41399 | free |
 //! | `call_queue` | 56000-56599 | | free |
+//! | `call_early_media_bot` | 42000-42599 | 50000-50299 | free |
+//! | `call_srtp_reinvite` | 42600-42799 | 50400-50499 | free |
+//! | `bot_session_timer` | 42800-42999 | | 16640-16649 |
 //!
 //! `wsbot_ac` and `wsbot_media_stream` use free ports only.
 
+mod bot_session_timer;
+mod call_early_media_bot;
 mod call_flows_kamailio;
 mod call_flows_pjsip;
 mod call_flows_sipp;
@@ -38,6 +43,7 @@ mod call_prompts;
 mod call_queue;
 mod call_recording;
 mod call_restart;
+mod call_srtp_reinvite;
 mod call_tls_srtp;
 mod call_wsbot;
 mod carrier_interop;

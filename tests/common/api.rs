@@ -133,6 +133,21 @@ impl Http {
         Some(r.status())
     }
 
+    /// The value of the counter `name` in `/metrics` (`dialgate_<name>_total`, or
+    /// `<name>_total` for a name given whole); panics when it is not there.
+    pub async fn counter(&self, name: &str) -> f64 {
+        let m = self.send(Method::GET, "/metrics", &[], None).await;
+        m.text
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("dialgate_{name}_total "))
+                    || l.starts_with(&format!("{name}_total "))
+            })
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics:\n{}", m.text))
+    }
+
     pub async fn get(&self, path: &str, auth: &str) -> Answer {
         self.send(Method::GET, path, &[("authorization", auth)], None)
             .await

@@ -44,6 +44,11 @@ pub fn stdout_of_success(out: &std::process::Output) -> String {
     stdout
 }
 
+/// What a child `dialgate` wrote to its log file so far (empty when there is none yet).
+pub fn log_of(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
 /// `dialgate run` as a child process; SIGKILLed and reaped when dropped.
 pub struct Dialgate(pub Child);
 
@@ -72,6 +77,24 @@ impl Dialgate {
             .spawn()
             .expect("dialgate binary starts");
         Dialgate(child)
+    }
+
+    /// [`Dialgate::spawn`] with its output appended to `log` and `RUST_LOG=dialgate=info` (the
+    /// kit's secrets come from the environment it inherits: `common::env`), then waits (bounded:
+    /// 30 s) until `http` answers `/healthz`; the log is in the failure message.
+    pub async fn spawn_healthy(config: &Path, log: &Path, http: &super::api::Http) -> Dialgate {
+        let d = Dialgate::spawn(config, Some(log), &[("RUST_LOG", "dialgate=info")]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http.probe("/healthz").await != Some(hyper::StatusCode::OK) {
+            assert!(
+                Instant::now() < deadline,
+                "dialgate ({}) not healthy:\n{}",
+                config.display(),
+                log_of(log)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        d
     }
 
     /// SIGKILL: no chance to clean up or flush anything.

@@ -3,6 +3,7 @@
 //! notification sink, all wired into one YAML. Helpers wait (bounded) for the terminal
 //! notification and the finished call record, and check the notifications' signatures.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -85,7 +86,37 @@ pub struct WsBotSetup {
     pub media_format: Option<&'static str>,
 }
 
+/// A self-signed certificate for `names`, written as `<stem>.crt` / `<stem>.key` in `dir`;
+/// returns their paths (certificate, key).
+pub fn cert_files(dir: &std::path::Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let ck = rcgen::generate_simple_self_signed(names).unwrap();
+    let (c, k) = (
+        dir.join(format!("{stem}.crt")),
+        dir.join(format!("{stem}.key")),
+    );
+    std::fs::write(&c, ck.cert.pem()).unwrap();
+    std::fs::write(&k, ck.signing_key.serialize_pem()).unwrap();
+    (c, k)
+}
+
 impl FlowSetup {
+    /// The callee as a carrier on a TLS listener with `cert` ([`cert_files`]) and SRTP `srtp`
+    /// (`off`, `optional`, `mandatory`), reached over TLS: dialgate gets a TLS listener and
+    /// the trunk `transport: tls`. Tests append further callee arguments and trunk keys.
+    pub fn tls_carrier(&mut self, cert: &(PathBuf, PathBuf), srtp: &str) {
+        self.callee.extra_args = vec![
+            "--tls-cert".into(),
+            cert.0.display().to_string(),
+            "--tls-key".into(),
+            cert.1.display().to_string(),
+            "--srtp".into(),
+            srtp.into(),
+        ];
+        self.sip_tls = true;
+        self.trunk_extra = vec!["transport: tls".into()];
+    }
+
     /// Audio both ways: the callee loops `callee_plays`, the bot loops `bot_plays` and hangs
     /// up 10 s after the answer; both record what they hear in `heard.wav`.
     pub fn talk_both_ways(&mut self, callee_plays: &std::path::Path, bot_plays: &std::path::Path) {
@@ -145,11 +176,21 @@ pub struct Flow {
     pub sink: super::http_peers::NotifySink,
     /// `Basic dialer:secret` (groups call_control and call_data_manager).
     pub auth: String,
+    /// The binary's CPU slot ([`super::cpu`]), held while the call recognises or speaks.
+    _cpu: Option<tokio::sync::MutexGuard<'static, ()>>,
 }
 
 impl Flow {
-    /// Starts the peers, then dialgate on a YAML naming them.
+    /// Starts the peers, then dialgate on a YAML naming them. A flow whose call recognises or
+    /// speaks ([`FlowSetup::with_model`], a text bot, a voice, an AC WebSocket bot) first waits
+    /// for the binary's CPU slot ([`super::cpu`]) and holds it until it is dropped.
     pub async fn start(mut s: FlowSetup) -> Flow {
+        let speaks = s.text_bot
+            || s.with_voice
+            || s.websocket
+                .as_ref()
+                .is_some_and(|w| w.protocol == "ac-bot-api");
+        let cpu = super::cpu::exclusive_if(s.with_model || speaks).await;
         // A test may choose the callee's port (to name it in DNS records).
         if s.callee.port == 0 {
             s.callee.port = free_udp_port();
@@ -185,11 +226,6 @@ impl Flow {
         // The repository's speech models (machine detection with transcripts) and, for a text
         // bot, its voice's runtime, linked into the data directory: scripts/setup-model fills them.
         // An AC Bot API WebSocket bot's text is spoken with the same voice.
-        let speaks = s.text_bot
-            || s.with_voice
-            || s.websocket
-                .as_ref()
-                .is_some_and(|w| w.protocol == "ac-bot-api");
         let links: &[&str] = match (s.with_model, speaks) {
             (_, true) => &["models", "runtime"],
             (true, false) => &["models"],
@@ -323,6 +359,7 @@ impl Flow {
             bot_api,
             sink,
             auth: basic("dialer", DIALER_SECRET),
+            _cpu: cpu,
         }
     }
 

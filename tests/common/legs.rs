@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dialgate::sip::sdp::{self, LocalSdp};
-use dialgate::sip::{LegEvent, SipEndpoint, SipSettings, Transport};
+use dialgate::sip::{LegEvent, OutboundCall, SipEndpoint, SipSettings, Transport};
 use tokio::sync::mpsc;
 
 /// Settings of an endpoint on 127.0.0.1 listening on `listen` (`"127.0.0.1:0"` picks a free
@@ -25,13 +25,18 @@ pub fn settings(listen: &[(Transport, &str)]) -> SipSettings {
     }
 }
 
-/// Starts an endpoint with `settings`. The first call also sends the SIP stack's logs to the
-/// test's output.
-pub async fn start(settings: SipSettings) -> SipEndpoint {
+/// Sends dialgate's and the SIP stack's logs to the test's output (the first call in the
+/// process installs the subscriber; later ones do nothing).
+pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter("dialgate=debug,rsipstack=info")
         .with_test_writer()
         .try_init();
+}
+
+/// Starts an endpoint with `settings`, logging to the test's output ([`init_logs`]).
+pub async fn start(settings: SipSettings) -> SipEndpoint {
+    init_logs();
     SipEndpoint::start(settings).await.expect("endpoint starts")
 }
 
@@ -63,6 +68,21 @@ pub fn offer(port: u16, session_id: u64) -> String {
         session_id,
         version: 1,
     })
+}
+
+/// An outbound call from `+15550001111@127.0.0.1` to `uri` with dialgate's [`offer`] of port
+/// 20000 (nothing listens there: the tests look at signalling), as `conversation_id`; tests add
+/// fields with `..`.
+pub fn call_to(uri: &str, conversation_id: &str) -> OutboundCall {
+    OutboundCall {
+        request_uri: uri.into(),
+        from_user: "+15550001111".into(),
+        from_host: "127.0.0.1".into(),
+        to_uri: uri.into(),
+        sdp_offer: offer(20000, 1),
+        conversation_id: conversation_id.into(),
+        ..Default::default()
+    }
 }
 
 /// Next event, bounded (10 s) so a broken leg fails the test instead of hanging it.

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod audio;
 pub mod binary;
+pub mod cpu;
 pub mod env;
 pub mod flows;
 pub mod http_peers;

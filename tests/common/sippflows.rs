@@ -36,15 +36,26 @@ pub fn uas_with(name: &str, port: u16, timeout_s: u32, extra: &[&str]) -> Sipp {
     uas_file(&scenario(name), port, timeout_s, extra)
 }
 
+/// [`uas`] for `calls` calls in a row (or at once): SIPp ends after the last one.
+pub fn uas_calls(name: &str, port: u16, calls: u32, timeout_s: u32) -> Sipp {
+    sipp_uas(&scenario(name), port, calls, timeout_s, &[])
+}
+
 /// [`uas_with`] for a scenario file anywhere (e.g. one written with a test's own audio file).
 pub fn uas_file(xml: &std::path::Path, port: u16, timeout_s: u32, extra: &[&str]) -> Sipp {
+    sipp_uas(xml, port, 1, timeout_s, extra)
+}
+
+/// SIPp playing `xml` on 127.0.0.1:`port` for `calls` calls, giving up after `timeout_s`.
+fn sipp_uas(xml: &std::path::Path, port: u16, calls: u32, timeout_s: u32, extra: &[&str]) -> Sipp {
     let port = port.to_string();
+    let calls = calls.to_string();
     let timeout = format!("{timeout_s}s");
     let mut args = vec![
         "-p",
         &port,
         "-m",
-        "1",
+        &calls,
         "-timeout",
         &timeout,
         "-timeout_error",
@@ -146,6 +157,15 @@ pub struct Flow {
     pub sink: NotifySink,
     pub bot: BotApiServer,
     pub auth: String,
+    /// The binary's CPU slot ([`super::cpu`]), held while the flow has speech models.
+    _cpu: Option<tokio::sync::MutexGuard<'static, ()>>,
+}
+
+/// [`body`] without a Bot API: the bot has no `events_url` (flows about the SIP legs and the
+/// dialer's notifications only).
+pub fn body_without_bot_api(bot_port: u16, trunk: &Trunk) -> String {
+    let unused = "http://127.0.0.1:9/bot";
+    body(bot_port, unused, trunk).replace(&format!("    events_url: \"{unused}\"\n"), "")
 }
 
 /// The configuration body (everything but `server:`).
@@ -271,7 +291,8 @@ async fn start_flow_models(
     .await
 }
 
-/// [`start_flow`] with the departures in `how` (listeners, bot URI, extra YAML, models).
+/// [`start_flow`] with the departures in `how` (listeners, bot URI, extra YAML, models). With
+/// models (the call recognises) it first waits for the binary's CPU slot ([`super::cpu`]).
 pub async fn start_flow_custom(setup: FlowSetup, how: FlowStart<'_>) -> Flow {
     let FlowStart {
         models,
@@ -281,6 +302,7 @@ pub async fn start_flow_custom(setup: FlowSetup, how: FlowStart<'_>) -> Flow {
         extra,
         bot_extra,
     } = how;
+    let cpu = super::cpu::exclusive_if(models.is_some()).await;
     init_tracing();
     let sink = NotifySink::start().await.unwrap();
     let bot = BotApiServer::start(BotConfig::default()).await.unwrap();
@@ -321,6 +343,7 @@ pub async fn start_flow_custom(setup: FlowSetup, how: FlowStart<'_>) -> Flow {
         sink,
         bot,
         auth: basic("dialer", SECRET),
+        _cpu: cpu,
     }
 }
 

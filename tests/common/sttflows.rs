@@ -111,11 +111,15 @@ pub struct SttFlow {
     pub side: SimSide,
     pub callee: SimCallee,
     pub bot: SimBot,
+    /// The binary's CPU slot ([`super::cpu`]), held while the call recognises.
+    _cpu: Option<tokio::sync::MutexGuard<'static, ()>>,
 }
 
 impl SttFlow {
-    /// Starts the peers, then dialgate on a YAML naming them.
+    /// Starts the peers, then dialgate on a YAML naming them. With the model it first waits
+    /// for the binary's CPU slot ([`super::cpu`]) and holds it until it is dropped.
     pub async fn start(s: SttSetup) -> SttFlow {
+        let cpu = super::cpu::exclusive_if(s.with_model).await;
         let models = s.with_model.then(model_dir);
         let callee = SimCallee::start(SimCalleeOptions {
             play: Arc::new(s.play),
@@ -205,6 +209,7 @@ impl SttFlow {
             },
             callee,
             bot,
+            _cpu: cpu,
         }
     }
 

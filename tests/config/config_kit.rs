@@ -177,3 +177,54 @@ impl Watched {
             .unwrap();
     }
 }
+
+/// The bot line of [`one_trunk`] files whose bot is a SIP bot.
+pub const BOT_SIP_URI: &str = "    sip_uri: \"sip:bot@127.0.0.1:5090\"\n";
+
+/// Writes `dir/dialgate.yaml`: one bot `b` with the lines `bot` and one trunk `carrier`
+/// (`127.0.0.1:5061`) with the extra lines `trunk`, both YAML at 4 spaces, routed by one rule.
+/// The bot's lines start at line 11 and the trunk's at line 15 + the bot's line count: tests
+/// assert error positions against this layout.
+pub fn one_trunk(dir: &Path, bot: &str, trunk: &str) -> PathBuf {
+    let text = format!(
+        r#"server:
+  sip:
+    listen:
+      - {{ transport: udp, address: "127.0.0.1:0" }}
+  http: {{ listen: "127.0.0.1:0", plain_http: true }}
+  rtp: {{ port_min: 20000, port_max: 20099 }}
+  data_dir: data
+bots:
+  - id: b
+    name: B
+{bot}sip_connections:
+  - id: carrier
+    name: Carrier
+    address: "127.0.0.1:5061"
+{trunk}routing_rules:
+  - name: all
+    origin_bot: "*"
+    route: {{ sip_connection: carrier }}
+"#
+    );
+    let path = dir.join("dialgate.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// One error of a configuration that does not load: `(path, line, kind, message)`.
+pub type Positioned = (String, usize, dialgate::config::ErrorKind, String);
+
+/// The errors of a [`one_trunk`] file with `bot` and `trunk`, each [`Positioned`]; panics if
+/// it loads.
+pub fn one_trunk_errors(bot: &str, trunk: &str) -> Vec<Positioned> {
+    let dir = tempfile::tempdir().unwrap();
+    match dialgate::config::load(&one_trunk(dir.path(), bot, trunk)) {
+        Ok(_) => panic!("must fail:\n{bot}{trunk}"),
+        Err(e) => e
+            .errors()
+            .iter()
+            .map(|e| (e.path.clone(), e.line, e.kind, e.message.clone()))
+            .collect(),
+    }
+}

@@ -1,52 +1,22 @@
 //! Configuration of TLS and SRTP on trunks (issue 16 item 5): defaults, the keys read back,
 //! and every refusal at the position of the offending key.
 
+use crate::config_kit::{self, BOT_SIP_URI};
 use dialgate::config::{self, ErrorKind, SrtpMode};
 use std::path::Path;
 
-/// A whole configuration whose only trunk has the extra lines `trunk` (YAML at 4 spaces).
+/// A [`config_kit::one_trunk`] file whose trunk has the extra lines `trunk`, beside the CA
+/// and client key its keys name.
 fn yaml(dir: &Path, trunk: &str) -> std::path::PathBuf {
     let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
     std::fs::write(dir.join("ca.pem"), ck.cert.pem()).unwrap();
     std::fs::write(dir.join("client.key"), ck.signing_key.serialize_pem()).unwrap();
-    let text = format!(
-        r#"server:
-  sip:
-    listen:
-      - {{ transport: udp, address: "127.0.0.1:0" }}
-  http: {{ listen: "127.0.0.1:0", plain_http: true }}
-  rtp: {{ port_min: 20000, port_max: 20099 }}
-  data_dir: data
-bots:
-  - id: b
-    name: B
-    sip_uri: "sip:bot@127.0.0.1:5090"
-sip_connections:
-  - id: carrier
-    name: Carrier
-    address: "127.0.0.1:5061"
-{trunk}routing_rules:
-  - name: all
-    origin_bot: "*"
-    route: {{ sip_connection: carrier }}
-"#
-    );
-    let path = dir.join("dialgate.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
+    config_kit::one_trunk(dir, BOT_SIP_URI, trunk)
 }
 
-/// Loads `trunk` and returns `(path, line, kind, message)` of each error.
-fn errors(trunk: &str) -> Vec<(String, usize, ErrorKind, String)> {
-    let dir = tempfile::tempdir().unwrap();
-    match config::load(&yaml(dir.path(), trunk)) {
-        Ok(_) => panic!("must fail:\n{trunk}"),
-        Err(e) => e
-            .errors()
-            .iter()
-            .map(|e| (e.path.clone(), e.line, e.kind, e.message.clone()))
-            .collect(),
-    }
+/// The positioned errors of a file whose trunk has the extra lines `trunk`.
+fn errors(trunk: &str) -> Vec<config_kit::Positioned> {
+    config_kit::one_trunk_errors(BOT_SIP_URI, trunk)
 }
 
 #[test]

@@ -8,6 +8,8 @@
 //! would otherwise reload another test's store and bump its version).
 
 mod cli;
+mod cli_srtp;
+mod config_bot_session_timer;
 mod config_cluster;
 mod config_kit;
 mod config_load;

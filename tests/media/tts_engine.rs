@@ -4,6 +4,7 @@
 //! cache. The synthesis tests SKIP (with a message) only when the voice is not installed
 //! (`scripts/setup-model` installs it; `scripts/test` runs that); the recogniser must be.
 
+use crate::common;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -97,6 +98,7 @@ fn a_missing_engine_is_a_clear_error() {
 
 #[test]
 fn spoken_text_is_recognised_back() {
+    let _cpu = common::cpu::exclusive_blocking();
     let Some(_) = voice_or_skip("spoken_text_is_recognised_back") else {
         return;
     };
@@ -172,6 +174,7 @@ fn next(stream: &mut dialgate::tts::SpeechStream) -> dialgate::tts::SpeechChunk 
 
 #[test]
 fn sentences_stream_in_order_the_queue_is_bounded_and_repeats_are_cached() {
+    let _cpu = common::cpu::exclusive_blocking();
     let Some(voice) = voice_or_skip("sentences_stream_in_order…") else {
         return;
     };
@@ -240,6 +243,7 @@ fn sentences_stream_in_order_the_queue_is_bounded_and_repeats_are_cached() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn speech_played_over_rtp_is_recognised_back() {
+    let _cpu = common::cpu::exclusive().await;
     use dialgate::media::g711::{G711Law, decode};
     use dialgate::tts::{Player, PlayerConfig, PlayerEvent};
     let Some(_) = voice_or_skip("speech_played_over_rtp_is_recognised_back") else {

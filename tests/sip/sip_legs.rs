@@ -13,15 +13,9 @@ use tokio::sync::mpsc;
 
 fn call(uri: &str) -> OutboundCall {
     OutboundCall {
-        request_uri: uri.into(),
-        from_user: "+15550001111".into(),
-        from_host: "127.0.0.1".into(),
         from_display: Some("Dialgate Test".into()),
-        to_uri: uri.into(),
         headers: vec![("X-Dialgate-Conversation-Id".into(), "conv-1".into())],
-        sdp_offer: legs::offer(20000, 1),
-        conversation_id: "conv-1".into(),
-        ..Default::default()
+        ..legs::call_to(uri, "conv-1")
     }
 }
 

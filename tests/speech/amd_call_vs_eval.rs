@@ -23,7 +23,9 @@ const HOLD_MS: u32 = 30_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amd_eval_path_and_a_pjsip_call_decide_alike() {
     // 1. The amd-eval path: recognise the clip as a call's detection session would, then run
-    //    the detector over the audio with the texts arriving when a call would have them.
+    //    the detector over the audio with the texts arriving when a call would have them. It
+    //    runs in simulated time but takes the cores, so it holds the binary's CPU slot too.
+    let cpu = common::cpu::exclusive().await;
     let path = repo_root().join(CLIP);
     let samples = dialgate::stt::eval::read_wav_8k(&path).unwrap();
     let engine = dialgate::stt::SttEngine::new(dialgate::stt::SttEngineConfig {
@@ -47,9 +49,10 @@ async fn amd_eval_path_and_a_pjsip_call_decide_alike() {
         "eval: {eval:?}, {transcript:?}"
     );
     drop(engine);
+    drop(cpu);
 
     // 2. The call: a PJSIP callee answers and plays the same clip; dialgate detects with its
-    //    recogniser (the model linked into its data directory).
+    //    recogniser (the model linked into its data directory); the flow holds the CPU slot.
     let mut setup = FlowSetup::new(27400, 45000, "200");
     setup.callee.play = Some(path.clone());
     setup.with_model = true;

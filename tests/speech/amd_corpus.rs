@@ -2,6 +2,7 @@
 //! when it is present beside the crate. Floors sit a few points under what the detector
 //! achieves so that a real regression fails and a rounding change does not.
 
+use crate::common;
 use std::path::{Path, PathBuf};
 
 use dialgate::amd::{AmdParams, AmdResult, EvalOptions, Label, eval_corpus, eval_corpus_with};
@@ -13,6 +14,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[test]
 fn fixture_subset_scores_and_reports() {
+    let _cpu = common::cpu::exclusive_blocking();
     // 1. Evaluate the 16-clip subset.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/amd");
     let report = eval_corpus(&dir, &AmdParams::default()).unwrap();
@@ -71,6 +73,7 @@ fn dev_corpus() -> Option<PathBuf> {
 
 #[test]
 fn dev_corpus_meets_the_floors() {
+    let _cpu = common::cpu::exclusive_blocking();
     let Some(dir) = dev_corpus() else {
         println!("NOTE: AMD dev corpus not found (../shared/amd-corpus/dev); test skipped");
         return;
@@ -108,6 +111,7 @@ fn dev_corpus_meets_the_floors() {
 
 #[test]
 fn dev_corpus_with_simulated_recognition() {
+    let _cpu = common::cpu::exclusive_blocking();
     let Some(dir) = dev_corpus() else {
         println!("NOTE: AMD dev corpus not found (../shared/amd-corpus/dev); test skipped");
         return;
@@ -130,6 +134,7 @@ fn dev_corpus_with_simulated_recognition() {
 
 #[test]
 fn dev_corpus_with_real_recognition() {
+    let _cpu = common::cpu::exclusive_blocking();
     let Some(dir) = dev_corpus() else {
         println!("NOTE: AMD dev corpus not found (../shared/amd-corpus/dev); test skipped");
         return;

@@ -26,6 +26,7 @@ async fn person_hangs_up(f: &MediaFlow, id: &str) -> serde_json::Value {
 /// `beep`; the call goes on until the callee hangs up; notification and record say machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn machine_greeting_with_beep_is_reported_to_bot_dialer_and_record() {
+    let _cpu = common::cpu::exclusive().await;
     let f = MediaFlow::start(MediaSetup::sim(28000, "tests/fixtures/audio/machine.wav")).await;
     // 1. Dial with machineDetection `detect` (the bot's default is `disabled`).
     let id = f.dial(json!({"machineDetection": "detect"})).await;
@@ -89,6 +90,7 @@ async fn machine_greeting_with_beep_is_reported_to_bot_dialer_and_record() {
 /// A short "Hello?" then silence, `detect`: human; the call goes on until the person hangs up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_hello_is_human_and_the_call_goes_on() {
+    let _cpu = common::cpu::exclusive().await;
     let f = MediaFlow::start(MediaSetup::sim(28200, "tests/fixtures/audio/hello.wav")).await;
     // 1. Dial with detection on.
     let id = f.dial(json!({"machineDetection": "detect"})).await;
@@ -131,6 +133,7 @@ async fn short_hello_is_human_and_the_call_goes_on() {
 /// dialgate, the dialer's terminal notification says machine-detected and fax.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fax_with_disconnect_ends_the_call_as_machine_detected() {
+    let _cpu = common::cpu::exclusive().await;
     let mut s = MediaSetup::sim(28400, "tests/fixtures/audio/fax.wav");
     // The detector knows fax within ~0.5 s of tone; a second of silence first lets the bot leg
     // be up before the decision, so both legs end with BYE (not a CANCEL of the bot INVITE).
@@ -180,6 +183,7 @@ async fn fax_with_disconnect_ends_the_call_as_machine_detected() {
 /// greeting with beep plays, and no detection result appears anywhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disabled_in_the_request_means_no_machine_detection_at_all() {
+    let _cpu = common::cpu::exclusive().await;
     let mut s = MediaSetup::sim(28600, "tests/fixtures/audio/machine.wav");
     s.machine_detection = "detect";
     // The machine hangs up by itself half a second after its greeting and beep.

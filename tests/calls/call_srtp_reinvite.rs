@@ -3,29 +3,14 @@
 //! (`PJSUA_CALL_REINIT_MEDIA`), hence a new SDES key; dialgate answers with its crypto line (its
 //! key unchanged), re-keys the relay's inbound side, and audio keeps flowing both ways after it.
 //!
-//! Port plan of this file: dialgate's relay RTP 36400-36599, PJSIP RTP 49400-49499 (callee at
+//! Port plan of this file: dialgate's relay RTP 42600-42799, PJSIP RTP 50400-50499 (callee at
 //! +0, bot at +50), SIP ports picked free.
 
-mod common;
-
-use std::path::{Path, PathBuf};
+use crate::common;
 
 use common::flows::*;
 use common::peers::fixture_audio;
 use serde_json::json;
-
-/// A self-signed certificate for `names`, written as `<stem>.crt` / `<stem>.key` in `dir`.
-fn cert(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let ck = rcgen::generate_simple_self_signed(names).unwrap();
-    let (c, k) = (
-        dir.join(format!("{stem}.crt")),
-        dir.join(format!("{stem}.key")),
-    );
-    std::fs::write(&c, ck.cert.pem()).unwrap();
-    std::fs::write(&k, ck.signing_key.serialize_pem()).unwrap();
-    (c, k)
-}
 
 /// The `inline:` key of the `a=crypto` line with `tag` (any tag when `None`) in `sdp`.
 fn crypto_key(sdp: &str, tag: Option<&str>) -> Option<String> {
@@ -61,33 +46,26 @@ async fn a_carrier_reinvite_keeps_srtp_and_audio_flows_both_ways_after_it() {
     //    re-INVITE with a new media transport (new SDES key) 3 s after the answer; the bot loops
     //    machine.wav and hangs up 11 s after its answer. The trunk requires SRTP.
     let certs = tempfile::tempdir().unwrap();
-    let carrier_cert = cert(certs.path(), "carrier", &["localhost", "127.0.0.1"]);
+    let carrier_cert = cert_files(certs.path(), "carrier", &["localhost", "127.0.0.1"]);
     let hello = fixture_audio("hello.wav");
     let machine = fixture_audio("machine.wav");
-    let mut setup = FlowSetup::new(36400, 49400, "200");
-    setup.callee.extra_args = vec![
-        "--tls-cert".into(),
-        carrier_cert.0.display().to_string(),
-        "--tls-key".into(),
-        carrier_cert.1.display().to_string(),
-        "--srtp".into(),
-        "mandatory".into(),
+    let mut setup = FlowSetup::new(42_600, 50_400, "200");
+    setup.tls_carrier(&carrier_cert, "mandatory");
+    setup.callee.extra_args.extend([
         "--reinvite-after-ms".into(),
         "3000".into(),
         // PJSUA_CALL_REINIT_MEDIA: a new media transport, hence new SDES keys in the offer.
         "--reinvite-flags".into(),
         "16".into(),
-    ];
+    ]);
     setup.callee.log_sip = true;
     setup.callee.play = Some(hello.clone());
     setup.callee.play_loop = true;
     setup.callee.record = Some("heard.wav".into());
-    setup.sip_tls = true;
-    setup.trunk_extra = vec![
-        "transport: tls".into(),
+    setup.trunk_extra.extend([
         format!("tls_ca_file: {}", carrier_cert.0.display()),
         "srtp: required".into(),
-    ];
+    ]);
     let bot = setup.bot.as_mut().unwrap();
     bot.play = Some(machine.clone());
     bot.play_loop = true;
@@ -97,11 +75,7 @@ async fn a_carrier_reinvite_keeps_srtp_and_audio_flows_both_ways_after_it() {
     let id = flow.dial(json!({})).await;
 
     // 2. dialgate's offer: our key of the _80 suite (tag 1).
-    let inv = flow
-        .callee
-        .wait_for("incoming", |e| e.is("incoming"), WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let inv = saw(&flow.callee, "incoming", |e| e.is("incoming")).await;
     let offer = inv.sdp().unwrap_or_default().to_owned();
     let our_key = crypto_key(&offer, Some("1")).expect("crypto tag 1 in our offer");
 

@@ -9,9 +9,9 @@
 //! (200 per test), PJSIP RTP 49000-49199 (100 per test: callee at +0, bot at +50); DNS and the
 //! bot's SIP on free ports.
 
-mod common;
+use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::flows::*;
@@ -20,19 +20,6 @@ use serde_json::json;
 
 /// Timer B with the default T1: what a refused handshake used to cost.
 const TIMER_B: Duration = Duration::from_secs(32);
-
-/// A self-signed certificate for `names`, written as `<stem>.crt` / `<stem>.key` in `dir`.
-fn cert(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let ck = rcgen::generate_simple_self_signed(names).unwrap();
-    let (c, k) = (
-        dir.join(format!("{stem}.crt")),
-        dir.join(format!("{stem}.key")),
-    );
-    std::fs::write(&c, ck.cert.pem()).unwrap();
-    std::fs::write(&k, ck.signing_key.serialize_pem()).unwrap();
-    (c, k)
-}
 
 /// dnsmasq locating `carrier.test` over TLS at `pbx.carrier.test:<sip_port>`.
 async fn dns(sip_port: u16) -> Dnsmasq {
@@ -56,20 +43,10 @@ async fn dns(sip_port: u16) -> Dnsmasq {
 fn setup(n: u16, sip_port: u16, cert: &(PathBuf, PathBuf), dns: &Dnsmasq) -> FlowSetup {
     let mut s = FlowSetup::new(35000 + 200 * n, 49000 + 100 * n, "200");
     s.callee.port = sip_port;
-    s.callee.extra_args = vec![
-        "--tls-cert".into(),
-        cert.0.display().to_string(),
-        "--tls-key".into(),
-        cert.1.display().to_string(),
-        "--srtp".into(),
-        "off".into(),
-    ];
-    s.sip_tls = true;
+    s.tls_carrier(cert, "off");
     s.trunk_address = Some("carrier.test".into());
-    s.trunk_extra = vec![
-        "transport: tls".into(),
-        format!("tls_ca_file: {}", cert.0.display()),
-    ];
+    s.trunk_extra
+        .push(format!("tls_ca_file: {}", cert.0.display()));
     s.server_extra = vec![format!(
         "dns: {{ servers: [\"{}\"], timeout_ms: 3000 }}",
         dns.server()
@@ -82,17 +59,13 @@ async fn a_located_tls_server_is_verified_for_the_trunks_domain() {
     // 1. DNS: carrier.test's SIPS server is pbx.carrier.test; the carrier's certificate names
     //    the domain only (not the SRV target, not 127.0.0.1).
     let certs = tempfile::tempdir().unwrap();
-    let domain_cert = cert(certs.path(), "domain", &["carrier.test"]);
+    let domain_cert = cert_files(certs.path(), "domain", &["carrier.test"]);
     let dns = dns(18650).await;
     let flow = Flow::start(setup(0, 18650, &domain_cert, &dns)).await;
 
     // 2. Dial: the INVITE reaches the carrier (which listens on TLS only) for the domain.
     let id = flow.dial(json!({})).await;
-    let inv = flow
-        .callee
-        .wait_for("incoming", |e| e.is("incoming"), WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let inv = saw(&flow.callee, "incoming", |e| e.is("incoming")).await;
     let ruri = inv.str("request_uri").unwrap_or_default().to_owned();
     assert!(ruri.ends_with("@carrier.test;user=phone"), "{ruri}");
     let via = inv.header("Via").unwrap_or_default();
@@ -123,7 +96,7 @@ async fn a_certificate_for_the_srv_target_only_is_refused_at_once() {
     // 1. The same DNS; the carrier's certificate names the SRV target's host, which DNS (not
     //    the trunk) chose: it does not prove the server speaks for carrier.test.
     let certs = tempfile::tempdir().unwrap();
-    let target_cert = cert(certs.path(), "target", &["pbx.carrier.test"]);
+    let target_cert = cert_files(certs.path(), "target", &["pbx.carrier.test"]);
     let dns = dns(18651).await;
     let flow = Flow::start(setup(1, 18651, &target_cert, &dns)).await;
 

@@ -5,27 +5,21 @@
 //! (both ways, `start`, the bot's own audio held back until then); a busy carrier BYEs the bot
 //! with one terminal; a bot refusing before the answer CANCELs the person's call as `error`.
 //!
-//! Port plan of this file: dialgate's relay RTP 35400-35999 (200 per test), PJSIP RTP
-//! 49500-49799 (100 per test: callee at +0, bot at +50), SIP ports picked free.
+//! Port plan of this file: dialgate's relay RTP 42000-42599 (200 per test), PJSIP RTP
+//! 50000-50299 (100 per test: callee at +0, bot at +50), SIP ports picked free.
 
-mod common;
+use crate::common;
 
 use common::flows::*;
-use common::peers::{PeerEvent, PjsuaPeer, fixture_audio};
+use common::peers::fixture_audio;
 use serde_json::{Value, json};
 
 /// Test `n`'s flow: the callee answers `answer` after a 183 with SDP; the bot has the key.
 fn setup(n: u16, answer: &str) -> FlowSetup {
-    let mut s = FlowSetup::new(35400 + 200 * n, 49500 + 100 * n, answer);
+    let mut s = FlowSetup::new(42_000 + 200 * n, 50_000 + 100 * n, answer);
     s.callee.ring_code = 183;
     s.outbound_extra = vec!["early_media_to_bot: true".into()];
     s
-}
-
-async fn saw(peer: &PjsuaPeer, what: &str, pred: impl Fn(&PeerEvent) -> bool) -> PeerEvent {
-    peer.wait_for(what, pred, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Index of the first timeline event called `name`.

@@ -5,15 +5,14 @@
 //! claim itself is raced by two survivors on the store: exactly one takes the calls.
 //! Ports: SIP 16740-16741 (peers), relay RTP 34700-34899.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::api::{Http, basic};
+use common::binary::{Dialgate, free_tcp_port, log_of};
 use common::http_peers::{NotifySink, verify_signature};
-use common::peers::Sipp;
 use common::redis::RedisServer;
 use common::sippflows::*;
 use dialgate::core::{LegDialog, LegDialogState, Transport};
@@ -24,38 +23,11 @@ use serde_json::json;
 /// renewals (2 s) before a busy instance could be mistaken for dead.
 const LEASE_SEC: u64 = 4;
 
-/// A dialgate process, SIGKILLed on drop.
-struct Dialgate(Child);
-
-impl Dialgate {
-    /// SIGKILL: no chance to end a call, flush or release anything.
-    fn kill9(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Dialgate {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// One instance's files and API.
 struct Instance {
-    id: &'static str,
     config: PathBuf,
     log: PathBuf,
     http: Http,
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Instance `id`'s configuration in `dir`: the shared part (bot, trunk, API client, cluster)
@@ -67,8 +39,7 @@ fn instance(dir: &Path, id: &'static str, rtp: (u16, u16), pg: &str, redis: &str
         ..Default::default()
     };
     // No Bot API: the flow is about the SIP legs and the dialer's notifications.
-    let shared = body(16741, "http://127.0.0.1:9/bot", &trunk)
-        .replace("    events_url: \"http://127.0.0.1:9/bot\"\n", "");
+    let shared = body_without_bot_api(16741, &trunk);
     let (sip, http) = (common::peers::free_udp_port(), free_tcp_port());
     let config = dir.join(format!("{id}.yaml"));
     std::fs::write(
@@ -82,7 +53,6 @@ fn instance(dir: &Path, id: &'static str, rtp: (u16, u16), pg: &str, redis: &str
     )
     .unwrap();
     Instance {
-        id,
         config,
         log: dir.join(format!("{id}.log")),
         http: Http::new(&format!("http://127.0.0.1:{http}"), None, false),
@@ -91,56 +61,7 @@ fn instance(dir: &Path, id: &'static str, rtp: (u16, u16), pg: &str, redis: &str
 
 /// Runs the binary for `i` and waits (bounded) until it answers /healthz.
 async fn run(i: &Instance) -> Dialgate {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&i.log)
-        .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_dialgate"))
-        .args(["run", "--config"])
-        .arg(&i.config)
-        .env("FLOW_DIALER_SECRET", SECRET)
-        .env("FLOW_WEBHOOK_SECRET", "flow-whsec")
-        .env("RUST_LOG", "dialgate=info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("dialgate binary starts");
-    let d = Dialgate(child);
-    let deadline = Instant::now() + WAIT;
-    while i.http.probe("/healthz").await != Some(hyper::StatusCode::OK) {
-        assert!(
-            Instant::now() < deadline,
-            "instance {} not healthy:\n{}",
-            i.id,
-            log_of(&i.log)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    d
-}
-
-fn log_of(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_default()
-}
-
-/// A SIPp UAS playing `tests/sipp/<name>` on `port` for `calls` calls (bounded by 120 s).
-fn uas_calls(name: &str, port: u16, calls: u32) -> Sipp {
-    let (port, calls) = (port.to_string(), calls.to_string());
-    Sipp::spawn(
-        &scenario(name),
-        &[
-            "-p",
-            &port,
-            "-m",
-            &calls,
-            "-timeout",
-            "120s",
-            "-timeout_error",
-        ],
-    )
-    .expect("sipp starts (apt-get install sip-tester)")
+    Dialgate::spawn_healthy(&i.config, &i.log, &i.http).await
 }
 
 /// A client on the test's database.
@@ -191,17 +112,6 @@ async fn until_legs(
     }
 }
 
-/// A counter's value in `/metrics`.
-async fn counter(http: &Http, name: &str) -> f64 {
-    let m = http.send(hyper::Method::GET, "/metrics", &[], None).await;
-    m.text
-        .lines()
-        .find(|l| l.starts_with(&format!("dialgate_{name}_total ")))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name} in /metrics:\n{}", m.text))
-}
-
 // Multi-threaded: the dialer's sink answers while the test waits on processes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instances_calls_are_ended_by_the_survivor() {
@@ -211,8 +121,8 @@ async fn a_killed_instances_calls_are_ended_by_the_survivor() {
     let url = pg.database().await;
     let redis = RedisServer::start();
     let sink = NotifySink::start().await.unwrap();
-    let carrier = uas_calls("flow_carrier_answer_wait_bye.xml", 16740, 3);
-    let botp = uas_calls("flow_bot_answer.xml", 16741, 3);
+    let carrier = uas_calls("flow_carrier_answer_wait_bye.xml", 16740, 3, 120);
+    let botp = uas_calls("flow_bot_answer.xml", 16741, 3, 120);
     let dir = tempfile::tempdir().unwrap();
     let a = instance(dir.path(), "a", (34700, 34799), &url, &redis.url());
     let b = instance(dir.path(), "b", (34800, 34899), &url, &redis.url());
@@ -330,9 +240,9 @@ async fn a_killed_instances_calls_are_ended_by_the_survivor() {
     }
 
     // 9. B's metrics and log say what happened.
-    assert_eq!(counter(&b.http, "cluster_takeovers").await, 1.0);
-    assert_eq!(counter(&b.http, "cluster_calls_taken_over").await, 2.0);
-    assert_eq!(counter(&b.http, "cluster_legs_taken_over").await, 4.0);
+    assert_eq!(b.http.counter("cluster_takeovers").await, 1.0);
+    assert_eq!(b.http.counter("cluster_calls_taken_over").await, 2.0);
+    assert_eq!(b.http.counter("cluster_legs_taken_over").await, 4.0);
     let log = log_of(&b.log);
     assert!(
         log.contains("cluster takeover: instance `a` stopped renewing its lease"),

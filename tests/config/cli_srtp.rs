@@ -2,38 +2,16 @@
 //! library loads, a clear failure naming the Debian package when it does not (the loader is
 //! pointed at a missing file with `DIALGATE_LIBSRTP2`).
 
+use crate::config_kit;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// A configuration whose only trunk has the extra lines `trunk` (YAML at 4 spaces).
+/// A [`config_kit::one_trunk`] file whose trunk has the extra lines `trunk`.
 fn config(dir: &Path, trunk: &str) -> PathBuf {
-    let text = format!(
-        r#"server:
-  sip:
-    listen:
-      - {{ transport: udp, address: "127.0.0.1:0" }}
-  http: {{ listen: "127.0.0.1:0", plain_http: true }}
-  rtp: {{ port_min: 20000, port_max: 20099 }}
-  data_dir: data
-bots:
-  - id: b
-    name: B
-    sip_uri: "sip:bot@127.0.0.1:5090"
-sip_connections:
-  - id: carrier
-    name: Carrier
-    address: "127.0.0.1:5061"
-{trunk}routing_rules:
-  - name: all
-    origin_bot: "*"
-    route: {{ sip_connection: carrier }}
-"#
-    );
-    let path = dir.join("dialgate.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
+    config_kit::one_trunk(dir, config_kit::BOT_SIP_URI, trunk)
 }
 
+/// `dialgate check <path>`, the libsrtp2 loader pointed at `library` (unset without one).
 fn check(path: &Path, library: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dialgate"));
     cmd.arg("check").arg(path);

@@ -1,51 +1,21 @@
 //! `bots[].session_expires_sec` / `min_se` (session timers on the bot leg, issue 16): the
 //! default, the keys read back, and each refusal at the position of the offending key.
 
+use crate::config_kit;
 use dialgate::config::{self, ErrorKind};
 use std::path::Path;
 
-/// A configuration whose only bot has the media side `media` and the extra lines `bot`
-/// (YAML at 4 spaces).
+/// A [`config_kit::one_trunk`] file whose bot has the media side `media` and the extra lines
+/// `bot`.
 fn yaml(dir: &Path, media: &str, bot: &str) -> std::path::PathBuf {
-    let text = format!(
-        r#"server:
-  sip:
-    listen:
-      - {{ transport: udp, address: "127.0.0.1:0" }}
-  http: {{ listen: "127.0.0.1:0", plain_http: true }}
-  rtp: {{ port_min: 20000, port_max: 20099 }}
-  data_dir: data
-bots:
-  - id: b
-    name: B
-{media}{bot}sip_connections:
-  - id: carrier
-    name: Carrier
-    address: "127.0.0.1:5061"
-routing_rules:
-  - name: all
-    origin_bot: "*"
-    route: {{ sip_connection: carrier }}
-"#
-    );
-    let path = dir.join("dialgate.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
+    config_kit::one_trunk(dir, &format!("{media}{bot}"), "")
 }
 
-const SIP: &str = "    sip_uri: \"sip:bot@127.0.0.1:5090\"\n";
+const SIP: &str = config_kit::BOT_SIP_URI;
 
-/// Loads the bot and returns `(path, line, kind, message)` of each error.
-fn errors(media: &str, bot: &str) -> Vec<(String, usize, ErrorKind, String)> {
-    let dir = tempfile::tempdir().unwrap();
-    match config::load(&yaml(dir.path(), media, bot)) {
-        Ok(_) => panic!("must fail:\n{bot}"),
-        Err(e) => e
-            .errors()
-            .iter()
-            .map(|e| (e.path.clone(), e.line, e.kind, e.message.clone()))
-            .collect(),
-    }
+/// The positioned errors of a bot with `media` and `bot`.
+fn errors(media: &str, bot: &str) -> Vec<config_kit::Positioned> {
+    config_kit::one_trunk_errors(&format!("{media}{bot}"), "")
 }
 
 #[test]

@@ -6,31 +6,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::legs;
 use dialgate::overflow::{self, Queue};
 use dialgate::sip::tls_client::{TrunkTlsSettings, client_config};
 use dialgate::sip::{SipEndpoint, SipSettings, StreamLimits, Transport};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// An endpoint on free UDP and `transport` ports of 127.0.0.1 (TLS with the dev certificate)
+/// accepting at most `cap` stream connections; returns it and its stream listener's address.
 async fn endpoint(transport: Transport, cap: usize) -> (SipEndpoint, SocketAddr) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("dialgate=debug,rsipstack=info")
-        .with_test_writer()
-        .try_init();
+    legs::init_logs();
     let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/certs");
     let ep = SipEndpoint::start_limited(
         SipSettings {
-            listen: vec![
-                (Transport::Udp, "127.0.0.1:0".parse().unwrap()),
-                (transport, "127.0.0.1:0".parse().unwrap()),
-            ],
             tls: (transport == Transport::Tls)
                 .then(|| (format!("{certs}/dev.crt"), format!("{certs}/dev.key"))),
-            public_address: "127.0.0.1".parse().unwrap(),
-            public_address_v6: None,
-            tls_ca: None,
-            user_agent: "dialgate-test".into(),
-            t1: None,
+            ..legs::settings(&[(Transport::Udp, "127.0.0.1:0"), (transport, "127.0.0.1:0")])
         },
         StreamLimits {
             max_connections: cap,

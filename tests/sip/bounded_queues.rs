@@ -3,65 +3,19 @@
 //! 15300-15303); a text bot's player whose events nobody reads keeps its RTP pace, refuses new
 //! prompts instead of queueing without end, and loses no event once they are read.
 
-mod common;
+use crate::common;
+use common::legs::{after_ringing as next_final, call_to, endpoint, next};
 use common::sipp::Sipp;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use dialgate::overflow::{self, Queue};
-use dialgate::sip::sdp::{self, LocalSdp};
-use dialgate::sip::{FailureKind, LegEvent, OutboundCall, SipEndpoint, SipSettings, Transport};
+use dialgate::sip::{FailureKind, LegEvent, OutboundCall};
 use dialgate::tts::{Player, PlayerConfig, PlayerEvent, Prompt, PromptId};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
-
-async fn endpoint() -> SipEndpoint {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("dialgate=debug,rsipstack=info")
-        .with_test_writer()
-        .try_init();
-    SipEndpoint::start(SipSettings {
-        listen: vec![(Transport::Udp, "127.0.0.1:0".parse::<SocketAddr>().unwrap())],
-        tls: None,
-        public_address: "127.0.0.1".parse().unwrap(),
-        public_address_v6: None,
-        tls_ca: None,
-        user_agent: "dialgate-test".into(),
-        t1: None,
-    })
-    .await
-    .unwrap()
-}
 
 fn call(uri: &str) -> OutboundCall {
-    OutboundCall {
-        request_uri: uri.into(),
-        from_user: "+15550001111".into(),
-        from_host: "127.0.0.1".into(),
-        to_uri: uri.into(),
-        sdp_offer: sdp::offer(&LocalSdp {
-            address: "127.0.0.1".parse().unwrap(),
-            port: 20000,
-            session_id: 1,
-            version: 1,
-        }),
-        conversation_id: "conv-bounded".into(),
-        ..Default::default()
-    }
-}
-
-/// Next event other than a provisional one, bounded (10 s).
-async fn next_final(rx: &mut mpsc::Receiver<LegEvent>) -> LegEvent {
-    loop {
-        let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("leg event in time")
-            .expect("leg channel open");
-        if !matches!(ev, LegEvent::Provisional { .. }) {
-            return ev;
-        }
-    }
+    call_to(uri, "conv-bounded")
 }
 
 /// Sends far more commands than the leg's queue holds, without yielding (the test runs on one
@@ -82,7 +36,7 @@ fn flood(leg: &dialgate::sip::LegHandle) {
 async fn a_flood_of_commands_on_an_answered_leg_does_not_crowd_out_its_bye() {
     // 1. SIPp answers and waits for our BYE.
     let uas = Sipp::uas("uas_answer_wait_bye.xml", 15300);
-    let ep = endpoint().await;
+    let ep = endpoint(None).await;
     let (leg, mut rx) = ep
         .place_call(call("sip:callee@127.0.0.1:15300"))
         .await
@@ -106,15 +60,14 @@ async fn a_flood_of_commands_on_an_answered_leg_does_not_crowd_out_its_bye() {
 async fn a_flood_of_commands_on_a_ringing_leg_does_not_crowd_out_its_cancel() {
     // 1. SIPp rings until we CANCEL.
     let uas = Sipp::uas("uas_ring_forever.xml", 15302);
-    let ep = endpoint().await;
+    let ep = endpoint(None).await;
     let (leg, mut rx) = ep
         .place_call(call("sip:callee@127.0.0.1:15302"))
         .await
         .unwrap();
-    let ringing = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
     assert!(matches!(
-        ringing,
-        Ok(Some(LegEvent::Provisional { code: 180, .. }))
+        next(&mut rx).await,
+        LegEvent::Provisional { code: 180, .. }
     ));
     // 2. The queue overflows while ringing; then the call ends the leg.
     flood(&leg);
