@@ -286,6 +286,17 @@ class Kit:
         a, b = row.split("|")
         return int(a), int(b)
 
+    def pg_statement_calls(self):
+        """{statement text: calls} for database `dialgate` so far (pg_stat_statements)."""
+        out = {}
+        rows = self.psql(
+            "SELECT s.calls, regexp_replace(s.query, '\\s+', ' ', 'g') FROM pg_stat_statements s "
+            "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = 'dialgate'")
+        for line in rows.splitlines():
+            calls, _, query = line.partition("|")
+            out[query] = out.get(query, 0) + int(calls)
+        return out
+
     # --- SIPp -----------------------------------------------------------------------------
 
     def start_sipp(self, name, scenario_xml, port):

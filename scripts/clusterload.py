@@ -84,6 +84,8 @@ def main():
     ap.add_argument("--log-level", default="warn", help="RUST_LOG of the instances")
     ap.add_argument("--binary", default="")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--top-statements", type=int, default=0,
+                    help="per PostgreSQL configuration, list the N statements run most per dialout")
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     sizes = [int(n) for n in args.instances.split(",")]
@@ -115,6 +117,7 @@ def main():
             nodes = kit.start_instances(binary, n, yaml, postgres=pg, redis=redis, log_level=args.log_level)
             apis = [callload.Api(x.http_port) for x in nodes]
             r0, p0 = kit.redis_calls(), kit.pg_counts()
+            s0 = kit.pg_statement_calls() if pg and args.top_statements else {}
             best, dialouts = None, 0
             for rate in rates:
                 cpu0 = [x.cpu_seconds() for x in nodes]
@@ -150,6 +153,11 @@ def main():
                 extra.append("PostgreSQL %.1f statements and %.1f transactions per dialout "
                              "(background polling included)"
                              % (per(p1[0] - p0[0]), per(p1[1] - p0[1])))
+            if pg and args.top_statements:
+                s1 = kit.pg_statement_calls()
+                delta = sorted(((n - s0.get(q, 0), q) for q, n in s1.items()), reverse=True)
+                for n_calls, q in delta[:args.top_statements]:
+                    extra.append("  %6.2f per dialout: %s" % (per(n_calls), q[:110]))
             for e in extra:
                 print("%-22s      %s" % ("", e))
             summary.append((label, n, best))

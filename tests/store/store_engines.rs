@@ -79,6 +79,7 @@ on_both_engines!(
     two_claimers_never_hold_the_same_item,
     the_leg_journal_keeps_live_legs_only,
     retention_prunes_finished_calls_only,
+    timeline_lines_of_concurrent_calls_all_land_in_order,
 );
 
 /// Due items: at most `n`, and at most `n` per destination.
@@ -462,4 +463,50 @@ async fn retention_prunes_finished_calls_only(db: Db) {
     assert!(s.get_call("old").await.unwrap().is_none());
     assert!(s.deliveries("old").await.unwrap().is_empty());
     assert!(s.get_call("live").await.unwrap().is_some());
+}
+
+/// PostgreSQL writes timeline lines in batches (one statement for the lines queued together):
+/// lines from many calls at once, through both instances, must all land, each call's in the
+/// order it wrote them, and be readable as soon as `add_event` returned.
+async fn timeline_lines_of_concurrent_calls_all_land_in_order(db: Db) {
+    const CALLS: usize = 40;
+    const LINES: usize = 6;
+    // 1. Forty calls, half through each instance's handle, each writing six lines in turn,
+    //    all at once (so lines queue behind each other and form batches).
+    let mut tasks = Vec::new();
+    for c in 0..CALLS {
+        let s = if c % 2 == 0 {
+            db.store.clone()
+        } else {
+            db.second.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let id = format!("t{c}");
+            for l in 0..LINES {
+                s.add_event(&id, "step", &format!("{id} line {l}"))
+                    .await
+                    .expect("line written");
+                // 2. Each line is readable once add_event returned.
+                let seen = s.events(&id).await.expect("timeline read");
+                assert_eq!(seen.len(), l + 1, "{id}: line {l} not yet readable");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer task");
+    }
+    // 3. Every call's timeline holds its six lines, in order, and nothing of another call.
+    for c in 0..CALLS {
+        let id = format!("t{c}");
+        let details: Vec<String> = db
+            .store
+            .events(&id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.2)
+            .collect();
+        let want: Vec<String> = (0..LINES).map(|l| format!("{id} line {l}")).collect();
+        assert_eq!(details, want, "{id}'s timeline");
+    }
 }

@@ -318,13 +318,7 @@ impl PgStore {
         kind: &str,
         detail: &str,
     ) -> Result<(), StoreError> {
-        let conn = self.conn().await?;
-        conn.execute(
-            &conn.prepare_cached("INSERT INTO call_events (conversation_id, at, kind, detail) VALUES ($1,$2,$3,$4)").await?,
-            &[&id, &now_ms(), &kind, &detail],
-        )
-        .await?;
-        Ok(())
+        self.events.add(id, kind, detail).await
     }
 
     pub(crate) async fn events(&self, id: &str) -> Result<Vec<(i64, String, String)>, StoreError> {

@@ -10,6 +10,7 @@
 //! two instances never hold the same item. Times are unix milliseconds (`BIGINT`), as in SQLite.
 
 mod calls;
+mod events;
 mod finish;
 mod instances;
 mod legs;
@@ -32,6 +33,8 @@ pub(crate) struct PgStore {
     /// This instance (`cluster.instance_id`): the owner written on the calls it accepts, so
     /// its restart recovery ends its own calls, never another live instance's.
     instance_id: String,
+    /// Timeline lines go through one batching writer (see [`events`]).
+    events: events::EventWriter,
 }
 
 impl PgStore {
@@ -57,6 +60,7 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::PostgresConfig(e.to_string()))?;
         let store = PgStore {
+            events: events::EventWriter::start(pool.clone()),
             pool,
             instance_id: instance_id.to_owned(),
         };
