@@ -130,7 +130,7 @@ def show_record(label, inst, cid, log):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--short", action="store_true", default=os.environ.get("CLUSTER_DEMO_SHORT") == "1",
-                    help="shorter calls and burst (tests/cluster_demo.rs; also CLUSTER_DEMO_SHORT=1)")
+                    help="shorter calls and burst (tests/store/cluster_demo.rs; also CLUSTER_DEMO_SHORT=1)")
     ap.add_argument("--binary", default="", help="dialgate binary (default: DIALGATE_BIN, target/release, target/debug)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, configurations)")
     args = ap.parse_args()

@@ -1,7 +1,8 @@
 //! A flood of malformed SIP from one source writes a bounded number of log
 //! lines: the SIP stack's warning about each broken message is written once
 //! per source per interval, the rest only counted (`/metrics`).
-//! Real UDP on loopback; the test owns this binary's log subscriber.
+//! Real UDP on loopback. Its own test binary (not folded into `tests/api/`): it installs the
+//! process's global log subscriber and counts the lines it writes, which no other test may share.
 
 mod common;
 

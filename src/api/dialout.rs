@@ -16,7 +16,7 @@ pub const MAX_HEADERS: usize = 10;
 /// most [`MAX_SIP_TARGET`] characters, a display name of
 /// [`MAX_DISPLAY_NAME`], a caller of [`MAX_CALLER`]), the carrier INVITE stays
 /// under the 1,300 bytes RFC 3261 §18.1.1 allows over UDP (measured by
-/// `tests/call_numbers.rs` with every field at its limit).
+/// `tests/calls/call_numbers.rs` with every field at its limit).
 pub const MAX_HEADER_BYTES: usize = 256;
 /// Longest `sip:` target accepted.
 pub const MAX_SIP_TARGET: usize = 96;
@@ -439,7 +439,7 @@ mod tests {
         assert!(parse_target("tel:+1234567890123456").is_err());
         assert!(parse_target("sip:").is_err());
         assert!(parse_target("sip:a b@host").is_err());
-        // Found by tests/fuzz_parsers.rs: an empty user part left nothing to route on.
+        // Found by tests/media/fuzz_parsers.rs: an empty user part left nothing to route on.
         assert!(parse_target("sip:@host").is_err());
     }
 

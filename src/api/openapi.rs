@@ -1,5 +1,5 @@
 //! The OpenAPI 3.1 description of the API: `docs/openapi.json`, compiled in and served at
-//! `GET /api/v1/openapi.json`. It cannot drift unnoticed: `tests/openapi.rs` checks its paths
+//! `GET /api/v1/openapi.json`. It cannot drift unnoticed: `tests/api/openapi.rs` checks its paths
 //! and methods against [`ROUTES`] (both ways) and its error codes against [`error_codes`], and
 //! runs Schemathesis against a live dialgate, which validates real responses against it.
 
@@ -16,7 +16,7 @@ pub const DOCUMENT: &str = include_str!("../../docs/openapi.json");
 pub fn reply() -> Reply {
     match serde_json::from_str::<serde_json::Value>(DOCUMENT) {
         Ok(v) => json(StatusCode::OK, &v),
-        // Only a broken commit could get here; tests/openapi.rs parses the document.
+        // Only a broken commit could get here; tests/api/openapi.rs parses the document.
         Err(e) => super::router::error(&ApiError::Internal(format!(
             "the OpenAPI document does not parse: {e}"
         ))),

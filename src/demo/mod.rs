@@ -116,9 +116,10 @@ pub async fn run_demo(conf_dir: &Path) -> Result<bool, String> {
     if mode.text_bot {
         // The bot answers the person's first words with text; dialgate speaks it.
         opts.bot_api.on_message = vec![json!({"type": "message", "text": BOT_REPLY})];
-        // The person listens to the whole reply (about 4 s, after their words are recognised)
-        // before hanging up; 8 s after the greeting cut it short on a busy machine.
-        opts.callee.hangup = crate::sim::Hangup::AfterAudio(Duration::from_secs(14));
+        // The person listens to the whole reply, then hangs up ([`hang_up_after_reply`]): a
+        // fixed time after the greeting (8 s, then 14 s) cut the reply short on a busy machine,
+        // where recognising the greeting and synthesising the reply take longer.
+        opts.callee.hangup = crate::sim::Hangup::WaitForBye;
     }
     let peers = SimPeers::start(opts)
         .await
@@ -258,7 +259,7 @@ struct Seen {
 
 async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8], mode: Mode) -> Result<bool, String> {
     let mut tl = Timeline::start();
-    let Some((id, rec)) = place_call(app, peers, cert_pem, &mut tl).await? else {
+    let Some((id, rec)) = place_call(app, peers, cert_pem, mode, &mut tl).await? else {
         tl.print();
         return Ok(false);
     };
@@ -297,6 +298,7 @@ async fn place_call(
     app: &App,
     peers: &SimPeers,
     cert_pem: &[u8],
+    mode: Mode,
     tl: &mut Timeline,
 ) -> Result<Option<(String, serde_json::Value)>, String> {
     let mut api = ApiClient::new(&app.api_url(), Some(cert_pem), "demo-dialer", CLIENT_SECRET)?;
@@ -323,6 +325,9 @@ async fn place_call(
         return Ok(None);
     }
     let id = v["conversationId"].as_str().unwrap_or_default().to_owned();
+    if mode.text_bot {
+        hang_up_after_reply(peers).await;
+    }
     let rec = api.wait_terminal(&id, Duration::from_secs(60)).await?;
     // Let the last deliveries (terminal notification, bot disconnect) land.
     let _ = peers
@@ -341,6 +346,31 @@ async fn place_call(
         .map(|(_, v)| v)
         .unwrap_or(rec);
     Ok(Some((id, rec)))
+}
+
+/// How long the person waits for the text bot's spoken reply to end (recognising the greeting,
+/// the bot's answer, synthesis and about 4 s of speech; seconds when the machine is idle).
+const REPLY_BOUND: Duration = Duration::from_secs(60);
+
+/// The person of a text bot's call hangs up once the bot's reply has been spoken: when dialgate
+/// tells the bot `playFinished`, plus half a second for the last packets to reach the
+/// recording (or at [`REPLY_BOUND`], which the checks then report). Waiting for the event, not
+/// for a fixed time, keeps a slow machine from cutting the reply short.
+async fn hang_up_after_reply(peers: &SimPeers) {
+    let reply_spoken = |r: &crate::sim::RecordedRequest| {
+        r.body["activities"]
+            .as_array()
+            .is_some_and(|acts| acts.iter().any(|a| a["name"] == "playFinished"))
+    };
+    if peers
+        .bot_api
+        .wait_for(REPLY_BOUND, reply_spoken)
+        .await
+        .is_some()
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    peers.callee.hangup_all();
 }
 
 /// The person's side (the simulated carrier and callee) on the timeline.

@@ -207,42 +207,12 @@ impl State {
     }
 
     fn route(&self, req: &HttpRequest, auth: Option<&str>, body: &Value) -> (u16, Value) {
-        if let Some(token) = &self.opts.token
-            && auth != Some(format!("Bearer {token}").as_str())
-        {
-            return (401, json!({"error": "unauthorized"}));
-        }
-        if req.method == hyper::Method::GET {
-            // The Bot API's validation request: a bot that takes the token answers 200.
-            return if req.path.trim_end_matches('/') == "/bot" {
-                (200, json!({"type": "ac-bot-api", "success": true}))
-            } else {
-                (404, json!({"error": "unknown path"}))
-            };
-        }
-        if req.method != hyper::Method::POST {
-            return (405, json!({"error": "POST only"}));
-        }
-        if body.is_null() {
-            return (400, json!({"error": "body is not JSON"}));
+        if let Some(answer) = self.screen(req, auth, body) {
+            return answer;
         }
         let path = req.path.trim_end_matches('/');
         if path == "/bot" {
-            let Some(id) = body.get("conversation").and_then(Value::as_str) else {
-                return (400, json!({"error": "missing conversation"}));
-            };
-            if let Ok(mut c) = self.conversations.lock() {
-                c.entry(id.to_string()).or_default();
-            }
-            return (
-                200,
-                json!({
-                    "activitiesURL": format!("conversation/{id}/activities"),
-                    "refreshURL": format!("conversation/{id}/refresh"),
-                    "disconnectURL": format!("conversation/{id}/disconnect"),
-                    "expiresSeconds": self.opts.expires_seconds,
-                }),
-            );
+            return self.open_conversation(body);
         }
         let Some((id, action)) = conversation_path(path) else {
             return (404, json!({"error": "unknown path"}));
@@ -254,43 +224,7 @@ impl State {
             return (404, json!({"error": "unknown conversation"}));
         };
         match action {
-            "activities" => {
-                let acts = body
-                    .get("activities")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let mut reply = Vec::new();
-                let has_start = acts.iter().any(|a| {
-                    a.get("type").and_then(Value::as_str) == Some("event")
-                        && a.get("name").and_then(Value::as_str) == Some("start")
-                });
-                let has_message = acts
-                    .iter()
-                    .any(|a| a.get("type").and_then(Value::as_str) == Some("message"));
-                if has_message && !conv.answered_message {
-                    conv.answered_message = true;
-                    reply.extend(self.opts.on_message.iter().cloned());
-                }
-                let now = Instant::now();
-                if has_start {
-                    conv.started.get_or_insert(now);
-                    reply.extend(self.opts.on_start.iter().cloned());
-                } else if let (Some(delay), Some(started)) =
-                    (self.opts.hangup_after_start, conv.started)
-                    && !conv.hung_up
-                    && now.duration_since(started) >= delay
-                {
-                    conv.hung_up = true;
-                    let n = self
-                        .next_id
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    reply.push(
-                        json!({"id": format!("sim-bot-{n}"), "type": "event", "name": "hangup"}),
-                    );
-                }
-                (200, json!({ "activities": reply }))
-            }
+            "activities" => (200, json!({ "activities": self.reply_to(conv, body) })),
             "refresh" => (200, json!({ "expiresSeconds": self.opts.expires_seconds })),
             "disconnect" => {
                 convs.remove(id);
@@ -298,5 +232,84 @@ impl State {
             }
             _ => (404, json!({"error": "unknown action"})),
         }
+    }
+
+    /// The answer to a request that is not a conversation's POST with a JSON body: a wrong
+    /// token (401), the Bot API's validation GET, another method, a body that is not JSON.
+    fn screen(&self, req: &HttpRequest, auth: Option<&str>, body: &Value) -> Option<(u16, Value)> {
+        if let Some(token) = &self.opts.token
+            && auth != Some(format!("Bearer {token}").as_str())
+        {
+            return Some((401, json!({"error": "unauthorized"})));
+        }
+        if req.method == hyper::Method::GET {
+            // The Bot API's validation request: a bot that takes the token answers 200.
+            return Some(if req.path.trim_end_matches('/') == "/bot" {
+                (200, json!({"type": "ac-bot-api", "success": true}))
+            } else {
+                (404, json!({"error": "unknown path"}))
+            });
+        }
+        if req.method != hyper::Method::POST {
+            return Some((405, json!({"error": "POST only"})));
+        }
+        body.is_null()
+            .then(|| (400, json!({"error": "body is not JSON"})))
+    }
+
+    /// `POST /bot`: a new conversation and its URLs.
+    fn open_conversation(&self, body: &Value) -> (u16, Value) {
+        let Some(id) = body.get("conversation").and_then(Value::as_str) else {
+            return (400, json!({"error": "missing conversation"}));
+        };
+        if let Ok(mut c) = self.conversations.lock() {
+            c.entry(id.to_string()).or_default();
+        }
+        (
+            200,
+            json!({
+                "activitiesURL": format!("conversation/{id}/activities"),
+                "refreshURL": format!("conversation/{id}/refresh"),
+                "disconnectURL": format!("conversation/{id}/disconnect"),
+                "expiresSeconds": self.opts.expires_seconds,
+            }),
+        )
+    }
+
+    /// The bot's activities in answer to dialgate's: the scripted replies to `start` and to
+    /// the first message, then a hang-up once `hangup_after_start` has passed.
+    fn reply_to(&self, conv: &mut Conversation, body: &Value) -> Vec<Value> {
+        let acts = body
+            .get("activities")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut reply = Vec::new();
+        let has_start = acts.iter().any(|a| {
+            a.get("type").and_then(Value::as_str) == Some("event")
+                && a.get("name").and_then(Value::as_str) == Some("start")
+        });
+        let has_message = acts
+            .iter()
+            .any(|a| a.get("type").and_then(Value::as_str) == Some("message"));
+        if has_message && !conv.answered_message {
+            conv.answered_message = true;
+            reply.extend(self.opts.on_message.iter().cloned());
+        }
+        let now = Instant::now();
+        if has_start {
+            conv.started.get_or_insert(now);
+            reply.extend(self.opts.on_start.iter().cloned());
+        } else if let (Some(delay), Some(started)) = (self.opts.hangup_after_start, conv.started)
+            && !conv.hung_up
+            && now.duration_since(started) >= delay
+        {
+            conv.hung_up = true;
+            let n = self
+                .next_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            reply.push(json!({"id": format!("sim-bot-{n}"), "type": "event", "name": "hangup"}));
+        }
+        reply
     }
 }

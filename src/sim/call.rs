@@ -77,10 +77,29 @@ fn headers_of_interest(req: &rsipstack::sip::Request) -> Vec<(String, String)> {
             let keep = ["from", "to", "p-asserted-identity"]
                 .iter()
                 .any(|k| name.eq_ignore_ascii_case(k))
-                || name.len() > 2 && name[..2].eq_ignore_ascii_case("x-");
+                || name.len() > 2 && name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"));
             keep.then(|| (name.to_string(), value.trim().to_string()))
         })
         .collect()
+}
+
+/// One call's dialog and its bounds, shared by the phases of [`CallTask::drive`].
+struct Leg<'a> {
+    call_id: &'a str,
+    dialog: &'a InviteDialog,
+    /// Cancelled when a test tells the sim to hang up.
+    hangup: &'a CancellationToken,
+    /// The `max_call` bound.
+    deadline: tokio::time::Instant,
+}
+
+/// What answering leaves for the talking phase.
+struct Answered {
+    socket: Arc<UdpSocket>,
+    remote_rtp: SocketAddr,
+    codec: super::g711::Codec,
+    /// Our 200's SDP, repeated to re-INVITEs.
+    sdp: String,
 }
 
 /// Why waiting before the final answer stopped.
@@ -219,6 +238,8 @@ impl CallTask {
         }
     }
 
+    /// One call from its INVITE to its end: [`Self::answer`], [`Self::talk`], then our BYE when
+    /// the sim is the one hanging up.
     #[allow(clippy::too_many_arguments)]
     async fn drive(
         &self,
@@ -230,37 +251,60 @@ impl CallTask {
         media: &Arc<MediaState>,
         media_cancel: &CancellationToken,
     ) {
-        let opts = &self.shared.opts;
-        let deadline = tokio::time::Instant::now() + opts.max_call;
-        let remote = sdp::parse(offer);
-        let Some((remote, codec)) = remote.as_ref().and_then(|m| Some((m, m.first_g711()?))) else {
-            let _ = dialog.reject(Some(StatusCode::NotAcceptableHere), None);
-            self.shared.push(call_id, SimEventKind::Sent { code: 488 });
+        let leg = Leg {
+            call_id,
+            dialog,
+            hangup,
+            deadline: tokio::time::Instant::now() + self.shared.opts.max_call,
+        };
+        let Some(answered) = self.answer(&leg, &mut states, offer).await else {
             return;
         };
-        if opts.ring && dialog.ringing(None, None).is_ok() {
-            self.shared.push(call_id, SimEventKind::Sent { code: 180 });
+        if self
+            .talk(&leg, &mut states, answered, media, media_cancel)
+            .await
+        {
+            media_cancel.cancel();
+            self.bye(&leg).await;
+        }
+    }
+
+    /// Rings, waits for the moment of the final answer and answers (200 with our SDP) or
+    /// refuses as the options say; `None` when the call ended before it was answered.
+    async fn answer(
+        &self,
+        leg: &Leg<'_>,
+        states: &mut DialogStateReceiver,
+        offer: &str,
+    ) -> Option<Answered> {
+        let opts = &self.shared.opts;
+        let remote = sdp::parse(offer);
+        let Some((remote, codec)) = remote.as_ref().and_then(|m| Some((m, m.first_g711()?))) else {
+            self.refuse(leg, StatusCode::NotAcceptableHere, 488);
+            return None;
+        };
+        if opts.ring && leg.dialog.ringing(None, None).is_ok() {
+            self.shared
+                .push(leg.call_id, SimEventKind::Sent { code: 180 });
         }
         let delay = match opts.answer {
             Answer::After(d) | Answer::Reject { after: d, .. } => Some(d),
             Answer::Never => None,
         };
         match self
-            .wait_early(call_id, &mut states, delay, hangup, deadline)
+            .wait_early(leg.call_id, states, delay, leg.hangup, leg.deadline)
             .await
         {
             EarlyEnd::Elapsed => {}
-            EarlyEnd::Gone => return,
+            EarlyEnd::Gone => return None,
             EarlyEnd::Told => {
-                let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
-                self.shared.push(call_id, SimEventKind::Sent { code: 480 });
-                return;
+                self.refuse(leg, StatusCode::TemporarilyUnavailable, 480);
+                return None;
             }
         }
         if let Answer::Reject { code, .. } = opts.answer {
-            let _ = dialog.reject(Some(StatusCode::from(code)), None);
-            self.shared.push(call_id, SimEventKind::Sent { code });
-            return;
+            self.refuse(leg, StatusCode::from(code), code);
+            return None;
         }
         // Answer: RTP socket first, so the SDP names a real port.
         let bind = SocketAddr::new(self.contact_ip(), 0);
@@ -268,9 +312,8 @@ impl CallTask {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 tracing::warn!(error = %e, "sim cannot bind RTP");
-                let _ = dialog.reject(Some(StatusCode::ServerInternalError), None);
-                self.shared.push(call_id, SimEventKind::Sent { code: 500 });
-                return;
+                self.refuse(leg, StatusCode::ServerInternalError, 500);
+                return None;
             }
         };
         let local_rtp = socket.local_addr().ok();
@@ -281,23 +324,54 @@ impl CallTask {
             remote.telephone_event,
         );
         let headers = vec![Header::ContentType("application/sdp".into())];
-        if let Err(e) = dialog.accept(Some(headers), Some(answer_sdp.clone().into_bytes())) {
+        if let Err(e) = leg
+            .dialog
+            .accept(Some(headers), Some(answer_sdp.clone().into_bytes()))
+        {
             tracing::warn!(error = %e, "sim accept failed");
-            return;
+            return None;
         }
-        self.shared.push(call_id, SimEventKind::Sent { code: 200 });
+        self.shared
+            .push(leg.call_id, SimEventKind::Sent { code: 200 });
         let remote_rtp = remote.rtp;
-        self.shared.with_call(call_id, |c| {
+        self.shared.with_call(leg.call_id, |c| {
             c.codec = Some(codec);
             c.remote_rtp = Some(remote_rtp);
             c.local_rtp = local_rtp;
         });
-        // Media starts with the 200 (like most phones), not with the ACK.
-        let limit = opts.record_limit.as_millis() as usize * SAMPLE_RATE as usize / 1000;
-        let mut audio_done = rtp::start(
+        Some(Answered {
             socket,
             remote_rtp,
             codec,
+            sdp: answer_sdp,
+        })
+    }
+
+    /// A final error response `status` (recorded as `code`).
+    fn refuse(&self, leg: &Leg<'_>, status: StatusCode, code: u16) {
+        let _ = leg.dialog.reject(Some(status), None);
+        self.shared.push(leg.call_id, SimEventKind::Sent { code });
+    }
+
+    /// The answered call: media from the 200 on, the ACK and in-dialog requests answered, until
+    /// the sim hangs up ([`Hangup`], `hangup`, the `max_call` bound: `true`) or the call ends
+    /// without it (the peer's BYE, shutdown: `false`).
+    async fn talk(
+        &self,
+        leg: &Leg<'_>,
+        states: &mut DialogStateReceiver,
+        answered: Answered,
+        media: &Arc<MediaState>,
+        media_cancel: &CancellationToken,
+    ) -> bool {
+        let opts = &self.shared.opts;
+        let call_id = leg.call_id;
+        // Media starts with the 200 (like most phones), not with the ACK.
+        let limit = opts.record_limit.as_millis() as usize * SAMPLE_RATE as usize / 1000;
+        let mut audio_done = rtp::start(
+            answered.socket,
+            answered.remote_rtp,
+            answered.codec,
             opts.play.clone(),
             limit,
             media.clone(),
@@ -313,7 +387,7 @@ impl CallTask {
                 }
             };
             tokio::select! {
-                _ = self.shared.cancel.cancelled() => return,
+                _ = self.shared.cancel.cancelled() => return false,
                 r = &mut audio_done, if !audio_sent => {
                     audio_sent = true;
                     if r.is_ok()
@@ -321,9 +395,9 @@ impl CallTask {
                             bye_at = Some(tokio::time::Instant::now() + d);
                         }
                 }
-                _ = bye_sleep => break,
-                _ = hangup.cancelled() => break,
-                _ = tokio::time::sleep_until(deadline) => break,
+                _ = bye_sleep => return true,
+                _ = leg.hangup.cancelled() => return true,
+                _ = tokio::time::sleep_until(leg.deadline) => return true,
                 st = states.recv() => match st {
                     Some(DialogState::Confirmed(..)) => {
                         self.shared.push(call_id, SimEventKind::Ack);
@@ -332,12 +406,12 @@ impl CallTask {
                         if matches!(reason, TerminatedReason::UacBye) {
                             self.shared.push(call_id, SimEventKind::Bye { from_remote: true });
                         }
-                        return;
+                        return false;
                     }
                     Some(DialogState::Updated(_, _, handle)) => {
                         // re-INVITE: keep the same media, answer with the same SDP.
                         let h = vec![Header::ContentType("application/sdp".into())];
-                        let _ = handle.respond(StatusCode::OK, Some(h), Some(answer_sdp.clone().into_bytes())).await;
+                        let _ = handle.respond(StatusCode::OK, Some(h), Some(answered.sdp.clone().into_bytes())).await;
                     }
                     Some(DialogState::Info(_, _, handle))
                     | Some(DialogState::Options(_, _, handle))
@@ -346,15 +420,18 @@ impl CallTask {
                         let _ = handle.reply(StatusCode::OK).await;
                     }
                     Some(_) => {}
-                    None => return,
+                    None => return false,
                 },
             }
         }
-        media_cancel.cancel();
-        match tokio::time::timeout(BYE_TIMEOUT, dialog.bye()).await {
+    }
+
+    /// Our BYE, its answer awaited at most [`BYE_TIMEOUT`].
+    async fn bye(&self, leg: &Leg<'_>) {
+        match tokio::time::timeout(BYE_TIMEOUT, leg.dialog.bye()).await {
             Ok(Ok(())) => self
                 .shared
-                .push(call_id, SimEventKind::Bye { from_remote: false }),
+                .push(leg.call_id, SimEventKind::Bye { from_remote: false }),
             Ok(Err(e)) => tracing::debug!(error = %e, "sim BYE failed"),
             Err(_) => tracing::debug!("sim BYE timed out"),
         }

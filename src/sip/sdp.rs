@@ -138,16 +138,7 @@ fn is_g711(c: &Codec) -> bool {
 
 /// Parse an SDP body and extract the first audio stream.
 pub fn parse(text: &str) -> Result<RemoteSdp, SdpError> {
-    // sdp-rs wants one line ending style; normalise and drop blank/trailing junk lines.
-    let mut norm = String::with_capacity(text.len() + 16);
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
-        if line.is_empty() {
-            continue;
-        }
-        norm.push_str(&unbracket_ip6(line));
-        norm.push_str("\r\n");
-    }
+    let norm = normalise(text);
     let sd = sdp_rs::SessionDescription::try_from(norm.as_str())
         .map_err(|e| SdpError::Malformed(e.to_string()))?;
 
@@ -166,46 +157,7 @@ pub fn parse(text: &str) -> Result<RemoteSdp, SdpError> {
         .ok_or(SdpError::NoConnection)?;
     let port = media.media.port;
 
-    let mut codecs = Vec::new();
-    for fmt in media.media.fmt.split_whitespace() {
-        let Ok(pt) = fmt.parse::<u8>() else { continue };
-        if pt > 127 {
-            continue;
-        }
-        let rtpmap = media.attributes.iter().find_map(|a| match a {
-            sdp_rs::lines::Attribute::Rtpmap(r) if r.payload_type == u32::from(pt) => Some(r),
-            _ => None,
-        });
-        let codec = match (rtpmap, pt) {
-            (Some(r), _) => Codec {
-                pt,
-                name: r.encoding_name.clone(),
-                rate: u32::try_from(r.clock_rate).unwrap_or(0),
-            },
-            (None, 0) => Codec {
-                pt,
-                name: "PCMU".into(),
-                rate: 8000,
-            },
-            (None, 8) => Codec {
-                pt,
-                name: "PCMA".into(),
-                rate: 8000,
-            },
-            (None, 18) => Codec {
-                pt,
-                name: "G729".into(),
-                rate: 8000,
-            },
-            (None, 9) => Codec {
-                pt,
-                name: "G722".into(),
-                rate: 8000,
-            },
-            (None, _) => continue,
-        };
-        codecs.push(codec);
-    }
+    let codecs = codecs_of(media);
     let telephone_event = codecs
         .iter()
         .find(|c| c.name.eq_ignore_ascii_case("telephone-event") && c.rate == 8000)
@@ -230,6 +182,64 @@ pub fn parse(text: &str) -> Result<RemoteSdp, SdpError> {
         direction,
         ptime,
     })
+}
+
+/// One line ending style (sdp-rs wants CRLF), no blank lines, IPv6 addresses unbracketed.
+fn normalise(text: &str) -> String {
+    let mut norm = String::with_capacity(text.len() + 16);
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        norm.push_str(&unbracket_ip6(line));
+        norm.push_str("\r\n");
+    }
+    norm
+}
+
+/// The media section's codecs in its `m=` order: each payload type's `a=rtpmap`, or the
+/// static assignment of RFC 3551 for the ones dialgate knows without it; others are skipped.
+fn codecs_of(media: &sdp_rs::MediaDescription) -> Vec<Codec> {
+    let mut codecs = Vec::new();
+    for fmt in media.media.fmt.split_whitespace() {
+        let Ok(pt) = fmt.parse::<u8>() else { continue };
+        if pt > 127 {
+            continue;
+        }
+        let rtpmap = media.attributes.iter().find_map(|a| match a {
+            sdp_rs::lines::Attribute::Rtpmap(r) if r.payload_type == u32::from(pt) => Some(r),
+            _ => None,
+        });
+        let codec = match rtpmap {
+            Some(r) => Codec {
+                pt,
+                name: r.encoding_name.clone(),
+                rate: u32::try_from(r.clock_rate).unwrap_or(0),
+            },
+            None => match static_codec(pt) {
+                Some(name) => Codec {
+                    pt,
+                    name: name.into(),
+                    rate: 8000,
+                },
+                None => continue,
+            },
+        };
+        codecs.push(codec);
+    }
+    codecs
+}
+
+/// The name of a static payload type (RFC 3551) dialgate reads without an `a=rtpmap`.
+fn static_codec(pt: u8) -> Option<&'static str> {
+    match pt {
+        0 => Some("PCMU"),
+        8 => Some("PCMA"),
+        18 => Some("G729"),
+        9 => Some("G722"),
+        _ => None,
+    }
 }
 
 /// `o=`/`c=` lines written `IN IP6 [::1]` (SIPp does; RFC 4566 has no brackets) are read as

@@ -133,6 +133,21 @@ impl Http {
         Some(r.status())
     }
 
+    /// The value of the counter `name` in `/metrics` (`dialgate_<name>_total`, or
+    /// `<name>_total` for a name given whole); panics when it is not there.
+    pub async fn counter(&self, name: &str) -> f64 {
+        let m = self.send(Method::GET, "/metrics", &[], None).await;
+        m.text
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("dialgate_{name}_total "))
+                    || l.starts_with(&format!("{name}_total "))
+            })
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics:\n{}", m.text))
+    }
+
     pub async fn get(&self, path: &str, auth: &str) -> Answer {
         self.send(Method::GET, path, &[("authorization", auth)], None)
             .await
@@ -150,6 +165,20 @@ impl Http {
 
     pub async fn dialout(&self, auth: &str, body: &Value) -> Answer {
         self.post_json("/api/v1/actions/dialout", auth, body).await
+    }
+
+    /// POSTs the dialout `body` with `extra`'s fields merged in; asserts 200 and returns its
+    /// `conversationId`.
+    pub async fn dialout_id(&self, auth: &str, mut body: Value, extra: Value) -> String {
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let a = self.dialout(auth, &body).await;
+        assert_eq!(a.status, StatusCode::OK, "dialout: {}", a.text);
+        a.json["conversationId"]
+            .as_str()
+            .expect("conversationId")
+            .to_owned()
     }
 }
 
@@ -171,6 +200,32 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// `DELETE /api/v1/calls/{id}` as `auth`.
+    pub async fn hangup(&self, auth: &str, id: &str) -> Answer {
+        let path = format!("/api/v1/calls/{id}");
+        let headers = [("authorization", auth)];
+        self.http.send(Method::DELETE, &path, &headers, None).await
+    }
+
+    /// `GET /api/v1/calls/{id}` as `auth` (asserts 200).
+    pub async fn record(&self, auth: &str, id: &str) -> Value {
+        let a = self.http.get(&format!("/api/v1/calls/{id}"), auth).await;
+        assert_eq!(a.status, StatusCode::OK, "call record: {}", a.text);
+        a.json
+    }
+
+    /// Polls `GET /api/v1/status` (bounded: 200 × 50 ms) until `pred` holds; returns it.
+    pub async fn until_status(&self, auth: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            let a = self.http.get("/api/v1/status", auth).await;
+            if pred(&a.json) {
+                return a.json;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the status never matched");
+    }
+
     pub fn app(&self) -> &App {
         self.app.as_ref().unwrap()
     }
@@ -193,6 +248,15 @@ pub struct StartOpts {
     /// Probe the bots' `events_url` at start and after reloads (off: most tests count the
     /// requests their Bot API peers get).
     pub probe_bots: bool,
+}
+
+impl StartOpts {
+    /// The defaults changed by `f` (e.g. `|o| o.tls = false` for plain HTTP).
+    pub fn with(f: impl FnOnce(&mut StartOpts)) -> Self {
+        let mut o = StartOpts::default();
+        f(&mut o);
+        o
+    }
 }
 
 impl Default for StartOpts {
@@ -232,22 +296,15 @@ pub async fn start(yaml_body: &str, opts: StartOpts) -> TestApp {
     );
     let config_path = dir.path().join("dialgate.yaml");
     std::fs::write(&config_path, yaml).unwrap();
-    let app = App::start(
-        &config_path,
-        AppOptions {
-            token_ttl: opts.token_ttl,
-            outbox: dialgate::webhook::OutboxOptions {
-                base_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_millis(400),
-                max_attempts: 5,
-                request_timeout: Duration::from_secs(5),
-            },
-            watch_config: true,
-            probe_bots: opts.probe_bots,
-        },
-    )
-    .await
-    .expect("dialgate starts");
+    let options = AppOptions {
+        token_ttl: opts.token_ttl,
+        watch_config: true,
+        probe_bots: opts.probe_bots,
+        ..flow_app_options()
+    };
+    let app = App::start(&config_path, options)
+        .await
+        .expect("dialgate starts");
     let http = Http::new(&app.api_url(), Some(&cert.der), opts.http2);
     TestApp {
         app: Some(app),
@@ -255,4 +312,84 @@ pub async fn start(yaml_body: &str, opts: StartOpts) -> TestApp {
         dir,
         config_path,
     }
+}
+
+/// dialgate's options in flow tests: short delivery back-offs, no file watching, no bot probes.
+pub fn flow_app_options() -> AppOptions {
+    AppOptions {
+        token_ttl: Duration::from_secs(900),
+        outbox: dialgate::webhook::OutboxOptions {
+            base_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(400),
+            max_attempts: 5,
+            request_timeout: Duration::from_secs(5),
+        },
+        watch_config: false,
+        probe_bots: false,
+    }
+}
+
+/// Writes `yaml` as `dialgate.yaml` in `dir` and starts dialgate on it with
+/// [`flow_app_options`], trusting `cert_der` for its API.
+pub async fn start_app(dir: tempfile::TempDir, yaml: &str, cert_der: &[u8]) -> TestApp {
+    let config_path = dir.path().join("dialgate.yaml");
+    std::fs::write(&config_path, yaml).unwrap();
+    let app = App::start(&config_path, flow_app_options())
+        .await
+        .expect("dialgate starts");
+    let http = Http::new(&app.api_url(), Some(cert_der), false);
+    TestApp {
+        app: Some(app),
+        http,
+        dir,
+        config_path,
+    }
+}
+
+/// The `server:` section of a flow's dialgate: SIP over UDP and the HTTPS API (certificate
+/// `cert`) on free ports of 127.0.0.1, relay RTP in `rtp` (a call silent for `inactivity_sec`
+/// ends), data in `data`, notify URLs on loopback allowed, calls capped at 120 s.
+pub fn flow_server_yaml(
+    cert: &TestCert,
+    rtp: (u16, u16),
+    inactivity_sec: u32,
+    data: &Path,
+) -> String {
+    format!(
+        r#"server:
+  sip:
+    listen:
+      - {{ transport: udp, address: "127.0.0.1:0" }}
+  http:
+    listen: "127.0.0.1:0"
+    tls: {{ cert: {cert}, key: {key} }}
+  rtp:
+    port_min: {rtp_min}
+    port_max: {rtp_max}
+    inactivity_timeout_sec: {inactivity_sec}
+  data_dir: {data}
+  notify_allow: [127.0.0.0/8]
+  max_call_duration_sec: 120
+"#,
+        cert = cert.cert.display(),
+        key = cert.key.display(),
+        rtp_min = rtp.0,
+        rtp_max = rtp.1,
+        data = data.display(),
+    )
+}
+
+/// The trunk `carrier` at `address` and a rule sending every bot's calls to it.
+pub fn flow_trunk_yaml(address: &str) -> String {
+    format!(
+        "sip_connections:\n  - id: carrier\n    name: Carrier\n    address: \"{address}\"\nrouting_rules:\n  - name: everything\n    origin_bot: \"*\"\n    route: {{ sip_connection: carrier }}\n"
+    )
+}
+
+/// The dialer's API client `dialer` (both groups), its secret in the environment variable
+/// `secret_env`, its notifications signed with `webhook_secret`.
+pub fn dialer_client_yaml(secret_env: &str, webhook_secret: &str) -> String {
+    format!(
+        "api_clients:\n  - client_id: dialer\n    secret_env: {secret_env}\n    groups: [call_control, call_data_manager]\n    webhook_secret: {webhook_secret}\n"
+    )
 }

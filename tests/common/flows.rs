@@ -3,12 +3,12 @@
 //! notification sink, all wired into one YAML. Helpers wait (bounded) for the terminal
 //! notification and the finished call record, and check the notifications' signatures.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::api::{Answer, Http, TestApp, basic, make_cert};
+use super::api::{Answer, TestApp, basic, dialer_client_yaml, make_cert};
 use super::http_peers::{BotApiServer, BotConfig, RecordedRequest, verify_signature};
 use super::peers::{PjsuaOpts, PjsuaPeer, free_udp_port};
 
@@ -86,7 +86,50 @@ pub struct WsBotSetup {
     pub media_format: Option<&'static str>,
 }
 
+/// A self-signed certificate for `names`, written as `<stem>.crt` / `<stem>.key` in `dir`;
+/// returns their paths (certificate, key).
+pub fn cert_files(dir: &std::path::Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let ck = rcgen::generate_simple_self_signed(names).unwrap();
+    let (c, k) = (
+        dir.join(format!("{stem}.crt")),
+        dir.join(format!("{stem}.key")),
+    );
+    std::fs::write(&c, ck.cert.pem()).unwrap();
+    std::fs::write(&k, ck.signing_key.serialize_pem()).unwrap();
+    (c, k)
+}
+
 impl FlowSetup {
+    /// The callee as a carrier on a TLS listener with `cert` ([`cert_files`]) and SRTP `srtp`
+    /// (`off`, `optional`, `mandatory`), reached over TLS: dialgate gets a TLS listener and
+    /// the trunk `transport: tls`. Tests append further callee arguments and trunk keys.
+    pub fn tls_carrier(&mut self, cert: &(PathBuf, PathBuf), srtp: &str) {
+        self.callee.extra_args = vec![
+            "--tls-cert".into(),
+            cert.0.display().to_string(),
+            "--tls-key".into(),
+            cert.1.display().to_string(),
+            "--srtp".into(),
+            srtp.into(),
+        ];
+        self.sip_tls = true;
+        self.trunk_extra = vec!["transport: tls".into()];
+    }
+
+    /// Audio both ways: the callee loops `callee_plays`, the bot loops `bot_plays` and hangs
+    /// up 10 s after the answer; both record what they hear in `heard.wav`.
+    pub fn talk_both_ways(&mut self, callee_plays: &std::path::Path, bot_plays: &std::path::Path) {
+        self.callee.play = Some(callee_plays.to_path_buf());
+        self.callee.play_loop = true;
+        self.callee.record = Some("heard.wav".into());
+        let bot = self.bot.as_mut().expect("flow has a bot peer");
+        bot.play = Some(bot_plays.to_path_buf());
+        bot.play_loop = true;
+        bot.bye_after_ms = Some(10_000);
+        bot.record = Some("heard.wav".into());
+    }
+
     /// A callee answering `answer` (see `PjsuaOpts::answer`) and a bot answering 200.
     pub fn new(rtp_min: u16, callee_rtp: u16, answer: &str) -> Self {
         FlowSetup {
@@ -133,13 +176,21 @@ pub struct Flow {
     pub sink: super::http_peers::NotifySink,
     /// `Basic dialer:secret` (groups call_control and call_data_manager).
     pub auth: String,
+    /// The binary's CPU slot ([`super::cpu`]), held while the call recognises or speaks.
+    _cpu: Option<tokio::sync::MutexGuard<'static, ()>>,
 }
 
 impl Flow {
-    /// Starts the peers, then dialgate on a YAML naming them.
+    /// Starts the peers, then dialgate on a YAML naming them. A flow whose call recognises or
+    /// speaks ([`FlowSetup::with_model`], a text bot, a voice, an AC WebSocket bot) first waits
+    /// for the binary's CPU slot ([`super::cpu`]) and holds it until it is dropped.
     pub async fn start(mut s: FlowSetup) -> Flow {
-        // SAFETY: every test of every binary sets the same value before dialgate reads it.
-        unsafe { std::env::set_var("FLOWS_DIALER_SECRET", DIALER_SECRET) };
+        let speaks = s.text_bot
+            || s.with_voice
+            || s.websocket
+                .as_ref()
+                .is_some_and(|w| w.protocol == "ac-bot-api");
+        let cpu = super::cpu::exclusive_if(s.with_model || speaks).await;
         // A test may choose the callee's port (to name it in DNS records).
         if s.callee.port == 0 {
             s.callee.port = free_udp_port();
@@ -175,11 +226,6 @@ impl Flow {
         // The repository's speech models (machine detection with transcripts) and, for a text
         // bot, its voice's runtime, linked into the data directory: scripts/setup-model fills them.
         // An AC Bot API WebSocket bot's text is spoken with the same voice.
-        let speaks = s.text_bot
-            || s.with_voice
-            || s.websocket
-                .as_ref()
-                .is_some_and(|w| w.protocol == "ac-bot-api");
         let links: &[&str] = match (s.with_model, speaks) {
             (_, true) => &["models", "runtime"],
             (true, false) => &["models"],
@@ -224,12 +270,8 @@ impl Flow {
 {agent_rule}  - name: everything
     origin_bot: "*"
     route: {{ sip_connection: carrier }}
-api_clients:
-  - client_id: dialer
-    secret_env: FLOWS_DIALER_SECRET
-    groups: [call_control, call_data_manager]
-    webhook_secret: {WEBHOOK_SECRET}
-"#,
+{client}"#,
+            client = dialer_client_yaml("FLOWS_DIALER_SECRET", WEBHOOK_SECRET),
             cert = cert.cert.display(),
             key = cert.key.display(),
             rtp_min = s.rtp.0,
@@ -309,38 +351,15 @@ api_clients:
                 .map(|h| format!("    amd: {{ transcript_hold_ms: {h} }}\n"))
                 .unwrap_or_default(),
         );
-        let config_path = dir.path().join("dialgate.yaml");
-        std::fs::write(&config_path, yaml).unwrap();
-        let app = dialgate::app::App::start(
-            &config_path,
-            dialgate::app::AppOptions {
-                token_ttl: Duration::from_secs(900),
-                outbox: dialgate::webhook::OutboxOptions {
-                    base_backoff: Duration::from_millis(100),
-                    max_backoff: Duration::from_millis(400),
-                    max_attempts: 5,
-                    request_timeout: Duration::from_secs(5),
-                },
-                watch_config: false,
-                probe_bots: false,
-            },
-        )
-        .await
-        .expect("dialgate starts");
-        let http = Http::new(&app.api_url(), Some(&cert.der), false);
         Flow {
-            app: TestApp {
-                app: Some(app),
-                http,
-                dir,
-                config_path,
-            },
+            app: super::api::start_app(dir, &yaml, &cert.der).await,
             callee,
             bot,
             agent,
             bot_api,
             sink,
             auth: basic("dialer", DIALER_SECRET),
+            _cpu: cpu,
         }
     }
 
@@ -357,46 +376,24 @@ api_clients:
     /// `POST /api/v1/actions/dialout` for [`TARGET`] with `notifyUrl` and `metadata`, plus the
     /// fields of `extra`; asserts 200 and returns the conversation ID.
     pub async fn dial(&self, extra: Value) -> String {
-        let mut body = json!({
+        let body = json!({
             "bot": "flow-bot",
             "target": TARGET,
             "caller": "+15550009999",
             "notifyUrl": self.sink.url(),
             "metadata": {"campaign": "flows", "n": 7},
         });
-        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-            b.extend(e.clone());
-        }
-        let a = self.app.http.dialout(&self.auth, &body).await;
-        assert_eq!(a.status, StatusCode::OK, "dialout: {}", a.text);
-        a.json["conversationId"]
-            .as_str()
-            .expect("conversationId")
-            .to_owned()
+        self.app.http.dialout_id(&self.auth, body, extra).await
     }
 
     /// `DELETE /api/v1/calls/{id}`.
     pub async fn hangup(&self, id: &str) -> Answer {
-        self.app
-            .http
-            .send(
-                Method::DELETE,
-                &format!("/api/v1/calls/{id}"),
-                &[("authorization", &self.auth)],
-                None,
-            )
-            .await
+        self.app.hangup(&self.auth, id).await
     }
 
     /// `GET /api/v1/calls/{id}` (asserts 200).
     pub async fn record(&self, id: &str) -> Value {
-        let a = self
-            .app
-            .http
-            .get(&format!("/api/v1/calls/{id}"), &self.auth)
-            .await;
-        assert_eq!(a.status, StatusCode::OK, "call record: {}", a.text);
-        a.json
+        self.app.record(&self.auth, id).await
     }
 
     /// Waits until the call record's status is `status` (e.g. `ringing`).
@@ -666,4 +663,85 @@ pub fn assert_relay_offer(sdp: Option<&str>, rtp: (u16, u16)) {
         (rtp.0..=rtp.1).contains(&port),
         "relay port {port} outside {rtp:?}: {sdp}"
     );
+}
+
+/// Asserts that the person plainly heard `text` in `heard` (8 kHz PCM), recognised back by
+/// Whisper with the repository's model: at most 40 % word errors and `key` among the words.
+/// Idle, every word comes back; on a starved machine PJSIP's jitter buffer slips and a word or
+/// two blur ("calling" → "collin").
+pub async fn assert_heard(heard: Vec<i16>, text: &str, key: &str) {
+    let recognised = tokio::task::spawn_blocking(move || {
+        let stt = dialgate::stt::SttEngine::new(dialgate::stt::SttEngineConfig {
+            data_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data"),
+            ..Default::default()
+        });
+        dialgate::tts::eval::recognise(&stt, &heard)
+    })
+    .await
+    .unwrap()
+    .expect("recognised");
+    let (want, got) = (
+        dialgate::tts::eval::spoken_words(text),
+        dialgate::tts::eval::spoken_words(&recognised),
+    );
+    let errors = dialgate::stt::eval::word_errors(&want, &got);
+    assert!(
+        errors * 100 <= want.len() * 40 && got.iter().any(|w| w == key),
+        "said {want:?}, heard {got:?}"
+    );
+}
+
+/// What the peers of a [`FlowSetup::talk_both_ways`] flow heard, from their recordings.
+pub struct HeardBothWays {
+    /// The bot's recording (complete: written after the bot's BYE).
+    pub bot_rec: std::path::PathBuf,
+    /// The callee's recording.
+    pub callee_rec: std::path::PathBuf,
+    /// How much the bot's recording matches the callee's clip (best 2.5 s excerpt).
+    pub bot_hello: f64,
+    /// How much the bot's recording matches its own clip.
+    pub bot_machine: f64,
+    /// How much the callee's recording matches the bot's clip.
+    pub callee_machine: f64,
+    /// How much the callee's recording matches its own clip.
+    pub callee_hello: f64,
+}
+
+/// Waits for both recordings of a [`FlowSetup::talk_both_ways`] flow (`callee_plays` and
+/// `bot_plays` being what the peers played) and compares each with both clips.
+pub async fn heard_both_ways(
+    flow: &Flow,
+    callee_plays: &std::path::Path,
+    bot_plays: &std::path::Path,
+) -> HeardBothWays {
+    let bot_rec = flow.bot().wait_recording(1, WAIT).await.unwrap();
+    let callee_rec = flow.callee.wait_recording(1, WAIT).await.unwrap();
+    let bot_heard = wait_wav(&bot_rec).await;
+    let callee_heard = wait_wav(&callee_rec).await;
+    let (bot_hello, bot_machine, callee_machine, callee_hello) = tokio::join!(
+        best_copy_similarity(callee_plays, &bot_heard, 2.5),
+        best_copy_similarity(bot_plays, &bot_heard, 2.5),
+        best_copy_similarity(bot_plays, &callee_heard, 2.5),
+        best_copy_similarity(callee_plays, &callee_heard, 2.5),
+    );
+    HeardBothWays {
+        bot_rec,
+        callee_rec,
+        bot_hello,
+        bot_machine,
+        callee_machine,
+        callee_hello,
+    }
+}
+
+/// Waits until `peer` logged an event satisfying `pred` (bounded by [`WAIT`]); panics with the
+/// peer's log otherwise.
+pub async fn saw(
+    peer: &PjsuaPeer,
+    what: &str,
+    pred: impl Fn(&super::peers::PeerEvent) -> bool,
+) -> super::peers::PeerEvent {
+    peer.wait_for(what, pred, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }

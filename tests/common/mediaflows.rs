@@ -8,21 +8,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dialgate::sim::{
-    BotApiOptions, DialerOptions, SimBot, SimBotApi, SimCallee, SimCalleeOptions, SimDialer,
-    SimEvent,
-};
-use hyper::StatusCode;
+use dialgate::sim::{DialerOptions, SimBot, SimCallee, SimCalleeOptions, SimDialer, SimEvent};
 use serde_json::{Value, json};
 
-use super::api::{basic, make_cert};
+use super::api::{basic, dialer_client_yaml, flow_server_yaml, flow_trunk_yaml, make_cert};
 use super::peers::{Sipp, free_udp_port};
 
 // Re-exported so a flow test imports everything from its harness (unused in some binaries).
+use super::api::start_app;
 use super::simcall::samples;
 #[allow(unused_imports)]
 pub use super::simside::assert_delivered;
-use super::simside::{SimSide, start_app, wait_peer_ended};
+use super::simside::{SimSide, sim_bot_api, wait_peer_ended};
 
 /// The dialer's API client secret (through `MEDIAFLOWS_DIALER_SECRET`).
 pub const DIALER_SECRET: &str = "mediaflows-dialer-secret";
@@ -124,8 +121,6 @@ pub struct MediaFlow {
 impl MediaFlow {
     /// Starts the peers, then dialgate on a YAML naming them.
     pub async fn start(s: MediaSetup) -> MediaFlow {
-        // SAFETY: every test of every binary sets the same value before dialgate reads it.
-        unsafe { std::env::set_var("MEDIAFLOWS_DIALER_SECRET", DIALER_SECRET) };
         let scratch = tempfile::tempdir().unwrap();
         let (callee, sipp, carrier_addr) = match s.carrier {
             Carrier::Sim(o) => {
@@ -160,13 +155,7 @@ impl MediaFlow {
             }
         };
         let bot = SimBot::start(s.bot).await.expect("simulated bot");
-        let bot_api = SimBotApi::start(BotApiOptions {
-            token: Some(BOT_TOKEN.into()),
-            on_start: s.bot_on_start,
-            ..Default::default()
-        })
-        .await
-        .expect("simulated Bot API");
+        let bot_api = sim_bot_api(BOT_TOKEN, s.bot_on_start).await;
         let dialer = SimDialer::start(DialerOptions {
             bind: ([127, 0, 0, 1], 0).into(),
             secret: Some(WEBHOOK_SECRET.into()),
@@ -177,22 +166,12 @@ impl MediaFlow {
 
         let dir = tempfile::tempdir().unwrap();
         let cert = make_cert(dir.path());
+        let data = s
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
         let yaml = format!(
-            r#"server:
-  sip:
-    listen:
-      - {{ transport: udp, address: "127.0.0.1:0" }}
-  http:
-    listen: "127.0.0.1:0"
-    tls: {{ cert: {cert}, key: {key} }}
-  rtp:
-    port_min: {rtp_min}
-    port_max: {rtp_max}
-    inactivity_timeout_sec: {inactivity}
-  data_dir: {data}
-  notify_allow: [127.0.0.0/8]
-  max_call_duration_sec: 120
-bots:
+            r#"{server}bots:
   - id: media-bot
     name: Media Bot
     sip_uri: "{bot_uri}"
@@ -203,30 +182,10 @@ bots:
       enabled: true
       machine_detection: {amd}
 {outbound}      send_metadata_info: {send_metadata_info}
-sip_connections:
-  - id: carrier
-    name: Carrier
-    address: "{carrier_addr}"
-routing_rules:
-  - name: everything
-    origin_bot: "*"
-    route: {{ sip_connection: carrier }}
-api_clients:
-  - client_id: dialer
-    secret_env: MEDIAFLOWS_DIALER_SECRET
-    groups: [call_control, call_data_manager]
-    webhook_secret: {WEBHOOK_SECRET}
-{extra_yaml}"#,
-            cert = cert.cert.display(),
-            key = cert.key.display(),
-            rtp_min = s.rtp.0,
-            rtp_max = s.rtp.1,
-            inactivity = s.inactivity_sec,
-            data = s
-                .data_dir
-                .clone()
-                .unwrap_or_else(|| dir.path().join("data"))
-                .display(),
+{trunk}{client}{extra_yaml}"#,
+            server = flow_server_yaml(&cert, s.rtp, s.inactivity_sec, &data),
+            trunk = flow_trunk_yaml(&carrier_addr.to_string()),
+            client = dialer_client_yaml("MEDIAFLOWS_DIALER_SECRET", WEBHOOK_SECRET),
             bot_uri = bot.uri(),
             events_url = bot_api.events_url(),
             recording = s.recording,
@@ -271,21 +230,19 @@ api_clients:
     /// `POST /api/v1/actions/dialout` for [`TARGET`] with `notifyUrl`, plus the fields of
     /// `extra`; asserts 200 and returns the conversation ID.
     pub async fn dial(&self, extra: Value) -> String {
-        let mut body = json!({
+        let body = json!({
             "bot": "media-bot",
             "target": TARGET,
             "caller": "+15550008888",
             "notifyUrl": self.dialer.notify_url(),
         });
-        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-            b.extend(e.clone());
-        }
-        let a = self.app.http.dialout(&self.auth, &body).await;
-        assert_eq!(a.status, StatusCode::OK, "dialout: {}", a.text);
-        a.json["conversationId"]
-            .as_str()
-            .expect("conversationId")
-            .to_owned()
+        self.app.http.dialout_id(&self.auth, body, extra).await
+    }
+
+    /// Asserts the dialer was told `answered`, then `completed` (both delivered), then stops.
+    pub async fn stop_answered_then_completed(self, id: &str, rec: &Value) {
+        self.side.assert_answered_then_completed(id, rec);
+        self.stop().await;
     }
 
     /// Stops dialgate (ends live calls) and the peers.

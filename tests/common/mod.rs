@@ -10,8 +10,12 @@
 
 pub mod api;
 pub mod audio;
+pub mod binary;
+pub mod cpu;
+pub mod env;
 pub mod flows;
 pub mod http_peers;
+pub mod legs;
 pub mod mediaflows;
 pub mod peers;
 pub mod postgres;
@@ -21,3 +25,5 @@ pub mod simside;
 pub mod sipp;
 pub mod sippflows;
 pub mod sttflows;
+pub mod udp_peer;
+pub mod wsbot;

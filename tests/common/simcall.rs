@@ -68,3 +68,40 @@ pub fn rtp_counts(events: &[SimEvent]) -> Option<(u64, u64)> {
         _ => None,
     })
 }
+
+/// A call record's timestamp `key` (RFC 3339) in milliseconds since the epoch.
+pub fn record_ms(record: &Value, key: &str) -> i64 {
+    let s = record[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("record has no {key}: {record:#}"));
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{key} `{s}`: {e}"));
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Asserts that never more than `max` of the calls `records` were up at once (a record's
+/// dialing..ended span).
+pub fn assert_at_most_up(records: &[Value], max: usize) {
+    let spans: Vec<(i64, i64)> = records
+        .iter()
+        .map(|r| (record_ms(r, "dialingAt"), record_ms(r, "endedAt")))
+        .collect();
+    for (start, _) in &spans {
+        let up = spans
+            .iter()
+            .filter(|(s, e)| s <= start && start < e)
+            .count();
+        assert!(up <= max, "{up} calls up at once: {spans:?}");
+    }
+}
+
+/// The `detail` of every timeline entry of the record `rec` named `event`.
+pub fn timeline_details(rec: &Value, event: &str) -> Vec<String> {
+    rec["timeline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["event"] == event)
+        .map(|e| e["detail"].as_str().unwrap_or("").to_owned())
+        .collect()
+}

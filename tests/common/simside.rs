@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use dialgate::sim::{SimBotApi, SimCallee, SimDialer, SimEvent, SimEventKind};
-use hyper::{Method, StatusCode};
+use hyper::StatusCode;
 use serde_json::Value;
 
 use super::api::{Answer, TestApp};
@@ -33,26 +33,12 @@ pub struct SimSide {
 impl SimSide {
     /// `DELETE /api/v1/calls/{id}`.
     pub async fn hangup(&self, id: &str) -> Answer {
-        self.app
-            .http
-            .send(
-                Method::DELETE,
-                &format!("/api/v1/calls/{id}"),
-                &[("authorization", &self.auth)],
-                None,
-            )
-            .await
+        self.app.hangup(&self.auth, id).await
     }
 
     /// `GET /api/v1/calls/{id}` (asserts 200).
     pub async fn record(&self, id: &str) -> Value {
-        let a = self
-            .app
-            .http
-            .get(&format!("/api/v1/calls/{id}"), &self.auth)
-            .await;
-        assert_eq!(a.status, StatusCode::OK, "call record: {}", a.text);
-        a.json
+        self.app.record(&self.auth, id).await
     }
 
     /// `GET /api/v1/status` (asserts 200).
@@ -124,6 +110,13 @@ impl SimSide {
                 n.body
             })
             .collect()
+    }
+
+    /// Asserts the dialer was told `answered`, then `completed`, for `id`, both delivered
+    /// (`rec` being the call's settled record).
+    pub fn assert_answered_then_completed(&self, id: &str, rec: &Value) {
+        assert_eq!(self.statuses(id), ["answered", "completed"]);
+        assert_delivered(rec, 2);
     }
 
     /// The statuses the dialer received for `id`, in order.
@@ -233,7 +226,7 @@ impl SimSide {
         if let Some(a) = self.app.app.take() {
             a.shutdown().await;
         }
-        let app = dialgate::app::App::start(&self.app.config_path, app_options())
+        let app = dialgate::app::App::start(&self.app.config_path, super::api::flow_app_options())
             .await
             .expect("dialgate restarts");
         // A new process listens on a new port.
@@ -282,34 +275,14 @@ pub async fn wait_peer_ended(peer: &SimCallee, who: &str, wait: Duration) -> Vec
     peer.events()
 }
 
-/// Writes `yaml` as `dialgate.yaml` in `dir` and starts dialgate on it with short delivery
-/// back-offs, trusting `cert_der` for its API.
-pub async fn start_app(dir: tempfile::TempDir, yaml: &str, cert_der: &[u8]) -> TestApp {
-    let config_path = dir.path().join("dialgate.yaml");
-    std::fs::write(&config_path, yaml).unwrap();
-    let app = dialgate::app::App::start(&config_path, app_options())
-        .await
-        .expect("dialgate starts");
-    let http = super::api::Http::new(&app.api_url(), Some(cert_der), false);
-    TestApp {
-        app: Some(app),
-        http,
-        dir,
-        config_path,
-    }
-}
-
-/// dialgate's options in flow tests: short delivery back-offs, no file watching.
-fn app_options() -> dialgate::app::AppOptions {
-    dialgate::app::AppOptions {
-        token_ttl: Duration::from_secs(900),
-        outbox: dialgate::webhook::OutboxOptions {
-            base_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(400),
-            max_attempts: 5,
-            request_timeout: Duration::from_secs(5),
-        },
-        watch_config: false,
-        probe_bots: false,
-    }
+/// A flow's Bot API bot (`dialgate::sim`): it answers 401 without the Bearer `token` and answers
+/// the `start` event with the activities `on_start`.
+pub async fn sim_bot_api(token: &str, on_start: Vec<Value>) -> SimBotApi {
+    SimBotApi::start(dialgate::sim::BotApiOptions {
+        token: Some(token.into()),
+        on_start,
+        ..Default::default()
+    })
+    .await
+    .expect("simulated Bot API")
 }

@@ -7,8 +7,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dialgate::app::{App, AppOptions};
-use hyper::Method;
 use serde_json::{Value, json};
 
 use super::api::{Answer, Http, TestApp, basic, make_cert};
@@ -38,15 +36,26 @@ pub fn uas_with(name: &str, port: u16, timeout_s: u32, extra: &[&str]) -> Sipp {
     uas_file(&scenario(name), port, timeout_s, extra)
 }
 
+/// [`uas`] for `calls` calls in a row (or at once): SIPp ends after the last one.
+pub fn uas_calls(name: &str, port: u16, calls: u32, timeout_s: u32) -> Sipp {
+    sipp_uas(&scenario(name), port, calls, timeout_s, &[])
+}
+
 /// [`uas_with`] for a scenario file anywhere (e.g. one written with a test's own audio file).
 pub fn uas_file(xml: &std::path::Path, port: u16, timeout_s: u32, extra: &[&str]) -> Sipp {
+    sipp_uas(xml, port, 1, timeout_s, extra)
+}
+
+/// SIPp playing `xml` on 127.0.0.1:`port` for `calls` calls, giving up after `timeout_s`.
+fn sipp_uas(xml: &std::path::Path, port: u16, calls: u32, timeout_s: u32, extra: &[&str]) -> Sipp {
     let port = port.to_string();
+    let calls = calls.to_string();
     let timeout = format!("{timeout_s}s");
     let mut args = vec![
         "-p",
         &port,
         "-m",
-        "1",
+        &calls,
         "-timeout",
         &timeout,
         "-timeout_error",
@@ -148,19 +157,19 @@ pub struct Flow {
     pub sink: NotifySink,
     pub bot: BotApiServer,
     pub auth: String,
+    /// The binary's CPU slot ([`super::cpu`]), held while the flow has speech models.
+    _cpu: Option<tokio::sync::MutexGuard<'static, ()>>,
 }
 
-fn set_env() {
-    // SAFETY: every test sets the same values before dialgate reads them.
-    unsafe {
-        std::env::set_var("FLOW_DIALER_SECRET", SECRET);
-        std::env::set_var("FLOW_WEBHOOK_SECRET", "flow-whsec");
-    }
+/// [`body`] without a Bot API: the bot has no `events_url` (flows about the SIP legs and the
+/// dialer's notifications only).
+pub fn body_without_bot_api(bot_port: u16, trunk: &Trunk) -> String {
+    let unused = "http://127.0.0.1:9/bot";
+    body(bot_port, unused, trunk).replace(&format!("    events_url: \"{unused}\"\n"), "")
 }
 
 /// The configuration body (everything but `server:`).
 pub fn body(bot_port: u16, events_url: &str, trunk: &Trunk) -> String {
-    set_env();
     let mut conn = format!(
         "  - id: carrier\n    name: Carrier\n    address: \"{}\"\n",
         trunk.address
@@ -282,7 +291,8 @@ async fn start_flow_models(
     .await
 }
 
-/// [`start_flow`] with the departures in `how` (listeners, bot URI, extra YAML, models).
+/// [`start_flow`] with the departures in `how` (listeners, bot URI, extra YAML, models). With
+/// models (the call recognises) it first waits for the binary's CPU slot ([`super::cpu`]).
 pub async fn start_flow_custom(setup: FlowSetup, how: FlowStart<'_>) -> Flow {
     let FlowStart {
         models,
@@ -292,6 +302,7 @@ pub async fn start_flow_custom(setup: FlowSetup, how: FlowStart<'_>) -> Flow {
         extra,
         bot_extra,
     } = how;
+    let cpu = super::cpu::exclusive_if(models.is_some()).await;
     init_tracing();
     let sink = NotifySink::start().await.unwrap();
     let bot = BotApiServer::start(BotConfig::default()).await.unwrap();
@@ -327,35 +338,12 @@ pub async fn start_flow_custom(setup: FlowSetup, how: FlowStart<'_>) -> Flow {
         server_extra,
         body
     );
-    let config_path = dir.path().join("dialgate.yaml");
-    std::fs::write(&config_path, yaml).unwrap();
-    let app = App::start(
-        &config_path,
-        AppOptions {
-            token_ttl: Duration::from_secs(900),
-            outbox: dialgate::webhook::OutboxOptions {
-                base_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_millis(400),
-                max_attempts: 5,
-                request_timeout: Duration::from_secs(5),
-            },
-            watch_config: false,
-            probe_bots: false,
-        },
-    )
-    .await
-    .expect("dialgate starts");
-    let http = Http::new(&app.api_url(), Some(&cert.der), false);
     Flow {
-        t: TestApp {
-            app: Some(app),
-            http,
-            dir,
-            config_path,
-        },
+        t: super::api::start_app(dir, &yaml, &cert.der).await,
         sink,
         bot,
         auth: basic("dialer", SECRET),
+        _cpu: cpu,
     }
 }
 
@@ -384,15 +372,7 @@ impl Flow {
 
     /// `DELETE /api/v1/calls/{id}`.
     pub async fn hangup(&self, id: &str) -> Answer {
-        self.t
-            .http
-            .send(
-                Method::DELETE,
-                &format!("/api/v1/calls/{id}"),
-                &[("authorization", &self.auth)],
-                None,
-            )
-            .await
+        self.t.hangup(&self.auth, id).await
     }
 
     pub async fn stop(self) {
@@ -523,4 +503,58 @@ pub async fn one_terminal_within(sink: &NotifySink, id: &str, timeout: Duration)
         .count();
     assert_eq!(terminals, 1, "exactly one terminal notification");
     first.json
+}
+
+/// Writes `pcm` (8 kHz) as raw µ-law, the stream SIPp's `rtp_stream` plays, to `dir/name`.
+pub fn write_ulaw(dir: &std::path::Path, name: &str, pcm: &[i16]) -> PathBuf {
+    let path = dir.join(name);
+    let ulaw: Vec<u8> = pcm
+        .iter()
+        .map(|&x| dialgate::sim::g711::linear_to_ulaw(x))
+        .collect();
+    std::fs::write(&path, ulaw).unwrap();
+    path
+}
+
+/// The SIPp scenario `name` with its `AUDIO_FILE` placeholder naming `audio`, written to
+/// `dir/out`.
+pub fn scenario_with_audio(
+    dir: &std::path::Path,
+    name: &str,
+    audio: &std::path::Path,
+    out: &str,
+) -> PathBuf {
+    let xml = std::fs::read_to_string(scenario(name))
+        .unwrap()
+        .replace("AUDIO_FILE", &audio.display().to_string());
+    let path = dir.join(out);
+    std::fs::write(&path, xml).unwrap();
+    path
+}
+
+/// Asserts the record ended `failed` with `reason_code`, its one dialer notification delivered.
+pub fn assert_failed_and_notified(rec: &Value, reason_code: &str) {
+    assert_eq!(rec["status"], "failed", "{rec:#}");
+    assert_eq!(rec["reasonCode"], reason_code, "{rec:#}");
+    let d = dialer_deliveries(rec);
+    assert_eq!(d.len(), 1, "{rec:#}");
+    assert_eq!(d[0]["state"], "delivered", "{rec:#}");
+}
+
+/// Waits for the SIPp peer `s` to end; asserts that its scenario passed (`who` names it in the
+/// message) and that the messages it saw are exactly `want` (`<` received, `>` sent, as
+/// [`sip_flow`] lists them); returns its message log.
+pub async fn saw_exactly<S: AsRef<str>>(s: &Sipp, who: &str, want: &[S]) -> String {
+    let log = passed(s, who).await;
+    let want: Vec<&str> = want.iter().map(AsRef::as_ref).collect();
+    assert_eq!(sip_flow(&log), want, "{log}");
+    log
+}
+
+/// Waits for the SIPp peer `s` to end; asserts that its scenario passed (`who` names it in the
+/// message); returns its message log.
+pub async fn passed(s: &Sipp, who: &str) -> String {
+    let (code, log) = finish(s).await;
+    assert_eq!(code, 0, "{who}");
+    log
 }

@@ -14,19 +14,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialgate::sim::{
-    Answer, BotApiOptions, DialerOptions, Hangup, SimBot, SimBotApi, SimCallee, SimCalleeOptions,
-    SimDialer, SimEvent, SimEventKind,
+    Answer, DialerOptions, Hangup, SimBot, SimCallee, SimCalleeOptions, SimDialer, SimEvent,
+    SimEventKind,
 };
-use hyper::StatusCode;
 use serde_json::{Value, json};
 
-use super::api::{basic, make_cert};
+use super::api::{basic, dialer_client_yaml, flow_server_yaml, flow_trunk_yaml, make_cert};
 
 use super::simcall::{repo_file, samples, sip_trace};
 // Re-exported so a flow test imports everything from its harness (unused in some binaries).
+use super::api::start_app;
 #[allow(unused_imports)]
 pub use super::simside::assert_delivered;
-use super::simside::{SimSide, start_app, wait_peer_ended};
+use super::simside::{SimSide, sim_bot_api, wait_peer_ended};
 
 /// The dialer's API client secret (through `STTFLOWS_DIALER_SECRET`).
 pub const DIALER_SECRET: &str = "sttflows-dialer-secret";
@@ -111,13 +111,15 @@ pub struct SttFlow {
     pub side: SimSide,
     pub callee: SimCallee,
     pub bot: SimBot,
+    /// The binary's CPU slot ([`super::cpu`]), held while the call recognises.
+    _cpu: Option<tokio::sync::MutexGuard<'static, ()>>,
 }
 
 impl SttFlow {
-    /// Starts the peers, then dialgate on a YAML naming them.
+    /// Starts the peers, then dialgate on a YAML naming them. With the model it first waits
+    /// for the binary's CPU slot ([`super::cpu`]) and holds it until it is dropped.
     pub async fn start(s: SttSetup) -> SttFlow {
-        // SAFETY: every test of the binary sets the same value before dialgate reads it.
-        unsafe { std::env::set_var("STTFLOWS_DIALER_SECRET", DIALER_SECRET) };
+        let cpu = super::cpu::exclusive_if(s.with_model).await;
         let models = s.with_model.then(model_dir);
         let callee = SimCallee::start(SimCalleeOptions {
             play: Arc::new(s.play),
@@ -130,22 +132,9 @@ impl SttFlow {
         let bot = SimBot::start(SimCalleeOptions::bot())
             .await
             .expect("simulated bot");
-        let bot_api = SimBotApi::start(BotApiOptions {
-            token: Some(BOT_TOKEN.into()),
-            on_start: s.on_start,
-            ..Default::default()
-        })
-        .await
-        .expect("simulated Bot API");
+        let bot_api = sim_bot_api(BOT_TOKEN, s.on_start).await;
         let control_api = match s.control_bot {
-            true => Some(
-                SimBotApi::start(BotApiOptions {
-                    token: Some(BOT_TOKEN.into()),
-                    ..Default::default()
-                })
-                .await
-                .expect("simulated control Bot API"),
-            ),
+            true => Some(sim_bot_api(BOT_TOKEN, Vec::new()).await),
             false => None,
         };
         let control_yaml = match &control_api {
@@ -181,21 +170,7 @@ impl SttFlow {
         }
         let cert = make_cert(dir.path());
         let yaml = format!(
-            r#"server:
-  sip:
-    listen:
-      - {{ transport: udp, address: "127.0.0.1:0" }}
-  http:
-    listen: "127.0.0.1:0"
-    tls: {{ cert: {cert}, key: {key} }}
-  rtp:
-    port_min: {rtp_min}
-    port_max: {rtp_max}
-    inactivity_timeout_sec: 30
-  data_dir: {data}
-  notify_allow: [127.0.0.0/8]
-  max_call_duration_sec: 120
-bots:
+            r#"{server}bots:
   - id: {BOT}
     name: STT Bot
     sip_uri: "{bot_uri}"
@@ -208,29 +183,13 @@ bots:
       start_recognition_on_connect: {recognition}
       max_cps: 50
       max_concurrent: 5
-{control_yaml}sip_connections:
-  - id: carrier
-    name: Carrier
-    address: "{carrier}"
-routing_rules:
-  - name: everything
-    origin_bot: "*"
-    route: {{ sip_connection: carrier }}
-api_clients:
-  - client_id: dialer
-    secret_env: STTFLOWS_DIALER_SECRET
-    groups: [call_control, call_data_manager]
-    webhook_secret: {WEBHOOK_SECRET}
-"#,
-            cert = cert.cert.display(),
-            key = cert.key.display(),
-            rtp_min = s.rtp.0,
-            rtp_max = s.rtp.1,
-            data = data.display(),
+{control_yaml}{trunk}{client}"#,
+            server = flow_server_yaml(&cert, s.rtp, 30, &data),
+            trunk = flow_trunk_yaml(&callee.local_addr().to_string()),
+            client = dialer_client_yaml("STTFLOWS_DIALER_SECRET", WEBHOOK_SECRET),
             bot_uri = bot.uri(),
             events_url = bot_api.events_url(),
             recognition = s.recognition,
-            carrier = callee.local_addr(),
             amd_yaml = s
                 .amd_hold_ms
                 .map(|h| format!("    amd: {{ transcript_hold_ms: {h} }}\n"))
@@ -250,6 +209,7 @@ api_clients:
             },
             callee,
             bot,
+            _cpu: cpu,
         }
     }
 
@@ -266,21 +226,13 @@ api_clients:
 
     /// The same with `extra` fields merged into the request (e.g. `machineDetection`).
     pub async fn dial_with(&self, bot: &str, extra: Value) -> String {
-        let mut body = json!({
+        let body = json!({
             "bot": bot,
             "target": TARGET,
             "caller": "+15550007777",
             "notifyUrl": self.dialer.notify_url(),
         });
-        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-            b.extend(e.clone());
-        }
-        let a = self.app.http.dialout(&self.auth, &body).await;
-        assert_eq!(a.status, StatusCode::OK, "dialout: {}", a.text);
-        a.json["conversationId"]
-            .as_str()
-            .expect("conversationId")
-            .to_owned()
+        self.app.http.dialout_id(&self.auth, body, extra).await
     }
 
     /// Stops dialgate (ends live calls) and the peers.

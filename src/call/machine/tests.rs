@@ -84,6 +84,18 @@ impl Sim {
         self.m.timer_deadline(kind).map(|at| at - self.t0)
     }
 
+    /// Asserts each timer's deadline, in ms after the call's start (`None`: not armed).
+    pub(super) fn assert_armed(&self, want: &[(TimerKind, Option<u64>)]) {
+        for (kind, ms) in want {
+            assert_eq!(
+                self.armed(*kind),
+                ms.map(Duration::from_millis),
+                "{kind:?} at {:?}",
+                self.now - self.t0
+            );
+        }
+    }
+
     /// Start + 180 Ringing, as most scenarios begin.
     pub(super) fn ringing(&mut self) {
         let st = self.ev(Input::Start);

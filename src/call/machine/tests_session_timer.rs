@@ -19,29 +19,21 @@ fn dialgate_refreshes_at_half_the_interval_and_each_refresh_rearms() {
     // 1. The 2xx at 5 s made dialgate the refresher of a 90 s session.
     let st = s.at(5_200).ev(session(90, true));
     assert!(st.acts.is_empty());
-    assert_eq!(
-        s.armed(TimerKind::SessionRefresh),
-        Some(Duration::from_millis(50_200))
-    );
-    // Expiry at 90 - min(32, 30) = 60 s after the answer.
-    assert_eq!(
-        s.armed(TimerKind::SessionExpiry),
-        Some(Duration::from_millis(65_200))
-    );
+    // Refresh at half the interval, expiry at 90 - min(32, 30) = 60 s after the answer.
+    s.assert_armed(&[
+        (TimerKind::SessionRefresh, Some(50_200)),
+        (TimerKind::SessionExpiry, Some(65_200)),
+    ]);
     // 2. Half the interval later: refresh.
     let st = s.fire(TimerKind::SessionRefresh);
     assert_eq!(st.acts, vec![Output::RefreshCarrierSession]);
-    assert_eq!(s.armed(TimerKind::SessionRefresh), None);
+    s.assert_armed(&[(TimerKind::SessionRefresh, None)]);
     // 3. The refresh's 2xx re-arms both timers from now.
     s.at(50_400).ev(session(90, true));
-    assert_eq!(
-        s.armed(TimerKind::SessionRefresh),
-        Some(Duration::from_millis(95_400))
-    );
-    assert_eq!(
-        s.armed(TimerKind::SessionExpiry),
-        Some(Duration::from_millis(110_400))
-    );
+    s.assert_armed(&[
+        (TimerKind::SessionRefresh, Some(95_400)),
+        (TimerKind::SessionExpiry, Some(110_400)),
+    ]);
     assert_eq!(s.m.state(), CallState::Connected);
 }
 
@@ -51,13 +43,10 @@ fn a_missing_refresh_from_the_peer_ends_the_call_with_error() {
     s.connected();
     // 1. The carrier refreshes a 120 s session: dialgate only watches.
     s.at(5_200).ev(session(120, false));
-    assert_eq!(s.armed(TimerKind::SessionRefresh), None);
+    s.assert_armed(&[(TimerKind::SessionRefresh, None)]);
     // 2. The carrier's refresh at 60 s re-arms the expiry (120 - 32 = 88 s later).
     s.at(65_000).ev(session(120, false));
-    assert_eq!(
-        s.armed(TimerKind::SessionExpiry),
-        Some(Duration::from_millis(153_000))
-    );
+    s.assert_armed(&[(TimerKind::SessionExpiry, Some(153_000))]);
     // 3. No further refresh: BYE both legs, `completed`/`error`, "session timer expired".
     let st = s.fire(TimerKind::SessionExpiry);
     assert_eq!(
@@ -89,8 +78,10 @@ fn a_failing_own_refresh_also_ends_at_expiry_and_a_session_without_expiry_disarm
         interval: None,
         we_refresh: false,
     });
-    assert_eq!(s.armed(TimerKind::SessionRefresh), None);
-    assert_eq!(s.armed(TimerKind::SessionExpiry), None);
+    s.assert_armed(&[
+        (TimerKind::SessionRefresh, None),
+        (TimerKind::SessionExpiry, None),
+    ]);
 }
 
 #[test]

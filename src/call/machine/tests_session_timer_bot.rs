@@ -28,35 +28,21 @@ fn each_leg_refreshes_on_its_own_timers() {
     s.at(5_200).ev(carrier_session(1800, true));
     let st = s.at(5_200).ev(bot_session(90, true));
     assert!(st.acts.is_empty());
-    assert_eq!(
-        s.armed(TimerKind::BotLegSessionRefresh),
-        Some(Duration::from_millis(50_200))
-    );
-    assert_eq!(
-        s.armed(TimerKind::BotLegSessionExpiry),
-        Some(Duration::from_millis(65_200))
-    );
-    assert_eq!(
-        s.armed(TimerKind::SessionRefresh),
-        Some(Duration::from_millis(905_200))
-    );
+    s.assert_armed(&[
+        (TimerKind::BotLegSessionRefresh, Some(50_200)),
+        (TimerKind::BotLegSessionExpiry, Some(65_200)),
+        (TimerKind::SessionRefresh, Some(905_200)),
+    ]);
     // 2. Half the bot's interval later only the bot leg is refreshed.
     let st = s.fire(TimerKind::BotLegSessionRefresh);
     assert_eq!(st.acts, vec![Output::RefreshBotLegSession]);
-    assert_eq!(
-        s.armed(TimerKind::SessionRefresh),
-        Some(Duration::from_millis(905_200))
-    );
+    s.assert_armed(&[(TimerKind::SessionRefresh, Some(905_200))]);
     // 3. The bot's 2xx to the refresh re-arms the bot's pair from now.
     s.at(50_300).ev(bot_session(90, true));
-    assert_eq!(
-        s.armed(TimerKind::BotLegSessionRefresh),
-        Some(Duration::from_millis(95_300))
-    );
-    assert_eq!(
-        s.armed(TimerKind::BotLegSessionExpiry),
-        Some(Duration::from_millis(110_300))
-    );
+    s.assert_armed(&[
+        (TimerKind::BotLegSessionRefresh, Some(95_300)),
+        (TimerKind::BotLegSessionExpiry, Some(110_300)),
+    ]);
     assert_eq!(s.m.state(), CallState::Connected);
 }
 
@@ -66,11 +52,10 @@ fn a_missing_refresh_from_the_bot_ends_the_call_with_error_once() {
     s.connected();
     // 1. The bot refreshes a 120 s session: dialgate only watches (expiry 88 s later).
     s.at(5_200).ev(bot_session(120, false));
-    assert_eq!(s.armed(TimerKind::BotLegSessionRefresh), None);
-    assert_eq!(
-        s.armed(TimerKind::BotLegSessionExpiry),
-        Some(Duration::from_millis(93_200))
-    );
+    s.assert_armed(&[
+        (TimerKind::BotLegSessionRefresh, None),
+        (TimerKind::BotLegSessionExpiry, Some(93_200)),
+    ]);
     // 2. No refresh comes: BYE both legs, `completed`/`error`, the bot leg named.
     let st = s.fire(TimerKind::BotLegSessionExpiry);
     assert_eq!(
@@ -133,14 +118,10 @@ fn a_422_raised_interval_rearms_and_a_failed_refresh_is_an_error() {
     // 1. The bot answered the refresh 422 (Min-SE: 180); the leg sent it again and the 2xx
     //    names 180 s: both bot timers follow the larger interval.
     s.at(50_500).ev(bot_session(180, true));
-    assert_eq!(
-        s.armed(TimerKind::BotLegSessionRefresh),
-        Some(Duration::from_millis(140_500))
-    );
-    assert_eq!(
-        s.armed(TimerKind::BotLegSessionExpiry),
-        Some(Duration::from_millis(198_500))
-    );
+    s.assert_armed(&[
+        (TimerKind::BotLegSessionRefresh, Some(140_500)),
+        (TimerKind::BotLegSessionExpiry, Some(198_500)),
+    ]);
     // 2. The next refresh is answered 481: the leg reports the dialog failed; the call ends
     //    with `error`, the bot's code kept.
     s.fire(TimerKind::BotLegSessionRefresh);
@@ -164,7 +145,7 @@ fn bot_session_facts_without_an_established_bot_leg_are_ignored() {
     let mut s = Sim::new(MachineConfig::default());
     s.answered();
     s.assert_ignores(bot_session(90, true));
-    assert_eq!(s.armed(TimerKind::BotLegSessionExpiry), None);
+    s.assert_armed(&[(TimerKind::BotLegSessionExpiry, None)]);
     // 2. A session that no longer expires disarms the bot's pair, not the carrier's.
     let mut s = Sim::new(MachineConfig::default());
     s.connected();
@@ -174,7 +155,9 @@ fn bot_session_facts_without_an_established_bot_leg_are_ignored() {
         interval: None,
         we_refresh: false,
     });
-    assert_eq!(s.armed(TimerKind::BotLegSessionRefresh), None);
-    assert_eq!(s.armed(TimerKind::BotLegSessionExpiry), None);
+    s.assert_armed(&[
+        (TimerKind::BotLegSessionRefresh, None),
+        (TimerKind::BotLegSessionExpiry, None),
+    ]);
     assert!(s.armed(TimerKind::SessionExpiry).is_some());
 }

@@ -194,6 +194,12 @@ impl CallMachine {
                 format!("transfer to {target} refused: the person is not talking to the bot yet"),
             );
         }
+        self.start_transfer(now, req, target);
+    }
+
+    /// A transfer the call can take: noted on the timeline, detection stopped, then the REFER
+    /// or the agent's INVITE sent with its timer.
+    fn start_transfer(&mut self, now: Instant, req: TransferRequest, target: String) {
         let method = self.cfg.transfer;
         let why = req
             .reason

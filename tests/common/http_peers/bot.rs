@@ -185,12 +185,7 @@ impl BotApiServer {
         n: usize,
         timeout: Duration,
     ) -> Result<Vec<RecordedRequest>, WaitTimeout> {
-        self.state
-            .journal
-            .wait(&format!("{n} requests"), timeout, |reqs| {
-                (reqs.len() >= n).then(|| reqs.to_vec())
-            })
-            .await
+        self.state.journal.wait_count(n, "requests", timeout).await
     }
 
     /// The bound address.

@@ -118,6 +118,20 @@ impl Journal {
             .join("\n")
     }
 
+    /// Waits until `n` requests (`what`, e.g. "requests") have arrived; returns them all.
+    async fn wait_count(
+        &self,
+        n: usize,
+        what: &str,
+        timeout: Duration,
+    ) -> Result<Vec<RecordedRequest>, WaitTimeout> {
+        let what = format!("{n} {what}");
+        self.wait(&what, timeout, |reqs| {
+            (reqs.len() >= n).then(|| reqs.to_vec())
+        })
+        .await
+    }
+
     /// Waits until `pred` holds for the journal (re-checked on every new request).
     async fn wait<T>(
         &self,

@@ -105,9 +105,7 @@ impl NotifySink {
     ) -> Result<Vec<RecordedRequest>, WaitTimeout> {
         self.state
             .journal
-            .wait(&format!("{n} notifications"), timeout, |reqs| {
-                (reqs.len() >= n).then(|| reqs.to_vec())
-            })
+            .wait_count(n, "notifications", timeout)
             .await
     }
 

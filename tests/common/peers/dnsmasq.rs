@@ -4,8 +4,7 @@
 
 use std::fs;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -96,19 +95,9 @@ impl Dnsmasq {
             cmd.arg("--user=root");
         }
         cmd.args(&records.opts);
-        let child = cmd
-            .current_dir(dir.path())
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .map_err(|source| PeerError::Spawn {
-                what: "dnsmasq",
-                source,
-            })?;
+        let proc = Proc::spawn_logged("dnsmasq", &mut cmd, dir.path(), log)?;
         let d = Dnsmasq {
-            proc: Proc::new("dnsmasq", child),
+            proc,
             dir,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
@@ -122,20 +111,9 @@ impl Dnsmasq {
         let deadline = Instant::now() + timeout;
         let mut buf = [0u8; 512];
         for id in 1u16.. {
-            if let Some(status) = self.proc.exited() {
-                return Err(PeerError::Exited {
-                    what: "dnsmasq",
-                    status,
-                    tail: self.tail(),
-                });
-            }
-            if Instant::now() >= deadline {
-                return Err(PeerError::NotReady {
-                    what: "dnsmasq",
-                    timeout,
-                    tail: self.tail(),
-                });
-            }
+            self.proc
+                .alive_before(deadline, "dnsmasq", timeout, || self.tail())
+                .map_err(|e| e.not_ready("dnsmasq"))?;
             let _ = sock.send_to(&a_query(id, "ready.test"), self.addr).await;
             if let Ok(Ok(n)) =
                 tokio::time::timeout(Duration::from_millis(100), sock.recv(&mut buf)).await

@@ -1,8 +1,7 @@
 //! Kamailio as a carrier proxy with digest authentication.
 
 use std::fs;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -62,32 +61,11 @@ impl Kamailio {
             cmd.args(["-A", "WRONG_CREDS_403"]);
         }
         let log = fs::File::create(dir.path().join("kamailio.log"))?;
-        let child = cmd
-            .current_dir(dir.path())
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .map_err(|source| PeerError::Spawn {
-                what: "kamailio",
-                source,
-            })?;
-        let k = Kamailio {
-            proc: Proc::new("kamailio", child),
-            dir,
-            port,
-        };
+        let proc = Proc::spawn_logged("kamailio", &mut cmd, dir.path(), log)?;
+        let k = Kamailio { proc, dir, port };
         let timeout = Duration::from_secs(20);
         if let Err(e) = k.wait_ready(timeout).await {
-            return Err(match e {
-                PeerError::Timeout { tail, .. } => PeerError::NotReady {
-                    what: "kamailio",
-                    timeout,
-                    tail,
-                },
-                other => other,
-            });
+            return Err(e.not_ready("kamailio"));
         }
         Ok(k)
     }
@@ -99,20 +77,8 @@ impl Kamailio {
         let deadline = Instant::now() + timeout;
         let mut buf = vec![0u8; 4096];
         for n in 0u32.. {
-            if let Some(status) = self.proc.exited() {
-                return Err(PeerError::Exited {
-                    what: "kamailio",
-                    status,
-                    tail: self.tail(),
-                });
-            }
-            if Instant::now() >= deadline {
-                return Err(PeerError::Timeout {
-                    what: "kamailio OPTIONS 200".into(),
-                    timeout,
-                    tail: self.tail(),
-                });
-            }
+            self.proc
+                .alive_before(deadline, "kamailio OPTIONS 200", timeout, || self.tail())?;
             let msg = format!(
                 "OPTIONS sip:probe@127.0.0.1:{p} SIP/2.0\r\n\
                  Via: SIP/2.0/UDP {local};branch=z9hG4bK-probe-{n}\r\n\

@@ -100,6 +100,20 @@ pub fn tail_of(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+impl PeerError {
+    /// A [`PeerError::Timeout`] waiting for `what` to start, told as [`PeerError::NotReady`].
+    fn not_ready(self, what: &'static str) -> PeerError {
+        match self {
+            PeerError::Timeout { tail, timeout, .. } => PeerError::NotReady {
+                what,
+                timeout,
+                tail,
+            },
+            other => other,
+        }
+    }
+}
+
 fn require(what: &'static str, path: PathBuf) -> Result<PathBuf, PeerError> {
     if path.exists() {
         Ok(path)

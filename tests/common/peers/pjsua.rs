@@ -362,23 +362,15 @@ impl PjsuaPeer {
             if let Some(ev) = self.events().into_iter().find(|e| pred(e)) {
                 return Ok(ev);
             }
-            if let Some(status) = self.proc.exited() {
-                // The exit may have raced the last lines: look once more before giving up.
+            if let Err(e) = self
+                .proc
+                .alive_before(deadline, what, timeout, || self.tail())
+            {
+                // An exit may have raced the last lines: look once more before giving up.
                 if let Some(ev) = self.events().into_iter().find(|e| pred(e)) {
                     return Ok(ev);
                 }
-                return Err(PeerError::Exited {
-                    what: "pjsua_peer.py",
-                    status,
-                    tail: self.tail(),
-                });
-            }
-            if Instant::now() >= deadline {
-                return Err(PeerError::Timeout {
-                    what: what.to_string(),
-                    timeout,
-                    tail: self.tail(),
-                });
+                return Err(e);
             }
             tokio::time::sleep(POLL).await;
         }

@@ -32,6 +32,26 @@ pub(super) struct Proc {
 }
 
 impl Proc {
+    /// Spawns `cmd` in `dir` as the leader of its own process group, stdin closed, stdout and
+    /// stderr to `log`.
+    pub(super) fn spawn_logged(
+        what: &'static str,
+        cmd: &mut Command,
+        dir: &std::path::Path,
+        log: std::fs::File,
+    ) -> Result<Self, super::PeerError> {
+        use std::os::unix::process::CommandExt;
+        let child = cmd
+            .current_dir(dir)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .map_err(|source| super::PeerError::Spawn { what, source })?;
+        Ok(Proc::new(what, child))
+    }
+
     pub(super) fn new(what: &'static str, child: Child) -> Self {
         let pid = child.id();
         Proc {
@@ -39,6 +59,34 @@ impl Proc {
             child: Mutex::new((child, None)),
             pid,
         }
+    }
+
+    /// `Err(Exited)` once the process has ended, `Err(Timeout)` (waiting for `what`) once
+    /// `deadline` has passed; either with `tail`, the end of its log.
+    pub(super) fn alive_before(
+        &self,
+        deadline: Instant,
+        what: &str,
+        timeout: Duration,
+        tail: impl Fn() -> String,
+    ) -> Result<(), super::PeerError> {
+        if let Some(status) = self.exited() {
+            let what = self.what;
+            return Err(super::PeerError::Exited {
+                what,
+                status,
+                tail: tail(),
+            });
+        }
+        if Instant::now() >= deadline {
+            let what = what.to_string();
+            return Err(super::PeerError::Timeout {
+                what,
+                timeout,
+                tail: tail(),
+            });
+        }
+        Ok(())
     }
 
     /// `Some(status)` once the process has ended (and has been reaped).

@@ -1,0 +1,107 @@
+//! What the benchmarks measure with: CPU time of this process's threads by name, and delay
+//! percentiles; and how they read their sizes from the environment.
+
+/// User and system CPU seconds of this process's threads whose name starts with `prefix`.
+pub fn thread_cpu_split(prefix: &str) -> (f64, f64) {
+    let tick = 100.0; // USER_HZ on Linux
+    let (mut user, mut sys) = (0.0, 0.0);
+    for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if !stat[open + 1..close].starts_with(prefix) {
+            continue;
+        }
+        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+        user += f[11].parse::<f64>().unwrap_or(0.0) / tick;
+        sys += f[12].parse::<f64>().unwrap_or(0.0) / tick;
+    }
+    (user, sys)
+}
+
+/// CPU seconds (user and system) of this process's threads whose name starts with `prefix`.
+pub fn thread_cpu(prefix: &str) -> f64 {
+    let (user, sys) = thread_cpu_split(prefix);
+    user + sys
+}
+
+/// p50 and p99 of the delays `d` (ms), and how many there were.
+pub fn p50_p99(mut d: Vec<f64>) -> (f64, f64, usize) {
+    d.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        d.get(((d.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    (at(0.5), at(0.99), d.len())
+}
+
+/// The environment variable `name` as a `T`, `default` when unset or unreadable.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The call counts of the WebSocket benchmarks: `WSBOT_BENCH_CALLS`, comma-separated (default
+/// 100 and 250).
+pub fn wsbot_bench_calls<T: std::str::FromStr>() -> Vec<T> {
+    std::env::var("WSBOT_BENCH_CALLS")
+        .unwrap_or_else(|_| "100,250".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+/// Accepts WebSocket connections on `listener` for ever, each served by `serve` on its own task.
+/// TCP_NODELAY is set: without it a bot's small replies wait for the ACK piggybacked on
+/// dialgate's next frame (Nagle + delayed ACK), 20 ms that are the bot's, not dialgate's.
+pub async fn serve_websockets<F, Fut>(listener: tokio::net::TcpListener, serve: F)
+where
+    F: Fn(tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) -> Fut,
+    F: Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    while let Ok((tcp, _)) = listener.accept().await {
+        let _ = tcp.set_nodelay(true);
+        let serve = serve.clone();
+        tokio::spawn(async move {
+            if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
+                serve(ws).await;
+            }
+        });
+    }
+}
+
+/// A multi-threaded runtime of `threads` workers named `name` (its CPU is counted by name).
+pub fn runtime(threads: usize, name: &str) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A benchmark call's view for its WebSocket bot: conversation `id`, caller `a`, callee `b`.
+pub fn bench_call(id: String) -> dialgate::wsbot::CallInfo {
+    dialgate::wsbot::CallInfo {
+        conversation_id: id,
+        caller: "a".into(),
+        callee: "b".into(),
+        metadata: serde_json::Value::Null,
+    }
+}
+
+/// Session options of a benchmark's bots: the defaults, with a handshake that may take a
+/// minute (hundreds of sessions open at once on a shared machine).
+pub fn bench_options() -> dialgate::wsbot::WsBotOptions {
+    dialgate::wsbot::WsBotOptions {
+        handshake_timeout: std::time::Duration::from_secs(60),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,308 @@
+//! Outbound legs against real SIPp UAS peers on loopback (ports 15000-15999).
+
+use crate::common;
+use common::legs;
+use common::legs::{after_ringing, endpoint, next};
+use common::sipp::Sipp;
+
+use std::time::Duration;
+
+use dialgate::sip::sdp::{self, LocalSdp};
+use dialgate::sip::{FailureKind, LegEvent, LegHandle, OutboundCall, SipEndpoint, Transport};
+use tokio::sync::mpsc;
+
+fn call(uri: &str) -> OutboundCall {
+    OutboundCall {
+        from_display: Some("Dialgate Test".into()),
+        headers: vec![("X-Dialgate-Conversation-Id".into(), "conv-1".into())],
+        ..legs::call_to(uri, "conv-1")
+    }
+}
+
+async fn expect_terminated(rx: &mut mpsc::Receiver<LegEvent>, ep: &SipEndpoint) {
+    assert!(matches!(next(rx).await, LegEvent::Terminated));
+    assert!(rx.recv().await.is_none(), "nothing after Terminated");
+    assert_eq!(ep.dialog_count(), 0, "rsipstack dialog leaked");
+}
+
+async fn place(ep: &SipEndpoint, c: OutboundCall) -> (LegHandle, mpsc::Receiver<LegEvent>) {
+    ep.place_call(c).await.unwrap()
+}
+
+#[tokio::test]
+async fn answered_then_we_hang_up() {
+    // 1. SIPp answers and waits for our BYE
+    let uas = Sipp::uas("uas_answer_wait_bye.xml", 15010);
+    let ep = endpoint(None).await;
+    let (leg, mut rx) = place(&ep, call("sip:callee@127.0.0.1:15010")).await;
+    // 2. 180 then 200 with the callee's SDP
+    match next(&mut rx).await {
+        LegEvent::Provisional { code, .. } => assert_eq!(code, 180),
+        ev => panic!("expected 180, got {ev:?}"),
+    }
+    match after_ringing(&mut rx).await {
+        LegEvent::Answered { code, sdp } => {
+            assert_eq!(code, 200);
+            assert_eq!(sdp::read_answer(&sdp).unwrap().codec.name, "PCMU");
+        }
+        ev => panic!("expected answer, got {ev:?}"),
+    }
+    // 3. hang up → BYE, then Terminated, no dialog left
+    leg.hangup();
+    expect_terminated(&mut rx, &ep).await;
+    // 4. SIPp saw INVITE with our offer and headers, ACK and BYE
+    let (code, log) = uas.finish().await;
+    assert_eq!(code, 0);
+    assert!(log.contains("X-Dialgate-Conversation-Id: conv-1"));
+    assert!(log.contains("a=rtpmap:101 telephone-event/8000"));
+    ep.shutdown();
+}
+
+#[tokio::test]
+async fn callee_hangs_up() {
+    // 1. SIPp answers, then sends BYE itself
+    let uas = Sipp::uas("uas_answer_then_bye.xml", 15012);
+    let ep = endpoint(None).await;
+    let (_leg, mut rx) = place(&ep, call("sip:callee@127.0.0.1:15012")).await;
+    // 2. answered, then RemoteBye, then Terminated
+    assert!(matches!(
+        after_ringing(&mut rx).await,
+        LegEvent::Answered { .. }
+    ));
+    assert!(matches!(next(&mut rx).await, LegEvent::RemoteBye));
+    expect_terminated(&mut rx, &ep).await;
+    // 3. SIPp got its 200 to BYE
+    assert_eq!(uas.finish().await.0, 0);
+}
+
+async fn rejected(scenario: &str, port: u16, want: u16) {
+    let uas = Sipp::uas(scenario, port);
+    let ep = endpoint(None).await;
+    let (_leg, mut rx) = place(&ep, call(&format!("sip:callee@127.0.0.1:{port}"))).await;
+    match after_ringing(&mut rx).await {
+        LegEvent::Failed { code, kind, .. } => {
+            assert_eq!(code, Some(want));
+            assert_eq!(kind, FailureKind::Response);
+        }
+        ev => panic!("expected failure, got {ev:?}"),
+    }
+    expect_terminated(&mut rx, &ep).await;
+    assert_eq!(uas.finish().await.0, 0, "SIPp did not get its ACK");
+}
+
+#[tokio::test]
+async fn busy_486() {
+    rejected("uas_486.xml", 15014, 486).await;
+}
+
+#[tokio::test]
+async fn declined_603() {
+    rejected("uas_603.xml", 15016, 603).await;
+}
+
+#[tokio::test]
+async fn cancel_while_ringing() {
+    // 1. SIPp rings forever; we CANCEL on the 180
+    let uas = Sipp::uas("uas_ring_forever.xml", 15018);
+    let ep = endpoint(None).await;
+    let (leg, mut rx) = place(&ep, call("sip:callee@127.0.0.1:15018")).await;
+    assert!(matches!(
+        next(&mut rx).await,
+        LegEvent::Provisional { code: 180, .. }
+    ));
+    leg.hangup();
+    // 2. the INVITE ends 487, reported as cancelled
+    match next(&mut rx).await {
+        LegEvent::Failed { code, kind, .. } => {
+            assert_eq!(code, Some(487));
+            assert_eq!(kind, FailureKind::Cancelled);
+        }
+        ev => panic!("expected 487, got {ev:?}"),
+    }
+    expect_terminated(&mut rx, &ep).await;
+    // 3. SIPp saw CANCEL and the ACK of its 487
+    let (code, log) = uas.finish().await;
+    assert_eq!(code, 0);
+    assert!(log.contains("CANCEL sip:"));
+}
+
+#[tokio::test]
+async fn answer_racing_cancel_is_acked_then_byed() {
+    // 1. SIPp answers 200 as soon as our CANCEL arrives (the race)
+    let uas = Sipp::uas("uas_200_races_cancel.xml", 15020);
+    let ep = endpoint(None).await;
+    let (leg, mut rx) = place(&ep, call("sip:callee@127.0.0.1:15020")).await;
+    assert!(matches!(
+        next(&mut rx).await,
+        LegEvent::Provisional { code: 180, .. }
+    ));
+    leg.cancel();
+    // 2. no Answered event: the leg reports a cancelled failure
+    match next(&mut rx).await {
+        LegEvent::Failed { kind, .. } => assert_eq!(kind, FailureKind::Cancelled),
+        ev => panic!("expected cancelled, got {ev:?}"),
+    }
+    expect_terminated(&mut rx, &ep).await;
+    // 3. SIPp's scenario (ACK then BYE after its 200) completed
+    assert_eq!(uas.finish().await.0, 0);
+}
+
+#[tokio::test]
+async fn failover_to_backup_on_503() {
+    // 1. primary proxy answers 503, backup answers 200
+    let primary = Sipp::uas("uas_503.xml", 15022);
+    let backup = Sipp::uas("uas_answer_wait_bye.xml", 15024);
+    let ep = endpoint(None).await;
+    let mut c = call("sip:+15551234567@carrier.invalid");
+    c.proxy = Some(("127.0.0.1:15022".into(), Transport::Udp));
+    c.backup_proxy = Some(("127.0.0.1:15024".into(), Transport::Udp));
+    let (leg, mut rx) = place(&ep, c).await;
+    // 2. the caller sees only the backup's answer
+    assert!(matches!(
+        after_ringing(&mut rx).await,
+        LegEvent::Answered { .. }
+    ));
+    leg.hangup();
+    expect_terminated(&mut rx, &ep).await;
+    // 3. both peers completed; the INVITE carried the preloaded Route
+    assert_eq!(primary.finish().await.0, 0);
+    let (code, log) = backup.finish().await;
+    assert_eq!(code, 0);
+    assert!(log.contains("Route: <sip:127.0.0.1:15024;lr>"), "{log}");
+}
+
+#[tokio::test]
+async fn no_failover_after_486() {
+    // 1. primary says busy; backup would answer
+    let primary = Sipp::uas("uas_486.xml", 15026);
+    let backup = Sipp::uas("uas_answer_wait_bye.xml", 15028);
+    let ep = endpoint(None).await;
+    let mut c = call("sip:+15551234567@carrier.invalid");
+    c.proxy = Some(("127.0.0.1:15026".into(), Transport::Udp));
+    c.backup_proxy = Some(("127.0.0.1:15028".into(), Transport::Udp));
+    let (_leg, mut rx) = place(&ep, c).await;
+    // 2. busy is final
+    assert!(matches!(
+        after_ringing(&mut rx).await,
+        LegEvent::Failed {
+            code: Some(486),
+            ..
+        }
+    ));
+    expect_terminated(&mut rx, &ep).await;
+    assert_eq!(primary.finish().await.0, 0);
+    // 3. the backup never received anything
+    assert!(
+        backup.messages().is_empty(),
+        "backup saw: {}",
+        backup.messages()
+    );
+}
+
+#[tokio::test]
+async fn timer_b_is_timeout_408() {
+    // 1. a UDP socket that never answers; T1 = 10 ms so Timer B fires after 640 ms
+    let silent = std::net::UdpSocket::bind("127.0.0.1:15030").unwrap();
+    let ep = endpoint(Some(Duration::from_millis(10))).await;
+    let (_leg, mut rx) = place(&ep, call("sip:callee@127.0.0.1:15030")).await;
+    // 2. Failed{408, Timeout}
+    match next(&mut rx).await {
+        LegEvent::Failed { code, kind, .. } => {
+            assert_eq!(code, Some(408));
+            assert_eq!(kind, FailureKind::Timeout);
+        }
+        ev => panic!("expected timeout, got {ev:?}"),
+    }
+    expect_terminated(&mut rx, &ep).await;
+    // 3. the INVITE was retransmitted (Timer A) to the silent peer
+    silent.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut n = 0;
+    while silent.recv(&mut buf).is_ok() {
+        n += 1;
+    }
+    assert!(n >= 2, "INVITE sent {n} times");
+}
+
+#[tokio::test]
+async fn reinvite_is_answered_by_the_caller() {
+    // 1. SIPp answers, then re-INVITEs with a sendonly PCMA offer
+    let uas = Sipp::uas("uas_reinvite.xml", 15032);
+    let ep = endpoint(None).await;
+    let (_leg, mut rx) = place(&ep, call("sip:callee@127.0.0.1:15032")).await;
+    assert!(matches!(
+        after_ringing(&mut rx).await,
+        LegEvent::Answered { .. }
+    ));
+    // 2. the re-INVITE reaches us; we answer through sdp::answer (recvonly mirror)
+    match next(&mut rx).await {
+        LegEvent::ReInvite { sdp: offer, reply } => {
+            let local = LocalSdp {
+                address: "127.0.0.1".parse().unwrap(),
+                port: 20000,
+                session_id: 1,
+                version: 2,
+            };
+            let (answer, negotiated) = sdp::answer(&offer, &local).unwrap();
+            assert_eq!(negotiated.codec.name, "PCMA");
+            reply.send(Some(answer)).unwrap();
+        }
+        ev => panic!("expected re-INVITE, got {ev:?}"),
+    }
+    // 3. SIPp checked our 200 carried a=recvonly, ACKed it and hangs up
+    assert!(matches!(next(&mut rx).await, LegEvent::RemoteBye));
+    expect_terminated(&mut rx, &ep).await;
+    assert_eq!(uas.finish().await.0, 0);
+}
+
+#[tokio::test]
+async fn call_over_tcp() {
+    // 1. SIPp UAS over TCP; our endpoint has a TCP listener too
+    let uas = Sipp::uas_tcp("uas_answer_wait_bye.xml", 15040);
+    let ep = legs::endpoint_with_tcp(15042).await;
+    let (leg, mut rx) = place(&ep, call("sip:callee@127.0.0.1:15040;transport=tcp")).await;
+    // 2. answered over TCP, BYE over TCP
+    assert!(matches!(
+        after_ringing(&mut rx).await,
+        LegEvent::Answered { .. }
+    ));
+    leg.hangup();
+    expect_terminated(&mut rx, &ep).await;
+    let (code, log) = uas.finish().await;
+    assert_eq!(code, 0);
+    assert!(log.contains("Via: SIP/2.0/TCP"), "{log}");
+}
+
+#[tokio::test]
+async fn failover_on_transport_error() {
+    // 1. primary proxy: TCP port where nothing listens; backup: SIPp over UDP that answers
+    let backup = Sipp::uas("uas_answer_wait_bye.xml", 15046);
+    let ep = legs::endpoint_with_tcp(15048).await;
+    let mut c = call("sip:+15551234567@carrier.invalid");
+    c.proxy = Some(("127.0.0.1:15044".into(), Transport::Tcp));
+    c.backup_proxy = Some(("127.0.0.1:15046".into(), Transport::Udp));
+    let (leg, mut rx) = place(&ep, c).await;
+    // 2. the connection refusal is not reported; the backup answers
+    assert!(matches!(
+        after_ringing(&mut rx).await,
+        LegEvent::Answered { .. }
+    ));
+    leg.hangup();
+    expect_terminated(&mut rx, &ep).await;
+    assert_eq!(backup.finish().await.0, 0);
+}
+
+#[tokio::test]
+async fn transport_error_without_backup_is_reported() {
+    // 1. only a dead TCP proxy
+    let ep = legs::endpoint_with_tcp(15050).await;
+    let mut c = call("sip:+15551234567@carrier.invalid");
+    c.proxy = Some(("127.0.0.1:15052".into(), Transport::Tcp));
+    let (_leg, mut rx) = place(&ep, c).await;
+    // 2. Failed{kind: Transport}
+    match next(&mut rx).await {
+        LegEvent::Failed { kind, .. } => assert_eq!(kind, FailureKind::Transport),
+        ev => panic!("expected transport failure, got {ev:?}"),
+    }
+    expect_terminated(&mut rx, &ep).await;
+}
