@@ -26,6 +26,8 @@
 //! | `call_early_media_bot` | 42000-42599 | 50000-50299 | free |
 //! | `call_srtp_reinvite` | 42600-42799 | 50400-50499 | free |
 //! | `bot_session_timer` | 42800-42999 | | 16640-16649 |
+//! | `carrier_pjsip` | 57000-58399 | 58400-59099 | free |
+//! | `call_leak` | 28300-28399 | | 16960-16961 |
 //!
 //! `wsbot_ac` and `wsbot_media_stream` use free ports only.
 
@@ -35,6 +37,7 @@ mod call_flows_kamailio;
 mod call_flows_pjsip;
 mod call_flows_sipp;
 mod call_flows_transfer;
+mod call_leak;
 mod call_media;
 mod call_metadata;
 mod call_metrics;
@@ -47,6 +50,7 @@ mod call_srtp_reinvite;
 mod call_tls_srtp;
 mod call_wsbot;
 mod carrier_interop;
+mod carrier_pjsip;
 #[path = "../common/mod.rs"]
 mod common;
 mod ipv6_call;

@@ -4,7 +4,7 @@
 //! their legs instead of lingering until Timer M (64×T1 = 32 s) with the whole dialog.
 //! Real SIPp carrier and bot on loopback; SIP 16960-16961, RTP 28300-28399.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

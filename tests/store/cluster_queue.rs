@@ -6,7 +6,7 @@
 //! one that waits too long ends once although both instances watch the queue.
 //! Ports: SIP 16750-16753 (peers), relay RTP 34900-34999.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -14,10 +14,10 @@
 //! a Min-SE under 90 and, as UAS, keeps the Session-Expires the caller asked for
 //! (sip_timer.c). The session-timer cases here therefore run on 90 s sessions.
 //!
-//! Port plan of this file: dialgate's relay RTP 37000-38399 (200 per test), PJSIP RTP
-//! 50000-50699 (100 per test: callee at +0, bot at +50), SIP ports picked free.
+//! Port plan of this file: dialgate's relay RTP 57000-58399 (200 per test), PJSIP RTP
+//! 58400-59099 (100 per test: callee at +0, bot at +50), SIP ports picked free.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 /// Relay RTP range and PJSIP RTP base of test number `n` (0-based).
 fn ports(n: u16) -> (u16, u16) {
-    (37000 + 200 * n, 50000 + 100 * n)
+    (57000 + 200 * n, 58400 + 100 * n)
 }
 
 /// A flow whose carrier (PJSIP) answers `answer` and logs every SIP message it sees.
