@@ -2,8 +2,8 @@
 //! calls through dialgate's media relay, each with a person sending one RTP frame per 20 ms, the
 //! bot side either a WebSocket bot (AC mode, `raw/mulaw`, through the call's bridge task: jitter
 //! buffer, 20 ms pacing) or a SIP bot (an RTP echo on the relay's bot side, as today). Both bots
-//! echo what they hear, on 127.0.0.1, in the same run. A third run puts the RTP side in a second
-//! task per call, as the bridge was first built, for a before/after under the same load.
+//! echo what they hear, on 127.0.0.1, in the same run. With `WSBOT_BENCH_TWO_TASKS=1` a third run
+//! puts the RTP side in a second task per call, as the bridge was first built.
 //!
 //! Each frame carries its number in its first payload bytes (µ-law survives decode/encode), so
 //! the delays are per frame: person→bot (the person sends → the bot has it) and bot→person (the
@@ -399,18 +399,23 @@ fn wsbot_call_bench() {
         .unwrap_or(10)
         .clamp(3, 60);
     let expected = secs * 50 - 50;
+    let two_tasks = std::env::var("WSBOT_BENCH_TWO_TASKS").is_ok_and(|v| v == "1");
     for n in calls {
         // The machine may be shared: say how loaded it was (the ratios are the fair figures).
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         println!("calls={n}: load average before the run: {}", load.trim());
         let sip = run(n, secs, Kind::Sip);
         let ws = run(n, secs, Kind::WebSocket);
-        let two = run(n, secs, Kind::WebSocketTwoTasks);
-        for (name, f) in [
+        // The former two-task bridge only on request: the run is a third shorter without it.
+        let two = two_tasks.then(|| run(n, secs, Kind::WebSocketTwoTasks));
+        let mut rows = vec![
             ("SIP bot                 ", &sip),
             ("WebSocket bot           ", &ws),
-            ("WebSocket bot, two tasks", &two),
-        ] {
+        ];
+        if let Some(two) = &two {
+            rows.push(("WebSocket bot, two tasks", two));
+        }
+        for (name, f) in rows {
             println!(
                 "calls={n} {name}: person->bot p50 {:.2} ms p99 {:.2} ms (n={}/{}); bot->person p50 {:.2} ms p99 {:.2} ms (n={}); dialgate CPU {:.3} % of a core per call (bridges {:.0} % in the kernel); peers {:.0} % of a core",
                 f.up.0,
@@ -431,11 +436,13 @@ fn wsbot_call_bench() {
             ws.down.1 / sip.down.1,
             ws.cpu_per_call / sip.cpu_per_call
         );
-        println!(
-            "calls={n} two-task (former) WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x",
-            two.up.1 / sip.up.1,
-            two.down.1 / sip.down.1,
-            two.cpu_per_call / sip.cpu_per_call
-        );
+        if let Some(two) = &two {
+            println!(
+                "calls={n} two-task (former) WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x",
+                two.up.1 / sip.up.1,
+                two.down.1 / sip.down.1,
+                two.cpu_per_call / sip.cpu_per_call
+            );
+        }
     }
 }

@@ -19,6 +19,7 @@ mod jitter;
 mod link;
 mod media_stream;
 pub mod metrics;
+mod pacer;
 mod protocol;
 pub mod resample;
 mod rtp;

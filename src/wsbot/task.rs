@@ -1,7 +1,8 @@
 //! The task that owns a WebSocket bot session's socket: relays commands and frames through
 //! the protocol core, applies its outputs, says goodbye at hang-up and resumes after a drop.
 //! Once the call has media it also owns the RTP side (`rtp.rs`): the person's datagrams go
-//! through the core to the socket and the 20 ms clock plays the bot's audio, all in this one
+//! through the core to the socket and the playout clock (`pacer.rs`) plays the bot's audio,
+//! each frame as soon as it is due (on arrival for a bot streaming in real time), all in this one
 //! task: a second task per call for the RTP side meant a channel send, a lock and a task
 //! wake-up per 20 ms frame between the two (and a queue of up to 256 frames in which the
 //! person's audio aged when the machine was busy).
@@ -10,8 +11,9 @@ use super::config::{MediaFormat, WebSocketBot};
 use super::error::WsBotError;
 use super::jitter::JitterBuffer;
 use super::link::{self, Link};
+use super::pacer::Step;
 use super::protocol::{Command, Output, Protocol};
-use super::rtp::{self, RtpSide};
+use super::rtp::{self, Playout, RtpSide};
 use super::types::{Counters, WsBotEvent, WsBotOptions};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -63,9 +65,9 @@ pub(crate) struct Task {
     commands: mpsc::Receiver<ToTask>,
     /// Frames produced while reconnecting, sent after the resume (bounded).
     pending: Vec<String>,
-    /// The RTP side and its 20 ms clock, once the call has media.
+    /// The RTP side and its playout clock, once the call has media.
     rtp: Option<RtpSide>,
-    tick: Option<tokio::time::Interval>,
+    play: Option<Playout>,
     /// One datagram from the relay.
     datagram: Box<[u8; 2048]>,
 }
@@ -92,26 +94,43 @@ impl Task {
             commands,
             pending: Vec::new(),
             rtp: None,
-            tick: None,
+            play: None,
             datagram: Box::new([0; 2048]),
         }
     }
 
-    /// Takes the call's RTP side and starts the 20 ms clock.
+    /// Takes the call's RTP side and starts the playout clock.
     fn attach(&mut self, side: RtpSide) {
         self.rtp = Some(side);
-        self.tick.get_or_insert_with(rtp::pacing);
+        self.play.get_or_insert_with(Playout::new);
     }
 
-    /// One 20 ms tick: the bot's next frame to the person; marks whose audio has now played
-    /// are echoed over `link` (none while the socket is down).
+    /// Sends the bot's frames that are due now (none, one, or after a stall the missed ones)
+    /// and sets the clock's next wake-up. Called on every wake of the task, so a frame that
+    /// arrived leaves at once when its time has come. Marks whose audio has now played are
+    /// echoed over `link` (none while the socket is down).
     async fn pace(&mut self, link: Option<&mut Link>) -> Result<(), String> {
-        let (frame, marks_due) = {
-            let mut player = self.shared.player();
-            let frame = player.next_frame();
-            (frame, player.has_due_marks())
+        let (Some(play), Some(side)) = (&mut self.play, &mut self.rtp) else {
+            return Ok(());
         };
-        if let Some(side) = &mut self.rtp {
+        let now = tokio::time::Instant::now();
+        let mut marks_due = false;
+        loop {
+            let frame = {
+                let mut player = self.shared.player();
+                let ready = player.frame_ready() || side.has_prompt();
+                match play.pacer.poll(now, ready) {
+                    Step::Wait(at) => {
+                        play.arm(at);
+                        break;
+                    }
+                    Step::Send => {
+                        let frame = player.next_frame();
+                        marks_due |= player.has_due_marks();
+                        frame
+                    }
+                }
+            };
             side.send(frame).await;
         }
         match link {
@@ -305,7 +324,7 @@ impl Task {
             }
         }
         loop {
-            let result = tokio::select! {
+            let mut result = tokio::select! {
                 biased;
                 cmd = self.commands.recv() => match cmd {
                     None => return self.goodbye(link, "dropped", "the call released its bot session").await,
@@ -320,7 +339,8 @@ impl Task {
                         Ok(())
                     }
                 },
-                () = rtp::tick_opt(&mut self.tick) => self.pace(Some(link)).await,
+                // The clock's own wake-up; frames are paced below, on every wake.
+                () = rtp::wake_opt(&mut self.play) => Ok(()),
                 got = rtp::recv_opt(&self.rtp, &mut self.datagram[..]) => self.person_audio(link, got).await,
                 () = self.shared.marks_due.notified() => self.echo_marks(link).await,
                 msg = link.next() => match msg {
@@ -332,6 +352,9 @@ impl Task {
                     },
                 },
             };
+            if result.is_ok() {
+                result = self.pace(Some(link)).await;
+            }
             if let Err(reason) = result {
                 return Stretch::Dropped(reason);
             }
@@ -397,7 +420,7 @@ impl Task {
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(until) => return false,
-                () = rtp::tick_opt(&mut self.tick) => {
+                () = rtp::wake_opt(&mut self.play) => {
                     let _ = self.pace(None).await;
                 }
                 got = rtp::recv_opt(&self.rtp, &mut self.datagram[..]) => {
@@ -406,6 +429,8 @@ impl Task {
                     {
                         Counters::bump(&self.shared.counters.audio_dropped);
                     }
+                    // A prompt frame may have come: it plays without waiting for the bot.
+                    let _ = self.pace(None).await;
                 }
                 cmd = self.commands.recv() => match cmd {
                     None | Some(ToTask::Core(Command::Hangup { .. })) => return true,
