@@ -1,7 +1,8 @@
 //! A session's RTP side, once the person answered: dialgate's own endpoint on the relay's bot
 //! side. The session's task sends the bot's frames as PCMU RTP to the relay, paced at 20 ms
-//! (`pacer.rs`: on arrival when the bot streams in real time, never faster) (with dialgate's own prompts mixed in, AC mode) and gives the person's audio, which the relay
-//! forwards here like to any bot, to the protocol core. Owned by the same task as the socket so
+//! (`pacer.rs`: on arrival when the bot streams in real time, never faster), with dialgate's
+//! own prompts mixed in (AC mode), and gives the person's audio, which the relay forwards here
+//! like to any bot, to the protocol core. Owned by the same task as the socket so
 //! that a frame crosses no channel, lock or second task on its way (see `task.rs`).
 
 use super::jitter::FRAME_SAMPLES;
