@@ -323,6 +323,9 @@ def main():
     ap.add_argument("--soak", action="store_true", help="one step at the first rate, no ramp stop")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
+    # `timeout` (or a CI runner) stops us with SIGTERM: exit through the `finally` below, so
+    # dialgate and the SIPp peers are stopped too instead of being left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     binary = args.binary
     if not binary:

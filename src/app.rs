@@ -82,6 +82,17 @@ async fn open_store(config: &crate::config::Config) -> Result<Store, AppError> {
     }
 }
 
+/// This instance's id and lease when the store is shared on PostgreSQL: it renews its
+/// liveness there and takes dead instances' calls over (`cluster::Liveness`).
+fn takeover_settings(config: &crate::config::Config) -> Option<(String, Duration)> {
+    let c = config.cluster.as_ref()?;
+    c.postgres_url.as_ref()?;
+    Some((
+        c.instance_id.clone(),
+        Duration::from_secs(u64::from(c.lease_sec)),
+    ))
+}
+
 /// A running dialgate.
 pub struct App {
     pub config: Arc<ConfigStore>,
@@ -113,8 +124,25 @@ impl App {
             Arc::new(ConfigStore::open(config_path).map_err(|e| AppError::Config(e.to_string()))?);
         let snap = config.current();
         let store = open_store(&snap.config).await?;
+        // Cluster mode on PostgreSQL: this instance's lease is renewed before its restart
+        // recovery reads its calls, so no survivor takes them over meanwhile.
+        let liveness = match takeover_settings(&snap.config) {
+            Some((instance, lease)) => Some(
+                crate::cluster::Liveness::register(
+                    store.clone(),
+                    metrics.clone(),
+                    &instance,
+                    lease,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
+        if let Some(l) = &liveness {
+            tasks.push(tokio::spawn(l.clone().run(shutdown.clone())));
+        }
         if opts.watch_config {
             tasks.push(crate::config::spawn_watcher(
                 config.clone(),
@@ -180,6 +208,10 @@ impl App {
         }
         // Dialouts that were queued when the process stopped wait again, in their order.
         queue.restore().await;
+        // Cluster mode on PostgreSQL: dead instances' calls are ended here from now on.
+        if let Some(l) = &liveness {
+            l.attach(engine.clone(), queue.clone());
+        }
         tasks.push(tokio::spawn(queue.clone().run(shutdown.clone())));
         let probes = crate::webhook::probe::ProbeBoard::default();
         if opts.probe_bots {

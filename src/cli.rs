@@ -174,6 +174,12 @@ pub enum Command {
         /// Speaking rate (Piper length_scale, > 1 slower; default dialgate's 1.1).
         #[arg(long)]
         length_scale: Option<f32>,
+        /// Piper's noise_scale (voice variation; default dialgate's).
+        #[arg(long)]
+        noise_scale: Option<f32>,
+        /// Piper's noise_w (timing variation; default dialgate's).
+        #[arg(long)]
+        noise_w: Option<f32>,
     },
     /// Speech-model management.
     SttModel {

@@ -19,6 +19,7 @@ pub mod media;
 pub mod metrics;
 pub mod netguard;
 pub mod numbers;
+pub mod overflow;
 pub mod sim;
 pub mod sip;
 pub mod store;

@@ -114,92 +114,10 @@ fn main() -> ExitCode {
     init_logging(cli.log_json, cli.color, if quiet { "warn" } else { "info" });
     dialgate::crypto::install_crypto_provider();
     match cli.command {
-        Command::Run { config } => {
-            let Some(rt) = runtime() else {
-                return ExitCode::FAILURE;
-            };
-            rt.block_on(async move {
-                let app = match dialgate::app::App::start(&config, Default::default()).await {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::error!("{e}");
-                        eprintln!("dialgate: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                };
-                tracing::info!(api = %app.api_url(), "dialgate running; Ctrl-C or SIGTERM to stop");
-                wait_for_stop().await;
-                tracing::info!("stopping: hanging up live calls");
-                app.shutdown().await;
-                ExitCode::SUCCESS
-            })
-        }
-        Command::Check { file, probe } => match dialgate::config::load(&file) {
-            Ok(cfg) => {
-                if let Some(problem) = text_bots_without_voice(&cfg) {
-                    eprintln!("{}: {problem}", file.display());
-                    return ExitCode::FAILURE;
-                }
-                println!("{}: OK", file.display());
-                print!("{}", dialgate::config::summary(&cfg));
-                if dialgate::call::trunk_dns::any_domain(&cfg) {
-                    let Some(rt) = runtime() else {
-                        return ExitCode::FAILURE;
-                    };
-                    for line in rt.block_on(dialgate::call::trunk_dns::describe(&cfg)) {
-                        println!("{line}");
-                    }
-                }
-                if probe {
-                    probe_bots(&cfg)
-                } else {
-                    ExitCode::SUCCESS
-                }
-            }
-            Err(errors) => {
-                eprintln!("{errors}");
-                eprintln!("{}: {} error(s)", file.display(), errors.errors().len());
-                ExitCode::FAILURE
-            }
-        },
-        Command::HashSecret => {
-            let mut s = String::new();
-            if let Err(e) = std::io::stdin().read_to_string(&mut s) {
-                eprintln!("cannot read the secret from standard input: {e}");
-                return ExitCode::FAILURE;
-            }
-            let secret = s.trim_end_matches(['\r', '\n']);
-            if secret.is_empty() {
-                eprintln!(
-                    "the secret is empty: pipe it on standard input, e.g. `printf %s \"$SECRET\" | dialgate hash-secret`"
-                );
-                return ExitCode::FAILURE;
-            }
-            println!("{}", dialgate::config::hash_secret(secret));
-            ExitCode::SUCCESS
-        }
-        Command::Demo { conf_dir } => {
-            let Some(rt) = runtime() else {
-                return ExitCode::FAILURE;
-            };
-            match rt.block_on(dialgate::demo::run_demo(&conf_dir)) {
-                Ok(ok) => {
-                    println!(
-                        "\n{}",
-                        if ok {
-                            "demo: the call went as expected"
-                        } else {
-                            "demo: FAILED (see the checks above)"
-                        }
-                    );
-                    done(ok)
-                }
-                Err(e) => {
-                    eprintln!("demo: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Run { config } => run(&config),
+        Command::Check { file, probe } => check(&file, probe),
+        Command::HashSecret => hash_secret(),
+        Command::Demo { conf_dir } => demo(&conf_dir),
         Command::TestCall {
             target,
             caller,
@@ -210,108 +128,24 @@ fn main() -> ExitCode {
             ca,
             notify_url,
             timeout_sec,
-        } => {
-            let Ok(secret) = std::env::var(&secret_env) else {
-                eprintln!("set the API client's secret in ${secret_env}");
-                return ExitCode::FAILURE;
-            };
-            let Some(rt) = runtime() else {
-                return ExitCode::FAILURE;
-            };
-            let t = dialgate::demo::TestCall {
-                api,
-                client_id,
-                secret,
-                ca,
-                bot,
-                target,
-                caller,
-                notify_url,
-                timeout: std::time::Duration::from_secs(timeout_sec),
-            };
-            match rt.block_on(dialgate::demo::test_call(t)) {
-                Ok(ok) => done(ok),
-                Err(e) => {
-                    eprintln!("test-call: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => test_call(&secret_env, |secret| dialgate::demo::TestCall {
+            api,
+            client_id,
+            secret,
+            ca,
+            bot,
+            target,
+            caller,
+            notify_url,
+            timeout: std::time::Duration::from_secs(timeout_sec),
+        }),
         Command::AmdEval {
             dir,
             csv,
             audio_only,
             data_dir,
             hold_ms,
-        } => {
-            let mut params = dialgate::amd::AmdParams::default();
-            if let Some(h) = hold_ms {
-                params.transcript_hold_ms = h;
-            }
-            let engine = (!audio_only).then(|| {
-                dialgate::stt::SttEngine::new(dialgate::stt::SttEngineConfig {
-                    data_dir,
-                    ..Default::default()
-                })
-            });
-            let engine = match engine.as_ref().map(|e| e.status()) {
-                Some(dialgate::stt::SttStatus::Ready { model, .. }) => {
-                    println!(
-                        "transcripts: {model} recogniser (as in a call; --audio-only to skip)"
-                    );
-                    engine
-                }
-                Some(dialgate::stt::SttStatus::Unavailable { reason }) => {
-                    println!("transcripts: none, audio only ({reason})");
-                    None
-                }
-                None => {
-                    println!("transcripts: none, audio only (--audio-only)");
-                    None
-                }
-            };
-            let result = if let Some(engine) = engine {
-                let transcribe = |samples: &[i16]| -> Vec<(u64, String)> {
-                    match dialgate::stt::eval::transcript_for_amd(&engine, samples) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            eprintln!("amd-eval: recognition failed: {e}");
-                            Vec::new()
-                        }
-                    }
-                };
-                // Recognised once, in simulated real time; audio-only and assisted figures
-                // (and the transcript hold sweep) are scored on the same recognition.
-                dialgate::amd::transcribe_corpus(&dir, &transcribe).and_then(|t| {
-                    let holds = [0, 1000, 2000, 3000, 4000, 6000];
-                    let table = dialgate::amd::compare(&dir, &params, &t, &holds)?;
-                    let refused = engine
-                        .stats()
-                        .jobs_refused
-                        .load(std::sync::atomic::Ordering::Relaxed);
-                    println!("{table}recognition jobs refused (queue full): {refused}\n");
-                    dialgate::amd::eval_corpus_with_transcripts(&dir, &params, &t)
-                })
-            } else {
-                dialgate::amd::eval_corpus(&dir, &params)
-            };
-            match result {
-                Ok(report) => {
-                    println!("{report}");
-                    if let Some(p) = csv
-                        && let Err(e) = std::fs::write(&p, report.to_csv())
-                    {
-                        eprintln!("cannot write {}: {e}", p.display());
-                        return ExitCode::FAILURE;
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("amd-eval: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => amd_eval(&dir, csv.as_deref(), audio_only, data_dir, hold_ms),
         Command::SttEval {
             dir,
             data_dir,
@@ -325,7 +159,7 @@ fn main() -> ExitCode {
             final_pause_ms,
             set,
         } => {
-            let mut cfg = dialgate::stt::SttEngineConfig {
+            let cfg = dialgate::stt::SttEngineConfig {
                 data_dir,
                 model_path: model,
                 audio_ctx,
@@ -335,52 +169,22 @@ fn main() -> ExitCode {
                 initial_prompt: prompt,
                 ..Default::default()
             };
-            if let Some(e) = set.iter().find_map(|kv| cfg.set(kv).err()) {
-                eprintln!("stt-eval: {e}");
-                return ExitCode::FAILURE;
-            }
-            let mut session = dialgate::stt::SttSessionConfig::default();
-            session.segmenter.pause_ms = pause_ms;
-            session.segmenter.final_pause_ms = final_pause_ms;
-            match dialgate::stt::eval_dir(&dir, cfg, session) {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("stt-eval: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            stt_eval(&dir, cfg, &set, pause_ms, final_pause_ms)
         }
         Command::TtsEval {
             file,
             data_dir,
             threads,
             length_scale,
-        } => {
-            let defaults = dialgate::tts::TtsConfig::default();
-            let tts = dialgate::tts::TtsConfig {
-                data_dir: data_dir.clone(),
-                threads_per_job: threads,
-                length_scale: length_scale.or(defaults.length_scale),
-                ..defaults
-            };
-            let stt = dialgate::stt::SttEngineConfig {
-                data_dir,
-                ..Default::default()
-            };
-            match dialgate::tts::eval::eval_file(&file, tts, stt) {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("tts-eval: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+            noise_scale,
+            noise_w,
+        } => tts_eval(
+            &file,
+            data_dir,
+            threads,
+            length_scale,
+            (noise_scale, noise_w),
+        ),
         Command::SttModel {
             action:
                 SttModelAction::Import {
@@ -388,17 +192,275 @@ fn main() -> ExitCode {
                     out,
                     weights,
                 },
-        } => match dialgate::stt::import_model(&input, &out, weights) {
-            Ok(report) => {
-                println!("{report}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("stt-model import: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        } => report(
+            "stt-model import",
+            dialgate::stt::import_model(&input, &out, weights),
+        ),
     }
+}
+
+/// Prints a report (success) or the error prefixed with the command's name (failure).
+fn report<R: std::fmt::Display, E: std::fmt::Display>(what: &str, r: Result<R, E>) -> ExitCode {
+    match r {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `run`: the gateway, until Ctrl-C or SIGTERM.
+fn run(config: &std::path::Path) -> ExitCode {
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    rt.block_on(async move {
+        let app = match dialgate::app::App::start(config, Default::default()).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("dialgate: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(api = %app.api_url(), "dialgate running; Ctrl-C or SIGTERM to stop");
+        wait_for_stop().await;
+        tracing::info!("stopping: hanging up live calls");
+        app.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// `check`: the configuration's errors, or its summary (and the bots' health with `--probe`).
+fn check(file: &std::path::Path, probe: bool) -> ExitCode {
+    let cfg = match dialgate::config::load(file) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{}: {} error(s)", file.display(), errors.errors().len());
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(problem) = text_bots_without_voice(&cfg) {
+        eprintln!("{}: {problem}", file.display());
+        return ExitCode::FAILURE;
+    }
+    // An `srtp` trunk's calls need libsrtp2 on this host.
+    let srtp = match dialgate::call::srtp_check::describe(&cfg).transpose() {
+        Ok(line) => line,
+        Err(problem) => {
+            eprintln!("{}: {problem}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}: OK", file.display());
+    print!("{}", dialgate::config::summary(&cfg));
+    if dialgate::call::trunk_dns::any_domain(&cfg) {
+        let Some(rt) = runtime() else {
+            return ExitCode::FAILURE;
+        };
+        for line in rt.block_on(dialgate::call::trunk_dns::describe(&cfg)) {
+            println!("{line}");
+        }
+    }
+    if let Some(line) = srtp {
+        println!("{line}");
+    }
+    if probe {
+        probe_bots(&cfg)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `hash-secret`: the argon2 hash of the secret on standard input.
+fn hash_secret() -> ExitCode {
+    let mut s = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut s) {
+        eprintln!("cannot read the secret from standard input: {e}");
+        return ExitCode::FAILURE;
+    }
+    let secret = s.trim_end_matches(['\r', '\n']);
+    if secret.is_empty() {
+        eprintln!(
+            "the secret is empty: pipe it on standard input, e.g. `printf %s \"$SECRET\" | dialgate hash-secret`"
+        );
+        return ExitCode::FAILURE;
+    }
+    println!("{}", dialgate::config::hash_secret(secret));
+    ExitCode::SUCCESS
+}
+
+/// `demo`: one call through simulated peers, its timeline printed.
+fn demo(conf_dir: &std::path::Path) -> ExitCode {
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match rt.block_on(dialgate::demo::run_demo(conf_dir)) {
+        Ok(ok) => {
+            println!(
+                "\n{}",
+                if ok {
+                    "demo: the call went as expected"
+                } else {
+                    "demo: FAILED (see the checks above)"
+                }
+            );
+            done(ok)
+        }
+        Err(e) => {
+            eprintln!("demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `test-call`: one dialout through a running gateway's API; the secret is read from
+/// `$secret_env`.
+fn test_call(secret_env: &str, call: impl FnOnce(String) -> dialgate::demo::TestCall) -> ExitCode {
+    let Ok(secret) = std::env::var(secret_env) else {
+        eprintln!("set the API client's secret in ${secret_env}");
+        return ExitCode::FAILURE;
+    };
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match rt.block_on(dialgate::demo::test_call(call(secret))) {
+        Ok(ok) => done(ok),
+        Err(e) => {
+            eprintln!("test-call: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `amd-eval`: the machine detector over a labelled corpus, with transcripts as in a call
+/// unless `audio_only` (or no recogniser is installed).
+fn amd_eval(
+    dir: &std::path::Path,
+    csv: Option<&std::path::Path>,
+    audio_only: bool,
+    data_dir: std::path::PathBuf,
+    hold_ms: Option<u32>,
+) -> ExitCode {
+    let mut params = dialgate::amd::AmdParams::default();
+    if let Some(h) = hold_ms {
+        params.transcript_hold_ms = h;
+    }
+    let engine = (!audio_only).then(|| {
+        dialgate::stt::SttEngine::new(dialgate::stt::SttEngineConfig {
+            data_dir,
+            ..Default::default()
+        })
+    });
+    let engine = match engine.as_ref().map(|e| e.status()) {
+        Some(dialgate::stt::SttStatus::Ready { model, .. }) => {
+            println!("transcripts: {model} recogniser (as in a call; --audio-only to skip)");
+            engine
+        }
+        Some(dialgate::stt::SttStatus::Unavailable { reason }) => {
+            println!("transcripts: none, audio only ({reason})");
+            None
+        }
+        None => {
+            println!("transcripts: none, audio only (--audio-only)");
+            None
+        }
+    };
+    let result = match engine {
+        Some(engine) => amd_eval_with_transcripts(dir, &params, &engine),
+        None => dialgate::amd::eval_corpus(dir, &params),
+    };
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            if let Some(p) = csv
+                && let Err(e) = std::fs::write(p, report.to_csv())
+            {
+                eprintln!("cannot write {}: {e}", p.display());
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("amd-eval: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The corpus recognised once, in simulated real time; audio-only and assisted figures (and
+/// the transcript hold sweep) are scored on the same recognition.
+fn amd_eval_with_transcripts(
+    dir: &std::path::Path,
+    params: &dialgate::amd::AmdParams,
+    engine: &dialgate::stt::SttEngine,
+) -> Result<dialgate::amd::EvalReport, dialgate::amd::AmdEvalError> {
+    let transcribe = |samples: &[i16]| -> Vec<(u64, String)> {
+        match dialgate::stt::eval::transcript_for_amd(engine, samples) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("amd-eval: recognition failed: {e}");
+                Vec::new()
+            }
+        }
+    };
+    dialgate::amd::transcribe_corpus(dir, &transcribe).and_then(|t| {
+        let holds = [0, 1000, 2000, 3000, 4000, 6000];
+        let table = dialgate::amd::compare(dir, params, &t, &holds)?;
+        let refused = engine
+            .stats()
+            .jobs_refused
+            .load(std::sync::atomic::Ordering::Relaxed);
+        println!("{table}recognition jobs refused (queue full): {refused}\n");
+        dialgate::amd::eval_corpus_with_transcripts(dir, params, &t)
+    })
+}
+
+/// `stt-eval`: the recogniser over a directory of labelled clips.
+fn stt_eval(
+    dir: &std::path::Path,
+    mut cfg: dialgate::stt::SttEngineConfig,
+    set: &[String],
+    pause_ms: u32,
+    final_pause_ms: u32,
+) -> ExitCode {
+    if let Some(e) = set.iter().find_map(|kv| cfg.set(kv).err()) {
+        eprintln!("stt-eval: {e}");
+        return ExitCode::FAILURE;
+    }
+    let mut session = dialgate::stt::SttSessionConfig::default();
+    session.segmenter.pause_ms = pause_ms;
+    session.segmenter.final_pause_ms = final_pause_ms;
+    report("stt-eval", dialgate::stt::eval_dir(dir, cfg, session))
+}
+
+/// `tts-eval`: synthesis of a file's lines, checked by recognising them back.
+fn tts_eval(
+    file: &std::path::Path,
+    data_dir: std::path::PathBuf,
+    threads: usize,
+    length_scale: Option<f32>,
+    (noise_scale, noise_w): (Option<f32>, Option<f32>),
+) -> ExitCode {
+    let defaults = dialgate::tts::TtsConfig::default();
+    let tts = dialgate::tts::TtsConfig {
+        data_dir: data_dir.clone(),
+        threads_per_job: threads,
+        length_scale: length_scale.or(defaults.length_scale),
+        noise_scale: noise_scale.or(defaults.noise_scale),
+        noise_w: noise_w.or(defaults.noise_w),
+        ..defaults
+    };
+    let stt = dialgate::stt::SttEngineConfig {
+        data_dir,
+        ..Default::default()
+    };
+    report("tts-eval", dialgate::tts::eval::eval_file(file, tts, stt))
 }
 
 async fn wait_for_stop() {

@@ -79,6 +79,16 @@ pub struct Metrics {
     pub wsbot: crate::wsbot::WsBotMetrics,
     /// SIP legs a previous process left ringing or up, ended (CANCEL/BYE answered) at start-up.
     pub legs_cleaned_at_recovery: Counter,
+    /// Cluster liveness and takeover.
+    pub cluster: crate::cluster::ClusterMetrics,
+    /// Items a full bounded queue left out, by queue (see `crate::overflow`).
+    pub queue_full: Family<QueueLabels, Counter>,
+}
+
+/// The `queue` label of `queue_full`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub queue: String,
 }
 
 impl Default for Metrics {
@@ -117,6 +127,8 @@ impl Metrics {
             queue_wait: Family::new_with_constructor(queue_wait_histogram as fn() -> Histogram),
             wsbot: crate::wsbot::WsBotMetrics::default(),
             legs_cleaned_at_recovery: Counter::default(),
+            cluster: Default::default(),
+            queue_full: Family::default(),
         };
         r.register(
             "http_requests",
@@ -210,6 +222,7 @@ impl Metrics {
             m.log_suppressed.clone(),
         );
         m.wsbot.register(&mut r);
+        m.cluster.register(&mut r);
         r.register(
             "legs_cleaned_at_recovery",
             "SIP legs a previous process left ringing or up, ended with CANCEL or BYE at start-up",
@@ -224,6 +237,11 @@ impl Metrics {
             "queue_wait_seconds",
             "Time queued dialouts waited before they were dialled",
             m.queue_wait.clone(),
+        );
+        r.register(
+            "queue_full",
+            "Items a full bounded queue left out (or SIP connections refused at the cap), by queue",
+            m.queue_full.clone(),
         );
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
         m
@@ -323,6 +341,16 @@ impl Metrics {
             );
         }
         self.media_streams.set(m.sessions_active as i64);
+    }
+
+    /// Brings the bounded queues' drop counters (`crate::overflow`) into the registry.
+    pub fn sync_queues(&self) {
+        for (q, n) in crate::overflow::counts() {
+            let c = self.queue_full.get_or_create(&QueueLabels {
+                queue: q.as_str().to_owned(),
+            });
+            c.inc_by(n.saturating_sub(c.get()));
+        }
     }
 
     /// Renders the text exposition format.

@@ -87,6 +87,9 @@ async fn srtp_over_tls_carries_audio_both_ways() {
         .wait_for("incoming", |e| e.is("incoming"), WAIT)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    // Its Via names the transport it came over (rsipstack wrote UDP for a Route-only TLS hop).
+    let via = inv.header("Via").unwrap_or_default();
+    assert!(via.starts_with("SIP/2.0/TLS "), "{via}");
     let sdp = inv.sdp().unwrap_or_default().to_owned();
     assert!(sdp.contains("RTP/SAVP"), "{sdp}");
     assert!(

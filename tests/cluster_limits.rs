@@ -22,6 +22,7 @@ async fn instance(redis: &RedisServer, id: &str, lease: Duration) -> Arc<RedisCl
             url: redis.url(),
             instance_id: id.into(),
             lease,
+            ca_file: None,
         },
         CancellationToken::new(),
     )

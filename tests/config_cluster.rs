@@ -60,6 +60,7 @@ fn good_section_resolves_urls_and_redacts_them() {
         postgres_url: Some("postgres://dialgate:pg-pass@127.0.0.1:5432/dialgate".into()),
         redis_url: Some("redis://:redis-pass@127.0.0.1:6379/0".into()),
         lease_sec: 10,
+        redis_ca_file: None,
     };
     assert_eq!(c.cluster.as_ref(), Some(&want));
     // 2. Debug (what logs print) shows neither password.

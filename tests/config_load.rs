@@ -57,6 +57,10 @@ fn good_file_loads_with_defaults() {
     let c = config::load(&fixture("good.yaml")).unwrap();
     // 2. Server defaults and resolved paths.
     assert_eq!(c.server.sip.listen.len(), 2);
+    assert_eq!(
+        c.server.sip.max_connections, 1024,
+        "server.sip.max_connections default"
+    );
     assert_eq!(c.server.sip.listen[1].transport, SipTransport::Tls);
     assert_eq!(c.server.sip.public_address, "127.0.0.1");
     assert_eq!(

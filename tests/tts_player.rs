@@ -9,7 +9,7 @@ use dialgate::media::AudioCodec;
 use dialgate::media::g711::{self, G711Law};
 use dialgate::tts::{Player, PlayerConfig, PlayerEvent, Prompt, PromptId};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 
 /// One received RTP packet.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ fn tone(freq: f64, ms: usize, amp: f64) -> Vec<i16> {
 /// Receive packets until `stop` says so or the time bound passes.
 async fn receive(
     sock: &UdpSocket,
-    events: &mut UnboundedReceiver<PlayerEvent>,
+    events: &mut Receiver<PlayerEvent>,
     seen: &mut Vec<PlayerEvent>,
     bound: Duration,
     stop: impl Fn(&[Rtp], &[PlayerEvent]) -> bool,
@@ -77,7 +77,7 @@ fn g711_round_trip(law: G711Law, pcm: &[i16]) -> Vec<i16> {
         .collect()
 }
 
-async fn player(remote: SocketAddr, codec: AudioCodec) -> (Player, UnboundedReceiver<PlayerEvent>) {
+async fn player(remote: SocketAddr, codec: AudioCodec) -> (Player, Receiver<PlayerEvent>) {
     let mut cfg = PlayerConfig::new(remote);
     cfg.codec = codec;
     cfg.conversation_id = Some("test-player".into());

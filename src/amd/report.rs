@@ -184,6 +184,16 @@ impl EvalReport {
 
 impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_accuracy(f)?;
+        self.fmt_confusion(f)?;
+        self.fmt_timing(f)?;
+        self.fmt_clips(f)
+    }
+}
+
+impl EvalReport {
+    /// Recall per class and overall.
+    fn fmt_accuracy(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pct = |a: Option<f64>| a.map_or("n/a".to_owned(), |a| format!("{:.1}%", a * 100.0));
         writeln!(f, "AMD evaluation: {} clips", self.rows.len())?;
         writeln!(f, "accuracy per class (recall):")?;
@@ -207,6 +217,11 @@ impl fmt::Display for EvalReport {
             "unweighted class mean {}",
             pct(Some(self.mean_class_accuracy()))
         )?;
+        Ok(())
+    }
+
+    /// The confusion matrix and the two costly mistakes.
+    fn fmt_confusion(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "confusion (rows = label, columns = decision):")?;
         writeln!(
             f,
@@ -235,6 +250,11 @@ impl fmt::Display for EvalReport {
             self.machine_as_human()
         )?;
         writeln!(f, "time-outs (undecided at clip end): {}", self.timeouts())?;
+        Ok(())
+    }
+
+    /// How soon each class was decided, absolutely and relative to the audio's landmarks.
+    fn fmt_timing(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "decision time t_d (correct decisions):")?;
         for l in Label::ALL {
             let v = self
@@ -272,6 +292,11 @@ impl fmt::Display for EvalReport {
             "  beep notices within 0.5 s of beep end: {ok}/{total}; |error| {}",
             fmt_stats(abs)
         )?;
+        Ok(())
+    }
+
+    /// The clips marked hard, and every misclassified one.
+    fn fmt_clips(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hard: Vec<&EvalRow> = self
             .rows
             .iter()

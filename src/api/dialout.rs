@@ -197,86 +197,10 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
         )
     })?;
     let target = parse_target(&target_raw)?;
-    let caller = opt_string(&obj, "caller")?;
-    if let Some(c) = &caller
-        && !is_user_part(c)
-    {
-        return Err(ApiError::field(
-            "caller",
-            format!("`caller` `{c}` is not a valid SIP user part"),
-        ));
-    }
-    let caller_host = opt_string(&obj, "callerHost")?;
-    if let Some(h) = &caller_host
-        && !is_host(h)
-    {
-        return Err(ApiError::field(
-            "callerHost",
-            format!("`callerHost` `{h}` is not a host name or IP address"),
-        ));
-    }
-    let caller_display_name = opt_string(&obj, "callerDisplayName")?;
-    if let Some(d) = &caller_display_name
-        && (d.len() > MAX_DISPLAY_NAME || d.chars().any(|c| c.is_control()))
-    {
-        return Err(ApiError::field(
-            "callerDisplayName",
-            format!(
-                "`callerDisplayName` must be at most {MAX_DISPLAY_NAME} characters without control characters"
-            ),
-        ));
-    }
-    let notify_url = opt_string(&obj, "notifyUrl")?;
-    if let Some(u) = &notify_url {
-        match url::Url::parse(u) {
-            Ok(p) if (p.scheme() == "http" || p.scheme() == "https") && p.host().is_some() => {}
-            _ => {
-                return Err(ApiError::field(
-                    "notifyUrl",
-                    format!("`notifyUrl` `{u}` must be an absolute http:// or https:// URL"),
-                ));
-            }
-        }
-    }
-    let machine_detection = match opt_string(&obj, "machineDetection")? {
-        None => None,
-        Some(m) => Some(match m.as_str() {
-            "disabled" => AmdMode::Disabled,
-            "detect" => AmdMode::Detect,
-            "disconnect" => AmdMode::Disconnect,
-            other => {
-                return Err(ApiError::field(
-                    "machineDetection",
-                    format!(
-                        "`machineDetection` `{other}` must be one of disabled, detect, disconnect"
-                    ),
-                ));
-            }
-        }),
-    };
-    let answer_timeout_sec = match obj.get("answerTimeoutSec") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(v @ 1..=300) => Some(v as u32),
-            _ => {
-                return Err(ApiError::field(
-                    "answerTimeoutSec",
-                    format!(
-                        "`answerTimeoutSec` must be a whole number of seconds from 1 to 300, got {n}"
-                    ),
-                ));
-            }
-        },
-        Some(other) => {
-            return Err(ApiError::field(
-                "answerTimeoutSec",
-                format!(
-                    "`answerTimeoutSec` must be a number, got {}",
-                    type_name(other)
-                ),
-            ));
-        }
-    };
+    let (caller, caller_host, caller_display_name) = caller_fields(&obj)?;
+    let notify_url = notify_url(&obj)?;
+    let machine_detection = machine_detection(&obj)?;
+    let answer_timeout_sec = answer_timeout(&obj)?;
     let metadata = match obj.get("metadata") {
         None | Some(Value::Null) => None,
         Some(Value::Object(m)) => Some(m.clone()),
@@ -297,71 +221,7 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
             ));
         }
     };
-    let mut headers = BTreeMap::new();
-    match obj.get("headers") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(h)) => {
-            if h.len() > MAX_HEADERS {
-                return Err(ApiError::field(
-                    "headers",
-                    format!(
-                        "at most {MAX_HEADERS} headers may be added, got {}",
-                        h.len()
-                    ),
-                ));
-            }
-            let bytes: usize = h
-                .iter()
-                .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
-                .sum();
-            if bytes > MAX_HEADER_BYTES {
-                return Err(ApiError::field(
-                    "headers",
-                    format!(
-                        "the headers hold {bytes} bytes; at most {MAX_HEADER_BYTES} (names and values) keep the INVITE within one UDP datagram"
-                    ),
-                ));
-            }
-            for (name, value) in h {
-                let field = format!("headers.{name}");
-                // `get`, not `[..2]`: a name whose second character is not ASCII must be refused,
-                // not panic the connection's task on a char boundary.
-                let x_prefix = name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"));
-                if !(name.len() > 2 && x_prefix && is_token(name)) {
-                    return Err(ApiError::field(
-                        field,
-                        format!(
-                            "header `{name}` is not allowed: only X- headers with token characters may be added"
-                        ),
-                    ));
-                }
-                let Value::String(v) = value else {
-                    return Err(ApiError::field(
-                        field,
-                        format!("header `{name}` must have a string value"),
-                    ));
-                };
-                if v.len() > 1024 || v.chars().any(|c| c.is_control()) {
-                    return Err(ApiError::field(
-                        field,
-                        format!(
-                            "header `{name}` value must be at most 1024 characters without control characters"
-                        ),
-                    ));
-                }
-                headers.insert(name.clone(), v.clone());
-            }
-        }
-        Some(other) => {
-            return Err(ApiError::field(
-                "headers",
-                format!(
-                    "`headers` must be an object of X- header names to strings, got {}",
-                    type_name(other)
-                ),
-            ));
-        }
-    }
+    let headers = headers(&obj)?;
     Ok(DialoutRequest {
         bot,
         target,
@@ -375,6 +235,169 @@ pub fn parse(body: &[u8]) -> Result<DialoutRequest, ApiError> {
         headers,
         queue,
     })
+}
+
+/// `caller`, `callerHost` and `callerDisplayName`.
+type CallerFields = (Option<String>, Option<String>, Option<String>);
+
+/// `caller`, `callerHost` and `callerDisplayName`, each checked for what SIP can carry.
+fn caller_fields(obj: &Map<String, Value>) -> Result<CallerFields, ApiError> {
+    let caller = opt_string(obj, "caller")?;
+    if let Some(c) = &caller
+        && !is_user_part(c)
+    {
+        return Err(ApiError::field(
+            "caller",
+            format!("`caller` `{c}` is not a valid SIP user part"),
+        ));
+    }
+    let caller_host = opt_string(obj, "callerHost")?;
+    if let Some(h) = &caller_host
+        && !is_host(h)
+    {
+        return Err(ApiError::field(
+            "callerHost",
+            format!("`callerHost` `{h}` is not a host name or IP address"),
+        ));
+    }
+    let caller_display_name = opt_string(obj, "callerDisplayName")?;
+    if let Some(d) = &caller_display_name
+        && (d.len() > MAX_DISPLAY_NAME || d.chars().any(|c| c.is_control()))
+    {
+        return Err(ApiError::field(
+            "callerDisplayName",
+            format!(
+                "`callerDisplayName` must be at most {MAX_DISPLAY_NAME} characters without control characters"
+            ),
+        ));
+    }
+    Ok((caller, caller_host, caller_display_name))
+}
+
+/// `notifyUrl`: an absolute http(s) URL (where it may point is checked at accept and connect).
+fn notify_url(obj: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    let notify_url = opt_string(obj, "notifyUrl")?;
+    if let Some(u) = &notify_url {
+        match url::Url::parse(u) {
+            Ok(p) if (p.scheme() == "http" || p.scheme() == "https") && p.host().is_some() => {}
+            _ => {
+                return Err(ApiError::field(
+                    "notifyUrl",
+                    format!("`notifyUrl` `{u}` must be an absolute http:// or https:// URL"),
+                ));
+            }
+        }
+    }
+    Ok(notify_url)
+}
+
+/// `machineDetection`: disabled, detect or disconnect.
+fn machine_detection(obj: &Map<String, Value>) -> Result<Option<AmdMode>, ApiError> {
+    let Some(m) = opt_string(obj, "machineDetection")? else {
+        return Ok(None);
+    };
+    match m.as_str() {
+        "disabled" => Ok(Some(AmdMode::Disabled)),
+        "detect" => Ok(Some(AmdMode::Detect)),
+        "disconnect" => Ok(Some(AmdMode::Disconnect)),
+        other => Err(ApiError::field(
+            "machineDetection",
+            format!("`machineDetection` `{other}` must be one of disabled, detect, disconnect"),
+        )),
+    }
+}
+
+/// `answerTimeoutSec`: whole seconds from 1 to 300.
+fn answer_timeout(obj: &Map<String, Value>) -> Result<Option<u32>, ApiError> {
+    match obj.get("answerTimeoutSec") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(v @ 1..=300) => Ok(Some(v as u32)),
+            _ => Err(ApiError::field(
+                "answerTimeoutSec",
+                format!(
+                    "`answerTimeoutSec` must be a whole number of seconds from 1 to 300, got {n}"
+                ),
+            )),
+        },
+        Some(other) => Err(ApiError::field(
+            "answerTimeoutSec",
+            format!(
+                "`answerTimeoutSec` must be a number, got {}",
+                type_name(other)
+            ),
+        )),
+    }
+}
+
+/// `headers`: X- headers with token names and short printable values, bounded in count and
+/// size so the INVITE stays within one UDP datagram.
+fn headers(obj: &Map<String, Value>) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut headers = BTreeMap::new();
+    let h = match obj.get("headers") {
+        None | Some(Value::Null) => return Ok(headers),
+        Some(Value::Object(h)) => h,
+        Some(other) => {
+            return Err(ApiError::field(
+                "headers",
+                format!(
+                    "`headers` must be an object of X- header names to strings, got {}",
+                    type_name(other)
+                ),
+            ));
+        }
+    };
+    if h.len() > MAX_HEADERS {
+        return Err(ApiError::field(
+            "headers",
+            format!(
+                "at most {MAX_HEADERS} headers may be added, got {}",
+                h.len()
+            ),
+        ));
+    }
+    let bytes: usize = h
+        .iter()
+        .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+        .sum();
+    if bytes > MAX_HEADER_BYTES {
+        return Err(ApiError::field(
+            "headers",
+            format!(
+                "the headers hold {bytes} bytes; at most {MAX_HEADER_BYTES} (names and values) keep the INVITE within one UDP datagram"
+            ),
+        ));
+    }
+    for (name, value) in h {
+        let field = format!("headers.{name}");
+        // `get`, not `[..2]`: a name whose second character is not ASCII must be refused,
+        // not panic the connection's task on a char boundary.
+        let x_prefix = name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"));
+        if !(name.len() > 2 && x_prefix && is_token(name)) {
+            return Err(ApiError::field(
+                field,
+                format!(
+                    "header `{name}` is not allowed: only X- headers with token characters may be added"
+                ),
+            ));
+        }
+        let Value::String(v) = value else {
+            return Err(ApiError::field(
+                field,
+                format!("header `{name}` must have a string value"),
+            ));
+        };
+        if v.len() > 1024 || v.chars().any(|c| c.is_control()) {
+            return Err(ApiError::field(
+                field,
+                format!(
+                    "header `{name}` value must be at most 1024 characters without control characters"
+                ),
+            ));
+        }
+        headers.insert(name.clone(), v.clone());
+    }
+    Ok(headers)
 }
 
 #[cfg(test)]

@@ -100,6 +100,7 @@ pub async fn metrics(state: &ApiState) -> Reply {
         c.inc_by(n.saturating_sub(c.get()));
     }
     state.metrics.set_live_calls(&state.calls.live_by_state());
+    state.metrics.sync_queues();
     let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
         state.metrics.render(),
     )));
@@ -249,18 +250,7 @@ pub async fn dialout(
 ) -> Result<Reply, ApiError> {
     // 1-2. Authentication, then group.
     let who = authenticate(state, peer, &req, Some(Group::CallControl)).await?;
-    let idem = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(v) => match v.to_str() {
-            Ok(s) if !s.is_empty() && s.len() <= 255 => Some(s.to_owned()),
-            _ => {
-                return Err(ApiError::field(
-                    "Idempotency-Key",
-                    "the Idempotency-Key header must be 1 to 255 visible ASCII characters",
-                ));
-            }
-        },
-    };
+    let idem = idempotency_key(req.headers())?;
     // 3. Body: content type, size, JSON, fields.
     let (_, body) = read_body(req, "application/json", MAX_BODY, body_timeout(state)).await?;
     let mut request = dialout::parse(&body)?;
@@ -290,71 +280,11 @@ pub async fn dialout(
     }
     // 4b. Recognition it needs but no model: refused (503) or placed with a warning.
     let recognition_warning = super::recognition::check(state, bot, &request)?;
-    // 4c. The number in E.164, checked against the numbering plan; a number
-    // without `+` takes the bot's default country, else its trunk's (the trunk
-    // a routing rule picks for the number as written).
-    let target_as_sent = raw_target(&body).unwrap_or_else(|| request.target.display());
-    let country = bot.default_country.or_else(|| {
-        dialout::needs_country(&request.target)
-            .then(|| crate::call::routing::resolve(cfg, bot, &request.target))
-            .flatten()
-            .and_then(|r| r.connection.default_country)
-    });
-    request.target = dialout::normalise_target(&request.target, country)?;
-    // 5. A routing rule matches.
-    let Some(route) = crate::call::routing::resolve(cfg, bot, &request.target) else {
-        return Err(ApiError::NoRoute {
-            bot: bot.id.clone(),
-            target: request.target.display(),
-        });
-    };
-    let route = route.to_route();
+    // 4c-5. The number in E.164; a routing rule matches.
+    let (target_as_sent, route) = route_target(cfg, bot, &mut request, &body)?;
     // 6. Room for one more call (before the 200, not as a failure after it),
-    // then the bot's rate limits.
-    (state.capacity)().map_err(|e| {
-        tracing::warn!(error = %e, "dialout refused: dialgate is at capacity");
-        ApiError::AtCapacity(e.to_string())
-    })?;
-    let limits = Limits {
-        max_cps: bot.outbound.max_cps,
-        max_concurrent: bot.outbound.max_concurrent,
-    };
-    if request.queue == Some(true) && bot.outbound.on_limit == OnLimit::Reject {
-        return Err(ApiError::field(
-            "queue",
-            format!(
-                "bot `{}` does not queue dialouts (its outbound.on_limit is reject)",
-                bot.id
-            ),
-        ));
-    }
-    let queues = bot.outbound.on_limit.queues(request.queue);
-    // A queue that holds dialouts keeps its order: a new one waits behind them.
-    let permit = match queues && state.queue.len(&bot.id) > 0 {
-        true => None,
-        false => match state.limiter.try_acquire(&bot.id, limits).await {
-            Ok(p) => Some(p),
-            // Without the shared limits nothing is admitted, not even to the queue: its
-            // dispatcher could not dial it either, and the dialer retries after 503.
-            Err(r @ Refusal::Unavailable { .. }) => return Err(refusal(&bot.id, r)),
-            Err(_) if queues => None,
-            Err(r) => return Err(refusal(&bot.id, r)),
-        },
-    };
-    if permit.is_none() {
-        state
-            .queue
-            .room(&bot.id, bot.outbound.max_queue, bot.outbound.max_cps)
-            .map_err(|r| match r {
-                QueueRefusal::Full {
-                    retry_after_secs, ..
-                } => ApiError::RateLimited {
-                    bot: bot.id.clone(),
-                    limit: "queue length (outbound.max_queue)",
-                    retry_after: retry_after_secs,
-                },
-            })?;
-    }
+    // then the bot's rate limits; `None`: the dialout waits in the bot's queue.
+    let permit = admit(state, bot, &request).await?;
     // 7. Durably recorded before the answer.
     let conversation_id = uuid::Uuid::new_v4().to_string();
     let new_call = NewCall {
@@ -414,6 +344,101 @@ pub async fn dialout(
         route,
     });
     Ok(accepted(&conversation_id))
+}
+
+/// Steps 4c and 5 of a dialout: the number in E.164, checked against the numbering plan (a
+/// number without `+` takes the bot's default country, else its trunk's: the trunk a routing
+/// rule picks for the number as written), then the routing rule for it. The target as the
+/// dialer wrote it, and the route.
+fn route_target(
+    cfg: &crate::config::Config,
+    bot: &crate::config::Bot,
+    request: &mut crate::core::DialoutRequest,
+    body: &[u8],
+) -> Result<(String, crate::call::routing::Route), ApiError> {
+    let target_as_sent = raw_target(body).unwrap_or_else(|| request.target.display());
+    let country = bot.default_country.or_else(|| {
+        dialout::needs_country(&request.target)
+            .then(|| crate::call::routing::resolve(cfg, bot, &request.target))
+            .flatten()
+            .and_then(|r| r.connection.default_country)
+    });
+    request.target = dialout::normalise_target(&request.target, country)?;
+    let Some(route) = crate::call::routing::resolve(cfg, bot, &request.target) else {
+        return Err(ApiError::NoRoute {
+            bot: bot.id.clone(),
+            target: request.target.display(),
+        });
+    };
+    Ok((target_as_sent, route.to_route()))
+}
+
+/// The `Idempotency-Key` header, when there is one: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &hyper::HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => match v.to_str() {
+            Ok(s) if !s.is_empty() && s.len() <= 255 => Ok(Some(s.to_owned())),
+            _ => Err(ApiError::field(
+                "Idempotency-Key",
+                "the Idempotency-Key header must be 1 to 255 visible ASCII characters",
+            )),
+        },
+    }
+}
+
+/// Step 6 of a dialout: dialgate's capacity, then the bot's limits. A permit to dial now, or
+/// `None` when the bot queues and the dialout has room in its queue.
+async fn admit(
+    state: &Arc<ApiState>,
+    bot: &crate::config::Bot,
+    request: &crate::core::DialoutRequest,
+) -> Result<Option<crate::call::limiter::Permit>, ApiError> {
+    (state.capacity)().map_err(|e| {
+        tracing::warn!(error = %e, "dialout refused: dialgate is at capacity");
+        ApiError::AtCapacity(e.to_string())
+    })?;
+    let limits = Limits {
+        max_cps: bot.outbound.max_cps,
+        max_concurrent: bot.outbound.max_concurrent,
+    };
+    if request.queue == Some(true) && bot.outbound.on_limit == OnLimit::Reject {
+        return Err(ApiError::field(
+            "queue",
+            format!(
+                "bot `{}` does not queue dialouts (its outbound.on_limit is reject)",
+                bot.id
+            ),
+        ));
+    }
+    let queues = bot.outbound.on_limit.queues(request.queue);
+    // A queue that holds dialouts keeps its order: a new one waits behind them.
+    let permit = match queues && state.queue.len(&bot.id) > 0 {
+        true => None,
+        false => match state.limiter.try_acquire(&bot.id, limits).await {
+            Ok(p) => Some(p),
+            // Without the shared limits nothing is admitted, not even to the queue: its
+            // dispatcher could not dial it either, and the dialer retries after 503.
+            Err(r @ Refusal::Unavailable { .. }) => return Err(refusal(&bot.id, r)),
+            Err(_) if queues => None,
+            Err(r) => return Err(refusal(&bot.id, r)),
+        },
+    };
+    if permit.is_none() {
+        state
+            .queue
+            .room(&bot.id, bot.outbound.max_queue, bot.outbound.max_cps)
+            .map_err(|r| match r {
+                QueueRefusal::Full {
+                    retry_after_secs, ..
+                } => ApiError::RateLimited {
+                    bot: bot.id.clone(),
+                    limit: "queue length (outbound.max_queue)",
+                    retry_after: retry_after_secs,
+                },
+            })?;
+    }
+    Ok(permit)
 }
 
 /// The `target` field exactly as the dialer wrote it.

@@ -75,26 +75,32 @@ impl Engine {
                 server.sip.public_address
             )
         })?;
-        let sip = SipEndpoint::start(SipSettings {
-            listen: server
-                .sip
-                .listen
-                .iter()
-                .map(|l| (l.transport, l.address))
-                .collect(),
-            tls: server
-                .sip
-                .tls
-                .as_ref()
-                .map(|t| (t.cert.display().to_string(), t.key.display().to_string())),
-            public_address: public_ip,
-            public_address_v6: server.sip.public_address_v6,
-            user_agent: server.sip.user_agent.clone(),
-            // Trunks reached over TLS are verified against the system's CA bundle.
-            tls_ca: Some("/etc/ssl/certs/ca-certificates.crt".to_owned())
-                .filter(|p| std::path::Path::new(p).exists()),
-            t1: None,
-        })
+        let limits = crate::sip::StreamLimits {
+            max_connections: server.sip.max_connections as usize,
+        };
+        let sip = SipEndpoint::start_limited(
+            SipSettings {
+                listen: server
+                    .sip
+                    .listen
+                    .iter()
+                    .map(|l| (l.transport, l.address))
+                    .collect(),
+                tls: server
+                    .sip
+                    .tls
+                    .as_ref()
+                    .map(|t| (t.cert.display().to_string(), t.key.display().to_string())),
+                public_address: public_ip,
+                public_address_v6: server.sip.public_address_v6,
+                user_agent: server.sip.user_agent.clone(),
+                // Trunks reached over TLS are verified against the system's CA bundle.
+                tls_ca: Some("/etc/ssl/certs/ca-certificates.crt".to_owned())
+                    .filter(|p| std::path::Path::new(p).exists()),
+                t1: None,
+            },
+            limits,
+        )
         .await
         .map_err(|e| format!("SIP endpoint: {e}"))?;
         // Trunks given by domain name are located through these servers (and this one cache).
@@ -361,7 +367,7 @@ impl Engine {
             );
         }
         for id in &ids {
-            self.send(id, ActorCmd::Hangup(HangupSource::Api));
+            self.send(id, ActorCmd::Hangup(HangupSource::Shutdown));
         }
         while started.elapsed() < SHUTDOWN_DRAIN && !self.live_ids().is_empty() {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -412,7 +418,8 @@ impl Engine {
         }
     }
 
-    fn live_ids(&self) -> Vec<String> {
+    /// The conversation ids of the calls live in this process.
+    pub(crate) fn live_ids(&self) -> Vec<String> {
         self.registry
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -439,6 +446,13 @@ impl Engine {
             legs = legs.len(),
             "restart recovery: ending the SIP legs the previous process left"
         );
+        self.end_legs(legs, "the previous process");
+    }
+
+    /// Ends `legs` (left ringing or up by `left_by`: the previous process, or a dead cluster
+    /// instance) with CANCEL or BYE from their journaled dialog state, in the background; each
+    /// is forgotten once its CANCEL or BYE is answered or timed out.
+    pub(crate) fn end_legs(&self, legs: Vec<crate::core::LegDialog>, left_by: &str) {
         let (sip, store, metrics) = (
             self.sip.clone(),
             self.deps.store.clone(),
@@ -447,6 +461,7 @@ impl Engine {
         let mut ends = tokio::task::JoinSet::new();
         for leg in legs {
             let (sip, store, metrics) = (sip.clone(), store.clone(), metrics.clone());
+            let left_by = left_by.to_owned();
             ends.spawn(async move {
                     let what = match leg.state {
                         crate::core::LegDialogState::Calling => "CANCEL",
@@ -455,10 +470,10 @@ impl Engine {
                     match sip.end_left_leg(&leg).await {
                         Ok(code) => {
                             metrics.legs_cleaned_at_recovery.inc();
-                            tracing::warn!(conversation_id = %leg.conversation_id, call_id = %leg.call_id, code, "{what} sent to a leg left by the previous process");
+                            tracing::warn!(conversation_id = %leg.conversation_id, call_id = %leg.call_id, code, "{what} sent to a leg left by {left_by}");
                         }
                         Err(e) => {
-                            tracing::warn!(conversation_id = %leg.conversation_id, call_id = %leg.call_id, error = %e, "{what} to a leg left by the previous process got no answer")
+                            tracing::warn!(conversation_id = %leg.conversation_id, call_id = %leg.call_id, error = %e, "{what} to a leg left by {left_by} got no answer")
                         }
                     }
                     let forget = vec![crate::store::LegJournalOp::Forget(leg.call_id.clone())];
@@ -501,6 +516,10 @@ impl Engine {
             speak_messages: outbound.speak_messages,
             barge_in: outbound.barge_in,
             ws_bot: bot.is_some_and(|b| b.websocket.is_some()),
+            // Configuration refuses it for bots without a SIP leg; checked again here so a
+            // snapshot can never make a text bot's machine wait for a leg that does not exist.
+            early_media_to_bot: outbound.early_media_to_bot
+                && bot.is_some_and(|b| b.sip_uri.is_some()),
             ..MachineConfig::default()
         }
     }

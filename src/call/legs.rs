@@ -132,6 +132,18 @@ pub fn carrier_extensions(conn: &crate::config::SipConnection) -> Extensions {
     }
 }
 
+/// A SIP bot's session timer (`bots[].session_expires_sec`, `min_se`) as INVITE extensions.
+/// The bot leg advertises no 100rel: bots answer at once and need no reliable provisionals.
+pub fn bot_extensions(bot: &Bot) -> Extensions {
+    Extensions {
+        session_timer: (bot.session_expires_sec > 0).then_some(SessionTimer {
+            expires: bot.session_expires_sec,
+            min_se: bot.min_se,
+        }),
+        prack: Prack::Off,
+    }
+}
+
 /// The trunk's TLS settings in the SIP layer's terms.
 pub fn trunk_tls(t: &crate::config::TrunkTls) -> crate::sip::tls_client::TrunkTlsSettings {
     crate::sip::tls_client::TrunkTlsSettings {

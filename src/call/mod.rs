@@ -11,7 +11,9 @@ pub mod machine;
 pub mod notify;
 pub mod queue;
 pub mod routing;
+pub mod srtp_check;
 mod supervise;
+mod takeover;
 pub mod trunk_dns;
 pub mod wsbridge;
 

@@ -138,6 +138,18 @@ impl DialQueue {
                 return 0;
             }
         };
+        let n = self.adopt(waiting).await;
+        if n > 0 {
+            tracing::info!(dialouts = n, "queued dialouts restored");
+        }
+        n
+    }
+
+    /// Puts stored waiting dialouts (read back at start, or taken over from a dead cluster
+    /// instance) into their bots' queues, each at its `queuedAt` place, so the oldest is still
+    /// dialled first. One whose request cannot be read back ends `failed/error`. Returns how
+    /// many wait now.
+    pub async fn adopt(&self, waiting: Vec<crate::store::CallRecord>) -> usize {
         let mut n = 0;
         for c in waiting {
             let Some(queued_at_ms) = c.queued_at else {
@@ -145,7 +157,7 @@ impl DialQueue {
             };
             match serde_json::from_value::<DialoutRequest>(c.request.clone()) {
                 Ok(request) => {
-                    self.push(Waiting {
+                    self.insert_in_order(Waiting {
                         conversation_id: c.conversation_id.clone(),
                         client_id: c.client_id.clone(),
                         bot_id: c.bot.clone(),
@@ -160,10 +172,22 @@ impl DialQueue {
                 }
             }
         }
-        if n > 0 {
-            tracing::info!(dialouts = n, "queued dialouts restored");
-        }
         n
+    }
+
+    /// [`DialQueue::push`] at the dialout's `queuedAt` place (after every dialout queued
+    /// before or at the same time).
+    fn insert_in_order(&self, w: Waiting) {
+        let bot = w.bot_id.clone();
+        let len = {
+            let mut bots = self.lock();
+            let q = bots.entry(bot.clone()).or_default();
+            let at = q.partition_point(|o| o.queued_at_ms <= w.queued_at_ms);
+            q.insert(at, w);
+            q.len()
+        };
+        self.deps.metrics.set_queue_depth(&bot, len);
+        self.wake.notify_one();
     }
 
     /// `DELETE` of a call that is still queued: it leaves the queue and ends
@@ -182,6 +206,20 @@ impl DialQueue {
             return true;
         }
         false
+    }
+
+    /// The conversation ids of every dialout waiting here.
+    pub fn queued_ids(&self) -> Vec<String> {
+        self.lock()
+            .values()
+            .flat_map(|q| q.iter().map(|w| w.conversation_id.clone()))
+            .collect()
+    }
+
+    /// Drops `ids` from the queues without ending them: another cluster instance took them
+    /// over and dials them. Returns how many were here.
+    pub fn forget(&self, ids: &[String]) -> usize {
+        self.take(|w| ids.contains(&w.conversation_id)).len()
     }
 
     /// Removes and returns every waiting dialout matching `pred`, keeping the others' order.

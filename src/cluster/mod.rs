@@ -11,17 +11,25 @@
 //! [`crate::call::limiter::Refusal::Unavailable`]); calls in progress do not need Redis and go
 //! on; the connection manager reconnects by itself and the next renewal writes back what the
 //! instance holds (a Redis restarted without persistence has forgotten it).
+//!
+//! Liveness and takeover live on the shared store instead ([`Liveness`]): with PostgreSQL, an
+//! instance that stops renewing its lease there has its calls and SIP legs taken over and
+//! ended by exactly one survivor.
 
 mod calls;
 mod leases;
 mod limiter;
 mod link;
+mod liveness;
+mod metrics;
 mod owners;
 
 pub use calls::{ClusterCalls, LocalCalls};
 pub use leases::Leases;
 pub use limiter::RedisLimiter;
 pub use link::{ClusterError, Link, RETRY_AFTER_SECS};
+pub use liveness::{Liveness, heartbeat_validity};
+pub use metrics::ClusterMetrics;
 pub use owners::{LocalHangup, Owners, RemoteHangup};
 
 use std::sync::Arc;
@@ -37,6 +45,8 @@ pub struct RedisSettings {
     pub instance_id: String,
     /// How long what an instance holds outlives its last renewal.
     pub lease: Duration,
+    /// CA (PEM) trusted for a `rediss://` URL instead of the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// The Redis part of the `cluster` section, when there is one.
@@ -46,6 +56,7 @@ pub fn redis_settings(config: &crate::config::Config) -> Option<RedisSettings> {
         url: c.redis_url.clone()?,
         instance_id: c.instance_id.clone(),
         lease: Duration::from_secs(u64::from(c.lease_sec)),
+        ca_file: c.redis_ca_file.clone(),
     })
 }
 
@@ -66,7 +77,7 @@ impl RedisCluster {
         settings: RedisSettings,
         shutdown: CancellationToken,
     ) -> Result<Arc<RedisCluster>, ClusterError> {
-        let (link, pushes) = Link::connect(&settings.url).await?;
+        let (link, pushes) = Link::connect_tls(&settings.url, settings.ca_file.as_deref()).await?;
         let leases = Leases::new(link.clone(), &settings.instance_id, settings.lease);
         let limiter = Arc::new(RedisLimiter::new(link.clone(), leases.clone()));
         let owners = Owners::new(link.clone(), leases.clone());

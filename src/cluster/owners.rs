@@ -163,7 +163,7 @@ impl Owners {
     /// Serves this instance's channel until `shutdown`.
     pub(super) async fn serve(
         self: Arc<Self>,
-        mut pushes: mpsc::UnboundedReceiver<redis::PushInfo>,
+        mut pushes: mpsc::Receiver<redis::PushInfo>,
         shutdown: CancellationToken,
     ) {
         loop {

@@ -15,6 +15,8 @@ pub(super) struct RawCluster {
     pub postgres_url_env: Option<String>,
     pub redis_url: Option<String>,
     pub redis_url_env: Option<String>,
+    /// PEM file of the CA(s) trusted for a `rediss://` URL instead of the system's roots.
+    pub redis_ca_file: Option<String>,
     #[serde(default = "d_lease_sec")]
     pub lease_sec: u32,
 }
@@ -41,6 +43,9 @@ pub struct ClusterConfig {
     pub redis_url: Option<String>,
     /// Lifetime of this instance's leases (permits, liveness), renewed well before it ends.
     pub lease_sec: u32,
+    /// CA certificate(s) (PEM) that a `rediss://` server's certificate must chain to; `None`:
+    /// the system's roots.
+    pub redis_ca_file: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for ClusterConfig {
@@ -54,6 +59,7 @@ impl fmt::Debug for ClusterConfig {
             )
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("lease_sec", &self.lease_sec)
+            .field("redis_ca_file", &self.redis_ca_file)
             .finish()
     }
 }
@@ -137,12 +143,44 @@ impl Ctx<'_> {
                 "a cluster needs what its instances share: set postgres_url (or postgres_url_env) and redis_url (or redis_url_env)",
             );
         }
+        let redis_ca_file = self.redis_ca_file(raw.redis_ca_file.as_deref(), redis_url.as_deref());
         ClusterConfig {
             instance_id: raw.instance_id.clone(),
             postgres_url,
             redis_url,
             lease_sec: raw.lease_sec,
+            redis_ca_file,
         }
+    }
+
+    /// `cluster.redis_ca_file`: an existing file, and only with a `rediss://` URL (a CA for a
+    /// connection without TLS would be silently ignored).
+    fn redis_ca_file(
+        &mut self,
+        value: Option<&str>,
+        redis_url: Option<&str>,
+    ) -> Option<std::path::PathBuf> {
+        let p = self.resolve(value?);
+        if !p.is_file() {
+            self.err(
+                0,
+                "cluster.redis_ca_file",
+                ErrorKind::MissingFile,
+                format!(
+                    "file {} does not exist (relative paths start at the config file's directory)",
+                    p.display()
+                ),
+            );
+        }
+        if redis_url.is_some_and(|u| !u.starts_with("rediss://")) {
+            self.err(
+                0,
+                "cluster.redis_ca_file",
+                ErrorKind::InvalidValue,
+                "a CA file is used only with TLS: the Redis URL must start with rediss://",
+            );
+        }
+        Some(p)
     }
 
     /// One of `name` / `name_env` (not both), resolved, with a scheme from `schemes`.

@@ -174,6 +174,7 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
             (None, None) => {}
         }
         let websocket = websocket(ctx, src, p, raw.websocket.as_ref());
+        bot_session_timer(ctx, src, p, raw);
         if let Some(Err(e)) = raw.events_url.as_deref().map(check::http_url) {
             ctx.err(src, &format!("{p}.events_url"), ErrorKind::InvalidValue, e);
         }
@@ -185,6 +186,7 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
         );
         let o = &raw.outbound;
         let op = format!("{p}.outbound");
+        super::early_media::check(ctx, src, &op, raw);
         if !(o.max_cps.is_finite() && o.max_cps > 0.0) {
             ctx.range(src, &format!("{op}.max_cps"), o.max_cps);
         }
@@ -228,10 +230,13 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
                 send_metadata_info: o.send_metadata_info,
                 speak_messages: o.speak_messages,
                 barge_in: o.barge_in,
+                early_media_to_bot: o.early_media_to_bot,
             },
             amd: raw.amd.clone(),
             default_country: country(ctx, src, p, raw.default_country),
             websocket,
+            session_expires_sec: raw.session_expires_sec,
+            min_se: raw.min_se,
         });
     }
     out
@@ -270,6 +275,22 @@ fn country(ctx: &mut Ctx, src: usize, p: &str, code: Option<u16>) -> Option<u16>
             );
             None
         }
+    }
+}
+
+/// A bot's session timer: the trunk's bounds, and only on a SIP bot (a WebSocket or text bot
+/// has no SIP leg to refresh).
+fn bot_session_timer(ctx: &mut Ctx, src: usize, p: &str, raw: &RawBot) {
+    session_timer_values(ctx, src, p, raw.session_expires_sec, raw.min_se);
+    if raw.session_expires_sec != 0 && raw.sip_uri.is_none() {
+        ctx.err(
+            src,
+            &format!("{p}.session_expires_sec"),
+            ErrorKind::Conflict,
+            "session timers need a SIP bot leg (`sip_uri`); remove `session_expires_sec` from a \
+             WebSocket or text bot"
+                .to_owned(),
+        );
     }
 }
 

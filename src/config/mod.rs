@@ -8,6 +8,7 @@
 mod check;
 mod cluster;
 mod dns;
+mod early_media;
 mod error;
 mod index;
 mod ipv6;

@@ -169,6 +169,13 @@ pub(super) struct RawSip {
     /// dialgate's IPv6 address beside an IPv4 `public_address` (see `config/ipv6.rs`).
     #[serde(default)]
     pub public_address_v6: Option<String>,
+    /// Accepted SIP TCP/TLS connections open at once (see `sip/stream_accept.rs`).
+    #[serde(default = "d_sip_max_connections")]
+    pub max_connections: u32,
+}
+
+fn d_sip_max_connections() -> u32 {
+    crate::sip::stream_accept::DEFAULT_MAX_CONNECTIONS as u32
 }
 
 #[derive(Debug, Deserialize)]
@@ -268,6 +275,11 @@ pub(super) struct RawBot {
     pub default_country: Option<u16>,
     /// A WebSocket bot's media side (`websocket: {url, protocol, …}`), instead of `sip_uri`.
     pub websocket: Option<crate::wsbot::WebSocketBotYaml>,
+    /// Session timers (RFC 4028) on a SIP bot's leg; 0 = off (the default).
+    #[serde(default)]
+    pub session_expires_sec: u32,
+    #[serde(default = "d_min_se")]
+    pub min_se: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -303,6 +315,8 @@ pub(super) struct RawOutbound {
     pub max_queue: u32,
     #[serde(default = "d_max_queue_wait")]
     pub max_queue_wait_sec: u32,
+    #[serde(default)]
+    pub early_media_to_bot: bool,
 }
 
 fn d_max_queue() -> u32 {
@@ -330,6 +344,7 @@ impl Default for RawOutbound {
             send_metadata_info: false,
             speak_messages: false,
             barge_in: false,
+            early_media_to_bot: false,
         }
     }
 }

@@ -145,6 +145,7 @@ pub(super) fn expected_for(path: &str, serde_expected: &str) -> String {
         | "send_metadata_info"
         | "speak_messages"
         | "barge_in"
+        | "early_media_to_bot"
         | "plain_http"
         | "p_asserted_identity" => "true or false",
         "transport" => "one of udp, tcp, tls",

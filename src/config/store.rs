@@ -150,7 +150,9 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 /// `shutdown` is cancelled. The SIGHUP handler and the file watch are installed before this
 /// returns, so a signal or edit right after the call is not missed.
 pub fn spawn_watcher(store: Arc<ConfigStore>, shutdown: CancellationToken) -> JoinHandle<()> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    // One pending wake-up is all a reload needs: a file event that finds one already queued
+    // is the same news (`try_send` drops it), and the debounce below waits for quiet anyway.
+    let (tx, mut rx) = mpsc::channel::<()>(1);
     let (dir, include) = store.watch_dirs();
     let watcher = make_watcher(&store, &dir, include.as_deref(), tx);
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -191,7 +193,7 @@ fn make_watcher(
     store: &ConfigStore,
     dir: &Path,
     include: Option<&Path>,
-    tx: mpsc::UnboundedSender<()>,
+    tx: mpsc::Sender<()>,
 ) -> Option<notify::RecommendedWatcher> {
     use notify::{EventKind, RecursiveMode, Watcher};
     let file = store.path.clone();
@@ -207,7 +209,8 @@ fn make_watcher(
             .iter()
             .any(|p| *p == file || inc.as_deref().is_some_and(|i| p.parent() == Some(i)));
         if relevant {
-            let _ = tx.send(());
+            // Full = a wake-up is already pending; it covers this change too.
+            let _ = tx.try_send(());
         }
     };
     let mut watcher = match notify::recommended_watcher(handler) {

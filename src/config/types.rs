@@ -93,6 +93,8 @@ pub struct SipServer {
     /// Address written for IPv6 peers when `public_address` is IPv4 (default: the first IPv6
     /// listener's specific address).
     pub public_address_v6: Option<std::net::IpAddr>,
+    /// Accepted TCP/TLS connections open at once; one more is closed at accept.
+    pub max_connections: u32,
 }
 
 /// `server.http` (the Live Hub compatible REST API).
@@ -251,6 +253,10 @@ pub struct Outbound {
     /// A queued dialout not dialled within this many seconds ends `failed/queue-timeout`,
     /// >= 1 (default 600).
     pub max_queue_wait_sec: u32,
+    /// A SIP bot's leg is placed at the carrier's first provisional with SDP (183/180), so the
+    /// bot hears the early media (ringback, announcements) one way; `start` still waits for the
+    /// answer. SIP bots only (refused for text and WebSocket bots). Default false.
+    pub early_media_to_bot: bool,
 }
 
 /// `bots[].outbound.on_limit`: a dialout over the bot's limits is refused (Live Hub's
@@ -297,6 +303,7 @@ impl Default for Outbound {
             send_metadata_info: false,
             speak_messages: false,
             barge_in: false,
+            early_media_to_bot: false,
         }
     }
 }
@@ -328,6 +335,10 @@ pub struct Bot {
     /// A WebSocket bot's media side (AC Bot API WebSocket mode or a media stream); exclusive
     /// with `sip_uri`.
     pub websocket: Option<crate::wsbot::WebSocketBot>,
+    /// `Session-Expires` asked for on a SIP bot's leg (RFC 4028); 0 = no session timers.
+    pub session_expires_sec: u32,
+    /// `Min-SE` sent on a SIP bot's leg.
+    pub min_se: u32,
 }
 
 impl Bot {
@@ -353,6 +364,8 @@ impl fmt::Debug for Bot {
             .field("amd", &self.amd)
             .field("default_country", &self.default_country)
             .field("websocket", &self.websocket)
+            .field("session_expires_sec", &self.session_expires_sec)
+            .field("min_se", &self.min_se)
             .finish()
     }
 }

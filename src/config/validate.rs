@@ -249,6 +249,50 @@ impl Ctx<'_> {
 
     /// Validates `server` (always in source 0).
     pub fn server(&mut self, raw: &RawServer) -> Server {
+        let sip = self.sip_server(raw);
+        let http = self.http_server(raw);
+        let rtp = self.rtp_config(raw);
+        self.positive(
+            "server",
+            "expected a whole number of seconds > 0, got 0",
+            &[
+                ("max_call_duration_sec", raw.max_call_duration_sec),
+                ("bot_answer_timeout_sec", raw.bot_answer_timeout_sec),
+            ],
+        );
+        self.positive(
+            "server.outbox",
+            "expected a whole number > 0, got 0",
+            &[
+                ("max_concurrent", raw.outbox.max_concurrent),
+                ("max_per_destination", raw.outbox.max_per_destination),
+                ("connect_timeout_ms", raw.outbox.connect_timeout_ms),
+            ],
+        );
+        let stt = self.stt_settings(&raw.stt);
+        Server {
+            sip,
+            http,
+            rtp,
+            data_dir: self.resolve(&raw.data_dir),
+            max_call_duration_sec: raw.max_call_duration_sec,
+            bot_answer_timeout_sec: raw.bot_answer_timeout_sec,
+            retention_days: raw.retention_days,
+            outbox: super::types::OutboxConfig {
+                max_concurrent: raw.outbox.max_concurrent,
+                max_per_destination: raw.outbox.max_per_destination,
+                connect_timeout_ms: raw.outbox.connect_timeout_ms,
+            },
+            stt,
+            include: raw.include.as_deref().map(|p| self.resolve(p)),
+            notify_allow: self.networks("server.notify_allow", &raw.notify_allow),
+            dns: self.dns(&raw.dns),
+        }
+    }
+
+    /// `server.sip`: the listeners (a TLS one needs certificates), the addresses written in
+    /// Via/Contact/SDP, the connection cap.
+    fn sip_server(&mut self, raw: &RawServer) -> SipServer {
         let mut listen = Vec::new();
         if raw.sip.listen.is_empty() {
             self.err(
@@ -306,7 +350,24 @@ impl Ctx<'_> {
             .user_agent
             .clone()
             .unwrap_or_else(|| format!("dialgate/{}", env!("CARGO_PKG_VERSION")));
+        self.positive(
+            "server.sip",
+            "expected a whole number > 0, got 0",
+            &[("max_connections", raw.sip.max_connections)],
+        );
+        SipServer {
+            listen,
+            tls: sip_tls,
+            public_address,
+            user_agent,
+            public_address_v6,
+            max_connections: raw.sip.max_connections,
+        }
+    }
 
+    /// `server.http`: the API's listener, TLS (or the explicit opt-out), its time limits and
+    /// connection cap.
+    fn http_server(&mut self, raw: &RawServer) -> HttpServer {
         let http_listen = self.socket(0, "server.http.listen", &raw.http.listen);
         let http_tls = raw
             .http
@@ -321,21 +382,27 @@ impl Ctx<'_> {
                 "the REST API needs TLS: add server.http.tls { cert, key }, or set plain_http: true to allow plain HTTP (tests only)",
             );
         }
-
-        for (f, v) in [
-            ("header_timeout_sec", raw.http.header_timeout_sec),
-            ("body_timeout_sec", raw.http.body_timeout_sec),
-            ("max_connections", raw.http.max_connections),
-        ] {
-            if v == 0 {
-                self.err(
-                    0,
-                    &format!("server.http.{f}"),
-                    ErrorKind::InvalidValue,
-                    "expected a whole number > 0, got 0",
-                );
-            }
+        self.positive(
+            "server.http",
+            "expected a whole number > 0, got 0",
+            &[
+                ("header_timeout_sec", raw.http.header_timeout_sec),
+                ("body_timeout_sec", raw.http.body_timeout_sec),
+                ("max_connections", raw.http.max_connections),
+            ],
+        );
+        HttpServer {
+            listen: http_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
+            tls: http_tls,
+            plain_http: raw.http.plain_http,
+            header_timeout_sec: raw.http.header_timeout_sec,
+            body_timeout_sec: raw.http.body_timeout_sec,
+            max_connections: raw.http.max_connections,
         }
+    }
+
+    /// `server.rtp`: a non-empty range of unprivileged ports starting on an even one.
+    fn rtp_config(&mut self, raw: &RawServer) -> RtpConfig {
         let rtp = &raw.rtp;
         for (f, v) in [("port_min", rtp.port_min), ("port_max", rtp.port_max)] {
             if v < 1024 {
@@ -364,69 +431,25 @@ impl Ctx<'_> {
                 ),
             );
         }
-        for (f, v) in [
-            ("max_call_duration_sec", raw.max_call_duration_sec),
-            ("bot_answer_timeout_sec", raw.bot_answer_timeout_sec),
-        ] {
-            if v == 0 {
+        RtpConfig {
+            port_min: rtp.port_min,
+            port_max: rtp.port_max,
+            inactivity_timeout_sec: rtp.inactivity_timeout_sec,
+            latching: rtp.latching,
+        }
+    }
+
+    /// An error at `{prefix}.{field}` for each field that is 0.
+    fn positive(&mut self, prefix: &str, message: &str, fields: &[(&str, u32)]) {
+        for (f, v) in fields {
+            if *v == 0 {
                 self.err(
                     0,
-                    &format!("server.{f}"),
+                    &format!("{prefix}.{f}"),
                     ErrorKind::InvalidValue,
-                    "expected a whole number of seconds > 0, got 0",
+                    message,
                 );
             }
-        }
-        for (f, v) in [
-            ("max_concurrent", raw.outbox.max_concurrent),
-            ("max_per_destination", raw.outbox.max_per_destination),
-            ("connect_timeout_ms", raw.outbox.connect_timeout_ms),
-        ] {
-            if v == 0 {
-                self.err(
-                    0,
-                    &format!("server.outbox.{f}"),
-                    ErrorKind::InvalidValue,
-                    "expected a whole number > 0, got 0",
-                );
-            }
-        }
-        let stt = self.stt_settings(&raw.stt);
-        Server {
-            sip: SipServer {
-                listen,
-                tls: sip_tls,
-                public_address,
-                user_agent,
-                public_address_v6,
-            },
-            http: HttpServer {
-                listen: http_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
-                tls: http_tls,
-                plain_http: raw.http.plain_http,
-                header_timeout_sec: raw.http.header_timeout_sec,
-                body_timeout_sec: raw.http.body_timeout_sec,
-                max_connections: raw.http.max_connections,
-            },
-            rtp: RtpConfig {
-                port_min: rtp.port_min,
-                port_max: rtp.port_max,
-                inactivity_timeout_sec: rtp.inactivity_timeout_sec,
-                latching: rtp.latching,
-            },
-            data_dir: self.resolve(&raw.data_dir),
-            max_call_duration_sec: raw.max_call_duration_sec,
-            bot_answer_timeout_sec: raw.bot_answer_timeout_sec,
-            retention_days: raw.retention_days,
-            outbox: super::types::OutboxConfig {
-                max_concurrent: raw.outbox.max_concurrent,
-                max_per_destination: raw.outbox.max_per_destination,
-                connect_timeout_ms: raw.outbox.connect_timeout_ms,
-            },
-            stt,
-            include: raw.include.as_deref().map(|p| self.resolve(p)),
-            notify_allow: self.networks("server.notify_allow", &raw.notify_allow),
-            dns: self.dns(&raw.dns),
         }
     }
 }

@@ -242,8 +242,63 @@ fn tempfile_dir() -> Result<std::path::PathBuf, String> {
     Ok(d)
 }
 
+/// What the peers saw of the call, gathered for the timeline and the checks.
+#[derive(Default)]
+struct Seen {
+    /// RTP packets (sent, received) by the person's side and by the bot's.
+    callee_rtp: (u64, u64),
+    bot_rtp: (u64, u64),
+    /// Bot API activities and events by name (and `disconnect`).
+    bot_events: Vec<String>,
+    /// Words of the `message` activities the bot got, normalised.
+    heard: Vec<Vec<String>>,
+    /// The dialer's notifications: status, reasonCode, signature valid.
+    statuses: Vec<(String, String, Option<bool>)>,
+}
+
 async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8], mode: Mode) -> Result<bool, String> {
     let mut tl = Timeline::start();
+    let Some((id, rec)) = place_call(app, peers, cert_pem, &mut tl).await? else {
+        tl.print();
+        return Ok(false);
+    };
+    for e in rec["timeline"].as_array().into_iter().flatten() {
+        tl.at_rfc3339(
+            e["at"].as_str().unwrap_or(""),
+            "dialgate",
+            format!(
+                "{}: {}",
+                e["event"].as_str().unwrap_or(""),
+                e["detail"].as_str().unwrap_or("")
+            ),
+        );
+    }
+    let mut seen = Seen::default();
+    carrier_lines(&mut tl, peers, &mut seen);
+    bot_sip_lines(&mut tl, peers, &mut seen);
+    bot_api_lines(&mut tl, peers, &mut seen);
+    dialer_lines(&mut tl, peers, &mut seen);
+    tl.print();
+    println!(
+        "\nCall {id}: {} ({}), machine detection: {}",
+        rec["status"], rec["reasonCode"], rec["machineDetection"]["result"]
+    );
+    // The text bot's reply, as the person's side recorded it.
+    let person_heard = match mode.text_bot {
+        true => Some(conversation(peers).await),
+        false => None,
+    };
+    Ok(checks(&rec, &seen, mode, person_heard))
+}
+
+/// Logs in, places the demo dialout and waits for its end (and its last deliveries); the
+/// call's id and record, or `None` when the dialout was refused.
+async fn place_call(
+    app: &App,
+    peers: &SimPeers,
+    cert_pem: &[u8],
+    tl: &mut Timeline,
+) -> Result<Option<(String, serde_json::Value)>, String> {
     let mut api = ApiClient::new(&app.api_url(), Some(cert_pem), "demo-dialer", CLIENT_SECRET)?;
     api.login("demo-dialer", CLIENT_SECRET).await?;
     tl.at(
@@ -265,8 +320,7 @@ async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8], mode: Mode) -> Resu
         format!("POST /api/v1/actions/dialout → {status} {v}"),
     );
     if status != 200 {
-        tl.print();
-        return Ok(false);
+        return Ok(None);
     }
     let id = v["conversationId"].as_str().unwrap_or_default().to_owned();
     let rec = api.wait_terminal(&id, Duration::from_secs(60)).await?;
@@ -286,19 +340,11 @@ async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8], mode: Mode) -> Resu
         .await
         .map(|(_, v)| v)
         .unwrap_or(rec);
+    Ok(Some((id, rec)))
+}
 
-    for e in rec["timeline"].as_array().into_iter().flatten() {
-        tl.at_rfc3339(
-            e["at"].as_str().unwrap_or(""),
-            "dialgate",
-            format!(
-                "{}: {}",
-                e["event"].as_str().unwrap_or(""),
-                e["detail"].as_str().unwrap_or("")
-            ),
-        );
-    }
-    let mut callee_rtp = (0, 0);
+/// The person's side (the simulated carrier and callee) on the timeline.
+fn carrier_lines(tl: &mut Timeline, peers: &SimPeers, seen: &mut Seen) {
     for e in peers.callee.events() {
         let what = match &e.kind {
             SimEventKind::Invite { request_uri, .. } => format!("INVITE {request_uri} received"),
@@ -314,13 +360,16 @@ async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8], mode: Mode) -> Resu
             ),
             SimEventKind::Cancel => "CANCEL received".into(),
             SimEventKind::RtpStats { sent, received } => {
-                callee_rtp = (*sent, *received);
+                seen.callee_rtp = (*sent, *received);
                 format!("RTP sent {sent}, received {received} packets")
             }
         };
         tl.at(e.at, "carrier", what);
     }
-    let mut bot_rtp = (0, 0);
+}
+
+/// The bot's SIP leg on the timeline.
+fn bot_sip_lines(tl: &mut Timeline, peers: &SimPeers, seen: &mut Seen) {
     for e in peers.bot.events() {
         let what = match &e.kind {
             SimEventKind::Invite { headers, .. } => {
@@ -338,14 +387,16 @@ async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8], mode: Mode) -> Resu
             }
             SimEventKind::Cancel => "CANCEL received".into(),
             SimEventKind::RtpStats { sent, received } => {
-                bot_rtp = (*sent, *received);
+                seen.bot_rtp = (*sent, *received);
                 format!("RTP sent {sent}, received {received} packets")
             }
         };
         tl.at(e.at, "bot SIP", what);
     }
-    let mut bot_events = Vec::new();
-    let mut heard = Vec::new();
+}
+
+/// What the bot got over the Bot API, on the timeline.
+fn bot_api_lines(tl: &mut Timeline, peers: &SimPeers, seen: &mut Seen) {
     for r in peers.bot_api.requests() {
         let what = if let Some(acts) = r.body["activities"].as_array() {
             acts.iter()
@@ -353,11 +404,11 @@ async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8], mode: Mode) -> Resu
                     let name = a["name"]
                         .as_str()
                         .unwrap_or(a["type"].as_str().unwrap_or("?"));
-                    bot_events.push(name.to_owned());
+                    seen.bot_events.push(name.to_owned());
                     match a["type"].as_str() {
                         Some("message") => {
                             let text = a["text"].as_str().unwrap_or("");
-                            heard.push(crate::stt::eval::normalize(text));
+                            seen.heard.push(crate::stt::eval::normalize(text));
                             format!("message \"{text}\"")
                         }
                         _ => match a["value"].as_str() {
@@ -369,7 +420,7 @@ async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8], mode: Mode) -> Resu
                 .collect::<Vec<_>>()
                 .join(", ")
         } else if r.path.ends_with("disconnect") {
-            bot_events.push("disconnect".into());
+            seen.bot_events.push("disconnect".into());
             format!(
                 "disconnect ({})",
                 r.body["reasonCode"].as_str().unwrap_or("")
@@ -379,7 +430,10 @@ async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8], mode: Mode) -> Resu
         };
         tl.at(r.at, "bot API", format!("{what} → {}", r.status));
     }
-    let mut statuses = Vec::new();
+}
+
+/// The dialer's notifications on the timeline.
+fn dialer_lines(tl: &mut Timeline, peers: &SimPeers, seen: &mut Seen) {
     for n in peers.dialer.notifications() {
         let st = n.body["status"].as_str().unwrap_or("?").to_owned();
         tl.at(
@@ -396,22 +450,21 @@ async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8], mode: Mode) -> Resu
                 }
             ),
         );
-        statuses.push((
+        seen.statuses.push((
             st,
             n.body["reasonCode"].as_str().unwrap_or("").to_owned(),
             n.signature_valid,
         ));
     }
-    tl.print();
-    println!(
-        "\nCall {id}: {} ({}), machine detection: {}",
-        rec["status"], rec["reasonCode"], rec["machineDetection"]["result"]
-    );
-    // The text bot's reply, as the person's side recorded it.
-    let person_heard = match mode.text_bot {
-        true => Some(conversation(peers).await),
-        false => None,
-    };
+}
+
+/// Prints the checks of the call; whether all passed.
+fn checks(
+    rec: &serde_json::Value,
+    seen: &Seen,
+    mode: Mode,
+    person_heard: Option<Result<String, String>>,
+) -> bool {
     println!("\nChecks:");
     let mut ok = true;
     check(&mut ok, rec["status"] == "completed", "the call completed");
@@ -420,7 +473,7 @@ async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8], mode: Mode) -> Resu
         rec["reasonCode"] == "client-disconnected",
         "the person hung up (client-disconnected)",
     );
-    let st: Vec<&str> = statuses.iter().map(|(s, _, _)| s.as_str()).collect();
+    let st: Vec<&str> = seen.statuses.iter().map(|(s, _, _)| s.as_str()).collect();
     check(
         &mut ok,
         st == ["answered", "completed"],
@@ -428,34 +481,25 @@ async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8], mode: Mode) -> Resu
     );
     check(
         &mut ok,
-        statuses.iter().all(|(_, _, v)| *v == Some(true)),
+        seen.statuses.iter().all(|(_, _, v)| *v == Some(true)),
         "every notification was signed correctly",
     );
-    check(
-        &mut ok,
-        bot_events.iter().any(|e| e == "dialoutInitiated"),
-        "the bot got dialoutInitiated",
-    );
-    check(
-        &mut ok,
-        bot_events.iter().any(|e| e == "start"),
-        "the bot got the start event",
-    );
-    check(
-        &mut ok,
-        bot_events.iter().any(|e| e == "machineDetection"),
-        "the bot got the machine-detection result",
-    );
-    check(
-        &mut ok,
-        bot_events.iter().any(|e| e == "disconnect"),
-        "the bot conversation was disconnected",
-    );
+    for (event, what) in [
+        ("dialoutInitiated", "the bot got dialoutInitiated"),
+        ("start", "the bot got the start event"),
+        (
+            "machineDetection",
+            "the bot got the machine-detection result",
+        ),
+        ("disconnect", "the bot conversation was disconnected"),
+    ] {
+        check(&mut ok, seen.bot_events.iter().any(|e| e == event), what);
+    }
     if mode.recognition {
         let said = crate::stt::eval::normalize(GREETING_TEXT);
         check(
             &mut ok,
-            heard.first() == Some(&said),
+            seen.heard.first() == Some(&said),
             &format!("the bot got the person's greeting as said ({GREETING_TEXT:?})"),
         );
     }
@@ -481,14 +525,14 @@ async fn drive(app: &App, peers: &SimPeers, cert_pem: &[u8], mode: Mode) -> Resu
     } else {
         check(
             &mut ok,
-            bot_rtp.1 > 25,
+            seen.bot_rtp.1 > 25,
             "the bot heard the person's audio through the relay",
         );
     }
     check(
         &mut ok,
-        callee_rtp.1 > 25,
+        seen.callee_rtp.1 > 25,
         "the person heard the bot's audio through the relay",
     );
-    Ok(ok)
+    ok
 }

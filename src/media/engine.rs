@@ -5,7 +5,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::mpsc::{self, Sender as StdSender};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -34,8 +34,14 @@ pub(crate) struct SessionShared {
     pub(crate) epoch: [AtomicU64; 2],
 }
 
+/// Commands that may wait for one relay thread. The thread takes every waiting command each
+/// time it wakes (between packet batches, microseconds apart) and never waits for a sender, so
+/// a full queue only delays a sender briefly: `send` waits for room rather than lose a command
+/// (a lost `Remove` would leak a session's ports). Calls send a handful each.
+const RELAY_COMMAND_BOUND: usize = 4096;
+
 struct RelayHandle {
-    tx: Mutex<StdSender<Command>>,
+    tx: Mutex<SyncSender<Command>>,
     /// Shared with the relay thread: the descriptor stays open while either side holds it, so a
     /// wake-up written after the relay exited can never land on a reused descriptor number.
     evfd: Arc<OwnedFd>,
@@ -104,7 +110,7 @@ impl MediaEngine {
             }
             // SAFETY: `evfd` is a fresh descriptor that nothing else owns.
             let evfd = Arc::new(unsafe { OwnedFd::from_raw_fd(evfd) });
-            let (tx, rx) = mpsc::channel();
+            let (tx, rx) = mpsc::sync_channel(RELAY_COMMAND_BOUND);
             let settings = RelaySettings {
                 probation: cfg.latch_probation,
                 epoch,

@@ -269,9 +269,14 @@ impl Relay {
                         l.remote = Some(remote);
                     }
                 }
-                Command::SetSrtp(id, leg, srtp) => {
+                Command::SetSrtp(id, leg, mut srtp) => {
                     if let Some(s) = self.session(id) {
-                        s.legs[leg.idx()].srtp = srtp;
+                        let l = &mut s.legs[leg.idx()];
+                        // A re-key of the peer's side only keeps our outbound context.
+                        if let (Some(new), Some(old)) = (srtp.as_mut(), l.srtp.take()) {
+                            new.keep_outbound_of(*old);
+                        }
+                        l.srtp = srtp;
                     }
                 }
                 Command::SetLatching(id, leg, mode) => {
@@ -393,6 +398,7 @@ fn report_dtmf(a: &mut LegRt, v: &rtp::RtpView, pkt: &[u8]) {
     }
 }
 
+/// One RTP packet from leg `src`'s peer: received, checked, seen by taps, forwarded.
 #[inline]
 fn on_rtp(
     s: &mut SessionRt,
@@ -404,51 +410,22 @@ fn on_rtp(
 ) {
     let c = &s.shared.legs[src];
     let (a, b) = split(&mut s.legs, src);
-    let (mut len, from) = match a.rtp.recv_from(buf) {
-        Ok(v) => v,
-        Err(_) => return,
+    let Some((len, from)) = receive(a, c, buf) else {
+        return;
     };
-    c.rx_packets.fetch_add(1, Relaxed);
-    c.rx_bytes.fetch_add(len as u64, Relaxed);
-    GLOBAL.rx_packets.fetch_add(1, Relaxed);
-    if let Some(srtp) = a.srtp.as_mut() {
-        // Decrypted in place; a packet that fails authentication is not a packet.
-        match srtp.unprotect(buf, len) {
-            Ok(n) => len = n,
-            Err(_) => return c.drop_packet(DropCause::Malformed),
-        }
-    }
     let pkt = &mut buf[..len];
     let Some(v) = rtp::parse_rtp(pkt) else {
         return c.drop_packet(DropCause::Malformed);
     };
-    // Dialgate's own stream toward the person arrives on the bot leg's socket from one known
-    // address: no latching, no receive statistics of the bot, and it holds the bot back.
-    let injected = src == Leg::Bot.idx() && s.inject.accept(from, now);
-    let remote = if injected {
-        InjectSource::remote(from)
-    } else {
-        let Some(remote) = a.remote else {
-            return c.drop_packet(DropCause::NotReady);
-        };
-        if let Err(cause) = a.latch.check(from, v.ssrc, remote.rtp, settings.probation) {
-            return c.drop_packet(cause);
-        }
-        c.valid_rx.fetch_add(1, Relaxed);
-        if src == Leg::Bot.idx() && s.inject.holds_bot(now) {
-            // The person hears dialgate's prompt now, not the bot.
-            return;
-        }
-        remote
+    let bot = src == Leg::Bot.idx();
+    let (remote, injected) = match admit(a, c, &mut s.inject, bot, from, &v, now, settings) {
+        Ok(r) => r,
+        Err(Some(cause)) => return c.drop_packet(cause),
+        Err(None) => return,
     };
-    let kind = if v.pt == remote.codec.pt {
-        Kind::Audio
-    } else if Some(v.pt) == remote.dtmf_pt {
-        Kind::Dtmf
-    } else if v.pt == 13 {
-        Kind::ComfortNoise
-    } else {
-        return c.drop_packet(DropCause::UnknownPayloadType);
+    let kind = match classify(v.pt, &remote) {
+        Ok(k) => k,
+        Err(cause) => return c.drop_packet(cause),
     };
     if kind == Kind::Dtmf {
         report_dtmf(a, &v, pkt);
@@ -459,36 +436,156 @@ fn on_rtp(
         c.expected.store(expected, Relaxed);
         c.jitter_x16.store(jitter, Relaxed);
     }
-
     // Taps and recording read the audio before any transcoding.
     if kind == Kind::Audio && ((s.taps_started && !a.taps.is_empty()) || s.rec.is_some()) {
-        for &byte in &pkt[v.payload_start..v.payload_end] {
-            a.acc[a.acc_len] = g711::decode(remote.codec.law, byte);
-            a.acc_len += 1;
-            if a.acc_len == 160 {
-                a.acc_len = 0;
-                let mut frame = PcmFrame {
-                    leg: Leg::from_idx(src),
-                    seq: 0,
-                    samples: a.acc,
-                    at_ms: 0,
-                };
-                if s.taps_started {
-                    emit(&mut a.taps, &mut frame, now, c);
-                }
-                if let Some(r) = s.rec.as_mut() {
-                    emit(std::slice::from_mut(r), &mut frame, now, c);
-                }
-            }
-        }
+        let payload = &pkt[v.payload_start..v.payload_end];
+        let rec = s.rec.as_mut();
+        feed_sinks(
+            a,
+            rec,
+            s.taps_started,
+            src,
+            payload,
+            remote.codec.law,
+            now,
+            c,
+        );
     }
-
     let Some(dst) = b.remote else {
         return c.drop_packet(DropCause::NotReady);
     };
     if !remote.direction.sends() || !dst.direction.receives() {
         return c.drop_packet(DropCause::Direction);
     }
+    if let Err(cause) = rewrite(pkt, &v, kind, &remote, &dst, tc) {
+        return c.drop_packet(cause);
+    }
+    // Switches between the bot and dialgate's own stream are not the bot changing its source.
+    let returning = bot && !injected && s.inject.take_return();
+    if a.seq.apply(pkt, &v, now) && !injected && !returning {
+        c.source_changes.fetch_add(1, Relaxed);
+    }
+    forward(b, c, buf, len, dst);
+}
+
+/// Reads the packet waiting on the leg's RTP socket (decrypted, for SRTP legs) and counts it;
+/// `None` when there was none or it failed SRTP authentication (counted as malformed).
+#[inline]
+fn receive(
+    a: &mut LegRt,
+    c: &LegCounters,
+    buf: &mut [u8],
+) -> Option<(usize, std::net::SocketAddr)> {
+    let (mut len, from) = a.rtp.recv_from(buf).ok()?;
+    c.rx_packets.fetch_add(1, Relaxed);
+    c.rx_bytes.fetch_add(len as u64, Relaxed);
+    GLOBAL.rx_packets.fetch_add(1, Relaxed);
+    if let Some(srtp) = a.srtp.as_mut() {
+        // Decrypted in place; a packet that fails authentication is not a packet.
+        match srtp.unprotect(buf, len) {
+            Ok(n) => len = n,
+            Err(_) => {
+                c.drop_packet(DropCause::Malformed);
+                return None;
+            }
+        }
+    }
+    Some((len, from))
+}
+
+/// Whether the packet's source may speak on this leg, and as what: dialgate's own stream
+/// toward the person (on the bot leg's socket from one known address: no latching, no receive
+/// statistics of the bot, `true`), or the leg's peer as the latch admits it (`false`).
+/// `Err(None)`: a valid packet of the bot held back while dialgate's prompt plays.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn admit(
+    a: &mut LegRt,
+    c: &LegCounters,
+    inject: &mut InjectSource,
+    bot: bool,
+    from: std::net::SocketAddr,
+    v: &rtp::RtpView,
+    now: Instant,
+    settings: &RelaySettings,
+) -> Result<(RemoteMedia, bool), Option<DropCause>> {
+    if bot && inject.accept(from, now) {
+        return Ok((InjectSource::remote(from), true));
+    }
+    let Some(remote) = a.remote else {
+        return Err(Some(DropCause::NotReady));
+    };
+    a.latch
+        .check(from, v.ssrc, remote.rtp, settings.probation)
+        .map_err(Some)?;
+    c.valid_rx.fetch_add(1, Relaxed);
+    if bot && inject.holds_bot(now) {
+        // The person hears dialgate's prompt now, not the bot.
+        return Err(None);
+    }
+    Ok((remote, false))
+}
+
+/// What the payload type says the packet is, as negotiated with its sender.
+#[inline]
+fn classify(pt: u8, remote: &RemoteMedia) -> Result<Kind, DropCause> {
+    if pt == remote.codec.pt {
+        Ok(Kind::Audio)
+    } else if Some(pt) == remote.dtmf_pt {
+        Ok(Kind::Dtmf)
+    } else if pt == 13 {
+        Ok(Kind::ComfortNoise)
+    } else {
+        Err(DropCause::UnknownPayloadType)
+    }
+}
+
+/// Decodes the packet's audio into the leg's 20 ms accumulator and hands each full frame to
+/// the taps (once started) and the recording.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn feed_sinks(
+    a: &mut LegRt,
+    mut rec: Option<&mut Sink>,
+    taps_started: bool,
+    src: usize,
+    payload: &[u8],
+    law: g711::G711Law,
+    now: Instant,
+    c: &LegCounters,
+) {
+    for &byte in payload {
+        a.acc[a.acc_len] = g711::decode(law, byte);
+        a.acc_len += 1;
+        if a.acc_len == 160 {
+            a.acc_len = 0;
+            let mut frame = PcmFrame {
+                leg: Leg::from_idx(src),
+                seq: 0,
+                samples: a.acc,
+                at_ms: 0,
+            };
+            if taps_started {
+                emit(&mut a.taps, &mut frame, now, c);
+            }
+            if let Some(r) = rec.as_deref_mut() {
+                emit(std::slice::from_mut(r), &mut frame, now, c);
+            }
+        }
+    }
+}
+
+/// Rewrites the packet for the other leg: its payload type, and the audio when the two legs
+/// negotiated different G.711 laws.
+#[inline]
+fn rewrite(
+    pkt: &mut [u8],
+    v: &rtp::RtpView,
+    kind: Kind,
+    remote: &RemoteMedia,
+    dst: &RemoteMedia,
+    tc: &Transcoder,
+) -> Result<(), DropCause> {
     let out_pt = match kind {
         Kind::Audio => {
             if remote.codec.law != dst.codec.law {
@@ -500,20 +597,19 @@ fn on_rtp(
             }
             dst.codec.pt
         }
-        Kind::Dtmf => match dst.dtmf_pt {
-            Some(p) => p,
-            None => return c.drop_packet(DropCause::UnknownPayloadType),
-        },
+        Kind::Dtmf => dst.dtmf_pt.ok_or(DropCause::UnknownPayloadType)?,
         Kind::ComfortNoise => 13,
     };
     if out_pt != v.pt {
         rtp::set_pt(pkt, out_pt);
     }
-    // Switches between the bot and dialgate's own stream are not the bot changing its source.
-    let returning = src == Leg::Bot.idx() && !injected && s.inject.take_return();
-    if a.seq.apply(pkt, &v, now) && !injected && !returning {
-        c.source_changes.fetch_add(1, Relaxed);
-    }
+    Ok(())
+}
+
+/// Sends the packet (the first `len` bytes of `buf`) to the other leg's peer, encrypted for an
+/// SRTP leg, and counts it.
+#[inline]
+fn forward(b: &mut LegRt, c: &LegCounters, buf: &mut [u8], len: usize, dst: RemoteMedia) {
     // Counted before the send so that a reader who has seen the packet
     // arrive also sees it counted; undone if the send fails.
     c.fwd_packets.fetch_add(1, Relaxed);

@@ -11,7 +11,7 @@
 //! Contexts are created and dropped on the relay thread's control path (a re-INVITE, a new
 //! session), never per packet.
 
-use std::ffi::{c_int, c_uint, c_ulong, c_void};
+use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
 use std::sync::OnceLock;
 
 pub use crate::core::srtp::{MASTER_LEN, SrtpKeys, SrtpSuite};
@@ -79,6 +79,7 @@ type CreateFn = unsafe extern "C" fn(*mut *mut c_void, *const Policy) -> c_int;
 type DeallocFn = unsafe extern "C" fn(*mut c_void) -> c_int;
 type ProtectFn = unsafe extern "C" fn(*mut c_void, *mut c_void, *mut c_int) -> c_int;
 type PolicyFn = unsafe extern "C" fn(*mut CryptoPolicy);
+type VersionFn = unsafe extern "C" fn() -> *const c_char;
 
 struct Lib {
     _lib: libloading::Library,
@@ -91,16 +92,37 @@ struct Lib {
     policy_80: PolicyFn,
     policy_32: PolicyFn,
     policy_rtcp: PolicyFn,
+    /// `srtp_get_version_string()`, when the library has it.
+    version: Option<String>,
 }
 
 const LIBRARY: &str = "libsrtp2.so.1";
 
+/// Environment variable naming the libsrtp2 file to open instead of `libsrtp2.so.1` (a path,
+/// or a name the dynamic loader searches for): for a library outside the loader's path, and
+/// for tests of a host without it.
+pub const LIBRARY_ENV: &str = "DIALGATE_LIBSRTP2";
+
+/// The library file that is opened: [`LIBRARY_ENV`] if set and not empty, else `libsrtp2.so.1`.
+pub fn library_name() -> String {
+    std::env::var(LIBRARY_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| LIBRARY.to_owned())
+}
+
 fn load() -> Result<Lib, String> {
+    let name = library_name();
     // SAFETY: libsrtp2 has no library constructors with preconditions; the symbols are
     // looked up with the signatures of srtp2/srtp.h (2.x), and the library stays loaded
     // (owned by the returned value, kept for the process in a OnceLock).
     unsafe {
-        let lib = libloading::Library::new(LIBRARY).map_err(|e| e.to_string())?;
+        // libloading's message is only "dlopen failed"; the loader's own reason is its source.
+        let lib =
+            libloading::Library::new(&name).map_err(|e| match std::error::Error::source(&e) {
+                Some(why) => format!("{e}: {why}"),
+                None => e.to_string(),
+            })?;
         macro_rules! sym {
             ($name:literal, $t:ty) => {
                 *lib.get::<$t>($name).map_err(|e| e.to_string())?
@@ -111,7 +133,15 @@ fn load() -> Result<Lib, String> {
         if status != 0 {
             return Err(format!("srtp_init failed with status {status}"));
         }
+        // Optional: only for `dialgate check`; the text is static in the library.
+        let version = lib
+            .get::<VersionFn>(b"srtp_get_version_string\0")
+            .ok()
+            .map(|f| f())
+            .filter(|p| !p.is_null())
+            .map(|p| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned());
         Ok(Lib {
+            version,
             create: sym!(b"srtp_create\0", CreateFn),
             dealloc: sym!(b"srtp_dealloc\0", DeallocFn),
             protect: sym!(b"srtp_protect\0", ProtectFn),
@@ -139,6 +169,12 @@ fn lib() -> Result<&'static Lib, SrtpError> {
 /// Whether libsrtp2 can be used here (`dialgate check`, tests).
 pub fn available() -> Result<(), SrtpError> {
     lib().map(|_| ())
+}
+
+/// The loaded libsrtp2's version text (e.g. `libsrtp2 2.5.0`), `Ok(None)` when it has no
+/// `srtp_get_version_string`; `Err` when the library cannot be loaded.
+pub fn version() -> Result<Option<String>, SrtpError> {
+    lib().map(|l| l.version.clone())
 }
 
 /// One libsrtp2 session: one direction of one leg, any SSRC.
@@ -250,6 +286,16 @@ impl SrtpLeg {
         &self.keys
     }
 
+    /// Takes over `old`'s outbound session when our key and suite did not change (the peer
+    /// re-keyed, or the same answer came again): the packets we send keep their SRTP index
+    /// (rollover counter), which a fresh session would restart — the peer would then fail to
+    /// authenticate them after a wrap, and the keystream would repeat.
+    pub fn keep_outbound_of(&mut self, mut old: SrtpLeg) {
+        if old.keys.suite == self.keys.suite && old.keys.local == self.keys.local {
+            std::mem::swap(&mut self.tx, &mut old.tx);
+        }
+    }
+
     /// Encrypts and authenticates the RTP packet `buf[..len]` in place; returns the new length.
     /// `buf` needs [`MAX_TRAILER`] bytes of room after the packet.
     #[inline]
@@ -348,5 +394,56 @@ mod tests {
             buf[20] ^= 1;
             assert!(bob.unprotect(&mut buf, n).is_err());
         }
+    }
+
+    /// The peer re-keys (a re-INVITE): our outbound context carries over, so packets after a
+    /// sequence wrap still authenticate at the peer; a fresh one would restart the index.
+    #[test]
+    fn a_peer_rekey_keeps_our_outbound_index() {
+        if available().is_err() {
+            eprintln!("libsrtp2 not installed: skipped");
+            return;
+        }
+        let suite = SrtpSuite::AesCm128HmacSha1_80;
+        let (ka, kb, kb2) = ([7u8; MASTER_LEN], [9u8; MASTER_LEN], [4u8; MASTER_LEN]);
+        let keys = |remote| SrtpKeys {
+            suite,
+            local: ka,
+            remote,
+        };
+        let mut bob = SrtpLeg::new(SrtpKeys {
+            suite,
+            local: kb,
+            remote: ka,
+        })
+        .expect("b");
+        let mut buf = [0u8; 2048];
+        let mut send = |leg: &mut SrtpLeg, bob: &mut SrtpLeg, seq: u16| {
+            let p = rtp(seq);
+            buf[..p.len()].copy_from_slice(&p);
+            let n = leg.protect(&mut buf, p.len()).expect("protect");
+            bob.unprotect(&mut buf, n).is_ok()
+        };
+        // 1. Alice sends up to the sequence wrap (Bob's index now has rollover 1 coming).
+        let mut alice = SrtpLeg::new(keys(kb)).expect("a");
+        assert!(send(&mut alice, &mut bob, 65534));
+        assert!(send(&mut alice, &mut bob, 65535));
+        // 2. Bob re-keys his side: Alice's new leg takes over her outbound context, and her
+        //    packet after the wrap (rollover 1) authenticates.
+        let mut rekeyed = SrtpLeg::new(keys(kb2)).expect("a2");
+        rekeyed.keep_outbound_of(alice);
+        assert!(send(&mut rekeyed, &mut bob, 0));
+        // 3. Without the carry-over the same packet goes out with rollover 0 and is refused.
+        let mut bob2 = SrtpLeg::new(SrtpKeys {
+            suite,
+            local: kb,
+            remote: ka,
+        })
+        .expect("b2");
+        let mut old = SrtpLeg::new(keys(kb)).expect("a3");
+        assert!(send(&mut old, &mut bob2, 65534));
+        assert!(send(&mut old, &mut bob2, 65535));
+        let mut fresh = SrtpLeg::new(keys(kb2)).expect("a4");
+        assert!(!send(&mut fresh, &mut bob2, 0));
     }
 }

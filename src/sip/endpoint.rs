@@ -16,14 +16,12 @@ use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::{Method, StatusCode};
 use rsipstack::transaction::endpoint::EndpointOption;
 use rsipstack::transaction::{Endpoint, EndpointBuilder, TransactionReceiver};
-use rsipstack::transport::tcp_listener::TcpListenerConnection;
-use rsipstack::transport::tls::{TlsConfig, TlsListenerConnection};
-use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, TransportLayer};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::error::SipError;
+use super::stream_accept::StreamLimits;
 
 pub use crate::core::Transport;
 
@@ -76,6 +74,8 @@ pub(crate) struct EndpointCore {
     pub(crate) dns: std::sync::OnceLock<Arc<super::dns::TrunkResolver>>,
     /// TLS connections to trunks, dialled and verified per trunk (see `tls_client.rs`).
     pub(crate) tls_dialer: super::tls_client::TlsDialer,
+    /// Accepted TCP/TLS connections open, against `server.sip.max_connections`.
+    pub(crate) stream_slots: super::stream_accept::Slots,
 }
 
 /// A running SIP endpoint. Cheap to clone.
@@ -95,159 +95,60 @@ pub fn install_crypto_provider() {
     });
 }
 
-fn resolve_port(transport: Transport, addr: SocketAddr) -> Result<SocketAddr, SipError> {
-    if addr.port() != 0 {
-        return Ok(addr);
+/// rsipstack's timers: RFC 3261's, or a shorter T1 (tests).
+fn endpoint_option(t1: Option<Duration>) -> EndpointOption {
+    let mut option = EndpointOption::default();
+    if let Some(t1) = t1 {
+        option.t1 = t1;
+        option.t1x64 = t1 * 64;
     }
-    // rsipstack's stream listeners report the address they were *given*, so a port 0 would be
-    // advertised as 0: pick a free port first (tiny race, acceptable for tests/dev).
-    let l = std::net::TcpListener::bind(addr).map_err(|source| SipError::Bind {
-        addr,
-        transport: transport.as_str(),
-        source,
-    })?;
-    l.local_addr().map_err(|source| SipError::Bind {
-        addr,
-        transport: transport.as_str(),
-        source,
-    })
+    option
 }
 
 impl SipEndpoint {
-    /// Bind every listener and start serving. Must run inside a tokio runtime.
+    /// Bind every listener and start serving, with the default [`StreamLimits`]. Must run
+    /// inside a tokio runtime.
     pub async fn start(settings: SipSettings) -> Result<SipEndpoint, SipError> {
+        Self::start_limited(settings, StreamLimits::default()).await
+    }
+
+    /// Bind every listener and start serving; at most `limits.max_connections` accepted
+    /// TCP/TLS connections are open at once. Must run inside a tokio runtime.
+    pub async fn start_limited(
+        settings: SipSettings,
+        limits: StreamLimits,
+    ) -> Result<SipEndpoint, SipError> {
         install_crypto_provider();
         let cancel = CancellationToken::new();
         let transport_layer = TransportLayer::new(cancel.clone());
         // A TCP/TLS connection that sends nothing (not even a keep-alive) for this long is
-        // closed: idle or half-open connections otherwise hold a descriptor each forever.
-        // (rsipstack 0.7.14 offers no cap on the number of accepted connections; the file
-        // limit and the API's capacity check bound them instead.)
+        // closed: idle or half-open connections otherwise hold a descriptor each forever. How
+        // many peers may open at once is capped by dialgate's own accept loop (`streams`).
         transport_layer.set_stream_idle_timeout(SIP_STREAM_IDLE_TIMEOUT);
-        let mut bound = Vec::new();
-        let read = |path: &String| {
-            std::fs::read(path).map_err(|source| SipError::TlsFile {
-                path: path.clone(),
-                source,
-            })
-        };
-        let mut tls_config = TlsConfig::default();
-        if let Some((cert, key)) = &settings.tls {
-            tls_config.cert = Some(read(cert)?);
-            tls_config.key = Some(read(key)?);
-        }
-        if let Some(ca) = &settings.tls_ca {
-            tls_config.ca_certs = Some(read(ca)?);
-        }
+        let tls_config = super::listen::read_tls(&settings)?;
+        let tls_acceptor = super::listen::tls_acceptor(&settings.listen, &tls_config)?;
         let listen_ips: Vec<SocketAddr> = settings.listen.iter().map(|l| l.1).collect();
         let public = super::family::PublicAddrs::new(
             settings.public_address,
             settings.public_address_v6,
             &listen_ips,
         );
-        // An IPv4 and an IPv6 UDP listener become one transport (see `dual_udp`).
-        let first_v4 = settings
-            .listen
-            .iter()
-            .position(|l| l.0 == Transport::Udp && l.1.is_ipv4());
-        let first_v6 = settings
-            .listen
-            .iter()
-            .position(|l| l.0 == Transport::Udp && l.1.is_ipv6());
-        let paired = first_v4.zip(first_v6).map(|(a, b)| (a.min(b), a.max(b)));
-        if let Some((i, j)) = paired {
-            let bind = |addr: SocketAddr| async move {
-                let sock =
-                    tokio::net::UdpSocket::bind(addr)
-                        .await
-                        .map_err(|source| SipError::Bind {
-                            addr,
-                            transport: "udp",
-                            source,
-                        })?;
-                let local = sock.local_addr().map_err(|source| SipError::Bind {
-                    addr,
-                    transport: "udp",
-                    source,
-                })?;
-                Ok::<_, SipError>((sock, local))
-            };
-            let (first, l1) = bind(settings.listen[i].1).await?;
-            let (second, l2) = bind(settings.listen[j].1).await?;
-            let advertised = public.for_peer(Some(l1.ip()));
-            let external = (advertised != l1.ip()).then(|| SocketAddr::new(advertised, l1.port()));
-            let dual = super::dual_udp::DualUdp {
-                first,
-                second,
-                second_first: Default::default(),
-            };
-            let conn =
-                UdpConnection::from_socket(Arc::new(dual), external, Some(cancel.child_token()))
-                    .await
-                    .map_err(|e| SipError::Stack(e.to_string()))?;
-            transport_layer.add_transport(conn.into());
-            bound.push((Transport::Udp, l1));
-            bound.push((Transport::Udp, l2));
-        }
-        for (n, &(transport, addr)) in settings.listen.iter().enumerate() {
-            if paired.is_some_and(|(i, j)| n == i || n == j) {
-                continue;
-            }
-            let advertised = public.for_peer(Some(addr.ip()));
-            let bind_err = |source: std::io::Error| SipError::Bind {
-                addr,
-                transport: transport.as_str(),
-                source,
-            };
-            match transport {
-                Transport::Udp => {
-                    let sock = tokio::net::UdpSocket::bind(addr).await.map_err(bind_err)?;
-                    let local = sock.local_addr().map_err(bind_err)?;
-                    let external = (advertised != local.ip())
-                        .then(|| SocketAddr::new(advertised, local.port()));
-                    let conn = UdpConnection::from_socket(
-                        Arc::new(sock),
-                        external,
-                        Some(cancel.child_token()),
-                    )
-                    .await
-                    .map_err(|e| SipError::Stack(e.to_string()))?;
-                    transport_layer.add_transport(conn.into());
-                    bound.push((transport, local));
-                }
-                Transport::Tcp | Transport::Tls => {
-                    let local = resolve_port(transport, addr)?;
-                    let external = (advertised != local.ip())
-                        .then(|| SocketAddr::new(advertised, local.port()));
-                    if transport == Transport::Tcp {
-                        let l = TcpListenerConnection::new(local, external)
-                            .await
-                            .map_err(|e| SipError::Stack(e.to_string()))?;
-                        transport_layer.add_transport(l.into());
-                    } else {
-                        if tls_config.cert.is_none() {
-                            return Err(SipError::TlsMissing);
-                        }
-                        let cfg = tls_config.clone();
-                        let l = TlsListenerConnection::new(local, external, cfg)
-                            .await
-                            .map_err(|e| SipError::Stack(e.to_string()))?;
-                        transport_layer.add_transport(l.into());
-                    }
-                    bound.push((transport, local));
-                }
-            }
-        }
+        let super::listen::Bound {
+            streams,
+            addrs: bound,
+        } = super::listen::bind_all(
+            &settings.listen,
+            &public,
+            &transport_layer,
+            &cancel,
+            tls_config.cert.is_some(),
+        )
+        .await?;
         if settings.tls.is_some() || settings.tls_ca.is_some() {
             // Client-side TLS (sips: trunks, bots) reads the CAs from the same holder.
             transport_layer.set_tls_config(tls_config);
         }
 
-        let mut option = EndpointOption::default();
-        if let Some(t1) = settings.t1 {
-            option.t1 = t1;
-            option.t1x64 = t1 * 64;
-        }
         let (hook, orphans) = super::journal::WireHook::new();
         let endpoint = EndpointBuilder::new()
             .with_inspector(Box::new(FamilyInspector {
@@ -260,7 +161,7 @@ impl SipEndpoint {
             .with_cancel_token(cancel.clone())
             .with_transport_layer(transport_layer)
             .with_user_agent(&settings.user_agent)
-            .with_option(option)
+            .with_option(endpoint_option(settings.t1))
             .build();
         let incoming = endpoint
             .incoming_transactions()
@@ -268,12 +169,15 @@ impl SipEndpoint {
         let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
         hook.attach(&endpoint.inner, &dialogs);
 
-        let serve_ep = endpoint.inner.clone();
-        tokio::spawn(async move {
-            if let Err(e) = serve_ep.serve().await {
-                warn!(error = %e, "sip endpoint stopped");
-            }
-        });
+        super::listen::serve(&endpoint);
+        let slots = super::stream_accept::Slots::new(limits);
+        let acceptor = tls_acceptor.as_ref();
+        if let Err(e) =
+            super::listen::serve_streams(&endpoint, streams, acceptor, &slots, &cancel).await
+        {
+            cancel.cancel();
+            return Err(e);
+        }
         tokio::spawn(dispatch(incoming, dialogs.clone(), cancel.clone()));
         info!(listen = ?bound, "sip endpoint started");
 
@@ -288,6 +192,7 @@ impl SipEndpoint {
                 hook,
                 dns: std::sync::OnceLock::new(),
                 tls_dialer: Default::default(),
+                stream_slots: slots,
             }),
         };
         tokio::spawn(ep.clone().clean_orphans(orphans));
@@ -306,6 +211,11 @@ impl SipEndpoint {
             .iter()
             .find(|(t, _)| *t == transport)
             .map(|(_, a)| *a)
+    }
+
+    /// Accepted SIP TCP/TLS connections open now (the ones `StreamLimits` caps).
+    pub fn stream_connections(&self) -> usize {
+        self.core.stream_slots.open()
     }
 
     /// Number of dialogs rsipstack still tracks (leak check: 0 when no call is up).

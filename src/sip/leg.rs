@@ -23,6 +23,9 @@ pub use super::leg_types::{FailureKind, LegEvent, LegHandle, OutboundCall};
 #[path = "leg_refresh.rs"]
 mod refresh;
 use refresh::{RefreshNext, RefreshOutcome};
+#[path = "leg_in_dialog.rs"]
+mod in_dialog;
+use in_dialog::{refer, refer_notify_code, send_info};
 
 fn invalid(what: &'static str, value: &str) -> SipError {
     SipError::InvalidInput {
@@ -63,51 +66,14 @@ impl SipEndpoint {
         &self,
         call: OutboundCall,
     ) -> Result<(LegHandle, mpsc::Receiver<LegEvent>), SipError> {
-        let callee = Uri::try_from(call.request_uri.as_str())
-            .map_err(|_| invalid("request_uri", &call.request_uri))?;
-        let caller_text = format!("sip:{}@{}", call.from_user, call.from_host);
-        let caller =
-            Uri::try_from(caller_text.as_str()).map_err(|_| invalid("from", &caller_text))?;
-        if !call.to_uri.is_empty() && call.to_uri != call.request_uri {
-            debug!(to = %call.to_uri, "To differs from Request-URI; rsipstack writes To = R-URI");
-        }
-        let mut headers = Vec::with_capacity(call.headers.len() + 1);
-        for (name, value) in &call.headers {
-            if name.is_empty() || name.contains([':', '\r', '\n']) || value.contains(['\r', '\n']) {
-                return Err(invalid("header", name));
-            }
-            headers.push(Header::Other(name.clone(), value.clone()));
-        }
-        headers.push(Header::ContentType("application/sdp".into()));
+        let (callee, caller, headers) = request_parts(&call)?;
         // Each configured proxy is checked here; a name is located (RFC 3263) by the leg's task.
         let mut hops = Vec::new();
         for (hp, t) in call.proxy.iter().chain(call.backup_proxy.iter()) {
             route_for(hp, *t)?;
             hops.push((hp.clone(), TrunkHost::parse(hp, *t, call.naptr)));
         }
-        let transport = match hops.first() {
-            Some((_, h)) => h.transport,
-            _ if call.request_uri.starts_with("sips:") => Transport::Tls,
-            _ if call.request_uri.contains("transport=tcp") => Transport::Tcp,
-            _ => Transport::Udp,
-        };
-        // The Contact names dialgate by the next hop's family (an IPv6 trunk gets our IPv6).
-        let hop = match &call.proxy {
-            Some((hp, _)) => super::family::literal_ip(hp),
-            None => super::family::literal_ip(&call.request_uri),
-        };
-        let contact_addr = self
-            .contact_addr_for(transport, hop)
-            .ok_or(SipError::Shutdown)?;
-        let contact = Uri {
-            scheme: Some(rsipstack::sip::Scheme::Sip),
-            auth: Some(rsipstack::sip::Auth {
-                user: call.from_user.clone(),
-                password: None,
-            }),
-            host_with_port: contact_addr.addr,
-            ..Default::default()
-        };
+        let contact = self.contact(&call, &hops)?;
         let call_id = call
             .call_id
             .clone()
@@ -129,14 +95,54 @@ impl SipEndpoint {
             call_id: Some(call_id.clone()),
             ..Default::default()
         };
+        Ok(self.spawn_leg(call, call_id, base, hops))
+    }
+
+    /// Our Contact in the INVITE: over the first hop's transport, naming dialgate by the next
+    /// hop's address family (an IPv6 trunk gets our IPv6).
+    fn contact(&self, call: &OutboundCall, hops: &[(String, TrunkHost)]) -> Result<Uri, SipError> {
+        let transport = match hops.first() {
+            Some((_, h)) => h.transport,
+            _ if call.request_uri.starts_with("sips:") => Transport::Tls,
+            _ if call.request_uri.contains("transport=tcp") => Transport::Tcp,
+            _ => Transport::Udp,
+        };
+        let hop = match &call.proxy {
+            Some((hp, _)) => super::family::literal_ip(hp),
+            None => super::family::literal_ip(&call.request_uri),
+        };
+        let contact_addr = self
+            .contact_addr_for(transport, hop)
+            .ok_or(SipError::Shutdown)?;
+        Ok(Uri {
+            scheme: Some(rsipstack::sip::Scheme::Sip),
+            auth: Some(rsipstack::sip::Auth {
+                user: call.from_user.clone(),
+                password: None,
+            }),
+            host_with_port: contact_addr.addr,
+            ..Default::default()
+        })
+    }
+
+    /// Starts the leg's task on the INVITE `base` and returns the call's handle on it.
+    fn spawn_leg(
+        &self,
+        call: OutboundCall,
+        call_id: String,
+        base: InviteOption,
+        hops: Vec<(String, TrunkHost)>,
+    ) -> (LegHandle, mpsc::Receiver<LegEvent>) {
         let id = self.next_leg_id();
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (cmd_tx, cmd_rx) = mpsc::channel(super::leg_types::COMMAND_BOUND);
+        let end = tokio_util::sync::CancellationToken::new();
         let (ev_tx, ev_rx) = mpsc::channel(32);
         let span = info_span!("sip_leg", conversation_id = %call.conversation_id, leg = id, call_id = %call_id);
         let ep = self.clone();
         // The leg's dialog state is journaled from its INVITE until its task ends.
         self.core.hook.register(&call_id, &call.conversation_id);
         let gone = call_id.clone();
+        let leg_end = end.clone();
         tokio::spawn(
             async move {
                 let hook = ep.core.hook.clone();
@@ -144,6 +150,7 @@ impl SipEndpoint {
                     ep,
                     events: ev_tx,
                     cmds: cmd_rx,
+                    end: leg_end,
                     cancelled: false,
                     ext: call.extensions,
                     session: None,
@@ -157,22 +164,26 @@ impl SipEndpoint {
             }
             .instrument(span),
         );
-        Ok((
-            LegHandle {
-                id,
-                call_id,
-                cmd: cmd_tx,
-            },
-            ev_rx,
-        ))
+        let handle = LegHandle {
+            id,
+            call_id,
+            cmd: cmd_tx,
+            end,
+        };
+        (handle, ev_rx)
     }
 }
 
 /// rsipstack 0.7.14 does not fail an INVITE whose TCP/TLS connection is refused: it retries on
 /// Timer A until Timer B (32 s) and reports a 408. To fail over promptly, a stream proxy is
 /// probed with a plain TCP connect first (bounded: 3 s); a refusal is a transport error.
-async fn probe_stream(target: Option<&(String, Transport)>) -> Result<(), String> {
-    let Some((host_port, transport)) = target else {
+async fn probe_stream(target: Option<&Hop>) -> Result<(), String> {
+    let Some(Hop {
+        host_port,
+        transport,
+        ..
+    }) = target
+    else {
         return Ok(());
     };
     if *transport == Transport::Udp {
@@ -186,10 +197,24 @@ async fn probe_stream(target: Option<&(String, Transport)>) -> Result<(), String
     }
 }
 
+/// One place to send the INVITE: where, over what, and which name a TLS server there must prove.
+struct Hop {
+    /// `ip:port` of a located target, or the proxy as written.
+    host_port: String,
+    transport: Transport,
+    /// SNI and the name the certificate must carry: the trunk's host as configured — for a
+    /// domain located through NAPTR/SRV, the domain itself, never the SRV target's name nor the
+    /// address (RFC 3263 §4, RFC 5922 §4: the server must be authoritative for the domain
+    /// dialled; a DNS answer is not proof of that).
+    tls_name: String,
+}
+
 struct LegTask {
     ep: SipEndpoint,
     events: mpsc::Sender<LegEvent>,
-    cmds: mpsc::UnboundedReceiver<Command>,
+    cmds: mpsc::Receiver<Command>,
+    /// The call asked to end the leg (see `LegHandle::end`).
+    end: tokio_util::sync::CancellationToken,
     cancelled: bool,
     /// Extensions of the next INVITE (changed by a 422 or a 420).
     ext: Extensions,
@@ -221,15 +246,16 @@ impl LegTask {
     /// Before an INVITE to a stream proxy: a TLS trunk gets its verified connection (dialled
     /// now, so a refused handshake fails the attempt at once with its reason); other stream
     /// targets are probed with a TCP connect.
-    async fn connect(&self, target: Option<&(String, Transport)>) -> Result<(), String> {
+    async fn connect(&self, target: Option<&Hop>) -> Result<(), String> {
         match (target, &self.tls) {
-            (Some((host_port, Transport::Tls)), Some(settings)) => {
+            (Some(hop), Some(settings)) if hop.transport == Transport::Tls => {
                 let core = &self.ep.core;
                 core.tls_dialer
                     .ensure(
                         &core.endpoint.inner.transport_layer,
                         &core.cancel,
-                        host_port,
+                        &hop.host_port,
+                        &hop.tls_name,
                         settings,
                     )
                     .await
@@ -251,7 +277,7 @@ impl LegTask {
     async fn locate(
         &mut self,
         hops: Vec<(String, TrunkHost)>,
-    ) -> Result<Vec<Option<(String, Transport)>>, LegEvent> {
+    ) -> Result<Vec<Option<Hop>>, LegEvent> {
         if hops.is_empty() {
             return Ok(vec![None]);
         }
@@ -260,7 +286,11 @@ impl LegTask {
         let mut last_error = None;
         for (written, hop) in hops {
             if hop.is_literal() {
-                out.push(Some((written, hop.transport)));
+                out.push(Some(Hop {
+                    host_port: written,
+                    transport: hop.transport,
+                    tls_name: hop.host.clone(),
+                }));
                 continue;
             }
             let resolving = resolver.resolve(&hop);
@@ -268,8 +298,8 @@ impl LegTask {
             let result = loop {
                 tokio::select! {
                     r = &mut resolving => break r,
-                    Some(cmd) = self.cmds.recv() => {
-                        if matches!(cmd, Command::RefreshSession | Command::Info { .. }) {
+                    ended = next_cmd(&mut self.cmds, &self.end) => {
+                        if !ended {
                             continue;
                         }
                         // Nothing was sent yet: there is nothing to CANCEL.
@@ -286,11 +316,13 @@ impl LegTask {
                 Ok(targets) => {
                     let list: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
                     info!(trunk = %hop, targets = ?list, "trunk located");
-                    out.extend(
-                        targets
-                            .into_iter()
-                            .map(|t| Some((t.host_port(), t.transport))),
-                    );
+                    out.extend(targets.into_iter().map(|t| {
+                        Some(Hop {
+                            host_port: t.host_port(),
+                            transport: t.transport,
+                            tls_name: hop.host.clone(),
+                        })
+                    }));
                 }
                 Err(e) => {
                     warn!(trunk = %hop, error = %e, "trunk not located");
@@ -319,12 +351,29 @@ impl LegTask {
         let mut attempts = Vec::with_capacity(targets.len());
         for target in targets {
             let mut o = base.clone();
-            if let Some((hp, t)) = &target {
+            if let Some(Hop {
+                host_port: hp,
+                transport: t,
+                ..
+            }) = &target
+            {
                 let Ok(route) = route_for(hp, *t) else {
                     warn!(target = %hp, "unusable target skipped");
                     continue;
                 };
                 o.route_set = vec![route];
+                // rsipstack takes the Via's transport from `destination` or the Request-URI,
+                // not from the preloaded Route: without this an INVITE sent over TLS or TCP
+                // said `SIP/2.0/UDP` in its Via (a strict carrier refuses that). The
+                // destination is the Route's own address, so nothing else changes.
+                if *t != Transport::Udp
+                    && let Ok(sa) = hp.parse::<std::net::SocketAddr>()
+                {
+                    o.destination = Some(rsipstack::transport::SipAddr {
+                        r#type: Some(super::endpoint::to_rsip(*t)),
+                        addr: sa.into(),
+                    });
+                }
                 // The Contact names the transport the INVITE goes over (NAPTR may pick another
                 // one than the first proxy's) and dialgate by the target's address family.
                 if let Some(addr) = self.ep.contact_addr_for(*t, super::family::literal_ip(hp)) {
@@ -375,7 +424,9 @@ impl LegTask {
                     ..
                 } => {
                     if retry && n + 1 < total && !self.cancelled {
-                        let target = target.as_ref().map(|(hp, t)| format!("{t} {hp}"));
+                        let target = target
+                            .as_ref()
+                            .map(|h| format!("{} {}", h.transport, h.host_port));
                         warn!(?code, %reason, ?target, "trunk target failed, trying the next");
                         continue;
                     }
@@ -396,15 +447,7 @@ impl LegTask {
         let (state_tx, mut states) = dialogs.new_dialog_state_channel();
         let (dialog, mut join) = match dialogs.do_invite_async(opt, state_tx) {
             Ok(v) => v,
-            Err(e) => {
-                return Attempt::Failed {
-                    code: None,
-                    reason: e.to_string(),
-                    kind: FailureKind::Transport,
-                    retry: true,
-                    renegotiate: None,
-                };
-            }
+            Err(e) => return transport_failure(e.to_string(), true),
         };
         if self.cancelled {
             let _ = dialog.cancel().await;
@@ -417,10 +460,8 @@ impl LegTask {
                 Some(st) = states.recv() => {
                     self.on_early_state(st, &mut provisional, &mut any_response).await;
                 }
-                Some(cmd) = self.cmds.recv() => {
-                    debug!(?cmd, "command while calling");
-                    if matches!(cmd, Command::RefreshSession | Command::Info { .. }) {
-                        // Neither ends the leg: nothing to send them on yet.
+                ended = next_cmd(&mut self.cmds, &self.end), if !self.cancelled => {
+                    if !ended {
                         continue;
                     }
                     self.cancelled = true;
@@ -437,67 +478,61 @@ impl LegTask {
             self.on_early_state(st, &mut provisional, &mut any_response)
                 .await;
         }
-        let resp = match result {
-            Ok(Ok((_id, Some(resp)))) => resp,
-            Ok(Ok((_id, None))) => {
-                dialogs.remove_dialog(&dialog.id());
-                return Attempt::Failed {
-                    code: None,
-                    reason: "no final response".into(),
-                    kind: FailureKind::Transport,
-                    retry: !provisional,
-                    renegotiate: None,
-                };
+        let reason = match result {
+            Ok(Ok((_id, Some(resp)))) if resp.status_code.kind() == StatusCodeKind::Successful => {
+                return self.answered(resp, dialog, states).await;
             }
-            Ok(Err(e)) => {
+            Ok(Ok((_id, Some(resp)))) => {
                 dialogs.remove_dialog(&dialog.id());
-                return Attempt::Failed {
-                    code: None,
-                    reason: e.to_string(),
-                    kind: FailureKind::Transport,
-                    retry: !provisional,
-                    renegotiate: None,
-                };
+                return self.refused(&resp, provisional, any_response);
             }
-            Err(e) => {
-                dialogs.remove_dialog(&dialog.id());
-                return Attempt::Failed {
-                    code: None,
-                    reason: e.to_string(),
-                    kind: FailureKind::Transport,
-                    retry: !provisional,
-                    renegotiate: None,
-                };
-            }
+            Ok(Ok((_id, None))) => "no final response".to_owned(),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
         };
-        let code = u16::from(resp.status_code.clone());
-        if resp.status_code.kind() == StatusCodeKind::Successful {
-            if self.cancelled || matches!(dialog.state(), DialogState::Terminated(..)) {
-                // rsipstack ACKed and BYE'd the 2xx that raced our CANCEL.
-                dialogs.remove_dialog(&dialog.id());
-                return Attempt::Failed {
-                    code: Some(code),
-                    reason: "answer raced CANCEL; ended with BYE".into(),
-                    kind: FailureKind::Cancelled,
-                    retry: false,
-                    renegotiate: None,
-                };
-            }
-            info!(code, "answered");
-            self.emit(LegEvent::Answered {
-                code,
-                sdp: body_string(&resp),
-            })
-            .await;
-            if self.ext.session_timer.is_some() {
-                self.session = self.ext.negotiated(&resp);
-                self.peer_update = super::extensions::allows_update(&resp);
-                info!(session = ?self.session, update = self.peer_update, "session timer");
-                self.emit(LegEvent::SessionTimer(self.session)).await;
-            }
-            return Attempt::Answered(dialog, states);
-        }
         dialogs.remove_dialog(&dialog.id());
+        transport_failure(reason, !provisional)
+    }
+
+    /// A 2xx: the leg is up, unless it raced our CANCEL (then rsipstack has ACKed and ended
+    /// it with BYE).
+    async fn answered(
+        &mut self,
+        resp: Response,
+        dialog: InviteDialog,
+        states: DialogStateReceiver,
+    ) -> Attempt {
+        let code = u16::from(resp.status_code.clone());
+        if self.cancelled || matches!(dialog.state(), DialogState::Terminated(..)) {
+            // rsipstack ACKed and BYE'd the 2xx that raced our CANCEL.
+            self.ep.core.dialogs.remove_dialog(&dialog.id());
+            return Attempt::Failed {
+                code: Some(code),
+                reason: "answer raced CANCEL; ended with BYE".into(),
+                kind: FailureKind::Cancelled,
+                retry: false,
+                renegotiate: None,
+            };
+        }
+        info!(code, "answered");
+        self.emit(LegEvent::Answered {
+            code,
+            sdp: body_string(&resp),
+        })
+        .await;
+        if self.ext.session_timer.is_some() {
+            self.session = self.ext.negotiated(&resp);
+            self.peer_update = super::extensions::allows_update(&resp);
+            info!(session = ?self.session, update = self.peer_update, "session timer");
+            self.emit(LegEvent::SessionTimer(self.session)).await;
+        }
+        Attempt::Answered(dialog, states)
+    }
+
+    /// A final response other than 2xx: what kind of failure it is, and whether the next
+    /// target may be tried (a 503 or 408 before any provisional response).
+    fn refused(&self, resp: &Response, provisional: bool, any_response: bool) -> Attempt {
+        let code = u16::from(resp.status_code.clone());
         let reason = resp.reason_phrase().unwrap_or_default().to_string();
         // Timer B synthesises a 408 from our own request: no response was ever seen, no To tag.
         let synthetic = code == 408
@@ -520,7 +555,7 @@ impl LegTask {
             reason,
             kind,
             retry,
-            renegotiate: self.ext.retry_after(&resp),
+            renegotiate: self.ext.retry_after(resp),
         }
     }
 
@@ -538,6 +573,43 @@ impl LegTask {
         }
     }
 
+    /// What the answered dialog reports: the peer's requests, answered; `true` once it ended.
+    async fn on_dialog_state(&mut self, st: Option<DialogState>) -> bool {
+        match st {
+            None => return true,
+            Some(DialogState::Terminated(_, reason)) => {
+                if matches!(reason, TerminatedReason::UasBye) {
+                    info!("remote BYE");
+                    self.emit(LegEvent::RemoteBye).await;
+                } else {
+                    info!(?reason, "dialog terminated");
+                }
+                return true;
+            }
+            Some(DialogState::Updated(_, req, handle)) => {
+                self.on_peer_request(req, handle).await;
+            }
+            Some(DialogState::Notify(_, req, h)) => {
+                let _ = h.reply(StatusCode::OK).await;
+                if let Some(code) = refer_notify_code(&req) {
+                    info!(code, "REFER progress");
+                    self.emit(LegEvent::ReferNotify { code }).await;
+                }
+            }
+            Some(DialogState::Info(_, _, h))
+            | Some(DialogState::Options(_, _, h))
+            | Some(DialogState::Message(_, _, h)) => {
+                let _ = h.reply(StatusCode::OK).await;
+            }
+            Some(DialogState::Refer(_, _, h)) => {
+                // Transfers are call policy we do not support: refuse.
+                let _ = h.reply(StatusCode::Forbidden).await;
+            }
+            Some(other) => debug!(state = %other, "dialog state"),
+        }
+        false
+    }
+
     /// After answer: serve in-dialog requests until either side hangs up.
     async fn confirmed(&mut self, dialog: InviteDialog, mut states: DialogStateReceiver) {
         let dialogs = self.ep.core.dialogs.clone();
@@ -547,37 +619,13 @@ impl LegTask {
         let mut refreshing = false;
         loop {
             tokio::select! {
-                st = states.recv() => match st {
-                    None => break,
-                    Some(DialogState::Terminated(_, reason)) => {
-                        if matches!(reason, TerminatedReason::UasBye) {
-                            info!("remote BYE");
-                            self.emit(LegEvent::RemoteBye).await;
-                        } else {
-                            info!(?reason, "dialog terminated");
-                        }
+                // Commands before the end: an INFO queued before the hang-up still goes out.
+                biased;
+                st = states.recv() => {
+                    if self.on_dialog_state(st).await {
                         break;
                     }
-                    Some(DialogState::Updated(_, req, handle)) => {
-                        self.on_peer_request(req, handle).await;
-                    }
-                    Some(DialogState::Notify(_, req, h)) => {
-                        let _ = h.reply(StatusCode::OK).await;
-                        if let Some(code) = refer_notify_code(&req) {
-                            info!(code, "REFER progress");
-                            self.emit(LegEvent::ReferNotify { code }).await;
-                        }
-                    }
-                    Some(DialogState::Info(_, _, h)) | Some(DialogState::Options(_, _, h))
-                    | Some(DialogState::Message(_, _, h)) => {
-                        let _ = h.reply(StatusCode::OK).await;
-                    }
-                    Some(DialogState::Refer(_, _, h)) => {
-                        // Transfers are call policy we do not support: refuse.
-                        let _ = h.reply(StatusCode::Forbidden).await;
-                    }
-                    Some(other) => debug!(state = %other, "dialog state"),
-                },
+                }
                 Some(outcome) = refresh_rx.recv() => {
                     refreshing = false;
                     match self.on_refresh_outcome(outcome) {
@@ -600,23 +648,20 @@ impl LegTask {
                         }
                     }
                 }
-                Some(cmd) = self.cmds.recv() => {
-                    if let Command::Refer { refer_to, referred_by, headers } = cmd {
+                Some(cmd) = self.cmds.recv() => match cmd {
+                    Command::Refer { refer_to, referred_by, headers } => {
                         let ev = refer(&dialog, &refer_to, &referred_by, headers).await;
                         self.emit(ev).await;
-                        continue;
                     }
-                    debug!(?cmd, "command while confirmed");
-                    if matches!(cmd, Command::RefreshSession) {
+                    Command::RefreshSession => {
+                        debug!("session refresh asked");
                         if !refreshing {
                             refreshing = self.start_refresh(&dialog, &refresh_tx);
                         }
-                        continue;
                     }
-                    if let Command::Info { content_type, body } = cmd {
-                        send_info(&dialog, content_type, body);
-                        continue;
-                    }
+                    Command::Info { content_type, body } => send_info(&dialog, content_type, body),
+                },
+                _ = self.end.cancelled() => {
                     if let Err(e) = dialog.bye().await {
                         warn!(error = %e, "BYE failed");
                     }
@@ -628,97 +673,57 @@ impl LegTask {
     }
 }
 
-/// Sends REFER on the dialog; its final response (or why none came) as a leg event.
-async fn refer(
-    dialog: &InviteDialog,
-    refer_to: &str,
-    referred_by: &str,
-    headers: Vec<(String, String)>,
-) -> LegEvent {
-    let mut extra: Vec<Header> = headers
-        .into_iter()
-        .map(|(n, v)| Header::Other(n, v))
-        .collect();
-    extra.push(Header::ReferredBy(format!("<{referred_by}>").into()));
-    info!(%refer_to, "sending REFER");
-    match dialog
-        .refer(format!("<{refer_to}>"), Some(extra), None)
-        .await
-    {
-        Ok(Some(resp)) => LegEvent::ReferAnswered {
-            code: Some(u16::from(resp.status_code.clone())),
-            reason: resp.status_code.to_string(),
-        },
-        Ok(None) => LegEvent::ReferAnswered {
-            code: None,
-            reason: "no response to the REFER (the dialog is not confirmed)".into(),
-        },
-        Err(e) => LegEvent::ReferAnswered {
-            code: None,
-            reason: format!("the REFER failed: {e}"),
-        },
+/// The INVITE's Request-URI, From URI and extra headers, checked (a header that would break
+/// the message is refused, not sent).
+fn request_parts(call: &OutboundCall) -> Result<(Uri, Uri, Vec<Header>), SipError> {
+    let callee = Uri::try_from(call.request_uri.as_str())
+        .map_err(|_| invalid("request_uri", &call.request_uri))?;
+    let caller_text = format!("sip:{}@{}", call.from_user, call.from_host);
+    let caller = Uri::try_from(caller_text.as_str()).map_err(|_| invalid("from", &caller_text))?;
+    if !call.to_uri.is_empty() && call.to_uri != call.request_uri {
+        debug!(to = %call.to_uri, "To differs from Request-URI; rsipstack writes To = R-URI");
+    }
+    let mut headers = Vec::with_capacity(call.headers.len() + 1);
+    for (name, value) in &call.headers {
+        if name.is_empty() || name.contains([':', '\r', '\n']) || value.contains(['\r', '\n']) {
+            return Err(invalid("header", name));
+        }
+        headers.push(Header::Other(name.clone(), value.clone()));
+    }
+    headers.push(Header::ContentType("application/sdp".into()));
+    Ok((callee, caller, headers))
+}
+
+/// An attempt that ended without a final response (not sent, no answer, connection lost).
+fn transport_failure(reason: String, retry: bool) -> Attempt {
+    Attempt::Failed {
+        code: None,
+        reason,
+        kind: FailureKind::Transport,
+        retry,
+        renegotiate: None,
     }
 }
 
-/// The status code of a REFER's NOTIFY (`Event: refer`, body `SIP/2.0 200 OK`), if it is one.
-fn refer_notify_code(req: &rsipstack::sip::Request) -> Option<u16> {
-    let event = req.headers.iter().find_map(|h| match h {
-        Header::Event(e) => Some(e.to_string()),
-        Header::Other(n, v) if n.eq_ignore_ascii_case("event") => Some(v.clone()),
-        _ => None,
-    })?;
-    let event = event
-        .trim_start_matches("Event:")
-        .trim()
-        .to_ascii_lowercase();
-    if !event.starts_with("refer") {
-        return None;
-    }
-    sipfrag_code(&String::from_utf8_lossy(&req.body))
-}
-
-/// `SIP/2.0 180 Ringing` → 180.
-fn sipfrag_code(body: &str) -> Option<u16> {
-    let line = body.lines().next()?.trim();
-    let rest = line.strip_prefix("SIP/2.0 ")?;
-    let code: u16 = rest.split_whitespace().next()?.parse().ok()?;
-    (100..700).contains(&code).then_some(code)
-}
-
-/// Sends an in-dialog INFO without holding up the dialog's loop (its transaction may take up
-/// to Timer F); the peer's answer is logged.
-fn send_info(dialog: &InviteDialog, content_type: String, body: Vec<u8>) {
-    let d = dialog.clone();
-    tokio::spawn(async move {
-        let headers = vec![Header::ContentType(content_type.into())];
-        match d.info(Some(headers), Some(body)).await {
-            Ok(Some(r)) if r.status_code.kind() == StatusCodeKind::Successful => {
-                info!(code = %r.status_code, "INFO answered");
+/// Before the answer: `true` once the call ends the leg; `false` for a command, which has no
+/// dialog to go on yet and is dropped (a refresh, an INFO, a REFER).
+async fn next_cmd(
+    cmds: &mut mpsc::Receiver<Command>,
+    end: &tokio_util::sync::CancellationToken,
+) -> bool {
+    tokio::select! {
+        biased;
+        _ = end.cancelled() => true,
+        cmd = cmds.recv() => match cmd {
+            Some(cmd) => {
+                debug!(?cmd, "command before the answer: nothing to send it on");
+                false
             }
-            Ok(Some(r)) => warn!(code = %r.status_code, "INFO refused"),
-            Ok(None) => warn!("INFO not sent: the dialog is not confirmed"),
-            Err(e) => warn!(error = %e, "INFO failed"),
-        }
-    });
-}
-
-#[cfg(test)]
-mod refer_tests {
-    use super::sipfrag_code;
-
-    #[test]
-    fn sipfrag_status_lines_are_read_and_others_refused() {
-        assert_eq!(sipfrag_code("SIP/2.0 200 OK\r\n"), Some(200));
-        assert_eq!(sipfrag_code("SIP/2.0 100 Trying"), Some(100));
-        assert_eq!(sipfrag_code("SIP/2.0 603 Declined\r\nFoo: bar"), Some(603));
-        for bad in [
-            "",
-            "200 OK",
-            "SIP/2.0 abc",
-            "SIP/2.0 99 x",
-            "HTTP/1.1 200 OK",
-        ] {
-            assert_eq!(sipfrag_code(bad), None, "{bad}");
-        }
+            // Every handle is gone: only the end is left to wait for.
+            None => {
+                end.cancelled().await;
+                true
+            }
+        },
     }
 }

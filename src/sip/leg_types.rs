@@ -113,11 +113,10 @@ pub enum LegEvent {
     SessionTimer(Option<super::extensions::Negotiated>),
 }
 
+/// In-dialog requests for the leg's task. Ending the leg is not one: it is the `end` token
+/// of [`LegHandle`], which can neither fill nor be lost.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Cancel,
-    Bye,
-    Hangup,
     /// REFER on the established dialog (`Refer-To`, `Referred-By`, extra headers).
     Refer {
         refer_to: String,
@@ -127,10 +126,7 @@ pub(crate) enum Command {
     /// Send a session refresh (UPDATE, or re-INVITE when the peer lacks UPDATE).
     RefreshSession,
     /// An in-dialog INFO with this content type and body (only once the leg is answered).
-    Info {
-        content_type: String,
-        body: Vec<u8>,
-    },
+    Info { content_type: String, body: Vec<u8> },
 }
 
 /// Controls one leg. Dropping it does not end the call; call [`LegHandle::hangup`].
@@ -138,30 +134,52 @@ pub(crate) enum Command {
 pub struct LegHandle {
     pub(crate) id: u64,
     pub(crate) call_id: String,
-    pub(crate) cmd: mpsc::UnboundedSender<Command>,
+    pub(crate) cmd: mpsc::Sender<Command>,
+    /// Cancelled to end the leg (CANCEL before the answer, BYE after): CANCEL, BYE and hang-up
+    /// all mean the same to the leg's task, and a token is one flag that no burst of other
+    /// commands can crowd out.
+    pub(crate) end: tokio_util::sync::CancellationToken,
 }
+
+/// Commands that may wait for the leg's task. It takes each at once except while a REFER's
+/// transaction runs (up to Timer F); the call sends a handful per call (one REFER, a refresh
+/// every half session interval, the bot's `sendMetaData` INFOs), so 32 only fill when a bot
+/// floods INFOs: those are then dropped and counted (`queue_full{queue="leg_commands"}`),
+/// never the end of the leg.
+pub(crate) const COMMAND_BOUND: usize = 32;
 
 impl LegHandle {
     /// CANCEL while early. If a 200 races the CANCEL it is ACKed then ended with BYE (reported
     /// as `Failed{kind: Cancelled}`, never `Answered`). After answer it ends the call with BYE.
     pub fn cancel(&self) {
-        let _ = self.cmd.send(Command::Cancel);
+        self.end.cancel();
     }
-    /// BYE once answered. Before answer every command (this one too) ends the leg with CANCEL,
-    /// so a late `bye()` from a racing caller still stops the call.
+    /// BYE once answered. Before the answer it ends the leg with CANCEL (like `cancel` and
+    /// `hangup`), so a late `bye()` from a racing caller still stops the call.
     pub fn bye(&self) {
-        let _ = self.cmd.send(Command::Bye);
+        self.end.cancel();
     }
     /// CANCEL or BYE, whichever fits the leg's state.
     pub fn hangup(&self) {
-        let _ = self.cmd.send(Command::Hangup);
+        self.end.cancel();
+    }
+
+    fn send(&self, cmd: Command) {
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.cmd.try_send(cmd) {
+            let what = match cmd {
+                Command::Refer { .. } => "a REFER",
+                Command::RefreshSession => "a session refresh",
+                Command::Info { .. } => "an INFO",
+            };
+            crate::overflow::dropped(crate::overflow::Queue::LegCommands, what);
+        }
     }
     /// Sends REFER on the established dialog (RFC 3515): `refer_to` and `referred_by` are URIs
     /// (written in angle brackets), `headers` go verbatim. The outcome comes back as
     /// [`LegEvent::ReferAnswered`] and [`LegEvent::ReferNotify`]s. Before answer it does
     /// nothing: a REFER needs a dialog.
     pub fn refer(&self, refer_to: &str, referred_by: &str, headers: Vec<(String, String)>) {
-        let _ = self.cmd.send(Command::Refer {
+        self.send(Command::Refer {
             refer_to: refer_to.to_owned(),
             referred_by: referred_by.to_owned(),
             headers,
@@ -170,14 +188,14 @@ impl LegHandle {
 
     /// Refresh the session (RFC 4028) once answered; ignored before.
     pub fn refresh_session(&self) {
-        let _ = self.cmd.send(Command::RefreshSession);
+        self.send(Command::RefreshSession);
     }
 
     /// Sends an in-dialog INFO (e.g. the bot's `sendMetaData` as `application/json`) once the
     /// leg is answered; before the answer it is dropped (it never ends the leg). The answer
     /// is logged.
     pub fn info(&self, content_type: &str, body: Vec<u8>) {
-        let _ = self.cmd.send(Command::Info {
+        self.send(Command::Info {
             content_type: content_type.to_owned(),
             body,
         });

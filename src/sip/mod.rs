@@ -13,11 +13,14 @@ pub mod family;
 mod journal;
 pub mod leg;
 mod leg_types;
+mod listen;
 pub mod sdes;
 pub mod sdp;
+pub mod stream_accept;
 pub mod tls_client;
 
 pub use endpoint::{SipEndpoint, SipSettings, Transport};
 pub use error::SipError;
 pub use journal::DialogJournal;
 pub use leg::{FailureKind, LegEvent, LegHandle, OutboundCall};
+pub use stream_accept::StreamLimits;

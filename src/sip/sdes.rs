@@ -29,6 +29,9 @@ pub enum SdesError {
     /// A crypto line that names no offered tag/suite, or a key that is not 30 bytes.
     #[error("the carrier's a=crypto line is not usable: {0}")]
     Unusable(String),
+    /// A re-INVITE offer without `a=crypto` on a trunk that requires SRTP.
+    #[error("the carrier's re-INVITE offer has no a=crypto, but the trunk requires SRTP")]
+    OfferWithoutCrypto,
 }
 
 /// Our SDES offer on the carrier leg: its keys, kept to read the answer.
@@ -112,6 +115,21 @@ impl SdesOffer {
         }))
     }
 }
+
+impl SdesOffer {
+    /// Our key for `suite` (each offered suite has its own).
+    fn local_key(&self, suite: SrtpSuite) -> [u8; MASTER_LEN] {
+        self.keys
+            .iter()
+            .find(|(_, s, _)| *s == suite)
+            .map(|(_, _, k)| *k)
+            .unwrap_or(self.keys[0].2)
+    }
+}
+
+#[path = "sdes_reinvite.rs"]
+mod reinvite;
+pub use reinvite::{SdesReanswer, secure_answer};
 
 /// The `a=crypto:` values of the first audio stream (or before any `m=` line).
 fn audio_crypto_lines(sdp: &str) -> impl Iterator<Item = &str> {

@@ -4,8 +4,9 @@
 //! certificate) and, when the handshake fails, does not fail the INVITE: the transaction retries
 //! until Timer B (32 s). So dialgate dials a trunk's TLS connection itself, before the INVITE,
 //! with that trunk's settings (its CA file or the Mozilla roots, its client certificate, SNI from
-//! its host name), and hands the established stream to rsipstack's transport layer, which then
-//! finds it for the INVITE and everything after it in the dialog. A refused connection or a
+//! its host name — for a domain located through NAPTR/SRV, the domain itself: see
+//! `TlsDialer::ensure`), and hands the established stream to rsipstack's transport layer, which
+//! then finds it for the INVITE and everything after it in the dialog. A refused connection or a
 //! failed handshake is known at once and fails the attempt with its reason.
 
 use std::collections::HashMap;
@@ -194,11 +195,15 @@ impl ServerCertVerifier for NoVerification {
     }
 }
 
-/// The TLS connections dialgate opened to trunks, one per remote address, reused by later
-/// calls while rsipstack keeps them (a closed connection's token is cancelled by rsipstack).
+/// One dialled connection's slot (shared by concurrent calls to the same server).
+type Slot = Arc<tokio::sync::Mutex<Option<SipConnection>>>;
+
+/// The TLS connections dialgate opened to trunks, one per remote address and verified name,
+/// reused by later calls while rsipstack keeps them (a closed connection's token is cancelled
+/// by rsipstack).
 #[derive(Default)]
 pub(crate) struct TlsDialer {
-    slots: Mutex<HashMap<SocketAddr, Arc<tokio::sync::Mutex<Option<SipConnection>>>>>,
+    slots: Mutex<HashMap<(SocketAddr, String), Slot>>,
 }
 
 fn alive(c: &SipConnection) -> bool {
@@ -207,19 +212,29 @@ fn alive(c: &SipConnection) -> bool {
 
 impl TlsDialer {
     /// Makes sure a verified TLS connection to `host_port` exists in rsipstack's transport
-    /// layer, dialling it with `settings` if there is none. `host_port` is the trunk's
-    /// address (`host:port`); its host is the SNI and the name the certificate must carry.
+    /// layer, dialling it with `settings` if there is none. `host_port` is where to connect
+    /// (a located target's `ip:port`, or the trunk's address as written); `tls_name` is the SNI
+    /// and the name the certificate must carry: the trunk's host as configured. For a domain
+    /// located through NAPTR/SRV that is the domain, not the SRV target's name (RFC 3263 §4,
+    /// RFC 5922 §4); for an IP address, the address (no SNI is sent, the certificate must name
+    /// the IP).
     pub(crate) async fn ensure(
         &self,
         layer: &rsipstack::transport::TransportLayer,
         cancel: &tokio_util::sync::CancellationToken,
         host_port: &str,
+        tls_name: &str,
         settings: &TrunkTlsSettings,
     ) -> Result<(), TlsDialError> {
-        let (host, remote) = resolve(host_port).await?;
+        let (written, remote) = resolve(host_port).await?;
+        // A fully qualified name's final dot is not part of the name a certificate carries.
+        let host = match tls_name.trim_end_matches('.') {
+            "" => written,
+            name => name.to_owned(),
+        };
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots.entry(remote).or_default().clone()
+            slots.entry((remote, host.clone())).or_default().clone()
         };
         // One dial per trunk at a time: concurrent calls wait for it and share the result.
         let mut guard = slot.lock().await;
@@ -278,7 +293,7 @@ impl TlsDialer {
             })?;
         let conn = SipConnection::Tls(conn);
         layer.add_connection(conn.clone());
-        info!(trunk = %host_port, verified = settings.verify, "TLS connection to the trunk established");
+        info!(trunk = %host_port, name = %host, verified = settings.verify, "TLS connection to the trunk established");
         *guard = Some(conn);
         Ok(())
     }

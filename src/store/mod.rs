@@ -11,6 +11,7 @@
 mod calls;
 mod claims;
 mod finish;
+mod instances;
 mod legs;
 mod migrations;
 mod outbox;
@@ -24,6 +25,7 @@ pub use calls::{
 };
 pub use claims::{AttemptOutcome, CallContext, DueItem, DueQuery, Recorded};
 pub use finish::{CallEnd, Finished, SUPERSEDED};
+pub use instances::{DeadInstance, Heartbeat, TakenOver};
 pub use legs::LegJournalOp;
 pub use outbox::{Channel, DeliveryAttempt, OutboxItem, destination_of};
 pub use retention::Pruned;

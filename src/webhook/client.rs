@@ -41,17 +41,7 @@ impl HttpClient {
     /// [`with_notify_allow`](Self::with_notify_allow) opens networks.
     pub fn new(timeout: Duration, connect_timeout: Duration) -> Self {
         crate::crypto::install_crypto_provider();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(connect_timeout));
-        // A request is small and answered at once: with Nagle a request written in two
-        // pieces waits for the peer's delayed ACK (40 ms on Linux) before its second piece.
-        http.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let https = https_over(HttpConnector::new(), connect_timeout);
         let allow: AllowList = std::sync::Arc::new(Vec::new);
         HttpClient {
             inner: Client::builder(TokioExecutor::new()).build(https),
@@ -153,16 +143,25 @@ type GuardedClient =
 /// A client whose connector resolves names through the guard (an IP-literal
 /// URL skips the resolver: [`check_url`] covers it before the request).
 fn guarded_client(allow: AllowList, connect_timeout: Duration) -> GuardedClient {
-    let mut http = HttpConnector::new_with_resolver(GuardedResolver::new(allow));
+    let http = HttpConnector::new_with_resolver(GuardedResolver::new(allow));
+    Client::builder(TokioExecutor::new()).build(https_over(http, connect_timeout))
+}
+
+/// The HTTPS-or-HTTP connector over `http` with the settings both clients share.
+fn https_over<R>(
+    mut http: HttpConnector<R>,
+    connect_timeout: Duration,
+) -> hyper_rustls::HttpsConnector<HttpConnector<R>> {
     http.enforce_http(false);
     http.set_connect_timeout(Some(connect_timeout));
+    // A request is small and answered at once: with Nagle a request written in two
+    // pieces waits for the peer's delayed ACK (40 ms on Linux) before its second piece.
     http.set_nodelay(true);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new()).build(https)
+        .wrap_connector(http)
 }
 
 async fn get_with<C>(

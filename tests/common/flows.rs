@@ -68,6 +68,11 @@ pub struct FlowSetup {
     pub trunk_extra: Vec<String>,
     /// Give dialgate a TLS listener too (with the flow's certificate), for TLS trunks.
     pub sip_tls: bool,
+    /// The carrier trunk's `address` instead of the callee's `127.0.0.1:<port>` (e.g. a domain
+    /// a test's DNS server locates).
+    pub trunk_address: Option<String>,
+    /// More lines under `server:`, each `key: value` (e.g. `dns: { servers: [...] }`).
+    pub server_extra: Vec<String>,
 }
 
 /// `bots[].websocket` of a flow; the bot expects the token [`BOT_TOKEN`].
@@ -111,6 +116,8 @@ impl FlowSetup {
             websocket: None,
             trunk_extra: Vec::new(),
             sip_tls: false,
+            trunk_address: None,
+            server_extra: Vec::new(),
         }
     }
 }
@@ -133,7 +140,10 @@ impl Flow {
     pub async fn start(mut s: FlowSetup) -> Flow {
         // SAFETY: every test of every binary sets the same value before dialgate reads it.
         unsafe { std::env::set_var("FLOWS_DIALER_SECRET", DIALER_SECRET) };
-        s.callee.port = free_udp_port();
+        // A test may choose the callee's port (to name it in DNS records).
+        if s.callee.port == 0 {
+            s.callee.port = free_udp_port();
+        }
         let callee = PjsuaPeer::spawn(s.callee).await.expect("callee peer ready");
         let bot = match s.bot.filter(|_| !s.text_bot && s.websocket.is_none()) {
             Some(mut o) => {
@@ -198,7 +208,7 @@ impl Flow {
   data_dir: {data}
   notify_allow: [127.0.0.0/8]
   bot_answer_timeout_sec: {bot_timeout}
-bots:
+{server_extra}bots:
   - id: flow-bot
     name: Flow Bot
 {sip_uri_line}{events_line}{amd_yaml}    outbound:
@@ -209,7 +219,7 @@ bots:
 {transfer_line}{outbound_extra}sip_connections:
   - id: carrier
     name: Carrier
-    address: "127.0.0.1:{callee_port}"
+    address: "{trunk_address}"
 {trunk_extra}{agent_yaml}routing_rules:
 {agent_rule}  - name: everything
     origin_bot: "*"
@@ -248,7 +258,15 @@ api_clients:
                     s.bot_token
                 )
             },
-            callee_port = callee.sip_port,
+            trunk_address = s
+                .trunk_address
+                .clone()
+                .unwrap_or_else(|| format!("127.0.0.1:{}", callee.sip_port)),
+            server_extra = s
+                .server_extra
+                .iter()
+                .map(|l| format!("  {l}\n"))
+                .collect::<String>(),
             trunk_extra = s
                 .trunk_extra
                 .iter()

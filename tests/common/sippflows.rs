@@ -247,6 +247,8 @@ pub struct FlowStart<'a> {
     pub server_extra: &'a str,
     /// YAML appended to the configuration.
     pub extra: &'a str,
+    /// More `key: value` lines of the bot's entry (e.g. `session_expires_sec: 90`), verbatim.
+    pub bot_extra: &'a [&'a str],
 }
 
 impl Default for FlowStart<'_> {
@@ -257,6 +259,7 @@ impl Default for FlowStart<'_> {
             bot_uri: None,
             server_extra: "",
             extra: "",
+            bot_extra: &[],
         }
     }
 }
@@ -287,6 +290,7 @@ pub async fn start_flow_custom(setup: FlowSetup, how: FlowStart<'_>) -> Flow {
         bot_uri,
         server_extra,
         extra,
+        bot_extra,
     } = how;
     init_tracing();
     let sink = NotifySink::start().await.unwrap();
@@ -307,6 +311,11 @@ pub async fn start_flow_custom(setup: FlowSetup, how: FlowStart<'_>) -> Flow {
         let default = format!("\"sip:bot@127.0.0.1:{}\"", setup.bot_port);
         assert!(body.contains(&default), "{body}");
         body = body.replace(&default, &format!("\"{uri}\""));
+    }
+    for line in bot_extra {
+        let anchor = "    outbound: { enabled: true";
+        assert!(body.contains(anchor), "{body}");
+        body = body.replacen(anchor, &format!("    {line}\n{anchor}"), 1);
     }
     let yaml = format!(
         "server:\n  sip:\n    listen:\n{listeners}  http:\n    listen: \"127.0.0.1:0\"\n    tls: {{ cert: {}, key: {} }}\n  rtp:\n    port_min: {}\n    port_max: {}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n  notify_allow: [127.0.0.0/8]\n{}{}{extra}",

@@ -14,6 +14,7 @@ Everything it sees is written as JSON lines to ``--log`` (stdout when absent), o
   media         {"call", "remote_rtp", "codec"}          audio stream active
   dtmf          {"call", "digit"}
   dtmf_event    {"call", "digit", "duration", "flags", "timestamp"}
+  reinvite_sent {"call"}                                 --reinvite-after-ms: re-INVITE sent
   rtp_stats     {"call", "rx_pkt", "rx_loss", "rx_dup", "rx_jitter_mean_us", "rx_jitter_max_us",
                  "media_s"}  RTP received on the audio stream, logged before a local hang-up
   play_done     {"call"}                                 --play file reached its end (not with --play-loop)
@@ -146,6 +147,8 @@ class PeerCall(pj.Call):
         self.player = None
         self.recorder = None
         self.recording = None
+        # Conference slot the player/recorder are connected to (a re-INVITE may give a new one).
+        self.conf_slot = None
         self.done = False
         # When the audio stream first became active (monotonic s), for rtp_stats.
         self.media_at = None
@@ -388,6 +391,19 @@ class Peer:
         except pj.Error as exc:
             self.log("error", message=f"answer {code}: {exc.info()}")
 
+    def reinvite(self, call):
+        """Sends a re-INVITE with a fresh SDP offer (PJSIP makes new SDES keys for it)."""
+        if call.done:
+            return
+        try:
+            prm = pj.CallOpParam(True)
+            # e.g. 16 = PJSUA_CALL_REINIT_MEDIA: a new media transport, so new SDES keys.
+            prm.opt.flag |= self.args.reinvite_flags
+            call.reinvite(prm)
+            self.log("reinvite_sent", call=call.no, flags=self.args.reinvite_flags)
+        except pj.Error as exc:
+            self.log("error", message=f"reinvite: {exc.info()}")
+
     def send_dtmf(self, call):
         """Presses --dtmf's keys (RFC 4733 telephone-events, PJSIP's default method)."""
         try:
@@ -407,6 +423,8 @@ class Peer:
                 self.schedule(self.args.bye_after_ms, lambda: self.hangup(call))
             if self.args.dtmf:
                 self.schedule(self.args.dtmf_after_ms, lambda: self.send_dtmf(call))
+            if self.args.reinvite_after_ms is not None:
+                self.schedule(self.args.reinvite_after_ms, lambda: self.reinvite(call))
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED and not call.done:
             call.done = True
             by = "local" if call.local_hangup else "remote"
@@ -438,6 +456,14 @@ class Peer:
             am = call.getAudioMedia(i)
             if call.media_at is None:
                 call.media_at = time.monotonic()
+            if call.conf_slot is not None:
+                # A re-INVITE may re-create the stream (a new conference slot, or the same one
+                # without its connections): the recorder and player keep going on it.
+                if call.recorder is not None:
+                    am.startTransmit(call.recorder)
+                if call.player is not None:
+                    call.player.startTransmit(am)
+            call.conf_slot = am.getPortId()
             try:
                 si = call.getStreamInfo(i)
                 self.log("media", call=call.no, remote_rtp=si.remoteRtpAddress, codec=si.codecName)
@@ -579,6 +605,9 @@ def main():
     p.add_argument("--max-seconds", type=float, default=0, help="hard stop (hangs up everything)")
     p.add_argument("--dtmf", help="keys to press (RFC 4733) once the call is confirmed")
     p.add_argument("--dtmf-after-ms", type=int, default=500, help="delay of --dtmf after confirmation")
+    p.add_argument("--reinvite-after-ms", type=int, help="send a re-INVITE (new offer) this long after confirmation")
+    p.add_argument("--reinvite-flags", type=int, default=0,
+                   help="pjsua_call_flag bits of that re-INVITE (16: PJSUA_CALL_REINIT_MEDIA, new SRTP keys)")
     p.add_argument("--auth", help="user:pass for digest challenges (UAC)")
     p.add_argument("--call", help="UAC mode: call this URI once ready")
     p.add_argument("--call-count", type=int, default=1, help="UAC: sequential calls to place")

@@ -78,6 +78,8 @@ impl Actor {
             Output::CarrierInfo { content_type, body } => self.leg_handle(LegSide::Carrier, |h| {
                 h.info(content_type, body.into_bytes())
             }),
+            Output::BotHearsEarlyMedia => self.bot_hears_early_media(),
+            Output::RefreshBotLegSession => self.leg_handle(LegSide::Bot, |h| h.refresh_session()),
         }
         None
     }
@@ -381,7 +383,7 @@ impl Actor {
         let media = self.media.as_ref()?;
         let session = rand::random::<u32>() as u64;
         let offer = self.offer_for(media, Leg::Bot, session, 1);
-        let out = legs::bot_call(
+        let mut out = legs::bot_call(
             &self.id,
             &self.call.request,
             &sip_uri,
@@ -389,6 +391,7 @@ impl Actor {
             self.bot_leg_ip(),
             offer,
         );
+        out.extensions = legs::bot_extensions(&self.bot);
         self.timeline("bot-invite", &format!("INVITE {}", out.request_uri))
             .await;
         match self.engine.sip.place_call(out).await {
@@ -436,14 +439,41 @@ impl Actor {
             version: slot.sdp_version,
         };
         if offer.trim().is_empty() {
-            return Some(crate::sip::sdp::offer(&local));
+            let plain = crate::sip::sdp::offer(&local);
+            // On an SDES leg our offer carries our keys again (both suites, as at first).
+            return Some(match (side, &self.carrier_sdes) {
+                (LegSide::Carrier, Some(sdes)) => sdes.apply(&plain),
+                _ => plain,
+            });
         }
+        // An SDES carrier leg answers with its crypto line, or refuses (488) an offer this
+        // trunk cannot take (no crypto while `srtp: required`).
+        let srtp = match side {
+            LegSide::Carrier => match self.carrier_reoffer_srtp(offer) {
+                Ok(re) => re,
+                Err(reason) => {
+                    tracing::warn!(?side, %reason, "re-INVITE refused");
+                    return None;
+                }
+            },
+            LegSide::Bot => None,
+        };
         let (answer, negotiated) = match crate::sip::sdp::answer(offer, &local) {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(?side, error = %e, "re-INVITE refused");
                 return None;
             }
+        };
+        let answer = match &srtp {
+            Some(re) => {
+                if let Err(reason) = self.apply_reoffer_srtp(re) {
+                    tracing::warn!(?side, %reason, "re-INVITE refused");
+                    return None;
+                }
+                crate::sip::sdes::secure_answer(&answer, re)
+            }
+            None => answer,
         };
         if let (Some(media), Some(r)) = (&self.media, legs::remote_media(&negotiated))
             && let Err(e) = media.set_remote(leg, r)

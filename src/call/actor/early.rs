@@ -80,6 +80,28 @@ impl Actor {
         self.handle(Input::EarlyIntercept { sit, heard }).await;
     }
 
+    /// `Output::BotHearsEarlyMedia`: the bot's leg (placed at early media) answered before the
+    /// person; the relay sends it the carrier's audio and drops its own until `BridgeMedia`.
+    pub(super) fn bot_hears_early_media(&self) {
+        let remote = self
+            .bot_leg
+            .negotiated
+            .as_ref()
+            .and_then(legs::remote_media);
+        let (Some(m), Some(mut r)) = (&self.media, remote) else {
+            return;
+        };
+        // As if the bot had declared it only receives: the relay forwards nothing it sends.
+        r.direction = if r.direction.receives() {
+            crate::media::Direction::RecvOnly
+        } else {
+            crate::media::Direction::Inactive
+        };
+        if let Err(e) = m.set_remote(Leg::Bot, r) {
+            tracing::error!(error = %e, "cannot send the early media to the bot");
+        }
+    }
+
     /// The answer takes over: the early tap and detector end (the answer's SDP, which may
     /// differ, is set by `start_media`, and the taps start again from the answer).
     pub(super) fn end_early_media(&mut self) {

@@ -67,6 +67,13 @@ impl Actor {
                         kind: kind(k),
                         reason,
                     },
+                    // An answered bot leg failing (a session refresh answered 481 or never
+                    // answered) did not reject the call: its reason is kept as it is.
+                    LegSide::Bot if self.bot_leg.negotiated.is_some() => Input::BotFailed {
+                        code,
+                        kind: kind(k),
+                        reason,
+                    },
                     LegSide::Bot => Input::BotFailed {
                         code,
                         kind: kind(k),
@@ -96,23 +103,39 @@ impl Actor {
             ev @ (LegEvent::ReferAnswered { .. } | LegEvent::ReferNotify { .. }) => {
                 self.on_refer_event(side, ev).await
             }
-            LegEvent::SessionTimer(n) if side == LegSide::Carrier => {
+            LegEvent::SessionTimer(n) => {
+                let peer = match side {
+                    LegSide::Carrier => "carrier",
+                    LegSide::Bot => "bot",
+                };
                 let note = match n {
                     Some(n) => format!(
-                        "session interval {} s, refresher {}",
+                        "{}session interval {} s, refresher {}",
+                        if side == LegSide::Bot {
+                            "bot leg: "
+                        } else {
+                            ""
+                        },
                         n.interval.as_secs(),
-                        if n.we_refresh { "dialgate" } else { "carrier" }
+                        if n.we_refresh { "dialgate" } else { peer }
                     ),
-                    None => "the carrier session does not expire".to_owned(),
+                    None => format!("the {peer} session does not expire"),
                 };
                 self.timeline("session-timer", &note).await;
-                self.handle(Input::CarrierSessionTimer {
-                    interval: n.map(|n| n.interval),
-                    we_refresh: n.is_some_and(|n| n.we_refresh),
-                })
-                .await
+                let interval = n.map(|n| n.interval);
+                let we_refresh = n.is_some_and(|n| n.we_refresh);
+                let input = match side {
+                    LegSide::Carrier => Input::CarrierSessionTimer {
+                        interval,
+                        we_refresh,
+                    },
+                    LegSide::Bot => Input::BotLegSessionTimer {
+                        interval,
+                        we_refresh,
+                    },
+                };
+                self.handle(input).await
             }
-            LegEvent::SessionTimer(_) => {}
         }
     }
 

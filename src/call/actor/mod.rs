@@ -114,7 +114,7 @@ pub struct Actor {
     dtmf: Option<mpsc::Receiver<char>>,
     /// A text bot's voice: dialgate's own media endpoint on the relay's bot side.
     player: Option<crate::tts::Player>,
-    player_events: Option<mpsc::UnboundedReceiver<crate::tts::PlayerEvent>>,
+    player_events: Option<mpsc::Receiver<crate::tts::PlayerEvent>>,
     media_events: Option<mpsc::Receiver<MediaEvent>>,
     amd: Option<crate::amd::Detector>,
     stt: Option<crate::stt::SttSession>,
@@ -145,6 +145,9 @@ pub struct Actor {
     ws_events: Option<mpsc::UnboundedReceiver<crate::call::wsbridge::BridgeEvent>>,
     /// Our SDES offer to the carrier (`srtp` trunks), kept to read the answer's choice.
     carrier_sdes: Option<crate::sip::sdes::SdesOffer>,
+    /// The SRTP keys the relay uses on the carrier leg (`None`: plain RTP), so a re-INVITE
+    /// re-keys only when they change.
+    carrier_srtp: Option<crate::media::srtp::SrtpKeys>,
 }
 
 /// Encodes a [`CallState`] for the registry's atomic cell.
@@ -242,6 +245,7 @@ impl Actor {
             ws: None,
             ws_events: None,
             carrier_sdes: None,
+            carrier_srtp: None,
         })
     }
 
@@ -274,7 +278,7 @@ impl Actor {
                         Some(f) => self.on_frame(f).await,
                         None => self.tap = None,
                     },
-                    p = recv_unbounded_opt(&mut self.player_events) => match p {
+                    p = recv_opt(&mut self.player_events) => match p {
                         Some(ev) => self.on_player(ev).await,
                         None => self.player_events = None,
                     },

@@ -89,6 +89,8 @@ pub struct CallMachine {
     pub(super) amd: Option<AmdOutcome>,
     /// The carrier session interval (RFC 4028), once negotiated.
     pub(super) session_interval: Option<Duration>,
+    /// The bot-leg session interval (RFC 4028), once negotiated.
+    pub(super) bot_session_interval: Option<Duration>,
     /// The optional events (`sendEventsToBot`) the bot gets; see `session.rs`.
     pub(super) bot_events: EventSet,
     /// Where the call's recording is (see `recording.rs`).
@@ -127,6 +129,7 @@ impl CallMachine {
             times: Times::default(),
             amd: None,
             session_interval: None,
+            bot_session_interval: None,
             bot_events: EventSet::default_for_bots(),
             recording: super::recording::RecState::initial(cfg.recording),
             ignored_events: 0,
@@ -218,7 +221,7 @@ impl CallMachine {
             Input::CarrierProvisional { code, has_sdp } => {
                 self.on_provisional(now, code);
                 if has_sdp {
-                    self.on_early_sdp();
+                    self.on_early_sdp(now);
                 }
             }
             Input::CarrierAnswered { sdp_ok } => self.on_carrier_answered(now, sdp_ok),
@@ -251,6 +254,10 @@ impl CallMachine {
             Input::PromptFailed { url, reason } => self.on_prompt_failed(url, reason),
             Input::SpeechStarted => self.on_speech_started(),
             Input::BotSocketLost { reason } => self.on_bot_socket_lost(now, reason),
+            Input::BotLegSessionTimer {
+                interval,
+                we_refresh,
+            } => self.on_bot_session_timer(now, interval, we_refresh),
         }
     }
 

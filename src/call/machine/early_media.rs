@@ -11,11 +11,13 @@ use super::types::Output;
 
 impl CallMachine {
     /// A provisional response carried a usable SDP: listen to it (once per call).
-    pub(super) fn on_early_sdp(&mut self) {
+    pub(super) fn on_early_sdp(&mut self, now: Instant) {
         if self.is_ringing_phase() && !self.media_running {
             // `media_running` makes every end path stop the relay (and the answer keeps it).
             self.media_running = true;
             self.emit(Output::StartEarlyMedia);
+            // `early_media_to_bot` (see `early_bot.rs`).
+            self.place_bot_leg_early(now);
         }
     }
 

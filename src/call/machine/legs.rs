@@ -8,6 +8,9 @@ use super::reason::{FailureKind, ReasonCode, bot_failure_text, carrier_failure_t
 use super::report::cause;
 use super::types::{AmdMode, BotEvent, HangupSource, LegSide, Output, TimerKind};
 
+/// The reason of a call ended because dialgate is stopping.
+pub const SHUTDOWN_REASON: &str = "dialgate stopping: the call was ended by the gateway's shutdown";
+
 impl CallMachine {
     pub(super) fn on_start(&mut self, now: Instant) {
         if !matches!(self.phase, Phase::Initiating) {
@@ -100,15 +103,17 @@ impl CallMachine {
             self.emit(Output::StartAmd { mode, transcripts });
         }
         self.emit(Output::NotifyAnswered);
-        self.open_bot_conversation();
-        self.bot = Leg::Inviting;
-        self.emit(Output::SendBotInvite);
-        self.timers
-            .set(TimerKind::BotAnswer, now + self.cfg.bot_answer_timeout);
         if let Some(max) = self.cfg.max_duration {
             self.timers.set(TimerKind::MaxDuration, now + max);
         }
         self.phase = Phase::Answered;
+        match self.bot {
+            Leg::Idle => self.place_bot_leg(now),
+            // Placed at early media (`early_bot.rs`) and already listening: no second INVITE.
+            Leg::Up => self.connect_bot(now),
+            // Placed at early media, its INVITE pending: its answer connects it.
+            Leg::Inviting | Leg::Cancelling | Leg::Gone => {}
+        }
     }
 
     pub(super) fn on_carrier_failed(
@@ -156,30 +161,37 @@ impl CallMachine {
         if matches!(self.phase, Phase::Answered) {
             self.bot = Leg::Up;
             self.timers.cancel(TimerKind::BotAnswer);
-            self.times.connected = Some(self.since_start(now));
-            self.emit(Output::BridgeMedia);
-            self.bot_started = true;
-            if self.cfg.bot_api {
-                self.emit(Output::BotEvent(BotEvent::Start));
-            }
-            // Events that happened between carrier answer and bot answer (AMD) follow `start`.
-            let pending = std::mem::take(&mut self.pending_bot_events);
-            for ev in pending {
-                self.emit(Output::BotEvent(ev));
-            }
-            self.phase = Phase::Connected;
-            // A text bot's replies that came before the person was there are played now
-            // (unless a voicemail was detected and its beep is still awaited).
-            if !self.awaiting_beep {
-                for p in std::mem::take(&mut self.pending_prompts) {
-                    self.play(p);
-                }
-            }
+            self.connect_bot(now);
+        } else if self.bot_pending_early() {
+            self.on_bot_answered_early();
         } else if matches!(self.phase, Phase::Ending(_)) && self.bot == Leg::Cancelling {
             self.bot = Leg::Gone;
             self.emit(Output::ByeBot);
         } else {
             self.ignore("duplicate or late 200 OK from bot");
+        }
+    }
+
+    /// Both legs are up (the person answered, the bot's leg is up): bridge them and tell the bot.
+    fn connect_bot(&mut self, now: Instant) {
+        self.times.connected = Some(self.since_start(now));
+        self.emit(Output::BridgeMedia);
+        self.bot_started = true;
+        if self.cfg.bot_api {
+            self.emit(Output::BotEvent(BotEvent::Start));
+        }
+        // Events that happened between carrier answer and bot answer (AMD) follow `start`.
+        let pending = std::mem::take(&mut self.pending_bot_events);
+        for ev in pending {
+            self.emit(Output::BotEvent(ev));
+        }
+        self.phase = Phase::Connected;
+        // A text bot's replies that came before the person was there are played now
+        // (unless a voicemail was detected and its beep is still awaited).
+        if !self.awaiting_beep {
+            for p in std::mem::take(&mut self.pending_prompts) {
+                self.play(p);
+            }
         }
     }
 
@@ -194,8 +206,16 @@ impl CallMachine {
             self.bot = Leg::Gone;
             let text = bot_failure_text(code, kind, &reason);
             self.begin_end(now, cause(ReasonCode::Error, text, None, code));
+        } else if self.bot_pending_early() {
+            self.on_bot_failed_early(now, code, kind, &reason);
         } else if matches!(self.phase, Phase::Ending(_)) && self.bot == Leg::Cancelling {
             self.bot = Leg::Gone;
+        } else if matches!(self.phase, Phase::Connected) && self.bot == Leg::Up {
+            // An established bot dialog failing (a session refresh answered 481 or never
+            // answered): the bot is gone, which is an error rather than the bot hanging up.
+            self.bot = Leg::Gone;
+            let text = format!("bot leg failed: {}", reason.trim_end());
+            self.begin_end(now, cause(ReasonCode::Error, text, None, code));
         } else {
             self.ignore("bot failure without a pending bot INVITE");
         }
@@ -207,6 +227,8 @@ impl CallMachine {
             self.bot = Leg::Gone;
             let c = cause(ReasonCode::BotDisconnected, "bot hung up", None, None);
             self.begin_end(now, c);
+        } else if self.bot_up_early() {
+            self.on_bot_bye_early(now);
         } else {
             self.ignore("bot BYE without an established bot leg");
         }
@@ -252,6 +274,7 @@ impl CallMachine {
         let (rc, text) = match source {
             HangupSource::Api => (ReasonCode::ApiHangup, "hang-up requested through the API"),
             HangupSource::BotActivity => (ReasonCode::BotDisconnected, "bot requested hang-up"),
+            HangupSource::Shutdown => (ReasonCode::Error, SHUTDOWN_REASON),
         };
         if self.is_live() {
             // From `Initiating` nothing was started: the call fails at once without SIP traffic.
@@ -288,6 +311,9 @@ impl CallMachine {
                 );
                 self.begin_end(now, cause(ReasonCode::Error, text, None, None));
             }
+            TimerKind::BotAnswer if self.bot_pending_early() => {
+                self.on_bot_answer_timeout_early(now)
+            }
             TimerKind::BotOpen if matches!(self.phase, Phase::Opening) => {
                 let text = format!(
                     "the bot did not open its conversation within {} s; the person was not called",
@@ -316,6 +342,8 @@ impl CallMachine {
             TimerKind::Transfer if self.is_live() => self.on_transfer_timeout(),
             TimerKind::SessionRefresh => self.on_session_refresh_due(),
             TimerKind::SessionExpiry => self.on_session_expired(now),
+            TimerKind::BotLegSessionRefresh => self.on_bot_session_refresh_due(),
+            TimerKind::BotLegSessionExpiry => self.on_bot_session_expired(now),
             // Timers are disarmed when their phase is left, so this is unreachable in
             // practice; keep it harmless.
             _ => self.ignore("timer fired outside its phase"),

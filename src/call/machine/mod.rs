@@ -13,6 +13,7 @@
 
 mod bot;
 mod core;
+mod early_bot;
 mod early_media;
 mod legs;
 mod metadata;
@@ -32,6 +33,8 @@ mod tests;
 #[cfg(test)]
 mod tests_bot;
 #[cfg(test)]
+mod tests_early_bot;
+#[cfg(test)]
 mod tests_early_media;
 #[cfg(test)]
 mod tests_prompts;
@@ -45,6 +48,8 @@ mod tests_ringing;
 mod tests_session;
 #[cfg(test)]
 mod tests_session_timer;
+#[cfg(test)]
+mod tests_session_timer_bot;
 #[cfg(test)]
 mod tests_talking;
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Randomised event sequences (deterministic xorshift seed) checked against invariants that must
 //! hold whatever the order of events: at most one terminal, a terminal once everything is over,
-//! no action to a leg that was never started, no bot INVITE before the carrier answered.
+//! no action to a leg that was never started, no bot INVITE before the carrier answered (or,
+//! with `early_media_to_bot`, before early media).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -117,7 +118,8 @@ impl Checker {
             }
             Output::SendBotInvite => {
                 assert!(
-                    self.fed_carrier_answer,
+                    self.fed_carrier_answer
+                        || (self.m.config().early_media_to_bot && self.media_started),
                     "bot INVITE before the carrier answered"
                 );
                 self.bot_invites += 1;
@@ -228,10 +230,11 @@ impl Checker {
                 TransferOutput::StopDetection => assert!(self.media_started),
             },
             Output::StartEarlyMedia => {
-                assert!(!self.fed_carrier_answer && self.terminal.is_none());
+                // (An answer fed before `Start` was ignored: what counts is none announced.)
+                assert!(self.answered == 0 && self.terminal.is_none());
                 self.media_started = true;
             }
-            Output::RefreshCarrierSession => {
+            Output::RefreshCarrierSession | Output::RefreshBotLegSession => {
                 assert!(self.fed_carrier_answer && self.terminal.is_none())
             }
             Output::CarrierInfo { .. } => {
@@ -240,6 +243,11 @@ impl Checker {
             Output::Recording(_) => {
                 assert!(self.media_started, "recording without media");
                 assert!(self.terminal.is_none());
+            }
+            Output::BotHearsEarlyMedia => {
+                assert!(self.m.config().early_media_to_bot && self.media_started);
+                assert!(self.fed_bot_answer && self.bot_invites == 1);
+                assert!(self.answered == 0 && self.terminal.is_none());
             }
         }
     }
@@ -328,10 +336,14 @@ fn random_event(rng: &mut XorShift, c: &mut Checker) -> Option<Input> {
             code: [100, 200, 486][rng.below(3) as usize],
         }),
         0 => Input::Start,
-        1 => Input::CarrierProvisional {
-            code: [100, 180, 183][rng.below(3) as usize],
-            has_sdp: false,
-        },
+        1 => {
+            let code = [100, 180, 183][rng.below(3) as usize];
+            // A 183 carries early media (and, with `early_media_to_bot`, places the bot).
+            Input::CarrierProvisional {
+                code,
+                has_sdp: code == 183,
+            }
+        }
         2 | 3 => Input::CarrierAnswered {
             sdp_ok: rng.below(5) != 0,
         },
@@ -406,6 +418,8 @@ fn random_sequences_keep_the_invariants() {
             text_bot: rng.below(2) == 0,
             recording: rng.below(2) == 0,
             send_metadata_info: rng.below(2) == 0,
+            // Not drawn from the generator, so the other settings' sequence stays as it was.
+            early_media_to_bot: run % 3 == 0,
             // Short, so that a wind-down by timers alone ends within a bounded number of rounds.
             max_duration: Some(Duration::from_secs(60)),
             transfer: [TransferMethod::Bridge, TransferMethod::Refer][rng.below(2) as usize],

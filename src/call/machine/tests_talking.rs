@@ -2,17 +2,14 @@
 
 use std::time::Duration;
 
-use super::tests::{Sim, amd, bot_failed};
+use super::tests::{Sim, Step, amd, bot_failed};
 use super::*;
 
-#[test]
-fn api_hangup_while_talking_byes_both_legs() {
-    let mut s = Sim::new(MachineConfig::default());
+/// A hang-up from `source` 4 s into a connected call: BYE both legs, stop media, tell the
+/// bot `reason`; returns the step (its terminal report) for the caller's own checks.
+fn hangup_while_talking(s: &mut Sim, source: HangupSource, reason: &str, rc: ReasonCode) -> Step {
     s.connected();
-    // 1. Hang-up: BYE both, stop media, bot disconnect, terminal completed api-hangup.
-    let st = s.at(9_000).ev(Input::Hangup {
-        source: HangupSource::Api,
-    });
+    let st = s.at(9_000).ev(Input::Hangup { source });
     assert_eq!(
         st.acts,
         vec![
@@ -20,10 +17,23 @@ fn api_hangup_while_talking_byes_both_legs() {
             Output::ByeBot,
             Output::StopMedia,
             Output::BotDisconnect {
-                reason: "hang-up requested through the API".into(),
-                reason_code: ReasonCode::ApiHangup
+                reason: reason.into(),
+                reason_code: rc
             }
         ]
+    );
+    st
+}
+
+#[test]
+fn api_hangup_while_talking_byes_both_legs() {
+    let mut s = Sim::new(MachineConfig::default());
+    // 1. Hang-up: BYE both, stop media, bot disconnect, terminal completed api-hangup.
+    let st = hangup_while_talking(
+        &mut s,
+        HangupSource::Api,
+        "hang-up requested through the API",
+        ReasonCode::ApiHangup,
     );
     let r = st.terminal.unwrap();
     assert_eq!(
@@ -291,4 +301,20 @@ fn media_timeout_ends_completed_media_timeout() {
         (r.status, r.reason_code),
         (CallStatus::Completed, ReasonCode::MediaTimeout)
     );
+}
+
+#[test]
+fn a_shutdown_hangup_ends_the_call_as_error_saying_why() {
+    let mut s = Sim::new(MachineConfig::default());
+    // 1. dialgate stops: both legs get BYE, the bot is told why, the call ends `error`
+    //    with the shutdown's reason (not "requested through the API").
+    let st = hangup_while_talking(
+        &mut s,
+        HangupSource::Shutdown,
+        super::legs::SHUTDOWN_REASON,
+        ReasonCode::Error,
+    );
+    let r = st.terminal.unwrap();
+    assert_eq!(r.reason_code, ReasonCode::Error);
+    assert!(r.reason.contains("shutdown"), "{}", r.reason);
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::types::TimerKind;
 
-const N: usize = 11;
+const N: usize = 13;
 
 const KINDS: [TimerKind; N] = [
     TimerKind::Answer,
@@ -22,6 +22,8 @@ const KINDS: [TimerKind; N] = [
     TimerKind::Transfer,
     TimerKind::SessionRefresh,
     TimerKind::SessionExpiry,
+    TimerKind::BotLegSessionRefresh,
+    TimerKind::BotLegSessionExpiry,
 ];
 
 fn slot(kind: TimerKind) -> usize {
@@ -37,6 +39,8 @@ fn slot(kind: TimerKind) -> usize {
         TimerKind::Transfer => 8,
         TimerKind::SessionRefresh => 9,
         TimerKind::SessionExpiry => 10,
+        TimerKind::BotLegSessionRefresh => 11,
+        TimerKind::BotLegSessionExpiry => 12,
     }
 }
 

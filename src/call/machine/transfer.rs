@@ -411,6 +411,9 @@ impl CallMachine {
         self.delayed.clear();
         self.timers.cancel(TimerKind::Delayed);
         self.timers.cancel(TimerKind::BeepWait);
+        // The bot's dialog is over: its session timer (RFC 4028) with it.
+        self.timers.cancel(TimerKind::BotLegSessionRefresh);
+        self.timers.cancel(TimerKind::BotLegSessionExpiry);
     }
 
     fn on_agent_failed(&mut self, code: Option<u16>, kind: FailureKind, reason: String) {

@@ -32,6 +32,9 @@ pub enum HangupSource {
     /// The bot answered an activity with a `hangup` event → `bot-disconnected` (the bot chose
     /// to end the call, which is what a bot BYE means too).
     BotActivity,
+    /// dialgate is stopping (SIGTERM / Ctrl-C) and ends every live call → `error`, with a
+    /// reason that says so (not "requested through the API": no client asked for it).
+    Shutdown,
 }
 
 /// Which timer of the machine's single timer table. The machine arms and fires them itself:
@@ -62,6 +65,10 @@ pub enum TimerKind {
     SessionRefresh,
     /// The carrier session expires without a refresh: BYE, `error`.
     SessionExpiry,
+    /// Our next bot-leg session refresh (RFC 4028, `bots[].session_expires_sec`).
+    BotLegSessionRefresh,
+    /// The bot-leg session expires without a refresh: BYE both legs, `error`.
+    BotLegSessionExpiry,
 }
 
 /// Which leg of the call.
@@ -199,6 +206,14 @@ pub enum Input {
     BotSocketLost {
         /// Why, in words.
         reason: String,
+    },
+    /// The bot-leg session timer (RFC 4028) after the bot's 2xx, a refresh, or the bot's own
+    /// refresh (SIP bots with `session_expires_sec`).
+    BotLegSessionTimer {
+        /// The session interval; `None` = the session does not expire.
+        interval: Option<Duration>,
+        /// dialgate sends the refreshes (else it only waits for the bot's).
+        we_refresh: bool,
     },
 }
 
@@ -366,6 +381,13 @@ pub enum Output {
         /// The body.
         body: String,
     },
+    /// The bot leg answered before the person (`early_media_to_bot`): the carrier's early media
+    /// goes to the bot, one way — the bot's audio reaches nobody until [`Output::BridgeMedia`]
+    /// at the answer.
+    BotHearsEarlyMedia,
+    /// Refresh the bot leg's SIP session (RFC 4028): UPDATE, or re-INVITE when the bot lacks
+    /// it. (Not the Bot API session: that is [`Output::RefreshBotSession`].)
+    RefreshBotLegSession,
 }
 
 /// Per-call settings, resolved by the shell from the bot config and the dialout request.
@@ -415,6 +437,9 @@ pub struct MachineConfig {
     /// The bot's media side is a WebSocket (`bots[].websocket`): its session is opened (and
     /// must be accepted) before the person is called, and it carries the bot events.
     pub ws_bot: bool,
+    /// A SIP bot's leg is placed at the carrier's first provisional with SDP, so the bot hears
+    /// the early media (`outbound.early_media_to_bot`; see `early_bot.rs`).
+    pub early_media_to_bot: bool,
 }
 
 impl Default for MachineConfig {
@@ -438,6 +463,7 @@ impl Default for MachineConfig {
             send_metadata_info: false,
             speak_messages: false,
             ws_bot: false,
+            early_media_to_bot: false,
         }
     }
 }

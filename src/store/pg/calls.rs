@@ -77,7 +77,10 @@ impl PgStore {
         if let Some(key) = &idempotency_key {
             // An expired key is given up; a live one answers with its call.
             tx.execute(
-                "DELETE FROM idempotency WHERE client_id=$1 AND key=$2 AND created_at<=$3",
+                &tx.prepare_cached(
+                    "DELETE FROM idempotency WHERE client_id=$1 AND key=$2 AND created_at<=$3",
+                )
+                .await?,
                 &[&call.client_id, key, &(now - IDEMPOTENCY_WINDOW_MS)],
             )
             .await?;
@@ -85,15 +88,21 @@ impl PgStore {
             // commit and inserts nothing, then reads the winner's call below.
             let n = tx
                 .execute(
-                    "INSERT INTO idempotency (client_id, key, conversation_id, created_at) \
+                    &tx.prepare_cached(
+                        "INSERT INTO idempotency (client_id, key, conversation_id, created_at) \
                      VALUES ($1,$2,$3,$4) ON CONFLICT (client_id, key) DO NOTHING",
+                    )
+                    .await?,
                     &[&call.client_id, key, &call.conversation_id, &now],
                 )
                 .await?;
             if n == 0 {
                 let row = tx
                     .query_opt(
-                        "SELECT conversation_id FROM idempotency WHERE client_id=$1 AND key=$2",
+                        &tx.prepare_cached(
+                            "SELECT conversation_id FROM idempotency WHERE client_id=$1 AND key=$2",
+                        )
+                        .await?,
                         &[&call.client_id, key],
                     )
                     .await?;
@@ -104,9 +113,9 @@ impl PgStore {
         }
         let queued_at = queued.then_some(now);
         tx.execute(
-            "INSERT INTO calls (conversation_id, owner, client_id, bot_id, target, request_json, status, \
+            &tx.prepare_cached("INSERT INTO calls (conversation_id, owner, client_id, bot_id, target, request_json, status, \
              config_version, created_at, snapshot_json, queued_at) \
-             VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10)",
+             VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10)").await?,
             &[
                 &call.conversation_id,
                 &self.instance_id,
@@ -126,7 +135,7 @@ impl PgStore {
             false => "dialout accepted",
         };
         tx.execute(
-            "INSERT INTO call_events (conversation_id, at, kind, detail) VALUES ($1,$2,'accepted',$3)",
+            &tx.prepare_cached("INSERT INTO call_events (conversation_id, at, kind, detail) VALUES ($1,$2,'accepted',$3)").await?,
             &[&call.conversation_id, &now, &detail],
         )
         .await?;
@@ -136,12 +145,12 @@ impl PgStore {
 
     pub(crate) async fn get_call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
         let conn = self.conn().await?;
-        let row = conn
-            .query_opt(
-                &format!("SELECT {COLUMNS} FROM calls WHERE conversation_id=$1"),
-                &[&id],
-            )
+        let stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM calls WHERE conversation_id=$1"
+            ))
             .await?;
+        let row = conn.query_opt(&stmt, &[&id]).await?;
         row.as_ref().map(from_row).transpose()
     }
 
@@ -196,8 +205,8 @@ impl PgStore {
         let conn = self.conn().await?;
         let n = conn
             .execute(
-                "UPDATE calls SET dialled_at=$2 WHERE conversation_id=$1 AND dialled_at IS NULL \
-                 AND status NOT IN ('failed','completed')",
+                &conn.prepare_cached("UPDATE calls SET dialled_at=$2 WHERE conversation_id=$1 AND dialled_at IS NULL \
+                 AND status NOT IN ('failed','completed')").await?,
                 &[&id, &now_ms()],
             )
             .await?;
@@ -233,11 +242,15 @@ impl PgStore {
             _ => "ended_at",
         };
         let conn = self.conn().await?;
-        conn.execute(
-            &format!(
+        // One statement per column (five at most), each prepared once per connection.
+        let stmt = conn
+            .prepare_cached(&format!(
                 "UPDATE calls SET status=$2, {col}=COALESCE({col}, $3), sip_code=COALESCE($4, sip_code) \
                  WHERE conversation_id=$1 AND status NOT IN ('failed','completed')"
-            ),
+            ))
+            .await?;
+        conn.execute(
+            &stmt,
             &[&id, &status.as_str(), &now_ms(), &sip_code.map(i64::from)],
         )
         .await?;
@@ -253,14 +266,16 @@ impl PgStore {
         let conn = self.conn().await?;
         if let Some((r, t, c)) = result {
             conn.execute(
-                "UPDATE calls SET amd_result=$2, amd_decision_ms=$3, amd_cause=$4 WHERE conversation_id=$1",
+                &conn.prepare_cached("UPDATE calls SET amd_result=$2, amd_decision_ms=$3, amd_cause=$4 WHERE conversation_id=$1").await?,
                 &[&id, &r, &t, &c],
             )
             .await?;
         }
         if let Some(b) = beep_ms {
             conn.execute(
-                "UPDATE calls SET amd_beep_ms=$2 WHERE conversation_id=$1",
+                &conn
+                    .prepare_cached("UPDATE calls SET amd_beep_ms=$2 WHERE conversation_id=$1")
+                    .await?,
                 &[&id, &b],
             )
             .await?;
@@ -289,8 +304,8 @@ impl PgStore {
     pub(crate) async fn append_transcript(&self, id: &str, entry: Value) -> Result<(), StoreError> {
         let conn = self.conn().await?;
         conn.execute(
-            "UPDATE calls SET transcript_json=(transcript_json::jsonb || jsonb_build_array($2::text::jsonb))::text \
-             WHERE conversation_id=$1",
+            &conn.prepare_cached("UPDATE calls SET transcript_json=(transcript_json::jsonb || jsonb_build_array($2::text::jsonb))::text \
+             WHERE conversation_id=$1").await?,
             &[&id, &entry.to_string()],
         )
         .await?;
@@ -305,7 +320,7 @@ impl PgStore {
     ) -> Result<(), StoreError> {
         let conn = self.conn().await?;
         conn.execute(
-            "INSERT INTO call_events (conversation_id, at, kind, detail) VALUES ($1,$2,$3,$4)",
+            &conn.prepare_cached("INSERT INTO call_events (conversation_id, at, kind, detail) VALUES ($1,$2,$3,$4)").await?,
             &[&id, &now_ms(), &kind, &detail],
         )
         .await?;
@@ -316,7 +331,7 @@ impl PgStore {
         let conn = self.conn().await?;
         let rows = conn
             .query(
-                "SELECT at, kind, detail FROM call_events WHERE conversation_id=$1 ORDER BY id",
+                &conn.prepare_cached("SELECT at, kind, detail FROM call_events WHERE conversation_id=$1 ORDER BY id").await?,
                 &[&id],
             )
             .await?;
@@ -328,7 +343,12 @@ impl PgStore {
     pub(crate) async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let conn = self.conn().await?;
         let rows = conn
-            .query("SELECT status, COUNT(*) FROM calls GROUP BY status", &[])
+            .query(
+                &conn
+                    .prepare_cached("SELECT status, COUNT(*) FROM calls GROUP BY status")
+                    .await?,
+                &[],
+            )
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -343,7 +363,7 @@ impl PgStore {
         let conn = self.conn().await?;
         let row = conn
             .query_opt(
-                "SELECT conversation_id FROM idempotency WHERE client_id=$1 AND key=$2 AND created_at>$3",
+                &conn.prepare_cached("SELECT conversation_id FROM idempotency WHERE client_id=$1 AND key=$2 AND created_at>$3").await?,
                 &[&client_id, &key, &(now_ms() - IDEMPOTENCY_WINDOW_MS)],
             )
             .await?;

@@ -8,7 +8,8 @@ use crate::store::calls::COLUMNS;
 use crate::store::{
     CallEnd, CallRecord, CallStatus, Channel, Finished, SUPERSEDED, StoreError, kind, now_ms,
 };
-use tokio_postgres::Transaction;
+// deadpool's transaction: its `prepare_cached` reuses the connection's prepared statements.
+use deadpool_postgres::Transaction;
 
 impl PgStore {
     pub(crate) async fn finish_call(&self, end: CallEnd) -> Result<Finished, StoreError> {
@@ -38,7 +39,10 @@ async fn finish_in(tx: &Transaction<'_>, end: &CallEnd, now: i64) -> Result<Fini
     let id = end.conversation_id.as_str();
     let Some(row) = tx
         .query_opt(
-            "SELECT status, terminal_queued FROM calls WHERE conversation_id=$1 FOR UPDATE",
+            &tx.prepare_cached(
+                "SELECT status, terminal_queued FROM calls WHERE conversation_id=$1 FOR UPDATE",
+            )
+            .await?,
             &[&id],
         )
         .await?
@@ -53,14 +57,15 @@ async fn finish_in(tx: &Transaction<'_>, end: &CallEnd, now: i64) -> Result<Fini
     }
     if was_terminal {
         tx.execute(
-            "UPDATE calls SET terminal_queued=1 WHERE conversation_id=$1",
+            &tx.prepare_cached("UPDATE calls SET terminal_queued=1 WHERE conversation_id=$1")
+                .await?,
             &[&id],
         )
         .await?;
     } else {
         tx.execute(
-            "UPDATE calls SET status=$2, ended_at=$3, reason_code=$4, reason=$5, sip_code=$6, terminal_queued=1 \
-             WHERE conversation_id=$1",
+            &tx.prepare_cached("UPDATE calls SET status=$2, ended_at=$3, reason_code=$4, reason=$5, sip_code=$6, terminal_queued=1 \
+             WHERE conversation_id=$1").await?,
             &[
                 &id,
                 &end.status.as_str(),
@@ -72,7 +77,10 @@ async fn finish_in(tx: &Transaction<'_>, end: &CallEnd, now: i64) -> Result<Fini
         )
         .await?;
         tx.execute(
-            "INSERT INTO call_events (conversation_id, at, kind, detail) VALUES ($1,$2,$3,$4)",
+            &tx.prepare_cached(
+                "INSERT INTO call_events (conversation_id, at, kind, detail) VALUES ($1,$2,$3,$4)",
+            )
+            .await?,
             &[
                 &id,
                 &now,
@@ -86,9 +94,12 @@ async fn finish_in(tx: &Transaction<'_>, end: &CallEnd, now: i64) -> Result<Fini
     if let Some((url, body)) = &end.notification {
         superseded = tx
             .execute(
-                "UPDATE outbox SET state='superseded', last_error=$2 \
+                &tx.prepare_cached(
+                    "UPDATE outbox SET state='superseded', last_error=$2 \
                  WHERE conversation_id=$1 AND channel='dialer' AND state='pending' AND attempts>0 \
                    AND payload::jsonb->>'status'='answered'",
+                )
+                .await?,
                 &[&id, &SUPERSEDED],
             )
             .await? as usize;
@@ -124,8 +135,8 @@ async fn finish_in(tx: &Transaction<'_>, end: &CallEnd, now: i64) -> Result<Fini
 async fn bot_conversation_opened(tx: &Transaction<'_>, id: &str) -> Result<bool, StoreError> {
     let row = tx
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM outbox WHERE conversation_id=$1 AND channel='bot' AND kind=$2) \
-               AND NOT EXISTS (SELECT 1 FROM outbox WHERE conversation_id=$1 AND channel='bot' AND kind=$3)",
+            &tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM outbox WHERE conversation_id=$1 AND channel='bot' AND kind=$2) \
+               AND NOT EXISTS (SELECT 1 FROM outbox WHERE conversation_id=$1 AND channel='bot' AND kind=$3)").await?,
             &[&id, &kind::BOT_OPEN, &kind::BOT_DISCONNECT],
         )
         .await?;
@@ -140,8 +151,8 @@ pub(super) async fn terminal_note_queued(
 ) -> Result<bool, StoreError> {
     let row = tx
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM outbox WHERE conversation_id=$1 AND channel='dialer' AND id>$2 \
-             AND state='pending' AND payload::jsonb->>'status' IN ('failed','completed'))",
+            &tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM outbox WHERE conversation_id=$1 AND channel='dialer' AND id>$2 \
+             AND state='pending' AND payload::jsonb->>'status' IN ('failed','completed'))").await?,
             &[&conversation_id, &after],
         )
         .await?;

@@ -12,7 +12,7 @@ impl PgStore {
             match op {
                 LegJournalOp::Save(d) => {
                     tx.execute(
-                        "INSERT INTO leg_dialogs (call_id, conversation_id, state, local_tag, remote_tag,
+                        &tx.prepare_cached("INSERT INTO leg_dialogs (call_id, conversation_id, state, local_tag, remote_tag,
                             cseq, remote_target, route_set, transport, destination, local_contact, request,
                             updated_at, owner)
                          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
@@ -22,7 +22,7 @@ impl PgStore {
                             remote_target=excluded.remote_target, route_set=excluded.route_set,
                             transport=excluded.transport, destination=excluded.destination,
                             local_contact=COALESCE(excluded.local_contact, leg_dialogs.local_contact),
-                            request=excluded.request, updated_at=excluded.updated_at",
+                            request=excluded.request, updated_at=excluded.updated_at").await?,
                         &[
                             &d.call_id,
                             &d.conversation_id,
@@ -43,8 +43,12 @@ impl PgStore {
                     .await?;
                 }
                 LegJournalOp::Forget(call_id) => {
-                    tx.execute("DELETE FROM leg_dialogs WHERE call_id=$1", &[call_id])
-                        .await?;
+                    tx.execute(
+                        &tx.prepare_cached("DELETE FROM leg_dialogs WHERE call_id=$1")
+                            .await?,
+                        &[call_id],
+                    )
+                    .await?;
                 }
             }
         }
@@ -57,41 +61,17 @@ impl PgStore {
         let conn = self.conn().await?;
         let rows = conn
             .query(
-                "SELECT call_id, conversation_id, state, local_tag, remote_tag, cseq,
-                        remote_target, route_set, transport, destination, local_contact, request
-                   FROM leg_dialogs WHERE owner=$1 ORDER BY updated_at",
+                &conn
+                    .prepare_cached(&format!(
+                        "SELECT {LEG_COLUMNS} FROM leg_dialogs WHERE owner=$1 ORDER BY updated_at"
+                    ))
+                    .await?,
                 &[&self.instance_id],
             )
             .await?;
         let mut out = Vec::new();
         for r in rows {
-            let state: String = r.try_get(2)?;
-            let call_id: String = r.try_get(0)?;
-            // A row this version cannot read is skipped (logged), not fatal to start-up.
-            let Some(state) = LegDialogState::parse(&state) else {
-                tracing::warn!(%call_id, %state, "unknown leg state in the store");
-                continue;
-            };
-            let routes: String = r.try_get(7)?;
-            let transport: String = r.try_get(8)?;
-            out.push(LegDialog {
-                call_id,
-                conversation_id: r.try_get(1)?,
-                state,
-                local_tag: r.try_get(3)?,
-                remote_tag: r.try_get(4)?,
-                cseq: u32::try_from(r.try_get::<_, i64>(5)?).unwrap_or(u32::MAX),
-                remote_target: r.try_get(6)?,
-                route_set: serde_json::from_str(&routes)?,
-                transport: match transport.as_str() {
-                    "tcp" => Transport::Tcp,
-                    "tls" => Transport::Tls,
-                    _ => Transport::Udp,
-                },
-                destination: r.try_get(9)?,
-                local_contact: r.try_get(10)?,
-                request: r.try_get(11)?,
-            });
+            out.extend(leg_from_row(&r)?);
         }
         Ok(out)
     }
@@ -106,11 +86,11 @@ impl PgStore {
         let batch = i64::from(batch);
         let ids: Vec<String> = tx
             .query(
-                "SELECT conversation_id FROM calls WHERE ended_at<$1 \
+                &tx.prepare_cached("SELECT conversation_id FROM calls WHERE ended_at<$1 \
                    AND status IN ('failed','completed') AND terminal_queued=1 \
                    AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.conversation_id=calls.conversation_id \
                                    AND (o.state='pending' OR o.claimed_until IS NOT NULL)) \
-                 LIMIT $2",
+                 LIMIT $2").await?,
                 &[&cutoff_ms, &batch],
             )
             .await?
@@ -145,8 +125,11 @@ impl PgStore {
             .await?;
         let keys = tx
             .execute(
-                "DELETE FROM idempotency WHERE (client_id, key) IN \
+                &tx.prepare_cached(
+                    "DELETE FROM idempotency WHERE (client_id, key) IN \
                  (SELECT client_id, key FROM idempotency WHERE created_at<$1 LIMIT $2)",
+                )
+                .await?,
                 &[&(now_ms() - IDEMPOTENCY_WINDOW_MS), &batch],
             )
             .await?;
@@ -157,4 +140,39 @@ impl PgStore {
             idempotency_keys: keys as usize,
         })
     }
+}
+
+/// The columns [`leg_from_row`] reads, in its order.
+pub(super) const LEG_COLUMNS: &str = "call_id, conversation_id, state, local_tag, remote_tag, cseq, \
+    remote_target, route_set, transport, destination, local_contact, request";
+
+/// A leg dialog from a row of `SELECT {LEG_COLUMNS}`; `None` (logged) for a state this version
+/// cannot read, which is skipped rather than fatal.
+pub(super) fn leg_from_row(r: &tokio_postgres::Row) -> Result<Option<LegDialog>, StoreError> {
+    let state: String = r.try_get(2)?;
+    let call_id: String = r.try_get(0)?;
+    let Some(state) = LegDialogState::parse(&state) else {
+        tracing::warn!(%call_id, %state, "unknown leg state in the store");
+        return Ok(None);
+    };
+    let routes: String = r.try_get(7)?;
+    let transport: String = r.try_get(8)?;
+    Ok(Some(LegDialog {
+        call_id,
+        conversation_id: r.try_get(1)?,
+        state,
+        local_tag: r.try_get(3)?,
+        remote_tag: r.try_get(4)?,
+        cseq: u32::try_from(r.try_get::<_, i64>(5)?).unwrap_or(u32::MAX),
+        remote_target: r.try_get(6)?,
+        route_set: serde_json::from_str(&routes)?,
+        transport: match transport.as_str() {
+            "tcp" => Transport::Tcp,
+            "tls" => Transport::Tls,
+            _ => Transport::Udp,
+        },
+        destination: r.try_get(9)?,
+        local_contact: r.try_get(10)?,
+        request: r.try_get(11)?,
+    }))
 }

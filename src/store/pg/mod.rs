@@ -1,12 +1,17 @@
 //! The PostgreSQL engine of the store (cluster mode): the same operations and semantics as the
 //! SQLite one, on a database several dialgate instances share.
 //!
+//! Statements of a fixed shape go through deadpool-postgres's per-connection statement cache
+//! (`prepare_cached`): each is parsed and planned once per pooled connection, and every later
+//! use is one Bind/Execute round trip instead of a Parse/Describe round trip before it.
+//!
 //! Every method runs on a pooled connection (deadpool-postgres); a write is acknowledged only
 //! after its transaction committed. Outbox claims take rows with `FOR UPDATE SKIP LOCKED`, so
 //! two instances never hold the same item. Times are unix milliseconds (`BIGINT`), as in SQLite.
 
 mod calls;
 mod finish;
+mod instances;
 mod legs;
 mod outbox;
 mod schema;

@@ -8,7 +8,9 @@ use crate::store::{
     AttemptOutcome, CallContext, CallSnapshot, Channel, DeliveryAttempt, DueItem, DueQuery,
     OutboxItem, Recorded, StoreError, destination_of, now_ms,
 };
-use tokio_postgres::{Row, Transaction};
+// deadpool's transaction: its `prepare_cached` reuses the connection's prepared statements.
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
 
 /// One item to write into the outbox.
 pub(super) struct NewItem<'a> {
@@ -59,7 +61,8 @@ pub(super) async fn insert_item(
         None => {
             let row = tx
                 .query_opt(
-                    "SELECT snapshot_json FROM calls WHERE conversation_id=$1",
+                    &tx.prepare_cached("SELECT snapshot_json FROM calls WHERE conversation_id=$1")
+                        .await?,
                     &[&it.conversation_id],
                 )
                 .await?;
@@ -74,8 +77,8 @@ pub(super) async fn insert_item(
     };
     let row = tx
         .query_one(
-            "INSERT INTO outbox (conversation_id, channel, kind, url, payload, created_at, next_attempt_at, \
-             event_id, destination) VALUES ($1,$2,$3,$4,$5,$6,$6,$7,$8) RETURNING id",
+            &tx.prepare_cached("INSERT INTO outbox (conversation_id, channel, kind, url, payload, created_at, next_attempt_at, \
+             event_id, destination) VALUES ($1,$2,$3,$4,$5,$6,$6,$7,$8) RETURNING id").await?,
             &[
                 &it.conversation_id,
                 &channel_str(it.channel),
@@ -130,8 +133,8 @@ impl PgStore {
             .collect::<Result<Vec<_>, _>>()?;
         let attempts = conn
             .query(
-                "SELECT outbox_id, attempt, at, http_status, error, duration_ms FROM delivery_attempts \
-                 WHERE conversation_id=$1 ORDER BY id",
+                &conn.prepare_cached("SELECT outbox_id, attempt, at, http_status, error, duration_ms FROM delivery_attempts \
+                 WHERE conversation_id=$1 ORDER BY id").await?,
                 &[&conversation_id],
             )
             .await?
@@ -170,9 +173,9 @@ impl PgStore {
     ) -> Result<(), StoreError> {
         let conn = self.conn().await?;
         conn.execute(
-            "INSERT INTO bot_sessions VALUES ($1,$2,$3,$4,$5) ON CONFLICT (conversation_id) DO UPDATE \
+            &conn.prepare_cached("INSERT INTO bot_sessions VALUES ($1,$2,$3,$4,$5) ON CONFLICT (conversation_id) DO UPDATE \
              SET activities_url=excluded.activities_url, refresh_url=excluded.refresh_url, \
-                 disconnect_url=excluded.disconnect_url, expires_seconds=excluded.expires_seconds",
+                 disconnect_url=excluded.disconnect_url, expires_seconds=excluded.expires_seconds").await?,
             &[
                 &conversation_id,
                 &activities_url,
@@ -193,8 +196,8 @@ impl PgStore {
         let conn = self.conn().await?;
         let row = conn
             .query_opt(
-                "SELECT activities_url, refresh_url, disconnect_url, expires_seconds FROM bot_sessions \
-                 WHERE conversation_id=$1",
+                &conn.prepare_cached("SELECT activities_url, refresh_url, disconnect_url, expires_seconds FROM bot_sessions \
+                 WHERE conversation_id=$1").await?,
                 &[&conversation_id],
             )
             .await?;
@@ -217,10 +220,14 @@ impl PgStore {
         let now = now_ms();
         let destinations: Vec<Option<String>> = conn
             .query(
-                "SELECT destination, MIN(next_attempt_at) AS first FROM outbox \
+                &conn
+                    .prepare_cached(
+                        "SELECT destination, MIN(next_attempt_at) AS first FROM outbox \
                  WHERE state='pending' AND next_attempt_at<=$1 \
                    AND (destination IS NULL OR NOT (destination = ANY($2))) \
                  GROUP BY destination ORDER BY first LIMIT $3",
+                    )
+                    .await?,
                 &[&now, &q.exclude, &i64::from(q.limit.max(1))],
             )
             .await?
@@ -269,8 +276,8 @@ impl PgStore {
         }
         let next = conn
             .query_one(
-                "SELECT LEAST((SELECT MIN(next_attempt_at) FROM outbox WHERE state='pending' AND next_attempt_at>$1), \
-                              (SELECT MIN(claimed_until) FROM outbox WHERE claimed_until>$1))",
+                &conn.prepare_cached("SELECT LEAST((SELECT MIN(next_attempt_at) FROM outbox WHERE state='pending' AND next_attempt_at>$1), \
+                              (SELECT MIN(claimed_until) FROM outbox WHERE claimed_until>$1))").await?,
                 &[&now],
             )
             .await?
@@ -289,10 +296,10 @@ impl PgStore {
         // them, and re-checking them after its commit would only find them claimed.
         let won: Vec<i64> = conn
             .query(
-                "UPDATE outbox SET claim_token=$2, claimed_until=$3 WHERE id IN ( \
+                &conn.prepare_cached("UPDATE outbox SET claim_token=$2, claimed_until=$3 WHERE id IN ( \
                    SELECT id FROM outbox WHERE id = ANY($1) AND state='pending' AND next_attempt_at<=$4 \
                      AND (claimed_until IS NULL OR claimed_until<=$4) \
-                   FOR UPDATE SKIP LOCKED) RETURNING id",
+                   FOR UPDATE SKIP LOCKED) RETURNING id").await?,
                 &[&ids, &token, &lease_until, &now_ms()],
             )
             .await?
@@ -307,7 +314,7 @@ impl PgStore {
         let conn = self.conn().await?;
         let n = conn
             .execute(
-                "UPDATE outbox SET claim_token=NULL, claimed_until=NULL WHERE claim_token=$1",
+                &conn.prepare_cached("UPDATE outbox SET claim_token=NULL, claimed_until=NULL WHERE claim_token=$1").await?,
                 &[&token],
             )
             .await?;
@@ -328,8 +335,11 @@ impl PgStore {
         let tx = conn.transaction().await?;
         let Some(row) = tx
             .query_opt(
-                "SELECT conversation_id, attempts, channel, payload, claim_token \
+                &tx.prepare_cached(
+                    "SELECT conversation_id, attempts, channel, payload, claim_token \
                  FROM outbox WHERE id=$1 FOR UPDATE",
+                )
+                .await?,
                 &[&id],
             )
             .await?
@@ -346,8 +356,8 @@ impl PgStore {
             .ok()
             .and_then(|v| v["status"].as_str().map(str::to_owned));
         tx.execute(
-            "INSERT INTO delivery_attempts (outbox_id, conversation_id, attempt, at, http_status, error, duration_ms) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7)",
+            &tx.prepare_cached("INSERT INTO delivery_attempts (outbox_id, conversation_id, attempt, at, http_status, error, duration_ms) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7)").await?,
             &[
                 &id,
                 &conv,
@@ -380,10 +390,10 @@ impl PgStore {
         // An item superseded while this attempt was under way stays superseded unless this
         // attempt delivered it.
         tx.execute(
-            "UPDATE outbox SET attempts=attempts+1, \
+            &tx.prepare_cached("UPDATE outbox SET attempts=attempts+1, \
                state=CASE WHEN state='superseded' AND $2<>'delivered' THEN 'superseded' ELSE $2 END, \
                next_attempt_at=$3, last_error=$4, claim_token=NULL, claimed_until=NULL \
-             WHERE id=$1",
+             WHERE id=$1").await?,
             &[&id, &state, &next, &last_error],
         )
         .await?;

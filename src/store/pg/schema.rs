@@ -125,6 +125,19 @@ const MIGRATIONS: &[&str] = &[
         owner            TEXT NOT NULL
     );
     "#,
+    // 2: liveness and takeover (`pg/instances.rs`): one row per instance, renewed while it
+    //    runs (`alive_until`, on the database's clock); a survivor that takes a dead instance's
+    //    calls over writes who did it. Owner indexes: the takeover moves one instance's rows.
+    r#"
+    CREATE TABLE instances (
+        instance_id      TEXT PRIMARY KEY,
+        alive_until      BIGINT NOT NULL,
+        taken_over_by    TEXT,
+        taken_over_at    BIGINT
+    );
+    CREATE INDEX calls_owner_live ON calls(owner) WHERE status NOT IN ('failed','completed');
+    CREATE INDEX leg_dialogs_owner ON leg_dialogs(owner);
+    "#,
 ];
 
 /// Brings the database to the newest schema version.

@@ -17,6 +17,7 @@
 
 mod core;
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -142,16 +143,24 @@ enum Command {
 /// A running player (one per call). Dropping it stops the sending task.
 pub struct Player {
     commands: mpsc::Sender<Command>,
-    events: Option<mpsc::UnboundedReceiver<PlayerEvent>>,
+    events: Option<mpsc::Receiver<PlayerEvent>>,
     local: SocketAddr,
     next_id: AtomicU64,
     task: JoinHandle<PlayerCounters>,
+    /// Cancelled when the player is dropped: stops the task even while it holds events for a
+    /// reader that does not read (it takes no command then, so it would not see the drop).
+    _dropped: tokio_util::sync::DropGuard,
 }
 
 /// Commands that may wait for the sending task (it takes them every 20 ms).
 const COMMAND_BOUND: usize = 64;
 
 impl Player {
+    /// Events that may wait for the reader (the call's actor, which takes them at once). A
+    /// prompt makes at most three (started, finished, queue drained), so this holds the events
+    /// of every command the command queue can hold; beyond it they wait in the task (see `run`).
+    pub const EVENT_BOUND: usize = 3 * COMMAND_BOUND;
+
     /// Bind the socket and start sending (silence until a prompt is queued, if configured).
     pub async fn start(cfg: PlayerConfig) -> Result<Player, PlayerError> {
         let socket = UdpSocket::bind(cfg.bind)
@@ -169,15 +178,19 @@ impl Player {
             cfg.max_queued,
         );
         let (commands, rx) = mpsc::channel(COMMAND_BOUND);
-        let (ev_tx, events) = mpsc::unbounded_channel();
+        let (ev_tx, events) = mpsc::channel(Self::EVENT_BOUND);
         let span = tracing::info_span!("tts_player", conversation_id = cfg.conversation_id.as_deref().unwrap_or(""), %local);
-        let task = tokio::spawn(run(core, socket, cfg.remote, rx, ev_tx).instrument(span));
+        let dropped = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(
+            run(core, socket, cfg.remote, rx, ev_tx, dropped.clone()).instrument(span),
+        );
         Ok(Player {
             commands,
             events: Some(events),
             local,
             next_id: AtomicU64::new(1),
             task,
+            _dropped: dropped.drop_guard(),
         })
     }
 
@@ -186,8 +199,9 @@ impl Player {
         self.local
     }
 
-    /// The event receiver (once).
-    pub fn take_events(&mut self) -> Option<mpsc::UnboundedReceiver<PlayerEvent>> {
+    /// The event receiver (once). Read it: while [`Player::EVENT_BOUND`] events wait unread the player
+    /// takes no command (enqueues then fail with [`PlayerError::QueueFull`]); audio goes on.
+    pub fn take_events(&mut self) -> Option<mpsc::Receiver<PlayerEvent>> {
         self.events.take()
     }
 
@@ -248,15 +262,25 @@ pub enum SayError {
 
 /// The sending task: sleep until the core's deadline, send what it gives, apply commands,
 /// forward events; ends when every handle is dropped.
+///
+/// Events are never dropped (the call's machine waits for `PromptFinished`) and the sending
+/// never waits for the event reader (RTP must keep its 20 ms pace). So an event that does not
+/// fit the channel waits in `backlog`, and no command is taken while anything waits there: a
+/// reader that stops reading makes the handle's commands fail with `QueueFull` (the prompt's
+/// owner is told) instead of growing a queue. The backlog itself is bounded by what the
+/// queued prompts can still emit (start, finish and drained per prompt, at most `max_queued`
+/// prompts plus the one playing).
 async fn run(
     mut core: PlayerCore,
     socket: UdpSocket,
     mut remote: SocketAddr,
     mut commands: mpsc::Receiver<Command>,
-    events: mpsc::UnboundedSender<PlayerEvent>,
+    events: mpsc::Sender<PlayerEvent>,
+    dropped: tokio_util::sync::CancellationToken,
 ) -> PlayerCounters {
     let mut drain = [0u8; 2048];
     let mut send_errors = 0u64;
+    let mut backlog: VecDeque<PlayerEvent> = VecDeque::new();
     loop {
         let deadline = tokio::time::Instant::from_std(core.poll_timeout());
         tokio::select! {
@@ -271,16 +295,23 @@ async fn run(
                     }
                 }
             }
-            cmd = commands.recv() => match cmd {
+            cmd = commands.recv(), if backlog.is_empty() => match cmd {
                 Some(Command::Enqueue(id, source)) => {
                     if let Err(e) = core.enqueue(id, source) {
-                        let _ = events.send(PlayerEvent::PromptFinished { id, interrupted: false, error: Some(e.to_string()) });
+                        backlog.push_back(PlayerEvent::PromptFinished { id, interrupted: false, error: Some(e.to_string()) });
                     }
                 }
                 Some(Command::Abort) => core.abort(),
                 Some(Command::SetRemote(r)) => remote = r,
                 Some(Command::SetCodec(c)) => core.set_codec(c),
                 None => break,
+            },
+            _ = dropped.cancelled(), if !backlog.is_empty() => break,
+            // Room for the oldest waiting event (the reader took one).
+            permit = events.reserve(), if !backlog.is_empty() => match (permit, backlog.pop_front()) {
+                (Ok(p), Some(ev)) => p.send(ev),
+                // Nobody listens any more: nothing to keep.
+                _ => backlog.clear(),
             },
             // What the relay forwards towards the bot (the person's audio) is not used here.
             r = socket.recv_from(&mut drain) => {
@@ -292,8 +323,26 @@ async fn run(
         }
         while let Some(ev) = core.poll_event() {
             tracing::debug!(?ev, "player event");
-            let _ = events.send(ev);
+            backlog.push_back(ev);
         }
+        forward(&events, &mut backlog);
     }
     core.counters()
+}
+
+/// Moves waiting events into the channel while it has room, oldest first.
+fn forward(events: &mpsc::Sender<PlayerEvent>, backlog: &mut VecDeque<PlayerEvent>) {
+    while let Some(ev) = backlog.pop_front() {
+        match events.try_send(ev) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                backlog.push_front(ev);
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                backlog.clear();
+                return;
+            }
+        }
+    }
 }

@@ -1,0 +1,42 @@
+//! The engine's part of a cluster takeover (`cluster::liveness`): a survivor ends what a dead
+//! instance left, as that instance's own restart would have — CANCEL or BYE to its legs from
+//! the journaled dialog state, and each of its unfinished calls ended with its one terminal
+//! notification (`error`, the reason naming the dead instance). Its queued dialouts are not
+//! ended here: they wait in the survivor's queue (`DialQueue::adopt`).
+
+use super::engine::Engine;
+use crate::store::TakenOver;
+
+impl Engine {
+    /// Ends the legs and calls `me` took over from a dead instance (`taken.from`); returns
+    /// how many calls this ended (a call that ended meanwhile is not ended twice).
+    pub async fn end_taken_over(&self, me: &str, taken: &TakenOver) -> usize {
+        let from = taken.from.as_str();
+        if !taken.legs.is_empty() {
+            self.end_legs(taken.legs.clone(), &format!("dead instance `{from}`"));
+        }
+        let mut ended = 0;
+        for c in &taken.calls {
+            let reason = if c.answered_at.is_some() {
+                format!("dialgate instance `{from}` died during the call; ended by `{me}`")
+            } else {
+                format!(
+                    "dialgate instance `{from}` died before the call was answered; ended by `{me}`"
+                )
+            };
+            let end = super::supervise::end_of(c, &reason);
+            match self.deps.outbox.finish_call(end).await {
+                Ok(f) if f.newly_terminal => {
+                    ended += 1;
+                    self.count_ended("error");
+                    tracing::warn!(conversation_id = %c.conversation_id, dead = %from, "call of a dead instance ended by takeover");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(conversation_id = %c.conversation_id, dead = %from, error = %e, "cannot end a call taken over")
+                }
+            }
+        }
+        ended
+    }
+}

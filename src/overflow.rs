@@ -1,0 +1,88 @@
+//! What a full bounded queue left out. Every queue between dialgate's tasks is bounded; where
+//! a sender cannot wait (it is synchronous, or waiting would stall a call) and what it sends
+//! may be dropped safely, a full queue drops it and says so here: a counter per queue
+//! (`dialgate_queue_full_total{queue}` in `/metrics`) and one warning per queue per
+//! [`LOG_EVERY`], so a flood costs a counter increment, not a log line per message.
+//!
+//! A leaf: imports nothing of the crate, so any module (the SIP layer too) may report here.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// One warning per queue per this long.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The queues that may drop when full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// A SIP leg's in-dialog requests (REFER, session refresh, INFO); hanging up never queues.
+    LegCommands,
+    /// Redis pub/sub messages of this instance's channel (routed hang-ups and their answers).
+    ClusterPushes,
+    /// Legs' dialog-state changes waiting for the store (coalesced per leg first).
+    LegJournal,
+    /// SIP TCP/TLS connections refused at accept (`server.sip.max_connections`).
+    SipConnections,
+}
+
+impl Queue {
+    /// Every queue, in the order of [`counts`].
+    pub const ALL: [Queue; 4] = [
+        Queue::LegCommands,
+        Queue::ClusterPushes,
+        Queue::LegJournal,
+        Queue::SipConnections,
+    ];
+
+    /// The `queue` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Queue::LegCommands => "leg_commands",
+            Queue::ClusterPushes => "cluster_pushes",
+            Queue::LegJournal => "leg_journal",
+            Queue::SipConnections => "sip_connections",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+static COUNTS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+static LAST_LOG: Mutex<[Option<Instant>; 4]> = Mutex::new([None; 4]);
+
+/// Counts one item `queue` left out and warns (at most once per [`LOG_EVERY`] per queue)
+/// with `what` was dropped.
+pub fn dropped(queue: Queue, what: &str) {
+    let n = COUNTS[queue.index()].fetch_add(1, Relaxed) + 1;
+    let now = Instant::now();
+    let log = {
+        let mut last = LAST_LOG.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = &mut last[queue.index()];
+        let due = slot.is_none_or(|at| now.duration_since(at) >= LOG_EVERY);
+        if due {
+            *slot = Some(now);
+        }
+        due
+    };
+    if log {
+        tracing::warn!(
+            queue = queue.as_str(),
+            dropped_total = n,
+            what,
+            "queue full: dropped"
+        );
+    }
+}
+
+/// How many items each queue left out so far.
+pub fn counts() -> [(Queue, u64); 4] {
+    Queue::ALL.map(|q| (q, COUNTS[q.index()].load(Relaxed)))
+}
+
+/// How many items `queue` left out so far.
+pub fn count(queue: Queue) -> u64 {
+    COUNTS[queue.index()].load(Relaxed)
+}
