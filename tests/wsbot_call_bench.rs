@@ -7,8 +7,11 @@
 //!
 //! Each frame carries its number in its first payload bytes (µ-law survives decode/encode), so
 //! the delays are per frame: person→bot (the person sends → the bot has it) and bot→person (the
-//! bot sends → the person has it). CPU is dialgate's side: the relay threads (`media-relay-*`)
-//! and the runtime running the bridges (`bench-gw`); persons and bots run on `bench-peer`.
+//! bot sends → the person has it). CPU is dialgate's side: the relay threads (`media-relay-*`),
+//! the runtime running the bridges (`bench-gw`) and the WebSocket bot I/O threads (`wsbot-io-*`,
+//! where the sessions run by default); persons and bots run on `bench-peer`, whose CPU is not
+//! counted. A second WebSocket run puts the sessions on the bridges' runtime (`io_threads: false`,
+//! as before the I/O threads) for comparison at the same machine load.
 
 mod wsbot_support;
 
@@ -222,6 +225,8 @@ struct Figures {
     up: (f64, f64, usize),
     down: (f64, f64, usize),
     cpu_per_call: f64,
+    /// Of which the relay threads (the rest: the bridges' runtime).
+    relay_cpu_per_call: f64,
     /// The persons' and bots' CPU (% of a core): near 100 the peers, not dialgate, set the delays.
     peer_cpu: f64,
     /// Share of the bridges' CPU spent in the kernel (system calls).
@@ -233,8 +238,11 @@ struct Figures {
 enum Kind {
     /// A SIP bot: an RTP echo on the relay's bot side.
     Sip,
-    /// A WebSocket bot through the call's bridge (the session's task owns the RTP side).
+    /// A WebSocket bot through the call's bridge (the session's task owns the RTP side and runs
+    /// on dialgate's WebSocket bot I/O threads).
     WebSocket,
+    /// The same with the sessions on the bridges' multi-threaded runtime (`io_threads: false`).
+    WebSocketCallerRuntime,
     /// A WebSocket bot with the RTP side in a second task per call, as the bridge was built
     /// before (each frame crossed the session's channel and jitter-buffer lock): the same
     /// run's reference for what merging the two saved.
@@ -322,6 +330,7 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
             };
             let opts = WsBotOptions {
                 handshake_timeout: Duration::from_secs(60),
+                io_threads: kind == Kind::WebSocket,
                 ..Default::default()
             };
             let _guard = gw_rt.enter();
@@ -348,8 +357,9 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
         persons.push((p, s.local_rtp_addr(Leg::Carrier)));
         sessions.push(s);
     }
-    let cpu = || thread_cpu("bench-gw") + thread_cpu("media-relay");
+    let cpu = || thread_cpu("bench-gw") + thread_cpu("media-relay") + thread_cpu("wsbot-io");
     let (cpu0, peer0, wall0) = (cpu(), thread_cpu("bench-peer"), Instant::now());
+    let relay0 = thread_cpu("media-relay");
     let gw0 = thread_cpu_split("bench-gw");
     let tasks: Vec<_> = persons
         .into_iter()
@@ -365,6 +375,7 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
     });
     let (used, wall) = (cpu() - cpu0, wall0.elapsed().as_secs_f64());
     let peer_used = thread_cpu("bench-peer") - peer0;
+    let relay_used = thread_cpu("media-relay") - relay0;
     let gw1 = thread_cpu_split("bench-gw");
     let gw_sys_share = (gw1.1 - gw0.1) / ((gw1.0 - gw0.0) + (gw1.1 - gw0.1)).max(1e-9);
     for (b, _) in &bridges {
@@ -380,6 +391,7 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
         up: delays(&clocks.person_sent, &clocks.bot_got),
         down: delays(&clocks.bot_sent, &clocks.person_got),
         cpu_per_call: used / wall / calls as f64 * 100.0,
+        relay_cpu_per_call: relay_used / wall / calls as f64 * 100.0,
         peer_cpu: peer_used / wall * 100.0,
         gw_sys_share,
     }
@@ -406,18 +418,20 @@ fn wsbot_call_bench() {
         println!("calls={n}: load average before the run: {}", load.trim());
         let sip = run(n, secs, Kind::Sip);
         let ws = run(n, secs, Kind::WebSocket);
+        let caller_rt = run(n, secs, Kind::WebSocketCallerRuntime);
         // The former two-task bridge only on request: the run is a third shorter without it.
         let two = two_tasks.then(|| run(n, secs, Kind::WebSocketTwoTasks));
         let mut rows = vec![
             ("SIP bot                 ", &sip),
             ("WebSocket bot           ", &ws),
+            ("WebSocket, caller's rt  ", &caller_rt),
         ];
         if let Some(two) = &two {
             rows.push(("WebSocket bot, two tasks", two));
         }
         for (name, f) in rows {
             println!(
-                "calls={n} {name}: person->bot p50 {:.2} ms p99 {:.2} ms (n={}/{}); bot->person p50 {:.2} ms p99 {:.2} ms (n={}); dialgate CPU {:.3} % of a core per call (bridges {:.0} % in the kernel); peers {:.0} % of a core",
+                "calls={n} {name}: person->bot p50 {:.2} ms p99 {:.2} ms (n={}/{}); bot->person p50 {:.2} ms p99 {:.2} ms (n={}); dialgate CPU {:.3} % of a core per call (relay {:.3} %, bridges {:.0} % in the kernel); peers {:.0} % of a core",
                 f.up.0,
                 f.up.1,
                 f.up.2,
@@ -426,6 +440,7 @@ fn wsbot_call_bench() {
                 f.down.1,
                 f.down.2,
                 f.cpu_per_call,
+                f.relay_cpu_per_call,
                 f.gw_sys_share * 100.0,
                 f.peer_cpu
             );
@@ -435,6 +450,12 @@ fn wsbot_call_bench() {
             ws.up.1 / sip.up.1,
             ws.down.1 / sip.down.1,
             ws.cpu_per_call / sip.cpu_per_call
+        );
+        println!(
+            "calls={n} caller's-runtime WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x",
+            caller_rt.up.1 / sip.up.1,
+            caller_rt.down.1 / sip.down.1,
+            caller_rt.cpu_per_call / sip.cpu_per_call
         );
         if let Some(two) = &two {
             println!(

@@ -15,6 +15,7 @@ mod ac;
 mod codec;
 pub mod config;
 mod error;
+mod io;
 mod jitter;
 mod link;
 mod media_stream;

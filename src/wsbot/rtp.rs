@@ -48,6 +48,13 @@ impl RtpSide {
         }
     }
 
+    /// Moves the socket onto the runtime of the calling task (it was made on the call's):
+    /// its readiness then wakes the thread that runs the session (see `io.rs`).
+    pub(crate) fn rehome(self) -> std::io::Result<RtpSide> {
+        let socket = UdpSocket::from_std(self.socket.into_std()?)?;
+        Ok(RtpSide { socket, ..self })
+    }
+
     /// Sends one frame: the bot's, with dialgate's own prompt mixed in.
     pub(crate) async fn send(&mut self, mut frame: [i16; FRAME_SAMPLES]) {
         if let Some(p) = self.prompts.pop_front() {

@@ -92,6 +92,10 @@ pub struct WsBotOptions {
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Capacity of the command and event channels.
     pub channel_capacity: usize,
+    /// Run the session's sockets on dialgate's WebSocket bot I/O threads (`wsbot-io-N`, one
+    /// single-threaded runtime each; the default) rather than on the caller's runtime. The
+    /// benchmark turns it off to compare.
+    pub io_threads: bool,
 }
 
 impl Default for WsBotOptions {
@@ -108,6 +112,7 @@ impl Default for WsBotOptions {
             expect_audio_messages: true,
             tls: None,
             channel_capacity: 256,
+            io_threads: true,
         }
     }
 }
