@@ -8,10 +8,11 @@
 //! Each frame carries its number in its first payload bytes (µ-law survives decode/encode), so
 //! the delays are per frame: person→bot (the person sends → the bot has it) and bot→person (the
 //! bot sends → the person has it). CPU is dialgate's side: the relay threads (`media-relay-*`),
-//! the runtime running the bridges (`bench-gw`) and the WebSocket bot I/O threads (`wsbot-io-*`,
-//! where the sessions run by default); persons and bots run on `bench-peer`, whose CPU is not
-//! counted. A second WebSocket run puts the sessions on the bridges' runtime (`io_threads: false`,
-//! as before the I/O threads) for comparison at the same machine load.
+//! the runtime running the bridges and their sessions (`bench-gw`) and the WebSocket bot I/O
+//! threads (`wsbot-io-*`, used only by the second WebSocket run, `io_threads: true`, compared at
+//! the same machine load); persons and bots run on `bench-peer`, whose CPU is not counted. CPU is
+//! also given per frame delivered (both ways), which stays comparable when a loaded machine
+//! starves the run and fewer frames get through.
 
 mod wsbot_support;
 
@@ -81,7 +82,12 @@ async fn ws_echo_bot(listener: TcpListener, clocks: Arc<Clocks>) {
         let _ = tcp.set_nodelay(true);
         let clocks = clocks.clone();
         tokio::spawn(async move {
-            let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+            // A small read buffer, as dialgate's (see `wsbot/link.rs`): the default one's memset
+            // per read made the peers' thread the bottleneck.
+            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(4096);
+            let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await
+            else {
                 return;
             };
             let mut call = 0u32;
@@ -227,6 +233,8 @@ struct Figures {
     cpu_per_call: f64,
     /// Of which the relay threads (the rest: the bridges' runtime).
     relay_cpu_per_call: f64,
+    /// dialgate's CPU per frame delivered (either way), in µs.
+    cpu_per_frame_us: f64,
     /// The persons' and bots' CPU (% of a core): near 100 the peers, not dialgate, set the delays.
     peer_cpu: f64,
     /// Share of the bridges' CPU spent in the kernel (system calls).
@@ -238,11 +246,10 @@ struct Figures {
 enum Kind {
     /// A SIP bot: an RTP echo on the relay's bot side.
     Sip,
-    /// A WebSocket bot through the call's bridge (the session's task owns the RTP side and runs
-    /// on dialgate's WebSocket bot I/O threads).
+    /// A WebSocket bot through the call's bridge (the session's task owns the RTP side).
     WebSocket,
-    /// The same with the sessions on the bridges' multi-threaded runtime (`io_threads: false`).
-    WebSocketCallerRuntime,
+    /// The same with the sessions on dialgate's WebSocket bot I/O threads (`io_threads: true`).
+    WebSocketIoThreads,
     /// A WebSocket bot with the RTP side in a second task per call, as the bridge was built
     /// before (each frame crossed the session's channel and jitter-buffer lock): the same
     /// run's reference for what merging the two saved.
@@ -330,7 +337,7 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
             };
             let opts = WsBotOptions {
                 handshake_timeout: Duration::from_secs(60),
-                io_threads: kind == Kind::WebSocket,
+                io_threads: kind == Kind::WebSocketIoThreads,
                 ..Default::default()
             };
             let _guard = gw_rt.enter();
@@ -387,9 +394,14 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
     }
     gw_rt.shutdown_timeout(Duration::from_secs(3));
     peer_rt.shutdown_timeout(Duration::from_secs(3));
+    let (up, down) = (
+        delays(&clocks.person_sent, &clocks.bot_got),
+        delays(&clocks.bot_sent, &clocks.person_got),
+    );
     Figures {
-        up: delays(&clocks.person_sent, &clocks.bot_got),
-        down: delays(&clocks.bot_sent, &clocks.person_got),
+        up,
+        down,
+        cpu_per_frame_us: used * 1e6 / (up.2 + down.2).max(1) as f64,
         cpu_per_call: used / wall / calls as f64 * 100.0,
         relay_cpu_per_call: relay_used / wall / calls as f64 * 100.0,
         peer_cpu: peer_used / wall * 100.0,
@@ -418,20 +430,20 @@ fn wsbot_call_bench() {
         println!("calls={n}: load average before the run: {}", load.trim());
         let sip = run(n, secs, Kind::Sip);
         let ws = run(n, secs, Kind::WebSocket);
-        let caller_rt = run(n, secs, Kind::WebSocketCallerRuntime);
+        let io_threads = run(n, secs, Kind::WebSocketIoThreads);
         // The former two-task bridge only on request: the run is a third shorter without it.
         let two = two_tasks.then(|| run(n, secs, Kind::WebSocketTwoTasks));
         let mut rows = vec![
             ("SIP bot                 ", &sip),
             ("WebSocket bot           ", &ws),
-            ("WebSocket, caller's rt  ", &caller_rt),
+            ("WebSocket, I/O threads  ", &io_threads),
         ];
         if let Some(two) = &two {
             rows.push(("WebSocket bot, two tasks", two));
         }
         for (name, f) in rows {
             println!(
-                "calls={n} {name}: person->bot p50 {:.2} ms p99 {:.2} ms (n={}/{}); bot->person p50 {:.2} ms p99 {:.2} ms (n={}); dialgate CPU {:.3} % of a core per call (relay {:.3} %, bridges {:.0} % in the kernel); peers {:.0} % of a core",
+                "calls={n} {name}: person->bot p50 {:.2} ms p99 {:.2} ms (n={}/{}); bot->person p50 {:.2} ms p99 {:.2} ms (n={}); dialgate CPU {:.3} % of a core per call (relay {:.3} %, bridges {:.0} % in the kernel), {:.1} us per frame; peers {:.0} % of a core",
                 f.up.0,
                 f.up.1,
                 f.up.2,
@@ -442,20 +454,23 @@ fn wsbot_call_bench() {
                 f.cpu_per_call,
                 f.relay_cpu_per_call,
                 f.gw_sys_share * 100.0,
+                f.cpu_per_frame_us,
                 f.peer_cpu
             );
         }
         println!(
-            "calls={n} WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x",
+            "calls={n} WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x, per frame {:.2}x",
             ws.up.1 / sip.up.1,
             ws.down.1 / sip.down.1,
-            ws.cpu_per_call / sip.cpu_per_call
+            ws.cpu_per_call / sip.cpu_per_call,
+            ws.cpu_per_frame_us / sip.cpu_per_frame_us
         );
         println!(
-            "calls={n} caller's-runtime WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x",
-            caller_rt.up.1 / sip.up.1,
-            caller_rt.down.1 / sip.down.1,
-            caller_rt.cpu_per_call / sip.cpu_per_call
+            "calls={n} I/O-thread WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x, per frame {:.2}x",
+            io_threads.up.1 / sip.up.1,
+            io_threads.down.1 / sip.down.1,
+            io_threads.cpu_per_call / sip.cpu_per_call,
+            io_threads.cpu_per_frame_us / sip.cpu_per_frame_us
         );
         if let Some(two) = &two {
             println!(

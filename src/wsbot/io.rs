@@ -1,6 +1,6 @@
-//! dialgate's WebSocket bot I/O threads: each runs a single-threaded tokio runtime that owns the
-//! sockets of the sessions placed on it (round-robin), as each media relay thread owns its
-//! sessions' sockets.
+//! dialgate's WebSocket bot I/O threads (opt-in, `WsBotOptions::io_threads`): each runs a
+//! single-threaded tokio runtime that owns the sockets of the sessions placed on it
+//! (round-robin), as each media relay thread owns its sessions' sockets.
 //!
 //! Why: a session's task wakes twice per 20 ms (the person's datagram, the bot's frame) and does
 //! a little work each time. On the application's multi-threaded runtime each such wake-up of an

@@ -93,8 +93,10 @@ pub struct WsBotOptions {
     /// Capacity of the command and event channels.
     pub channel_capacity: usize,
     /// Run the session's sockets on dialgate's WebSocket bot I/O threads (`wsbot-io-N`, one
-    /// single-threaded runtime each; the default) rather than on the caller's runtime. The
-    /// benchmark turns it off to compare.
+    /// single-threaded runtime each) rather than on the caller's runtime (the default). An
+    /// experiment the call benchmark compares: on the loaded development machine it saved no
+    /// CPU per frame and fell further behind when the OS preempted a thread (its sessions
+    /// cannot move to another worker), so it stays off until measured on a quiet machine.
     pub io_threads: bool,
 }
 
@@ -112,7 +114,7 @@ impl Default for WsBotOptions {
             expect_audio_messages: true,
             tls: None,
             channel_capacity: 256,
-            io_threads: true,
+            io_threads: false,
         }
     }
 }
