@@ -166,7 +166,8 @@ impl App {
         .map_err(AppError::Engine)?;
         report_recognition(&config, &engine.status_json());
         outbox.set_sink(engine.clone());
-        // Text bots' voice is loaded before the first call needs it (off the async workers).
+        // The voice of bots whose text dialgate speaks is loaded before the first call needs it
+        // (off the async workers).
         engine.preload_tts().await;
         tasks.push(outbox.spawn(shutdown.clone()));
         engine.recover().await;

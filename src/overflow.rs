@@ -24,15 +24,23 @@ pub enum Queue {
     LegJournal,
     /// SIP TCP/TLS connections refused at accept (`server.sip.max_connections`).
     SipConnections,
+    /// A WebSocket bot bridge's commands (activities, DTMF, clear); its media start and
+    /// hang-up have their own slots and never queue here.
+    BridgeCommands,
+    /// The person's audio handed to a WebSocket bot session (`WsBot::send_audio`) while its
+    /// task is behind: a frame that would only arrive stale is dropped.
+    WsBotAudio,
 }
 
 impl Queue {
     /// Every queue, in the order of [`counts`].
-    pub const ALL: [Queue; 4] = [
+    pub const ALL: [Queue; N] = [
         Queue::LegCommands,
         Queue::ClusterPushes,
         Queue::LegJournal,
         Queue::SipConnections,
+        Queue::BridgeCommands,
+        Queue::WsBotAudio,
     ];
 
     /// The `queue` label.
@@ -42,6 +50,8 @@ impl Queue {
             Queue::ClusterPushes => "cluster_pushes",
             Queue::LegJournal => "leg_journal",
             Queue::SipConnections => "sip_connections",
+            Queue::BridgeCommands => "bridge_commands",
+            Queue::WsBotAudio => "wsbot_audio",
         }
     }
 
@@ -50,8 +60,11 @@ impl Queue {
     }
 }
 
-static COUNTS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
-static LAST_LOG: Mutex<[Option<Instant>; 4]> = Mutex::new([None; 4]);
+/// How many queues there are.
+const N: usize = 6;
+
+static COUNTS: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
+static LAST_LOG: Mutex<[Option<Instant>; N]> = Mutex::new([None; N]);
 
 /// Counts one item `queue` left out and warns (at most once per [`LOG_EVERY`] per queue)
 /// with `what` was dropped.
@@ -78,7 +91,7 @@ pub fn dropped(queue: Queue, what: &str) {
 }
 
 /// How many items each queue left out so far.
-pub fn counts() -> [(Queue, u64); 4] {
+pub fn counts() -> [(Queue, u64); N] {
     Queue::ALL.map(|q| (q, COUNTS[q.index()].load(Relaxed)))
 }
 

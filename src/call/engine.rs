@@ -163,10 +163,15 @@ impl Engine {
         &self.data_dir
     }
 
-    /// Loads speech synthesis now if the configuration has text bots (else on first use).
+    /// Loads speech synthesis now if the configuration has bots whose text dialgate speaks:
+    /// text bots and AC Bot API WebSocket bots (else on first use). Loading the voice takes
+    /// seconds on a busy machine: done at the first `message`, it kept that call's first
+    /// sentence silent for as long.
     pub async fn preload_tts(&self) {
         let snap = self.deps.config.current();
-        if snap.config.bots.iter().any(|b| b.is_text_bot()) {
+        let speaks =
+            |b: &crate::config::Bot| b.is_text_bot() || crate::call::wsbridge::speaks_text(b);
+        if snap.config.bots.iter().any(speaks) {
             let _ = self.tts().await;
         }
     }

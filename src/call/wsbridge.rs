@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// How often the session's counters are added to the metrics, once the call has media.
 const METRICS_EVERY: Duration = Duration::from_secs(1);
@@ -41,28 +41,60 @@ pub enum BridgeEvent {
     Bot(WsBotEvent),
 }
 
-/// Commands from the call.
+/// Commands that may wait for the bridge. The actor never waits for its bot (`try_send`); the
+/// bridge takes each at once unless it is handing an activity to a session whose own queue is
+/// full, so this fills only when the session is stuck: then the command (an activity, a key
+/// press, a clear) is dropped and counted (`dialgate_queue_full_total{queue="bridge_commands"}`).
+/// The media start and the hang-up have their own one-shot slots and never queue here.
+const CMD_BOUND: usize = 256;
+
+/// Events waiting for the actor. The bridge never waits for room while anything else could
+/// happen: an event that does not fit is held (one) and the bridge stops taking the session's
+/// events until the actor made room, so the session's own bounded queue absorbs the rest, and
+/// when that is full too the session stops reading the bot's socket — nothing the bot said is
+/// lost, and the bot's audio keeps its 20 ms pace meanwhile (the session's task never waits for
+/// its event queue: `wsbot/task.rs`).
+const EVENT_BOUND: usize = 64;
+
+/// The call's reason for ending the session.
+type Hangup = Option<(String, String)>;
+
+/// Commands from the call that may queue.
 #[derive(Debug)]
 enum Cmd {
-    Media {
-        socket: UdpSocket,
-        relay: SocketAddr,
-        prompts_from: Option<SocketAddr>,
-    },
     Activities(Vec<Value>),
     Dtmf(char),
     Clear,
-    Hangup {
-        reason_code: String,
-        reason: String,
-    },
+}
+
+impl Cmd {
+    fn what(&self) -> &'static str {
+        match self {
+            Cmd::Activities(_) => "activities for the WebSocket bot",
+            Cmd::Dtmf(_) => "a key press for the WebSocket bot",
+            Cmd::Clear => "a playback clear for the WebSocket bot",
+        }
+    }
+}
+
+/// The call's RTP side for the bridge (sent once, at answer).
+#[derive(Debug)]
+struct Media {
+    socket: UdpSocket,
+    relay: SocketAddr,
+    prompts_from: Option<SocketAddr>,
 }
 
 /// The call's handle on its bridge. Dropping it ends the session (`session.end` / `stop`,
 /// reason `dropped`) and closes the socket.
 #[derive(Debug)]
 pub struct WsBridge {
-    tx: mpsc::UnboundedSender<Cmd>,
+    tx: mpsc::Sender<Cmd>,
+    /// The media start: a slot of its own, so a full command queue cannot leave a call mute.
+    media: std::sync::Mutex<Option<oneshot::Sender<Media>>>,
+    /// The hang-up: one slot that cannot be full, so ending the session is never lost; the
+    /// bridge takes what was queued before it first (see [`Ends::next`]).
+    hang: watch::Sender<Hangup>,
     protocol: WsProtocol,
 }
 
@@ -73,12 +105,31 @@ impl WsBridge {
         call: CallInfo,
         opts: WsBotOptions,
         metrics: Arc<Metrics>,
-    ) -> (WsBridge, mpsc::UnboundedReceiver<BridgeEvent>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    ) -> (WsBridge, mpsc::Receiver<BridgeEvent>) {
+        let (tx, cmds) = mpsc::channel(CMD_BOUND);
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_BOUND);
+        let (media_tx, media) = oneshot::channel();
+        let (hang, hang_rx) = watch::channel(None);
         let protocol = bot.protocol;
-        tokio::spawn(run(bot, call, opts, metrics, rx, ev_tx));
-        (WsBridge { tx, protocol }, ev_rx)
+        let ends = Ends {
+            cmds,
+            media: Some(media),
+            hang: hang_rx,
+        };
+        tokio::spawn(run(bot, call, opts, metrics, ends, ev_tx));
+        let bridge = WsBridge {
+            tx,
+            media: std::sync::Mutex::new(Some(media_tx)),
+            hang,
+            protocol,
+        };
+        (bridge, ev_rx)
+    }
+
+    fn send(&self, cmd: Cmd) {
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.tx.try_send(cmd) {
+            crate::overflow::dropped(crate::overflow::Queue::BridgeCommands, cmd.what());
+        }
     }
 
     /// The bot's protocol.
@@ -88,41 +139,42 @@ impl WsBridge {
 
     /// Starts the audio: the bot's frames go as RTP from `socket` to `relay`; what arrives on
     /// `socket` from the relay goes to the bot; what arrives from `prompts_from` (dialgate's
-    /// own player, AC mode) is mixed into the bot's audio.
+    /// own player, AC mode) is mixed into the bot's audio. Only the first call counts.
     pub fn start_media(
         &self,
         socket: UdpSocket,
         relay: SocketAddr,
         prompts_from: Option<SocketAddr>,
     ) {
-        let _ = self.tx.send(Cmd::Media {
-            socket,
-            relay,
-            prompts_from,
-        });
+        let slot = self.media.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(slot) = slot {
+            let _ = slot.send(Media {
+                socket,
+                relay,
+                prompts_from,
+            });
+        }
     }
 
     /// Activities (events) to the bot; AC mode only (ignored by media streams).
     pub fn activities(&self, activities: Vec<Value>) {
-        let _ = self.tx.send(Cmd::Activities(activities));
+        self.send(Cmd::Activities(activities));
     }
 
     /// A key the person pressed (AC: a `DTMF` event; media stream: `dtmf`).
     pub fn dtmf(&self, digit: char) {
-        let _ = self.tx.send(Cmd::Dtmf(digit));
+        self.send(Cmd::Dtmf(digit));
     }
 
     /// Drops the bot's queued audio (barge-in).
     pub fn clear(&self) {
-        let _ = self.tx.send(Cmd::Clear);
+        self.send(Cmd::Clear);
     }
 
     /// Ends the session with the call's reason (`session.end` / `stop`) and closes the socket.
     pub fn hangup(&self, reason_code: &str, reason: &str) {
-        let _ = self.tx.send(Cmd::Hangup {
-            reason_code: reason_code.to_owned(),
-            reason: reason.to_owned(),
-        });
+        self.hang
+            .send_replace(Some((reason_code.to_owned(), reason.to_owned())));
     }
 }
 
@@ -142,66 +194,126 @@ fn metrics_clock() -> tokio::time::Interval {
     tick
 }
 
+/// What the bridge takes from the call next.
+enum Next {
+    Cmd(Cmd),
+    Media(Media),
+    /// The call hung up (`Some`, after what it queued before) or dropped its handle (`None`).
+    End(Hangup),
+}
+
+/// The bridge's ends of the call's handle: commands in order, the media start, the hang-up.
+struct Ends {
+    cmds: mpsc::Receiver<Cmd>,
+    media: Option<oneshot::Receiver<Media>>,
+    hang: watch::Receiver<Hangup>,
+}
+
+impl Ends {
+    /// The next thing the call said. Queued commands and the media start come before the
+    /// hang-up (the call sent them first).
+    async fn next(&mut self) -> Next {
+        tokio::select! {
+            biased;
+            m = media_opt(&mut self.media) => match m {
+                Some(m) => Next::Media(m),
+                // The handle is gone (or sent none): only the hang-up matters now.
+                None => self.next_cmd(),
+            },
+            cmd = self.cmds.recv() => match cmd {
+                Some(c) => Next::Cmd(c),
+                None => Next::End(self.hang.borrow().clone()),
+            },
+            _ = self.hang.changed() => self.next_cmd(),
+        }
+    }
+
+    /// A command already queued, else the end.
+    fn next_cmd(&mut self) -> Next {
+        match self.cmds.try_recv() {
+            Ok(c) => {
+                // Still the hang-up to take after it.
+                self.hang.mark_changed();
+                Next::Cmd(c)
+            }
+            Err(_) => Next::End(self.hang.borrow().clone()),
+        }
+    }
+}
+
+/// The media start, once (never again after it came or its sender went).
+async fn media_opt(slot: &mut Option<oneshot::Receiver<Media>>) -> Option<Media> {
+    let Some(rx) = slot else {
+        return std::future::pending().await;
+    };
+    let m = rx.await.ok();
+    *slot = None;
+    m
+}
+
 async fn run(
     bot: WebSocketBot,
     call: CallInfo,
     opts: WsBotOptions,
     metrics: Arc<Metrics>,
-    mut cmds: mpsc::UnboundedReceiver<Cmd>,
-    events: mpsc::UnboundedSender<BridgeEvent>,
+    mut ends: Ends,
+    events: mpsc::Sender<BridgeEvent>,
 ) {
     let protocol = bot.protocol;
     let connecting = WsBot::connect(&bot, call, opts);
     tokio::pin!(connecting);
     // The call may end while connecting: a hang-up (or the handle dropped) stops waiting;
-    // anything else the call says meanwhile is kept and applied once the session is open.
+    // anything else the call says meanwhile is kept (as many as the queue holds) and applied
+    // once the session is open.
     let mut early = Vec::new();
     let mut ws = loop {
         tokio::select! {
             r = &mut connecting => match r {
                 Ok(ws) => break ws,
                 Err(e) => {
-                    let _ = events.send(BridgeEvent::Failed(e.to_string()));
+                    // The first event: the queue has room.
+                    let _ = events.try_send(BridgeEvent::Failed(e.to_string()));
                     return;
                 }
             },
-            cmd = cmds.recv() => match cmd {
-                None | Some(Cmd::Hangup { .. }) => return,
-                Some(c) => early.push(c),
+            next = ends.next(), if early.len() < CMD_BOUND => match next {
+                Next::End(_) => return,
+                other => early.push(other),
             },
         }
     };
-    let _ = events.send(BridgeEvent::Opened);
+    let _ = events.try_send(BridgeEvent::Opened);
     let mut reported = WsBotStats::default();
-    let mut media = false;
     let mut tick = None;
     let mut session_over = false;
-    for c in early {
-        media |= apply(&ws, c).await;
+    // A session event the actor's queue had no room for (see EVENT_BOUND).
+    let mut held: Option<BridgeEvent> = None;
+    for next in early {
+        if apply(&ws, next).await {
+            tick = Some(metrics_clock());
+        }
     }
-    if media {
-        tick = Some(metrics_clock());
-    }
-    loop {
+    let hangup = loop {
         tokio::select! {
-            cmd = cmds.recv() => match cmd {
-                None => break,
-                Some(Cmd::Hangup { reason_code, reason }) => {
-                    let now = ws.stats();
-                    metrics.wsbot.add(protocol, &reported, &now);
-                    if !ws.hangup(&reason_code, &reason).await {
-                        tracing::warn!("the WebSocket bot session did not end in time; aborted");
-                    }
-                    return;
-                }
-                Some(c) => {
-                    if apply(&ws, c).await && tick.is_none() {
+            next = ends.next() => match next {
+                Next::End(hangup) => break hangup,
+                other => {
+                    if apply(&ws, other).await && tick.is_none() {
                         tick = Some(metrics_clock());
                     }
                 }
             },
-            ev = ws.next_event(), if !session_over => match ev {
-                Some(ev) => { let _ = events.send(BridgeEvent::Bot(ev)); }
+            permit = events.reserve(), if held.is_some() => match (permit, held.take()) {
+                (Ok(permit), Some(ev)) => permit.send(ev),
+                // The actor is gone: it will not hang up; end as if the handle were dropped.
+                _ => break None,
+            },
+            ev = ws.next_event(), if !session_over && held.is_none() => match ev {
+                Some(ev) => {
+                    if let Err(mpsc::error::TrySendError::Full(ev)) = events.try_send(BridgeEvent::Bot(ev)) {
+                        held = Some(ev);
+                    }
+                }
                 // The session task ended (it said `Disconnected` first); wait for the hang-up.
                 None => session_over = true,
             },
@@ -211,22 +323,30 @@ async fn run(
                 reported = now;
             },
         }
-    }
-    // The handle was dropped without a hang-up (the actor ended abruptly): dropping the
-    // session says goodbye with reason `dropped` and closes the socket.
+    };
     let now = ws.stats();
     metrics.wsbot.add(protocol, &reported, &now);
+    match hangup {
+        Some((reason_code, reason)) => {
+            if !ws.hangup(&reason_code, &reason).await {
+                tracing::warn!("the WebSocket bot session did not end in time; aborted");
+            }
+        }
+        // The handle was dropped without a hang-up (the actor ended abruptly): dropping the
+        // session says goodbye with reason `dropped` and closes the socket.
+        None => drop(ws),
+    }
 }
 
-/// Carries out one command of the call (a hang-up is handled by the loop); `true` when it
+/// Carries out one thing the call said (not the end: the loop handles it); `true` when it
 /// started the media.
-async fn apply(ws: &WsBot, cmd: Cmd) -> bool {
-    match cmd {
-        Cmd::Media {
+async fn apply(ws: &WsBot, next: Next) -> bool {
+    match next {
+        Next::Media(Media {
             socket,
             relay,
             prompts_from,
-        } => {
+        }) => {
             let _ = ws
                 .start_media(RtpSide::new(socket, relay, prompts_from))
                 .await;
@@ -234,14 +354,14 @@ async fn apply(ws: &WsBot, cmd: Cmd) -> bool {
             let _ = ws.start_user_stream().await;
             return true;
         }
-        Cmd::Activities(a) => {
+        Next::Cmd(Cmd::Activities(a)) => {
             let _ = ws.send_activities(a).await;
         }
-        Cmd::Dtmf(d) => {
+        Next::Cmd(Cmd::Dtmf(d)) => {
             let _ = ws.send_dtmf(d).await;
         }
-        Cmd::Clear => ws.clear_playback(),
-        Cmd::Hangup { .. } => {}
+        Next::Cmd(Cmd::Clear) => ws.clear_playback(),
+        Next::End(_) => {}
     }
     false
 }

@@ -119,9 +119,10 @@ impl AcCore {
     fn drain_pending(&mut self, all: bool, out: &mut Vec<Output>) {
         while self.pending.len() >= self.chunk_bytes || (all && !self.pending.is_empty()) {
             let n = self.pending.len().min(self.chunk_bytes);
-            let rest = self.pending.split_off(n);
-            let chunk = std::mem::replace(&mut self.pending, rest);
-            out.push(Output::Send(self.chunk_message(&chunk)));
+            // The message is written from the buffer in place: no copy of the chunk.
+            let message = self.chunk_message(&self.pending[..n]);
+            self.pending.drain(..n);
+            out.push(Output::Send(message));
             Counters::bump(&self.counters.chunks_sent);
         }
     }
@@ -175,7 +176,7 @@ impl AcCore {
             }
             "playStream.chunk" => {
                 let audio = str_field(map, kind, "audioChunk")?;
-                self.on_play_chunk(stream_id, audio, out)?;
+                self.on_play_chunk(&stream_id, audio, out)?;
             }
             _ => {
                 self.play = None;
@@ -189,7 +190,7 @@ impl AcCore {
     /// `playStream.chunk`: the bot's audio.
     fn on_play_chunk(
         &mut self,
-        stream_id: String,
+        stream_id: &str,
         audio_b64: &str,
         out: &mut Vec<Output>,
     ) -> Result<(), FrameError> {
@@ -198,7 +199,7 @@ impl AcCore {
         // A chunk without its start is still the bot's voice: play it in the session format.
         let (_, decoder) = self
             .play
-            .get_or_insert_with(|| (stream_id, Some(Decoder::new(format))));
+            .get_or_insert_with(|| (stream_id.to_string(), Some(Decoder::new(format))));
         Counters::bump(&self.counters.chunks_received);
         // A stream in a format dialgate cannot play was reported at its start.
         if let Some(decoder) = decoder {
@@ -286,7 +287,7 @@ impl Protocol for AcCore {
             && m.kind.as_deref() == Some("playStream.chunk")
             && let Some(audio) = &m.audio_chunk
         {
-            let stream_id = m.stream_id.as_deref().unwrap_or_default().to_string();
+            let stream_id = m.stream_id.as_deref().unwrap_or_default();
             return self.on_play_chunk(stream_id, audio, out);
         }
         let (kind, map) = parse_object(text, "type")?;

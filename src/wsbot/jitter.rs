@@ -101,7 +101,7 @@ impl JitterBuffer {
         let mut frame = [0i16; FRAME_SAMPLES];
         self.stats.frames += 1;
         let have = self.samples.len();
-        if have >= FRAME_SAMPLES || (self.flushed && have > 0) {
+        if self.frame_ready() {
             let n = have.min(FRAME_SAMPLES);
             for (dst, src) in frame.iter_mut().zip(self.samples.drain(..n)) {
                 *dst = src;
@@ -114,6 +114,13 @@ impl JitterBuffer {
             self.stats.underruns += 1;
         }
         frame
+    }
+
+    /// Whether [`JitterBuffer::next_frame`] would give audio now: a whole frame, or the tail
+    /// of a finished stream (the playout clock sends a ready frame without waiting for a tick).
+    pub fn frame_ready(&self) -> bool {
+        let have = self.samples.len();
+        have >= FRAME_SAMPLES || (self.flushed && have > 0)
     }
 
     /// Marks whose audio has been played (or cleared), oldest first.

@@ -1,16 +1,19 @@
 //! A session's RTP side, once the person answered: dialgate's own endpoint on the relay's bot
-//! side. The session's task sends the bot's next frame every 20 ms as PCMU RTP to the relay
-//! (with dialgate's own prompts mixed in, AC mode) and gives the person's audio, which the relay
-//! forwards here like to any bot, to the protocol core. Owned by the same task as the socket so
+//! side. The session's task sends the bot's frames as PCMU RTP to the relay, paced at 20 ms
+//! (`pacer.rs`: on arrival when the bot streams in real time, never faster), with dialgate's
+//! own prompts mixed in (AC mode), and gives the person's audio, which the relay forwards here
+//! like to any bot, to the protocol core. Owned by the same task as the socket so
 //! that a frame crosses no channel, lock or second task on its way (see `task.rs`).
 
 use super::jitter::FRAME_SAMPLES;
+use super::pacer::{HOLD, Pacer};
 use crate::media::g711::{self, G711Law};
 use crate::media::rtp;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::pin::Pin;
 use tokio::net::UdpSocket;
+use tokio::time::{Instant, Sleep};
 
 /// dialgate's own prompts (AC mode) waiting to be mixed in: at most 1 s.
 const MAX_PROMPT_FRAMES: usize = 50;
@@ -45,6 +48,13 @@ impl RtpSide {
         }
     }
 
+    /// Moves the socket onto the runtime of the calling task (it was made on the call's):
+    /// its readiness then wakes the thread that runs the session (see `io.rs`).
+    pub(crate) fn rehome(self) -> std::io::Result<RtpSide> {
+        let socket = UdpSocket::from_std(self.socket.into_std()?)?;
+        Ok(RtpSide { socket, ..self })
+    }
+
     /// Sends one frame: the bot's, with dialgate's own prompt mixed in.
     pub(crate) async fn send(&mut self, mut frame: [i16; FRAME_SAMPLES]) {
         if let Some(p) = self.prompts.pop_front() {
@@ -64,6 +74,12 @@ impl RtpSide {
         if let Err(e) = self.socket.send_to(&pkt, self.relay).await {
             tracing::debug!(error = %e, "cannot send the bot's audio to the relay");
         }
+    }
+
+    /// Whether one of dialgate's own prompt frames waits to be sent (it is sent without
+    /// waiting for the bot's audio).
+    pub(crate) fn has_prompt(&self) -> bool {
+        !self.prompts.is_empty()
     }
 
     /// Waits for the next datagram into `buf`.
@@ -99,22 +115,41 @@ impl RtpSide {
     }
 }
 
-/// The 20 ms clock of the bot's audio, kept on real time: after a stall the missed frames are
-/// sent at once. (Delaying instead would play slower than the bot sends, and every stall would
-/// add its length to the delay for the rest of the call: measured 200 ms after a few seconds on
-/// a loaded machine.)
-pub(crate) fn pacing() -> tokio::time::Interval {
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    tick
+/// The playout clock's shell: the sans-IO [`Pacer`] and the timer of its next wake-up (for
+/// silence, or a frame waiting for its floor). Ready frames are sent when they arrive, so a
+/// bot streaming in real time costs no timer wake-up at all.
+#[derive(Debug)]
+pub(crate) struct Playout {
+    pub pacer: Pacer,
+    timer: Pin<Box<Sleep>>,
+    armed: Instant,
 }
 
-/// The next tick of an optional clock (never, without one).
-pub(crate) async fn tick_opt(tick: &mut Option<tokio::time::Interval>) {
-    match tick {
-        Some(t) => {
-            t.tick().await;
+impl Playout {
+    /// A clock starting now, silent until the bot's audio comes.
+    pub fn new() -> Playout {
+        let now = Instant::now();
+        let armed = now + HOLD;
+        Playout {
+            pacer: Pacer::new(now),
+            timer: Box::pin(tokio::time::sleep_until(armed)),
+            armed,
         }
+    }
+
+    /// Sets the next wake-up (a timer reset only when it moved).
+    pub fn arm(&mut self, at: Instant) {
+        if at != self.armed {
+            self.timer.as_mut().reset(at);
+            self.armed = at;
+        }
+    }
+}
+
+/// The next wake-up of an optional playout clock (never, without one).
+pub(crate) async fn wake_opt(play: &mut Option<Playout>) {
+    match play {
+        Some(p) => p.timer.as_mut().await,
         None => std::future::pending().await,
     }
 }

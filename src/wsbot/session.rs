@@ -4,6 +4,7 @@
 use super::ac::AcCore;
 use super::config::{MediaFormat, WebSocketBot, WsProtocol};
 use super::error::WsBotError;
+use super::io;
 use super::jitter::{FRAME_SAMPLES, JitterBuffer};
 use super::media_stream::MediaStreamCore;
 use super::protocol::{Command, Protocol};
@@ -55,15 +56,31 @@ impl WsBot {
         let capacity = opts.channel_capacity.max(1);
         let (cmd_tx, cmd_rx) = mpsc::channel(capacity);
         let (ev_tx, ev_rx) = mpsc::channel(capacity);
+        // The socket is opened where the session will run (see `io.rs`).
+        let io = if opts.io_threads { io::next() } else { None };
         let mut task = Task::new(core, bot.clone(), opts, shared.clone(), ev_tx, cmd_rx);
-        let (link, format) = async {
+        let opening = async move {
             let link = task.open_session(false).await?;
-            Ok::<_, WsBotError>((link, task.agreed_format(format)))
+            let format = task.agreed_format(format);
+            Ok::<_, WsBotError>((task, link, format))
         }
-        .instrument(span.clone())
-        .await?;
+        .instrument(span.clone());
+        let (task, link, format) = match &io {
+            Some(rt) => {
+                let mut opening = io::AbortOnDrop(rt.spawn(opening));
+                (&mut opening.0).await.map_err(|e| WsBotError::Connect {
+                    url: bot.url.to_string(),
+                    detail: format!("the session's I/O task failed: {e}"),
+                })??
+            }
+            None => opening.await?,
+        };
         tracing::info!(parent: &span, %format, "WebSocket bot session open");
-        let handle = tokio::spawn(task.run(link).instrument(span));
+        let running = task.run(link).instrument(span);
+        let handle = match &io {
+            Some(rt) => rt.spawn(running),
+            None => tokio::spawn(running),
+        };
         Ok(WsBot {
             commands: cmd_tx,
             events: ev_rx,
@@ -79,15 +96,25 @@ impl WsBot {
     }
 
     /// Queues the person's audio (8 kHz PCM, any length; 20 ms frames are usual). Never waits:
-    /// when the session cannot keep up the frame is dropped and counted. In AC mode audio is
-    /// sent only while the user stream is started.
+    /// when the session cannot keep up the frame is dropped and counted (in the session's
+    /// `audio_dropped` and in `dialgate_queue_full_total{queue="wsbot_audio"}`): it would
+    /// reach the bot late. In AC mode audio is sent only while the user stream is started.
     pub fn send_audio(&self, pcm8k: &[i16]) {
-        if self
+        match self
             .commands
             .try_send(ToTask::Core(Command::Audio(pcm8k.to_vec())))
-            .is_err()
         {
-            Counters::bump(&self.shared.counters.audio_dropped);
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Counters::bump(&self.shared.counters.audio_dropped);
+                crate::overflow::dropped(
+                    crate::overflow::Queue::WsBotAudio,
+                    "the person's audio for a WebSocket bot",
+                );
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Counters::bump(&self.shared.counters.audio_dropped)
+            }
         }
     }
 

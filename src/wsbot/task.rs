@@ -1,19 +1,28 @@
 //! The task that owns a WebSocket bot session's socket: relays commands and frames through
 //! the protocol core, applies its outputs, says goodbye at hang-up and resumes after a drop.
 //! Once the call has media it also owns the RTP side (`rtp.rs`): the person's datagrams go
-//! through the core to the socket and the 20 ms clock plays the bot's audio, all in this one
+//! through the core to the socket and the playout clock (`pacer.rs`) plays the bot's audio,
+//! each frame as soon as it is due (on arrival for a bot streaming in real time), all in this one
 //! task: a second task per call for the RTP side meant a channel send, a lock and a task
 //! wake-up per 20 ms frame between the two (and a queue of up to 256 frames in which the
 //! person's audio aged when the machine was busy).
+//!
+//! The task never waits for its event queue: an event that does not fit waits in a short
+//! backlog here, and while the backlog is full the socket is not read (the bot is slowed down,
+//! nothing it said is lost) — the RTP side keeps its pace and the person's audio keeps flowing
+//! either way. Awaiting each event send stalled the whole task, audio included, whenever the
+//! call was slow to read its events.
 
 use super::config::{MediaFormat, WebSocketBot};
 use super::error::WsBotError;
 use super::jitter::JitterBuffer;
 use super::link::{self, Link};
+use super::pacer::Step;
 use super::protocol::{Command, Output, Protocol};
-use super::rtp::{self, RtpSide};
+use super::rtp::{self, Playout, RtpSide};
 use super::types::{Counters, WsBotEvent, WsBotOptions};
 use futures_util::{SinkExt, StreamExt};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message;
@@ -63,15 +72,21 @@ pub(crate) struct Task {
     commands: mpsc::Receiver<ToTask>,
     /// Frames produced while reconnecting, sent after the resume (bounded).
     pending: Vec<String>,
-    /// The RTP side and its 20 ms clock, once the call has media.
+    /// The RTP side and its playout clock, once the call has media.
     rtp: Option<RtpSide>,
-    tick: Option<tokio::time::Interval>,
+    play: Option<Playout>,
     /// One datagram from the relay.
     datagram: Box<[u8; 2048]>,
+    /// Events the event queue had no room for, oldest first (see the module doc).
+    backlog: VecDeque<WsBotEvent>,
 }
 
 /// Frames kept at most while reconnecting.
 const MAX_PENDING: usize = 256;
+
+/// Events held back at most before the socket stops being read (one bot message gives at
+/// most a few events, so the backlog stays near this bound).
+const MAX_BACKLOG: usize = 64;
 
 impl Task {
     /// A task for one session; nothing happens until [`Task::open_session`].
@@ -92,26 +107,93 @@ impl Task {
             commands,
             pending: Vec::new(),
             rtp: None,
-            tick: None,
+            play: None,
             datagram: Box::new([0; 2048]),
+            backlog: VecDeque::new(),
         }
     }
 
-    /// Takes the call's RTP side and starts the 20 ms clock.
-    fn attach(&mut self, side: RtpSide) {
-        self.rtp = Some(side);
-        self.tick.get_or_insert_with(rtp::pacing);
+    /// Hands an event to the call without waiting: into the queue if it has room and nothing
+    /// is held back, else behind the backlog (sent by [`Task::flush_backlog`]).
+    fn emit(&mut self, event: WsBotEvent) {
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(event);
+            return;
+        }
+        match self.events.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(event)) => self.backlog.push_back(event),
+            // The handle is gone: nobody reads events any more.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 
-    /// One 20 ms tick: the bot's next frame to the person; marks whose audio has now played
-    /// are echoed over `link` (none while the socket is down).
+    /// Moves held-back events into the queue while it has room (`open` false: the handle is
+    /// gone and the backlog is dropped).
+    fn flush_backlog(&mut self, open: bool) {
+        if !open {
+            self.backlog.clear();
+            return;
+        }
+        while let Some(event) = self.backlog.pop_front() {
+            match self.events.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(event)) => {
+                    self.backlog.push_front(event);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.backlog.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Whether the socket may be read: the backlog has room for what a message may give.
+    fn may_read(&self) -> bool {
+        self.backlog.len() < MAX_BACKLOG
+    }
+
+    /// Takes the call's RTP side (its socket moved onto this task's runtime) and starts the
+    /// playout clock.
+    fn attach(&mut self, side: RtpSide) {
+        match side.rehome() {
+            Ok(side) => self.rtp = Some(side),
+            Err(e) => {
+                tracing::error!(error = %e, "the WebSocket bot's RTP socket cannot be used");
+                return;
+            }
+        }
+        self.play.get_or_insert_with(Playout::new);
+    }
+
+    /// Sends the bot's frames that are due now (none, one, or after a stall the missed ones)
+    /// and sets the clock's next wake-up. Called on every wake of the task, so a frame that
+    /// arrived leaves at once when its time has come. Marks whose audio has now played are
+    /// echoed over `link` (none while the socket is down).
     async fn pace(&mut self, link: Option<&mut Link>) -> Result<(), String> {
-        let (frame, marks_due) = {
-            let mut player = self.shared.player();
-            let frame = player.next_frame();
-            (frame, player.has_due_marks())
+        let (Some(play), Some(side)) = (&mut self.play, &mut self.rtp) else {
+            return Ok(());
         };
-        if let Some(side) = &mut self.rtp {
+        let now = tokio::time::Instant::now();
+        let mut marks_due = false;
+        loop {
+            let frame = {
+                let mut player = self.shared.player();
+                let ready = player.frame_ready() || side.has_prompt();
+                match play.pacer.poll(now, ready) {
+                    Step::Wait(at) => {
+                        play.arm(at);
+                        break;
+                    }
+                    Step::Send => {
+                        let frame = player.next_frame();
+                        marks_due |= player.has_due_marks();
+                        frame
+                    }
+                }
+            };
             side.send(frame).await;
         }
         match link {
@@ -241,10 +323,8 @@ impl Task {
     async fn apply(&mut self, link: &mut Link, output: Output) -> Result<(), String> {
         match output {
             Output::Send(frame) => self.write(link, frame).await?,
-            Output::Event(e) => {
-                // Bounded: a caller that stops reading events slows the bot down, it loses nothing.
-                let _ = self.events.send(e).await;
-            }
+            // Never waits (see the module doc).
+            Output::Event(e) => self.emit(e),
             Output::Play(pcm) => self.shared.player().push(&pcm),
             Output::PlayEnd => self.shared.player().flush(),
             Output::Clear => self.shared.player().clear(),
@@ -287,6 +367,11 @@ impl Task {
                         Ok(Some(new_link)) => link = new_link,
                         Ok(None) => return,
                         Err(()) => {
+                            // The session is over (no audio left to pace): the backlog and the
+                            // last word may wait for room.
+                            for event in std::mem::take(&mut self.backlog) {
+                                let _ = self.events.send(event).await;
+                            }
                             let _ = self.events.send(WsBotEvent::Disconnected { reason }).await;
                             return;
                         }
@@ -305,7 +390,7 @@ impl Task {
             }
         }
         loop {
-            let result = tokio::select! {
+            let mut result = tokio::select! {
                 biased;
                 cmd = self.commands.recv() => match cmd {
                     None => return self.goodbye(link, "dropped", "the call released its bot session").await,
@@ -320,10 +405,15 @@ impl Task {
                         Ok(())
                     }
                 },
-                () = rtp::tick_opt(&mut self.tick) => self.pace(Some(link)).await,
+                // The clock's own wake-up; frames are paced below, on every wake.
+                () = rtp::wake_opt(&mut self.play) => Ok(()),
                 got = rtp::recv_opt(&self.rtp, &mut self.datagram[..]) => self.person_audio(link, got).await,
                 () = self.shared.marks_due.notified() => self.echo_marks(link).await,
-                msg = link.next() => match msg {
+                open = room(&self.events), if !self.backlog.is_empty() => {
+                    self.flush_backlog(open);
+                    Ok(())
+                }
+                msg = link.next(), if self.may_read() => match msg {
                     None => Err("the bot closed the connection".to_string()),
                     Some(Err(e)) => Err(e.to_string()),
                     Some(Ok(msg)) => match self.incoming(msg) {
@@ -332,6 +422,9 @@ impl Task {
                     },
                 },
             };
+            if result.is_ok() {
+                result = self.pace(Some(link)).await;
+            }
             if let Err(reason) = result {
                 return Stretch::Dropped(reason);
             }
@@ -361,13 +454,10 @@ impl Task {
         }
         let mut backoff = self.opts.resume_backoff;
         for attempt in 1..=self.opts.resume_attempts {
-            let _ = self
-                .events
-                .send(WsBotEvent::Reconnecting {
-                    attempt,
-                    reason: reason.to_string(),
-                })
-                .await;
+            self.emit(WsBotEvent::Reconnecting {
+                attempt,
+                reason: reason.to_string(),
+            });
             if self.wait_offline(backoff).await {
                 return Ok(None);
             }
@@ -378,7 +468,7 @@ impl Task {
                     let mut frames = self.core.resumed();
                     frames.append(&mut self.pending);
                     self.pending = frames;
-                    let _ = self.events.send(WsBotEvent::Resumed).await;
+                    self.emit(WsBotEvent::Resumed);
                     tracing::info!(attempt, "WebSocket bot session resumed");
                     return Ok(Some(link));
                 }
@@ -397,7 +487,8 @@ impl Task {
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(until) => return false,
-                () = rtp::tick_opt(&mut self.tick) => {
+                open = room(&self.events), if !self.backlog.is_empty() => self.flush_backlog(open),
+                () = rtp::wake_opt(&mut self.play) => {
                     let _ = self.pace(None).await;
                 }
                 got = rtp::recv_opt(&self.rtp, &mut self.datagram[..]) => {
@@ -406,6 +497,8 @@ impl Task {
                     {
                         Counters::bump(&self.shared.counters.audio_dropped);
                     }
+                    // A prompt frame may have come: it plays without waiting for the bot.
+                    let _ = self.pace(None).await;
                 }
                 cmd = self.commands.recv() => match cmd {
                     None | Some(ToTask::Core(Command::Hangup { .. })) => return true,
@@ -426,4 +519,11 @@ impl Task {
             }
         }
     }
+}
+
+/// Waits until the event queue has room; `false` when the handle is gone. (The room is not
+/// kept: a permit would borrow the sender across the whole `select!`; the task is the only
+/// sender, so the room is still there when [`Task::flush_backlog`] uses it.)
+async fn room(events: &mpsc::Sender<WsBotEvent>) -> bool {
+    events.reserve().await.is_ok()
 }

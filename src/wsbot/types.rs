@@ -92,6 +92,12 @@ pub struct WsBotOptions {
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Capacity of the command and event channels.
     pub channel_capacity: usize,
+    /// Run the session's sockets on dialgate's WebSocket bot I/O threads (`wsbot-io-N`, one
+    /// single-threaded runtime each) rather than on the caller's runtime (the default). An
+    /// experiment the call benchmark compares: on the loaded development machine it saved no
+    /// CPU per frame and fell further behind when the OS preempted a thread (its sessions
+    /// cannot move to another worker), so it stays off until measured on a quiet machine.
+    pub io_threads: bool,
 }
 
 impl Default for WsBotOptions {
@@ -108,6 +114,7 @@ impl Default for WsBotOptions {
             expect_audio_messages: true,
             tls: None,
             channel_capacity: 256,
+            io_threads: false,
         }
     }
 }

@@ -70,7 +70,12 @@ where
         let _ = tcp.set_nodelay(true);
         let serve = serve.clone();
         tokio::spawn(async move {
-            if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
+            // A small read buffer, as dialgate's (see `wsbot/link.rs`): tungstenite zero-fills
+            // its default 128 KiB one before every read, which made the peers' thread the
+            // bottleneck.
+            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(4096);
+            if let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await {
                 serve(ws).await;
             }
         });

@@ -4,7 +4,8 @@
 //! Measured: person→bot delay (`send_audio` → the bot has the `userStream.chunk`), bot→buffer
 //! delay (the bot sends `playStream.chunk` → the audio is in the playout buffer; observed by
 //! 1 ms polling on a few probe calls, so ±1 ms), and CPU of dialgate's side (the runtime threads
-//! named `bench-gw`, the echo bot runs on its own `bench-bot` threads and is not counted).
+//! named `bench-gw` and the WebSocket bot I/O threads `wsbot-io-*` where the sessions run; the
+//! echo bot runs on its own `bench-bot` threads and is not counted).
 
 use crate::common;
 use crate::measure::{
@@ -148,7 +149,8 @@ fn run(calls: usize, secs: u64) {
     let url = format!("ws://{}/bot", listener.local_addr().unwrap());
     bot_rt.spawn(echo_bot(listener, clocks.clone()));
     let cfg = bot(&url, WsProtocol::AcBotApi, None, MediaFormat::Lpcm16);
-    let (cpu0, wall0) = (thread_cpu("bench-gw"), Instant::now());
+    let gw_cpu = || thread_cpu("bench-gw") + thread_cpu("wsbot-io");
+    let (cpu0, wall0) = (gw_cpu(), Instant::now());
     gw_rt.block_on(async {
         let tasks: Vec<_> = (0..calls)
             .map(|i| {
@@ -165,7 +167,7 @@ fn run(calls: usize, secs: u64) {
             t.await.unwrap();
         }
     });
-    let (cpu, wall) = (thread_cpu("bench-gw") - cpu0, wall0.elapsed().as_secs_f64());
+    let (cpu, wall) = (gw_cpu() - cpu0, wall0.elapsed().as_secs_f64());
     let lossy = clocks.lossy.lock().unwrap().clone();
     let (up50, up99, n_up) = percentiles(&clocks.sent, &clocks.bot_got, &lossy);
     let (down50, down99, n_down) = percentiles(&clocks.bot_sent, &clocks.seen, &[]);

@@ -2,13 +2,17 @@
 //! calls through dialgate's media relay, each with a person sending one RTP frame per 20 ms, the
 //! bot side either a WebSocket bot (AC mode, `raw/mulaw`, through the call's bridge task: jitter
 //! buffer, 20 ms pacing) or a SIP bot (an RTP echo on the relay's bot side, as today). Both bots
-//! echo what they hear, on 127.0.0.1, in the same run. A third run puts the RTP side in a second
-//! task per call, as the bridge was first built, for a before/after under the same load.
+//! echo what they hear, on 127.0.0.1, in the same run. With `WSBOT_BENCH_TWO_TASKS=1` a third run
+//! puts the RTP side in a second task per call, as the bridge was first built.
 //!
 //! Each frame carries its number in its first payload bytes (µ-law survives decode/encode), so
 //! the delays are per frame: person→bot (the person sends → the bot has it) and bot→person (the
-//! bot sends → the person has it). CPU is dialgate's side: the relay threads (`media-relay-*`)
-//! and the runtime running the bridges (`bench-gw`); persons and bots run on `bench-peer`.
+//! bot sends → the person has it). CPU is dialgate's side: the relay threads (`media-relay-*`),
+//! the runtime running the bridges and their sessions (`bench-gw`) and the WebSocket bot I/O
+//! threads (`wsbot-io-*`, used only by the second WebSocket run, `io_threads: true`, compared at
+//! the same machine load); persons and bots run on `bench-peer`, whose CPU is not counted. CPU is
+//! also given per frame delivered (both ways), which stays comparable when a loaded machine
+//! starves the run and fewer frames get through.
 
 use crate::common;
 use crate::measure::{
@@ -184,6 +188,10 @@ struct Figures {
     up: (f64, f64, usize),
     down: (f64, f64, usize),
     cpu_per_call: f64,
+    /// Of which the relay threads (the rest: the bridges' runtime).
+    relay_cpu_per_call: f64,
+    /// dialgate's CPU per frame delivered (either way), in µs.
+    cpu_per_frame_us: f64,
     /// The persons' and bots' CPU (% of a core): near 100 the peers, not dialgate, set the delays.
     peer_cpu: f64,
     /// Share of the bridges' CPU spent in the kernel (system calls).
@@ -197,6 +205,8 @@ enum Kind {
     Sip,
     /// A WebSocket bot through the call's bridge (the session's task owns the RTP side).
     WebSocket,
+    /// The same with the sessions on dialgate's WebSocket bot I/O threads (`io_threads: true`).
+    WebSocketIoThreads,
     /// A WebSocket bot with the RTP side in a second task per call, as the bridge was built
     /// before (each frame crossed the session's channel and jitter-buffer lock): the same
     /// run's reference for what merging the two saved.
@@ -266,7 +276,8 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
             let b = gw_rt.block_on(UdpSocket::bind("127.0.0.1:0")).unwrap();
             s.set_remote(Leg::Bot, remote(b.local_addr().unwrap()))
                 .unwrap();
-            let (info, opts) = (bench_call(format!("call-{call}")), bench_options());
+            let (info, mut opts) = (bench_call(format!("call-{call}")), bench_options());
+            opts.io_threads = kind == Kind::WebSocketIoThreads;
             let _guard = gw_rt.enter();
             if kind == Kind::WebSocketTwoTasks {
                 let ws = gw_rt
@@ -291,8 +302,9 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
         persons.push((p, s.local_rtp_addr(Leg::Carrier)));
         sessions.push(s);
     }
-    let cpu = || thread_cpu("bench-gw") + thread_cpu("media-relay");
+    let cpu = || thread_cpu("bench-gw") + thread_cpu("media-relay") + thread_cpu("wsbot-io");
     let (cpu0, peer0, wall0) = (cpu(), thread_cpu("bench-peer"), Instant::now());
+    let relay0 = thread_cpu("media-relay");
     let gw0 = thread_cpu_split("bench-gw");
     let tasks: Vec<_> = persons
         .into_iter()
@@ -308,6 +320,7 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
     });
     let (used, wall) = (cpu() - cpu0, wall0.elapsed().as_secs_f64());
     let peer_used = thread_cpu("bench-peer") - peer0;
+    let relay_used = thread_cpu("media-relay") - relay0;
     let gw1 = thread_cpu_split("bench-gw");
     let gw_sys_share = (gw1.1 - gw0.1) / ((gw1.0 - gw0.0) + (gw1.1 - gw0.1)).max(1e-9);
     for (b, _) in &bridges {
@@ -319,10 +332,16 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
     }
     gw_rt.shutdown_timeout(Duration::from_secs(3));
     peer_rt.shutdown_timeout(Duration::from_secs(3));
+    let (up, down) = (
+        delays(&clocks.person_sent, &clocks.bot_got),
+        delays(&clocks.bot_sent, &clocks.person_got),
+    );
     Figures {
-        up: delays(&clocks.person_sent, &clocks.bot_got),
-        down: delays(&clocks.bot_sent, &clocks.person_got),
+        up,
+        down,
+        cpu_per_frame_us: used * 1e6 / (up.2 + down.2).max(1) as f64,
         cpu_per_call: used / wall / calls as f64 * 100.0,
+        relay_cpu_per_call: relay_used / wall / calls as f64 * 100.0,
         peer_cpu: peer_used / wall * 100.0,
         gw_sys_share,
     }
@@ -333,20 +352,27 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
 fn wsbot_call_bench() {
     let secs: u64 = env_or("WSBOT_BENCH_SECS", 10_u64).clamp(3, 60);
     let expected = secs * 50 - 50;
+    let two_tasks = std::env::var("WSBOT_BENCH_TWO_TASKS").is_ok_and(|v| v == "1");
     for n in wsbot_bench_calls::<u32>() {
         // The machine may be shared: say how loaded it was (the ratios are the fair figures).
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         println!("calls={n}: load average before the run: {}", load.trim());
         let sip = run(n, secs, Kind::Sip);
         let ws = run(n, secs, Kind::WebSocket);
-        let two = run(n, secs, Kind::WebSocketTwoTasks);
-        for (name, f) in [
+        let io_threads = run(n, secs, Kind::WebSocketIoThreads);
+        // The former two-task bridge only on request: the run is a third shorter without it.
+        let two = two_tasks.then(|| run(n, secs, Kind::WebSocketTwoTasks));
+        let mut rows = vec![
             ("SIP bot                 ", &sip),
             ("WebSocket bot           ", &ws),
-            ("WebSocket bot, two tasks", &two),
-        ] {
+            ("WebSocket, I/O threads  ", &io_threads),
+        ];
+        if let Some(two) = &two {
+            rows.push(("WebSocket bot, two tasks", two));
+        }
+        for (name, f) in rows {
             println!(
-                "calls={n} {name}: person->bot p50 {:.2} ms p99 {:.2} ms (n={}/{}); bot->person p50 {:.2} ms p99 {:.2} ms (n={}); dialgate CPU {:.3} % of a core per call (bridges {:.0} % in the kernel); peers {:.0} % of a core",
+                "calls={n} {name}: person->bot p50 {:.2} ms p99 {:.2} ms (n={}/{}); bot->person p50 {:.2} ms p99 {:.2} ms (n={}); dialgate CPU {:.3} % of a core per call (relay {:.3} %, bridges {:.0} % in the kernel), {:.1} us per frame; peers {:.0} % of a core",
                 f.up.0,
                 f.up.1,
                 f.up.2,
@@ -355,21 +381,33 @@ fn wsbot_call_bench() {
                 f.down.1,
                 f.down.2,
                 f.cpu_per_call,
+                f.relay_cpu_per_call,
                 f.gw_sys_share * 100.0,
+                f.cpu_per_frame_us,
                 f.peer_cpu
             );
         }
         println!(
-            "calls={n} WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x",
+            "calls={n} WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x, per frame {:.2}x",
             ws.up.1 / sip.up.1,
             ws.down.1 / sip.down.1,
-            ws.cpu_per_call / sip.cpu_per_call
+            ws.cpu_per_call / sip.cpu_per_call,
+            ws.cpu_per_frame_us / sip.cpu_per_frame_us
         );
         println!(
-            "calls={n} two-task (former) WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x",
-            two.up.1 / sip.up.1,
-            two.down.1 / sip.down.1,
-            two.cpu_per_call / sip.cpu_per_call
+            "calls={n} I/O-thread WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x, per frame {:.2}x",
+            io_threads.up.1 / sip.up.1,
+            io_threads.down.1 / sip.down.1,
+            io_threads.cpu_per_call / sip.cpu_per_call,
+            io_threads.cpu_per_frame_us / sip.cpu_per_frame_us
         );
+        if let Some(two) = &two {
+            println!(
+                "calls={n} two-task (former) WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x",
+                two.up.1 / sip.up.1,
+                two.down.1 / sip.down.1,
+                two.cpu_per_call / sip.cpu_per_call
+            );
+        }
     }
 }

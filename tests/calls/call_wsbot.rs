@@ -484,7 +484,11 @@ async fn bad_frames_are_survived_and_text_is_spoken_in_ac_mode() {
     let heard = wait_wav(&rec).await;
     let loud = common::audio::rms_dbfs(&heard);
     eprintln!("the person's recording: {loud:.1} dBFS");
-    assert!(loud > -45.0, "the sentence was not heard: {loud:.1} dBFS");
+    assert!(
+        loud > -45.0,
+        "the sentence was not heard: {loud:.1} dBFS; timeline {}",
+        r["timeline"]
+    );
     assert!(
         seen.event_names().contains(&"playFinished".to_owned()),
         "{:?}",

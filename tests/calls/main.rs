@@ -29,7 +29,7 @@
 //! | `carrier_pjsip` | 57000-58399 | 58400-59099 | free |
 //! | `call_leak` | 28300-28399 | | 16960-16961 |
 //!
-//! `wsbot_ac` and `wsbot_media_stream` use free ports only.
+//! `wsbot_ac`, `wsbot_backpressure` and `wsbot_media_stream` use free ports only.
 
 mod bot_session_timer;
 mod call_early_media_bot;
@@ -55,4 +55,5 @@ mod carrier_pjsip;
 mod common;
 mod ipv6_call;
 mod wsbot_ac;
+mod wsbot_backpressure;
 mod wsbot_media_stream;

@@ -50,14 +50,6 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
-/// Receives from an optional unbounded channel; pends forever when there is none.
-async fn recv_unbounded_opt<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
-    match rx {
-        Some(r) => r.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Sleeps until `at`, or forever when `None`.
 async fn sleep_opt(at: Option<Instant>) {
     match at {
@@ -142,7 +134,7 @@ pub struct Actor {
     drain: voice::DrainTracker,
     /// A WebSocket bot's bridge (its session and media endpoint) and what it reports.
     ws: Option<crate::call::wsbridge::WsBridge>,
-    ws_events: Option<mpsc::UnboundedReceiver<crate::call::wsbridge::BridgeEvent>>,
+    ws_events: Option<mpsc::Receiver<crate::call::wsbridge::BridgeEvent>>,
     /// Our SDES offer to the carrier (`srtp` trunks), kept to read the answer's choice.
     carrier_sdes: Option<crate::sip::sdes::SdesOffer>,
     /// The SRTP keys the relay uses on the carrier leg (`None`: plain RTP), so a re-INVITE
@@ -300,7 +292,7 @@ impl Actor {
                         }
                         None => self.media_events = None,
                     },
-                    w = recv_unbounded_opt(&mut self.ws_events) => match w {
+                    w = recv_opt(&mut self.ws_events) => match w {
                         Some(ev) => self.on_ws(ev).await,
                         None => self.ws_events = None,
                     },
