@@ -124,7 +124,8 @@ pub struct SttEngineConfig {
     pub short_prompt: String,
     /// A phrase's first part delivered at a pause ("Hi,") and shorter than this (ms of audio,
     /// pre-roll included) is recognised again together with the rest of the phrase, and only
-    /// the words after it are passed on ([`rejoin`]); 0 = the rest is recognised alone.
+    /// the words after it are passed on ([`rejoin`]); only a session's first words, once. 0 = the
+    /// rest is recognised alone. Default 2000.
     pub rejoin_ms: u32,
 }
 
@@ -150,7 +151,7 @@ impl Default for SttEngineConfig {
             short_utterance_ms: 2000,
             short_prompt: "Hello? Hi. Yes? Speaking.".into(),
             model: "tiny.en".into(),
-            rejoin_ms: 0,
+            rejoin_ms: 2000,
         }
     }
 }

@@ -55,6 +55,8 @@ struct Shared {
     simulated_clock: bool,
     /// The last final result: generation and text (what a rejoined phrase must not repeat).
     last_final: Option<(u64, String)>,
+    /// Final results delivered so far.
+    finals: u32,
 }
 
 impl Shared {
@@ -80,6 +82,7 @@ impl Shared {
         self.emitted.insert(generation);
         self.held.remove(&generation);
         self.last_final = Some((generation, text.clone()));
+        self.finals += 1;
         self.send(SttResult {
             text,
             confidence,
@@ -234,6 +237,7 @@ impl SttSession {
             final_pause_ms: u64::from(cfg.segmenter.final_pause_ms),
             simulated_clock: cfg.simulated_clock,
             last_final: None,
+            finals: 0,
         };
         Self {
             seg: Segmenter::new(cfg.segmenter.clone()),
@@ -343,18 +347,21 @@ impl SttSession {
                     s.cancelled.insert(old);
                     let e = s.emitted.contains(&old);
                     s.forget(old);
-                    let text = s.last_final.as_ref().filter(|(g, _)| *g == old);
+                    // Only the session's first words (the greeting) are rejoined, once: a
+                    // digit string read with pauses ("four … two … seven") rejoined part by
+                    // part came out as a loop of digits.
+                    let text = s
+                        .last_final
+                        .as_ref()
+                        .filter(|(g, _)| *g == old && s.finals == 1);
                     (e, text.map(|(_, t)| t.clone()))
                 };
                 self.generation += 1;
-                let short = self.utt.len() < self.rejoin_ms as usize * 8;
+                let short = self.utt.len() < self.rejoin_ms as usize * 8 && self.said.is_none();
                 if let (true, true, Some(text)) = (already_final, short, delivered) {
                     // A short first part ("Hi,") was delivered: keep its audio so the rest is
                     // recognised in context; the words already delivered are cut off later.
-                    self.said = Some(match self.said.take() {
-                        Some(before) => format!("{before} {text}"),
-                        None => text,
-                    });
+                    self.said = Some(text);
                     lock(&self.shared)
                         .span
                         .insert(self.generation, (start, now_ms));

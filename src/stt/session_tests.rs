@@ -146,6 +146,15 @@ fn the_rest_of_a_phrase_cut_after_a_short_first_part_is_recognised_with_it() {
         "whole phrase expected: {} samples",
         job.audio.len()
     );
+    // 4. Only the first words are rejoined, once: after the rest is delivered, a third part
+    //    is recognised alone (digits read with pauses, rejoined part by part, looped).
+    job.complete(Ok(("Who's calling?".into(), 0.9)), false);
+    assert_eq!(
+        silence_until_result(&mut s, &mut results).text,
+        "Who's calling?"
+    );
+    push(&mut s, 20, true);
+    assert_eq!(silence_until_job(&mut s, &jobs).said, None);
 }
 
 #[test]
