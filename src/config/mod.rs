@@ -21,6 +21,7 @@ mod secret;
 mod serde_err;
 mod store;
 mod structure;
+mod stt;
 mod trunk_security;
 mod types;
 mod validate;
@@ -33,6 +34,7 @@ pub use recognition::{
 };
 pub use secret::{ApiClient, ClientSecret, hash_secret};
 pub use store::{ConfigStore, Snapshot, spawn_watcher};
+pub use stt::{SttDecoder, install_command};
 pub use trunk_security::{SrtpMode, TrunkTls};
 pub use types::*;
 
@@ -346,6 +348,18 @@ pub fn summary(config: &Config) -> String {
             b.id, b.name, o.max_cps, o.max_concurrent, o.machine_detection
         ));
     }
+    let model = model_file(&config.server);
+    out.push_str(&format!(
+        "Speech recognition: model {} ({}, {}); {}\n",
+        s.stt.model,
+        model.display(),
+        if model_installed(&config.server) {
+            "installed".to_owned()
+        } else {
+            format!("NOT INSTALLED: run {}", install_command(&s.stt.model))
+        },
+        s.stt.decoder.summary()
+    ));
     let gaps = recognition_gaps(config, model_installed(&config.server));
     for line in gap_lines(&gaps, &model_file(&config.server)) {
         out.push_str(&format!("WARNING: {line}\n"));

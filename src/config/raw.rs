@@ -119,6 +119,20 @@ pub(super) struct RawStt {
     pub queue_bound: u32,
     #[serde(default = "d_stt_sessions")]
     pub max_sessions: u32,
+    // Decoder settings (`SttEngineConfig`'s fields); absent = the engine's default, so the
+    // defaults live in one place (`stt::SttEngineConfig::default`). Checked in `config/stt.rs`.
+    pub short_utterance_ms: Option<u32>,
+    pub short_prompt: Option<String>,
+    pub initial_prompt: Option<String>,
+    pub pad_ms: Option<u32>,
+    pub temperature_inc: Option<f32>,
+    pub beam_size: Option<u32>,
+    pub min_confidence: Option<f32>,
+    pub max_no_speech: Option<f32>,
+    pub audio_ctx: Option<u32>,
+    pub audio_ctx_min: Option<u32>,
+    pub audio_ctx_margin: Option<u32>,
+    pub rejoin_ms: Option<u32>,
 }
 
 impl Default for RawStt {
@@ -129,6 +143,18 @@ impl Default for RawStt {
             threads_per_job: d_stt_threads(),
             queue_bound: d_stt_queue(),
             max_sessions: d_stt_sessions(),
+            short_utterance_ms: None,
+            short_prompt: None,
+            initial_prompt: None,
+            pad_ms: None,
+            temperature_inc: None,
+            beam_size: None,
+            min_confidence: None,
+            max_no_speech: None,
+            audio_ctx: None,
+            audio_ctx_min: None,
+            audio_ctx_margin: None,
+            rejoin_ms: None,
         }
     }
 }

@@ -117,9 +117,13 @@ pub fn recognition_gaps(config: &Config, model_available: bool) -> Vec<Recogniti
 /// One line per gap, for `dialgate check` and the start-up log.
 pub fn gap_lines(gaps: &[RecognitionGap], model: &Path) -> Vec<String> {
     // `server.stt.model: base` is installed by its own argument of the script.
-    let install = match model.file_name().and_then(|n| n.to_str()) {
-        Some("ggml-base.bin") => format!("{INSTALL_MODEL} DATA_DIR base"),
-        _ => INSTALL_MODEL.to_owned(),
+    let install = match model
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("ggml-")?.strip_suffix(".bin"))
+    {
+        Some(name) => super::install_command(name),
+        None => INSTALL_MODEL.to_owned(),
     };
     gaps.iter()
         .map(|g| {

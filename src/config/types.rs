@@ -153,6 +153,8 @@ pub struct SttSettings {
     pub queue_bound: u32,
     /// Concurrent recognition sessions (calls) beyond which new ones are refused.
     pub max_sessions: u32,
+    /// How utterances are decoded (prompts, padding, window, junk thresholds).
+    pub decoder: super::stt::SttDecoder,
 }
 
 impl Default for SttSettings {
@@ -163,6 +165,7 @@ impl Default for SttSettings {
             threads_per_job: 2,
             queue_bound: 8,
             max_sessions: 16,
+            decoder: super::stt::SttDecoder::default(),
         }
     }
 }
@@ -170,7 +173,7 @@ impl Default for SttSettings {
 impl SttSettings {
     /// The recogniser's engine configuration for `data_dir`.
     pub fn engine_config(&self, data_dir: &std::path::Path) -> crate::stt::SttEngineConfig {
-        crate::stt::SttEngineConfig {
+        let mut e = crate::stt::SttEngineConfig {
             data_dir: data_dir.to_path_buf(),
             model: self.model.clone(),
             workers: self.workers as usize,
@@ -178,7 +181,9 @@ impl SttSettings {
             queue_bound: self.queue_bound as usize,
             max_sessions: self.max_sessions as usize,
             ..Default::default()
-        }
+        };
+        self.decoder.apply(&mut e);
+        e
     }
 }
 

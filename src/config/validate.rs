@@ -184,7 +184,11 @@ impl Ctx<'_> {
     }
 
     /// `server.stt`: a model name that is a plain file-name part, and bounded pool sizes.
-    fn stt_settings(&mut self, raw: &super::raw::RawStt) -> super::types::SttSettings {
+    fn stt_settings(
+        &mut self,
+        raw: &super::raw::RawStt,
+        data_dir: &Path,
+    ) -> super::types::SttSettings {
         let plain = !raw.model.is_empty()
             && raw
                 .model
@@ -218,12 +222,16 @@ impl Ctx<'_> {
                 );
             }
         }
+        if plain {
+            self.stt_model_installed(&raw.model, data_dir);
+        }
         super::types::SttSettings {
             model: raw.model.clone(),
             workers: raw.workers,
             threads_per_job: raw.threads_per_job,
             queue_bound: raw.queue_bound,
             max_sessions: raw.max_sessions,
+            decoder: self.stt_decoder(raw),
         }
     }
 
@@ -269,7 +277,7 @@ impl Ctx<'_> {
                 ("connect_timeout_ms", raw.outbox.connect_timeout_ms),
             ],
         );
-        let stt = self.stt_settings(&raw.stt);
+        let stt = self.stt_settings(&raw.stt, &self.resolve(&raw.data_dir));
         Server {
             sip,
             http,

@@ -170,6 +170,7 @@ impl SttEngine {
             jobs,
             self.inner.stats.clone(),
             self.inner.sessions.clone(),
+            self.inner.cfg.rejoin_ms,
         ))
     }
 }
@@ -234,6 +235,13 @@ fn worker(
                     max_no_speech: cfg.max_no_speech,
                 };
                 let v = judge(&t.text, evidence, limits);
+                // A rejoined phrase: pass on only what follows the part already delivered.
+                let v = match &job.said {
+                    Some(said) => v.and_then(|text| {
+                        super::rejoin::after_said(&text, said).ok_or(DropReason::Empty)
+                    }),
+                    None => v,
+                };
                 if std::env::var_os("STT_DEBUG").is_some() {
                     eprintln!(
                         "DBG {:?} conf={} ns={} voiced={} secs={} {:?} kind={:?}",

@@ -50,6 +50,8 @@ pub struct SttEvalReport {
     pub latency_p50_ms: u64,
     /// See `latency_p50_ms`.
     pub latency_p90_ms: u64,
+    /// See `latency_p50_ms` (with few results, the slowest).
+    pub latency_p99_ms: u64,
     /// Inference time / recognised audio time.
     pub rtf: f64,
     /// Model load time, ms.
@@ -85,8 +87,8 @@ impl fmt::Display for SttEvalReport {
         )?;
         writeln!(
             f,
-            "latency end-of-speech -> final: p50 {} ms, p90 {} ms",
-            self.latency_p50_ms, self.latency_p90_ms
+            "latency end-of-speech -> final: p50 {} ms, p90 {} ms, p99 {} ms",
+            self.latency_p50_ms, self.latency_p90_ms, self.latency_p99_ms
         )?;
         writeln!(f, "real-time factor {:.3}", self.rtf)?;
         writeln!(
@@ -319,6 +321,7 @@ pub fn eval_dir(
         },
         latency_p50_ms: percentile(&lat, 0.5),
         latency_p90_ms: percentile(&lat, 0.9),
+        latency_p99_ms: percentile(&lat, 0.99),
         rtf: inf / audio,
         load_ms,
         peak_rss_kib: peak_rss_kib(),

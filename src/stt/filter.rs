@@ -134,6 +134,18 @@ pub fn collapse_repeats(text: &str, audio_secs: Option<f32>) -> String {
             return words[..period].join(" ");
         }
     }
+    // A loop after a first phrase ("Hello, good evening. Good evening. Good evening. Good
+    // evening", tiny.en on a noisy greeting): a phrase of two or more words copied three times
+    // or more (or twice and cut off) is a loop wherever it starts; nobody says that.
+    for start in 1..norm.len() {
+        for period in 2..(norm.len() - start) {
+            if let Some((whole, tail)) = repetition(&norm[start..], period)
+                && (whole >= 3 || (whole >= 2 && tail > 0))
+            {
+                return words[..start + period].join(" ");
+            }
+        }
+    }
     all.join(" ")
 }
 

@@ -195,3 +195,25 @@ fn a_short_partial_copy_is_not_a_loop() {
         "Hello, hello -"
     );
 }
+
+#[test]
+fn a_loop_after_a_first_phrase_is_collapsed() {
+    // 1. tiny.en on a noisy "Hello, good evening.": the greeting, then a loop of its end.
+    assert_eq!(
+        collapse_repeats(
+            "Hello, good evening. Good evening. Good evening. Good evening",
+            Some(2.0)
+        ),
+        "Hello, good evening."
+    );
+    // 2. Twice and cut off is a loop too.
+    assert_eq!(
+        collapse_repeats("Hi, this is Sarah. This is Sarah. This is", Some(2.0)),
+        "Hi, this is Sarah."
+    );
+    // 3. A phrase said twice after another is kept (people do repeat themselves once).
+    assert_eq!(
+        collapse_repeats("Hello, this is Mark, this is Mark.", Some(3.0)),
+        "Hello, this is Mark, this is Mark."
+    );
+}

@@ -14,6 +14,7 @@ pub mod filter;
 pub mod import;
 mod import_source;
 pub mod mel;
+pub mod rejoin;
 pub mod resample;
 pub mod segmenter;
 pub mod session;
@@ -121,6 +122,11 @@ pub struct SttEngineConfig {
     /// `short_utterance_ms`); it biases tiny.en toward telephone greetings. Empty = none.
     /// Default "Hello? Hi. Yes? Speaking.".
     pub short_prompt: String,
+    /// A phrase's first part delivered at a pause ("Hi,") and shorter than this (ms of audio,
+    /// pre-roll included) is recognised again together with the rest of the phrase, and only
+    /// the words after it are passed on ([`rejoin`]); only a session's first words, once. 0 = the
+    /// rest is recognised alone. Default 2000.
+    pub rejoin_ms: u32,
 }
 
 impl Default for SttEngineConfig {
@@ -145,6 +151,7 @@ impl Default for SttEngineConfig {
             short_utterance_ms: 2000,
             short_prompt: "Hello? Hi. Yes? Speaking.".into(),
             model: "tiny.en".into(),
+            rejoin_ms: 2000,
         }
     }
 }
@@ -178,6 +185,7 @@ impl SttEngineConfig {
             "temperature_inc" => self.temperature_inc = parse_value(key, value)?,
             "short_utterance_ms" => self.short_utterance_ms = parse_value(key, value)?,
             "short_prompt" => self.short_prompt = value.to_owned(),
+            "rejoin_ms" => self.rejoin_ms = parse_value(key, value)?,
             "threads_per_job" => self.threads_per_job = parse_value(key, value)?,
             _ => return Err(SttError::BadInput(format!("unknown stt key {key:?}"))),
         }

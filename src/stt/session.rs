@@ -53,6 +53,10 @@ struct Shared {
     partials: bool,
     final_pause_ms: u64,
     simulated_clock: bool,
+    /// The last final result: generation and text (what a rejoined phrase must not repeat).
+    last_final: Option<(u64, String)>,
+    /// Final results delivered so far.
+    finals: u32,
 }
 
 impl Shared {
@@ -77,6 +81,8 @@ impl Shared {
         let (start_ms, end_ms) = self.span.get(&generation).copied().unwrap_or((0, 0));
         self.emitted.insert(generation);
         self.held.remove(&generation);
+        self.last_final = Some((generation, text.clone()));
+        self.finals += 1;
         self.send(SttResult {
             text,
             confidence,
@@ -106,6 +112,9 @@ pub(crate) struct Job {
     pub(crate) language: String,
     /// Nothing was delivered in this session yet: this may be the person's greeting.
     pub(crate) first: bool,
+    /// The audio starts with a part of the phrase already delivered as this text: only the
+    /// words after it are passed on ([`super::rejoin`]).
+    pub(crate) said: Option<String>,
     pub(crate) kind: JobKind,
     generation: u64,
     /// Silence already elapsed after the speech when the job was submitted (audio ms).
@@ -199,6 +208,11 @@ pub struct SttSession {
     frames: u64,
     /// End of speech (session ms) while paused inside an utterance.
     paused_since: Option<u64>,
+    /// A delivered first part shorter than this (ms of audio) is recognised again with the
+    /// rest of its phrase (0 = never): see [`super::rejoin`].
+    rejoin_ms: u32,
+    /// Text of the delivered first part that `utt` still holds, if rejoined.
+    said: Option<String>,
 }
 
 impl SttSession {
@@ -207,6 +221,7 @@ impl SttSession {
         jobs: SyncSender<Job>,
         stats: Arc<SttStats>,
         count: Arc<AtomicUsize>,
+        rejoin_ms: u32,
     ) -> Self {
         let (tx, rx) = mpsc::channel(cfg.result_capacity.max(1));
         let shared = Shared {
@@ -221,6 +236,8 @@ impl SttSession {
             partials: cfg.partials,
             final_pause_ms: u64::from(cfg.segmenter.final_pause_ms),
             simulated_clock: cfg.simulated_clock,
+            last_final: None,
+            finals: 0,
         };
         Self {
             seg: Segmenter::new(cfg.segmenter.clone()),
@@ -237,6 +254,8 @@ impl SttSession {
             generation: 0,
             frames: 0,
             paused_since: None,
+            rejoin_ms,
+            said: None,
         }
     }
 
@@ -256,6 +275,7 @@ impl SttSession {
             audio: self.utt.clone(),
             language: self.cfg.language.clone(),
             first: lock(&self.shared).emitted.is_empty(),
+            said: self.said.clone(),
             kind,
             generation: self.generation,
             silence_at_submit_ms: silence_ms,
@@ -307,6 +327,7 @@ impl SttSession {
             SegEvent::None => {}
             SegEvent::Started { start_ms } => {
                 self.generation += 1;
+                self.said = None;
                 lock(&self.shared)
                     .span
                     .insert(self.generation, (start_ms, now_ms));
@@ -321,15 +342,31 @@ impl SttSession {
             SegEvent::Resumed => {
                 let old = self.generation;
                 let start = self.span_start();
-                let already_final = {
+                let (already_final, delivered) = {
                     let mut s = lock(&self.shared);
                     s.cancelled.insert(old);
                     let e = s.emitted.contains(&old);
                     s.forget(old);
-                    e
+                    // Only the session's first words (the greeting) are rejoined, once: a
+                    // digit string read with pauses ("four … two … seven") rejoined part by
+                    // part came out as a loop of digits.
+                    let text = s
+                        .last_final
+                        .as_ref()
+                        .filter(|(g, _)| *g == old && s.finals == 1);
+                    (e, text.map(|(_, t)| t.clone()))
                 };
                 self.generation += 1;
-                if already_final {
+                let short = self.utt.len() < self.rejoin_ms as usize * 8 && self.said.is_none();
+                if let (true, true, Some(text)) = (already_final, short, delivered) {
+                    // A short first part ("Hi,") was delivered: keep its audio so the rest is
+                    // recognised in context; the words already delivered are cut off later.
+                    self.said = Some(text);
+                    lock(&self.shared)
+                        .span
+                        .insert(self.generation, (start, now_ms));
+                } else if already_final {
+                    self.said = None;
                     // The first part was delivered: the rest is a new utterance.
                     let keep = (self.cfg.segmenter.pause_ms / 20 + 2) as usize * FRAME_SAMPLES;
                     let cut = self.utt.len().saturating_sub(keep);
@@ -367,6 +404,7 @@ impl SttSession {
                     self.send_job(JobKind::Final, decided);
                 }
                 self.utt.clear();
+                self.said = None;
             }
             SegEvent::Discarded => {
                 let mut s = lock(&self.shared);
@@ -374,6 +412,7 @@ impl SttSession {
                 s.forget(self.generation);
                 drop(s);
                 self.utt.clear();
+                self.said = None;
             }
         }
     }
@@ -454,6 +493,7 @@ impl Recognizer for SttSession {
             drop(s);
             self.seg.reset();
             self.utt.clear();
+            self.said = None;
             self.generation += 1;
         }
         self.active = active;

@@ -28,6 +28,7 @@ fn session() -> (
         tx,
         Arc::new(SttStats::default()),
         Arc::new(AtomicUsize::new(1)),
+        2000,
     );
     let results = s.results().expect("results");
     (s, jobs, results)
@@ -111,4 +112,66 @@ fn speech_resuming_inside_the_final_pause_keeps_the_phrase_whole() {
     let r = results.try_recv().expect("one result");
     assert_eq!(r.text, "Hello, who is this?");
     assert!(results.try_recv().is_err());
+}
+
+/// Pushes silence until a result is delivered (bounded: 1 s).
+fn silence_until_result(
+    s: &mut SttSession,
+    results: &mut tokio::sync::mpsc::Receiver<SttResult>,
+) -> SttResult {
+    for _ in 0..50 {
+        push(s, 1, false);
+        if let Ok(r) = results.try_recv() {
+            return r;
+        }
+    }
+    panic!("no result after 1 s of silence");
+}
+
+#[test]
+fn the_rest_of_a_phrase_cut_after_a_short_first_part_is_recognised_with_it() {
+    let (mut s, jobs, mut results) = session();
+    // 1. "Hi," (0.6 s) then a pause long enough for "Hi." to be delivered.
+    push(&mut s, 25, false);
+    push(&mut s, 30, true);
+    silence_until_job(&mut s, &jobs).complete(Ok(("Hi.".into(), 0.9)), false);
+    assert_eq!(silence_until_result(&mut s, &mut results).text, "Hi.");
+    // 2. "who's calling?" follows within the utterance (before the 500 ms end).
+    push(&mut s, 40, true);
+    let job = silence_until_job(&mut s, &jobs);
+    // 3. The job holds the whole phrase and knows what was delivered of it.
+    assert_eq!(job.said.as_deref(), Some("Hi."));
+    assert!(
+        job.audio.len() >= 70 * FRAME_SAMPLES,
+        "whole phrase expected: {} samples",
+        job.audio.len()
+    );
+    // 4. Only the first words are rejoined, once: after the rest is delivered, a third part
+    //    is recognised alone (digits read with pauses, rejoined part by part, looped).
+    job.complete(Ok(("Who's calling?".into(), 0.9)), false);
+    assert_eq!(
+        silence_until_result(&mut s, &mut results).text,
+        "Who's calling?"
+    );
+    push(&mut s, 20, true);
+    assert_eq!(silence_until_job(&mut s, &jobs).said, None);
+}
+
+#[test]
+fn the_rest_after_a_long_first_part_is_recognised_alone() {
+    let (mut s, jobs, mut results) = session();
+    // 1. A 2.4 s sentence (longer than the 2 s rejoin limit), delivered at its pause.
+    push(&mut s, 25, false);
+    push(&mut s, 120, true);
+    silence_until_job(&mut s, &jobs).complete(Ok(("Nobody is available.".into(), 0.9)), false);
+    silence_until_result(&mut s, &mut results);
+    // 2. The next sentence follows: recognised alone, nothing to cut off.
+    push(&mut s, 40, true);
+    let job = silence_until_job(&mut s, &jobs);
+    assert_eq!(job.said, None);
+    assert!(
+        job.audio.len() < 60 * FRAME_SAMPLES,
+        "only the rest expected: {} samples",
+        job.audio.len()
+    );
 }
