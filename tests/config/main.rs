@@ -16,4 +16,5 @@ mod config_load;
 mod config_reload;
 mod config_sighup;
 mod config_structural;
+mod config_stt;
 mod config_trunk_security;
