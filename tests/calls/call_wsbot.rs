@@ -6,7 +6,7 @@
 use crate::common;
 use common::flows::*;
 use common::peers::fixture_audio;
-use common::wsbot::{BotConn, BotServer};
+use common::wsbot::{BotConn, BotServer, tone_seconds};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -178,17 +178,6 @@ async fn quiet_bot(mut conn: BotConn) -> Seen {
         seen.messages.push(m);
     }
     seen
-}
-
-/// `secs` of a 440 Hz tone at 8 kHz µ-law, base64, one string per second of audio.
-fn tone_seconds(secs: usize) -> Vec<String> {
-    let second: Vec<u8> = (0..8000)
-        .map(|i| {
-            let v = 8000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / 8000.0).sin();
-            dialgate::media::g711::linear_to_ulaw(v as i16)
-        })
-        .collect();
-    vec![common::wsbot::b64(&second); secs]
 }
 
 /// How much of a recording (8 kHz) is sound rather than silence, in ms (20 ms windows above

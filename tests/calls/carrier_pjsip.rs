@@ -100,29 +100,10 @@ fn position(events: &[PeerEvent], pred: impl Fn(&PeerEvent) -> bool) -> Option<u
 /// Both sides hear each other's clip after the answer: the bot `hello` from the carrier, the
 /// carrier `machine` from the bot; each matches the other clip less.
 async fn assert_audio_both_ways(flow: &Flow, record: &Value) {
-    let hello = fixture_audio("hello.wav");
-    let machine = fixture_audio("machine.wav");
-    let bot_rec = flow.bot().wait_recording(1, WAIT).await.unwrap();
-    let callee_rec = flow.callee.wait_recording(1, WAIT).await.unwrap();
-    let bot_heard = wait_wav(&bot_rec).await;
-    let callee_heard = wait_wav(&callee_rec).await;
-    let (bot_hello, bot_machine, callee_machine, callee_hello) = tokio::join!(
-        best_copy_similarity(&hello, &bot_heard, 2.5),
-        best_copy_similarity(&machine, &bot_heard, 2.5),
-        best_copy_similarity(&machine, &callee_heard, 2.5),
-        best_copy_similarity(&hello, &callee_heard, 2.5),
-    );
-    eprintln!(
-        "bot heard hello {bot_hello:.3} (machine {bot_machine:.3}); carrier heard machine \
-         {callee_machine:.3} (hello {callee_hello:.3})"
-    );
-    assert!(
-        bot_hello > 0.8 && callee_machine > 0.8,
-        "audio check failed: bot heard hello {bot_hello:.3}, carrier heard machine \
-         {callee_machine:.3}; media: {}",
-        record["media"]
-    );
-    assert!(bot_machine < bot_hello && callee_hello < callee_machine);
+    let (hello, machine) = (fixture_audio("hello.wav"), fixture_audio("machine.wav"));
+    heard_both_ways(flow, &hello, &machine)
+        .await
+        .assert_crossed("PJSIP carrier", &record["media"]);
 }
 
 /// Gives the carrier hello.wav and the bot machine.wav to loop, both recording; the bot hangs

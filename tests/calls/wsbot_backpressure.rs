@@ -15,17 +15,6 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::net::UdpSocket;
 
-/// `secs` of a 440 Hz tone as µ-law, base64, one string per second.
-fn tone_seconds(secs: usize) -> Vec<String> {
-    let second: Vec<u8> = (0..8000)
-        .map(|i| {
-            let v = 8000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / 8000.0).sin();
-            dialgate::media::g711::linear_to_ulaw(v as i16)
-        })
-        .collect();
-    vec![b64(&second); secs]
-}
-
 /// The relay's side: a socket for the session's RTP and the address the session sends to.
 async fn relay_pair() -> (UdpSocket, UdpSocket) {
     let relay = UdpSocket::bind("127.0.0.1:0").await.unwrap();

@@ -707,6 +707,31 @@ pub struct HeardBothWays {
     pub callee_hello: f64,
 }
 
+impl HeardBothWays {
+    /// Asserts that each side heard the other's clip (similarity > 0.8) and matched it better
+    /// than its own; `what` prefixes the printed figures, `media` (the record's) goes in the
+    /// failure message.
+    pub fn assert_crossed(&self, what: &str, media: &Value) {
+        let Self {
+            bot_hello,
+            bot_machine,
+            callee_machine,
+            callee_hello,
+            ..
+        } = self;
+        eprintln!(
+            "{what}: bot heard hello {bot_hello:.3} (machine {bot_machine:.3}); carrier heard \
+             machine {callee_machine:.3} (hello {callee_hello:.3})"
+        );
+        assert!(
+            *bot_hello > 0.8 && *callee_machine > 0.8,
+            "{what}: audio check failed: bot heard hello {bot_hello:.3}, carrier heard machine \
+             {callee_machine:.3}; media: {media}"
+        );
+        assert!(bot_machine < bot_hello && callee_hello < callee_machine);
+    }
+}
+
 /// Waits for both recordings of a [`FlowSetup::talk_both_ways`] flow (`callee_plays` and
 /// `bot_plays` being what the peers played) and compares each with both clips.
 pub async fn heard_both_ways(

@@ -181,6 +181,17 @@ pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// `secs` of a 440 Hz tone at 8 kHz µ-law, base64, one string per second of audio.
+pub fn tone_seconds(secs: usize) -> Vec<String> {
+    let second: Vec<u8> = (0..8000)
+        .map(|i| {
+            let v = 8000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / 8000.0).sin();
+            dialgate::media::g711::linear_to_ulaw(v as i16)
+        })
+        .collect();
+    vec![b64(&second); secs]
+}
+
 pub fn unb64(text: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(text)

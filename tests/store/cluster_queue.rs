@@ -16,6 +16,7 @@ use common::api::{Http, basic};
 use common::http_peers::NotifySink;
 use common::peers::Sipp;
 use common::redis::RedisServer;
+use common::simcall::{assert_at_most_up, record_ms};
 use common::sippflows::*;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -199,16 +200,6 @@ async fn delete(http: &Http, auth: &str, id: &str) -> common::api::Answer {
     .await
 }
 
-/// Milliseconds of an RFC 3339 time on a record.
-fn ms(record: &Value, key: &str) -> i64 {
-    let s = record[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("record has no {key}: {record:#}"));
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|e| panic!("{key} `{s}`: {e}"));
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 // Multi-threaded: the dialer's sink answers while the test waits on processes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_queued_on_a_full_instance_is_dialled_by_the_other_in_order() {
@@ -288,7 +279,7 @@ async fn a_burst_queued_on_a_full_instance_is_dialled_by_the_other_in_order() {
         .map(|(r, _)| r)
         .collect();
     for r in &in_queue {
-        let (q, d) = (ms(r, "queuedAt"), ms(r, "dialledAt"));
+        let (q, d) = (record_ms(r, "queuedAt"), record_ms(r, "dialledAt"));
         assert!(q <= d, "{r:#}");
         assert!(d >= last, "dialled out of order: {records:#?}");
         assert_eq!(r["queueWaitMs"].as_i64(), Some(d - q), "{r:#}");
@@ -307,18 +298,8 @@ async fn a_burst_queued_on_a_full_instance_is_dialled_by_the_other_in_order() {
 
     // 7. The bot's limits held across both instances: at most 3 calls up at once, and any k
     //    calls started at least k - 2 s apart (1 call/s, a burst of one, one of slack).
-    let spans: Vec<(i64, i64)> = records
-        .iter()
-        .map(|r| (ms(r, "dialingAt"), ms(r, "endedAt")))
-        .collect();
-    for (start, _) in &spans {
-        let up = spans
-            .iter()
-            .filter(|(s, e)| s <= start && start < e)
-            .count();
-        assert!(up <= 3, "{up} calls up at once: {spans:?}");
-    }
-    let mut starts: Vec<i64> = spans.iter().map(|s| s.0).collect();
+    assert_at_most_up(&records, 3);
+    let mut starts: Vec<i64> = records.iter().map(|r| record_ms(r, "dialingAt")).collect();
     starts.sort();
     for i in 0..starts.len() {
         for j in i + 1..starts.len() {
