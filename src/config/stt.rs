@@ -152,123 +152,96 @@ impl Ctx<'_> {
     /// The decoder keys of `server.stt`, each range-checked at its node.
     pub(super) fn stt_decoder(&mut self, raw: &RawStt) -> SttDecoder {
         let d = SttDecoder::default();
-        let whole = |ctx: &mut Self, key: &str, v: Option<u32>, min: u32, max: u32, dflt| {
-            let Some(v) = v else { return dflt };
-            if !(min..=max).contains(&v) {
-                ctx.err(
-                    0,
-                    &format!("server.stt.{key}"),
-                    ErrorKind::InvalidValue,
-                    format!("expected a whole number from {min} to {max}, got {v}"),
-                );
-            }
-            v
-        };
-        let short_utterance_ms = whole(
-            self,
-            "short_utterance_ms",
-            raw.short_utterance_ms,
-            0,
-            10_000,
-            d.short_utterance_ms,
-        );
-        let pad_ms = whole(self, "pad_ms", raw.pad_ms, 0, 10_000, d.pad_ms);
-        let rejoin_ms = whole(self, "rejoin_ms", raw.rejoin_ms, 0, 10_000, d.rejoin_ms);
-        let beam_size = whole(self, "beam_size", raw.beam_size, 1, 8, d.beam_size);
-        let audio_ctx = whole(self, "audio_ctx", raw.audio_ctx, 0, 1500, d.audio_ctx);
-        let audio_ctx_min = whole(
-            self,
-            "audio_ctx_min",
-            raw.audio_ctx_min,
-            1,
-            1500,
-            d.audio_ctx_min,
-        );
-        let audio_ctx_margin = whole(
-            self,
-            "audio_ctx_margin",
-            raw.audio_ctx_margin,
-            0,
-            1500,
-            d.audio_ctx_margin,
-        );
-        let unit = |ctx: &mut Self, key: &str, v: Option<f32>, max: f32, dflt: f32| {
-            let Some(v) = v else { return dflt };
-            if !(v.is_finite() && (0.0..=max).contains(&v)) {
-                ctx.err(
-                    0,
-                    &format!("server.stt.{key}"),
-                    ErrorKind::InvalidValue,
-                    format!("expected a number from 0 to {max}, got {v}"),
-                );
-                return dflt;
-            }
-            v
-        };
-        let temperature_inc = unit(
-            self,
-            "temperature_inc",
-            raw.temperature_inc,
-            1.0,
-            d.temperature_inc,
-        );
-        let min_confidence = unit(
-            self,
-            "min_confidence",
-            raw.min_confidence,
-            1.0,
-            d.min_confidence,
-        );
-        let max_no_speech = unit(
-            self,
-            "max_no_speech",
-            raw.max_no_speech,
-            1.0,
-            d.max_no_speech,
-        );
-        let prompt = |ctx: &mut Self, key: &str, v: &Option<String>, dflt: String| {
-            let Some(v) = v else { return dflt };
-            let n = v.chars().count();
-            let problem = if n > MAX_PROMPT_CHARS {
-                Some(format!("{n} characters"))
-            } else if v.chars().any(char::is_control) {
-                Some("a line break or control character".to_owned())
-            } else {
-                None
-            };
-            if let Some(got) = problem {
-                ctx.err(
-                    0,
-                    &format!("server.stt.{key}"),
-                    ErrorKind::InvalidValue,
-                    format!(
-                        "expected one line of at most {MAX_PROMPT_CHARS} characters, got {got}"
-                    ),
-                );
-            }
-            v.clone()
-        };
-        let short_prompt = prompt(self, "short_prompt", &raw.short_prompt, d.short_prompt);
-        let initial_prompt = prompt(
-            self,
-            "initial_prompt",
-            &raw.initial_prompt,
-            d.initial_prompt,
-        );
         SttDecoder {
-            short_utterance_ms,
-            short_prompt,
-            initial_prompt,
-            pad_ms,
-            temperature_inc,
-            beam_size,
-            min_confidence,
-            max_no_speech,
-            audio_ctx,
-            audio_ctx_min,
-            audio_ctx_margin,
-            rejoin_ms,
+            short_utterance_ms: self.stt_whole(
+                "short_utterance_ms",
+                raw.short_utterance_ms,
+                (0, 10_000),
+                d.short_utterance_ms,
+            ),
+            short_prompt: self.stt_prompt("short_prompt", &raw.short_prompt, d.short_prompt),
+            initial_prompt: self.stt_prompt(
+                "initial_prompt",
+                &raw.initial_prompt,
+                d.initial_prompt,
+            ),
+            pad_ms: self.stt_whole("pad_ms", raw.pad_ms, (0, 10_000), d.pad_ms),
+            temperature_inc: self.stt_unit(
+                "temperature_inc",
+                raw.temperature_inc,
+                d.temperature_inc,
+            ),
+            beam_size: self.stt_whole("beam_size", raw.beam_size, (1, 8), d.beam_size),
+            min_confidence: self.stt_unit("min_confidence", raw.min_confidence, d.min_confidence),
+            max_no_speech: self.stt_unit("max_no_speech", raw.max_no_speech, d.max_no_speech),
+            audio_ctx: self.stt_whole("audio_ctx", raw.audio_ctx, (0, 1500), d.audio_ctx),
+            audio_ctx_min: self.stt_whole(
+                "audio_ctx_min",
+                raw.audio_ctx_min,
+                (1, 1500),
+                d.audio_ctx_min,
+            ),
+            audio_ctx_margin: self.stt_whole(
+                "audio_ctx_margin",
+                raw.audio_ctx_margin,
+                (0, 1500),
+                d.audio_ctx_margin,
+            ),
+            rejoin_ms: self.stt_whole("rejoin_ms", raw.rejoin_ms, (0, 10_000), d.rejoin_ms),
         }
+    }
+
+    /// `server.stt.<key>`: a whole number in `min..=max` (an error at the key otherwise), or
+    /// `dflt` when absent.
+    fn stt_whole(&mut self, key: &str, v: Option<u32>, (min, max): (u32, u32), dflt: u32) -> u32 {
+        let Some(v) = v else { return dflt };
+        if !(min..=max).contains(&v) {
+            self.err(
+                0,
+                &format!("server.stt.{key}"),
+                ErrorKind::InvalidValue,
+                format!("expected a whole number from {min} to {max}, got {v}"),
+            );
+        }
+        v
+    }
+
+    /// `server.stt.<key>`: a finite number from 0 to 1, or `dflt` when absent or invalid.
+    fn stt_unit(&mut self, key: &str, v: Option<f32>, dflt: f32) -> f32 {
+        const MAX: f32 = 1.0;
+        let Some(v) = v else { return dflt };
+        if !(v.is_finite() && (0.0..=MAX).contains(&v)) {
+            self.err(
+                0,
+                &format!("server.stt.{key}"),
+                ErrorKind::InvalidValue,
+                format!("expected a number from 0 to {MAX}, got {v}"),
+            );
+            return dflt;
+        }
+        v
+    }
+
+    /// `server.stt.<key>`: one line of at most [`MAX_PROMPT_CHARS`] characters, or `dflt`.
+    fn stt_prompt(&mut self, key: &str, v: &Option<String>, dflt: String) -> String {
+        let Some(v) = v else { return dflt };
+        let n = v.chars().count();
+        let problem = if n > MAX_PROMPT_CHARS {
+            Some(format!("{n} characters"))
+        } else if v.chars().any(char::is_control) {
+            Some("a line break or control character".to_owned())
+        } else {
+            None
+        };
+        if let Some(got) = problem {
+            self.err(
+                0,
+                &format!("server.stt.{key}"),
+                ErrorKind::InvalidValue,
+                format!("expected one line of at most {MAX_PROMPT_CHARS} characters, got {got}"),
+            );
+        }
+        v.clone()
     }
 
     /// A model other than the default was chosen on purpose: its file must be installed, or the

@@ -27,64 +27,13 @@ fn kind(k: sip::FailureKind) -> FailureKind {
 impl Actor {
     pub(super) async fn on_leg(&mut self, side: LegSide, ev: LegEvent) {
         match ev {
-            LegEvent::Provisional { code, sdp } => {
-                if side == LegSide::Carrier {
-                    self.last_provisional = Some(code);
-                    // Early media: only an SDP the relay can use counts (it is kept until the
-                    // answer's SDP replaces it).
-                    let early = sdp.as_deref().and_then(|s| sip::sdp::read_answer(s).ok());
-                    let mut has_sdp = early.as_ref().and_then(legs::remote_media).is_some();
-                    if has_sdp
-                        && let Some(sdp) = sdp.as_deref()
-                        && let Err(reason) = self.apply_carrier_srtp(sdp).await
-                    {
-                        // Early media the relay cannot decrypt is not heard; the answer decides.
-                        tracing::warn!(%reason, "early media ignored");
-                        has_sdp = false;
-                    }
-                    if has_sdp {
-                        self.carrier.negotiated = early;
-                    }
-                    self.handle(Input::CarrierProvisional { code, has_sdp })
-                        .await;
-                }
-            }
+            LegEvent::Provisional { code, sdp } => self.on_provisional(side, code, sdp).await,
             LegEvent::Answered { code, sdp } => self.on_answered(side, code, &sdp).await,
             LegEvent::Failed {
                 code,
                 reason,
                 kind: k,
-            } => {
-                self.slot(side).ended = true;
-                self.timeline(
-                    "leg-failed",
-                    &format!("{side:?} leg failed: {code:?} {reason}"),
-                )
-                .await;
-                let input = match side {
-                    LegSide::Carrier => Input::CarrierFailed {
-                        code,
-                        kind: kind(k),
-                        reason,
-                    },
-                    // An answered bot leg failing (a session refresh answered 481 or never
-                    // answered) did not reject the call: its reason is kept as it is.
-                    LegSide::Bot if self.bot_leg.negotiated.is_some() => Input::BotFailed {
-                        code,
-                        kind: kind(k),
-                        reason,
-                    },
-                    LegSide::Bot => Input::BotFailed {
-                        code,
-                        kind: kind(k),
-                        reason: match code {
-                            Some(c) => format!("the bot rejected the call with {c} {reason}"),
-                            None => format!("the bot is unreachable: {reason}"),
-                        },
-                    },
-                };
-                self.handle(input).await
-            }
+            } => self.on_leg_failed(side, code, reason, k).await,
             LegEvent::RemoteBye => {
                 self.slot(side).ended = true;
                 self.timeline("bye", &format!("BYE from the {side:?} leg"))
@@ -103,40 +52,108 @@ impl Actor {
             ev @ (LegEvent::ReferAnswered { .. } | LegEvent::ReferNotify { .. }) => {
                 self.on_refer_event(side, ev).await
             }
-            LegEvent::SessionTimer(n) => {
-                let peer = match side {
-                    LegSide::Carrier => "carrier",
-                    LegSide::Bot => "bot",
-                };
-                let note = match n {
-                    Some(n) => format!(
-                        "{}session interval {} s, refresher {}",
-                        if side == LegSide::Bot {
-                            "bot leg: "
-                        } else {
-                            ""
-                        },
-                        n.interval.as_secs(),
-                        if n.we_refresh { "dialgate" } else { peer }
-                    ),
-                    None => format!("the {peer} session does not expire"),
-                };
-                self.timeline("session-timer", &note).await;
-                let interval = n.map(|n| n.interval);
-                let we_refresh = n.is_some_and(|n| n.we_refresh);
-                let input = match side {
-                    LegSide::Carrier => Input::CarrierSessionTimer {
-                        interval,
-                        we_refresh,
-                    },
-                    LegSide::Bot => Input::BotLegSessionTimer {
-                        interval,
-                        we_refresh,
-                    },
-                };
-                self.handle(input).await
-            }
+            LegEvent::SessionTimer(n) => self.on_session_timer(side, n).await,
         }
+    }
+
+    /// A provisional response: on the carrier leg, its early media (if the relay can use it)
+    /// and the provisional itself go to the machine; the bot leg's are not the call's news.
+    async fn on_provisional(&mut self, side: LegSide, code: u16, sdp: Option<String>) {
+        if side == LegSide::Carrier {
+            self.last_provisional = Some(code);
+            // Early media: only an SDP the relay can use counts (it is kept until the
+            // answer's SDP replaces it).
+            let early = sdp.as_deref().and_then(|s| sip::sdp::read_answer(s).ok());
+            let mut has_sdp = early.as_ref().and_then(legs::remote_media).is_some();
+            if has_sdp
+                && let Some(sdp) = sdp.as_deref()
+                && let Err(reason) = self.apply_carrier_srtp(sdp).await
+            {
+                // Early media the relay cannot decrypt is not heard; the answer decides.
+                tracing::warn!(%reason, "early media ignored");
+                has_sdp = false;
+            }
+            if has_sdp {
+                self.carrier.negotiated = early;
+            }
+            self.handle(Input::CarrierProvisional { code, has_sdp })
+                .await;
+        }
+    }
+
+    /// A leg failed: the timeline says how; the machine gets the failure with the reason a
+    /// dialer should read.
+    async fn on_leg_failed(
+        &mut self,
+        side: LegSide,
+        code: Option<u16>,
+        reason: String,
+        k: sip::FailureKind,
+    ) {
+        self.slot(side).ended = true;
+        self.timeline(
+            "leg-failed",
+            &format!("{side:?} leg failed: {code:?} {reason}"),
+        )
+        .await;
+        let input = match side {
+            LegSide::Carrier => Input::CarrierFailed {
+                code,
+                kind: kind(k),
+                reason,
+            },
+            // An answered bot leg failing (a session refresh answered 481 or never
+            // answered) did not reject the call: its reason is kept as it is.
+            LegSide::Bot if self.bot_leg.negotiated.is_some() => Input::BotFailed {
+                code,
+                kind: kind(k),
+                reason,
+            },
+            LegSide::Bot => Input::BotFailed {
+                code,
+                kind: kind(k),
+                reason: match code {
+                    Some(c) => format!("the bot rejected the call with {c} {reason}"),
+                    None => format!("the bot is unreachable: {reason}"),
+                },
+            },
+        };
+        self.handle(input).await
+    }
+
+    /// A leg's session timer was negotiated (or the peer's session does not expire).
+    async fn on_session_timer(&mut self, side: LegSide, n: Option<sip::extensions::Negotiated>) {
+        let peer = match side {
+            LegSide::Carrier => "carrier",
+            LegSide::Bot => "bot",
+        };
+        let note = match n {
+            Some(n) => format!(
+                "{}session interval {} s, refresher {}",
+                if side == LegSide::Bot {
+                    "bot leg: "
+                } else {
+                    ""
+                },
+                n.interval.as_secs(),
+                if n.we_refresh { "dialgate" } else { peer }
+            ),
+            None => format!("the {peer} session does not expire"),
+        };
+        self.timeline("session-timer", &note).await;
+        let interval = n.map(|n| n.interval);
+        let we_refresh = n.is_some_and(|n| n.we_refresh);
+        let input = match side {
+            LegSide::Carrier => Input::CarrierSessionTimer {
+                interval,
+                we_refresh,
+            },
+            LegSide::Bot => Input::BotLegSessionTimer {
+                interval,
+                we_refresh,
+            },
+        };
+        self.handle(input).await
     }
 
     async fn on_answered(&mut self, side: LegSide, code: u16, sdp: &str) {
