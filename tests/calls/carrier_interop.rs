@@ -8,6 +8,7 @@ use crate::common;
 use common::simcall::timeline_details as details;
 use std::time::{Duration, Instant};
 
+use common::audio::ringback_then_sit;
 use common::peers::Sipp;
 use common::sippflows::*;
 use serde_json::json;
@@ -236,30 +237,6 @@ async fn the_carriers_refresh_is_answered_and_keeps_the_call_up() {
     .await;
     passed(&botp, "bot scenario").await;
     f.stop().await;
-}
-
-/// Early media (8 kHz PCM): a second of US ringback (440+480 Hz), 0.5 s silence, the three
-/// SIT tones (913.8 / 1370.6 / 1776.7 Hz, 330 ms each), then 8 s of silence.
-fn ringback_then_sit() -> Vec<i16> {
-    let tone = |freqs: &[f32], ms: u32| -> Vec<i16> {
-        (0..ms * 8)
-            .map(|i| {
-                let t = i as f32 / 8000.0;
-                let v: f32 = freqs
-                    .iter()
-                    .map(|f| (2.0 * std::f32::consts::PI * f * t).sin())
-                    .sum();
-                (v * 8000.0 / freqs.len() as f32) as i16
-            })
-            .collect()
-    };
-    let mut pcm = tone(&[440.0, 480.0], 1000);
-    pcm.extend(vec![0i16; 4000]);
-    for f in [913.8, 1370.6, 1776.7] {
-        pcm.extend(tone(&[f], 330));
-    }
-    pcm.extend(vec![0i16; 64000]);
-    pcm
 }
 
 #[tokio::test]

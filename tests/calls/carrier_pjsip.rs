@@ -22,6 +22,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::audio::ringback_then_sit;
 use common::flows::*;
 use common::peers::{PeerEvent, fixture_audio};
 use serde_json::{Value, json};
@@ -186,31 +187,6 @@ async fn with_100rel_required_a_reliable_183_is_pracked_and_audio_flows() {
     assert_eq!(r["reasonCode"], "bot-disconnected", "{r:#}");
     assert_audio_both_ways(&flow, &r).await;
     flow.stop().await;
-}
-
-/// 8 kHz PCM of early media: a second of US ringback (440+480 Hz), 0.5 s silence, the three
-/// SIT tones (913.8 / 1370.6 / 1776.7 Hz, 330 ms each), then 8 s of silence — the audio of
-/// the SIPp case in `tests/carrier_interop.rs`, as a WAV for PJSIP's player.
-fn ringback_then_sit() -> Vec<i16> {
-    let tone = |freqs: &[f32], ms: u32| -> Vec<i16> {
-        (0..ms * 8)
-            .map(|i| {
-                let t = i as f32 / 8000.0;
-                let v: f32 = freqs
-                    .iter()
-                    .map(|f| (2.0 * std::f32::consts::PI * f * t).sin())
-                    .sum();
-                (v * 8000.0 / freqs.len() as f32) as i16
-            })
-            .collect()
-    };
-    let mut pcm = tone(&[440.0, 480.0], 1000);
-    pcm.extend(vec![0i16; 4000]);
-    for f in [913.8, 1370.6, 1776.7] {
-        pcm.extend(tone(&[f], 330));
-    }
-    pcm.extend(vec![0i16; 64000]);
-    pcm
 }
 
 /// Writes `pcm` as an 8 kHz mono 16-bit WAV.
@@ -567,26 +543,13 @@ async fn a_carrier_that_never_refreshes_is_hung_up_when_the_session_expires() {
     flow.stop().await;
 }
 
-/// A self-signed certificate for `names`, written as `<stem>.crt` / `<stem>.key` in `dir`.
-fn cert(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let ck = rcgen::generate_simple_self_signed(names).unwrap();
-    let (c, k) = (
-        dir.join(format!("{stem}.crt")),
-        dir.join(format!("{stem}.key")),
-    );
-    std::fs::write(&c, ck.cert.pem()).unwrap();
-    std::fs::write(&k, ck.signing_key.serialize_pem()).unwrap();
-    (c, k)
-}
-
 #[tokio::test]
 async fn a_reinvite_without_crypto_on_a_required_srtp_leg_is_refused_with_488() {
     // 1. The carrier (PJSIP on TLS, SRTP optional) takes the SRTP call the trunk requires,
     //    then, 3 s after the answer, re-INVITEs offering plain RTP (its account drops SRTP and
     //    re-creates the media transport). The bot hangs up 8 s after its answer.
     let certs = tempfile::tempdir().unwrap();
-    let carrier_cert = cert(certs.path(), "carrier", &["localhost", "127.0.0.1"]);
+    let carrier_cert = cert_files(certs.path(), "carrier", &["localhost", "127.0.0.1"]);
     let mut s = setup(5, "200");
     s.callee.extra_args = vec![
         "--tls-cert".into(),

@@ -177,3 +177,27 @@ pub fn tone_share(samples: &[i16], rate: u32, freq: f64) -> f64 {
     // A full-scale sinusoid of N samples gives power ≈ (N·A/2)² and energy ≈ N·A²/2.
     (2.0 * power / (n as f64 * energy)).min(1.0)
 }
+
+/// Early media of a number not in service (8 kHz PCM): a second of US ringback (440+480 Hz), 0.5 s silence, the three
+/// SIT tones (913.8 / 1370.6 / 1776.7 Hz, 330 ms each), then 8 s of silence.
+pub fn ringback_then_sit() -> Vec<i16> {
+    let tone = |freqs: &[f32], ms: u32| -> Vec<i16> {
+        (0..ms * 8)
+            .map(|i| {
+                let t = i as f32 / 8000.0;
+                let v: f32 = freqs
+                    .iter()
+                    .map(|f| (2.0 * std::f32::consts::PI * f * t).sin())
+                    .sum();
+                (v * 8000.0 / freqs.len() as f32) as i16
+            })
+            .collect()
+    };
+    let mut pcm = tone(&[440.0, 480.0], 1000);
+    pcm.extend(vec![0i16; 4000]);
+    for f in [913.8, 1370.6, 1776.7] {
+        pcm.extend(tone(&[f], 330));
+    }
+    pcm.extend(vec![0i16; 64000]);
+    pcm
+}
