@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use common::audio::ringback_then_sit;
 use common::flows::*;
 use common::peers::{PeerEvent, fixture_audio};
+use common::simcall::{assert_rejected_for, timeline_details as details};
 use serde_json::{Value, json};
 
 /// Relay RTP range and PJSIP RTP base of test number `n` (0-based).
@@ -80,17 +81,6 @@ async fn carrier_sip(
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// The record's timeline entries of one kind, as their detail text.
-fn details(rec: &Value, kind: &str) -> Vec<String> {
-    rec["timeline"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["event"] == kind)
-        .map(|e| e["detail"].as_str().unwrap_or("").to_owned())
-        .collect()
 }
 
 /// The position of the first event satisfying `pred` in the carrier's log.
@@ -270,13 +260,7 @@ async fn sit_tones_in_early_media_fail_the_call_long_before_the_ring_timeout() {
 
     // 5. The record names what was heard.
     let rec = flow.wait_record_settled(&id).await;
-    assert_eq!(rec["reasonCode"], "rejected", "{rec:#}");
-    assert!(
-        details(&rec, "early-media")
-            .iter()
-            .any(|d| d.contains("SIT tones")),
-        "{rec:#}"
-    );
+    assert_rejected_for(&rec, "SIT tones");
     flow.stop().await;
 }
 

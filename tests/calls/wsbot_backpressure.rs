@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::net::UdpSocket;
 
+/// The bots of these tests speak µ-law.
+const MULAW: MediaFormat = MediaFormat::Mulaw;
+
 /// The relay's side: a socket for the session's RTP and the address the session sends to.
 async fn relay_pair() -> (UdpSocket, UdpSocket) {
     let relay = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -77,12 +80,7 @@ fn numbers<'a>(events: impl IntoIterator<Item = &'a WsBotEvent>) -> Vec<i64> {
 async fn a_session_whose_events_are_not_read_keeps_playing_the_bots_audio_and_loses_none() {
     // 1. A session with a tiny event queue (4), its RTP side pointed at our "relay".
     let mut server = BotServer::start(None, None).await;
-    let cfg = bot(
-        &server.url("ws"),
-        WsProtocol::AcBotApi,
-        None,
-        MediaFormat::Mulaw,
-    );
+    let cfg = bot(&server.url("ws"), WsProtocol::AcBotApi, None, MULAW);
     let opts = WsBotOptions {
         channel_capacity: 4,
         ..quick_options()
@@ -126,12 +124,7 @@ async fn a_session_whose_events_are_not_read_keeps_playing_the_bots_audio_and_lo
 async fn a_bridge_whose_call_is_slow_keeps_the_bots_audio_flowing_and_loses_no_event() {
     // 1. A bridge (event queue 64, its session's 256) whose events the "actor" does not read.
     let mut server = BotServer::start(None, None).await;
-    let cfg = bot(
-        &server.url("ws"),
-        WsProtocol::AcBotApi,
-        None,
-        MediaFormat::Mulaw,
-    );
+    let cfg = bot(&server.url("ws"), WsProtocol::AcBotApi, None, MULAW);
     let metrics = Arc::new(dialgate::metrics::Metrics::new());
     let (bridge, mut events) =
         WsBridge::spawn(cfg, call_info("conv-slow-bridge"), quick_options(), metrics);

@@ -95,6 +95,18 @@ pub fn assert_at_most_up(records: &[Value], max: usize) {
     }
 }
 
+/// Asserts that the call `rec` was `rejected` for what its early media carried: an
+/// `early-media` timeline entry mentions `heard` (e.g. "SIT tones").
+pub fn assert_rejected_for(rec: &Value, heard: &str) {
+    assert_eq!(rec["reasonCode"], "rejected", "{rec:#}");
+    assert!(
+        timeline_details(rec, "early-media")
+            .iter()
+            .any(|d| d.contains(heard)),
+        "no early-media entry mentions {heard:?}: {rec:#}"
+    );
+}
+
 /// The `detail` of every timeline entry of the record `rec` named `event`.
 pub fn timeline_details(rec: &Value, event: &str) -> Vec<String> {
     rec["timeline"]
