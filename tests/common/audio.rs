@@ -178,8 +178,9 @@ pub fn tone_share(samples: &[i16], rate: u32, freq: f64) -> f64 {
     (2.0 * power / (n as f64 * energy)).min(1.0)
 }
 
-/// Early media of a number not in service (8 kHz PCM): a second of US ringback (440+480 Hz), 0.5 s silence, the three
-/// SIT tones (913.8 / 1370.6 / 1776.7 Hz, 330 ms each), then 8 s of silence.
+/// Early media of a number not in service (8 kHz PCM): a second of US ringback (440+480 Hz),
+/// 0.5 s silence, the three SIT tones (913.8 / 1370.6 / 1776.7 Hz, 330 ms each), then 8 s of
+/// silence.
 pub fn ringback_then_sit() -> Vec<i16> {
     let tone = |freqs: &[f32], ms: u32| -> Vec<i16> {
         (0..ms * 8)
