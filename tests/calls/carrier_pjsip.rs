@@ -83,6 +83,27 @@ async fn carrier_sip(
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The re-INVITE the PJSIP carrier sent (bounded by [`WAIT`]).
+async fn pjsip_reinvite(flow: &Flow) -> PeerEvent {
+    saw(&flow.callee, "PJSIP's re-INVITE", |e| {
+        e.is("sip")
+            && e.str("dir") == Some("tx")
+            && e.str("start").is_some_and(|s| s.starts_with("INVITE "))
+    })
+    .await
+}
+
+/// The final response the PJSIP carrier got to its request `req` (same CSeq).
+async fn final_answer_to(flow: &Flow, req: &PeerEvent) -> PeerEvent {
+    let cseq = req.header("CSeq").map(str::to_owned);
+    saw(&flow.callee, "the answer to PJSIP's re-INVITE", |e| {
+        e.is("response")
+            && e.code().is_some_and(|c| c >= 200)
+            && e.header("CSeq") == cseq.as_deref()
+    })
+    .await
+}
+
 /// The position of the first event satisfying `pred` in the carrier's log.
 fn position(events: &[PeerEvent], pred: impl Fn(&PeerEvent) -> bool) -> Option<usize> {
     events.iter().position(pred)
@@ -387,33 +408,9 @@ async fn session_refreshes_both_ways_keep_a_call_to_pjsip_up() {
 
     // 4. PJSIP's refresh (re-INVITE, it as UAC keeps dialgate refresher: refresher=uas) was
     //    answered 200 with the session: Session-Expires 90;refresher=uas and Require: timer.
-    let reinv = flow
-        .callee
-        .wait_for(
-            "PJSIP's re-INVITE",
-            |e| {
-                e.is("sip")
-                    && e.str("dir") == Some("tx")
-                    && e.str("start").is_some_and(|s| s.starts_with("INVITE "))
-            },
-            WAIT,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let reinv = pjsip_reinvite(&flow).await;
     assert_eq!(session_expires(&reinv), ("90".into(), "uas".into()));
-    let answered = flow
-        .callee
-        .wait_for(
-            "the answer to PJSIP's re-INVITE",
-            |e| {
-                e.is("response")
-                    && e.code().is_some_and(|c| c >= 200)
-                    && e.header("CSeq") == reinv.header("CSeq")
-            },
-            WAIT,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let answered = final_answer_to(&flow, &reinv).await;
     assert_eq!(answered.code(), Some(200), "{:?}", answered.0);
     assert_eq!(
         session_expires(&answered),
@@ -563,19 +560,7 @@ async fn a_reinvite_without_crypto_on_a_required_srtp_leg_is_refused_with_488() 
     );
 
     // 3. PJSIP's re-INVITE offered plain RTP without crypto.
-    let reinv = flow
-        .callee
-        .wait_for(
-            "PJSIP's re-INVITE",
-            |e| {
-                e.is("sip")
-                    && e.str("dir") == Some("tx")
-                    && e.str("start").is_some_and(|s| s.starts_with("INVITE "))
-            },
-            WAIT,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let reinv = pjsip_reinvite(&flow).await;
     let offer = reinv.str("body").unwrap_or_default();
     assert!(
         offer.contains("RTP/AVP") && !offer.contains("a=crypto:"),
@@ -583,19 +568,7 @@ async fn a_reinvite_without_crypto_on_a_required_srtp_leg_is_refused_with_488() 
     );
 
     // 4. dialgate refused it: 488.
-    let answered = flow
-        .callee
-        .wait_for(
-            "the answer to PJSIP's re-INVITE",
-            |e| {
-                e.is("response")
-                    && e.code().is_some_and(|c| c >= 200)
-                    && e.header("CSeq") == reinv.header("CSeq")
-            },
-            WAIT,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let answered = final_answer_to(&flow, &reinv).await;
     assert_eq!(answered.code(), Some(488), "{:?}", answered.0);
 
     // 5. The call went on until the bot hung up: completed, not an error.
