@@ -49,13 +49,14 @@ impl CallMachine {
         self.on_session_timer(now, LegSide::Bot, interval, we_refresh);
     }
 
-    /// The leg's dialog is up in a call that goes on: only then does its session matter.
+    /// The leg's dialog is up in a call that goes on: only then does its session matter. The
+    /// carrier's once the call is answered; the bot's as soon as the bot answered, which with
+    /// `early_media_to_bot` is while the person's phone still rings.
     fn session_leg_up(&self, side: LegSide) -> bool {
-        let leg = match side {
-            LegSide::Carrier => self.carrier,
-            LegSide::Bot => self.bot,
-        };
-        self.is_answered_phase() && leg == Leg::Up
+        match side {
+            LegSide::Carrier => self.is_answered_phase() && self.carrier == Leg::Up,
+            LegSide::Bot => self.is_live() && self.bot == Leg::Up,
+        }
     }
 
     fn on_session_timer(

@@ -280,3 +280,21 @@ fn a_re_invite_from_the_listening_bot_is_refused_before_the_answer() {
         }]
     );
 }
+
+#[test]
+fn a_bot_leg_answered_at_early_media_keeps_its_session_timer_while_the_phone_rings() {
+    let mut s = bot_listening();
+    // 1. The bot's 2xx negotiated a 20 s session with dialgate refreshing: armed while ringing
+    //    (refresh at half the interval, expiry armed too).
+    let st = s.at(1_300).ev(Input::BotLegSessionTimer {
+        interval: Some(std::time::Duration::from_secs(20)),
+        we_refresh: true,
+    });
+    assert!(st.acts.is_empty(), "{st:?}");
+    s.assert_armed(&[(TimerKind::BotLegSessionRefresh, Some(11_300))]);
+    assert!(s.armed(TimerKind::BotLegSessionExpiry).is_some());
+    assert_eq!(s.m.state(), CallState::Ringing);
+    // 2. Half the interval later the phone still rings: the bot leg is refreshed.
+    let st = s.fire(TimerKind::BotLegSessionRefresh);
+    assert_eq!(st.acts, vec![Output::RefreshBotLegSession]);
+}
