@@ -80,6 +80,7 @@ on_both_engines!(
     the_leg_journal_keeps_live_legs_only,
     retention_prunes_finished_calls_only,
     timeline_lines_of_concurrent_calls_all_land_in_order,
+    a_refused_timeline_line_fails_only_its_own_caller,
     the_shared_queue_is_claimed_once_in_order,
     a_waiting_dialout_ends_once_or_is_dialled_never_both,
 );
@@ -694,5 +695,34 @@ async fn timeline_lines_of_concurrent_calls_all_land_in_order(db: Db) {
             .collect();
         let want: Vec<String> = (0..LINES).map(|l| format!("{id} line {l}")).collect();
         assert_eq!(details, want, "{id}'s timeline");
+    }
+}
+
+/// One line PostgreSQL refuses (a NUL byte in text) among lines of other calls written at the
+/// same moment: the others land; only the bad line's caller gets the error (SQLite stores it).
+async fn a_refused_timeline_line_fails_only_its_own_caller(db: Db) {
+    for round in 0..5 {
+        // 1. Twenty good lines and one bad one, all at once, so they share batches.
+        let mut good = Vec::new();
+        for c in 0..20 {
+            let s = db.store.clone();
+            good.push(tokio::spawn(async move {
+                let id = format!("g{round}-{c}");
+                s.add_event(&id, "step", "fine").await.map(|_| id)
+            }));
+        }
+        let s = db.store.clone();
+        let bad = tokio::spawn(async move { s.add_event("bad", "step", "nul \0 here").await });
+        // 2. Every good line was written and reads back.
+        for t in good {
+            let id = t
+                .await
+                .unwrap()
+                .expect("a good line is written whatever its batch held");
+            assert_eq!(db.store.events(&id).await.unwrap().len(), 1, "{id}");
+        }
+        // 3. The bad line failed on PostgreSQL only.
+        let bad = bad.await.unwrap();
+        assert_eq!(bad.is_err(), db.store.engine() == "postgres", "{bad:?}");
     }
 }

@@ -63,13 +63,24 @@ impl EventWriter {
 }
 
 /// The writer: takes whatever is queued (up to [`MAX_BATCH`]), writes it, answers every waiter.
+/// A batch PostgreSQL refused (not one it could not be reached for) is written again line by
+/// line, so one bad line fails only its own caller, not the other calls batched with it.
 async fn run(pool: Pool, mut rx: mpsc::Receiver<Line>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let result = write(&pool, &batch).await;
-        for line in batch.drain(..) {
-            // A waiter that gave up (its call task ended) is no one to tell.
-            let _ = line.done.send(result.as_ref().map(|_| ()).map_err(copy));
+        match write(&pool, &batch).await {
+            Err(e) if batch.len() > 1 && !e.is_unavailable() => {
+                for line in batch.drain(..) {
+                    let result = write(&pool, std::slice::from_ref(&line)).await;
+                    // A waiter that gave up (its call task ended) is no one to tell.
+                    let _ = line.done.send(result);
+                }
+            }
+            result => {
+                for line in batch.drain(..) {
+                    let _ = line.done.send(result.as_ref().map(|_| ()).map_err(copy));
+                }
+            }
         }
     }
 }
