@@ -260,20 +260,6 @@ impl DialQueue {
         false
     }
 
-    /// The conversation ids of every dialout waiting here.
-    pub fn queued_ids(&self) -> Vec<String> {
-        self.lock()
-            .values()
-            .flat_map(|q| q.iter().map(|w| w.conversation_id.clone()))
-            .collect()
-    }
-
-    /// Drops `ids` from the queues without ending them: another cluster instance took them
-    /// over and dials them. Returns how many were here.
-    pub fn forget(&self, ids: &[String]) -> usize {
-        self.take(|w| ids.contains(&w.conversation_id)).len()
-    }
-
     /// Removes and returns every waiting dialout matching `pred`, keeping the others' order.
     fn take(&self, pred: impl Fn(&Waiting) -> bool) -> Vec<Waiting> {
         let mut out = Vec::new();

@@ -86,6 +86,9 @@ impl Liveness {
         // Since when every heartbeat succeeded (None: the last one failed).
         let mut healthy_since: Option<Instant> = None;
         let mut down_logged = false;
+        // A takeover of this instance the heartbeat reported (it is reported once) whose calls
+        // could not be hung up yet: tried again every tick until the store answers.
+        let mut taken_over_by: Option<String> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -103,7 +106,8 @@ impl Liveness {
                     }
                     healthy_since.get_or_insert_with(Instant::now);
                     if let Heartbeat::TakenOver { by } = hb {
-                        self.was_taken_over(&by).await;
+                        self.metrics.cluster.declared_dead.inc();
+                        taken_over_by = Some(by);
                     }
                 }
                 Err(e) => {
@@ -113,6 +117,11 @@ impl Liveness {
                     }
                     healthy_since = None;
                 }
+            }
+            if let Some(by) = &taken_over_by
+                && self.was_taken_over(by).await
+            {
+                taken_over_by = None;
             }
             if self.work.get().is_some() && healthy_since.is_some_and(|t| t.elapsed() >= self.lease)
             {
@@ -181,31 +190,31 @@ impl Liveness {
     /// Another instance took this one's calls over (its lease had run out: it was stalled or
     /// cut off from the database). The calls it took are hung up here, and its queued
     /// dialouts leave this queue: they are the other instance's now.
-    async fn was_taken_over(&self, by: &str) {
-        self.metrics.cluster.declared_dead.inc();
+    /// Hangs up here the calls instance `by` took over; false when the store could not say
+    /// which (the caller tries again).
+    async fn was_taken_over(&self, by: &str) -> bool {
         let Some(work) = self.work.get() else {
             tracing::error!(instance = %self.instance, by, "this instance's lease had run out while it was starting and instance `{by}` took its calls over");
-            return;
+            return true;
         };
-        let mut ids = work.engine.live_ids();
-        ids.extend(work.queue.queued_ids());
-        let gone = match self.store.not_owned(ids).await {
+        // Only live calls: on PostgreSQL the queue is shared (`call::queue::shared`), so a
+        // dialout queued here is not held here and the survivor's claim needs nothing of us.
+        let gone = match self.store.not_owned(work.engine.live_ids()).await {
             Ok(g) => g,
             Err(e) => {
-                tracing::error!(by, error = %e, "instance `{by}` took this instance's calls over; cannot read which");
-                return;
+                tracing::error!(by, error = %e, "instance `{by}` took this instance's calls over; cannot read which yet (tried again)");
+                return false;
             }
         };
-        let dropped = work.queue.forget(&gone);
         for id in &gone {
             work.engine.hangup(id);
         }
         tracing::error!(
             instance = %self.instance,
             by,
-            calls = gone.len() - dropped,
-            queued = dropped,
+            calls = gone.len(),
             "this instance's lease had run out (stalled or cut off from the database) and instance `{by}` took its calls over: they are hung up here"
         );
+        true
     }
 }
