@@ -349,19 +349,20 @@ pub fn summary(config: &Config) -> String {
         ));
     }
     let model = model_file(&config.server);
+    let installed = model_installed(&config.server);
     out.push_str(&format!(
         "Speech recognition: model {} ({}, {}); {}\n",
         s.stt.model,
         model.display(),
-        if model_installed(&config.server) {
+        if installed {
             "installed".to_owned()
         } else {
             format!("NOT INSTALLED: run {}", install_command(&s.stt.model))
         },
         s.stt.decoder.summary()
     ));
-    let gaps = recognition_gaps(config, model_installed(&config.server));
-    for line in gap_lines(&gaps, &model_file(&config.server)) {
+    let gaps = recognition_gaps(config, installed);
+    for line in gap_lines(&gaps, &model) {
         out.push_str(&format!("WARNING: {line}\n"));
     }
     out

@@ -277,12 +277,13 @@ impl Ctx<'_> {
                 ("connect_timeout_ms", raw.outbox.connect_timeout_ms),
             ],
         );
-        let stt = self.stt_settings(&raw.stt, &self.resolve(&raw.data_dir));
+        let data_dir = self.resolve(&raw.data_dir);
+        let stt = self.stt_settings(&raw.stt, &data_dir);
         Server {
             sip,
             http,
             rtp,
-            data_dir: self.resolve(&raw.data_dir),
+            data_dir,
             max_call_duration_sec: raw.max_call_duration_sec,
             bot_answer_timeout_sec: raw.bot_answer_timeout_sec,
             retention_days: raw.retention_days,

@@ -14,21 +14,6 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Word-level edit distance.
-fn distance(a: &[String], b: &[String]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, x) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, y) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(x != y))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// The part of `text` (the whole phrase, recognised again) after the words already delivered
 /// (`said`), first letter capitalised; `None` when nothing is left. The cut is where the
 /// recognised words best match the delivered ones (one word more or fewer than delivered, in
@@ -42,7 +27,7 @@ pub fn after_said(text: &str, said: &str) -> Option<String> {
     let cut = [n, n.saturating_sub(1), n + 1]
         .into_iter()
         .filter(|k| *k <= all.len())
-        .min_by_key(|k| distance(&all[..*k], &said))?;
+        .min_by_key(|k| super::eval::word_errors(&all[..*k], &said))?;
     // Skip the tokens holding the first `cut` words.
     let mut seen = 0;
     let mut rest = Vec::new();

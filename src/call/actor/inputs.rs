@@ -96,22 +96,17 @@ impl Actor {
             &format!("{side:?} leg failed: {code:?} {reason}"),
         )
         .await;
+        let kind = kind(k);
         let input = match side {
-            LegSide::Carrier => Input::CarrierFailed {
-                code,
-                kind: kind(k),
-                reason,
-            },
+            LegSide::Carrier => Input::CarrierFailed { code, kind, reason },
             // An answered bot leg failing (a session refresh answered 481 or never
             // answered) did not reject the call: its reason is kept as it is.
-            LegSide::Bot if self.bot_leg.negotiated.is_some() => Input::BotFailed {
-                code,
-                kind: kind(k),
-                reason,
-            },
+            LegSide::Bot if self.bot_leg.negotiated.is_some() => {
+                Input::BotFailed { code, kind, reason }
+            }
             LegSide::Bot => Input::BotFailed {
                 code,
-                kind: kind(k),
+                kind,
                 reason: match code {
                     Some(c) => format!("the bot rejected the call with {c} {reason}"),
                     None => format!("the bot is unreachable: {reason}"),
