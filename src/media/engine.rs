@@ -41,7 +41,9 @@ pub(crate) struct SessionShared {
 const RELAY_COMMAND_BOUND: usize = 4096;
 
 struct RelayHandle {
-    tx: Mutex<SyncSender<Command>>,
+    /// `SyncSender` is `Sync`: senders on several threads need no lock (one held across a
+    /// send waiting for room would make every other sender wait behind it).
+    tx: SyncSender<Command>,
     /// Shared with the relay thread: the descriptor stays open while either side holds it, so a
     /// wake-up written after the relay exited can never land on a reused descriptor number.
     evfd: Arc<OwnedFd>,
@@ -51,8 +53,7 @@ struct RelayHandle {
 
 impl RelayHandle {
     fn send(&self, cmd: Command) -> Result<(), MediaError> {
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        tx.send(cmd).map_err(|_| MediaError::Stopped)?;
+        self.tx.send(cmd).map_err(|_| MediaError::Stopped)?;
         let one: u64 = 1;
         // SAFETY: writes 8 bytes to the relay's eventfd to wake it.
         unsafe {
@@ -128,7 +129,7 @@ impl MediaEngine {
                     source,
                 })?;
             relays.push(RelayHandle {
-                tx: Mutex::new(tx),
+                tx,
                 evfd,
                 sessions: AtomicUsize::new(0),
             });
