@@ -155,10 +155,16 @@ impl Task {
         self.backlog.len() < MAX_BACKLOG
     }
 
-    /// Takes the call's RTP side (its socket moved onto this task's runtime) and starts the
-    /// playout clock.
+    /// Takes the call's RTP side and starts the playout clock. With `io_threads` the session
+    /// may run on another runtime than the call that made the socket: the socket is moved onto
+    /// this task's runtime first. Otherwise both run on the same one and it is used as it is.
     fn attach(&mut self, side: RtpSide) {
-        match side.rehome() {
+        let side = if self.opts.io_threads {
+            side.rehome()
+        } else {
+            Ok(side)
+        };
+        match side {
             Ok(side) => self.rtp = Some(side),
             Err(e) => {
                 tracing::error!(error = %e, "the WebSocket bot's RTP socket cannot be used");
