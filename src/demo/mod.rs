@@ -325,10 +325,17 @@ async fn place_call(
         return Ok(None);
     }
     let id = v["conversationId"].as_str().unwrap_or_default().to_owned();
-    if mode.text_bot {
-        hang_up_after_reply(peers).await;
-    }
-    let rec = api.wait_terminal(&id, Duration::from_secs(60)).await?;
+    const TERMINAL_BOUND: Duration = Duration::from_secs(60);
+    let rec = if mode.text_bot {
+        // The person hangs up once the reply was spoken; a call that ends before that (refused,
+        // failed) is reported at once instead of after the whole reply bound.
+        tokio::select! {
+            r = api.wait_terminal(&id, REPLY_BOUND + TERMINAL_BOUND) => r?,
+            () = hang_up_after_reply(peers) => api.wait_terminal(&id, TERMINAL_BOUND).await?,
+        }
+    } else {
+        api.wait_terminal(&id, TERMINAL_BOUND).await?
+    };
     // Let the last deliveries (terminal notification, bot disconnect) land.
     let _ = peers
         .dialer
