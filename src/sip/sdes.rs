@@ -69,22 +69,10 @@ impl SdesOffer {
     /// `sdp` (our plain offer) with the crypto lines added after the audio stream's
     /// attributes and, when SRTP is required, the `RTP/SAVP` profile.
     pub fn apply(&self, sdp: &str) -> String {
-        let mut out = String::with_capacity(sdp.len() + 160);
-        let body = if self.policy == SdesPolicy::Required {
-            sdp.replacen(" RTP/AVP ", " RTP/SAVP ", 1)
-        } else {
-            sdp.to_owned()
-        };
-        out.push_str(body.trim_end_matches(['\r', '\n']));
-        out.push_str("\r\n");
-        for (tag, suite, key) in &self.keys {
-            out.push_str(&format!(
-                "a=crypto:{tag} {} inline:{}\r\n",
-                suite.name(),
-                STANDARD.encode(key)
-            ));
-        }
-        out
+        let lines = self.keys.iter().map(|(tag, suite, key)| {
+            format!("{tag} {} inline:{}", suite.name(), STANDARD.encode(key))
+        });
+        with_crypto(sdp, self.policy == SdesPolicy::Required, lines)
     }
 
     /// Reads the answer's crypto line: `Ok(Some(keys))` for SRTP, `Ok(None)` for plain RTP
@@ -189,6 +177,23 @@ fn parse_crypto(value: &str) -> Result<Crypto, String> {
         .try_into()
         .map_err(|_| format!("the key is not {MASTER_LEN} bytes"))?;
     Ok(Crypto { tag, suite, key })
+}
+
+/// `sdp` (one audio stream) with an `a=crypto:<line>` attribute per line appended after the
+/// stream's attributes and, with `savp`, the `RTP/SAVP` profile instead of `RTP/AVP`.
+fn with_crypto(sdp: &str, savp: bool, lines: impl Iterator<Item = String>) -> String {
+    let body = if savp {
+        sdp.replacen(" RTP/AVP ", " RTP/SAVP ", 1)
+    } else {
+        sdp.to_owned()
+    };
+    let mut out = String::with_capacity(body.len() + 160);
+    out.push_str(body.trim_end_matches(['\r', '\n']));
+    out.push_str("\r\n");
+    for line in lines {
+        out.push_str(&format!("a=crypto:{line}\r\n"));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -94,19 +94,10 @@ impl SdesOffer {
 /// `answer` (dialgate's plain SDP answer, one audio stream) with the crypto line of `re` and
 /// the `RTP/SAVP` profile when the offer had it.
 pub fn secure_answer(answer: &str, re: &SdesReanswer) -> String {
-    let Some(crypto) = &re.crypto else {
-        return answer.to_owned();
-    };
-    let body = if re.savp {
-        answer.replacen(" RTP/AVP ", " RTP/SAVP ", 1)
-    } else {
-        answer.to_owned()
-    };
-    let mut out = String::with_capacity(body.len() + 80);
-    out.push_str(body.trim_end_matches(['\r', '\n']));
-    out.push_str("\r\n");
-    out.push_str(&format!("a=crypto:{crypto}\r\n"));
-    out
+    match &re.crypto {
+        Some(crypto) => super::with_crypto(answer, re.savp, std::iter::once(crypto.clone())),
+        None => answer.to_owned(),
+    }
 }
 
 /// The first audio stream's transport profile is `RTP/SAVP`.
