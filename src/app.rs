@@ -114,157 +114,70 @@ pub struct App {
 impl App {
     /// Loads the configuration and starts every part.
     pub async fn start(config_path: &Path, opts: AppOptions) -> Result<App, AppError> {
-        crate::crypto::install_crypto_provider();
-        match crate::limits::raise_fd_limit() {
-            Ok(n) => tracing::info!(limit = n, "open file limit"),
-            Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
-        }
+        prepare_process();
         let metrics = Arc::new(Metrics::new());
         let config =
             Arc::new(ConfigStore::open(config_path).map_err(|e| AppError::Config(e.to_string()))?);
-        let snap = config.current();
-        let store = open_store(&snap.config).await?;
-        // Cluster mode on PostgreSQL: this instance's lease is renewed before its restart
-        // recovery reads its calls, so no survivor takes them over meanwhile.
-        let liveness = match takeover_settings(&snap.config) {
-            Some((instance, lease)) => Some(
-                crate::cluster::Liveness::register(
-                    store.clone(),
-                    metrics.clone(),
-                    &instance,
-                    lease,
-                )
-                .await?,
-            ),
-            None => None,
-        };
+        let store = open_store(&config.current().config).await?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
-        if let Some(l) = &liveness {
-            tasks.push(tokio::spawn(l.clone().run(shutdown.clone())));
-        }
+        let liveness = start_liveness(&config, &store, &metrics, &shutdown, &mut tasks).await?;
         if opts.watch_config {
             tasks.push(crate::config::spawn_watcher(
                 config.clone(),
                 shutdown.clone(),
             ));
         }
-        let outbox = Outbox::new(
-            store.clone(),
-            config.clone(),
-            metrics.clone(),
-            opts.outbox.clone(),
-        );
-        let engine = crate::call::engine::Engine::start(crate::call::engine::EngineDeps {
-            config: config.clone(),
-            store: store.clone(),
-            outbox: outbox.clone(),
-            metrics: metrics.clone(),
-            shutdown: shutdown.clone(),
-        })
-        .await
-        .map_err(AppError::Engine)?;
-        report_recognition(&config, &engine.status_json());
-        outbox.set_sink(engine.clone());
-        // The voice of bots whose text dialgate speaks is loaded before the first call needs it
-        // (off the async workers).
-        engine.preload_tts().await;
-        tasks.push(outbox.spawn(shutdown.clone()));
-        engine.recover().await;
-        // Cluster mode on Redis: shared limits, and calls recorded with their owner.
-        let cluster = match crate::cluster::redis_settings(&snap.config) {
-            Some(s) => Some(
-                crate::cluster::RedisCluster::start(s, shutdown.clone())
-                    .await
-                    .map_err(|e| AppError::Cluster(e.to_string()))?,
+        let core = Core {
+            outbox: Outbox::new(
+                store.clone(),
+                config.clone(),
+                metrics.clone(),
+                opts.outbox.clone(),
             ),
-            None => None,
+            config,
+            store,
+            metrics,
+            shutdown,
         };
-        let (limiter, calls): (
-            Arc<dyn crate::call::limiter::RateLimiter>,
-            Arc<dyn CallControl>,
-        ) = match &cluster {
-            Some(c) => (
-                c.limiter.clone(),
-                Arc::new(crate::cluster::ClusterCalls::new(
-                    engine.clone(),
-                    c.leases.clone(),
-                )),
-            ),
-            None => (Arc::new(LocalLimiter::new()), engine.clone()),
-        };
-        // Cluster mode on PostgreSQL: the queue is shared, and this instance claims from it
-        // only while it has room for a call (the same check as the API's).
-        let shared = (store.engine() == "postgres").then(|| {
-            let pool = engine.media.port_pool().clone();
-            let gate = crate::limits::CapacityGate::default();
-            crate::call::queue::SharedMode {
-                has_room: Box::new(move || gate.check(pool.free(), pool.capacity()).is_ok()),
-            }
-        });
-        let queue = crate::call::queue::DialQueue::new(crate::call::queue::QueueDeps {
-            store: store.clone(),
-            outbox: outbox.clone(),
-            limiter: limiter.clone(),
-            calls: calls.clone(),
-            config: config.clone(),
-            metrics: metrics.clone(),
-            shared,
-        });
-        if let Some(c) = &cluster {
-            c.owners.set_local(Arc::new(crate::cluster::LocalCalls {
-                queue: queue.clone(),
-                calls: engine.clone(),
-            }));
-        }
-        // Dialouts that were queued when the process stopped wait again, in their order.
-        queue.restore().await;
+        let engine = start_engine(&core, &mut tasks).await?;
+        // One descriptor-count cache for the API's check and the shared queue's.
+        let room = room_check(&engine);
+        let Dispatch {
+            queue,
+            cluster,
+            limiter,
+            calls,
+        } = start_queue(&core, &engine, &room).await?;
         // Cluster mode on PostgreSQL: dead instances' calls are ended here from now on.
         if let Some(l) = &liveness {
             l.attach(engine.clone(), queue.clone());
         }
-        tasks.push(tokio::spawn(queue.clone().run(shutdown.clone())));
-        let probes = crate::webhook::probe::ProbeBoard::default();
-        if opts.probe_bots {
-            tasks.push(crate::webhook::probe::spawn_prober(
-                config.clone(),
-                probes.clone(),
-                shutdown.clone(),
-            ));
-        }
-        let engine_status = engine.clone();
-        let pool = engine.media.port_pool().clone();
-        let gate = crate::limits::CapacityGate::default();
+        tasks.push(tokio::spawn(queue.clone().run(core.shutdown.clone())));
         let state = Arc::new(ApiState {
-            config: config.clone(),
-            store: store.clone(),
+            config: core.config.clone(),
+            store: core.store.clone(),
             limiter,
             calls,
             queue: queue.clone(),
-            metrics: metrics.clone(),
+            metrics: core.metrics.clone(),
             auth: Authenticator::new(opts.token_ttl),
             started: std::time::SystemTime::now(),
-            status_extra: Box::new(move || {
-                let mut v = engine_status.status_json();
-                if let serde_json::Value::Object(m) = &mut v {
-                    m.insert("botProbe".into(), probes.to_json());
-                }
-                v
-            }),
-            capacity: Box::new(move || gate.check(pool.free(), pool.capacity())),
+            status_extra: status_extra(&core, &engine, opts.probe_bots, &mut tasks),
+            capacity: Box::new(move || room()),
             owners: cluster.as_ref().map(|c| c.owners.clone()),
         });
-        let server = api::serve(state, shutdown.clone()).await?;
+        let server = api::serve(state, core.shutdown.clone()).await?;
         tasks.push(server.task);
         Ok(App {
-            config,
-            store,
-            metrics,
-            outbox,
+            config: core.config,
+            store: core.store,
+            metrics: core.metrics,
+            outbox: core.outbox,
             engine,
             api_addr: server.local_addr,
             api_tls: server.tls,
-            shutdown,
+            shutdown: core.shutdown,
             tasks,
             queue,
             cluster,
@@ -289,4 +202,187 @@ impl App {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
     }
+}
+
+/// What every part of the service is built on.
+struct Core {
+    config: Arc<ConfigStore>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    outbox: Arc<Outbox>,
+    shutdown: CancellationToken,
+}
+
+/// The limiter and call control the API and the queue use: the cluster's (shared limits,
+/// calls recorded with their owner) or this instance's own.
+type Admission = (
+    Arc<dyn crate::call::limiter::RateLimiter>,
+    Arc<dyn CallControl>,
+);
+
+/// Where accepted dialouts go: the queue, and what admits and starts them.
+struct Dispatch {
+    queue: Arc<crate::call::queue::DialQueue>,
+    /// Cluster mode on Redis.
+    cluster: Option<Arc<crate::cluster::RedisCluster>>,
+    limiter: Arc<dyn crate::call::limiter::RateLimiter>,
+    calls: Arc<dyn CallControl>,
+}
+
+/// Whether this instance has room for one more call (RTP ports, descriptors).
+type RoomCheck = Arc<dyn Fn() -> Result<(), crate::limits::Shortage> + Send + Sync>;
+
+/// Process-wide set-up before anything opens a socket: the TLS crypto provider and the open
+/// file limit (each call holds several descriptors).
+fn prepare_process() {
+    crate::crypto::install_crypto_provider();
+    match crate::limits::raise_fd_limit() {
+        Ok(n) => tracing::info!(limit = n, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
+}
+
+/// Cluster mode on PostgreSQL: this instance's lease is registered and renewed (a task in
+/// `tasks`) before its restart recovery reads its calls, so no survivor takes them over
+/// meanwhile.
+async fn start_liveness(
+    config: &ConfigStore,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    shutdown: &CancellationToken,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Option<Arc<crate::cluster::Liveness>>, AppError> {
+    let Some((instance, lease)) = takeover_settings(&config.current().config) else {
+        return Ok(None);
+    };
+    let l = crate::cluster::Liveness::register(store.clone(), metrics.clone(), &instance, lease)
+        .await?;
+    tasks.push(tokio::spawn(l.clone().run(shutdown.clone())));
+    Ok(Some(l))
+}
+
+/// The call engine, with the outbox delivering through it, the bots' voice loaded and the
+/// previous process's calls recovered.
+async fn start_engine(
+    core: &Core,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Arc<crate::call::engine::Engine>, AppError> {
+    let engine = crate::call::engine::Engine::start(crate::call::engine::EngineDeps {
+        config: core.config.clone(),
+        store: core.store.clone(),
+        outbox: core.outbox.clone(),
+        metrics: core.metrics.clone(),
+        shutdown: core.shutdown.clone(),
+    })
+    .await
+    .map_err(AppError::Engine)?;
+    report_recognition(&core.config, &engine.status_json());
+    core.outbox.set_sink(engine.clone());
+    // The voice of bots whose text dialgate speaks is loaded before the first call needs it
+    // (off the async workers).
+    engine.preload_tts().await;
+    tasks.push(core.outbox.spawn(core.shutdown.clone()));
+    engine.recover().await;
+    Ok(engine)
+}
+
+/// The capacity check of the API and of the shared queue: one gate, so one cached count of
+/// this process's descriptors.
+fn room_check(engine: &crate::call::engine::Engine) -> RoomCheck {
+    let pool = engine.media.port_pool().clone();
+    let gate = crate::limits::CapacityGate::default();
+    Arc::new(move || gate.check(pool.free(), pool.capacity()))
+}
+
+/// The dialout queue (its waiting dialouts restored), cluster mode on Redis when configured,
+/// and the limiter and call control the API uses.
+async fn start_queue(
+    core: &Core,
+    engine: &Arc<crate::call::engine::Engine>,
+    room: &RoomCheck,
+) -> Result<Dispatch, AppError> {
+    let cluster = match crate::cluster::redis_settings(&core.config.current().config) {
+        Some(s) => Some(
+            crate::cluster::RedisCluster::start(s, core.shutdown.clone())
+                .await
+                .map_err(|e| AppError::Cluster(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let (limiter, calls) = admission(cluster.as_deref(), engine);
+    // Cluster mode on PostgreSQL: the queue is shared, and this instance claims from it
+    // only while it has room for a call (the same check as the API's).
+    let shared = (core.store.engine() == "postgres").then(|| {
+        let room = room.clone();
+        crate::call::queue::SharedMode {
+            has_room: Box::new(move || room().is_ok()),
+        }
+    });
+    let queue = crate::call::queue::DialQueue::new(crate::call::queue::QueueDeps {
+        store: core.store.clone(),
+        outbox: core.outbox.clone(),
+        limiter: limiter.clone(),
+        calls: calls.clone(),
+        config: core.config.clone(),
+        metrics: core.metrics.clone(),
+        shared,
+    });
+    if let Some(c) = &cluster {
+        c.owners.set_local(Arc::new(crate::cluster::LocalCalls {
+            queue: queue.clone(),
+            calls: engine.clone(),
+        }));
+    }
+    // Dialouts that were queued when the process stopped wait again, in their order.
+    queue.restore().await;
+    Ok(Dispatch {
+        queue,
+        cluster,
+        limiter,
+        calls,
+    })
+}
+
+/// Cluster mode on Redis: shared limits, and calls recorded with their owner; else this
+/// instance's own limiter and engine.
+fn admission(
+    cluster: Option<&crate::cluster::RedisCluster>,
+    engine: &Arc<crate::call::engine::Engine>,
+) -> Admission {
+    match cluster {
+        Some(c) => (
+            c.limiter.clone(),
+            Arc::new(crate::cluster::ClusterCalls::new(
+                engine.clone(),
+                c.leases.clone(),
+            )),
+        ),
+        None => (Arc::new(LocalLimiter::new()), engine.clone()),
+    }
+}
+
+/// The engine's part of `GET /api/v1/status`, with the bots' probe results (`botProbe`),
+/// probed in the background when `probe_bots` is set.
+fn status_extra(
+    core: &Core,
+    engine: &Arc<crate::call::engine::Engine>,
+    probe_bots: bool,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Box<dyn Fn() -> serde_json::Value + Send + Sync> {
+    let probes = crate::webhook::probe::ProbeBoard::default();
+    if probe_bots {
+        tasks.push(crate::webhook::probe::spawn_prober(
+            core.config.clone(),
+            probes.clone(),
+            core.shutdown.clone(),
+        ));
+    }
+    let engine = engine.clone();
+    Box::new(move || {
+        let mut v = engine.status_json();
+        if let serde_json::Value::Object(m) = &mut v {
+            m.insert("botProbe".into(), probes.to_json());
+        }
+        v
+    })
 }
