@@ -254,14 +254,7 @@ pub async fn dialout(
     let who = authenticate(state, peer, &req, Some(Group::CallControl)).await?;
     let idem = idempotency_key(req.headers())?;
     // 3. Body: content type, size, JSON, fields.
-    let (_, body) = read_body(req, "application/json", MAX_BODY, body_timeout(state)).await?;
-    let mut request = dialout::parse(&body)?;
-    if let Some(url) = &request.notify_url {
-        let allow = &state.config.current().config.server.notify_allow;
-        crate::netguard::check_url(url, allow).map_err(|e| {
-            ApiError::field("notifyUrl", format!("`notifyUrl` `{url}` is refused: {e}"))
-        })?;
-    }
+    let (body, mut request) = read_dialout(state, req).await?;
     // A retried request answers as the first one did, before any other check
     // can change the answer (the bot may have been disabled since, or be at
     // its limit because of this very call).
@@ -274,12 +267,7 @@ pub async fn dialout(
     // 4. Bot exists and may dial out.
     let snap = state.config.current();
     let cfg = &snap.config;
-    let bot = cfg
-        .bot(&request.bot)
-        .ok_or_else(|| ApiError::UnknownBot(request.bot.clone()))?;
-    if !bot.outbound.enabled {
-        return Err(ApiError::OutboundDisabled(bot.id.clone()));
-    }
+    let bot = dialling_bot(cfg, &request.bot)?;
     // 4b. Recognition it needs but no model: refused (503) or placed with a warning.
     let recognition_warning = super::recognition::check(state, bot, &request)?;
     // 4c-5. The number in E.164; a routing rule matches.
@@ -306,13 +294,71 @@ pub async fn dialout(
         // A concurrent retry won the race: never place a second call.
         return Ok(accepted(&first));
     }
+    note_accepted(
+        state,
+        &conversation_id,
+        &who,
+        bot,
+        &request,
+        recognition_warning,
+    )
+    .await?;
+    let call = RecordedDialout {
+        conversation_id,
+        client_id: who.client_id,
+        bot_id: bot.id.clone(),
+        request,
+        config: snap.clone(),
+        route,
+    };
+    Ok(dispatch(state, call, permit))
+}
+
+/// Step 3 of a dialout: the body (content type, size, JSON, fields) and the request it holds,
+/// its `notifyUrl` checked against `server.notify_allow`.
+async fn read_dialout(
+    state: &ApiState,
+    req: Request<Incoming>,
+) -> Result<(bytes::Bytes, crate::core::DialoutRequest), ApiError> {
+    let (_, body) = read_body(req, "application/json", MAX_BODY, body_timeout(state)).await?;
+    let request = dialout::parse(&body)?;
+    if let Some(url) = &request.notify_url {
+        let allow = &state.config.current().config.server.notify_allow;
+        crate::netguard::check_url(url, allow).map_err(|e| {
+            ApiError::field("notifyUrl", format!("`notifyUrl` `{url}` is refused: {e}"))
+        })?;
+    }
+    Ok((body, request))
+}
+
+/// Step 4 of a dialout: the bot exists and may dial out.
+fn dialling_bot<'a>(
+    cfg: &'a crate::config::Config,
+    id: &str,
+) -> Result<&'a crate::config::Bot, ApiError> {
+    let bot = cfg
+        .bot(id)
+        .ok_or_else(|| ApiError::UnknownBot(id.to_owned()))?;
+    if !bot.outbound.enabled {
+        return Err(ApiError::OutboundDisabled(bot.id.clone()));
+    }
+    Ok(bot)
+}
+
+/// An accepted dialout is counted, its recognition warning (if any) put on its timeline, and
+/// logged.
+async fn note_accepted(
+    state: &ApiState,
+    conversation_id: &str,
+    who: &super::auth::Principal,
+    bot: &crate::config::Bot,
+    request: &crate::core::DialoutRequest,
+    recognition_warning: Option<String>,
+) -> Result<(), ApiError> {
     state.metrics.dialouts_accepted.inc();
     if let Some(w) = &recognition_warning {
         tracing::warn!(conversation_id = %conversation_id, bot = %bot.id, "{w}");
-        state
-            .store
-            .add_event(&conversation_id, "warning", w)
-            .await?;
+        state.store.add_event(conversation_id, "warning", w).await?;
     }
     tracing::info!(
         conversation_id = %conversation_id,
@@ -321,31 +367,58 @@ pub async fn dialout(
         target = %request.target.display(),
         "dialout accepted"
     );
-    let bot_id = bot.id.clone();
+    Ok(())
+}
+
+/// A dialout durably recorded, to be dialled or queued.
+struct RecordedDialout {
+    conversation_id: String,
+    client_id: String,
+    bot_id: String,
+    request: crate::core::DialoutRequest,
+    config: Arc<crate::config::Snapshot>,
+    route: crate::call::routing::Route,
+}
+
+/// The recorded dialout is dialled now with its `permit`, or, without one, waits in its bot's
+/// queue (the answer then says `queued`).
+fn dispatch(
+    state: &ApiState,
+    call: RecordedDialout,
+    permit: Option<crate::call::limiter::Permit>,
+) -> Reply {
+    let RecordedDialout {
+        conversation_id,
+        client_id,
+        bot_id,
+        request,
+        config,
+        route,
+    } = call;
     let Some(permit) = permit else {
         tracing::info!(conversation_id = %conversation_id, bot = %bot_id, waiting = state.queue.len(&bot_id) + 1, "dialout queued: the bot is at its limits");
         state.queue.push(Waiting {
             conversation_id: conversation_id.clone(),
-            client_id: who.client_id,
+            client_id,
             bot_id,
             request,
             queued_at_ms: crate::store::now_ms(),
         });
-        return Ok(json(
+        return json(
             StatusCode::OK,
             &json!({ "conversationId": conversation_id, "queued": true }),
-        ));
+        );
     };
     state.calls.start(AcceptedDialout {
         conversation_id: conversation_id.clone(),
-        client_id: who.client_id,
+        client_id,
         bot_id,
         request,
-        config: snap.clone(),
+        config,
         permit,
         route,
     });
-    Ok(accepted(&conversation_id))
+    accepted(&conversation_id)
 }
 
 /// Steps 4c and 5 of a dialout: the number in E.164, checked against the numbering plan (a
