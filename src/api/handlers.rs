@@ -474,11 +474,10 @@ async fn admit(
     let shared = state.queue.is_shared();
     // No room here: refused at once, unless the dialout can wait for another instance (the
     // queue's depth does not change this answer).
-    if let Err(e) = &room
-        && policy::before_limits(false, queues, shared, 0) == BeforeLimits::AtCapacity
-    {
+    if policy::refused_for_room(room.is_ok(), queues, shared) {
+        let e = room.err().map(|e| e.to_string()).unwrap_or_default();
         tracing::warn!(error = %e, "dialout refused: dialgate is at capacity");
-        return Err(ApiError::AtCapacity(e.to_string()));
+        return Err(ApiError::AtCapacity(e));
     }
     let limits = Limits {
         max_cps: bot.outbound.max_cps,
@@ -498,15 +497,9 @@ async fn admit(
         true => state.queue.depth(&bot.id).await?,
         false => 0,
     };
-    let step = policy::before_limits(room.is_ok(), queues, shared, depth);
-    let permit = match step {
+    let permit = match policy::before_limits(room.is_ok(), queues, depth) {
         // Behind the dialouts already waiting, or for an instance of the cluster with room.
         BeforeLimits::Queue => None,
-        BeforeLimits::AtCapacity => {
-            return Err(ApiError::AtCapacity(
-                room.err().map(|e| e.to_string()).unwrap_or_default(),
-            ));
-        }
         BeforeLimits::AskLimiter => match state.limiter.try_acquire(&bot.id, limits).await {
             Ok(p) => Some(p),
             // Without the shared limits nothing is admitted, not even to the queue: its

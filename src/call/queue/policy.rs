@@ -16,7 +16,18 @@ pub const IDLE_LOCAL: Duration = Duration::from_secs(1);
 /// one indexed query on the waiting rows (none, when idle).
 pub const IDLE_SHARED: Duration = Duration::from_millis(250);
 
-/// What step 6 of a dialout does before asking the bot's limiter.
+/// Step 6's first decision: whether a dialout is refused (503) because this instance has no
+/// room for another call. `has_room`: RTP ports and descriptors for one more call here;
+/// `queues`: the bot (and request) queue over the limits; `shared`: the queue is shared by a
+/// cluster (any instance may dial the dialout). The queue's depth does not change this answer.
+pub fn refused_for_room(has_room: bool, queues: bool, shared: bool) -> bool {
+    // On one instance a queued dialout could only be dialled here: refuse, as before.
+    // In a cluster another instance with room dials it.
+    !(has_room || (queues && shared))
+}
+
+/// What step 6 of a dialout does before asking the bot's limiter, once [`refused_for_room`]
+/// let it through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BeforeLimits {
     /// Ask the limiter for a permit to dial now.
@@ -24,25 +35,15 @@ pub enum BeforeLimits {
     /// Wait in the queue without asking (behind the dialouts already waiting, or for an
     /// instance with room).
     Queue,
-    /// Refuse: this instance has no room for another call (503).
-    AtCapacity,
 }
 
-/// Step 6's first decision. `has_room`: this instance has RTP ports and descriptors for one
-/// more call; `queues`: the bot (and request) queue over the limits; `shared`: the queue is
-/// shared by a cluster (any instance may dial the dialout); `depth`: dialouts waiting for
-/// the bot now.
-pub fn before_limits(has_room: bool, queues: bool, shared: bool, depth: usize) -> BeforeLimits {
-    if !has_room {
-        // On one instance a queued dialout could only be dialled here: refuse, as before.
-        // In a cluster another instance with room dials it.
-        return match queues && shared {
-            true => BeforeLimits::Queue,
-            false => BeforeLimits::AtCapacity,
-        };
-    }
-    // A queue that holds dialouts keeps its order: a new one waits behind them.
-    match queues && depth > 0 {
+/// Step 6's second decision, for a dialout [`refused_for_room`] did not refuse. `has_room`
+/// and `queues` as there; `depth`: dialouts waiting for the bot now.
+pub fn before_limits(has_room: bool, queues: bool, depth: usize) -> BeforeLimits {
+    // Without room here the queue is shared (else the dialout was refused): it waits there
+    // for an instance with room. A queue that holds dialouts keeps its order: a new one
+    // waits behind them.
+    match !has_room || (queues && depth > 0) {
         true => BeforeLimits::Queue,
         false => BeforeLimits::AskLimiter,
     }
@@ -83,39 +84,27 @@ mod tests {
     #[test]
     fn an_instance_without_room_queues_only_when_the_queue_is_shared() {
         // 1. One instance: no room is a 503 whatever the bot does over its limits.
-        assert_eq!(
-            before_limits(false, true, false, 0),
-            BeforeLimits::AtCapacity
-        );
-        assert_eq!(
-            before_limits(false, false, false, 0),
-            BeforeLimits::AtCapacity
-        );
+        assert!(refused_for_room(false, true, false));
+        assert!(refused_for_room(false, false, false));
         // 2. Cluster: a queueing bot's dialout waits for an instance with room...
-        assert_eq!(before_limits(false, true, true, 0), BeforeLimits::Queue);
-        assert_eq!(before_limits(false, true, true, 5), BeforeLimits::Queue);
+        assert!(!refused_for_room(false, true, true));
+        assert_eq!(before_limits(false, true, 0), BeforeLimits::Queue);
+        assert_eq!(before_limits(false, true, 5), BeforeLimits::Queue);
         // 3. ...a rejecting bot's is refused as before.
-        assert_eq!(
-            before_limits(false, false, true, 0),
-            BeforeLimits::AtCapacity
-        );
+        assert!(refused_for_room(false, false, true));
+        // 4. With room, nothing is refused for room.
+        for (queues, shared) in [(false, false), (true, false), (false, true), (true, true)] {
+            assert!(!refused_for_room(true, queues, shared));
+        }
     }
 
     #[test]
     fn a_new_dialout_waits_behind_a_non_empty_queue() {
-        for shared in [false, true] {
-            // 1. Dialouts waiting: a queueing bot's new one joins the end, no limiter asked.
-            assert_eq!(before_limits(true, true, shared, 1), BeforeLimits::Queue);
-            // 2. Empty queue, or a bot that does not queue: the limiter decides.
-            assert_eq!(
-                before_limits(true, true, shared, 0),
-                BeforeLimits::AskLimiter
-            );
-            assert_eq!(
-                before_limits(true, false, shared, 3),
-                BeforeLimits::AskLimiter
-            );
-        }
+        // 1. Dialouts waiting: a queueing bot's new one joins the end, no limiter asked.
+        assert_eq!(before_limits(true, true, 1), BeforeLimits::Queue);
+        // 2. Empty queue, or a bot that does not queue: the limiter decides.
+        assert_eq!(before_limits(true, true, 0), BeforeLimits::AskLimiter);
+        assert_eq!(before_limits(true, false, 3), BeforeLimits::AskLimiter);
     }
 
     #[test]
