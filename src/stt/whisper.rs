@@ -102,6 +102,28 @@ impl WhisperModel {
         first: bool,
         cfg: &SttEngineConfig,
     ) -> Result<Transcript, SttError> {
+        let secs = pcm16k.len() as f32 / 16000.0;
+        let mut p = self.params(language, cfg);
+        self.fit_to_utterance(&mut p, secs, first, cfg);
+        // whisper.cpp wants at least ~1 s; pad short utterances with silence.
+        let min_len = cfg.pad_ms as usize * 16;
+        let mut audio;
+        let data = if pcm16k.len() < min_len {
+            audio = pcm16k.to_vec();
+            audio.resize(min_len, 0.0);
+            &audio[..]
+        } else {
+            pcm16k
+        };
+        state
+            .full(p, data)
+            .map_err(|e| SttError::Engine(format!("whisper_full: {e}")))?;
+        Ok(self.read_transcript(state))
+    }
+
+    /// The decoding parameters every utterance shares: sampling, language, one segment of
+    /// text without timestamps, nothing printed.
+    fn params<'a>(&self, language: &'a str, cfg: &SttEngineConfig) -> FullParams<'a, 'a> {
         let strategy = if cfg.beam_size > 1 {
             SamplingStrategy::BeamSearch {
                 beam_size: cfg.beam_size as i32,
@@ -129,7 +151,18 @@ impl WhisperModel {
         p.set_print_timestamps(false);
         // Temperature fallback (off by default: bounded latency; junk is filtered afterwards).
         p.set_temperature_inc(cfg.temperature_inc);
-        let secs = pcm16k.len() as f32 / 16000.0;
+        p
+    }
+
+    /// The parameters that depend on the utterance (`secs` long; `first` of its session): the
+    /// prompt, digit suppression for short ones, the token bound and the encoder window.
+    fn fit_to_utterance(
+        &self,
+        p: &mut FullParams<'_, '_>,
+        secs: f32,
+        first: bool,
+        cfg: &SttEngineConfig,
+    ) {
         let short = (secs * 1000.0) < cfg.short_utterance_ms as f32;
         // The greeting prompt only for a session's first words: given to the rest of a phrase
         // cut at a pause ("Hello," … "who is this?") it made "Hello." of "who is this".
@@ -144,7 +177,8 @@ impl WhisperModel {
         if short && !self.digit_tokens.is_empty() {
             // A second of speech holds no phone number; tiny.en hears "Hi." as "5".
             // SAFETY: the callback only reads `digit_tokens` (alive as long as `self`, which
-            // outlives this call) and writes within the logits array (ids < n_vocab).
+            // outlives the decoding these parameters are for) and writes within the logits
+            // array (ids < n_vocab).
             unsafe {
                 p.set_filter_logits_callback(Some(suppress_digits));
                 p.set_filter_logits_callback_user_data(
@@ -163,19 +197,11 @@ impl WhisperModel {
         if ctx < 1500 {
             p.set_audio_ctx(ctx);
         }
-        // whisper.cpp wants at least ~1 s; pad short utterances with silence.
-        let min_len = cfg.pad_ms as usize * 16;
-        let mut audio;
-        let data = if pcm16k.len() < min_len {
-            audio = pcm16k.to_vec();
-            audio.resize(min_len, 0.0);
-            &audio[..]
-        } else {
-            pcm16k
-        };
-        state
-            .full(p, data)
-            .map_err(|e| SttError::Engine(format!("whisper_full: {e}")))?;
+    }
+
+    /// The decoded text, the mean probability of its text tokens, and the first segment's
+    /// no-speech probability.
+    fn read_transcript(&self, state: &WhisperState) -> Transcript {
         let eot = self.ctx.token_eot();
         let mut text = String::new();
         let (mut psum, mut pn, mut no_speech) = (0f32, 0u32, 0f32);
@@ -197,10 +223,10 @@ impl WhisperModel {
                 }
             }
         }
-        Ok(Transcript {
+        Transcript {
             text,
             confidence: if pn > 0 { psum / pn as f32 } else { 0.0 },
             no_speech,
-        })
+        }
     }
 }
