@@ -41,6 +41,30 @@ pub(super) async fn finish_in(
     now: i64,
 ) -> Result<Finished, StoreError> {
     let id = end.conversation_id.as_str();
+    let Some(was_terminal) = lock_unqueued(tx, id).await? else {
+        return Ok(Finished::default());
+    };
+    if was_terminal {
+        tx.execute(
+            &tx.prepare_cached("UPDATE calls SET terminal_queued=1 WHERE conversation_id=$1")
+                .await?,
+            &[&id],
+        )
+        .await?;
+    } else {
+        write_terminal(tx, end, now).await?;
+    }
+    let superseded = queue_notes(tx, end, now).await?;
+    Ok(Finished {
+        newly_terminal: !was_terminal,
+        queued: true,
+        superseded,
+    })
+}
+
+/// Locks the call's row; whether the call is terminal already, or `None` when there is no
+/// such call or its terminal notification is queued already (nothing left to do).
+async fn lock_unqueued(tx: &Transaction<'_>, id: &str) -> Result<Option<bool>, StoreError> {
     let Some(row) = tx
         .query_opt(
             &tx.prepare_cached(
@@ -51,49 +75,50 @@ pub(super) async fn finish_in(
         )
         .await?
     else {
-        return Ok(Finished::default());
+        return Ok(None);
     };
     let status: String = row.try_get(0)?;
     let queued: i64 = row.try_get(1)?;
     let was_terminal = CallStatus::parse(&status).is_some_and(CallStatus::is_terminal);
-    if was_terminal && queued != 0 {
-        return Ok(Finished::default());
-    }
-    if was_terminal {
-        tx.execute(
-            &tx.prepare_cached("UPDATE calls SET terminal_queued=1 WHERE conversation_id=$1")
-                .await?,
-            &[&id],
+    Ok((!(was_terminal && queued != 0)).then_some(was_terminal))
+}
+
+/// The call's terminal state, reason and end time, and its timeline line.
+async fn write_terminal(tx: &Transaction<'_>, end: &CallEnd, now: i64) -> Result<(), StoreError> {
+    let id = end.conversation_id.as_str();
+    tx.execute(
+        &tx.prepare_cached("UPDATE calls SET status=$2, ended_at=$3, reason_code=$4, reason=$5, sip_code=$6, terminal_queued=1 \
+         WHERE conversation_id=$1").await?,
+        &[
+            &id,
+            &end.status.as_str(),
+            &now,
+            &end.reason_code,
+            &end.reason,
+            &end.sip_code.map(i64::from),
+        ],
+    )
+    .await?;
+    tx.execute(
+        &tx.prepare_cached(
+            "INSERT INTO call_events (conversation_id, at, kind, detail) VALUES ($1,$2,$3,$4)",
         )
-        .await?;
-    } else {
-        tx.execute(
-            &tx.prepare_cached("UPDATE calls SET status=$2, ended_at=$3, reason_code=$4, reason=$5, sip_code=$6, terminal_queued=1 \
-             WHERE conversation_id=$1").await?,
-            &[
-                &id,
-                &end.status.as_str(),
-                &now,
-                &end.reason_code,
-                &end.reason,
-                &end.sip_code.map(i64::from),
-            ],
-        )
-        .await?;
-        tx.execute(
-            &tx.prepare_cached(
-                "INSERT INTO call_events (conversation_id, at, kind, detail) VALUES ($1,$2,$3,$4)",
-            )
-            .await?,
-            &[
-                &id,
-                &now,
-                &end.status.as_str(),
-                &format!("{}: {}", end.reason_code, end.reason),
-            ],
-        )
-        .await?;
-    }
+        .await?,
+        &[
+            &id,
+            &now,
+            &end.status.as_str(),
+            &format!("{}: {}", end.reason_code, end.reason),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The dialer's terminal notification (superseding an `answered` one still being retried;
+/// returns how many it superseded) and the bot's disconnect, when the conversation was opened.
+async fn queue_notes(tx: &Transaction<'_>, end: &CallEnd, now: i64) -> Result<usize, StoreError> {
+    let id = end.conversation_id.as_str();
     let mut superseded = 0;
     if let Some((url, body)) = &end.notification {
         superseded = tx
@@ -128,11 +153,7 @@ pub(super) async fn finish_in(
         };
         insert_item(tx, item, now).await?;
     }
-    Ok(Finished {
-        newly_terminal: !was_terminal,
-        queued: true,
-        superseded,
-    })
+    Ok(superseded)
 }
 
 /// Whether the Bot API conversation was (asked to be) opened and its disconnect is not queued.

@@ -6,7 +6,7 @@
 use super::PgStore;
 use super::legs::{LEG_COLUMNS, leg_from_row};
 use crate::store::calls::COLUMNS;
-use crate::store::{DeadInstance, Heartbeat, StoreError, TakenOver};
+use crate::store::{CallRecord, DeadInstance, Heartbeat, StoreError, TakenOver};
 
 /// The database's clock in unix milliseconds: the one clock every instance's lease is measured
 /// on, so instances whose clocks disagree still agree on who is alive.
@@ -70,59 +70,15 @@ impl PgStore {
         let me = &self.instance_id;
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await?;
-        // The dead instance's row is the lock two survivors serialise on.
-        let Some(row) = tx
-            .query_opt(
-                &format!(
-                    "SELECT alive_until, {DB_NOW_MS} FROM instances WHERE instance_id=$1 FOR UPDATE"
-                ),
-                &[&dead],
-            )
-            .await?
-        else {
+        let Some((until, now)) = lock_expired(&tx, dead).await? else {
             return Ok(None);
         };
-        let (until, now): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-        if until >= now {
-            // It renewed meanwhile: alive after all.
-            return Ok(None);
-        }
         // Only a survivor whose own lease holds takes over: one whose lease ran out may itself
         // be the instance cut off from the others.
-        let mine: Option<bool> = tx
-            .query_opt(
-                &format!("SELECT alive_until >= {DB_NOW_MS} FROM instances WHERE instance_id=$1"),
-                &[me],
-            )
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
-        if mine != Some(true) {
+        if !lease_holds(&tx, me).await? {
             return Ok(None);
         }
-        let ids: Vec<String> = tx
-            .query(
-                &format!(
-                    "UPDATE calls SET owner=$1 WHERE owner=$2 AND {LIVE} RETURNING conversation_id"
-                ),
-                &[me, &dead],
-            )
-            .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?;
-        let records = tx
-            .query(
-                &format!(
-                    "SELECT {COLUMNS} FROM calls WHERE conversation_id = ANY($1) \
-                     ORDER BY queued_at NULLS FIRST, seq"
-                ),
-                &[&ids],
-            )
-            .await?
-            .iter()
-            .map(super::calls::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let records = move_calls(&tx, me, dead).await?;
         let mut legs = Vec::new();
         for r in tx
             .query(
@@ -135,7 +91,7 @@ impl PgStore {
         }
         // Who took over is recorded only by the survivor that moved something: a second one,
         // finding nothing left, must not overwrite it.
-        if !ids.is_empty() || !legs.is_empty() {
+        if !records.is_empty() || !legs.is_empty() {
             tx.execute(
                 &format!(
                     "UPDATE instances SET taken_over_by=$2, taken_over_at={DB_NOW_MS} WHERE instance_id=$1"
@@ -169,4 +125,73 @@ impl PgStore {
             .map(|r| Ok(r.try_get(0)?))
             .collect::<Result<_, StoreError>>()
     }
+}
+
+/// Locks the dead instance's row (the lock two survivors serialise on); its lease's end and
+/// the database's now, or `None` when there is no such instance or it renewed meanwhile
+/// (alive after all).
+async fn lock_expired(
+    tx: &deadpool_postgres::Transaction<'_>,
+    dead: &str,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    let Some(row) = tx
+        .query_opt(
+            &format!(
+                "SELECT alive_until, {DB_NOW_MS} FROM instances WHERE instance_id=$1 FOR UPDATE"
+            ),
+            &[&dead],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (until, now): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    Ok((until < now).then_some((until, now)))
+}
+
+/// Whether the lease of instance `me` holds now.
+async fn lease_holds(
+    tx: &deadpool_postgres::Transaction<'_>,
+    me: &str,
+) -> Result<bool, StoreError> {
+    let mine: Option<bool> = tx
+        .query_opt(
+            &format!("SELECT alive_until >= {DB_NOW_MS} FROM instances WHERE instance_id=$1"),
+            &[&me],
+        )
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    Ok(mine == Some(true))
+}
+
+/// Moves the dead instance's unfinished calls (queued dialouts among them) to `me`; their
+/// records, queued ones in queue order.
+async fn move_calls(
+    tx: &deadpool_postgres::Transaction<'_>,
+    me: &str,
+    dead: &str,
+) -> Result<Vec<CallRecord>, StoreError> {
+    let ids: Vec<String> = tx
+        .query(
+            &format!(
+                "UPDATE calls SET owner=$1 WHERE owner=$2 AND {LIVE} RETURNING conversation_id"
+            ),
+            &[&me, &dead],
+        )
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    tx.query(
+        &format!(
+            "SELECT {COLUMNS} FROM calls WHERE conversation_id = ANY($1) \
+             ORDER BY queued_at NULLS FIRST, seq"
+        ),
+        &[&ids],
+    )
+    .await?
+    .iter()
+    .map(super::calls::from_row)
+    .collect()
 }
