@@ -1,5 +1,8 @@
 use clap::Parser;
-use dialgate::cli::{Cli, ColorChoice, Command, SttModelAction, default_log_filter};
+use dialgate::cli::{
+    AmdEvalArgs, Cli, ColorChoice, Command, SttEvalArgs, SttModelAction, TestCallArgs, TtsEvalArgs,
+    default_log_filter,
+};
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
@@ -103,88 +106,22 @@ fn probe_bots(cfg: &dialgate::config::Config) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own timeline: keep the log to warnings unless asked.
-    let quiet = matches!(
-        cli.command,
-        Command::Demo { .. }
-            | Command::TestCall { .. }
-            | Command::AmdEval { .. }
-            | Command::SttEval { .. }
-            | Command::TtsEval { .. }
-    );
-    init_logging(cli.log_json, cli.color, if quiet { "warn" } else { "info" });
+    let level = if cli.command.is_quiet() {
+        "warn"
+    } else {
+        "info"
+    };
+    init_logging(cli.log_json, cli.color, level);
     dialgate::crypto::install_crypto_provider();
     match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { file, probe } => check(&file, probe),
         Command::HashSecret => hash_secret(),
         Command::Demo { conf_dir } => demo(&conf_dir),
-        Command::TestCall {
-            target,
-            caller,
-            bot,
-            api,
-            client_id,
-            secret_env,
-            ca,
-            notify_url,
-            timeout_sec,
-        } => test_call(&secret_env, |secret| dialgate::demo::TestCall {
-            api,
-            client_id,
-            secret,
-            ca,
-            bot,
-            target,
-            caller,
-            notify_url,
-            timeout: std::time::Duration::from_secs(timeout_sec),
-        }),
-        Command::AmdEval {
-            dir,
-            csv,
-            audio_only,
-            data_dir,
-            hold_ms,
-        } => amd_eval(&dir, csv.as_deref(), audio_only, data_dir, hold_ms),
-        Command::SttEval {
-            dir,
-            data_dir,
-            model,
-            audio_ctx,
-            ctx_margin,
-            ctx_min,
-            pause_ms,
-            beam,
-            prompt,
-            final_pause_ms,
-            set,
-        } => {
-            let cfg = dialgate::stt::SttEngineConfig {
-                data_dir,
-                model_path: model,
-                audio_ctx,
-                audio_ctx_margin: ctx_margin,
-                audio_ctx_min: ctx_min,
-                beam_size: beam,
-                initial_prompt: prompt,
-                ..Default::default()
-            };
-            stt_eval(&dir, cfg, &set, pause_ms, final_pause_ms)
-        }
-        Command::TtsEval {
-            file,
-            data_dir,
-            threads,
-            length_scale,
-            noise_scale,
-            noise_w,
-        } => tts_eval(
-            &file,
-            data_dir,
-            threads,
-            length_scale,
-            (noise_scale, noise_w),
-        ),
+        Command::TestCall(args) => test_call(args),
+        Command::AmdEval(args) => amd_eval(args),
+        Command::SttEval(args) => stt_eval(args),
+        Command::TtsEval(args) => tts_eval(args),
         Command::SttModel {
             action:
                 SttModelAction::Import {
@@ -321,15 +258,26 @@ fn demo(conf_dir: &std::path::Path) -> ExitCode {
 
 /// `test-call`: one dialout through a running gateway's API; the secret is read from
 /// `$secret_env`.
-fn test_call(secret_env: &str, call: impl FnOnce(String) -> dialgate::demo::TestCall) -> ExitCode {
-    let Ok(secret) = std::env::var(secret_env) else {
-        eprintln!("set the API client's secret in ${secret_env}");
+fn test_call(a: TestCallArgs) -> ExitCode {
+    let Ok(secret) = std::env::var(&a.secret_env) else {
+        eprintln!("set the API client's secret in ${}", a.secret_env);
         return ExitCode::FAILURE;
     };
     let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
-    match rt.block_on(dialgate::demo::test_call(call(secret))) {
+    let call = dialgate::demo::TestCall {
+        api: a.api,
+        client_id: a.client_id,
+        secret,
+        ca: a.ca,
+        bot: a.bot,
+        target: a.target,
+        caller: a.caller,
+        notify_url: a.notify_url,
+        timeout: std::time::Duration::from_secs(a.timeout_sec),
+    };
+    match rt.block_on(dialgate::demo::test_call(call)) {
         Ok(ok) => done(ok),
         Err(e) => {
             eprintln!("test-call: {e}");
@@ -340,13 +288,15 @@ fn test_call(secret_env: &str, call: impl FnOnce(String) -> dialgate::demo::Test
 
 /// `amd-eval`: the machine detector over a labelled corpus, with transcripts as in a call
 /// unless `audio_only` (or no recogniser is installed).
-fn amd_eval(
-    dir: &std::path::Path,
-    csv: Option<&std::path::Path>,
-    audio_only: bool,
-    data_dir: std::path::PathBuf,
-    hold_ms: Option<u32>,
-) -> ExitCode {
+fn amd_eval(a: AmdEvalArgs) -> ExitCode {
+    let AmdEvalArgs {
+        dir,
+        csv,
+        audio_only,
+        data_dir,
+        hold_ms,
+    } = a;
+    let dir = dir.as_path();
     let mut params = dialgate::amd::AmdParams::default();
     if let Some(h) = hold_ms {
         params.transcript_hold_ms = h;
@@ -378,7 +328,7 @@ fn amd_eval(
     match result {
         Ok(report) => {
             println!("{report}");
-            if let Some(p) = csv
+            if let Some(p) = &csv
                 && let Err(e) = std::fs::write(p, report.to_csv())
             {
                 eprintln!("cannot write {}: {e}", p.display());
@@ -422,45 +372,46 @@ fn amd_eval_with_transcripts(
 }
 
 /// `stt-eval`: the recogniser over a directory of labelled clips.
-fn stt_eval(
-    dir: &std::path::Path,
-    mut cfg: dialgate::stt::SttEngineConfig,
-    set: &[String],
-    pause_ms: u32,
-    final_pause_ms: u32,
-) -> ExitCode {
-    if let Some(e) = set.iter().find_map(|kv| cfg.set(kv).err()) {
+fn stt_eval(a: SttEvalArgs) -> ExitCode {
+    let mut cfg = dialgate::stt::SttEngineConfig {
+        data_dir: a.data_dir,
+        model_path: a.model,
+        audio_ctx: a.audio_ctx,
+        audio_ctx_margin: a.ctx_margin,
+        audio_ctx_min: a.ctx_min,
+        beam_size: a.beam,
+        initial_prompt: a.prompt,
+        ..Default::default()
+    };
+    if let Some(e) = a.set.iter().find_map(|kv| cfg.set(kv).err()) {
         eprintln!("stt-eval: {e}");
         return ExitCode::FAILURE;
     }
     let mut session = dialgate::stt::SttSessionConfig::default();
-    session.segmenter.pause_ms = pause_ms;
-    session.segmenter.final_pause_ms = final_pause_ms;
-    report("stt-eval", dialgate::stt::eval_dir(dir, cfg, session))
+    session.segmenter.pause_ms = a.pause_ms;
+    session.segmenter.final_pause_ms = a.final_pause_ms;
+    report("stt-eval", dialgate::stt::eval_dir(&a.dir, cfg, session))
 }
 
 /// `tts-eval`: synthesis of a file's lines, checked by recognising them back.
-fn tts_eval(
-    file: &std::path::Path,
-    data_dir: std::path::PathBuf,
-    threads: usize,
-    length_scale: Option<f32>,
-    (noise_scale, noise_w): (Option<f32>, Option<f32>),
-) -> ExitCode {
+fn tts_eval(a: TtsEvalArgs) -> ExitCode {
     let defaults = dialgate::tts::TtsConfig::default();
     let tts = dialgate::tts::TtsConfig {
-        data_dir: data_dir.clone(),
-        threads_per_job: threads,
-        length_scale: length_scale.or(defaults.length_scale),
-        noise_scale: noise_scale.or(defaults.noise_scale),
-        noise_w: noise_w.or(defaults.noise_w),
+        data_dir: a.data_dir.clone(),
+        threads_per_job: a.threads,
+        length_scale: a.length_scale.or(defaults.length_scale),
+        noise_scale: a.noise_scale.or(defaults.noise_scale),
+        noise_w: a.noise_w.or(defaults.noise_w),
         ..defaults
     };
     let stt = dialgate::stt::SttEngineConfig {
-        data_dir,
+        data_dir: a.data_dir,
         ..Default::default()
     };
-    report("tts-eval", dialgate::tts::eval::eval_file(file, tts, stt))
+    report(
+        "tts-eval",
+        dialgate::tts::eval::eval_file(&a.file, tts, stt),
+    )
 }
 
 async fn wait_for_stop() {
