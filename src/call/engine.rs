@@ -298,23 +298,16 @@ impl Engine {
                 return;
             }
         };
-        for c in unfinished.iter().chain(&orphans) {
-            let reason = if c.answered_at.is_some() {
-                "dialgate restarted during the call"
-            } else {
-                "dialgate restarted before the call was answered"
-            };
-            let end = super::supervise::end_of(c, reason);
-            match self.deps.outbox.finish_call(end).await {
-                Ok(f) if f.queued => {
-                    tracing::warn!(conversation_id = %c.conversation_id, "call ended by restart recovery")
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(conversation_id = %c.conversation_id, error = %e, "cannot end the call")
-                }
-            }
-        }
+        let reason = |answered: bool| match answered {
+            true => "dialgate restarted during the call".to_owned(),
+            false => "dialgate restarted before the call was answered".to_owned(),
+        };
+        self.end_unfinished_calls(
+            unfinished.iter().chain(&orphans),
+            reason,
+            "call ended by restart recovery",
+        )
+        .await;
     }
 
     /// Extra fields for `GET /api/v1/status`.

@@ -3,7 +3,7 @@
 
 use super::engine::Engine;
 use super::notify::StatusNote;
-use crate::store::{CallRecord, CallStatus};
+use crate::store::{CallRecord, CallStatus, Finished};
 use crate::webhook::Outbox;
 use serde_json::Value;
 use std::sync::Arc;
@@ -46,12 +46,40 @@ async fn abnormal_end(task: tokio::task::JoinHandle<()>) -> Option<String> {
 /// in one transaction. Returns false when the call was already terminal with its terminal items
 /// (nothing is sent twice).
 pub(crate) async fn end_unfinished(outbox: &Outbox, c: &CallRecord, reason: &str) -> bool {
+    finish(outbox, c, reason).await.newly_terminal
+}
+
+/// [`end_unfinished`]'s transaction and what it wrote (nothing, when it failed: logged).
+async fn finish(outbox: &Outbox, c: &CallRecord, reason: &str) -> Finished {
     match outbox.finish_call(end_of(c, reason)).await {
-        Ok(f) => f.newly_terminal,
+        Ok(f) => f,
         Err(e) => {
             tracing::error!(conversation_id = %c.conversation_id, error = %e, "cannot end the call");
-            false
+            Finished::default()
         }
+    }
+}
+
+impl Engine {
+    /// Ends calls whose actor is gone — left by the previous process, or by a dead cluster
+    /// instance — each as [`end_unfinished`] does. `reason(answered)` says why on a call still
+    /// live, by whether it had been answered; `what` is the WARN line for each call whose end
+    /// (or missing notification) was written. Returns how many calls became terminal here.
+    pub(crate) async fn end_unfinished_calls<'a>(
+        &self,
+        calls: impl IntoIterator<Item = &'a CallRecord>,
+        reason: impl Fn(bool) -> String,
+        what: &str,
+    ) -> usize {
+        let mut ended = 0;
+        for c in calls {
+            let f = finish(&self.deps.outbox, c, &reason(c.answered_at.is_some())).await;
+            if f.queued {
+                tracing::warn!(conversation_id = %c.conversation_id, "{what}");
+            }
+            ended += usize::from(f.newly_terminal);
+        }
+        ended
     }
 }
 

@@ -15,27 +15,16 @@ impl Engine {
         if !taken.legs.is_empty() {
             self.end_legs(taken.legs.clone(), &format!("dead instance `{from}`"));
         }
-        let mut ended = 0;
-        for c in &taken.calls {
-            let reason = if c.answered_at.is_some() {
-                format!("dialgate instance `{from}` died during the call; ended by `{me}`")
-            } else {
-                format!(
-                    "dialgate instance `{from}` died before the call was answered; ended by `{me}`"
-                )
-            };
-            let end = super::supervise::end_of(c, &reason);
-            match self.deps.outbox.finish_call(end).await {
-                Ok(f) if f.newly_terminal => {
-                    ended += 1;
-                    self.count_ended("error");
-                    tracing::warn!(conversation_id = %c.conversation_id, dead = %from, "call of a dead instance ended by takeover");
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(conversation_id = %c.conversation_id, dead = %from, error = %e, "cannot end a call taken over")
-                }
-            }
+        let reason = |answered: bool| match answered {
+            true => format!("dialgate instance `{from}` died during the call; ended by `{me}`"),
+            false => format!(
+                "dialgate instance `{from}` died before the call was answered; ended by `{me}`"
+            ),
+        };
+        let what = format!("call of dead instance `{from}` ended by takeover");
+        let ended = self.end_unfinished_calls(&taken.calls, reason, &what).await;
+        for _ in 0..ended {
+            self.count_ended("error");
         }
         ended
     }
