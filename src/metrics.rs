@@ -238,7 +238,7 @@ impl Metrics {
         m.cluster.register(&mut r);
         r.register(
             "legs_cleaned_at_recovery",
-            "SIP legs a previous process left ringing or up, ended with CANCEL or BYE at start-up",
+            "SIP legs this instance's previous process left ringing or up, ended with CANCEL or BYE at start-up (a dead cluster instance's legs count in cluster_legs_taken_over)",
             m.legs_cleaned_at_recovery.clone(),
         );
         r.register(

@@ -444,22 +444,25 @@ impl Engine {
             legs = legs.len(),
             "restart recovery: ending the SIP legs the previous process left"
         );
-        self.end_legs(legs, "the previous process");
+        self.end_legs(legs, LeftBy::PreviousProcess);
     }
 
-    /// Ends `legs` (left ringing or up by `left_by`: the previous process, or a dead cluster
-    /// instance) with CANCEL or BYE from their journaled dialog state, in the background; each
-    /// is forgotten once its CANCEL or BYE is answered or timed out.
-    pub(crate) fn end_legs(&self, legs: Vec<crate::core::LegDialog>, left_by: &str) {
+    /// Ends `legs` (left ringing or up by `left_by`) with CANCEL or BYE from their journaled
+    /// dialog state, in the background; each is forgotten once its CANCEL or BYE is answered or
+    /// timed out.
+    pub(crate) fn end_legs(&self, legs: Vec<crate::core::LegDialog>, left_by: LeftBy<'_>) {
         let (sip, store, metrics) = (
             self.sip.clone(),
             self.deps.store.clone(),
             self.deps.metrics.clone(),
         );
+        // A dead instance's legs were counted once already, when taken over.
+        let counted = matches!(left_by, LeftBy::PreviousProcess);
+        let left_by = left_by.to_string();
         let mut ends = tokio::task::JoinSet::new();
         for leg in legs {
             let (sip, store, metrics) = (sip.clone(), store.clone(), metrics.clone());
-            let left_by = left_by.to_owned();
+            let left_by = left_by.clone();
             ends.spawn(async move {
                     let what = match leg.state {
                         crate::core::LegDialogState::Calling => "CANCEL",
@@ -467,7 +470,9 @@ impl Engine {
                     };
                     match sip.end_left_leg(&leg).await {
                         Ok(code) => {
-                            metrics.legs_cleaned_at_recovery.inc();
+                            if counted {
+                                metrics.legs_cleaned_at_recovery.inc();
+                            }
                             tracing::warn!(conversation_id = %leg.conversation_id, call_id = %leg.call_id, code, "{what} sent to a leg left by {left_by}");
                         }
                         Err(e) => {
@@ -609,5 +614,25 @@ pub(crate) fn latch_mode(l: crate::config::RtpLatching) -> crate::media::LatchMo
         C::Strict => M::Strict,
         C::Learn => M::Learn,
         C::Off => M::Off,
+    }
+}
+
+/// Who left SIP legs for this process to end.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LeftBy<'a> {
+    /// This instance's previous process: each leg whose CANCEL or BYE is answered counts in
+    /// `legs_cleaned_at_recovery`.
+    PreviousProcess,
+    /// A dead cluster instance (its id): its legs count once, in `cluster_legs_taken_over`,
+    /// when they are moved here.
+    DeadInstance(&'a str),
+}
+
+impl std::fmt::Display for LeftBy<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeftBy::PreviousProcess => f.write_str("the previous process"),
+            LeftBy::DeadInstance(id) => write!(f, "dead instance `{id}`"),
+        }
     }
 }

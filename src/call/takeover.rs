@@ -4,7 +4,7 @@
 //! notification (`error`, the reason naming the dead instance). Its queued dialouts are not
 //! ended here: they wait in the survivor's queue (`DialQueue::adopt`).
 
-use super::engine::Engine;
+use super::engine::{Engine, LeftBy};
 use crate::store::TakenOver;
 
 impl Engine {
@@ -13,7 +13,7 @@ impl Engine {
     pub async fn end_taken_over(&self, me: &str, taken: &TakenOver) -> usize {
         let from = taken.from.as_str();
         if !taken.legs.is_empty() {
-            self.end_legs(taken.legs.clone(), &format!("dead instance `{from}`"));
+            self.end_legs(taken.legs.clone(), LeftBy::DeadInstance(from));
         }
         let reason = |answered: bool| match answered {
             true => format!("dialgate instance `{from}` died during the call; ended by `{me}`"),
