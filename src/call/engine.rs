@@ -519,10 +519,8 @@ impl Engine {
             speak_messages: outbound.speak_messages,
             barge_in: outbound.barge_in,
             ws_bot: bot.is_some_and(|b| b.websocket.is_some()),
-            // Configuration refuses it for bots without a SIP leg; checked again here so a
-            // snapshot can never make a text bot's machine wait for a leg that does not exist.
-            early_media_to_bot: outbound.early_media_to_bot
-                && bot.is_some_and(|b| b.sip_uri.is_some()),
+            // Only a SIP bot's leg is placed early: the machine decides (`early_bot`).
+            early_media_to_bot: outbound.early_media_to_bot,
             ..MachineConfig::default()
         }
     }
