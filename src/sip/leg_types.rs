@@ -152,15 +152,19 @@ impl LegHandle {
     /// CANCEL while early. If a 200 races the CANCEL it is ACKed then ended with BYE (reported
     /// as `Failed{kind: Cancelled}`, never `Answered`). After answer it ends the call with BYE.
     pub fn cancel(&self) {
-        self.end.cancel();
+        self.end_leg();
     }
     /// BYE once answered. Before the answer it ends the leg with CANCEL (like `cancel` and
     /// `hangup`), so a late `bye()` from a racing caller still stops the call.
     pub fn bye(&self) {
-        self.end.cancel();
+        self.end_leg();
     }
     /// CANCEL or BYE, whichever fits the leg's state.
     pub fn hangup(&self) {
+        self.end_leg();
+    }
+    /// The one way the three above end the leg: its task picks CANCEL or BYE by its state.
+    fn end_leg(&self) {
         self.end.cancel();
     }
 
