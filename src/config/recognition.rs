@@ -90,7 +90,13 @@ pub fn model_file(server: &Server) -> PathBuf {
 /// Whether a (non-empty) model file is installed: what `dialgate check` can tell without
 /// loading it.
 pub fn model_installed(server: &Server) -> bool {
-    std::fs::metadata(model_file(server)).is_ok_and(|m| m.is_file() && m.len() > 0)
+    is_installed(&model_file(server))
+}
+
+/// Whether `path` is a non-empty file: the one test of an installed model, for the model the
+/// engine loads and for a model named in `server.stt.model`.
+pub(super) fn is_installed(path: &std::path::Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
 }
 
 /// Bots allowed to dial out that need recognition, when `model_available` is false; none

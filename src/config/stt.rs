@@ -252,7 +252,7 @@ impl Ctx<'_> {
             return;
         }
         let path = model_path(data_dir, model);
-        if !std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() > 0) {
+        if !super::recognition::is_installed(&path) {
             self.err(
                 0,
                 "server.stt.model",
