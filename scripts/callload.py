@@ -258,7 +258,8 @@ class Api:
 
 
 def run_step(api, peers, dg, rate, seconds, notify_url, workers):
-    """Dials at `rate`/s for `seconds`; returns per-call facts and the step's measurements."""
+    """Dials at `rate`/s for `seconds`; returns per-call facts and the step's measurements,
+    the last being the series of (seconds into the step, live calls, RSS KiB) samples."""
     results = []  # (conversationId or None, http status, latency s, sent at)
     lock = threading.Lock()
     body = {"bot": "bench-bot", "notifyUrl": notify_url}
@@ -299,8 +300,7 @@ def run_step(api, peers, dg, rate, seconds, notify_url, workers):
                     series.append((now - start, live, rss))
     elapsed = time.monotonic() - start
     cpu = (dg.cpu_seconds() - cpu0) / max(elapsed, 1e-9)
-    run_step.series = series
-    return results, elapsed, cpu, peak_live, peak_rss, load_samples
+    return results, elapsed, cpu, peak_live, peak_rss, load_samples, series
 
 
 def settle(api, peers, ids, wait_s):
@@ -410,7 +410,7 @@ def main():
         if args.soak:
             rates = rates[:1]
         for rate in rates:
-            results, elapsed, cpu, peak_live, peak_rss, loads = run_step(
+            results, elapsed, cpu, peak_live, peak_rss, loads, series = run_step(
                 api, peers, dg, rate, args.step_seconds, peers.base + "/notify", args.workers)
             ids = [c for c, st, _, _ in results if c]
             refused = [r for r in results if not r[0]]
@@ -434,7 +434,7 @@ def main():
                 # RSS through the run: a slope with the calls dialled is memory kept per
                 # finished call (the live calls stay about the same).
                 print("       RSS above idle through the run (s: live calls, KiB): " + ", ".join(
-                    "%d: %d, %d" % (t, live, rss - idle_rss) for t, live, rss in run_step.series))
+                    "%d: %d, %d" % (t, live, rss - idle_rss) for t, live, rss in series))
             if not args.soak and (failed or refused or pct(lat, 99) > args.p99_limit_ms):
                 why = "failures" if (failed or refused) else "API p99 > %g ms" % args.p99_limit_ms
                 print("stopping the ramp at %g dialouts/s: %s" % (rate, why))
