@@ -62,30 +62,34 @@ impl Actor {
             return None;
         }
         if let Err(e) = self.ensure_player().await {
-            tracing::warn!(error = %e, "{what} failed");
-            self.timeline(kind, &format!("{what} failed: {e}")).await;
-            return match prompt {
-                Prompt::Url(url) | Prompt::UrlAs { url, .. } => {
-                    Some(Input::PromptFailed { url, reason: e })
-                }
-                _ => None,
-            };
+            return self.prompt_failed(prompt, kind, &what, e).await;
         }
-        let queued = match &prompt {
+        match self.queue_prompt(&prompt).await? {
+            Ok(id) => {
+                self.drain.enqueued(id);
+                tracing::info!("{what}");
+                self.timeline(kind, &what).await;
+                None
+            }
+            Err(e) => self.prompt_failed(prompt, kind, &what, e).await,
+        }
+    }
+
+    /// Puts the prompt in the player's queue: its id, or why it cannot play; `None` without a
+    /// player (nothing to report).
+    async fn queue_prompt(&mut self, prompt: &Prompt) -> Option<Result<PromptId, String>> {
+        let player = self.player.as_ref()?;
+        Some(match prompt {
             Prompt::Speak(text) => {
                 let tts = self.engine.tts().await;
-                let Some(player) = &self.player else {
-                    return None;
-                };
                 player.say(tts, text).map_err(|e| e.to_string())
             }
-            Prompt::Dtmf(digits) => match (crate::tts::Prompt::dtmf(digits), &self.player) {
-                (Ok(p), Some(player)) => player.enqueue(p).map_err(|e| e.to_string()),
-                (Err(e), _) => Err(e.to_string()),
-                (_, None) => return None,
+            Prompt::Dtmf(digits) => match crate::tts::Prompt::dtmf(digits) {
+                Ok(p) => player.enqueue(p).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             },
             Prompt::Url(url) | Prompt::UrlAs { url, .. } => {
-                let format = match &prompt {
+                let format = match prompt {
                     Prompt::UrlAs { format, .. } => Some(format.clone()),
                     _ => None,
                 };
@@ -96,37 +100,33 @@ impl Actor {
                 tokio::spawn(async move {
                     let _ = tx.send(engine.audio.load(&u, format.as_deref()).await);
                 });
-                match &self.player {
-                    Some(p) => {
-                        let queued = p
-                            .enqueue(crate::tts::Prompt::later(rx))
-                            .map_err(|e| e.to_string());
-                        if let Ok(id) = &queued {
-                            self.drain.url(*id, url.clone());
-                        }
-                        queued
-                    }
-                    None => return None,
+                let queued = player
+                    .enqueue(crate::tts::Prompt::later(rx))
+                    .map_err(|e| e.to_string());
+                if let Ok(id) = &queued {
+                    self.drain.url(*id, url.clone());
                 }
+                queued
             }
-        };
-        match queued {
-            Ok(id) => {
-                self.drain.enqueued(id);
-                tracing::info!("{what}");
-                self.timeline(kind, &what).await;
-                None
+        })
+    }
+
+    /// A prompt that cannot play: logged and on the timeline; a URL's failure is the machine's
+    /// next input (the bot gets `playUrlFailed`).
+    async fn prompt_failed(
+        &mut self,
+        prompt: Prompt,
+        kind: &str,
+        what: &str,
+        e: String,
+    ) -> Option<Input> {
+        tracing::warn!(error = %e, "{what} failed");
+        self.timeline(kind, &format!("{what} failed: {e}")).await;
+        match prompt {
+            Prompt::Url(url) | Prompt::UrlAs { url, .. } => {
+                Some(Input::PromptFailed { url, reason: e })
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "{what} failed");
-                self.timeline(kind, &format!("{what} failed: {e}")).await;
-                match prompt {
-                    Prompt::Url(url) | Prompt::UrlAs { url, .. } => {
-                        Some(Input::PromptFailed { url, reason: e })
-                    }
-                    _ => None,
-                }
-            }
+            _ => None,
         }
     }
 
