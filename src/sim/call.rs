@@ -149,19 +149,7 @@ impl CallTask {
                 return;
             }
         };
-        let hangup = self.shared.cancel.child_token();
-        let media = Arc::new(MediaState::default());
-        if let Ok(mut calls) = self.shared.calls.lock() {
-            calls.push(CallEntry {
-                call_id: call_id.clone(),
-                media: media.clone(),
-                hangup: hangup.clone(),
-                codec: None,
-                remote_rtp: None,
-                local_rtp: None,
-                ended: false,
-            });
-        }
+        let (hangup, media) = self.register(&call_id);
         // The INVITE server transaction runs in its own task: it sends 100, carries our
         // responses and waits for the ACK or a CANCEL.
         let mut tx_dialog = dialog.clone();
@@ -192,9 +180,32 @@ impl CallTask {
             tx_task.abort();
         });
         self.dialogs.remove_dialog(&dialog.id());
-        self.shared.with_call(&call_id, |c| c.ended = true);
+        self.record_end(&call_id, &media);
+    }
+
+    /// The call's entry in the sim's table: its hang-up token and media counters.
+    fn register(&self, call_id: &str) -> (CancellationToken, Arc<MediaState>) {
+        let hangup = self.shared.cancel.child_token();
+        let media = Arc::new(MediaState::default());
+        if let Ok(mut calls) = self.shared.calls.lock() {
+            calls.push(CallEntry {
+                call_id: call_id.to_owned(),
+                media: media.clone(),
+                hangup: hangup.clone(),
+                codec: None,
+                remote_rtp: None,
+                local_rtp: None,
+                ended: false,
+            });
+        }
+        (hangup, media)
+    }
+
+    /// The call is marked ended and its RTP counts reported.
+    fn record_end(&self, call_id: &str, media: &MediaState) {
+        self.shared.with_call(call_id, |c| c.ended = true);
         self.shared.push(
-            &call_id,
+            call_id,
             SimEventKind::RtpStats {
                 sent: media.sent.load(Ordering::Relaxed),
                 received: media.received.load(Ordering::Relaxed),
