@@ -351,6 +351,49 @@ async fn run_point(
     let hist = Arc::new(Hist::new());
     let sent = Arc::new(AtomicU64::new(0));
     let received = Arc::new(AtomicU64::new(0));
+    let rx_tasks = spawn_receivers(&s, epoch, &hist, &received)?;
+    let pid = t.pid();
+    let cpu0 = cpu_seconds(pid).unwrap_or(0.0);
+    let start = Instant::now();
+    let tx_tasks = spawn_senders(&s, duration, epoch, &sent)?;
+    for t in tx_tasks {
+        let _ = t.await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid).unwrap_or(0.0) - cpu0;
+    let rss = rss_kib(pid).unwrap_or(0);
+    for t in rx_tasks {
+        t.abort();
+    }
+    teardown(s, n).await?;
+    let sent = sent.load(Relaxed);
+    let received = received.load(Relaxed);
+    Ok(PointReport {
+        relay: t.name(),
+        calls: n,
+        sent,
+        received,
+        forwarded_pps: received as f64 / elapsed,
+        cpu_s_per_mpkt: if received > 0 {
+            cpu / (received as f64 / 1e6)
+        } else {
+            f64::NAN
+        },
+        p50_ms: hist.pct(0.50),
+        p99_ms: hist.pct(0.99),
+        rss_kib: rss,
+    })
+}
+
+/// One receiver per generator socket: each packet's send time (written in it by [`packet`])
+/// gives its one-way delay into `hist`; `received` counts them. Runs until aborted.
+fn spawn_receivers(
+    s: &Setup,
+    epoch: Instant,
+    hist: &Arc<Hist>,
+    received: &Arc<AtomicU64>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, BenchError> {
     let mut rx_tasks = Vec::new();
     for (a, b, _, _) in &s.peers {
         for (sock, carrier) in [(a.clone(), true), (b.clone(), false)] {
@@ -381,9 +424,19 @@ async fn run_point(
             }));
         }
     }
-    let pid = t.pid();
-    let cpu0 = cpu_seconds(pid).unwrap_or(0.0);
-    let start = Instant::now();
+    Ok(rx_tasks)
+}
+
+/// One sender per call: both sides send a packet every 20 ms for `duration` (the carrier's
+/// SRTP-protected on an SRTP point), the calls spread over the 20 ms period like independent
+/// phones; `sent` counts them.
+fn spawn_senders(
+    s: &Setup,
+    duration: Duration,
+    epoch: Instant,
+    sent: &Arc<AtomicU64>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, BenchError> {
+    let n = s.peers.len();
     let mut tx_tasks = Vec::new();
     for (i, (a, b, a_to, b_to)) in s.peers.iter().cloned().enumerate() {
         let sent = sent.clone();
@@ -422,32 +475,5 @@ async fn run_point(
             }
         }));
     }
-    for t in tx_tasks {
-        let _ = t.await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let elapsed = start.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(pid).unwrap_or(0.0) - cpu0;
-    let rss = rss_kib(pid).unwrap_or(0);
-    for t in rx_tasks {
-        t.abort();
-    }
-    teardown(s, n).await?;
-    let sent = sent.load(Relaxed);
-    let received = received.load(Relaxed);
-    Ok(PointReport {
-        relay: t.name(),
-        calls: n,
-        sent,
-        received,
-        forwarded_pps: received as f64 / elapsed,
-        cpu_s_per_mpkt: if received > 0 {
-            cpu / (received as f64 / 1e6)
-        } else {
-            f64::NAN
-        },
-        p50_ms: hist.pct(0.50),
-        p99_ms: hist.pct(0.99),
-        rss_kib: rss,
-    })
+    Ok(tx_tasks)
 }
