@@ -105,6 +105,32 @@ fn endpoint_option(t1: Option<Duration>) -> EndpointOption {
     option
 }
 
+/// rsipstack's transaction layer over `transport_layer`: each listener advertised with its
+/// public address for the peer's family (`FamilyInspector`), the wire watched by `hook` for
+/// the leg journal.
+fn transaction_layer(
+    settings: &SipSettings,
+    transport_layer: TransportLayer,
+    bound: &[(Transport, SocketAddr)],
+    public: &super::family::PublicAddrs,
+    hook: &Arc<super::journal::WireHook>,
+    cancel: &CancellationToken,
+) -> Endpoint {
+    EndpointBuilder::new()
+        .with_inspector(Box::new(FamilyInspector {
+            journal: super::journal::Inspector(hook.clone()),
+            advertised: bound
+                .iter()
+                .map(|&(t, l)| (t, SocketAddr::new(public.for_peer(Some(l.ip())), l.port())))
+                .collect(),
+        }))
+        .with_cancel_token(cancel.clone())
+        .with_transport_layer(transport_layer)
+        .with_user_agent(&settings.user_agent)
+        .with_option(endpoint_option(settings.t1))
+        .build()
+}
+
 impl SipEndpoint {
     /// Bind every listener and start serving, with the default [`StreamLimits`]. Must run
     /// inside a tokio runtime.
@@ -150,19 +176,8 @@ impl SipEndpoint {
         }
 
         let (hook, orphans) = super::journal::WireHook::new();
-        let endpoint = EndpointBuilder::new()
-            .with_inspector(Box::new(FamilyInspector {
-                journal: super::journal::Inspector(hook.clone()),
-                advertised: bound
-                    .iter()
-                    .map(|&(t, l)| (t, SocketAddr::new(public.for_peer(Some(l.ip())), l.port())))
-                    .collect(),
-            }))
-            .with_cancel_token(cancel.clone())
-            .with_transport_layer(transport_layer)
-            .with_user_agent(&settings.user_agent)
-            .with_option(endpoint_option(settings.t1))
-            .build();
+        let endpoint =
+            transaction_layer(&settings, transport_layer, &bound, &public, &hook, &cancel);
         let incoming = endpoint
             .incoming_transactions()
             .map_err(|e| SipError::Stack(e.to_string()))?;
