@@ -355,11 +355,10 @@ impl Store {
     }
 
     /// Queued dialouts not yet dialled (and not ended), oldest first: the queue to restore at
-    /// start.
+    /// start. One instance (SQLite) only: in cluster mode on PostgreSQL the queue is the
+    /// shared table, nothing is restored and `claim_waiting` takes from it (asked of
+    /// PostgreSQL this is an error).
     pub async fn waiting_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
-        if let Some(pg) = self.pg() {
-            return pg.waiting_calls().await;
-        }
         self.with(|conn| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {COLUMNS} FROM calls WHERE queued_at IS NOT NULL AND dialled_at IS NULL \
@@ -372,11 +371,10 @@ impl Store {
     }
 
     /// A queued dialout leaves its queue to be dialled (before its call starts, so a restart
-    /// after this ends it like any call in progress instead of dialling it twice).
+    /// after this ends it like any call in progress instead of dialling it twice). One
+    /// instance (SQLite) only, as [`Store::waiting_calls`]: the shared queue's dialouts leave
+    /// it by `claim_waiting`.
     pub async fn mark_dialled(&self, id: &str) -> Result<bool, StoreError> {
-        if let Some(pg) = self.pg() {
-            return pg.mark_dialled(id).await;
-        }
         let id = id.to_owned();
         self.with(move |conn| {
             let n = conn.execute(

@@ -161,7 +161,8 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
     {
         let Some(writer) = &self.writer else {
-            // Unreachable: every method hands over to the PostgreSQL engine before this.
+            // Only the one-instance queue's operations (`waiting_calls`, `mark_dialled`) get
+            // here on PostgreSQL; every other method hands over to its engine before this.
             return Err(StoreError::Join(
                 "SQLite operation on a PostgreSQL store".into(),
             ));

@@ -361,7 +361,8 @@ async fn two_survivors_race_for_a_dead_instance_and_one_wins() {
     // 4. The rows are the winner's now: its restart would find them; the loser's would not;
     //    nothing is left to take.
     assert_eq!(winner.unfinished_calls().await.unwrap().len(), 2);
-    assert_eq!(winner.waiting_calls().await.unwrap().len(), 1);
+    // The queued dialout waits on, in the shared queue any instance claims from.
+    assert_eq!(winner.waiting_count("bot").await.unwrap(), 1);
     assert_eq!(winner.leg_dialogs().await.unwrap().len(), 2);
     assert!(loser.unfinished_calls().await.unwrap().is_empty());
     assert!(s1.dead_instances().await.unwrap().is_empty());

@@ -187,32 +187,6 @@ impl PgStore {
         records(conn.query(&sql, &args).await?)
     }
 
-    pub(crate) async fn waiting_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
-        let conn = self.conn().await?;
-        let rows = conn
-            .query(
-                &format!(
-                    "SELECT {COLUMNS} FROM calls WHERE queued_at IS NOT NULL AND dialled_at IS NULL \
-                     AND status NOT IN ('failed','completed') AND owner=$1 ORDER BY queued_at, seq"
-                ),
-                &[&self.instance_id],
-            )
-            .await?;
-        records(rows)
-    }
-
-    pub(crate) async fn mark_dialled(&self, id: &str) -> Result<bool, StoreError> {
-        let conn = self.conn().await?;
-        let n = conn
-            .execute(
-                &conn.prepare_cached("UPDATE calls SET dialled_at=$2 WHERE conversation_id=$1 AND dialled_at IS NULL \
-                 AND status NOT IN ('failed','completed')").await?,
-                &[&id, &now_ms()],
-            )
-            .await?;
-        Ok(n == 1)
-    }
-
     pub(crate) async fn unfinished_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
         let conn = self.conn().await?;
         let rows = conn
