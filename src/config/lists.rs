@@ -137,6 +137,8 @@ pub(super) fn resolve(ctx: &mut Ctx, lists: &Lists) -> Resolved {
     }
 }
 
+/// Validates `bots[]`: unique id and name, the media side, the Bot API, the session timer and
+/// the outbound limits; returns every bot (a bad field is reported, the bot is still built).
 fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
     let (mut ids, mut names) = (Unique::new("bot id"), Unique::new("bot name"));
     let mut out = Vec::new();
@@ -147,32 +149,7 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
         }
         ids.check(ctx, src, &format!("{p}.id"), &raw.id);
         names.check(ctx, src, &format!("{p}.name"), &raw.name);
-        match (raw.sip_uri.as_deref(), &raw.websocket) {
-            (Some(_), Some(_)) => ctx.err(
-                src,
-                &format!("{p}.websocket"),
-                ErrorKind::Conflict,
-                "a bot has exactly one media side: give either `sip_uri` or `websocket`, not both"
-                    .to_owned(),
-            ),
-            (Some(uri), None) => {
-                if let Err(e) = check::sip_uri(uri) {
-                    ctx.err(src, &format!("{p}.sip_uri"), ErrorKind::InvalidValue, e);
-                }
-            }
-            (None, Some(_)) => {}
-            // A text bot: dialgate speaks its replies, which come through its Bot API.
-            (None, None) if raw.events_url.is_none() => ctx.err(
-                src,
-                &format!("{p}.events_url"),
-                ErrorKind::InvalidValue,
-                "a bot without `sip_uri` or `websocket` is a text bot and needs `events_url` (its \
-                 replies come through the Bot API); give it a `sip_uri` to be a SIP media bot or a \
-                 `websocket` to be a WebSocket bot"
-                    .to_owned(),
-            ),
-            (None, None) => {}
-        }
+        media_side(ctx, src, p, raw);
         let websocket = websocket(ctx, src, p, raw.websocket.as_ref());
         bot_session_timer(ctx, src, p, raw);
         if let Some(Err(e)) = raw.events_url.as_deref().map(check::http_url) {
@@ -187,25 +164,7 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
         let o = &raw.outbound;
         let op = format!("{p}.outbound");
         super::early_media::check(ctx, src, &op, raw);
-        if !(o.max_cps.is_finite() && o.max_cps > 0.0) {
-            ctx.range(src, &format!("{op}.max_cps"), o.max_cps);
-        }
-        if o.max_concurrent == 0 {
-            ctx.range(src, &format!("{op}.max_concurrent"), 0);
-        }
-        if o.max_queue == 0 {
-            ctx.range(src, &format!("{op}.max_queue"), 0);
-        }
-        if o.max_queue_wait_sec == 0 {
-            ctx.range(src, &format!("{op}.max_queue_wait_sec"), 0);
-        }
-        if !(1..=300).contains(&o.answer_timeout_sec) {
-            ctx.range(
-                src,
-                &format!("{op}.answer_timeout_sec"),
-                o.answer_timeout_sec,
-            );
-        }
+        outbound_limits(ctx, src, &op, o);
         out.push(Bot {
             id: raw.id.clone(),
             name: raw.name.clone(),
@@ -240,6 +199,61 @@ fn bots(ctx: &mut Ctx, items: &[Item<RawBot>]) -> Vec<Bot> {
         });
     }
     out
+}
+
+/// A bot's media side: exactly one of `sip_uri` (a SIP media bot) and `websocket`, or neither
+/// for a text bot, which then needs `events_url` because its replies come through the Bot API.
+fn media_side(ctx: &mut Ctx, src: usize, p: &str, raw: &RawBot) {
+    match (raw.sip_uri.as_deref(), &raw.websocket) {
+        (Some(_), Some(_)) => ctx.err(
+            src,
+            &format!("{p}.websocket"),
+            ErrorKind::Conflict,
+            "a bot has exactly one media side: give either `sip_uri` or `websocket`, not both"
+                .to_owned(),
+        ),
+        (Some(uri), None) => {
+            if let Err(e) = check::sip_uri(uri) {
+                ctx.err(src, &format!("{p}.sip_uri"), ErrorKind::InvalidValue, e);
+            }
+        }
+        (None, Some(_)) => {}
+        // A text bot: dialgate speaks its replies, which come through its Bot API.
+        (None, None) if raw.events_url.is_none() => ctx.err(
+            src,
+            &format!("{p}.events_url"),
+            ErrorKind::InvalidValue,
+            "a bot without `sip_uri` or `websocket` is a text bot and needs `events_url` (its \
+             replies come through the Bot API); give it a `sip_uri` to be a SIP media bot or a \
+             `websocket` to be a WebSocket bot"
+                .to_owned(),
+        ),
+        (None, None) => {}
+    }
+}
+
+/// `outbound` pacing and queue limits: each must leave room for at least one call (a zero
+/// would make the bot silently undialable), and the answer timeout stays within 1..=300 s.
+fn outbound_limits(ctx: &mut Ctx, src: usize, op: &str, o: &super::raw::RawOutbound) {
+    if !(o.max_cps.is_finite() && o.max_cps > 0.0) {
+        ctx.range(src, &format!("{op}.max_cps"), o.max_cps);
+    }
+    if o.max_concurrent == 0 {
+        ctx.range(src, &format!("{op}.max_concurrent"), 0);
+    }
+    if o.max_queue == 0 {
+        ctx.range(src, &format!("{op}.max_queue"), 0);
+    }
+    if o.max_queue_wait_sec == 0 {
+        ctx.range(src, &format!("{op}.max_queue_wait_sec"), 0);
+    }
+    if !(1..=300).contains(&o.answer_timeout_sec) {
+        ctx.range(
+            src,
+            &format!("{op}.answer_timeout_sec"),
+            o.answer_timeout_sec,
+        );
+    }
 }
 
 /// `websocket`: validated by the module, each problem positioned at its field.
@@ -322,6 +336,8 @@ fn session_timer_values(ctx: &mut Ctx, src: usize, p: &str, expires: u32, min_se
     }
 }
 
+/// Validates `sip_connections[]`: unique id and name, addresses, credentials, extra headers,
+/// session timer, TLS/SRTP; a trunk whose main address does not parse is left out.
 fn sip_connections(ctx: &mut Ctx, items: &[Item<RawSipConnection>]) -> Vec<SipConnection> {
     let (mut ids, mut names) = (
         Unique::new("SIP connection id"),
@@ -335,52 +351,9 @@ fn sip_connections(ctx: &mut Ctx, items: &[Item<RawSipConnection>]) -> Vec<SipCo
         }
         ids.check(ctx, src, &format!("{p}.id"), &raw.id);
         names.check(ctx, src, &format!("{p}.name"), &raw.name);
-        let address = check::trunk_address(&raw.address);
-        if let Err(e) = &address {
-            ctx.err(
-                src,
-                &format!("{p}.address"),
-                ErrorKind::InvalidValue,
-                e.clone(),
-            );
-        }
-        let backup = raw.backup_address.as_deref().map(check::trunk_address);
-        if let Some(Err(e)) = &backup {
-            ctx.err(
-                src,
-                &format!("{p}.backup_address"),
-                ErrorKind::InvalidValue,
-                e.clone(),
-            );
-        }
-        let password = ctx.clear_or_env(
-            src,
-            p,
-            ("password", raw.password.as_ref()),
-            ("password_env", raw.password_env.as_ref()),
-        );
-        if password.is_some() && raw.username.is_none() {
-            ctx.err(
-                src,
-                p,
-                ErrorKind::Conflict,
-                "a password is set but no username; digest authentication needs both",
-            );
-        }
-        for (name, value) in &raw.headers {
-            let hp = format!("{p}.headers.{name}");
-            if let Err(e) = check::x_header_name(name) {
-                ctx.err_key(src, &hp, ErrorKind::InvalidValue, e);
-            }
-            if value.contains(['\r', '\n']) {
-                ctx.err(
-                    src,
-                    &hp,
-                    ErrorKind::InvalidValue,
-                    "header values must be one line",
-                );
-            }
-        }
+        let (address, backup) = trunk_addresses(ctx, src, p, raw);
+        let password = trunk_password(ctx, src, p, raw);
+        trunk_headers(ctx, src, p, raw);
         session_timer_values(ctx, src, p, raw.session_expires_sec, raw.min_se);
         let (tls, srtp) = super::trunk_security::trunk_security(ctx, src, p, raw);
         if let (Ok(address), backup) = (address, backup) {
@@ -407,6 +380,77 @@ fn sip_connections(ctx: &mut Ctx, items: &[Item<RawSipConnection>]) -> Vec<SipCo
         }
     }
     out
+}
+
+/// A trunk's `address` and optional `backup_address`, each reported at its own field; the
+/// trunk is only kept when the main address parses (there is nothing to dial otherwise).
+fn trunk_addresses(
+    ctx: &mut Ctx,
+    src: usize,
+    p: &str,
+    raw: &RawSipConnection,
+) -> (
+    Result<super::types::HostPort, String>,
+    Option<Result<super::types::HostPort, String>>,
+) {
+    let address = check::trunk_address(&raw.address);
+    if let Err(e) = &address {
+        ctx.err(
+            src,
+            &format!("{p}.address"),
+            ErrorKind::InvalidValue,
+            e.clone(),
+        );
+    }
+    let backup = raw.backup_address.as_deref().map(check::trunk_address);
+    if let Some(Err(e)) = &backup {
+        ctx.err(
+            src,
+            &format!("{p}.backup_address"),
+            ErrorKind::InvalidValue,
+            e.clone(),
+        );
+    }
+    (address, backup)
+}
+
+/// Digest credentials: the password (clear or from the environment) is useless without the
+/// username it authenticates, so that pair is checked here.
+fn trunk_password(ctx: &mut Ctx, src: usize, p: &str, raw: &RawSipConnection) -> Option<String> {
+    let password = ctx.clear_or_env(
+        src,
+        p,
+        ("password", raw.password.as_ref()),
+        ("password_env", raw.password_env.as_ref()),
+    );
+    if password.is_some() && raw.username.is_none() {
+        ctx.err(
+            src,
+            p,
+            ErrorKind::Conflict,
+            "a password is set but no username; digest authentication needs both",
+        );
+    }
+    password
+}
+
+/// Extra `headers` sent to the trunk: only `X-` names, and one-line values (a CR/LF would
+/// let a config value inject its own SIP header lines).
+fn trunk_headers(ctx: &mut Ctx, src: usize, p: &str, raw: &RawSipConnection) {
+    for (name, value) in &raw.headers {
+        let hp = format!("{p}.headers.{name}");
+        if let Err(e) = check::x_header_name(name) {
+            ctx.err_key(src, &hp, ErrorKind::InvalidValue, e);
+        }
+        if value.contains(['\r', '\n']) {
+            ctx.err(
+                src,
+                &hp,
+                ErrorKind::InvalidValue,
+                "header values must be one line",
+            );
+        }
+    }
 }
 
 pub(super) fn lookup<'a>(

@@ -14,43 +14,42 @@ pub(super) fn convert(err: &YamlError, file: &Path, idx: &PosIndex) -> ConfigErr
         .filter(|(l, _)| *l > 0)
         .unwrap_or((1, 1));
     let at = idx.path_at((line, column)).unwrap_or("").to_string();
-    let (kind, path, message) = match err {
+    let (kind, path, message) = classify(err, idx, at, (line, column));
+    ConfigError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        path,
+        message,
+        kind,
+    }
+}
+
+/// Kind, field path and message of one error found at `at` (`pos` in the file). One arm per
+/// kind of mistake, so an operator reads what to fix rather than serde's type names.
+fn classify(
+    err: &YamlError,
+    idx: &PosIndex,
+    at: String,
+    pos: (usize, usize),
+) -> (ErrorKind, String, String) {
+    match err {
         YamlError::SerdeUnknownField {
             field, expected, ..
-        } => {
-            let mut msg = format!("unknown field `{field}`");
-            match closest(field, expected) {
-                Some(best) => msg.push_str(&format!(", did you mean `{best}`?")),
-                None if !expected.is_empty() => {
-                    msg.push_str(&format!("; valid fields here: {}", expected.join(", ")))
-                }
-                None => {}
-            }
-            (ErrorKind::UnknownField, at, msg)
-        }
-        YamlError::SerdeMissingField { field, .. } => {
-            let path = join(&idx.mapping_at((line, column)), field);
-            (
-                ErrorKind::MissingField,
-                path,
-                format!("required field `{field}` is missing"),
-            )
-        }
+        } => (ErrorKind::UnknownField, at, unknown_field(field, expected)),
+        YamlError::SerdeMissingField { field, .. } => (
+            ErrorKind::MissingField,
+            // The error sits on the mapping that lacks the field: name the field inside it.
+            join(&idx.mapping_at(pos), field),
+            format!("required field `{field}` is missing"),
+        ),
         YamlError::SerdeUnknownVariant {
             variant, expected, ..
-        } => {
-            let mut msg = format!(
-                "`{variant}` is not allowed here; use one of: {}",
-                expected.join(", ")
-            );
-            if let Some(best) = closest(variant, expected) {
-                msg = format!(
-                    "`{variant}` is not allowed here, did you mean `{best}`? (one of: {})",
-                    expected.join(", ")
-                );
-            }
-            (ErrorKind::InvalidValue, at, msg)
-        }
+        } => (
+            ErrorKind::InvalidValue,
+            at,
+            unknown_variant(variant, expected),
+        ),
         YamlError::SerdeInvalidType {
             unexpected,
             expected,
@@ -62,20 +61,18 @@ pub(super) fn convert(err: &YamlError, file: &Path, idx: &PosIndex) -> ConfigErr
             ..
         } => {
             let got = got(idx, &at).unwrap_or_else(|| unexpected.clone());
-            (
-                ErrorKind::WrongType,
-                at.clone(),
-                format!("expected {}, got {got}", expected_for(&at, expected)),
-            )
+            let message = format!("expected {}, got {got}", expected_for(&at, expected));
+            (ErrorKind::WrongType, at, message)
         }
         YamlError::InvalidScalar { .. }
         | YamlError::InvalidBooleanStrict { .. }
         | YamlError::NullIntoString { .. } => {
             let got = got(idx, &at).unwrap_or_else(|| "an empty value".into());
+            let expected = expected_for(&at, "a valid value");
             (
                 ErrorKind::WrongType,
-                at.clone(),
-                format!("expected {}, got {got}", expected_for(&at, "a valid value")),
+                at,
+                format!("expected {expected}, got {got}"),
             )
         }
         YamlError::DuplicateMappingKey { .. } => (ErrorKind::Duplicate, at, plain(err)),
@@ -86,14 +83,34 @@ pub(super) fn convert(err: &YamlError, file: &Path, idx: &PosIndex) -> ConfigErr
             String::new(),
             format!("YAML syntax error: {}", plain(err)),
         ),
-    };
-    ConfigError {
-        file: file.to_path_buf(),
-        line,
-        column,
-        path,
-        message,
-        kind,
+    }
+}
+
+/// An unknown key: the likely typo's correction, else the keys valid at that place.
+fn unknown_field(field: &str, expected: &[&str]) -> String {
+    let mut msg = format!("unknown field `{field}`");
+    match closest(field, expected) {
+        Some(best) => msg.push_str(&format!(", did you mean `{best}`?")),
+        None if !expected.is_empty() => {
+            msg.push_str(&format!("; valid fields here: {}", expected.join(", ")))
+        }
+        None => {}
+    }
+    msg
+}
+
+/// A value outside an enumeration: the allowed values, led by the closest one when it looks
+/// like a typo.
+fn unknown_variant(variant: &str, expected: &[&str]) -> String {
+    match closest(variant, expected) {
+        Some(best) => format!(
+            "`{variant}` is not allowed here, did you mean `{best}`? (one of: {})",
+            expected.join(", ")
+        ),
+        None => format!(
+            "`{variant}` is not allowed here; use one of: {}",
+            expected.join(", ")
+        ),
     }
 }
 

@@ -81,40 +81,8 @@ pub(super) fn trunk_security(
     raw: &RawSipConnection,
 ) -> (TrunkTls, SrtpMode) {
     let transport = raw.transport.unwrap_or_else(super::raw::d_transport);
-    let tls = transport == SipTransport::Tls;
-    let srtp = raw.srtp.unwrap_or_default();
-    if srtp != SrtpMode::Off && !tls {
-        ctx.err(
-            src,
-            &format!("{p}.srtp"),
-            ErrorKind::Conflict,
-            format!(
-                "srtp: {} needs transport: tls (this trunk uses {}): SDES keys are sent in \
-                 the SDP and must never cross the network in clear",
-                srtp.as_str(),
-                transport.as_str()
-            ),
-        );
-    }
-    let tls_fields = [
-        ("tls_verify", raw.tls_verify.is_some()),
-        ("tls_ca_file", raw.tls_ca_file.is_some()),
-        ("tls_cert_file", raw.tls_cert_file.is_some()),
-        ("tls_key_file", raw.tls_key_file.is_some()),
-    ];
-    for (field, set) in tls_fields {
-        if set && !tls {
-            ctx.err(
-                src,
-                &format!("{p}.{field}"),
-                ErrorKind::Conflict,
-                format!(
-                    "{field} applies to transport: tls only (this trunk uses {})",
-                    transport.as_str()
-                ),
-            );
-        }
-    }
+    let srtp = srtp_mode(ctx, src, p, raw, transport);
+    tls_only_fields(ctx, src, p, raw, transport);
     let verify = raw.tls_verify.unwrap_or(true);
     if !verify && raw.tls_ca_file.is_some() {
         ctx.err(
@@ -128,7 +96,81 @@ pub(super) fn trunk_security(
         .tls_ca_file
         .as_deref()
         .map(|f| file(ctx, src, &format!("{p}.tls_ca_file"), f));
-    let client_cert = match (&raw.tls_cert_file, &raw.tls_key_file) {
+    let client_cert = client_cert(ctx, src, p, raw);
+    (
+        TrunkTls {
+            verify,
+            ca_file,
+            client_cert,
+        },
+        srtp,
+    )
+}
+
+/// `srtp`: SDES puts the media keys in the SDP, so any mode but `off` needs `transport: tls`.
+fn srtp_mode(
+    ctx: &mut Ctx,
+    src: usize,
+    p: &str,
+    raw: &RawSipConnection,
+    transport: SipTransport,
+) -> SrtpMode {
+    let srtp = raw.srtp.unwrap_or_default();
+    if srtp != SrtpMode::Off && transport != SipTransport::Tls {
+        ctx.err(
+            src,
+            &format!("{p}.srtp"),
+            ErrorKind::Conflict,
+            format!(
+                "srtp: {} needs transport: tls (this trunk uses {}): SDES keys are sent in \
+                 the SDP and must never cross the network in clear",
+                srtp.as_str(),
+                transport.as_str()
+            ),
+        );
+    }
+    srtp
+}
+
+/// The `tls_*` fields mean nothing on a UDP/TCP trunk; reporting them catches a forgotten
+/// `transport: tls` instead of silently sending in clear.
+fn tls_only_fields(
+    ctx: &mut Ctx,
+    src: usize,
+    p: &str,
+    raw: &RawSipConnection,
+    transport: SipTransport,
+) {
+    let tls_fields = [
+        ("tls_verify", raw.tls_verify.is_some()),
+        ("tls_ca_file", raw.tls_ca_file.is_some()),
+        ("tls_cert_file", raw.tls_cert_file.is_some()),
+        ("tls_key_file", raw.tls_key_file.is_some()),
+    ];
+    for (field, set) in tls_fields {
+        if set && transport != SipTransport::Tls {
+            ctx.err(
+                src,
+                &format!("{p}.{field}"),
+                ErrorKind::Conflict,
+                format!(
+                    "{field} applies to transport: tls only (this trunk uses {})",
+                    transport.as_str()
+                ),
+            );
+        }
+    }
+}
+
+/// The client certificate and its key come as a pair (one without the other cannot
+/// authenticate); both files must exist.
+fn client_cert(
+    ctx: &mut Ctx,
+    src: usize,
+    p: &str,
+    raw: &RawSipConnection,
+) -> Option<(PathBuf, PathBuf)> {
+    match (&raw.tls_cert_file, &raw.tls_key_file) {
         (Some(c), Some(k)) => Some((
             file(ctx, src, &format!("{p}.tls_cert_file"), c),
             file(ctx, src, &format!("{p}.tls_key_file"), k),
@@ -152,13 +194,5 @@ pub(super) fn trunk_security(
             );
             None
         }
-    };
-    (
-        TrunkTls {
-            verify,
-            ca_file,
-            client_cert,
-        },
-        srtp,
-    )
+    }
 }

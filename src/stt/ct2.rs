@@ -129,6 +129,36 @@ pub fn f32_to_f16(v: f32) -> u16 {
 /// Parse a CTranslate2 `model.bin`. int8 weights are dequantised with their `weight_scale`.
 pub fn parse(buf: &[u8]) -> Result<Ct2Model, SttError> {
     let mut c = Cursor { buf, pos: 0 };
+    let (version, spec) = header(&mut c)?;
+    let n = c.u32()? as usize;
+    let mut vars = HashMap::with_capacity(n);
+    let mut int8 = Vec::new();
+    let mut weight_dtype = "float32";
+    let mut biggest = 0usize;
+    for _ in 0..n {
+        let v = variable(&mut c)?;
+        // The largest variable is a weight matrix: its dtype is the model's (for the report).
+        if v.nbytes > biggest {
+            biggest = v.nbytes;
+            weight_dtype = v.dtype;
+        }
+        if v.dtype == "int8" && v.name.ends_with("/weight") {
+            int8.push(v.name.clone());
+        }
+        vars.insert(v.name, v.tensor);
+    }
+    aliases(&mut c, &mut vars)?;
+    dequantize_int8(&mut vars, int8)?;
+    Ok(Ct2Model {
+        spec,
+        version,
+        vars,
+        weight_dtype,
+    })
+}
+
+/// The header: binary version (only 4..=6 share the layout read here), spec name, revision.
+fn header(c: &mut Cursor<'_>) -> Result<(u32, String), SttError> {
     let version = c.u32()?;
     if !(4..=6).contains(&version) {
         return Err(SttError::BadModel(format!(
@@ -137,82 +167,99 @@ pub fn parse(buf: &[u8]) -> Result<Ct2Model, SttError> {
     }
     let spec = c.string()?;
     let _revision = c.u32()?;
-    let n = c.u32()? as usize;
-    let mut vars = HashMap::with_capacity(n);
-    let mut int8 = Vec::new();
-    let mut weight_dtype = "float32";
-    let mut biggest = 0usize;
-    for _ in 0..n {
-        let name = c.string()?;
-        let rank = c.u8()? as usize;
-        let mut shape = Vec::with_capacity(rank);
-        for _ in 0..rank {
-            shape.push(c.u32()? as usize);
-        }
-        // A zero dimension would reach the importer as a divisor (rows per quantization block).
-        if shape.contains(&0) {
-            return Err(SttError::BadModel(format!(
-                "variable {name}: shape {shape:?} has a zero dimension"
-            )));
-        }
-        let dtype = c.u8()?;
-        let nbytes = c.u32()? as usize;
-        let raw = c.take(nbytes)?;
-        // CTranslate2 DataType enum: FLOAT32, INT8, INT16, INT32, FLOAT16, BFLOAT16.
-        let (data, dname): (Vec<f32>, &'static str) = match dtype {
-            0 => (
-                raw.chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-                "float32",
-            ),
-            1 => (raw.iter().map(|b| *b as i8 as f32).collect(), "int8"),
-            2 => (
-                raw.chunks_exact(2)
-                    .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32)
-                    .collect(),
-                "int16",
-            ),
-            3 => (
-                raw.chunks_exact(4)
-                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)
-                    .collect(),
-                "int32",
-            ),
-            4 => (
-                raw.chunks_exact(2)
-                    .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
-                    .collect(),
-                "float16",
-            ),
-            5 => (
-                raw.chunks_exact(2)
-                    .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
-                    .collect(),
-                "bfloat16",
-            ),
-            other => {
-                return Err(SttError::BadModel(format!(
-                    "variable {name}: unknown dtype id {other}"
-                )));
-            }
-        };
-        let expected: usize = shape.iter().product();
-        if data.len() != expected.max(1) {
-            return Err(SttError::BadModel(format!(
-                "variable {name}: {} values for shape {shape:?}",
-                data.len()
-            )));
-        }
-        if nbytes > biggest {
-            biggest = nbytes;
-            weight_dtype = dname;
-        }
-        if dtype == 1 && name.ends_with("/weight") {
-            int8.push(name.clone());
-        }
-        vars.insert(name, Ct2Tensor { shape, data });
+    Ok((version, spec))
+}
+
+/// One variable as read from the file.
+struct Variable {
+    name: String,
+    tensor: Ct2Tensor,
+    /// Stored dtype name (`float16`, `int8`, ...).
+    dtype: &'static str,
+    /// Stored size in bytes.
+    nbytes: usize,
+}
+
+/// One variable: name, rank and shape, dtype id, byte length, values. The shape is checked
+/// against the value count so the importer can slice rows without bounds surprises.
+fn variable(c: &mut Cursor<'_>) -> Result<Variable, SttError> {
+    let name = c.string()?;
+    let rank = c.u8()? as usize;
+    let mut shape = Vec::with_capacity(rank);
+    for _ in 0..rank {
+        shape.push(c.u32()? as usize);
     }
+    // A zero dimension would reach the importer as a divisor (rows per quantization block).
+    if shape.contains(&0) {
+        return Err(SttError::BadModel(format!(
+            "variable {name}: shape {shape:?} has a zero dimension"
+        )));
+    }
+    let dtype = c.u8()?;
+    let nbytes = c.u32()? as usize;
+    let raw = c.take(nbytes)?;
+    let (data, dtype) = decode(&name, dtype, raw)?;
+    let expected: usize = shape.iter().product();
+    if data.len() != expected.max(1) {
+        return Err(SttError::BadModel(format!(
+            "variable {name}: {} values for shape {shape:?}",
+            data.len()
+        )));
+    }
+    Ok(Variable {
+        name,
+        tensor: Ct2Tensor { shape, data },
+        dtype,
+        nbytes,
+    })
+}
+
+/// Values of dtype id `dtype` widened to f32, with the dtype's name.
+fn decode(name: &str, dtype: u8, raw: &[u8]) -> Result<(Vec<f32>, &'static str), SttError> {
+    // CTranslate2 DataType enum: FLOAT32, INT8, INT16, INT32, FLOAT16, BFLOAT16.
+    Ok(match dtype {
+        0 => (
+            raw.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            "float32",
+        ),
+        1 => (raw.iter().map(|b| *b as i8 as f32).collect(), "int8"),
+        2 => (
+            raw.chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32)
+                .collect(),
+            "int16",
+        ),
+        3 => (
+            raw.chunks_exact(4)
+                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)
+                .collect(),
+            "int32",
+        ),
+        4 => (
+            raw.chunks_exact(2)
+                .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+                .collect(),
+            "float16",
+        ),
+        5 => (
+            raw.chunks_exact(2)
+                .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
+                .collect(),
+            "bfloat16",
+        ),
+        other => {
+            return Err(SttError::BadModel(format!(
+                "variable {name}: unknown dtype id {other}"
+            )));
+        }
+    })
+}
+
+/// The alias table: extra names for shared variables (e.g. tied embeddings). An alias of a
+/// variable the file lacks is skipped; the importer reports what it then misses by name.
+fn aliases(c: &mut Cursor<'_>, vars: &mut HashMap<String, Ct2Tensor>) -> Result<(), SttError> {
     let n_alias = c.u32()? as usize;
     for _ in 0..n_alias {
         let alias = c.string()?;
@@ -221,7 +268,14 @@ pub fn parse(buf: &[u8]) -> Result<Ct2Model, SttError> {
             vars.insert(alias, t);
         }
     }
-    // int8 weights: CTranslate2 stores one scale per output row; value = q / scale.
+    Ok(())
+}
+
+/// int8 weights: CTranslate2 stores one scale per output row; value = q / scale.
+fn dequantize_int8(
+    vars: &mut HashMap<String, Ct2Tensor>,
+    int8: Vec<String>,
+) -> Result<(), SttError> {
     for name in int8 {
         let scale_name = format!("{name}_scale");
         let Some(scale) = vars.get(&scale_name).map(|s| s.data.clone()) else {
@@ -237,12 +291,7 @@ pub fn parse(buf: &[u8]) -> Result<Ct2Model, SttError> {
             }
         }
     }
-    Ok(Ct2Model {
-        spec,
-        version,
-        vars,
-        weight_dtype,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

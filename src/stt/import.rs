@@ -238,6 +238,8 @@ fn rows(t: &Ct2Tensor, from: usize, to: usize) -> (Vec<usize>, Vec<f32>) {
     (shape, t.data[from * cols..to * cols].to_vec())
 }
 
+/// Writes the ggml file to `tmp` section by section (header, vocabulary, encoder, decoder) and
+/// reports what it wrote; `out` is only named in the report (the caller renames).
 fn write_ggml(
     m: &Ct2Model,
     vocab: &[String],
@@ -245,170 +247,97 @@ fn write_ggml(
     out: &Path,
     format: WeightFormat,
 ) -> Result<ImportReport, SttError> {
-    let emb = get(m, "decoder/embeddings/weight")?;
-    let enc_pe = get(m, "encoder/position_encodings/encodings")?;
-    let dec_pe = get(m, "decoder/position_encodings/encodings")?;
-    let conv1 = get(m, "encoder/conv1/weight")?;
-    let (n_vocab, d) = (emb.shape[0], emb.shape[1]);
-    let n_audio_layer = count_layers(m, "encoder");
-    let n_text_layer = count_layers(m, "decoder");
-    let n_mels = conv1.shape.get(1).copied().unwrap_or(80);
-    let hp = [
-        n_vocab as i32,
-        enc_pe.shape[0] as i32,
-        d as i32,
-        scalar(m, "encoder/num_heads")?,
-        n_audio_layer as i32,
-        dec_pe.shape[0] as i32,
-        d as i32,
-        scalar(m, "decoder/num_heads")?,
-        n_text_layer as i32,
-        n_mels as i32,
-        match format {
-            WeightFormat::F16 => 1, // ftype: mostly f16
-            WeightFormat::Q8_0 => FTYPE_Q8_0,
-        },
-    ];
+    let hp = HyperParams::of(m, format)?;
     let file = fs::File::create(tmp).map_err(|e| io(tmp, e))?;
-    let mut w = Writer {
-        w: BufWriter::new(file),
-        tensors: 0,
-        format,
+    let mut g = Ggml {
+        w: Writer {
+            w: BufWriter::new(file),
+            tensors: 0,
+            format,
+        },
+        m,
+        d: hp.d,
+        tmp,
     };
-    let wr = |e: std::io::Error| io(tmp, e);
-    w.w.write_all(&GGML_MAGIC.to_le_bytes()).map_err(wr)?;
-    for v in hp {
-        w.i32(v).map_err(wr)?;
-    }
-    // Mel filter bank.
-    let filters = mel_filters(16000, 400, n_mels);
-    w.i32(n_mels as i32).map_err(wr)?;
-    w.i32(201).map_err(wr)?;
-    for v in &filters {
-        w.w.write_all(&v.to_le_bytes()).map_err(wr)?;
-    }
-    // Vocabulary: regular tokens up to (not including) <|endoftext|>.
-    let map = unicode_to_byte();
-    let regular: Vec<&String> = vocab.iter().take_while(|t| *t != "<|endoftext|>").collect();
-    w.i32(regular.len() as i32).map_err(wr)?;
-    for t in &regular {
-        let bytes: Vec<u8> = t
-            .chars()
-            .map(|c| map.get(&c).copied().unwrap_or(b'?'))
-            .collect();
-        w.i32(bytes.len() as i32).map_err(wr)?;
-        w.w.write_all(&bytes).map_err(wr)?;
-    }
-    // Tensors.
-    let mut put = |w: &mut Writer<_>, name: &str, src: &str| -> Result<(), SttError> {
-        let t = get(m, src)?;
-        let f16 = t.shape.len() >= 2;
-        w.tensor(name, &t.shape, &t.data, f16).map_err(wr)
-    };
-    let f32t = |w: &mut Writer<BufWriter<fs::File>>, name: &str, shape: &[usize], data: &[f32]| {
-        w.tensor(name, shape, data, false).map_err(wr)
-    };
-    f32t(
-        &mut w,
-        "encoder.positional_embedding",
-        &enc_pe.shape,
-        &enc_pe.data,
-    )?;
-    put(&mut w, "encoder.conv1.weight", "encoder/conv1/weight")?;
-    let b = get(m, "encoder/conv1/bias")?;
-    f32t(&mut w, "encoder.conv1.bias", &[d, 1], &b.data)?;
-    put(&mut w, "encoder.conv2.weight", "encoder/conv2/weight")?;
-    let b = get(m, "encoder/conv2/bias")?;
-    f32t(&mut w, "encoder.conv2.bias", &[d, 1], &b.data)?;
-    put(&mut w, "encoder.ln_post.weight", "encoder/layer_norm/gamma")?;
-    put(&mut w, "encoder.ln_post.bias", "encoder/layer_norm/beta")?;
-    let split_qkv =
-        |w: &mut Writer<BufWriter<fs::File>>, dst: &str, src: &str| -> Result<(), SttError> {
-            // Fused [q; k; v]; whisper.cpp has no key bias (CTranslate2 stores zeros there).
-            let wt = get(m, &format!("{src}/weight"))?;
-            let bs = get(m, &format!("{src}/bias"))?;
-            for (i, part) in ["query", "key", "value"].iter().enumerate() {
-                let (s, v) = rows(wt, i * d, (i + 1) * d);
-                w.tensor(&format!("{dst}.{part}.weight"), &s, &v, true)
-                    .map_err(wr)?;
-                if *part != "key" {
-                    let (s, v) = rows(bs, i * d, (i + 1) * d);
-                    w.tensor(&format!("{dst}.{part}.bias"), &s, &v, false)
-                        .map_err(wr)?;
-                }
-            }
-            Ok(())
-        };
-    for i in 0..n_audio_layer {
-        let (s, t) = (format!("encoder/layer_{i}"), format!("encoder.blocks.{i}"));
-        self_attn(&mut put, &split_qkv, &mut w, &s, &t)?;
-        ffn(&mut put, &mut w, &s, &t)?;
-    }
-    f32t(
-        &mut w,
-        "decoder.positional_embedding",
-        &dec_pe.shape,
-        &dec_pe.data,
-    )?;
-    put(
-        &mut w,
-        "decoder.token_embedding.weight",
-        "decoder/embeddings/weight",
-    )?;
-    put(&mut w, "decoder.ln.weight", "decoder/layer_norm/gamma")?;
-    put(&mut w, "decoder.ln.bias", "decoder/layer_norm/beta")?;
-    for i in 0..n_text_layer {
-        let (s, t) = (format!("decoder/layer_{i}"), format!("decoder.blocks.{i}"));
-        self_attn(&mut put, &split_qkv, &mut w, &s, &t)?;
-        let x = format!("{t}.cross_attn");
-        put(
-            &mut w,
-            &format!("{x}_ln.weight"),
-            &format!("{s}/attention/layer_norm/gamma"),
-        )?;
-        put(
-            &mut w,
-            &format!("{x}_ln.bias"),
-            &format!("{s}/attention/layer_norm/beta"),
-        )?;
-        put(
-            &mut w,
-            &format!("{x}.query.weight"),
-            &format!("{s}/attention/linear_0/weight"),
-        )?;
-        put(
-            &mut w,
-            &format!("{x}.query.bias"),
-            &format!("{s}/attention/linear_0/bias"),
-        )?;
-        // Fused [k; v] for cross-attention.
-        let kv = get(m, &format!("{s}/attention/linear_1/weight"))?;
-        let kvb = get(m, &format!("{s}/attention/linear_1/bias"))?;
-        let (ks, kd) = rows(kv, 0, d);
-        w.tensor(&format!("{x}.key.weight"), &ks, &kd, true)
-            .map_err(wr)?;
-        let (vs, vd) = rows(kv, d, 2 * d);
-        w.tensor(&format!("{x}.value.weight"), &vs, &vd, true)
-            .map_err(wr)?;
-        let (bs, bd) = rows(kvb, d, 2 * d);
-        w.tensor(&format!("{x}.value.bias"), &bs, &bd, false)
-            .map_err(wr)?;
-        put(
-            &mut w,
-            &format!("{x}.out.weight"),
-            &format!("{s}/attention/linear_2/weight"),
-        )?;
-        put(
-            &mut w,
-            &format!("{x}.out.bias"),
-            &format!("{s}/attention/linear_2/bias"),
-        )?;
-        ffn(&mut put, &mut w, &s, &t)?;
-    }
-    w.w.flush().map_err(wr)?;
-    let tensors = w.tensors;
-    drop(w);
+    g.header(&hp)?;
+    let tokens_written = g.vocabulary(vocab)?;
+    g.encoder(hp.n_audio_layer)?;
+    g.decoder(hp.n_text_layer)?;
+    g.w.w.flush().map_err(|e| io(tmp, e))?;
+    let tensors = g.w.tensors;
+    drop(g);
     let bytes = fs::metadata(tmp).map_err(|e| io(tmp, e))?.len();
+    Ok(ImportReport {
+        out: out.to_path_buf(),
+        model: model_name(hp.n_audio_layer, hp.n_vocab),
+        source_dtype: m.weight_dtype.to_string(),
+        n_vocab: hp.n_vocab,
+        tokens_written,
+        tensors,
+        bytes,
+    })
+}
+
+/// The model's dimensions, read off the CTranslate2 variables' shapes (CT2 stores no
+/// hyper-parameter block of its own, only the head counts as scalars).
+struct HyperParams {
+    n_vocab: usize,
+    n_audio_ctx: usize,
+    /// Width of the model (n_audio_state = n_text_state in Whisper).
+    d: usize,
+    n_audio_head: i32,
+    n_audio_layer: usize,
+    n_text_ctx: usize,
+    n_text_head: i32,
+    n_text_layer: usize,
+    n_mels: usize,
+    ftype: i32,
+}
+
+impl HyperParams {
+    fn of(m: &Ct2Model, format: WeightFormat) -> Result<Self, SttError> {
+        let emb = get(m, "decoder/embeddings/weight")?;
+        let enc_pe = get(m, "encoder/position_encodings/encodings")?;
+        let dec_pe = get(m, "decoder/position_encodings/encodings")?;
+        let conv1 = get(m, "encoder/conv1/weight")?;
+        Ok(HyperParams {
+            n_vocab: emb.shape[0],
+            n_audio_ctx: enc_pe.shape[0],
+            d: emb.shape[1],
+            n_audio_head: scalar(m, "encoder/num_heads")?,
+            n_audio_layer: count_layers(m, "encoder"),
+            n_text_ctx: dec_pe.shape[0],
+            n_text_head: scalar(m, "decoder/num_heads")?,
+            n_text_layer: count_layers(m, "decoder"),
+            n_mels: conv1.shape.get(1).copied().unwrap_or(80),
+            ftype: match format {
+                WeightFormat::F16 => 1, // ftype: mostly f16
+                WeightFormat::Q8_0 => FTYPE_Q8_0,
+            },
+        })
+    }
+
+    /// The 11 i32 in the order `whisper_model_load` reads them.
+    fn fields(&self) -> [i32; 11] {
+        [
+            self.n_vocab as i32,
+            self.n_audio_ctx as i32,
+            self.d as i32,
+            self.n_audio_head,
+            self.n_audio_layer as i32,
+            self.n_text_ctx as i32,
+            self.d as i32,
+            self.n_text_head,
+            self.n_text_layer as i32,
+            self.n_mels as i32,
+            self.ftype,
+        ]
+    }
+}
+
+/// `tiny.en`, `base`, ...: the size from the encoder depth, `.en` from the smaller
+/// English-only vocabulary (51864 tokens against 51865+).
+fn model_name(n_audio_layer: usize, n_vocab: usize) -> String {
     let size = match n_audio_layer {
         4 => "tiny",
         6 => "base",
@@ -418,92 +347,242 @@ fn write_ggml(
         _ => "unknown",
     };
     let english_only = n_vocab < 51865;
-    Ok(ImportReport {
-        out: out.to_path_buf(),
-        model: format!("{size}{}", if english_only { ".en" } else { "" }),
-        source_dtype: m.weight_dtype.to_string(),
-        n_vocab,
-        tokens_written: regular.len(),
-        tensors,
-        bytes,
-    })
+    format!("{size}{}", if english_only { ".en" } else { "" })
 }
 
-/// One layer's self-attention: its layer norm, the fused QKV projection split
-/// in three, and the output projection (the same in encoder and decoder).
-fn self_attn<F, Q, W: Write>(
-    put: &mut F,
-    split_qkv: &Q,
-    w: &mut Writer<W>,
-    s: &str,
-    t: &str,
-) -> Result<(), SttError>
-where
-    F: FnMut(&mut Writer<W>, &str, &str) -> Result<(), SttError>,
-    Q: Fn(&mut Writer<W>, &str, &str) -> Result<(), SttError>,
-{
-    put(
-        w,
-        &format!("{t}.attn_ln.weight"),
-        &format!("{s}/self_attention/layer_norm/gamma"),
-    )?;
-    put(
-        w,
-        &format!("{t}.attn_ln.bias"),
-        &format!("{s}/self_attention/layer_norm/beta"),
-    )?;
-    split_qkv(
-        w,
-        &format!("{t}.attn"),
-        &format!("{s}/self_attention/linear_0"),
-    )?;
-    put(
-        w,
-        &format!("{t}.attn.out.weight"),
-        &format!("{s}/self_attention/linear_1/weight"),
-    )?;
-    put(
-        w,
-        &format!("{t}.attn.out.bias"),
-        &format!("{s}/self_attention/linear_1/bias"),
-    )
+/// The ggml file being written: the tensor writer plus the CT2 model it copies from. Methods
+/// name each tensor both ways (whisper.cpp name, CT2 variable) so the mapping reads as a table.
+struct Ggml<'a, W: Write> {
+    w: Writer<W>,
+    m: &'a Ct2Model,
+    /// Model width: the row count of each of q, k and v in the fused projections.
+    d: usize,
+    /// The file written, for error messages.
+    tmp: &'a Path,
 }
 
-fn ffn<F, W: Write>(put: &mut F, w: &mut Writer<W>, s: &str, t: &str) -> Result<(), SttError>
-where
-    F: FnMut(&mut Writer<W>, &str, &str) -> Result<(), SttError>,
-{
-    put(
-        w,
-        &format!("{t}.mlp_ln.weight"),
-        &format!("{s}/ffn/layer_norm/gamma"),
-    )?;
-    put(
-        w,
-        &format!("{t}.mlp_ln.bias"),
-        &format!("{s}/ffn/layer_norm/beta"),
-    )?;
-    put(
-        w,
-        &format!("{t}.mlp.0.weight"),
-        &format!("{s}/ffn/linear_0/weight"),
-    )?;
-    put(
-        w,
-        &format!("{t}.mlp.0.bias"),
-        &format!("{s}/ffn/linear_0/bias"),
-    )?;
-    put(
-        w,
-        &format!("{t}.mlp.2.weight"),
-        &format!("{s}/ffn/linear_1/weight"),
-    )?;
-    put(
-        w,
-        &format!("{t}.mlp.2.bias"),
-        &format!("{s}/ffn/linear_1/bias"),
-    )?;
-    Ok(())
+impl<W: Write> Ggml<'_, W> {
+    /// Magic, hyper-parameters, then the mel filter bank (whisper.cpp reads it from the file
+    /// rather than computing it).
+    fn header(&mut self, hp: &HyperParams) -> Result<(), SttError> {
+        self.write_header(hp).map_err(|e| io(self.tmp, e))
+    }
+
+    fn write_header(&mut self, hp: &HyperParams) -> std::io::Result<()> {
+        self.w.w.write_all(&GGML_MAGIC.to_le_bytes())?;
+        for v in hp.fields() {
+            self.w.i32(v)?;
+        }
+        let filters = mel_filters(16000, 400, hp.n_mels);
+        self.w.i32(hp.n_mels as i32)?;
+        self.w.i32(201)?;
+        for v in &filters {
+            self.w.w.write_all(&v.to_le_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Regular tokens up to (not including) `<|endoftext|>`, as raw bytes (GPT-2 byte-level BPE
+    /// undone); returns how many were written.
+    fn vocabulary(&mut self, vocab: &[String]) -> Result<usize, SttError> {
+        let map = unicode_to_byte();
+        let regular: Vec<&String> = vocab.iter().take_while(|t| *t != "<|endoftext|>").collect();
+        let mut write = || -> std::io::Result<()> {
+            self.w.i32(regular.len() as i32)?;
+            for t in &regular {
+                let bytes: Vec<u8> = t
+                    .chars()
+                    .map(|c| map.get(&c).copied().unwrap_or(b'?'))
+                    .collect();
+                self.w.i32(bytes.len() as i32)?;
+                self.w.w.write_all(&bytes)?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| io(self.tmp, e))?;
+        Ok(regular.len())
+    }
+
+    /// Copies CT2 variable `src` as `name`: f16 when it has 2+ dimensions, else f32.
+    fn put(&mut self, name: &str, src: &str) -> Result<(), SttError> {
+        let t = get(self.m, src)?;
+        let f16 = t.shape.len() >= 2;
+        self.w
+            .tensor(name, &t.shape, &t.data, f16)
+            .map_err(|e| io(self.tmp, e))
+    }
+
+    /// Writes `data` as `name` with `shape`, in f16 or f32.
+    fn raw(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        data: &[f32],
+        f16: bool,
+    ) -> Result<(), SttError> {
+        self.w
+            .tensor(name, shape, data, f16)
+            .map_err(|e| io(self.tmp, e))
+    }
+
+    /// Rows `[from, to)` of CT2 variable `src` as `name` (to split fused projections).
+    fn rows_of(
+        &mut self,
+        name: &str,
+        src: &Ct2Tensor,
+        (from, to): (usize, usize),
+        f16: bool,
+    ) -> Result<(), SttError> {
+        let (s, v) = rows(src, from, to);
+        self.raw(name, &s, &v, f16)
+    }
+
+    /// Encoder: positional embedding, the two convolutions (biases as `[n_state, 1]`, the shape
+    /// whisper.cpp broadcasts over time), final layer norm, then the layers.
+    fn encoder(&mut self, n_layer: usize) -> Result<(), SttError> {
+        let (m, d) = (self.m, self.d);
+        let pe = get(m, "encoder/position_encodings/encodings")?;
+        self.raw("encoder.positional_embedding", &pe.shape, &pe.data, false)?;
+        self.put("encoder.conv1.weight", "encoder/conv1/weight")?;
+        let b = get(m, "encoder/conv1/bias")?;
+        self.raw("encoder.conv1.bias", &[d, 1], &b.data, false)?;
+        self.put("encoder.conv2.weight", "encoder/conv2/weight")?;
+        let b = get(m, "encoder/conv2/bias")?;
+        self.raw("encoder.conv2.bias", &[d, 1], &b.data, false)?;
+        self.put("encoder.ln_post.weight", "encoder/layer_norm/gamma")?;
+        self.put("encoder.ln_post.bias", "encoder/layer_norm/beta")?;
+        for i in 0..n_layer {
+            let (s, t) = (format!("encoder/layer_{i}"), format!("encoder.blocks.{i}"));
+            self.self_attn(&s, &t)?;
+            self.ffn(&s, &t)?;
+        }
+        Ok(())
+    }
+
+    /// Decoder: positional and token embeddings, final layer norm, then the layers (each with
+    /// cross-attention between its self-attention and its MLP).
+    fn decoder(&mut self, n_layer: usize) -> Result<(), SttError> {
+        let pe = get(self.m, "decoder/position_encodings/encodings")?;
+        self.raw("decoder.positional_embedding", &pe.shape, &pe.data, false)?;
+        self.put(
+            "decoder.token_embedding.weight",
+            "decoder/embeddings/weight",
+        )?;
+        self.put("decoder.ln.weight", "decoder/layer_norm/gamma")?;
+        self.put("decoder.ln.bias", "decoder/layer_norm/beta")?;
+        for i in 0..n_layer {
+            let (s, t) = (format!("decoder/layer_{i}"), format!("decoder.blocks.{i}"));
+            self.self_attn(&s, &t)?;
+            self.cross_attn(&s, &t)?;
+            self.ffn(&s, &t)?;
+        }
+        Ok(())
+    }
+
+    /// One layer's self-attention: its layer norm, the fused QKV projection split
+    /// in three, and the output projection (the same in encoder and decoder).
+    fn self_attn(&mut self, s: &str, t: &str) -> Result<(), SttError> {
+        self.put(
+            &format!("{t}.attn_ln.weight"),
+            &format!("{s}/self_attention/layer_norm/gamma"),
+        )?;
+        self.put(
+            &format!("{t}.attn_ln.bias"),
+            &format!("{s}/self_attention/layer_norm/beta"),
+        )?;
+        self.split_qkv(
+            &format!("{t}.attn"),
+            &format!("{s}/self_attention/linear_0"),
+        )?;
+        self.put(
+            &format!("{t}.attn.out.weight"),
+            &format!("{s}/self_attention/linear_1/weight"),
+        )?;
+        self.put(
+            &format!("{t}.attn.out.bias"),
+            &format!("{s}/self_attention/linear_1/bias"),
+        )
+    }
+
+    /// Fused [q; k; v] split in three; whisper.cpp has no key bias (CTranslate2 stores zeros
+    /// there).
+    fn split_qkv(&mut self, dst: &str, src: &str) -> Result<(), SttError> {
+        let (m, d) = (self.m, self.d);
+        let wt = get(m, &format!("{src}/weight"))?;
+        let bs = get(m, &format!("{src}/bias"))?;
+        for (i, part) in ["query", "key", "value"].iter().enumerate() {
+            let span = (i * d, (i + 1) * d);
+            self.rows_of(&format!("{dst}.{part}.weight"), wt, span, true)?;
+            if *part != "key" {
+                self.rows_of(&format!("{dst}.{part}.bias"), bs, span, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A decoder layer's cross-attention: layer norm, query, the fused [k; v] projection split
+    /// in two (again without key bias), output projection.
+    fn cross_attn(&mut self, s: &str, t: &str) -> Result<(), SttError> {
+        let (m, d) = (self.m, self.d);
+        let x = format!("{t}.cross_attn");
+        self.put(
+            &format!("{x}_ln.weight"),
+            &format!("{s}/attention/layer_norm/gamma"),
+        )?;
+        self.put(
+            &format!("{x}_ln.bias"),
+            &format!("{s}/attention/layer_norm/beta"),
+        )?;
+        self.put(
+            &format!("{x}.query.weight"),
+            &format!("{s}/attention/linear_0/weight"),
+        )?;
+        self.put(
+            &format!("{x}.query.bias"),
+            &format!("{s}/attention/linear_0/bias"),
+        )?;
+        let kv = get(m, &format!("{s}/attention/linear_1/weight"))?;
+        let kvb = get(m, &format!("{s}/attention/linear_1/bias"))?;
+        self.rows_of(&format!("{x}.key.weight"), kv, (0, d), true)?;
+        self.rows_of(&format!("{x}.value.weight"), kv, (d, 2 * d), true)?;
+        self.rows_of(&format!("{x}.value.bias"), kvb, (d, 2 * d), false)?;
+        self.put(
+            &format!("{x}.out.weight"),
+            &format!("{s}/attention/linear_2/weight"),
+        )?;
+        self.put(
+            &format!("{x}.out.bias"),
+            &format!("{s}/attention/linear_2/bias"),
+        )
+    }
+
+    /// One layer's MLP: layer norm and the two linear layers.
+    fn ffn(&mut self, s: &str, t: &str) -> Result<(), SttError> {
+        self.put(
+            &format!("{t}.mlp_ln.weight"),
+            &format!("{s}/ffn/layer_norm/gamma"),
+        )?;
+        self.put(
+            &format!("{t}.mlp_ln.bias"),
+            &format!("{s}/ffn/layer_norm/beta"),
+        )?;
+        self.put(
+            &format!("{t}.mlp.0.weight"),
+            &format!("{s}/ffn/linear_0/weight"),
+        )?;
+        self.put(
+            &format!("{t}.mlp.0.bias"),
+            &format!("{s}/ffn/linear_0/bias"),
+        )?;
+        self.put(
+            &format!("{t}.mlp.2.weight"),
+            &format!("{s}/ffn/linear_1/weight"),
+        )?;
+        self.put(
+            &format!("{t}.mlp.2.bias"),
+            &format!("{s}/ffn/linear_1/bias"),
+        )
+    }
 }
 
 #[cfg(test)]
