@@ -36,7 +36,7 @@ impl LegTask {
     pub(super) fn start_refresh(
         &mut self,
         dialog: &InviteDialog,
-        done: &mpsc::Sender<RefreshOutcome>,
+        done: &mpsc::Sender<Box<RefreshOutcome>>,
     ) -> bool {
         let (Some(st), Some(n)) = (self.ext.session_timer, self.session) else {
             debug!("refresh asked without a session timer");
@@ -64,7 +64,7 @@ impl LegTask {
                 dialog.reinvite(Some(headers), body).await
             };
             let result = r.map_err(|e| e.to_string());
-            let _ = done.send(RefreshOutcome { update, result }).await;
+            let _ = done.send(Box::new(RefreshOutcome { update, result })).await;
         });
         true
     }
