@@ -378,15 +378,18 @@ def connected_delays(api, ids, sample):
 def hold(api, dg, targets, rate, workers, notify_url, wait_s):
     """Memory per concurrent call: dials up to each target count of long calls (they stay up:
     the carrier's hold time outlasts the run) at a modest rate, waits (bounded) until all of
-    them are connected and the figures settle, then prints RSS, anonymous memory, heap in use
-    and tokio tasks above idle, each divided by the calls held."""
+    them are connected, then prints RSS, anonymous memory, heap in use and tokio tasks above
+    idle, each divided by the calls held: 5 s after the last call connected, and again 40 s
+    after (past 64 x T1 = 32 s, when rsipstack has let the answered INVITE transactions go:
+    what a long call keeps)."""
     time.sleep(2)
     idle = api.gauges()
     idle_rss, idle_anon = dg.rss_kib(), dg.anon_kib()
     print("idle: RSS %d KiB, anonymous %d KiB, heap %d KiB, %d tasks"
           % (idle_rss, idle_anon, idle["heap"] // 1024, idle["tasks"]))
-    print("%6s %9s %12s %12s %12s %10s %6s" % (
-        "calls", "connected", "RSS KiB/call", "anon KiB/call", "heap KiB/call", "tasks/call", "load"))
+    print("%6s %6s %9s %12s %13s %13s %10s %6s" % (
+        "calls", "after", "connected", "RSS KiB/call", "anon KiB/call", "heap KiB/call",
+        "tasks/call", "load"))
     dialled = 0
     body = {"bot": "bench-bot", "notifyUrl": notify_url}
     refused = 0
@@ -410,14 +413,16 @@ def hold(api, dg, targets, rate, workers, notify_url, wait_s):
             while g["connected"] < n - refused and time.monotonic() < deadline:
                 time.sleep(1)
                 g = api.gauges()
-            time.sleep(5)
-            g = api.gauges()
-            rss, anon = dg.rss_kib(), dg.anon_kib()
-            held = max(g["connected"], 1)
-            print("%6d %9d %12.1f %12.1f %12.1f %10.2f %6.2f" % (
-                n, g["connected"], (rss - idle_rss) / held, (anon - idle_anon) / held,
-                (g["heap"] - idle["heap"]) / 1024 / held, (g["tasks"] - idle["tasks"]) / held,
-                os.getloadavg()[0]), flush=True)
+            connected_at = time.monotonic()
+            for after in (5, 40):
+                time.sleep(max(0.0, connected_at + after - time.monotonic()))
+                g = api.gauges()
+                rss, anon = dg.rss_kib(), dg.anon_kib()
+                held = max(g["connected"], 1)
+                print("%6d %5ds %9d %12.1f %13.1f %13.1f %10.2f %6.2f" % (
+                    n, after, g["connected"], (rss - idle_rss) / held, (anon - idle_anon) / held,
+                    (g["heap"] - idle["heap"]) / 1024 / held,
+                    (g["tasks"] - idle["tasks"]) / held, os.getloadavg()[0]), flush=True)
     if refused:
         print("%d dialouts refused" % refused)
 

@@ -71,13 +71,8 @@ impl DialogRouter {
     }
 
     /// Legs routed to now (`sip_dialog_routes` in `dialgate_table_entries`).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         lock(&self.routes).len()
-    }
-
-    /// No leg is routed to.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -23,7 +23,7 @@ pub use super::leg_types::{FailureKind, LegEvent, LegHandle, OutboundCall};
 
 #[path = "leg_refresh.rs"]
 mod refresh;
-use refresh::{RefreshNext, RefreshOutcome};
+use refresh::RefreshNext;
 #[path = "leg_in_dialog.rs"]
 mod in_dialog;
 #[path = "leg_linger.rs"]
@@ -232,7 +232,7 @@ struct LegTask {
     /// This leg's dialog states (every attempt's), routed to it by Call-ID.
     states: LegStates,
     events: mpsc::Sender<LegEvent>,
-    cmds: mpsc::Receiver<Command>,
+    cmds: mpsc::Receiver<Box<Command>>,
     /// The call asked to end the leg (see `LegHandle::end`).
     end: tokio_util::sync::CancellationToken,
     cancelled: bool,
@@ -650,10 +650,7 @@ impl LegTask {
         let tag = dialog.id().local_tag;
         // Our refresh runs beside the loop (a transaction may take up to 32 s); its outcome
         // comes back here. At most one at a time.
-        // Boxed: a channel's first block has 32 slots whatever its bound, and an outcome holds
-        // a whole response (~10 KiB per leg for the call's life, against 256 bytes).
-        let (refresh_tx, mut refresh_rx) = mpsc::channel::<Box<RefreshOutcome>>(1);
-        let mut refreshing = false;
+        let mut refresh = None;
         loop {
             tokio::select! {
                 // Commands before the end: an INFO queued before the hang-up still goes out.
@@ -666,15 +663,16 @@ impl LegTask {
                         break;
                     }
                 }
-                Some(outcome) = refresh_rx.recv() => {
-                    refreshing = false;
-                    match self.on_refresh_outcome(*outcome) {
+                outcome = LegTask::refresh_done(&mut refresh) => {
+                    // A refresh task that ended without an outcome: the expiry decides.
+                    let Some(outcome) = outcome else { continue };
+                    match self.on_refresh_outcome(outcome) {
                         RefreshNext::Done(session) => {
                             self.session = session;
                             self.emit(LegEvent::SessionTimer(session)).await;
                         }
                         RefreshNext::Again => {
-                            refreshing = self.start_refresh(&dialog, &refresh_tx);
+                            refresh = self.start_refresh(&dialog);
                         }
                         RefreshNext::Keep => {}
                         RefreshNext::End { code, reason } => {
@@ -688,15 +686,15 @@ impl LegTask {
                         }
                     }
                 }
-                Some(cmd) = self.cmds.recv() => match cmd {
+                Some(cmd) = self.cmds.recv() => match *cmd {
                     Command::Refer { refer_to, referred_by, headers } => {
                         let ev = Box::pin(refer(&dialog, &refer_to, &referred_by, headers)).await;
                         self.emit(ev).await;
                     }
                     Command::RefreshSession => {
                         debug!("session refresh asked");
-                        if !refreshing {
-                            refreshing = self.start_refresh(&dialog, &refresh_tx);
+                        if refresh.is_none() {
+                            refresh = self.start_refresh(&dialog);
                         }
                     }
                     Command::Info { content_type, body } => send_info(&dialog, content_type, body),
@@ -749,7 +747,7 @@ fn transport_failure(reason: String, retry: bool) -> Attempt {
 /// Before the answer: `true` once the call ends the leg; `false` for a command, which has no
 /// dialog to go on yet and is dropped (a refresh, an INFO, a REFER).
 async fn next_cmd(
-    cmds: &mut mpsc::Receiver<Command>,
+    cmds: &mut mpsc::Receiver<Box<Command>>,
     end: &tokio_util::sync::CancellationToken,
 ) -> bool {
     tokio::select! {

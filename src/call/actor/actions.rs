@@ -130,7 +130,7 @@ impl Actor {
         if transcripts && self.stt.is_some() {
             det.expect_transcripts();
         }
-        self.amd = Some(det);
+        self.amd = Some(Box::new(det));
         self.ensure_tap();
         let note = format!("machine detection started ({mode:?})");
         self.timeline("amd", &note).await;

@@ -28,6 +28,25 @@ fn a_call_task_future_stays_small() {
         std::mem::size_of::<crate::media::MediaEvent>(),
         std::mem::size_of::<crate::media::PcmFrame>(),
     );
+    use std::mem::size_of;
+    println!(
+        "actor fields: machine {} call {} bot {} slot {} media {} amd {} early {} stt {} vad {} ws {} player {} drain {} sdes {} srtp {}",
+        size_of::<crate::call::machine::CallMachine>(),
+        size_of::<crate::call::AcceptedDialout>(),
+        size_of::<crate::config::Bot>(),
+        size_of::<super::LegSlot>(),
+        size_of::<Option<crate::media::MediaSession>>(),
+        size_of::<Option<crate::amd::Detector>>(),
+        size_of::<Option<crate::amd::EarlyDetector>>(),
+        size_of::<Option<crate::stt::SttSession>>(),
+        size_of::<crate::stt::segmenter::Segmenter>(),
+        size_of::<Option<crate::call::wsbridge::WsBridge>>(),
+        size_of::<Option<crate::tts::Player>>(),
+        size_of::<super::voice::DrainTracker>(),
+        size_of::<Option<crate::sip::sdes::SdesOffer>>(),
+        size_of::<Option<crate::media::srtp::SrtpKeys>>(),
+    );
     assert!(run <= actor + 2 * 1024, "actor future is {run} bytes");
+    assert!(actor <= 4 * 1024, "Actor is {actor} bytes");
     assert!(supervisor <= 512, "supervisor future is {supervisor} bytes");
 }

@@ -112,7 +112,9 @@ pub struct Actor {
     player: Option<crate::tts::Player>,
     player_events: Option<mpsc::Receiver<crate::tts::PlayerEvent>>,
     media_events: Option<mpsc::Receiver<MediaEvent>>,
-    amd: Option<crate::amd::Detector>,
+    /// Boxed, as `early` and `stt`: most calls never run them, and inline they would make
+    /// every call's task ~1.4 KiB larger.
+    amd: Option<Box<crate::amd::Detector>>,
     stt: Option<crate::stt::SttSession>,
     stt_results: Option<mpsc::Receiver<crate::stt::SttResult>>,
     bot_events: bool,
@@ -130,7 +132,7 @@ pub struct Actor {
     /// The record says recognition is `active` (it says `ended` after the call).
     recognition_active: bool,
     /// The pre-answer detector while early media plays (see `early.rs`).
-    early: Option<crate::amd::EarlyDetector>,
+    early: Option<Box<crate::amd::EarlyDetector>>,
     /// Voice activity on the person's audio: when they start speaking the machine hears
     /// `SpeechStarted` (barge-in is its decision).
     vad: crate::stt::segmenter::Segmenter,
