@@ -392,6 +392,10 @@ def hold(api, dg, targets, rate, workers, notify_url, wait_s):
         "tasks/call", "load"))
     dialled = 0
     body = {"bot": "bench-bot", "notifyUrl": notify_url}
+    # The figures at the previous count (40 s row): the slope between two counts is what one
+    # more concurrent call costs, without what the first calls set up once (caches, pools).
+    prev = None
+    slopes = []
     refused = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for n in targets:
@@ -423,6 +427,14 @@ def hold(api, dg, targets, rate, workers, notify_url, wait_s):
                     n, after, g["connected"], (rss - idle_rss) / held, (anon - idle_anon) / held,
                     (g["heap"] - idle["heap"]) / 1024 / held,
                     (g["tasks"] - idle["tasks"]) / held, os.getloadavg()[0]), flush=True)
+            now = (g["connected"], rss, anon, g["heap"] / 1024)
+            if prev and now[0] > prev[0]:
+                d = now[0] - prev[0]
+                slopes.append("%d -> %d calls: RSS %.1f, anonymous %.1f, heap %.1f KiB per added call" % (
+                    prev[0], now[0], (now[1] - prev[1]) / d, (now[2] - prev[2]) / d, (now[3] - prev[3]) / d))
+            prev = now
+    for line in slopes:
+        print(line)
     if refused:
         print("%d dialouts refused" % refused)
 
