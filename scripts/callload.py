@@ -180,6 +180,18 @@ class Dialgate:
                     return int(line.split()[1])
         return 0
 
+    def anon_kib(self):
+        """Anonymous resident memory (heap, stacks, task and channel blocks; not the mapped
+        binary or libraries)."""
+        try:
+            with open("/proc/%d/smaps_rollup" % self.p.pid) as f:
+                for line in f:
+                    if line.startswith("Anonymous:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
     def stop(self):
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
@@ -240,6 +252,25 @@ class Api:
                 except ValueError:
                     pass
         return n
+
+    def gauges(self):
+        """Connected calls, all live calls, heap bytes in use and live tokio tasks."""
+        st, raw = self.request("GET", "/metrics")
+        out = {"connected": 0, "live": 0, "heap": 0, "tasks": 0}
+        for line in raw.decode(errors="replace").splitlines():
+            try:
+                v = int(float(line.split()[-1]))
+            except (ValueError, IndexError):
+                continue
+            if line.startswith("dialgate_calls{"):
+                out["live"] += v
+                if 'state="connected"' in line:
+                    out["connected"] += v
+            elif line.startswith("dialgate_heap_bytes "):
+                out["heap"] = v
+            elif line.startswith("dialgate_tokio_tasks "):
+                out["tasks"] = v
+        return out
 
     def tables(self):
         """`dialgate_table_entries` by table, plus `tokio_tasks` (the leak check gauges)."""
@@ -344,6 +375,70 @@ def connected_delays(api, ids, sample):
     return delays
 
 
+def hold(api, dg, targets, rate, workers, notify_url, wait_s):
+    """Memory per concurrent call: dials up to each target count of long calls (they stay up:
+    the carrier's hold time outlasts the run) at a modest rate, waits (bounded) until all of
+    them are connected, then prints RSS, anonymous memory, heap in use and tokio tasks above
+    idle, each divided by the calls held: 5 s after the last call connected, and again 40 s
+    after (past 64 x T1 = 32 s, when rsipstack has let the answered INVITE transactions go:
+    what a long call keeps)."""
+    time.sleep(2)
+    idle = api.gauges()
+    idle_rss, idle_anon = dg.rss_kib(), dg.anon_kib()
+    print("idle: RSS %d KiB, anonymous %d KiB, heap %d KiB, %d tasks"
+          % (idle_rss, idle_anon, idle["heap"] // 1024, idle["tasks"]))
+    print("%6s %6s %9s %12s %13s %13s %10s %6s" % (
+        "calls", "after", "connected", "RSS KiB/call", "anon KiB/call", "heap KiB/call",
+        "tasks/call", "load"))
+    dialled = 0
+    body = {"bot": "bench-bot", "notifyUrl": notify_url}
+    # The figures at the previous count (40 s row): the slope between two counts is what one
+    # more concurrent call costs, without what the first calls set up once (caches, pools).
+    prev = None
+    slopes = []
+    refused = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for n in targets:
+            start = time.monotonic()
+            futures = []
+            for i in range(n - dialled):
+                due = start + i / rate
+                now = time.monotonic()
+                if due > now:
+                    time.sleep(due - now)
+                b = dict(body, target="+1555%07d" % ((dialled + i) % 10_000_000))
+                futures.append(pool.submit(api.request, "POST", "/api/v1/actions/dialout", b))
+            refused += sum(1 for f in futures if f.result()[0] != 200)
+            dialled = n
+            # Connected = both legs up and bridged; then let the notifications and Bot API
+            # requests of the last calls finish, so what remains is the calls' own state.
+            deadline = time.monotonic() + wait_s
+            g = api.gauges()
+            while g["connected"] < n - refused and time.monotonic() < deadline:
+                time.sleep(1)
+                g = api.gauges()
+            connected_at = time.monotonic()
+            for after in (5, 40):
+                time.sleep(max(0.0, connected_at + after - time.monotonic()))
+                g = api.gauges()
+                rss, anon = dg.rss_kib(), dg.anon_kib()
+                held = max(g["connected"], 1)
+                print("%6d %5ds %9d %12.1f %13.1f %13.1f %10.2f %6.2f" % (
+                    n, after, g["connected"], (rss - idle_rss) / held, (anon - idle_anon) / held,
+                    (g["heap"] - idle["heap"]) / 1024 / held,
+                    (g["tasks"] - idle["tasks"]) / held, os.getloadavg()[0]), flush=True)
+            now = (g["connected"], rss, anon, g["heap"] / 1024)
+            if prev and now[0] > prev[0]:
+                d = now[0] - prev[0]
+                slopes.append("%d -> %d calls: RSS %.1f, anonymous %.1f, heap %.1f KiB per added call" % (
+                    prev[0], now[0], (now[1] - prev[1]) / d, (now[2] - prev[2]) / d, (now[3] - prev[3]) / d))
+            prev = now
+    for line in slopes:
+        print(line)
+    if refused:
+        print("%d dialouts refused" % refused)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rates", default="25,50,100,150,200,300,400", help="dialouts/s per step (ramp)")
@@ -358,7 +453,11 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--drain-seconds", type=float, default=45,
                     help="after the last step: wait (bounded) for the per-call tables to empty, then report RSS kept per finished call")
+    ap.add_argument("--hold", default="",
+                    help="memory per concurrent call: hold this many calls up, e.g. 500,1000 (dialled at the first --rates rate; carrier hold 900 s unless --hold-ms is given)")
     args = ap.parse_args()
+    if args.hold and "--hold-ms" not in sys.argv:
+        args.hold_ms = 900_000
     # `timeout` (or a CI runner) stops us with SIGTERM: exit through the `finally` below, so
     # dialgate and the SIPp peers are stopped too instead of being left running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -397,6 +496,13 @@ def main():
             if time.monotonic() > deadline or dg.p.poll() is not None:
                 sys.exit("dialgate did not start; see %s/dialgate.log" % workdir)
             time.sleep(0.1)
+        if args.hold:
+            print("dialgate %s (%s), log level %s, %d CPUs, load %.2f" % (
+                binary, profile, args.log_level or "default", os.cpu_count(), os.getloadavg()[0]))
+            targets = sorted(int(n) for n in args.hold.split(","))
+            rate = float(args.rates.split(",")[0]) if "--rates" in sys.argv else 50.0
+            hold(api, dg, targets, rate, args.workers, peers.base + "/notify", args.settle_seconds)
+            return
         idle_rss = dg.rss_kib()
         idle_tables = api.tables()
         finished = 0

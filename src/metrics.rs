@@ -8,6 +8,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Mutex;
 
+#[path = "metrics_heap.rs"]
+mod heap;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: String,
@@ -88,6 +91,8 @@ pub struct Metrics {
     /// Tasks alive in the async runtime (each call has a few; a count that grows with the calls
     /// that ended is a task that never ends).
     pub tokio_tasks: Gauge,
+    /// Heap bytes in use as the allocator counts them (read at each scrape; 0 where unknown).
+    pub heap_bytes: Gauge,
 }
 
 /// The `table` label of `table_entries`.
@@ -142,6 +147,7 @@ impl Metrics {
             queue_full: Family::default(),
             table_entries: Family::default(),
             tokio_tasks: Gauge::default(),
+            heap_bytes: Gauge::default(),
         };
         r.register(
             "http_requests",
@@ -266,6 +272,11 @@ impl Metrics {
             "Tasks alive in the async runtime",
             m.tokio_tasks.clone(),
         );
+        r.register(
+            "heap_bytes",
+            "Heap bytes in use (allocated and not freed), as the allocator counts them",
+            m.heap_bytes.clone(),
+        );
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
         m
     }
@@ -377,6 +388,9 @@ impl Metrics {
         }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             self.tokio_tasks.set(rt.metrics().num_alive_tasks() as i64);
+        }
+        if let Some(n) = heap::in_use_bytes() {
+            self.heap_bytes.set(n as i64);
         }
     }
 

@@ -15,6 +15,13 @@ pub(super) async fn supervise(engine: Arc<Engine>, id: String, task: tokio::task
     let Some(reason) = abnormal_end(task).await else {
         return;
     };
+    // Boxed: this task waits for the call's whole life, and its future is as large as its
+    // largest await (the store's); only the rare abnormal end needs that.
+    Box::pin(end_abnormal(engine, id, reason)).await;
+}
+
+/// A call's task ended without its terminal: unregister it and end it as `error`.
+async fn end_abnormal(engine: Arc<Engine>, id: String, reason: String) {
     engine.unregister(&id);
     match engine.deps.store.get_call(&id).await {
         Ok(Some(rec)) => {

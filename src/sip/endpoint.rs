@@ -76,6 +76,8 @@ pub(crate) struct EndpointCore {
     pub(crate) tls_dialer: super::tls_client::TlsDialer,
     /// Accepted TCP/TLS connections open, against `server.sip.max_connections`.
     pub(crate) stream_slots: super::stream_accept::Slots,
+    /// Every leg's dialog states on one channel, routed to the legs by Call-ID.
+    pub(crate) router: super::dialog_router::DialogRouter,
 }
 
 /// A running SIP endpoint. Cheap to clone.
@@ -196,6 +198,7 @@ impl SipEndpoint {
         tokio::spawn(dispatch(incoming, dialogs.clone(), cancel.clone()));
         info!(listen = ?bound, "sip endpoint started");
 
+        let router = super::dialog_router::DialogRouter::start(cancel.clone());
         let ep = SipEndpoint {
             core: Arc::new(EndpointCore {
                 endpoint,
@@ -208,6 +211,7 @@ impl SipEndpoint {
                 dns: std::sync::OnceLock::new(),
                 tls_dialer: Default::default(),
                 stream_slots: slots,
+                router,
             }),
         };
         tokio::spawn(ep.clone().clean_orphans(orphans));

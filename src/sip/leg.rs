@@ -5,7 +5,7 @@
 //! state machine sees events strictly in order, always ending with [`LegEvent::Terminated`].
 
 use rsipstack::dialog::authenticate::Credential;
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::prelude::HeadersExt as _;
@@ -13,6 +13,7 @@ use rsipstack::sip::{Header, Response, StatusCode, StatusCodeKind, Uri};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::dialog_router::LegStates;
 use super::dns::TrunkHost;
 use super::endpoint::{SipEndpoint, Transport};
 use super::error::SipError;
@@ -22,7 +23,7 @@ pub use super::leg_types::{FailureKind, LegEvent, LegHandle, OutboundCall};
 
 #[path = "leg_refresh.rs"]
 mod refresh;
-use refresh::{RefreshNext, RefreshOutcome};
+use refresh::RefreshNext;
 #[path = "leg_in_dialog.rs"]
 mod in_dialog;
 #[path = "leg_linger.rs"]
@@ -145,29 +146,22 @@ impl SipEndpoint {
         self.core.hook.register(&call_id, &call.conversation_id);
         let gone = call_id.clone();
         let leg_end = end.clone();
-        tokio::spawn(
-            async move {
-                let hook = ep.core.hook.clone();
-                let mut leg = LegTask {
-                    ep,
-                    events: ev_tx,
-                    cmds: cmd_rx,
-                    end: leg_end,
-                    cancelled: false,
-                    ext: call.extensions,
-                    session: None,
-                    peer_update: false,
-                    sdp_offer: call.sdp_offer,
-                    tls: call.tls,
-                    early_answer: None,
-                    invite_key: None,
-                };
-                leg.run(base, hops).await;
-                hook.unregister(&gone);
-                let _ = leg.events.send(LegEvent::Terminated).await;
-            }
-            .instrument(span),
-        );
+        let leg = LegTask {
+            ep,
+            states: self.core.router.register(&call_id),
+            events: ev_tx,
+            cmds: cmd_rx,
+            end: leg_end,
+            cancelled: false,
+            ext: call.extensions,
+            session: None,
+            peer_update: false,
+            sdp_offer: call.sdp_offer,
+            tls: call.tls,
+            early_answer: None,
+            invite_key: None,
+        };
+        tokio::spawn(leg_task(leg, Box::new(base), hops, gone).instrument(span));
         let handle = LegHandle {
             id,
             call_id,
@@ -176,6 +170,26 @@ impl SipEndpoint {
         };
         (handle, ev_rx)
     }
+}
+
+/// The leg's task: the leg from its INVITE to its end, then `Terminated` (always the last event).
+///
+/// Tokio keeps a task's future in one allocation for the task's life, as large as its largest
+/// await; dialling (DNS, TLS, the INVITE transactions and each attempt's options) is large and
+/// over once the leg is up, so it is boxed (and the INVITE with it), leaving the answered leg
+/// only its own state and the wait between its dialog's events (see `leg_future_size.rs`).
+async fn leg_task(
+    mut leg: LegTask,
+    base: Box<InviteOption>,
+    hops: Vec<(String, TrunkHost)>,
+    call_id: String,
+) {
+    let hook = leg.ep.core.hook.clone();
+    if let Some(dialog) = Box::pin(leg.dial(*base, hops)).await {
+        leg.confirmed(dialog).await;
+    }
+    hook.unregister(&call_id);
+    let _ = leg.events.send(LegEvent::Terminated).await;
 }
 
 /// rsipstack 0.7.14 does not fail an INVITE whose TCP/TLS connection is refused: it retries on
@@ -215,8 +229,10 @@ struct Hop {
 
 struct LegTask {
     ep: SipEndpoint,
+    /// This leg's dialog states (every attempt's), routed to it by Call-ID.
+    states: LegStates,
     events: mpsc::Sender<LegEvent>,
-    cmds: mpsc::Receiver<Command>,
+    cmds: mpsc::Receiver<Box<Command>>,
     /// The call asked to end the leg (see `LegHandle::end`).
     end: tokio_util::sync::CancellationToken,
     cancelled: bool,
@@ -239,7 +255,7 @@ struct LegTask {
 
 /// Outcome of one INVITE attempt.
 enum Attempt {
-    Answered(InviteDialog, DialogStateReceiver),
+    Answered(InviteDialog),
     /// Failed; `retry` says failover to the next proxy is allowed.
     Failed {
         code: Option<u16>,
@@ -349,12 +365,18 @@ impl LegTask {
         }
     }
 
-    async fn run(&mut self, base: InviteOption, hops: Vec<(String, TrunkHost)>) {
+    /// From the INVITE to the answer: the answered dialog, or `None` once the leg failed (its
+    /// failure already reported).
+    async fn dial(
+        &mut self,
+        base: InviteOption,
+        hops: Vec<(String, TrunkHost)>,
+    ) -> Option<InviteDialog> {
         let targets = match self.locate(hops).await {
             Ok(t) => t,
             Err(failed) => {
                 self.emit(failed).await;
-                return;
+                return None;
             }
         };
         let mut attempts = Vec::with_capacity(targets.len());
@@ -421,10 +443,7 @@ impl LegTask {
                 }
             }
             match outcome {
-                Attempt::Answered(dialog, states) => {
-                    self.confirmed(dialog, states).await;
-                    return;
-                }
+                Attempt::Answered(dialog) => return Some(dialog),
                 Attempt::Failed {
                     code,
                     reason,
@@ -441,10 +460,11 @@ impl LegTask {
                     }
                     info!(?code, %reason, ?kind, "leg failed");
                     self.emit(LegEvent::Failed { code, reason, kind }).await;
-                    return;
+                    return None;
                 }
             }
         }
+        None
     }
 
     /// One INVITE transaction, until a final response.
@@ -453,11 +473,12 @@ impl LegTask {
         headers.extend(self.ext.invite_headers());
         opt.headers = Some(headers);
         let dialogs = self.ep.core.dialogs.clone();
-        let (state_tx, mut states) = dialogs.new_dialog_state_channel();
-        let (dialog, mut join) = match dialogs.do_invite_async(opt, state_tx) {
+        let (dialog, mut join) = match dialogs.do_invite_async(opt, self.states.sender()) {
             Ok(v) => v,
             Err(e) => return transport_failure(e.to_string(), true),
         };
+        // States of an earlier attempt's dialog (same Call-ID, another From tag) are not ours.
+        let tag = dialog.id().local_tag;
         if self.cancelled {
             let _ = dialog.cancel().await;
         }
@@ -467,8 +488,10 @@ impl LegTask {
         let result = loop {
             tokio::select! {
                 biased;
-                Some(st) = states.recv() => {
-                    self.on_early_state(st, &mut provisional, &mut any_response).await;
+                Some(st) = self.states.recv() => {
+                    if st.id().local_tag == tag {
+                        self.on_early_state(st, &mut provisional, &mut any_response).await;
+                    }
                 }
                 ended = next_cmd(&mut self.cmds, &self.end), if !self.cancelled => {
                     if !ended {
@@ -483,14 +506,16 @@ impl LegTask {
                 r = &mut join => break r,
             }
         };
-        // States queued before the final response (180 just before 200) are reported first.
-        while let Ok(st) = states.try_recv() {
-            self.on_early_state(st, &mut provisional, &mut any_response)
-                .await;
+        // States sent before the final response (180 just before 200) are reported first.
+        for st in self.states.flush().await {
+            if st.id().local_tag == tag {
+                self.on_early_state(st, &mut provisional, &mut any_response)
+                    .await;
+            }
         }
         let reason = match result {
             Ok(Ok((_id, Some(resp)))) if resp.status_code.kind() == StatusCodeKind::Successful => {
-                return self.answered(resp, dialog, states).await;
+                return self.answered(resp, dialog).await;
             }
             Ok(Ok((_id, Some(resp)))) => {
                 dialogs.remove_dialog(&dialog.id());
@@ -506,12 +531,7 @@ impl LegTask {
 
     /// A 2xx: the leg is up, unless it raced our CANCEL (then rsipstack has ACKed and ended
     /// it with BYE).
-    async fn answered(
-        &mut self,
-        resp: Response,
-        dialog: InviteDialog,
-        states: DialogStateReceiver,
-    ) -> Attempt {
+    async fn answered(&mut self, resp: Response, dialog: InviteDialog) -> Attempt {
         let code = u16::from(resp.status_code.clone());
         if self.cancelled || matches!(dialog.state(), DialogState::Terminated(..)) {
             // rsipstack ACKed and BYE'd the 2xx that raced our CANCEL.
@@ -537,7 +557,7 @@ impl LegTask {
             info!(session = ?self.session, update = self.peer_update, "session timer");
             self.emit(LegEvent::SessionTimer(self.session)).await;
         }
-        Attempt::Answered(dialog, states)
+        Attempt::Answered(dialog)
     }
 
     /// A final response other than 2xx: what kind of failure it is, and whether the next
@@ -625,36 +645,40 @@ impl LegTask {
     }
 
     /// After answer: serve in-dialog requests until either side hangs up.
-    async fn confirmed(&mut self, dialog: InviteDialog, mut states: DialogStateReceiver) {
+    async fn confirmed(&mut self, dialog: InviteDialog) {
         let dialogs = self.ep.core.dialogs.clone();
+        let tag = dialog.id().local_tag;
         // Our refresh runs beside the loop (a transaction may take up to 32 s); its outcome
         // comes back here. At most one at a time.
-        let (refresh_tx, mut refresh_rx) = mpsc::channel::<RefreshOutcome>(1);
-        let mut refreshing = false;
+        let mut refresh = None;
         loop {
             tokio::select! {
                 // Commands before the end: an INFO queued before the hang-up still goes out.
                 biased;
-                st = states.recv() => {
-                    if self.on_dialog_state(st).await {
+                st = self.states.recv() => {
+                    if st.as_ref().is_some_and(|st| st.id().local_tag != tag) {
+                        continue;
+                    }
+                    if Box::pin(self.on_dialog_state(st)).await {
                         break;
                     }
                 }
-                Some(outcome) = refresh_rx.recv() => {
-                    refreshing = false;
+                outcome = LegTask::refresh_done(&mut refresh) => {
+                    // A refresh task that ended without an outcome: the expiry decides.
+                    let Some(outcome) = outcome else { continue };
                     match self.on_refresh_outcome(outcome) {
                         RefreshNext::Done(session) => {
                             self.session = session;
                             self.emit(LegEvent::SessionTimer(session)).await;
                         }
                         RefreshNext::Again => {
-                            refreshing = self.start_refresh(&dialog, &refresh_tx);
+                            refresh = self.start_refresh(&dialog);
                         }
                         RefreshNext::Keep => {}
                         RefreshNext::End { code, reason } => {
                             // RFC 4028 §10: a refresh answered 481 or timed out ends the session.
                             warn!(?code, %reason, "session refresh failed; ending the dialog");
-                            if let Err(e) = dialog.bye().await {
+                            if let Err(e) = Box::pin(dialog.bye()).await {
                                 debug!(error = %e, "BYE after failed refresh");
                             }
                             self.emit(LegEvent::Failed { code, reason, kind: FailureKind::Response }).await;
@@ -662,21 +686,21 @@ impl LegTask {
                         }
                     }
                 }
-                Some(cmd) = self.cmds.recv() => match cmd {
+                Some(cmd) = self.cmds.recv() => match *cmd {
                     Command::Refer { refer_to, referred_by, headers } => {
-                        let ev = refer(&dialog, &refer_to, &referred_by, headers).await;
+                        let ev = Box::pin(refer(&dialog, &refer_to, &referred_by, headers)).await;
                         self.emit(ev).await;
                     }
                     Command::RefreshSession => {
                         debug!("session refresh asked");
-                        if !refreshing {
-                            refreshing = self.start_refresh(&dialog, &refresh_tx);
+                        if refresh.is_none() {
+                            refresh = self.start_refresh(&dialog);
                         }
                     }
                     Command::Info { content_type, body } => send_info(&dialog, content_type, body),
                 },
                 _ = self.end.cancelled() => {
-                    if let Err(e) = dialog.bye().await {
+                    if let Err(e) = Box::pin(dialog.bye()).await {
                         warn!(error = %e, "BYE failed");
                     }
                     break;
@@ -723,7 +747,7 @@ fn transport_failure(reason: String, retry: bool) -> Attempt {
 /// Before the answer: `true` once the call ends the leg; `false` for a command, which has no
 /// dialog to go on yet and is dropped (a refresh, an INFO, a REFER).
 async fn next_cmd(
-    cmds: &mut mpsc::Receiver<Command>,
+    cmds: &mut mpsc::Receiver<Box<Command>>,
     end: &tokio_util::sync::CancellationToken,
 ) -> bool {
     tokio::select! {
@@ -742,3 +766,7 @@ async fn next_cmd(
         },
     }
 }
+
+#[cfg(test)]
+#[path = "leg_future_size.rs"]
+mod future_size;

@@ -5,7 +5,7 @@
 use rsipstack::dialog::dialog::TransactionHandle;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, Method, Request, Response, StatusCode, StatusCodeKind};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use super::super::extensions::{self, Negotiated};
@@ -32,15 +32,16 @@ pub(super) enum RefreshNext {
 }
 
 impl LegTask {
-    /// Sends one refresh in the background; `false` when the leg has no session timer.
+    /// Sends one refresh in the background; its outcome comes on the returned receiver (a
+    /// oneshot made per refresh: a leg rarely refreshes, and a channel kept for the leg's life
+    /// would hold a 32-slot block). `None` when the leg has no session timer.
     pub(super) fn start_refresh(
         &mut self,
         dialog: &InviteDialog,
-        done: &mpsc::Sender<RefreshOutcome>,
-    ) -> bool {
+    ) -> Option<oneshot::Receiver<RefreshOutcome>> {
         let (Some(st), Some(n)) = (self.ext.session_timer, self.session) else {
             debug!("refresh asked without a session timer");
-            return false;
+            return None;
         };
         let update = self.peer_update;
         let mut headers = extensions::refresh_headers(&n, st);
@@ -56,7 +57,7 @@ impl LegTask {
             "refreshing the session"
         );
         let dialog = dialog.clone();
-        let done = done.clone();
+        let (done, outcome) = oneshot::channel();
         tokio::spawn(async move {
             let r = if update {
                 dialog.update(Some(headers), body).await
@@ -64,9 +65,22 @@ impl LegTask {
                 dialog.reinvite(Some(headers), body).await
             };
             let result = r.map_err(|e| e.to_string());
-            let _ = done.send(RefreshOutcome { update, result }).await;
+            let _ = done.send(RefreshOutcome { update, result });
         });
-        true
+        Some(outcome)
+    }
+
+    /// The outcome of the refresh in flight; pends while there is none. `None` if the refresh
+    /// task ended without one. Either way the refresh is over once this returns.
+    pub(super) async fn refresh_done(
+        pending: &mut Option<oneshot::Receiver<RefreshOutcome>>,
+    ) -> Option<RefreshOutcome> {
+        let Some(rx) = pending.as_mut() else {
+            return std::future::pending().await;
+        };
+        let outcome = rx.await.ok();
+        *pending = None;
+        outcome
     }
 
     pub(super) fn on_refresh_outcome(&mut self, o: RefreshOutcome) -> RefreshNext {

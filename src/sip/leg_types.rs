@@ -134,7 +134,9 @@ pub(crate) enum Command {
 pub struct LegHandle {
     pub(crate) id: u64,
     pub(crate) call_id: String,
-    pub(crate) cmd: mpsc::Sender<Command>,
+    /// Boxed: a channel's first block has 32 slots whatever its bound, and a REFER is 72
+    /// bytes inline (2.3 KiB per leg for its life, against 256 bytes).
+    pub(crate) cmd: mpsc::Sender<Box<Command>>,
     /// Cancelled to end the leg (CANCEL before the answer, BYE after): CANCEL, BYE and hang-up
     /// all mean the same to the leg's task, and a token is one flag that no burst of other
     /// commands can crowd out.
@@ -169,8 +171,8 @@ impl LegHandle {
     }
 
     fn send(&self, cmd: Command) {
-        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.cmd.try_send(cmd) {
-            let what = match cmd {
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.cmd.try_send(Box::new(cmd)) {
+            let what = match *cmd {
                 Command::Refer { .. } => "a REFER",
                 Command::RefreshSession => "a session refresh",
                 Command::Info { .. } => "an INFO",

@@ -4,6 +4,7 @@
 //! belongs to `crate::call`.
 
 mod cleanup;
+mod dialog_router;
 pub mod dns;
 mod dual_udp;
 pub mod endpoint;

@@ -21,11 +21,13 @@ pub struct SipTables {
     pub timers: usize,
     /// Our legs placed and not yet ended (their dialog state is journaled meanwhile).
     pub legs: usize,
+    /// Legs the shared dialog state channel routes to (one per leg task alive).
+    pub dialog_routes: usize,
 }
 
 impl SipTables {
     /// `(table, entries)` pairs, named as in the `table` label of `dialgate_table_entries`.
-    pub fn pairs(&self) -> [(&'static str, usize); 6] {
+    pub fn pairs(&self) -> [(&'static str, usize); 7] {
         [
             ("sip_dialogs", self.dialogs),
             ("sip_transactions", self.transactions),
@@ -33,6 +35,7 @@ impl SipTables {
             ("sip_waiting_ack", self.waiting_ack),
             ("sip_timers", self.timers),
             ("sip_legs", self.legs),
+            ("sip_dialog_routes", self.dialog_routes),
         ]
     }
 }
@@ -49,6 +52,7 @@ impl SipEndpoint {
             waiting_ack: stats.waiting_ack,
             timers: inner.timers.len(),
             legs: self.core.hook.legs_len(),
+            dialog_routes: self.core.router.len(),
         }
     }
 }

@@ -97,7 +97,14 @@ async fn answered_calls_leave_no_sip_state_behind() {
     // 4. The calls, their legs and dialogs are gone, and so are the answered INVITEs' client
     //    transactions: they end with their legs (the bound is well under Timer M's 32 s, which
     //    is how long they and their dialogs stayed before).
-    let live = ["calls", "sip_dialogs", "sip_legs", "sip_transactions"];
+    //    Each leg's route on the shared dialog state channel goes with its task.
+    let live = [
+        "calls",
+        "sip_dialogs",
+        "sip_legs",
+        "sip_transactions",
+        "sip_dialog_routes",
+    ];
     let (ok, t) = tables_until(&f, Duration::from_secs(10), |t| {
         live.iter().all(|k| t.get(*k) == Some(&0))
     })

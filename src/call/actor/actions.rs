@@ -130,7 +130,8 @@ impl Actor {
         if transcripts && self.stt.is_some() {
             det.expect_transcripts();
         }
-        self.amd = Some(det);
+        self.amd = Some(Box::new(det));
+        self.ensure_tap();
         let note = format!("machine detection started ({mode:?})");
         self.timeline("amd", &note).await;
     }
@@ -498,17 +499,17 @@ impl Actor {
         {
             tracing::error!(error = %e, "cannot start the carrier media");
         }
-        // One tap on the callee's audio feeds detection and recognition.
-        match m.subscribe_tap(Leg::Carrier, 100) {
-            Ok(rx) => self.tap = Some(rx),
-            Err(e) => tracing::error!(error = %e, "cannot tap the callee's audio"),
-        }
         match m.subscribe_dtmf(Leg::Carrier, 32) {
             Ok(rx) => self.dtmf = Some(rx),
             Err(e) => tracing::error!(error = %e, "cannot read the callee's key presses"),
         }
         if let Err(e) = m.start_taps() {
             tracing::error!(error = %e, "cannot start the audio taps");
+        }
+        // One tap on the callee's audio feeds detection, recognition and barge-in; made only
+        // when one of them runs (see `tap.rs`).
+        if self.tap_wanted() {
+            self.ensure_tap();
         }
     }
 

@@ -28,7 +28,9 @@ impl Actor {
         if let Err(e) = m.start_taps() {
             tracing::error!(error = %e, "cannot start the early media tap");
         }
-        self.early = Some(crate::amd::EarlyDetector::new(self.bot.amd.clone()));
+        self.early = Some(Box::new(crate::amd::EarlyDetector::new(
+            self.bot.amd.clone(),
+        )));
         // Announcements are told by their words: recognise early media when a model is there
         // (its text goes to the record's transcript, never to the bot).
         if self.machine.config().recognizer_available && self.stt.is_none() {

@@ -11,6 +11,7 @@ impl Actor {
             Ok(mut s) => {
                 self.stt_results = s.results();
                 self.stt = Some(s);
+                self.ensure_tap();
                 if to_bot {
                     self.record_recognition("active", "speech recognition started")
                         .await;

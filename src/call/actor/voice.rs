@@ -61,6 +61,10 @@ impl Actor {
             self.timeline(kind, &note).await;
             return None;
         }
+        // Barge-in listens to the person while prompts play (the tap is made on first need).
+        if self.machine.barge_in() {
+            self.ensure_tap();
+        }
         if let Err(e) = self.ensure_player().await {
             return self.prompt_failed(prompt, kind, &what, e).await;
         }
