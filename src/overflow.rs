@@ -30,6 +30,9 @@ pub enum Queue {
     /// The person's audio handed to a WebSocket bot session (`WsBot::send_audio`) while its
     /// task is behind: a frame that would only arrive stale is dropped.
     WsBotAudio,
+    /// The bot's frames handed by a WebSocket bot session to its relay thread while the relay
+    /// is behind (`media::DirectPort::send_to_person`).
+    WsBotPlayout,
 }
 
 impl Queue {
@@ -41,6 +44,7 @@ impl Queue {
         Queue::SipConnections,
         Queue::BridgeCommands,
         Queue::WsBotAudio,
+        Queue::WsBotPlayout,
     ];
 
     /// The `queue` label.
@@ -52,6 +56,7 @@ impl Queue {
             Queue::SipConnections => "sip_connections",
             Queue::BridgeCommands => "bridge_commands",
             Queue::WsBotAudio => "wsbot_audio",
+            Queue::WsBotPlayout => "wsbot_playout",
         }
     }
 
@@ -61,7 +66,7 @@ impl Queue {
 }
 
 /// How many queues there are.
-const N: usize = 6;
+const N: usize = 7;
 
 static COUNTS: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
 static LAST_LOG: Mutex<[Option<Instant>; N]> = Mutex::new([None; N]);

@@ -1,22 +1,21 @@
 //! A WebSocket bot's bridge: one task per call that owns the bot's session ([`WsBot`]) and,
-//! once the person answered, hands it dialgate's own RTP endpoint on the relay's bot side (as
-//! for a text bot): the session's task then sends the bot's audio to the relay every 20 ms
+//! once the person answered, hands it the relay's bot leg served in process
+//! ([`DirectPort`]): the session's task then hands the bot's audio to the relay every 20 ms
 //! (mixed with dialgate's own prompts in AC mode) and the person's audio, which the relay
-//! forwards to this endpoint like to any bot, to the socket — frames never pass through this
-//! task. The actor talks to it through [`WsBridge`] and hears from it as [`BridgeEvent`]s; all
+//! queues for it, to the socket — frames never pass through this task. The actor talks to it through [`WsBridge`] and hears from it as [`BridgeEvent`]s; all
 //! policy stays in the call machine. The session (and its socket) ends with the task on every
 //! path: a hang-up command, the handle dropped, or the runtime shutting down.
 
 use crate::config::Bot;
+use crate::media::DirectPort;
 use crate::metrics::Metrics;
 use crate::wsbot::{
-    CallInfo, RtpSide, WebSocketBot, WsBot, WsBotEvent, WsBotOptions, WsBotStats, WsProtocol,
+    CallInfo, MediaSide, Prompts, WebSocketBot, WsBot, WsBotEvent, WsBotOptions, WsBotStats,
+    WsProtocol,
 };
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// How often the session's counters are added to the metrics, once the call has media.
@@ -77,12 +76,11 @@ impl Cmd {
     }
 }
 
-/// The call's RTP side for the bridge (sent once, at answer).
+/// The call's media side for the bridge (sent once, at answer).
 #[derive(Debug)]
 struct Media {
-    socket: UdpSocket,
-    relay: SocketAddr,
-    prompts_from: Option<SocketAddr>,
+    port: DirectPort,
+    prompts: Option<Prompts>,
 }
 
 /// The call's handle on its bridge. Dropping it ends the session (`session.end` / `stop`,
@@ -137,22 +135,14 @@ impl WsBridge {
         self.protocol
     }
 
-    /// Starts the audio: the bot's frames go as RTP from `socket` to `relay`; what arrives on
-    /// `socket` from the relay goes to the bot; what arrives from `prompts_from` (dialgate's
-    /// own player, AC mode) is mixed into the bot's audio. Only the first call counts.
-    pub fn start_media(
-        &self,
-        socket: UdpSocket,
-        relay: SocketAddr,
-        prompts_from: Option<SocketAddr>,
-    ) {
+    /// Starts the audio: the bot's frames go to the relay through `port` (the bot leg served
+    /// in process: [`crate::media::MediaSession::attach_direct`]), the person's audio the relay
+    /// queues there goes to the bot; `prompts` (dialgate's own player, AC mode) are mixed into
+    /// the bot's audio. Only the first call counts.
+    pub fn start_media(&self, port: DirectPort, prompts: Option<Prompts>) {
         let slot = self.media.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(slot) = slot {
-            let _ = slot.send(Media {
-                socket,
-                relay,
-                prompts_from,
-            });
+            let _ = slot.send(Media { port, prompts });
         }
     }
 
@@ -260,81 +250,123 @@ async fn run(
     events: mpsc::Sender<BridgeEvent>,
 ) {
     let protocol = bot.protocol;
-    let connecting = WsBot::connect(&bot, call, opts);
-    tokio::pin!(connecting);
-    // The call may end while connecting: a hang-up (or the handle dropped) stops waiting;
-    // anything else the call says meanwhile is kept (as many as the queue holds) and applied
-    // once the session is open.
-    let mut early = Vec::new();
-    let mut ws = loop {
-        tokio::select! {
-            r = &mut connecting => match r {
-                Ok(ws) => break ws,
-                Err(e) => {
-                    // The first event: the queue has room.
-                    let _ = events.try_send(BridgeEvent::Failed(e.to_string()));
-                    return;
-                }
-            },
-            next = ends.next(), if early.len() < CMD_BOUND => match next {
-                Next::End(_) => return,
-                other => early.push(other),
-            },
-        }
+    let Some((ws, early)) = open(&bot, call, opts, &mut ends, &events).await else {
+        return;
     };
     let _ = events.try_send(BridgeEvent::Opened);
-    let mut reported = WsBotStats::default();
-    let mut tick = None;
-    let mut session_over = false;
-    // A session event the actor's queue had no room for (see EVENT_BOUND).
-    let mut held: Option<BridgeEvent> = None;
+    let mut relay = Relaying::new(ws, protocol, metrics);
     for next in early {
-        if apply(&ws, next).await {
-            tick = Some(metrics_clock());
-        }
+        relay.apply(next).await;
     }
-    let hangup = loop {
-        tokio::select! {
-            next = ends.next() => match next {
-                Next::End(hangup) => break hangup,
-                other => {
-                    if apply(&ws, other).await && tick.is_none() {
-                        tick = Some(metrics_clock());
-                    }
-                }
-            },
-            permit = events.reserve(), if held.is_some() => match (permit, held.take()) {
-                (Ok(permit), Some(ev)) => permit.send(ev),
-                // The actor is gone: it will not hang up; end as if the handle were dropped.
-                _ => break None,
-            },
-            ev = ws.next_event(), if !session_over && held.is_none() => match ev {
-                Some(ev) => {
-                    if let Err(mpsc::error::TrySendError::Full(ev)) = events.try_send(BridgeEvent::Bot(ev)) {
-                        held = Some(ev);
-                    }
-                }
-                // The session task ended (it said `Disconnected` first); wait for the hang-up.
-                None => session_over = true,
-            },
-            () = tick_opt(&mut tick) => {
-                let now = ws.stats();
-                metrics.wsbot.add(protocol, &reported, &now);
-                reported = now;
-            },
-        }
-    };
-    let now = ws.stats();
-    metrics.wsbot.add(protocol, &reported, &now);
+    let hangup = relay.serve(&mut ends, &events).await;
+    relay.report();
     match hangup {
         Some((reason_code, reason)) => {
-            if !ws.hangup(&reason_code, &reason).await {
+            if !relay.ws.hangup(&reason_code, &reason).await {
                 tracing::warn!("the WebSocket bot session did not end in time; aborted");
             }
         }
         // The handle was dropped without a hang-up (the actor ended abruptly): dropping the
         // session says goodbye with reason `dropped` and closes the socket.
-        None => drop(ws),
+        None => drop(relay),
+    }
+}
+
+/// Opens the session; `None` when it failed (reported) or the call ended meanwhile. The call
+/// may end while connecting: a hang-up (or the handle dropped) stops waiting; anything else the
+/// call says meanwhile is kept (as many as the queue holds) and returned to be applied once the
+/// session is open.
+async fn open(
+    bot: &WebSocketBot,
+    call: CallInfo,
+    opts: WsBotOptions,
+    ends: &mut Ends,
+    events: &mpsc::Sender<BridgeEvent>,
+) -> Option<(WsBot, Vec<Next>)> {
+    let connecting = WsBot::connect(bot, call, opts);
+    tokio::pin!(connecting);
+    let mut early = Vec::new();
+    loop {
+        tokio::select! {
+            r = &mut connecting => match r {
+                Ok(ws) => return Some((ws, early)),
+                Err(e) => {
+                    // The first event: the queue has room.
+                    let _ = events.try_send(BridgeEvent::Failed(e.to_string()));
+                    return None;
+                }
+            },
+            next = ends.next(), if early.len() < CMD_BOUND => match next {
+                Next::End(_) => return None,
+                other => early.push(other),
+            },
+        }
+    }
+}
+
+/// The open session as the bridge serves it: the call's commands in, the session's events
+/// out, its counters into the metrics every second once the call has media.
+struct Relaying {
+    ws: WsBot,
+    protocol: WsProtocol,
+    metrics: Arc<Metrics>,
+    reported: WsBotStats,
+    tick: Option<tokio::time::Interval>,
+}
+
+impl Relaying {
+    fn new(ws: WsBot, protocol: WsProtocol, metrics: Arc<Metrics>) -> Relaying {
+        Relaying {
+            ws,
+            protocol,
+            metrics,
+            reported: WsBotStats::default(),
+            tick: None,
+        }
+    }
+
+    /// Carries out one thing the call said; the metrics clock starts with the media.
+    async fn apply(&mut self, next: Next) {
+        if apply(&self.ws, next).await && self.tick.is_none() {
+            self.tick = Some(metrics_clock());
+        }
+    }
+
+    /// Adds the session's counters since the last report to the metrics.
+    fn report(&mut self) {
+        let now = self.ws.stats();
+        self.metrics.wsbot.add(self.protocol, &self.reported, &now);
+        self.reported = now;
+    }
+
+    /// Serves the session until the call hangs up (`Some`) or drops its handle (`None`).
+    async fn serve(&mut self, ends: &mut Ends, events: &mpsc::Sender<BridgeEvent>) -> Hangup {
+        let mut session_over = false;
+        // A session event the actor's queue had no room for (see EVENT_BOUND).
+        let mut held: Option<BridgeEvent> = None;
+        loop {
+            tokio::select! {
+                next = ends.next() => match next {
+                    Next::End(hangup) => return hangup,
+                    other => self.apply(other).await,
+                },
+                permit = events.reserve(), if held.is_some() => match (permit, held.take()) {
+                    (Ok(permit), Some(ev)) => permit.send(ev),
+                    // The actor is gone: it will not hang up; end as if the handle were dropped.
+                    _ => return None,
+                },
+                ev = self.ws.next_event(), if !session_over && held.is_none() => match ev {
+                    Some(ev) => {
+                        if let Err(mpsc::error::TrySendError::Full(ev)) = events.try_send(BridgeEvent::Bot(ev)) {
+                            held = Some(ev);
+                        }
+                    }
+                    // The session task ended (it said `Disconnected` first); wait for the hang-up.
+                    None => session_over = true,
+                },
+                () = tick_opt(&mut self.tick) => self.report(),
+            }
+        }
     }
 }
 
@@ -342,14 +374,8 @@ async fn run(
 /// started the media.
 async fn apply(ws: &WsBot, next: Next) -> bool {
     match next {
-        Next::Media(Media {
-            socket,
-            relay,
-            prompts_from,
-        }) => {
-            let _ = ws
-                .start_media(RtpSide::new(socket, relay, prompts_from))
-                .await;
+        Next::Media(Media { port, prompts }) => {
+            let _ = ws.start_media(MediaSide::new(port, prompts)).await;
             // AC mode: the person's audio flows once the bot says `userStream.started`.
             let _ = ws.start_user_stream().await;
             return true;

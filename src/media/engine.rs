@@ -14,6 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::mpsc::{Receiver, channel};
 
 use super::MediaError;
+use super::direct::{DIRECT_REMOTE, DirectPort, Outbox};
 use super::inactivity;
 use super::leg::LatchMode;
 use super::ports::{PortPair, PortPool};
@@ -49,6 +50,8 @@ struct RelayHandle {
     evfd: Arc<OwnedFd>,
     /// Sessions placed on this thread and not yet stopped.
     sessions: AtomicUsize,
+    /// The bot frames of this thread's direct legs (`media/direct.rs`).
+    outbox: Arc<Outbox>,
 }
 
 impl RelayHandle {
@@ -116,10 +119,13 @@ impl MediaEngine {
                 probation: cfg.latch_probation,
                 epoch,
             };
+            let outbox = Arc::new(Outbox::default());
             let relay =
-                Relay::new(evfd.clone(), rx, settings).map_err(|source| MediaError::Socket {
-                    what: "epoll".into(),
-                    source,
+                Relay::new(evfd.clone(), rx, settings, outbox.clone()).map_err(|source| {
+                    MediaError::Socket {
+                        what: "epoll".into(),
+                        source,
+                    }
                 })?;
             let t = std::thread::Builder::new()
                 .name(format!("media-relay-{i}"))
@@ -131,6 +137,7 @@ impl MediaEngine {
             relays.push(RelayHandle {
                 tx,
                 evfd,
+                outbox,
                 sessions: AtomicUsize::new(0),
             });
             threads.push(t);
@@ -303,6 +310,18 @@ impl MediaSession {
         self.shared.should_send[leg.idx()].store(remote.direction.sends(), Relaxed);
         self.shared.epoch[leg.idx()].fetch_add(1, Relaxed);
         Ok(())
+    }
+
+    /// Serves the bot leg in process: the returned port's owner (a WebSocket bot's session)
+    /// takes the person's audio from it and hands it the bot's 20 ms frames, with no socket in
+    /// between (`media/direct.rs`). Replaces the bot leg's remote; dialgate's own injected
+    /// stream (`set_inject_source`) still comes on the bot leg's socket.
+    pub fn attach_direct(&self) -> Result<DirectPort, MediaError> {
+        let outbox = self.engine.relays[self.relay].outbox.clone();
+        let (port, shared) = DirectPort::new(self.id, outbox);
+        self.set_remote(Leg::Bot, DIRECT_REMOTE)?;
+        self.send(Command::SetDirect(self.id, Some(shared)))?;
+        Ok(port)
     }
 
     /// Turns SRTP on (`Some`, keys negotiated by SDES) or off for `leg`. Call it before

@@ -7,6 +7,7 @@
 //! call), [`PortPool`], [`global_metrics`], and the benchmark in [`bench`].
 
 pub mod bench;
+mod direct;
 pub mod dtmf;
 mod engine;
 pub mod g711;
@@ -21,6 +22,7 @@ pub mod srtp;
 mod stats;
 mod types;
 
+pub use direct::{DIRECT_FRAME, DIRECT_TICK_MS, DirectPort};
 pub use engine::{MediaEngine, MediaSession};
 pub use g711::G711Law;
 pub use leg::LatchMode;

@@ -2,19 +2,25 @@
 //! socket. Per packet: one `recvfrom` into a reused buffer, checks and in-place
 //! rewrites, one `sendto`. No allocation, no lock, no channel hop; control
 //! (new session, re-INVITE, taps) arrives through a channel + eventfd and is
-//! handled between packet batches.
+//! handled between packet batches (`control.rs`). A bot leg may instead be served in
+//! process (`direct.rs`, for WebSocket bots): its frames come from an outbox drained on every
+//! wake-up and the person's audio goes to a queue, not a socket.
+
+mod control;
+mod direct;
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
 
+use super::direct::{DirectShared, Outbox};
 use super::dtmf::DtmfDetector;
 use super::engine::SessionShared;
 use super::g711::{self, Transcoder};
@@ -49,6 +55,8 @@ pub(crate) enum Command {
     SetInjectSource(u64, Option<std::net::SocketAddr>),
     /// SRTP on a leg (made by the caller, so key errors surface there); `None` = plain RTP.
     SetSrtp(u64, Leg, Option<Box<SrtpLeg>>),
+    /// Serve the bot leg in process (`media/direct.rs`); `None` returns it to its socket.
+    SetDirect(u64, Option<Arc<DirectShared>>),
     Remove(u64),
     Shutdown,
 }
@@ -69,6 +77,8 @@ pub(crate) struct LegRt {
     dtmf: Option<(DtmfDetector, Sender<char>)>,
     /// SRTP toward and from this leg's peer (the carrier of an `srtp` trunk).
     srtp: Option<Box<SrtpLeg>>,
+    /// The bot leg served in process: the peer is dialgate's own session, not a socket.
+    direct: Option<direct::DirectRt>,
 }
 
 impl LegRt {
@@ -86,6 +96,7 @@ impl LegRt {
             taps: Vec::new(),
             dtmf: None,
             srtp: None,
+            direct: None,
         }
     }
 }
@@ -138,6 +149,12 @@ pub(crate) struct Relay {
     by_id: HashMap<u64, usize>,
     tc: Transcoder,
     settings: RelaySettings,
+    /// Bot frames of this thread's direct legs, queued by their sessions.
+    outbox: Arc<Outbox>,
+    /// Sessions whose bot leg is direct (the thread then wakes every few ms to drain).
+    direct_legs: usize,
+    /// The outbox's frames being sent (the allocation is kept from drain to drain).
+    direct_frames: Vec<(u64, [u8; super::direct::DIRECT_FRAME])>,
 }
 
 const CTRL_TOKEN: u64 = u64::MAX;
@@ -160,6 +177,7 @@ impl Relay {
         evfd: Arc<OwnedFd>,
         rx: Receiver<Command>,
         settings: RelaySettings,
+        outbox: Arc<Outbox>,
     ) -> std::io::Result<Self> {
         // SAFETY: creating an epoll descriptor has no preconditions.
         let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -176,6 +194,9 @@ impl Relay {
             by_id: HashMap::new(),
             tc: Transcoder::new(),
             settings,
+            outbox,
+            direct_legs: 0,
+            direct_frames: Vec::new(),
         })
     }
 
@@ -185,8 +206,9 @@ impl Relay {
         let mut buf = vec![0u8; 2048];
         loop {
             // SAFETY: `events` is a valid buffer of the length passed.
+            let timeout = self.epoll_timeout();
             let n = unsafe {
-                libc::epoll_wait(self.epfd, events.as_mut_ptr(), events.len() as i32, 1000)
+                libc::epoll_wait(self.epfd, events.as_mut_ptr(), events.len() as i32, timeout)
             };
             if n < 0 {
                 let e = std::io::Error::last_os_error();
@@ -221,6 +243,7 @@ impl Relay {
                     on_rtcp(s, leg, &mut buf);
                 }
             }
+            self.drain_direct(&mut buf, now);
         }
         let all: Vec<SessionRt> = self.slots.iter_mut().filter_map(Option::take).collect();
         for s in all {
@@ -228,134 +251,6 @@ impl Relay {
         }
         // SAFETY: closing the epoll descriptor we created.
         unsafe { libc::close(self.epfd) };
-    }
-
-    /// Handles pending commands; false means shut down.
-    fn control(&mut self) -> bool {
-        let mut v = 0u64;
-        // SAFETY: reads 8 bytes into a u64 from our eventfd (nonblocking).
-        unsafe {
-            libc::read(
-                self.evfd.as_raw_fd(),
-                &mut v as *mut u64 as *mut libc::c_void,
-                8,
-            )
-        };
-        loop {
-            let cmd = match self.rx.try_recv() {
-                Ok(c) => c,
-                Err(TryRecvError::Empty) => return true,
-                Err(TryRecvError::Disconnected) => return false,
-            };
-            match cmd {
-                Command::Shutdown => return false,
-                Command::Add(s) => self.add(*s),
-                Command::Remove(id) => {
-                    if let Some(slot) = self.by_id.remove(&id) {
-                        if let Some(s) = self.slots[slot].take() {
-                            self.finish(s);
-                        }
-                        self.free_slots.push(slot);
-                    }
-                }
-                Command::SetRemote(id, leg, remote) => {
-                    if let Some(s) = self.session(id) {
-                        let l = &mut s.legs[leg.idx()];
-                        let changed = l.remote.map(|r| r.rtp) != Some(remote.rtp);
-                        l.latch.on_remote(changed);
-                        if changed {
-                            l.rtcp_src = None;
-                        }
-                        l.remote = Some(remote);
-                    }
-                }
-                Command::SetSrtp(id, leg, mut srtp) => {
-                    if let Some(s) = self.session(id) {
-                        let l = &mut s.legs[leg.idx()];
-                        // A re-key of the peer's side only keeps our outbound context.
-                        if let (Some(new), Some(old)) = (srtp.as_mut(), l.srtp.take()) {
-                            new.keep_outbound_of(*old);
-                        }
-                        l.srtp = srtp;
-                    }
-                }
-                Command::SetLatching(id, leg, mode) => {
-                    if let Some(s) = self.session(id) {
-                        s.legs[leg.idx()].latch.set_mode(mode);
-                    }
-                }
-                Command::Subscribe(id, leg, tx) => {
-                    if let Some(s) = self.session(id) {
-                        let start = Instant::now();
-                        s.legs[leg.idx()].taps.push(Sink { tx, start, seq: 0 });
-                    }
-                }
-                Command::SubscribeDtmf(id, leg, tx) => {
-                    if let Some(s) = self.session(id) {
-                        s.legs[leg.idx()].dtmf = Some((DtmfDetector::default(), tx));
-                    }
-                }
-                Command::StartTaps(id, at) => {
-                    if let Some(s) = self.session(id) {
-                        s.taps_started = true;
-                        for l in &mut s.legs {
-                            for t in &mut l.taps {
-                                t.start = at;
-                            }
-                        }
-                    }
-                }
-                Command::StartRecording(id, tx, start) => {
-                    if let Some(s) = self.session(id) {
-                        s.rec = Some(Sink { tx, start, seq: 0 });
-                    }
-                }
-                Command::SetInjectSource(id, addr) => {
-                    if let Some(s) = self.session(id) {
-                        s.inject.set(addr);
-                    }
-                }
-                Command::StopRecording(id) => {
-                    if let Some(s) = self.session(id) {
-                        s.rec = None;
-                    }
-                }
-            }
-        }
-    }
-
-    fn session(&mut self, id: u64) -> Option<&mut SessionRt> {
-        let slot = *self.by_id.get(&id)?;
-        self.slots[slot].as_mut()
-    }
-
-    fn add(&mut self, s: SessionRt) {
-        let slot = self.free_slots.pop().unwrap_or_else(|| {
-            self.slots.push(None);
-            self.slots.len() - 1
-        });
-        let base = (slot as u64) << 2;
-        for (li, l) in s.legs.iter().enumerate() {
-            let t = base | ((li as u64) << 1);
-            for (fd, tok) in [(l.rtp.as_raw_fd(), t), (l.rtcp.as_raw_fd(), t | 1)] {
-                if let Err(e) = epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, tok) {
-                    tracing::error!(error = %e, "media relay could not watch a socket");
-                }
-            }
-        }
-        self.by_id.insert(s.id, slot);
-        self.slots[slot] = Some(s);
-    }
-
-    fn finish(&self, s: SessionRt) {
-        for l in &s.legs {
-            for fd in [l.rtp.as_raw_fd(), l.rtcp.as_raw_fd()] {
-                let _ = epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, fd, 0);
-            }
-        }
-        GLOBAL.sessions_active.fetch_sub(1, Relaxed);
-        // dropping `s` closes sockets, ends taps/recording, then frees ports
-        drop(s);
     }
 }
 
@@ -398,7 +293,16 @@ fn report_dtmf(a: &mut LegRt, v: &rtp::RtpView, pkt: &[u8]) {
     }
 }
 
-/// One RTP packet from leg `src`'s peer: received, checked, seen by taps, forwarded.
+/// Where a packet to relay came from.
+#[derive(Clone, Copy)]
+enum Origin {
+    /// Received on the leg's socket from this address.
+    Peer(std::net::SocketAddr),
+    /// The leg's in-process peer (`media/direct.rs`).
+    Direct,
+}
+
+/// One RTP packet from leg `src`'s peer: received, then relayed.
 #[inline]
 fn on_rtp(
     s: &mut SessionRt,
@@ -409,16 +313,34 @@ fn on_rtp(
     settings: &RelaySettings,
 ) {
     let c = &s.shared.legs[src];
-    let (a, b) = split(&mut s.legs, src);
-    let Some((len, from)) = receive(a, c, buf) else {
+    let Some((len, from)) = receive(&mut s.legs[src], c, buf) else {
         return;
     };
+    relay_packet(s, src, buf, len, Origin::Peer(from), now, tc, settings);
+}
+
+/// One RTP packet of leg `src` (the first `len` bytes of `buf`): checked, seen by taps,
+/// forwarded to the other leg's peer (or handed to its in-process peer).
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn relay_packet(
+    s: &mut SessionRt,
+    src: usize,
+    buf: &mut [u8],
+    len: usize,
+    origin: Origin,
+    now: Instant,
+    tc: &Transcoder,
+    settings: &RelaySettings,
+) {
+    let c = &s.shared.legs[src];
+    let (a, b) = split(&mut s.legs, src);
     let pkt = &mut buf[..len];
     let Some(v) = rtp::parse_rtp(pkt) else {
         return c.drop_packet(DropCause::Malformed);
     };
     let bot = src == Leg::Bot.idx();
-    let (remote, injected) = match admit(a, c, &mut s.inject, bot, from, &v, now, settings) {
+    let (remote, injected) = match admit(a, c, &mut s.inject, bot, origin, &v, now, settings) {
         Ok(r) => r,
         Err(Some(cause)) => return c.drop_packet(cause),
         Err(None) => return,
@@ -460,6 +382,16 @@ fn on_rtp(
     if let Err(cause) = rewrite(pkt, &v, kind, &remote, &dst, tc) {
         return c.drop_packet(cause);
     }
+    if let Some(d) = &b.direct {
+        // The in-process peer takes the audio alone (PCMU: `rewrite` made it so); it hears
+        // key presses from the call, not as telephone-events.
+        if kind == Kind::Audio {
+            d.port.push_person(&pkt[v.payload_start..v.payload_end]);
+            c.fwd_packets.fetch_add(1, Relaxed);
+            c.fwd_bytes.fetch_add(len as u64, Relaxed);
+        }
+        return;
+    }
     // Switches between the bot and dialgate's own stream are not the bot changing its source.
     let returning = bot && !injected && s.inject.take_return();
     if a.seq.apply(pkt, &v, now) && !injected && !returning {
@@ -495,8 +427,9 @@ fn receive(
 
 /// Whether the packet's source may speak on this leg, and as what: dialgate's own stream
 /// toward the person (on the bot leg's socket from one known address: no latching, no receive
-/// statistics of the bot, `true`), or the leg's peer as the latch admits it (`false`).
-/// `Err(None)`: a valid packet of the bot held back while dialgate's prompt plays.
+/// statistics of the bot, `true`), the leg's in-process peer, or the leg's peer as the latch
+/// admits it (`false`). `Err(None)`: a valid packet of the bot held back while dialgate's
+/// prompt plays.
 #[inline]
 #[allow(clippy::too_many_arguments)]
 fn admit(
@@ -504,20 +437,30 @@ fn admit(
     c: &LegCounters,
     inject: &mut InjectSource,
     bot: bool,
-    from: std::net::SocketAddr,
+    origin: Origin,
     v: &rtp::RtpView,
     now: Instant,
     settings: &RelaySettings,
 ) -> Result<(RemoteMedia, bool), Option<DropCause>> {
-    if bot && inject.accept(from, now) {
+    if let Origin::Peer(from) = origin
+        && bot
+        && inject.accept(from, now)
+    {
         return Ok((InjectSource::remote(from), true));
     }
     let Some(remote) = a.remote else {
         return Err(Some(DropCause::NotReady));
     };
-    a.latch
-        .check(from, v.ssrc, remote.rtp, settings.probation)
-        .map_err(Some)?;
+    match origin {
+        // Nothing but dialgate's own stream may speak on a direct leg's socket.
+        Origin::Peer(_) if a.direct.is_some() => return Err(Some(DropCause::ForeignSource)),
+        Origin::Peer(from) => {
+            a.latch
+                .check(from, v.ssrc, remote.rtp, settings.probation)
+                .map_err(Some)?;
+        }
+        Origin::Direct => {}
+    }
     c.valid_rx.fetch_add(1, Relaxed);
     if bot && inject.holds_bot(now) {
         // The person hears dialgate's prompt now, not the bot.
@@ -660,6 +603,10 @@ fn on_rtcp(s: &mut SessionRt, src: usize, buf: &mut [u8]) {
     let (Some(remote), Some(dst)) = (a.remote, b.remote) else {
         return c.drop_packet(DropCause::NotReady);
     };
+    if a.direct.is_some() || b.direct.is_some() {
+        // An in-process peer neither sends nor reads RTCP.
+        return;
+    }
     // RTCP must come from the host the leg's RTP comes from (port may differ).
     if from.ip() != a.latch.target(remote.rtp).ip() {
         return c.drop_packet(DropCause::ForeignSource);

@@ -6,9 +6,9 @@ use super::config::{MediaFormat, WebSocketBot, WsProtocol};
 use super::error::WsBotError;
 use super::io;
 use super::jitter::{FRAME_SAMPLES, JitterBuffer};
+use super::media_side::MediaSide;
 use super::media_stream::MediaStreamCore;
 use super::protocol::{Command, Protocol};
-use super::rtp::RtpSide;
 use super::task::{CLOSE_BOUND, Shared, Task, ToTask};
 use super::types::{CallInfo, Counters, WsBotEvent, WsBotOptions, WsBotStats};
 use std::sync::{Arc, Mutex};
@@ -125,10 +125,10 @@ impl WsBot {
             .map_err(|_| WsBotError::Ended)
     }
 
-    /// Hands the call's RTP side to the session: from now on the session's own task sends the
-    /// bot's audio to it every 20 ms and gives the bot the person's audio that arrives on it
-    /// ([`WsBot::next_frame`] and [`WsBot::send_audio`] are then not needed).
-    pub async fn start_media(&self, side: RtpSide) -> Result<(), WsBotError> {
+    /// Hands the call's media side to the session: from now on the session's own task hands
+    /// the bot's audio to the relay every 20 ms and gives the bot the person's audio the relay
+    /// queues ([`WsBot::next_frame`] and [`WsBot::send_audio`] are then not needed).
+    pub async fn start_media(&self, side: MediaSide) -> Result<(), WsBotError> {
         self.commands
             .send(ToTask::Media(side))
             .await
@@ -159,7 +159,7 @@ impl WsBot {
     }
 
     /// The next 20 ms of the bot's audio (8 kHz PCM); silence when none is queued. Never waits;
-    /// the caller calls it once per 20 ms of real time (unless the session has an RTP side:
+    /// the caller calls it once per 20 ms of real time (unless the session has a media side:
     /// [`WsBot::start_media`]).
     pub fn next_frame(&self) -> [i16; FRAME_SAMPLES] {
         let mut player = self.shared.player();

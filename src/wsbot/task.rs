@@ -1,15 +1,16 @@
 //! The task that owns a WebSocket bot session's socket: relays commands and frames through
 //! the protocol core, applies its outputs, says goodbye at hang-up and resumes after a drop.
-//! Once the call has media it also owns the RTP side (`rtp.rs`): the person's datagrams go
-//! through the core to the socket and the playout clock (`pacer.rs`) plays the bot's audio,
-//! each frame as soon as it is due (on arrival for a bot streaming in real time), all in this one
-//! task: a second task per call for the RTP side meant a channel send, a lock and a task
-//! wake-up per 20 ms frame between the two (and a queue of up to 256 frames in which the
-//! person's audio aged when the machine was busy).
+//! Once the call has media it also owns the media side (`media_side.rs`, the relay's bot leg
+//! served in process): the person's audio goes through the core to the socket and the playout
+//! clock (`pacer.rs`) hands the bot's audio to the relay, each frame as soon as it is due (on
+//! arrival for a bot streaming in real time), all in this one task: a second task per call for
+//! the media side meant a channel send, a lock and a task wake-up per 20 ms frame between the
+//! two (and a queue of up to 256 frames in which the person's audio aged when the machine was
+//! busy).
 //!
 //! The task never waits for its event queue: an event that does not fit waits in a short
 //! backlog here, and while the backlog is full the socket is not read (the bot is slowed down,
-//! nothing it said is lost) — the RTP side keeps its pace and the person's audio keeps flowing
+//! nothing it said is lost) — the media side keeps its pace and the person's audio keeps flowing
 //! either way. Awaiting each event send stalled the whole task, audio included, whenever the
 //! call was slow to read its events.
 
@@ -17,9 +18,9 @@ use super::config::{MediaFormat, WebSocketBot};
 use super::error::WsBotError;
 use super::jitter::JitterBuffer;
 use super::link::{self, Link};
+use super::media_side::{self, MediaSide, Playout};
 use super::pacer::Step;
 use super::protocol::{Command, Output, Protocol};
-use super::rtp::{self, Playout, RtpSide};
 use super::types::{Counters, WsBotEvent, WsBotOptions};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::VecDeque;
@@ -49,9 +50,9 @@ impl Shared {
 pub(crate) enum ToTask {
     /// For the protocol core.
     Core(Command),
-    /// The call's RTP side: from now on this task paces the bot's audio to it and reads the
+    /// The call's media side: from now on this task paces the bot's audio to it and takes the
     /// person's from it.
-    Media(RtpSide),
+    Media(MediaSide),
 }
 
 /// How a connected stretch of the session ended.
@@ -72,10 +73,10 @@ pub(crate) struct Task {
     commands: mpsc::Receiver<ToTask>,
     /// Frames produced while reconnecting, sent after the resume (bounded).
     pending: Vec<String>,
-    /// The RTP side and its playout clock, once the call has media.
-    rtp: Option<RtpSide>,
+    /// The media side and its playout clock, once the call has media.
+    media: Option<MediaSide>,
     play: Option<Playout>,
-    /// One datagram from the relay.
+    /// One datagram from dialgate's prompt player.
     datagram: Box<[u8; 2048]>,
     /// Events the event queue had no room for, oldest first (see the module doc).
     backlog: VecDeque<WsBotEvent>,
@@ -106,7 +107,7 @@ impl Task {
             events,
             commands,
             pending: Vec::new(),
-            rtp: None,
+            media: None,
             play: None,
             datagram: Box::new([0; 2048]),
             backlog: VecDeque::new(),
@@ -155,19 +156,19 @@ impl Task {
         self.backlog.len() < MAX_BACKLOG
     }
 
-    /// Takes the call's RTP side and starts the playout clock. With `io_threads` the session
-    /// may run on another runtime than the call that made the socket: the socket is moved onto
+    /// Takes the call's media side and starts the playout clock. With `io_threads` the session
+    /// may run on another runtime than the call that made the prompts' socket: it is moved onto
     /// this task's runtime first. Otherwise both run on the same one and it is used as it is.
-    fn attach(&mut self, side: RtpSide) {
+    fn attach(&mut self, side: MediaSide) {
         let side = if self.opts.io_threads {
             side.rehome()
         } else {
             Ok(side)
         };
         match side {
-            Ok(side) => self.rtp = Some(side),
+            Ok(side) => self.media = Some(side),
             Err(e) => {
-                tracing::error!(error = %e, "the WebSocket bot's RTP socket cannot be used");
+                tracing::error!(error = %e, "the WebSocket bot's prompts socket cannot be used");
                 return;
             }
         }
@@ -179,7 +180,7 @@ impl Task {
     /// arrived leaves at once when its time has come. Marks whose audio has now played are
     /// echoed over `link` (none while the socket is down).
     async fn pace(&mut self, link: Option<&mut Link>) -> Result<(), String> {
-        let (Some(play), Some(side)) = (&mut self.play, &mut self.rtp) else {
+        let (Some(play), Some(side)) = (&mut self.play, &mut self.media) else {
             return Ok(());
         };
         let now = tokio::time::Instant::now();
@@ -200,7 +201,7 @@ impl Task {
                     }
                 }
             };
-            side.send(frame).await;
+            side.send(frame);
         }
         match link {
             Some(link) if marks_due => self.echo_marks(link).await,
@@ -208,21 +209,32 @@ impl Task {
         }
     }
 
-    /// One datagram from the relay: the person's audio goes through the core to the bot.
-    async fn person_audio(
-        &mut self,
-        link: &mut Link,
-        got: std::io::Result<(usize, std::net::SocketAddr)>,
-    ) -> Result<(), String> {
-        let (Ok((n, from)), Some(side)) = (got, &mut self.rtp) else {
-            return Ok(());
-        };
-        let Some(pcm) = side.receive(&self.datagram[..n], from) else {
+    /// The person's audio the relay queued: all of it goes through the core to the bot.
+    async fn person_audio(&mut self, link: &mut Link) -> Result<(), String> {
+        let Some(pcm) = self.take_person() else {
             return Ok(());
         };
         let mut out = Vec::new();
         self.core.on_command(Command::Audio(pcm), &mut out);
         self.apply_all(link, out).await
+    }
+
+    /// The person's audio waiting on the media side (8 kHz PCM), if any; what the relay
+    /// dropped meanwhile is counted.
+    fn take_person(&mut self) -> Option<Vec<i16>> {
+        let (pcm, dropped) = self.media.as_mut()?.take_person();
+        if dropped > 0 {
+            let c = &self.shared.counters.audio_dropped;
+            c.fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
+        }
+        pcm
+    }
+
+    /// One datagram from dialgate's prompt player (AC mode): kept to be mixed in.
+    fn prompt(&mut self, got: std::io::Result<(usize, std::net::SocketAddr)>) {
+        if let (Ok((n, from)), Some(p)) = (got, self.media.as_mut().and_then(|m| m.prompts_mut())) {
+            p.receive(&self.datagram[..n], from);
+        }
     }
 
     /// The format agreed with the bot (the configured one until the bot says otherwise).
@@ -412,8 +424,12 @@ impl Task {
                     }
                 },
                 // The clock's own wake-up; frames are paced below, on every wake.
-                () = rtp::wake_opt(&mut self.play) => Ok(()),
-                got = rtp::recv_opt(&self.rtp, &mut self.datagram[..]) => self.person_audio(link, got).await,
+                () = media_side::wake_opt(&mut self.play) => Ok(()),
+                () = media_side::person_opt(&self.media) => self.person_audio(link).await,
+                got = media_side::prompt_opt(&self.media, &mut self.datagram[..]) => {
+                    self.prompt(got);
+                    Ok(())
+                }
                 () = self.shared.marks_due.notified() => self.echo_marks(link).await,
                 open = room(&self.events), if !self.backlog.is_empty() => {
                     self.flush_backlog(open);
@@ -494,15 +510,19 @@ impl Task {
             tokio::select! {
                 () = tokio::time::sleep_until(until) => return false,
                 open = room(&self.events), if !self.backlog.is_empty() => self.flush_backlog(open),
-                () = rtp::wake_opt(&mut self.play) => {
+                () = media_side::wake_opt(&mut self.play) => {
                     let _ = self.pace(None).await;
                 }
-                got = rtp::recv_opt(&self.rtp, &mut self.datagram[..]) => {
-                    if let (Ok((n, from)), Some(side)) = (got, &mut self.rtp)
-                        && side.receive(&self.datagram[..n], from).is_some()
-                    {
-                        Counters::bump(&self.shared.counters.audio_dropped);
+                () = media_side::person_opt(&self.media) => {
+                    if let Some(pcm) = self.take_person() {
+                        // Counted in 20 ms frames, as the relay's own drops.
+                        let frames = pcm.len().div_ceil(super::jitter::FRAME_SAMPLES) as u64;
+                        let c = &self.shared.counters.audio_dropped;
+                        c.fetch_add(frames, std::sync::atomic::Ordering::Relaxed);
                     }
+                }
+                got = media_side::prompt_opt(&self.media, &mut self.datagram[..]) => {
+                    self.prompt(got);
                     // A prompt frame may have come: it plays without waiting for the bot.
                     let _ = self.pace(None).await;
                 }

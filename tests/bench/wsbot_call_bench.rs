@@ -203,13 +203,14 @@ struct Figures {
 enum Kind {
     /// A SIP bot: an RTP echo on the relay's bot side.
     Sip,
-    /// A WebSocket bot through the call's bridge (the session's task owns the RTP side).
+    /// A WebSocket bot through the call's bridge (the session's task serves the relay's bot
+    /// leg in process).
     WebSocket,
     /// The same with the sessions on dialgate's WebSocket bot I/O threads (`io_threads: true`).
     WebSocketIoThreads,
-    /// A WebSocket bot with the RTP side in a second task per call, as the bridge was built
-    /// before (each frame crossed the session's channel and jitter-buffer lock): the same
-    /// run's reference for what merging the two saved.
+    /// A WebSocket bot with an RTP side over UDP in a second task per call, as the bridge was
+    /// built first (each frame crossed a loopback socket, the session's channel and its
+    /// jitter-buffer lock): the same run's reference for what the direct leg saved.
     WebSocketTwoTasks,
 }
 
@@ -273,13 +274,13 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
             .unwrap();
         let relay_bot = s.local_rtp_addr(Leg::Bot);
         if kind != Kind::Sip {
-            let b = gw_rt.block_on(UdpSocket::bind("127.0.0.1:0")).unwrap();
-            s.set_remote(Leg::Bot, remote(b.local_addr().unwrap()))
-                .unwrap();
             let (info, mut opts) = (bench_call(format!("call-{call}")), bench_options());
             opts.io_threads = kind == Kind::WebSocketIoThreads;
             let _guard = gw_rt.enter();
             if kind == Kind::WebSocketTwoTasks {
+                let b = gw_rt.block_on(UdpSocket::bind("127.0.0.1:0")).unwrap();
+                s.set_remote(Leg::Bot, remote(b.local_addr().unwrap()))
+                    .unwrap();
                 let ws = gw_rt
                     .block_on(WsBot::connect(&cfg, info, opts))
                     .expect("session");
@@ -291,7 +292,8 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
             let (bridge, mut events) = WsBridge::spawn(cfg.clone(), info, opts, metrics.clone());
             let opened = gw_rt.block_on(async { events.recv().await });
             assert!(matches!(opened, Some(BridgeEvent::Opened)), "{opened:?}");
-            bridge.start_media(b, relay_bot, None);
+            // The relay's bot leg served in process by the session (no socket between them).
+            bridge.start_media(s.attach_direct().expect("direct bot leg"), None);
             bridges.push((bridge, events));
         } else {
             let sock = peer_rt.block_on(UdpSocket::bind("127.0.0.1:0")).unwrap();

@@ -28,8 +28,10 @@
 //! | `bot_session_timer` | 42800-42999 | | 16640-16649 |
 //! | `carrier_pjsip` | 57000-58399 | 58400-59099 | free |
 //! | `call_leak` | 28300-28399 | | 16960-16961 |
+//! | `wsbot_backpressure` | 44400-44479 | free | |
+//! | `wsbot_direct` | 44480-44599 | free | |
 //!
-//! `wsbot_ac`, `wsbot_backpressure` and `wsbot_media_stream` use free ports only.
+//! `wsbot_ac` and `wsbot_media_stream` use free ports only.
 
 mod bot_session_timer;
 mod call_early_media_bot;
@@ -56,4 +58,5 @@ mod common;
 mod ipv6_call;
 mod wsbot_ac;
 mod wsbot_backpressure;
+mod wsbot_direct;
 mod wsbot_media_stream;

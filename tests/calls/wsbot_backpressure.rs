@@ -2,15 +2,17 @@
 //! bot's audio keeps its pace): a session or bridge whose events are not read keeps playing the
 //! bot's audio to the relay and loses no event once they are read; a flood of commands on the
 //! bridge is dropped and counted without crowding out the hang-up. Real sockets on loopback: the
-//! bot server of `tests/common/wsbot.rs`, a UDP socket standing in for the relay's bot side.
+//! bot server of `tests/common/wsbot.rs`, the relay with its bot leg served in process and a UDP
+//! socket standing in for the person (`wsbot_direct.rs`).
 
 use crate::common;
 
+use super::wsbot_direct::person_side;
 use common::wsbot::*;
 use dialgate::call::wsbridge::{BridgeEvent, WsBridge};
 use dialgate::media::g711::{G711Law, decode};
 use dialgate::overflow::{self, Queue};
-use dialgate::wsbot::{MediaFormat, RtpSide, WsBot, WsBotEvent, WsBotOptions, WsProtocol};
+use dialgate::wsbot::{MediaFormat, MediaSide, WsBot, WsBotEvent, WsBotOptions, WsProtocol};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::net::UdpSocket;
@@ -18,14 +20,8 @@ use tokio::net::UdpSocket;
 /// The bots of these tests speak µ-law.
 const MULAW: MediaFormat = MediaFormat::Mulaw;
 
-/// The relay's side: a socket for the session's RTP and the address the session sends to.
-async fn relay_pair() -> (UdpSocket, UdpSocket) {
-    let relay = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let side = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    (relay, side)
-}
-
-/// Waits (bounded by [`WAIT`]) until `want` RTP packets carrying sound reached `relay`.
+/// Waits (bounded by [`WAIT`]) until `want` RTP packets carrying sound reached `relay` (the
+/// person's socket).
 async fn sound_packets(relay: &UdpSocket, want: usize) -> usize {
     let mut buf = [0u8; 2048];
     let mut loud = 0;
@@ -78,7 +74,7 @@ fn numbers<'a>(events: impl IntoIterator<Item = &'a WsBotEvent>) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_whose_events_are_not_read_keeps_playing_the_bots_audio_and_loses_none() {
-    // 1. A session with a tiny event queue (4), its RTP side pointed at our "relay".
+    // 1. A session with a tiny event queue (4), serving the relay's bot leg.
     let mut server = BotServer::start(None, None).await;
     let cfg = bot(&server.url("ws"), WsProtocol::AcBotApi, None, MULAW);
     let opts = WsBotOptions {
@@ -92,11 +88,8 @@ async fn a_session_whose_events_are_not_read_keeps_playing_the_bots_audio_and_lo
     conn.send(json!({"type": "session.accepted", "mediaFormat": "raw/mulaw"}))
         .await;
     let mut ws = connecting.await.unwrap().expect("session opened");
-    let (relay, side) = relay_pair().await;
-    let relay_addr = relay.local_addr().unwrap();
-    ws.start_media(RtpSide::new(side, relay_addr, None))
-        .await
-        .unwrap();
+    let (relay, port) = person_side(44400, 44439).await;
+    ws.start_media(MediaSide::new(port, None)).await.unwrap();
 
     // 2. The bot queues 4 s of a tone, then 200 activities: far more events than the queue
     //    holds, and nobody reads them.
@@ -105,7 +98,7 @@ async fn a_session_whose_events_are_not_read_keeps_playing_the_bots_audio_and_lo
 
     // 3. The tone still reaches the relay at its pace: 100 frames (2 s) of sound arrive.
     //    (A task that waited for room in its event queue stopped here, audio included.)
-    assert_eq!(sound_packets(&relay, 100).await, 100);
+    assert_eq!(sound_packets(&relay.person, 100).await, 100);
 
     // 4. Read now, the events are all there, in order: the play stream's start, then every
     //    activity.
@@ -132,8 +125,8 @@ async fn a_bridge_whose_call_is_slow_keeps_the_bots_audio_flowing_and_loses_no_e
     assert_eq!(conn.recv().await["type"], "session.initiate");
     conn.send(json!({"type": "session.accepted", "mediaFormat": "raw/mulaw"}))
         .await;
-    let (relay, side) = relay_pair().await;
-    bridge.start_media(side, relay.local_addr().unwrap(), None);
+    let (relay, port) = person_side(44440, 44479).await;
+    bridge.start_media(port, None);
 
     // 2. The bot plays 4 s of a tone, then sends 600 activities: more than the bridge's and
     //    the session's queues and the session's backlog together.
@@ -141,7 +134,7 @@ async fn a_bridge_whose_call_is_slow_keeps_the_bots_audio_flowing_and_loses_no_e
     tone_then_activities(&mut conn, 4, N).await;
 
     // 3. The person's side keeps getting the tone at its pace.
-    assert_eq!(sound_packets(&relay, 100).await, 100);
+    assert_eq!(sound_packets(&relay.person, 100).await, 100);
 
     // 4. The call reads at last: the session opened, the stream started, every activity in
     //    order.

@@ -5,9 +5,8 @@
 use super::{Actor, ActorCmd, Input};
 use crate::call::machine::{BotEvent, FailureKind};
 use crate::call::wsbridge::{BridgeEvent, WsBridge, speaks_text};
-use crate::media::{AudioCodec, Direction, Leg, RemoteMedia};
 use crate::tts::{Player, PlayerConfig};
-use crate::wsbot::{CallInfo, WsBotEvent, WsBotOptions};
+use crate::wsbot::{CallInfo, Prompts, WsBotEvent, WsBotOptions};
 use serde_json::Value;
 use std::net::SocketAddr;
 
@@ -42,59 +41,61 @@ impl Actor {
         true
     }
 
-    /// "Answers" a WebSocket bot's leg: dialgate's endpoint on the relay's bot side carries the
-    /// bot's audio to the person and the person's to the bot. In AC mode dialgate's player
-    /// speaks the bot's `message` text into the same stream.
+    /// "Answers" a WebSocket bot's leg: the relay's bot side is served in process by the
+    /// session (the bot's audio to the person, the person's to the bot). In AC mode dialgate's
+    /// player speaks the bot's `message` text into the same stream.
     pub(super) async fn start_ws_media(&mut self) -> Option<Input> {
         let media = self.media.as_ref()?;
-        let failed = |reason: String| Input::BotFailed {
-            code: None,
-            kind: FailureKind::Internal,
-            reason,
-        };
-        let relay = media.local_rtp_addr(Leg::Bot);
-        let socket =
-            match tokio::net::UdpSocket::bind(SocketAddr::new(self.engine.public_ip(), 0)).await {
-                Ok(s) => s,
-                Err(e) => return Some(failed(format!("no RTP socket for the WebSocket bot: {e}"))),
-            };
-        let local = match socket.local_addr() {
-            Ok(a) => a,
-            Err(e) => return Some(failed(format!("no RTP socket for the WebSocket bot: {e}"))),
-        };
-        let remote = RemoteMedia {
-            rtp: local,
-            rtcp: None,
-            codec: AudioCodec::PCMU,
-            dtmf_pt: None,
-            direction: Direction::SendRecv,
-        };
-        if let Err(e) = media.set_remote(Leg::Bot, remote) {
-            return Some(failed(format!(
-                "cannot connect the WebSocket bot's audio: {e}"
-            )));
-        }
-        let mut prompts_from = None;
-        if speaks_text(&self.bot) {
-            // The player sends to the bridge, which mixes it into the bot's audio: the relay's
-            // bot side has one remote.
-            let mut cfg = PlayerConfig::new(local);
-            cfg.bind = SocketAddr::new(self.engine.public_ip(), 0);
-            cfg.conversation_id = Some(self.id.clone());
-            cfg.silence_between_prompts = false;
-            match Player::start(cfg).await {
-                Ok(mut p) => {
-                    prompts_from = Some(p.local_addr());
-                    self.player_events = p.take_events();
-                    self.player = Some(p);
-                }
-                Err(e) => tracing::warn!(error = %e, "the WebSocket bot's text cannot be spoken"),
+        let port = match media.attach_direct() {
+            Ok(p) => p,
+            Err(e) => {
+                return Some(Input::BotFailed {
+                    code: None,
+                    kind: FailureKind::Internal,
+                    reason: format!("cannot connect the WebSocket bot's audio: {e}"),
+                });
             }
-        }
+        };
+        let prompts = if speaks_text(&self.bot) {
+            self.start_ws_prompts().await
+        } else {
+            None
+        };
         let ws = self.ws.as_ref()?;
-        ws.start_media(socket, relay, prompts_from);
+        ws.start_media(port, prompts);
         self.timeline("bot", "WebSocket bot: audio bridged").await;
         Some(Input::BotAnswered)
+    }
+
+    /// dialgate's player for an AC-mode bot's text, speaking to a socket of the session's that
+    /// mixes it into the bot's audio (the relay's bot side has one peer). `None` (logged) when
+    /// it cannot start: the call goes on without spoken text.
+    async fn start_ws_prompts(&mut self) -> Option<Prompts> {
+        let ip = self.engine.public_ip();
+        let socket = match tokio::net::UdpSocket::bind(SocketAddr::new(ip, 0)).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "the WebSocket bot's text cannot be spoken");
+                return None;
+            }
+        };
+        let local = socket.local_addr().ok()?;
+        let mut cfg = PlayerConfig::new(local);
+        cfg.bind = SocketAddr::new(ip, 0);
+        cfg.conversation_id = Some(self.id.clone());
+        cfg.silence_between_prompts = false;
+        match Player::start(cfg).await {
+            Ok(mut p) => {
+                let prompts = Prompts::new(socket, p.local_addr());
+                self.player_events = p.take_events();
+                self.player = Some(p);
+                Some(prompts)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the WebSocket bot's text cannot be spoken");
+                None
+            }
+        }
     }
 
     /// A bot event or activity for a WebSocket bot; `false` when the bot is not one.

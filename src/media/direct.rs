@@ -1,0 +1,247 @@
+//! A bot leg served in process: dialgate's own endpoint on the relay's bot side (a WebSocket
+//! bot's session) without a socket between the two.
+//!
+//! Before, the session owned a UDP socket the relay forwarded the person's audio to, and sent
+//! the bot's frames back to the relay's bot port as RTP: per 20 ms frame and direction a
+//! `sendto`, a `recvfrom`, an RTP encode and decode and a wake-up of the receiving side — half
+//! of a WebSocket call's CPU was that loopback hop. Now:
+//!
+//! * **person → bot**: the relay appends the person's audio (PCMU, transcoded if the carrier
+//!   speaks A-law) to the port's bounded byte queue and wakes the session's task only when the
+//!   queue was empty (one wake-up per batch however many packets are waiting); the session
+//!   takes everything waiting at once.
+//! * **bot → person**: the session's playout clock pushes each due frame (PCMU) into its relay
+//!   thread's outbox, one bounded queue per relay thread shared by its sessions, without a
+//!   syscall; the relay drains the outbox every time it wakes, and wakes at least every
+//!   [`DIRECT_TICK_MS`] while it serves a direct leg. A drained frame takes the same path as a
+//!   bot's RTP packet (recording, dialgate's own injected stream holding it back, sequence
+//!   rewriting, SRTP toward the carrier).
+//!
+//! Neither side ever waits for the other: a full queue drops the frame and counts it
+//! (`dialgate_queue_full_total{queue="wsbot_audio"|"wsbot_playout"}`).
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::types::{AudioCodec, Direction, RemoteMedia};
+use crate::overflow::{self, Queue};
+
+/// Bytes (8 kHz PCMU samples) in one 20 ms frame.
+pub const DIRECT_FRAME: usize = 160;
+/// How long a relay thread serving a direct leg sleeps at most between outbox drains: the
+/// most a bot frame waits there when no packet wakes the thread sooner. One wake-up per tick
+/// for the whole thread, not per call.
+pub const DIRECT_TICK_MS: i32 = 2;
+/// The person's audio kept for a session that has not taken it: 1 s (its task is behind, on a
+/// busy machine; beyond that, older audio would only reach the bot late).
+const PERSON_BYTES: usize = 8000;
+/// Bot frames waiting for one relay thread, all its sessions together (~1 s for 250 calls).
+const OUTBOX_FRAMES: usize = 12_800;
+
+/// What the relay's bot leg believes about a direct peer: PCMU at payload type 0, both ways.
+/// The address is never sent to (nothing leaves the bot leg's socket toward it).
+pub(crate) const DIRECT_REMOTE: RemoteMedia = RemoteMedia {
+    rtp: SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9),
+    rtcp: None,
+    codec: AudioCodec::PCMU,
+    dtmf_pt: None,
+    direction: Direction::SendRecv,
+};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain bytes: a panic elsewhere while holding the lock leaves them usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One relay thread's queue of bot frames from its sessions' endpoints.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    frames: Mutex<Vec<(u64, [u8; DIRECT_FRAME])>>,
+}
+
+impl Outbox {
+    /// Queues a frame for session `id`; `false` when full (the frame is dropped).
+    fn push(&self, id: u64, frame: &[u8; DIRECT_FRAME]) -> bool {
+        let mut q = lock(&self.frames);
+        if q.len() >= OUTBOX_FRAMES {
+            return false;
+        }
+        q.push((id, *frame));
+        true
+    }
+
+    /// Swaps everything queued into `into` (empty on entry; its allocation is reused next time).
+    pub(crate) fn take(&self, into: &mut Vec<(u64, [u8; DIRECT_FRAME])>) {
+        std::mem::swap(&mut *lock(&self.frames), into);
+    }
+}
+
+/// What the relay thread and the session's endpoint share.
+pub(crate) struct DirectShared {
+    /// The person's audio (PCMU) not yet taken by the session.
+    person: Mutex<VecDeque<u8>>,
+    /// Rung when the person's audio arrives in an empty queue.
+    wake: tokio::sync::Notify,
+    /// The endpoint is gone: the relay stops handing it audio.
+    closed: AtomicBool,
+    /// Packets of the person's audio dropped because the queue was full, not yet reported.
+    dropped: AtomicU64,
+}
+
+impl DirectShared {
+    /// The relay's side: appends the person's audio (PCMU) and wakes the session if it was not
+    /// already due to wake. Never waits; a full queue drops the packet and counts it.
+    pub(crate) fn push_person(&self, pcmu: &[u8]) {
+        if self.closed.load(Relaxed) {
+            return;
+        }
+        let was_empty = {
+            let mut q = lock(&self.person);
+            if q.len() + pcmu.len() > PERSON_BYTES {
+                drop(q);
+                self.dropped.fetch_add(1, Relaxed);
+                overflow::dropped(Queue::WsBotAudio, "the person's audio for a WebSocket bot");
+                return;
+            }
+            let was_empty = q.is_empty();
+            q.extend(pcmu);
+            was_empty
+        };
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// The session's end of a direct bot leg (made by
+/// [`MediaSession::attach_direct`](super::MediaSession::attach_direct)). Dropping it stops the
+/// person's audio from being queued for it.
+pub struct DirectPort {
+    id: u64,
+    shared: Arc<DirectShared>,
+    outbox: Arc<Outbox>,
+}
+
+impl std::fmt::Debug for DirectPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectPort").field("id", &self.id).finish()
+    }
+}
+
+impl DirectPort {
+    /// A port for session `id` on the relay thread that drains `outbox`, and the half the
+    /// relay thread keeps.
+    pub(crate) fn new(id: u64, outbox: Arc<Outbox>) -> (DirectPort, Arc<DirectShared>) {
+        let shared = Arc::new(DirectShared {
+            person: Mutex::new(VecDeque::with_capacity(PERSON_BYTES)),
+            wake: tokio::sync::Notify::new(),
+            closed: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+        });
+        let port = DirectPort {
+            id,
+            shared: shared.clone(),
+            outbox,
+        };
+        (port, shared)
+    }
+
+    /// Hands one 20 ms frame of the bot's audio (PCMU) to the relay, which sends it to the
+    /// person the next time it wakes (within [`DIRECT_TICK_MS`]). Never waits: when the relay
+    /// is that far behind the frame is dropped and counted.
+    pub fn send_to_person(&self, pcmu: &[u8; DIRECT_FRAME]) {
+        if !self.outbox.push(self.id, pcmu) {
+            overflow::dropped(
+                Queue::WsBotPlayout,
+                "the bot's audio for the person (the relay is behind)",
+            );
+        }
+    }
+
+    /// Moves the person's audio waiting (PCMU) to the end of `out`; how many bytes came.
+    pub fn take_person_audio(&self, out: &mut Vec<u8>) -> usize {
+        let mut q = lock(&self.shared.person);
+        let n = q.len();
+        out.extend(q.drain(..));
+        n
+    }
+
+    /// Packets of the person's audio dropped (queue full) since the last call.
+    pub fn take_dropped(&self) -> u64 {
+        self.shared.dropped.swap(0, Relaxed)
+    }
+
+    /// Waits until the person's audio arrived in an empty queue (at once if it did since the
+    /// last [`DirectPort::take_person_audio`] emptied it).
+    pub async fn person_audio(&self) {
+        self.shared.wake.notified().await
+    }
+}
+
+impl Drop for DirectPort {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Relaxed);
+        lock(&self.shared.person).clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_person_queue_drops_and_counts_and_wakes_once_per_batch() {
+        // 1. A port; 50 packets of 20 ms fit (1 s), the 51st does not.
+        let outbox = Arc::new(Outbox::default());
+        let (port, relay_side) = DirectPort::new(7, outbox);
+        let before = overflow::count(Queue::WsBotAudio);
+        for _ in 0..51 {
+            relay_side.push_person(&[0xffu8; DIRECT_FRAME]);
+        }
+        assert!(overflow::count(Queue::WsBotAudio) > before);
+        // 2. The session takes all fifty at once.
+        let mut got = Vec::new();
+        assert_eq!(port.take_person_audio(&mut got), PERSON_BYTES);
+        // 3. One wake-up was stored for the whole batch: the first wait returns at once, the
+        //    second does not.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            port.person_audio().await;
+            let again =
+                tokio::time::timeout(std::time::Duration::from_millis(20), port.person_audio());
+            assert!(again.await.is_err());
+        });
+    }
+
+    #[test]
+    fn a_full_outbox_drops_and_counts_instead_of_waiting() {
+        // 1. A relay that does not drain: the outbox fills to its bound.
+        let outbox = Arc::new(Outbox::default());
+        let (port, _relay_side) = DirectPort::new(1, outbox.clone());
+        let before = overflow::count(Queue::WsBotPlayout);
+        for _ in 0..OUTBOX_FRAMES + 5 {
+            port.send_to_person(&[0; DIRECT_FRAME]);
+        }
+        // 2. The five beyond the bound were dropped and counted; the rest are drained whole.
+        assert!(overflow::count(Queue::WsBotPlayout) >= before + 5);
+        let mut got = Vec::new();
+        outbox.take(&mut got);
+        assert_eq!(got.len(), OUTBOX_FRAMES);
+    }
+
+    #[test]
+    fn a_dropped_port_is_handed_no_more_audio() {
+        let outbox = Arc::new(Outbox::default());
+        let (port, relay_side) = DirectPort::new(1, outbox);
+        drop(port);
+        for _ in 0..20 {
+            relay_side.push_person(&[0; DIRECT_FRAME]);
+        }
+        assert!(lock(&relay_side.person).is_empty());
+    }
+}

@@ -1,0 +1,87 @@
+//! dialgate's own prompts in AC mode (the bot's `message` text spoken by dialgate's player),
+//! mixed into the bot's audio: the player sends paced PCMU RTP to this socket, whose frames
+//! wait here (at most 1 s) to be added to the bot's next frames. The only socket left on a
+//! WebSocket session's media side: the player is an RTP sender shared with every other bot
+//! kind, and it sends only while a prompt plays, so it costs nothing per frame otherwise.
+
+use super::jitter::FRAME_SAMPLES;
+use crate::media::g711::{self, G711Law};
+use crate::media::rtp;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use tokio::net::UdpSocket;
+
+/// Prompt frames waiting to be mixed in: at most 1 s.
+const MAX_PROMPT_FRAMES: usize = 50;
+
+/// The socket dialgate's player speaks to, and what it said not yet mixed in.
+#[derive(Debug)]
+pub struct Prompts {
+    socket: UdpSocket,
+    player: SocketAddr,
+    frames: VecDeque<[i16; FRAME_SAMPLES]>,
+    partial: Vec<i16>,
+}
+
+impl Prompts {
+    /// Prompts arriving on `socket` from the player at `player` (others are ignored).
+    pub fn new(socket: UdpSocket, player: SocketAddr) -> Prompts {
+        Prompts {
+            socket,
+            player,
+            frames: VecDeque::new(),
+            partial: Vec::new(),
+        }
+    }
+
+    /// Moves the socket onto the runtime of the calling task (it was made on the call's).
+    pub(crate) fn rehome(self) -> std::io::Result<Prompts> {
+        let socket = UdpSocket::from_std(self.socket.into_std()?)?;
+        Ok(Prompts { socket, ..self })
+    }
+
+    /// Waits for the next datagram into `buf`.
+    pub(crate) async fn recv(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.socket.recv_from(buf).await
+    }
+
+    /// Whether a prompt frame waits (it is sent without waiting for the bot's audio).
+    pub(crate) fn has_frame(&self) -> bool {
+        !self.frames.is_empty()
+    }
+
+    /// Adds the next prompt frame, if any, to the bot's `frame`.
+    pub(crate) fn mix_into(&mut self, frame: &mut [i16; FRAME_SAMPLES]) {
+        if let Some(p) = self.frames.pop_front() {
+            for (s, q) in frame.iter_mut().zip(p) {
+                *s = s.saturating_add(q);
+            }
+        }
+    }
+
+    /// One datagram: the player's audio is cut into 20 ms frames and kept.
+    pub(crate) fn receive(&mut self, buf: &[u8], from: SocketAddr) {
+        if from != self.player {
+            return;
+        }
+        let Some(view) = rtp::parse_rtp(buf) else {
+            return;
+        };
+        let law = match view.pt {
+            0 => G711Law::Pcmu,
+            8 => G711Law::Pcma,
+            _ => return, // telephone-event and comfort noise: not audio
+        };
+        let payload = &buf[view.payload_start..view.payload_end];
+        self.partial
+            .extend(payload.iter().map(|b| g711::decode(law, *b)));
+        while self.partial.len() >= FRAME_SAMPLES {
+            let mut f = [0i16; FRAME_SAMPLES];
+            f.copy_from_slice(&self.partial[..FRAME_SAMPLES]);
+            self.partial.drain(..FRAME_SAMPLES);
+            if self.frames.len() < MAX_PROMPT_FRAMES {
+                self.frames.push_back(f);
+            }
+        }
+    }
+}

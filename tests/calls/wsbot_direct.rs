@@ -1,0 +1,219 @@
+//! The relay's bot leg served in process for a WebSocket bot (`media/direct.rs`): no socket
+//! between the relay and the session. Real sockets where there are any: the person is a UDP
+//! socket on loopback speaking RTP to the relay's carrier port, the bot is the WebSocket bot
+//! server of `tests/common/wsbot.rs`.
+
+use crate::common;
+
+use common::wsbot::*;
+use dialgate::media::g711::{G711Law, decode, linear_to_ulaw};
+use dialgate::media::{
+    AudioCodec, DIRECT_FRAME, DirectPort, Direction, Leg, MediaConfig, MediaEngine, MediaSession,
+    RemoteMedia,
+};
+use dialgate::overflow::{self, Queue};
+use dialgate::wsbot::{MediaFormat, MediaSide, WsBot, WsProtocol};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+/// A call's media with the bot leg served in process: the relay, the person's phone (a UDP
+/// socket that is the carrier leg's peer) and the relay's carrier address it talks to.
+pub(crate) struct PersonSide {
+    _engine: MediaEngine,
+    pub session: MediaSession,
+    pub person: UdpSocket,
+    pub relay: SocketAddr,
+}
+
+/// Step 1 of these tests: a relay on ports `min..=max`, one session, the person's socket as
+/// the carrier's peer (PCMU), and the bot leg's port.
+pub(crate) async fn person_side(min: u16, max: u16) -> (PersonSide, DirectPort) {
+    let engine = MediaEngine::new(MediaConfig {
+        port_min: min,
+        port_max: max,
+        inactivity_timeout: None,
+        ..MediaConfig::default()
+    })
+    .expect("media engine");
+    let session = engine.create_session("conv-direct").expect("session");
+    let person = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let remote = RemoteMedia {
+        rtp: person.local_addr().unwrap(),
+        rtcp: None,
+        codec: AudioCodec::PCMU,
+        dtmf_pt: None,
+        direction: Direction::SendRecv,
+    };
+    session.set_remote(Leg::Carrier, remote).unwrap();
+    let port = session.attach_direct().expect("direct bot leg");
+    let relay = session.local_rtp_addr(Leg::Carrier);
+    let side = PersonSide {
+        _engine: engine,
+        session,
+        person,
+        relay,
+    };
+    (side, port)
+}
+
+/// One RTP packet of the person's: PCMU, 20 ms.
+fn rtp_packet(seq: u16, pcm: &[i16]) -> Vec<u8> {
+    let mut pkt = vec![0x80u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0d, 0x1e];
+    pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+    pkt[4..8].copy_from_slice(&(seq as u32 * 160).to_be_bytes());
+    pkt.extend(pcm.iter().map(|s| linear_to_ulaw(*s)));
+    pkt
+}
+
+/// The samples after the first loud one (minus a margin): where a test signal starts.
+fn from_first_sound(samples: &[i16]) -> &[i16] {
+    let first = samples.iter().position(|s| s.unsigned_abs() > 500);
+    &samples[first.unwrap_or(samples.len()).saturating_sub(40)..]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_crosses_the_direct_leg_both_ways_and_correlates() {
+    // 1. The call's media with the bot leg served in process.
+    let (side, port) = person_side(44480, 44519).await;
+
+    // 2. An AC-mode bot (µ-law) accepts the session, which takes the bot leg's port; the user
+    //    stream starts.
+    let mut server = BotServer::start(None, None).await;
+    let cfg = bot(
+        &server.url("ws"),
+        WsProtocol::AcBotApi,
+        None,
+        MediaFormat::Mulaw,
+    );
+    let connecting = tokio::spawn(async move {
+        WsBot::connect(&cfg, call_info("conv-direct"), quick_options()).await
+    });
+    let mut conn = server.accept().await;
+    assert_eq!(conn.recv().await["type"], "session.initiate");
+    conn.send(json!({"type": "session.accepted", "mediaFormat": "raw/mulaw"}))
+        .await;
+    let ws = connecting.await.unwrap().expect("session opened");
+    ws.start_media(MediaSide::new(port, None)).await.unwrap();
+    ws.start_user_stream().await.unwrap();
+    assert_eq!(conn.recv().await["type"], "userStream.start");
+    conn.send(json!({"type": "userStream.started"})).await;
+
+    // 3. The person says a 1 s chirp: 50 RTP packets, one per 20 ms.
+    let chirp = chirp_8k(1.0);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for (k, frame) in chirp.chunks(160).enumerate() {
+        tick.tick().await;
+        let pkt = rtp_packet(k as u16, frame);
+        side.person.send_to(&pkt, side.relay).await.unwrap();
+    }
+
+    // 4. The bot hears it, sample for sample (µ-law both ways: the same waveform).
+    let mut heard = Vec::new();
+    while heard.len() < chirp.len() {
+        let m = conn.recv().await;
+        if m["type"] == "userStream.chunk" {
+            let bytes = unb64(m["audioChunk"].as_str().expect("audioChunk"));
+            heard.extend(bytes.iter().map(|b| decode(G711Law::Pcmu, *b)));
+        }
+    }
+    let (peak, _) = best_correlation(&chirp, from_first_sound(&heard), 200);
+    assert!(peak > 0.95, "person->bot correlation {peak}");
+
+    // 5. The bot says the chirp back at once (far faster than real time): the person hears it
+    //    paced, whole.
+    let said: Vec<u8> = chirp.iter().map(|s| linear_to_ulaw(*s)).collect();
+    conn.send(json!({"type": "playStream.start", "streamId": "s"}))
+        .await;
+    for chunk in said.chunks(800) {
+        conn.send(json!({"type": "playStream.chunk", "streamId": "s", "audioChunk": b64(chunk)}))
+            .await;
+    }
+    conn.send(json!({"type": "playStream.stop", "streamId": "s"}))
+        .await;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    let _ = tokio::time::timeout(WAIT, async {
+        while from_first_sound(&got).len() < chirp.len() + 200 {
+            let (n, _) = side.person.recv_from(&mut buf).await.unwrap();
+            got.extend(buf[12..n].iter().map(|b| decode(G711Law::Pcmu, *b)));
+        }
+    })
+    .await;
+    let (peak, _) = best_correlation(&chirp, from_first_sound(&got), 200);
+    assert!(peak > 0.95, "bot->person correlation {peak}");
+
+    // 6. The relay counted the bot's frames as the bot leg's packets.
+    assert!(side.session.stats().bot.packets_received >= 50);
+    assert!(ws.hangup("client-disconnected", "done").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_direct_queue_drops_and_counts_and_the_relay_goes_on() {
+    // 1. The call's media with the bot leg served in process; nobody takes the person's audio.
+    let (side, port) = person_side(44520, 44559).await;
+    let before = overflow::count(Queue::WsBotAudio);
+
+    // 2. The person sends 1.2 s of audio (60 packets) at once: 1 s of it fits the port's queue.
+    for k in 0..60u16 {
+        let pkt = rtp_packet(k, &[3000i16; 160]);
+        side.person.send_to(&pkt, side.relay).await.unwrap();
+    }
+    let mut dropped = 0;
+    wait_until(|| {
+        dropped += port.take_dropped();
+        dropped >= 10
+    })
+    .await;
+
+    // 3. The rest were dropped and counted, on the port and in the queue-full counter.
+    assert_eq!(dropped, 10);
+    assert!(overflow::count(Queue::WsBotAudio) >= before + 10);
+    let mut taken = Vec::new();
+    assert_eq!(port.take_person_audio(&mut taken), 50 * DIRECT_FRAME);
+
+    // 4. Meanwhile the relay was never held: the bot's frames still reach the person, in order.
+    for k in 0..5u8 {
+        port.send_to_person(&[k + 1; DIRECT_FRAME]);
+    }
+    let mut buf = [0u8; 2048];
+    for k in 0..5u8 {
+        let (n, _) = tokio::time::timeout(WAIT, side.person.recv_from(&mut buf))
+            .await
+            .expect("the bot's frame in time")
+            .unwrap();
+        assert_eq!(n, 12 + DIRECT_FRAME);
+        assert_eq!(buf[12], k + 1);
+    }
+
+    // 5. Emptied, the queue takes the person's audio again.
+    let pkt = rtp_packet(60, &[3000i16; 160]);
+    side.person.send_to(&pkt, side.relay).await.unwrap();
+    taken.clear();
+    wait_until(|| port.take_person_audio(&mut taken) > 0 || !taken.is_empty()).await;
+    assert_eq!(taken.len(), DIRECT_FRAME);
+}
+
+#[tokio::test]
+async fn a_stray_sender_on_a_direct_legs_socket_is_not_heard() {
+    // 1. The call's media with the bot leg served in process.
+    let (side, port) = person_side(44560, 44599).await;
+
+    // 2. Someone sends RTP to the bot leg's socket, which nobody should be using now.
+    let stray = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let bot_port = side.session.local_rtp_addr(Leg::Bot);
+    for k in 0..5u16 {
+        stray
+            .send_to(&rtp_packet(k, &[3000i16; 160]), bot_port)
+            .await
+            .unwrap();
+    }
+
+    // 3. The relay drops it as a foreign source; the person hears nothing of it.
+    wait_until(|| side.session.stats().bot.dropped_foreign_source >= 5).await;
+    let mut buf = [0u8; 2048];
+    let heard = tokio::time::timeout(Duration::from_millis(200), side.person.recv_from(&mut buf));
+    assert!(heard.await.is_err(), "the stray audio reached the person");
+    drop(port);
+}
