@@ -43,7 +43,19 @@ fn bursts_of_voice_are_counted_across_pauses_not_inside_words() {
     ]
     .concat();
     assert_eq!(voiced_runs(&two), 2);
-    // 4. Silence alone has none; a 20 ms click of voice is no burst.
+    // 4. A lone voiced frame of noise inside the pause does not join the two words.
+    let bridged = [
+        silence(500),
+        vowel(400),
+        silence(140),
+        vowel(20),
+        silence(100),
+        vowel(400),
+        silence(800),
+    ]
+    .concat();
+    assert_eq!(voiced_runs(&bridged), 2);
+    // 5. Silence alone has none; a 20 ms click of voice is no burst.
     assert_eq!(voiced_runs(&silence(2000)), 0);
     let click = [silence(500), vowel(20), silence(500)].concat();
     assert_eq!(voiced_runs(&click), 0);
