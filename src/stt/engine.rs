@@ -234,7 +234,13 @@ fn worker(
                     min_confidence: cfg.min_confidence,
                     max_no_speech: cfg.max_no_speech,
                 };
-                let v = judge(&t.text, evidence, limits);
+                // A loop of one word is cut to the bursts of voice the audio holds, before the
+                // filter (which would otherwise take "Hello, hello?" looped for one "Hello?").
+                let text = super::copies::trim_copies_beyond_voice(
+                    &super::filter::strip_tags(&t.text),
+                    super::copies::voiced_runs(&job.audio),
+                );
+                let v = judge(&text, evidence, limits);
                 // A rejoined phrase: pass on only what follows the part already delivered.
                 let v = match &job.said {
                     Some(said) => v.and_then(|text| {

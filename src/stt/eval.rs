@@ -112,20 +112,74 @@ fn number_words(n: u64) -> String {
     }
 }
 
-/// Normalise for WER: lower case, no punctuation (apostrophes removed), numbers as words.
+/// Whole-word contractions of Whisper's English text normaliser, checked before the suffixes.
+const WHOLE_CONTRACTIONS: &[(&str, &str)] = &[
+    ("won't", "will not"),
+    ("can't", "can not"),
+    ("let's", "let us"),
+    ("ain't", "aint"),
+];
+
+/// Contraction suffixes as Whisper's English text normaliser expands them ("who's" → "who is",
+/// "I'm" → "I am"): a written "who's" and a recognised "who is" are the same words.
+const SUFFIX_CONTRACTIONS: &[(&str, &str)] = &[
+    ("n't", " not"),
+    ("'re", " are"),
+    ("'s", " is"),
+    ("'d", " would"),
+    ("'ll", " will"),
+    ("'ve", " have"),
+    ("'m", " am"),
+];
+
+/// Hesitations Whisper's normaliser removes ("mm-hmm" is "mm" + "hmm").
+const FILLERS: &[&str] = &["hmm", "mm", "mhm", "mmm", "uh", "um"];
+
+/// Spellings that are the same word ("OK" and "okay").
+const SPELLINGS: &[(&str, &str)] = &[("ok", "okay")];
+
+/// Normalise for WER the way Whisper's English text normaliser does for its evaluations, so a
+/// mismatch of spelling only is no error: lower case, contractions expanded ("who's" → "who
+/// is"), hesitations ("um", "mm-hmm") dropped, "ok" = "okay", punctuation removed, numbers as
+/// words (Whisper writes words as digits instead; compared both ways alike, that is the same).
 pub fn normalize(text: &str) -> Vec<String> {
-    let cleaned: String = text
-        .to_lowercase()
-        .chars()
-        .filter(|c| *c != '\'' && *c != '’')
-        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-        .collect();
+    let lower = text.to_lowercase().replace('’', "'");
+    // Tokens of letters, digits and apostrophes; anything else separates.
+    let mut expanded = String::with_capacity(lower.len() + 16);
+    for token in lower.split(|c: char| !(c.is_alphanumeric() || c == '\'')) {
+        let token = token.trim_matches('\'');
+        if token.is_empty() {
+            continue;
+        }
+        let word = WHOLE_CONTRACTIONS
+            .iter()
+            .find(|(w, _)| *w == token)
+            .map(|(_, full)| (*full).to_owned())
+            .or_else(|| {
+                SUFFIX_CONTRACTIONS.iter().find_map(|(suffix, full)| {
+                    token
+                        .strip_suffix(suffix)
+                        .filter(|stem| !stem.is_empty())
+                        .map(|stem| format!("{stem}{full}"))
+                })
+            })
+            .unwrap_or_else(|| token.to_owned());
+        expanded.push_str(&word.replace('\'', ""));
+        expanded.push(' ');
+    }
     let mut out = Vec::new();
-    for w in cleaned.split_whitespace() {
+    for w in expanded.split_whitespace() {
+        if FILLERS.contains(&w) {
+            continue;
+        }
         if w.chars().all(|c| c.is_ascii_digit()) && w.len() <= 18 {
             let n: u64 = w.parse().unwrap_or(0);
             out.extend(number_words(n).split(' ').map(str::to_owned));
         } else {
+            let w = SPELLINGS
+                .iter()
+                .find(|(s, _)| *s == w)
+                .map_or(w, |(_, same)| same);
             out.push(w.to_owned());
         }
     }
@@ -351,13 +405,22 @@ mod tests {
 
     #[test]
     fn normalisation_and_wer() {
+        // 1. Case, punctuation, numbers; contractions expanded as Whisper's normaliser does.
         assert_eq!(
             normalize("Hi, I'm 2 minutes away!"),
-            vec!["hi", "im", "two", "minutes", "away"]
+            vec!["hi", "i", "am", "two", "minutes", "away"]
         );
         assert_eq!(normalize("Room 42"), vec!["room", "forty", "two"]);
+        assert_eq!(
+            normalize("We can’t, won't."),
+            vec!["we", "can", "not", "will", "not"]
+        );
+        // 2. A written "who's" and a recognised "who is" are the same words.
         let r = normalize("hello who is this");
-        assert_eq!(word_errors(&r, &normalize("Hello, who's this?")), 2);
-        assert_eq!(word_errors(&r, &normalize("hello who is this")), 0);
+        assert_eq!(word_errors(&r, &normalize("Hello, who's this?")), 0);
+        assert_eq!(word_errors(&r, &normalize("hello who was this")), 1);
+        // 3. Hesitations are no words; "OK" is "okay".
+        assert_eq!(normalize("Um, OK. Mm-hmm."), vec!["okay"]);
+        assert_eq!(normalize("'Hello'"), vec!["hello"]);
     }
 }

@@ -156,6 +156,11 @@ pub fn collapse_repeats(text: &str, audio_secs: Option<f32>) -> String {
 /// correlates at pitch lags (measured on the greeting set: 700 ms of 700 ms of noise counted as
 /// voiced without it, 0 with it; the spoken words keep 100–700 ms).
 pub fn voiced_ms(samples: &[i16]) -> u32 {
+    voiced_frames(samples).iter().filter(|v| **v).count() as u32 * 20
+}
+
+/// Which 20 ms frames of 8 kHz audio are voiced (see [`voiced_ms`] for the test).
+pub fn voiced_frames(samples: &[i16]) -> Vec<bool> {
     const N: usize = 160;
     const MIN_ENERGY: f64 = 160.0 * 183.0 * 183.0; // -45 dBFS mean square over a frame
     let mut prev = 0.0;
@@ -168,10 +173,11 @@ pub fn voiced_ms(samples: &[i16]) -> u32 {
             out
         })
         .collect();
-    let mut voiced = 0u32;
+    let mut voiced = Vec::with_capacity(emphasised.len() / N);
     for x in emphasised.chunks_exact(N) {
         let e0: f64 = x.iter().map(|v| v * v).sum();
         if e0 < MIN_ENERGY {
+            voiced.push(false);
             continue;
         }
         let best = (20..=100)
@@ -183,9 +189,7 @@ pub fn voiced_ms(samples: &[i16]) -> u32 {
                 num / (ea * eb).sqrt().max(1.0)
             })
             .fold(f64::MIN, f64::max);
-        if best > 0.5 {
-            voiced += 20;
-        }
+        voiced.push(best > 0.5);
     }
     voiced
 }

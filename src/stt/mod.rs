@@ -7,6 +7,7 @@
 //! worker pool ([`engine`]); results go to the session's channel. One [`SttEngine`] holds the model
 //! once for all calls.
 
+pub mod copies;
 pub mod ct2;
 pub mod engine;
 pub mod eval;
