@@ -414,7 +414,7 @@ async fn told_bot_hangs_up_with_bye_and_drop_frees_the_port() {
     let sim = SimCallee::start(SimCalleeOptions::bot()).await.unwrap();
     let sip_addr = sim.local_addr();
     let ep = uac().await;
-    let (rtp, opt) = rtp_invite(&ep, &sim, &[Codec::Pcmu]).await;
+    let (_rtp, opt) = rtp_invite(&ep, &sim, &[Codec::Pcmu]).await;
     let (dialog, resp, mut states) = invite_final(&ep, opt).await;
     assert_eq!(resp.unwrap().status_code, StatusCode::OK);
     saw(&sim, |e| e.kind == SimEventKind::Ack).await;
