@@ -107,6 +107,28 @@ pub fn assert_rejected_for(rec: &Value, heard: &str) {
     );
 }
 
+/// Asserts that the terminal notification `term` is failed / rejected with a reason that
+/// names each of `words` (case aside: recognised words come in any case).
+pub fn assert_term_rejected_for(term: &Value, words: &[&str]) {
+    assert_eq!(term["status"], "failed", "{term}");
+    assert_eq!(term["reasonCode"], "rejected", "{term}");
+    let reason = term["reason"].as_str().unwrap_or("").to_lowercase();
+    for w in words {
+        assert!(reason.contains(&w.to_lowercase()), "{w:?}: {term}");
+    }
+}
+
+/// Asserts that the record `rec`'s transcript holds `words` (case aside).
+pub fn assert_transcript_says(rec: &Value, words: &str) {
+    assert!(
+        rec["transcript"]
+            .to_string()
+            .to_lowercase()
+            .contains(&words.to_lowercase()),
+        "{rec:#}"
+    );
+}
+
 /// The `detail` of every timeline entry of the record `rec` named `event`.
 pub fn timeline_details(rec: &Value, event: &str) -> Vec<String> {
     rec["timeline"]
