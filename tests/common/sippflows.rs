@@ -551,6 +551,19 @@ pub async fn saw_exactly<S: AsRef<str>>(s: &Sipp, who: &str, want: &[S]) -> Stri
     log
 }
 
+/// Waits for each SIPp peer of `peers` (`who`, peer) to end; asserts that its scenario passed
+/// (`context`, e.g. dialgate's log, in the message) and that it saw `label` (as [`sip_flow`]
+/// names messages, e.g. `"<INVITE"`) exactly `n` times.
+pub async fn each_saw_n_times(peers: &[(&str, &Sipp)], label: &str, n: usize, context: &str) {
+    for (who, peer) in peers {
+        let (code, trace) = finish(peer).await;
+        assert_eq!(code, 0, "{who} scenario\n{context}");
+        let flow = sip_flow(&trace);
+        let seen = flow.iter().filter(|m| *m == label).count();
+        assert_eq!(seen, n, "{who}: {flow:?}");
+    }
+}
+
 /// Waits for the SIPp peer `s` to end; asserts that its scenario passed (`who` names it in the
 /// message); returns its message log.
 pub async fn passed(s: &Sipp, who: &str) -> String {
