@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use crate::config_kit::{load_text, write_config};
+
 fn dialgate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dialgate"))
 }
@@ -33,12 +35,11 @@ fn check_accepts_the_shipped_defaults() {
 fn check_reports_errors_with_positions_and_fails() {
     // 1. A file with a misspelt field and a dangling reference.
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("bad.yaml");
-    std::fs::write(
-        &p,
+    let p = write_config(
+        dir.path(),
+        "bad.yaml",
         "server:\n  sip:\n    listen: [ { transport: udp, address: \"127.0.0.1:5060\" } ]\n  http: { listen: \"127.0.0.1:8443\", plain_http: true }\nbots:\n  - { id: b, name: B, sip_url: \"sip:b@127.0.0.1\" }\n",
-    )
-    .unwrap();
+    );
     // 2. `check` exits non-zero and names file:line:column and the closest valid field.
     let out = dialgate().arg("check").arg(&p).output().unwrap();
     assert!(!out.status.success());
@@ -62,14 +63,7 @@ fn hash_secret_round_trip() {
     let hash = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     // 2. It is an argon2id PHC string and it verifies the secret.
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("c.yaml");
-    std::fs::write(
-        &p,
-        format!("server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:5060\" }} ]\n  http: {{ listen: \"127.0.0.1:8443\", plain_http: true }}\napi_clients:\n  - {{ client_id: d, secret_hash: \"{hash}\", groups: [call_control] }}\n"),
-    )
-    .unwrap();
-    let cfg = dialgate::config::load(&p).unwrap();
+    let cfg = load_text(&format!("server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:5060\" }} ]\n  http: {{ listen: \"127.0.0.1:8443\", plain_http: true }}\napi_clients:\n  - {{ client_id: d, secret_hash: \"{hash}\", groups: [call_control] }}\n")).unwrap();
     assert!(cfg.api_client("d").unwrap().verify_secret("s3cret"));
     assert!(!cfg.api_client("d").unwrap().verify_secret("other"));
     // 3. An empty secret is refused.
@@ -88,12 +82,11 @@ fn hash_secret_round_trip() {
 fn check_refuses_text_bots_without_speech_synthesis_and_says_what_to_run() {
     // 1. A text bot (no sip_uri) and a data directory without the voice.
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("text.yaml");
-    std::fs::write(
-        &p,
+    let p = write_config(
+        dir.path(),
+        "text.yaml",
         "server:\n  sip:\n    listen: [ { transport: udp, address: \"127.0.0.1:5060\" } ]\n  http: { listen: \"127.0.0.1:8443\", plain_http: true }\n  data_dir: empty-data\nbots:\n  - { id: talker, name: Talker, events_url: \"http://127.0.0.1:9/bot\" }\n",
-    )
-    .unwrap();
+    );
     let out = dialgate().args(["check"]).arg(&p).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     // 2. Refused, naming the bot and the command to run.

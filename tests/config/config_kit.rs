@@ -228,3 +228,16 @@ pub fn one_trunk_errors(bot: &str, trunk: &str) -> Vec<Positioned> {
             .collect(),
     }
 }
+
+/// Writes `text` to `dir/name` (a configuration file); returns its path.
+pub fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Loads `text` as a configuration file (`config.yaml` in a temporary directory of its own).
+pub fn load_text(text: &str) -> Result<dialgate::config::Config, dialgate::config::ConfigErrors> {
+    let dir = tempfile::tempdir().unwrap();
+    dialgate::config::load(&write_config(dir.path(), "config.yaml", text))
+}
