@@ -2,10 +2,7 @@
 //! types, bad enum values and missing fields of a file are reported in one run of
 //! `dialgate check`, each as `file:line:col: path: message`, sorted by position.
 
-use std::path::Path;
-use std::process::Command;
-
-use crate::config_kit::{load_text, write_config};
+use crate::config_kit::{check, check_text, load_text, write_config};
 
 /// Five different mistakes (the issue's three misspellings, a list of strings where
 /// listeners are mappings, a word where a number goes) plus a bad enum value and a missing
@@ -33,19 +30,6 @@ sip_connections:
   - id: carrier-a
     address: "127.0.0.1:5080"
 "#;
-
-fn check(file: &Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dialgate"))
-        .arg("check")
-        .arg(file)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn every_structural_mistake_is_reported_in_one_run() {
@@ -138,14 +122,11 @@ fn errors_of_the_main_file_and_an_include_file_come_together() {
 #[test]
 fn a_valid_file_still_loads_and_the_summary_ends_with_a_newline() {
     // 1. A correct minimal file.
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_config(
-        dir.path(),
+    // 2. `check` accepts it; the summary's last line ends with a newline.
+    let (ok, out, err) = check_text(
         "ok.yaml",
         "server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  http: { plain_http: true }\n",
     );
-    // 2. `check` accepts it; the summary's last line ends with a newline.
-    let (ok, out, err) = check(&file);
     assert!(ok, "{err}");
     assert!(out.ends_with('\n'), "{out:?}");
 }
