@@ -2,7 +2,7 @@
 
 use crate::common;
 use common::legs;
-use common::legs::{after_ringing, endpoint, next};
+use common::legs::{after_ringing, answered, call_sipp, endpoint, failed, next, passed, ringing};
 use common::sipp::Sipp;
 
 use std::time::Duration;
@@ -40,38 +40,6 @@ fn via_proxies(primary: (u16, Transport), backup: Option<(u16, Transport)>) -> O
     c
 }
 
-/// The next event is the callee's 180.
-async fn ringing(rx: &mut mpsc::Receiver<LegEvent>) {
-    assert!(matches!(
-        next(rx).await,
-        LegEvent::Provisional { code: 180, .. }
-    ));
-}
-
-/// After any ringing, the leg is answered.
-async fn answered(rx: &mut mpsc::Receiver<LegEvent>) {
-    assert!(matches!(after_ringing(rx).await, LegEvent::Answered { .. }));
-}
-
-/// The (code, kind) of a failure event; panics on any other event.
-fn failed(ev: LegEvent) -> (Option<u16>, FailureKind) {
-    match ev {
-        LegEvent::Failed { code, kind, .. } => (code, kind),
-        ev => panic!("expected a failure, got {ev:?}"),
-    }
-}
-
-/// SIPp playing `scenario` on 127.0.0.1:`port` and an endpoint calling it.
-async fn call_uas(
-    scenario: &str,
-    port: u16,
-) -> (Sipp, SipEndpoint, LegHandle, mpsc::Receiver<LegEvent>) {
-    let uas = Sipp::uas(scenario, port);
-    let ep = endpoint(None).await;
-    let (leg, rx) = place(&ep, call(&callee(port))).await;
-    (uas, ep, leg, rx)
-}
-
 /// SIPp playing `primary` on 127.0.0.1:`port` as the primary proxy, an answering SIPp on
 /// `port + 2` as the backup, and an endpoint calling through them (UDP).
 async fn primary_and_backup(
@@ -97,13 +65,6 @@ async fn answered_then_hang_up(
     expect_terminated(rx, ep).await;
 }
 
-/// Waits for SIPp to end and asserts its scenario passed; returns its message log.
-async fn passed(uas: Sipp) -> String {
-    let (code, log) = uas.finish().await;
-    assert_eq!(code, 0, "{log}");
-    log
-}
-
 async fn place(ep: &SipEndpoint, c: OutboundCall) -> (LegHandle, mpsc::Receiver<LegEvent>) {
     ep.place_call(c).await.unwrap()
 }
@@ -111,7 +72,7 @@ async fn place(ep: &SipEndpoint, c: OutboundCall) -> (LegHandle, mpsc::Receiver<
 #[tokio::test]
 async fn answered_then_we_hang_up() {
     // 1. SIPp answers and waits for our BYE
-    let (uas, ep, leg, mut rx) = call_uas("uas_answer_wait_bye.xml", 15010).await;
+    let (uas, ep, leg, mut rx) = call_sipp("uas_answer_wait_bye.xml", 15010, call).await;
     // 2. 180 then 200 with the callee's SDP
     match next(&mut rx).await {
         LegEvent::Provisional { code, .. } => assert_eq!(code, 180),
@@ -137,7 +98,7 @@ async fn answered_then_we_hang_up() {
 #[tokio::test]
 async fn callee_hangs_up() {
     // 1. SIPp answers, then sends BYE itself
-    let (uas, ep, _leg, mut rx) = call_uas("uas_answer_then_bye.xml", 15012).await;
+    let (uas, ep, _leg, mut rx) = call_sipp("uas_answer_then_bye.xml", 15012, call).await;
     // 2. answered, then RemoteBye, then Terminated
     answered(&mut rx).await;
     assert!(matches!(next(&mut rx).await, LegEvent::RemoteBye));
@@ -147,7 +108,7 @@ async fn callee_hangs_up() {
 }
 
 async fn rejected(scenario: &str, port: u16, want: u16) {
-    let (uas, ep, _leg, mut rx) = call_uas(scenario, port).await;
+    let (uas, ep, _leg, mut rx) = call_sipp(scenario, port, call).await;
     assert_eq!(
         failed(after_ringing(&mut rx).await),
         (Some(want), FailureKind::Response)
@@ -169,7 +130,7 @@ async fn declined_603() {
 #[tokio::test]
 async fn cancel_while_ringing() {
     // 1. SIPp rings forever; we CANCEL on the 180
-    let (uas, ep, leg, mut rx) = call_uas("uas_ring_forever.xml", 15018).await;
+    let (uas, ep, leg, mut rx) = call_sipp("uas_ring_forever.xml", 15018, call).await;
     ringing(&mut rx).await;
     leg.hangup();
     // 2. the INVITE ends 487, reported as cancelled
@@ -186,7 +147,7 @@ async fn cancel_while_ringing() {
 #[tokio::test]
 async fn answer_racing_cancel_is_acked_then_byed() {
     // 1. SIPp answers 200 as soon as our CANCEL arrives (the race)
-    let (uas, ep, leg, mut rx) = call_uas("uas_200_races_cancel.xml", 15020).await;
+    let (uas, ep, leg, mut rx) = call_sipp("uas_200_races_cancel.xml", 15020, call).await;
     ringing(&mut rx).await;
     leg.cancel();
     // 2. no Answered event: the leg reports a cancelled failure
@@ -255,7 +216,7 @@ async fn timer_b_is_timeout_408() {
 #[tokio::test]
 async fn reinvite_is_answered_by_the_caller() {
     // 1. SIPp answers, then re-INVITEs with a sendonly PCMA offer
-    let (uas, ep, _leg, mut rx) = call_uas("uas_reinvite.xml", 15032).await;
+    let (uas, ep, _leg, mut rx) = call_sipp("uas_reinvite.xml", 15032, call).await;
     answered(&mut rx).await;
     // 2. the re-INVITE reaches us; we answer through sdp::answer (recvonly mirror)
     match next(&mut rx).await {
