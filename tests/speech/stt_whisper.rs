@@ -25,12 +25,22 @@ fn model_path() -> PathBuf {
     p
 }
 
-fn engine() -> SttEngine {
-    let cfg = SttEngineConfig {
+/// The engine's configuration with the installed model, defaults otherwise.
+fn with_model() -> SttEngineConfig {
+    SttEngineConfig {
         model_path: Some(model_path()),
         ..Default::default()
-    };
-    let e = SttEngine::new(cfg);
+    }
+}
+
+/// The evaluation of the clip set `tests/fixtures/<set>` with the installed model and default
+/// settings.
+fn eval_set(set: &str) -> dialgate::stt::SttEvalReport {
+    dialgate::stt::eval_dir(&root().join(set), with_model(), SttSessionConfig::default()).unwrap()
+}
+
+fn engine() -> SttEngine {
+    let e = SttEngine::new(with_model());
     assert!(
         matches!(e.status(), SttStatus::Ready { .. }),
         "model did not load: {:?}",
@@ -53,7 +63,7 @@ fn hello_who_is_this_is_recognised() {
     //    and tiny.en hears the rest alone as "This is this.").
     let results = recognise_greeting(&e, "hello-who-awb.wav");
     // 3. One final result whose normalised text is the phrase, with timing.
-    let text: Vec<String> = results.iter().flat_map(|r| normalize(&r.text)).collect();
+    let text = words(&results);
     assert_eq!(text, normalize("Hello, who is this?"), "{results:?}");
     let r = &results[0];
     assert!(
@@ -226,10 +236,7 @@ fn importer_output_loads() {
         );
         let results = recognise_greeting(&e, "hello-who-awb.wav");
         assert_eq!(
-            results
-                .iter()
-                .flat_map(|r| normalize(&r.text))
-                .collect::<Vec<_>>(),
+            words(&results),
             vec!["hello", "who", "is", "this"],
             "{format:?}"
         );
@@ -243,16 +250,7 @@ fn importer_output_loads() {
 fn real_telephone_prompts_are_recognised_within_the_wer_goal() {
     let _cpu = common::cpu::exclusive_blocking();
     // 1. The real-recording set (Allison prompts, clean and noisy, µ-law), default settings.
-    let dir = root().join("tests/fixtures/stt-prompts");
-    let report = dialgate::stt::eval_dir(
-        &dir,
-        SttEngineConfig {
-            model_path: Some(model_path()),
-            ..Default::default()
-        },
-        SttSessionConfig::default(),
-    )
-    .unwrap();
+    let report = eval_set("tests/fixtures/stt-prompts");
     // 2. Every clip produced text, and the word error rate is within the 5 % goal (4.4 %,
     //    7/158, measured fed in simulated real time, as before the greeting rules): greedy
     //    decoding and the simulated clock are deterministic, so this is not flaky.
@@ -278,6 +276,11 @@ fn recognise_greeting(e: &SttEngine, name: &str) -> Vec<SttResult> {
     recognise_clip(e, &greeting(name), SttSessionConfig::default()).unwrap()
 }
 
+/// The normalised words of `results`, in order.
+fn words(results: &[SttResult]) -> Vec<String> {
+    results.iter().flat_map(|r| normalize(&r.text)).collect()
+}
+
 fn greeting(name: &str) -> Vec<i16> {
     read_wav_8k(&root().join("tests/fixtures/stt-greetings").join(name)).unwrap()
 }
@@ -287,16 +290,7 @@ fn telephone_greetings_are_recognised_at_the_measured_rate() {
     let _cpu = common::cpu::exclusive_blocking();
     // 1. The greeting set (scripts/make-stt-greetings): 65 greetings people say on picking up,
     //    6 voices, µ-law, a third with line noise, and 3 clips with nothing said. Defaults.
-    let dir = root().join("tests/fixtures/stt-greetings");
-    let report = dialgate::stt::eval_dir(
-        &dir,
-        SttEngineConfig {
-            model_path: Some(model_path()),
-            ..Default::default()
-        },
-        SttSessionConfig::default(),
-    )
-    .unwrap();
+    let report = eval_set("tests/fixtures/stt-greetings");
     println!("{report}");
     assert_eq!(report.clips.len(), 68);
     // 2. Silence, line noise, hum and crackle: no text at all.
@@ -325,7 +319,7 @@ fn hello_hello_keeps_both_words() {
     let e = engine();
     let results = recognise_greeting(&e, "hello-hello-allison.wav");
     // 2. Both words reach the bot: a repetition is not a decoding loop.
-    let text: Vec<String> = results.iter().flat_map(|r| normalize(&r.text)).collect();
+    let text = words(&results);
     assert_eq!(text, ["hello", "hello"], "{results:?}");
 }
 
@@ -337,7 +331,7 @@ fn a_lone_hi_is_recognised_as_hi() {
     for clip in ["hi-joe10.wav", "hi-awb.wav"] {
         let results = recognise_greeting(&e, clip);
         // 2. Exactly "Hi".
-        let text: Vec<String> = results.iter().flat_map(|r| normalize(&r.text)).collect();
+        let text = words(&results);
         assert_eq!(text, ["hi"], "{clip}: {results:?}");
     }
 }
