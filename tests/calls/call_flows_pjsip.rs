@@ -400,8 +400,7 @@ async fn api_hangup_while_talking() {
 async fn audio_flows_both_ways_through_the_relay() {
     // 1. The callee loops hello.wav, the bot loops machine.wav and hangs up 10 s after the
     //    answer; both record what they hear.
-    let hello = fixture_audio("hello.wav");
-    let machine = fixture_audio("machine.wav");
+    let (hello, machine) = hello_and_machine();
     let mut setup = flow_setup(7, "200");
     setup.talk_both_ways(&hello, &machine);
     let (flow, id) = start_and_dial(setup).await;
