@@ -542,13 +542,9 @@ async fn a_bot_flooding_audio_is_paced_at_20_ms_and_the_excess_is_counted() {
     //    once, in 1 s chunks: far faster than real time, and 5 s beyond the 20 s playout buffer.
     while conn.recv().await["type"] != "userStream.start" {}
     conn.send(json!({"type": "userStream.started"})).await;
-    conn.send(json!({"type": "playStream.start", "streamId": "flood"}))
-        .await;
     const FLOOD_S: usize = 25;
-    for chunk in tone_seconds(FLOOD_S) {
-        conn.send(json!({"type": "playStream.chunk", "streamId": "flood", "audioChunk": chunk}))
-            .await;
-    }
+    conn.play_stream("flood", None, tone_seconds(FLOOD_S), false)
+        .await;
     let bot = tokio::spawn(quiet_bot(conn));
 
     // 3. The call is unaffected: the person hangs up after 4 s, one terminal, session.end.

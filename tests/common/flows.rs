@@ -304,16 +304,8 @@ impl Flow {
                 .trunk_address
                 .clone()
                 .unwrap_or_else(|| format!("127.0.0.1:{}", callee.sip_port)),
-            server_extra = s
-                .server_extra
-                .iter()
-                .map(|l| format!("  {l}\n"))
-                .collect::<String>(),
-            trunk_extra = s
-                .trunk_extra
-                .iter()
-                .map(|l| format!("    {l}\n"))
-                .collect::<String>(),
+            server_extra = super::api::yaml_lines(&s.server_extra, "  "),
+            trunk_extra = super::api::yaml_lines(&s.trunk_extra, "    "),
             sip_tls = if s.sip_tls {
                 format!(
                     "      - {{ transport: tls, address: \"127.0.0.1:0\" }}\n    tls: {{ cert: {}, key: {} }}\n",
@@ -341,11 +333,7 @@ impl Flow {
             } else {
                 String::new()
             },
-            outbound_extra = s
-                .outbound_extra
-                .iter()
-                .map(|l| format!("      {l}\n"))
-                .collect::<String>(),
+            outbound_extra = super::api::yaml_lines(&s.outbound_extra, "      "),
             amd_yaml = s
                 .amd_hold_ms
                 .map(|h| format!("    amd: {{ transcript_hold_ms: {h} }}\n"))

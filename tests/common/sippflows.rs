@@ -378,6 +378,25 @@ impl Flow {
     pub async fn stop(self) {
         self.t.stop().await;
     }
+
+    /// The values of the `/metrics` series `name` by their one label `label`, in order
+    /// (e.g. `metric_by_label("dialgate_calls", "state")`).
+    pub async fn metric_by_label(&self, name: &str, label: &str) -> Vec<(String, i64)> {
+        let m = self
+            .t
+            .http
+            .send(hyper::Method::GET, "/metrics", &[], None)
+            .await;
+        let prefix = format!("{name}{{{label}=\"");
+        m.text
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|rest| {
+                let (key, value) = rest.split_once("\"} ")?;
+                Some((key.to_owned(), value.trim().parse().ok()?))
+            })
+            .collect()
+    }
 }
 
 /// POSTs a dialout; returns the conversation id.

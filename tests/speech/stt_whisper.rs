@@ -110,20 +110,13 @@ fn drain(
 #[test]
 fn set_active_false_stops_results() {
     let _cpu = common::cpu::exclusive_blocking();
-    let e = engine();
-    let audio = clip("tts00.wav");
     // 1. Inactive session: speech is ignored.
-    let mut s = e.session(SttSessionConfig::default()).unwrap();
-    let mut rx = s.results().unwrap();
+    let (_e, mut s, mut rx, audio) = session_for("tts00.wav");
     s.set_active(false);
-    for f in audio.chunks(FRAME_SAMPLES) {
-        s.push_frame(f);
-    }
+    push(&mut s, &audio);
     // 2. Reactivated: the same speech is recognised.
     s.set_active(true);
-    for f in audio.chunks(FRAME_SAMPLES) {
-        s.push_frame(f);
-    }
+    push(&mut s, &audio);
     for _ in 0..50 {
         s.push_frame(&[0; FRAME_SAMPLES]);
     }
@@ -141,19 +134,12 @@ fn set_active_false_stops_results() {
 #[test]
 fn stopping_mid_utterance_drops_it() {
     let _cpu = common::cpu::exclusive_blocking();
-    let e = engine();
-    let audio = clip("tts05.wav");
-    let mut s = e.session(SttSessionConfig::default()).unwrap();
-    let mut rx = s.results().unwrap();
+    let (_e, mut s, mut rx, audio) = session_for("tts05.wav");
     // 1. Push the first 1.2 s (speech started), then stop recognition.
-    for f in audio[..9600].chunks(FRAME_SAMPLES) {
-        s.push_frame(f);
-    }
+    push(&mut s, &audio[..9600]);
     s.set_active(false);
     // 2. The rest arrives while stopped.
-    for f in audio[9600..].chunks(FRAME_SAMPLES) {
-        s.push_frame(f);
-    }
+    push(&mut s, &audio[9600..]);
     drop(s);
     // 3. No final result.
     assert!(drain(&mut rx).iter().all(|r| !r.is_final));
@@ -281,6 +267,29 @@ fn words(results: &[SttResult]) -> Vec<String> {
     results.iter().flat_map(|r| normalize(&r.text)).collect()
 }
 
+/// An engine ([`engine`]), a session of it with the default settings and the session's
+/// results, and the clip `name` ([`clip`]) to feed it.
+fn session_for(
+    name: &str,
+) -> (
+    SttEngine,
+    dialgate::stt::SttSession,
+    tokio::sync::mpsc::Receiver<SttResult>,
+    Vec<i16>,
+) {
+    let e = engine();
+    let mut s = e.session(SttSessionConfig::default()).unwrap();
+    let rx = s.results().unwrap();
+    (e, s, rx, clip(name))
+}
+
+/// Feeds `audio` to the session `s`, frame by frame.
+fn push(s: &mut dialgate::stt::SttSession, audio: &[i16]) {
+    for f in audio.chunks(FRAME_SAMPLES) {
+        s.push_frame(f);
+    }
+}
+
 fn greeting(name: &str) -> Vec<i16> {
     read_wav_8k(&root().join("tests/fixtures/stt-greetings").join(name)).unwrap()
 }
@@ -312,26 +321,19 @@ fn telephone_greetings_are_recognised_at_the_measured_rate() {
     );
 }
 
+/// Short greetings keep exactly their words: Allison says "Hello" twice (a person who did not
+/// hear the caller: a repetition is not a decoding loop, both words reach the bot); one short
+/// "Hi", two voices (tiny.en used to hear "5" or "Bye", and drop the latter).
 #[test]
-fn hello_hello_keeps_both_words() {
+fn short_greetings_keep_their_words() {
     let _cpu = common::cpu::exclusive_blocking();
-    // 1. Allison says "Hello" twice (a person who did not hear the caller).
     let e = engine();
-    let results = recognise_greeting(&e, "hello-hello-allison.wav");
-    // 2. Both words reach the bot: a repetition is not a decoding loop.
-    let text = words(&results);
-    assert_eq!(text, ["hello", "hello"], "{results:?}");
-}
-
-#[test]
-fn a_lone_hi_is_recognised_as_hi() {
-    let _cpu = common::cpu::exclusive_blocking();
-    // 1. One short word, two voices (tiny.en used to hear "5" or "Bye", and drop the latter).
-    let e = engine();
-    for clip in ["hi-joe10.wav", "hi-awb.wav"] {
+    for (clip, want) in [
+        ("hello-hello-allison.wav", &["hello", "hello"][..]),
+        ("hi-joe10.wav", &["hi"]),
+        ("hi-awb.wav", &["hi"]),
+    ] {
         let results = recognise_greeting(&e, clip);
-        // 2. Exactly "Hi".
-        let text = words(&results);
-        assert_eq!(text, ["hi"], "{clip}: {results:?}");
+        assert_eq!(words(&results), want, "{clip}: {results:?}");
     }
 }
