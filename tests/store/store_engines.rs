@@ -40,7 +40,7 @@ async fn kinds_of(s: &Store, id: &str) -> Vec<String> {
 impl Db {
     /// The `i`-th of handles taken in turns from the two (racers alternate between them).
     fn handle(&self, i: usize) -> &Store {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             &self.store
         } else {
             &self.second
@@ -318,7 +318,7 @@ async fn finish_call_writes_one_terminal_and_one_notification(db: Db) {
     assert_eq!(newly, 1);
     let r = s.get_call("f1").await.unwrap().unwrap();
     assert_eq!(r.status, CallStatus::Completed);
-    let kinds = kinds_of(&s, "f1").await;
+    let kinds = kinds_of(s, "f1").await;
     assert_eq!(kinds, ["open", "status", "disconnect"]);
     assert!(s.terminal_without_note().await.unwrap().is_empty());
 }
