@@ -3,11 +3,11 @@
 //! targets cannot smuggle SIP, numbers need a country, slow clients are cut off.
 
 use crate::common;
-use common::api::{StartOpts, basic, start};
+use common::api::{StartOpts, TestApp, basic, start};
 use common::binary::trunk_yaml;
 use dialgate::sim::{Answer, SimCallee, SimCalleeOptions};
 use hyper::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -36,15 +36,41 @@ async fn ringing_carrier() -> SimCallee {
         .unwrap()
 }
 
+/// dialgate with [`body`] and `opts`, its trunk a [`ringing_carrier`] (kept while the test
+/// holds it).
+async fn gateway(opts: StartOpts) -> (SimCallee, TestApp) {
+    let carrier = ringing_carrier().await;
+    let t = start(&body(&carrier.local_addr().to_string()), opts).await;
+    (carrier, t)
+}
+
+/// The dialout `dialout` by `auth` is refused: 400 naming `field`. Returns the answer.
+async fn refused(t: &TestApp, auth: &str, dialout: Value, field: &str) -> common::api::Answer {
+    let a = t.http.dialout(auth, &dialout).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{dialout}: {}", a.text);
+    assert_eq!(a.json["error"]["field"], field, "{dialout}: {}", a.text);
+    a
+}
+
+/// Nothing was placed: `auth` lists no calls. Stops dialgate.
+async fn nothing_placed_then_stop(t: TestApp, auth: &str) {
+    assert_eq!(calls_listed(&t, auth).await, 0);
+    t.stop().await;
+}
+
+/// How many calls `GET /api/v1/calls` lists for `auth`.
+async fn calls_listed(t: &TestApp, auth: &str) -> usize {
+    let a = t.http.get("/api/v1/calls", auth).await;
+    a.json["calls"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or_else(|| panic!("no calls list: {}", a.text))
+}
+
 #[tokio::test]
 async fn another_clients_call_is_not_found() {
     // 1. Alice places a call (the carrier rings).
-    let carrier = ringing_carrier().await;
-    let t = start(
-        &body(&carrier.local_addr().to_string()),
-        StartOpts::default(),
-    )
-    .await;
+    let (_carrier, t) = gateway(StartOpts::default()).await;
     let (alice, bob, auditor) = (
         basic("alice", "alice-secret"),
         basic("bob", "bob-secret"),
@@ -66,23 +92,11 @@ async fn another_clients_call_is_not_found() {
         .send(Method::DELETE, &path, &[("authorization", &bob)], None)
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
-    let a = t.http.get("/api/v1/calls", &bob).await;
-    assert_eq!(
-        a.json["calls"].as_array().map(Vec::len),
-        Some(0),
-        "{}",
-        a.text
-    );
+    assert_eq!(calls_listed(&t, &bob).await, 0);
     // 3. Alice and the auditor (all_calls) see it.
     assert_eq!(t.http.get(&path, &alice).await.status, StatusCode::OK);
     assert_eq!(t.http.get(&path, &auditor).await.status, StatusCode::OK);
-    let a = t.http.get("/api/v1/calls", &auditor).await;
-    assert_eq!(
-        a.json["calls"].as_array().map(Vec::len),
-        Some(1),
-        "{}",
-        a.text
-    );
+    assert_eq!(calls_listed(&t, &auditor).await, 1);
     // 4. Alice hangs up her own call.
     let a = t
         .http
@@ -95,12 +109,7 @@ async fn another_clients_call_is_not_found() {
 #[tokio::test]
 async fn notify_urls_inside_the_network_are_refused() {
     // 1. dialgate without server.notify_allow
-    let carrier = ringing_carrier().await;
-    let t = start(
-        &body(&carrier.local_addr().to_string()),
-        StartOpts::with(|o| o.loopback_notify = false),
-    )
-    .await;
+    let (_carrier, t) = gateway(StartOpts::with(|o| o.loopback_notify = false)).await;
     let alice = basic("alice", "alice-secret");
     // 2. loopback, the metadata address, private and unspecified destinations: 400 naming the field
     for url in [
@@ -111,76 +120,44 @@ async fn notify_urls_inside_the_network_are_refused() {
         "http://10.0.0.1/n",
         "http://0.0.0.0:80/n",
     ] {
-        let a = t
-            .http
-            .dialout(
-                &alice,
-                &json!({"bot": "b", "target": "+15550001234", "notifyUrl": url}),
-            )
-            .await;
-        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{url}: {}", a.text);
-        assert_eq!(a.json["error"]["field"], "notifyUrl", "{url}");
+        let dialout = json!({"bot": "b", "target": "+15550001234", "notifyUrl": url});
+        refused(&t, &alice, dialout, "notifyUrl").await;
     }
     // 3. nothing was placed
-    let a = t.http.get("/api/v1/calls", &alice).await;
-    assert_eq!(a.json["calls"].as_array().map(Vec::len), Some(0));
-    t.stop().await;
+    nothing_placed_then_stop(t, &alice).await;
 }
 
 #[tokio::test]
 async fn targets_and_headers_cannot_smuggle_sip() {
-    let carrier = ringing_carrier().await;
-    let t = start(
-        &body(&carrier.local_addr().to_string()),
-        StartOpts::default(),
-    )
-    .await;
+    let (_carrier, t) = gateway(StartOpts::default()).await;
     let alice = basic("alice", "alice-secret");
     // 1. URI headers and parameters in a SIP target: 400, nothing dialled
     for target in [
         "sip:alice@example.com?Route=%3Csip:evil.example%3E",
         "sip:alice@example.com;transport=tcp",
     ] {
-        let a = t
-            .http
-            .dialout(&alice, &json!({"bot": "b", "target": target}))
-            .await;
-        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{target}: {}", a.text);
-        assert_eq!(a.json["error"]["field"], "target");
+        refused(&t, &alice, json!({"bot": "b", "target": target}), "target").await;
     }
     // 2. too many headers: 400 naming `headers`
     let headers: serde_json::Map<String, serde_json::Value> =
         (0..50).map(|i| (format!("X-H{i}"), json!("v"))).collect();
-    let a = t
-        .http
-        .dialout(
-            &alice,
-            &json!({"bot": "b", "target": "+15550001234", "headers": headers}),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
-    assert_eq!(a.json["error"]["field"], "headers");
-    let a = t.http.get("/api/v1/calls", &alice).await;
-    assert_eq!(a.json["calls"].as_array().map(Vec::len), Some(0));
-    t.stop().await;
+    let dialout = json!({"bot": "b", "target": "+15550001234", "headers": headers});
+    refused(&t, &alice, dialout, "headers").await;
+    nothing_placed_then_stop(t, &alice).await;
 }
 
 #[tokio::test]
 async fn numbers_without_plus_need_a_default_country() {
-    let carrier = ringing_carrier().await;
-    let t = start(
-        &body(&carrier.local_addr().to_string()),
-        StartOpts::default(),
-    )
-    .await;
+    let (_carrier, t) = gateway(StartOpts::default()).await;
     let alice = basic("alice", "alice-secret");
     // 1. bot `b` has no default_country (nor has its trunk): a clear 400
-    let a = t
-        .http
-        .dialout(&alice, &json!({"bot": "b", "target": "15550100"}))
-        .await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
-    assert_eq!(a.json["error"]["field"], "target");
+    let a = refused(
+        &t,
+        &alice,
+        json!({"bot": "b", "target": "15550100"}),
+        "target",
+    )
+    .await;
     assert!(
         a.json["error"]["message"]
             .as_str()
@@ -205,12 +182,7 @@ async fn numbers_without_plus_need_a_default_country() {
 #[tokio::test]
 async fn slow_header_connections_are_closed() {
     // 1. dialgate over plain HTTP (the same limits apply behind TLS)
-    let carrier = ringing_carrier().await;
-    let t = start(
-        &body(&carrier.local_addr().to_string()),
-        StartOpts::with(|o| o.tls = false),
-    )
-    .await;
+    let (_carrier, t) = gateway(StartOpts::with(|o| o.tls = false)).await;
     let addr = t.app().api_addr;
     // 2. a client sends half a request line and then nothing
     let mut s = std::net::TcpStream::connect(addr).unwrap();

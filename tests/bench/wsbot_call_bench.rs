@@ -198,6 +198,18 @@ struct Figures {
     gw_sys_share: f64,
 }
 
+/// Prints how `f` compares with `sip` at `n` calls: p99 latency both ways, CPU per call and
+/// per frame, as ratios.
+fn print_ratios(n: u32, label: &str, f: &Figures, sip: &Figures) {
+    println!(
+        "calls={n} {label} ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x, per frame {:.2}x",
+        f.up.1 / sip.up.1,
+        f.down.1 / sip.down.1,
+        f.cpu_per_call / sip.cpu_per_call,
+        f.cpu_per_frame_us / sip.cpu_per_frame_us
+    );
+}
+
 /// The bot side of a run.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -389,27 +401,10 @@ fn wsbot_call_bench() {
                 f.peer_cpu
             );
         }
-        println!(
-            "calls={n} WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x, per frame {:.2}x",
-            ws.up.1 / sip.up.1,
-            ws.down.1 / sip.down.1,
-            ws.cpu_per_call / sip.cpu_per_call,
-            ws.cpu_per_frame_us / sip.cpu_per_frame_us
-        );
-        println!(
-            "calls={n} I/O-thread WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x, per frame {:.2}x",
-            io_threads.up.1 / sip.up.1,
-            io_threads.down.1 / sip.down.1,
-            io_threads.cpu_per_call / sip.cpu_per_call,
-            io_threads.cpu_per_frame_us / sip.cpu_per_frame_us
-        );
+        print_ratios(n, "WebSocket/SIP", &ws, &sip);
+        print_ratios(n, "I/O-thread WebSocket/SIP", &io_threads, &sip);
         if let Some(two) = &two {
-            println!(
-                "calls={n} two-task (former) WebSocket/SIP ratios: person->bot p99 {:.2}x, bot->person p99 {:.2}x, CPU per call {:.2}x",
-                two.up.1 / sip.up.1,
-                two.down.1 / sip.down.1,
-                two.cpu_per_call / sip.cpu_per_call
-            );
+            print_ratios(n, "two-task (former) WebSocket/SIP", two, &sip);
         }
     }
 }

@@ -11,7 +11,6 @@
 use crate::common;
 
 use common::flows::*;
-use common::peers::fixture_audio;
 use serde_json::{Value, json};
 
 /// Test `n`'s flow: the callee answers `answer` after a 183 with SDP; the bot has the key.
@@ -34,8 +33,7 @@ fn first(record: &Value, name: &str) -> usize {
 async fn the_bot_hears_early_media_and_a_busy_carrier_byes_it_once() {
     // 1. The carrier plays machine.wav as early media and answers 486 after 7 s; the bot
     //    records what it hears.
-    let machine = fixture_audio("machine.wav");
-    let hello = fixture_audio("hello.wav");
+    let (hello, machine) = hello_and_machine();
     let mut s = setup(0, "486");
     s.callee.play = Some(machine.clone());
     s.callee.answer_after_ms = 7_000;
@@ -61,12 +59,8 @@ async fn the_bot_hears_early_media_and_a_busy_carrier_byes_it_once() {
     assert_eq!(flow.bot().events_named("incoming").len(), 1);
 
     // 4. What the bot heard is the carrier's early clip (no one ever answered).
-    let rec = flow.bot().wait_recording(1, WAIT).await.unwrap();
-    let heard = wait_wav(&rec).await;
-    let (early, other) = tokio::join!(
-        best_copy_similarity(&machine, &heard, 2.5),
-        best_copy_similarity(&hello, &heard, 2.5),
-    );
+    let heard = heard_by(flow.bot()).await;
+    let (early, other) = similarities(&heard, &machine, &hello, 2.5).await;
     eprintln!("bot heard the early clip: corr {early:.3} (another clip {other:.3})");
     assert!(
         early > 0.6 && other < early,
@@ -88,8 +82,7 @@ async fn the_bot_hears_early_media_and_a_busy_carrier_byes_it_once() {
 async fn an_answer_connects_the_listening_bot_without_a_second_invite() {
     // 1. The carrier loops hello.wav from its 183, answers 200 after 3 s and hangs up 3 s
     //    later; the bot loops machine.wav from its own answer; both record.
-    let hello = fixture_audio("hello.wav");
-    let machine = fixture_audio("machine.wav");
+    let (hello, machine) = hello_and_machine();
     let mut s = setup(1, "200");
     s.callee.play = Some(hello.clone());
     s.callee.play_loop = true;
@@ -126,13 +119,9 @@ async fn an_answer_connects_the_listening_bot_without_a_second_invite() {
         .as_u64()
         .unwrap_or(0);
     assert!(held > 0, "bot audio before the answer: {}", r["media"]);
-    let bot_rec = flow.bot().wait_recording(1, WAIT).await.unwrap();
-    let callee_rec = flow.callee.wait_recording(1, WAIT).await.unwrap();
-    let (bot_heard, callee_heard) = (wait_wav(&bot_rec).await, wait_wav(&callee_rec).await);
-    let (bot_hello, callee_machine) = tokio::join!(
-        best_copy_similarity(&hello, &bot_heard, 1.5),
-        best_copy_similarity(&machine, &callee_heard, 1.5),
-    );
+    let (bot_heard, callee_heard) = (heard_by(flow.bot()).await, heard_by(&flow.callee).await);
+    let (bot_hello, callee_machine) =
+        each_heard((&bot_heard, &hello), (&callee_heard, &machine), 1.5).await;
     eprintln!("bot heard hello {bot_hello:.3}; callee heard machine {callee_machine:.3}");
     assert!(
         bot_hello > 0.6 && callee_machine > 0.6,

@@ -19,6 +19,52 @@ fn ports(n: u16) -> (u16, u16) {
     (53000 + 200 * n, 40000 + 100 * n)
 }
 
+/// Test `n`'s setup ([`ports`]) with the callee answering `answer`.
+fn flow_setup(n: u16, answer: &str) -> FlowSetup {
+    let (rtp, peer_rtp) = ports(n);
+    FlowSetup::new(rtp, peer_rtp, answer)
+}
+
+/// Starts the flow and dials (no extra request fields); returns it and the conversation ID.
+async fn start_and_dial(setup: FlowSetup) -> (Flow, String) {
+    let flow = Flow::start(setup).await;
+    let id = flow.dial(json!({})).await;
+    (flow, id)
+}
+
+/// Waits (bounded) for the bot API's `start` event.
+async fn bot_started(flow: &Flow) {
+    flow.bot_api
+        .wait_for_activity("start", WAIT)
+        .await
+        .expect("start activity");
+}
+
+/// Both legs (callee and bot) got a BYE from dialgate.
+async fn both_legs_got_bye(flow: &Flow) {
+    for peer in [&flow.callee, flow.bot()] {
+        let d = disconnected(peer).await;
+        assert_eq!(d.str("by"), Some("remote"), "{:?}", d.0);
+    }
+}
+
+/// The one terminal notification of `id` (waited for): `status`, `reason_code`.
+async fn terminal(flow: &Flow, id: &str, status: &str, reason_code: &str) -> Value {
+    let done = flow.wait_terminal(id).await;
+    assert_eq!(done["status"], status, "{done}");
+    assert_eq!(done["reasonCode"], reason_code, "{done}");
+    done
+}
+
+/// The settled record of an answered call ended with `reason_code`: the dialer heard
+/// answered then completed, and the record has the shape [`assert_answered_record`] checks.
+async fn answered_record(flow: &Flow, id: &str, reason_code: &str) -> Value {
+    let r = flow.wait_record_settled(id).await;
+    flow.assert_notifications(id, &["answered", "completed"]);
+    assert_answered_record(&r, reason_code);
+    r
+}
+
 /// The peer's first `disconnected` event.
 async fn disconnected(peer: &common::peers::PjsuaPeer) -> common::peers::PeerEvent {
     saw(peer, "disconnected", |e| e.is("disconnected")).await
@@ -109,10 +155,7 @@ async fn callee_hangs_up_after_answer() {
     assert_relay_offer(bot_inv.sdp(), (rtp, rtp + 199));
 
     // 4. The bot gets dialoutInitiated then start with the Live Hub parameters.
-    flow.bot_api
-        .wait_for_activity("start", WAIT)
-        .await
-        .expect("start activity");
+    bot_started(&flow).await;
     let names = flow.bot_activity_names(&id);
     assert_eq!(&names[..2], ["dialoutInitiated", "start"], "{names:?}");
     let start = flow.bot_activity(&id, "start").unwrap();
@@ -136,17 +179,13 @@ async fn callee_hangs_up_after_answer() {
     assert_eq!(d.str("by"), Some("remote"), "{:?}", d.0);
 
     // 6. The dialer gets answered then exactly one completed / client-disconnected / 200.
-    let done = flow.wait_terminal(&id).await;
-    assert_eq!(done["status"], "completed");
-    assert_eq!(done["reasonCode"], "client-disconnected");
+    let done = terminal(&flow, &id, "completed", "client-disconnected").await;
     assert_eq!(done["sipCode"], 200);
     let bye = flow.wait_bot_disconnect(&id).await;
     assert_eq!(bye["reasonCode"], "client-disconnected");
 
     // 7. The record is completed with its timeline and both deliveries.
-    let r = flow.wait_record_settled(&id).await;
-    flow.assert_notifications(&id, &["answered", "completed"]);
-    assert_answered_record(&r, "client-disconnected");
+    let r = answered_record(&flow, &id, "client-disconnected").await;
     assert_bye_from(&r, "Carrier");
     assert!(r["botConnectedAt"].is_string(), "{r:#}");
     flow.stop().await;
@@ -155,15 +194,10 @@ async fn callee_hangs_up_after_answer() {
 #[tokio::test]
 async fn bot_hangs_up_with_bye() {
     // 1. Callee and bot answer; no dialoutInitiated this time.
-    let (rtp, peer_rtp) = ports(1);
-    let flow = Flow::start(FlowSetup::new(rtp, peer_rtp, "200")).await;
-    let id = flow.dial(json!({})).await;
+    let (flow, id) = start_and_dial(flow_setup(1, "200")).await;
 
     // 2. Once the bot has the start event, the bot hangs up (its peer sends BYE on SIGTERM).
-    flow.bot_api
-        .wait_for_activity("start", WAIT)
-        .await
-        .expect("start activity");
+    bot_started(&flow).await;
     flow.bot().stop().await;
     assert_eq!(disconnected(flow.bot()).await.str("by"), Some("local"));
 
@@ -172,17 +206,13 @@ async fn bot_hangs_up_with_bye() {
     assert_eq!(d.str("by"), Some("remote"), "{:?}", d.0);
 
     // 4. answered then completed / bot-disconnected; the bot API sees start then disconnect.
-    let done = flow.wait_terminal(&id).await;
-    assert_eq!(done["status"], "completed");
-    assert_eq!(done["reasonCode"], "bot-disconnected");
+    terminal(&flow, &id, "completed", "bot-disconnected").await;
     let bye = flow.wait_bot_disconnect(&id).await;
     assert_eq!(bye["reasonCode"], "bot-disconnected");
     assert_eq!(flow.bot_activity_names(&id), ["start"]);
 
     // 5. The record.
-    let r = flow.wait_record_settled(&id).await;
-    flow.assert_notifications(&id, &["answered", "completed"]);
-    assert_answered_record(&r, "bot-disconnected");
+    let r = answered_record(&flow, &id, "bot-disconnected").await;
     assert_bye_from(&r, "Bot");
     flow.stop().await;
 }
@@ -190,8 +220,7 @@ async fn bot_hangs_up_with_bye() {
 #[tokio::test]
 async fn busy_then_declined_never_reach_the_bot() {
     // 1. The callee answers the first call 486, the second 603 (after a 180).
-    let (rtp, peer_rtp) = ports(2);
-    let mut setup = FlowSetup::new(rtp, peer_rtp, "486,603");
+    let mut setup = flow_setup(2, "486,603");
     setup.callee.answer_after_ms = 100;
     let flow = Flow::start(setup).await;
 
@@ -238,8 +267,7 @@ async fn busy_then_declined_never_reach_the_bot() {
 #[tokio::test]
 async fn no_answer_is_cancelled_after_the_ring_timeout() {
     // 1. The callee rings forever; the request asks for a 2 s ring timeout.
-    let (rtp, peer_rtp) = ports(3);
-    let flow = Flow::start(FlowSetup::new(rtp, peer_rtp, "ring")).await;
+    let flow = Flow::start(flow_setup(3, "ring")).await;
     let id = flow.dial(json!({"answerTimeoutSec": 2})).await;
 
     // 2. The callee sees the INVITE, then the CANCEL.
@@ -247,9 +275,7 @@ async fn no_answer_is_cancelled_after_the_ring_timeout() {
     saw(&flow.callee, "cancelled", |e| e.is("cancelled")).await;
 
     // 3. failed / no-answer, exactly once.
-    let done = flow.wait_terminal(&id).await;
-    assert_eq!(done["status"], "failed");
-    assert_eq!(done["reasonCode"], "no-answer");
+    let done = terminal(&flow, &id, "failed", "no-answer").await;
     assert!(
         done["sipCode"].is_null() || done["sipCode"] == 487,
         "{done}"
@@ -272,11 +298,10 @@ async fn no_answer_is_cancelled_after_the_ring_timeout() {
 #[tokio::test]
 async fn unreachable_bot_ends_the_answered_call_with_error() {
     // 1. The bot's URI points at a port where nothing listens; dialgate waits 3 s for it.
-    let (rtp, peer_rtp) = ports(4);
     let flow = Flow::start(FlowSetup {
         bot: None,
         bot_answer_timeout_sec: 3,
-        ..FlowSetup::new(rtp, peer_rtp, "200")
+        ..flow_setup(4, "200")
     })
     .await;
     let id = flow.dial(json!({})).await;
@@ -290,9 +315,7 @@ async fn unreachable_bot_ends_the_answered_call_with_error() {
     assert_eq!(d.str("by"), Some("remote"), "{:?}", d.0);
 
     // 3. answered, then completed / error with a reason naming the bot.
-    let done = flow.wait_terminal(&id).await;
-    assert_eq!(done["status"], "completed");
-    assert_eq!(done["reasonCode"], "error");
+    let done = terminal(&flow, &id, "completed", "error").await;
     let reason = done["reason"].as_str().unwrap_or("").to_lowercase();
     assert!(reason.contains("bot"), "reason: {done}");
 
@@ -316,9 +339,7 @@ async fn unreachable_bot_ends_the_answered_call_with_error() {
 #[tokio::test]
 async fn api_hangup_while_ringing() {
     // 1. The callee rings forever.
-    let (rtp, peer_rtp) = ports(5);
-    let flow = Flow::start(FlowSetup::new(rtp, peer_rtp, "ring")).await;
-    let id = flow.dial(json!({})).await;
+    let (flow, id) = start_and_dial(flow_setup(5, "ring")).await;
     saw(&flow.callee, "180 sent", |e| {
         e.is("answer") && e.code() == Some(180)
     })
@@ -331,9 +352,7 @@ async fn api_hangup_while_ringing() {
     saw(&flow.callee, "cancelled", |e| e.is("cancelled")).await;
 
     // 3. failed / api-hangup, once.
-    let done = flow.wait_terminal(&id).await;
-    assert_eq!(done["status"], "failed");
-    assert_eq!(done["reasonCode"], "api-hangup");
+    terminal(&flow, &id, "failed", "api-hangup").await;
 
     // 4. A second hang-up is refused: the call has ended.
     let r = flow.wait_record_settled(&id).await;
@@ -353,26 +372,16 @@ async fn api_hangup_while_ringing() {
 #[tokio::test]
 async fn api_hangup_while_talking() {
     // 1. Callee and bot answer.
-    let (rtp, peer_rtp) = ports(6);
-    let flow = Flow::start(FlowSetup::new(rtp, peer_rtp, "200")).await;
-    let id = flow.dial(json!({})).await;
-    flow.bot_api
-        .wait_for_activity("start", WAIT)
-        .await
-        .expect("start activity");
+    let (flow, id) = start_and_dial(flow_setup(6, "200")).await;
+    bot_started(&flow).await;
 
     // 2. The dialer hangs up through the API: 202, and both legs get BYE.
     let a = flow.hangup(&id).await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
-    for peer in [&flow.callee, flow.bot()] {
-        let d = disconnected(peer).await;
-        assert_eq!(d.str("by"), Some("remote"), "{:?}", d.0);
-    }
+    both_legs_got_bye(&flow).await;
 
     // 3. answered, then completed / api-hangup; the bot is told.
-    let done = flow.wait_terminal(&id).await;
-    assert_eq!(done["status"], "completed");
-    assert_eq!(done["reasonCode"], "api-hangup");
+    terminal(&flow, &id, "completed", "api-hangup").await;
     assert_eq!(
         flow.wait_bot_disconnect(&id).await["reasonCode"],
         "api-hangup"
@@ -391,13 +400,10 @@ async fn api_hangup_while_talking() {
 async fn audio_flows_both_ways_through_the_relay() {
     // 1. The callee loops hello.wav, the bot loops machine.wav and hangs up 10 s after the
     //    answer; both record what they hear.
-    let (rtp, peer_rtp) = ports(7);
-    let hello = fixture_audio("hello.wav");
-    let machine = fixture_audio("machine.wav");
-    let mut setup = FlowSetup::new(rtp, peer_rtp, "200");
+    let (hello, machine) = hello_and_machine();
+    let mut setup = flow_setup(7, "200");
     setup.talk_both_ways(&hello, &machine);
-    let flow = Flow::start(setup).await;
-    let id = flow.dial(json!({})).await;
+    let (flow, id) = start_and_dial(setup).await;
 
     // 2. Both peers report media; the call ends with the bot's BYE; the recordings are closed.
     saw(&flow.callee, "media", |e| e.is("media")).await;
@@ -439,9 +445,7 @@ async fn audio_flows_both_ways_through_the_relay() {
     // 4. completed / bot-disconnected, once; the record.
     let done = flow.wait_terminal(&id).await;
     assert_eq!(done["reasonCode"], "bot-disconnected");
-    let r = flow.wait_record_settled(&id).await;
-    flow.assert_notifications(&id, &["answered", "completed"]);
-    assert_answered_record(&r, "bot-disconnected");
+    answered_record(&flow, &id, "bot-disconnected").await;
     flow.stop().await;
 }
 
@@ -459,22 +463,15 @@ async fn a_sample_bots_capital_event_hangup_ends_the_call() {
 /// A bot answering `start` with `hangup` (test number `n`, for the ports).
 async fn bot_hangup_ends_both_legs(n: u16, hangup: Value) {
     // 1. The bot API answers the start event with a hangup activity.
-    let (rtp, peer_rtp) = ports(n);
-    let mut setup = FlowSetup::new(rtp, peer_rtp, "200");
+    let mut setup = flow_setup(n, "200");
     setup.bot_api.replies = vec![BotReply::on_event("start", vec![hangup])];
-    let flow = Flow::start(setup).await;
-    let id = flow.dial(json!({})).await;
+    let (flow, id) = start_and_dial(setup).await;
 
     // 2. Both legs get BYE from dialgate.
-    for peer in [&flow.callee, flow.bot()] {
-        let d = disconnected(peer).await;
-        assert_eq!(d.str("by"), Some("remote"), "{:?}", d.0);
-    }
+    both_legs_got_bye(&flow).await;
 
     // 3. answered, then completed / bot-disconnected; the bot got start and a disconnect.
-    let done = flow.wait_terminal(&id).await;
-    assert_eq!(done["status"], "completed");
-    assert_eq!(done["reasonCode"], "bot-disconnected");
+    terminal(&flow, &id, "completed", "bot-disconnected").await;
     assert_eq!(
         flow.wait_bot_disconnect(&id).await["reasonCode"],
         "bot-disconnected"
@@ -482,9 +479,7 @@ async fn bot_hangup_ends_both_legs(n: u16, hangup: Value) {
     assert_eq!(flow.bot_activity_names(&id), ["start"]);
 
     // 4. The record notes the hangup activity.
-    let r = flow.wait_record_settled(&id).await;
-    flow.assert_notifications(&id, &["answered", "completed"]);
-    assert_answered_record(&r, "bot-disconnected");
+    let r = answered_record(&flow, &id, "bot-disconnected").await;
     assert_in_order(&timeline(&r), &["connected", "hangup", "completed"]);
     flow.stop().await;
 }
@@ -492,17 +487,13 @@ async fn bot_hangup_ends_both_legs(n: u16, hangup: Value) {
 #[tokio::test]
 async fn a_bot_with_a_wrong_token_means_nobody_is_called() {
     // 1. dialoutInitiated is on, and dialgate's token for the bot is wrong: the bot answers 401.
-    let (rtp, peer_rtp) = ports(10);
-    let mut setup = FlowSetup::new(rtp, peer_rtp, "200");
+    let mut setup = flow_setup(10, "200");
     setup.dialout_initiated_event = true;
     setup.bot_token = "not-the-bots-token".into();
-    let flow = Flow::start(setup).await;
-    let id = flow.dial(json!({})).await;
+    let (flow, id) = start_and_dial(setup).await;
 
     // 2. failed / error, the reason says what the bot answered.
-    let done = flow.wait_terminal(&id).await;
-    assert_eq!(done["status"], "failed");
-    assert_eq!(done["reasonCode"], "error");
+    let done = terminal(&flow, &id, "failed", "error").await;
     let reason = done["reason"].as_str().unwrap_or_default();
     assert!(
         reason.contains("401") && reason.contains("not called"),
@@ -519,15 +510,10 @@ async fn a_bot_with_a_wrong_token_means_nobody_is_called() {
 #[tokio::test]
 async fn a_short_lived_bot_session_is_refreshed_while_the_call_lasts() {
     // 1. The bot announces `expiresSeconds: 4`; the call connects.
-    let (rtp, peer_rtp) = ports(11);
-    let mut setup = FlowSetup::new(rtp, peer_rtp, "200");
+    let mut setup = flow_setup(11, "200");
     setup.bot_api.expires_seconds = 4;
-    let flow = Flow::start(setup).await;
-    let id = flow.dial(json!({})).await;
-    flow.bot_api
-        .wait_for_activity("start", WAIT)
-        .await
-        .expect("start activity");
+    let (flow, id) = start_and_dial(setup).await;
+    bot_started(&flow).await;
 
     // 2. Refreshes come, again and again (every 3 s: before the 4 s run out).
     let refreshes = wait_refreshes(&flow, 2).await;
@@ -563,14 +549,12 @@ async fn wait_refreshes(flow: &Flow, n: usize) -> usize {
 #[tokio::test]
 async fn key_presses_of_the_person_reach_the_bot_in_order() {
     // 1. The callee answers and presses 1, #, 5 (RFC 4733) half a second later.
-    let (rtp, peer_rtp) = ports(12);
-    let mut setup = FlowSetup::new(rtp, peer_rtp, "200");
+    let mut setup = flow_setup(12, "200");
     setup.callee.dtmf = Some(("1#5".into(), 500));
     // PJSIP sends RTP (telephone-events included) only while something feeds the call's audio.
     setup.callee.play = Some(fixture_audio("hello.wav"));
     setup.callee.play_loop = true;
-    let flow = Flow::start(setup).await;
-    let id = flow.dial(json!({})).await;
+    let (flow, id) = start_and_dial(setup).await;
     saw(&flow.callee, "keys pressed", |e| e.is("dtmf_sent")).await;
 
     // 2. The bot gets one DTMF event per key, in order, after `start`.
@@ -608,15 +592,13 @@ async fn key_presses_of_the_person_reach_the_bot_in_order() {
 #[tokio::test]
 async fn a_text_bots_reply_is_heard_by_the_person() {
     // 1. A text bot (no sip_uri): it answers `start` with a message; the person records.
-    let (rtp, peer_rtp) = ports(13);
-    let mut setup = FlowSetup::new(rtp, peer_rtp, "200");
+    let mut setup = flow_setup(13, "200");
     setup.text_bot = true;
     setup.callee.record = Some("heard.wav".into());
     // Plain words: Whisper tiny hears brand names loosely ("Acme" → "acne").
     let text = "Hello, we are calling about your order from last week.";
     setup.bot_api.replies = vec![BotReply::on_event("start", vec![activity::message(text)])];
-    let flow = Flow::start(setup).await;
-    let id = flow.dial(json!({})).await;
+    let (flow, id) = start_and_dial(setup).await;
 
     // 2. dialgate speaks it; when the queue drains the bot hears playFinished.
     flow.bot_api

@@ -7,6 +7,7 @@
 use crate::common;
 use std::time::Duration;
 
+use common::peers::Sipp;
 use common::sippflows::*;
 use serde_json::json;
 
@@ -36,23 +37,70 @@ fn s(v: &str) -> String {
     v.to_owned()
 }
 
+/// Starts dialgate with relay RTP `rtp..=rtp + 99` and the SIPp bot on `bot_port`.
+async fn flow(rtp: u16, bot_port: u16, trunk: Trunk) -> Flow {
+    start_flow(FlowSetup {
+        rtp: (rtp, rtp + 99),
+        bot_port,
+        trunk,
+    })
+    .await
+}
+
+/// Exactly one terminal notification (waited for `within`): completed, the person hung up.
+async fn completed_by_the_person(f: &Flow, id: &str, within: Duration) {
+    let term = one_terminal_within(&f.sink, id, within).await;
+    assert_eq!(term["status"], "completed");
+    assert_eq!(term["reasonCode"], "client-disconnected");
+}
+
+/// The call settles and the dialer heard `answered`, then `completed` (the person hung up),
+/// each accepted with 200; returns the settled record.
+async fn answered_then_completed(f: &Flow, id: &str) -> serde_json::Value {
+    let rec = f.settled(id).await;
+    assert_eq!(
+        notes(&f.sink, id),
+        vec![
+            (s("answered"), None, Some(200)),
+            (s("completed"), Some(s("client-disconnected")), Some(200)),
+        ]
+    );
+    rec
+}
+
+/// A SIPp carrier playing `carrier` on `port` (the trunk, no backup), a SIPp bot playing
+/// `bot` on `port + 1` (40 s each), and dialgate with relay RTP `rtp..=rtp + 99`.
+async fn carrier_and_bot(carrier: &str, bot: &str, port: u16, rtp: u16) -> (Sipp, Sipp, Flow) {
+    let carrier = uas(carrier, port, 40);
+    let botp = uas(bot, port + 1, 40);
+    let f = flow(rtp, port + 1, trunk(port, None)).await;
+    (carrier, botp, f)
+}
+
+/// After a failover: the backup carrier and the bot each ran an answered call to its end, the
+/// dialer heard `answered` then `completed`, and the record says completed. Stops the flow.
+async fn the_backup_carried_the_call(f: Flow, id: &str, backup: &Sipp, botp: &Sipp) {
+    saw_exactly(backup, "backup scenario", &carrier_answer_bye()).await;
+    saw_exactly(botp, "bot scenario", &bot_answer()).await;
+    let rec = answered_then_completed(&f, id).await;
+    assert_eq!(rec["status"], "completed", "{rec:#}");
+    f.stop().await;
+}
+
 #[tokio::test]
 async fn answered_call_ended_by_the_carrier() {
     // 1. Carrier: 180, 200 with SDP, expects ACK, BYE after a pause. Bot: 200, ACK, expects BYE.
-    let carrier = uas("flow_carrier_answer_bye.xml", 16010, 40);
-    let botp = uas("flow_bot_answer.xml", 16011, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (26000, 26099),
-        bot_port: 16011,
-        trunk: trunk(16010, None),
-    })
+    let (carrier, botp, f) = carrier_and_bot(
+        "flow_carrier_answer_bye.xml",
+        "flow_bot_answer.xml",
+        16010,
+        26000,
+    )
     .await;
     // 2. Dial.
     let id = f.dial("+15551230001", json!({})).await;
     // 3. Exactly one terminal notification: completed, the person hung up.
-    let term = one_terminal(&f.sink, &id).await;
-    assert_eq!(term["status"], "completed");
-    assert_eq!(term["reasonCode"], "client-disconnected");
+    completed_by_the_person(&f, &id, WAIT).await;
     // 4. Both SIPp scenarios ran to their end, in exactly this order.
     let clog = saw_exactly(&carrier, "carrier scenario", &carrier_answer_bye()).await;
     let blog = saw_exactly(&botp, "bot scenario", &bot_answer()).await;
@@ -62,14 +110,7 @@ async fn answered_call_ended_by_the_carrier() {
     );
     assert!(clog.contains("+15551230001"), "{clog}");
     // 5. The dialer heard: answered, then completed.
-    let rec = f.settled(&id).await;
-    assert_eq!(
-        notes(&f.sink, &id),
-        vec![
-            (s("answered"), None, Some(200)),
-            (s("completed"), Some(s("client-disconnected")), Some(200)),
-        ]
-    );
+    let rec = answered_then_completed(&f, &id).await;
     // 6. The bot got the start event and the disconnect.
     f.bot.wait_for_activity("start", WAIT).await.unwrap();
     f.bot.wait_for_path("/disconnect", WAIT).await.unwrap();
@@ -87,13 +128,12 @@ async fn answered_call_ended_by_the_carrier() {
 async fn cancel_crossed_by_200_is_acked_and_byed() {
     // 1. Carrier: 180, then on CANCEL answers 200 to the CANCEL and 200 (not 487) to the
     //    INVITE, and expects ACK then BYE. A bot SIPp listens but must see nothing.
-    let carrier = uas("flow_carrier_cancel_race.xml", 16020, 40);
-    let botp = uas("flow_bot_answer.xml", 16021, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (26100, 26199),
-        bot_port: 16021,
-        trunk: trunk(16020, None),
-    })
+    let (carrier, botp, f) = carrier_and_bot(
+        "flow_carrier_cancel_race.xml",
+        "flow_bot_answer.xml",
+        16020,
+        26100,
+    )
     .await;
     // 2. Dial; wait until it rings.
     let id = f.dial("+15551230002", json!({})).await;
@@ -136,12 +176,7 @@ async fn retransmitted_200_gives_one_answered() {
     // `-nr`: SIPp would take the second ACK (identical to the first) for a retransmission.
     let carrier = uas_with("flow_carrier_200_twice.xml", 16030, 40, &["-nr"]);
     let botp = uas("flow_bot_answer.xml", 16031, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (26200, 26299),
-        bot_port: 16031,
-        trunk: trunk(16030, None),
-    })
-    .await;
+    let f = flow(26200, 16031, trunk(16030, None)).await;
     let id = f.dial("+15551230003", json!({})).await;
     // 2. The carrier sent 200 twice and got two ACKs, then hung up; the bot had one call.
     let clog = passed(&carrier, "carrier scenario").await;
@@ -156,18 +191,9 @@ async fn retransmitted_200_gives_one_answered() {
     );
     saw_exactly(&botp, "bot scenario", &bot_answer()).await;
     // 3. One terminal: completed by the person.
-    let term = one_terminal(&f.sink, &id).await;
-    assert_eq!(term["status"], "completed");
-    assert_eq!(term["reasonCode"], "client-disconnected");
+    completed_by_the_person(&f, &id, WAIT).await;
     // 4. Exactly one answered notification, one start event.
-    let rec = f.settled(&id).await;
-    assert_eq!(
-        notes(&f.sink, &id),
-        vec![
-            (s("answered"), None, Some(200)),
-            (s("completed"), Some(s("client-disconnected")), Some(200)),
-        ]
-    );
+    let rec = answered_then_completed(&f, &id).await;
     assert_eq!(
         f.bot
             .activity_names()
@@ -185,19 +211,16 @@ async fn retransmitted_200_gives_one_answered() {
 #[tokio::test]
 async fn carrier_bye_while_bot_rings_cancels_the_bot() {
     // 1. Carrier answers and hangs up after a pause; the bot only rings (180) meanwhile.
-    let carrier = uas("flow_carrier_answer_bye.xml", 16040, 40);
-    let botp = uas("flow_ring_until_cancel.xml", 16041, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (26300, 26399),
-        bot_port: 16041,
-        trunk: trunk(16040, None),
-    })
+    let (carrier, botp, f) = carrier_and_bot(
+        "flow_carrier_answer_bye.xml",
+        "flow_ring_until_cancel.xml",
+        16040,
+        26300,
+    )
     .await;
     let id = f.dial("+15551230004", json!({})).await;
     // 2. One terminal: completed, client-disconnected.
-    let term = one_terminal(&f.sink, &id).await;
-    assert_eq!(term["status"], "completed");
-    assert_eq!(term["reasonCode"], "client-disconnected");
+    completed_by_the_person(&f, &id, WAIT).await;
     // 3. The carrier's call ran as scripted; the bot got CANCEL (487 to its INVITE, ACKed).
     saw_exactly(&carrier, "carrier scenario", &carrier_answer_bye()).await;
     saw_exactly(
@@ -207,14 +230,7 @@ async fn carrier_bye_while_bot_rings_cancels_the_bot() {
     )
     .await;
     // 4. Notifications: answered, then completed.
-    let rec = f.settled(&id).await;
-    assert_eq!(
-        notes(&f.sink, &id),
-        vec![
-            (s("answered"), None, Some(200)),
-            (s("completed"), Some(s("client-disconnected")), Some(200)),
-        ]
-    );
+    let rec = answered_then_completed(&f, &id).await;
     // 5. The record: answered, the bot never connected.
     assert_eq!(rec["status"], "completed", "{rec:#}");
     assert_eq!(rec["reasonCode"], "client-disconnected");
@@ -229,32 +245,14 @@ async fn unreachable_primary_fails_over_to_backup() {
     let primary = common::peers::free_udp_port();
     let backup = uas("flow_carrier_answer_bye.xml", 16051, 100);
     let botp = uas("flow_bot_answer.xml", 16052, 100);
-    let f = start_flow(FlowSetup {
-        rtp: (26400, 26499),
-        bot_port: 16052,
-        trunk: trunk(primary, Some(16051)),
-    })
-    .await;
+    let f = flow(26400, 16052, trunk(primary, Some(16051))).await;
     let id = f
         .dial("+15551230005", json!({"answerTimeoutSec": 120}))
         .await;
     // 2. The backup carried the call: completed by the person.
-    let term = one_terminal_within(&f.sink, &id, Duration::from_secs(90)).await;
-    assert_eq!(term["status"], "completed");
-    assert_eq!(term["reasonCode"], "client-disconnected");
-    saw_exactly(&backup, "backup scenario", &carrier_answer_bye()).await;
-    saw_exactly(&botp, "bot scenario", &bot_answer()).await;
-    // 3. Notifications and record.
-    let rec = f.settled(&id).await;
-    assert_eq!(
-        notes(&f.sink, &id),
-        vec![
-            (s("answered"), None, Some(200)),
-            (s("completed"), Some(s("client-disconnected")), Some(200)),
-        ]
-    );
-    assert_eq!(rec["status"], "completed", "{rec:#}");
-    f.stop().await;
+    completed_by_the_person(&f, &id, Duration::from_secs(90)).await;
+    // 3. Peers, notifications and record.
+    the_backup_carried_the_call(f, &id, &backup, &botp).await;
 }
 
 #[tokio::test]
@@ -263,36 +261,18 @@ async fn primary_503_fails_over_to_backup() {
     let primary = uas("flow_carrier_503.xml", 16060, 40);
     let backup = uas("flow_carrier_answer_bye.xml", 16061, 40);
     let botp = uas("flow_bot_answer.xml", 16062, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (26500, 26599),
-        bot_port: 16062,
-        trunk: trunk(16060, Some(16061)),
-    })
-    .await;
+    let f = flow(26500, 16062, trunk(16060, Some(16061))).await;
     let id = f.dial("+15551230006", json!({})).await;
     // 2. Completed through the backup.
-    let term = one_terminal(&f.sink, &id).await;
-    assert_eq!(term["status"], "completed");
-    assert_eq!(term["reasonCode"], "client-disconnected");
+    completed_by_the_person(&f, &id, WAIT).await;
     saw_exactly(
         &primary,
         "primary scenario",
         &["<INVITE", ">100", ">503", "<ACK"],
     )
     .await;
-    saw_exactly(&backup, "backup scenario", &carrier_answer_bye()).await;
-    saw_exactly(&botp, "bot scenario", &bot_answer()).await;
-    // 3. Notifications and record.
-    let rec = f.settled(&id).await;
-    assert_eq!(
-        notes(&f.sink, &id),
-        vec![
-            (s("answered"), None, Some(200)),
-            (s("completed"), Some(s("client-disconnected")), Some(200)),
-        ]
-    );
-    assert_eq!(rec["status"], "completed", "{rec:#}");
-    f.stop().await;
+    // 3. Peers, notifications and record.
+    the_backup_carried_the_call(f, &id, &backup, &botp).await;
 }
 
 #[tokio::test]
@@ -301,12 +281,7 @@ async fn primary_486_does_not_fail_over() {
     let primary = uas("flow_carrier_486.xml", 16070, 40);
     let backup = uas("flow_carrier_answer_bye.xml", 16071, 40);
     let botp = uas("flow_bot_answer.xml", 16072, 40);
-    let f = start_flow(FlowSetup {
-        rtp: (26600, 26699),
-        bot_port: 16072,
-        trunk: trunk(16070, Some(16071)),
-    })
-    .await;
+    let f = flow(26600, 16072, trunk(16070, Some(16071))).await;
     let id = f.dial("+15551230007", json!({})).await;
     // 2. One terminal: failed, busy, 486.
     let term = one_terminal(&f.sink, &id).await;

@@ -10,7 +10,7 @@
 use crate::common;
 use common::flows::*;
 use common::http_peers::BotReply;
-use common::peers::{PeerEvent, PjsuaOpts, PjsuaPeer, fixture_audio};
+use common::peers::{PeerEvent, PjsuaOpts, PjsuaPeer};
 use common::simcall::timeline_details as details;
 use serde_json::{Value, json};
 
@@ -65,8 +65,7 @@ async fn bridge_answered_the_person_talks_to_the_agent_and_the_bot_is_released()
     // 1. The person loops hello.wav, the agent loops machine.wav; both record. The person
     //    hangs up 9 s after answering.
     let mut setup = transfer_setup(0, "200");
-    let hello = fixture_audio("hello.wav");
-    let machine = fixture_audio("machine.wav");
+    let (hello, machine) = hello_and_machine();
     setup.callee.play = Some(hello.clone());
     setup.callee.play_loop = true;
     setup.callee.record = Some("heard.wav".into());
@@ -96,14 +95,10 @@ async fn bridge_answered_the_person_talks_to_the_agent_and_the_bot_is_released()
     assert_eq!(d.str("by"), Some("remote"), "{:?}", d.0);
 
     // 4. The person and the agent hear each other through the relay.
-    let agent_rec = flow.agent().wait_recording(1, WAIT).await.unwrap();
-    let callee_rec = flow.callee.wait_recording(1, WAIT).await.unwrap();
-    let agent_heard = wait_wav(&agent_rec).await;
-    let callee_heard = wait_wav(&callee_rec).await;
-    let (agent_hello, callee_machine) = tokio::join!(
-        best_copy_similarity(&hello, &agent_heard, 2.5),
-        best_copy_similarity(&machine, &callee_heard, 2.5),
-    );
+    let agent_heard = heard_by(flow.agent()).await;
+    let callee_heard = heard_by(&flow.callee).await;
+    let (agent_hello, callee_machine) =
+        each_heard((&agent_heard, &hello), (&callee_heard, &machine), 2.5).await;
     eprintln!("agent heard hello {agent_hello:.3}; person heard machine {callee_machine:.3}");
     assert!(
         agent_hello > 0.8 && callee_machine > 0.8,

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::peers::Sipp;
 use common::sippflows::*;
-use hyper::Method;
 use serde_json::json;
 
 /// Calls placed at once.
@@ -19,14 +18,9 @@ const CALLS: usize = 4;
 
 /// `dialgate_table_entries{table=…}` values from `/metrics`.
 async fn tables(f: &Flow) -> BTreeMap<String, i64> {
-    let m = f.t.http.send(Method::GET, "/metrics", &[], None).await;
-    m.text
-        .lines()
-        .filter_map(|l| l.strip_prefix("dialgate_table_entries{table=\""))
-        .filter_map(|rest| {
-            let (table, value) = rest.split_once("\"} ")?;
-            Some((table.to_owned(), value.trim().parse().ok()?))
-        })
+    f.metric_by_label("dialgate_table_entries", "table")
+        .await
+        .into_iter()
         .collect()
 }
 

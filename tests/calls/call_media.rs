@@ -13,181 +13,47 @@ use hyper::StatusCode;
 use serde_json::{Value, json};
 
 /// A SIPp UAS: 180, 200 with PCMU, then it streams `AUDIO_FILE` (raw µ-law) once and falls
-/// silent; it answers dialgate's BYE.
-const SIPP_TALK_THEN_SILENT: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="answer, send a short RTP stream, then no RTP; wait for BYE">
-  <recv request="INVITE" crlf="true"/>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Content-Length: 0
-]]></send>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=uas 1 1 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:101 telephone-event/8000
-a=sendrecv
-]]></send>
-  <recv request="ACK"/>
-  <nop><action><exec rtp_stream="AUDIO_FILE,1,0"/></action></nop>
-  <recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-]]></send>
-</scenario>
-"#;
+/// silent; it answers dialgate's BYE (`tests/sipp/media_talk_then_silent.xml`).
+const SIPP_TALK_THEN_SILENT: &str = "media_talk_then_silent.xml";
 
 /// A SIPp UAS (run with `-rtp_echo`): answers, puts the call on hold with a re-INVITE
 /// `a=sendonly` (the answer must say `a=recvonly`), resumes it with `a=sendrecv` (the answer
-/// must say `a=sendrecv`), then waits for dialgate's BYE.
-const SIPP_HOLD_RESUME: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="answer, hold (sendonly), resume (sendrecv), wait for BYE">
-  <recv request="INVITE" crlf="true" rrs="true"/>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_Record-Route:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Content-Length: 0
-]]></send>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_Record-Route:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Content-Type: application/sdp
-Content-Length: [len]
+/// must say `a=sendrecv`), then waits for dialgate's BYE (`tests/sipp/media_hold_resume.xml`).
+const SIPP_HOLD_RESUME: &str = "media_hold_resume.xml";
 
-v=0
-o=uas 1 1 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:101 telephone-event/8000
-a=sendrecv
-]]></send>
-  <recv request="ACK"><action><ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="from_hdr"/></action></recv>
-  <pause milliseconds="1500"/>
-  <send retrans="500"><![CDATA[
-INVITE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:callee@[local_ip]>;tag=[pid]SIPpTag01[call_number]
-To: [$from_hdr]
-[last_Call-ID:]
-CSeq: 101 INVITE
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
+/// The text of the SIPp scenario `tests/sipp/<name>` (the carrier takes it as a string).
+fn scenario_xml(name: &str) -> String {
+    let path = common::sippflows::scenario(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
 
-v=0
-o=uas 1 2 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:101 telephone-event/8000
-a=sendonly
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="200"><action><ereg regexp="a=recvonly" search_in="body" check_it="true" assign_to="hold"/></action></recv>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:callee@[local_ip]>;tag=[pid]SIPpTag01[call_number]
-To: [$from_hdr]
-[last_Call-ID:]
-CSeq: 101 ACK
-Max-Forwards: 70
-Content-Length: 0
-]]></send>
-  <pause milliseconds="1500"/>
-  <send retrans="500"><![CDATA[
-INVITE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:callee@[local_ip]>;tag=[pid]SIPpTag01[call_number]
-To: [$from_hdr]
-[last_Call-ID:]
-CSeq: 102 INVITE
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
+/// Waits (bounded) for the SIPp carrier to end after dialgate's BYE, asserts its scenario
+/// passed and that the bot got BYE too; returns SIPp's messages.
+async fn sipp_and_bot_got_bye(f: &MediaFlow) -> Vec<String> {
+    let out = f
+        .sipp()
+        .wait(common::mediaflows::WAIT)
+        .await
+        .expect("sipp ends after the BYE");
+    assert!(
+        out.status.success(),
+        "sipp: {}\n{}",
+        out.errors,
+        out.messages
+    );
+    let bot = sip_trace(&wait_sim_ended(&f.bot, "bot").await);
+    assert_eq!(bot, ["INVITE", "sent 200", "ACK", "BYE in", "RTP"]);
+    sipp_messages(&out.messages)
+}
 
-v=0
-o=uas 1 3 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:101 telephone-event/8000
-a=sendrecv
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="200"><action><ereg regexp="a=sendrecv" search_in="body" check_it="true" assign_to="resume"/></action></recv>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:callee@[local_ip]>;tag=[pid]SIPpTag01[call_number]
-To: [$from_hdr]
-[last_Call-ID:]
-CSeq: 102 ACK
-Max-Forwards: 70
-Content-Length: 0
-]]></send>
-  <recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-]]></send>
-  <Reference variables="hold,resume"/>
-</scenario>
-"#;
+/// [`MediaSetup::sim`] with a simulated callee that hangs up two seconds after its `audio`.
+fn callee_hangs_up_after_talking(rtp_min: u16, audio: &str) -> MediaSetup {
+    let mut s = MediaSetup::sim(rtp_min, audio);
+    if let Carrier::Sim(o) = &mut s.carrier {
+        o.hangup = dialgate::sim::Hangup::AfterAudio(Duration::from_secs(2));
+    }
+    s
+}
 
 /// The SIP messages of a SIPp trace, each as one string starting with its first line
 /// (`-trace_msg` separates them with `----` lines and a caption).
@@ -252,7 +118,8 @@ async fn callee_rtp_stops_then_the_call_ends_as_media_timeout() {
     let mut s = MediaSetup::sim(29000, "conf/greeting.wav");
     s.inactivity_sec = 2;
     s.carrier = Carrier::Sipp {
-        xml: SIPP_TALK_THEN_SILENT.replace("AUDIO_FILE", &audio.display().to_string()),
+        xml: scenario_xml(SIPP_TALK_THEN_SILENT)
+            .replace("AUDIO_FILE", &audio.display().to_string()),
         media_port: 29900,
         args: vec![],
     };
@@ -271,25 +138,8 @@ async fn callee_rtp_stops_then_the_call_ends_as_media_timeout() {
     assert_eq!(end["status"], "completed", "{end}");
     assert_eq!(end["reasonCode"], "media-timeout", "{end}");
     // 3. Both legs got BYE from dialgate: SIPp answered it (its scenario passed), and the bot.
-    let out = f
-        .sipp()
-        .wait(common::mediaflows::WAIT)
-        .await
-        .expect("sipp ends after the BYE");
-    assert!(
-        out.status.success(),
-        "sipp: {}\n{}",
-        out.errors,
-        out.messages
-    );
-    let msgs = sipp_messages(&out.messages);
-    assert!(
-        msgs.iter().any(|m| m.starts_with("BYE ")),
-        "{}",
-        out.messages
-    );
-    let bot = sip_trace(&wait_sim_ended(&f.bot, "bot").await);
-    assert_eq!(bot, ["INVITE", "sent 200", "ACK", "BYE in", "RTP"]);
+    let msgs = sipp_and_bot_got_bye(&f).await;
+    assert!(msgs.iter().any(|m| m.starts_with("BYE ")), "{msgs:#?}");
     let disc = f.wait_bot_disconnect(&id).await;
     assert_eq!(disc["reasonCode"], "media-timeout");
     // 4. The record: media-timeout; the relay did get the callee's audio before it stopped.
@@ -313,11 +163,8 @@ async fn callee_rtp_stops_then_the_call_ends_as_media_timeout() {
 /// what the bot played.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recording_bot_gets_a_stereo_wav_of_the_call() {
-    let mut s = MediaSetup::sim(29200, "tests/fixtures/audio/hello.wav");
+    let mut s = callee_hangs_up_after_talking(29200, "tests/fixtures/audio/hello.wav");
     s.recording = true;
-    if let Carrier::Sim(o) = &mut s.carrier {
-        o.hangup = dialgate::sim::Hangup::AfterAudio(Duration::from_secs(2));
-    }
     let f = MediaFlow::start(s).await;
     // 1. Dial; the callee says "Hello?" and hangs up two seconds later.
     let id = f.dial(json!({})).await;
@@ -375,7 +222,7 @@ async fn recording_bot_gets_a_stereo_wav_of_the_call() {
 async fn carrier_hold_and_resume_keep_the_call_up() {
     let mut s = MediaSetup::sim(29400, "conf/greeting.wav");
     s.carrier = Carrier::Sipp {
-        xml: SIPP_HOLD_RESUME.into(),
+        xml: scenario_xml(SIPP_HOLD_RESUME),
         media_port: 29950,
         args: vec!["-rtp_echo".into()],
     };
@@ -431,19 +278,7 @@ async fn carrier_hold_and_resume_keep_the_call_up() {
     let end = f.wait_terminal(&id).await;
     assert_eq!(end["status"], "completed", "{end}");
     assert_eq!(end["reasonCode"], "api-hangup", "{end}");
-    let out = f
-        .sipp()
-        .wait(common::mediaflows::WAIT)
-        .await
-        .expect("sipp ends after the BYE");
-    assert!(
-        out.status.success(),
-        "sipp: {}\n{}",
-        out.errors,
-        out.messages
-    );
-    let bot = sip_trace(&wait_sim_ended(&f.bot, "bot").await);
-    assert_eq!(bot, ["INVITE", "sent 200", "ACK", "BYE in", "RTP"]);
+    sipp_and_bot_got_bye(&f).await;
     // 7. The relay forwarded both ways, and dropped the bot's audio while the carrier held.
     let rec = f.wait_settled(&id).await;
     let (carrier, botleg) = (leg(&rec, "carrier"), leg(&rec, "bot"));
@@ -460,11 +295,7 @@ async fn carrier_hold_and_resume_keep_the_call_up() {
 /// received and forwarded on both legs, matching what each peer sent and received.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_record_media_stats_show_both_directions() {
-    let mut s = MediaSetup::sim(29600, "conf/greeting.wav");
-    if let Carrier::Sim(o) = &mut s.carrier {
-        o.hangup = dialgate::sim::Hangup::AfterAudio(Duration::from_secs(2));
-    }
-    let f = MediaFlow::start(s).await;
+    let f = MediaFlow::start(callee_hangs_up_after_talking(29600, "conf/greeting.wav")).await;
     // 1. Dial; the callee talks, then hangs up.
     let id = f.dial(json!({})).await;
     let end = f.wait_terminal(&id).await;

@@ -4,7 +4,6 @@
 
 use crate::common;
 use common::sippflows::*;
-use hyper::Method;
 use serde_json::json;
 
 fn trunk(port: u16) -> Trunk {
@@ -16,15 +15,7 @@ fn trunk(port: u16) -> Trunk {
 
 /// `dialgate_calls{state=…}` values from `/metrics`, in order.
 async fn call_gauges(f: &Flow) -> Vec<(String, i64)> {
-    let m = f.t.http.send(Method::GET, "/metrics", &[], None).await;
-    m.text
-        .lines()
-        .filter_map(|l| l.strip_prefix("dialgate_calls{state=\""))
-        .filter_map(|rest| {
-            let (state, value) = rest.split_once("\"} ")?;
-            Some((state.to_owned(), value.trim().parse().ok()?))
-        })
-        .collect()
+    f.metric_by_label("dialgate_calls", "state").await
 }
 
 #[tokio::test]

@@ -32,6 +32,43 @@ fn talking_sip_bot(n: u16) -> FlowSetup {
     setup
 }
 
+/// The bot API answers the `start` event with `activities`.
+fn answers_start_with(setup: &mut FlowSetup, activities: Vec<Value>) {
+    setup.bot_api.replies = vec![BotReply::on_event("start", activities)];
+}
+
+/// Waits (bounded) until the person's PJSIP has received `n` key presses; returns their
+/// digits in order.
+async fn keys_heard(flow: &Flow, n: usize) -> Vec<String> {
+    flow.callee
+        .wait_nth("dtmf", n, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    flow.callee
+        .events_named("dtmf")
+        .iter()
+        .filter_map(|e| e.str("digit").map(str::to_owned))
+        .collect()
+}
+
+/// Starts the flow with `fixtures` in its prompts directory ([`install_prompt`]) and dials;
+/// returns it and the conversation ID.
+async fn start_with_prompts(setup: FlowSetup, fixtures: &[&str]) -> (Flow, String) {
+    let flow = Flow::start(setup).await;
+    for f in fixtures {
+        install_prompt(&flow, f);
+    }
+    let id = flow.dial(json!({})).await;
+    (flow, id)
+}
+
+/// The prompt of `id` finishes interrupted, well before its 10.8 s end (8 s after `t0`).
+async fn interrupted_early(flow: &Flow, id: &str, t0: tokio::time::Instant) {
+    let done = play_finished(flow, id).await;
+    assert_eq!(done["parameters"]["interrupted"], true, "{done}");
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+}
+
 /// Puts a fixture into the flow's `data/prompts/` (what `playUrl` `file:NAME` reads).
 fn install_prompt(flow: &Flow, fixture: &str) {
     let dir = flow.app.dir.path().join("data").join("prompts");
@@ -72,24 +109,15 @@ async fn end_and_recording(flow: &Flow, id: &str) -> (Vec<i16>, Value) {
 async fn send_dtmf_reaches_the_person_in_order_with_its_durations() {
     // 1. A SIP bot answers `start` with a bad digit string, then "1#9".
     let mut setup = talking_sip_bot(0);
-    setup.bot_api.replies = vec![BotReply::on_event(
-        "start",
+    answers_start_with(
+        &mut setup,
         vec![activity::send_dtmf("12x"), activity::send_dtmf("1#9")],
-    )];
+    );
     let flow = Flow::start(setup).await;
     let id = flow.dial(json!({})).await;
 
     // 2. The person's PJSIP receives 1, #, 9 (RFC 4733), in order.
-    flow.callee
-        .wait_nth("dtmf", 3, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let digits: Vec<String> = flow
-        .callee
-        .events_named("dtmf")
-        .iter()
-        .filter_map(|e| e.str("digit").map(str::to_owned))
-        .collect();
+    let digits = keys_heard(&flow, 3).await;
     assert_eq!(digits, ["1", "#", "9"]);
 
     // 3. Each press ends after 100 ms of tone (its end packets' duration, 800 at 8 kHz).
@@ -133,13 +161,8 @@ async fn send_dtmf_reaches_the_person_in_order_with_its_durations() {
 async fn play_url_is_heard_in_place_of_a_sip_bots_audio() {
     // 1. The bot talks (noise); it asks dialgate to play hello.wav to the person.
     let mut setup = talking_sip_bot(1);
-    setup.bot_api.replies = vec![BotReply::on_event(
-        "start",
-        vec![activity::play_url("file:hello.wav")],
-    )];
-    let flow = Flow::start(setup).await;
-    install_prompt(&flow, "hello.wav");
-    let id = flow.dial(json!({})).await;
+    answers_start_with(&mut setup, vec![activity::play_url("file:hello.wav")]);
+    let (flow, id) = start_with_prompts(setup, &["hello.wav"]).await;
 
     // 2. It plays to its end: playFinished, not interrupted.
     let done = play_finished(&flow, &id).await;
@@ -172,19 +195,15 @@ async fn abort_prompts_cuts_a_playing_file() {
     let mut setup = talking_sip_bot(2);
     let mut abort = activity::event("abortPrompts");
     abort["delay"] = json!(1000);
-    setup.bot_api.replies = vec![BotReply::on_event(
-        "start",
+    answers_start_with(
+        &mut setup,
         vec![activity::play_url("file:machine.wav"), abort],
-    )];
-    let flow = Flow::start(setup).await;
-    install_prompt(&flow, "machine.wav");
-    let id = flow.dial(json!({})).await;
+    );
+    let (flow, id) = start_with_prompts(setup, &["machine.wav"]).await;
     let t0 = tokio::time::Instant::now();
 
     // 2. playFinished, interrupted, long before the file's end.
-    let done = play_finished(&flow, &id).await;
-    assert_eq!(done["parameters"]["interrupted"], true, "{done}");
-    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    interrupted_early(&flow, &id, t0).await;
     flow.hangup(&id).await;
     flow.wait_terminal(&id).await;
     flow.stop().await;
@@ -197,19 +216,12 @@ async fn barge_in_the_person_speaking_cuts_the_prompt() {
     setup.outbound_extra = vec!["barge_in: true".into()];
     setup.callee.play = Some(fixture_audio("hello.wav"));
     setup.callee.play_loop = true;
-    setup.bot_api.replies = vec![BotReply::on_event(
-        "start",
-        vec![activity::play_url("file:machine.wav")],
-    )];
-    let flow = Flow::start(setup).await;
-    install_prompt(&flow, "machine.wav");
-    let id = flow.dial(json!({})).await;
+    answers_start_with(&mut setup, vec![activity::play_url("file:machine.wav")]);
+    let (flow, id) = start_with_prompts(setup, &["machine.wav"]).await;
     let t0 = tokio::time::Instant::now();
 
     // 2. The prompt stops when the person speaks: playFinished interrupted.
-    let done = play_finished(&flow, &id).await;
-    assert_eq!(done["parameters"]["interrupted"], true, "{done}");
-    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    interrupted_early(&flow, &id, t0).await;
     let (_, r) = end_and_recording(&flow, &id).await;
     assert!(r["timeline"].to_string().contains("barge-in"));
     flow.stop().await;
@@ -222,7 +234,7 @@ async fn a_sip_bots_message_is_spoken_with_speak_messages() {
     setup.outbound_extra = vec!["speak_messages: true".into()];
     setup.with_voice = true;
     let text = "Hello, we are calling about your order from last week.";
-    setup.bot_api.replies = vec![BotReply::on_event("start", vec![activity::message(text)])];
+    answers_start_with(&mut setup, vec![activity::message(text)]);
     let flow = Flow::start(setup).await;
     let id = flow.dial(json!({})).await;
     play_finished(&flow, &id).await;
@@ -298,14 +310,14 @@ async fn play_url_over_http_is_fetched_once_and_a_missing_file_is_reported() {
         format!("{}/missing.wav", files.url),
         format!("{}/hello.wav", files.url),
     );
-    setup.bot_api.replies = vec![BotReply::on_event(
-        "start",
+    answers_start_with(
+        &mut setup,
         vec![
             activity::play_url(&missing),
             activity::play_url(&hello),
             activity::play_url(&hello),
         ],
-    )];
+    );
     let flow = Flow::start(setup).await;
     let id = flow.dial(json!({})).await;
 
@@ -349,24 +361,12 @@ async fn a_text_bots_send_dtmf_reaches_the_person() {
     let (rtp, peer_rtp) = ports(6);
     let mut setup = FlowSetup::new(rtp, peer_rtp, "200");
     setup.text_bot = true;
-    setup.bot_api.replies = vec![BotReply::on_event(
-        "start",
-        vec![activity::send_dtmf("*0D")],
-    )];
+    answers_start_with(&mut setup, vec![activity::send_dtmf("*0D")]);
     let flow = Flow::start(setup).await;
     let id = flow.dial(json!({})).await;
 
     // 2. The person's PJSIP receives them in order.
-    flow.callee
-        .wait_nth("dtmf", 3, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let digits: Vec<String> = flow
-        .callee
-        .events_named("dtmf")
-        .iter()
-        .filter_map(|e| e.str("digit").map(str::to_owned))
-        .collect();
+    let digits = keys_heard(&flow, 3).await;
     assert_eq!(digits, ["*", "0", "D"]);
     flow.hangup(&id).await;
     flow.wait_terminal(&id).await;
@@ -382,18 +382,15 @@ async fn a_prompt_queued_right_after_abort_prompts_still_plays_and_is_reported()
         a["delay"] = json!(1000);
         a
     };
-    setup.bot_api.replies = vec![BotReply::on_event(
-        "start",
+    answers_start_with(
+        &mut setup,
         vec![
             activity::play_url("file:fax.wav"),
             later(activity::event("abortPrompts")),
             later(activity::play_url("file:hello.wav")),
         ],
-    )];
-    let flow = Flow::start(setup).await;
-    install_prompt(&flow, "fax.wav");
-    install_prompt(&flow, "hello.wav");
-    let id = flow.dial(json!({})).await;
+    );
+    let (flow, id) = start_with_prompts(setup, &["fax.wav", "hello.wav"]).await;
     flow.bot_api
         .wait_for_activity("start", WAIT)
         .await

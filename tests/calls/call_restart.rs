@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::api::{Http, basic};
 use common::binary::{Dialgate, free_tcp_port, log_of, server_yaml};
 use common::http_peers::NotifySink;
+use common::peers::Sipp;
 use common::sippflows::*;
 use serde_json::{Value, json};
 
@@ -87,6 +88,57 @@ async fn run(s: &Setup) -> Dialgate {
     Dialgate::spawn_healthy(&s.config, &s.log, &s.http).await
 }
 
+/// What every test here starts with: the dialer's notification sink, a SIPp carrier playing
+/// `carrier` on `port`, a SIPp bot answering on `port + 1` (each giving up after `timeout_s`),
+/// the setup with relay RTP `rtp..=rtp + 99`, and the first dialgate process running on it.
+async fn start(
+    carrier: &str,
+    port: u16,
+    timeout_s: u32,
+    rtp: u16,
+) -> (NotifySink, Sipp, Sipp, Setup, Dialgate) {
+    let sink = NotifySink::start().await.unwrap();
+    let carrier = uas(carrier, port, timeout_s);
+    let botp = uas("flow_bot_answer.xml", port + 1, timeout_s);
+    let s = setup((rtp, rtp + 99), port, port + 1);
+    let d = run(&s).await;
+    (sink, carrier, botp, s, d)
+}
+
+/// Waits (bounded) for a SIPp peer to end and asserts its scenario passed (with dialgate's log
+/// in the message); returns its message trace.
+async fn scenario_passed(s: &Setup, peer: &Sipp, who: &str) -> String {
+    let (code, trace) = finish(peer).await;
+    assert_eq!(code, 0, "{who}\n{}", log_of(&s.log));
+    trace
+}
+
+/// Dials `target` with a long answer timeout and waits (bounded) until it rings; returns its id.
+async fn dial_until_ringing(s: &Setup, sink: &NotifySink, target: &str) -> String {
+    let extra = json!({"answerTimeoutSec": 120});
+    let id = dial(&s.http, &s.auth, target, &sink.url(), extra).await;
+    record_until(&s.http, &s.auth, &id, "ringing", |r| {
+        r["ringingAt"].is_string()
+    })
+    .await;
+    id
+}
+
+/// Exactly one terminal notification, failed/error, and the call settles with it the only
+/// notification the dialer heard; returns the settled record.
+async fn failed_error_once(s: &Setup, sink: &NotifySink, id: &str) -> Value {
+    let term = one_terminal(sink, id).await;
+    assert_eq!(term["status"], "failed");
+    assert_eq!(term["reasonCode"], "error");
+    let rec = record_until(&s.http, &s.auth, id, "settled", settled).await;
+    assert_eq!(
+        notes(sink, id),
+        vec![("failed".to_owned(), Some("error".to_owned()), None)],
+        "{rec:#}"
+    );
+    rec
+}
+
 /// The attempts of the record's `idx`-th dialer delivery.
 fn attempts_of(rec: &Value, idx: usize) -> Vec<Value> {
     dialer_deliveries(rec)[idx]["attempts"]
@@ -99,16 +151,11 @@ fn attempts_of(rec: &Value, idx: usize) -> Vec<Value> {
 async fn pending_notifications_are_delivered_after_sigkill() {
     // 1. A dialer whose notify URL answers 500 to everything for now; a SIPp carrier that
     //    answers and hangs up after a pause; a SIPp bot that answers.
-    let sink = NotifySink::start().await.unwrap();
+    let (sink, carrier, botp, s, d) = start("flow_carrier_answer_bye.xml", 16200, 60, 27000).await;
     sink.fail_first(1_000_000);
-    let carrier = uas("flow_carrier_answer_bye.xml", 16200, 60);
-    let botp = uas("flow_bot_answer.xml", 16201, 60);
-    let s = setup((27000, 27099), 16200, 16201);
-    let d = run(&s).await;
     // 2. The call runs to its end (the person hangs up).
     let id = dial(&s.http, &s.auth, "+15551238001", &sink.url(), json!({})).await;
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario\n{}", log_of(&s.log));
+    let clog = scenario_passed(&s, &carrier, "carrier scenario").await;
     assert_eq!(
         sip_flow(&clog),
         ["<INVITE", ">180", ">200", "<ACK", ">BYE", "<200"]
@@ -189,24 +236,9 @@ async fn pending_notifications_are_delivered_after_sigkill() {
 #[tokio::test]
 async fn call_cut_off_while_ringing_ends_failed_after_restart() {
     // 1. A carrier that rings and never answers; a dialer that accepts everything.
-    let sink = NotifySink::start().await.unwrap();
-    let carrier = uas("flow_ring_until_cancel.xml", 16210, 60);
-    let botp = uas("flow_bot_answer.xml", 16211, 60);
-    let s = setup((27100, 27199), 16210, 16211);
-    let d = run(&s).await;
+    let (sink, carrier, botp, s, d) = start("flow_ring_until_cancel.xml", 16210, 60, 27100).await;
     // 2. Dial; it rings.
-    let id = dial(
-        &s.http,
-        &s.auth,
-        "+15551238002",
-        &sink.url(),
-        json!({"answerTimeoutSec": 120}),
-    )
-    .await;
-    record_until(&s.http, &s.auth, &id, "ringing", |r| {
-        r["ringingAt"].is_string()
-    })
-    .await;
+    let id = dial_until_ringing(&s, &sink, "+15551238002").await;
     // 3. The store keeps the ringing leg's dialog state (what a CANCEL needs). SIGKILL
     //    mid-ring: nothing was notified yet.
     until_legs_stored(&s, &id, "calling", 1).await;
@@ -214,22 +246,14 @@ async fn call_cut_off_while_ringing_ends_failed_after_restart() {
     assert!(sink.requests().is_empty());
     // 4. Restart: the call is ended failed/error and its notification delivered once.
     let _d = run(&s).await;
-    let term = one_terminal(&sink, &id).await;
-    assert_eq!(term["status"], "failed");
-    assert_eq!(term["reasonCode"], "error");
-    let rec = record_until(&s.http, &s.auth, &id, "settled", settled).await;
-    assert_eq!(
-        notes(&sink, &id),
-        vec![("failed".to_owned(), Some("error".to_owned()), None)]
-    );
+    let rec = failed_error_once(&s, &sink, &id).await;
     // 5. The record: failed/error, rang but never answered, one delivered notification.
     assert_failed_and_notified(&rec, "error");
     assert!(rec["ringingAt"].is_string() && rec["answeredAt"].is_null());
     assert!(timeline(&rec).contains(&"failed".to_owned()), "{rec:#}");
     // 6. The carrier saw the INVITE and rang; after the restart it got a CANCEL (from the
     //    stored dialog state), and its 487 was ACKed; the bot was never invited.
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario\n{}", log_of(&s.log));
+    let clog = scenario_passed(&s, &carrier, "carrier scenario").await;
     assert_eq!(
         sip_flow(&clog),
         ["<INVITE", ">180", "<CANCEL", ">200", ">487", "<ACK"]
@@ -244,11 +268,8 @@ async fn call_cut_off_while_ringing_ends_failed_after_restart() {
 #[tokio::test]
 async fn legs_left_up_get_a_bye_after_sigkill() {
     // 1. A carrier that answers and waits for a BYE; a SIPp bot that answers and waits too.
-    let sink = NotifySink::start().await.unwrap();
-    let carrier = uas("flow_carrier_answer_wait_bye.xml", 16220, 90);
-    let botp = uas("flow_bot_answer.xml", 16221, 90);
-    let s = setup((27200, 27299), 16220, 16221);
-    let d = run(&s).await;
+    let (sink, carrier, botp, s, d) =
+        start("flow_carrier_answer_wait_bye.xml", 16220, 90, 27200).await;
     // 2. The call is up on both legs, and the store keeps both legs' dialogs as up.
     let id = dial(&s.http, &s.auth, "+15551238003", &sink.url(), json!({})).await;
     record_until(&s.http, &s.auth, &id, "bot connected", |r| {
@@ -260,16 +281,14 @@ async fn legs_left_up_get_a_bye_after_sigkill() {
     d.kill9();
     // 4. Restart: both peers get a BYE built from the stored dialog state and answer it.
     let _d = run(&s).await;
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario\n{}", log_of(&s.log));
+    let clog = scenario_passed(&s, &carrier, "carrier scenario").await;
     let flow = sip_flow(&clog);
     assert_eq!(flow.first().map(String::as_str), Some("<INVITE"), "{clog}");
     assert!(
         flow.ends_with(&[">200", "<ACK", "<BYE", ">200"].map(String::from)),
         "{clog}"
     );
-    let (code, blog) = finish(&botp).await;
-    assert_eq!(code, 0, "bot scenario\n{}", log_of(&s.log));
+    let blog = scenario_passed(&s, &botp, "bot scenario").await;
     assert_eq!(sip_flow(&blog), ["<INVITE", ">200", "<ACK", "<BYE", ">200"]);
     // 5. The call ended completed/error with one terminal notification; both legs are
     //    forgotten and counted as cleaned at recovery.
@@ -284,30 +303,15 @@ async fn legs_left_up_get_a_bye_after_sigkill() {
 async fn a_callee_answering_the_recovery_cancel_is_acked_and_sent_bye() {
     // 1. A carrier that rings, and answers exactly when a CANCEL arrives (200 OK retransmitted
     //    until ACKed, then waits for a BYE).
-    let sink = NotifySink::start().await.unwrap();
-    let carrier = uas("flow_carrier_answer_after_cancel.xml", 16230, 90);
-    let botp = uas("flow_bot_answer.xml", 16231, 90);
-    let s = setup((27300, 27399), 16230, 16231);
-    let d = run(&s).await;
-    let id = dial(
-        &s.http,
-        &s.auth,
-        "+15551238004",
-        &sink.url(),
-        json!({"answerTimeoutSec": 120}),
-    )
-    .await;
-    record_until(&s.http, &s.auth, &id, "ringing", |r| {
-        r["ringingAt"].is_string()
-    })
-    .await;
+    let (sink, carrier, botp, s, d) =
+        start("flow_carrier_answer_after_cancel.xml", 16230, 90, 27300).await;
+    let id = dial_until_ringing(&s, &sink, "+15551238004").await;
     until_legs_stored(&s, &id, "calling", 1).await;
     // 2. SIGKILL mid-ring, restart: recovery CANCELs; the callee answers anyway, for a dialog
     //    the new process never had. It is ACKed and ended with BYE.
     d.kill9();
     let _d = run(&s).await;
-    let (code, clog) = finish(&carrier).await;
-    assert_eq!(code, 0, "carrier scenario\n{}", log_of(&s.log));
+    let clog = scenario_passed(&s, &carrier, "carrier scenario").await;
     let flow = sip_flow(&clog);
     assert_eq!(flow[..4], ["<INVITE", ">180", "<CANCEL", ">200"], "{clog}");
     assert!(flow.contains(&"<ACK".to_owned()), "{clog}");
@@ -324,23 +328,8 @@ async fn a_callee_answering_the_recovery_cancel_is_acked_and_sent_bye() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_a_call_whose_carrier_ignores_the_cancel() {
     // 1. A carrier that rings and never answers our CANCEL.
-    let sink = NotifySink::start().await.unwrap();
-    let carrier = uas("flow_ring_ignore_cancel.xml", 16232, 90);
-    let _botp = uas("flow_bot_answer.xml", 16233, 90);
-    let s = setup((27400, 27499), 16232, 16233);
-    let d = run(&s).await;
-    let id = dial(
-        &s.http,
-        &s.auth,
-        "+15551238005",
-        &sink.url(),
-        json!({"answerTimeoutSec": 120}),
-    )
-    .await;
-    record_until(&s.http, &s.auth, &id, "ringing", |r| {
-        r["ringingAt"].is_string()
-    })
-    .await;
+    let (sink, carrier, _botp, s, d) = start("flow_ring_ignore_cancel.xml", 16232, 90, 27400).await;
+    let id = dial_until_ringing(&s, &sink, "+15551238005").await;
     // 2. SIGTERM: the CANCEL goes out, is never answered; dialgate still exits, within its
     //    drain, and says how many calls it had to cut short.
     let status = d.sigterm().await;
@@ -383,13 +372,5 @@ async fn sigterm_ends_a_call_whose_carrier_ignores_the_cancel() {
     drop(conn);
     // 4. After a restart the dialer has exactly one terminal notification: failed/error.
     let _d = run(&s).await;
-    let term = one_terminal(&sink, &id).await;
-    assert_eq!(term["status"], "failed");
-    assert_eq!(term["reasonCode"], "error");
-    let rec = record_until(&s.http, &s.auth, &id, "settled", settled).await;
-    assert_eq!(
-        notes(&sink, &id),
-        vec![("failed".to_owned(), Some("error".to_owned()), None)],
-        "{rec:#}"
-    );
+    failed_error_once(&s, &sink, &id).await;
 }

@@ -9,7 +9,6 @@
 use crate::common;
 
 use common::flows::*;
-use common::peers::fixture_audio;
 use serde_json::json;
 
 /// The `inline:` key of the `a=crypto` line with `tag` (any tag when `None`) in `sdp`.
@@ -47,8 +46,7 @@ async fn a_carrier_reinvite_keeps_srtp_and_audio_flows_both_ways_after_it() {
     //    machine.wav and hangs up 11 s after its answer. The trunk requires SRTP.
     let certs = tempfile::tempdir().unwrap();
     let carrier_cert = cert_files(certs.path(), "carrier", &["localhost", "127.0.0.1"]);
-    let hello = fixture_audio("hello.wav");
-    let machine = fixture_audio("machine.wav");
+    let (hello, machine) = hello_and_machine();
     let mut setup = FlowSetup::new(42_600, 50_400, "200");
     setup.tls_carrier(&carrier_cert, "mandatory");
     setup.callee.extra_args.extend([

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::flows::*;
-use common::peers::fixture_audio;
 use serde_json::json;
 
 /// Relay RTP range and PJSIP RTP base of test number `n` (0-based).
@@ -39,8 +38,7 @@ async fn srtp_over_tls_carries_audio_both_ways() {
     //    certificate through tls_ca_file and requires SRTP.
     let certs = tempfile::tempdir().unwrap();
     let carrier_cert = cert_files(certs.path(), "carrier", &["localhost", "127.0.0.1"]);
-    let hello = fixture_audio("hello.wav");
-    let machine = fixture_audio("machine.wav");
+    let (hello, machine) = hello_and_machine();
     let trunk = [
         format!("tls_ca_file: {}", carrier_cert.0.display()),
         "srtp: required".to_owned(),

@@ -15,6 +15,31 @@ fn ports(n: u16) -> (u16, u16) {
     (35_000 + 200 * n, 49_000 + 100 * n)
 }
 
+/// [`start`], then a dial (no extra request fields); returns its conversation ID too.
+async fn start_and_dial(
+    n: u16,
+    protocol: &'static str,
+    format: Option<&'static str>,
+    person: impl FnOnce(&mut FlowSetup),
+) -> (Flow, BotServer, String) {
+    let (flow, server) = start(n, protocol, format, person).await;
+    let id = flow.dial(json!({})).await;
+    (flow, server, id)
+}
+
+/// Test `n`'s call with an AC bot speaking raw/mulaw, the person set up by `person`: dialled,
+/// its socket accepted and its session started ([`accept_ac`]). Returns the flow, the server,
+/// the conversation ID and the bot's connection.
+async fn ac_mulaw_call(
+    n: u16,
+    person: impl FnOnce(&mut FlowSetup),
+) -> (Flow, BotServer, String, BotConn) {
+    let (flow, mut server, id) = start_and_dial(n, "ac-bot-api", Some("raw/mulaw"), person).await;
+    let mut conn = server.accept().await;
+    accept_ac(&mut conn, "raw/mulaw").await;
+    (flow, server, id, conn)
+}
+
 /// A flow whose bot is the test's WebSocket server, the person answering 200.
 async fn start(
     n: u16,
@@ -148,14 +173,9 @@ fn talking_person(secs: u64) -> impl FnOnce(&mut FlowSetup) {
 
 /// The person heard their own hello.wav back through the bot (both directions of the bridge).
 async fn assert_heard_echo(flow: &Flow) {
-    let rec = flow.callee.wait_recording(1, WAIT).await.unwrap();
-    let heard = wait_wav(&rec).await;
-    let hello = fixture_audio("hello.wav");
-    let machine = fixture_audio("machine.wav");
-    let (echo, other) = tokio::join!(
-        best_copy_similarity(&hello, &heard, 2.5),
-        best_copy_similarity(&machine, &heard, 2.5),
-    );
+    let heard = heard_by(&flow.callee).await;
+    let (hello, machine) = hello_and_machine();
+    let (echo, other) = similarities(&heard, &hello, &machine, 2.5).await;
     eprintln!("the person heard hello back: {echo:.3} (another clip: {other:.3})");
     assert!(
         echo > 0.8 && other < echo,
@@ -229,8 +249,8 @@ async fn person_rtp(flow: &Flow) -> (u64, f64) {
 #[tokio::test]
 async fn ac_bot_api_audio_both_ways_then_the_person_hangs_up() {
     // 1. An AC Bot API bot with raw/lpcm16 (both resamplers run); the person talks for 8 s.
-    let (flow, mut server) = start(0, "ac-bot-api", Some("raw/lpcm16"), talking_person(8)).await;
-    let id = flow.dial(json!({})).await;
+    let (flow, mut server, id) =
+        start_and_dial(0, "ac-bot-api", Some("raw/lpcm16"), talking_person(8)).await;
 
     // 2. dialgate connects with the token and sends session.initiate with the call's data;
     //    the person is not called before the bot accepts.
@@ -290,8 +310,7 @@ async fn ac_bot_api_audio_both_ways_then_the_person_hangs_up() {
 #[tokio::test]
 async fn media_stream_audio_both_ways_marks_and_stop() {
     // 1. A media-stream voice agent; the person talks for 8 s.
-    let (flow, mut server) = start(1, "media-stream", None, talking_person(8)).await;
-    let id = flow.dial(json!({})).await;
+    let (flow, mut server, id) = start_and_dial(1, "media-stream", None, talking_person(8)).await;
 
     // 2. connected, then start with the call's data.
     let mut conn = server.accept().await;
@@ -324,8 +343,7 @@ async fn media_stream_audio_both_ways_marks_and_stop() {
 #[tokio::test]
 async fn session_error_means_the_person_is_never_called() {
     // 1. An AC bot that refuses the session.
-    let (flow, mut server) = start(2, "ac-bot-api", None, |_| {}).await;
-    let id = flow.dial(json!({})).await;
+    let (flow, mut server, id) = start_and_dial(2, "ac-bot-api", None, |_| {}).await;
     let mut conn = server.accept().await;
     let initiate = conn.recv().await;
     assert_eq!(initiate["type"], "session.initiate");
@@ -373,10 +391,7 @@ async fn a_refused_socket_means_the_person_is_never_called() {
 #[tokio::test]
 async fn a_dropped_socket_is_resumed_then_dropped_for_good_ends_bot_disconnected() {
     // 1. An AC bot; the person stays on the line.
-    let (flow, mut server) = start(4, "ac-bot-api", Some("raw/mulaw"), talking_person(60)).await;
-    let id = flow.dial(json!({})).await;
-    let mut conn = server.accept().await;
-    accept_ac(&mut conn, "raw/mulaw").await;
+    let (flow, mut server, id, conn) = ac_mulaw_call(4, talking_person(60)).await;
     flow.wait_status(&id, "connected").await;
 
     // 2. The socket drops without a close: dialgate reconnects with session.resume.
@@ -430,12 +445,11 @@ async fn a_dropped_socket_is_resumed_then_dropped_for_good_ends_bot_disconnected
 async fn bad_frames_are_survived_and_text_is_spoken_in_ac_mode() {
     // 1. An AC bot that says a sentence at `start`; the person listens (records) for 8 s.
     let voice = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models/piper");
-    let (flow, mut server) = start(5, "ac-bot-api", None, |s| {
+    let (flow, mut server, id) = start_and_dial(5, "ac-bot-api", None, |s| {
         s.callee.record = Some("heard.wav".into());
         s.callee.bye_after_ms = Some(8_000);
     })
     .await;
-    let id = flow.dial(json!({})).await;
     let mut conn = server.accept().await;
     accept_ac(&mut conn, "raw/lpcm16").await;
 
@@ -469,8 +483,7 @@ async fn bad_frames_are_survived_and_text_is_spoken_in_ac_mode() {
         return;
     }
     assert!(timeline(&r).iter().any(|e| e == "speak"), "{r:#}");
-    let rec = flow.callee.wait_recording(1, WAIT).await.unwrap();
-    let heard = wait_wav(&rec).await;
+    let heard = heard_by(&flow.callee).await;
     let loud = common::audio::rms_dbfs(&heard);
     eprintln!("the person's recording: {loud:.1} dBFS");
     assert!(
@@ -490,7 +503,7 @@ async fn bad_frames_are_survived_and_text_is_spoken_in_ac_mode() {
 async fn key_presses_reach_a_media_stream_as_dtmf_messages() {
     // 1. A media-stream agent; the person presses 1, # and 5 half a second after answering and
     //    hangs up after 4 s.
-    let (flow, mut server) = start(6, "media-stream", None, |s| {
+    let (flow, mut server, id) = start_and_dial(6, "media-stream", None, |s| {
         s.callee.dtmf = Some(("1#5".into(), 500));
         // PJSIP sends RTP (telephone-events included) only while something feeds the call.
         s.callee.play = Some(fixture_audio("hello.wav"));
@@ -498,7 +511,6 @@ async fn key_presses_reach_a_media_stream_as_dtmf_messages() {
         s.callee.bye_after_ms = Some(4_000);
     })
     .await;
-    let id = flow.dial(json!({})).await;
     let conn = server.accept().await;
 
     // 2. The agent gets `dtmf` messages with the digits, in order, then `stop`.
@@ -524,22 +536,15 @@ async fn key_presses_reach_a_media_stream_as_dtmf_messages() {
 async fn a_bot_flooding_audio_is_paced_at_20_ms_and_the_excess_is_counted() {
     // 1. An AC bot with raw/mulaw; the person talks (PJSIP sends RTP only while fed), records
     //    and hangs up after 4 s.
-    let (flow, mut server) = start(7, "ac-bot-api", Some("raw/mulaw"), talking_person(4)).await;
-    let id = flow.dial(json!({})).await;
-    let mut conn = server.accept().await;
-    accept_ac(&mut conn, "raw/mulaw").await;
+    let (flow, _server, id, mut conn) = ac_mulaw_call(7, talking_person(4)).await;
 
     // 2. Once the call is up (the person's stream starts), the bot sends 25 s of a tone at
     //    once, in 1 s chunks: far faster than real time, and 5 s beyond the 20 s playout buffer.
     while conn.recv().await["type"] != "userStream.start" {}
     conn.send(json!({"type": "userStream.started"})).await;
-    conn.send(json!({"type": "playStream.start", "streamId": "flood"}))
-        .await;
     const FLOOD_S: usize = 25;
-    for chunk in tone_seconds(FLOOD_S) {
-        conn.send(json!({"type": "playStream.chunk", "streamId": "flood", "audioChunk": chunk}))
-            .await;
-    }
+    conn.play_stream("flood", None, tone_seconds(FLOOD_S), false)
+        .await;
     let bot = tokio::spawn(quiet_bot(conn));
 
     // 3. The call is unaffected: the person hangs up after 4 s, one terminal, session.end.
@@ -562,8 +567,7 @@ async fn a_bot_flooding_audio_is_paced_at_20_ms_and_the_excess_is_counted() {
 
     // 5. The tone still played when the person hung up: the buffer held the flood and
     //    played it in real time (the recording's last second is the tone).
-    let rec = flow.callee.wait_recording(1, WAIT).await.unwrap();
-    let heard = wait_wav(&rec).await;
+    let heard = heard_by(&flow.callee).await;
     let last = &heard[heard.len().saturating_sub(8000)..];
     let share = common::audio::tone_share(last, 8000, 440.0);
     assert!(share > 0.8, "the last second is not the tone: {share:.2}");
@@ -591,8 +595,7 @@ async fn a_bot_flooding_audio_is_paced_at_20_ms_and_the_excess_is_counted() {
 async fn a_bot_sending_nothing_gives_silence_and_the_call_ends_cleanly() {
     // 1. A media-stream agent that listens and never answers; the person talks, records and
     //    hangs up after 4 s.
-    let (flow, mut server) = start(8, "media-stream", None, talking_person(4)).await;
-    let id = flow.dial(json!({})).await;
+    let (flow, mut server, id) = start_and_dial(8, "media-stream", None, talking_person(4)).await;
     let conn = server.accept().await;
     let bot = tokio::spawn(quiet_bot(conn));
 
@@ -619,8 +622,7 @@ async fn a_bot_sending_nothing_gives_silence_and_the_call_ends_cleanly() {
         pkts as f64 <= media_s * 50.0 + 10.0,
         "{pkts} in {media_s} s"
     );
-    let rec = flow.callee.wait_recording(1, WAIT).await.unwrap();
-    let heard = wait_wav(&rec).await;
+    let heard = heard_by(&flow.callee).await;
     assert_eq!(heard_ms(&heard), 0, "the person heard something");
 
     // 4. The empty playout buffer was counted as underruns, and nothing came from the agent.
@@ -640,8 +642,7 @@ async fn a_bot_sending_nothing_gives_silence_and_the_call_ends_cleanly() {
 #[tokio::test]
 async fn clear_drops_the_queued_audio_and_marks_are_echoed_as_twilio_does() {
     // 1. A media-stream agent; the person talks, records and hangs up after 5 s.
-    let (flow, mut server) = start(9, "media-stream", None, talking_person(5)).await;
-    let id = flow.dial(json!({})).await;
+    let (flow, mut server, id) = start_and_dial(9, "media-stream", None, talking_person(5)).await;
     let mut conn = server.accept().await;
 
     // 2. At the person's first audio the agent queues 10 s of a tone and a mark behind it.
@@ -694,8 +695,7 @@ async fn clear_drops_the_queued_audio_and_marks_are_echoed_as_twilio_does() {
 
     // 6. The person heard the tone until the clear and silence after it: far less than the
     //    10 s sent, and the end of the call silent.
-    let rec = flow.callee.wait_recording(1, WAIT).await.unwrap();
-    let heard = wait_wav(&rec).await;
+    let heard = heard_by(&flow.callee).await;
     let ms = heard_ms(&heard);
     eprintln!("the person heard {ms} ms of the 10 s queued");
     assert!((220..4_000).contains(&ms), "{ms} ms heard");

@@ -5,13 +5,16 @@
 //! Ports: SIP 16520-16559, relay RTP 31000-31889, SIPp media 31790 and 31890.
 
 use crate::common;
-use common::simcall::{assert_rejected_for, timeline_details as details};
+use common::simcall::{
+    assert_rejected_for, assert_term_rejected_for, assert_transcript_says,
+    timeline_details as details,
+};
 use std::time::{Duration, Instant};
 
 use common::audio::ringback_then_sit;
 use common::peers::Sipp;
 use common::sippflows::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn seq(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -56,6 +59,74 @@ async fn dial_completed_by_person(f: &Flow, n: u16) -> String {
     id
 }
 
+/// A call of test `n` that the person ends.
+struct Ended {
+    f: Flow,
+    /// The conversation ID.
+    id: String,
+    /// The carrier's messages, as [`sip_messages`] lists them.
+    carrier: Vec<(String, String)>,
+    /// The bot's message log.
+    bot: String,
+}
+
+/// Test `n`'s call with `carrier` (a SIPp carrier on [`carrier_port`]) and the trunk's extra
+/// keys `extra`: dials and waits for the person's hang-up ([`dial_completed_by_person`]);
+/// the carrier's scenario passed having seen exactly `want` (its messages as [`sip_flow`]
+/// labels them, space-separated), the bot's scenario passed.
+async fn person_ends_call(n: u16, carrier: Sipp, extra: &[&str], want: &str) -> Ended {
+    let (botp, f) = bot_and_flow(n, extra).await;
+    let id = dial_completed_by_person(&f, n).await;
+    let want: Vec<&str> = want.split(' ').collect();
+    let clog = saw_exactly(&carrier, "carrier scenario", &want).await;
+    let bot = passed(&botp, "bot scenario").await;
+    Ended {
+        f,
+        id,
+        carrier: sip_messages(&clog),
+        bot,
+    }
+}
+
+/// A SIPp carrier playing `scenario` with `pcm` as its RTP stream (SIPp media port
+/// `media_port`) on port `port_and_timeout.0`, giving up after `port_and_timeout.1` seconds.
+fn carrier_playing(
+    dir: &tempfile::TempDir,
+    scenario: &str,
+    pcm: &[i16],
+    port_and_timeout: (u16, u32),
+    media_port: &str,
+) -> Sipp {
+    let audio = write_ulaw(dir.path(), "audio.ulaw", pcm);
+    let xml = scenario_with_audio(dir.path(), scenario, &audio, "scenario.xml");
+    let (port, timeout_s) = port_and_timeout;
+    uas_file(&xml, port, timeout_s, &["-mp", media_port])
+}
+
+/// Dials `target` with a ring timeout of `ring_s` and waits for its one terminal notification:
+/// failed / rejected within `within_s` of the dial. Returns the conversation ID and it.
+async fn rejected_within(f: &Flow, target: &str, ring_s: u64, within_s: u64) -> (String, Value) {
+    let t0 = Instant::now();
+    let id = f.dial(target, json!({"answerTimeoutSec": ring_s})).await;
+    let within = Duration::from_secs(within_s);
+    let term = one_terminal_within(&f.sink, &id, within).await;
+    assert!(t0.elapsed() < within, "{:?}", t0.elapsed());
+    assert_eq!(term["status"], "failed", "{term}");
+    assert_eq!(term["reasonCode"], "rejected", "{term}");
+    (id, term)
+}
+
+/// The carrier was CANCELled in early media (its 487 ACKed) and the bot was never called;
+/// returns the settled record.
+async fn cancelled_before_the_bot(f: &Flow, id: &str, carrier: &Sipp, botp: Sipp) -> Value {
+    let cancelled = ["<INVITE", ">183", "<CANCEL", ">200", ">487", "<ACK"];
+    saw_exactly(carrier, "carrier scenario", &cancelled).await;
+    let rec = f.settled(id).await;
+    let bot = botp.stop().await.expect("bot SIPp stopped");
+    assert!(!bot.messages.contains("INVITE"), "{}", bot.messages);
+    rec
+}
+
 /// The bot's view of an answered call ended by dialgate.
 fn bot_answer() -> Vec<String> {
     seq(&["<INVITE", ">200", "<ACK", "<BYE", ">200"])
@@ -67,33 +138,24 @@ async fn dialgate_refreshes_the_session_with_update() {
     //    Allow with UPDATE; it expects two UPDATEs carrying `Session-Expires: 4;refresher=uac`,
     //    then hangs up. The INVITE must carry `Supported: timer`.
     let carrier = uas("carrier_timer_refresh.xml", carrier_port(0), 40);
-    let (botp, f) = bot_and_flow(0, &[]).await;
-    // 2. Dial.
-    // 3. The person hung up after the refreshes: completed, client-disconnected.
-    let id = dial_completed_by_person(&f, 0).await;
-    // 4. The carrier saw the INVITE with the timer headers and exactly two UPDATE refreshes.
-    let clog = saw_exactly(
-        &carrier,
-        "carrier scenario",
-        &[
-            "<INVITE", ">200", "<ACK", "<UPDATE", ">200", "<UPDATE", ">200", ">BYE", "<200",
-        ],
-    )
-    .await;
-    let invite = &sip_messages(&clog)[0].1;
+    // 2. Dial. The person hung up after the refreshes: completed, client-disconnected.
+    // 3. The carrier saw the INVITE with the timer headers and exactly two UPDATE refreshes.
+    let want = "<INVITE >200 <ACK <UPDATE >200 <UPDATE >200 >BYE <200";
+    let e = person_ends_call(0, carrier, &[], want).await;
+    let invite = &e.carrier[0].1;
     assert!(invite.contains("Session-Expires: 1800"), "{invite}");
     assert!(invite.contains("Min-SE: 90"), "{invite}");
     assert!(invite.contains("100rel"), "{invite}");
-    saw_exactly(&botp, "bot scenario", &bot_answer()).await;
-    // 5. The record notes the negotiated session.
-    let rec = f.settled(&id).await;
+    assert_eq!(sip_flow(&e.bot), bot_answer(), "{}", e.bot);
+    // 4. The record notes the negotiated session.
+    let rec = e.f.settled(&e.id).await;
     let st = details(&rec, "session-timer");
     assert!(
         st.iter()
             .any(|d| d == "session interval 4 s, refresher dialgate"),
         "{rec:#}"
     );
-    f.stop().await;
+    e.f.stop().await;
 }
 
 #[tokio::test]
@@ -126,153 +188,114 @@ async fn a_missing_refresh_from_the_carrier_ends_the_call_with_error() {
     f.stop().await;
 }
 
-#[tokio::test]
-async fn a_422_is_retried_with_the_carriers_min_se() {
-    // 1. Carrier: 422 with `Min-SE: 3600` to an INVITE asking 1800 s, then expects the INVITE
-    //    again with `Session-Expires: 3600` (checked by the scenario), answers and hangs up.
-    let carrier = uas("carrier_422.xml", carrier_port(2), 40);
-    let (botp, f) = bot_and_flow(2, &[]).await;
-    // 2. Dial.
-    // 3. Answered and completed by the person: the 422 was not the end of the call.
-    dial_completed_by_person(&f, 2).await;
-    // 4. The carrier's view: 422, ACK, the second INVITE with the same Call-ID.
-    let clog = saw_exactly(
-        &carrier,
-        "carrier scenario",
-        &[
-            "<INVITE", ">422", "<ACK", "<INVITE", ">180", ">200", "<ACK", ">BYE", "<200",
-        ],
-    )
-    .await;
-    let msgs = sip_messages(&clog);
-    assert!(msgs[3].1.contains("Min-SE: 3600"), "{}", msgs[3].1);
-    passed(&botp, "bot scenario").await;
-    f.stop().await;
+/// One case of [`retries_prack_and_refreshes_then_the_person_hangs_up`]: test `n`'s carrier
+/// plays `scenario` (the trunk with `extra`) and must see exactly `want`; `check` looks at its
+/// messages.
+struct Case {
+    name: &'static str,
+    n: u16,
+    scenario: &'static str,
+    extra: &'static [&'static str],
+    want: &'static str,
+    check: fn(&[(String, String)]),
 }
 
-#[tokio::test]
-async fn a_reliable_183_is_pracked_before_the_answer() {
-    // 1. Carrier: 183 with SDP, `Require: 100rel`, `RSeq: 1`; expects a PRACK with
-    //    `RAck: 1 <cseq> INVITE`, answers it, then answers the INVITE and hangs up.
-    let carrier = uas("carrier_reliable_183.xml", carrier_port(3), 40);
-    let (botp, f) = bot_and_flow(3, &[]).await;
-    // 2. Dial.
-    // 3. Completed by the person.
-    dial_completed_by_person(&f, 3).await;
-    // 4. The PRACK came between the 183 and the 200.
-    saw_exactly(
-        &carrier,
-        "carrier scenario",
-        &[
-            "<INVITE", ">183", "<PRACK", ">200", ">200", "<ACK", ">BYE", "<200",
-        ],
-    )
-    .await;
-    passed(&botp, "bot scenario").await;
-    f.stop().await;
-}
+const CASES: &[Case] = &[
+    // The carrier answers 422 with `Min-SE: 3600` to an INVITE asking 1800 s, then expects
+    // the INVITE again with `Session-Expires: 3600` (checked by the scenario), answers and
+    // hangs up: the 422 was not the end of the call; the second INVITE has the same Call-ID.
+    Case {
+        name: "a_422_is_retried_with_the_carriers_min_se",
+        n: 2,
+        scenario: "carrier_422.xml",
+        extra: &[],
+        want: "<INVITE >422 <ACK <INVITE >180 >200 <ACK >BYE <200",
+        check: |msgs| assert!(msgs[3].1.contains("Min-SE: 3600"), "{}", msgs[3].1),
+    },
+    // 183 with SDP, `Require: 100rel`, `RSeq: 1`; the carrier expects a PRACK with
+    // `RAck: 1 <cseq> INVITE`, answers it, then answers the INVITE and hangs up: the PRACK
+    // came between the 183 and the 200.
+    Case {
+        name: "a_reliable_183_is_pracked_before_the_answer",
+        n: 3,
+        scenario: "carrier_reliable_183.xml",
+        extra: &[],
+        want: "<INVITE >183 <PRACK >200 >200 <ACK >BYE <200",
+        check: |_| {},
+    },
+    // The trunk has `require_100rel: true`; the carrier answers 420 `Unsupported: 100rel`
+    // and expects the INVITE again without `Require: 100rel` (checked by the scenario).
+    Case {
+        name: "a_420_for_100rel_is_retried_without_the_extension",
+        n: 4,
+        scenario: "carrier_420_100rel.xml",
+        extra: &["require_100rel: true"],
+        want: "<INVITE >420 <ACK <INVITE >180 >200 <ACK >BYE <200",
+        check: |msgs| {
+            assert!(msgs[0].1.contains("Require: 100rel"), "{}", msgs[0].1);
+            assert!(!msgs[3].1.contains("100rel"), "{}", msgs[3].1);
+        },
+    },
+    // Like the UPDATE refresh, but the carrier's Allow has no UPDATE: it expects two
+    // re-INVITEs carrying SDP and `Session-Expires: 4;refresher=uac`, each answered and ACKed.
+    Case {
+        name: "without_update_in_allow_the_refresh_is_a_reinvite_with_sdp",
+        n: 5,
+        scenario: "carrier_timer_reinvite.xml",
+        extra: &[],
+        want: "<INVITE >200 <ACK <INVITE >200 <ACK <INVITE >200 <ACK >BYE <200",
+        check: |_| {},
+    },
+    // The carrier is the refresher of a 6 s session (dialgate would end it 4 s after the
+    // answer); it refreshes with a bodiless UPDATE at 2.5 s, expects `Session-Expires` in the
+    // 200, and hangs up itself at 5.5 s — after the first expiry would have struck: the person
+    // hung up, no "session timer expired".
+    Case {
+        name: "the_carriers_refresh_is_answered_and_keeps_the_call_up",
+        n: 6,
+        scenario: "carrier_timer_peer_refresh.xml",
+        extra: &[],
+        want: "<INVITE >200 <ACK >UPDATE <200 >BYE <200",
+        check: |_| {},
+    },
+];
 
 #[tokio::test]
-async fn a_420_for_100rel_is_retried_without_the_extension() {
-    // 1. The trunk has `require_100rel: true`; the carrier answers 420 `Unsupported: 100rel`
-    //    and expects the INVITE again without `Require: 100rel` (checked by the scenario).
-    let carrier = uas("carrier_420_100rel.xml", carrier_port(4), 40);
-    let (botp, f) = bot_and_flow(4, &["require_100rel: true"]).await;
-    // 2. Dial.
-    // 3. Completed by the person.
-    dial_completed_by_person(&f, 4).await;
-    // 4. The carrier's view: 420, ACK, the INVITE again, answered.
-    let clog = saw_exactly(
-        &carrier,
-        "carrier scenario",
-        &[
-            "<INVITE", ">420", "<ACK", "<INVITE", ">180", ">200", "<ACK", ">BYE", "<200",
-        ],
-    )
-    .await;
-    let msgs = sip_messages(&clog);
-    assert!(msgs[0].1.contains("Require: 100rel"), "{}", msgs[0].1);
-    assert!(!msgs[3].1.contains("100rel"), "{}", msgs[3].1);
-    passed(&botp, "bot scenario").await;
-    f.stop().await;
-}
-
-#[tokio::test]
-async fn without_update_in_allow_the_refresh_is_a_reinvite_with_sdp() {
-    // 1. Carrier: like the UPDATE case, but its Allow has no UPDATE: it expects two
-    //    re-INVITEs carrying SDP and `Session-Expires: 4;refresher=uac`, each answered and ACKed.
-    let carrier = uas("carrier_timer_reinvite.xml", carrier_port(5), 40);
-    let (botp, f) = bot_and_flow(5, &[]).await;
-    // 2. Dial.
-    // 3. Completed by the person after the refreshes.
-    dial_completed_by_person(&f, 5).await;
-    saw_exactly(
-        &carrier,
-        "carrier scenario",
-        &[
-            "<INVITE", ">200", "<ACK", "<INVITE", ">200", "<ACK", "<INVITE", ">200", "<ACK",
-            ">BYE", "<200",
-        ],
-    )
-    .await;
-    passed(&botp, "bot scenario").await;
-    f.stop().await;
-}
-
-#[tokio::test]
-async fn the_carriers_refresh_is_answered_and_keeps_the_call_up() {
-    // 1. Carrier: refresher of a 6 s session (dialgate would end it 4 s after the answer);
-    //    it refreshes with a bodiless UPDATE at 2.5 s, expects `Session-Expires` in the 200,
-    //    and hangs up itself at 5.5 s — after the first expiry would have struck.
-    let carrier = uas("carrier_timer_peer_refresh.xml", carrier_port(6), 40);
-    let (botp, f) = bot_and_flow(6, &[]).await;
-    // 2. Dial.
-    // 3. The person hung up (no "session timer expired").
-    dial_completed_by_person(&f, 6).await;
-    saw_exactly(
-        &carrier,
-        "carrier scenario",
-        &["<INVITE", ">200", "<ACK", ">UPDATE", "<200", ">BYE", "<200"],
-    )
-    .await;
-    passed(&botp, "bot scenario").await;
-    f.stop().await;
+async fn retries_prack_and_refreshes_then_the_person_hangs_up() {
+    for case in CASES {
+        // One case at a time (the session-timer cases keep time), each in a task of its own
+        // so that a failure names its case.
+        let run = tokio::spawn(async move {
+            // 1. The case's SIPp carrier; 2. dial: the person hangs up (completed,
+            //    client-disconnected); 3. the carrier saw exactly the case's messages, the
+            //    bot's scenario passed; 4. the case's own checks.
+            let carrier = uas(case.scenario, carrier_port(case.n), 40);
+            let e = person_ends_call(case.n, carrier, case.extra, case.want).await;
+            (case.check)(&e.carrier);
+            e.f.stop().await;
+        });
+        if let Err(e) = run.await {
+            panic!("case {}: {e}", case.name);
+        }
+    }
 }
 
 #[tokio::test]
 async fn a_sit_in_early_media_fails_the_call_long_before_the_ring_timeout() {
     // 1. Carrier: 183 with SDP, then RTP: ringback, then SIT tones; it expects a CANCEL.
     let dir = tempfile::tempdir().unwrap();
-    let audio = write_ulaw(dir.path(), "sit.ulaw", &ringback_then_sit());
     let early = "carrier_early_media_until_cancel.xml";
-    let xml_path = scenario_with_audio(dir.path(), early, &audio, "early.xml");
-    let carrier = uas_file(&xml_path, carrier_port(7), 40, &["-mp", "31790"]);
+    let pcm = ringback_then_sit();
+    let carrier = carrier_playing(&dir, early, &pcm, (carrier_port(7), 40), "31790");
     let (botp, f) = bot_and_flow(7, &[]).await;
     // 2. Dial with a 60 s ring timeout.
-    let t0 = Instant::now();
-    let id = f
-        .dial("+15551240008", json!({"answerTimeoutSec": 60}))
-        .await;
     // 3. failed / rejected, the reason says "number not in service" and names the SIT, well
     //    before the ring timeout (the tones end ~2.5 s after the 183).
-    let term = one_terminal_within(&f.sink, &id, Duration::from_secs(30)).await;
-    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
-    assert_eq!(term["status"], "failed", "{term}");
-    assert_eq!(term["reasonCode"], "rejected", "{term}");
-    let reason = term["reason"].as_str().unwrap_or("");
-    assert!(reason.contains("number not in service"), "{term}");
-    assert!(reason.contains("SIT tones"), "{term}");
+    let (id, term) = rejected_within(&f, "+15551240008", 60, 30).await;
+    assert_term_rejected_for(&term, &["number not in service", "SIT tones"]);
     // 4. The carrier saw the CANCEL; the bot was never called.
-    saw_exactly(
-        &carrier,
-        "carrier scenario",
-        &["<INVITE", ">183", "<CANCEL", ">200", ">487", "<ACK"],
-    )
-    .await;
-    let rec = f.settled(&id).await;
+    let rec = cancelled_before_the_bot(&f, &id, &carrier, botp).await;
     assert_rejected_for(&rec, "SIT tones");
-    let bot = botp.stop().await.expect("bot SIPp stopped");
-    assert!(!bot.messages.contains("INVITE"), "{}", bot.messages);
     f.stop().await;
 }
 
@@ -297,25 +320,21 @@ async fn plain_ringback_in_early_media_is_ignored_and_the_answer_takes_over() {
     // 1. Carrier: 183 with SDP and ringback RTP for 3.5 s, then 200 whose SDP names another
     //    media port; it hangs up 0.5 s later.
     let dir = tempfile::tempdir().unwrap();
-    let audio = write_ulaw(dir.path(), "ringback.ulaw", &ringback());
     let then_answer = "carrier_early_ringback_then_answer.xml";
-    let xml_path = scenario_with_audio(dir.path(), then_answer, &audio, "ringback.xml");
-    let carrier = uas_file(&xml_path, carrier_port(8), 40, &["-mp", "31890"]);
-    let (botp, f) = bot_and_flow(8, &[]).await;
-    // 2. Dial.
-    // 3. The ringback did not end the call: answered, then completed by the person.
-    let id = dial_completed_by_person(&f, 8).await;
-    saw_exactly(
-        &carrier,
-        "carrier scenario",
-        &["<INVITE", ">183", ">200", "<ACK", ">BYE", "<200"],
-    )
-    .await;
-    passed(&botp, "bot scenario").await;
-    // 4. The record shows early media was listened to, and nothing was heard in it.
-    let rec = f.settled(&id).await;
+    let carrier = carrier_playing(
+        &dir,
+        then_answer,
+        &ringback(),
+        (carrier_port(8), 40),
+        "31890",
+    );
+    // 2. Dial. The ringback did not end the call: answered, then completed by the person.
+    let want = "<INVITE >183 >200 <ACK >BYE <200";
+    let e = person_ends_call(8, carrier, &[], want).await;
+    // 3. The record shows early media was listened to, and nothing was heard in it.
+    let rec = e.f.settled(&e.id).await;
     assert_eq!(details(&rec, "early-media").len(), 1, "{rec:#}");
-    f.stop().await;
+    e.f.stop().await;
 }
 
 #[tokio::test]
@@ -329,10 +348,8 @@ async fn an_intercept_announcement_in_early_media_fails_the_call_with_its_words(
         "tests/fixtures/audio/intercept_not_in_service.wav",
     ));
     pcm.extend(vec![0i16; 8000 * 20]);
-    let audio = write_ulaw(dir.path(), "announcement.ulaw", &pcm);
     let early = "carrier_early_media_until_cancel.xml";
-    let xml_path = scenario_with_audio(dir.path(), early, &audio, "announcement.xml");
-    let carrier = uas_file(&xml_path, 16538, 120, &["-mp", "31990"]);
+    let carrier = carrier_playing(&dir, early, &pcm, (16538, 120), "31990");
     let botp = uas("flow_bot_answer.xml", 16539, 120);
     let f = start_flow_with_model(FlowSetup {
         rtp: (31900, 31989),
@@ -341,35 +358,12 @@ async fn an_intercept_announcement_in_early_media_fails_the_call_with_its_words(
     })
     .await;
     // 2. Dial with a 120 s ring timeout.
-    let t0 = Instant::now();
-    let id = f
-        .dial("+15551240010", json!({"answerTimeoutSec": 120}))
-        .await;
     // 3. failed / rejected with the recognised words, well before the ring timeout (the
     //    bound allows for Whisper on a loaded machine).
-    let term = one_terminal_within(&f.sink, &id, Duration::from_secs(90)).await;
-    assert!(t0.elapsed() < Duration::from_secs(90), "{:?}", t0.elapsed());
-    assert_eq!(term["status"], "failed", "{term}");
-    assert_eq!(term["reasonCode"], "rejected", "{term}");
-    let reason = term["reason"].as_str().unwrap_or("").to_lowercase();
-    assert!(reason.contains("intercept announcement"), "{term}");
-    assert!(reason.contains("not in service"), "{term}");
+    let (id, term) = rejected_within(&f, "+15551240010", 120, 90).await;
+    assert_term_rejected_for(&term, &["intercept announcement", "not in service"]);
     // 4. The carrier saw the CANCEL; the words are on the record's transcript.
-    saw_exactly(
-        &carrier,
-        "carrier scenario",
-        &["<INVITE", ">183", "<CANCEL", ">200", ">487", "<ACK"],
-    )
-    .await;
-    let rec = f.settled(&id).await;
-    assert!(
-        rec["transcript"]
-            .to_string()
-            .to_lowercase()
-            .contains("not in service"),
-        "{rec:#}"
-    );
-    let bot = botp.stop().await.expect("bot SIPp stopped");
-    assert!(!bot.messages.contains("INVITE"), "{}", bot.messages);
+    let rec = cancelled_before_the_bot(&f, &id, &carrier, botp).await;
+    assert_transcript_says(&rec, "not in service");
     f.stop().await;
 }

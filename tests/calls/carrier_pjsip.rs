@@ -25,7 +25,10 @@ use std::time::{Duration, Instant};
 use common::audio::ringback_then_sit;
 use common::flows::*;
 use common::peers::{PeerEvent, fixture_audio};
-use common::simcall::{assert_rejected_for, timeline_details as details};
+use common::simcall::{
+    assert_rejected_for, assert_term_rejected_for, assert_transcript_says,
+    timeline_details as details,
+};
 use serde_json::{Value, json};
 
 /// Relay RTP range and PJSIP RTP base of test number `n` (0-based).
@@ -200,6 +203,34 @@ async fn with_100rel_required_a_reliable_183_is_pracked_and_audio_flows() {
     flow.stop().await;
 }
 
+/// Test `n`'s carrier answers 183 with SDP, plays `early` as early media and never answers.
+fn early_media_setup(n: u16, early: PathBuf) -> FlowSetup {
+    let mut s = setup(n, "ring");
+    s.callee.ring_code = 183;
+    s.callee.play = Some(early);
+    s
+}
+
+/// Dials with a ring timeout of `ring_s` and waits (bounded by `within_s`) for the terminal
+/// notification; says how long it took (`what` names the case). Returns the conversation ID
+/// and the notification.
+async fn dial_until_terminal(
+    flow: &Flow,
+    ring_s: u64,
+    within_s: u64,
+    what: &str,
+) -> (String, Value) {
+    let t0 = Instant::now();
+    let id = flow.dial(json!({"answerTimeoutSec": ring_s})).await;
+    let term = terminal_within(flow, &id, Duration::from_secs(within_s)).await;
+    eprintln!(
+        "{what}: ended {:?} after the dial: {}",
+        t0.elapsed(),
+        term["reason"]
+    );
+    (id, term)
+}
+
 /// Writes `pcm` as an 8 kHz mono 16-bit WAV.
 fn write_wav(path: &Path, pcm: &[i16]) {
     let spec = hound::WavSpec {
@@ -215,10 +246,15 @@ fn write_wav(path: &Path, pcm: &[i16]) {
     w.finalize().unwrap();
 }
 
-/// What the carrier saw of an attempt dialgate cancelled during early media: its 183 with
-/// SDP, the media started (its player ran), the CANCEL, and no 200 to the INVITE.
-fn assert_cancelled_in_early_media(flow: &Flow) {
+/// Waits (bounded) for the carrier to be cancelled, then checks what it saw of an attempt
+/// dialgate cancelled during early media: its 183 with SDP, the media started (its player
+/// ran), the CANCEL, and no 200 to the INVITE. Returns the settled record of `id`.
+async fn cancelled_in_early_media(flow: &Flow, id: &str) -> Value {
     let carrier = &flow.callee;
+    carrier
+        .wait_event("cancelled", WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(carrier.sip_messages("tx", "SIP/2.0 183").len(), 1);
     assert!(
         !carrier.events_named("media").is_empty(),
@@ -244,6 +280,7 @@ fn assert_cancelled_in_early_media(flow: &Flow) {
     assert!(!answered, "{}", carrier.tail());
     // The bot was never called.
     assert!(flow.bot().events_named("incoming").is_empty());
+    flow.wait_record_settled(id).await
 }
 
 #[tokio::test]
@@ -253,34 +290,17 @@ async fn sit_tones_in_early_media_fail_the_call_long_before_the_ring_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let sit = dir.path().join("sit.wav");
     write_wav(&sit, &ringback_then_sit());
-    let mut s = setup(1, "ring");
-    s.callee.ring_code = 183;
-    s.callee.play = Some(sit);
-    let flow = Flow::start(s).await;
+    let flow = Flow::start(early_media_setup(1, sit)).await;
 
     // 2. Dial with a 120 s ring timeout.
-    let t0 = Instant::now();
-    let id = flow.dial(json!({"answerTimeoutSec": 120})).await;
-
     // 3. failed / rejected, "number not in service" naming the SIT — not the ring timeout's
     //    no-answer (the tones end ~2.5 s after the 183; the wait is bounded far below 120 s).
-    let term = terminal_within(&flow, &id, Duration::from_secs(60)).await;
-    eprintln!("SIT: failed {:?} after the dial", t0.elapsed());
-    assert_eq!(term["status"], "failed", "{term}");
-    assert_eq!(term["reasonCode"], "rejected", "{term}");
-    let reason = term["reason"].as_str().unwrap_or("");
-    assert!(reason.contains("number not in service"), "{term}");
-    assert!(reason.contains("SIT tones"), "{term}");
+    let (id, term) = dial_until_terminal(&flow, 120, 60, "SIT").await;
+    assert_term_rejected_for(&term, &["number not in service", "SIT tones"]);
 
     // 4. The carrier's view: 183, early media, CANCEL, 487; the bot was never called.
-    flow.callee
-        .wait_event("cancelled", WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_cancelled_in_early_media(&flow);
-
     // 5. The record names what was heard.
-    let rec = flow.wait_record_settled(&id).await;
+    let rec = cancelled_in_early_media(&flow, &id).await;
     assert_rejected_for(&rec, "SIT tones");
     flow.stop().await;
 }
@@ -303,48 +323,47 @@ async fn an_intercept_announcement_in_early_media_fails_the_call_with_its_words(
     // 1. The carrier (PJSIP) answers 183 with SDP and plays Asterisk's recorded "number not in
     //    service" prompt as early media, then silence; it never answers. dialgate recognises
     //    early media with the speech model.
-    let mut s = setup(2, "ring");
-    s.callee.ring_code = 183;
-    s.callee.play = Some(asterisk_noservice());
+    let mut s = early_media_setup(2, asterisk_noservice());
     s.callee.max_seconds = 300.0;
     s.with_model = true;
     let flow = Flow::start(s).await;
 
     // 2. Dial with a 180 s ring timeout.
-    let t0 = Instant::now();
-    let id = flow.dial(json!({"answerTimeoutSec": 180})).await;
-
     // 3. failed / rejected with the recognised words, well before the ring timeout (the bound
     //    allows for Whisper on a loaded machine).
-    let term = terminal_within(&flow, &id, Duration::from_secs(120)).await;
-    eprintln!(
-        "intercept: failed {:?} after the dial: {}",
-        t0.elapsed(),
-        term["reason"]
-    );
-    assert_eq!(term["status"], "failed", "{term}");
-    assert_eq!(term["reasonCode"], "rejected", "{term}");
-    let reason = term["reason"].as_str().unwrap_or("").to_lowercase();
-    assert!(reason.contains("intercept announcement"), "{term}");
-    assert!(reason.contains("not in service"), "{term}");
+    let (id, term) = dial_until_terminal(&flow, 180, 120, "intercept").await;
+    assert_term_rejected_for(&term, &["intercept announcement", "not in service"]);
 
     // 4. The carrier's view: 183, early media, CANCEL, 487; the bot was never called.
-    flow.callee
-        .wait_event("cancelled", WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_cancelled_in_early_media(&flow);
-
     // 5. The words are on the record's transcript.
-    let rec = flow.wait_record_settled(&id).await;
+    let rec = cancelled_in_early_media(&flow, &id).await;
+    assert_transcript_says(&rec, "not in service");
+    flow.stop().await;
+}
+
+/// Waits (bounded) for the carrier's 200 to the INVITE, which names a 90 s session with
+/// `refresher` (`uac`: dialgate, `uas`: the carrier), and for the call to be connected;
+/// returns the 200.
+async fn answered_with_session(flow: &Flow, id: &str, refresher: &str) -> PeerEvent {
+    let ok = carrier_sip(flow, "tx", "SIP/2.0 200", "INVITE", WAIT).await;
+    assert_eq!(
+        session_expires(&ok),
+        ("90".into(), refresher.into()),
+        "{:?}",
+        ok.0
+    );
+    flow.wait_status(id, "connected").await;
+    ok
+}
+
+/// Asserts that the record's `session-timer` timeline notes `negotiated`.
+fn assert_session_timer(rec: &Value, negotiated: &str) {
     assert!(
-        rec["transcript"]
-            .to_string()
-            .to_lowercase()
-            .contains("not in service"),
+        details(rec, "session-timer")
+            .iter()
+            .any(|d| d == negotiated),
         "{rec:#}"
     );
-    flow.stop().await;
 }
 
 /// A flow for a session-timer case: the carrier trunk asks for 90 s sessions (the shortest
@@ -397,14 +416,7 @@ async fn session_refreshes_both_ways_keep_a_call_to_pjsip_up() {
     assert_eq!(inv.header("Min-SE").map(str::trim), Some("90"));
 
     // 3. PJSIP's 200 made dialgate (the UAC) the refresher of a 90 s session.
-    let ok = carrier_sip(&flow, "tx", "SIP/2.0 200", "INVITE", WAIT).await;
-    assert_eq!(
-        session_expires(&ok),
-        ("90".into(), "uac".into()),
-        "{:?}",
-        ok.0
-    );
-    flow.wait_status(&id, "connected").await;
+    let ok = answered_with_session(&flow, &id, "uac").await;
 
     // 4. PJSIP's refresh (re-INVITE, it as UAC keeps dialgate refresher: refresher=uas) was
     //    answered 200 with the session: Session-Expires 90;refresher=uas and Require: timer.
@@ -449,12 +461,7 @@ async fn session_refreshes_both_ways_keep_a_call_to_pjsip_up() {
 
     // 7. The record notes the negotiated session.
     let rec = flow.wait_record_settled(&id).await;
-    assert!(
-        details(&rec, "session-timer")
-            .iter()
-            .any(|d| d == "session interval 90 s, refresher dialgate"),
-        "{rec:#}"
-    );
+    assert_session_timer(&rec, "session interval 90 s, refresher dialgate");
     flow.stop().await;
 }
 
@@ -473,14 +480,7 @@ async fn a_carrier_that_never_refreshes_is_hung_up_when_the_session_expires() {
     let id = flow.dial(json!({})).await;
 
     // 2. The 200 said so; the call is up.
-    let ok = carrier_sip(&flow, "tx", "SIP/2.0 200", "INVITE", WAIT).await;
-    assert_eq!(
-        session_expires(&ok),
-        ("90".into(), "uas".into()),
-        "{:?}",
-        ok.0
-    );
-    flow.wait_status(&id, "connected").await;
+    let ok = answered_with_session(&flow, &id, "uas").await;
 
     // 3. With no refresh, dialgate ends the call at the expiry (90 - 30 = 60 s after the
     //    answer): completed, reasonCode error, "session timer expired".
@@ -515,12 +515,7 @@ async fn a_carrier_that_never_refreshes_is_hung_up_when_the_session_expires() {
     }
     let rec = flow.wait_record_settled(&id).await;
     assert_eq!(rec["reasonCode"], "error", "{rec:#}");
-    assert!(
-        details(&rec, "session-timer")
-            .iter()
-            .any(|d| d == "session interval 90 s, refresher carrier"),
-        "{rec:#}"
-    );
+    assert_session_timer(&rec, "session interval 90 s, refresher carrier");
     flow.stop().await;
 }
 
@@ -532,21 +527,12 @@ async fn a_reinvite_without_crypto_on_a_required_srtp_leg_is_refused_with_488() 
     let certs = tempfile::tempdir().unwrap();
     let carrier_cert = cert_files(certs.path(), "carrier", &["localhost", "127.0.0.1"]);
     let mut s = setup(5, "200");
-    s.callee.extra_args = vec![
-        "--tls-cert".into(),
-        carrier_cert.0.display().to_string(),
-        "--tls-key".into(),
-        carrier_cert.1.display().to_string(),
-        "--srtp".into(),
-        "optional".into(),
-    ];
+    s.tls_carrier(&carrier_cert, "optional");
     s.callee = s.callee.reinvite_after_ms(3000).reinvite_without_srtp();
-    s.sip_tls = true;
-    s.trunk_extra = vec![
-        "transport: tls".into(),
+    s.trunk_extra.extend([
         format!("tls_ca_file: {}", carrier_cert.0.display()),
         "srtp: required".into(),
-    ];
+    ]);
     s.bot.as_mut().expect("flow has a bot").bye_after_ms = Some(8000);
     let flow = Flow::start(s).await;
     let id = flow.dial(json!({})).await;

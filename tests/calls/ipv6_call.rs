@@ -49,47 +49,27 @@ fn carrier(dir: &std::path::Path, ip: &str, media_port: u16) -> Sipp {
     assert!(xml.contains("rtp_stream"), "scenario edited");
     let file = dir.join("carrier.xml");
     std::fs::write(&file, xml).unwrap();
-    let mp = media_port.to_string();
-    Sipp::spawn(
-        &file,
-        &[
-            "-i",
-            ip,
-            "-mi",
-            ip,
-            "-mp",
-            &mp,
-            "-m",
-            "1",
-            "-timeout",
-            "40s",
-            "-timeout_error",
-        ],
-    )
-    .expect("sipp starts")
+    sipp_on(&file, ip, media_port, &[])
 }
 
 /// The bot: `flow_bot_answer.xml` on `ip`, echoing every RTP packet (`-rtp_echo`).
 fn bot(ip: &str, media_port: u16) -> Sipp {
-    let mp = media_port.to_string();
-    Sipp::spawn(
+    sipp_on(
         &scenario("flow_bot_answer.xml"),
-        &[
-            "-i",
-            ip,
-            "-mi",
-            ip,
-            "-mp",
-            &mp,
-            "-rtp_echo",
-            "-m",
-            "1",
-            "-timeout",
-            "40s",
-            "-timeout_error",
-        ],
+        ip,
+        media_port,
+        &["-rtp_echo"],
     )
-    .expect("sipp starts")
+}
+
+/// SIPp playing `xml` for one call on `ip` (SIP and media, media on `media_port`), with the
+/// `extra` arguments; it gives up after 40 s.
+fn sipp_on(xml: &std::path::Path, ip: &str, media_port: u16, extra: &[&str]) -> Sipp {
+    let mp = media_port.to_string();
+    let mut args = vec!["-i", ip, "-mi", ip, "-mp", &mp];
+    args.extend_from_slice(extra);
+    args.extend(["-m", "1", "-timeout", "40s", "-timeout_error"]);
+    Sipp::spawn(xml, &args).expect("sipp starts")
 }
 
 /// dialgate on `listen` (YAML addresses), calling through a trunk at `trunk` and the bot at
@@ -111,6 +91,52 @@ async fn start(listen: &[&str], trunk: String, bot_uri: String, rtp: (u16, u16))
         },
     )
     .await
+}
+
+/// A call whose SIPp peers have run their scenarios to the end.
+struct Call {
+    flow: Flow,
+    id: String,
+    carrier_trace: String,
+    bot_trace: String,
+}
+
+/// Test `n`'s call ([`ports`]): the carrier ([`carrier`]) on ::1, the bot ([`bot`]) on
+/// `bot_ip`, dialgate listening on `listen`. Dials, then waits for both SIPp scenarios to
+/// pass (the carrier streams, then hangs up).
+async fn carrier_on_ipv6_calls(n: u16, listen: &[&str], bot_ip: &str) -> Call {
+    let (rtp, media) = ports(n);
+    let tmp = tempfile::tempdir().unwrap();
+    let c = carrier(tmp.path(), "::1", media);
+    let b = bot(bot_ip, media + 50);
+    let flow = start(
+        listen,
+        format!("[::1]:{}", c.port),
+        uri("bot", bot_ip, b.port),
+        (rtp, rtp + 199),
+    )
+    .await;
+    let id = flow.dial("+15551230001", json!({})).await;
+    let (code, carrier_trace) = finish(&c).await;
+    assert_eq!(code, 0, "carrier scenario");
+    let bot_trace = passed(&b, "bot scenario").await;
+    Call {
+        flow,
+        id,
+        carrier_trace,
+        bot_trace,
+    }
+}
+
+impl Call {
+    /// The carrier's BYE ended the call (client-disconnected, the record settled), and the
+    /// relay carried audio both ways. Stops the flow.
+    async fn ended_by_the_carrier_with_audio_both_ways(self) {
+        let rec = self.flow.settled(&self.id).await;
+        assert_eq!(rec["reasonCode"], "client-disconnected", "{rec:#}");
+        assert_audio_both_ways(&rec);
+        self.flow.stop().await;
+    }
 }
 
 /// The first message of a SIPp trace whose label is `label` (`"<INVITE"`: a received INVITE).
@@ -146,27 +172,13 @@ fn assert_audio_both_ways(rec: &Value) {
 async fn an_ipv6_carrier_and_an_ipv4_bot_talk_through_the_relay() {
     // 1. The carrier (SIPp) on ::1, the bot (SIPp, echoing RTP) on 127.0.0.1; dialgate listens
     //    on both families.
-    let (rtp, media) = ports(0);
-    let tmp = tempfile::tempdir().unwrap();
-    let c = carrier(tmp.path(), "::1", media);
-    let b = bot("127.0.0.1", media + 50);
-    let flow = start(
-        &["127.0.0.1:0", "[::1]:0"],
-        format!("[::1]:{}", c.port),
-        uri("bot", "127.0.0.1", b.port),
-        (rtp, rtp + 199),
-    )
-    .await;
-    let id = flow.dial("+15551230001", json!({})).await;
-
     // 2. The carrier streams, then hangs up: SIPp ran its scenario to the end, and so did the bot.
-    let (code, carrier_trace) = finish(&c).await;
-    assert_eq!(code, 0, "carrier scenario");
-    let bot_trace = passed(&b, "bot scenario").await;
+    let call = carrier_on_ipv6_calls(0, &["127.0.0.1:0", "[::1]:0"], "127.0.0.1").await;
+    let (carrier_trace, bot_trace) = (&call.carrier_trace, &call.bot_trace);
 
     // 3. The carrier's INVITE names dialgate by IPv6 everywhere: Via, Contact, From, o=, c=;
     //    the bot's INVITE by IPv4.
-    let inv = message(&carrier_trace, "<INVITE");
+    let inv = message(carrier_trace, "<INVITE");
     for want in [
         "Via: SIP/2.0/UDP [::1]:",
         "Contact: <sip:flow-bot@[::1]:",
@@ -175,49 +187,28 @@ async fn an_ipv6_carrier_and_an_ipv4_bot_talk_through_the_relay() {
     ] {
         assert!(inv.contains(want), "{want} in\n{inv}");
     }
-    let bot_inv = message(&bot_trace, "<INVITE");
+    let bot_inv = message(bot_trace, "<INVITE");
     for want in ["Via: SIP/2.0/UDP 127.0.0.1:", "c=IN IP4 127.0.0.1"] {
         assert!(bot_inv.contains(want), "{want} in\n{bot_inv}");
     }
 
     // 4. Audio both ways through the relay; the carrier's BYE ended the call, once.
-    let rec = flow.settled(&id).await;
-    assert_eq!(rec["reasonCode"], "client-disconnected", "{rec:#}");
-    assert_audio_both_ways(&rec);
-    flow.stop().await;
+    call.ended_by_the_carrier_with_audio_both_ways().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_all_ipv6_call_on_loopback() {
     // 1. dialgate listens on [::1] only; carrier and bot on ::1.
-    let (rtp, media) = ports(1);
-    let tmp = tempfile::tempdir().unwrap();
-    let c = carrier(tmp.path(), "::1", media);
-    let b = bot("::1", media + 50);
-    let flow = start(
-        &["[::1]:0"],
-        format!("[::1]:{}", c.port),
-        uri("bot", "::1", b.port),
-        (rtp, rtp + 199),
-    )
-    .await;
-    let id = flow.dial("+15551230001", json!({})).await;
-
     // 2. Both scenarios complete; both INVITEs offer the relay on ::1.
-    let (code, carrier_trace) = finish(&c).await;
-    assert_eq!(code, 0, "carrier scenario");
-    let bot_trace = passed(&b, "bot scenario").await;
-    for trace in [&carrier_trace, &bot_trace] {
+    let call = carrier_on_ipv6_calls(1, &["[::1]:0"], "::1").await;
+    for trace in [&call.carrier_trace, &call.bot_trace] {
         let inv = message(trace, "<INVITE");
         assert!(inv.contains("c=IN IP6 ::1"), "{inv}");
         assert!(inv.contains("Via: SIP/2.0/UDP [::1]:"), "{inv}");
     }
 
     // 3. Audio both ways; the carrier's BYE ended the call.
-    let rec = flow.settled(&id).await;
-    assert_eq!(rec["reasonCode"], "client-disconnected", "{rec:#}");
-    assert_audio_both_ways(&rec);
-    flow.stop().await;
+    call.ended_by_the_carrier_with_audio_both_ways().await;
 }
 
 #[test]

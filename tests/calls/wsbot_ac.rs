@@ -27,6 +27,14 @@ async fn open(
     (bot, conn)
 }
 
+/// [`quick_options`] with the client's TLS configuration `tls`.
+fn over_tls(tls: std::sync::Arc<rustls::ClientConfig>) -> WsBotOptions {
+    WsBotOptions {
+        tls: Some(tls),
+        ..quick_options()
+    }
+}
+
 #[tokio::test]
 async fn handshake_over_wss_carries_the_token_and_the_start_parameters() {
     // 1. A TLS bot server that demands a bearer token.
@@ -38,10 +46,7 @@ async fn handshake_over_wss_carries_the_token_and_the_start_parameters() {
         Some("tok-123"),
         MediaFormat::Lpcm16At24k,
     );
-    let opts = WsBotOptions {
-        tls: Some(client_tls.clone()),
-        ..quick_options()
-    };
+    let opts = over_tls(client_tls.clone());
 
     // 2. dialgate connects and sends session.initiate with the Live Hub start parameters.
     let connecting =
@@ -76,10 +81,7 @@ async fn handshake_over_wss_carries_the_token_and_the_start_parameters() {
         Some("nope"),
         MediaFormat::Lpcm16,
     );
-    let opts = WsBotOptions {
-        tls: Some(client_tls),
-        ..quick_options()
-    };
+    let opts = over_tls(client_tls);
     let err = WsBot::connect(&wrong, call_info("conv-bad"), opts)
         .await
         .err()
@@ -204,15 +206,8 @@ async fn echo_round_trip(format: MediaFormat, input: &[i16]) -> (Vec<i16>, Vec<u
     }
 
     // 3. The bot plays it back in chunks of its own size.
-    conn.send(
-        json!({"type": "playStream.start", "streamId": "s1", "mediaFormat": format.as_str()}),
-    )
-    .await;
-    for chunk in wire.chunks(1234) {
-        conn.send(json!({"type": "playStream.chunk", "streamId": "s1", "audioChunk": b64(chunk)}))
-            .await;
-    }
-    conn.send(json!({"type": "playStream.stop", "streamId": "s1"}))
+    let chunks = wire.chunks(1234).map(b64);
+    conn.play_stream("s1", Some(format.as_str()), chunks, true)
         .await;
     assert_eq!(
         event(&mut bot).await,
@@ -359,13 +354,7 @@ async fn a_flooding_bot_is_bounded_and_a_silent_bot_gives_silence() {
         .iter()
         .map(|&s| dialgate::media::g711::linear_to_ulaw(s))
         .collect();
-    conn.send(json!({"type": "playStream.start", "streamId": "f"}))
-        .await;
-    for chunk in tone.chunks(800) {
-        conn.send(json!({"type": "playStream.chunk", "streamId": "f", "audioChunk": b64(chunk)}))
-            .await;
-    }
-    conn.send(json!({"type": "playStream.stop", "streamId": "f"}))
+    conn.play_stream("f", None, tone.chunks(800).map(b64), true)
         .await;
     event(&mut bot).await;
     assert_eq!(

@@ -49,12 +49,7 @@ async fn sound_packets(relay: &UdpSocket, want: usize) -> usize {
 /// The bot's side of steps 2–3: a play stream with `secs` of tone, then `n` activities
 /// numbered from 0, each its own message.
 async fn tone_then_activities(conn: &mut BotConn, secs: usize, n: i64) {
-    conn.send(json!({"type": "playStream.start", "streamId": "s"}))
-        .await;
-    for chunk in tone_seconds(secs) {
-        conn.send(json!({"type": "playStream.chunk", "streamId": "s", "audioChunk": chunk}))
-            .await;
-    }
+    conn.play_stream("s", None, tone_seconds(secs), false).await;
     for i in 0..n {
         conn.send(json!({"type": "activities", "activities": [{"type": "event", "name": "n", "value": i}]}))
             .await;

@@ -379,6 +379,11 @@ pub fn flow_server_yaml(
     )
 }
 
+/// `items` as YAML lines, each indented by `indent` and ended by a newline.
+pub fn yaml_lines(items: &[String], indent: &str) -> String {
+    items.iter().map(|l| format!("{indent}{l}\n")).collect()
+}
+
 /// The trunk `carrier` at `address` and a rule sending every bot's calls to it.
 pub fn flow_trunk_yaml(address: &str) -> String {
     format!(

@@ -304,16 +304,8 @@ impl Flow {
                 .trunk_address
                 .clone()
                 .unwrap_or_else(|| format!("127.0.0.1:{}", callee.sip_port)),
-            server_extra = s
-                .server_extra
-                .iter()
-                .map(|l| format!("  {l}\n"))
-                .collect::<String>(),
-            trunk_extra = s
-                .trunk_extra
-                .iter()
-                .map(|l| format!("    {l}\n"))
-                .collect::<String>(),
+            server_extra = super::api::yaml_lines(&s.server_extra, "  "),
+            trunk_extra = super::api::yaml_lines(&s.trunk_extra, "    "),
             sip_tls = if s.sip_tls {
                 format!(
                     "      - {{ transport: tls, address: \"127.0.0.1:0\" }}\n    tls: {{ cert: {}, key: {} }}\n",
@@ -341,11 +333,7 @@ impl Flow {
             } else {
                 String::new()
             },
-            outbound_extra = s
-                .outbound_extra
-                .iter()
-                .map(|l| format!("      {l}\n"))
-                .collect::<String>(),
+            outbound_extra = super::api::yaml_lines(&s.outbound_extra, "      "),
             amd_yaml = s
                 .amd_hold_ms
                 .map(|h| format!("    amd: {{ transcript_hold_ms: {h} }}\n"))
@@ -769,4 +757,49 @@ pub async fn saw(
     peer.wait_for(what, pred, WAIT)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Waits (bounded) for `peer`'s first recording to be complete; returns what it heard.
+pub async fn heard_by(peer: &PjsuaPeer) -> Vec<i16> {
+    let rec = peer
+        .wait_recording(1, WAIT)
+        .await
+        .expect("the peer's recording");
+    wait_wav(&rec).await
+}
+
+/// How much `heard` holds `this` and `other` ([`best_copy_similarity`], excerpts of
+/// `excerpt_secs`), compared at once.
+pub async fn similarities(
+    heard: &[i16],
+    this: &std::path::Path,
+    other: &std::path::Path,
+    excerpt_secs: f64,
+) -> (f64, f64) {
+    tokio::join!(
+        best_copy_similarity(this, heard, excerpt_secs),
+        best_copy_similarity(other, heard, excerpt_secs),
+    )
+}
+
+/// The two clips most call-flow tests play: the person's "hello.wav" and the bot's
+/// "machine.wav".
+pub fn hello_and_machine() -> (PathBuf, PathBuf) {
+    (
+        super::peers::fixture_audio("hello.wav"),
+        super::peers::fixture_audio("machine.wav"),
+    )
+}
+
+/// How much each of two recordings holds the clip expected in it (`(heard, clip)` each,
+/// [`best_copy_similarity`] with excerpts of `excerpt_secs`), compared at once.
+pub async fn each_heard(
+    (a_heard, a_clip): (&[i16], &std::path::Path),
+    (b_heard, b_clip): (&[i16], &std::path::Path),
+    excerpt_secs: f64,
+) -> (f64, f64) {
+    tokio::join!(
+        best_copy_similarity(a_clip, a_heard, excerpt_secs),
+        best_copy_similarity(b_clip, b_heard, excerpt_secs),
+    )
 }

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dialgate::sip::sdp::{self, LocalSdp};
-use dialgate::sip::{LegEvent, OutboundCall, SipEndpoint, SipSettings, Transport};
+use dialgate::sip::{FailureKind, LegEvent, OutboundCall, SipEndpoint, SipSettings, Transport};
+
+use super::sipp::Sipp;
 use tokio::sync::mpsc;
 
 /// Settings of an endpoint on 127.0.0.1 listening on `listen` (`"127.0.0.1:0"` picks a free
@@ -101,4 +103,53 @@ pub async fn after_ringing(rx: &mut mpsc::Receiver<LegEvent>) -> LegEvent {
             ev => return ev,
         }
     }
+}
+
+/// The next event is the callee's 180.
+pub async fn ringing(rx: &mut mpsc::Receiver<LegEvent>) {
+    assert!(matches!(
+        next(rx).await,
+        LegEvent::Provisional { code: 180, .. }
+    ));
+}
+
+/// After any ringing, the leg is answered.
+pub async fn answered(rx: &mut mpsc::Receiver<LegEvent>) {
+    assert!(matches!(after_ringing(rx).await, LegEvent::Answered { .. }));
+}
+
+/// The (code, kind) of a failure event; panics on any other event.
+pub fn failed(ev: LegEvent) -> (Option<u16>, FailureKind) {
+    match ev {
+        LegEvent::Failed { code, kind, .. } => (code, kind),
+        ev => panic!("expected a failure, got {ev:?}"),
+    }
+}
+
+/// Waits for SIPp to end and asserts its scenario passed; returns its message log.
+pub async fn passed(uas: Sipp) -> String {
+    let (code, log) = uas.finish().await;
+    assert_eq!(code, 0, "{log}");
+    log
+}
+
+/// SIPp playing `scenario` on 127.0.0.1:`port`, and an endpoint placing `call(uri)` to it
+/// (`uri`: SIPp's address).
+pub async fn call_sipp(
+    scenario: &str,
+    port: u16,
+    call: fn(&str) -> OutboundCall,
+) -> (
+    Sipp,
+    SipEndpoint,
+    dialgate::sip::LegHandle,
+    mpsc::Receiver<LegEvent>,
+) {
+    let uas = Sipp::uas(scenario, port);
+    let ep = endpoint(None).await;
+    let (leg, rx) = ep
+        .place_call(call(&format!("sip:callee@127.0.0.1:{port}")))
+        .await
+        .expect("the call is placed");
+    (uas, ep, leg, rx)
 }

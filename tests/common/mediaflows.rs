@@ -11,11 +11,10 @@ use std::time::Duration;
 use dialgate::sim::{DialerOptions, SimBot, SimCallee, SimCalleeOptions, SimDialer, SimEvent};
 use serde_json::{Value, json};
 
-use super::api::{basic, dialer_client_yaml, flow_server_yaml, flow_trunk_yaml, make_cert};
+use super::api::{dialer_client_yaml, flow_server_yaml, flow_trunk_yaml, make_cert};
 use super::peers::{Sipp, free_udp_port};
 
 // Re-exported so a flow test imports everything from its harness (unused in some binaries).
-use super::api::start_app;
 use super::simcall::samples;
 #[allow(unused_imports)]
 pub use super::simside::assert_delivered;
@@ -190,26 +189,20 @@ impl MediaFlow {
             events_url = bot_api.events_url(),
             recording = s.recording,
             amd = s.machine_detection,
-            outbound = s
-                .outbound
-                .iter()
-                .map(|l| format!("      {l}\n"))
-                .collect::<String>(),
+            outbound = super::api::yaml_lines(&s.outbound, "      "),
             send_metadata_info = s.send_metadata_info,
             extra_yaml = s.extra_yaml,
         );
-        let app = start_app(dir, &yaml, &cert.der).await;
+        let app = (dir, yaml.as_str(), cert.der.as_slice());
+        let side = SimSide::start(
+            app,
+            (bot_api, None),
+            dialer,
+            (DIALER_SECRET, BOT_TOKEN, WAIT),
+        )
+        .await;
         MediaFlow {
-            side: SimSide {
-                app,
-                bot_api,
-                control_api: None,
-                dialer,
-                auth: basic("dialer", DIALER_SECRET),
-                bot_token: BOT_TOKEN,
-                wait: WAIT,
-                cert_der: cert.der.clone(),
-            },
+            side,
             callee,
             sipp,
             bot,

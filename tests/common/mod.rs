@@ -11,6 +11,7 @@
 pub mod api;
 pub mod audio;
 pub mod binary;
+pub mod cluster;
 pub mod cpu;
 pub mod env;
 pub mod flows;

@@ -95,6 +95,24 @@ pub fn assert_at_most_up(records: &[Value], max: usize) {
     }
 }
 
+/// Asserts a rate limit on the calls stamped `stamps` (ms): any k of them span at least the
+/// time that lets `allowed(span_s) >= k` (a token bucket's burst plus its refill, with slack);
+/// `rate` names the limit in the failure message.
+pub fn assert_rate(stamps: &[i64], allowed: impl Fn(f64) -> f64, rate: &str) {
+    let mut stamps = stamps.to_vec();
+    stamps.sort();
+    for i in 0..stamps.len() {
+        for j in i + 1..stamps.len() {
+            let span_s = (stamps[j] - stamps[i]) as f64 / 1000.0;
+            assert!(
+                (j - i + 1) as f64 <= allowed(span_s),
+                "{} calls within {span_s:.3} s exceed {rate}: {stamps:?}",
+                j - i + 1
+            );
+        }
+    }
+}
+
 /// Asserts that the call `rec` was `rejected` for what its early media carried: an
 /// `early-media` timeline entry mentions `heard` (e.g. "SIT tones").
 pub fn assert_rejected_for(rec: &Value, heard: &str) {
@@ -104,6 +122,28 @@ pub fn assert_rejected_for(rec: &Value, heard: &str) {
             .iter()
             .any(|d| d.contains(heard)),
         "no early-media entry mentions {heard:?}: {rec:#}"
+    );
+}
+
+/// Asserts that the terminal notification `term` is failed / rejected with a reason that
+/// names each of `words` (case aside: recognised words come in any case).
+pub fn assert_term_rejected_for(term: &Value, words: &[&str]) {
+    assert_eq!(term["status"], "failed", "{term}");
+    assert_eq!(term["reasonCode"], "rejected", "{term}");
+    let reason = term["reason"].as_str().unwrap_or("").to_lowercase();
+    for w in words {
+        assert!(reason.contains(&w.to_lowercase()), "{w:?}: {term}");
+    }
+}
+
+/// Asserts that the record `rec`'s transcript holds `words` (case aside).
+pub fn assert_transcript_says(rec: &Value, words: &str) {
+    assert!(
+        rec["transcript"]
+            .to_string()
+            .to_lowercase()
+            .contains(&words.to_lowercase()),
+        "{rec:#}"
     );
 }
 

@@ -31,6 +31,40 @@ pub struct SimSide {
 }
 
 impl SimSide {
+    /// The side of a started `app` with its Bot API server(s) (`bots`: the bot's and perhaps
+    /// a second one) and dialer; the test's client trusts `cert_der`. `harness` is the
+    /// harness's dialer client secret (for user `dialer`), bot token and bound of every wait.
+    pub fn new(
+        app: TestApp,
+        (bot_api, control_api): (SimBotApi, Option<SimBotApi>),
+        dialer: SimDialer,
+        cert_der: Vec<u8>,
+        (dialer_secret, bot_token, wait): (&str, &'static str, Duration),
+    ) -> SimSide {
+        SimSide {
+            app,
+            bot_api,
+            control_api,
+            dialer,
+            auth: super::api::basic("dialer", dialer_secret),
+            bot_token,
+            wait,
+            cert_der,
+        }
+    }
+
+    /// Starts dialgate in `dir` with the configuration `yaml` (its API certificate `cert_der`)
+    /// and returns its side ([`SimSide::new`]).
+    pub async fn start(
+        (dir, yaml, cert_der): (tempfile::TempDir, &str, &[u8]),
+        bots: (SimBotApi, Option<SimBotApi>),
+        dialer: SimDialer,
+        harness: (&str, &'static str, Duration),
+    ) -> SimSide {
+        let app = super::api::start_app(dir, yaml, cert_der).await;
+        SimSide::new(app, bots, dialer, cert_der.to_vec(), harness)
+    }
+
     /// `DELETE /api/v1/calls/{id}`.
     pub async fn hangup(&self, id: &str) -> Answer {
         self.app.hangup(&self.auth, id).await

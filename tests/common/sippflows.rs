@@ -378,6 +378,25 @@ impl Flow {
     pub async fn stop(self) {
         self.t.stop().await;
     }
+
+    /// The values of the `/metrics` series `name` by their one label `label`, in order
+    /// (e.g. `metric_by_label("dialgate_calls", "state")`).
+    pub async fn metric_by_label(&self, name: &str, label: &str) -> Vec<(String, i64)> {
+        let m = self
+            .t
+            .http
+            .send(hyper::Method::GET, "/metrics", &[], None)
+            .await;
+        let prefix = format!("{name}{{{label}=\"");
+        m.text
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|rest| {
+                let (key, value) = rest.split_once("\"} ")?;
+                Some((key.to_owned(), value.trim().parse().ok()?))
+            })
+            .collect()
+    }
 }
 
 /// POSTs a dialout; returns the conversation id.
@@ -549,6 +568,19 @@ pub async fn saw_exactly<S: AsRef<str>>(s: &Sipp, who: &str, want: &[S]) -> Stri
     let want: Vec<&str> = want.iter().map(AsRef::as_ref).collect();
     assert_eq!(sip_flow(&log), want, "{log}");
     log
+}
+
+/// Waits for each SIPp peer of `peers` (`who`, peer) to end; asserts that its scenario passed
+/// (`context`, e.g. dialgate's log, in the message) and that it saw `label` (as [`sip_flow`]
+/// names messages, e.g. `"<INVITE"`) exactly `n` times.
+pub async fn each_saw_n_times(peers: &[(&str, &Sipp)], label: &str, n: usize, context: &str) {
+    for (who, peer) in peers {
+        let (code, trace) = finish(peer).await;
+        assert_eq!(code, 0, "{who} scenario\n{context}");
+        let flow = sip_flow(&trace);
+        let seen = flow.iter().filter(|m| *m == label).count();
+        assert_eq!(seen, n, "{who}: {flow:?}");
+    }
 }
 
 /// Waits for the SIPp peer `s` to end; asserts that its scenario passed (`who` names it in the

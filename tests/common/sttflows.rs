@@ -19,11 +19,10 @@ use dialgate::sim::{
 };
 use serde_json::{Value, json};
 
-use super::api::{basic, dialer_client_yaml, flow_server_yaml, flow_trunk_yaml, make_cert};
+use super::api::{dialer_client_yaml, flow_server_yaml, flow_trunk_yaml, make_cert};
 
 use super::simcall::{repo_file, samples, sip_trace};
 // Re-exported so a flow test imports everything from its harness (unused in some binaries).
-use super::api::start_app;
 #[allow(unused_imports)]
 pub use super::simside::assert_delivered;
 use super::simside::{SimSide, sim_bot_api, wait_peer_ended};
@@ -195,18 +194,16 @@ impl SttFlow {
                 .map(|h| format!("    amd: {{ transcript_hold_ms: {h} }}\n"))
                 .unwrap_or_default(),
         );
-        let app = start_app(dir, &yaml, &cert.der).await;
+        let app = (dir, yaml.as_str(), cert.der.as_slice());
+        let side = SimSide::start(
+            app,
+            (bot_api, control_api),
+            dialer,
+            (DIALER_SECRET, BOT_TOKEN, WAIT),
+        )
+        .await;
         SttFlow {
-            side: SimSide {
-                app,
-                bot_api,
-                control_api,
-                dialer,
-                auth: basic("dialer", DIALER_SECRET),
-                bot_token: BOT_TOKEN,
-                wait: WAIT,
-                cert_der: cert.der.clone(),
-            },
+            side,
             callee,
             bot,
             _cpu: cpu,

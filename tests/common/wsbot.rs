@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +69,31 @@ impl BotConn {
             .send(Message::text(v.to_string()))
             .await
             .expect("send to dialgate");
+    }
+
+    /// Plays `chunks` (base64 audio) to dialgate as the AC stream `id`: `playStream.start`
+    /// (naming `media_format` if given), one `playStream.chunk` each, then `playStream.stop`
+    /// if `stop`.
+    pub async fn play_stream(
+        &mut self,
+        id: &str,
+        media_format: Option<&str>,
+        chunks: impl IntoIterator<Item = String>,
+        stop: bool,
+    ) {
+        let mut start = json!({"type": "playStream.start", "streamId": id});
+        if let Some(f) = media_format {
+            start["mediaFormat"] = json!(f);
+        }
+        self.send(start).await;
+        for chunk in chunks {
+            self.send(json!({"type": "playStream.chunk", "streamId": id, "audioChunk": chunk}))
+                .await;
+        }
+        if stop {
+            self.send(json!({"type": "playStream.stop", "streamId": id}))
+                .await;
+        }
     }
 
     pub async fn send_raw(&mut self, m: Message) {

@@ -2,10 +2,23 @@
 //! non-zero; `hash-secret` prints a hash the configuration accepts.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
+
+use crate::config_kit::{check, check_text, load_text};
 
 fn dialgate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dialgate"))
+}
+
+/// `dialgate check` refuses `text` (written as `name`), its standard error naming each of
+/// `words`.
+fn check_refuses(name: &str, text: &str, words: &[&str]) {
+    let (ok, out, err) = check_text(name, text);
+    assert!(!ok, "{out}{err}");
+    for w in words {
+        assert!(err.contains(w), "{w:?}: {err}");
+    }
 }
 
 #[test]
@@ -16,35 +29,20 @@ fn check_accepts_the_shipped_defaults() {
         .expect("scripts/make-dev-certs runs");
     assert!(status.success());
     // 2. The shipped configuration validates and is summarised.
-    let out = dialgate()
-        .args(["check", "conf/dialgate.yaml"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text, err) = check(Path::new("conf/dialgate.yaml"));
+    assert!(ok, "{text}{err}");
     assert!(text.contains("OK") && text.contains("demo-bot"), "{text}");
 }
 
 #[test]
 fn check_reports_errors_with_positions_and_fails() {
     // 1. A file with a misspelt field and a dangling reference.
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("bad.yaml");
-    std::fs::write(
-        &p,
-        "server:\n  sip:\n    listen: [ { transport: udp, address: \"127.0.0.1:5060\" } ]\n  http: { listen: \"127.0.0.1:8443\", plain_http: true }\nbots:\n  - { id: b, name: B, sip_url: \"sip:b@127.0.0.1\" }\n",
-    )
-    .unwrap();
     // 2. `check` exits non-zero and names file:line:column and the closest valid field.
-    let out = dialgate().arg("check").arg(&p).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.yaml:6:"), "{err}");
-    assert!(err.contains("sip_url") && err.contains("sip_uri"), "{err}");
+    check_refuses(
+        "bad.yaml",
+        "server:\n  sip:\n    listen: [ { transport: udp, address: \"127.0.0.1:5060\" } ]\n  http: { listen: \"127.0.0.1:8443\", plain_http: true }\nbots:\n  - { id: b, name: B, sip_url: \"sip:b@127.0.0.1\" }\n",
+        &["bad.yaml:6:", "sip_url", "sip_uri"],
+    );
 }
 
 #[test]
@@ -62,14 +60,7 @@ fn hash_secret_round_trip() {
     let hash = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     // 2. It is an argon2id PHC string and it verifies the secret.
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("c.yaml");
-    std::fs::write(
-        &p,
-        format!("server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:5060\" }} ]\n  http: {{ listen: \"127.0.0.1:8443\", plain_http: true }}\napi_clients:\n  - {{ client_id: d, secret_hash: \"{hash}\", groups: [call_control] }}\n"),
-    )
-    .unwrap();
-    let cfg = dialgate::config::load(&p).unwrap();
+    let cfg = load_text(&format!("server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:5060\" }} ]\n  http: {{ listen: \"127.0.0.1:8443\", plain_http: true }}\napi_clients:\n  - {{ client_id: d, secret_hash: \"{hash}\", groups: [call_control] }}\n")).unwrap();
     assert!(cfg.api_client("d").unwrap().verify_secret("s3cret"));
     assert!(!cfg.api_client("d").unwrap().verify_secret("other"));
     // 3. An empty secret is refused.
@@ -87,32 +78,16 @@ fn hash_secret_round_trip() {
 #[test]
 fn check_refuses_text_bots_without_speech_synthesis_and_says_what_to_run() {
     // 1. A text bot (no sip_uri) and a data directory without the voice.
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("text.yaml");
-    std::fs::write(
-        &p,
-        "server:\n  sip:\n    listen: [ { transport: udp, address: \"127.0.0.1:5060\" } ]\n  http: { listen: \"127.0.0.1:8443\", plain_http: true }\n  data_dir: empty-data\nbots:\n  - { id: talker, name: Talker, events_url: \"http://127.0.0.1:9/bot\" }\n",
-    )
-    .unwrap();
-    let out = dialgate().args(["check"]).arg(&p).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
     // 2. Refused, naming the bot and the command to run.
-    assert!(!out.status.success());
-    assert!(
-        err.contains("talker") && err.contains("scripts/setup-model"),
-        "{err}"
+    check_refuses(
+        "text.yaml",
+        "server:\n  sip:\n    listen: [ { transport: udp, address: \"127.0.0.1:5060\" } ]\n  http: { listen: \"127.0.0.1:8443\", plain_http: true }\n  data_dir: empty-data\nbots:\n  - { id: talker, name: Talker, events_url: \"http://127.0.0.1:9/bot\" }\n",
+        &["talker", "scripts/setup-model"],
     );
     // 3. A text bot without events_url is a configuration error with its position.
-    std::fs::write(
-        &p,
+    check_refuses(
+        "text.yaml",
         "server:\n  sip:\n    listen: [ { transport: udp, address: \"127.0.0.1:5060\" } ]\n  http: { listen: \"127.0.0.1:8443\", plain_http: true }\nbots:\n  - { id: mute, name: Mute }\n",
-    )
-    .unwrap();
-    let out = dialgate().args(["check"]).arg(&p).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        err.contains("events_url") && err.contains("text bot"),
-        "{err}"
+        &["events_url", "text bot"],
     );
 }

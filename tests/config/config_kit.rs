@@ -228,3 +228,36 @@ pub fn one_trunk_errors(bot: &str, trunk: &str) -> Vec<Positioned> {
             .collect(),
     }
 }
+
+/// Writes `text` to `dir/name` (a configuration file); returns its path.
+pub fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Loads `text` as a configuration file (`config.yaml` in a temporary directory of its own).
+pub fn load_text(text: &str) -> Result<dialgate::config::Config, dialgate::config::ConfigErrors> {
+    let dir = tempfile::tempdir().unwrap();
+    dialgate::config::load(&write_config(dir.path(), "config.yaml", text))
+}
+
+/// Runs `dialgate check <file>`: (succeeded, standard output, standard error).
+pub fn check(file: &Path) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialgate"))
+        .arg("check")
+        .arg(file)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs [`check`] on `text` written as `name` in a temporary directory of its own.
+pub fn check_text(name: &str, text: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    check(&write_config(dir.path(), name, text))
+}

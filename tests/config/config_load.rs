@@ -7,7 +7,7 @@ use dialgate::config::{
 };
 use std::path::Path;
 
-use config_kit::{fixture, fixture_errors as errors_of};
+use config_kit::{fixture, fixture_errors as errors_of, load_text};
 
 #[test]
 fn good_file_loads_with_defaults() {
@@ -265,28 +265,19 @@ fn unreadable_and_empty_files() {
 fn hashed_client_secret_and_conflicting_secrets() {
     config_kit::env();
     // 1. A config with an argon2id hash made by hash_secret.
-    let dir = std::env::temp_dir().join(format!("dialgate-config-hash-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("dialgate.yaml");
     let head = "server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  http: { plain_http: true }\n";
     let hash = config::hash_secret("s3cret-value");
-    std::fs::write(&file, format!("{head}api_clients:\n  - client_id: dialer\n    secret_hash: \"{hash}\"\n    groups: [call_control]\n")).unwrap();
     // 2. It loads; the right secret verifies, a wrong one does not; groups are checked.
-    let c = config::load(&file).unwrap();
+    let c = load_text(&format!("{head}api_clients:\n  - client_id: dialer\n    secret_hash: \"{hash}\"\n    groups: [call_control]\n")).unwrap();
     let client = c.api_client("dialer").unwrap();
     assert!(client.verify_secret("s3cret-value"));
     assert!(!client.verify_secret("s3cret-valu"));
     assert!(client.has_group(Group::CallControl));
     assert!(!client.has_group(Group::CallDataManager));
     // 3. Both secret forms at once, and a bot with token and token_env, are conflicts.
-    std::fs::write(
-        &file,
-        format!(
+    let e: Vec<String> = load_text(&format!(
             "{head}bots:\n  - id: b\n    name: B\n    sip_uri: \"sip:b@127.0.0.1\"\n    token: abc\n    token_env: DIALGATE_TEST_BOT_TOKEN\napi_clients:\n  - client_id: dialer\n    secret_hash: \"{hash}\"\n    secret_env: DIALGATE_TEST_CLIENT_SECRET\n    groups: []\n"
-        ),
-    )
-    .unwrap();
-    let e: Vec<String> = config::load(&file)
+        ))
         .unwrap_err()
         .errors()
         .iter()
@@ -300,7 +291,6 @@ fn hashed_client_secret_and_conflicting_secrets() {
             "15:13: api_clients[0].groups: at least one group is required (call_control, call_data_manager)",
         ]
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -327,25 +317,16 @@ fn example_config_loads() {
 fn wildcard_listener_needs_public_address() {
     config_kit::env();
     // 1. Listener on 0.0.0.0 without public_address: error at the address.
-    let dir = std::env::temp_dir().join(format!("dialgate-config-wild-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("dialgate.yaml");
     let text = "server:\n  sip:\n    listen: [{ transport: udp, address: \"0.0.0.0:5060\" }]\n  http: { plain_http: true }\n";
-    std::fs::write(&file, text).unwrap();
-    let e = config::load(&file).unwrap_err();
+    let e = load_text(text).unwrap_err();
     assert_eq!((e.errors()[0].line, e.errors()[0].column), (3, 41));
     assert_eq!(e.errors()[0].path, "server.sip.listen[0].address");
     // 2. With public_address it loads and uses it.
-    std::fs::write(
-        &file,
-        text.replace("  http:", "    public_address: 192.0.2.10\n  http:"),
-    )
-    .unwrap();
+    let with_public = text.replace("  http:", "    public_address: 192.0.2.10\n  http:");
     assert_eq!(
-        config::load(&file).unwrap().server.sip.public_address,
+        load_text(&with_public).unwrap().server.sip.public_address,
         "192.0.2.10"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

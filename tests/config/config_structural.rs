@@ -2,8 +2,7 @@
 //! types, bad enum values and missing fields of a file are reported in one run of
 //! `dialgate check`, each as `file:line:col: path: message`, sorted by position.
 
-use std::path::Path;
-use std::process::Command;
+use crate::config_kit::{check, check_text, load_text, write_config};
 
 /// Five different mistakes (the issue's three misspellings, a list of strings where
 /// listeners are mappings, a word where a number goes) plus a bad enum value and a missing
@@ -32,25 +31,11 @@ sip_connections:
     address: "127.0.0.1:5080"
 "#;
 
-fn check(file: &Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dialgate"))
-        .arg("check")
-        .arg(file)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn every_structural_mistake_is_reported_in_one_run() {
     // 1. A file with seven structural mistakes of five kinds.
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad.yaml");
-    std::fs::write(&file, FIVE_MISTAKES).unwrap();
+    let file = write_config(dir.path(), "bad.yaml", FIVE_MISTAKES);
     let f = file.display().to_string();
     // 2. One run of `dialgate check` fails...
     let (ok, _, err) = check(&file);
@@ -82,15 +67,11 @@ fn every_structural_mistake_is_reported_in_one_run() {
 #[test]
 fn a_string_where_the_listener_list_goes_names_the_expected_shape() {
     // 1. `listen` is a single string instead of a list of {transport, address}.
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad.yaml");
-    std::fs::write(
-        &file,
+    // 2. The library reports it as a wrong type at the value, in configuration words.
+    let errs = load_text(
         "server:\n  sip:\n    listen: \"udp:127.0.0.1:5060\"\n  http: { plain_http: true }\n",
     )
-    .unwrap();
-    // 2. The library reports it as a wrong type at the value, in configuration words.
-    let errs = dialgate::config::load(&file).unwrap_err();
+    .unwrap_err();
     assert_eq!(errs.errors().len(), 1, "{errs}");
     let e = &errs.errors()[0];
     assert_eq!(e.kind, dialgate::config::ErrorKind::WrongType);
@@ -141,15 +122,11 @@ fn errors_of_the_main_file_and_an_include_file_come_together() {
 #[test]
 fn a_valid_file_still_loads_and_the_summary_ends_with_a_newline() {
     // 1. A correct minimal file.
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("ok.yaml");
-    std::fs::write(
-        &file,
-        "server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  http: { plain_http: true }\n",
-    )
-    .unwrap();
     // 2. `check` accepts it; the summary's last line ends with a newline.
-    let (ok, out, err) = check(&file);
+    let (ok, out, err) = check_text(
+        "ok.yaml",
+        "server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  http: { plain_http: true }\n",
+    );
     assert!(ok, "{err}");
     assert!(out.ends_with('\n'), "{out:?}");
 }
@@ -183,15 +160,8 @@ fn a_rejected_reload_records_every_structural_error() {
 #[test]
 fn merge_keys_are_left_to_serde() {
     // 1. A bot whose fields come from an anchor through a YAML merge key.
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("ok.yaml");
-    std::fs::write(
-        &file,
-        "server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  http: { plain_http: true }\nbots:\n  - &base { id: a, name: A, sip_uri: \"sip:a@127.0.0.1\" }\n  - <<: *base\n    id: b\n    name: B\n",
-    )
-    .unwrap();
     // 2. The structural pass neither calls `<<` unknown nor `sip_uri` missing; serde merges.
-    let c = dialgate::config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let c = load_text("server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  http: { plain_http: true }\nbots:\n  - &base { id: a, name: A, sip_uri: \"sip:a@127.0.0.1\" }\n  - <<: *base\n    id: b\n    name: B\n").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.bots[1].id, "b");
     assert_eq!(c.bots[1].sip_uri.as_deref(), Some("sip:a@127.0.0.1"));
 }
@@ -200,10 +170,8 @@ fn merge_keys_are_left_to_serde() {
 fn structural_and_semantic_errors_come_in_the_same_run() {
     // 1. A file with structural mistakes (a misspelt section, a misspelt field, a word for a
     //    number) and semantic ones (a duplicate bot ID, a rule naming an unknown trunk).
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("mixed.yaml");
-    std::fs::write(
-        &file,
+    // 2. One load reports both kinds, in file order.
+    let errs = load_text(
         r#"server:
   sip:
     listen: [{ transport: udp, address: "127.0.0.1:5060" }]
@@ -218,9 +186,7 @@ routing_rules:
   - { name: r, route: { sip_connection: nowhere } }
 "#,
     )
-    .unwrap();
-    // 2. One load reports both kinds, in file order.
-    let errs = dialgate::config::load(&file).unwrap_err();
+    .unwrap_err();
     let got: Vec<String> = errs
         .errors()
         .iter()
@@ -247,15 +213,8 @@ routing_rules:
 #[test]
 fn a_bots_transfer_method_is_refer_or_bridge_and_defaults_to_bridge() {
     let base = "server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  http: { plain_http: true }\nbots:\n  - id: b\n    name: B\n    sip_uri: \"sip:bot@127.0.0.1:5090\"\n";
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("t.yaml");
     // 1. A misspelt method is reported at its value, with the two words allowed.
-    std::fs::write(
-        &file,
-        format!("{base}    outbound: {{ transfer: blind }}\n"),
-    )
-    .unwrap();
-    let errs = dialgate::config::load(&file).unwrap_err();
+    let errs = load_text(&format!("{base}    outbound: {{ transfer: blind }}\n")).unwrap_err();
     let e = &errs.errors()[0];
     assert_eq!(
         (e.line, e.path.as_str()),
@@ -264,18 +223,12 @@ fn a_bots_transfer_method_is_refer_or_bridge_and_defaults_to_bridge() {
     );
     assert!(e.message.contains("refer, bridge"), "{}", e.message);
     // 2. `refer` is read; without the key the method is `bridge`.
-    std::fs::write(
-        &file,
-        format!("{base}    outbound: {{ transfer: refer }}\n"),
-    )
-    .unwrap();
-    let cfg = dialgate::config::load(&file).unwrap();
+    let cfg = load_text(&format!("{base}    outbound: {{ transfer: refer }}\n")).unwrap();
     assert_eq!(
         cfg.bots[0].outbound.transfer,
         dialgate::config::TransferMethod::Refer
     );
-    std::fs::write(&file, base).unwrap();
-    let cfg = dialgate::config::load(&file).unwrap();
+    let cfg = load_text(base).unwrap();
     assert_eq!(
         cfg.bots[0].outbound.transfer,
         dialgate::config::TransferMethod::Bridge
@@ -285,15 +238,8 @@ fn a_bots_transfer_method_is_refer_or_bridge_and_defaults_to_bridge() {
 #[test]
 fn the_send_metadata_info_key_is_checked_with_its_position() {
     // 1. A word where a flag goes, and a misspelling of the key on a second bot.
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad.yaml");
-    std::fs::write(
-        &file,
-        "server:\n  sip:\n    listen: [ { transport: udp, address: \"127.0.0.1:5060\" } ]\n  http: { plain_http: true }\nbots:\n  - id: a\n    name: A\n    sip_uri: \"sip:a@127.0.0.1\"\n    outbound:\n      send_metadata_info: sometimes\n  - id: b\n    name: B\n    sip_uri: \"sip:b@127.0.0.1\"\n    outbound:\n      send_metadata_infos: true\n",
-    )
-    .unwrap();
     // 2. Both are reported, each at its place, in configuration words.
-    let errs = dialgate::config::load(&file).unwrap_err();
+    let errs = load_text("server:\n  sip:\n    listen: [ { transport: udp, address: \"127.0.0.1:5060\" } ]\n  http: { plain_http: true }\nbots:\n  - id: a\n    name: A\n    sip_uri: \"sip:a@127.0.0.1\"\n    outbound:\n      send_metadata_info: sometimes\n  - id: b\n    name: B\n    sip_uri: \"sip:b@127.0.0.1\"\n    outbound:\n      send_metadata_infos: true\n").unwrap_err();
     let got: Vec<(usize, usize, &str, &str)> = errs
         .errors()
         .iter()
@@ -318,16 +264,12 @@ fn the_send_metadata_info_key_is_checked_with_its_position() {
 #[test]
 fn a_bots_queue_settings_are_checked_and_default_to_reject() {
     let base = "server:\n  sip:\n    listen: [{ transport: udp, address: \"127.0.0.1:5060\" }]\n  http: { plain_http: true }\nbots:\n  - id: b\n    name: B\n    sip_uri: \"sip:bot@127.0.0.1:5090\"\n";
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("t.yaml");
     // 1. A misspelt policy is reported at its value, with the three words allowed; a zero
     //    queue length at its own.
-    std::fs::write(
-        &file,
-        format!("{base}    outbound: {{ on_limit: wait, max_queue: 0 }}\n"),
-    )
-    .unwrap();
-    let errs = dialgate::config::load(&file).unwrap_err();
+    let errs = load_text(&format!(
+        "{base}    outbound: {{ on_limit: wait, max_queue: 0 }}\n"
+    ))
+    .unwrap_err();
     let e = &errs.errors()[0];
     assert_eq!(
         (e.line, e.path.as_str()),
@@ -335,28 +277,24 @@ fn a_bots_queue_settings_are_checked_and_default_to_reject() {
         "{errs}"
     );
     assert!(e.message.contains("reject, queue, on_request"), "{errs}");
-    std::fs::write(&file, format!("{base}    outbound: {{ max_queue: 0 }}\n")).unwrap();
-    let errs = dialgate::config::load(&file).unwrap_err();
+    let errs = load_text(&format!("{base}    outbound: {{ max_queue: 0 }}\n")).unwrap_err();
     assert_eq!(
         errs.errors()[0].path,
         "bots[0].outbound.max_queue",
         "{errs}"
     );
     // 2. `on_request` is read; without the key a bot refuses (Live Hub's 429).
-    std::fs::write(
-        &file,
-        format!("{base}    outbound: {{ on_limit: on_request, max_queue_wait_sec: 30 }}\n"),
-    )
+    let cfg = load_text(&format!(
+        "{base}    outbound: {{ on_limit: on_request, max_queue_wait_sec: 30 }}\n"
+    ))
     .unwrap();
-    let cfg = dialgate::config::load(&file).unwrap();
     let o = &cfg.bots[0].outbound;
     assert_eq!(
         (o.on_limit, o.max_queue, o.max_queue_wait_sec),
         (dialgate::config::OnLimit::OnRequest, 1000, 30)
     );
     assert!(o.on_limit.queues(Some(true)) && !o.on_limit.queues(None));
-    std::fs::write(&file, base).unwrap();
-    let cfg = dialgate::config::load(&file).unwrap();
+    let cfg = load_text(base).unwrap();
     assert_eq!(
         cfg.bots[0].outbound.on_limit,
         dialgate::config::OnLimit::Reject

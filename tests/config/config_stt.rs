@@ -56,17 +56,8 @@ fn chosen_model_and_decoder_settings_reach_the_engine() {
         dialgate::stt::SttStatus::Unavailable { .. }
     ));
     // 5. `dialgate check` shows the model, its file and the decoder settings.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialgate"))
-        .arg("check")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, stdout, stderr) = crate::config_kit::check(&file);
+    assert!(ok, "{stdout}{stderr}");
     let want = format!(
         "Speech recognition: model base.en ({}, installed); short_utterance_ms 2500 short_prompt \"Hello? Yes? Speaking.\"",
         model.display()
@@ -95,17 +86,9 @@ fn a_chosen_model_that_is_not_installed_is_an_error_naming_path_and_script() {
         )
     );
     // 3. `dialgate check` fails with that line.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dialgate"))
-        .arg("check")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "{all}");
+    let (ok, stdout, stderr) = crate::config_kit::check(&file);
+    let all = format!("{stdout}{stderr}");
+    assert!(!ok, "{all}");
     assert!(
         all.contains("scripts/setup-model DATA_DIR base.en"),
         "{all}"

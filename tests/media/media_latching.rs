@@ -20,6 +20,13 @@ fn rtp(seq: u16, ssrc: u32, fill: u8) -> Vec<u8> {
 
 type Call = RelayCall;
 
+/// `from` sends packets `seqs` of SSRC `ssrc`, filled with `fill`, to `to`.
+fn burst(from: &Peer, to: SocketAddr, seqs: std::ops::Range<u16>, ssrc: u32, fill: u8) {
+    for seq in seqs {
+        from.send(to, &rtp(seq, ssrc, fill));
+    }
+}
+
 impl RelayCall {
     /// A session whose carrier leg uses `mode`; the peers' SDP addresses are
     /// their sockets (or `carrier_sdp` for a carrier behind NAT).
@@ -83,9 +90,7 @@ async fn strict_never_leaves_the_sdp_address() {
     let sdp = Peer::new();
     let c = Call::latching(27700, LatchMode::Strict, Some(sdp.addr()));
     // 2. its packets are dropped however many come
-    for seq in 0..20 {
-        c.carrier.send(c.carrier_side(), &rtp(seq, 0xca, 1));
-    }
+    burst(&c.carrier, c.carrier_side(), 0..20, 0xca, 1);
     assert!(c.bot.drain().is_empty());
     assert_eq!(c.session.stats().carrier.dropped_foreign_source, 20);
     // 3. the bot's audio goes to the SDP address only
@@ -99,24 +104,18 @@ async fn learn_follows_a_peer_behind_nat_at_start_and_after_a_reinvite_only() {
     //    probation (3 packets), then its audio flows
     let sdp = Peer::new();
     let c = Call::latching(27800, LatchMode::Learn, Some(sdp.addr()));
-    for seq in 0..3 {
-        c.carrier.send(c.carrier_side(), &rtp(seq, 0xca, 1));
-    }
+    burst(&c.carrier, c.carrier_side(), 0..3, 0xca, 1);
     assert_eq!(c.bot.recv()[12..], [1; 160]);
     c.exchange(3);
     // 2. mid-stream, a new source is refused
     let moved = Peer::new();
-    for seq in 0..10 {
-        moved.send(c.carrier_side(), &rtp(seq, 0xcb, 3));
-    }
+    burst(&moved, c.carrier_side(), 0..10, 0xcb, 3);
     assert!(c.bot.drain().is_empty());
     // 3. after a re-INVITE (the peer signalled; same SDP address) the new source may latch
     c.session
         .set_remote(Leg::Carrier, remote(sdp.addr(), AudioCodec::PCMU, None))
         .unwrap();
-    for seq in 10..13 {
-        moved.send(c.carrier_side(), &rtp(seq, 0xcb, 3));
-    }
+    burst(&moved, c.carrier_side(), 10..13, 0xcb, 3);
     assert_eq!(c.bot.recv()[12..], [3; 160]);
     c.bot.send(c.bot_side(), &rtp(4, 0xb0, 2));
     assert_eq!(moved.recv()[12..], [2; 160]);
@@ -128,9 +127,7 @@ async fn off_keeps_the_old_behaviour_for_trunks_that_need_it() {
     let c = Call::latching(27900, LatchMode::Off, None);
     c.exchange(0);
     let moved = Peer::new();
-    for seq in 0..3 {
-        moved.send(c.carrier_side(), &rtp(seq, 0xcb, 3));
-    }
+    burst(&moved, c.carrier_side(), 0..3, 0xcb, 3);
     assert_eq!(c.bot.recv()[12..], [3; 160]);
     assert_eq!(c.session.stats().carrier.source_changes, 1);
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 use dialgate::media::g711::{self, G711Law};
 use dialgate::media::{
     AudioCodec, Direction, LatchMode, Leg, MediaConfig, MediaEngine, MediaError, MediaEvent,
-    RemoteMedia,
+    MediaSession, RemoteMedia,
 };
+use tokio::sync::mpsc::Receiver;
 
 use crate::common::udp_peer;
 use udp_peer::{Peer, RelayCall, engine, remote};
@@ -22,6 +23,11 @@ fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
     v
 }
 
+/// `pcm` in G.711 `law`.
+fn encode(law: G711Law, pcm: &[i16]) -> Vec<u8> {
+    pcm.iter().map(|&s| g711::encode(law, s)).collect()
+}
+
 fn seq_of(p: &[u8]) -> u16 {
     u16::from_be_bytes([p[2], p[3]])
 }
@@ -30,6 +36,45 @@ fn ts_of(p: &[u8]) -> u32 {
 }
 fn ssrc_of(p: &[u8]) -> u32 {
     u32::from_be_bytes([p[8], p[9], p[10], p[11]])
+}
+
+/// An engine with a 5 s inactivity timeout on ports `port_min..=port_min + 7`, a session of
+/// it and the session's events.
+fn timed_session(port_min: u16, name: &str) -> (MediaEngine, MediaSession, Receiver<MediaEvent>) {
+    let engine = MediaEngine::new(MediaConfig {
+        port_min,
+        port_max: port_min + 7,
+        inactivity_timeout: Some(Duration::from_secs(5)),
+        ..MediaConfig::default()
+    })
+    .unwrap();
+    let s = engine.create_session(name).unwrap();
+    let events = s.events().unwrap();
+    (engine, s, events)
+}
+
+/// Sets a PCMU peer as each leg's remote, the bot's with `bot_direction` (a bot on hold is not
+/// expected to send); returns the (carrier, bot) peers.
+fn set_remotes(s: &MediaSession, bot_direction: Direction) -> (Peer, Peer) {
+    let (carrier, bot) = (Peer::new(), Peer::new());
+    s.set_remote(Leg::Carrier, remote(carrier.addr(), AudioCodec::PCMU, None))
+        .unwrap();
+    let held = RemoteMedia {
+        direction: bot_direction,
+        ..remote(bot.addr(), AudioCodec::PCMU, None)
+    };
+    s.set_remote(Leg::Bot, held).unwrap();
+    (carrier, bot)
+}
+
+/// Waits (at most `within`, on the simulated clock) for the carrier leg's inactivity event; it
+/// must be the next event.
+async fn carrier_times_out(events: &mut Receiver<MediaEvent>, within: Duration) {
+    let ev = tokio::time::timeout(within, events.recv()).await.unwrap();
+    assert_eq!(
+        ev,
+        Some(MediaEvent::InactivityTimeout { leg: Leg::Carrier })
+    );
 }
 
 /// Engine + session + one peer per leg, remotes set (PCMU both sides).
@@ -44,6 +89,24 @@ impl RelayCall {
             AudioCodec::PCMU,
             Some(101),
         )
+    }
+    /// [`Call::pcmu`] recording to `rec.wav` in a temporary directory (kept while the test
+    /// holds it).
+    async fn recording(port_min: u16) -> (Call, tempfile::TempDir, std::path::PathBuf) {
+        let c = Call::pcmu(port_min);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.wav");
+        c.session.start_recording(&path).await.unwrap();
+        (c, dir, path)
+    }
+    /// A re-INVITE from the carrier: its remote again (PCMU, telephone-event 101), with
+    /// `direction`.
+    fn carrier_direction(&self, direction: Direction) {
+        let r = RemoteMedia {
+            direction,
+            ..remote(self.carrier.addr(), AudioCodec::PCMU, Some(101))
+        };
+        self.session.set_remote(Leg::Carrier, r).unwrap();
     }
     fn with(port_min: u16, cc: AudioCodec, cd: Option<u8>, bc: AudioCodec, bd: Option<u8>) -> Call {
         let c = RelayCall::new(engine(port_min, 4), "test");
@@ -208,10 +271,7 @@ async fn pcmu_and_pcma_legs_are_transcoded() {
     let samples: Vec<i16> = (0..160)
         .map(|i| ((i as f64 / 20.0 * std::f64::consts::TAU).sin() * 8000.0) as i16)
         .collect();
-    let alaw: Vec<u8> = samples
-        .iter()
-        .map(|&s| g711::encode(G711Law::Pcma, s))
-        .collect();
+    let alaw = encode(G711Law::Pcma, &samples);
     // 2. A-law in → µ-law out with PT 0, same waveform within quantisation
     c.carrier.send(c.carrier_side(), &rtp(8, 1, 0, 7, &alaw));
     let p = c.bot.recv();
@@ -223,10 +283,7 @@ async fn pcmu_and_pcma_legs_are_transcoded() {
         assert!((a - b).abs() <= a.abs() / 16 + 16, "sample {i}: {a} vs {b}");
     }
     // 3. µ-law back → A-law with PT 8
-    let ulaw: Vec<u8> = samples
-        .iter()
-        .map(|&s| g711::encode(G711Law::Pcmu, s))
-        .collect();
+    let ulaw = encode(G711Law::Pcmu, &samples);
     c.bot.send(c.bot_side(), &rtp(0, 1, 0, 8, &ulaw));
     let p = c.carrier.recv();
     assert_eq!(p[1] & 0x7f, 8);
@@ -291,11 +348,7 @@ async fn malformed_packets_are_counted_and_never_forwarded() {
 async fn hold_and_resume_without_dropping_the_call() {
     // 1. the carrier puts the call on hold: re-INVITE with a=sendonly (it plays music)
     let c = Call::pcmu(21600);
-    let hold = RemoteMedia {
-        direction: Direction::SendOnly,
-        ..remote(c.carrier.addr(), AudioCodec::PCMU, Some(101))
-    };
-    c.session.set_remote(Leg::Carrier, hold).unwrap();
+    c.carrier_direction(Direction::SendOnly);
     // 2. music still reaches the bot; the bot's audio is not sent to the carrier
     c.carrier
         .send(c.carrier_side(), &rtp(0, 1, 0, 1, &[1; 160]));
@@ -304,20 +357,11 @@ async fn hold_and_resume_without_dropping_the_call() {
     assert!(c.carrier.try_recv().is_none());
     assert_eq!(c.session.stats().bot.dropped_direction, 1);
     // 3. resume (sendrecv): both ways again, same session and ports
-    c.session
-        .set_remote(
-            Leg::Carrier,
-            remote(c.carrier.addr(), AudioCodec::PCMU, Some(101)),
-        )
-        .unwrap();
+    c.carrier_direction(Direction::SendRecv);
     c.bot.send(c.bot_side(), &rtp(0, 2, 160, 2, &[2; 160]));
     assert_eq!(seq_of(&c.carrier.recv()), 2);
     // 4. inactive stops both directions
-    let inactive = RemoteMedia {
-        direction: Direction::Inactive,
-        ..remote(c.carrier.addr(), AudioCodec::PCMU, Some(101))
-    };
-    c.session.set_remote(Leg::Carrier, inactive).unwrap();
+    c.carrier_direction(Direction::Inactive);
     c.carrier
         .send(c.carrier_side(), &rtp(0, 3, 320, 1, &[1; 160]));
     assert!(c.bot.try_recv().is_none());
@@ -389,10 +433,7 @@ async fn taps_get_decoded_frames_only_after_start() {
 #[tokio::test]
 async fn recording_is_a_stereo_wav_as_long_as_the_audio() {
     // 1. record while each side sends 50 packets (1 s of audio) of a distinct constant
-    let c = Call::pcmu(21900);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rec.wav");
-    c.session.start_recording(&path).await.unwrap();
+    let (c, _dir, path) = Call::recording(21900).await;
     for i in 0..50u16 {
         c.carrier.send(
             c.carrier_side(),
@@ -447,10 +488,7 @@ async fn recording_is_a_stereo_wav_as_long_as_the_audio() {
 #[tokio::test]
 async fn recording_fills_gaps_with_silence() {
     // 1. only the carrier talks, with a 300 ms pause between two bursts
-    let c = Call::pcmu(22000);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("gap.wav");
-    c.session.start_recording(&path).await.unwrap();
+    let (c, _dir, path) = Call::recording(22000).await;
     for i in 0..5u16 {
         c.carrier
             .send(c.carrier_side(), &rtp(0, i, 0, 1, &[0x80; 160]));
@@ -482,33 +520,11 @@ async fn recording_fills_gaps_with_silence() {
 #[tokio::test(start_paused = true)]
 async fn inactivity_timeout_fires_exactly_once() {
     // 1. an engine with a 5 s timeout and a call whose legs never send
-    let engine = MediaEngine::new(MediaConfig {
-        port_min: 22100,
-        port_max: 22107,
-        inactivity_timeout: Some(Duration::from_secs(5)),
-        ..MediaConfig::default()
-    })
-    .unwrap();
-    let s = engine.create_session("idle").unwrap();
-    let mut events = s.events().unwrap();
-    let carrier = Peer::new();
-    let bot = Peer::new();
-    s.set_remote(Leg::Carrier, remote(carrier.addr(), AudioCodec::PCMU, None))
-        .unwrap();
+    let (_engine, s, mut events) = timed_session(22100, "idle");
     // 2. the bot leg is on hold (recvonly: it is not expected to send)
-    let held = RemoteMedia {
-        direction: Direction::RecvOnly,
-        ..remote(bot.addr(), AudioCodec::PCMU, None)
-    };
-    s.set_remote(Leg::Bot, held).unwrap();
+    let (_carrier, _bot) = set_remotes(&s, Direction::RecvOnly);
     // 3. after the timeout (simulated clock) the carrier leg fires once
-    let ev = tokio::time::timeout(Duration::from_secs(6), events.recv())
-        .await
-        .unwrap();
-    assert_eq!(
-        ev,
-        Some(MediaEvent::InactivityTimeout { leg: Leg::Carrier })
-    );
+    carrier_times_out(&mut events, Duration::from_secs(6)).await;
     // 4. a minute more brings no second event (and none for the held bot leg)
     let more = tokio::time::timeout(Duration::from_secs(60), events.recv()).await;
     assert!(more.is_err(), "unexpected {more:?}");
@@ -544,24 +560,8 @@ async fn session_ports_are_released_and_exhaustion_is_an_error() {
 #[tokio::test(start_paused = true)]
 async fn traffic_keeps_the_inactivity_timer_from_firing() {
     // 1. a 5 s timeout; the carrier sends one packet per simulated second for 20 s
-    let engine = MediaEngine::new(MediaConfig {
-        port_min: 22300,
-        port_max: 22307,
-        inactivity_timeout: Some(Duration::from_secs(5)),
-        ..MediaConfig::default()
-    })
-    .unwrap();
-    let s = engine.create_session("busy").unwrap();
-    let mut events = s.events().unwrap();
-    let carrier = Peer::new();
-    let bot = Peer::new();
-    s.set_remote(Leg::Carrier, remote(carrier.addr(), AudioCodec::PCMU, None))
-        .unwrap();
-    let held = RemoteMedia {
-        direction: Direction::Inactive,
-        ..remote(bot.addr(), AudioCodec::PCMU, None)
-    };
-    s.set_remote(Leg::Bot, held).unwrap();
+    let (_engine, s, mut events) = timed_session(22300, "busy");
+    let (carrier, _bot) = set_remotes(&s, Direction::Inactive);
     for i in 0..20u16 {
         carrier.send(s.local_rtp_addr(Leg::Carrier), &rtp(0, i, 0, 1, &[0; 160]));
         // wait (real time, bounded) until the relay counted it; the simulated clock stands still
@@ -577,49 +577,23 @@ async fn traffic_keeps_the_inactivity_timer_from_firing() {
     // 2. no event while packets flowed
     assert!(events.try_recv().is_err());
     // 3. silence: the event comes once the timeout has passed
-    let ev = tokio::time::timeout(Duration::from_secs(10), events.recv())
-        .await
-        .unwrap();
-    assert_eq!(
-        ev,
-        Some(MediaEvent::InactivityTimeout { leg: Leg::Carrier })
-    );
+    carrier_times_out(&mut events, Duration::from_secs(10)).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_new_remote_after_a_timeout_is_watched_again() {
     // 1. Early media falls silent: the carrier leg times out once before the answer.
-    let engine = MediaEngine::new(MediaConfig {
-        port_min: 22900,
-        port_max: 22907,
-        inactivity_timeout: Some(Duration::from_secs(5)),
-        ..MediaConfig::default()
-    })
-    .unwrap();
-    let s = engine.create_session("early").unwrap();
-    let mut events = s.events().unwrap();
+    let (_engine, s, mut events) = timed_session(22900, "early");
     let early = Peer::new();
     s.set_remote(Leg::Carrier, remote(early.addr(), AudioCodec::PCMU, None))
         .unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(6), events.recv())
-        .await
-        .unwrap();
-    assert_eq!(
-        ev,
-        Some(MediaEvent::InactivityTimeout { leg: Leg::Carrier })
-    );
+    carrier_times_out(&mut events, Duration::from_secs(6)).await;
     // 2. The answer names another address: the leg is watched afresh and a silent answered
     //    call still times out (once).
     let answer = Peer::new();
     s.set_remote(Leg::Carrier, remote(answer.addr(), AudioCodec::PCMU, None))
         .unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(7), events.recv())
-        .await
-        .unwrap();
-    assert_eq!(
-        ev,
-        Some(MediaEvent::InactivityTimeout { leg: Leg::Carrier })
-    );
+    carrier_times_out(&mut events, Duration::from_secs(7)).await;
     let more = tokio::time::timeout(Duration::from_secs(60), events.recv()).await;
     assert!(more.is_err(), "unexpected {more:?}");
 }

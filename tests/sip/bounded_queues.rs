@@ -4,18 +4,35 @@
 //! prompts instead of queueing without end, and loses no event once they are read.
 
 use crate::common;
-use common::legs::{after_ringing as next_final, call_to, endpoint, next};
+use common::legs::{
+    after_ringing as next_final, answered, call_sipp, call_to, failed, passed, ringing,
+};
 use common::sipp::Sipp;
 
 use std::time::Duration;
 
 use dialgate::overflow::{self, Queue};
-use dialgate::sip::{FailureKind, LegEvent, OutboundCall};
+use dialgate::sip::{FailureKind, LegEvent, OutboundCall, SipEndpoint};
 use dialgate::tts::{Player, PlayerConfig, PlayerEvent, Prompt, PromptId};
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 
 fn call(uri: &str) -> OutboundCall {
     call_to(uri, "conv-bounded")
+}
+
+/// The leg ends (Terminated), SIPp's scenario passed and its log holds `what`; shuts the
+/// endpoint down.
+async fn terminated_and_sipp_saw(
+    rx: &mut mpsc::Receiver<LegEvent>,
+    uas: Sipp,
+    ep: SipEndpoint,
+    what: &str,
+) {
+    assert!(matches!(next_final(rx).await, LegEvent::Terminated));
+    let log = passed(uas).await;
+    assert!(log.contains(what), "{log}");
+    ep.shutdown();
 }
 
 /// Sends far more commands than the leg's queue holds, without yielding (the test runs on one
@@ -35,56 +52,29 @@ fn flood(leg: &dialgate::sip::LegHandle) {
 #[tokio::test]
 async fn a_flood_of_commands_on_an_answered_leg_does_not_crowd_out_its_bye() {
     // 1. SIPp answers and waits for our BYE.
-    let uas = Sipp::uas("uas_answer_wait_bye.xml", 15300);
-    let ep = endpoint(None).await;
-    let (leg, mut rx) = ep
-        .place_call(call("sip:callee@127.0.0.1:15300"))
-        .await
-        .unwrap();
-    assert!(matches!(
-        next_final(&mut rx).await,
-        LegEvent::Answered { .. }
-    ));
+    let (uas, ep, leg, mut rx) = call_sipp("uas_answer_wait_bye.xml", 15300, call).await;
+    answered(&mut rx).await;
     // 2. The leg's queue overflows (refreshes without a session timer send nothing).
     flood(&leg);
-    // 3. The hang-up still ends the leg with a BYE.
+    // 3. The hang-up still ends the leg with a BYE: SIPp saw the BYE it waits for.
     leg.hangup();
-    assert!(matches!(next_final(&mut rx).await, LegEvent::Terminated));
-    let (code, log) = uas.finish().await;
-    assert_eq!(code, 0, "SIPp saw the BYE it waits for");
-    assert!(log.contains("BYE sip:"));
-    ep.shutdown();
+    terminated_and_sipp_saw(&mut rx, uas, ep, "BYE sip:").await;
 }
 
 #[tokio::test]
 async fn a_flood_of_commands_on_a_ringing_leg_does_not_crowd_out_its_cancel() {
     // 1. SIPp rings until we CANCEL.
-    let uas = Sipp::uas("uas_ring_forever.xml", 15302);
-    let ep = endpoint(None).await;
-    let (leg, mut rx) = ep
-        .place_call(call("sip:callee@127.0.0.1:15302"))
-        .await
-        .unwrap();
-    assert!(matches!(
-        next(&mut rx).await,
-        LegEvent::Provisional { code: 180, .. }
-    ));
+    let (uas, ep, leg, mut rx) = call_sipp("uas_ring_forever.xml", 15302, call).await;
+    ringing(&mut rx).await;
     // 2. The queue overflows while ringing; then the call ends the leg.
     flood(&leg);
     leg.cancel();
     // 3. CANCEL went out: the INVITE ends 487, reported as cancelled.
-    match next_final(&mut rx).await {
-        LegEvent::Failed { code, kind, .. } => {
-            assert_eq!(code, Some(487));
-            assert_eq!(kind, FailureKind::Cancelled);
-        }
-        ev => panic!("expected 487, got {ev:?}"),
-    }
-    assert!(matches!(next_final(&mut rx).await, LegEvent::Terminated));
-    let (code, log) = uas.finish().await;
-    assert_eq!(code, 0);
-    assert!(log.contains("CANCEL sip:"));
-    ep.shutdown();
+    assert_eq!(
+        failed(next_final(&mut rx).await),
+        (Some(487), FailureKind::Cancelled)
+    );
+    terminated_and_sipp_saw(&mut rx, uas, ep, "CANCEL sip:").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,45 @@ fn corr(reference: &Path, recorded: &Path) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A PJSIP caller with `opts`, waited for (bounded) until it exits.
+async fn caller_until_exit(opts: PjsuaOpts) -> PjsuaPeer {
+    let caller = PjsuaPeer::spawn(opts).await.unwrap();
+    assert!(caller.wait_exit(WAIT).await.is_some());
+    caller
+}
+
+/// A PJSIP caller of `+15551234567` through the proxy `k` as `acme` with `password` (hanging
+/// up `bye_after_ms` after the answer, if given); waits (bounded) for it to exit and returns
+/// it and the codes of the responses it got, in order.
+async fn caller_through(
+    k: &Kamailio,
+    password: &str,
+    bye_after_ms: Option<u64>,
+) -> (PjsuaPeer, Vec<u64>) {
+    let caller = caller_until_exit(PjsuaOpts {
+        auth: Some(("acme".into(), password.into())),
+        bye_after_ms,
+        ..PjsuaOpts::uac(&k.uri("+15551234567"))
+    })
+    .await;
+    let codes = caller
+        .events_named("response")
+        .iter()
+        .filter_map(|e| e.code())
+        .collect();
+    (caller, codes)
+}
+
+/// A PJSIP callee answering 200 behind Kamailio (trunk user acme / s3cr3t; a wrong password
+/// gets 403 if `wrong_creds_403`, else another challenge).
+async fn callee_behind_kamailio(wrong_creds_403: bool) -> (PjsuaPeer, Kamailio) {
+    let uas = PjsuaPeer::spawn(PjsuaOpts::uas("200")).await.unwrap();
+    let k = Kamailio::spawn(0, uas.sip_port, "acme", "s3cr3t", wrong_creds_403)
+        .await
+        .unwrap();
+    (uas, k)
+}
+
 #[tokio::test]
 async fn pjsua_uas_answers_two_calls_and_both_sides_hear_each_other() {
     let hello = fixture_audio("hello.wav");
@@ -190,10 +229,7 @@ async fn sipp_uac_calls_pjsua_uas() {
 #[tokio::test]
 async fn kamailio_challenges_then_relays_with_good_credentials() {
     // 1. Callee behind Kamailio (trunk user acme / s3cr3t).
-    let uas = PjsuaPeer::spawn(PjsuaOpts::uas("200")).await.unwrap();
-    let k = Kamailio::spawn(0, uas.sip_port, "acme", "s3cr3t", false)
-        .await
-        .unwrap();
+    let (uas, k) = callee_behind_kamailio(false).await;
 
     // 2. Without credentials the caller ends with 407; the callee sees nothing.
     let no_auth = PjsuaPeer::spawn(PjsuaOpts::uac(&k.uri("+15551234567")))
@@ -215,19 +251,7 @@ async fn kamailio_challenges_then_relays_with_good_credentials() {
     assert!(uas.events_named("incoming").is_empty());
 
     // 3. With credentials the INVITE is relayed (Record-Route added), answered, and ended by BYE.
-    let good = PjsuaPeer::spawn(PjsuaOpts {
-        auth: Some(("acme".into(), "s3cr3t".into())),
-        bye_after_ms: Some(300),
-        ..PjsuaOpts::uac(&k.uri("+15551234567"))
-    })
-    .await
-    .unwrap();
-    assert!(good.wait_exit(WAIT).await.is_some());
-    let codes: Vec<u64> = good
-        .events_named("response")
-        .iter()
-        .filter_map(|e| e.code())
-        .collect();
+    let (_good, codes) = caller_through(&k, "s3cr3t", Some(300)).await;
     assert!(codes.contains(&407) && codes.ends_with(&[200]), "{codes:?}");
     let inv = uas.wait_event("incoming", WAIT).await.unwrap();
     assert!(
@@ -261,24 +285,10 @@ async fn kamailio_challenges_then_relays_with_good_credentials() {
 #[tokio::test]
 async fn kamailio_wrong_credentials_get_403_when_asked() {
     // 1. Kamailio in WRONG_CREDS_403 mode; a caller with the wrong password.
-    let uas = PjsuaPeer::spawn(PjsuaOpts::uas("200")).await.unwrap();
-    let k = Kamailio::spawn(0, uas.sip_port, "acme", "s3cr3t", true)
-        .await
-        .unwrap();
-    let bad = PjsuaPeer::spawn(PjsuaOpts {
-        auth: Some(("acme".into(), "wrong".into())),
-        ..PjsuaOpts::uac(&k.uri("+15551234567"))
-    })
-    .await
-    .unwrap();
+    let (uas, k) = callee_behind_kamailio(true).await;
 
     // 2. First 407, then 403 for the wrong answer; nothing reaches the callee.
-    assert!(bad.wait_exit(WAIT).await.is_some());
-    let codes: Vec<u64> = bad
-        .events_named("response")
-        .iter()
-        .filter_map(|e| e.code())
-        .collect();
+    let (bad, codes) = caller_through(&k, "wrong", None).await;
     assert_eq!(
         codes
             .iter()
@@ -305,14 +315,12 @@ async fn pjsua_early_media_183_then_cancel() {
     .unwrap();
 
     // 2. Caller records the early media and cancels after 2.5 s.
-    let uac = PjsuaPeer::spawn(PjsuaOpts {
+    let uac = caller_until_exit(PjsuaOpts {
         record: Some("early.wav".into()),
         cancel_after_ms: Some(2500),
         ..PjsuaOpts::uac(&uas.uri("callee"))
     })
-    .await
-    .unwrap();
-    assert!(uac.wait_exit(WAIT).await.is_some());
+    .await;
 
     // 3. 183 carried SDP, the call was never confirmed, and it ended with 487 after CANCEL.
     let r183 = uac

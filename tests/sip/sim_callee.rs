@@ -7,11 +7,13 @@ use std::time::Duration;
 use dialgate::sim::endpoint::SimEndpoint;
 use dialgate::sim::g711::Codec;
 use dialgate::sim::rtp::{parse_packet, write_packet};
-use dialgate::sim::{Answer, Hangup, SimCallee, SimCalleeOptions, SimEventKind, sdp};
-use rsipstack::dialog::dialog::DialogState;
-use rsipstack::dialog::invitation::InviteOption;
-use rsipstack::sip::{Header, StatusCode};
+use dialgate::sim::{Answer, Hangup, SimCallee, SimCalleeOptions, SimEvent, SimEventKind, sdp};
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
+use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{Header, Response, StatusCode};
 use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -62,6 +64,99 @@ fn invite(ep: &SimEndpoint, target: &str, rtp: SocketAddr, codecs: &[Codec]) -> 
     }
 }
 
+/// Starts a sim with `opts` playing `wav` (a file of the repository); returns it and the
+/// number of 20 ms frames the file fills.
+async fn start_playing(opts: SimCalleeOptions, wav: &str) -> (SimCallee, u64) {
+    let path = format!("{}/{wav}", env!("CARGO_MANIFEST_DIR"));
+    let opts = opts.with_wav(&path).unwrap();
+    let frames = opts.play.len().div_ceil(160) as u64;
+    (SimCallee::start(opts).await.unwrap(), frames)
+}
+
+/// An RTP socket of the UAC and an INVITE to `sim` offering `codecs` on it.
+async fn rtp_invite(
+    ep: &SimEndpoint,
+    sim: &SimCallee,
+    codecs: &[Codec],
+) -> (UdpSocket, InviteOption) {
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let opt = invite(ep, &sim.uri(), rtp.local_addr().unwrap(), codecs);
+    (rtp, opt)
+}
+
+/// A callee that never answers, called by the UAC (PCMU, RTP to nowhere); it has rung.
+struct Ringing {
+    sim: SimCallee,
+    ep: Arc<SimEndpoint>,
+    dialog: InviteDialog,
+    /// The INVITE's final response, once it comes.
+    join: JoinHandle<InviteAsyncResult>,
+    /// The sim's event of its 180 (it names the call).
+    ringing: SimEvent,
+    _states: DialogStateReceiver,
+}
+
+/// Starts a [`Ringing`] call and waits (bounded) for the 180.
+async fn ringing_call() -> Ringing {
+    let sim = SimCallee::start(SimCalleeOptions::callee().with_answer(Answer::Never))
+        .await
+        .unwrap();
+    let ep = uac().await;
+    let opt = mute_invite(&ep, &sim);
+    let (state_tx, _states) = ep.dialogs.new_dialog_state_channel();
+    let (dialog, join) = ep.dialogs.do_invite_async(opt, state_tx).unwrap();
+    let ringing = saw(&sim, |e| e.kind == SimEventKind::Sent { code: 180 }).await;
+    Ringing {
+        sim,
+        ep,
+        dialog,
+        join,
+        ringing,
+        _states,
+    }
+}
+
+/// The status of the INVITE's final response (waited for, bounded).
+async fn final_status(join: JoinHandle<InviteAsyncResult>) -> StatusCode {
+    let (_, resp) = tokio::time::timeout(WAIT, join)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    resp.expect("a final response").status_code
+}
+
+/// A PCMU INVITE to `sim` whose RTP goes nowhere (127.0.0.1:9).
+fn mute_invite(ep: &SimEndpoint, sim: &SimCallee) -> InviteOption {
+    invite(
+        ep,
+        &sim.uri(),
+        "127.0.0.1:9".parse().unwrap(),
+        &[Codec::Pcmu],
+    )
+}
+
+/// INVITEs with `opt` and waits (bounded) for the final response; returns the dialog, the
+/// response (if any) and the dialog's states.
+async fn invite_final(
+    ep: &SimEndpoint,
+    opt: InviteOption,
+) -> (InviteDialog, Option<Response>, DialogStateReceiver) {
+    let (state_tx, states) = ep.dialogs.new_dialog_state_channel();
+    let (dialog, resp) = tokio::time::timeout(WAIT, ep.dialogs.do_invite(opt, state_tx))
+        .await
+        .unwrap()
+        .unwrap();
+    (dialog, resp, states)
+}
+
+/// Waits (bounded) for an event of `sim` that satisfies `pred`; returns it.
+async fn saw(sim: &SimCallee, pred: impl Fn(&SimEvent) -> bool) -> SimEvent {
+    sim.wait_for(WAIT, pred)
+        .await
+        .unwrap_or_else(|| panic!("no such event in {:?}", sim.events()))
+}
+
 /// A 400 Hz tone, one 20 ms frame.
 fn tone_frame(codec: Codec, n: usize) -> Vec<u8> {
     (0..160)
@@ -77,26 +172,13 @@ async fn answered_call_rings_plays_records_and_hangs_up() {
     // 1. A callee: 180, answer after 200 ms, play the greeting, BYE 300 ms after it.
     let opts = SimCalleeOptions::callee()
         .with_answer(Answer::After(Duration::from_millis(200)))
-        .with_hangup(Hangup::AfterAudio(Duration::from_millis(300)))
-        .with_wav(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/greeting.wav"))
-        .unwrap();
-    let greeting_frames = opts.play.len().div_ceil(160) as u64;
-    let sim = SimCallee::start(opts).await.unwrap();
+        .with_hangup(Hangup::AfterAudio(Duration::from_millis(300)));
+    let (sim, greeting_frames) = start_playing(opts, "conf/greeting.wav").await;
 
     // 2. The UAC offers PCMU then PCMA and INVITEs.
     let ep = uac().await;
-    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let opt = invite(
-        &ep,
-        &sim.uri(),
-        rtp.local_addr().unwrap(),
-        &[Codec::Pcmu, Codec::Pcma],
-    );
-    let (state_tx, mut states) = ep.dialogs.new_dialog_state_channel();
-    let (dialog, resp) = tokio::time::timeout(WAIT, ep.dialogs.do_invite(opt, state_tx))
-        .await
-        .unwrap()
-        .unwrap();
+    let (rtp, opt) = rtp_invite(&ep, &sim, &[Codec::Pcmu, Codec::Pcma]).await;
+    let (dialog, resp, mut states) = invite_final(&ep, opt).await;
 
     // 3. 180 came before the 200, and the 200 carries an SDP answer with PCMU only.
     let mut saw_180 = false;
@@ -180,10 +262,7 @@ async fn answered_call_rings_plays_records_and_hangs_up() {
         }
     }
     assert!(terminated, "UAC dialog not terminated by the sim's BYE");
-    let stats = sim
-        .wait_for(WAIT, |e| matches!(e.kind, SimEventKind::RtpStats { .. }))
-        .await
-        .unwrap();
+    let stats = saw(&sim, |e| matches!(e.kind, SimEventKind::RtpStats { .. })).await;
     assert_eq!(sim.dialog_count(), 0);
     ep.dialogs.remove_dialog(&dialog.id());
 
@@ -240,23 +319,12 @@ async fn reject_mode_rings_then_answers_486() {
     let ep = uac().await;
 
     // 2. INVITE; the final response is 486.
-    let opt = invite(
-        &ep,
-        &sim.uri(),
-        "127.0.0.1:9".parse().unwrap(),
-        &[Codec::Pcmu],
-    );
-    let (state_tx, _states) = ep.dialogs.new_dialog_state_channel();
-    let (_dialog, resp) = tokio::time::timeout(WAIT, ep.dialogs.do_invite(opt, state_tx))
-        .await
-        .unwrap()
-        .unwrap();
+    let opt = mute_invite(&ep, &sim);
+    let (_dialog, resp, _states) = invite_final(&ep, opt).await;
     assert_eq!(resp.unwrap().status_code, StatusCode::BusyHere);
 
     // 3. The sim logged 180 then 486, no media, and forgot the dialog.
-    sim.wait_for(WAIT, |e| matches!(e.kind, SimEventKind::RtpStats { .. }))
-        .await
-        .unwrap();
+    saw(&sim, |e| matches!(e.kind, SimEventKind::RtpStats { .. })).await;
     let kinds: Vec<_> = sim.events().into_iter().map(|e| e.kind).collect();
     assert_eq!(
         &kinds[1..],
@@ -277,26 +345,13 @@ async fn reject_mode_rings_then_answers_486() {
 #[tokio::test]
 async fn bot_answers_at_once_with_first_g711_and_waits_for_bye() {
     // 1. The bot preset with its prompt.
-    let opts = SimCalleeOptions::bot()
-        .with_wav(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/bot-prompt.wav"))
-        .unwrap();
-    let prompt_frames = opts.play.len().div_ceil(160) as u64;
-    let sim = SimCallee::start(opts).await.unwrap();
+    let opts = SimCalleeOptions::bot();
+    let (sim, prompt_frames) = start_playing(opts, "conf/bot-prompt.wav").await;
     let ep = uac().await;
-    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
 
     // 2. Offer PCMA first: the answer is PCMA, no 180.
-    let opt = invite(
-        &ep,
-        &sim.uri(),
-        rtp.local_addr().unwrap(),
-        &[Codec::Pcma, Codec::Pcmu],
-    );
-    let (state_tx, _states) = ep.dialogs.new_dialog_state_channel();
-    let (dialog, resp) = tokio::time::timeout(WAIT, ep.dialogs.do_invite(opt, state_tx))
-        .await
-        .unwrap()
-        .unwrap();
+    let (rtp, opt) = rtp_invite(&ep, &sim, &[Codec::Pcma, Codec::Pcmu]).await;
+    let (dialog, resp, _states) = invite_final(&ep, opt).await;
     let resp = resp.unwrap();
     assert_eq!(resp.status_code, StatusCode::OK);
     assert_eq!(
@@ -326,12 +381,8 @@ async fn bot_answers_at_once_with_first_g711_and_waits_for_bye() {
     dialog.bye().await.unwrap();
 
     // 4. The sim saw the remote BYE, then closed the call (stats last) and forgot the dialog.
-    sim.wait_for(WAIT, |e| e.kind == SimEventKind::Bye { from_remote: true })
-        .await
-        .unwrap();
-    sim.wait_for(WAIT, |e| matches!(e.kind, SimEventKind::RtpStats { .. }))
-        .await
-        .unwrap();
+    saw(&sim, |e| e.kind == SimEventKind::Bye { from_remote: true }).await;
+    saw(&sim, |e| matches!(e.kind, SimEventKind::RtpStats { .. })).await;
     let kinds: Vec<_> = sim.events().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds[1], SimEventKind::Sent { code: 200 });
     assert_eq!(sim.dialog_count(), 0);
@@ -343,40 +394,18 @@ async fn bot_answers_at_once_with_first_g711_and_waits_for_bye() {
 
 #[tokio::test]
 async fn ring_forever_is_cancelled() {
-    // 1. A callee that never answers.
-    let sim = SimCallee::start(SimCalleeOptions::callee().with_answer(Answer::Never))
-        .await
-        .unwrap();
-    let ep = uac().await;
-    let opt = invite(
-        &ep,
-        &sim.uri(),
-        "127.0.0.1:9".parse().unwrap(),
-        &[Codec::Pcmu],
-    );
-    let (state_tx, _states) = ep.dialogs.new_dialog_state_channel();
-    let (dialog, join) = ep.dialogs.do_invite_async(opt, state_tx).unwrap();
+    // 1. A callee that never answers; the UAC calls and it rings.
+    let r = ringing_call().await;
 
-    // 2. Once it rings, CANCEL; the INVITE ends with 487 and the sim logs Cancel.
-    sim.wait_for(WAIT, |e| e.kind == SimEventKind::Sent { code: 180 })
-        .await
-        .unwrap();
-    dialog.cancel().await.unwrap();
-    let (_, resp) = tokio::time::timeout(WAIT, join)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(resp.unwrap().status_code, StatusCode::RequestTerminated);
-    sim.wait_for(WAIT, |e| e.kind == SimEventKind::Cancel)
-        .await
-        .unwrap();
-    sim.wait_for(WAIT, |e| matches!(e.kind, SimEventKind::RtpStats { .. }))
-        .await
-        .unwrap();
-    assert_eq!(sim.dialog_count(), 0);
-    sim.shutdown();
-    ep.shutdown();
+    // 2. CANCEL; the INVITE ends with 487 and the sim logs Cancel.
+    r.dialog.cancel().await.unwrap();
+    let status = final_status(r.join).await;
+    assert_eq!(status, StatusCode::RequestTerminated);
+    saw(&r.sim, |e| e.kind == SimEventKind::Cancel).await;
+    saw(&r.sim, |e| matches!(e.kind, SimEventKind::RtpStats { .. })).await;
+    assert_eq!(r.sim.dialog_count(), 0);
+    r.sim.shutdown();
+    r.ep.shutdown();
 }
 
 #[tokio::test]
@@ -385,17 +414,10 @@ async fn told_bot_hangs_up_with_bye_and_drop_frees_the_port() {
     let sim = SimCallee::start(SimCalleeOptions::bot()).await.unwrap();
     let sip_addr = sim.local_addr();
     let ep = uac().await;
-    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let opt = invite(&ep, &sim.uri(), rtp.local_addr().unwrap(), &[Codec::Pcmu]);
-    let (state_tx, mut states) = ep.dialogs.new_dialog_state_channel();
-    let (dialog, resp) = tokio::time::timeout(WAIT, ep.dialogs.do_invite(opt, state_tx))
-        .await
-        .unwrap()
-        .unwrap();
+    let (_rtp, opt) = rtp_invite(&ep, &sim, &[Codec::Pcmu]).await;
+    let (dialog, resp, mut states) = invite_final(&ep, opt).await;
     assert_eq!(resp.unwrap().status_code, StatusCode::OK);
-    sim.wait_for(WAIT, |e| e.kind == SimEventKind::Ack)
-        .await
-        .unwrap();
+    saw(&sim, |e| e.kind == SimEventKind::Ack).await;
     // The Invite event carries the offer.
     let SimEventKind::Invite { sdp: offer, .. } = &sim.events()[0].kind else {
         panic!()
@@ -404,9 +426,7 @@ async fn told_bot_hangs_up_with_bye_and_drop_frees_the_port() {
 
     // 2. Told to hang up: the sim sends BYE and the UAC's dialog ends.
     sim.hangup_all();
-    sim.wait_for(WAIT, |e| e.kind == SimEventKind::Bye { from_remote: false })
-        .await
-        .unwrap();
+    saw(&sim, |e| e.kind == SimEventKind::Bye { from_remote: false }).await;
     let mut terminated = false;
     while let Ok(Some(st)) = tokio::time::timeout(Duration::from_secs(2), states.recv()).await {
         if matches!(st, DialogState::Terminated(..)) {
@@ -434,38 +454,14 @@ async fn told_bot_hangs_up_with_bye_and_drop_frees_the_port() {
 
 #[tokio::test]
 async fn hangup_while_ringing_answers_480() {
-    // 1. A callee that never answers; the UAC calls.
-    let sim = SimCallee::start(SimCalleeOptions::callee().with_answer(Answer::Never))
-        .await
-        .unwrap();
-    let ep = uac().await;
-    let opt = invite(
-        &ep,
-        &sim.uri(),
-        "127.0.0.1:9".parse().unwrap(),
-        &[Codec::Pcmu],
-    );
-    let (state_tx, _states) = ep.dialogs.new_dialog_state_channel();
-    let (_dialog, join) = ep.dialogs.do_invite_async(opt, state_tx).unwrap();
+    // 1. A callee that never answers; the UAC calls and it rings.
+    let r = ringing_call().await;
 
     // 2. While it rings, the sim is told to hang up: the INVITE ends with 480.
-    let inv = sim
-        .wait_for(WAIT, |e| e.kind == SimEventKind::Sent { code: 180 })
-        .await
-        .unwrap();
-    sim.hangup(&inv.call_id);
-    let (_, resp) = tokio::time::timeout(WAIT, join)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        resp.unwrap().status_code,
-        StatusCode::TemporarilyUnavailable
-    );
-    sim.wait_for(WAIT, |e| matches!(e.kind, SimEventKind::RtpStats { .. }))
-        .await
-        .unwrap();
-    assert_eq!(sim.dialog_count(), 0);
-    ep.shutdown();
+    r.sim.hangup(&r.ringing.call_id);
+    let status = final_status(r.join).await;
+    assert_eq!(status, StatusCode::TemporarilyUnavailable);
+    saw(&r.sim, |e| matches!(e.kind, SimEventKind::RtpStats { .. })).await;
+    assert_eq!(r.sim.dialog_count(), 0);
+    r.ep.shutdown();
 }

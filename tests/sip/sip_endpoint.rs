@@ -39,30 +39,22 @@ async fn out_of_dialog_policy() {
     let ep = endpoint(None).await;
     let addr = ep.local_addr(Transport::Udp).unwrap();
     let sock = UdpSocket::bind("127.0.0.1:15100").await.unwrap();
-    // 2. OPTIONS keep-alive → 200
-    assert_eq!(
-        status_of(&sock, addr, &request("OPTIONS", false, 1, 15100)).await,
-        200
-    );
-    // 3. INVITE from outside → 403 (never an open relay)
-    assert_eq!(
-        status_of(&sock, addr, &request("INVITE", false, 2, 15100)).await,
-        403
-    );
-    // 4. BYE / INFO for a dialog we do not have → 481
-    assert_eq!(
-        status_of(&sock, addr, &request("BYE", true, 3, 15100)).await,
-        481
-    );
-    assert_eq!(
-        status_of(&sock, addr, &request("INFO", true, 4, 15100)).await,
-        481
-    );
-    // 5. an out-of-dialog REGISTER is not for us → 405
-    assert_eq!(
-        status_of(&sock, addr, &request("REGISTER", false, 5, 15100)).await,
-        405
-    );
+    // 2. OPTIONS keep-alive → 200; 3. INVITE from outside → 403 (never an open relay);
+    // 4. BYE / INFO for a dialog we do not have → 481; 5. an out-of-dialog REGISTER is not
+    //    for us → 405
+    for (cseq, (method, in_dialog, want)) in [
+        ("OPTIONS", false, 200),
+        ("INVITE", false, 403),
+        ("BYE", true, 481),
+        ("INFO", true, 481),
+        ("REGISTER", false, 405),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let req = request(method, in_dialog, cseq as u32 + 1, 15100);
+        assert_eq!(status_of(&sock, addr, &req).await, want, "{method}");
+    }
     // 6. nothing was created
     assert_eq!(ep.dialog_count(), 0);
     ep.shutdown();

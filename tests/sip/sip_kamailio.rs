@@ -1,10 +1,11 @@
 //! Carrier leg through Kamailio acting as a carrier proxy with digest authentication.
 
 use crate::common;
-use common::legs::{self, after_ringing, endpoint};
+use common::legs::{self, after_ringing, endpoint, failed, passed};
 use common::sipp::{Kamailio, Sipp};
 
-use dialgate::sip::{FailureKind, LegEvent, OutboundCall, Transport};
+use dialgate::sip::{FailureKind, LegEvent, LegHandle, OutboundCall, SipEndpoint, Transport};
+use tokio::sync::mpsc;
 
 fn carrier_call(proxy_port: u16, user: &str, pass: &str) -> OutboundCall {
     OutboundCall {
@@ -24,16 +25,33 @@ fn carrier_call(proxy_port: u16, user: &str, pass: &str) -> OutboundCall {
     }
 }
 
+/// Kamailio on `port` (user `acme`, password `s3cr3t`, `flags`) in front of a SIPp UAS on
+/// `port + 2` that answers and waits for BYE; an endpoint calling through it with `pass`.
+async fn via_kamailio(
+    port: u16,
+    flags: &[&str],
+    pass: &str,
+) -> (
+    Sipp,
+    Kamailio,
+    SipEndpoint,
+    LegHandle,
+    mpsc::Receiver<LegEvent>,
+) {
+    let uas = Sipp::uas("uas_answer_wait_bye.xml", port + 2);
+    let kam = Kamailio::start(port, port + 2, "acme", "s3cr3t", flags);
+    let ep = endpoint(None).await;
+    let (leg, rx) = ep
+        .place_call(carrier_call(port, "acme", pass))
+        .await
+        .unwrap();
+    (uas, kam, ep, leg, rx)
+}
+
 #[tokio::test]
 async fn good_credentials_answer_through_proxy() {
     // 1. Kamailio (407 challenge) in front of a SIPp UAS that answers and waits for BYE
-    let uas = Sipp::uas("uas_answer_wait_bye.xml", 15202);
-    let kam = Kamailio::start(15200, 15202, "acme", "s3cr3t", &[]);
-    let ep = endpoint(None).await;
-    let (leg, mut rx) = ep
-        .place_call(carrier_call(15200, "acme", "s3cr3t"))
-        .await
-        .unwrap();
+    let (uas, kam, ep, leg, mut rx) = via_kamailio(15200, &[], "s3cr3t").await;
     // 2. answered after one challenge
     assert!(matches!(
         after_ringing(&mut rx).await,
@@ -47,8 +65,7 @@ async fn good_credentials_answer_through_proxy() {
     leg.hangup();
     assert!(matches!(after_ringing(&mut rx).await, LegEvent::Terminated));
     assert_eq!(ep.dialog_count(), 0);
-    let (code, log) = uas.finish().await;
-    assert_eq!(code, 0);
+    let log = passed(uas).await;
     assert!(
         log.contains("Record-Route: <sip:127.0.0.1:15200;lr"),
         "{log}"
@@ -69,21 +86,12 @@ async fn good_credentials_answer_through_proxy() {
 #[tokio::test]
 async fn wrong_credentials_fail_407_without_loop() {
     // 1. Kamailio re-challenges wrong credentials; the UAS must see nothing
-    let uas = Sipp::uas("uas_answer_wait_bye.xml", 15212);
-    let kam = Kamailio::start(15210, 15212, "acme", "s3cr3t", &[]);
-    let ep = endpoint(None).await;
-    let (_leg, mut rx) = ep
-        .place_call(carrier_call(15210, "acme", "wrong"))
-        .await
-        .unwrap();
+    let (uas, kam, ep, _leg, mut rx) = via_kamailio(15210, &[], "wrong").await;
     // 2. Failed with the second challenge's code
-    match after_ringing(&mut rx).await {
-        LegEvent::Failed { code, kind, .. } => {
-            assert_eq!(code, Some(407));
-            assert_eq!(kind, FailureKind::Response);
-        }
-        ev => panic!("expected 407 failure, got {ev:?}"),
-    }
+    assert_eq!(
+        failed(after_ringing(&mut rx).await),
+        (Some(407), FailureKind::Response)
+    );
     assert!(matches!(after_ringing(&mut rx).await, LegEvent::Terminated));
     assert_eq!(ep.dialog_count(), 0);
     // 3. exactly two INVITEs reached the proxy (no loop), none reached the UAS
@@ -94,13 +102,7 @@ async fn wrong_credentials_fail_407_without_loop() {
 #[tokio::test]
 async fn wrong_credentials_403() {
     // 1. Kamailio answers wrong credentials with 403
-    let _uas = Sipp::uas("uas_answer_wait_bye.xml", 15222);
-    let _kam = Kamailio::start(15220, 15222, "acme", "s3cr3t", &["WRONG_CREDS_403"]);
-    let ep = endpoint(None).await;
-    let (_leg, mut rx) = ep
-        .place_call(carrier_call(15220, "acme", "wrong"))
-        .await
-        .unwrap();
+    let (_uas, _kam, _ep, _leg, mut rx) = via_kamailio(15220, &["WRONG_CREDS_403"], "wrong").await;
     // 2. the 403 is final
     assert!(matches!(
         after_ringing(&mut rx).await,

@@ -2,7 +2,7 @@
 
 use crate::common;
 use common::legs;
-use common::legs::{after_ringing, endpoint, next};
+use common::legs::{after_ringing, answered, call_sipp, endpoint, failed, next, passed, ringing};
 use common::sipp::Sipp;
 
 use std::time::Duration;
@@ -25,6 +25,46 @@ async fn expect_terminated(rx: &mut mpsc::Receiver<LegEvent>, ep: &SipEndpoint) 
     assert_eq!(ep.dialog_count(), 0, "rsipstack dialog leaked");
 }
 
+/// A callee's URI at 127.0.0.1:`port`.
+fn callee(port: u16) -> String {
+    format!("sip:callee@127.0.0.1:{port}")
+}
+
+/// A call to a number of a carrier reached through the proxy at 127.0.0.1:`primary`, with a
+/// backup proxy if `backup` names one.
+fn via_proxies(primary: (u16, Transport), backup: Option<(u16, Transport)>) -> OutboundCall {
+    let proxy = |(port, t): (u16, Transport)| (format!("127.0.0.1:{port}"), t);
+    let mut c = call("sip:+15551234567@carrier.invalid");
+    c.proxy = Some(proxy(primary));
+    c.backup_proxy = backup.map(proxy);
+    c
+}
+
+/// SIPp playing `primary` on 127.0.0.1:`port` as the primary proxy, an answering SIPp on
+/// `port + 2` as the backup, and an endpoint calling through them (UDP).
+async fn primary_and_backup(
+    primary: &str,
+    port: u16,
+) -> (Sipp, Sipp, SipEndpoint, LegHandle, mpsc::Receiver<LegEvent>) {
+    let primary = Sipp::uas(primary, port);
+    let backup = Sipp::uas("uas_answer_wait_bye.xml", port + 2);
+    let ep = endpoint(None).await;
+    let c = via_proxies((port, Transport::Udp), Some((port + 2, Transport::Udp)));
+    let (leg, rx) = place(&ep, c).await;
+    (primary, backup, ep, leg, rx)
+}
+
+/// The leg is answered (after any ringing); we hang up: BYE, then Terminated, no dialog left.
+async fn answered_then_hang_up(
+    leg: &LegHandle,
+    rx: &mut mpsc::Receiver<LegEvent>,
+    ep: &SipEndpoint,
+) {
+    answered(rx).await;
+    leg.hangup();
+    expect_terminated(rx, ep).await;
+}
+
 async fn place(ep: &SipEndpoint, c: OutboundCall) -> (LegHandle, mpsc::Receiver<LegEvent>) {
     ep.place_call(c).await.unwrap()
 }
@@ -32,9 +72,7 @@ async fn place(ep: &SipEndpoint, c: OutboundCall) -> (LegHandle, mpsc::Receiver<
 #[tokio::test]
 async fn answered_then_we_hang_up() {
     // 1. SIPp answers and waits for our BYE
-    let uas = Sipp::uas("uas_answer_wait_bye.xml", 15010);
-    let ep = endpoint(None).await;
-    let (leg, mut rx) = place(&ep, call("sip:callee@127.0.0.1:15010")).await;
+    let (uas, ep, leg, mut rx) = call_sipp("uas_answer_wait_bye.xml", 15010, call).await;
     // 2. 180 then 200 with the callee's SDP
     match next(&mut rx).await {
         LegEvent::Provisional { code, .. } => assert_eq!(code, 180),
@@ -51,8 +89,7 @@ async fn answered_then_we_hang_up() {
     leg.hangup();
     expect_terminated(&mut rx, &ep).await;
     // 4. SIPp saw INVITE with our offer and headers, ACK and BYE
-    let (code, log) = uas.finish().await;
-    assert_eq!(code, 0);
+    let log = passed(uas).await;
     assert!(log.contains("X-Dialgate-Conversation-Id: conv-1"));
     assert!(log.contains("a=rtpmap:101 telephone-event/8000"));
     ep.shutdown();
@@ -61,14 +98,9 @@ async fn answered_then_we_hang_up() {
 #[tokio::test]
 async fn callee_hangs_up() {
     // 1. SIPp answers, then sends BYE itself
-    let uas = Sipp::uas("uas_answer_then_bye.xml", 15012);
-    let ep = endpoint(None).await;
-    let (_leg, mut rx) = place(&ep, call("sip:callee@127.0.0.1:15012")).await;
+    let (uas, ep, _leg, mut rx) = call_sipp("uas_answer_then_bye.xml", 15012, call).await;
     // 2. answered, then RemoteBye, then Terminated
-    assert!(matches!(
-        after_ringing(&mut rx).await,
-        LegEvent::Answered { .. }
-    ));
+    answered(&mut rx).await;
     assert!(matches!(next(&mut rx).await, LegEvent::RemoteBye));
     expect_terminated(&mut rx, &ep).await;
     // 3. SIPp got its 200 to BYE
@@ -76,16 +108,11 @@ async fn callee_hangs_up() {
 }
 
 async fn rejected(scenario: &str, port: u16, want: u16) {
-    let uas = Sipp::uas(scenario, port);
-    let ep = endpoint(None).await;
-    let (_leg, mut rx) = place(&ep, call(&format!("sip:callee@127.0.0.1:{port}"))).await;
-    match after_ringing(&mut rx).await {
-        LegEvent::Failed { code, kind, .. } => {
-            assert_eq!(code, Some(want));
-            assert_eq!(kind, FailureKind::Response);
-        }
-        ev => panic!("expected failure, got {ev:?}"),
-    }
+    let (uas, ep, _leg, mut rx) = call_sipp(scenario, port, call).await;
+    assert_eq!(
+        failed(after_ringing(&mut rx).await),
+        (Some(want), FailureKind::Response)
+    );
     expect_terminated(&mut rx, &ep).await;
     assert_eq!(uas.finish().await.0, 0, "SIPp did not get its ACK");
 }
@@ -103,45 +130,28 @@ async fn declined_603() {
 #[tokio::test]
 async fn cancel_while_ringing() {
     // 1. SIPp rings forever; we CANCEL on the 180
-    let uas = Sipp::uas("uas_ring_forever.xml", 15018);
-    let ep = endpoint(None).await;
-    let (leg, mut rx) = place(&ep, call("sip:callee@127.0.0.1:15018")).await;
-    assert!(matches!(
-        next(&mut rx).await,
-        LegEvent::Provisional { code: 180, .. }
-    ));
+    let (uas, ep, leg, mut rx) = call_sipp("uas_ring_forever.xml", 15018, call).await;
+    ringing(&mut rx).await;
     leg.hangup();
     // 2. the INVITE ends 487, reported as cancelled
-    match next(&mut rx).await {
-        LegEvent::Failed { code, kind, .. } => {
-            assert_eq!(code, Some(487));
-            assert_eq!(kind, FailureKind::Cancelled);
-        }
-        ev => panic!("expected 487, got {ev:?}"),
-    }
+    assert_eq!(
+        failed(next(&mut rx).await),
+        (Some(487), FailureKind::Cancelled)
+    );
     expect_terminated(&mut rx, &ep).await;
     // 3. SIPp saw CANCEL and the ACK of its 487
-    let (code, log) = uas.finish().await;
-    assert_eq!(code, 0);
+    let log = passed(uas).await;
     assert!(log.contains("CANCEL sip:"));
 }
 
 #[tokio::test]
 async fn answer_racing_cancel_is_acked_then_byed() {
     // 1. SIPp answers 200 as soon as our CANCEL arrives (the race)
-    let uas = Sipp::uas("uas_200_races_cancel.xml", 15020);
-    let ep = endpoint(None).await;
-    let (leg, mut rx) = place(&ep, call("sip:callee@127.0.0.1:15020")).await;
-    assert!(matches!(
-        next(&mut rx).await,
-        LegEvent::Provisional { code: 180, .. }
-    ));
+    let (uas, ep, leg, mut rx) = call_sipp("uas_200_races_cancel.xml", 15020, call).await;
+    ringing(&mut rx).await;
     leg.cancel();
     // 2. no Answered event: the leg reports a cancelled failure
-    match next(&mut rx).await {
-        LegEvent::Failed { kind, .. } => assert_eq!(kind, FailureKind::Cancelled),
-        ev => panic!("expected cancelled, got {ev:?}"),
-    }
+    assert_eq!(failed(next(&mut rx).await).1, FailureKind::Cancelled);
     expect_terminated(&mut rx, &ep).await;
     // 3. SIPp's scenario (ACK then BYE after its 200) completed
     assert_eq!(uas.finish().await.0, 0);
@@ -150,37 +160,19 @@ async fn answer_racing_cancel_is_acked_then_byed() {
 #[tokio::test]
 async fn failover_to_backup_on_503() {
     // 1. primary proxy answers 503, backup answers 200
-    let primary = Sipp::uas("uas_503.xml", 15022);
-    let backup = Sipp::uas("uas_answer_wait_bye.xml", 15024);
-    let ep = endpoint(None).await;
-    let mut c = call("sip:+15551234567@carrier.invalid");
-    c.proxy = Some(("127.0.0.1:15022".into(), Transport::Udp));
-    c.backup_proxy = Some(("127.0.0.1:15024".into(), Transport::Udp));
-    let (leg, mut rx) = place(&ep, c).await;
+    let (primary, backup, ep, leg, mut rx) = primary_and_backup("uas_503.xml", 15022).await;
     // 2. the caller sees only the backup's answer
-    assert!(matches!(
-        after_ringing(&mut rx).await,
-        LegEvent::Answered { .. }
-    ));
-    leg.hangup();
-    expect_terminated(&mut rx, &ep).await;
+    answered_then_hang_up(&leg, &mut rx, &ep).await;
     // 3. both peers completed; the INVITE carried the preloaded Route
     assert_eq!(primary.finish().await.0, 0);
-    let (code, log) = backup.finish().await;
-    assert_eq!(code, 0);
+    let log = passed(backup).await;
     assert!(log.contains("Route: <sip:127.0.0.1:15024;lr>"), "{log}");
 }
 
 #[tokio::test]
 async fn no_failover_after_486() {
     // 1. primary says busy; backup would answer
-    let primary = Sipp::uas("uas_486.xml", 15026);
-    let backup = Sipp::uas("uas_answer_wait_bye.xml", 15028);
-    let ep = endpoint(None).await;
-    let mut c = call("sip:+15551234567@carrier.invalid");
-    c.proxy = Some(("127.0.0.1:15026".into(), Transport::Udp));
-    c.backup_proxy = Some(("127.0.0.1:15028".into(), Transport::Udp));
-    let (_leg, mut rx) = place(&ep, c).await;
+    let (primary, backup, ep, _leg, mut rx) = primary_and_backup("uas_486.xml", 15026).await;
     // 2. busy is final
     assert!(matches!(
         after_ringing(&mut rx).await,
@@ -204,15 +196,12 @@ async fn timer_b_is_timeout_408() {
     // 1. a UDP socket that never answers; T1 = 10 ms so Timer B fires after 640 ms
     let silent = std::net::UdpSocket::bind("127.0.0.1:15030").unwrap();
     let ep = endpoint(Some(Duration::from_millis(10))).await;
-    let (_leg, mut rx) = place(&ep, call("sip:callee@127.0.0.1:15030")).await;
+    let (_leg, mut rx) = place(&ep, call(&callee(15030))).await;
     // 2. Failed{408, Timeout}
-    match next(&mut rx).await {
-        LegEvent::Failed { code, kind, .. } => {
-            assert_eq!(code, Some(408));
-            assert_eq!(kind, FailureKind::Timeout);
-        }
-        ev => panic!("expected timeout, got {ev:?}"),
-    }
+    assert_eq!(
+        failed(next(&mut rx).await),
+        (Some(408), FailureKind::Timeout)
+    );
     expect_terminated(&mut rx, &ep).await;
     // 3. the INVITE was retransmitted (Timer A) to the silent peer
     silent.set_nonblocking(true).unwrap();
@@ -227,13 +216,8 @@ async fn timer_b_is_timeout_408() {
 #[tokio::test]
 async fn reinvite_is_answered_by_the_caller() {
     // 1. SIPp answers, then re-INVITEs with a sendonly PCMA offer
-    let uas = Sipp::uas("uas_reinvite.xml", 15032);
-    let ep = endpoint(None).await;
-    let (_leg, mut rx) = place(&ep, call("sip:callee@127.0.0.1:15032")).await;
-    assert!(matches!(
-        after_ringing(&mut rx).await,
-        LegEvent::Answered { .. }
-    ));
+    let (uas, ep, _leg, mut rx) = call_sipp("uas_reinvite.xml", 15032, call).await;
+    answered(&mut rx).await;
     // 2. the re-INVITE reaches us; we answer through sdp::answer (recvonly mirror)
     match next(&mut rx).await {
         LegEvent::ReInvite { sdp: offer, reply } => {
@@ -262,14 +246,8 @@ async fn call_over_tcp() {
     let ep = legs::endpoint_with_tcp(15042).await;
     let (leg, mut rx) = place(&ep, call("sip:callee@127.0.0.1:15040;transport=tcp")).await;
     // 2. answered over TCP, BYE over TCP
-    assert!(matches!(
-        after_ringing(&mut rx).await,
-        LegEvent::Answered { .. }
-    ));
-    leg.hangup();
-    expect_terminated(&mut rx, &ep).await;
-    let (code, log) = uas.finish().await;
-    assert_eq!(code, 0);
+    answered_then_hang_up(&leg, &mut rx, &ep).await;
+    let log = passed(uas).await;
     assert!(log.contains("Via: SIP/2.0/TCP"), "{log}");
 }
 
@@ -278,17 +256,10 @@ async fn failover_on_transport_error() {
     // 1. primary proxy: TCP port where nothing listens; backup: SIPp over UDP that answers
     let backup = Sipp::uas("uas_answer_wait_bye.xml", 15046);
     let ep = legs::endpoint_with_tcp(15048).await;
-    let mut c = call("sip:+15551234567@carrier.invalid");
-    c.proxy = Some(("127.0.0.1:15044".into(), Transport::Tcp));
-    c.backup_proxy = Some(("127.0.0.1:15046".into(), Transport::Udp));
+    let c = via_proxies((15044, Transport::Tcp), Some((15046, Transport::Udp)));
     let (leg, mut rx) = place(&ep, c).await;
     // 2. the connection refusal is not reported; the backup answers
-    assert!(matches!(
-        after_ringing(&mut rx).await,
-        LegEvent::Answered { .. }
-    ));
-    leg.hangup();
-    expect_terminated(&mut rx, &ep).await;
+    answered_then_hang_up(&leg, &mut rx, &ep).await;
     assert_eq!(backup.finish().await.0, 0);
 }
 
@@ -296,13 +267,9 @@ async fn failover_on_transport_error() {
 async fn transport_error_without_backup_is_reported() {
     // 1. only a dead TCP proxy
     let ep = legs::endpoint_with_tcp(15050).await;
-    let mut c = call("sip:+15551234567@carrier.invalid");
-    c.proxy = Some(("127.0.0.1:15052".into(), Transport::Tcp));
+    let c = via_proxies((15052, Transport::Tcp), None);
     let (_leg, mut rx) = place(&ep, c).await;
     // 2. Failed{kind: Transport}
-    match next(&mut rx).await {
-        LegEvent::Failed { kind, .. } => assert_eq!(kind, FailureKind::Transport),
-        ev => panic!("expected transport failure, got {ev:?}"),
-    }
+    assert_eq!(failed(next(&mut rx).await).1, FailureKind::Transport);
     expect_terminated(&mut rx, &ep).await;
 }

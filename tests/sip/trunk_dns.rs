@@ -27,6 +27,11 @@ fn host(s: &str, transport: Transport, naptr: bool) -> TrunkHost {
     TrunkHost::parse(s, transport, naptr)
 }
 
+/// The targets `r` finds for the trunk host `s` (see [`host`]).
+async fn resolve(r: &TrunkResolver, s: &str, transport: Transport, naptr: bool) -> Vec<DnsTarget> {
+    r.resolve(&host(s, transport, naptr)).await.unwrap()
+}
+
 /// `(transport, port, how found)` of each target.
 fn summary(targets: &[DnsTarget]) -> Vec<(Transport, u16, Found)> {
     targets
@@ -49,6 +54,33 @@ fn carrier_records(a_port: u16, b_port: u16, c_port: u16) -> DnsRecords {
         .a("c.carrier.test", "127.0.0.1")
 }
 
+/// Dials `target` and waits for the one terminal notification: `status`, `reason_code`.
+/// Returns the conversation ID.
+async fn dial_to_end(f: &Flow, target: &str, status: &str, reason_code: &str) -> String {
+    let id = f.dial(target, json!({})).await;
+    let term = one_terminal(&f.sink, &id).await;
+    assert_eq!(term["status"], status, "{term:#}");
+    assert_eq!(term["reasonCode"], reason_code, "{term:#}");
+    id
+}
+
+/// A flow whose trunk is the domain `address`, resolved through `dns` (with more `dns:` keys
+/// `dns_extra`, e.g. ", timeout_ms: 3000"); relay RTP `ports.0..=ports.0 + 99`, the SIPp bot
+/// on `ports.1`.
+async fn flow_resolving(dns: &Dnsmasq, address: &str, ports: (u16, u16), dns_extra: &str) -> Flow {
+    let (rtp, bot_port) = ports;
+    let setup = FlowSetup {
+        rtp: (rtp, rtp + 99),
+        bot_port,
+        trunk: Trunk {
+            address: address.into(),
+            ..Default::default()
+        },
+    };
+    let server = format!("  dns: {{ servers: [\"{}\"]{dns_extra} }}\n", dns.server());
+    start_flow_with_server(setup, &server).await
+}
+
 #[tokio::test]
 async fn naptr_then_srv_by_priority_then_addresses() {
     // 1. dnsmasq with NAPTR → SRV → A for carrier.test.
@@ -57,10 +89,7 @@ async fn naptr_then_srv_by_priority_then_addresses() {
         .expect("dnsmasq starts (scripts/install-peers)");
     let r = resolver(&dns);
     // 2. No port, no transport: NAPTR order (UDP, then TCP), SRV priorities within UDP.
-    let t = r
-        .resolve(&host("carrier.test", Transport::Udp, true))
-        .await
-        .unwrap();
+    let t = resolve(&r, "carrier.test", Transport::Udp, true).await;
     assert_eq!(
         summary(&t),
         vec![
@@ -74,10 +103,7 @@ async fn naptr_then_srv_by_priority_then_addresses() {
     assert_eq!(t[0].addr.ip().to_string(), "127.0.0.1");
     // 3. Transport configured (tcp): no NAPTR, the SRV of that transport only.
     let before = dns.queries().len();
-    let t = r
-        .resolve(&host("carrier.test", Transport::Tcp, false))
-        .await
-        .unwrap();
+    let t = resolve(&r, "carrier.test", Transport::Tcp, false).await;
     assert_eq!(summary(&t), vec![(Transport::Tcp, 5003, Found::Srv)]);
     let asked: Vec<String> = dns.queries()[before..]
         .iter()
@@ -86,10 +112,7 @@ async fn naptr_then_srv_by_priority_then_addresses() {
     assert!(!asked.contains(&"NAPTR".to_owned()), "{asked:?}");
     // 4. An explicit port: A/AAAA only, on that port (no NAPTR, no SRV asked).
     let before = dns.queries().len();
-    let t = r
-        .resolve(&host("b.carrier.test:5999", Transport::Udp, true))
-        .await
-        .unwrap();
+    let t = resolve(&r, "b.carrier.test:5999", Transport::Udp, true).await;
     assert_eq!(summary(&t), vec![(Transport::Udp, 5999, Found::Address)]);
     let asked = dns.queries()[before..].to_vec();
     assert!(
@@ -97,10 +120,7 @@ async fn naptr_then_srv_by_priority_then_addresses() {
         "{asked:?}"
     );
     // 5. A name with neither NAPTR nor SRV: its own address on the default port.
-    let t = r
-        .resolve(&host("a.carrier.test", Transport::Tls, false))
-        .await
-        .unwrap();
+    let t = resolve(&r, "a.carrier.test", Transport::Tls, false).await;
     assert_eq!(summary(&t), vec![(Transport::Tls, 5061, Found::Address)]);
 }
 
@@ -174,42 +194,13 @@ async fn call_fails_over_from_a_503_target_to_the_next_srv_target() {
     let first = uas("flow_carrier_503.xml", 18600, 40);
     let second = uas("flow_carrier_answer_bye.xml", 18601, 40);
     let botp = uas("flow_bot_answer.xml", 18602, 40);
-    let f = start_flow_with_server(
-        FlowSetup {
-            rtp: (33600, 33699),
-            bot_port: 18602,
-            trunk: Trunk {
-                address: "carrier.test".into(),
-                ..Default::default()
-            },
-        },
-        &format!(
-            "  dns: {{ servers: [\"{}\"], timeout_ms: 3000 }}\n",
-            dns.server()
-        ),
-    )
-    .await;
-    // 2. Dial.
-    let id = f.dial("+15551230101", json!({})).await;
-    // 3. Answered through the second target; the person hangs up.
-    let term = one_terminal(&f.sink, &id).await;
-    assert_eq!(term["status"], "completed", "{term:#}");
-    assert_eq!(term["reasonCode"], "client-disconnected");
+    let f = flow_resolving(&dns, "carrier.test", (33600, 18602), ", timeout_ms: 3000").await;
+    // 2. Dial. 3. Answered through the second target; the person hangs up.
+    let id = dial_to_end(&f, "+15551230101", "completed", "client-disconnected").await;
     // 4. The first target saw one INVITE and answered 503; the second carried the call.
-    let (code, log1) = finish(&first).await;
-    assert_eq!(code, 0, "first target");
-    assert_eq!(
-        sip_flow(&log1),
-        ["<INVITE", ">100", ">503", "<ACK"],
-        "{log1}"
-    );
-    let (code, log2) = finish(&second).await;
-    assert_eq!(code, 0, "second target");
-    assert_eq!(
-        sip_flow(&log2),
-        ["<INVITE", ">180", ">200", "<ACK", ">BYE", "<200"],
-        "{log2}"
-    );
+    let answer_bye = ["<INVITE", ">180", ">200", "<ACK", ">BYE", "<200"];
+    saw_exactly(&first, "first target", &["<INVITE", ">100", ">503", "<ACK"]).await;
+    let log2 = saw_exactly(&second, "second target", &answer_bye).await;
     // 5. The INVITEs are addressed to the trunk's domain, not to the target's address.
     let invite = &sip_messages(&log2)[0].1;
     assert!(
@@ -242,24 +233,9 @@ async fn a_trunk_that_does_not_resolve_fails_the_call_clearly() {
     // 1. The trunk's domain does not exist; the bot must never be called.
     let dns = Dnsmasq::start(DnsRecords::default()).await.unwrap();
     let botp = uas("flow_bot_answer.xml", 18612, 10);
-    let f = start_flow_with_server(
-        FlowSetup {
-            rtp: (33700, 33799),
-            bot_port: 18612,
-            trunk: Trunk {
-                address: "nx.carrier.test".into(),
-                ..Default::default()
-            },
-        },
-        &format!("  dns: {{ servers: [\"{}\"] }}\n", dns.server()),
-    )
-    .await;
-    // 2. Dial.
-    let id = f.dial("+15551230102", json!({})).await;
-    // 3. Failed with reasonCode error, the reason naming the name and NXDOMAIN.
-    let term = one_terminal(&f.sink, &id).await;
-    assert_eq!(term["status"], "failed", "{term:#}");
-    assert_eq!(term["reasonCode"], "error");
+    let f = flow_resolving(&dns, "nx.carrier.test", (33700, 18612), "").await;
+    // 2. Dial. 3. Failed with reasonCode error, the reason naming the name and NXDOMAIN.
+    let id = dial_to_end(&f, "+15551230102", "failed", "error").await;
     let rec = f.settled(&id).await;
     let reason = rec["reason"].as_str().unwrap_or_default();
     assert!(

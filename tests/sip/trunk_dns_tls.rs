@@ -54,14 +54,26 @@ fn setup(n: u16, sip_port: u16, cert: &(PathBuf, PathBuf), dns: &Dnsmasq) -> Flo
     s
 }
 
+/// Test `n`'s DNS and flow ([`setup`]) with a carrier certificate (named `name`) for
+/// `hosts`; the certificates' directory lives as long as the caller keeps it.
+async fn start(
+    n: u16,
+    sip_port: u16,
+    name: &str,
+    hosts: &[&str],
+) -> (tempfile::TempDir, Dnsmasq, Flow) {
+    let certs = tempfile::tempdir().unwrap();
+    let cert = cert_files(certs.path(), name, hosts);
+    let dns = dns(sip_port).await;
+    let flow = Flow::start(setup(n, sip_port, &cert, &dns)).await;
+    (certs, dns, flow)
+}
+
 #[tokio::test]
 async fn a_located_tls_server_is_verified_for_the_trunks_domain() {
     // 1. DNS: carrier.test's SIPS server is pbx.carrier.test; the carrier's certificate names
     //    the domain only (not the SRV target, not 127.0.0.1).
-    let certs = tempfile::tempdir().unwrap();
-    let domain_cert = cert_files(certs.path(), "domain", &["carrier.test"]);
-    let dns = dns(18650).await;
-    let flow = Flow::start(setup(0, 18650, &domain_cert, &dns)).await;
+    let (_certs, dns, flow) = start(0, 18650, "domain", &["carrier.test"]).await;
 
     // 2. Dial: the INVITE reaches the carrier (which listens on TLS only) for the domain.
     let id = flow.dial(json!({})).await;
@@ -95,10 +107,7 @@ async fn a_located_tls_server_is_verified_for_the_trunks_domain() {
 async fn a_certificate_for_the_srv_target_only_is_refused_at_once() {
     // 1. The same DNS; the carrier's certificate names the SRV target's host, which DNS (not
     //    the trunk) chose: it does not prove the server speaks for carrier.test.
-    let certs = tempfile::tempdir().unwrap();
-    let target_cert = cert_files(certs.path(), "target", &["pbx.carrier.test"]);
-    let dns = dns(18651).await;
-    let flow = Flow::start(setup(1, 18651, &target_cert, &dns)).await;
+    let (_certs, _dns, flow) = start(1, 18651, "target", &["pbx.carrier.test"]).await;
 
     // 2. Dial: the attempt fails at the handshake, long before Timer B.
     let t0 = Instant::now();

@@ -61,21 +61,25 @@ fn eval_errors_classify_themselves() {
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 
+/// The AMD dev corpus, if it is there; if not, says the test is skipped.
 fn dev_corpus() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    [
+    let found = [
         root.join("../shared/amd-corpus/dev"),
         PathBuf::from("/work/shared/amd-corpus/dev"),
     ]
     .into_iter()
-    .find(|p| p.join("labels.csv").is_file())
+    .find(|p| p.join("labels.csv").is_file());
+    if found.is_none() {
+        println!("NOTE: AMD dev corpus not found (../shared/amd-corpus/dev); test skipped");
+    }
+    found
 }
 
 #[test]
 fn dev_corpus_meets_the_floors() {
     let _cpu = common::cpu::exclusive_blocking();
     let Some(dir) = dev_corpus() else {
-        println!("NOTE: AMD dev corpus not found (../shared/amd-corpus/dev); test skipped");
         return;
     };
     // 1. Evaluate all 60 clips with the defaults.
@@ -113,7 +117,6 @@ fn dev_corpus_meets_the_floors() {
 fn dev_corpus_with_simulated_recognition() {
     let _cpu = common::cpu::exclusive_blocking();
     let Some(dir) = dev_corpus() else {
-        println!("NOTE: AMD dev corpus not found (../shared/amd-corpus/dev); test skipped");
         return;
     };
     // 1. Feed the notes' texts word by word, 300 ms after they are spoken, with a 2.5 s hold.
@@ -136,7 +139,6 @@ fn dev_corpus_with_simulated_recognition() {
 fn dev_corpus_with_real_recognition() {
     let _cpu = common::cpu::exclusive_blocking();
     let Some(dir) = dev_corpus() else {
-        println!("NOTE: AMD dev corpus not found (../shared/amd-corpus/dev); test skipped");
         return;
     };
     // 1. The installed Whisper model transcribes each clip as a call would; each text reaches

@@ -24,6 +24,18 @@ async fn person_hangs_up(f: &MediaFlow, id: &str) -> serde_json::Value {
 
 /// A machine greeting with a beep, `detect`: the bot hears `machineDetection` = machine, then
 /// `beep`; the call goes on until the callee hangs up; notification and record say machine.
+/// Both simulated legs ended: the callee answered and saw `callee_bye` ("BYE in": dialgate
+/// hung it up, "BYE out": it hung up itself); dialgate BYEd the bot.
+async fn legs_ended(f: &MediaFlow, callee_bye: &str) {
+    let callee = sip_trace(&wait_sim_ended(f.callee.as_ref().unwrap(), "callee").await);
+    assert_eq!(
+        callee,
+        ["INVITE", "sent 180", "sent 200", "ACK", callee_bye, "RTP"]
+    );
+    let bot = sip_trace(&wait_sim_ended(&f.bot, "bot").await);
+    assert_eq!(bot, ["INVITE", "sent 200", "ACK", "BYE in", "RTP"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn machine_greeting_with_beep_is_reported_to_bot_dialer_and_record() {
     let _cpu = common::cpu::exclusive().await;
@@ -58,13 +70,7 @@ async fn machine_greeting_with_beep_is_reported_to_bot_dialer_and_record() {
     let end = person_hangs_up(&f, &id).await;
     assert_eq!(end["machineDetection"], "machine", "{end}");
     // 6. SIP: the callee answered and hung up; dialgate BYEd the bot.
-    let callee = sip_trace(&wait_sim_ended(f.callee.as_ref().unwrap(), "callee").await);
-    assert_eq!(
-        callee,
-        ["INVITE", "sent 180", "sent 200", "ACK", "BYE out", "RTP"]
-    );
-    let bot = sip_trace(&wait_sim_ended(&f.bot, "bot").await);
-    assert_eq!(bot, ["INVITE", "sent 200", "ACK", "BYE in", "RTP"]);
+    legs_ended(&f, "BYE out").await;
     // 7. The record: machine, with the decision and beep times (audio time since answer).
     let rec = f.wait_settled(&id).await;
     assert_eq!(rec["status"], "completed");
@@ -153,13 +159,7 @@ async fn fax_with_disconnect_ends_the_call_as_machine_detected() {
     assert_eq!(end["machineDetection"], "fax", "{end}");
     assert_eq!(end["sipCode"], 200, "the carrier answered 200: {end}");
     // 3. Both legs were hung up by dialgate (BYE received by each sim).
-    let callee = sip_trace(&wait_sim_ended(f.callee.as_ref().unwrap(), "callee").await);
-    assert_eq!(
-        callee,
-        ["INVITE", "sent 180", "sent 200", "ACK", "BYE in", "RTP"]
-    );
-    let bot = sip_trace(&wait_sim_ended(&f.bot, "bot").await);
-    assert_eq!(bot, ["INVITE", "sent 200", "ACK", "BYE in", "RTP"]);
+    legs_ended(&f, "BYE in").await;
     // 4. The bot heard the result, then its conversation was disconnected as machine-detected.
     let md = f.wait_bot_event(&id, "machineDetection").await;
     assert_eq!(md["value"], "fax", "{md}");

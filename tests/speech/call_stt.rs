@@ -33,6 +33,30 @@ const CALLEE_HANGS_UP: [&str; 6] = ["INVITE", "sent 180", "sent 200", "ACK", "BY
 /// The bot media endpoint's SIP: answered at once, BYEd by dialgate.
 const BOT_BYED: [&str; 5] = ["INVITE", "sent 200", "ACK", "BYE in", "RTP"];
 
+/// [`SttSetup::new`] for [`SPEECH_WAV`] on relay RTP from `rtp_min`: the callee hangs up 2 s
+/// after speaking.
+fn hangs_up_after_speaking(rtp_min: u16) -> SttSetup {
+    let mut s = SttSetup::new(rtp_min, SPEECH_WAV);
+    s.hangup = Hangup::AfterAudio(Duration::from_secs(2));
+    s
+}
+
+/// Dials; the bot gets `start`, the callee speaks and hangs up, the call ends
+/// ([`callee_hangs_up_and_call_completes`]). Returns the conversation ID and the record.
+async fn dial_until_completed(f: &SttFlow) -> (String, Value) {
+    let id = f.dial().await;
+    f.wait_bot_event(&id, "start").await;
+    f.wait_terminal(&id).await;
+    let rec = callee_hangs_up_and_call_completes(f, &id).await;
+    (id, rec)
+}
+
+/// The bot got no `message` event in call `id`.
+fn assert_no_message(f: &SttFlow, id: &str) {
+    let names = f.bot_event_names(id);
+    assert!(!names.iter().any(|n| n == "message"), "{names:?}");
+}
+
 /// The normal end of every flow here: the callee has hung up (itself, or told to now); the
 /// dialer got `answered` then one `completed` (client-disconnected); both SIP legs ended
 /// cleanly; the record is settled with every delivery made. Returns the settled record.
@@ -261,8 +285,7 @@ async fn stop_recognition_from_bot_suppresses_later_speech() {
     // 5. The stopped call: no `message`, nothing in the transcript; the control call: one.
     let rec = f.wait_settled(&id).await;
     assert_delivered(&rec, 2);
-    let names = f.bot_event_names(&id);
-    assert!(!names.iter().any(|n| n == "message"), "{names:?}");
+    assert_no_message(&f, &id);
     assert_eq!(rec["transcript"], json!([]), "{rec:#}");
     let ctl_rec = f.wait_settled(&ctl).await;
     assert_delivered(&ctl_rec, 2);
@@ -275,20 +298,15 @@ async fn stop_recognition_from_bot_suppresses_later_speech() {
 /// the record has no recognition status and no transcript.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bot_without_recognition_gets_no_message() {
-    let mut s = SttSetup::new(30800, SPEECH_WAV);
+    let mut s = hangs_up_after_speaking(30800);
     s.recognition = false;
-    s.hangup = Hangup::AfterAudio(Duration::from_secs(2));
     let f = SttFlow::start(s).await;
     // 1. The model is there: recognition is available on this gateway.
     assert_eq!(f.status().await["recognition"]["available"], true);
     // 2. Dial; the bot gets `start`; the callee speaks and hangs up.
-    let id = f.dial().await;
-    f.wait_bot_event(&id, "start").await;
-    f.wait_terminal(&id).await;
-    let rec = callee_hangs_up_and_call_completes(&f, &id).await;
+    let (id, rec) = dial_until_completed(&f).await;
     // 3. No text for the bot, no recognition on the record.
-    let names = f.bot_event_names(&id);
-    assert!(!names.iter().any(|n| n == "message"), "{names:?}");
+    assert_no_message(&f, &id);
     assert!(rec["recognition"].is_null(), "{rec:#}");
     assert_eq!(rec["transcript"], json!([]), "{rec:#}");
     let tl = timeline(&rec);
@@ -301,9 +319,8 @@ async fn bot_without_recognition_gets_no_message() {
 /// record says recognition was unavailable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_model_recognition_is_unavailable_and_calls_complete() {
-    let mut s = SttSetup::new(31000, SPEECH_WAV);
+    let mut s = hangs_up_after_speaking(31000);
     s.with_model = false;
-    s.hangup = Hangup::AfterAudio(Duration::from_secs(2));
     let f = SttFlow::start(s).await;
     // 1. The status: unavailable, with a reason naming the missing model file.
     let st = f.status().await;
@@ -313,13 +330,9 @@ async fn without_model_recognition_is_unavailable_and_calls_complete() {
     assert!(reason.contains("ggml-tiny.en.bin"), "reason: {st:#}");
     assert!(r["model"].is_null(), "{st:#}");
     // 2. Dial; the call connects; the callee speaks and hangs up; the call completes.
-    let id = f.dial().await;
-    f.wait_bot_event(&id, "start").await;
-    f.wait_terminal(&id).await;
-    let rec = callee_hangs_up_and_call_completes(&f, &id).await;
+    let (id, rec) = dial_until_completed(&f).await;
     // 3. No text reached the bot; the record says why there is none.
-    let names = f.bot_event_names(&id);
-    assert!(!names.iter().any(|n| n == "message"), "{names:?}");
+    assert_no_message(&f, &id);
     assert_eq!(rec["transcript"], json!([]), "{rec:#}");
     let recog = rec["recognition"].as_str().unwrap_or_default();
     assert!(recog.starts_with("unavailable"), "{rec:#}");

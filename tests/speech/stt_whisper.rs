@@ -25,12 +25,22 @@ fn model_path() -> PathBuf {
     p
 }
 
-fn engine() -> SttEngine {
-    let cfg = SttEngineConfig {
+/// The engine's configuration with the installed model, defaults otherwise.
+fn with_model() -> SttEngineConfig {
+    SttEngineConfig {
         model_path: Some(model_path()),
         ..Default::default()
-    };
-    let e = SttEngine::new(cfg);
+    }
+}
+
+/// The evaluation of the clip set `tests/fixtures/<set>` with the installed model and default
+/// settings.
+fn eval_set(set: &str) -> dialgate::stt::SttEvalReport {
+    dialgate::stt::eval_dir(&root().join(set), with_model(), SttSessionConfig::default()).unwrap()
+}
+
+fn engine() -> SttEngine {
+    let e = SttEngine::new(with_model());
     assert!(
         matches!(e.status(), SttStatus::Ready { .. }),
         "model did not load: {:?}",
@@ -53,7 +63,7 @@ fn hello_who_is_this_is_recognised() {
     //    and tiny.en hears the rest alone as "This is this.").
     let results = recognise_greeting(&e, "hello-who-awb.wav");
     // 3. One final result whose normalised text is the phrase, with timing.
-    let text: Vec<String> = results.iter().flat_map(|r| normalize(&r.text)).collect();
+    let text = words(&results);
     assert_eq!(text, normalize("Hello, who is this?"), "{results:?}");
     let r = &results[0];
     assert!(
@@ -100,20 +110,13 @@ fn drain(
 #[test]
 fn set_active_false_stops_results() {
     let _cpu = common::cpu::exclusive_blocking();
-    let e = engine();
-    let audio = clip("tts00.wav");
     // 1. Inactive session: speech is ignored.
-    let mut s = e.session(SttSessionConfig::default()).unwrap();
-    let mut rx = s.results().unwrap();
+    let (_e, mut s, mut rx, audio) = session_for("tts00.wav");
     s.set_active(false);
-    for f in audio.chunks(FRAME_SAMPLES) {
-        s.push_frame(f);
-    }
+    push(&mut s, &audio);
     // 2. Reactivated: the same speech is recognised.
     s.set_active(true);
-    for f in audio.chunks(FRAME_SAMPLES) {
-        s.push_frame(f);
-    }
+    push(&mut s, &audio);
     for _ in 0..50 {
         s.push_frame(&[0; FRAME_SAMPLES]);
     }
@@ -131,19 +134,12 @@ fn set_active_false_stops_results() {
 #[test]
 fn stopping_mid_utterance_drops_it() {
     let _cpu = common::cpu::exclusive_blocking();
-    let e = engine();
-    let audio = clip("tts05.wav");
-    let mut s = e.session(SttSessionConfig::default()).unwrap();
-    let mut rx = s.results().unwrap();
+    let (_e, mut s, mut rx, audio) = session_for("tts05.wav");
     // 1. Push the first 1.2 s (speech started), then stop recognition.
-    for f in audio[..9600].chunks(FRAME_SAMPLES) {
-        s.push_frame(f);
-    }
+    push(&mut s, &audio[..9600]);
     s.set_active(false);
     // 2. The rest arrives while stopped.
-    for f in audio[9600..].chunks(FRAME_SAMPLES) {
-        s.push_frame(f);
-    }
+    push(&mut s, &audio[9600..]);
     drop(s);
     // 3. No final result.
     assert!(drain(&mut rx).iter().all(|r| !r.is_final));
@@ -226,10 +222,7 @@ fn importer_output_loads() {
         );
         let results = recognise_greeting(&e, "hello-who-awb.wav");
         assert_eq!(
-            results
-                .iter()
-                .flat_map(|r| normalize(&r.text))
-                .collect::<Vec<_>>(),
+            words(&results),
             vec!["hello", "who", "is", "this"],
             "{format:?}"
         );
@@ -243,16 +236,7 @@ fn importer_output_loads() {
 fn real_telephone_prompts_are_recognised_within_the_wer_goal() {
     let _cpu = common::cpu::exclusive_blocking();
     // 1. The real-recording set (Allison prompts, clean and noisy, µ-law), default settings.
-    let dir = root().join("tests/fixtures/stt-prompts");
-    let report = dialgate::stt::eval_dir(
-        &dir,
-        SttEngineConfig {
-            model_path: Some(model_path()),
-            ..Default::default()
-        },
-        SttSessionConfig::default(),
-    )
-    .unwrap();
+    let report = eval_set("tests/fixtures/stt-prompts");
     // 2. Every clip produced text, and the word error rate is within the 5 % goal (4.4 %,
     //    7/158, measured fed in simulated real time, as before the greeting rules): greedy
     //    decoding and the simulated clock are deterministic, so this is not flaky.
@@ -279,6 +263,34 @@ fn recognise_greeting(e: &SttEngine, name: &str) -> Vec<SttResult> {
     recognise_clip(e, &greeting(name), SttSessionConfig::default()).unwrap()
 }
 
+/// The normalised words of `results`, in order.
+fn words(results: &[SttResult]) -> Vec<String> {
+    results.iter().flat_map(|r| normalize(&r.text)).collect()
+}
+
+/// An engine ([`engine`]), a session of it with the default settings and the session's
+/// results, and the clip `name` ([`clip`]) to feed it.
+fn session_for(
+    name: &str,
+) -> (
+    SttEngine,
+    dialgate::stt::SttSession,
+    tokio::sync::mpsc::Receiver<SttResult>,
+    Vec<i16>,
+) {
+    let e = engine();
+    let mut s = e.session(SttSessionConfig::default()).unwrap();
+    let rx = s.results().unwrap();
+    (e, s, rx, clip(name))
+}
+
+/// Feeds `audio` to the session `s`, frame by frame.
+fn push(s: &mut dialgate::stt::SttSession, audio: &[i16]) {
+    for f in audio.chunks(FRAME_SAMPLES) {
+        s.push_frame(f);
+    }
+}
+
 fn greeting(name: &str) -> Vec<i16> {
     read_wav_8k(&root().join("tests/fixtures/stt-greetings").join(name)).unwrap()
 }
@@ -288,16 +300,7 @@ fn telephone_greetings_are_recognised_at_the_measured_rate() {
     let _cpu = common::cpu::exclusive_blocking();
     // 1. The greeting set (scripts/make-stt-greetings): 65 greetings people say on picking up,
     //    6 voices, µ-law, a third with line noise, and 3 clips with nothing said. Defaults.
-    let dir = root().join("tests/fixtures/stt-greetings");
-    let report = dialgate::stt::eval_dir(
-        &dir,
-        SttEngineConfig {
-            model_path: Some(model_path()),
-            ..Default::default()
-        },
-        SttSessionConfig::default(),
-    )
-    .unwrap();
+    let report = eval_set("tests/fixtures/stt-greetings");
     println!("{report}");
     assert_eq!(report.clips.len(), 68);
     // 2. Silence, line noise, hum and crackle: no text at all.
@@ -319,44 +322,28 @@ fn telephone_greetings_are_recognised_at_the_measured_rate() {
     );
 }
 
+/// Short greetings keep exactly their words: "Hello" said twice (a person who did not hear the
+/// caller: a repetition is not a decoding loop, both words reach the bot), one word the model
+/// loops on reaches the bot once, and one short "Hi" (tiny.en used to hear "5" or "Bye", and
+/// drop the latter).
 #[test]
-fn hello_hello_keeps_both_words() {
+fn short_greetings_keep_their_words() {
     let _cpu = common::cpu::exclusive_blocking();
     // 1. Allison says "Hello" twice (a person who did not hear the caller); Piper's joe and
-    //    Flite's kal16 too, on which tiny.en loops ("Hello? Hello? Hello? Hello? Hello").
+    //    Flite's kal16 too, on which tiny.en loops ("Hello? Hello? Hello? Hello? Hello"): the
+    //    audio has a burst of voice for each copy, so both words reach the bot. One "Speaking."
+    //    under line noise, which tiny.en decodes "speaking, speaking, …": one burst, one word.
+    //    One short "Hi", two voices.
     let e = engine();
-    for clip in [
-        "hello-hello-allison.wav",
-        "hello-hello-joe10.wav",
-        "hello-hello-kal16.wav",
+    for (clip, want) in [
+        ("hello-hello-allison.wav", &["hello", "hello"][..]),
+        ("hello-hello-joe10.wav", &["hello", "hello"]),
+        ("hello-hello-kal16.wav", &["hello", "hello"]),
+        ("speaking-awb-noisy.wav", &["speaking"]),
+        ("hi-joe10.wav", &["hi"]),
+        ("hi-awb.wav", &["hi"]),
     ] {
         let results = recognise_greeting(&e, clip);
-        // 2. Both words reach the bot: the audio has a burst of voice for each copy.
-        let text: Vec<String> = results.iter().flat_map(|r| normalize(&r.text)).collect();
-        assert_eq!(text, ["hello", "hello"], "{clip}: {results:?}");
-    }
-}
-
-#[test]
-fn a_word_the_model_loops_on_reaches_the_bot_once() {
-    let _cpu = common::cpu::exclusive_blocking();
-    // 1. One "Speaking." under line noise: tiny.en decodes "speaking, speaking, speaking, …".
-    let e = engine();
-    let results = recognise_greeting(&e, "speaking-awb-noisy.wav");
-    // 2. One burst of voice, one word.
-    let text: Vec<String> = results.iter().flat_map(|r| normalize(&r.text)).collect();
-    assert_eq!(text, ["speaking"], "{results:?}");
-}
-
-#[test]
-fn a_lone_hi_is_recognised_as_hi() {
-    let _cpu = common::cpu::exclusive_blocking();
-    // 1. One short word, two voices (tiny.en used to hear "5" or "Bye", and drop the latter).
-    let e = engine();
-    for clip in ["hi-joe10.wav", "hi-awb.wav"] {
-        let results = recognise_greeting(&e, clip);
-        // 2. Exactly "Hi".
-        let text: Vec<String> = results.iter().flat_map(|r| normalize(&r.text)).collect();
-        assert_eq!(text, ["hi"], "{clip}: {results:?}");
+        assert_eq!(words(&results), want, "{clip}: {results:?}");
     }
 }

@@ -8,47 +8,17 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use common::api::{Http, basic};
+use common::binary::{Dialgate, log_of};
+use common::cluster::{Instance, db, instance, sipp_peers};
 use common::http_peers::NotifySink;
-use common::peers::Sipp;
-use common::redis::RedisServer;
-use common::simcall::{assert_at_most_up, record_ms};
+use common::simcall::{assert_at_most_up, assert_rate, record_ms};
 use common::sippflows::*;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// `cluster.lease_sec` of every instance.
-const LEASE_SEC: u64 = 4;
-
-/// A dialgate process, SIGKILLed on drop.
-struct Dialgate(Child);
-
-impl Drop for Dialgate {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// One instance's files and API.
-struct Instance {
-    id: &'static str,
-    config: PathBuf,
-    log: PathBuf,
-    http: Http,
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// What every instance of a test shares: the peers' ports, the bot's `outbound` settings
 /// and the cluster's engines.
@@ -60,76 +30,48 @@ struct Shared<'a> {
     redis: &'a str,
 }
 
-/// Instance `id`'s configuration in `dir`: the shared part (bot, trunk, API client, cluster)
-/// is the same for every instance; its own are the SIP and HTTP ports, the RTP range (its room
-/// for calls: 4 pairs hold one call) and data directory, and `instance_id`.
-fn instance(dir: &Path, id: &'static str, rtp: (u16, u16), s: &Shared) -> Instance {
+impl<'a> Shared<'a> {
+    /// The SIPp carrier on `carrier`, the bot on `carrier + 1`.
+    fn new(carrier: u16, outbound: &'a str, pg: &'a str, redis: &'a str) -> Self {
+        Shared {
+            carrier,
+            bot: carrier + 1,
+            outbound,
+            pg,
+            redis,
+        }
+    }
+}
+
+/// Instance `id` of [`instance`] with the shared part of this file: the bot (no Bot API: the
+/// flow is about the queue, the SIP legs and the dialer's notifications) with `s.outbound`,
+/// the trunk to `s.carrier`.
+fn queue_instance(dir: &Path, id: &'static str, rtp: (u16, u16), s: &Shared) -> Instance {
     let trunk = Trunk {
         address: format!("127.0.0.1:{}", s.carrier),
         ..Default::default()
     };
-    // No Bot API: the flow is about the queue, the SIP legs and the dialer's notifications.
     let default_outbound = "outbound: { enabled: true, max_cps: 50, max_concurrent: 5 }";
-    let shared = body(s.bot, "http://127.0.0.1:9/bot", &trunk)
-        .replace("    events_url: \"http://127.0.0.1:9/bot\"\n", "");
+    let shared = body_without_bot_api(s.bot, &trunk);
     assert!(shared.contains(default_outbound), "{shared}");
     let shared = shared.replace(default_outbound, &format!("outbound: {}", s.outbound));
-    let (sip, http) = (common::peers::free_udp_port(), free_tcp_port());
-    let config = dir.join(format!("{id}.yaml"));
-    std::fs::write(
-        &config,
-        format!(
-            "server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:{sip}\" }} ]\n  http: {{ listen: \"127.0.0.1:{http}\", plain_http: true }}\n  rtp: {{ port_min: {}, port_max: {}, inactivity_timeout_sec: 120 }}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n  notify_allow: [127.0.0.0/8]\n{shared}cluster:\n  instance_id: {id}\n  postgres_url: \"{}\"\n  redis_url: \"{}\"\n  lease_sec: {LEASE_SEC}\n",
-            rtp.0,
-            rtp.1,
-            dir.join(format!("data-{id}")).display(),
-            s.pg,
-            s.redis,
-        ),
-    )
-    .unwrap();
-    Instance {
-        id,
-        config,
-        log: dir.join(format!("{id}.log")),
-        http: Http::new(&format!("http://127.0.0.1:{http}"), None, false),
-    }
+    instance(dir, id, rtp, &shared, (s.pg, s.redis))
 }
 
-/// Runs the binary for `i` and waits (bounded) until it answers /healthz.
-async fn run(i: &Instance) -> Dialgate {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&i.log)
-        .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_dialgate"))
-        .args(["run", "--config"])
-        .arg(&i.config)
-        .env("FLOW_DIALER_SECRET", SECRET)
-        .env("FLOW_WEBHOOK_SECRET", "flow-whsec")
-        .env("RUST_LOG", "dialgate=info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("dialgate binary starts");
-    let d = Dialgate(child);
-    let deadline = Instant::now() + WAIT;
-    while i.http.probe("/healthz").await != Some(StatusCode::OK) {
-        assert!(
-            Instant::now() < deadline,
-            "instance {} not healthy:\n{}",
-            i.id,
-            log_of(&i.log)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    d
-}
-
-fn log_of(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_default()
+/// Instances A and B ([`queue_instance`]) with the relay RTP ranges `rtp_a` and `rtp_b`, both
+/// running.
+async fn two_instances(
+    dir: &Path,
+    s: &Shared<'_>,
+    rtp_a: (u16, u16),
+    rtp_b: (u16, u16),
+) -> (Instance, Instance, Dialgate, Dialgate) {
+    let (a, b) = (
+        queue_instance(dir, "a", rtp_a, s),
+        queue_instance(dir, "b", rtp_b, s),
+    );
+    let (da, db) = (a.run().await, b.run().await);
+    (a, b, da, db)
 }
 
 /// Both instances' logs, for a failing assertion.
@@ -141,33 +83,6 @@ fn logs(a: &Instance, b: &Instance) -> String {
         b.id,
         log_of(&b.log)
     )
-}
-
-/// A SIPp UAS playing `tests/sipp/<name>` on `port` for `calls` calls (bounded by 120 s).
-fn uas_calls(name: &str, port: u16, calls: u32) -> Sipp {
-    let (port, calls) = (port.to_string(), calls.to_string());
-    Sipp::spawn(
-        &scenario(name),
-        &[
-            "-p",
-            &port,
-            "-m",
-            &calls,
-            "-timeout",
-            "120s",
-            "-timeout_error",
-        ],
-    )
-    .expect("sipp starts (apt-get install sip-tester)")
-}
-
-/// A client on the test's database.
-async fn db(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test database");
-    tokio::spawn(conn);
-    client
 }
 
 /// The instance that dialled each call (the owner a claim writes), by conversation id.
@@ -207,24 +122,13 @@ async fn a_burst_queued_on_a_full_instance_is_dialled_by_the_other_in_order() {
     //    limits; a SIPp carrier that answers each call and hangs up 3 s later, a SIPp bot that
     //    answers. Instance A has room for one call at a time (4 RTP pairs), B for plenty.
     const N: u32 = 6;
-    let pg = common::postgres::shared();
-    let url = pg.database().await;
-    let redis = RedisServer::start();
-    let sink = NotifySink::start().await.unwrap();
-    let carrier = uas_calls("flow_carrier_answer_bye.xml", 16750, N);
-    let botp = uas_calls("flow_bot_answer.xml", 16751, N);
+    let (_pg, url, redis, sink) = common::cluster::backing().await;
+    let (carrier, botp) = sipp_peers("flow_carrier_answer_bye.xml", 16750, N);
     let dir = tempfile::tempdir().unwrap();
-    let shared = Shared {
-        carrier: 16750,
-        bot: 16751,
-        outbound: "{ enabled: true, max_cps: 1, max_concurrent: 3, on_limit: queue }",
-        pg: &url,
-        redis: &redis.url(),
-    };
-    let a = instance(dir.path(), "a", (34900, 34907), &shared);
-    let b = instance(dir.path(), "b", (34910, 34959), &shared);
-    let _da = run(&a).await;
-    let _db = run(&b).await;
+    let redis_url = redis.url();
+    let outbound = "{ enabled: true, max_cps: 1, max_concurrent: 3, on_limit: queue }";
+    let shared = Shared::new(16750, outbound, &url, &redis_url);
+    let (a, b, _da, _db) = two_instances(dir.path(), &shared, (34900, 34907), (34910, 34959)).await;
     let auth = basic("dialer", SECRET);
 
     // 2. The burst, all to A, back to back: every dialout accepted; the first dialled at once,
@@ -288,29 +192,14 @@ async fn a_burst_queued_on_a_full_instance_is_dialled_by_the_other_in_order() {
 
     // 6. Never dialled twice: the carrier and the bot each saw exactly N INVITEs and their
     //    scenarios completed.
-    for (who, peer) in [("carrier", &carrier), ("bot", &botp)] {
-        let (code, trace) = finish(peer).await;
-        assert_eq!(code, 0, "{who} scenario\n{}", logs(&a, &b));
-        let flow = sip_flow(&trace);
-        let invites = flow.iter().filter(|m| *m == "<INVITE").count();
-        assert_eq!(invites, N as usize, "{who}: {flow:?}");
-    }
+    let peers = [("carrier", &carrier), ("bot", &botp)];
+    each_saw_n_times(&peers, "<INVITE", N as usize, &logs(&a, &b)).await;
 
     // 7. The bot's limits held across both instances: at most 3 calls up at once, and any k
     //    calls started at least k - 2 s apart (1 call/s, a burst of one, one of slack).
     assert_at_most_up(&records, 3);
-    let mut starts: Vec<i64> = records.iter().map(|r| record_ms(r, "dialingAt")).collect();
-    starts.sort();
-    for i in 0..starts.len() {
-        for j in i + 1..starts.len() {
-            let span_s = (starts[j] - starts[i]) as f64 / 1000.0;
-            assert!(
-                (j - i + 1) as f64 <= 2.0 + span_s,
-                "{} calls within {span_s:.3} s exceed 1/s: {starts:?}",
-                j - i + 1
-            );
-        }
-    }
+    let starts: Vec<i64> = records.iter().map(|r| record_ms(r, "dialingAt")).collect();
+    assert_rate(&starts, |span_s| 2.0 + span_s, "1/s");
     let waits: Vec<i64> = in_queue
         .iter()
         .filter_map(|r| r["queueWaitMs"].as_i64())
@@ -324,24 +213,14 @@ async fn a_burst_queued_on_a_full_instance_is_dialled_by_the_other_in_order() {
 async fn a_queued_dialout_is_cancelled_or_times_out_once_from_any_instance() {
     // 1. PostgreSQL and Redis; a bot allowing one call at a time that queues for at most 6 s;
     //    a SIPp carrier and bot that answer one call and wait for the BYE. Two instances.
-    let pg = common::postgres::shared();
-    let url = pg.database().await;
-    let redis = RedisServer::start();
-    let sink = NotifySink::start().await.unwrap();
-    let carrier = uas_calls("flow_carrier_answer_wait_bye.xml", 16752, 1);
-    let botp = uas_calls("flow_bot_answer.xml", 16753, 1);
+    let (_pg, url, redis, sink) = common::cluster::backing().await;
+    let (carrier, botp) = sipp_peers("flow_carrier_answer_wait_bye.xml", 16752, 1);
     let dir = tempfile::tempdir().unwrap();
-    let shared = Shared {
-        carrier: 16752,
-        bot: 16753,
-        outbound: "{ enabled: true, max_cps: 1, max_concurrent: 1, on_limit: queue, max_queue_wait_sec: 6 }",
-        pg: &url,
-        redis: &redis.url(),
-    };
-    let a = instance(dir.path(), "a", (34960, 34979), &shared);
-    let b = instance(dir.path(), "b", (34980, 34999), &shared);
-    let _da = run(&a).await;
-    let _db = run(&b).await;
+    let redis_url = redis.url();
+    let outbound =
+        "{ enabled: true, max_cps: 1, max_concurrent: 1, on_limit: queue, max_queue_wait_sec: 6 }";
+    let shared = Shared::new(16752, outbound, &url, &redis_url);
+    let (a, b, _da, _db) = two_instances(dir.path(), &shared, (34960, 34979), (34980, 34999)).await;
     let auth = basic("dialer", SECRET);
 
     // 2. A call placed through A and answered holds the bot's only permit; two more posted to
@@ -405,16 +284,8 @@ async fn a_queued_dialout_is_cancelled_or_times_out_once_from_any_instance() {
 
     // 7. Only the live call reached the peers (one INVITE each); every call's notifications
     //    are exactly what it went through.
-    for (who, peer) in [("carrier", &carrier), ("bot", &botp)] {
-        let (code, trace) = finish(peer).await;
-        assert_eq!(code, 0, "{who} scenario\n{}", logs(&a, &b));
-        let flow = sip_flow(&trace);
-        assert_eq!(
-            flow.iter().filter(|m| *m == "<INVITE").count(),
-            1,
-            "{who}: {flow:?}"
-        );
-    }
+    let peers = [("carrier", &carrier), ("bot", &botp)];
+    each_saw_n_times(&peers, "<INVITE", 1, &logs(&a, &b)).await;
     for (id, want) in [
         (&live, vec!["answered", "completed"]),
         (&cancelled, vec!["failed"]),

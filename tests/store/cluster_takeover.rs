@@ -7,70 +7,38 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::api::{Http, basic};
-use common::binary::{Dialgate, free_tcp_port, log_of};
-use common::http_peers::{NotifySink, verify_signature};
-use common::redis::RedisServer;
+use common::api::basic;
+use common::binary::log_of;
+use common::cluster::{Instance, LEASE_SEC, db, instance, sipp_peers};
+use common::http_peers::verify_signature;
 use common::sippflows::*;
 use dialgate::core::{LegDialog, LegDialogState, Transport};
 use dialgate::store::{CallSnapshot, Heartbeat, LegJournalOp, NewCall, Store};
 use serde_json::json;
 
-/// `cluster.lease_sec` of both instances: short, so the test waits little, yet two missed
-/// renewals (2 s) before a busy instance could be mistaken for dead.
-const LEASE_SEC: u64 = 4;
-
-/// One instance's files and API.
-struct Instance {
-    config: PathBuf,
-    log: PathBuf,
-    http: Http,
-}
-
-/// Instance `id`'s configuration in `dir`: the shared part (bot, trunk, API client, cluster)
-/// is the same for every instance; its own are the SIP and HTTP ports, RTP range and data
-/// directory (one machine), and `instance_id`.
-fn instance(dir: &Path, id: &'static str, rtp: (u16, u16), pg: &str, redis: &str) -> Instance {
+/// Instance `id` of [`instance`] with the shared part of this file: the bot (no Bot API: the
+/// flow is about the SIP legs and the dialer's notifications) and the trunk to the SIPp peers.
+fn takeover_instance(
+    dir: &Path,
+    id: &'static str,
+    rtp: (u16, u16),
+    pg: &str,
+    redis: &str,
+) -> Instance {
     let trunk = Trunk {
         address: "127.0.0.1:16740".into(),
         ..Default::default()
     };
-    // No Bot API: the flow is about the SIP legs and the dialer's notifications.
-    let shared = body_without_bot_api(16741, &trunk);
-    let (sip, http) = (common::peers::free_udp_port(), free_tcp_port());
-    let config = dir.join(format!("{id}.yaml"));
-    std::fs::write(
-        &config,
-        format!(
-            "server:\n  sip:\n    listen: [ {{ transport: udp, address: \"127.0.0.1:{sip}\" }} ]\n  http: {{ listen: \"127.0.0.1:{http}\", plain_http: true }}\n  rtp: {{ port_min: {}, port_max: {}, inactivity_timeout_sec: 120 }}\n  data_dir: {}\n  bot_answer_timeout_sec: 30\n  notify_allow: [127.0.0.0/8]\n{shared}cluster:\n  instance_id: {id}\n  postgres_url: \"{pg}\"\n  redis_url: \"{redis}\"\n  lease_sec: {LEASE_SEC}\n",
-            rtp.0,
-            rtp.1,
-            dir.join(format!("data-{id}")).display()
-        ),
+    instance(
+        dir,
+        id,
+        rtp,
+        &body_without_bot_api(16741, &trunk),
+        (pg, redis),
     )
-    .unwrap();
-    Instance {
-        config,
-        log: dir.join(format!("{id}.log")),
-        http: Http::new(&format!("http://127.0.0.1:{http}"), None, false),
-    }
-}
-
-/// Runs the binary for `i` and waits (bounded) until it answers /healthz.
-async fn run(i: &Instance) -> Dialgate {
-    Dialgate::spawn_healthy(&i.config, &i.log, &i.http).await
-}
-
-/// A client on the test's database.
-async fn db(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test database");
-    tokio::spawn(conn);
-    client
 }
 
 /// The stored leg dialogs as (owner, state), sorted.
@@ -117,17 +85,13 @@ async fn until_legs(
 async fn a_killed_instances_calls_are_ended_by_the_survivor() {
     // 1. PostgreSQL and Redis for the cluster; a dialer that accepts everything; a SIPp
     //    carrier and a SIPp bot that answer three calls each and wait for a BYE.
-    let pg = common::postgres::shared();
-    let url = pg.database().await;
-    let redis = RedisServer::start();
-    let sink = NotifySink::start().await.unwrap();
-    let carrier = uas_calls("flow_carrier_answer_wait_bye.xml", 16740, 3, 120);
-    let botp = uas_calls("flow_bot_answer.xml", 16741, 3, 120);
+    let (_pg, url, redis, sink) = common::cluster::backing().await;
+    let (carrier, botp) = sipp_peers("flow_carrier_answer_wait_bye.xml", 16740, 3);
     let dir = tempfile::tempdir().unwrap();
-    let a = instance(dir.path(), "a", (34700, 34799), &url, &redis.url());
-    let b = instance(dir.path(), "b", (34800, 34899), &url, &redis.url());
-    let da = run(&a).await;
-    let _db = run(&b).await;
+    let a = takeover_instance(dir.path(), "a", (34700, 34799), &url, &redis.url());
+    let b = takeover_instance(dir.path(), "b", (34800, 34899), &url, &redis.url());
+    let da = a.run().await;
+    let _db = b.run().await;
     let auth = basic("dialer", SECRET);
 
     // 2. Two calls placed through A, one through B; all three are up on both legs, and the
@@ -200,16 +164,8 @@ async fn a_killed_instances_calls_are_ended_by_the_survivor() {
 
     // 6. Both SIPp peers got a BYE on every leg (A's from B, built from the stored dialog
     //    state) and answered it: their scenarios complete.
-    for (who, peer) in [("carrier", &carrier), ("bot", &botp)] {
-        let (code, trace) = finish(peer).await;
-        assert_eq!(code, 0, "{who} scenario\n{}", log_of(&b.log));
-        let flow = sip_flow(&trace);
-        assert_eq!(
-            flow.iter().filter(|m| *m == "<BYE").count(),
-            3,
-            "{who}: {flow:?}"
-        );
-    }
+    let peers = [("carrier", &carrier), ("bot", &botp)];
+    each_saw_n_times(&peers, "<BYE", 3, &log_of(&b.log)).await;
 
     // 7. A's legs are B's in the journal now (B ends them and then forgets them).
     let now = legs(&client).await;

@@ -13,7 +13,7 @@ use dialgate::webhook::{Outbox, OutboxOptions};
 use outbox_sink::{Behaviour, Sink, until_settled};
 use serde_json::json;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,18 @@ fn config(dir: &Path, max_concurrent: u32, per_destination: u32) -> Arc<ConfigSt
     )
     .unwrap();
     Arc::new(ConfigStore::open(&path).expect("config loads"))
+}
+
+/// A temporary directory (kept while the caller holds it) with [`config`]'s file and the
+/// path of the store's data directory in it.
+fn config_and_data(
+    max_concurrent: u32,
+    per_destination: u32,
+) -> (tempfile::TempDir, Arc<ConfigStore>, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), max_concurrent, per_destination);
+    let data = dir.path().join("data");
+    (dir, cfg, data)
 }
 
 fn opts(request_timeout: Duration) -> OutboxOptions {
@@ -67,6 +79,20 @@ async fn add_call(store: &Store, id: &str) {
         .unwrap();
 }
 
+/// The end of call `id` as the person hangs up (`reason`), its `completed` notification (seq 1)
+/// to `url`.
+fn person_hung_up(id: &str, reason: &str, url: &str) -> CallEnd {
+    CallEnd {
+        conversation_id: id.into(),
+        status: CallStatus::Completed,
+        reason_code: "client-disconnected".into(),
+        reason: reason.into(),
+        sip_code: Some(200),
+        notification: Some((url.into(), note(id, "completed", 1))),
+        bot_disconnect: None,
+    }
+}
+
 /// The body of one status notification.
 fn note(id: &str, status: &str, seq: usize) -> serde_json::Value {
     json!({"conversationId": id, "status": status, "seq": seq})
@@ -76,9 +102,7 @@ fn note(id: &str, status: &str, seq: usize) -> serde_json::Value {
 async fn racing_workers_send_every_item_exactly_once() {
     // 1. One store file, four outboxes on their own connections (as four workers, or four
     //    processes, would be), all delivering to one real HTTP sink that records event ids.
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), 64, 64);
-    let data = dir.path().join("data");
+    let (_dir, cfg, data) = config_and_data(64, 64);
     let sink = Sink::start(Behaviour::Accept).await;
     let metrics: Vec<Arc<Metrics>> = (0..4).map(|_| Arc::new(Metrics::new())).collect();
     let outboxes: Vec<Arc<Outbox>> = metrics
@@ -162,9 +186,7 @@ async fn racing_workers_send_every_item_exactly_once() {
 async fn a_hanging_notify_url_does_not_hold_up_other_calls() {
     // 1. 100 calls whose notify URL accepts connections and never answers, then one call
     //    with a healthy sink. Caps: 16 in flight, 4 per destination.
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), 16, 4);
-    let data = dir.path().join("data");
+    let (_dir, cfg, data) = config_and_data(16, 4);
     let hung = Sink::start(Behaviour::Hang).await;
     let healthy = Sink::start(Behaviour::Accept).await;
     let store = Store::open(&data).unwrap();
@@ -243,9 +265,7 @@ async fn a_hanging_notify_url_does_not_hold_up_other_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_terminal_notification_supersedes_a_failing_answered_one() {
     // 1. A dialer that answers 500 to `answered` and 200 to anything else.
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), 8, 8);
-    let data = dir.path().join("data");
+    let (_dir, cfg, data) = config_and_data(8, 8);
     let sink = Sink::start(Behaviour::Fail500On("answered".into())).await;
     let store = Store::open(&data).unwrap();
     let metrics = Arc::new(Metrics::new());
@@ -281,15 +301,7 @@ async fn the_terminal_notification_supersedes_a_failing_answered_one() {
     sink.wait_for(2, WAIT).await;
     // 3. The call ends: state, terminal notification in one transaction.
     let done = outbox
-        .finish_call(CallEnd {
-            conversation_id: "sup".into(),
-            status: CallStatus::Completed,
-            reason_code: "client-disconnected".into(),
-            reason: "the person hung up".into(),
-            sip_code: Some(200),
-            notification: Some((sink.url(), note("sup", "completed", 1))),
-            bot_disconnect: None,
-        })
+        .finish_call(person_hung_up("sup", "the person hung up", &sink.url()))
         .await
         .unwrap();
     assert!(done.newly_terminal && done.queued);
@@ -335,15 +347,7 @@ async fn the_terminal_notification_supersedes_a_failing_answered_one() {
         .await
         .unwrap();
     let fin = store
-        .finish_call(CallEnd {
-            conversation_id: "fresh".into(),
-            status: CallStatus::Completed,
-            reason_code: "client-disconnected".into(),
-            reason: "bye".into(),
-            sip_code: Some(200),
-            notification: Some((healthy.url(), note("fresh", "completed", 1))),
-            bot_disconnect: None,
-        })
+        .finish_call(person_hung_up("fresh", "bye", &healthy.url()))
         .await
         .unwrap();
     assert_eq!(fin.superseded, 0);

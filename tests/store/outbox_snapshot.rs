@@ -51,6 +51,16 @@ fn yaml(
 
 /// Writes the YAML (trunk at `carrier`, bot `b` with its Bot API at `events_url`, client `d`
 /// signing with `whsec-d`) in a new directory and starts dialgate on it.
+/// A carrier answering 486 after 100 ms (and its address), a dialer that refuses `failed`
+/// notifications for now, a bot that accepts everything.
+async fn busy_carrier_and_sinks() -> (SimCallee, String, Sink, Sink) {
+    let carrier = busy_carrier(Duration::from_millis(100)).await;
+    let sink = Sink::start(Behaviour::Fail500On("failed".into())).await;
+    let bot = Sink::start(Behaviour::Accept).await;
+    let carrier_addr = carrier.local_addr().to_string();
+    (carrier, carrier_addr, sink, bot)
+}
+
 async fn start_on(carrier: &str, events_url: &str) -> (tempfile::TempDir, PathBuf, App) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dialgate.yaml");
@@ -114,10 +124,7 @@ async fn reload(app: &App, path: &Path, text: String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_stay_signed_after_the_api_client_is_removed() {
     // 1. A carrier answering 486; a dialer that fails `failed` notifications for now.
-    let carrier = busy_carrier(Duration::from_millis(100)).await;
-    let sink = Sink::start(Behaviour::Fail500On("failed".into())).await;
-    let bot = Sink::start(Behaviour::Accept).await;
-    let carrier_addr = carrier.local_addr().to_string();
+    let (_carrier, carrier_addr, sink, bot) = busy_carrier_and_sinks().await;
     let (dir, path, app) = start_on(&carrier_addr, &bot.url()).await;
     // 2. Client `d` places a call; it fails busy and its notification is refused once.
     let id = dial(&app, "d", Some(&sink.url())).await;
@@ -199,10 +206,7 @@ async fn a_live_call_still_disconnects_its_bot_after_the_bot_is_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_webhook_secret_signs_alongside_the_calls_own() {
     // 1. As above: a busy carrier, a dialer refusing `failed` for now.
-    let carrier = busy_carrier(Duration::from_millis(100)).await;
-    let sink = Sink::start(Behaviour::Fail500On("failed".into())).await;
-    let bot = Sink::start(Behaviour::Accept).await;
-    let carrier_addr = carrier.local_addr().to_string();
+    let (_carrier, carrier_addr, sink, bot) = busy_carrier_and_sinks().await;
     let events = bot.url();
     let (dir, path, app) = start_on(&carrier_addr, &bot.url()).await;
     // 2. Client `d` places a call; its notification is refused once.

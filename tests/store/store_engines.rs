@@ -27,6 +27,27 @@ enum Keep {
     Pg(#[allow(dead_code)] Arc<postgres::PgCluster>),
 }
 
+/// The kinds of the outbox items queued for call `id`, in order.
+async fn kinds_of(s: &Store, id: &str) -> Vec<String> {
+    s.deliveries(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(i, _)| i.kind)
+        .collect()
+}
+
+impl Db {
+    /// The `i`-th of handles taken in turns from the two (racers alternate between them).
+    fn handle(&self, i: usize) -> &Store {
+        if i.is_multiple_of(2) {
+            &self.store
+        } else {
+            &self.second
+        }
+    }
+}
+
 async fn sqlite() -> Db {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path()).expect("SQLite store opens");
@@ -293,11 +314,7 @@ async fn finish_call_writes_one_terminal_and_one_notification(db: Db) {
     // 2. Ten ends racing on two handles.
     let mut tasks = Vec::new();
     for i in 0..10 {
-        let st = if i % 2 == 0 {
-            db.store.clone()
-        } else {
-            db.second.clone()
-        };
+        let st = db.handle(i).clone();
         tasks.push(tokio::spawn(async move { st.finish_call(end("f1")).await }));
     }
     let mut newly = 0;
@@ -310,13 +327,7 @@ async fn finish_call_writes_one_terminal_and_one_notification(db: Db) {
     assert_eq!(newly, 1);
     let r = s.get_call("f1").await.unwrap().unwrap();
     assert_eq!(r.status, CallStatus::Completed);
-    let kinds: Vec<String> = s
-        .deliveries("f1")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(i, _)| i.kind)
-        .collect();
+    let kinds = kinds_of(s, "f1").await;
     assert_eq!(kinds, ["open", "status", "disconnect"]);
     assert!(s.terminal_without_note().await.unwrap().is_empty());
 }
@@ -606,11 +617,7 @@ async fn a_waiting_dialout_ends_once_or_is_dialled_never_both(db: Db) {
     //    the queue, and the next claim takes w3.
     let mut tasks = Vec::new();
     for i in 0..6 {
-        let st = if i % 2 == 0 {
-            db.store.clone()
-        } else {
-            db.second.clone()
-        };
+        let st = db.handle(i).clone();
         let e = end_of("w2");
         tasks.push(tokio::spawn(async move { st.finish_waiting(e).await }));
     }
@@ -625,14 +632,7 @@ async fn a_waiting_dialout_ends_once_or_is_dialled_never_both(db: Db) {
     let r = db.store.get_call("w2").await.unwrap().unwrap();
     assert_eq!(r.status, CallStatus::Failed);
     assert!(r.dialled_at.is_none());
-    let kinds: Vec<String> = db
-        .store
-        .deliveries("w2")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(i, _)| i.kind)
-        .collect();
+    let kinds = kinds_of(&db.store, "w2").await;
     assert_eq!(kinds, ["status"]);
     // w3 before the cut-off of a timeout is found; none before its queuing time.
     let old = db.store.waiting_before("w", now_ms() + 1).await.unwrap();
