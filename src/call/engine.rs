@@ -37,7 +37,9 @@ pub struct EngineDeps {
 }
 
 struct LiveCall {
-    tx: mpsc::Sender<ActorCmd>,
+    /// Boxed commands: the channel's 32-slot block, kept for the call's life, is then 32
+    /// pointers rather than 32 commands.
+    tx: mpsc::Sender<Box<ActorCmd>>,
     state: Arc<AtomicU8>,
     /// Stops the call's task when a stop had to end the call without it.
     abort: tokio::task::AbortHandle,
@@ -272,7 +274,7 @@ impl Engine {
     fn send(&self, id: &str, cmd: ActorCmd) -> bool {
         let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         let Some(c) = reg.get(id) else { return false };
-        match c.tx.try_send(cmd) {
+        match c.tx.try_send(Box::new(cmd)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(cmd)) => {
                 tracing::warn!(conversation_id = %id, ?cmd, "the call's command queue is full; command dropped");

@@ -19,7 +19,7 @@ use super::endpoint::{SipEndpoint, Transport};
 use super::error::SipError;
 use super::extensions::{Extensions, Negotiated};
 use super::leg_types::Command;
-pub use super::leg_types::{FailureKind, LegEvent, LegHandle, OutboundCall};
+pub use super::leg_types::{FailureKind, LegEvent, LegEvents, LegHandle, OutboundCall};
 
 #[path = "leg_refresh.rs"]
 mod refresh;
@@ -65,10 +65,7 @@ fn body_string(resp: &Response) -> String {
 
 impl SipEndpoint {
     /// Place an outbound INVITE. Events arrive on the receiver until [`LegEvent::Terminated`].
-    pub async fn place_call(
-        &self,
-        call: OutboundCall,
-    ) -> Result<(LegHandle, mpsc::Receiver<LegEvent>), SipError> {
+    pub async fn place_call(&self, call: OutboundCall) -> Result<(LegHandle, LegEvents), SipError> {
         let (callee, caller, headers) = request_parts(&call)?;
         // Each configured proxy is checked here; a name is located (RFC 3263) by the leg's task.
         let mut hops = Vec::new();
@@ -135,11 +132,11 @@ impl SipEndpoint {
         call_id: String,
         base: InviteOption,
         hops: Vec<(String, TrunkHost)>,
-    ) -> (LegHandle, mpsc::Receiver<LegEvent>) {
+    ) -> (LegHandle, LegEvents) {
         let id = self.next_leg_id();
         let (cmd_tx, cmd_rx) = mpsc::channel(super::leg_types::COMMAND_BOUND);
         let end = tokio_util::sync::CancellationToken::new();
-        let (ev_tx, ev_rx) = mpsc::channel(32);
+        let (ev_tx, ev_rx) = LegEvents::channel();
         let span = info_span!("sip_leg", conversation_id = %call.conversation_id, leg = id, call_id = %call_id);
         let ep = self.clone();
         // The leg's dialog state is journaled from its INVITE until its task ends.
@@ -189,7 +186,7 @@ async fn leg_task(
         leg.confirmed(dialog).await;
     }
     hook.unregister(&call_id);
-    let _ = leg.events.send(LegEvent::Terminated).await;
+    let _ = leg.events.send(Box::new(LegEvent::Terminated)).await;
 }
 
 /// rsipstack 0.7.14 does not fail an INVITE whose TCP/TLS connection is refused: it retries on
@@ -231,7 +228,7 @@ struct LegTask {
     ep: SipEndpoint,
     /// This leg's dialog states (every attempt's), routed to it by Call-ID.
     states: LegStates,
-    events: mpsc::Sender<LegEvent>,
+    events: mpsc::Sender<Box<LegEvent>>,
     cmds: mpsc::Receiver<Box<Command>>,
     /// The call asked to end the leg (see `LegHandle::end`).
     end: tokio_util::sync::CancellationToken,
@@ -292,7 +289,7 @@ impl LegTask {
 
     async fn emit(&self, ev: LegEvent) {
         // The receiver may be gone (caller lost interest); the leg still ends cleanly.
-        let _ = self.events.send(ev).await;
+        let _ = self.events.send(Box::new(ev)).await;
     }
 
     /// The places to send the INVITE, in order: each proxy's targets (a literal as written, a

@@ -24,6 +24,6 @@ pub mod tls_client;
 pub use endpoint::{SipEndpoint, SipSettings, Transport};
 pub use error::SipError;
 pub use journal::DialogJournal;
-pub use leg::{FailureKind, LegEvent, LegHandle, OutboundCall};
+pub use leg::{FailureKind, LegEvent, LegEvents, LegHandle, OutboundCall};
 pub use stream_accept::StreamLimits;
 pub use tables::SipTables;

@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dialgate::sip::sdp::{self, LocalSdp};
-use dialgate::sip::{FailureKind, LegEvent, OutboundCall, SipEndpoint, SipSettings, Transport};
+use dialgate::sip::{
+    FailureKind, LegEvent, LegEvents, OutboundCall, SipEndpoint, SipSettings, Transport,
+};
 
 use super::sipp::Sipp;
-use tokio::sync::mpsc;
 
 /// Settings of an endpoint on 127.0.0.1 listening on `listen` (`"127.0.0.1:0"` picks a free
 /// port), without TLS material, with the default timers; tests change fields with `..`.
@@ -88,7 +89,7 @@ pub fn call_to(uri: &str, conversation_id: &str) -> OutboundCall {
 }
 
 /// Next event, bounded (10 s) so a broken leg fails the test instead of hanging it.
-pub async fn next(rx: &mut mpsc::Receiver<LegEvent>) -> LegEvent {
+pub async fn next(rx: &mut LegEvents) -> LegEvent {
     tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .expect("leg event in time")
@@ -96,7 +97,7 @@ pub async fn next(rx: &mut mpsc::Receiver<LegEvent>) -> LegEvent {
 }
 
 /// Skips provisional events; returns the first other event (each wait bounded as [`next`]'s).
-pub async fn after_ringing(rx: &mut mpsc::Receiver<LegEvent>) -> LegEvent {
+pub async fn after_ringing(rx: &mut LegEvents) -> LegEvent {
     loop {
         match next(rx).await {
             LegEvent::Provisional { .. } => continue,
@@ -106,7 +107,7 @@ pub async fn after_ringing(rx: &mut mpsc::Receiver<LegEvent>) -> LegEvent {
 }
 
 /// The next event is the callee's 180.
-pub async fn ringing(rx: &mut mpsc::Receiver<LegEvent>) {
+pub async fn ringing(rx: &mut LegEvents) {
     assert!(matches!(
         next(rx).await,
         LegEvent::Provisional { code: 180, .. }
@@ -114,7 +115,7 @@ pub async fn ringing(rx: &mut mpsc::Receiver<LegEvent>) {
 }
 
 /// After any ringing, the leg is answered.
-pub async fn answered(rx: &mut mpsc::Receiver<LegEvent>) {
+pub async fn answered(rx: &mut LegEvents) {
     assert!(matches!(after_ringing(rx).await, LegEvent::Answered { .. }));
 }
 
@@ -139,12 +140,7 @@ pub async fn call_sipp(
     scenario: &str,
     port: u16,
     call: fn(&str) -> OutboundCall,
-) -> (
-    Sipp,
-    SipEndpoint,
-    dialgate::sip::LegHandle,
-    mpsc::Receiver<LegEvent>,
-) {
+) -> (Sipp, SipEndpoint, dialgate::sip::LegHandle, LegEvents) {
     let uas = Sipp::uas(scenario, port);
     let ep = endpoint(None).await;
     let (leg, rx) = ep

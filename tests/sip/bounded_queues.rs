@@ -12,10 +12,9 @@ use common::sipp::Sipp;
 use std::time::Duration;
 
 use dialgate::overflow::{self, Queue};
-use dialgate::sip::{FailureKind, LegEvent, OutboundCall, SipEndpoint};
+use dialgate::sip::{FailureKind, LegEvent, LegEvents, OutboundCall, SipEndpoint};
 use dialgate::tts::{Player, PlayerConfig, PlayerEvent, Prompt, PromptId};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
 fn call(uri: &str) -> OutboundCall {
     call_to(uri, "conv-bounded")
@@ -23,12 +22,7 @@ fn call(uri: &str) -> OutboundCall {
 
 /// The leg ends (Terminated), SIPp's scenario passed and its log holds `what`; shuts the
 /// endpoint down.
-async fn terminated_and_sipp_saw(
-    rx: &mut mpsc::Receiver<LegEvent>,
-    uas: Sipp,
-    ep: SipEndpoint,
-    what: &str,
-) {
+async fn terminated_and_sipp_saw(rx: &mut LegEvents, uas: Sipp, ep: SipEndpoint, what: &str) {
     assert!(matches!(next_final(rx).await, LegEvent::Terminated));
     let log = passed(uas).await;
     assert!(log.contains(what), "{log}");

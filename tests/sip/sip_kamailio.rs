@@ -4,8 +4,9 @@ use crate::common;
 use common::legs::{self, after_ringing, endpoint, failed, passed};
 use common::sipp::{Kamailio, Sipp};
 
-use dialgate::sip::{FailureKind, LegEvent, LegHandle, OutboundCall, SipEndpoint, Transport};
-use tokio::sync::mpsc;
+use dialgate::sip::{
+    FailureKind, LegEvent, LegEvents, LegHandle, OutboundCall, SipEndpoint, Transport,
+};
 
 fn carrier_call(proxy_port: u16, user: &str, pass: &str) -> OutboundCall {
     OutboundCall {
@@ -31,13 +32,7 @@ async fn via_kamailio(
     port: u16,
     flags: &[&str],
     pass: &str,
-) -> (
-    Sipp,
-    Kamailio,
-    SipEndpoint,
-    LegHandle,
-    mpsc::Receiver<LegEvent>,
-) {
+) -> (Sipp, Kamailio, SipEndpoint, LegHandle, LegEvents) {
     let uas = Sipp::uas("uas_answer_wait_bye.xml", port + 2);
     let kam = Kamailio::start(port, port + 2, "acme", "s3cr3t", flags);
     let ep = endpoint(None).await;

@@ -8,8 +8,9 @@ use common::sipp::Sipp;
 use std::time::Duration;
 
 use dialgate::sip::sdp::{self, LocalSdp};
-use dialgate::sip::{FailureKind, LegEvent, LegHandle, OutboundCall, SipEndpoint, Transport};
-use tokio::sync::mpsc;
+use dialgate::sip::{
+    FailureKind, LegEvent, LegEvents, LegHandle, OutboundCall, SipEndpoint, Transport,
+};
 
 fn call(uri: &str) -> OutboundCall {
     OutboundCall {
@@ -19,7 +20,7 @@ fn call(uri: &str) -> OutboundCall {
     }
 }
 
-async fn expect_terminated(rx: &mut mpsc::Receiver<LegEvent>, ep: &SipEndpoint) {
+async fn expect_terminated(rx: &mut LegEvents, ep: &SipEndpoint) {
     assert!(matches!(next(rx).await, LegEvent::Terminated));
     assert!(rx.recv().await.is_none(), "nothing after Terminated");
     assert_eq!(ep.dialog_count(), 0, "rsipstack dialog leaked");
@@ -45,7 +46,7 @@ fn via_proxies(primary: (u16, Transport), backup: Option<(u16, Transport)>) -> O
 async fn primary_and_backup(
     primary: &str,
     port: u16,
-) -> (Sipp, Sipp, SipEndpoint, LegHandle, mpsc::Receiver<LegEvent>) {
+) -> (Sipp, Sipp, SipEndpoint, LegHandle, LegEvents) {
     let primary = Sipp::uas(primary, port);
     let backup = Sipp::uas("uas_answer_wait_bye.xml", port + 2);
     let ep = endpoint(None).await;
@@ -55,17 +56,13 @@ async fn primary_and_backup(
 }
 
 /// The leg is answered (after any ringing); we hang up: BYE, then Terminated, no dialog left.
-async fn answered_then_hang_up(
-    leg: &LegHandle,
-    rx: &mut mpsc::Receiver<LegEvent>,
-    ep: &SipEndpoint,
-) {
+async fn answered_then_hang_up(leg: &LegHandle, rx: &mut LegEvents, ep: &SipEndpoint) {
     answered(rx).await;
     leg.hangup();
     expect_terminated(rx, ep).await;
 }
 
-async fn place(ep: &SipEndpoint, c: OutboundCall) -> (LegHandle, mpsc::Receiver<LegEvent>) {
+async fn place(ep: &SipEndpoint, c: OutboundCall) -> (LegHandle, LegEvents) {
     ep.place_call(c).await.unwrap()
 }
 

@@ -10,7 +10,7 @@ use super::machine::{CallMachine, CallState, HangupSource, Input, TerminalReport
 use crate::config::Bot;
 use crate::media::{MediaEvent, MediaSession, PcmFrame};
 use crate::sip::sdp::Negotiated;
-use crate::sip::{LegEvent, LegHandle};
+use crate::sip::{LegEvents, LegHandle};
 use crate::store::CallStatus as StoredStatus;
 use serde_json::Value;
 use std::sync::Arc;
@@ -54,6 +54,14 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
+/// Receives a leg's next event; pends forever when there is no leg.
+async fn recv_leg(rx: &mut Option<LegEvents>) -> Option<crate::sip::LegEvent> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Sleeps until `at`, or forever when `None`.
 async fn sleep_opt(at: Option<Instant>) {
     match at {
@@ -66,7 +74,7 @@ async fn sleep_opt(at: Option<Instant>) {
 #[derive(Default)]
 pub(super) struct LegSlot {
     handle: Option<LegHandle>,
-    events: Option<mpsc::Receiver<LegEvent>>,
+    events: Option<LegEvents>,
     negotiated: Option<Negotiated>,
     /// A terminal leg event (failure or BYE) was fed to the machine.
     ended: bool,
@@ -80,7 +88,7 @@ pub(super) struct LegSlot {
 
 impl LegSlot {
     /// A leg whose INVITE was just sent, offering SDP session `sdp_session` version 1.
-    fn placed(handle: LegHandle, events: mpsc::Receiver<LegEvent>, sdp_session: u64) -> LegSlot {
+    fn placed(handle: LegHandle, events: LegEvents, sdp_session: u64) -> LegSlot {
         LegSlot {
             handle: Some(handle),
             events: Some(events),
@@ -99,7 +107,7 @@ pub struct Actor {
     bot: Bot,
     machine: CallMachine,
     state: Arc<AtomicU8>,
-    cmds: mpsc::Receiver<ActorCmd>,
+    cmds: mpsc::Receiver<Box<ActorCmd>>,
     carrier: LegSlot,
     bot_leg: LegSlot,
     /// The agent's leg of a `bridge` transfer.
@@ -184,7 +192,7 @@ impl Actor {
         call: AcceptedDialout,
         machine: CallMachine,
         state: Arc<AtomicU8>,
-        cmds: mpsc::Receiver<ActorCmd>,
+        cmds: mpsc::Receiver<Box<ActorCmd>>,
     ) -> Result<Actor, String> {
         let bot = call
             .config
@@ -265,20 +273,20 @@ impl Actor {
         while self.machine.state() != CallState::Ended {
             let deadline = self.machine.poll_timeout();
             tokio::select! {
-                ev = recv_opt(&mut self.carrier.events) => match ev {
+                ev = recv_leg(&mut self.carrier.events) => match ev {
                     Some(ev) => Box::pin(self.on_leg(LegSide::Carrier, ev)).await,
                     None => Box::pin(self.leg_gone(LegSide::Carrier)).await,
                 },
-                ev = recv_opt(&mut self.bot_leg.events) => match ev {
+                ev = recv_leg(&mut self.bot_leg.events) => match ev {
                     Some(ev) => Box::pin(self.on_leg(LegSide::Bot, ev)).await,
                     None => Box::pin(self.leg_gone(LegSide::Bot)).await,
                 },
-                ev = recv_opt(&mut self.agent.events) => match ev {
+                ev = recv_leg(&mut self.agent.events) => match ev {
                     Some(ev) => Box::pin(self.on_agent_leg(ev)).await,
                     None => Box::pin(self.agent_gone()).await,
                 },
                 cmd = self.cmds.recv() => match cmd {
-                    Some(c) => Box::pin(self.on_cmd(c)).await,
+                    Some(c) => Box::pin(self.on_cmd(*c)).await,
                     // The engine dropped us: treat as an API hang-up.
                     None => Box::pin(self.handle(Input::Hangup { source: HangupSource::Api })).await,
                 },
