@@ -66,6 +66,57 @@ pub struct Engine {
     journal_stop: CancellationToken,
 }
 
+/// The SIP endpoint on the configured listeners, with its connection limit.
+async fn start_sip(
+    server: &crate::config::Server,
+    public_ip: IpAddr,
+) -> Result<SipEndpoint, String> {
+    let limits = crate::sip::StreamLimits {
+        max_connections: server.sip.max_connections as usize,
+    };
+    SipEndpoint::start_limited(
+        SipSettings {
+            listen: server
+                .sip
+                .listen
+                .iter()
+                .map(|l| (l.transport, l.address))
+                .collect(),
+            tls: server
+                .sip
+                .tls
+                .as_ref()
+                .map(|t| (t.cert.display().to_string(), t.key.display().to_string())),
+            public_address: public_ip,
+            public_address_v6: server.sip.public_address_v6,
+            user_agent: server.sip.user_agent.clone(),
+            // Trunks reached over TLS are verified against the system's CA bundle.
+            tls_ca: Some("/etc/ssl/certs/ca-certificates.crt".to_owned())
+                .filter(|p| std::path::Path::new(p).exists()),
+            t1: None,
+        },
+        limits,
+    )
+    .await
+    .map_err(|e| format!("SIP endpoint: {e}"))
+}
+
+/// The speech recogniser; loading the model reads ~75 MB, so it is kept off the async threads.
+/// An unavailable recogniser is not an error: calls work, and the log says no text reaches bots.
+async fn start_recogniser(server: &crate::config::Server) -> Result<crate::stt::SttEngine, String> {
+    let stt_cfg = server.stt.engine_config(&server.data_dir);
+    let stt = tokio::task::spawn_blocking(move || crate::stt::SttEngine::new(stt_cfg))
+        .await
+        .map_err(|e| format!("speech engine: {e}"))?;
+    match stt.status() {
+        crate::stt::SttStatus::Ready { .. } => tracing::info!("speech recognition ready"),
+        crate::stt::SttStatus::Unavailable { reason } => {
+            tracing::warn!(%reason, "speech recognition UNAVAILABLE: calls work, but no text reaches bots")
+        }
+    }
+    Ok(stt)
+}
+
 impl Engine {
     /// Starts the SIP endpoint, the relay and the recogniser.
     pub async fn start(deps: EngineDeps) -> Result<Arc<Engine>, String> {
@@ -77,34 +128,7 @@ impl Engine {
                 server.sip.public_address
             )
         })?;
-        let limits = crate::sip::StreamLimits {
-            max_connections: server.sip.max_connections as usize,
-        };
-        let sip = SipEndpoint::start_limited(
-            SipSettings {
-                listen: server
-                    .sip
-                    .listen
-                    .iter()
-                    .map(|l| (l.transport, l.address))
-                    .collect(),
-                tls: server
-                    .sip
-                    .tls
-                    .as_ref()
-                    .map(|t| (t.cert.display().to_string(), t.key.display().to_string())),
-                public_address: public_ip,
-                public_address_v6: server.sip.public_address_v6,
-                user_agent: server.sip.user_agent.clone(),
-                // Trunks reached over TLS are verified against the system's CA bundle.
-                tls_ca: Some("/etc/ssl/certs/ca-certificates.crt".to_owned())
-                    .filter(|p| std::path::Path::new(p).exists()),
-                t1: None,
-            },
-            limits,
-        )
-        .await
-        .map_err(|e| format!("SIP endpoint: {e}"))?;
+        let sip = start_sip(server, public_ip).await?;
         // Trunks given by domain name are located through these servers (and this one cache).
         sip.set_dns(crate::sip::dns::TrunkResolver::new(&server.dns));
         let recording_dir = server.data_dir.join("recordings");
@@ -119,17 +143,7 @@ impl Engine {
             ..MediaConfig::default()
         })
         .map_err(|e| format!("media relay: {e}"))?;
-        let stt_cfg = server.stt.engine_config(&server.data_dir);
-        // Loading the model reads ~75 MB: keep it off the async threads.
-        let stt = tokio::task::spawn_blocking(move || crate::stt::SttEngine::new(stt_cfg))
-            .await
-            .map_err(|e| format!("speech engine: {e}"))?;
-        match stt.status() {
-            crate::stt::SttStatus::Ready { .. } => tracing::info!("speech recognition ready"),
-            crate::stt::SttStatus::Unavailable { reason } => {
-                tracing::warn!(%reason, "speech recognition UNAVAILABLE: calls work, but no text reaches bots")
-            }
-        }
+        let stt = start_recogniser(server).await?;
         for (t, a) in server.sip.listen.iter().map(|l| (l.transport, l.address)) {
             let bound = sip.local_addr(t).unwrap_or(a);
             tracing::info!(transport = ?t, %bound, "SIP listening");

@@ -376,43 +376,13 @@ impl LegTask {
                 return None;
             }
         };
-        let mut attempts = Vec::with_capacity(targets.len());
-        for target in targets {
-            let mut o = base.clone();
-            if let Some(Hop {
-                host_port: hp,
-                transport: t,
-                ..
-            }) = &target
-            {
-                let Ok(route) = route_for(hp, *t) else {
-                    warn!(target = %hp, "unusable target skipped");
-                    continue;
-                };
-                o.route_set = vec![route];
-                // rsipstack takes the Via's transport from `destination` or the Request-URI,
-                // not from the preloaded Route: without this an INVITE sent over TLS or TCP
-                // said `SIP/2.0/UDP` in its Via (a strict carrier refuses that). The
-                // destination is the Route's own address, so nothing else changes.
-                if *t != Transport::Udp
-                    && let Ok(sa) = hp.parse::<std::net::SocketAddr>()
-                {
-                    o.destination = Some(rsipstack::transport::SipAddr {
-                        r#type: Some(super::endpoint::to_rsip(*t)),
-                        addr: sa.into(),
-                    });
-                }
-                // The Contact names the transport the INVITE goes over (NAPTR may pick another
-                // one than the first proxy's) and dialgate by the target's address family.
-                if let Some(addr) = self.ep.contact_addr_for(*t, super::family::literal_ip(hp)) {
-                    o.contact.host_with_port = addr.addr;
-                }
-            }
-            attempts.push((o, target));
-        }
+        let attempts: Vec<_> = targets
+            .into_iter()
+            .filter_map(|target| Some((self.invite_for(&base, target.as_ref())?, target)))
+            .collect();
         let total = attempts.len();
         for (n, (opt, target)) in attempts.into_iter().enumerate() {
-            let mut outcome = match self.connect(target.as_ref()).await {
+            let outcome = match self.connect(target.as_ref()).await {
                 Err(reason) => Attempt::Failed {
                     code: None,
                     reason,
@@ -420,25 +390,8 @@ impl LegTask {
                     retry: true,
                     renegotiate: None,
                 },
-                Ok(()) => self.attempt(opt.clone()).await,
+                Ok(()) => self.attempt_renegotiating(opt).await,
             };
-            // RFC 4028 §7.4 (422) and RFC 3261 §8.1.3.5 (420): a new INVITE with adjusted
-            // extensions. Bounded: each retry changes the extensions, which only shrink or grow
-            // towards a fixed point (see `Extensions::retry_after`); at most 3.
-            for _ in 0..3 {
-                match outcome {
-                    Attempt::Failed {
-                        renegotiate: Some(next),
-                        code,
-                        ..
-                    } if !self.cancelled => {
-                        info!(?code, ?next, "retrying the INVITE with adjusted extensions");
-                        self.ext = next;
-                        outcome = self.attempt(opt.clone()).await;
-                    }
-                    _ => break,
-                }
-            }
             match outcome {
                 Attempt::Answered(dialog) => return Some(dialog),
                 Attempt::Failed {
@@ -462,6 +415,65 @@ impl LegTask {
             }
         }
         None
+    }
+
+    /// The INVITE for one target: `base` routed to the target (none = the Request-URI's host),
+    /// or `None` when the target is unusable (logged and skipped).
+    fn invite_for(&self, base: &InviteOption, target: Option<&Hop>) -> Option<InviteOption> {
+        let mut o = base.clone();
+        let Some(Hop {
+            host_port: hp,
+            transport: t,
+            ..
+        }) = target
+        else {
+            return Some(o);
+        };
+        let Ok(route) = route_for(hp, *t) else {
+            warn!(target = %hp, "unusable target skipped");
+            return None;
+        };
+        o.route_set = vec![route];
+        // rsipstack takes the Via's transport from `destination` or the Request-URI,
+        // not from the preloaded Route: without this an INVITE sent over TLS or TCP
+        // said `SIP/2.0/UDP` in its Via (a strict carrier refuses that). The
+        // destination is the Route's own address, so nothing else changes.
+        if *t != Transport::Udp
+            && let Ok(sa) = hp.parse::<std::net::SocketAddr>()
+        {
+            o.destination = Some(rsipstack::transport::SipAddr {
+                r#type: Some(super::endpoint::to_rsip(*t)),
+                addr: sa.into(),
+            });
+        }
+        // The Contact names the transport the INVITE goes over (NAPTR may pick another
+        // one than the first proxy's) and dialgate by the target's address family.
+        if let Some(addr) = self.ep.contact_addr_for(*t, super::family::literal_ip(hp)) {
+            o.contact.host_with_port = addr.addr;
+        }
+        Some(o)
+    }
+
+    /// One target's INVITE, sent again with adjusted extensions after a 422 (RFC 4028 §7.4) or
+    /// a 420 (RFC 3261 §8.1.3.5). Bounded: each retry changes the extensions, which only shrink
+    /// or grow towards a fixed point (see `Extensions::retry_after`); at most 3.
+    async fn attempt_renegotiating(&mut self, opt: InviteOption) -> Attempt {
+        let mut outcome = self.attempt(opt.clone()).await;
+        for _ in 0..3 {
+            match outcome {
+                Attempt::Failed {
+                    renegotiate: Some(next),
+                    code,
+                    ..
+                } if !self.cancelled => {
+                    info!(?code, ?next, "retrying the INVITE with adjusted extensions");
+                    self.ext = next;
+                    outcome = self.attempt(opt.clone()).await;
+                }
+                _ => break,
+            }
+        }
+        outcome
     }
 
     /// One INVITE transaction, until a final response.

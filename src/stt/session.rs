@@ -339,73 +339,8 @@ impl SttSession {
                     .insert(self.generation, (start, speech_end_ms));
                 self.send_job(JobKind::Speculative, now_ms - speech_end_ms);
             }
-            SegEvent::Resumed => {
-                let old = self.generation;
-                let start = self.span_start();
-                let (already_final, delivered) = {
-                    let mut s = lock(&self.shared);
-                    s.cancelled.insert(old);
-                    let e = s.emitted.contains(&old);
-                    s.forget(old);
-                    // Only the session's first words (the greeting) are rejoined, once: a
-                    // digit string read with pauses ("four … two … seven") rejoined part by
-                    // part came out as a loop of digits.
-                    let text = s
-                        .last_final
-                        .as_ref()
-                        .filter(|(g, _)| *g == old && s.finals == 1);
-                    (e, text.map(|(_, t)| t.clone()))
-                };
-                self.generation += 1;
-                let short = self.utt.len() < self.rejoin_ms as usize * 8 && self.said.is_none();
-                if let (true, true, Some(text)) = (already_final, short, delivered) {
-                    // A short first part ("Hi,") was delivered: keep its audio so the rest is
-                    // recognised in context; the words already delivered are cut off later.
-                    self.said = Some(text);
-                    lock(&self.shared)
-                        .span
-                        .insert(self.generation, (start, now_ms));
-                } else if already_final {
-                    self.said = None;
-                    // The first part was delivered: the rest is a new utterance.
-                    let keep = (self.cfg.segmenter.pause_ms / 20 + 2) as usize * FRAME_SAMPLES;
-                    let cut = self.utt.len().saturating_sub(keep);
-                    self.utt.drain(..cut);
-                    lock(&self.shared).span.insert(
-                        self.generation,
-                        (now_ms.saturating_sub(keep as u64 / 8), now_ms),
-                    );
-                } else {
-                    lock(&self.shared)
-                        .span
-                        .insert(self.generation, (start, now_ms));
-                }
-            }
-            SegEvent::Ended { speech_end_ms } => {
-                let generation = self.generation;
-                let decided = now_ms - speech_end_ms;
-                let start = self.span_start();
-                let mut s = lock(&self.shared);
-                s.span.insert(generation, (start, speech_end_ms));
-                if s.emitted.contains(&generation) {
-                    s.forget(generation);
-                } else if let Some(h) = s.held.remove(&generation) {
-                    s.emit_final(
-                        generation,
-                        h.text,
-                        h.confidence,
-                        h.ready_latency_ms.max(decided),
-                    );
-                    s.forget(generation);
-                } else if s.in_flight.contains(&generation) {
-                    s.ended.insert(generation, decided);
-                } else {
-                    drop(s);
-                    self.send_job(JobKind::Final, decided);
-                }
-                self.utt.clear();
-                self.said = None;
-            }
+            SegEvent::Resumed => self.on_resumed(now_ms),
+            SegEvent::Ended { speech_end_ms } => self.on_ended(speech_end_ms, now_ms),
             SegEvent::Discarded => {
                 let mut s = lock(&self.shared);
                 s.cancelled.insert(self.generation);
@@ -415,6 +350,80 @@ impl SttSession {
                 self.said = None;
             }
         }
+    }
+
+    /// Speech resumed before the pause became the end of the utterance: the speculative
+    /// recognition of the first part is cancelled; what was already delivered of it is either
+    /// kept as context (a short first part of the greeting) or cut off.
+    fn on_resumed(&mut self, now_ms: u64) {
+        let old = self.generation;
+        let start = self.span_start();
+        let (already_final, delivered) = {
+            let mut s = lock(&self.shared);
+            s.cancelled.insert(old);
+            let e = s.emitted.contains(&old);
+            s.forget(old);
+            // Only the session's first words (the greeting) are rejoined, once: a
+            // digit string read with pauses ("four … two … seven") rejoined part by
+            // part came out as a loop of digits.
+            let text = s
+                .last_final
+                .as_ref()
+                .filter(|(g, _)| *g == old && s.finals == 1);
+            (e, text.map(|(_, t)| t.clone()))
+        };
+        self.generation += 1;
+        let short = self.utt.len() < self.rejoin_ms as usize * 8 && self.said.is_none();
+        if let (true, true, Some(text)) = (already_final, short, delivered) {
+            // A short first part ("Hi,") was delivered: keep its audio so the rest is
+            // recognised in context; the words already delivered are cut off later.
+            self.said = Some(text);
+            lock(&self.shared)
+                .span
+                .insert(self.generation, (start, now_ms));
+        } else if already_final {
+            self.said = None;
+            // The first part was delivered: the rest is a new utterance.
+            let keep = (self.cfg.segmenter.pause_ms / 20 + 2) as usize * FRAME_SAMPLES;
+            let cut = self.utt.len().saturating_sub(keep);
+            self.utt.drain(..cut);
+            lock(&self.shared).span.insert(
+                self.generation,
+                (now_ms.saturating_sub(keep as u64 / 8), now_ms),
+            );
+        } else {
+            lock(&self.shared)
+                .span
+                .insert(self.generation, (start, now_ms));
+        }
+    }
+
+    /// The utterance ended: its held or in-flight recognition becomes the final one, or a
+    /// final recognition is queued.
+    fn on_ended(&mut self, speech_end_ms: u64, now_ms: u64) {
+        let generation = self.generation;
+        let decided = now_ms - speech_end_ms;
+        let start = self.span_start();
+        let mut s = lock(&self.shared);
+        s.span.insert(generation, (start, speech_end_ms));
+        if s.emitted.contains(&generation) {
+            s.forget(generation);
+        } else if let Some(h) = s.held.remove(&generation) {
+            s.emit_final(
+                generation,
+                h.text,
+                h.confidence,
+                h.ready_latency_ms.max(decided),
+            );
+            s.forget(generation);
+        } else if s.in_flight.contains(&generation) {
+            s.ended.insert(generation, decided);
+        } else {
+            drop(s);
+            self.send_job(JobKind::Final, decided);
+        }
+        self.utt.clear();
+        self.said = None;
     }
 
     fn span_start(&self) -> u64 {

@@ -109,14 +109,7 @@ async fn handshake_over_wss_carries_the_token_and_the_start_parameters() {
 async fn session_error_fails_like_an_unreachable_bot() {
     // 1. The bot answers session.initiate with session.error.
     let mut server = BotServer::start(None, None).await;
-    let cfg = bot(
-        &server.url("ws"),
-        WsProtocol::AcBotApi,
-        None,
-        MediaFormat::Lpcm16,
-    );
-    let connecting =
-        tokio::spawn(async move { WsBot::connect(&cfg, call_info("c1"), quick_options()).await });
+    let connecting = connect_ac(&server, MediaFormat::Lpcm16, "c1");
     let mut conn = server.accept().await;
     conn.recv().await;
     conn.send(json!({"type": "session.error", "reason": "no agents today"}))

@@ -12,7 +12,7 @@ use dialgate::media::{
     RemoteMedia,
 };
 use dialgate::overflow::{self, Queue};
-use dialgate::wsbot::{MediaFormat, MediaSide, WsBot, WsProtocol};
+use dialgate::wsbot::{MediaFormat, MediaSide};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -81,15 +81,7 @@ async fn audio_crosses_the_direct_leg_both_ways_and_correlates() {
     // 2. An AC-mode bot (µ-law) accepts the session, which takes the bot leg's port; the user
     //    stream starts.
     let mut server = BotServer::start(None, None).await;
-    let cfg = bot(
-        &server.url("ws"),
-        WsProtocol::AcBotApi,
-        None,
-        MediaFormat::Mulaw,
-    );
-    let connecting = tokio::spawn(async move {
-        WsBot::connect(&cfg, call_info("conv-direct"), quick_options()).await
-    });
+    let connecting = connect_ac(&server, MediaFormat::Mulaw, "conv-direct");
     let mut conn = server.accept().await;
     assert_eq!(conn.recv().await["type"], "session.initiate");
     conn.send(json!({"type": "session.accepted", "mediaFormat": "raw/mulaw"}))

@@ -305,6 +305,23 @@ pub fn bot(
     }
 }
 
+/// Starts an AC-mode session (µ-law or linear, quick options) toward `server` in a task of its
+/// own, so that the test can play the bot's side of the handshake meanwhile.
+pub fn connect_ac(
+    server: &BotServer,
+    format: dialgate::wsbot::MediaFormat,
+    conversation_id: &str,
+) -> tokio::task::JoinHandle<Result<dialgate::wsbot::WsBot, dialgate::wsbot::WsBotError>> {
+    let cfg = bot(
+        &server.url("ws"),
+        dialgate::wsbot::WsProtocol::AcBotApi,
+        None,
+        format,
+    );
+    let info = call_info(conversation_id);
+    tokio::spawn(async move { dialgate::wsbot::WsBot::connect(&cfg, info, quick_options()).await })
+}
+
 /// The next event, bounded.
 pub async fn event(bot: &mut dialgate::wsbot::WsBot) -> dialgate::wsbot::WsBotEvent {
     tokio::time::timeout(WAIT, bot.next_event())
