@@ -104,3 +104,27 @@ pub fn counts() -> [(Queue, u64); N] {
 pub fn count(queue: Queue) -> u64 {
     COUNTS[queue.index()].load(Relaxed)
 }
+
+/// Moves events held back from a full queue into it while it has room, oldest first: the
+/// other answer to a full queue, for what must not be dropped (a task that may not wait holds
+/// its events in `held` and calls this when the queue may have room again). A closed queue
+/// has no reader any more: what is held is dropped.
+pub fn forward_held<T>(
+    queue: &tokio::sync::mpsc::Sender<T>,
+    held: &mut std::collections::VecDeque<T>,
+) {
+    use tokio::sync::mpsc::error::TrySendError;
+    while let Some(ev) = held.pop_front() {
+        match queue.try_send(ev) {
+            Ok(()) => {}
+            Err(TrySendError::Full(ev)) => {
+                held.push_front(ev);
+                return;
+            }
+            Err(TrySendError::Closed(_)) => {
+                held.clear();
+                return;
+            }
+        }
+    }
+}

@@ -136,19 +136,7 @@ impl Task {
             self.backlog.clear();
             return;
         }
-        while let Some(event) = self.backlog.pop_front() {
-            match self.events.try_send(event) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(event)) => {
-                    self.backlog.push_front(event);
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.backlog.clear();
-                    return;
-                }
-            }
-        }
+        crate::overflow::forward_held(&self.events, &mut self.backlog);
     }
 
     /// Whether the socket may be read: the backlog has room for what a message may give.

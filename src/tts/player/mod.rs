@@ -325,24 +325,7 @@ async fn run(
             tracing::debug!(?ev, "player event");
             backlog.push_back(ev);
         }
-        forward(&events, &mut backlog);
+        crate::overflow::forward_held(&events, &mut backlog);
     }
     core.counters()
-}
-
-/// Moves waiting events into the channel while it has room, oldest first.
-fn forward(events: &mpsc::Sender<PlayerEvent>, backlog: &mut VecDeque<PlayerEvent>) {
-    while let Some(ev) = backlog.pop_front() {
-        match events.try_send(ev) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(ev)) => {
-                backlog.push_front(ev);
-                return;
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                backlog.clear();
-                return;
-            }
-        }
-    }
 }
