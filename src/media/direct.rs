@@ -25,6 +25,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::doorbell::Doorbell;
 use super::types::{AudioCodec, Direction, RemoteMedia};
 use crate::overflow::{self, Queue};
 
@@ -82,8 +83,9 @@ impl Outbox {
 pub(crate) struct DirectShared {
     /// The person's audio (PCMU) not yet taken by the session.
     person: Mutex<VecDeque<u8>>,
-    /// Rung when the person's audio arrives in an empty queue.
-    wake: tokio::sync::Notify,
+    /// Rung when the person's audio arrives in an empty queue (a doorbell, not a `Notify`:
+    /// the session polls it on every wake-up, see `doorbell.rs`).
+    wake: Doorbell,
     /// The endpoint is gone: the relay stops handing it audio.
     closed: AtomicBool,
     /// Packets of the person's audio dropped because the queue was full, not yet reported.
@@ -110,7 +112,7 @@ impl DirectShared {
             was_empty
         };
         if was_empty {
-            self.wake.notify_one();
+            self.wake.ring();
         }
     }
 }
@@ -136,7 +138,7 @@ impl DirectPort {
     pub(crate) fn new(id: u64, outbox: Arc<Outbox>) -> (DirectPort, Arc<DirectShared>) {
         let shared = Arc::new(DirectShared {
             person: Mutex::new(VecDeque::with_capacity(PERSON_BYTES)),
-            wake: tokio::sync::Notify::new(),
+            wake: Doorbell::new(),
             closed: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
         });
@@ -164,7 +166,11 @@ impl DirectPort {
     pub fn take_person_audio(&self, out: &mut Vec<u8>) -> usize {
         let mut q = lock(&self.shared.person);
         let n = q.len();
-        out.extend(q.drain(..));
+        // Two slice copies, not a byte-at-a-time drain.
+        let (a, b) = q.as_slices();
+        out.extend_from_slice(a);
+        out.extend_from_slice(b);
+        q.clear();
         n
     }
 
@@ -176,7 +182,13 @@ impl DirectPort {
     /// Waits until the person's audio arrived in an empty queue (at once if it did since the
     /// last [`DirectPort::take_person_audio`] emptied it).
     pub async fn person_audio(&self) {
-        self.shared.wake.notified().await
+        self.shared.wake.rung().await
+    }
+
+    /// [`DirectPort::person_audio`] as a poll: ready when the person's audio arrived in an
+    /// empty queue, else the task of `cx` is woken when it does. Registers nothing per poll.
+    pub fn poll_person_audio(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.shared.wake.poll_rung(cx)
     }
 }
 

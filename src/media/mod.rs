@@ -8,6 +8,7 @@
 
 pub mod bench;
 mod direct;
+pub mod doorbell;
 pub mod dtmf;
 mod engine;
 pub mod g711;

@@ -12,6 +12,7 @@ use super::protocol::{
     AudioMessage, Command, Output, Protocol, decode_b64, encode_b64_into, parse_object, str_field,
 };
 use super::types::{CallInfo, Counters, WsBotEvent, WsBotOptions};
+use crate::media::g711::ulaw_to_linear;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
@@ -128,18 +129,29 @@ impl AcCore {
     }
 
     fn on_audio(&mut self, pcm: &[i16], out: &mut Vec<Output>) {
+        let bytes = pcm.len() * self.encoder.bytes_per_input_sample();
+        self.take_audio(bytes, out, |encoder, pending| encoder.encode(pcm, pending));
+    }
+
+    /// Adds `bytes` of the person's audio, written into the pending buffer by `fill`, to the
+    /// user stream (kept, bounded, until it is open; dropped while it is idle).
+    fn take_audio(
+        &mut self,
+        bytes: usize,
+        out: &mut Vec<Output>,
+        fill: impl FnOnce(&mut Encoder, &mut Vec<u8>),
+    ) {
         match self.user {
             UserStream::Idle => {}
             UserStream::Starting => {
-                let need = pcm.len() * self.encoder.bytes_per_input_sample();
-                if self.pending.len() + need > self.pending_cap {
+                if self.pending.len() + bytes > self.pending_cap {
                     Counters::bump(&self.counters.audio_dropped);
                     return;
                 }
-                self.encoder.encode(pcm, &mut self.pending);
+                fill(&mut self.encoder, &mut self.pending);
             }
             UserStream::Open => {
-                self.encoder.encode(pcm, &mut self.pending);
+                fill(&mut self.encoder, &mut self.pending);
                 self.drain_pending(false, out);
             }
         }
@@ -355,6 +367,17 @@ impl Protocol for AcCore {
         }
     }
 
+    fn on_person_pcmu(&mut self, pcmu: &[u8], out: &mut Vec<Output>) {
+        if self.format != MediaFormat::Mulaw {
+            let pcm: Vec<i16> = pcmu.iter().map(|&b| ulaw_to_linear(b)).collect();
+            return self.on_audio(&pcm, out);
+        }
+        // `raw/mulaw` is the call's own PCMU: the bytes go to the bot as they came.
+        self.take_audio(pcmu.len(), out, |_, pending| {
+            pending.extend_from_slice(pcmu)
+        });
+    }
+
     fn marks_played(&mut self, _names: Vec<String>, _out: &mut Vec<Output>) {}
 
     fn closing(&mut self, reason_code: &str, reason: &str) -> Vec<String> {
@@ -476,5 +499,48 @@ mod tests {
         assert_eq!(v[0]["type"], "userStream.stop");
         assert_eq!(v[1]["type"], "session.end");
         assert_eq!(v[1]["reasonCode"], "client-disconnected");
+    }
+
+    #[test]
+    fn the_calls_pcmu_goes_to_a_mulaw_bot_byte_for_byte() {
+        // 1. An open user stream in raw/mulaw, 20 ms chunks.
+        let (mut ac, _) = core(20, 1000);
+        let mut out = Vec::new();
+        ac.on_command(Command::StartUserStream, &mut out);
+        ac.on_text(r#"{"type":"userStream.started"}"#, &mut out)
+            .unwrap();
+        out.clear();
+        // 2. 30 ms of PCMU, with 0x7f (negative zero, which a decode and re-encode would turn
+        //    into 0xff): one whole chunk goes, the rest waits.
+        let mut pcmu: Vec<u8> = (0..240u32).map(|i| (i * 37 % 256) as u8).collect();
+        pcmu[1] = 0x7f;
+        ac.on_person_pcmu(&pcmu, &mut out);
+        let msgs = sent(&out);
+        assert_eq!(msgs.len(), 1);
+        // 3. The chunk is the first 160 bytes exactly as they came.
+        let b64 = msgs[0]["audioChunk"].as_str().unwrap_or_default();
+        assert_eq!(decode_b64("t", b64).unwrap(), pcmu[..160].to_vec());
+    }
+
+    #[test]
+    fn the_calls_pcmu_is_resampled_for_an_lpcm_bot() {
+        // 1. A session accepted in raw/lpcm16 (16 kHz), its user stream open.
+        let (mut ac, _) = core(20, 1000);
+        let mut out = Vec::new();
+        ac.on_text(
+            r#"{"type":"session.accepted","mediaFormat":"raw/lpcm16"}"#,
+            &mut out,
+        )
+        .unwrap();
+        ac.on_command(Command::StartUserStream, &mut out);
+        ac.on_text(r#"{"type":"userStream.started"}"#, &mut out)
+            .unwrap();
+        out.clear();
+        // 2. 20 ms of PCMU becomes one chunk of 20 ms at 16 kHz, 16-bit: 640 bytes.
+        ac.on_person_pcmu(&[0xffu8; 160], &mut out);
+        let msgs = sent(&out);
+        assert_eq!(msgs.len(), 1);
+        let b64 = msgs[0]["audioChunk"].as_str().unwrap_or_default();
+        assert_eq!(decode_b64("t", b64).unwrap().len(), 640);
     }
 }

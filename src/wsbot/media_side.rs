@@ -9,7 +9,7 @@ use super::jitter::FRAME_SAMPLES;
 use super::pacer::{HOLD, Pacer};
 use super::prompts::Prompts;
 use crate::media::DirectPort;
-use crate::media::g711::{self, G711Law};
+use crate::media::g711;
 use std::pin::Pin;
 use tokio::time::{Instant, Sleep};
 
@@ -57,20 +57,34 @@ impl MediaSide {
         self.prompts.as_ref().is_some_and(Prompts::has_frame)
     }
 
-    /// All the person's audio waiting (8 kHz PCM), and how many packets of it the relay
-    /// dropped meanwhile because the session was behind; `None` when none waits.
-    pub(crate) fn take_person(&mut self) -> (Option<Vec<i16>>, u64) {
+    /// All the person's audio waiting (PCMU, 8 kHz), and how many packets of it the relay
+    /// dropped meanwhile because the session was behind; `None` when none waits. The bytes
+    /// stay in a buffer reused between wake-ups.
+    pub(crate) fn take_person(&mut self) -> (Option<&[u8]>, u64) {
         self.taken.clear();
         let dropped = self.port.take_dropped();
         if self.port.take_person_audio(&mut self.taken) == 0 {
             return (None, dropped);
         }
-        let pcm = self
-            .taken
-            .iter()
-            .map(|b| g711::decode(G711Law::Pcmu, *b))
-            .collect();
-        (Some(pcm), dropped)
+        (Some(&self.taken), dropped)
+    }
+
+    /// Ready when the person's audio arrived in an empty queue (see
+    /// [`DirectPort::poll_person_audio`]).
+    pub(crate) fn poll_person(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.port.poll_person_audio(cx)
+    }
+
+    /// Polls the prompts' socket, if any, for its next datagram (never ready without one).
+    pub(crate) fn poll_prompt(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<(usize, std::net::SocketAddr)>> {
+        match &self.prompts {
+            Some(p) => p.poll_recv(cx, buf),
+            None => std::task::Poll::Pending,
+        }
     }
 
     /// The prompts' side, if any.
@@ -99,6 +113,11 @@ impl Playout {
             timer: Box::pin(tokio::time::sleep_until(armed)),
             armed,
         }
+    }
+
+    /// Ready once the next wake-up's time has come (and until it is set again).
+    pub fn poll_wake(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::future::Future::poll(self.timer.as_mut(), cx)
     }
 
     /// Sets the next wake-up (a timer reset only when it moved).

@@ -27,8 +27,8 @@ pub(crate) struct MediaStreamCore {
     chunk: u64,
     encoder: Encoder,
     decoder: Decoder,
-    /// Person's samples not yet making a whole 20 ms frame.
-    partial: Vec<i16>,
+    /// The person's audio (µ-law) not yet making a whole 20 ms frame.
+    partial: Vec<u8>,
     counters: Arc<Counters>,
 }
 
@@ -70,9 +70,7 @@ impl MediaStreamCore {
             .collect()
     }
 
-    fn media_message(&mut self, frame: &[i16]) -> String {
-        let mut payload = Vec::with_capacity(frame.len());
-        self.encoder.encode(frame, &mut payload);
+    fn media_message(&mut self, payload: &[u8]) -> String {
         let timestamp = self.chunk * 20;
         self.chunk += 1;
         let seq = self.next_seq();
@@ -84,21 +82,27 @@ impl MediaStreamCore {
             r#"{{"event":"media","sequenceNumber":"{seq}","streamSid":"{}","media":{{"track":"inbound","chunk":"{}","timestamp":"{timestamp}","payload":""#,
             self.stream_sid, self.chunk
         );
-        encode_b64_into(&payload, &mut s);
+        encode_b64_into(payload, &mut s);
         s.push_str("\"}}");
         s
     }
 
     fn on_audio(&mut self, pcm: Vec<i16>, out: &mut Vec<Output>) {
-        let mut samples = std::mem::take(&mut self.partial);
-        samples.extend(pcm);
-        let whole = samples.len() / FRAME_SAMPLES * FRAME_SAMPLES;
-        for frame in samples[..whole].chunks(FRAME_SAMPLES) {
+        self.encoder.encode(&pcm, &mut self.partial);
+        self.send_frames(out);
+    }
+
+    /// Sends every whole 20 ms frame of the person's audio waiting; the rest waits.
+    fn send_frames(&mut self, out: &mut Vec<Output>) {
+        let mut partial = std::mem::take(&mut self.partial);
+        let whole = partial.len() / FRAME_SAMPLES * FRAME_SAMPLES;
+        for frame in partial[..whole].chunks(FRAME_SAMPLES) {
             let msg = self.media_message(frame);
             out.push(Output::Send(msg));
             Counters::bump(&self.counters.chunks_sent);
         }
-        self.partial = samples.split_off(whole);
+        partial.drain(..whole);
+        self.partial = partial;
     }
 
     fn on_bot_media(
@@ -217,6 +221,12 @@ impl Protocol for MediaStreamCore {
         }
     }
 
+    fn on_person_pcmu(&mut self, pcmu: &[u8], out: &mut Vec<Output>) {
+        // The stream's format is the call's own PCMU: the bytes go as they came.
+        self.partial.extend_from_slice(pcmu);
+        self.send_frames(out);
+    }
+
     fn marks_played(&mut self, names: Vec<String>, out: &mut Vec<Output>) {
         for name in names {
             let seq = self.next_seq();
@@ -241,5 +251,47 @@ impl Protocol for MediaStreamCore {
             })
             .to_string(),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payloads(out: &[Output]) -> Vec<Vec<u8>> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send(s) => serde_json::from_str::<Value>(s).ok(),
+                _ => None,
+            })
+            .filter_map(|m| m["media"]["payload"].as_str().map(str::to_string))
+            .filter_map(|p| decode_b64("t", &p).ok())
+            .collect()
+    }
+
+    #[test]
+    fn the_calls_pcmu_goes_out_unchanged_in_whole_20_ms_frames() {
+        // 1. A stream; 25 ms of PCMU (with 0x7f, which a decode and re-encode would change).
+        let call = CallInfo {
+            conversation_id: "c".into(),
+            caller: "a".into(),
+            callee: "b".into(),
+            metadata: Value::Null,
+        };
+        let mut ms = MediaStreamCore::new(call, Arc::new(Counters::default()));
+        let mut pcmu: Vec<u8> = (0..320u32).map(|i| (i * 37 % 256) as u8).collect();
+        pcmu[1] = 0x7f;
+        let mut out = Vec::new();
+        ms.on_person_pcmu(&pcmu[..200], &mut out);
+        // 2. One frame went, byte for byte; 40 bytes wait.
+        assert_eq!(payloads(&out), vec![pcmu[..160].to_vec()]);
+        // 3. The next 15 ms complete the second frame.
+        out.clear();
+        ms.on_person_pcmu(&pcmu[200..], &mut out);
+        assert_eq!(payloads(&out), vec![pcmu[160..].to_vec()]);
+        // 4. PCM from the handle (`send_audio`) joins the same stream of frames.
+        out.clear();
+        ms.on_command(Command::Audio(vec![0; 160]), &mut out);
+        assert_eq!(payloads(&out).len(), 1);
     }
 }

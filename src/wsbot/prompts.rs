@@ -45,6 +45,22 @@ impl Prompts {
         self.socket.recv_from(buf).await
     }
 
+    /// Polls for the next datagram into `buf`: its length and sender.
+    pub(crate) fn poll_recv(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<(usize, SocketAddr)>> {
+        let mut buf = tokio::io::ReadBuf::new(buf);
+        match self.socket.poll_recv_from(cx, &mut buf) {
+            std::task::Poll::Ready(Ok(from)) => {
+                std::task::Poll::Ready(Ok((buf.filled().len(), from)))
+            }
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
     /// Whether a prompt frame waits (it is sent without waiting for the bot's audio).
     pub(crate) fn has_frame(&self) -> bool {
         !self.frames.is_empty()

@@ -11,8 +11,9 @@ use super::media_stream::MediaStreamCore;
 use super::protocol::{Command, Protocol};
 use super::task::{CLOSE_BOUND, Shared, Task, ToTask};
 use super::types::{CallInfo, Counters, WsBotEvent, WsBotOptions, WsBotStats};
+use crate::media::doorbell::Doorbell;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -50,7 +51,7 @@ impl WsBot {
         };
         let shared = Arc::new(Shared {
             player: Mutex::new(JitterBuffer::new(opts.jitter_capacity_ms)),
-            marks_due: Notify::new(),
+            marks_due: Doorbell::new(),
             counters,
         });
         let capacity = opts.channel_capacity.max(1);
@@ -167,7 +168,7 @@ impl WsBot {
         let marks_due = player.has_due_marks();
         drop(player);
         if marks_due {
-            self.shared.marks_due.notify_one();
+            self.shared.marks_due.ring();
         }
         frame
     }
@@ -175,7 +176,7 @@ impl WsBot {
     /// Drops the bot's queued audio (barge-in on `userStream.speech.started`, `abortPrompts`).
     pub fn clear_playback(&self) {
         self.shared.player().clear();
-        self.shared.marks_due.notify_one();
+        self.shared.marks_due.ring();
     }
 
     /// The next event; `None` once the session has ended and every event was read.

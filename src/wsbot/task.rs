@@ -22,10 +22,14 @@ use super::media_side::{self, MediaSide, Playout};
 use super::pacer::Step;
 use super::protocol::{Command, Output, Protocol};
 use super::types::{Counters, WsBotEvent, WsBotOptions};
+use crate::media::doorbell::Doorbell;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{Notify, mpsc};
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 /// How long a hang-up waits for the goodbye frames and the close handshake.
@@ -35,7 +39,7 @@ pub(crate) const CLOSE_BOUND: std::time::Duration = std::time::Duration::from_se
 pub(crate) struct Shared {
     pub player: Mutex<JitterBuffer>,
     /// Rung by `next_frame` when marks became due, so the task echoes them.
-    pub marks_due: Notify,
+    pub marks_due: Doorbell,
     pub counters: Arc<Counters>,
 }
 
@@ -80,6 +84,8 @@ pub(crate) struct Task {
     datagram: Box<[u8; 2048]>,
     /// Events the event queue had no room for, oldest first (see the module doc).
     backlog: VecDeque<WsBotEvent>,
+    /// The connected loop's wait for room in the event queue, while the backlog holds events.
+    room: Option<RoomWait>,
 }
 
 /// Frames kept at most while reconnecting.
@@ -111,6 +117,7 @@ impl Task {
             play: None,
             datagram: Box::new([0; 2048]),
             backlog: VecDeque::new(),
+            room: None,
         }
     }
 
@@ -197,25 +204,31 @@ impl Task {
         }
     }
 
-    /// The person's audio the relay queued: all of it goes through the core to the bot.
+    /// The person's audio the relay queued: all of it goes through the core to the bot (as the
+    /// call's PCMU bytes: a µ-law bot gets them as they came).
     async fn person_audio(&mut self, link: &mut Link) -> Result<(), String> {
-        let Some(pcm) = self.take_person() else {
+        let Some(side) = self.media.as_mut() else {
+            return Ok(());
+        };
+        let (pcmu, dropped) = side.take_person();
+        count_dropped(&self.shared.counters, dropped);
+        let Some(pcmu) = pcmu else {
             return Ok(());
         };
         let mut out = Vec::new();
-        self.core.on_command(Command::Audio(pcm), &mut out);
+        self.core.on_person_pcmu(pcmu, &mut out);
         self.apply_all(link, out).await
     }
 
-    /// The person's audio waiting on the media side (8 kHz PCM), if any; what the relay
-    /// dropped meanwhile is counted.
-    fn take_person(&mut self) -> Option<Vec<i16>> {
-        let (pcm, dropped) = self.media.as_mut()?.take_person();
-        if dropped > 0 {
-            let c = &self.shared.counters.audio_dropped;
-            c.fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
-        }
-        pcm
+    /// Drops the person's audio waiting (the socket is down), counted in 20 ms frames as the
+    /// relay's own drops, with what the relay dropped meanwhile.
+    fn drop_person(&mut self) {
+        let Some(side) = self.media.as_mut() else {
+            return;
+        };
+        let (pcmu, dropped) = side.take_person();
+        let frames = pcmu.map_or(0, |b| b.len().div_ceil(super::jitter::FRAME_SAMPLES) as u64);
+        count_dropped(&self.shared.counters, dropped + frames);
     }
 
     /// One datagram from dialgate's prompt player (AC mode): kept to be mixed in.
@@ -396,40 +409,44 @@ impl Task {
             }
         }
         loop {
-            let mut result = tokio::select! {
-                biased;
-                cmd = self.commands.recv() => match cmd {
-                    None => return self.goodbye(link, "dropped", "the call released its bot session").await,
-                    Some(ToTask::Core(Command::Hangup { reason_code, reason })) => return self.goodbye(link, &reason_code, &reason).await,
-                    Some(ToTask::Core(cmd)) => {
-                        let mut out = Vec::new();
-                        self.core.on_command(cmd, &mut out);
-                        self.apply_all(link, out).await
-                    }
-                    Some(ToTask::Media(side)) => {
-                        self.attach(side);
-                        Ok(())
-                    }
-                },
+            // One poll of persistent state per wake-up (see `Wake`), then the wake's work.
+            let wake = std::future::poll_fn(|cx| self.poll_wake(cx, link)).await;
+            let mut result = match wake {
+                Wake::Command(None) => {
+                    return self
+                        .goodbye(link, "dropped", "the call released its bot session")
+                        .await;
+                }
+                Wake::Command(Some(ToTask::Core(Command::Hangup {
+                    reason_code,
+                    reason,
+                }))) => return self.goodbye(link, &reason_code, &reason).await,
+                Wake::Command(Some(ToTask::Core(cmd))) => {
+                    let mut out = Vec::new();
+                    self.core.on_command(cmd, &mut out);
+                    self.apply_all(link, out).await
+                }
+                Wake::Command(Some(ToTask::Media(side))) => {
+                    self.attach(side);
+                    Ok(())
+                }
                 // The clock's own wake-up; frames are paced below, on every wake.
-                () = media_side::wake_opt(&mut self.play) => Ok(()),
-                () = media_side::person_opt(&self.media) => self.person_audio(link).await,
-                got = media_side::prompt_opt(&self.media, &mut self.datagram[..]) => {
+                Wake::Clock => Ok(()),
+                Wake::Person => self.person_audio(link).await,
+                Wake::Prompt(got) => {
                     self.prompt(got);
                     Ok(())
                 }
-                () = self.shared.marks_due.notified() => self.echo_marks(link).await,
-                open = room(&self.events), if !self.backlog.is_empty() => {
+                Wake::Marks => self.echo_marks(link).await,
+                Wake::Room(open) => {
                     self.flush_backlog(open);
                     Ok(())
                 }
-                msg = link.next(), if self.may_read() => match msg {
+                Wake::Bot(None) => Err("the bot closed the connection".to_string()),
+                Wake::Bot(Some(Err(e))) => Err(e.to_string()),
+                Wake::Bot(Some(Ok(msg))) => match self.incoming(msg) {
                     None => Err("the bot closed the connection".to_string()),
-                    Some(Err(e)) => Err(e.to_string()),
-                    Some(Ok(msg)) => match self.incoming(msg) {
-                        None => Err("the bot closed the connection".to_string()),
-                        Some(out) => self.apply_all(link, out).await,
-                    },
+                    Some(out) => self.apply_all(link, out).await,
                 },
             };
             if result.is_ok() {
@@ -439,6 +456,49 @@ impl Task {
                 return Stretch::Dropped(reason);
             }
         }
+    }
+
+    /// What woke the connected loop, polled in priority order (commands first, the bot's
+    /// socket last). Every source is persistent state polled in place — the channel, the
+    /// clock's timer, two doorbells, the prompts' socket only when there is one, the socket —
+    /// so a wake-up registers nothing new: a `select!` over fresh futures re-registered (and
+    /// on drop deregistered) two `Notify` waiters per wake-up, twice per 20 ms frame.
+    fn poll_wake(&mut self, cx: &mut Context<'_>, link: &mut Link) -> Poll<Wake> {
+        if let Poll::Ready(cmd) = self.commands.poll_recv(cx) {
+            return Poll::Ready(Wake::Command(cmd));
+        }
+        if let Some(play) = &mut self.play
+            && play.poll_wake(cx).is_ready()
+        {
+            return Poll::Ready(Wake::Clock);
+        }
+        if let Some(side) = &self.media {
+            if side.poll_person(cx).is_ready() {
+                return Poll::Ready(Wake::Person);
+            }
+            if let Poll::Ready(got) = side.poll_prompt(cx, &mut self.datagram[..]) {
+                return Poll::Ready(Wake::Prompt(got));
+            }
+        }
+        if self.shared.marks_due.poll_rung(cx).is_ready() {
+            return Poll::Ready(Wake::Marks);
+        }
+        if !self.backlog.is_empty() {
+            let events = &self.events;
+            let room = self
+                .room
+                .get_or_insert_with(|| Box::pin(room(events.clone())));
+            if let Poll::Ready(open) = room.as_mut().poll(cx) {
+                self.room = None;
+                return Poll::Ready(Wake::Room(open));
+            }
+        }
+        if self.may_read()
+            && let Poll::Ready(msg) = link.poll_next_unpin(cx)
+        {
+            return Poll::Ready(Wake::Bot(msg));
+        }
+        Poll::Pending
     }
 
     /// Says goodbye and closes the socket, bounded.
@@ -497,18 +557,11 @@ impl Task {
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(until) => return false,
-                open = room(&self.events), if !self.backlog.is_empty() => self.flush_backlog(open),
+                open = room(self.events.clone()), if !self.backlog.is_empty() => self.flush_backlog(open),
                 () = media_side::wake_opt(&mut self.play) => {
                     let _ = self.pace(None).await;
                 }
-                () = media_side::person_opt(&self.media) => {
-                    if let Some(pcm) = self.take_person() {
-                        // Counted in 20 ms frames, as the relay's own drops.
-                        let frames = pcm.len().div_ceil(super::jitter::FRAME_SAMPLES) as u64;
-                        let c = &self.shared.counters.audio_dropped;
-                        c.fetch_add(frames, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
+                () = media_side::person_opt(&self.media) => self.drop_person(),
                 got = media_side::prompt_opt(&self.media, &mut self.datagram[..]) => {
                     self.prompt(got);
                     // A prompt frame may have come: it plays without waiting for the bot.
@@ -535,9 +588,39 @@ impl Task {
     }
 }
 
+/// Counts the person's audio packets dropped.
+fn count_dropped(counters: &Counters, dropped: u64) {
+    if dropped > 0 {
+        let c = &counters.audio_dropped;
+        c.fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Waits until the event queue has room; `false` when the handle is gone. (The room is not
-/// kept: a permit would borrow the sender across the whole `select!`; the task is the only
-/// sender, so the room is still there when [`Task::flush_backlog`] uses it.)
-async fn room(events: &mpsc::Sender<WsBotEvent>) -> bool {
-    events.reserve().await.is_ok()
+/// kept: the permit is dropped at once; the task is the only sender that sends, so the room
+/// is still there when [`Task::flush_backlog`] uses it.) Owns a clone of the sender so that the
+/// connected loop can keep the wait between wake-ups.
+async fn room(events: mpsc::Sender<WsBotEvent>) -> bool {
+    events.reserve_owned().await.is_ok()
+}
+
+/// A wait for room in the event queue, kept across wake-ups.
+type RoomWait = Pin<Box<dyn Future<Output = bool> + Send + Sync>>;
+
+/// What woke the connected loop (see [`Task::poll_wake`]).
+enum Wake {
+    /// A command from the handle (`None`: the handle is gone).
+    Command(Option<ToTask>),
+    /// The playout clock's timer.
+    Clock,
+    /// The person's audio arrived.
+    Person,
+    /// A datagram from dialgate's prompt player.
+    Prompt(std::io::Result<(usize, std::net::SocketAddr)>),
+    /// Marks became due (rung by the handle's `next_frame` / `clear_playback`).
+    Marks,
+    /// The event queue has room again (`false`: the handle is gone).
+    Room(bool),
+    /// The bot's socket: a message, an error, or the end.
+    Bot(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
 }
