@@ -28,6 +28,7 @@ pub mod resample;
 mod session;
 mod task;
 mod types;
+mod wakeups;
 
 pub use codec::{Decoder, Encoder};
 pub use config::{MediaFormat, WebSocketBot, WebSocketBotYaml, WsConfigIssue, WsProtocol};

@@ -22,6 +22,7 @@ use super::media_side::{self, MediaSide, Playout};
 use super::pacer::Step;
 use super::protocol::{Command, Output, Protocol};
 use super::types::{Counters, WsBotEvent, WsBotOptions};
+use super::wakeups::{self, Wakeups};
 use crate::media::doorbell::Doorbell;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::VecDeque;
@@ -86,6 +87,8 @@ pub(crate) struct Task {
     backlog: VecDeque<WsBotEvent>,
     /// The connected loop's wait for room in the event queue, while the backlog holds events.
     room: Option<RoomWait>,
+    /// Which of the channel and the socket woke the connected loop.
+    wakeups: Wakeups,
 }
 
 /// Frames kept at most while reconnecting.
@@ -118,6 +121,7 @@ impl Task {
             datagram: Box::new([0; 2048]),
             backlog: VecDeque::new(),
             room: None,
+            wakeups: Wakeups::new(),
         }
     }
 
@@ -408,6 +412,8 @@ impl Task {
                 return Stretch::Dropped(e);
             }
         }
+        // A new socket (or the first): poll every source once.
+        self.wakeups.again(wakeups::ALL);
         loop {
             // One poll of persistent state per wake-up (see `Wake`), then the wake's work.
             let wake = std::future::poll_fn(|cx| self.poll_wake(cx, link)).await;
@@ -463,24 +469,39 @@ impl Task {
     /// clock's timer, two doorbells, the prompts' socket only when there is one, the socket —
     /// so a wake-up registers nothing new: a `select!` over fresh futures re-registered (and
     /// on drop deregistered) two `Notify` waiters per wake-up, twice per 20 ms frame.
+    ///
+    /// The command channel and the socket, the costlier two, are polled only when their own
+    /// wakers rang (`wakeups.rs`); a source polled ready is polled again next time, and the
+    /// socket's bit is kept while it may not be read.
     fn poll_wake(&mut self, cx: &mut Context<'_>, link: &mut Link) -> Poll<Wake> {
-        if let Poll::Ready(cmd) = self.commands.poll_recv(cx) {
-            return Poll::Ready(Wake::Command(cmd));
+        let rang = self.wakeups.take(cx);
+        if rang & wakeups::COMMANDS != 0 {
+            let mut own = Context::from_waker(self.wakeups.waker(wakeups::COMMANDS));
+            if let Poll::Ready(cmd) = self.commands.poll_recv(&mut own) {
+                self.wakeups.again(rang);
+                return Poll::Ready(Wake::Command(cmd));
+            }
         }
+        // From here on the socket's bit, if it rang, waits for its turn below.
+        let link_rang = rang & wakeups::LINK;
         if let Some(play) = &mut self.play
             && play.poll_wake(cx).is_ready()
         {
+            self.wakeups.again(link_rang);
             return Poll::Ready(Wake::Clock);
         }
         if let Some(side) = &self.media {
             if side.poll_person(cx).is_ready() {
+                self.wakeups.again(link_rang);
                 return Poll::Ready(Wake::Person);
             }
             if let Poll::Ready(got) = side.poll_prompt(cx, &mut self.datagram[..]) {
+                self.wakeups.again(link_rang);
                 return Poll::Ready(Wake::Prompt(got));
             }
         }
         if self.shared.marks_due.poll_rung(cx).is_ready() {
+            self.wakeups.again(link_rang);
             return Poll::Ready(Wake::Marks);
         }
         if !self.backlog.is_empty() {
@@ -490,13 +511,21 @@ impl Task {
                 .get_or_insert_with(|| Box::pin(room(events.clone())));
             if let Poll::Ready(open) = room.as_mut().poll(cx) {
                 self.room = None;
+                self.wakeups.again(link_rang);
                 return Poll::Ready(Wake::Room(open));
             }
         }
-        if self.may_read()
-            && let Poll::Ready(msg) = link.poll_next_unpin(cx)
-        {
-            return Poll::Ready(Wake::Bot(msg));
+        if link_rang != 0 {
+            if !self.may_read() {
+                // Read once the backlog has room (the room wait wakes the task).
+                self.wakeups.again(link_rang);
+            } else {
+                let mut own = Context::from_waker(self.wakeups.waker(wakeups::LINK));
+                if let Poll::Ready(msg) = link.poll_next_unpin(&mut own) {
+                    self.wakeups.again(link_rang);
+                    return Poll::Ready(Wake::Bot(msg));
+                }
+            }
         }
         Poll::Pending
     }
