@@ -107,6 +107,10 @@ pub fn bench_call(id: String) -> dialgate::wsbot::CallInfo {
 pub fn bench_options() -> dialgate::wsbot::WsBotOptions {
     dialgate::wsbot::WsBotOptions {
         handshake_timeout: std::time::Duration::from_secs(60),
+        chunk_ms: std::env::var("WSBOT_BENCH_CHUNK_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(dialgate::wsbot::WsBotOptions::default().chunk_ms),
         ..Default::default()
     }
 }
