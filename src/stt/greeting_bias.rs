@@ -62,7 +62,11 @@ const MAX_TRIED: usize = 200;
 
 /// First tokens whose greedy continuations are compared ("Hi" / "Hey" / "Hello" differ there,
 /// and any capitalised token may start a name).
-const FIRST_ALTERNATIVES: usize = 6;
+const FIRST_ALTERNATIVES: usize = 4;
+
+/// A path whose mean log-probability so far is this far below the floor it must reach is
+/// given up (each further token is one more decoder run).
+const PRUNE_SLACK: f32 = 1.0;
 
 /// Longest name, characters (a name slot must not swallow a whole sentence).
 const MAX_NAME_CHARS: usize = 12;
@@ -161,7 +165,7 @@ impl GreetingGrammar {
     /// Does `item` accept the word `w` (whole, or as a prefix when `prefix`)?
     fn item_accepts(&self, item: &Item, w: &str, prefix: bool) -> bool {
         match item {
-            Item::Name => is_name(w, prefix) && !(!prefix && self.is_keyword(w)),
+            Item::Name => is_name(w, prefix) && (prefix || !self.is_keyword(w)),
             Item::Word(s) => {
                 if prefix {
                     s.len() >= w.len()
@@ -389,13 +393,15 @@ fn best_valid(
 }
 
 /// The best greeting path the model finds after `prefix`: greedy within the grammar, from each
-/// of the [`FIRST_ALTERNATIVES`] best first tokens; at most `max_tokens` text tokens. `None`
-/// when no path ends within the bound.
+/// of the [`FIRST_ALTERNATIVES`] best first tokens; at most `max_tokens` text tokens. A path
+/// whose mean log-probability falls [`PRUNE_SLACK`] below `floor` (the least a greeting must
+/// score to be taken) is given up. `None` when no path ends within the bound.
 pub fn search(
     g: &GreetingGrammar,
     lm: &mut dyn TokenScorer,
     prefix: &[i32],
     max_tokens: usize,
+    floor: f32,
 ) -> Result<Option<Scored>, SttError> {
     let eot = lm.eot();
     let lp0 = lm.next_logprobs(prefix, 0)?;
@@ -413,6 +419,9 @@ pub fn search(
         // The KV cache holds the prefix only: the first token is evaluated anew.
         let mut n_past = prefix.len();
         while toks.len() <= max_tokens {
+            if logp / (toks.len() as f32) < floor - PRUNE_SLACK {
+                break;
+            }
             let lp = lm.next_logprobs(&seq, n_past)?;
             n_past = seq.len();
             let Some(&(t, l)) = best_valid(g, lm, &lp, &text, 1).first() else {

@@ -146,9 +146,15 @@ fn the_best_greeting_path_is_found_and_compared_with_the_free_text() {
     // 2. Score the free text, search the grammar.
     let free = score(&mut lm, &[0], &[1, 2, 3]).unwrap();
     assert_eq!(free.text, " Thank you.");
-    let biased = search(&GreetingGrammar::default(), &mut lm, &[0], 10)
-        .unwrap()
-        .unwrap();
+    let biased = search(
+        &GreetingGrammar::default(),
+        &mut lm,
+        &[0],
+        10,
+        f32::NEG_INFINITY,
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(biased.text, " Sarah speaking.");
     assert_eq!(biased.tokens, vec![4, 5, 6, 3]);
     // 3. Within a margin of 1 nat per token the greeting wins; with a tight margin it does not.
@@ -161,7 +167,14 @@ fn no_greeting_path_within_the_token_bound_gives_none() {
     // 1. Nothing in the grammar is likely; the only greeting word needs 3 tokens.
     let mut lm = toy(vec![("", 4, -1.0), (" Sar", 5, -1.0), (" Sarah", 6, -1.0)]);
     // 2. A bound of 2 text tokens cannot hold "Sarah speaking".
-    let found = search(&GreetingGrammar::default(), &mut lm, &[0], 2).unwrap();
+    let found = search(
+        &GreetingGrammar::default(),
+        &mut lm,
+        &[0],
+        2,
+        f32::NEG_INFINITY,
+    )
+    .unwrap();
     assert_eq!(found, None);
 }
 
@@ -178,10 +191,27 @@ fn a_likely_free_text_keeps_its_place() {
         (" Hey.", 9, -6.0),
     ]);
     let free = score(&mut lm, &[0], &[1, 2, 3]).unwrap();
-    let biased = search(&GreetingGrammar::default(), &mut lm, &[0], 10)
-        .unwrap()
-        .unwrap();
+    let biased = search(
+        &GreetingGrammar::default(),
+        &mut lm,
+        &[0],
+        10,
+        f32::NEG_INFINITY,
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(biased.text, " Hey.");
     // 2. The margin keeps the free text.
     assert!(!prefer_biased(&free, &biased, 1.0));
+}
+
+#[test]
+fn a_path_far_below_the_floor_is_given_up() {
+    // 1. The only greeting path starts at −6 a token.
+    let mut lm = toy(vec![("", 7, -6.0), (" Hey", 3, -6.0), (" Hey.", 9, -6.0)]);
+    // 2. With a floor of −1 (the free text's mean less the margin) it is given up after its
+    //    first token: one decoder run for the prefix, none for the rest.
+    let found = search(&GreetingGrammar::default(), &mut lm, &[0], 10, -1.0).unwrap();
+    assert_eq!(found, None);
+    assert_eq!(lm.calls, 1);
 }

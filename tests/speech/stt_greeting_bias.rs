@@ -51,10 +51,12 @@ fn assert_negatives_silent(r: &SttEvalReport) {
     }
 }
 
-/// Greeting set with the bias (default margin): measured figures in README "Speech
-/// recognition", greeting bias; the floors leave room for one clip.
-const BIASED_WER: f64 = 0.11;
-const BIASED_FULLY_RIGHT: f64 = 0.83;
+/// Greeting set with the bias (default margin): measured 11.1 % WER (17/153) and 83.8 %
+/// (57/68) fully right (13.1 % / 82.4 % without it; README "Speech recognition", greeting
+/// bias); the floors leave room for two words and one clip. The issue's goal (≤ 10 %, ≥ 85 %)
+/// is not met.
+const BIASED_WER: f64 = 0.125;
+const BIASED_FULLY_RIGHT: f64 = 0.82;
 
 #[test]
 fn greetings_with_the_bias_meet_the_measured_floors() {
