@@ -204,14 +204,3 @@ fn a_likely_free_text_keeps_its_place() {
     // 2. The margin keeps the free text.
     assert!(!prefer_biased(&free, &biased, 1.0));
 }
-
-#[test]
-fn a_path_far_below_the_floor_is_given_up() {
-    // 1. The only greeting path starts at −6 a token.
-    let mut lm = toy(vec![("", 7, -6.0), (" Hey", 3, -6.0), (" Hey.", 9, -6.0)]);
-    // 2. With a floor of −1 (the free text's mean less the margin) it is given up after its
-    //    first token: one decoder run for the prefix, none for the rest.
-    let found = search(&GreetingGrammar::default(), &mut lm, &[0], 10, -1.0).unwrap();
-    assert_eq!(found, None);
-    assert_eq!(lm.calls, 1);
-}

@@ -164,14 +164,7 @@ fn rescore(
         eot,
     };
     let free_score = greeting_bias::score(&mut lm, &prefix, &tokens)?;
-    let Some(biased) = greeting_bias::search(
-        &GRAMMAR,
-        &mut lm,
-        &prefix,
-        free.max_tokens,
-        free_score.mean_logp() - free.margin,
-    )?
-    else {
+    let Some(biased) = greeting_bias::search(&GRAMMAR, &mut lm, &prefix, free.max_tokens)? else {
         tracing::debug!(free = %free_score.text, took_ms = started.elapsed().as_millis() as u64, "stt greeting bias: no greeting path");
         return Ok(None);
     };
