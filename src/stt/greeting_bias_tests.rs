@@ -146,15 +146,9 @@ fn the_best_greeting_path_is_found_and_compared_with_the_free_text() {
     // 2. Score the free text, search the grammar.
     let free = score(&mut lm, &[0], &[1, 2, 3]).unwrap();
     assert_eq!(free.text, " Thank you.");
-    let biased = search(
-        &GreetingGrammar::default(),
-        &mut lm,
-        &[0],
-        10,
-        f32::NEG_INFINITY,
-    )
-    .unwrap()
-    .unwrap();
+    let biased = search(&GreetingGrammar::default(), &mut lm, &[0], 10)
+        .unwrap()
+        .unwrap();
     assert_eq!(biased.text, " Sarah speaking.");
     assert_eq!(biased.tokens, vec![4, 5, 6, 3]);
     // 3. Within a margin of 1 nat per token the greeting wins; with a tight margin it does not.
@@ -167,14 +161,7 @@ fn no_greeting_path_within_the_token_bound_gives_none() {
     // 1. Nothing in the grammar is likely; the only greeting word needs 3 tokens.
     let mut lm = toy(vec![("", 4, -1.0), (" Sar", 5, -1.0), (" Sarah", 6, -1.0)]);
     // 2. A bound of 2 text tokens cannot hold "Sarah speaking".
-    let found = search(
-        &GreetingGrammar::default(),
-        &mut lm,
-        &[0],
-        2,
-        f32::NEG_INFINITY,
-    )
-    .unwrap();
+    let found = search(&GreetingGrammar::default(), &mut lm, &[0], 2).unwrap();
     assert_eq!(found, None);
 }
 
@@ -191,15 +178,9 @@ fn a_likely_free_text_keeps_its_place() {
         (" Hey.", 9, -6.0),
     ]);
     let free = score(&mut lm, &[0], &[1, 2, 3]).unwrap();
-    let biased = search(
-        &GreetingGrammar::default(),
-        &mut lm,
-        &[0],
-        10,
-        f32::NEG_INFINITY,
-    )
-    .unwrap()
-    .unwrap();
+    let biased = search(&GreetingGrammar::default(), &mut lm, &[0], 10)
+        .unwrap()
+        .unwrap();
     assert_eq!(biased.text, " Hey.");
     // 2. The margin keeps the free text.
     assert!(!prefer_biased(&free, &biased, 1.0));
