@@ -63,8 +63,15 @@ fn prefixes_grow_into_greetings() {
     ] {
         assert!(g.accepts_prefix(t), "{t:?} should be a prefix");
     }
-    // 2. Words outside the grammar, digits, punctuation inside a clause cannot.
-    for t in [" Thank", " 5", " Hello, this is not", " who, is"] {
+    // 2. Words outside the grammar, digits, punctuation inside a clause cannot (" Thank"
+    //    alone still can: any capitalised word may start "<Name> speaking").
+    for t in [
+        " Thank you",
+        " thank",
+        " 5",
+        " Hello, this is not",
+        " who, is",
+    ] {
         assert!(!g.accepts_prefix(t), "{t:?} should not be a prefix");
     }
 }
