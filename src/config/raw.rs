@@ -133,6 +133,7 @@ pub(super) struct RawStt {
     pub audio_ctx_min: Option<u32>,
     pub audio_ctx_margin: Option<u32>,
     pub rejoin_ms: Option<u32>,
+    pub greeting_bias_margin: Option<f32>,
 }
 
 impl Default for RawStt {
@@ -155,6 +156,7 @@ impl Default for RawStt {
             audio_ctx_min: None,
             audio_ctx_margin: None,
             rejoin_ms: None,
+            greeting_bias_margin: None,
         }
     }
 }

@@ -18,6 +18,9 @@ pub const DEFAULT_MODEL: &str = "tiny.en";
 /// longer text is cut by the model anyway and costs decoding time on every utterance).
 const MAX_PROMPT_CHARS: usize = 400;
 
+/// Largest greeting bias margin accepted (nats per token): beyond it any greeting would win.
+const MAX_BIAS_MARGIN: f32 = 5.0;
+
 /// How the recogniser decodes (`server.stt` decoder keys). Defaults are the engine's.
 #[derive(Debug, Clone)]
 pub struct SttDecoder {
@@ -47,6 +50,9 @@ pub struct SttDecoder {
     /// A delivered first part of a phrase shorter than this (ms) is recognised again with the
     /// rest of the phrase; 0 = the rest is recognised alone.
     pub rejoin_ms: u32,
+    /// Greeting bias margin, mean log-probability per token (0 = off): see
+    /// [`crate::stt::greeting_bias`].
+    pub greeting_bias_margin: f32,
 }
 
 impl Default for SttDecoder {
@@ -65,6 +71,7 @@ impl Default for SttDecoder {
             audio_ctx_min: e.audio_ctx_min.max(0) as u32,
             audio_ctx_margin: e.audio_ctx_margin.max(0) as u32,
             rejoin_ms: e.rejoin_ms,
+            greeting_bias_margin: e.greeting_bias_margin,
         }
     }
 }
@@ -85,6 +92,7 @@ impl PartialEq for SttDecoder {
             && self.audio_ctx_min == o.audio_ctx_min
             && self.audio_ctx_margin == o.audio_ctx_margin
             && self.rejoin_ms == o.rejoin_ms
+            && self.greeting_bias_margin.to_bits() == o.greeting_bias_margin.to_bits()
     }
 }
 impl Eq for SttDecoder {}
@@ -104,6 +112,7 @@ impl SttDecoder {
         e.audio_ctx_min = self.audio_ctx_min as i32;
         e.audio_ctx_margin = self.audio_ctx_margin as i32;
         e.rejoin_ms = self.rejoin_ms;
+        e.greeting_bias_margin = self.greeting_bias_margin;
     }
 
     /// One line for `dialgate check`.
@@ -119,7 +128,7 @@ impl SttDecoder {
         };
         format!(
             "short_utterance_ms {} short_prompt {:?} initial_prompt {:?} pad_ms {} window {} \
-             beam_size {} temperature_inc {} min_confidence {} max_no_speech {} rejoin_ms {}",
+             beam_size {} temperature_inc {} min_confidence {} max_no_speech {} rejoin_ms {} greeting_bias_margin {}",
             self.short_utterance_ms,
             self.short_prompt,
             self.initial_prompt,
@@ -129,7 +138,8 @@ impl SttDecoder {
             self.temperature_inc,
             self.min_confidence,
             self.max_no_speech,
-            self.rejoin_ms
+            self.rejoin_ms,
+            self.greeting_bias_margin
         )
     }
 }
@@ -188,7 +198,28 @@ impl Ctx<'_> {
                 d.audio_ctx_margin,
             ),
             rejoin_ms: self.stt_whole("rejoin_ms", raw.rejoin_ms, (0, 10_000), d.rejoin_ms),
+            greeting_bias_margin: self.stt_margin(
+                "greeting_bias_margin",
+                raw.greeting_bias_margin,
+                d.greeting_bias_margin,
+            ),
         }
+    }
+
+    /// `server.stt.<key>`: a finite number from 0 to [`MAX_BIAS_MARGIN`] (nats per token), or
+    /// `dflt` when absent or invalid.
+    fn stt_margin(&mut self, key: &str, v: Option<f32>, dflt: f32) -> f32 {
+        let Some(v) = v else { return dflt };
+        if !(v.is_finite() && (0.0..=MAX_BIAS_MARGIN).contains(&v)) {
+            self.err(
+                0,
+                &format!("server.stt.{key}"),
+                ErrorKind::InvalidValue,
+                format!("expected a number from 0 to {MAX_BIAS_MARGIN}, got {v}"),
+            );
+            return dflt;
+        }
+        v
     }
 
     /// `server.stt.<key>`: a whole number in `min..=max` (an error at the key otherwise), or

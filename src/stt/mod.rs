@@ -12,6 +12,8 @@ pub mod ct2;
 pub mod engine;
 pub mod eval;
 pub mod filter;
+pub mod greeting_bias;
+mod greeting_rescore;
 pub mod import;
 mod import_source;
 pub mod mel;
@@ -128,6 +130,11 @@ pub struct SttEngineConfig {
     /// the words after it are passed on ([`rejoin`]); only a session's first words, once. 0 = the
     /// rest is recognised alone. Default 2000.
     pub rejoin_ms: u32,
+    /// Greeting bias ([`greeting_bias`]): a session's first short utterance that decoded to no
+    /// pick-up phrase is decoded again within a generic greeting grammar, and the greeting is
+    /// taken when its mean token log-probability is at most this far below the free text's
+    /// (nats per token). 0 = off. Default 1.0.
+    pub greeting_bias_margin: f32,
 }
 
 impl Default for SttEngineConfig {
@@ -153,6 +160,7 @@ impl Default for SttEngineConfig {
             short_prompt: "Hello? Hi. Yes? Speaking.".into(),
             model: "tiny.en".into(),
             rejoin_ms: 2000,
+            greeting_bias_margin: 1.0,
         }
     }
 }
@@ -187,6 +195,7 @@ impl SttEngineConfig {
             "short_utterance_ms" => self.short_utterance_ms = parse_value(key, value)?,
             "short_prompt" => self.short_prompt = value.to_owned(),
             "rejoin_ms" => self.rejoin_ms = parse_value(key, value)?,
+            "greeting_bias_margin" => self.greeting_bias_margin = parse_value(key, value)?,
             "threads_per_job" => self.threads_per_job = parse_value(key, value)?,
             _ => return Err(SttError::BadInput(format!("unknown stt key {key:?}"))),
         }

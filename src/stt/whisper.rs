@@ -118,7 +118,27 @@ impl WhisperModel {
         state
             .full(p, data)
             .map_err(|e| SttError::Engine(format!("whisper_full: {e}")))?;
-        Ok(self.read_transcript(state))
+        let mut t = self.read_transcript(state);
+        if first && (secs * 1000.0) < cfg.short_utterance_ms as f32 {
+            // A session's first short words: steered to pick-up language when the free decode
+            // is no greeting and the model scores a greeting nearly as well (greeting_rescore).
+            let free = super::greeting_rescore::FreeDecode {
+                prompt: &cfg.short_prompt,
+                language,
+                max_tokens: Self::max_tokens(secs) as usize,
+                threads: cfg.threads_per_job,
+                max_no_speech: cfg.max_no_speech,
+                margin: cfg.greeting_bias_margin,
+            };
+            super::greeting_rescore::apply(&self.ctx, state, &mut t, &free);
+        }
+        Ok(t)
+    }
+
+    /// Text-token bound for `secs` of audio: speech is ~3 words (≈4 tokens) per second; a
+    /// tight bound stops repetition loops early.
+    fn max_tokens(secs: f32) -> i32 {
+        (secs * 5.0).ceil() as i32 + 4
     }
 
     /// The decoding parameters every utterance shares: sampling, language, one segment of
@@ -186,8 +206,7 @@ impl WhisperModel {
                 );
             }
         }
-        // Speech is ~3 words (≈4 tokens) per second; a tight bound stops repetition loops early.
-        p.set_max_tokens((secs * 5.0).ceil() as i32 + 4);
+        p.set_max_tokens(Self::max_tokens(secs));
         let ctx = if cfg.audio_ctx > 0 {
             cfg.audio_ctx
         } else {

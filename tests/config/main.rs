@@ -11,6 +11,7 @@ mod cli;
 mod cli_srtp;
 mod config_bot_session_timer;
 mod config_cluster;
+mod config_greeting_bias;
 mod config_kit;
 mod config_load;
 mod config_reload;

@@ -13,4 +13,5 @@ mod call_greetings;
 mod call_stt;
 #[path = "../common/mod.rs"]
 mod common;
+mod stt_greeting_bias;
 mod stt_whisper;
