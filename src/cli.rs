@@ -157,6 +157,10 @@ pub struct AmdEvalArgs {
     /// Override the detector's transcript_hold_ms.
     #[arg(long)]
     pub hold_ms: Option<u32>,
+    /// Any `stt` key for the recogniser as KEY=VALUE (repeatable), as in `stt-eval`, e.g.
+    /// `--set greeting_utterance_ms=2000`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// Evaluate speech recognition on a labelled set (labels.csv: file,text).

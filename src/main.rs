@@ -295,18 +295,22 @@ fn amd_eval(a: AmdEvalArgs) -> ExitCode {
         audio_only,
         data_dir,
         hold_ms,
+        set,
     } = a;
     let dir = dir.as_path();
     let mut params = dialgate::amd::AmdParams::default();
     if let Some(h) = hold_ms {
         params.transcript_hold_ms = h;
     }
-    let engine = (!audio_only).then(|| {
-        dialgate::stt::SttEngine::new(dialgate::stt::SttEngineConfig {
-            data_dir,
-            ..Default::default()
-        })
-    });
+    let mut cfg = dialgate::stt::SttEngineConfig {
+        data_dir,
+        ..Default::default()
+    };
+    if let Some(e) = set.iter().find_map(|kv| cfg.set(kv).err()) {
+        eprintln!("amd-eval: {e}");
+        return ExitCode::FAILURE;
+    }
+    let engine = (!audio_only).then(|| dialgate::stt::SttEngine::new(cfg));
     let engine = match engine.as_ref().map(|e| e.status()) {
         Some(dialgate::stt::SttStatus::Ready { model, .. }) => {
             println!("transcripts: {model} recogniser (as in a call; --audio-only to skip)");

@@ -122,6 +122,7 @@ pub(super) struct RawStt {
     // Decoder settings (`SttEngineConfig`'s fields); absent = the engine's default, so the
     // defaults live in one place (`stt::SttEngineConfig::default`). Checked in `config/stt.rs`.
     pub short_utterance_ms: Option<u32>,
+    pub greeting_utterance_ms: Option<u32>,
     pub short_prompt: Option<String>,
     pub initial_prompt: Option<String>,
     pub pad_ms: Option<u32>,
@@ -145,6 +146,7 @@ impl Default for RawStt {
             queue_bound: d_stt_queue(),
             max_sessions: d_stt_sessions(),
             short_utterance_ms: None,
+            greeting_utterance_ms: None,
             short_prompt: None,
             initial_prompt: None,
             pad_ms: None,

@@ -27,6 +27,9 @@ pub struct SttDecoder {
     /// Utterances shorter than this (ms) are taken as a greeting (digits suppressed, first one
     /// decoded after `short_prompt`); 0 = no special case.
     pub short_utterance_ms: u32,
+    /// A session's first utterance shorter than this (ms) is taken as the greeting (prompt,
+    /// no digits, greeting bias) even beyond `short_utterance_ms`.
+    pub greeting_utterance_ms: u32,
     /// Decoder prompt for a session's first short utterance; empty = none.
     pub short_prompt: String,
     /// Decoder prompt for every other utterance; empty = none.
@@ -60,6 +63,7 @@ impl Default for SttDecoder {
         let e = SttEngineConfig::default();
         SttDecoder {
             short_utterance_ms: e.short_utterance_ms,
+            greeting_utterance_ms: e.greeting_utterance_ms,
             short_prompt: e.short_prompt,
             initial_prompt: e.initial_prompt,
             pad_ms: e.pad_ms,
@@ -81,6 +85,7 @@ impl Default for SttDecoder {
 impl PartialEq for SttDecoder {
     fn eq(&self, o: &Self) -> bool {
         self.short_utterance_ms == o.short_utterance_ms
+            && self.greeting_utterance_ms == o.greeting_utterance_ms
             && self.short_prompt == o.short_prompt
             && self.initial_prompt == o.initial_prompt
             && self.pad_ms == o.pad_ms
@@ -101,6 +106,7 @@ impl SttDecoder {
     /// Writes these settings into the engine configuration.
     pub fn apply(&self, e: &mut SttEngineConfig) {
         e.short_utterance_ms = self.short_utterance_ms;
+        e.greeting_utterance_ms = self.greeting_utterance_ms;
         e.short_prompt = self.short_prompt.clone();
         e.initial_prompt = self.initial_prompt.clone();
         e.pad_ms = self.pad_ms;
@@ -127,9 +133,10 @@ impl SttDecoder {
             format!("{} ms", self.audio_ctx * 20)
         };
         format!(
-            "short_utterance_ms {} short_prompt {:?} initial_prompt {:?} pad_ms {} window {} \
+            "short_utterance_ms {} greeting_utterance_ms {} short_prompt {:?} initial_prompt {:?} pad_ms {} window {} \
              beam_size {} temperature_inc {} min_confidence {} max_no_speech {} rejoin_ms {} greeting_bias_margin {}",
             self.short_utterance_ms,
+            self.greeting_utterance_ms,
             self.short_prompt,
             self.initial_prompt,
             self.pad_ms,
@@ -168,6 +175,12 @@ impl Ctx<'_> {
                 raw.short_utterance_ms,
                 (0, 10_000),
                 d.short_utterance_ms,
+            ),
+            greeting_utterance_ms: self.stt_whole(
+                "greeting_utterance_ms",
+                raw.greeting_utterance_ms,
+                (0, 10_000),
+                d.greeting_utterance_ms,
             ),
             short_prompt: self.stt_prompt("short_prompt", &raw.short_prompt, d.short_prompt),
             initial_prompt: self.stt_prompt(

@@ -125,6 +125,12 @@ pub struct SttEngineConfig {
     /// `short_utterance_ms`); it biases tiny.en toward telephone greetings. Empty = none.
     /// Default "Hello? Hi. Yes? Speaking.".
     pub short_prompt: String,
+    /// A session's first utterance shorter than this (ms, as recognised) is taken as the
+    /// person's greeting even when it is longer than `short_utterance_ms`: decoded after
+    /// `short_prompt`, without digits, and biased toward pick-up language
+    /// (`greeting_bias_margin`). Later utterances keep `short_utterance_ms` (a number said
+    /// mid-call must keep its digits). Default 3000.
+    pub greeting_utterance_ms: u32,
     /// A phrase's first part delivered at a pause ("Hi,") and shorter than this (ms of audio,
     /// pre-roll included) is recognised again together with the rest of the phrase, and only
     /// the words after it are passed on ([`rejoin`]); only a session's first words, once. 0 = the
@@ -157,6 +163,7 @@ impl Default for SttEngineConfig {
             pad_ms: 1100,
             temperature_inc: 0.0,
             short_utterance_ms: 2000,
+            greeting_utterance_ms: 3000,
             short_prompt: "Hello? Hi. Yes? Speaking.".into(),
             model: "tiny.en".into(),
             rejoin_ms: 2000,
@@ -193,6 +200,7 @@ impl SttEngineConfig {
             "pad_ms" => self.pad_ms = parse_value(key, value)?,
             "temperature_inc" => self.temperature_inc = parse_value(key, value)?,
             "short_utterance_ms" => self.short_utterance_ms = parse_value(key, value)?,
+            "greeting_utterance_ms" => self.greeting_utterance_ms = parse_value(key, value)?,
             "short_prompt" => self.short_prompt = value.to_owned(),
             "rejoin_ms" => self.rejoin_ms = parse_value(key, value)?,
             "greeting_bias_margin" => self.greeting_bias_margin = parse_value(key, value)?,

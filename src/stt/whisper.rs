@@ -183,10 +183,11 @@ impl WhisperModel {
         first: bool,
         cfg: &SttEngineConfig,
     ) {
-        let short = (secs * 1000.0) < cfg.short_utterance_ms as f32;
+        let greeting = is_greeting(secs, first, cfg);
+        let short = greeting || (secs * 1000.0) < cfg.short_utterance_ms as f32;
         // The greeting prompt only for a session's first words: given to the rest of a phrase
         // cut at a pause ("Hello," … "who is this?") it made "Hello." of "who is this".
-        let prompt = if short && first && !cfg.short_prompt.is_empty() {
+        let prompt = if greeting && !cfg.short_prompt.is_empty() {
             &cfg.short_prompt
         } else {
             &cfg.initial_prompt
@@ -247,5 +248,38 @@ impl WhisperModel {
             confidence: if pn > 0 { psum / pn as f32 } else { 0.0 },
             no_speech,
         }
+    }
+}
+
+/// Whether an utterance `secs` long is taken as the person's greeting: a session's first one,
+/// shorter than `short_utterance_ms` or `greeting_utterance_ms`. A greeting said slowly or
+/// with a pause ("Hello, yes?", "Hi, who's calling, please?") runs past 2 s; measured on the
+/// greeting set, 4 s for the first utterance took WER from 11.1 % to 7.8 % with the prompt set
+/// unchanged (README "Speech recognition").
+fn is_greeting(secs: f32, first: bool, cfg: &SttEngineConfig) -> bool {
+    let limit = cfg.short_utterance_ms.max(cfg.greeting_utterance_ms);
+    first && secs * 1000.0 < limit as f32
+}
+
+#[cfg(test)]
+mod greeting_window_tests {
+    use super::*;
+
+    #[test]
+    fn a_first_utterance_within_the_greeting_window_is_the_greeting() {
+        // 1. Defaults: short_utterance_ms 2000, greeting_utterance_ms 3000.
+        let cfg = SttEngineConfig::default();
+        assert!(is_greeting(1.5, true, &cfg));
+        assert!(is_greeting(2.5, true, &cfg));
+        // 2. Not a session's first words, or longer than the window: no greeting.
+        assert!(!is_greeting(1.5, false, &cfg));
+        assert!(!is_greeting(3.5, true, &cfg));
+        // 3. greeting_utterance_ms 0: the first utterance falls back to short_utterance_ms.
+        let cfg = SttEngineConfig {
+            greeting_utterance_ms: 0,
+            ..SttEngineConfig::default()
+        };
+        assert!(is_greeting(1.5, true, &cfg));
+        assert!(!is_greeting(2.5, true, &cfg));
     }
 }

@@ -66,3 +66,32 @@ fn greeting_bias_margin_out_of_range_is_refused_at_its_node() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn greeting_utterance_ms_reaches_the_engine_and_is_range_checked() {
+    // 1. A window written in the file reaches the engine; absent, the engine's default (3000).
+    let (dir, file) = write_config("window", "    greeting_utterance_ms: 2500\n");
+    let c = config::load(&file).unwrap();
+    let e = c.server.stt.engine_config(&c.server.data_dir);
+    assert_eq!(e.greeting_utterance_ms, 2500);
+    let (dir1, file1) = write_config("window-absent", "    workers: 1\n");
+    let c = config::load(&file1).unwrap();
+    let e = c.server.stt.engine_config(&c.server.data_dir);
+    assert_eq!(e.greeting_utterance_ms, 3000);
+    // 2. Beyond 10 s: one error at the key's value, naming the range.
+    let (dir2, file2) = write_config("window-high", "    greeting_utterance_ms: 20000\n");
+    let e = config::load(&file2).unwrap_err();
+    let lines: Vec<String> = e.errors().iter().map(|e| e.to_string()).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "{}:7:28: server.stt.greeting_utterance_ms:",
+            file2.display()
+        )),
+        "{lines:?}"
+    );
+    assert!(lines[0].contains("20000"), "{lines:?}");
+    for d in [dir, dir1, dir2] {
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
