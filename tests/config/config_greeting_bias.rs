@@ -1,32 +1,18 @@
 //! `server.stt.greeting_bias_margin`: reaches the engine, is checked with its position, and
 //! defaults to the engine's value when absent.
 
+use crate::config_stt::write_config;
 use dialgate::config;
-use std::path::PathBuf;
-
-/// A fresh directory holding `dialgate.yaml` with `stt` (indented under `server:`).
-fn write_config(tag: &str, stt: &str) -> (PathBuf, PathBuf) {
-    let dir =
-        std::env::temp_dir().join(format!("dialgate-config-bias-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("data/models")).unwrap();
-    let file = dir.join("dialgate.yaml");
-    let text = format!(
-        "server:\n  sip:\n    listen: [{{ transport: udp, address: \"127.0.0.1:5060\" }}]\n  http: {{ plain_http: true }}\n  data_dir: data\n  stt:\n{stt}bots:\n  - id: demo-bot\n    name: Demo Bot\n    sip_uri: \"sip:bot@127.0.0.1:5090\"\n"
-    );
-    std::fs::write(&file, text).unwrap();
-    (dir, file)
-}
 
 #[test]
 fn greeting_bias_margin_reaches_the_engine_and_defaults() {
     // 1. A margin written in the file reaches the engine configuration.
-    let (dir, file) = write_config("set", "    greeting_bias_margin: 0.5\n");
+    let (dir, file) = write_config("bias-set", "    greeting_bias_margin: 0.5\n");
     let c = config::load(&file).unwrap();
     let e = c.server.stt.engine_config(&c.server.data_dir);
     assert_eq!(e.greeting_bias_margin, 0.5);
     // 2. 0 (off) is accepted.
-    let (dir0, file0) = write_config("off", "    greeting_bias_margin: 0\n");
+    let (dir0, file0) = write_config("bias-off", "    greeting_bias_margin: 0\n");
     let c = config::load(&file0).unwrap();
     assert_eq!(
         c.server
@@ -36,7 +22,7 @@ fn greeting_bias_margin_reaches_the_engine_and_defaults() {
         0.0
     );
     // 3. Absent: the engine's default.
-    let (dir1, file1) = write_config("absent", "    workers: 1\n");
+    let (dir1, file1) = write_config("bias-absent", "    workers: 1\n");
     let c = config::load(&file1).unwrap();
     assert_eq!(
         c.server
@@ -70,16 +56,16 @@ fn greeting_bias_margin_out_of_range_is_refused_at_its_node() {
 #[test]
 fn greeting_utterance_ms_reaches_the_engine_and_is_range_checked() {
     // 1. A window written in the file reaches the engine; absent, the engine's default (3000).
-    let (dir, file) = write_config("window", "    greeting_utterance_ms: 2500\n");
+    let (dir, file) = write_config("bias-window", "    greeting_utterance_ms: 2500\n");
     let c = config::load(&file).unwrap();
     let e = c.server.stt.engine_config(&c.server.data_dir);
     assert_eq!(e.greeting_utterance_ms, 2500);
-    let (dir1, file1) = write_config("window-absent", "    workers: 1\n");
+    let (dir1, file1) = write_config("bias-window-absent", "    workers: 1\n");
     let c = config::load(&file1).unwrap();
     let e = c.server.stt.engine_config(&c.server.data_dir);
     assert_eq!(e.greeting_utterance_ms, 3000);
     // 2. Beyond 10 s: one error at the key's value, naming the range.
-    let (dir2, file2) = write_config("window-high", "    greeting_utterance_ms: 20000\n");
+    let (dir2, file2) = write_config("bias-window-high", "    greeting_utterance_ms: 20000\n");
     let e = config::load(&file2).unwrap_err();
     let lines: Vec<String> = e.errors().iter().map(|e| e.to_string()).collect();
     assert_eq!(lines.len(), 1, "{lines:?}");

@@ -6,8 +6,8 @@ use dialgate::config::{self, ErrorKind};
 use std::path::PathBuf;
 
 /// A fresh directory holding `dialgate.yaml` with `stt` (indented under `server:`) and a
-/// data directory `data/` beside it.
-fn write_config(tag: &str, stt: &str) -> (PathBuf, PathBuf) {
+/// data directory `data/` beside it (also used by `config_greeting_bias`).
+pub(crate) fn write_config(tag: &str, stt: &str) -> (PathBuf, PathBuf) {
     let dir =
         std::env::temp_dir().join(format!("dialgate-config-stt-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -59,7 +59,7 @@ fn chosen_model_and_decoder_settings_reach_the_engine() {
     let (ok, stdout, stderr) = crate::config_kit::check(&file);
     assert!(ok, "{stdout}{stderr}");
     let want = format!(
-        "Speech recognition: model base.en ({}, installed); short_utterance_ms 2500 short_prompt \"Hello? Yes? Speaking.\"",
+        "Speech recognition: model base.en ({}, installed); short_utterance_ms 2500 greeting_utterance_ms 3000 short_prompt \"Hello? Yes? Speaking.\"",
         model.display()
     );
     assert!(stdout.contains(&want), "{stdout}");
