@@ -193,7 +193,13 @@ impl Flow {
         let cpu = super::cpu::exclusive_if(s.with_model || speaks).await;
         // A test may choose the callee's port (to name it in DNS records).
         if s.callee.port == 0 {
-            s.callee.port = free_udp_port();
+            // A TLS carrier listens on TCP only: a port free for UDP may be taken on TCP (a
+            // concurrent test's connection), and the dial then meets "connection refused".
+            s.callee.port = if s.sip_tls {
+                super::binary::free_tcp_port()
+            } else {
+                free_udp_port()
+            };
         }
         let callee = PjsuaPeer::spawn(s.callee).await.expect("callee peer ready");
         let bot = match s.bot.filter(|_| !s.text_bot && s.websocket.is_none()) {
