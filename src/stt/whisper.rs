@@ -119,7 +119,7 @@ impl WhisperModel {
             .full(p, data)
             .map_err(|e| SttError::Engine(format!("whisper_full: {e}")))?;
         let mut t = self.read_transcript(state);
-        if first && (secs * 1000.0) < cfg.short_utterance_ms as f32 {
+        if first && is_short(secs, cfg) {
             // A session's first short words: steered to pick-up language when the free decode
             // is no greeting and the model scores a greeting nearly as well (greeting_rescore).
             let free = super::greeting_rescore::FreeDecode {
@@ -184,7 +184,7 @@ impl WhisperModel {
         cfg: &SttEngineConfig,
     ) {
         let greeting = is_greeting(secs, first, cfg);
-        let short = greeting || (secs * 1000.0) < cfg.short_utterance_ms as f32;
+        let short = greeting || is_short(secs, cfg);
         // The greeting prompt only for a session's first words: given to the rest of a phrase
         // cut at a pause ("Hello," … "who is this?") it made "Hello." of "who is this".
         let prompt = if greeting && !cfg.short_prompt.is_empty() {
@@ -249,6 +249,12 @@ impl WhisperModel {
             no_speech,
         }
     }
+}
+
+/// Whether an utterance `secs` long is under `short_utterance_ms`: no digits in it, and the
+/// greeting bias for a session's first one.
+fn is_short(secs: f32, cfg: &SttEngineConfig) -> bool {
+    secs * 1000.0 < cfg.short_utterance_ms as f32
 }
 
 /// Whether an utterance `secs` long is taken as the person's greeting: a session's first one,

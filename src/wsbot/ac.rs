@@ -426,6 +426,21 @@ mod tests {
         (core, counters)
     }
 
+    /// A core with 20 ms chunks whose user stream is open (`userStream.started` seen), after
+    /// the bot accepted `format` if one is given; what it sent so far is dropped.
+    fn streaming(format: Option<&str>) -> AcCore {
+        let (mut ac, _) = core(20, 1000);
+        let mut out = Vec::new();
+        if let Some(f) = format {
+            let accepted = format!(r#"{{"type":"session.accepted","mediaFormat":"{f}"}}"#);
+            ac.on_text(&accepted, &mut out).unwrap();
+        }
+        ac.on_command(Command::StartUserStream, &mut out);
+        ac.on_text(r#"{"type":"userStream.started"}"#, &mut out)
+            .unwrap();
+        ac
+    }
+
     fn sent(out: &[Output]) -> Vec<Value> {
         out.iter()
             .filter_map(|o| match o {
@@ -486,11 +501,7 @@ mod tests {
 
     #[test]
     fn closing_ends_the_user_stream_then_the_session() {
-        let (mut ac, _) = core(20, 1000);
-        let mut out = Vec::new();
-        ac.on_command(Command::StartUserStream, &mut out);
-        ac.on_text(r#"{"type":"userStream.started"}"#, &mut out)
-            .unwrap();
+        let mut ac = streaming(None);
         let frames = ac.closing("client-disconnected", "bye");
         let v: Vec<Value> = frames
             .iter()
@@ -504,12 +515,8 @@ mod tests {
     #[test]
     fn the_calls_pcmu_goes_to_a_mulaw_bot_byte_for_byte() {
         // 1. An open user stream in raw/mulaw, 20 ms chunks.
-        let (mut ac, _) = core(20, 1000);
+        let mut ac = streaming(None);
         let mut out = Vec::new();
-        ac.on_command(Command::StartUserStream, &mut out);
-        ac.on_text(r#"{"type":"userStream.started"}"#, &mut out)
-            .unwrap();
-        out.clear();
         // 2. 30 ms of PCMU, with 0x7f (negative zero, which a decode and re-encode would turn
         //    into 0xff): one whole chunk goes, the rest waits.
         let mut pcmu: Vec<u8> = (0..240u32).map(|i| (i * 37 % 256) as u8).collect();
@@ -525,17 +532,8 @@ mod tests {
     #[test]
     fn the_calls_pcmu_is_resampled_for_an_lpcm_bot() {
         // 1. A session accepted in raw/lpcm16 (16 kHz), its user stream open.
-        let (mut ac, _) = core(20, 1000);
+        let mut ac = streaming(Some("raw/lpcm16"));
         let mut out = Vec::new();
-        ac.on_text(
-            r#"{"type":"session.accepted","mediaFormat":"raw/lpcm16"}"#,
-            &mut out,
-        )
-        .unwrap();
-        ac.on_command(Command::StartUserStream, &mut out);
-        ac.on_text(r#"{"type":"userStream.started"}"#, &mut out)
-            .unwrap();
-        out.clear();
         // 2. 20 ms of PCMU becomes one chunk of 20 ms at 16 kHz, 16-bit: 640 bytes.
         ac.on_person_pcmu(&[0xffu8; 160], &mut out);
         let msgs = sent(&out);
