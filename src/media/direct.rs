@@ -17,12 +17,6 @@
 //!   bot's RTP packet (recording, dialgate's own injected stream holding it back, sequence
 //!   rewriting, SRTP toward the carrier).
 //!
-//! * **person → bot, written by the relay**: a session whose bot is reached over plain TCP
-//!   installs a [`PersonSink`]; while the queue above is empty the relay thread hands the
-//!   person's audio to it, which writes the bot's message on the spot (`wsbot/relay_sink.rs`),
-//!   and the session's task is not woken at all. The sink declines when it cannot do so at once
-//!   (the session is busy with the protocol, the socket failed): the audio then takes the queue.
-//!
 //! Neither side ever waits for the other: a full queue drops the frame and counts it
 //! (`dialgate_queue_full_total{queue="wsbot_audio"|"wsbot_playout"}`).
 
@@ -85,20 +79,8 @@ impl Outbox {
     }
 }
 
-/// Takes the person's audio on the relay thread, for a session that can send it to its bot
-/// without its task (see the module doc).
-pub trait PersonSink: Send + Sync {
-    /// Sends `pcmu` on now, never waiting; `false` when it cannot (the audio is queued for the
-    /// session instead). `queue_empty` says whether earlier audio still waits in the queue:
-    /// the sink must ask it under the same lock the session holds while draining the queue,
-    /// so that audio never overtakes audio queued before it.
-    fn try_send(&self, pcmu: &[u8], queue_empty: &dyn Fn() -> bool) -> bool;
-}
-
 /// What the relay thread and the session's endpoint share.
 pub(crate) struct DirectShared {
-    /// The session's sink, when it has one.
-    sink: Mutex<Option<Arc<dyn PersonSink>>>,
     /// The person's audio (PCMU) not yet taken by the session.
     person: Mutex<VecDeque<u8>>,
     /// Rung when the person's audio arrives in an empty queue (a doorbell, not a `Notify`:
@@ -115,12 +97,6 @@ impl DirectShared {
     /// already due to wake. Never waits; a full queue drops the packet and counts it.
     pub(crate) fn push_person(&self, pcmu: &[u8]) {
         if self.closed.load(Relaxed) {
-            return;
-        }
-        let sink = lock(&self.sink).clone();
-        if let Some(sink) = sink
-            && sink.try_send(pcmu, &|| lock(&self.person).is_empty())
-        {
             return;
         }
         let was_empty = {
@@ -161,7 +137,6 @@ impl DirectPort {
     /// relay thread keeps.
     pub(crate) fn new(id: u64, outbox: Arc<Outbox>) -> (DirectPort, Arc<DirectShared>) {
         let shared = Arc::new(DirectShared {
-            sink: Mutex::new(None),
             person: Mutex::new(VecDeque::with_capacity(PERSON_BYTES)),
             wake: Doorbell::new(),
             closed: AtomicBool::new(false),
@@ -199,12 +174,6 @@ impl DirectPort {
         n
     }
 
-    /// Installs (or with `None` removes) the sink the relay thread hands the person's audio
-    /// to while nothing waits in the queue.
-    pub fn set_person_sink(&self, sink: Option<Arc<dyn PersonSink>>) {
-        *lock(&self.shared.sink) = sink;
-    }
-
     /// Packets of the person's audio dropped (queue full) since the last call.
     pub fn take_dropped(&self) -> u64 {
         self.shared.dropped.swap(0, Relaxed)
@@ -226,7 +195,6 @@ impl DirectPort {
 impl Drop for DirectPort {
     fn drop(&mut self) {
         self.shared.closed.store(true, Relaxed);
-        lock(&self.shared.sink).take();
         lock(&self.shared.person).clear();
     }
 }

@@ -3,7 +3,6 @@
 use super::config::WebSocketBot;
 use super::error::WsBotError;
 use super::types::WsBotOptions;
-use super::writer::{BotWriter, SplitTcp};
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -19,13 +18,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 const READ_BUFFER: usize = 4096;
 
 /// One open socket to the bot.
-pub(crate) struct Link {
-    /// The WebSocket, read by the session (and written by it under TLS).
-    pub ws: WebSocketStream<MaybeTlsStream<SplitTcp>>,
-    /// A plain `ws://` socket's writer: every text message goes through it, the session's and
-    /// the relay thread's (`writer.rs`). `None` under TLS, where only tungstenite writes.
-    pub plain: Option<Arc<BotWriter>>,
-}
+pub(crate) type Link = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Installs rustls' `ring` provider unless the process already has one (the API, SIP and
 /// webhook code install the same one; a second install would fail harmlessly, but checking
@@ -75,34 +68,14 @@ pub(crate) async fn open(bot: &WebSocketBot, opts: &WsBotOptions) -> Result<Link
         .max_message_size(Some(hard))
         .max_frame_size(Some(hard))
         .read_buffer_size(READ_BUFFER);
-    let tls = matches!(connector, Connector::Rustls(_));
-    let connecting = async {
-        // As tokio-tungstenite's own connect, but with the socket split so that its write
-        // half can be shared (`writer.rs`).
-        let host = bot.url.host_str().unwrap_or_default();
-        let port = bot
-            .url
-            .port_or_known_default()
-            .unwrap_or(if tls { 443 } else { 80 });
-        let socket = TcpStream::connect(format!("{host}:{port}"))
-            .await
-            .map_err(tokio_tungstenite::tungstenite::Error::Io)?;
-        socket.set_nodelay(true)?;
-        let (stream, writer) = SplitTcp::new(socket);
-        let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
-            request,
-            stream,
-            Some(config),
-            Some(connector),
-        )
-        .await?;
-        Ok::<_, tokio_tungstenite::tungstenite::Error>(Link {
-            ws,
-            plain: (!tls).then_some(writer),
-        })
-    };
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(config),
+        true,
+        Some(connector),
+    );
     match tokio::time::timeout(opts.handshake_timeout, connecting).await {
-        Ok(Ok(link)) => Ok(link),
+        Ok(Ok((link, _response))) => Ok(link),
         Ok(Err(e)) => Err(WsBotError::Connect {
             url: url.to_string(),
             detail: e.to_string(),

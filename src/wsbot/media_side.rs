@@ -87,15 +87,6 @@ impl MediaSide {
         }
     }
 
-    /// Hands the person's audio to `sink` on the relay thread while nothing waits in the
-    /// queue (`None`: everything takes the queue again).
-    pub(crate) fn set_person_sink(
-        &self,
-        sink: Option<std::sync::Arc<dyn crate::media::PersonSink>>,
-    ) {
-        self.port.set_person_sink(sink);
-    }
-
     /// The prompts' side, if any.
     pub(crate) fn prompts_mut(&mut self) -> Option<&mut Prompts> {
         self.prompts.as_mut()

@@ -24,13 +24,11 @@ pub mod metrics;
 mod pacer;
 mod prompts;
 mod protocol;
-mod relay_sink;
 pub mod resample;
 mod session;
 mod task;
 mod types;
 mod wakeups;
-mod writer;
 
 pub use codec::{Decoder, Encoder};
 pub use config::{MediaFormat, WebSocketBot, WebSocketBotYaml, WsConfigIssue, WsProtocol};

@@ -21,7 +21,6 @@ use super::link::{self, Link};
 use super::media_side::{self, MediaSide, Playout};
 use super::pacer::Step;
 use super::protocol::{Command, Output, Protocol};
-use super::relay_sink::{self, RelaySink, SharedCore};
 use super::types::{Counters, WsBotEvent, WsBotOptions};
 use super::wakeups::{self, Wakeups};
 use crate::media::doorbell::Doorbell;
@@ -71,9 +70,7 @@ enum Stretch {
 
 /// The task owning the socket.
 pub(crate) struct Task {
-    /// Shared with the relay thread's sink while a plain socket serves the call's media
-    /// (`relay_sink.rs`).
-    core: SharedCore,
+    core: Box<dyn Protocol>,
     bot: WebSocketBot,
     opts: WsBotOptions,
     shared: Arc<Shared>,
@@ -112,7 +109,7 @@ impl Task {
         commands: mpsc::Receiver<ToTask>,
     ) -> Task {
         Task {
-            core: Arc::new(Mutex::new(core)),
+            core,
             bot,
             opts,
             shared,
@@ -213,39 +210,18 @@ impl Task {
 
     /// The person's audio the relay queued: all of it goes through the core to the bot (as the
     /// call's PCMU bytes: a µ-law bot gets them as they came).
-    /// Taken under the core's lock, as the relay's sink takes its own (`relay_sink.rs`).
     async fn person_audio(&mut self, link: &mut Link) -> Result<(), String> {
         let Some(side) = self.media.as_mut() else {
             return Ok(());
         };
-        let out = {
-            let mut core = relay_sink::lock(&self.core);
-            let (pcmu, dropped) = side.take_person();
-            count_dropped(&self.shared.counters, dropped);
-            let Some(pcmu) = pcmu else {
-                return Ok(());
-            };
-            let mut out = Vec::new();
-            core.on_person_pcmu(pcmu, &mut out);
-            relay_sink::send_now(link.plain.as_ref(), out)?
+        let (pcmu, dropped) = side.take_person();
+        count_dropped(&self.shared.counters, dropped);
+        let Some(pcmu) = pcmu else {
+            return Ok(());
         };
+        let mut out = Vec::new();
+        self.core.on_person_pcmu(pcmu, &mut out);
         self.apply_all(link, out).await
-    }
-
-    /// Lets the relay thread send the person's audio itself while this plain socket is up
-    /// and the call has media (`relay_sink.rs`); with `None`, stops it.
-    fn relay_sink(&mut self, link: Option<&Link>) {
-        let Some(side) = self.media.as_ref() else {
-            return;
-        };
-        let sink = link.and_then(|l| l.plain.clone()).map(|writer| {
-            Arc::new(RelaySink {
-                core: self.core.clone(),
-                writer,
-                counters: self.shared.counters.clone(),
-            }) as Arc<dyn crate::media::PersonSink>
-        });
-        side.set_person_sink(sink);
     }
 
     /// Drops the person's audio waiting (the socket is down), counted in 20 ms frames as the
@@ -268,20 +244,17 @@ impl Task {
 
     /// The format agreed with the bot (the configured one until the bot says otherwise).
     pub(crate) fn agreed_format(&self, configured: MediaFormat) -> MediaFormat {
-        relay_sink::lock(&self.core).format().unwrap_or(configured)
+        self.core.format().unwrap_or(configured)
     }
 
     /// Opens a socket and starts (or resumes) the session on it.
     pub(crate) async fn open_session(&mut self, resume: bool) -> Result<Link, WsBotError> {
         let mut link = link::open(&self.bot, &self.opts).await?;
         Counters::bump(&self.shared.counters.connections);
-        let hello = {
-            let mut core = relay_sink::lock(&self.core);
-            if resume {
-                core.resume().into_iter().collect()
-            } else {
-                core.opening()
-            }
+        let hello = if resume {
+            self.core.resume().into_iter().collect()
+        } else {
+            self.core.opening()
         };
         for frame in hello {
             self.write(&mut link, frame)
@@ -291,8 +264,7 @@ impl Task {
                     detail,
                 })?;
         }
-        let needs_accept = relay_sink::lock(&self.core).needs_accept();
-        if needs_accept {
+        if self.core.needs_accept() {
             self.await_accept(&mut link).await?;
         }
         Ok(link)
@@ -315,14 +287,12 @@ impl Task {
     async fn read_until_accepted(&mut self, link: &mut Link) -> Result<(), WsBotError> {
         let url = self.bot.url.to_string();
         loop {
-            let outputs = match link.ws.next().await {
-                Some(Ok(msg)) => self.incoming(msg, link),
+            let outputs = match link.next().await {
+                Some(Ok(msg)) => self.incoming(msg),
                 None | Some(Err(_)) => None,
             };
-            let outputs = match outputs {
-                None => return Err(WsBotError::ClosedDuringHandshake { url }),
-                Some(Err(detail)) => return Err(WsBotError::Connect { url, detail }),
-                Some(Ok(outputs)) => outputs,
+            let Some(outputs) = outputs else {
+                return Err(WsBotError::ClosedDuringHandshake { url });
             };
             let mut accepted = false;
             for o in outputs {
@@ -342,11 +312,9 @@ impl Task {
         }
     }
 
-    /// Parses one incoming message; `None` when the bot closed the socket, `Some(Err)` when a
-    /// plain socket's writer refused a reply (see `relay_sink::with_core`).
-    fn incoming(&mut self, msg: Message, link: &Link) -> Option<Result<Vec<Output>, String>> {
+    /// Parses one incoming message; `None` when the bot closed the socket.
+    fn incoming(&mut self, msg: Message) -> Option<Vec<Output>> {
         let mut out = Vec::new();
-        let mut core = relay_sink::lock(&self.core);
         let result = match msg {
             Message::Text(text) if text.len() > self.opts.max_message_bytes => {
                 Err(super::error::FrameError::Oversized {
@@ -354,7 +322,7 @@ impl Task {
                     limit: self.opts.max_message_bytes,
                 })
             }
-            Message::Text(text) => core.on_text(text.as_str(), &mut out),
+            Message::Text(text) => self.core.on_text(text.as_str(), &mut out),
             Message::Binary(b) => Err(super::error::FrameError::Binary(b.len())),
             Message::Close(_) => return None,
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
@@ -363,18 +331,11 @@ impl Task {
             Counters::bump(&self.shared.counters.bad_frames);
             tracing::warn!(error = %e, "ignored a frame from the WebSocket bot");
         }
-        Some(relay_sink::send_now(link.plain.as_ref(), out))
+        Some(out)
     }
 
-    /// Sends one message, bounded by the write timeout.
     async fn write(&self, link: &mut Link, frame: String) -> Result<(), String> {
-        if let Some(writer) = &link.plain {
-            writer.send_text(&frame).map_err(|e| e.to_string())?;
-            return self.sent(link).await;
-        }
-        match tokio::time::timeout(self.opts.write_timeout, link.ws.send(Message::text(frame)))
-            .await
-        {
+        match tokio::time::timeout(self.opts.write_timeout, link.send(Message::text(frame))).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err("the bot stopped reading (write timed out)".into()),
@@ -401,23 +362,7 @@ impl Task {
         for o in outputs {
             self.apply(link, o).await?;
         }
-        self.echo_marks(link).await?;
-        self.sent(link).await
-    }
-
-    /// With a plain socket: waits, bounded by the write timeout, until the writer has handed
-    /// everything to the socket (what the session wrote, and any of the relay's chunks before
-    /// it). Under TLS each write already waited.
-    async fn sent(&self, link: &Link) -> Result<(), String> {
-        let Some(writer) = link.plain.as_ref().filter(|w| w.has_unsent()) else {
-            return Ok(());
-        };
-        let flushed = std::future::poll_fn(|cx| writer.poll_sent(cx));
-        match tokio::time::timeout(self.opts.write_timeout, flushed).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("the bot stopped reading (write timed out)".into()),
-        }
+        self.echo_marks(link).await
     }
 
     /// Sends the echoes of marks whose audio has played.
@@ -426,9 +371,8 @@ impl Task {
         if due.is_empty() {
             return Ok(());
         }
-        let out = relay_sink::with_core(&self.core, link.plain.as_ref(), |core, out| {
-            core.marks_played(due, out)
-        })?;
+        let mut out = Vec::new();
+        self.core.marks_played(due, &mut out);
         for o in out {
             self.apply(link, o).await?;
         }
@@ -438,10 +382,7 @@ impl Task {
     /// Relays until hang-up or until the bot is gone for good.
     pub(crate) async fn run(mut self, mut link: Link) {
         loop {
-            let stretch = self.connected(&mut link).await;
-            // The relay thread stops writing to this socket (the goodbye already stopped it).
-            self.relay_sink(None);
-            match stretch {
+            match self.connected(&mut link).await {
                 Stretch::Ended => return,
                 Stretch::Dropped(reason) => {
                     tracing::warn!(%reason, "WebSocket bot socket dropped");
@@ -473,7 +414,6 @@ impl Task {
         }
         // A new socket (or the first): poll every source once.
         self.wakeups.again(wakeups::ALL);
-        self.relay_sink(Some(link));
         loop {
             // One poll of persistent state per wake-up (see `Wake`), then the wake's work.
             let wake = std::future::poll_fn(|cx| self.poll_wake(cx, link)).await;
@@ -488,16 +428,12 @@ impl Task {
                     reason,
                 }))) => return self.goodbye(link, &reason_code, &reason).await,
                 Wake::Command(Some(ToTask::Core(cmd))) => {
-                    match relay_sink::with_core(&self.core, link.plain.as_ref(), |core, out| {
-                        core.on_command(cmd, out)
-                    }) {
-                        Ok(out) => self.apply_all(link, out).await,
-                        Err(e) => Err(e),
-                    }
+                    let mut out = Vec::new();
+                    self.core.on_command(cmd, &mut out);
+                    self.apply_all(link, out).await
                 }
                 Wake::Command(Some(ToTask::Media(side))) => {
                     self.attach(side);
-                    self.relay_sink(Some(link));
                     Ok(())
                 }
                 // The clock's own wake-up; frames are paced below, on every wake.
@@ -514,12 +450,10 @@ impl Task {
                 }
                 Wake::Bot(None) => Err("the bot closed the connection".to_string()),
                 Wake::Bot(Some(Err(e))) => Err(e.to_string()),
-                Wake::Bot(Some(Ok(msg))) => match self.incoming(msg, link) {
+                Wake::Bot(Some(Ok(msg))) => match self.incoming(msg) {
                     None => Err("the bot closed the connection".to_string()),
-                    Some(Err(e)) => Err(e),
-                    Some(Ok(out)) => self.apply_all(link, out).await,
+                    Some(out) => self.apply_all(link, out).await,
                 },
-                Wake::Unsent(e) => Err(e),
             };
             if result.is_ok() {
                 result = self.pace(Some(link)).await;
@@ -581,20 +515,13 @@ impl Task {
                 return Poll::Ready(Wake::Room(open));
             }
         }
-        // The relay's chunks the socket did not take at once: sent when it can take them.
-        if let Some(writer) = link.plain.as_ref().filter(|w| w.has_unsent())
-            && let Poll::Ready(Err(e)) = writer.poll_sent(cx)
-        {
-            self.wakeups.again(link_rang);
-            return Poll::Ready(Wake::Unsent(e.to_string()));
-        }
         if link_rang != 0 {
             if !self.may_read() {
                 // Read once the backlog has room (the room wait wakes the task).
                 self.wakeups.again(link_rang);
             } else {
                 let mut own = Context::from_waker(self.wakeups.waker(wakeups::LINK));
-                if let Poll::Ready(msg) = link.ws.poll_next_unpin(&mut own) {
+                if let Poll::Ready(msg) = link.poll_next_unpin(&mut own) {
                     self.wakeups.again(link_rang);
                     return Poll::Ready(Wake::Bot(msg));
                 }
@@ -603,18 +530,16 @@ impl Task {
         Poll::Pending
     }
 
-    /// Says goodbye and closes the socket, bounded. The relay thread stops writing first, so
-    /// that no chunk follows the goodbye.
+    /// Says goodbye and closes the socket, bounded.
     async fn goodbye(&mut self, link: &mut Link, reason_code: &str, reason: &str) -> Stretch {
-        self.relay_sink(None);
-        let frames = relay_sink::lock(&self.core).closing(reason_code, reason);
+        let frames = self.core.closing(reason_code, reason);
         let _ = tokio::time::timeout(CLOSE_BOUND, async {
             for frame in frames {
                 if self.write(link, frame).await.is_err() {
                     break;
                 }
             }
-            let _ = link.ws.close(None).await;
+            let _ = link.close(None).await;
         })
         .await;
         Stretch::Ended
@@ -623,7 +548,7 @@ impl Task {
     /// Tries to resume within the bound. `Ok(Some)`: resumed; `Ok(None)`: hung up meanwhile;
     /// `Err`: gave up.
     async fn reconnect(&mut self, reason: &str) -> Result<Option<Link>, ()> {
-        if relay_sink::lock(&self.core).resume().is_none() {
+        if self.core.resume().is_none() {
             return Err(());
         }
         let mut backoff = self.opts.resume_backoff;
@@ -639,7 +564,7 @@ impl Task {
             Counters::bump(&self.shared.counters.reconnects);
             match self.open_session(true).await {
                 Ok(link) => {
-                    let mut frames = relay_sink::lock(&self.core).resumed();
+                    let mut frames = self.core.resumed();
                     frames.append(&mut self.pending);
                     self.pending = frames;
                     self.emit(WsBotEvent::Resumed);
@@ -677,7 +602,7 @@ impl Task {
                     Some(ToTask::Core(Command::Audio(_))) => Counters::bump(&self.shared.counters.audio_dropped),
                     Some(ToTask::Core(cmd)) => {
                         let mut out = Vec::new();
-                        relay_sink::lock(&self.core).on_command(cmd, &mut out);
+                        self.core.on_command(cmd, &mut out);
                         for o in out {
                             match o {
                                 Output::Send(frame) if self.pending.len() < MAX_PENDING => self.pending.push(frame),
@@ -727,6 +652,4 @@ enum Wake {
     Room(bool),
     /// The bot's socket: a message, an error, or the end.
     Bot(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
-    /// The plain socket's writer failed while sending what waited.
-    Unsent(String),
 }
