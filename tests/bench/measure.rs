@@ -22,6 +22,22 @@ pub fn thread_cpu_split(prefix: &str) -> (f64, f64) {
     (user, sys)
 }
 
+/// CPU seconds (user and system) of every thread of this process except those whose name
+/// starts with `peers` and the calling thread (which only waits for the peers here). Counts a
+/// thread the code under test starts that no name list knows about.
+pub fn process_cpu_except(peers: &str) -> f64 {
+    let all = thread_cpu("");
+    let own = std::fs::read_to_string("/proc/thread-self/stat")
+        .ok()
+        .and_then(|stat| {
+            let close = stat.rfind(')')?;
+            let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+            Some((f[11].parse::<f64>().ok()? + f[12].parse::<f64>().ok()?) / 100.0)
+        })
+        .unwrap_or(0.0);
+    all - thread_cpu(peers) - own
+}
+
 /// CPU seconds (user and system) of this process's threads whose name starts with `prefix`.
 pub fn thread_cpu(prefix: &str) -> f64 {
     let (user, sys) = thread_cpu_split(prefix);

@@ -7,17 +7,19 @@
 //!
 //! Each frame carries its number in its first payload bytes (µ-law survives decode/encode), so
 //! the delays are per frame: person→bot (the person sends → the bot has it) and bot→person (the
-//! bot sends → the person has it). CPU is dialgate's side: the relay threads (`media-relay-*`),
-//! the runtime running the bridges and their sessions (`bench-gw`) and the WebSocket bot I/O
-//! threads (`wsbot-io-*`, used only by the second WebSocket run, `io_threads: true`, compared at
-//! the same machine load); persons and bots run on `bench-peer`, whose CPU is not counted. CPU is
+//! bot sends → the person has it). CPU is dialgate's side: every thread of the process but the
+//! peers' (`bench-peer`, the persons and bots, not counted) and the test's own — the relay
+//! threads (`media-relay-*`), the runtime running the bridges and their sessions (`bench-gw`),
+//! the WebSocket bot I/O threads (`wsbot-io-*`, used only by the `io_threads: true` run) and any
+//! thread dialgate starts that has no name here. `WSBOT_BENCH_REPEAT=K` runs K rounds (each kind
+//! once per round, the order alternating) and prints the medians. CPU is
 //! also given per frame delivered (both ways), which stays comparable when a loaded machine
 //! starves the run and fewer frames get through.
 
 use crate::common;
 use crate::measure::{
-    bench_call, bench_options, env_or, p50_p99, runtime, serve_websockets, thread_cpu,
-    thread_cpu_split, wsbot_bench_calls,
+    bench_call, bench_options, env_or, p50_p99, process_cpu_except, runtime, serve_websockets,
+    thread_cpu, thread_cpu_split, wsbot_bench_calls,
 };
 use common::wsbot::{b64, bot, unb64};
 use dialgate::call::wsbridge::{BridgeEvent, WsBridge};
@@ -316,7 +318,8 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
         persons.push((p, s.local_rtp_addr(Leg::Carrier)));
         sessions.push(s);
     }
-    let cpu = || thread_cpu("bench-gw") + thread_cpu("media-relay") + thread_cpu("wsbot-io");
+    // Every thread of dialgate's side, named or not: all but the peers' and this one.
+    let cpu = || process_cpu_except("bench-peer");
     let (cpu0, peer0, wall0) = (cpu(), thread_cpu("bench-peer"), Instant::now());
     let relay0 = thread_cpu("media-relay");
     let gw0 = thread_cpu_split("bench-gw");
@@ -361,50 +364,104 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
     }
 }
 
+/// The median of `v` (NaN when empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 #[test]
 #[ignore = "benchmark: run by scripts/bench-wsbot"]
 fn wsbot_call_bench() {
     let secs: u64 = env_or("WSBOT_BENCH_SECS", 10_u64).clamp(3, 60);
+    // One run of each kind swings by ±15 % on a shared machine: `WSBOT_BENCH_REPEAT` rounds,
+    // each kind once per round in alternating order, give medians.
+    let rounds: usize = env_or("WSBOT_BENCH_REPEAT", 1_usize).clamp(1, 9);
     let expected = secs * 50 - 50;
     let two_tasks = std::env::var("WSBOT_BENCH_TWO_TASKS").is_ok_and(|v| v == "1");
     for n in wsbot_bench_calls::<u32>() {
-        // The machine may be shared: say how loaded it was (the ratios are the fair figures).
-        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-        println!("calls={n}: load average before the run: {}", load.trim());
-        let sip = run(n, secs, Kind::Sip);
-        let ws = run(n, secs, Kind::WebSocket);
-        let io_threads = run(n, secs, Kind::WebSocketIoThreads);
-        // The former two-task bridge only on request: the run is a third shorter without it.
-        let two = two_tasks.then(|| run(n, secs, Kind::WebSocketTwoTasks));
-        let mut rows = vec![
-            ("SIP bot                 ", &sip),
-            ("WebSocket bot           ", &ws),
-            ("WebSocket, I/O threads  ", &io_threads),
-        ];
-        if let Some(two) = &two {
-            rows.push(("WebSocket bot, two tasks", two));
-        }
-        for (name, f) in rows {
+        let mut per_round: Vec<(Figures, Figures, Figures)> = Vec::new();
+        for round in 0..rounds {
+            // The machine may be shared: say how loaded it was (the ratios are the fair figures).
+            let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
             println!(
-                "calls={n} {name}: person->bot p50 {:.2} ms p99 {:.2} ms (n={}/{}); bot->person p50 {:.2} ms p99 {:.2} ms (n={}); dialgate CPU {:.3} % of a core per call (relay {:.3} %, bridges {:.0} % in the kernel), {:.1} us per frame; peers {:.0} % of a core",
-                f.up.0,
-                f.up.1,
-                f.up.2,
-                expected * n as u64,
-                f.down.0,
-                f.down.1,
-                f.down.2,
-                f.cpu_per_call,
-                f.relay_cpu_per_call,
-                f.gw_sys_share * 100.0,
-                f.cpu_per_frame_us,
-                f.peer_cpu
+                "calls={n} round {}/{rounds}: load average before the run: {}",
+                round + 1,
+                load.trim()
+            );
+            let (sip, ws, io_threads) = if round % 2 == 0 {
+                let sip = run(n, secs, Kind::Sip);
+                let ws = run(n, secs, Kind::WebSocket);
+                (sip, ws, run(n, secs, Kind::WebSocketIoThreads))
+            } else {
+                let io_threads = run(n, secs, Kind::WebSocketIoThreads);
+                let ws = run(n, secs, Kind::WebSocket);
+                (run(n, secs, Kind::Sip), ws, io_threads)
+            };
+            // The former two-task bridge only on request: the run is a third shorter without it.
+            let two = two_tasks.then(|| run(n, secs, Kind::WebSocketTwoTasks));
+            print_round(n, expected, &sip, &ws, &io_threads, two.as_ref());
+            per_round.push((sip, ws, io_threads));
+        }
+        if rounds > 1 {
+            let sip = median(per_round.iter().map(|r| r.0.cpu_per_call).collect());
+            let ws = median(per_round.iter().map(|r| r.1.cpu_per_call).collect());
+            let io = median(per_round.iter().map(|r| r.2.cpu_per_call).collect());
+            let ratios: Vec<f64> = per_round
+                .iter()
+                .map(|r| r.1.cpu_per_call / r.0.cpu_per_call)
+                .collect();
+            let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}x")).collect();
+            println!(
+                "calls={n} median of {rounds} rounds: CPU per call SIP {sip:.3} %, WebSocket {ws:.3} %, I/O threads {io:.3} %; WebSocket/SIP {:.2}x (rounds: {})",
+                median(ratios),
+                listed.join(", ")
             );
         }
-        print_ratios(n, "WebSocket/SIP", &ws, &sip);
-        print_ratios(n, "I/O-thread WebSocket/SIP", &io_threads, &sip);
-        if let Some(two) = &two {
-            print_ratios(n, "two-task (former) WebSocket/SIP", two, &sip);
-        }
+    }
+}
+
+/// Prints one round's rows and ratios.
+fn print_round(
+    n: u32,
+    expected: u64,
+    sip: &Figures,
+    ws: &Figures,
+    io_threads: &Figures,
+    two: Option<&Figures>,
+) {
+    let mut rows = vec![
+        ("SIP bot                 ", sip),
+        ("WebSocket bot           ", ws),
+        ("WebSocket, I/O threads  ", io_threads),
+    ];
+    if let Some(two) = two {
+        rows.push(("WebSocket bot, two tasks", two));
+    }
+    for (name, f) in rows {
+        println!(
+            "calls={n} {name}: person->bot p50 {:.2} ms p99 {:.2} ms (n={}/{}); bot->person p50 {:.2} ms p99 {:.2} ms (n={}); dialgate CPU {:.3} % of a core per call (relay {:.3} %, bridges {:.0} % in the kernel), {:.1} us per frame; peers {:.0} % of a core",
+            f.up.0,
+            f.up.1,
+            f.up.2,
+            expected * n as u64,
+            f.down.0,
+            f.down.1,
+            f.down.2,
+            f.cpu_per_call,
+            f.relay_cpu_per_call,
+            f.gw_sys_share * 100.0,
+            f.cpu_per_frame_us,
+            f.peer_cpu
+        );
+    }
+    print_ratios(n, "WebSocket/SIP", ws, sip);
+    print_ratios(n, "I/O-thread WebSocket/SIP", io_threads, sip);
+    if let Some(two) = two {
+        print_ratios(n, "two-task (former) WebSocket/SIP", two, sip);
     }
 }
