@@ -10,9 +10,13 @@ use common::wsbot::{BotConn, BotServer, tone_seconds};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// Relay and peer ports of test `n` (distinct from the other flow binaries' ranges).
+/// Relay and peer ports of test `n` (distinct from the other flow binaries' ranges; test 10
+/// has a range of its own, the first ten fill 35000-36999 / 49000-49999).
 fn ports(n: u16) -> (u16, u16) {
-    (35_000 + 200 * n, 49_000 + 100 * n)
+    match n {
+        10 => (44_600, 44_800),
+        n => (35_000 + 200 * n, 49_000 + 100 * n),
+    }
 }
 
 /// [`start`], then a dial (no extra request fields); returns its conversation ID too.
@@ -47,6 +51,17 @@ async fn start(
     format: Option<&'static str>,
     person: impl FnOnce(&mut FlowSetup),
 ) -> (Flow, BotServer) {
+    start_with(n, protocol, format, None, person).await
+}
+
+/// [`start`] with the bot's `chunk_ms` set.
+async fn start_with(
+    n: u16,
+    protocol: &'static str,
+    format: Option<&'static str>,
+    chunk_ms: Option<u32>,
+    person: impl FnOnce(&mut FlowSetup),
+) -> (Flow, BotServer) {
     let server = BotServer::start(Some(BOT_TOKEN), None).await;
     let (rtp, peer_rtp) = ports(n);
     let mut setup = FlowSetup::new(rtp, peer_rtp, "200");
@@ -54,6 +69,7 @@ async fn start(
         url: server.url("ws"),
         protocol,
         media_format: format,
+        chunk_ms,
     });
     person(&mut setup);
     (Flow::start(setup).await, server)
@@ -74,6 +90,8 @@ async fn accept_ac(conn: &mut BotConn, format: &str) -> Value {
 struct Seen {
     messages: Vec<Value>,
     chunks: usize,
+    /// Bytes of audio in each `userStream.chunk`, in order.
+    chunk_bytes: Vec<usize>,
 }
 
 impl Seen {
@@ -111,6 +129,8 @@ async fn ac_echo(mut conn: BotConn, say: Option<&'static str>) -> Seen {
             "userStream.start" => conn.send(json!({"type": "userStream.started"})).await,
             "userStream.chunk" => {
                 seen.chunks += 1;
+                let audio = common::wsbot::unb64(m["audioChunk"].as_str().unwrap_or(""));
+                seen.chunk_bytes.push(audio.len());
                 if say.is_none() {
                     if !playing {
                         playing = true;
@@ -705,5 +725,41 @@ async fn clear_drops_the_queued_audio_and_marks_are_echoed_as_twilio_does() {
         0,
         "the queued audio still played after the clear"
     );
+    flow.stop().await;
+}
+
+#[tokio::test]
+async fn chunk_ms_sets_the_persons_audio_per_chunk_and_the_echo_still_plays() {
+    // 1. An AC bot speaking raw/mulaw whose section says `chunk_ms: 40`; the person talks for
+    //    5 s and records.
+    let (flow, mut server) = start_with(
+        10,
+        "ac-bot-api",
+        Some("raw/mulaw"),
+        Some(40),
+        talking_person(5),
+    )
+    .await;
+    let id = flow.dial(json!({})).await;
+    let mut conn = server.accept().await;
+    accept_ac(&mut conn, "raw/mulaw").await;
+
+    // 2. The bot echoes each chunk; the person hangs up.
+    let bot = tokio::spawn(ac_echo(conn, None));
+    let done = flow.wait_terminal(&id).await;
+    assert_eq!(done["reasonCode"], "client-disconnected");
+    let seen = tokio::time::timeout(WAIT, bot).await.unwrap().unwrap();
+
+    // 3. Every chunk but the stream's last carried 40 ms of µ-law (320 bytes), half as many
+    //    messages as 20 ms chunks would have taken.
+    let (last, whole) = seen.chunk_bytes.split_last().expect("chunks");
+    assert!(whole.len() > 80, "only {} chunks", seen.chunks);
+    assert!(whole.iter().all(|&b| b == 320), "{:?}", seen.chunk_bytes);
+    assert!(*last > 0 && *last <= 320, "last chunk {last} bytes");
+
+    // 4. The person heard their own words back; one terminal notification.
+    assert_heard_echo(&flow).await;
+    flow.wait_record_settled(&id).await;
+    flow.assert_notifications(&id, &["answered", "completed"]);
     flow.stop().await;
 }

@@ -84,6 +84,8 @@ pub struct WsBotSetup {
     pub protocol: &'static str,
     /// `media_format` (None: the default).
     pub media_format: Option<&'static str>,
+    /// `chunk_ms` (None: the default, 20 ms).
+    pub chunk_ms: Option<u32>,
 }
 
 /// A self-signed certificate for `names`, written as `<stem>.crt` / `<stem>.key` in `dir`;
@@ -293,6 +295,9 @@ impl Flow {
                     w.media_format
                         .map(|f| format!("      media_format: {f}\n"))
                         .unwrap_or_default()
+                        + &w.chunk_ms
+                            .map(|ms| format!("      chunk_ms: {ms}\n"))
+                            .unwrap_or_default()
                 ),
                 (None, true) => String::new(),
                 (None, false) => format!("    sip_uri: \"{bot_uri}\"\n"),

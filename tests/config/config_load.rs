@@ -393,7 +393,8 @@ fn carrier_interop_keys_are_checked_with_positions() {
 #[test]
 fn websocket_bots_are_validated_with_positions() {
     config_kit::env();
-    // 1. Both media sides, a bad URL, an unset token variable and a non-µ-law media stream.
+    // 1. Both media sides, a bad URL, an unset token variable, a non-µ-law media stream and
+    //    chunks that are not whole 20 ms frames.
     // 2. Each problem is reported at its node.
     let e = errors_of("bad/websocket.yaml");
     config_kit::assert_errors(
@@ -404,6 +405,7 @@ fn websocket_bots_are_validated_with_positions() {
             "19:12: bots[1].websocket.url: scheme must be ws or wss, not http",
             "21:18: bots[1].websocket.token_env: environment variable DIALGATE_TEST_SURELY_UNSET_VAR is not set",
             "22:21: bots[1].websocket.media_format: media-stream bots always use raw/mulaw (8 kHz µ-law), not raw/lpcm16",
+            "28:17: bots[2].websocket.chunk_ms: chunk_ms must be 20, 40, 60, 80 or 100 (whole 20 ms frames), not 30",
         ],
     );
     // 3. The conflict classifies as one.

@@ -32,6 +32,7 @@ impl Actor {
             handshake_timeout: std::time::Duration::from_secs(
                 self.call.config.config.server.bot_answer_timeout_sec.max(1) as u64,
             ),
+            chunk_ms: bot.chunk_ms,
             ..WsBotOptions::default()
         };
         tracing::info!(url = %bot.url, protocol = ?bot.protocol, "opening the WebSocket bot session");
