@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::doorbell::Doorbell;
@@ -90,16 +90,21 @@ pub(crate) struct DirectShared {
     closed: AtomicBool,
     /// Packets of the person's audio dropped because the queue was full, not yet reported.
     dropped: AtomicU64,
+    /// The session is woken when the queue reaches this many bytes (one message's worth of
+    /// audio: a session sending 40 ms chunks has nothing to do with 20 ms of it).
+    wake_bytes: AtomicUsize,
 }
 
 impl DirectShared {
-    /// The relay's side: appends the person's audio (PCMU) and wakes the session if it was not
-    /// already due to wake. Never waits; a full queue drops the packet and counts it.
+    /// The relay's side: appends the person's audio (PCMU) and wakes the session when the
+    /// queue reaches its wake-up size (once per batch). Never waits; a full queue drops the
+    /// packet and counts it.
     pub(crate) fn push_person(&self, pcmu: &[u8]) {
         if self.closed.load(Relaxed) {
             return;
         }
-        let was_empty = {
+        let wake = self.wake_bytes.load(Relaxed);
+        let reached = {
             let mut q = lock(&self.person);
             if q.len() + pcmu.len() > PERSON_BYTES {
                 drop(q);
@@ -107,11 +112,11 @@ impl DirectShared {
                 overflow::dropped(Queue::WsBotAudio, "the person's audio for a WebSocket bot");
                 return;
             }
-            let was_empty = q.is_empty();
+            let before = q.len();
             q.extend(pcmu);
-            was_empty
+            before < wake && q.len() >= wake
         };
-        if was_empty {
+        if reached {
             self.wake.ring();
         }
     }
@@ -141,6 +146,7 @@ impl DirectPort {
             wake: Doorbell::new(),
             closed: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
+            wake_bytes: AtomicUsize::new(1),
         });
         let port = DirectPort {
             id,
@@ -172,6 +178,13 @@ impl DirectPort {
         out.extend_from_slice(b);
         q.clear();
         n
+    }
+
+    /// Wakes the session only once `bytes` of the person's audio wait (at least 1, the
+    /// default: on the first byte). Capped below the queue's bound.
+    pub fn set_wake_bytes(&self, bytes: usize) {
+        let bytes = bytes.clamp(1, PERSON_BYTES / 2);
+        self.shared.wake_bytes.store(bytes, Relaxed);
     }
 
     /// Packets of the person's audio dropped (queue full) since the last call.
@@ -228,6 +241,36 @@ mod tests {
                 tokio::time::timeout(std::time::Duration::from_millis(20), port.person_audio());
             assert!(again.await.is_err());
         });
+    }
+
+    #[test]
+    fn with_a_wake_up_size_the_session_is_woken_once_a_whole_chunk_waits() {
+        // 1. A port whose session sends 40 ms chunks: woken at 320 bytes, not before.
+        let outbox = Arc::new(Outbox::default());
+        let (port, relay_side) = DirectPort::new(3, outbox);
+        port.set_wake_bytes(2 * DIRECT_FRAME);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let woken = |port: &DirectPort| {
+            rt.block_on(async {
+                let wait = std::time::Duration::from_millis(20);
+                tokio::time::timeout(wait, port.person_audio())
+                    .await
+                    .is_ok()
+            })
+        };
+        relay_side.push_person(&[1; DIRECT_FRAME]);
+        assert!(!woken(&port), "woken by half a chunk");
+        // 2. The second 20 ms completes the chunk: one wake-up, and both frames are there.
+        relay_side.push_person(&[2; DIRECT_FRAME]);
+        assert!(woken(&port));
+        let mut got = Vec::new();
+        assert_eq!(port.take_person_audio(&mut got), 2 * DIRECT_FRAME);
+        // 3. A third frame alone wakes nobody again.
+        relay_side.push_person(&[3; DIRECT_FRAME]);
+        assert!(!woken(&port));
     }
 
     #[test]

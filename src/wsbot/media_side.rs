@@ -87,6 +87,11 @@ impl MediaSide {
         }
     }
 
+    /// Wakes the session only once `bytes` of the person's audio wait (one message's worth).
+    pub(crate) fn set_wake_bytes(&self, bytes: usize) {
+        self.port.set_wake_bytes(bytes);
+    }
+
     /// The prompts' side, if any.
     pub(crate) fn prompts_mut(&mut self) -> Option<&mut Prompts> {
         self.prompts.as_mut()

@@ -165,7 +165,13 @@ impl Task {
             Ok(side)
         };
         match side {
-            Ok(side) => self.media = Some(side),
+            Ok(side) => {
+                // One wake-up per message to the bot: its chunk of the person's audio (PCMU is
+                // 8 bytes per ms); the core could send nothing with less.
+                let chunk_ms = self.opts.chunk_ms.clamp(20, 100) / 20 * 20;
+                side.set_wake_bytes(8 * chunk_ms as usize);
+                self.media = Some(side);
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the WebSocket bot's prompts socket cannot be used");
                 return;
@@ -532,6 +538,8 @@ impl Task {
 
     /// Says goodbye and closes the socket, bounded.
     async fn goodbye(&mut self, link: &mut Link, reason_code: &str, reason: &str) -> Stretch {
+        // The person's last audio, short of a whole chunk, goes before the goodbye.
+        let _ = self.person_audio(link).await;
         let frames = self.core.closing(reason_code, reason);
         let _ = tokio::time::timeout(CLOSE_BOUND, async {
             for frame in frames {
