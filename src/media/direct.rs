@@ -8,12 +8,16 @@
 //!
 //! * **person → bot**: the relay appends the person's audio (PCMU, transcoded if the carrier
 //!   speaks A-law) to the port's bounded byte queue and wakes the session's task only when the
-//!   queue was empty (one wake-up per batch however many packets are waiting); the session
-//!   takes everything waiting at once.
+//!   queue reaches the session's wake-up size (one message's worth of audio: 20 ms, or the
+//!   chunk size it sends; one wake-up per batch however many packets are waiting); the
+//!   session takes everything waiting at once.
 //! * **bot → person**: the session's playout clock pushes each due frame (PCMU) into its relay
 //!   thread's outbox, one bounded queue per relay thread shared by its sessions, without a
 //!   syscall; the relay drains the outbox every time it wakes, and wakes at least every
-//!   [`DIRECT_TICK_MS`] while it serves a direct leg. A drained frame takes the same path as a
+//!   [`DIRECT_TICK_MS`] while it serves a direct leg. The clock may hand over the next frame up
+//!   to 20 ms before its time, with that time ([`DirectPort::send_to_person_at`]): the relay
+//!   holds it until then, and the session is not woken again just for it (a bot sending 40 ms
+//!   chunks would otherwise wake it 20 ms after each). A drained frame takes the same path as a
 //!   bot's RTP packet (recording, dialgate's own injected stream holding it back, sequence
 //!   rewriting, SRTP toward the carrier).
 //!
@@ -56,25 +60,33 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// One frame for the person from session `id`, to leave at once or not before `due`.
+#[derive(Clone, Copy)]
+pub(crate) struct OutFrame {
+    pub id: u64,
+    pub pcmu: [u8; DIRECT_FRAME],
+    pub due: Option<std::time::Instant>,
+}
+
 /// One relay thread's queue of bot frames from its sessions' endpoints.
 #[derive(Default)]
 pub(crate) struct Outbox {
-    frames: Mutex<Vec<(u64, [u8; DIRECT_FRAME])>>,
+    frames: Mutex<Vec<OutFrame>>,
 }
 
 impl Outbox {
-    /// Queues a frame for session `id`; `false` when full (the frame is dropped).
-    fn push(&self, id: u64, frame: &[u8; DIRECT_FRAME]) -> bool {
+    /// Queues a frame; `false` when full (the frame is dropped).
+    fn push(&self, frame: OutFrame) -> bool {
         let mut q = lock(&self.frames);
         if q.len() >= OUTBOX_FRAMES {
             return false;
         }
-        q.push((id, *frame));
+        q.push(frame);
         true
     }
 
     /// Swaps everything queued into `into` (empty on entry; its allocation is reused next time).
-    pub(crate) fn take(&self, into: &mut Vec<(u64, [u8; DIRECT_FRAME])>) {
+    pub(crate) fn take(&self, into: &mut Vec<OutFrame>) {
         std::mem::swap(&mut *lock(&self.frames), into);
     }
 }
@@ -160,7 +172,18 @@ impl DirectPort {
     /// person the next time it wakes (within [`DIRECT_TICK_MS`]). Never waits: when the relay
     /// is that far behind the frame is dropped and counted.
     pub fn send_to_person(&self, pcmu: &[u8; DIRECT_FRAME]) {
-        if !self.outbox.push(self.id, pcmu) {
+        self.send_to_person_at(pcmu, None);
+    }
+
+    /// [`DirectPort::send_to_person`], but the relay holds the frame until `due` (when given):
+    /// the session hands over a frame whose time is near without waking again for it.
+    pub fn send_to_person_at(&self, pcmu: &[u8; DIRECT_FRAME], due: Option<std::time::Instant>) {
+        let frame = OutFrame {
+            id: self.id,
+            pcmu: *pcmu,
+            due,
+        };
+        if !self.outbox.push(frame) {
             overflow::dropped(
                 Queue::WsBotPlayout,
                 "the bot's audio for the person (the relay is behind)",

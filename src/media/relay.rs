@@ -154,7 +154,9 @@ pub(crate) struct Relay {
     /// Sessions whose bot leg is direct (the thread then wakes every few ms to drain).
     direct_legs: usize,
     /// The outbox's frames being sent (the allocation is kept from drain to drain).
-    direct_frames: Vec<(u64, [u8; super::direct::DIRECT_FRAME])>,
+    direct_frames: Vec<super::direct::OutFrame>,
+    /// Frames of direct legs given a later time, held until it comes (`relay/direct.rs`).
+    direct_held: Vec<super::direct::OutFrame>,
 }
 
 const CTRL_TOKEN: u64 = u64::MAX;
@@ -197,6 +199,7 @@ impl Relay {
             outbox,
             direct_legs: 0,
             direct_frames: Vec::new(),
+            direct_held: Vec::new(),
         })
     }
 

@@ -145,6 +145,11 @@ impl JitterBuffer {
             .is_some_and(|(pos, _)| *pos <= self.consumed)
     }
 
+    /// Whether any mark waits for its audio to be played.
+    pub fn has_marks(&self) -> bool {
+        !self.marks.is_empty()
+    }
+
     /// Samples queued now.
     pub fn queued_samples(&self) -> usize {
         self.samples.len()

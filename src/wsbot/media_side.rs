@@ -39,8 +39,9 @@ impl MediaSide {
         Ok(MediaSide { prompts, ..self })
     }
 
-    /// Sends one frame: the bot's, with dialgate's own prompt mixed in.
-    pub(crate) fn send(&mut self, mut frame: [i16; FRAME_SAMPLES]) {
+    /// Sends one frame: the bot's, with dialgate's own prompt mixed in; with `due`, the relay
+    /// holds it until then.
+    pub(crate) fn send(&mut self, mut frame: [i16; FRAME_SAMPLES], due: Option<Instant>) {
         if let Some(p) = &mut self.prompts {
             p.mix_into(&mut frame);
         }
@@ -48,7 +49,8 @@ impl MediaSide {
         for (b, s) in pcmu.iter_mut().zip(frame) {
             *b = g711::linear_to_ulaw(s);
         }
-        self.port.send_to_person(&pcmu);
+        self.port
+            .send_to_person_at(&pcmu, due.map(Instant::into_std));
     }
 
     /// Whether one of dialgate's own prompt frames waits to be sent (it is sent without

@@ -19,7 +19,7 @@ use super::error::WsBotError;
 use super::jitter::JitterBuffer;
 use super::link::{self, Link};
 use super::media_side::{self, MediaSide, Playout};
-use super::pacer::Step;
+use super::pacer::{FRAME, Step};
 use super::protocol::{Command, Output, Protocol};
 use super::types::{Counters, WsBotEvent, WsBotOptions};
 use super::wakeups::{self, Wakeups};
@@ -190,11 +190,23 @@ impl Task {
         };
         let now = tokio::time::Instant::now();
         let mut marks_due = false;
+        let mut ahead = false;
         loop {
-            let frame = {
+            let (frame, due) = {
                 let mut player = self.shared.player();
                 let ready = player.frame_ready() || side.has_prompt();
                 match play.pacer.poll(now, ready) {
+                    // A ready frame due within one frame's time, when no mark waits for it
+                    // (its echo would come early): handed to the relay now with its time, so
+                    // that the task is not woken again for it — a bot sending 40 ms chunks
+                    // would otherwise wake it 20 ms after each. One frame ahead at most.
+                    Step::Wait(at)
+                        if ready && !ahead && !player.has_marks() && at <= now + FRAME =>
+                    {
+                        ahead = true;
+                        let _ = play.pacer.poll(at, true);
+                        (player.next_frame(), Some(at))
+                    }
                     Step::Wait(at) => {
                         play.arm(at);
                         break;
@@ -202,11 +214,11 @@ impl Task {
                     Step::Send => {
                         let frame = player.next_frame();
                         marks_due |= player.has_due_marks();
-                        frame
+                        (frame, None)
                     }
                 }
             };
-            side.send(frame);
+            side.send(frame, due);
         }
         match link {
             Some(link) if marks_due => self.echo_marks(link).await,

@@ -209,3 +209,36 @@ async fn a_stray_sender_on_a_direct_legs_socket_is_not_heard() {
     assert!(heard.await.is_err(), "the stray audio reached the person");
     drop(port);
 }
+
+#[tokio::test]
+async fn a_frame_handed_over_ahead_of_its_time_leaves_no_earlier() {
+    // 1. The call's media with the bot leg served in process.
+    let (side, port) = person_side(44900, 44939).await;
+
+    // 2. The session hands over a frame due 80 ms from now (its playout clock's next frame,
+    //    so that it need not wake again for it).
+    let due = std::time::Instant::now() + Duration::from_millis(80);
+    port.send_to_person_at(&[9; DIRECT_FRAME], Some(due));
+
+    // 3. The relay holds it until then: the person gets it, once, not before its time.
+    let mut buf = [0u8; 2048];
+    let (n, _) = tokio::time::timeout(WAIT, side.person.recv_from(&mut buf))
+        .await
+        .expect("the held frame in time")
+        .unwrap();
+    assert!(std::time::Instant::now() >= due, "the frame left early");
+    assert_eq!((n, buf[12]), (12 + DIRECT_FRAME, 9));
+
+    // 4. Frames without a time (or one already past) go at once, in order, after it.
+    port.send_to_person(&[10; DIRECT_FRAME]);
+    port.send_to_person_at(&[11; DIRECT_FRAME], Some(std::time::Instant::now()));
+    for k in [10u8, 11] {
+        let (_, _) = tokio::time::timeout(WAIT, side.person.recv_from(&mut buf))
+            .await
+            .expect("the frame in time")
+            .unwrap();
+        assert_eq!(buf[12], k);
+    }
+    let extra = tokio::time::timeout(Duration::from_millis(100), side.person.recv_from(&mut buf));
+    assert!(extra.await.is_err(), "a frame was sent twice");
+}

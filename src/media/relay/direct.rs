@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use super::super::direct::{DIRECT_FRAME, DIRECT_TICK_MS, DirectShared};
+use super::super::direct::{DIRECT_FRAME, DIRECT_TICK_MS, DirectShared, OutFrame};
 use super::super::g711::Transcoder;
 use super::super::rtp;
 use super::super::stats::GLOBAL;
@@ -60,22 +60,39 @@ impl Relay {
         }
     }
 
-    /// Sends every frame the direct legs' sessions queued since the last drain.
+    /// Sends every frame the direct legs' sessions queued since the last drain whose time has
+    /// come; a frame given a later time waits in `direct_held` (a session hands over at most
+    /// one frame ahead, so a call's frames still leave in order: the held one first).
     pub(super) fn drain_direct(&mut self, buf: &mut [u8], now: Instant) {
         if self.direct_legs == 0 {
             return;
         }
         let mut frames = std::mem::take(&mut self.direct_frames);
+        let mut held = std::mem::take(&mut self.direct_held);
+        // The held frames first: they came before anything their sessions queued since.
+        held.retain(|f| f.due.is_some_and(|due| due > now) || !self.send_direct(f, buf, now));
         self.outbox.take(&mut frames);
-        for (id, frame) in frames.drain(..) {
-            let Some(&slot) = self.by_id.get(&id) else {
-                continue; // the call ended meanwhile
-            };
-            if let Some(Some(s)) = self.slots.get_mut(slot) {
-                on_direct(s, &frame, buf, now, &self.tc, &self.settings);
+        for f in frames.drain(..) {
+            match f.due {
+                Some(due) if due > now => held.push(f),
+                _ => {
+                    self.send_direct(&f, buf, now);
+                }
             }
         }
         self.direct_frames = frames;
+        self.direct_held = held;
+    }
+
+    /// Sends one frame of a direct leg; `true` once it is gone (sent, or its call ended).
+    fn send_direct(&mut self, f: &OutFrame, buf: &mut [u8], now: Instant) -> bool {
+        let Some(&slot) = self.by_id.get(&f.id) else {
+            return true; // the call ended meanwhile
+        };
+        if let Some(Some(s)) = self.slots.get_mut(slot) {
+            on_direct(s, &f.pcmu, buf, now, &self.tc, &self.settings);
+        }
+        true
     }
 }
 
