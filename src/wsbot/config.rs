@@ -219,9 +219,9 @@ impl WebSocketBotYaml {
         }
     }
 
-    /// Larger chunks mean fewer messages (less CPU per call: 2.6× a SIP bot's at 40 ms against
-    /// 2.9× at 20 ms at 250 calls in `scripts/bench-wsbot`) but the first 20 ms of each chunk
-    /// reach the bot a frame later per extra 20 ms.
+    /// Larger chunks mean fewer messages and wake-ups (less CPU per call: about 2.1× a SIP
+    /// bot's at 40 ms against 2.9–3.3× at 20 ms at 250 calls in `scripts/bench-wsbot`) but the
+    /// first 20 ms of each chunk reach the bot a frame later per extra 20 ms.
     fn check_chunk(&self, issues: &mut Vec<WsConfigIssue>) -> u32 {
         let Some(ms) = self.chunk_ms else {
             return DEFAULT_CHUNK_MS;
