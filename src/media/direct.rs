@@ -95,8 +95,8 @@ impl Outbox {
 pub(crate) struct DirectShared {
     /// The person's audio (PCMU) not yet taken by the session.
     person: Mutex<VecDeque<u8>>,
-    /// Rung when the person's audio arrives in an empty queue (a doorbell, not a `Notify`:
-    /// the session polls it on every wake-up, see `doorbell.rs`).
+    /// Rung when the person's audio in the queue reaches `wake_bytes` (a doorbell, not a
+    /// `Notify`: the session polls it on every wake-up, see `doorbell.rs`).
     wake: Doorbell,
     /// The endpoint is gone: the relay stops handing it audio.
     closed: AtomicBool,
@@ -215,14 +215,16 @@ impl DirectPort {
         self.shared.dropped.swap(0, Relaxed)
     }
 
-    /// Waits until the person's audio arrived in an empty queue (at once if it did since the
-    /// last [`DirectPort::take_person_audio`] emptied it).
+    /// Waits until the person's audio waiting reached the wake-up size
+    /// ([`DirectPort::set_wake_bytes`]; at once if it did since the last
+    /// [`DirectPort::take_person_audio`] emptied the queue).
     pub async fn person_audio(&self) {
         self.shared.wake.rung().await
     }
 
-    /// [`DirectPort::person_audio`] as a poll: ready when the person's audio arrived in an
-    /// empty queue, else the task of `cx` is woken when it does. Registers nothing per poll.
+    /// [`DirectPort::person_audio`] as a poll: ready when the person's audio waiting reached
+    /// the wake-up size, else the task of `cx` is woken when it does. Registers nothing per
+    /// poll.
     pub fn poll_person_audio(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         self.shared.wake.poll_rung(cx)
     }

@@ -67,7 +67,7 @@ impl AcCore {
             pending: Vec::new(),
             chunk_bytes: 0,
             pending_cap: 0,
-            chunk_ms: (opts.chunk_ms.clamp(20, 100) / 20) * 20,
+            chunk_ms: opts.whole_chunk_ms(),
             pre_start_ms: opts.pre_start_audio_ms,
             play: None,
             counters,

@@ -71,7 +71,7 @@ impl MediaSide {
         (Some(&self.taken), dropped)
     }
 
-    /// Ready when the person's audio arrived in an empty queue (see
+    /// Ready when the person's audio waiting reached the wake-up size (see
     /// [`DirectPort::poll_person_audio`]).
     pub(crate) fn poll_person(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         self.port.poll_person_audio(cx)

@@ -52,13 +52,8 @@ impl Prompts {
         buf: &mut [u8],
     ) -> std::task::Poll<std::io::Result<(usize, SocketAddr)>> {
         let mut buf = tokio::io::ReadBuf::new(buf);
-        match self.socket.poll_recv_from(cx, &mut buf) {
-            std::task::Poll::Ready(Ok(from)) => {
-                std::task::Poll::Ready(Ok((buf.filled().len(), from)))
-            }
-            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
-            std::task::Poll::Pending => std::task::Poll::Pending,
-        }
+        let polled = self.socket.poll_recv_from(cx, &mut buf);
+        polled.map_ok(|from| (buf.filled().len(), from))
     }
 
     /// Whether a prompt frame waits (it is sent without waiting for the bot's audio).

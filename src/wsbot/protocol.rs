@@ -3,7 +3,6 @@
 
 use super::error::FrameError;
 use super::types::WsBotEvent;
-use crate::media::g711::ulaw_to_linear;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -63,13 +62,10 @@ pub(crate) trait Protocol: Send + Sync {
     fn on_text(&mut self, text: &str, out: &mut Vec<Output>) -> Result<(), FrameError>;
     /// One command from the call (never [`Command::Hangup`]: see [`Protocol::closing`]).
     fn on_command(&mut self, cmd: Command, out: &mut Vec<Output>);
-    /// The person's audio as the call's PCMU bytes (the direct leg's queue). By default it is
-    /// decoded for [`Command::Audio`]; a core whose wire format is µ-law overrides this to pass
-    /// the bytes through (no decode, re-encode or sample buffer per 20 ms frame).
-    fn on_person_pcmu(&mut self, pcmu: &[u8], out: &mut Vec<Output>) {
-        let pcm = pcmu.iter().map(|&b| ulaw_to_linear(b)).collect();
-        self.on_command(Command::Audio(pcm), out);
-    }
+    /// The person's audio as the call's PCMU bytes (the direct leg's queue). A core whose
+    /// wire format is µ-law passes the bytes through (no decode, re-encode or sample buffer
+    /// per 20 ms frame); others decode them as [`Command::Audio`]'s samples.
+    fn on_person_pcmu(&mut self, pcmu: &[u8], out: &mut Vec<Output>);
     /// Marks whose audio has been played.
     fn marks_played(&mut self, names: Vec<String>, out: &mut Vec<Output>);
     /// Frames sent at hang-up.

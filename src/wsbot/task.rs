@@ -168,8 +168,7 @@ impl Task {
             Ok(side) => {
                 // One wake-up per message to the bot: its chunk of the person's audio (PCMU is
                 // 8 bytes per ms); the core could send nothing with less.
-                let chunk_ms = self.opts.chunk_ms.clamp(20, 100) / 20 * 20;
-                side.set_wake_bytes(8 * chunk_ms as usize);
+                side.set_wake_bytes(8 * self.opts.whole_chunk_ms() as usize);
                 self.media = Some(side);
             }
             Err(e) => {

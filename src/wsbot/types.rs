@@ -100,6 +100,13 @@ pub struct WsBotOptions {
     pub io_threads: bool,
 }
 
+impl WsBotOptions {
+    /// [`WsBotOptions::chunk_ms`] as the session uses it: whole 20 ms frames, 20 to 100.
+    pub(crate) fn whole_chunk_ms(&self) -> u32 {
+        self.chunk_ms.clamp(20, 100) / 20 * 20
+    }
+}
+
 impl Default for WsBotOptions {
     fn default() -> Self {
         WsBotOptions {

@@ -70,29 +70,32 @@ impl Relay {
         let mut frames = std::mem::take(&mut self.direct_frames);
         let mut held = std::mem::take(&mut self.direct_held);
         // The held frames first: they came before anything their sessions queued since.
-        held.retain(|f| f.due.is_some_and(|due| due > now) || !self.send_direct(f, buf, now));
+        held.retain(|f| {
+            let later = f.due.is_some_and(|due| due > now);
+            if !later {
+                self.send_direct(f, buf, now);
+            }
+            later
+        });
         self.outbox.take(&mut frames);
         for f in frames.drain(..) {
             match f.due {
                 Some(due) if due > now => held.push(f),
-                _ => {
-                    self.send_direct(&f, buf, now);
-                }
+                _ => self.send_direct(&f, buf, now),
             }
         }
         self.direct_frames = frames;
         self.direct_held = held;
     }
 
-    /// Sends one frame of a direct leg; `true` once it is gone (sent, or its call ended).
-    fn send_direct(&mut self, f: &OutFrame, buf: &mut [u8], now: Instant) -> bool {
+    /// Sends one frame of a direct leg (none when its call ended meanwhile).
+    fn send_direct(&mut self, f: &OutFrame, buf: &mut [u8], now: Instant) {
         let Some(&slot) = self.by_id.get(&f.id) else {
-            return true; // the call ended meanwhile
+            return;
         };
         if let Some(Some(s)) = self.slots.get_mut(slot) {
             on_direct(s, &f.pcmu, buf, now, &self.tc, &self.settings);
         }
-        true
     }
 }
 
