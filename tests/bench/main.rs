@@ -6,5 +6,6 @@
 mod common;
 mod measure;
 mod store_bench;
+mod ws_floor;
 mod wsbot_bench;
 mod wsbot_call_bench;

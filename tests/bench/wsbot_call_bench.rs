@@ -3,7 +3,9 @@
 //! bot side either a WebSocket bot (AC mode, `raw/mulaw`, through the call's bridge task: jitter
 //! buffer, 20 ms pacing) or a SIP bot (an RTP echo on the relay's bot side, as today). Both bots
 //! echo what they hear, on 127.0.0.1, in the same run. With `WSBOT_BENCH_TWO_TASKS=1` a third run
-//! puts the RTP side in a second task per call, as the bridge was first built.
+//! puts the RTP side in a second task per call, as the bridge was first built; with
+//! `WSBOT_BENCH_FLOOR=1` another serves the same messages from one thread with no runtime and
+//! none of dialgate's features (`ws_floor.rs`): the floor of any WebSocket design, not dialgate.
 //!
 //! Each frame carries its number in its first payload bytes (µ-law survives decode/encode), so
 //! the delays are per frame: person→bot (the person sends → the bot has it) and bot→person (the
@@ -226,6 +228,9 @@ enum Kind {
     /// built first (each frame crossed a loopback socket, the session's channel and its
     /// jitter-buffer lock): the same run's reference for what the direct leg saved.
     WebSocketTwoTasks,
+    /// Not dialgate: the same messages served by one thread with no runtime (`ws_floor.rs`),
+    /// the floor of any design.
+    Floor,
 }
 
 /// The former bridge's media loop: 20 ms pacing of `next_frame` to the relay, the person's
@@ -279,7 +284,17 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
     let mut sessions = Vec::new();
     let mut bridges = Vec::new();
     let mut persons = Vec::new();
-    for call in 0..calls {
+    let mut floor = None;
+    if kind == Kind::Floor {
+        let socks: Vec<_> = (0..calls)
+            .map(|_| Arc::new(peer_rt.block_on(UdpSocket::bind("127.0.0.1:0")).unwrap()))
+            .collect();
+        let addrs: Vec<_> = socks.iter().map(|p| p.local_addr().unwrap()).collect();
+        let f = crate::ws_floor::Floor::start(&url, &addrs, &gw_rt);
+        persons = socks.into_iter().zip(f.addrs.iter().copied()).collect();
+        floor = Some(f);
+    }
+    for call in (0..calls).filter(|_| kind != Kind::Floor) {
         let s = engine
             .create_session(&format!("call-{call}"))
             .expect("session");
@@ -347,6 +362,9 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
     for s in sessions {
         s.stop();
     }
+    if let Some(f) = floor {
+        f.stop();
+    }
     gw_rt.shutdown_timeout(Duration::from_secs(3));
     peer_rt.shutdown_timeout(Duration::from_secs(3));
     let (up, down) = (
@@ -383,8 +401,10 @@ fn wsbot_call_bench() {
     let rounds: usize = env_or("WSBOT_BENCH_REPEAT", 1_usize).clamp(1, 9);
     let expected = secs * 50 - 50;
     let two_tasks = std::env::var("WSBOT_BENCH_TWO_TASKS").is_ok_and(|v| v == "1");
+    let with_floor = std::env::var("WSBOT_BENCH_FLOOR").is_ok_and(|v| v == "1");
     for n in wsbot_bench_calls::<u32>() {
         let mut per_round: Vec<(Figures, Figures, Figures)> = Vec::new();
+        let mut floors: Vec<f64> = Vec::new();
         for round in 0..rounds {
             // The machine may be shared: say how loaded it was (the ratios are the fair figures).
             let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -404,7 +424,13 @@ fn wsbot_call_bench() {
             };
             // The former two-task bridge only on request: the run is a third shorter without it.
             let two = two_tasks.then(|| run(n, secs, Kind::WebSocketTwoTasks));
+            let floor = with_floor.then(|| run(n, secs, Kind::Floor));
             print_round(n, expected, &sip, &ws, &io_threads, two.as_ref());
+            if let Some(f) = &floor {
+                print_row(n, expected, "floor: one thread, no runtime", f);
+                print_ratios(n, "floor/SIP", f, &sip);
+                floors.push(f.cpu_per_call / sip.cpu_per_call);
+            }
             per_round.push((sip, ws, io_threads));
         }
         if rounds > 1 {
@@ -421,6 +447,14 @@ fn wsbot_call_bench() {
                 median(ratios),
                 listed.join(", ")
             );
+            if !floors.is_empty() {
+                let listed: Vec<String> = floors.iter().map(|r| format!("{r:.2}x")).collect();
+                println!(
+                    "calls={n} median floor/SIP {:.2}x (rounds: {})",
+                    median(floors.clone()),
+                    listed.join(", ")
+                );
+            }
         }
     }
 }
@@ -443,25 +477,30 @@ fn print_round(
         rows.push(("WebSocket bot, two tasks", two));
     }
     for (name, f) in rows {
-        println!(
-            "calls={n} {name}: person->bot p50 {:.2} ms p99 {:.2} ms (n={}/{}); bot->person p50 {:.2} ms p99 {:.2} ms (n={}); dialgate CPU {:.3} % of a core per call (relay {:.3} %, bridges {:.0} % in the kernel), {:.1} us per frame; peers {:.0} % of a core",
-            f.up.0,
-            f.up.1,
-            f.up.2,
-            expected * n as u64,
-            f.down.0,
-            f.down.1,
-            f.down.2,
-            f.cpu_per_call,
-            f.relay_cpu_per_call,
-            f.gw_sys_share * 100.0,
-            f.cpu_per_frame_us,
-            f.peer_cpu
-        );
+        print_row(n, expected, name, f);
     }
     print_ratios(n, "WebSocket/SIP", ws, sip);
     print_ratios(n, "I/O-thread WebSocket/SIP", io_threads, sip);
     if let Some(two) = two {
         print_ratios(n, "two-task (former) WebSocket/SIP", two, sip);
     }
+}
+
+/// Prints one kind's figures.
+fn print_row(n: u32, expected: u64, name: &str, f: &Figures) {
+    println!(
+        "calls={n} {name}: person->bot p50 {:.2} ms p99 {:.2} ms (n={}/{}); bot->person p50 {:.2} ms p99 {:.2} ms (n={}); dialgate CPU {:.3} % of a core per call (relay {:.3} %, bridges {:.0} % in the kernel), {:.1} us per frame; peers {:.0} % of a core",
+        f.up.0,
+        f.up.1,
+        f.up.2,
+        expected * n as u64,
+        f.down.0,
+        f.down.1,
+        f.down.2,
+        f.cpu_per_call,
+        f.relay_cpu_per_call,
+        f.gw_sys_share * 100.0,
+        f.cpu_per_frame_us,
+        f.peer_cpu
+    );
 }
