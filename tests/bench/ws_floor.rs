@@ -283,3 +283,129 @@ fn play_chunk(text: &[u8]) -> Option<Vec<u8>> {
     }
     B64.decode(m.audio?).ok()
 }
+
+/// The same floor written with tokio and tokio-tungstenite: one single-threaded runtime on a
+/// thread of its own (`ws-floor-rt`), one task per call reading the person's socket and the
+/// bot's. What it costs beyond [`Floor`] is the runtime's and tungstenite's per message.
+pub struct TokioFloor {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    /// Per call, where its person sends.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl TokioFloor {
+    /// Opens one session per person at `url` on the floor's own runtime and starts the calls.
+    pub fn start(url: &str, persons: &[SocketAddr]) -> TokioFloor {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (url, n, persons) = (url.to_string(), persons.len(), persons.to_vec());
+        let thread = std::thread::Builder::new()
+            .name("ws-floor-rt".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    for (i, person) in persons.into_iter().enumerate() {
+                        let id = format!("call-{i}");
+                        let ws = open_tokio_session(&url, &id).await;
+                        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                            .await
+                            .expect("udp");
+                        let _ = addr_tx.send(udp.local_addr().expect("addr"));
+                        tokio::spawn(tokio_call(ws, udp, person, id));
+                    }
+                    let _ = stop_rx.await;
+                });
+            })
+            .expect("thread");
+        let addrs = (0..n)
+            .map(|_| addr_rx.recv().expect("floor call"))
+            .collect();
+        TokioFloor {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            addrs,
+        }
+    }
+
+    /// Stops the runtime (its tasks and sockets go with it).
+    pub fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open_tokio_session(url: &str, id: &str) -> Ws {
+    // A 4 KiB read buffer, as dialgate's: tungstenite zero-fills its default 128 KiB one
+    // before every read.
+    let config =
+        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+        .await
+        .expect("connect");
+    if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+        tcp.set_nodelay(true).expect("nodelay");
+    }
+    let initiate = json!({"type": "session.initiate", "conversationId": id,
+        "expectAudioMessages": true, "supportedMediaFormats": ["raw/mulaw"]});
+    ws.send(Message::text(initiate.to_string()))
+        .await
+        .expect("initiate");
+    wait_for(&mut ws, "playStream.start").await;
+    let start = json!({"type": "userStream.start", "conversationId": id});
+    ws.send(Message::text(start.to_string()))
+        .await
+        .expect("start");
+    wait_for(&mut ws, "userStream.started").await;
+    ws
+}
+
+/// One call: the person's datagrams to the bot as `userStream.chunk`s, the bot's
+/// `playStream.chunk`s to the person as RTP.
+async fn tokio_call(
+    mut ws: Ws,
+    udp: tokio::net::UdpSocket,
+    person: SocketAddr,
+    conversation_id: String,
+) {
+    let mut buf = vec![0u8; 2048];
+    let mut seq = 0u16;
+    loop {
+        tokio::select! {
+            got = udp.recv_from(&mut buf) => {
+                let Ok((n, _)) = got else { return };
+                if n <= 12 {
+                    continue;
+                }
+                let text = format!(
+                    r#"{{"type":"userStream.chunk","conversationId":"{}","audioChunk":"{}"}}"#,
+                    conversation_id,
+                    B64.encode(&buf[12..n])
+                );
+                if ws.send(Message::text(text)).await.is_err() {
+                    return;
+                }
+            }
+            msg = ws.next() => {
+                let Some(Ok(Message::Text(t))) = msg else { return };
+                if let Some(audio) = play_chunk(t.as_bytes()) {
+                    let mut pkt = Vec::with_capacity(12 + audio.len());
+                    pkt.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
+                    pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+                    seq = seq.wrapping_add(1);
+                    pkt.extend_from_slice(&audio);
+                    let _ = udp.send_to(&pkt, person).await;
+                }
+            }
+        }
+    }
+}

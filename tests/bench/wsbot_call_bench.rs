@@ -4,8 +4,9 @@
 //! buffer, 20 ms pacing) or a SIP bot (an RTP echo on the relay's bot side, as today). Both bots
 //! echo what they hear, on 127.0.0.1, in the same run. With `WSBOT_BENCH_TWO_TASKS=1` a third run
 //! puts the RTP side in a second task per call, as the bridge was first built; with
-//! `WSBOT_BENCH_FLOOR=1` another serves the same messages from one thread with no runtime and
-//! none of dialgate's features (`ws_floor.rs`): the floor of any WebSocket design, not dialgate.
+//! `WSBOT_BENCH_FLOOR=1` two more serve the same messages from one thread, with none of
+//! dialgate's features (`ws_floor.rs`): raw epoll, the floor of any WebSocket design, and one
+//! tokio runtime with tokio-tungstenite — not dialgate, references for it.
 //!
 //! Each frame carries its number in its first payload bytes (µ-law survives decode/encode), so
 //! the delays are per frame: person→bot (the person sends → the bot has it) and bot→person (the
@@ -231,6 +232,8 @@ enum Kind {
     /// Not dialgate: the same messages served by one thread with no runtime (`ws_floor.rs`),
     /// the floor of any design.
     Floor,
+    /// Not dialgate: the same with tokio and tokio-tungstenite on one thread (`ws_floor.rs`).
+    TokioFloor,
 }
 
 /// The former bridge's media loop: 20 ms pacing of `next_frame` to the relay, the person's
@@ -284,17 +287,27 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
     let mut sessions = Vec::new();
     let mut bridges = Vec::new();
     let mut persons = Vec::new();
-    let mut floor = None;
-    if kind == Kind::Floor {
+    let (mut floor, mut tokio_floor) = (None, None);
+    let floored = matches!(kind, Kind::Floor | Kind::TokioFloor);
+    if floored {
         let socks: Vec<_> = (0..calls)
             .map(|_| Arc::new(peer_rt.block_on(UdpSocket::bind("127.0.0.1:0")).unwrap()))
             .collect();
         let addrs: Vec<_> = socks.iter().map(|p| p.local_addr().unwrap()).collect();
-        let f = crate::ws_floor::Floor::start(&url, &addrs, &gw_rt);
-        persons = socks.into_iter().zip(f.addrs.iter().copied()).collect();
-        floor = Some(f);
+        let floor_addrs = if kind == Kind::Floor {
+            let f = crate::ws_floor::Floor::start(&url, &addrs, &gw_rt);
+            let a = f.addrs.clone();
+            floor = Some(f);
+            a
+        } else {
+            let f = crate::ws_floor::TokioFloor::start(&url, &addrs);
+            let a = f.addrs.clone();
+            tokio_floor = Some(f);
+            a
+        };
+        persons = socks.into_iter().zip(floor_addrs).collect();
     }
-    for call in (0..calls).filter(|_| kind != Kind::Floor) {
+    for call in (0..calls).filter(|_| !floored) {
         let s = engine
             .create_session(&format!("call-{call}"))
             .expect("session");
@@ -365,6 +378,9 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
     if let Some(f) = floor {
         f.stop();
     }
+    if let Some(f) = tokio_floor {
+        f.stop();
+    }
     gw_rt.shutdown_timeout(Duration::from_secs(3));
     peer_rt.shutdown_timeout(Duration::from_secs(3));
     let (up, down) = (
@@ -405,6 +421,7 @@ fn wsbot_call_bench() {
     for n in wsbot_bench_calls::<u32>() {
         let mut per_round: Vec<(Figures, Figures, Figures)> = Vec::new();
         let mut floors: Vec<f64> = Vec::new();
+        let mut tokio_floors: Vec<f64> = Vec::new();
         for round in 0..rounds {
             // The machine may be shared: say how loaded it was (the ratios are the fair figures).
             let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -425,11 +442,17 @@ fn wsbot_call_bench() {
             // The former two-task bridge only on request: the run is a third shorter without it.
             let two = two_tasks.then(|| run(n, secs, Kind::WebSocketTwoTasks));
             let floor = with_floor.then(|| run(n, secs, Kind::Floor));
+            let tokio_floor = with_floor.then(|| run(n, secs, Kind::TokioFloor));
             print_round(n, expected, &sip, &ws, &io_threads, two.as_ref());
             if let Some(f) = &floor {
                 print_row(n, expected, "floor: one thread, no runtime", f);
                 print_ratios(n, "floor/SIP", f, &sip);
                 floors.push(f.cpu_per_call / sip.cpu_per_call);
+            }
+            if let Some(f) = &tokio_floor {
+                print_row(n, expected, "floor on tokio, one thread", f);
+                print_ratios(n, "tokio floor/SIP", f, &sip);
+                tokio_floors.push(f.cpu_per_call / sip.cpu_per_call);
             }
             per_round.push((sip, ws, io_threads));
         }
@@ -452,6 +475,12 @@ fn wsbot_call_bench() {
                 println!(
                     "calls={n} median floor/SIP {:.2}x (rounds: {})",
                     median(floors.clone()),
+                    listed.join(", ")
+                );
+                let listed: Vec<String> = tokio_floors.iter().map(|r| format!("{r:.2}x")).collect();
+                println!(
+                    "calls={n} median tokio floor/SIP {:.2}x (rounds: {})",
+                    median(tokio_floors.clone()),
                     listed.join(", ")
                 );
             }
