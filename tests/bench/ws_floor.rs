@@ -98,25 +98,10 @@ impl Floor {
 /// Connects, starts the session and the user stream, and returns a blocking-free duplicate of
 /// the socket (the tokio stream is dropped: deregistered from its runtime).
 async fn open_session(url: &str, id: &str) -> TcpStream {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("connect");
-    let initiate = json!({"type": "session.initiate", "conversationId": id,
-        "expectAudioMessages": true, "supportedMediaFormats": ["raw/mulaw"]});
-    ws.send(Message::text(initiate.to_string()))
-        .await
-        .expect("initiate");
-    // The echo bot answers `session.accepted` then `playStream.start`; read both.
-    wait_for(&mut ws, "playStream.start").await;
-    let start = json!({"type": "userStream.start", "conversationId": id});
-    ws.send(Message::text(start.to_string()))
-        .await
-        .expect("start");
-    wait_for(&mut ws, "userStream.started").await;
+    let ws = open_tokio_session(url, id).await;
     let MaybeTlsStream::Plain(tcp) = ws.get_ref() else {
         panic!("the floor speaks ws:// only");
     };
-    tcp.set_nodelay(true).expect("nodelay");
     // SAFETY: dup of a live descriptor; the duplicate is owned by the returned stream alone.
     let fd = unsafe { libc::dup(tcp.as_raw_fd()) };
     assert!(fd >= 0, "dup failed");
@@ -126,10 +111,8 @@ async fn open_session(url: &str, id: &str) -> TcpStream {
     dup
 }
 
-async fn wait_for(
-    ws: &mut tokio_tungstenite::WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
-    kind: &str,
-) {
+/// Reads until a message of type `kind`.
+async fn wait_for(ws: &mut Ws, kind: &str) {
     while let Some(Ok(msg)) = ws.next().await {
         if let Message::Text(t) = msg
             && serde_json::from_str::<Value>(t.as_str()).is_ok_and(|v| v["type"] == kind)
@@ -191,11 +174,7 @@ impl Call {
         if n <= 12 {
             return;
         }
-        let text = format!(
-            r#"{{"type":"userStream.chunk","conversationId":"{}","audioChunk":"{}"}}"#,
-            self.conversation_id,
-            B64.encode(&buf[12..n])
-        );
+        let text = user_chunk(&self.conversation_id, &buf[12..n]);
         self.mask_state ^= self.mask_state << 13;
         self.mask_state ^= self.mask_state >> 17;
         self.mask_state ^= self.mask_state << 5;
@@ -217,12 +196,9 @@ impl Call {
         let mut at = 0;
         while let Some((text, used)) = next_frame(&self.inbox[at..]) {
             if let Some(audio) = play_chunk(text) {
-                let mut pkt = Vec::with_capacity(12 + audio.len());
-                pkt.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
-                pkt[2..4].copy_from_slice(&self.seq.to_be_bytes());
-                self.seq = self.seq.wrapping_add(1);
-                pkt.extend_from_slice(&audio);
-                let _ = self.udp.send_to(&pkt, self.person);
+                let _ = self
+                    .udp
+                    .send_to(&rtp_packet(&mut self.seq, &audio), self.person);
             }
             at += used;
         }
@@ -266,6 +242,25 @@ fn next_frame(bytes: &[u8]) -> Option<(&[u8], usize)> {
     };
     let payload = bytes.get(header..header + len)?;
     Some((if b0 & 0x0f == 1 { payload } else { &[] }, header + len))
+}
+
+/// A `userStream.chunk` of `audio` (µ-law as it came).
+fn user_chunk(conversation_id: &str, audio: &[u8]) -> String {
+    format!(
+        r#"{{"type":"userStream.chunk","conversationId":"{}","audioChunk":"{}"}}"#,
+        conversation_id,
+        B64.encode(audio)
+    )
+}
+
+/// An RTP packet (PCMU) of the bot's `audio` for the person, numbered from `seq`.
+fn rtp_packet(seq: &mut u16, audio: &[u8]) -> Vec<u8> {
+    let mut pkt = Vec::with_capacity(12 + audio.len());
+    pkt.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
+    pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+    *seq = seq.wrapping_add(1);
+    pkt.extend_from_slice(audio);
+    pkt
 }
 
 /// The audio of a `playStream.chunk` message.
@@ -344,6 +339,8 @@ impl TokioFloor {
 
 type Ws = tokio_tungstenite::WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// Connects and starts the session and the user stream (`session.initiate` → `session.accepted`
+/// and `playStream.start`, `userStream.start` → `userStream.started`).
 async fn open_tokio_session(url: &str, id: &str) -> Ws {
     // A 4 KiB read buffer, as dialgate's: tungstenite zero-fills its default 128 KiB one
     // before every read.
@@ -386,11 +383,7 @@ async fn tokio_call(
                 if n <= 12 {
                     continue;
                 }
-                let text = format!(
-                    r#"{{"type":"userStream.chunk","conversationId":"{}","audioChunk":"{}"}}"#,
-                    conversation_id,
-                    B64.encode(&buf[12..n])
-                );
+                let text = user_chunk(&conversation_id, &buf[12..n]);
                 if ws.send(Message::text(text)).await.is_err() {
                     return;
                 }
@@ -398,12 +391,7 @@ async fn tokio_call(
             msg = ws.next() => {
                 let Some(Ok(Message::Text(t))) = msg else { return };
                 if let Some(audio) = play_chunk(t.as_bytes()) {
-                    let mut pkt = Vec::with_capacity(12 + audio.len());
-                    pkt.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
-                    pkt[2..4].copy_from_slice(&seq.to_be_bytes());
-                    seq = seq.wrapping_add(1);
-                    pkt.extend_from_slice(&audio);
-                    let _ = udp.send_to(&pkt, person).await;
+                    let _ = udp.send_to(&rtp_packet(&mut seq, &audio), person).await;
                 }
             }
         }
