@@ -116,7 +116,7 @@ impl Default for WsBotOptions {
             resume_backoff: Duration::from_millis(250),
             jitter_capacity_ms: 20_000,
             max_message_bytes: 1 << 20,
-            chunk_ms: 20,
+            chunk_ms: super::config::DEFAULT_CHUNK_MS,
             pre_start_audio_ms: 1_000,
             expect_audio_messages: true,
             tls: None,

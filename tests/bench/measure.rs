@@ -3,23 +3,29 @@
 
 /// User and system CPU seconds of this process's threads whose name starts with `prefix`.
 pub fn thread_cpu_split(prefix: &str) -> (f64, f64) {
-    let tick = 100.0; // USER_HZ on Linux
     let (mut user, mut sys) = (0.0, 0.0);
     for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        if !stat[open + 1..close].starts_with(prefix) {
-            continue;
+        match stat_times(&stat) {
+            Some((name, u, s)) if name.starts_with(prefix) => {
+                user += u;
+                sys += s;
+            }
+            _ => {}
         }
-        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-        user += f[11].parse::<f64>().unwrap_or(0.0) / tick;
-        sys += f[12].parse::<f64>().unwrap_or(0.0) / tick;
     }
     (user, sys)
+}
+
+/// A thread's name and its user and system CPU seconds, from its `/proc/.../stat` line.
+fn stat_times(stat: &str) -> Option<(&str, f64, f64)> {
+    let tick = 100.0; // USER_HZ on Linux
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let f: Vec<&str> = stat.get(close + 2..)?.split(' ').collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / tick;
+    Some((&stat[open + 1..close], field(11), field(12)))
 }
 
 /// CPU seconds (user and system) of every thread of this process except those whose name
@@ -29,11 +35,7 @@ pub fn process_cpu_except(peers: &str) -> f64 {
     let all = thread_cpu("");
     let own = std::fs::read_to_string("/proc/thread-self/stat")
         .ok()
-        .and_then(|stat| {
-            let close = stat.rfind(')')?;
-            let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-            Some((f[11].parse::<f64>().ok()? + f[12].parse::<f64>().ok()?) / 100.0)
-        })
+        .and_then(|stat| stat_times(&stat).map(|(_, user, sys)| user + sys))
         .unwrap_or(0.0);
     all - thread_cpu(peers) - own
 }

@@ -20,7 +20,6 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -41,17 +40,18 @@ struct Call {
     seq: u16,
 }
 
-/// The running floor thread; [`Floor::stop`] ends it.
+/// A running floor, of either kind; [`Floor::stop`] ends it.
 pub struct Floor {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
     /// Per call, where its person sends.
     pub addrs: Vec<SocketAddr>,
+    /// Stops the floor's thread and waits for it (its sockets close with it).
+    stop: Box<dyn FnOnce() + Send>,
 }
 
 impl Floor {
-    /// Opens one session per person at `url` (on `rt`) and starts the thread (`ws-floor`).
-    pub fn start(url: &str, persons: &[SocketAddr], rt: &tokio::runtime::Runtime) -> Floor {
+    /// The raw floor: opens one session per person at `url` (on `rt`) and starts the thread
+    /// (`ws-floor`) serving them over one epoll set.
+    pub fn raw(url: &str, persons: &[SocketAddr], rt: &tokio::runtime::Runtime) -> Floor {
         let mut calls = Vec::new();
         for (i, person) in persons.iter().enumerate() {
             let id = format!("call-{i}");
@@ -80,18 +80,58 @@ impl Floor {
             .spawn(move || serve(calls, &flag))
             .expect("thread");
         Floor {
-            stop,
-            thread: Some(thread),
             addrs,
+            stop: Box::new(move || {
+                stop.store(true, Ordering::Relaxed);
+                let _ = thread.join();
+            }),
         }
     }
 
-    /// Stops the thread (its sockets close with it).
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    /// The same floor written with tokio and tokio-tungstenite: one single-threaded runtime on
+    /// a thread of its own (`ws-floor-rt`), one task per call reading the person's socket and
+    /// the bot's. What it costs beyond the raw floor is the runtime's and tungstenite's per
+    /// message.
+    pub fn tokio(url: &str, persons: &[SocketAddr]) -> Floor {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (url, n, persons) = (url.to_string(), persons.len(), persons.to_vec());
+        let thread = std::thread::Builder::new()
+            .name("ws-floor-rt".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    for (i, person) in persons.into_iter().enumerate() {
+                        let id = format!("call-{i}");
+                        let ws = open_tokio_session(&url, &id).await;
+                        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                            .await
+                            .expect("udp");
+                        let _ = addr_tx.send(udp.local_addr().expect("addr"));
+                        tokio::spawn(tokio_call(ws, udp, person, id));
+                    }
+                    let _ = stop_rx.await;
+                });
+            })
+            .expect("thread");
+        let addrs = (0..n)
+            .map(|_| addr_rx.recv().expect("floor call"))
+            .collect();
+        Floor {
+            addrs,
+            stop: Box::new(move || {
+                let _ = stop_tx.send(());
+                let _ = thread.join();
+            }),
         }
+    }
+
+    /// Stops the floor (its thread, tasks and sockets).
+    pub fn stop(self) {
+        (self.stop)()
     }
 }
 
@@ -277,64 +317,6 @@ fn play_chunk(text: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     B64.decode(m.audio?).ok()
-}
-
-/// The same floor written with tokio and tokio-tungstenite: one single-threaded runtime on a
-/// thread of its own (`ws-floor-rt`), one task per call reading the person's socket and the
-/// bot's. What it costs beyond [`Floor`] is the runtime's and tungstenite's per message.
-pub struct TokioFloor {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-    /// Per call, where its person sends.
-    pub addrs: Vec<SocketAddr>,
-}
-
-impl TokioFloor {
-    /// Opens one session per person at `url` on the floor's own runtime and starts the calls.
-    pub fn start(url: &str, persons: &[SocketAddr]) -> TokioFloor {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (url, n, persons) = (url.to_string(), persons.len(), persons.to_vec());
-        let thread = std::thread::Builder::new()
-            .name("ws-floor-rt".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async move {
-                    for (i, person) in persons.into_iter().enumerate() {
-                        let id = format!("call-{i}");
-                        let ws = open_tokio_session(&url, &id).await;
-                        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-                            .await
-                            .expect("udp");
-                        let _ = addr_tx.send(udp.local_addr().expect("addr"));
-                        tokio::spawn(tokio_call(ws, udp, person, id));
-                    }
-                    let _ = stop_rx.await;
-                });
-            })
-            .expect("thread");
-        let addrs = (0..n)
-            .map(|_| addr_rx.recv().expect("floor call"))
-            .collect();
-        TokioFloor {
-            stop: Some(stop_tx),
-            thread: Some(thread),
-            addrs,
-        }
-    }
-
-    /// Stops the runtime (its tasks and sockets go with it).
-    pub fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;

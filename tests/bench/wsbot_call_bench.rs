@@ -24,6 +24,7 @@ use crate::measure::{
     bench_call, bench_options, env_or, p50_p99, process_cpu_except, runtime, serve_websockets,
     thread_cpu, thread_cpu_split, wsbot_bench_calls,
 };
+use crate::ws_floor::Floor;
 use common::wsbot::{b64, bot, unb64};
 use dialgate::call::wsbridge::{BridgeEvent, WsBridge};
 use dialgate::media::g711::{G711Law, decode, linear_to_ulaw};
@@ -287,25 +288,20 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
     let mut sessions = Vec::new();
     let mut bridges = Vec::new();
     let mut persons = Vec::new();
-    let (mut floor, mut tokio_floor) = (None, None);
     let floored = matches!(kind, Kind::Floor | Kind::TokioFloor);
+    let mut floor = None;
     if floored {
         let socks: Vec<_> = (0..calls)
             .map(|_| Arc::new(peer_rt.block_on(UdpSocket::bind("127.0.0.1:0")).unwrap()))
             .collect();
         let addrs: Vec<_> = socks.iter().map(|p| p.local_addr().unwrap()).collect();
-        let floor_addrs = if kind == Kind::Floor {
-            let f = crate::ws_floor::Floor::start(&url, &addrs, &gw_rt);
-            let a = f.addrs.clone();
-            floor = Some(f);
-            a
+        let f = if kind == Kind::Floor {
+            Floor::raw(&url, &addrs, &gw_rt)
         } else {
-            let f = crate::ws_floor::TokioFloor::start(&url, &addrs);
-            let a = f.addrs.clone();
-            tokio_floor = Some(f);
-            a
+            Floor::tokio(&url, &addrs)
         };
-        persons = socks.into_iter().zip(floor_addrs).collect();
+        persons = socks.into_iter().zip(f.addrs.iter().copied()).collect();
+        floor = Some(f);
     }
     for call in (0..calls).filter(|_| !floored) {
         let s = engine
@@ -378,9 +374,6 @@ fn run(calls: u32, secs: u64, kind: Kind) -> Figures {
     if let Some(f) = floor {
         f.stop();
     }
-    if let Some(f) = tokio_floor {
-        f.stop();
-    }
     gw_rt.shutdown_timeout(Duration::from_secs(3));
     peer_rt.shutdown_timeout(Duration::from_secs(3));
     let (up, down) = (
@@ -420,8 +413,8 @@ fn wsbot_call_bench() {
     let with_floor = std::env::var("WSBOT_BENCH_FLOOR").is_ok_and(|v| v == "1");
     for n in wsbot_bench_calls::<u32>() {
         let mut per_round: Vec<(Figures, Figures, Figures)> = Vec::new();
-        let mut floors: Vec<f64> = Vec::new();
-        let mut tokio_floors: Vec<f64> = Vec::new();
+        // Per floor kind, its CPU per call over the SIP call's, per round.
+        let mut floor_ratios: Vec<Vec<f64>> = vec![Vec::new(); FLOORS.len()];
         for round in 0..rounds {
             // The machine may be shared: say how loaded it was (the ratios are the fair figures).
             let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -441,18 +434,14 @@ fn wsbot_call_bench() {
             };
             // The former two-task bridge only on request: the run is a third shorter without it.
             let two = two_tasks.then(|| run(n, secs, Kind::WebSocketTwoTasks));
-            let floor = with_floor.then(|| run(n, secs, Kind::Floor));
-            let tokio_floor = with_floor.then(|| run(n, secs, Kind::TokioFloor));
             print_round(n, expected, &sip, &ws, &io_threads, two.as_ref());
-            if let Some(f) = &floor {
-                print_row(n, expected, "floor: one thread, no runtime", f);
-                print_ratios(n, "floor/SIP", f, &sip);
-                floors.push(f.cpu_per_call / sip.cpu_per_call);
-            }
-            if let Some(f) = &tokio_floor {
-                print_row(n, expected, "floor on tokio, one thread", f);
-                print_ratios(n, "tokio floor/SIP", f, &sip);
-                tokio_floors.push(f.cpu_per_call / sip.cpu_per_call);
+            if with_floor {
+                for ((kind, row, label), ratios) in FLOORS.iter().zip(&mut floor_ratios) {
+                    let f = run(n, secs, *kind);
+                    print_row(n, expected, row, &f);
+                    print_ratios(n, label, &f, &sip);
+                    ratios.push(f.cpu_per_call / sip.cpu_per_call);
+                }
             }
             per_round.push((sip, ws, io_threads));
         }
@@ -464,28 +453,37 @@ fn wsbot_call_bench() {
                 .iter()
                 .map(|r| r.1.cpu_per_call / r.0.cpu_per_call)
                 .collect();
-            let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}x")).collect();
             println!(
-                "calls={n} median of {rounds} rounds: CPU per call SIP {sip:.3} %, WebSocket {ws:.3} %, I/O threads {io:.3} %; WebSocket/SIP {:.2}x (rounds: {})",
-                median(ratios),
-                listed.join(", ")
+                "calls={n} median of {rounds} rounds: CPU per call SIP {sip:.3} %, WebSocket {ws:.3} %, I/O threads {io:.3} %; WebSocket/SIP {}",
+                median_of_rounds(&ratios)
             );
-            if !floors.is_empty() {
-                let listed: Vec<String> = floors.iter().map(|r| format!("{r:.2}x")).collect();
-                println!(
-                    "calls={n} median floor/SIP {:.2}x (rounds: {})",
-                    median(floors.clone()),
-                    listed.join(", ")
-                );
-                let listed: Vec<String> = tokio_floors.iter().map(|r| format!("{r:.2}x")).collect();
-                println!(
-                    "calls={n} median tokio floor/SIP {:.2}x (rounds: {})",
-                    median(tokio_floors.clone()),
-                    listed.join(", ")
-                );
+            for ((_, _, label), ratios) in FLOORS.iter().zip(&floor_ratios) {
+                if !ratios.is_empty() {
+                    println!("calls={n} median {label} {}", median_of_rounds(ratios));
+                }
             }
         }
     }
+}
+
+/// The references run with `WSBOT_BENCH_FLOOR=1`: kind, row name, ratio label.
+const FLOORS: [(Kind, &str, &str); 2] = [
+    (Kind::Floor, "floor: one thread, no runtime", "floor/SIP"),
+    (
+        Kind::TokioFloor,
+        "floor on tokio, one thread",
+        "tokio floor/SIP",
+    ),
+];
+
+/// "1.23x (rounds: 1.20x, 1.23x, 1.31x)": the median ratio and each round's.
+fn median_of_rounds(ratios: &[f64]) -> String {
+    let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}x")).collect();
+    format!(
+        "{:.2}x (rounds: {})",
+        median(ratios.to_vec()),
+        listed.join(", ")
+    )
 }
 
 /// Prints one round's rows and ratios.

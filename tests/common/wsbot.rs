@@ -302,7 +302,7 @@ pub fn bot(
         protocol,
         token: token.map(str::to_string),
         media_format: format,
-        chunk_ms: 20,
+        chunk_ms: dialgate::wsbot::config::DEFAULT_CHUNK_MS,
     }
 }
 
