@@ -68,10 +68,42 @@ pub(crate) struct OutFrame {
     pub due: Option<std::time::Instant>,
 }
 
+/// A bot leg whose socket the relay thread serves itself, both ways, in its own epoll set (a
+/// `ws://` WebSocket bot: `wsbot/served.rs`): the bot's audio is read, decoded and paced, and
+/// the person's audio encoded and written, with no task of the session's woken per frame.
+/// The relay knows only this interface; the protocol lives with the implementation.
+pub trait ServedLeg: Send {
+    /// The socket to poll.
+    fn fd(&self) -> std::os::fd::RawFd;
+    /// Whether the socket is to be polled for reading and for writing now.
+    fn interest(&self) -> (bool, bool);
+    /// The socket is ready: read and write what can be. Frames due for the person go to `out`.
+    fn on_socket(&mut self, now: std::time::Instant, out: &mut Vec<[u8; DIRECT_FRAME]>);
+    /// One packet of the person's audio (PCMU).
+    fn on_person(&mut self, pcmu: &[u8]);
+    /// Called once [`ServedLeg::next_tick`] has come, and at least every few tens of ms: the
+    /// session's own frames, the playout clock. Frames due for the person go to `out`.
+    fn on_tick(&mut self, now: std::time::Instant, out: &mut Vec<[u8; DIRECT_FRAME]>);
+    /// When the leg next needs [`ServedLeg::on_tick`] (its next frame or silence, a write
+    /// bound), asked after every call into it.
+    fn next_tick(&self) -> std::time::Instant;
+    /// `false` once the socket failed or was closed: the relay then drops the leg (which
+    /// closes the socket) and the bot leg is served by its session again.
+    fn alive(&self) -> bool;
+    /// The call's media ended (the socket is already out of the relay's epoll set): the leg
+    /// lets go of its socket without waiting — closed after its goodbye, or handed back to its
+    /// session, which still has to say goodbye on it.
+    fn finish(&mut self);
+}
+
 /// One relay thread's queue of bot frames from its sessions' endpoints.
 #[derive(Default)]
 pub(crate) struct Outbox {
     frames: Mutex<Vec<OutFrame>>,
+    /// Served legs handed over by their sessions, not yet taken by the relay thread.
+    served: Mutex<Vec<(u64, Box<dyn ServedLeg>)>>,
+    /// Whether `served` holds any (read on every pass without taking the lock).
+    served_waiting: AtomicBool,
 }
 
 impl Outbox {
@@ -88,6 +120,14 @@ impl Outbox {
     /// Swaps everything queued into `into` (empty on entry; its allocation is reused next time).
     pub(crate) fn take(&self, into: &mut Vec<OutFrame>) {
         std::mem::swap(&mut *lock(&self.frames), into);
+    }
+
+    /// The served legs handed over since the last call (none without taking the lock).
+    pub(crate) fn take_served(&self) -> Vec<(u64, Box<dyn ServedLeg>)> {
+        if !self.served_waiting.swap(false, Relaxed) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *lock(&self.served))
     }
 }
 
@@ -108,6 +148,12 @@ pub(crate) struct DirectShared {
 }
 
 impl DirectShared {
+    /// The person's audio still queued for the session (taken by the relay when the leg
+    /// becomes served: it goes to the served leg first).
+    pub(crate) fn drain_person(&self) -> Vec<u8> {
+        lock(&self.person).drain(..).collect()
+    }
+
     /// The relay's side: appends the person's audio (PCMU) and wakes the session when the
     /// queue reaches its wake-up size (once per batch). Never waits; a full queue drops the
     /// packet and counts it.
@@ -192,6 +238,13 @@ impl DirectPort {
     }
 
     /// Moves the person's audio waiting (PCMU) to the end of `out`; how many bytes came.
+    /// Hands the bot leg to the relay thread, which serves `leg`'s socket from now on (until
+    /// the leg says it is no longer alive). The person's audio still queued goes to it first.
+    pub fn serve(&self, leg: Box<dyn ServedLeg>) {
+        lock(&self.outbox.served).push((self.id, leg));
+        self.outbox.served_waiting.store(true, Relaxed);
+    }
+
     pub fn take_person_audio(&self, out: &mut Vec<u8>) -> usize {
         let mut q = lock(&self.shared.person);
         let n = q.len();

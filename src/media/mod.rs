@@ -23,7 +23,7 @@ pub mod srtp;
 mod stats;
 mod types;
 
-pub use direct::{DIRECT_FRAME, DIRECT_TICK_MS, DirectPort};
+pub use direct::{DIRECT_FRAME, DIRECT_TICK_MS, DirectPort, ServedLeg};
 pub use engine::{MediaEngine, MediaSession};
 pub use g711::G711Law;
 pub use leg::LatchMode;

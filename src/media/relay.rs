@@ -8,6 +8,7 @@
 
 mod control;
 mod direct;
+mod served;
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
@@ -157,6 +158,17 @@ pub(crate) struct Relay {
     direct_frames: Vec<super::direct::OutFrame>,
     /// Frames of direct legs given a later time, held until it comes (`relay/direct.rs`).
     direct_held: Vec<super::direct::OutFrame>,
+    /// Slots whose bot leg's socket this thread serves (`relay/served.rs`).
+    served_slots: Vec<usize>,
+    /// When every served leg was last ticked, and when the next one wants its tick.
+    served_tick: Instant,
+    served_due: Instant,
+    /// When each served leg (by slot) next wants its tick, as it said at its last run.
+    served_at: Vec<Instant>,
+    /// Legs handed over before their session's bot leg became direct, and since when.
+    served_unmatched: Vec<(u64, Box<dyn super::direct::ServedLeg>, Instant)>,
+    /// Frames a served leg gave for the person (reused).
+    served_frames: Vec<[u8; super::direct::DIRECT_FRAME]>,
 }
 
 const CTRL_TOKEN: u64 = u64::MAX;
@@ -200,6 +212,12 @@ impl Relay {
             direct_legs: 0,
             direct_frames: Vec::new(),
             direct_held: Vec::new(),
+            served_slots: Vec::new(),
+            served_tick: Instant::now(),
+            served_due: Instant::now(),
+            served_at: Vec::new(),
+            served_unmatched: Vec::new(),
+            served_frames: Vec::new(),
         })
     }
 
@@ -235,6 +253,10 @@ impl Relay {
                 if token == CTRL_TOKEN {
                     continue;
                 }
+                if token & served::SERVED_TOKEN != 0 {
+                    self.on_served_socket((token & !served::SERVED_TOKEN) as usize, &mut buf, now);
+                    continue;
+                }
                 let slot = (token >> 2) as usize;
                 let leg = ((token >> 1) & 1) as usize;
                 let Some(Some(s)) = self.slots.get_mut(slot) else {
@@ -247,6 +269,7 @@ impl Relay {
                 }
             }
             self.drain_direct(&mut buf, now);
+            self.tick_served(&mut buf, now);
         }
         let all: Vec<SessionRt> = self.slots.iter_mut().filter_map(Option::take).collect();
         for s in all {
@@ -385,11 +408,15 @@ fn relay_packet(
     if let Err(cause) = rewrite(pkt, &v, kind, &remote, &dst, tc) {
         return c.drop_packet(cause);
     }
-    if let Some(d) = &b.direct {
+    if let Some(d) = &mut b.direct {
         // The in-process peer takes the audio alone (PCMU: `rewrite` made it so); it hears
         // key presses from the call, not as telephone-events.
         if kind == Kind::Audio {
-            d.port.push_person(&pkt[v.payload_start..v.payload_end]);
+            let payload = &pkt[v.payload_start..v.payload_end];
+            match &mut d.served {
+                Some(served) => served.person(payload),
+                None => d.port.push_person(payload),
+            }
             c.fwd_packets.fetch_add(1, Relaxed);
             c.fwd_bytes.fetch_add(len as u64, Relaxed);
         }

@@ -94,6 +94,16 @@ impl MediaSide {
         self.port.set_wake_bytes(bytes);
     }
 
+    /// Hands the bot leg to the relay thread, which serves `leg` from now on.
+    pub(crate) fn serve(&self, leg: Box<dyn crate::media::ServedLeg>) {
+        self.port.serve(leg);
+    }
+
+    /// The prompt frames to mix in, for whoever paces the bot's audio.
+    pub(crate) fn prompt_frames(&self) -> Option<std::sync::Arc<super::prompts::PromptFrames>> {
+        self.prompts.as_ref().map(Prompts::frames)
+    }
+
     /// The prompts' side, if any.
     pub(crate) fn prompts_mut(&mut self) -> Option<&mut Prompts> {
         self.prompts.as_mut()

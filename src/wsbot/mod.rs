@@ -22,13 +22,17 @@ mod media_side;
 mod media_stream;
 pub mod metrics;
 mod pacer;
+mod plain;
 mod prompts;
 mod protocol;
 pub mod resample;
+mod served;
 mod session;
+mod shared_core;
 mod task;
 mod types;
 mod wakeups;
+mod wire;
 
 pub use codec::{Decoder, Encoder};
 pub use config::{MediaFormat, WebSocketBot, WebSocketBotYaml, WsConfigIssue, WsProtocol};

@@ -9,6 +9,8 @@ use crate::media::g711::{self, G711Law};
 use crate::media::rtp;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use tokio::net::UdpSocket;
 
 /// Prompt frames waiting to be mixed in: at most 1 s.
@@ -19,8 +21,46 @@ const MAX_PROMPT_FRAMES: usize = 50;
 pub struct Prompts {
     socket: UdpSocket,
     player: SocketAddr,
-    frames: VecDeque<[i16; FRAME_SAMPLES]>,
+    frames: Arc<PromptFrames>,
     partial: Vec<i16>,
+}
+
+/// Prompt frames waiting to be mixed in, shared with whoever paces the bot's audio (the
+/// session's task, or the relay thread serving the bot's socket: `served.rs`).
+#[derive(Debug, Default)]
+pub(crate) struct PromptFrames {
+    frames: Mutex<VecDeque<[i16; FRAME_SAMPLES]>>,
+    /// How many wait (read without the lock on every frame).
+    len: AtomicUsize,
+}
+
+impl PromptFrames {
+    /// Whether a prompt frame waits (it is sent without waiting for the bot's audio).
+    pub(crate) fn has_frame(&self) -> bool {
+        self.len.load(Relaxed) > 0
+    }
+
+    /// Adds the next prompt frame, if any, to the bot's `frame`.
+    pub(crate) fn mix_into(&self, frame: &mut [i16; FRAME_SAMPLES]) {
+        if !self.has_frame() {
+            return;
+        }
+        let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = q.pop_front() {
+            for (s, q) in frame.iter_mut().zip(p) {
+                *s = s.saturating_add(q);
+            }
+        }
+        self.len.store(q.len(), Relaxed);
+    }
+
+    fn push(&self, f: [i16; FRAME_SAMPLES]) {
+        let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() < MAX_PROMPT_FRAMES {
+            q.push_back(f);
+        }
+        self.len.store(q.len(), Relaxed);
+    }
 }
 
 impl Prompts {
@@ -29,7 +69,7 @@ impl Prompts {
         Prompts {
             socket,
             player,
-            frames: VecDeque::new(),
+            frames: Arc::default(),
             partial: Vec::new(),
         }
     }
@@ -58,16 +98,17 @@ impl Prompts {
 
     /// Whether a prompt frame waits (it is sent without waiting for the bot's audio).
     pub(crate) fn has_frame(&self) -> bool {
-        !self.frames.is_empty()
+        self.frames.has_frame()
     }
 
     /// Adds the next prompt frame, if any, to the bot's `frame`.
     pub(crate) fn mix_into(&mut self, frame: &mut [i16; FRAME_SAMPLES]) {
-        if let Some(p) = self.frames.pop_front() {
-            for (s, q) in frame.iter_mut().zip(p) {
-                *s = s.saturating_add(q);
-            }
-        }
+        self.frames.mix_into(frame);
+    }
+
+    /// The frames, for whoever paces the bot's audio.
+    pub(crate) fn frames(&self) -> Arc<PromptFrames> {
+        self.frames.clone()
     }
 
     /// One datagram: the player's audio is cut into 20 ms frames and kept.
@@ -90,9 +131,7 @@ impl Prompts {
             let mut f = [0i16; FRAME_SAMPLES];
             f.copy_from_slice(&self.partial[..FRAME_SAMPLES]);
             self.partial.drain(..FRAME_SAMPLES);
-            if self.frames.len() < MAX_PROMPT_FRAMES {
-                self.frames.push_back(f);
-            }
+            self.frames.push(f);
         }
     }
 }

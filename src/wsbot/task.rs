@@ -17,21 +17,21 @@
 use super::config::{MediaFormat, WebSocketBot};
 use super::error::WsBotError;
 use super::jitter::JitterBuffer;
-use super::link::{self, Link};
+use super::link::{self, Incoming, Link};
 use super::media_side::{self, MediaSide, Playout};
 use super::pacer::{FRAME, Step};
-use super::protocol::{Command, Output, Protocol};
+use super::protocol::{Command, Output};
+use super::served::{ServedBot, ServedLink, ServedParts};
+use super::shared_core::CoreCell;
 use super::types::{Counters, WsBotEvent, WsBotOptions};
 use super::wakeups::{self, Wakeups};
 use crate::media::doorbell::Doorbell;
-use futures_util::{SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
 /// How long a hang-up waits for the goodbye frames and the close handshake.
 pub(crate) const CLOSE_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
@@ -70,7 +70,7 @@ enum Stretch {
 
 /// The task owning the socket.
 pub(crate) struct Task {
-    core: Box<dyn Protocol>,
+    core: Arc<CoreCell>,
     bot: WebSocketBot,
     opts: WsBotOptions,
     shared: Arc<Shared>,
@@ -101,7 +101,7 @@ const MAX_BACKLOG: usize = 64;
 impl Task {
     /// A task for one session; nothing happens until [`Task::open_session`].
     pub(crate) fn new(
-        core: Box<dyn Protocol>,
+        core: Box<dyn super::protocol::Protocol>,
         bot: WebSocketBot,
         opts: WsBotOptions,
         shared: Arc<Shared>,
@@ -109,7 +109,7 @@ impl Task {
         commands: mpsc::Receiver<ToTask>,
     ) -> Task {
         Task {
-            core,
+            core: Arc::new(CoreCell::new(core)),
             bot,
             opts,
             shared,
@@ -179,6 +179,41 @@ impl Task {
         self.play.get_or_insert_with(Playout::new);
     }
 
+    /// Hands a `ws://` socket to the relay thread once the call has media (`served.rs`): from
+    /// then on the relay reads, paces and writes the audio, and this task hears only what the
+    /// call must see. The person's audio queued so far goes on the socket first.
+    async fn serve(&mut self, link: &mut Link) -> Result<(), String> {
+        if !self.opts.relay_served || self.media.is_none() || !matches!(link, Link::Plain(_)) {
+            return Ok(());
+        }
+        self.person_audio(link).await?;
+        let Link::Plain(plain) = std::mem::replace(link, Link::Served(ServedLink::detached()))
+        else {
+            return Ok(());
+        };
+        let (sock, reader) = plain.into_parts().map_err(|e| e.to_string())?;
+        let Some(side) = &self.media else {
+            return Ok(());
+        };
+        let (bot, served) = ServedBot::new(ServedParts {
+            sock,
+            reader,
+            core: self.core.clone(),
+            shared: self.shared.clone(),
+            prompts: side.prompt_frames(),
+            max_message: self.opts.max_message_bytes,
+            write_timeout: self.opts.write_timeout,
+        });
+        side.serve(Box::new(bot));
+        Counters::bump(&self.shared.counters.served);
+        *link = Link::Served(served);
+        // Nothing has polled the new link yet, so no waker of its would ring: poll it once.
+        self.wakeups.again(wakeups::LINK);
+        // The relay's clock plays the bot's audio from now on.
+        self.play = None;
+        Ok(())
+    }
+
     /// Sends the bot's frames that are due now (none, one, or after a stall the missed ones)
     /// and sets the clock's next wake-up. Called on every wake of the task, so a frame that
     /// arrived leaves at once when its time has come. Marks whose audio has now played are
@@ -236,8 +271,7 @@ impl Task {
         let Some(pcmu) = pcmu else {
             return Ok(());
         };
-        let mut out = Vec::new();
-        self.core.on_person_pcmu(pcmu, &mut out);
+        let out = self.core.run(|core, out| core.on_person_pcmu(pcmu, out));
         self.apply_all(link, out).await
     }
 
@@ -261,17 +295,20 @@ impl Task {
 
     /// The format agreed with the bot (the configured one until the bot says otherwise).
     pub(crate) fn agreed_format(&self, configured: MediaFormat) -> MediaFormat {
-        self.core.format().unwrap_or(configured)
+        self.core.lock().proto.format().unwrap_or(configured)
     }
 
     /// Opens a socket and starts (or resumes) the session on it.
     pub(crate) async fn open_session(&mut self, resume: bool) -> Result<Link, WsBotError> {
         let mut link = link::open(&self.bot, &self.opts).await?;
         Counters::bump(&self.shared.counters.connections);
-        let hello = if resume {
-            self.core.resume().into_iter().collect()
-        } else {
-            self.core.opening()
+        let hello = {
+            let mut st = self.core.lock();
+            if resume {
+                st.proto.resume().into_iter().collect()
+            } else {
+                st.proto.opening()
+            }
         };
         for frame in hello {
             self.write(&mut link, frame)
@@ -281,7 +318,8 @@ impl Task {
                     detail,
                 })?;
         }
-        if self.core.needs_accept() {
+        let needs_accept = self.core.lock().proto.needs_accept();
+        if needs_accept {
             self.await_accept(&mut link).await?;
         }
         Ok(link)
@@ -330,19 +368,25 @@ impl Task {
     }
 
     /// Parses one incoming message; `None` when the bot closed the socket.
-    fn incoming(&mut self, msg: Message) -> Option<Vec<Output>> {
+    fn incoming(&mut self, msg: Incoming) -> Option<Vec<Output>> {
         let mut out = Vec::new();
         let result = match msg {
-            Message::Text(text) if text.len() > self.opts.max_message_bytes => {
+            Incoming::Text(text) if text.len() > self.opts.max_message_bytes => {
                 Err(super::error::FrameError::Oversized {
                     size: text.len(),
                     limit: self.opts.max_message_bytes,
                 })
             }
-            Message::Text(text) => self.core.on_text(text.as_str(), &mut out),
-            Message::Binary(b) => Err(super::error::FrameError::Binary(b.len())),
-            Message::Close(_) => return None,
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
+            Incoming::Text(text) => {
+                let mut result = Ok(());
+                out = self.core.run(|core, out| result = core.on_text(&text, out));
+                result
+            }
+            Incoming::Binary(n) => Err(super::error::FrameError::Binary(n)),
+            Incoming::Close => return None,
+            Incoming::Control => Ok(()),
+            // Read and run through the core by the relay thread already.
+            Incoming::Outputs(outputs) => return Some(outputs),
         };
         if let Err(e) = result {
             Counters::bump(&self.shared.counters.bad_frames);
@@ -352,9 +396,9 @@ impl Task {
     }
 
     async fn write(&self, link: &mut Link, frame: String) -> Result<(), String> {
-        match tokio::time::timeout(self.opts.write_timeout, link.send(Message::text(frame))).await {
+        match tokio::time::timeout(self.opts.write_timeout, link.send_text(frame)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err("the bot stopped reading (write timed out)".into()),
         }
     }
@@ -388,8 +432,7 @@ impl Task {
         if due.is_empty() {
             return Ok(());
         }
-        let mut out = Vec::new();
-        self.core.marks_played(due, &mut out);
+        let out = self.core.run(|core, out| core.marks_played(due, out));
         for o in out {
             self.apply(link, o).await?;
         }
@@ -403,6 +446,11 @@ impl Task {
                 Stretch::Ended => return,
                 Stretch::Dropped(reason) => {
                     tracing::warn!(%reason, "WebSocket bot socket dropped");
+                    // A served socket's clock stopped with it: this task plays the bot's
+                    // queued audio (and silence) again until the next socket is served.
+                    if self.media.is_some() && self.play.is_none() {
+                        self.play = Some(Playout::new());
+                    }
                     match self.reconnect(&reason).await {
                         Ok(Some(new_link)) => link = new_link,
                         Ok(None) => return,
@@ -429,6 +477,9 @@ impl Task {
                 return Stretch::Dropped(e);
             }
         }
+        if let Err(e) = self.serve(link).await {
+            return Stretch::Dropped(e);
+        }
         // A new socket (or the first): poll every source once.
         self.wakeups.again(wakeups::ALL);
         loop {
@@ -445,13 +496,12 @@ impl Task {
                     reason,
                 }))) => return self.goodbye(link, &reason_code, &reason).await,
                 Wake::Command(Some(ToTask::Core(cmd))) => {
-                    let mut out = Vec::new();
-                    self.core.on_command(cmd, &mut out);
+                    let out = self.core.run(|core, out| core.on_command(cmd, out));
                     self.apply_all(link, out).await
                 }
                 Wake::Command(Some(ToTask::Media(side))) => {
                     self.attach(side);
-                    Ok(())
+                    self.serve(link).await
                 }
                 // The clock's own wake-up; frames are paced below, on every wake.
                 Wake::Clock => Ok(()),
@@ -466,7 +516,7 @@ impl Task {
                     Ok(())
                 }
                 Wake::Bot(None) => Err("the bot closed the connection".to_string()),
-                Wake::Bot(Some(Err(e))) => Err(e.to_string()),
+                Wake::Bot(Some(Err(e))) => Err(e),
                 Wake::Bot(Some(Ok(msg))) => match self.incoming(msg) {
                     None => Err("the bot closed the connection".to_string()),
                     Some(out) => self.apply_all(link, out).await,
@@ -538,7 +588,7 @@ impl Task {
                 self.wakeups.again(link_rang);
             } else {
                 let mut own = Context::from_waker(self.wakeups.waker(wakeups::LINK));
-                if let Poll::Ready(msg) = link.poll_next_unpin(&mut own) {
+                if let Poll::Ready(msg) = link.poll_next(&mut own) {
                     self.wakeups.again(link_rang);
                     return Poll::Ready(Wake::Bot(msg));
                 }
@@ -549,16 +599,40 @@ impl Task {
 
     /// Says goodbye and closes the socket, bounded.
     async fn goodbye(&mut self, link: &mut Link, reason_code: &str, reason: &str) -> Stretch {
-        // The person's last audio, short of a whole chunk, goes before the goodbye.
-        let _ = self.person_audio(link).await;
-        let frames = self.core.closing(reason_code, reason);
+        let frames = if let Link::Served(_) = link {
+            // The relay writes the goodbye after everything queued, then closes the socket
+            // (the person's last audio went to the core as it came).
+            let frames = self.core.lock().proto.closing(reason_code, reason);
+            match self.core.close_served(frames) {
+                Ok(()) => return Stretch::Ended,
+                Err(frames) => {
+                    // The relay let go of the socket meanwhile: take it back, bounded.
+                    let back = tokio::time::timeout(CLOSE_BOUND, async {
+                        while let Link::Served(_) = link {
+                            if !matches!(link.next().await, Some(Ok(_))) {
+                                break;
+                            }
+                        }
+                    });
+                    let _ = back.await;
+                    if let Link::Served(_) = link {
+                        return Stretch::Ended;
+                    }
+                    frames
+                }
+            }
+        } else {
+            // The person's last audio, short of a whole chunk, goes before the goodbye.
+            let _ = self.person_audio(link).await;
+            self.core.lock().proto.closing(reason_code, reason)
+        };
         let _ = tokio::time::timeout(CLOSE_BOUND, async {
             for frame in frames {
                 if self.write(link, frame).await.is_err() {
                     break;
                 }
             }
-            let _ = link.close(None).await;
+            link.close().await;
         })
         .await;
         Stretch::Ended
@@ -567,7 +641,7 @@ impl Task {
     /// Tries to resume within the bound. `Ok(Some)`: resumed; `Ok(None)`: hung up meanwhile;
     /// `Err`: gave up.
     async fn reconnect(&mut self, reason: &str) -> Result<Option<Link>, ()> {
-        if self.core.resume().is_none() {
+        if self.core.lock().proto.resume().is_none() {
             return Err(());
         }
         let mut backoff = self.opts.resume_backoff;
@@ -583,7 +657,7 @@ impl Task {
             Counters::bump(&self.shared.counters.reconnects);
             match self.open_session(true).await {
                 Ok(link) => {
-                    let mut frames = self.core.resumed();
+                    let mut frames = self.core.lock().proto.resumed();
                     frames.append(&mut self.pending);
                     self.pending = frames;
                     self.emit(WsBotEvent::Resumed);
@@ -620,8 +694,7 @@ impl Task {
                     Some(ToTask::Media(side)) => self.attach(side),
                     Some(ToTask::Core(Command::Audio(_))) => Counters::bump(&self.shared.counters.audio_dropped),
                     Some(ToTask::Core(cmd)) => {
-                        let mut out = Vec::new();
-                        self.core.on_command(cmd, &mut out);
+                        let out = self.core.run(|core, out| core.on_command(cmd, out));
                         for o in out {
                             match o {
                                 Output::Send(frame) if self.pending.len() < MAX_PENDING => self.pending.push(frame),
@@ -670,5 +743,5 @@ enum Wake {
     /// The event queue has room again (`false`: the handle is gone).
     Room(bool),
     /// The bot's socket: a message, an error, or the end.
-    Bot(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+    Bot(Option<Result<Incoming, String>>),
 }

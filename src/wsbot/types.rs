@@ -98,6 +98,11 @@ pub struct WsBotOptions {
     /// CPU per frame and fell further behind when the OS preempted a thread (its sessions
     /// cannot move to another worker), so it stays off until measured on a quiet machine.
     pub io_threads: bool,
+    /// Once the call has media, hand a `ws://` bot's socket to the media relay thread that
+    /// holds the call's RTP sockets, which then reads, paces and writes the audio itself
+    /// (`served.rs`; the default). Off: the session's task keeps the socket, as `wss://`
+    /// sockets always do.
+    pub relay_served: bool,
 }
 
 impl WsBotOptions {
@@ -122,6 +127,7 @@ impl Default for WsBotOptions {
             tls: None,
             channel_capacity: 256,
             io_threads: false,
+            relay_served: true,
         }
     }
 }
@@ -135,6 +141,7 @@ pub(crate) struct Counters {
     pub chunks_received: AtomicU64,
     pub bad_frames: AtomicU64,
     pub audio_dropped: AtomicU64,
+    pub served: AtomicU64,
 }
 
 impl Counters {
@@ -158,6 +165,8 @@ pub struct WsBotStats {
     pub bad_frames: u64,
     /// Person's audio frames not sent (channel full, socket down, pre-start buffer full).
     pub audio_dropped: u64,
+    /// Sockets handed to the media relay thread to serve (`WsBotOptions::relay_served`).
+    pub served: u64,
     /// The playout buffer's counters.
     pub jitter: JitterStats,
 }
@@ -170,6 +179,7 @@ impl Counters {
             reconnects: get(&self.reconnects),
             chunks_sent: get(&self.chunks_sent),
             chunks_received: get(&self.chunks_received),
+            served: get(&self.served),
             bad_frames: get(&self.bad_frames),
             audio_dropped: get(&self.audio_dropped),
             jitter,

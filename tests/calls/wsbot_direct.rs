@@ -75,13 +75,28 @@ fn from_first_sound(samples: &[i16]) -> &[i16] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_crosses_the_direct_leg_both_ways_and_correlates() {
+    // The `ws://` socket served by the relay thread (the default).
+    audio_crosses(true, 44480, 44519).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_crosses_the_direct_leg_with_the_socket_kept_by_the_session() {
+    // `relay_served: false`: the session's task keeps the socket and paces the audio itself.
+    audio_crosses(false, 44940, 44979).await;
+}
+
+async fn audio_crosses(served: bool, min: u16, max: u16) {
     // 1. The call's media with the bot leg served in process.
-    let (side, port) = person_side(44480, 44519).await;
+    let (side, port) = person_side(min, max).await;
 
     // 2. An AC-mode bot (µ-law) accepts the session, which takes the bot leg's port; the user
     //    stream starts.
     let mut server = BotServer::start(None, None).await;
-    let connecting = connect_ac(&server, MediaFormat::Mulaw, "conv-direct");
+    let opts = dialgate::wsbot::WsBotOptions {
+        relay_served: served,
+        ..quick_options()
+    };
+    let connecting = connect_ac_with(&server, MediaFormat::Mulaw, "conv-direct", opts);
     let mut conn = server.accept().await;
     assert_eq!(conn.recv().await["type"], "session.initiate");
     conn.send(json!({"type": "session.accepted", "mediaFormat": "raw/mulaw"}))
@@ -136,9 +151,24 @@ async fn audio_crosses_the_direct_leg_both_ways_and_correlates() {
     let (peak, _) = best_correlation(&chirp, from_first_sound(&got), 200);
     assert!(peak > 0.95, "bot->person correlation {peak}");
 
-    // 6. The relay counted the bot's frames as the bot leg's packets.
+    // 6. The relay counted the bot's frames as the bot leg's packets; the socket was handed
+    //    to the relay thread only when asked.
     assert!(side.session.stats().bot.packets_received >= 50);
+    assert_eq!(ws.stats().served, u64::from(served));
+
+    // 7. Hang-up: `session.end` reaches the bot, then the socket closes.
     assert!(ws.hangup("client-disconnected", "done").await);
+    loop {
+        let m = conn.recv().await;
+        if m["type"] == "session.end" {
+            assert_eq!(m["reasonCode"], "client-disconnected");
+            break;
+        }
+    }
+    assert!(
+        conn.try_recv().await.is_none(),
+        "socket closed after session.end"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,4 +271,112 @@ async fn a_frame_handed_over_ahead_of_its_time_leaves_no_earlier() {
     }
     let extra = tokio::time::timeout(Duration::from_millis(100), side.person.recv_from(&mut buf));
     assert!(extra.await.is_err(), "a frame was sent twice");
+}
+
+/// A served leg whose code panics on the person's first packet (a stand-in for a bug in the
+/// protocol code the relay thread runs for `ws://` bots); says when it is dropped.
+struct PanickingLeg {
+    sock: std::net::UdpSocket,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl dialgate::media::ServedLeg for PanickingLeg {
+    fn fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.sock)
+    }
+    fn interest(&self) -> (bool, bool) {
+        (true, false)
+    }
+    fn on_socket(&mut self, _: std::time::Instant, _: &mut Vec<[u8; DIRECT_FRAME]>) {}
+    fn on_person(&mut self, _: &[u8]) {
+        panic!("test: a bug in a served leg");
+    }
+    fn on_tick(&mut self, _: std::time::Instant, _: &mut Vec<[u8; DIRECT_FRAME]>) {}
+    fn next_tick(&self) -> std::time::Instant {
+        std::time::Instant::now() + Duration::from_secs(1)
+    }
+    fn alive(&self) -> bool {
+        true
+    }
+    fn finish(&mut self) {}
+}
+
+impl Drop for PanickingLeg {
+    fn drop(&mut self) {
+        self.dropped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_leg_that_panics_is_dropped_and_the_relay_thread_goes_on() {
+    // 1. One relay thread with two calls: A's bot leg served in process, B a plain relay
+    //    between a carrier peer and a SIP bot's peer.
+    let engine = MediaEngine::new(MediaConfig {
+        port_min: 44980,
+        port_max: 44999,
+        relay_threads: 1,
+        inactivity_timeout: None,
+        ..MediaConfig::default()
+    })
+    .expect("media engine");
+    let remote = |addr: SocketAddr| RemoteMedia {
+        rtp: addr,
+        rtcp: None,
+        codec: AudioCodec::PCMU,
+        dtmf_pt: None,
+        direction: Direction::SendRecv,
+    };
+    let a = engine.create_session("conv-a").expect("session a");
+    let person_a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    a.set_remote(Leg::Carrier, remote(person_a.local_addr().unwrap()))
+        .unwrap();
+    let port = a.attach_direct().expect("direct bot leg");
+    let b = engine.create_session("conv-b").expect("session b");
+    let (carrier_b, bot_b) = (
+        UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+    );
+    b.set_remote(Leg::Carrier, remote(carrier_b.local_addr().unwrap()))
+        .unwrap();
+    b.set_remote(Leg::Bot, remote(bot_b.local_addr().unwrap()))
+        .unwrap();
+
+    // 2. A's bot leg is handed to a leg that panics on the person's audio.
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    port.serve(Box::new(PanickingLeg {
+        sock: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+        dropped: dropped.clone(),
+    }));
+
+    // 3. A's person speaks: the leg panics on the relay thread and is dropped.
+    let silence = [0i16; 160];
+    let a_relay = a.local_rtp_addr(Leg::Carrier);
+    for seq in 0..10u16 {
+        person_a
+            .send_to(&rtp_packet(seq, &silence), a_relay)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_until(|| dropped.load(std::sync::atomic::Ordering::SeqCst)).await;
+
+    // 4. The same thread still relays B's packets to B's bot.
+    let b_relay = b.local_rtp_addr(Leg::Carrier);
+    let mut buf = [0u8; 2048];
+    let got = tokio::time::timeout(WAIT, async {
+        loop {
+            carrier_b
+                .send_to(&rtp_packet(1, &silence), b_relay)
+                .await
+                .unwrap();
+            let recv = bot_b.recv_from(&mut buf);
+            if let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(100), recv).await {
+                return n;
+            }
+        }
+    })
+    .await
+    .expect("the relay thread stopped relaying");
+    assert_eq!(got, 12 + 160);
 }

@@ -313,6 +313,16 @@ pub fn connect_ac(
     format: dialgate::wsbot::MediaFormat,
     conversation_id: &str,
 ) -> tokio::task::JoinHandle<Result<dialgate::wsbot::WsBot, dialgate::wsbot::WsBotError>> {
+    connect_ac_with(server, format, conversation_id, quick_options())
+}
+
+/// [`connect_ac`] with these options.
+pub fn connect_ac_with(
+    server: &BotServer,
+    format: dialgate::wsbot::MediaFormat,
+    conversation_id: &str,
+    opts: dialgate::wsbot::WsBotOptions,
+) -> tokio::task::JoinHandle<Result<dialgate::wsbot::WsBot, dialgate::wsbot::WsBotError>> {
     let cfg = bot(
         &server.url("ws"),
         dialgate::wsbot::WsProtocol::AcBotApi,
@@ -320,7 +330,7 @@ pub fn connect_ac(
         format,
     );
     let info = call_info(conversation_id);
-    tokio::spawn(async move { dialgate::wsbot::WsBot::connect(&cfg, info, quick_options()).await })
+    tokio::spawn(async move { dialgate::wsbot::WsBot::connect(&cfg, info, opts).await })
 }
 
 /// The next event, bounded.

@@ -110,7 +110,8 @@ impl Relay {
         }
     }
 
-    pub(super) fn finish(&mut self, s: SessionRt) {
+    pub(super) fn finish(&mut self, mut s: SessionRt) {
+        super::served::finish_served(self.epfd, &mut s);
         for l in &s.legs {
             for fd in [l.rtp.as_raw_fd(), l.rtcp.as_raw_fd()] {
                 let _ = epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, fd, 0);

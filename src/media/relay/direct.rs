@@ -21,6 +21,8 @@ const IDLE_TIMEOUT_MS: i32 = 1000;
 /// numbers and timestamps that advance by one frame each).
 pub(crate) struct DirectRt {
     pub(super) port: Arc<DirectShared>,
+    /// The bot's socket, when this thread serves it (`served.rs`).
+    pub(super) served: Option<super::served::ServedRt>,
     seq: u16,
     ts: u32,
     ssrc: u32,
@@ -35,10 +37,12 @@ impl Relay {
         let Some(s) = self.slots[slot].as_mut() else {
             return;
         };
+        super::served::finish_served(self.epfd, s);
         let leg = &mut s.legs[Leg::Bot.idx()];
         let was = leg.direct.is_some();
         leg.direct = port.map(|port| DirectRt {
             port,
+            served: None,
             seq: rand::random(),
             ts: rand::random(),
             ssrc: rand::random(),
@@ -100,7 +104,7 @@ impl Relay {
 }
 
 /// One frame of a direct leg: made an RTP packet of the bot's and relayed like one.
-fn on_direct(
+pub(super) fn on_direct(
     s: &mut SessionRt,
     frame: &[u8; DIRECT_FRAME],
     buf: &mut [u8],

@@ -1,0 +1,265 @@
+//! dialgate's own `ws://` client: the HTTP upgrade (RFC 6455 §4.1) and the session's reads and
+//! writes over `wire.rs`, on a tokio socket. Its socket and every byte read past the last
+//! message can be taken out whole ([`PlainLink::into_parts`]) and handed to the relay thread
+//! (`served.rs`) once the call has media.
+
+use super::error::WsBotError;
+use super::wire::{self, WireError, WireMsg, WireReader};
+use std::io::ErrorKind;
+use std::task::{Context, Poll, ready};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The upgrade response's headers are read up to this size.
+const MAX_RESPONSE: usize = 16 * 1024;
+
+/// An open `ws://` connection to the bot.
+#[derive(Debug)]
+pub(crate) struct PlainLink {
+    stream: TcpStream,
+    reader: WireReader,
+    /// Frames written by the poll side (pongs), sent before the next write.
+    owed: Vec<u8>,
+}
+
+fn connect_err(url: &url::Url, detail: impl Into<String>) -> WsBotError {
+    WsBotError::Connect {
+        url: url.to_string(),
+        detail: detail.into(),
+    }
+}
+
+/// Connects and upgrades (not bounded here: the caller bounds the whole opening).
+pub(crate) async fn connect(
+    url: &url::Url,
+    token: Option<&str>,
+    limit: usize,
+) -> Result<PlainLink, WsBotError> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| connect_err(url, "the URL has no host"))?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    // An IPv6 literal keeps its brackets in `host_str`; the socket address wants them off.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let mut stream = TcpStream::connect((bare, port))
+        .await
+        .map_err(|e| connect_err(url, e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+    let request = upgrade_request(url, host, port, &key, token)?;
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| connect_err(url, e.to_string()))?;
+    let leftover = read_response(&mut stream, url, &key).await?;
+    Ok(PlainLink {
+        stream,
+        reader: WireReader::new(leftover, limit),
+        owed: Vec::new(),
+    })
+}
+
+/// The GET that asks for the upgrade, with the bearer token when there is one.
+fn upgrade_request(
+    url: &url::Url,
+    host: &str,
+    port: u16,
+    key: &str,
+    token: Option<&str>,
+) -> Result<String, WsBotError> {
+    let mut target = url.path().to_string();
+    if let Some(q) = url.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let mut request = format!(
+        "GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    if let Some(token) = token {
+        // A token cannot break the request: header values may not hold control characters.
+        if token.bytes().any(|b| b.is_ascii_control()) {
+            return Err(WsBotError::Request {
+                url: url.to_string(),
+                detail: "the token is not a valid HTTP header value".into(),
+            });
+        }
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    request.push_str("\r\n");
+    Ok(request)
+}
+
+/// Reads the upgrade response and checks it; returns the bytes read past its end.
+async fn read_response(
+    stream: &mut TcpStream,
+    url: &url::Url,
+    key: &str,
+) -> Result<Vec<u8>, WsBotError> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| connect_err(url, e.to_string()))?;
+        if n == 0 {
+            return Err(connect_err(url, "the connection closed during the upgrade"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(&buf) {
+            Ok(httparse::Status::Complete(end)) => {
+                check_response(&response, url, key)?;
+                return Ok(buf.split_off(end));
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE => {}
+            Ok(httparse::Status::Partial) => {
+                return Err(connect_err(url, "the upgrade response is too large"));
+            }
+            Err(e) => return Err(connect_err(url, format!("invalid upgrade response: {e}"))),
+        }
+    }
+}
+
+/// A `101 Switching Protocols` with the accept key that answers ours.
+fn check_response(
+    response: &httparse::Response<'_, '_>,
+    url: &url::Url,
+    key: &str,
+) -> Result<(), WsBotError> {
+    let code = response.code.unwrap_or(0);
+    if code != 101 {
+        let reason = response.reason.unwrap_or("");
+        return Err(connect_err(url, format!("HTTP error: {code} {reason}")));
+    }
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    let expected = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    if header("sec-websocket-accept") != Some(expected.as_bytes()) {
+        return Err(connect_err(
+            url,
+            "the upgrade response has a wrong accept key",
+        ));
+    }
+    let upgrade = header("upgrade").and_then(|v| std::str::from_utf8(v).ok());
+    if !upgrade.is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
+        return Err(connect_err(
+            url,
+            "the upgrade response is not a WebSocket upgrade",
+        ));
+    }
+    Ok(())
+}
+
+impl PlainLink {
+    /// Writes one text message (and any pong owed first).
+    pub async fn send_text(&mut self, text: &str) -> std::io::Result<()> {
+        let mut out = std::mem::take(&mut self.owed);
+        wire::encode_text(text, &mut out);
+        self.stream.write_all(&out).await
+    }
+
+    /// Polls for the next message; `None` when the bot closed the connection. Pings are
+    /// answered here (a pong written at once, or before the next message if the socket is
+    /// full).
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<WireMsg, String>>> {
+        loop {
+            match self.reader.next() {
+                Ok(Some(WireMsg::Ping(payload))) => {
+                    wire::encode_pong(&payload, &mut self.owed);
+                    self.try_flush_owed();
+                    return Poll::Ready(Some(Ok(WireMsg::Ping(payload))));
+                }
+                Ok(Some(msg)) => return Poll::Ready(Some(Ok(msg))),
+                Ok(None) => {}
+                Err(e) => return Poll::Ready(Some(Err(wire_error(e)))),
+            }
+            if let Err(e) = ready!(self.stream.poll_read_ready(cx)) {
+                return Poll::Ready(Some(Err(e.to_string())));
+            }
+            match self.stream.try_read(self.reader.spare()) {
+                Ok(0) => {
+                    self.reader.filled(0);
+                    return Poll::Ready(None);
+                }
+                Ok(n) => self.reader.filled(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => self.reader.filled(0),
+                Err(e) => {
+                    self.reader.filled(0);
+                    return Poll::Ready(Some(Err(e.to_string())));
+                }
+            }
+        }
+    }
+
+    /// Writes what of the owed pongs the socket takes now.
+    fn try_flush_owed(&mut self) {
+        while !self.owed.is_empty() {
+            match self.stream.try_write(&self.owed) {
+                Ok(n) => {
+                    self.owed.drain(..n);
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Sends a close frame and shuts the socket down for writing.
+    pub async fn close(&mut self) {
+        let mut out = std::mem::take(&mut self.owed);
+        wire::encode_close(&mut out);
+        let _ = self.stream.write_all(&out).await;
+        let _ = self.stream.shutdown().await;
+    }
+
+    /// A link again over a socket the relay thread handed back (`served.rs`), with the bytes
+    /// it had read and those it still owed the bot.
+    pub fn from_parts(
+        sock: std::net::TcpStream,
+        reader: WireReader,
+        owed: Vec<u8>,
+    ) -> std::io::Result<PlainLink> {
+        sock.set_nonblocking(true)?;
+        Ok(PlainLink {
+            stream: TcpStream::from_std(sock)?,
+            reader,
+            owed,
+        })
+    }
+
+    /// The socket (blocking mode off) and the reader holding every byte read but not yet
+    /// taken as a message; pongs owed are lost (the relay's side answers the next ping).
+    pub fn into_parts(self) -> std::io::Result<(std::net::TcpStream, WireReader)> {
+        let stream = self.stream.into_std()?;
+        stream.set_nonblocking(true)?;
+        Ok((stream, self.reader))
+    }
+}
+
+fn wire_error(e: WireError) -> String {
+    e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_carries_path_query_host_and_token() {
+        let url = url::Url::parse("ws://bot.example:8080/v1/ws?a=b").expect("url");
+        let req = upgrade_request(&url, "bot.example", 8080, "k==", Some("t0k")).expect("ok");
+        assert!(req.starts_with("GET /v1/ws?a=b HTTP/1.1\r\nHost: bot.example:8080\r\n"));
+        assert!(req.contains("Sec-WebSocket-Key: k==\r\n"));
+        assert!(req.contains("Authorization: Bearer t0k\r\n"));
+        assert!(req.ends_with("\r\n\r\n"));
+        let bad = upgrade_request(&url, "bot.example", 8080, "k", Some("a\r\nX: y"));
+        assert!(matches!(bad, Err(WsBotError::Request { .. })));
+    }
+}

@@ -1,0 +1,100 @@
+//! The protocol core of one session, shared by the session's task and — while the relay
+//! thread serves the bot's socket (`served.rs`) — that thread: the task runs the call's
+//! commands through it, the relay the bot's messages and the person's audio. One lock keeps
+//! the core's frames in the order it made them: while served, the task's frames are queued
+//! under the lock that made them, and the relay writes that queue before any frame it makes.
+
+use super::protocol::{Output, Protocol};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard};
+
+/// The core and what goes with it while the relay serves the socket.
+pub(crate) struct CoreState {
+    /// The protocol's state machine.
+    pub proto: Box<dyn Protocol>,
+    /// The task's frames for the bot while served, oldest first (written by the relay).
+    pub outq: Vec<String>,
+    /// Whether the relay serves the socket now.
+    pub served: bool,
+    /// The session ended: the relay writes `outq`, then closes the socket.
+    pub close: bool,
+}
+
+/// A session's core behind its lock.
+pub(crate) struct CoreCell {
+    state: Mutex<CoreState>,
+    /// Set when the task queued frames or asked to close (the relay looks without the lock).
+    attention: AtomicBool,
+}
+
+impl CoreCell {
+    /// A core, its socket not served.
+    pub fn new(proto: Box<dyn Protocol>) -> CoreCell {
+        CoreCell {
+            state: Mutex::new(CoreState {
+                proto,
+                outq: Vec::new(),
+                served: false,
+                close: false,
+            }),
+            attention: AtomicBool::new(false),
+        }
+    }
+
+    /// The core, locked.
+    pub fn lock(&self) -> MutexGuard<'_, CoreState> {
+        // A panic while holding the lock leaves a protocol state that is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the core. While served, the frames it makes for the bot are queued for the
+    /// relay (under this same lock, so in the core's order) and the other outputs returned;
+    /// otherwise every output is returned.
+    pub fn run(&self, f: impl FnOnce(&mut dyn Protocol, &mut Vec<Output>)) -> Vec<Output> {
+        let mut st = self.lock();
+        let mut out = Vec::new();
+        f(st.proto.as_mut(), &mut out);
+        if !st.served {
+            return out;
+        }
+        let mut rest = Vec::with_capacity(out.len());
+        let mut queued = false;
+        for o in out {
+            match o {
+                Output::Send(frame) => {
+                    st.outq.push(frame);
+                    queued = true;
+                }
+                other => rest.push(other),
+            }
+        }
+        if queued {
+            self.attention.store(true, Relaxed);
+        }
+        rest
+    }
+
+    /// Ends the session while served: `frames` go last, then the relay closes the socket.
+    /// `Err(frames)` when the relay let go of the socket meanwhile (it failed, or comes back
+    /// to the task): the task says goodbye itself.
+    pub fn close_served(&self, frames: Vec<String>) -> Result<(), Vec<String>> {
+        let mut st = self.lock();
+        if !st.served {
+            return Err(frames);
+        }
+        st.outq.extend(frames);
+        st.close = true;
+        self.attention.store(true, Relaxed);
+        Ok(())
+    }
+
+    /// Whether the task asked for the relay's attention (without taking the request).
+    pub fn wants_attention(&self) -> bool {
+        self.attention.load(Relaxed)
+    }
+
+    /// Whether the task asked for the relay's attention since the last call.
+    pub fn take_attention(&self) -> bool {
+        self.attention.load(Relaxed) && self.attention.swap(false, Relaxed)
+    }
+}
