@@ -49,6 +49,8 @@ pub(crate) enum Incoming {
     Close,
     /// The outputs of a message the relay thread ran through the core (events).
     Outputs(Vec<super::protocol::Output>),
+    /// The relay thread handed the socket back (the link is the session's own again).
+    Returned,
 }
 
 impl Link {
@@ -60,7 +62,8 @@ impl Link {
                 .await
                 .map_err(|e| e.to_string()),
             Link::Plain(p) => p.send_text(&text).await.map_err(|e| e.to_string()),
-            Link::Served(_) => Err("the socket is served by the media relay".into()),
+            // Only when the relay dropped the socket meanwhile (its word is on the way).
+            Link::Served(_) => Err("the socket failed while served by the media relay".into()),
         }
     }
 
@@ -98,7 +101,7 @@ impl Link {
                     match PlainLink::from_parts(back.sock, back.reader, back.owed) {
                         Ok(plain) => {
                             *self = Link::Plain(plain);
-                            Poll::Ready(Some(Ok(Incoming::Control)))
+                            Poll::Ready(Some(Ok(Incoming::Returned)))
                         }
                         Err(e) => Poll::Ready(Some(Err(e.to_string()))),
                     }

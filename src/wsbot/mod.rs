@@ -8,8 +8,10 @@
 //!
 //! The call gives the person's audio as 8 kHz PCM frames ([`WsBot::send_audio`]) and pulls
 //! the bot's audio one 20 ms frame per call of [`WsBot::next_frame`] from a bounded playout
-//! buffer. Protocol logic lives in sans-IO cores (`ac`, `media_stream`, `jitter`); `session`
-//! is the handle and `task` the async shell that owns the socket.
+//! buffer — or, once it has media, hands the session the relay's bot leg
+//! ([`WsBot::start_media`]). Protocol logic lives in sans-IO cores (`ac`, `media_stream`,
+//! `jitter`, `pacer`, `wire`); `session` is the handle and `task` the async shell that owns
+//! the socket — until, for a `ws://` bot with media, the relay thread serves it (`served`).
 
 mod ac;
 mod codec;

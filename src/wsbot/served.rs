@@ -302,6 +302,17 @@ impl ServedBot {
         }
     }
 
+    /// Fails the leg if the bot closed the connection or the socket has an error, without
+    /// taking any data waiting.
+    fn check_hangup(&mut self) {
+        match self.sock.peek(&mut [0u8; 1]) {
+            Ok(0) => self.fail("the bot closed the connection".into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => self.fail(e.to_string()),
+        }
+    }
+
     /// Writes what is owed, as far as the socket takes it now.
     fn flush(&mut self) {
         let mut written = 0;
@@ -418,6 +429,11 @@ impl ServedLeg for ServedBot {
         }
         if self.outstanding.load(Relaxed) < MAX_OUTSTANDING {
             self.read();
+        } else {
+            // Not reading (the task is behind), yet the socket woke the relay: a hang-up or an
+            // error, which epoll reports whatever the interest, must not go unseen (it would
+            // wake the relay again and again).
+            self.check_hangup();
         }
         if self.alive {
             self.pace(now, out);
@@ -491,13 +507,14 @@ impl ServedLeg for ServedBot {
             return;
         }
         // The session still has to say goodbye: the socket goes back to it, with what the
-        // core queued (the task's frames from now on are its own again: `served` is off).
+        // core queued so far; what it queues until the task takes the socket waits in the
+        // core (`released`), and the task's goodbye waits for the socket.
         self.alive = false;
         let mut owed = std::mem::take(&mut self.owed);
         {
             let mut st = self.core.lock();
             Self::take_queued(&mut st, &mut owed);
-            st.served = false;
+            st.released = true;
         }
         let reader = std::mem::replace(&mut self.reader, WireReader::new(Vec::new(), 0));
         match self.sock.try_clone() {

@@ -1,5 +1,6 @@
 //! The handle a call holds on its WebSocket bot session. The socket belongs to the session's
-//! task (`task.rs`); all policy is in the protocol cores.
+//! task (`task.rs`), or to the media relay thread once it serves it (`served.rs`); all policy
+//! is in the protocol cores.
 
 use super::ac::AcCore;
 use super::config::{MediaFormat, WebSocketBot, WsProtocol};

@@ -18,6 +18,9 @@ pub(crate) struct CoreState {
     pub served: bool,
     /// The session ended: the relay writes `outq`, then closes the socket.
     pub close: bool,
+    /// The relay let go of the socket (the call's media ended) and is handing it back: frames
+    /// still queue in `outq` until the task takes the socket and them.
+    pub released: bool,
 }
 
 /// A session's core behind its lock.
@@ -36,6 +39,7 @@ impl CoreCell {
                 outq: Vec::new(),
                 served: false,
                 close: false,
+                released: false,
             }),
             attention: AtomicBool::new(false),
         }
@@ -79,13 +83,23 @@ impl CoreCell {
     /// to the task): the task says goodbye itself.
     pub fn close_served(&self, frames: Vec<String>) -> Result<(), Vec<String>> {
         let mut st = self.lock();
-        if !st.served {
+        if !st.served || st.released {
             return Err(frames);
         }
         st.outq.extend(frames);
         st.close = true;
         self.attention.store(true, Relaxed);
         Ok(())
+    }
+
+    /// The socket came back from the relay: frames are the task's to write again, starting
+    /// with those queued meanwhile (returned, in order).
+    pub fn take_back(&self) -> Vec<String> {
+        let mut st = self.lock();
+        st.served = false;
+        st.released = false;
+        st.close = false;
+        std::mem::take(&mut st.outq)
     }
 
     /// Whether the task asked for the relay's attention (without taking the request).

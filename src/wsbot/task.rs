@@ -8,6 +8,13 @@
 //! two (and a queue of up to 256 frames in which the person's audio aged when the machine was
 //! busy).
 //!
+//! For a `ws://` bot (and `WsBotOptions::relay_served`, the default) the media side goes
+//! further: at media start the task hands the socket itself to the relay thread (`serve`,
+//! `served.rs`), which then does all of the above per frame; the task keeps the call's
+//! commands (their frames queued in the shared core, in order), the bot's events, the prompts'
+//! socket, and the resume and the goodbye — the relay hands the socket back, or reports it
+//! dropped.
+//!
 //! The task never waits for its event queue: an event that does not fit waits in a short
 //! backlog here, and while the backlog is full the socket is not read (the bot is slowed down,
 //! nothing it said is lost) — the media side keeps its pace and the person's audio keeps flowing
@@ -214,6 +221,14 @@ impl Task {
         Ok(())
     }
 
+    /// The relay handed the socket back: the frames the core queued meanwhile go first.
+    async fn take_back(&mut self, link: &mut Link) -> Result<(), String> {
+        for frame in self.core.take_back() {
+            self.write(link, frame).await?;
+        }
+        Ok(())
+    }
+
     /// Sends the bot's frames that are due now (none, one, or after a stall the missed ones)
     /// and sets the clock's next wake-up. Called on every wake of the task, so a frame that
     /// arrived leaves at once when its time has come. Marks whose audio has now played are
@@ -384,7 +399,8 @@ impl Task {
             }
             Incoming::Binary(n) => Err(super::error::FrameError::Binary(n)),
             Incoming::Close => return None,
-            Incoming::Control => Ok(()),
+            // (`Returned` is taken in `connected` and `goodbye`, which hold the link.)
+            Incoming::Control | Incoming::Returned => Ok(()),
             // Read and run through the core by the relay thread already.
             Incoming::Outputs(outputs) => return Some(outputs),
         };
@@ -517,6 +533,7 @@ impl Task {
                 }
                 Wake::Bot(None) => Err("the bot closed the connection".to_string()),
                 Wake::Bot(Some(Err(e))) => Err(e),
+                Wake::Bot(Some(Ok(Incoming::Returned))) => self.take_back(link).await,
                 Wake::Bot(Some(Ok(msg))) => match self.incoming(msg) {
                     None => Err("the bot closed the connection".to_string()),
                     Some(out) => self.apply_all(link, out).await,
@@ -618,6 +635,7 @@ impl Task {
                     if let Link::Served(_) = link {
                         return Stretch::Ended;
                     }
+                    let _ = self.take_back(link).await;
                     frames
                 }
             }

@@ -231,9 +231,20 @@ fn whole(opcode: u8, payload: Vec<u8>) -> Result<WireMsg, WireError> {
         .map_err(|_| WireError::Utf8)
 }
 
-/// XORs `data` with the masking key (RFC 6455 §5.3).
+/// XORs `data` with the masking key (RFC 6455 §5.3), eight bytes at a time (every message
+/// to the bot is masked, 50 a second per call).
 fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
-    for (i, b) in data.iter_mut().enumerate() {
+    let wide = u64::from_ne_bytes([
+        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
+    ]);
+    let mut chunks = data.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
+    }
+    // The tail starts at a multiple of 8, so at key offset 0.
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
         *b ^= mask[i & 3];
     }
 }
@@ -378,6 +389,22 @@ mod tests {
             // 3. A server reading it (masked frames are unmasked) gets the text back.
             let mut r = WireReader::new(out, 1 << 20);
             assert_eq!(r.next(), Ok(Some(WireMsg::Text(text))));
+        }
+    }
+
+    #[test]
+    fn masking_eight_bytes_at_a_time_is_the_bytewise_mask() {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        for n in 0..40 {
+            let data: Vec<u8> = (0..n).map(|i| (i * 31 + 7) as u8).collect();
+            let mut fast = data.clone();
+            apply_mask(&mut fast, mask);
+            let slow: Vec<u8> = data
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i % 4])
+                .collect();
+            assert_eq!(fast, slow, "{n} bytes");
         }
     }
 

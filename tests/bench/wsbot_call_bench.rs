@@ -1,7 +1,8 @@
 //! Benchmark of the call path (ignored by default; run by `scripts/bench-wsbot`): N concurrent
 //! calls through dialgate's media relay, each with a person sending one RTP frame per 20 ms, the
-//! bot side either a WebSocket bot (AC mode, `raw/mulaw`, through the call's bridge task: jitter
-//! buffer, 20 ms pacing) or a SIP bot (an RTP echo on the relay's bot side, as today). Both bots
+//! bot side either a WebSocket bot (AC mode, `raw/mulaw`, `ws://`: from media start the relay
+//! thread serves the bot's socket — jitter buffer, 20 ms pacing — and the call's bridge task
+//! keeps the control messages) or a SIP bot (an RTP echo on the relay's bot side). Both bots
 //! echo what they hear, on 127.0.0.1, in the same run. With `WSBOT_BENCH_TWO_TASKS=1` a third run
 //! puts the RTP side in a second task per call, as the bridge was first built; with
 //! `WSBOT_BENCH_FLOOR=1` two more serve the same messages from one thread, with none of
