@@ -262,4 +262,126 @@ mod tests {
         let bad = upgrade_request(&url, "bot.example", 8080, "k", Some("a\r\nX: y"));
         assert!(matches!(bad, Err(WsBotError::Request { .. })));
     }
+
+    /// A one-connection server on loopback that reads the upgrade request and answers with
+    /// what `reply` makes of its key (then keeps the socket open a moment).
+    async fn upgrade_against(
+        reply: impl FnOnce(&str) -> Vec<u8> + Send + 'static,
+    ) -> Result<PlainLink, WsBotError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = url::Url::parse(&format!(
+            "ws://{}/bot",
+            listener.local_addr().expect("addr")
+        ))
+        .expect("url");
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            let mut req = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !req.ends_with(b"\r\n\r\n") {
+                let n = sock.read(&mut chunk).await.expect("read");
+                assert!(n > 0, "the client closed before its request ended");
+                req.extend_from_slice(&chunk[..n]);
+            }
+            let req = String::from_utf8(req).expect("utf-8");
+            let key = req
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .expect("a key")
+                .to_string();
+            let _ = sock.write_all(&reply(&key)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        });
+        let link = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            connect(&url, None, 1 << 20),
+        )
+        .await
+        .expect("the upgrade is answered");
+        server.abort();
+        link
+    }
+
+    fn accept(key: &str) -> String {
+        tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes())
+    }
+
+    fn detail(r: Result<PlainLink, WsBotError>) -> String {
+        match r {
+            Err(WsBotError::Connect { detail, .. }) => detail,
+            other => panic!("expected a connect error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_upgrade_responses_are_refused_with_a_reason() {
+        // 1. Not a 101: the status is the reason.
+        let r =
+            upgrade_against(|_| b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".to_vec())
+                .await;
+        assert_eq!(detail(r), "HTTP error: 401 Unauthorized");
+        // 2. A 101 whose accept key does not answer ours.
+        let r = upgrade_against(|_| {
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Accept: d3Jvbmc=\r\n\r\n"
+                .to_vec()
+        })
+        .await;
+        assert!(detail(r).contains("wrong accept key"));
+        // 3. The right key but no `Upgrade: websocket`.
+        let r = upgrade_against(|key| {
+            format!(
+                "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                accept(key)
+            )
+            .into_bytes()
+        })
+        .await;
+        assert!(detail(r).contains("not a WebSocket upgrade"));
+        // 4. Not HTTP at all.
+        let r = upgrade_against(|_| b"SIP/2.0 200 OK\r\n\r\n".to_vec()).await;
+        assert!(detail(r).starts_with("invalid upgrade response"));
+        // 5. Headers without end, past the bound.
+        let r = upgrade_against(|_| {
+            let mut v = b"HTTP/1.1 101 Switching Protocols\r\n".to_vec();
+            v.extend(std::iter::repeat_n(b'x', MAX_RESPONSE + 10));
+            v
+        })
+        .await;
+        assert!(
+            detail(r).contains("too large"),
+            "a never-ending header is refused"
+        );
+        // 6. The server closes mid-response.
+        let r = upgrade_against(|_| b"HTTP/1.1 101 Switch".to_vec()).await;
+        let d = detail(r);
+        assert!(d.contains("closed during the upgrade"), "{d}");
+    }
+
+    #[tokio::test]
+    async fn bytes_after_the_upgrade_are_the_first_message() {
+        // 1. The server answers the upgrade and sends a text frame in the same write.
+        let link = upgrade_against(|key| {
+            let mut v = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Accept: {}\r\n\r\n",
+                accept(key)
+            )
+            .into_bytes();
+            // An unmasked server frame: FIN + text, 5 bytes.
+            v.extend_from_slice(&[0x81, 5]);
+            v.extend_from_slice(b"hello");
+            v
+        })
+        .await;
+        let mut link = link.expect("the upgrade succeeds");
+        // 2. The frame read with the response is the first message, not lost.
+        let msg = std::future::poll_fn(|cx| link.poll_next(cx)).await;
+        match msg {
+            Some(Ok(WireMsg::Text(t))) => assert_eq!(t, "hello"),
+            other => panic!("expected the text frame, got {other:?}"),
+        }
+    }
 }

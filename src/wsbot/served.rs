@@ -229,17 +229,9 @@ impl ServedBot {
                 });
             }
             WireMsg::Text(text) => {
-                let mut out = std::mem::take(&mut self.out);
-                let result = {
-                    let mut st = self.core.lock();
-                    Self::take_queued(&mut st, &mut self.owed);
-                    st.proto.on_text(&text, &mut out)
-                };
-                self.out = out;
-                if let Err(e) = result {
+                if let Err(e) = self.through_core(|proto, out| proto.on_text(&text, out)) {
                     self.bad_frame(&e);
                 }
-                self.apply();
                 self.echo_marks();
             }
             WireMsg::Binary(n) => self.bad_frame(&super::error::FrameError::Binary(n)),
@@ -265,14 +257,24 @@ impl ServedBot {
         if due.is_empty() {
             return;
         }
+        self.through_core(|proto, out| proto.marks_played(due, out));
+    }
+
+    /// Runs `f` on the protocol core under its lock — first taking the frames the task queued
+    /// there, so they go out before what `f` makes — then carries out its outputs.
+    fn through_core<R>(
+        &mut self,
+        f: impl FnOnce(&mut dyn super::protocol::Protocol, &mut Vec<Output>) -> R,
+    ) -> R {
         let mut out = std::mem::take(&mut self.out);
-        {
+        let result = {
             let mut st = self.core.lock();
             Self::take_queued(&mut st, &mut self.owed);
-            st.proto.marks_played(due, &mut out);
-        }
+            f(st.proto.as_mut(), &mut out)
+        };
         self.out = out;
         self.apply();
+        result
     }
 
     /// Reads what the socket has (one read: the relay's epoll is level-triggered) and takes
@@ -446,14 +448,7 @@ impl ServedLeg for ServedBot {
         if !self.alive || self.closing {
             return;
         }
-        let mut out = std::mem::take(&mut self.out);
-        {
-            let mut st = self.core.lock();
-            Self::take_queued(&mut st, &mut self.owed);
-            st.proto.on_person_pcmu(pcmu, &mut out);
-        }
-        self.out = out;
-        self.apply();
+        self.through_core(|proto, out| proto.on_person_pcmu(pcmu, out));
         self.flush();
     }
 
