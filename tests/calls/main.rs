@@ -29,7 +29,7 @@
 //! | `carrier_pjsip` | 57000-58399 | 58400-59099 | free |
 //! | `call_leak` | 28300-28399 | | 16960-16961 |
 //! | `wsbot_backpressure` | 44400-44479 | free | |
-//! | `wsbot_direct` | 44480-44599, 44900-44999 | free | |
+//! | `wsbot_direct` | 43000-43039, 44480-44599, 44900-44999 | free | |
 //!
 //! `wsbot_ac` and `wsbot_media_stream` use free ports only.
 

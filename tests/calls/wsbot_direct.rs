@@ -380,3 +380,92 @@ async fn a_served_leg_that_panics_is_dropped_and_the_relay_thread_goes_on() {
     .expect("the relay thread stopped relaying");
     assert_eq!(got, 12 + 160);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_on_a_served_socket_are_counted_and_survived() {
+    // 1. A call's media and an AC bot (µ-law) whose socket the relay thread serves once the
+    //    user stream starts; messages over 64 KiB are dropped, over 256 KiB fatal.
+    let (side, port) = person_side(43000, 43039).await;
+    let mut server = BotServer::start(None, None).await;
+    let connecting = connect_ac_with(
+        &server,
+        MediaFormat::Mulaw,
+        "conv-bad-served",
+        options_up_to(64 * 1024),
+    );
+    let mut conn = server.accept().await;
+    assert_eq!(conn.recv().await["type"], "session.initiate");
+    conn.send(json!({"type": "session.accepted", "mediaFormat": "raw/mulaw"}))
+        .await;
+    let mut ws = connecting.await.unwrap().expect("session opened");
+    ws.start_media(MediaSide::new(port, None)).await.unwrap();
+    ws.start_user_stream().await.unwrap();
+    assert_eq!(conn.recv().await["type"], "userStream.start");
+    conn.send(json!({"type": "userStream.started"})).await;
+    wait_until(|| ws.stats().served == 1).await;
+
+    // 2. Mid-call, on the served socket: invalid JSON, bad base64, an unknown type, no type,
+    //    an oversized message, a binary frame, and a ping between them.
+    use tokio_tungstenite::tungstenite::Message;
+    conn.send_raw(Message::text("{not json")).await;
+    conn.send(json!({"type": "playStream.chunk", "streamId": "x", "audioChunk": "%%%notbase64"}))
+        .await;
+    conn.send(json!({"type": "session.dance"})).await;
+    conn.send_raw(Message::Ping(vec![7u8; 4].into())).await;
+    conn.send(json!({"activities": []})).await;
+    conn.send(json!({"type": "activities", "pad": "x".repeat(100 * 1024)}))
+        .await;
+    conn.send_raw(Message::binary(vec![1u8, 2, 3])).await;
+
+    // 3. Each was counted, none ended the session: the next activity arrives as an event.
+    conn.send(
+        json!({"type": "activities", "activities": [{"type": "message", "text": "still here"}]}),
+    )
+    .await;
+    assert_eq!(
+        event(&mut ws).await,
+        dialgate::wsbot::WsBotEvent::UserStreamStarted
+    );
+    assert_eq!(
+        event(&mut ws).await,
+        dialgate::wsbot::WsBotEvent::Activities(vec![
+            json!({"type": "message", "text": "still here"})
+        ])
+    );
+    let stats = ws.stats();
+    assert_eq!(stats.bad_frames, 6, "{stats:?}");
+    assert_eq!(stats.connections, 1, "no reconnect was needed");
+    assert_eq!(stats.served, 1, "the socket stayed with the relay");
+
+    // 4. The person's audio still reaches the bot over the same socket: ten packets, ten
+    //    chunks.
+    let tone: Vec<i16> = (0..160)
+        .map(|i| if i % 20 < 10 { 8000 } else { -8000 })
+        .collect();
+    for seq in 0..10u16 {
+        side.person
+            .send_to(&rtp_packet(seq, &tone), side.relay)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut chunks = 0;
+    while chunks < 10 {
+        if conn.recv().await["type"] == "userStream.chunk" {
+            chunks += 1;
+        }
+    }
+
+    // 5. Hang-up: `session.end` reaches the bot, then the socket closes.
+    assert!(ws.hangup("client-disconnected", "done").await);
+    loop {
+        let m = conn.recv().await;
+        if m["type"] == "session.end" {
+            break;
+        }
+    }
+    assert!(
+        conn.try_recv().await.is_none(),
+        "socket closed after session.end"
+    );
+}
