@@ -456,6 +456,22 @@ async fn bad_frames_on_a_served_socket_are_counted_and_survived() {
         }
     }
 
+    // 5. A message over the hard limit (4 × 64 KiB) cannot be skipped: the relay drops the
+    //    socket, the session resumes on a new one, which the relay serves in turn.
+    conn.send(json!({"type": "activities", "pad": "x".repeat(300 * 1024)}))
+        .await;
+    assert!(conn.try_recv().await.is_none(), "the socket was dropped");
+    assert!(matches!(
+        event(&mut ws).await,
+        dialgate::wsbot::WsBotEvent::Reconnecting { attempt: 1, .. }
+    ));
+    let mut conn = server.accept().await;
+    assert_eq!(conn.recv().await["type"], "session.resume");
+    conn.send(json!({"type": "session.accepted"})).await;
+    assert_eq!(event(&mut ws).await, dialgate::wsbot::WsBotEvent::Resumed);
+    wait_until(|| ws.stats().served == 2).await;
+    assert_eq!(ws.stats().connections, 2);
+
     // 5. Hang-up: `session.end` reaches the bot, then the socket closes.
     assert!(ws.hangup("client-disconnected", "done").await);
     loop {
