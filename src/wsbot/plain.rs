@@ -107,7 +107,8 @@ async fn read_response(
             return Err(connect_err(url, "the connection closed during the upgrade"));
         }
         buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 32];
+        // As many headers as tungstenite takes (a proxy on the way may add some).
+        let mut headers = [httparse::EMPTY_HEADER; 124];
         let mut response = httparse::Response::new(&mut headers);
         match response.parse(&buf) {
             Ok(httparse::Status::Complete(end)) => {
@@ -234,12 +235,13 @@ impl PlainLink {
         })
     }
 
-    /// The socket (blocking mode off) and the reader holding every byte read but not yet
-    /// taken as a message; pongs owed are lost (the relay's side answers the next ping).
-    pub fn into_parts(self) -> std::io::Result<(std::net::TcpStream, WireReader)> {
+    /// The socket (blocking mode off), the reader holding every byte read but not yet taken
+    /// as a message, and the bytes still owed the bot (a pong the socket took only part of:
+    /// they must go first, or the next frame would land inside it).
+    pub fn into_parts(self) -> std::io::Result<(std::net::TcpStream, WireReader, Vec<u8>)> {
         let stream = self.stream.into_std()?;
         stream.set_nonblocking(true)?;
-        Ok((stream, self.reader))
+        Ok((stream, self.reader, self.owed))
     }
 }
 

@@ -69,7 +69,8 @@ pub(crate) struct ServedLink {
 }
 
 impl ServedLink {
-    /// A link to no leg (a placeholder while the socket changes hands): never ready.
+    /// A link to no leg (a placeholder while the socket changes hands): polled, it reports
+    /// the socket dropped.
     pub fn detached() -> ServedLink {
         let (_, rx) = mpsc::unbounded_channel();
         ServedLink {
@@ -122,6 +123,8 @@ pub(crate) struct ServedBot {
     closing: bool,
     /// The close frame is queued.
     close_sent: bool,
+    /// The reader may hold whole messages read before the hand-over (taken at the first tick).
+    unread: bool,
     out: Vec<Output>,
 }
 
@@ -129,6 +132,8 @@ pub(crate) struct ServedBot {
 pub(crate) struct ServedParts {
     pub sock: std::net::TcpStream,
     pub reader: WireReader,
+    /// Bytes the session still owed the bot (part of a pong), written first.
+    pub owed: Vec<u8>,
     pub core: Arc<CoreCell>,
     pub shared: Arc<Shared>,
     pub prompts: Option<Arc<PromptFrames>>,
@@ -142,12 +147,20 @@ impl ServedBot {
     pub fn new(parts: ServedParts) -> (ServedBot, ServedLink) {
         let (tx, rx) = mpsc::unbounded_channel();
         let outstanding = Arc::new(AtomicUsize::new(0));
-        parts.core.lock().served = true;
+        {
+            // A new socket: whatever an earlier one left set does not apply to it.
+            let mut st = parts.core.lock();
+            st.served = true;
+            st.released = false;
+            st.close = false;
+        }
+        let mut owed = parts.owed;
+        owed.reserve(4096);
         let now = tokio::time::Instant::now();
         let bot = ServedBot {
             sock: parts.sock,
             reader: parts.reader,
-            owed: Vec::with_capacity(4096),
+            owed,
             blocked_since: None,
             core: parts.core,
             shared: parts.shared,
@@ -163,22 +176,20 @@ impl ServedBot {
             alive: true,
             closing: false,
             close_sent: false,
+            unread: true,
             out: Vec::new(),
         };
         (bot, ServedLink { rx, outstanding })
     }
 
-    /// The socket failed: the task is told, the core's frames go back to the task.
+    /// The socket failed: the task is told; the task's frames not yet written stay in the
+    /// core for it (sent after the resume), and its frames from now on are its own again.
     fn fail(&mut self, reason: String) {
         if !self.alive {
             return;
         }
         self.alive = false;
-        {
-            let mut st = self.core.lock();
-            st.served = false;
-            st.outq.clear();
-        }
+        self.core.lock().served = false;
         if !self.closing {
             let _e = self.span.enter();
             tracing::warn!(%reason, "WebSocket bot socket failed (served by the media relay)");
@@ -229,7 +240,7 @@ impl ServedBot {
                 });
             }
             WireMsg::Text(text) => {
-                if let Err(e) = self.through_core(|proto, out| proto.on_text(&text, out)) {
+                if let Some(Err(e)) = self.through_core(|proto, out| proto.on_text(&text, out)) {
                     self.bad_frame(&e);
                 }
                 self.echo_marks();
@@ -261,16 +272,23 @@ impl ServedBot {
     }
 
     /// Runs `f` on the protocol core under its lock — first taking the frames the task queued
-    /// there, so they go out before what `f` makes — then carries out its outputs.
+    /// there, so they go out before what `f` makes — then carries out its outputs. `None`
+    /// (and `f` not run) once the task's goodbye is queued: nothing may follow it (a media
+    /// stream's `media` after its `stop`).
     fn through_core<R>(
         &mut self,
         f: impl FnOnce(&mut dyn super::protocol::Protocol, &mut Vec<Output>) -> R,
-    ) -> R {
+    ) -> Option<R> {
         let mut out = std::mem::take(&mut self.out);
         let result = {
             let mut st = self.core.lock();
             Self::take_queued(&mut st, &mut self.owed);
-            f(st.proto.as_mut(), &mut out)
+            if st.close {
+                self.closing = true;
+                None
+            } else {
+                Some(f(st.proto.as_mut(), &mut out))
+            }
         };
         self.out = out;
         self.apply();
@@ -295,6 +313,11 @@ impl ServedBot {
                 return self.fail(e.to_string());
             }
         }
+        self.take_messages();
+    }
+
+    /// Takes every whole message the reader holds.
+    fn take_messages(&mut self) {
         while self.alive {
             match self.reader.next() {
                 Ok(Some(msg)) => self.on_message(msg),
@@ -305,10 +328,17 @@ impl ServedBot {
     }
 
     /// Fails the leg if the bot closed the connection or the socket has an error, without
-    /// taking any data waiting.
+    /// taking any data waiting. Called when the socket woke the relay while it is not read:
+    /// with nothing owed either (no interest at all) only a hang-up or an error wakes it, and
+    /// that must end the leg even with data waiting (a reset), or the level-triggered set
+    /// would report it again on every pass.
     fn check_hangup(&mut self) {
+        if let Ok(Some(e)) = self.sock.take_error() {
+            return self.fail(e.to_string());
+        }
         match self.sock.peek(&mut [0u8; 1]) {
             Ok(0) => self.fail("the bot closed the connection".into()),
+            Ok(_) if self.owed.is_empty() => self.fail("the bot's connection was reset".into()),
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
             Err(e) => self.fail(e.to_string()),
@@ -415,6 +445,16 @@ impl ServedBot {
     }
 }
 
+impl Drop for ServedBot {
+    fn drop(&mut self) {
+        // Dropped while alive — it panicked, or the relay thread stopped — without `fail` or
+        // `finish`: the task's frames are its own again (its link reports the socket dropped).
+        if self.alive {
+            self.core.lock().served = false;
+        }
+    }
+}
+
 impl ServedLeg for ServedBot {
     fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()
@@ -457,6 +497,12 @@ impl ServedLeg for ServedBot {
             return;
         }
         self.take_task_frames();
+        if self.unread {
+            // Messages read with the handshake or before the hand-over: the bot may be waiting
+            // for an answer to them, and will not write again to wake the socket.
+            self.unread = false;
+            self.take_messages();
+        }
         self.pace(now, out);
         if !self.owed.is_empty() {
             self.flush();
@@ -470,7 +516,7 @@ impl ServedLeg for ServedBot {
     }
 
     fn next_tick(&self) -> Instant {
-        if self.core.wants_attention() {
+        if self.unread || self.core.wants_attention() {
             // The task's frames or goodbye wait.
             return Instant::now();
         }
@@ -489,12 +535,15 @@ impl ServedLeg for ServedBot {
         if !self.alive {
             return;
         }
-        if self.closing || self.core.take_attention() && self.core.lock().close {
+        // Decided under the lock the task's goodbye is queued under: either it is queued
+        // (it is written here) or the task will find the socket released and say it itself.
+        let mut st = self.core.lock();
+        self.core.take_attention();
+        Self::take_queued(&mut st, &mut self.owed);
+        if self.closing || st.close {
             // The goodbye is queued: one try at writing it, without waiting.
-            self.closing = true;
-            let mut st = self.core.lock();
-            Self::take_queued(&mut st, &mut self.owed);
             drop(st);
+            self.closing = true;
             self.close_when_written();
             if self.alive {
                 self.shut();
@@ -504,13 +553,10 @@ impl ServedLeg for ServedBot {
         // The session still has to say goodbye: the socket goes back to it, with what the
         // core queued so far; what it queues until the task takes the socket waits in the
         // core (`released`), and the task's goodbye waits for the socket.
+        st.released = true;
+        drop(st);
         self.alive = false;
-        let mut owed = std::mem::take(&mut self.owed);
-        {
-            let mut st = self.core.lock();
-            Self::take_queued(&mut st, &mut owed);
-            st.released = true;
-        }
+        let owed = std::mem::take(&mut self.owed);
         let reader = std::mem::replace(&mut self.reader, WireReader::new(Vec::new(), 0));
         match self.sock.try_clone() {
             Ok(sock) => {
@@ -536,6 +582,11 @@ mod tests {
 
     /// A served media-stream leg over a real loopback socket, and the bot's end of it.
     fn leg() -> (ServedBot, ServedLink, Arc<CoreCell>, std::net::TcpStream) {
+        leg_with(Vec::new())
+    }
+
+    /// The same, its reader holding `leftover` (bytes read before the hand-over).
+    fn leg_with(leftover: Vec<u8>) -> (ServedBot, ServedLink, Arc<CoreCell>, std::net::TcpStream) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
         let sock =
             std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
@@ -558,8 +609,9 @@ mod tests {
             counters,
         });
         let (bot, link) = ServedBot::new(ServedParts {
+            owed: Vec::new(),
             sock,
-            reader: WireReader::new(Vec::new(), 1 << 20),
+            reader: WireReader::new(leftover, 1 << 20),
             core: core.clone(),
             shared,
             prompts: None,
@@ -589,6 +641,111 @@ mod tests {
             got.push(serde_json::from_str(&t).expect("json"));
         }
         got
+    }
+
+    /// A media message from the bot (20 ms of µ-law byte `b`), framed as a server sends it.
+    fn media_frame(b: u8) -> Vec<u8> {
+        let payload = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [b; 160]);
+        let text = serde_json::json!({"event": "media", "media": {"payload": payload}}).to_string();
+        let mut bytes = vec![0x81, 126];
+        bytes.extend_from_slice(&(text.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+        bytes
+    }
+
+    fn poll_link(link: &mut ServedLink) -> std::task::Poll<FromRelay> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        link.poll_next(&mut cx)
+    }
+
+    #[test]
+    fn messages_read_before_the_hand_over_are_taken_at_the_first_tick() {
+        // 1. The session had read a whole media message past the last one it took; the bot
+        //    writes nothing more (the socket will not wake the relay).
+        let (mut bot, _link, _core, _bot_end) = leg_with(media_frame(0x10));
+        assert!(
+            bot.next_tick() <= Instant::now(),
+            "the leg asks for a tick at once"
+        );
+        // 2. The first tick plays it.
+        let mut out = Vec::new();
+        bot.on_tick(Instant::now(), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0][0], g711::linear_to_ulaw(g711::ulaw_to_linear(0x10)));
+    }
+
+    #[test]
+    fn a_goodbye_queued_first_is_written_here_and_nothing_follows_it() {
+        // 1. The task queues its goodbye (`stop`) while the relay serves the socket.
+        let (mut bot, mut link, core, mut bot_end) = leg();
+        assert!(core.close_served(|p| p.closing("x", "y")).is_ok());
+        // 2. The person's audio arriving now makes no `media` after the `stop`.
+        bot.on_person(&[0xff; 160]);
+        // 3. The call's media ends: the relay writes the goodbye and a close frame and keeps
+        //    the socket (nothing handed back).
+        bot.finish();
+        assert!(!bot.alive());
+        let got = received(&mut bot_end);
+        let events: Vec<&str> = got.iter().filter_map(|m| m["event"].as_str()).collect();
+        assert_eq!(events, ["stop"]);
+        assert!(poll_link(&mut link).is_pending());
+    }
+
+    #[test]
+    fn a_socket_handed_back_first_leaves_the_goodbye_to_the_task() {
+        // 1. The call's media ends before the goodbye: the socket goes back to the task.
+        let (mut bot, mut link, core, _bot_end) = leg();
+        bot.finish();
+        assert!(matches!(
+            poll_link(&mut link),
+            std::task::Poll::Ready(FromRelay::Returned(_))
+        ));
+        // 2. The task's goodbye is refused here (it says it itself on the returned socket).
+        let frames = core
+            .close_served(|p| p.closing("x", "y"))
+            .expect_err("released");
+        assert!(frames.iter().any(|f| f.contains("\"stop\"")), "{frames:?}");
+    }
+
+    #[test]
+    fn a_failed_socket_leaves_the_tasks_unwritten_frames_to_it() {
+        // 1. The task's key press is queued for the relay; the bot closes before it is written.
+        let (mut bot, _link, core, bot_end) = leg();
+        assert!(
+            core.run(|c, out| c.on_command(Command::Dtmf('7'), out))
+                .is_empty()
+        );
+        drop(bot_end);
+        std::thread::sleep(Duration::from_millis(50));
+        // 2. The relay finds the socket closed: the frame is the task's again, for the resume.
+        bot.on_socket(Instant::now(), &mut Vec::new());
+        assert!(!bot.alive());
+        let back = core.take_back();
+        assert_eq!(back.len(), 1, "{back:?}");
+        assert!(back[0].contains("\"dtmf\""), "{back:?}");
+    }
+
+    #[test]
+    fn a_reset_while_not_reading_ends_the_leg() {
+        // 1. The task is behind: the relay stops reading the socket (no interest at all).
+        let (mut bot, mut link, _core, bot_end) = leg();
+        bot.outstanding.store(MAX_OUTSTANDING, Relaxed);
+        assert_eq!(bot.interest(), (false, false));
+        // 2. The bot writes, then resets the connection: data waits, and the reset with it.
+        let mut bot_end = bot_end;
+        bot_end.write_all(&media_frame(0x20)).expect("write");
+        socket2::SockRef::from(&bot_end)
+            .set_linger(Some(Duration::ZERO))
+            .expect("linger");
+        drop(bot_end);
+        std::thread::sleep(Duration::from_millis(50));
+        // 3. The wake-up (a hang-up, reported whatever the interest) ends the leg.
+        bot.on_socket(Instant::now(), &mut Vec::new());
+        assert!(!bot.alive());
+        assert!(matches!(
+            poll_link(&mut link),
+            std::task::Poll::Ready(FromRelay::Dropped(_))
+        ));
     }
 
     #[test]

@@ -78,11 +78,17 @@ impl CoreCell {
         rest
     }
 
-    /// Ends the session while served: `frames` go last, then the relay closes the socket.
-    /// `Err(frames)` when the relay let go of the socket meanwhile (it failed, or comes back
-    /// to the task): the task says goodbye itself.
-    pub fn close_served(&self, frames: Vec<String>) -> Result<(), Vec<String>> {
+    /// Ends the session while served: the goodbye `closing` makes goes last, then the relay
+    /// closes the socket. The goodbye is made and queued under one lock, so no frame of the
+    /// relay's comes between (a media stream's `media` after its `stop`), and the relay's
+    /// hand-back (`released`) is decided under the same lock. `Err(frames)` when the relay let
+    /// go of the socket (it failed, or comes back to the task): the task says goodbye itself.
+    pub fn close_served(
+        &self,
+        closing: impl FnOnce(&mut dyn Protocol) -> Vec<String>,
+    ) -> Result<(), Vec<String>> {
         let mut st = self.lock();
+        let frames = closing(st.proto.as_mut());
         if !st.served || st.released {
             return Err(frames);
         }

@@ -198,13 +198,14 @@ impl Task {
         else {
             return Ok(());
         };
-        let (sock, reader) = plain.into_parts().map_err(|e| e.to_string())?;
+        let (sock, reader, owed) = plain.into_parts().map_err(|e| e.to_string())?;
         let Some(side) = &self.media else {
             return Ok(());
         };
         let (bot, served) = ServedBot::new(ServedParts {
             sock,
             reader,
+            owed,
             core: self.core.clone(),
             shared: self.shared.clone(),
             prompts: side.prompt_frames(),
@@ -221,12 +222,13 @@ impl Task {
         Ok(())
     }
 
-    /// The relay handed the socket back: the frames the core queued meanwhile go first.
+    /// The relay handed the socket back: the frames the core queued meanwhile go first, then
+    /// the person's audio the relay no longer takes.
     async fn take_back(&mut self, link: &mut Link) -> Result<(), String> {
         for frame in self.core.take_back() {
             self.write(link, frame).await?;
         }
-        Ok(())
+        self.person_audio(link).await
     }
 
     /// Sends the bot's frames that are due now (none, one, or after a stall the missed ones)
@@ -276,8 +278,13 @@ impl Task {
     }
 
     /// The person's audio the relay queued: all of it goes through the core to the bot (as the
-    /// call's PCMU bytes: a µ-law bot gets them as they came).
+    /// call's PCMU bytes: a µ-law bot gets them as they came). Not while the relay serves the
+    /// socket: it takes what is queued when it adopts the leg, and a chunk taken here at the
+    /// same time could reach the core after a later one.
     async fn person_audio(&mut self, link: &mut Link) -> Result<(), String> {
+        if matches!(link, Link::Served(_)) {
+            return Ok(());
+        }
         let Some(side) = self.media.as_mut() else {
             return Ok(());
         };
@@ -422,6 +429,9 @@ impl Task {
     /// Carries out one output; `Err` when the socket failed.
     async fn apply(&mut self, link: &mut Link, output: Output) -> Result<(), String> {
         match output {
+            // The core gives a frame back while the link is served only once the relay let go
+            // of a failed socket (its word is on the way): the frame waits for the resume.
+            Output::Send(frame) if matches!(link, Link::Served(_)) => self.keep_for_resume(frame),
             Output::Send(frame) => self.write(link, frame).await?,
             // Never waits (see the module doc).
             Output::Event(e) => self.emit(e),
@@ -455,6 +465,16 @@ impl Task {
         Ok(())
     }
 
+    /// Keeps a frame for the bot until the session resumes (bounded: past [`MAX_PENDING`] it
+    /// is dropped and said so).
+    fn keep_for_resume(&mut self, frame: String) {
+        if self.pending.len() < MAX_PENDING {
+            self.pending.push(frame);
+        } else {
+            tracing::warn!("frame for the bot dropped while reconnecting");
+        }
+    }
+
     /// Relays until hang-up or until the bot is gone for good.
     pub(crate) async fn run(mut self, mut link: Link) {
         loop {
@@ -462,6 +482,13 @@ impl Task {
                 Stretch::Ended => return,
                 Stretch::Dropped(reason) => {
                     tracing::warn!(%reason, "WebSocket bot socket dropped");
+                    // The frames a served socket had not written yet go after the resume.
+                    let mut unsent = self.core.take_back();
+                    unsent.append(&mut self.pending);
+                    self.pending = Vec::new();
+                    for frame in unsent {
+                        self.keep_for_resume(frame);
+                    }
                     // A served socket's clock stopped with it: this task plays the bot's
                     // queued audio (and silence) again until the next socket is served.
                     if self.media.is_some() && self.play.is_none() {
@@ -619,8 +646,10 @@ impl Task {
         let frames = if let Link::Served(_) = link {
             // The relay writes the goodbye after everything queued, then closes the socket
             // (the person's last audio went to the core as it came).
-            let frames = self.core.lock().proto.closing(reason_code, reason);
-            match self.core.close_served(frames) {
+            match self
+                .core
+                .close_served(|proto| proto.closing(reason_code, reason))
+            {
                 Ok(()) => return Stretch::Ended,
                 Err(frames) => {
                     // The relay let go of the socket meanwhile: take it back, bounded.
@@ -714,10 +743,8 @@ impl Task {
                     Some(ToTask::Core(cmd)) => {
                         let out = self.core.run(|core, out| core.on_command(cmd, out));
                         for o in out {
-                            match o {
-                                Output::Send(frame) if self.pending.len() < MAX_PENDING => self.pending.push(frame),
-                                Output::Send(_) => tracing::warn!("frame for the bot dropped while reconnecting"),
-                                _ => {}
+                            if let Output::Send(frame) = o {
+                                self.keep_for_resume(frame);
                             }
                         }
                     }

@@ -108,13 +108,13 @@ impl Relay {
                 if now.saturating_duration_since(since) < UNMATCHED {
                     self.served_unmatched.push((id, leg, since));
                 } else {
-                    leg.finish();
+                    guarded(|| leg.finish());
                 }
                 continue;
             };
             if let Some(mut old) = d.served.take() {
                 let _ = epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, old.leg.fd(), 0);
-                old.leg.finish();
+                guarded(|| old.leg.finish());
             }
             let interest = leg.interest();
             let token = SERVED_TOKEN | slot as u64;
@@ -137,6 +137,8 @@ impl Relay {
                 self.served_at.resize(slot + 1, now);
             }
             self.served_at[slot] = now;
+            // Ticked on this pass: its first tick takes what the session read before.
+            self.served_due = now;
         }
     }
 
@@ -187,8 +189,10 @@ impl Relay {
             let Some(sv) = served(s) else {
                 continue;
             };
-            let leg = &mut sv.leg;
-            sv.poisoned |= !guarded(|| leg.on_tick(now, &mut frames));
+            if !sv.poisoned {
+                let leg = &mut sv.leg;
+                sv.poisoned |= !guarded(|| leg.on_tick(now, &mut frames));
+            }
             if self.settle(slot, &mut frames, buf, now) {
                 kept.push(slot);
             }
@@ -262,6 +266,8 @@ pub(super) fn finish_served(epfd: RawFd, s: &mut SessionRt) {
         // Removed before the leg lets go of the socket: a socket handed back to its session
         // must not stay in this set.
         let _ = epoll_ctl(epfd, libc::EPOLL_CTL_DEL, sv.leg.fd(), 0);
-        sv.leg.finish();
+        if !sv.poisoned {
+            guarded(|| sv.leg.finish());
+        }
     }
 }
