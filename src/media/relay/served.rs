@@ -28,18 +28,41 @@ const UNMATCHED: Duration = Duration::from_secs(2);
 pub(crate) struct ServedRt {
     pub(super) leg: Box<dyn ServedLeg>,
     registered: (bool, bool),
+    /// The relay's epoll set and the socket's token in it.
+    epfd: RawFd,
+    token: u64,
     /// The leg panicked: it is dropped at once (see [`guarded`]).
     pub(super) poisoned: bool,
 }
 
 impl ServedRt {
-    /// Hands the leg one packet of the person's audio.
+    /// Hands the leg one packet of the person's audio. Its frame may not have gone out whole
+    /// (the socket is full): the rest is written when the socket is writable, not at the next
+    /// tick.
     pub(super) fn person(&mut self, pcmu: &[u8]) {
         if self.poisoned {
             return;
         }
         let leg = &mut self.leg;
         self.poisoned |= !guarded(|| leg.on_person(pcmu));
+        if !self.poisoned {
+            self.sync_interest();
+        }
+    }
+
+    /// Brings the socket's registered interest up to the leg's.
+    fn sync_interest(&mut self) {
+        let interest = self.leg.interest();
+        if interest != self.registered {
+            self.registered = interest;
+            epoll_set(
+                self.epfd,
+                libc::EPOLL_CTL_MOD,
+                self.leg.fd(),
+                self.token,
+                interest,
+            );
+        }
     }
 }
 
@@ -122,6 +145,8 @@ impl Relay {
             let mut sv = ServedRt {
                 leg,
                 registered: interest,
+                epfd: self.epfd,
+                token,
                 poisoned: false,
             };
             // The person's audio queued before the hand-over goes first.
@@ -237,12 +262,7 @@ impl Relay {
             self.served_at.resize(slot + 1, now);
         }
         self.served_at[slot] = at;
-        let interest = sv.leg.interest();
-        if interest != sv.registered {
-            sv.registered = interest;
-            let token = SERVED_TOKEN | slot as u64;
-            epoll_set(self.epfd, libc::EPOLL_CTL_MOD, sv.leg.fd(), token, interest);
-        }
+        sv.sync_interest();
         true
     }
 }
