@@ -237,7 +237,6 @@ impl DirectPort {
         }
     }
 
-    /// Moves the person's audio waiting (PCMU) to the end of `out`; how many bytes came.
     /// Hands the bot leg to the relay thread, which serves `leg`'s socket from now on (until
     /// the leg says it is no longer alive). The person's audio still queued goes to it first.
     pub fn serve(&self, leg: Box<dyn ServedLeg>) {
@@ -245,6 +244,7 @@ impl DirectPort {
         self.outbox.served_waiting.store(true, Relaxed);
     }
 
+    /// Moves the person's audio waiting (PCMU) to the end of `out`; how many bytes came.
     pub fn take_person_audio(&self, out: &mut Vec<u8>) -> usize {
         let mut q = lock(&self.shared.person);
         let n = q.len();

@@ -174,10 +174,18 @@ pub(crate) struct Relay {
 const CTRL_TOKEN: u64 = u64::MAX;
 
 fn epoll_ctl(epfd: RawFd, op: i32, fd: RawFd, token: u64) -> std::io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: token,
-    };
+    epoll_ctl_events(epfd, op, fd, token, libc::EPOLLIN as u32)
+}
+
+/// [`epoll_ctl`] with the events to watch for.
+fn epoll_ctl_events(
+    epfd: RawFd,
+    op: i32,
+    fd: RawFd,
+    token: u64,
+    events: u32,
+) -> std::io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: token };
     // SAFETY: plain syscall on descriptors we own; `ev` lives across the call.
     let r = unsafe { libc::epoll_ctl(epfd, op, fd, &mut ev) };
     if r < 0 {

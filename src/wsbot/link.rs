@@ -5,7 +5,7 @@
 use super::config::WebSocketBot;
 use super::error::WsBotError;
 use super::plain::PlainLink;
-use super::served::{FromRelay, ServedLink};
+use super::served_link::{FromRelay, ServedLink};
 use super::types::WsBotOptions;
 use super::wire::WireMsg;
 use futures_util::{SinkExt, StreamExt};

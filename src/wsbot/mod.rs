@@ -29,6 +29,7 @@ mod prompts;
 mod protocol;
 pub mod resample;
 mod served;
+mod served_link;
 mod session;
 mod shared_core;
 mod task;

@@ -14,13 +14,13 @@
 //! The protocol stays in the core (`shared_core.rs`), run here under its lock; frames the
 //! task makes meanwhile are written before any made here. When the socket fails the leg says
 //! so to the task (which resumes on a new socket, then hands it over again) and the relay
-//! drops it; at hang-up the task queues the goodbye and the leg writes it and closes.
+//! drops it; at hang-up the task queues the goodbye and the leg writes it and closes. The
+//! task's end of all this is `served_link.rs`.
 
 use super::prompts::PromptFrames;
 use super::protocol::Output;
 use super::shared_core::CoreCell;
 use super::task::Shared;
-use super::types::Counters;
 use super::wire::{self, WireMsg, WireReader};
 use crate::media::g711;
 use crate::media::{DIRECT_FRAME, ServedLeg};
@@ -31,27 +31,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+use super::served_link::{FromRelay, Returned, ServedLink};
+
 use super::pacer::{Pacer, Step};
-
-/// From the relay's side to the session's task.
-#[derive(Debug)]
-pub(crate) enum FromRelay {
-    /// Outputs of a bot message the task carries out (events).
-    Outputs(Vec<Output>),
-    /// The socket failed (the reason): the task resumes or gives up.
-    Dropped(String),
-    /// The call's media ended before the session did: the socket comes back to the task (with
-    /// the bytes read past the last message and those owed to the bot), which says goodbye.
-    Returned(Box<Returned>),
-}
-
-/// A socket handed back by the relay.
-#[derive(Debug)]
-pub(crate) struct Returned {
-    pub sock: std::net::TcpStream,
-    pub reader: WireReader,
-    pub owed: Vec<u8>,
-}
 
 /// Messages handed to the task and not yet taken, at most, before the socket is no longer
 /// read (the bot is slowed down; nothing it said is lost).
@@ -60,42 +42,6 @@ const MAX_OUTSTANDING: usize = 256;
 /// Bytes owed to the bot at most (about 10 s of 24 kHz audio); past them the bot is not
 /// reading and the socket is dropped.
 const MAX_OWED: usize = 1 << 20;
-
-/// What the task keeps to talk with its served leg.
-#[derive(Debug)]
-pub(crate) struct ServedLink {
-    rx: mpsc::UnboundedReceiver<FromRelay>,
-    outstanding: Arc<AtomicUsize>,
-}
-
-impl ServedLink {
-    /// A link to no leg (a placeholder while the socket changes hands): polled, it reports
-    /// the socket dropped.
-    pub fn detached() -> ServedLink {
-        let (_, rx) = mpsc::unbounded_channel();
-        ServedLink {
-            rx,
-            outstanding: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
-    /// The next word from the relay. A leg gone without a word (the relay dropped it after a
-    /// panic in it, or the relay thread stopped) counts as a dropped socket: the task resumes.
-    pub fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<FromRelay> {
-        match self.rx.poll_recv(cx) {
-            std::task::Poll::Ready(Some(msg)) => {
-                if let FromRelay::Outputs(_) = msg {
-                    self.outstanding.fetch_sub(1, Relaxed);
-                }
-                std::task::Poll::Ready(msg)
-            }
-            std::task::Poll::Ready(None) => std::task::Poll::Ready(FromRelay::Dropped(
-                "the media relay stopped serving the bot's socket".into(),
-            )),
-            std::task::Poll::Pending => std::task::Poll::Pending,
-        }
-    }
-}
 
 /// The leg the relay serves.
 pub(crate) struct ServedBot {
@@ -145,15 +91,8 @@ impl ServedBot {
     /// A leg over `parts.sock`, and the task's end of it. The core is marked served: the
     /// task's frames go to the relay from now on.
     pub fn new(parts: ServedParts) -> (ServedBot, ServedLink) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let outstanding = Arc::new(AtomicUsize::new(0));
-        {
-            // A new socket: whatever an earlier one left set does not apply to it.
-            let mut st = parts.core.lock();
-            st.served = true;
-            st.released = false;
-            st.close = false;
-        }
+        let (tx, outstanding, link) = ServedLink::channel();
+        parts.core.start_serving();
         let mut owed = parts.owed;
         owed.reserve(4096);
         let now = tokio::time::Instant::now();
@@ -169,7 +108,7 @@ impl ServedBot {
             next_check: now,
             fresh: true,
             to_task: tx,
-            outstanding: outstanding.clone(),
+            outstanding,
             max_message: parts.max_message,
             write_timeout: parts.write_timeout,
             span: tracing::Span::current(),
@@ -179,7 +118,7 @@ impl ServedBot {
             unread: true,
             out: Vec::new(),
         };
-        (bot, ServedLink { rx, outstanding })
+        (bot, link)
     }
 
     /// The socket failed: the task is told; the task's frames not yet written stay in the
@@ -257,9 +196,8 @@ impl ServedBot {
     }
 
     fn bad_frame(&self, e: &super::error::FrameError) {
-        Counters::bump(&self.shared.counters.bad_frames);
         let _e = self.span.enter();
-        tracing::warn!(error = %e, "ignored a frame from the WebSocket bot");
+        self.shared.counters.bad_frame(e);
     }
 
     /// Echoes marks whose audio has played (media stream).
@@ -578,6 +516,7 @@ mod tests {
     use crate::wsbot::media_stream::MediaStreamCore;
     use crate::wsbot::protocol::Command;
     use crate::wsbot::types::CallInfo;
+    use crate::wsbot::types::Counters;
     use std::sync::Mutex;
 
     /// A served media-stream leg over a real loopback socket, and the bot's end of it.

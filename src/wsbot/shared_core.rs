@@ -98,6 +98,15 @@ impl CoreCell {
         Ok(())
     }
 
+    /// The relay serves a new socket from now on: the task's frames go to it, and whatever an
+    /// earlier socket left set (a hand-back, a goodbye) does not apply to this one.
+    pub fn start_serving(&self) {
+        let mut st = self.lock();
+        st.served = true;
+        st.released = false;
+        st.close = false;
+    }
+
     /// The socket came back from the relay: frames are the task's to write again, starting
     /// with those queued meanwhile (returned, in order).
     pub fn take_back(&self) -> Vec<String> {

@@ -28,7 +28,8 @@ use super::link::{self, Incoming, Link};
 use super::media_side::{self, MediaSide, Playout};
 use super::pacer::{FRAME, Step};
 use super::protocol::{Command, Output};
-use super::served::{ServedBot, ServedLink, ServedParts};
+use super::served::{ServedBot, ServedParts};
+use super::served_link::ServedLink;
 use super::shared_core::CoreCell;
 use super::types::{Counters, WsBotEvent, WsBotOptions};
 use super::wakeups::{self, Wakeups};
@@ -412,8 +413,7 @@ impl Task {
             Incoming::Outputs(outputs) => return Some(outputs),
         };
         if let Err(e) = result {
-            Counters::bump(&self.shared.counters.bad_frames);
-            tracing::warn!(error = %e, "ignored a frame from the WebSocket bot");
+            self.shared.counters.bad_frame(&e);
         }
         Some(out)
     }

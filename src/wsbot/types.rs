@@ -148,6 +148,13 @@ impl Counters {
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// A frame from the bot that is ignored: counted and logged (whoever read it, the
+    /// session's task or the relay thread serving its socket).
+    pub fn bad_frame(&self, e: &super::error::FrameError) {
+        Self::bump(&self.bad_frames);
+        tracing::warn!(error = %e, "ignored a frame from the WebSocket bot");
+    }
 }
 
 /// A snapshot of one session's counters (for metrics per bot kind).

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::super::direct::{DIRECT_FRAME, ServedLeg};
 use super::super::types::Leg;
 use super::direct::on_direct;
-use super::{Relay, SessionRt, epoll_ctl};
+use super::{Relay, SessionRt, epoll_ctl, epoll_ctl_events};
 
 /// Token bit of a served leg's socket (the rest is the session's slot).
 pub(super) const SERVED_TOKEN: u64 = 1 << 62;
@@ -96,14 +96,7 @@ fn events(interest: (bool, bool)) -> u32 {
 }
 
 fn epoll_set(epfd: RawFd, op: i32, fd: RawFd, token: u64, interest: (bool, bool)) {
-    let mut ev = libc::epoll_event {
-        events: events(interest),
-        u64: token,
-    };
-    // SAFETY: plain syscall on descriptors we own; `ev` lives across the call.
-    let r = unsafe { libc::epoll_ctl(epfd, op, fd, &mut ev) };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
+    if let Err(e) = epoll_ctl_events(epfd, op, fd, token, events(interest)) {
         tracing::error!(error = %e, "media relay could not watch a bot's socket");
     }
 }
