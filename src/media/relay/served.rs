@@ -151,13 +151,18 @@ impl Relay {
             if !self.served_slots.contains(&slot) {
                 self.served_slots.push(slot);
             }
-            if self.served_at.len() <= slot {
-                self.served_at.resize(slot + 1, now);
-            }
-            self.served_at[slot] = now;
+            self.set_served_at(slot, now);
             // Ticked on this pass: its first tick takes what the session read before.
             self.served_due = now;
         }
+    }
+
+    /// Notes when the leg of `slot` next wants its tick.
+    fn set_served_at(&mut self, slot: usize, at: Instant) {
+        if self.served_at.len() <= slot {
+            self.served_at.resize(slot + 1, at);
+        }
+        self.served_at[slot] = at;
     }
 
     /// A served leg's socket is ready.
@@ -195,9 +200,11 @@ impl Relay {
         let mut kept = Vec::with_capacity(slots.len());
         for slot in slots {
             // Most legs are not due: skipped on the time cached at their last run.
-            let cached = self.served_at.get(slot).copied();
-            if !sweep && cached.is_some_and(|at| at > now) {
-                self.served_due = self.served_due.min(cached.unwrap_or(now));
+            if let Some(&at) = self.served_at.get(slot)
+                && !sweep
+                && at > now
+            {
+                self.served_due = self.served_due.min(at);
                 kept.push(slot);
                 continue;
             }
@@ -249,13 +256,10 @@ impl Relay {
             }
             return false;
         }
+        sv.sync_interest();
         let at = sv.leg.next_tick();
         self.served_due = self.served_due.min(at);
-        if self.served_at.len() <= slot {
-            self.served_at.resize(slot + 1, now);
-        }
-        self.served_at[slot] = at;
-        sv.sync_interest();
+        self.set_served_at(slot, at);
         true
     }
 }
